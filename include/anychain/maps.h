@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Keys and values of anychain's BPF maps. Included by the BPF fast path and by the C++ agent;
+ * tests/bpf/btf_layout_test.cc checks every size and offset here against the built object's BTF.
+ * Addresses and the SPI/SI word are in network byte order; everything else is host order.
+ */
+#ifndef ANYCHAIN_MAPS_H
+#define ANYCHAIN_MAPS_H
+
+#include <linux/types.h>
+
+#define AC_PIN_ROOT "/sys/fs/bpf/anychain"
+
+#define AC_MAX_POLICIES 64       /* classifier rules, evaluated in index order */
+#define AC_MAX_PATHS 16384       /* (SPI, SI) entries */
+#define AC_MAX_SERVICES 1024     /* service ids 1..AC_MAX_SERVICES-1 */
+#define AC_MAX_INSTANCES 16384   /* instance ids 1..; 0 means "none" */
+#define AC_MAX_IFACES 256
+#define AC_WCMP_BUCKETS 4093     /* buckets per service table (prime, Maglev) */
+#define AC_FLOW_CACHE_DEFAULT 65536 /* per-CPU LRU entries; resized by the loader */
+#define AC_PROXY_DEFAULT 65536
+#define AC_PROXY_NSH_MAX 128     /* NSH bytes the SFC proxy keeps per flow */
+
+/* ac_config: the single entry of the config array */
+#define AC_CFG_SYMMETRIC_HASH (1u << 0) /* default for policies without their own flag */
+struct ac_config {
+	__be32 local_endpoint;  /* this node's NSH endpoint (VXLAN-GPE outer source) */
+	__u32 flags;
+	__u64 flow_timeout_ns;  /* idle timeout of flow cache entries, 0 = never */
+	__u32 n_policies;       /* rules 0..n_policies-1 of the policy array are live */
+	__u16 gpe_port;         /* UDP port of VXLAN-GPE, host order (4790) */
+	__u8 default_ttl;       /* NSH TTL pushed by the classifier */
+	__u8 pad;
+};
+
+/* ac_ifaces: ifindex -> role of that interface */
+#define AC_IF_CLASSIFY (1u << 0)  /* plain IP arriving here is classified */
+#define AC_IF_VNF (1u << 1)       /* host side of a local VNF's veth */
+struct ac_iface {
+	__u32 flags;
+	__u32 instance_id;       /* AC_IF_VNF: the instance behind this veth */
+	__u8 mac[6];             /* this interface's own MAC */
+	__u8 pad[2];
+};
+
+/* ac_policy: classifier rule; prefixes in network order, IPv4 in addr[0] */
+#define AC_POL_SYMMETRIC (1u << 0) /* hash both directions of a flow alike */
+#define AC_POL_MD2 (1u << 1)       /* push MD type 2 (flow hash as a TLV) instead of MD type 1 */
+struct ac_policy {
+	__be32 src[4];
+	__be32 dst[4];
+	__u8 family;             /* 4 or 6 */
+	__u8 src_len;
+	__u8 dst_len;
+	__u8 proto;              /* 0 = any */
+	__u16 sport_lo, sport_hi; /* inclusive, host order */
+	__u16 dport_lo, dport_hi;
+	__u32 spi;               /* 24 bits */
+	__u32 flags;
+};
+
+/* ac_paths: key is AC_SPI_SI(spi, si) in network order (the NSH word as read) */
+#define AC_PATH_LAST_HOP (1u << 0) /* this SI ends the chain: pop NSH and route */
+struct ac_path {
+	__u32 service_id;        /* 0 with AC_PATH_LAST_HOP */
+	__u32 flags;
+};
+
+/* ac_instances: instance id -> where it is */
+#define AC_INST_LOCAL (1u << 0)     /* behind a local veth (ifindex) */
+#define AC_INST_NSH_AWARE (1u << 1) /* gets NSH over Ethernet; else served through the proxy */
+struct ac_instance {
+	__u32 ifindex;           /* local: host-side veth */
+	__be32 endpoint;         /* remote: NSH endpoint of its node (VXLAN-GPE outer dst) */
+	__u8 mac[6];             /* local: the VNF's MAC */
+	__u8 flags;
+	__u8 pad;
+	__u32 generation;        /* changes whenever this id is reused or moved */
+	__u32 vni;               /* remote: VXLAN-GPE VNI, 24 bits */
+};
+
+/* ac_flow_cache: (SPI, SI, flow hash) -> chosen instance */
+struct ac_flow_key {
+	__u32 spi_si;            /* network order */
+	__u32 hash;
+};
+struct ac_flow {
+	__u32 instance_id;
+	__u32 generation;        /* must equal the instance's, else the entry is stale */
+	__u64 last_seen_ns;
+};
+
+/* ac_proxy: NSH held by the SFC proxy while an NSH-unaware VNF has the packet */
+struct ac_proxy_key {
+	__u32 ifindex;           /* host-side veth of the VNF */
+	__u32 hash;              /* directional hash of the inner 5-tuple */
+};
+struct ac_proxy_entry {
+	__u8 nsh[AC_PROXY_NSH_MAX];
+	__u16 len;               /* bytes of nsh[] in use, multiple of 4 */
+	__u16 pad;
+	__u32 pad2;
+	__u64 stored_ns;
+};
+
+/* ac_stats: per-CPU counters by reason */
+enum ac_reason {
+	AC_R_RX = 0,             /* every packet the program saw */
+	AC_R_PASS_NOT_OURS,      /* not NSH, not VXLAN-GPE to us, no policy matched */
+	AC_R_CLASSIFIED,         /* policy matched, NSH pushed */
+	AC_R_CACHE_HIT,
+	AC_R_CACHE_MISS,
+	AC_R_CACHE_STALE,        /* cached instance withdrawn/changed: WCMP again */
+	AC_R_FWD_LOCAL_NSH,      /* to a local NSH-aware VNF */
+	AC_R_FWD_LOCAL_PROXY,    /* to a local NSH-unaware VNF, NSH held by the proxy */
+	AC_R_FWD_REMOTE,         /* VXLAN-GPE to another node */
+	AC_R_FWD_LAST_HOP,       /* NSH popped, inner packet routed by FIB */
+	AC_R_PASS_NO_NEIGH,      /* FIB has no neighbour yet: the stack resolves and sends it */
+	AC_R_PASS_LAST_HOP,      /* last hop, inner packet handed to the stack */
+	AC_R_PROXY_RETURN,       /* packet back from an NSH-unaware VNF, NSH restored */
+	AC_R_GPE_DECAP,          /* VXLAN-GPE from another node */
+	/* drops: every one is counted */
+	AC_R_DROP_TRUNCATED,     /* outer Ethernet/IP/UDP/VXLAN-GPE shorter than its header */
+	AC_R_DROP_NSH_TRUNCATED, /* NSH length beyond the packet */
+	AC_R_DROP_NSH_VERSION,
+	AC_R_DROP_NSH_MD_TYPE,   /* unknown MD type, or length inconsistent with it */
+	AC_R_DROP_NSH_TLV,       /* MD2 TLV overruns the NSH header */
+	AC_R_DROP_NSH_NEXT_PROTO,
+	AC_R_DROP_TTL,           /* NSH TTL expired */
+	AC_R_DROP_SI_ZERO,
+	AC_R_DROP_NO_PATH,       /* (SPI, SI) unknown */
+	AC_R_DROP_NO_INSTANCE,   /* service has no table / empty bucket / unknown instance */
+	AC_R_DROP_GPE_NEXT_PROTO,/* VXLAN-GPE whose next protocol is not NSH */
+	AC_R_DROP_GPE_FLAGS,     /* VXLAN-GPE with P bit clear or a version we do not know */
+	AC_R_DROP_PROXY_MISS,    /* packet back from an NSH-unaware VNF with no held NSH */
+	AC_R_DROP_NO_ROOM,       /* bpf_xdp_adjust_head failed */
+	AC_R_DROP_FIB,           /* no route to the next node / inner destination */
+	AC_R_DROP_NO_CONFIG,
+	AC_R_MAX
+};
+struct ac_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+#endif /* ANYCHAIN_MAPS_H */
