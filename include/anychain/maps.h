@@ -12,14 +12,19 @@
 #define AC_PIN_ROOT "/sys/fs/bpf/anychain"
 
 #define AC_MAX_POLICIES 64       /* classifier rules, evaluated in index order */
+/* The policy array holds two banks of AC_MAX_POLICIES rules. The writer fills the idle bank,
+ * then publishes bank and count in ac_config.policies with one 32-bit store. */
+#define AC_POLICY_WORD(bank, count) ((((__u32)(bank) & 1) << 16) | ((__u32)(count) & 0xffff))
+#define AC_POLICY_BANK(w) (((w) >> 16) & 1)
+#define AC_POLICY_COUNT(w) ((w) & 0xffff)
 #define AC_MAX_PATHS 16384       /* (SPI, SI) entries */
 #define AC_MAX_SERVICES 1024     /* service ids 1..AC_MAX_SERVICES-1 */
 #define AC_MAX_INSTANCES 16384   /* instance ids 1..; 0 means "none" */
 #define AC_MAX_IFACES 256
 #define AC_WCMP_BUCKETS 4093     /* buckets per service table (prime, Maglev) */
 #define AC_FLOW_CACHE_DEFAULT 65536 /* per-CPU LRU entries; resized by the loader */
-#define AC_PROXY_DEFAULT 65536
-#define AC_PROXY_NSH_MAX 128     /* NSH bytes the SFC proxy keeps per flow */
+#define AC_PROXY_DEFAULT 16384
+#define AC_PROXY_NSH_MAX 252     /* NSH bytes the SFC proxy keeps per flow (largest NSH) */
 
 /* ac_config: the single entry of the config array */
 #define AC_CFG_SYMMETRIC_HASH (1u << 0) /* default for policies without their own flag */
@@ -27,7 +32,7 @@ struct ac_config {
 	__be32 local_endpoint;  /* this node's NSH endpoint (VXLAN-GPE outer source) */
 	__u32 flags;
 	__u64 flow_timeout_ns;  /* idle timeout of flow cache entries, 0 = never */
-	__u32 n_policies;       /* rules 0..n_policies-1 of the policy array are live */
+	__u32 policies;         /* live rule set: AC_POLICY_BANK() and AC_POLICY_COUNT() */
 	__u16 gpe_port;         /* UDP port of VXLAN-GPE, host order (4790) */
 	__u8 default_ttl;       /* NSH TTL pushed by the classifier */
 	__u8 pad;
@@ -64,19 +69,23 @@ struct ac_policy {
 struct ac_path {
 	__u32 service_id;        /* 0 with AC_PATH_LAST_HOP */
 	__u32 flags;
+	__u32 stats_idx;         /* slot of this (SPI, SI) in ac_path_stats, < AC_MAX_PATHS */
 };
 
 /* ac_instances: instance id -> where it is */
 #define AC_INST_LOCAL (1u << 0)     /* behind a local veth (ifindex) */
 #define AC_INST_NSH_AWARE (1u << 1) /* gets NSH over Ethernet; else served through the proxy */
+#define AC_INST_LIVE (1u << 2)      /* cleared on withdrawal; the generation is kept */
 struct ac_instance {
 	__u32 ifindex;           /* local: host-side veth */
 	__be32 endpoint;         /* remote: NSH endpoint of its node (VXLAN-GPE outer dst) */
 	__u8 mac[6];             /* local: the VNF's MAC */
 	__u8 flags;
 	__u8 pad;
-	__u32 generation;        /* changes whenever this id is reused or moved */
+	__u32 generation;        /* changes whenever the id is reused or the instance changes */
 	__u32 vni;               /* remote: VXLAN-GPE VNI, 24 bits */
+	__u8 if_mac[6];          /* local: MAC of the host-side veth (source of frames to it) */
+	__u8 pad2[2];
 };
 
 /* ac_flow_cache: (SPI, SI, flow hash) -> chosen instance */
@@ -97,7 +106,7 @@ struct ac_proxy_key {
 };
 struct ac_proxy_entry {
 	__u8 nsh[AC_PROXY_NSH_MAX];
-	__u16 len;               /* bytes of nsh[] in use, multiple of 4 */
+	__u16 len;               /* bytes of nsh[] in use, multiple of 4, >= 8 */
 	__u16 pad;
 	__u32 pad2;
 	__u64 stored_ns;
@@ -105,37 +114,39 @@ struct ac_proxy_entry {
 
 /* ac_stats: per-CPU counters by reason */
 enum ac_reason {
-	AC_R_RX = 0,             /* every packet the program saw */
-	AC_R_PASS_NOT_OURS,      /* not NSH, not VXLAN-GPE to us, no policy matched */
-	AC_R_CLASSIFIED,         /* policy matched, NSH pushed */
+	/* packets that are not ours, handed to the stack untouched */
+	AC_R_PASS_NOT_OURS = 0,  /* not NSH, not VXLAN-GPE to us, not from a VNF, no policy */
+	AC_R_PASS_NO_CONFIG,     /* the agent has not written the config yet */
+	/* chain work done */
+	AC_R_CLASSIFIED,         /* policy matched, NSH pushed (then forwarded) */
+	AC_R_GPE_DECAP,          /* VXLAN-GPE from another node, outer headers removed */
+	AC_R_PROXY_RETURN,       /* back from an NSH-unaware VNF, NSH restored with SI - 1 */
 	AC_R_CACHE_HIT,
 	AC_R_CACHE_MISS,
-	AC_R_CACHE_STALE,        /* cached instance withdrawn/changed: WCMP again */
-	AC_R_FWD_LOCAL_NSH,      /* to a local NSH-aware VNF */
+	AC_R_CACHE_STALE,        /* cached instance withdrawn or changed: WCMP chose again */
+	/* final verdicts of chain packets */
+	AC_R_FWD_LOCAL_NSH,      /* to a local NSH-aware VNF, NSH over Ethernet */
 	AC_R_FWD_LOCAL_PROXY,    /* to a local NSH-unaware VNF, NSH held by the proxy */
 	AC_R_FWD_REMOTE,         /* VXLAN-GPE to another node */
 	AC_R_FWD_LAST_HOP,       /* NSH popped, inner packet routed by FIB */
-	AC_R_PASS_NO_NEIGH,      /* FIB has no neighbour yet: the stack resolves and sends it */
-	AC_R_PASS_LAST_HOP,      /* last hop, inner packet handed to the stack */
-	AC_R_PROXY_RETURN,       /* packet back from an NSH-unaware VNF, NSH restored */
-	AC_R_GPE_DECAP,          /* VXLAN-GPE from another node */
+	AC_R_PASS_NO_NEIGH,      /* FIB knows the route but no neighbour: the stack resolves it */
+	AC_R_PASS_LAST_HOP,      /* last hop, inner packet handed to the stack to route */
+	AC_R_PASS_PROXY_MISS,    /* IP from a VNF veth with no held NSH (not chain traffic) */
 	/* drops: every one is counted */
 	AC_R_DROP_TRUNCATED,     /* outer Ethernet/IP/UDP/VXLAN-GPE shorter than its header */
 	AC_R_DROP_NSH_TRUNCATED, /* NSH length beyond the packet */
 	AC_R_DROP_NSH_VERSION,
 	AC_R_DROP_NSH_MD_TYPE,   /* unknown MD type, or length inconsistent with it */
 	AC_R_DROP_NSH_TLV,       /* MD2 TLV overruns the NSH header */
-	AC_R_DROP_NSH_NEXT_PROTO,
+	AC_R_DROP_NSH_NEXT_PROTO,/* next protocol unknown, or not servable on this path */
 	AC_R_DROP_TTL,           /* NSH TTL expired */
 	AC_R_DROP_SI_ZERO,
 	AC_R_DROP_NO_PATH,       /* (SPI, SI) unknown */
-	AC_R_DROP_NO_INSTANCE,   /* service has no table / empty bucket / unknown instance */
+	AC_R_DROP_NO_INSTANCE,   /* service without table, empty bucket or dead instance */
 	AC_R_DROP_GPE_NEXT_PROTO,/* VXLAN-GPE whose next protocol is not NSH */
-	AC_R_DROP_GPE_FLAGS,     /* VXLAN-GPE with P bit clear or a version we do not know */
-	AC_R_DROP_PROXY_MISS,    /* packet back from an NSH-unaware VNF with no held NSH */
+	AC_R_DROP_GPE_FLAGS,     /* VXLAN-GPE with P bit clear or an unknown version */
 	AC_R_DROP_NO_ROOM,       /* bpf_xdp_adjust_head failed */
-	AC_R_DROP_FIB,           /* no route to the next node / inner destination */
-	AC_R_DROP_NO_CONFIG,
+	AC_R_DROP_FIB,           /* no route to the next node's NSH endpoint */
 	AC_R_MAX
 };
 struct ac_counter {

@@ -1,0 +1,565 @@
+#include "dataplane/dataplane.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <xdp/libxdp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include "common/format.h"
+
+#include "anychain.skel.h"
+#include "common/unique_fd.h"
+
+namespace anychain::dataplane {
+namespace {
+
+constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
+constexpr const char* kProgName = "anychain_xdp";
+
+const char* const kReasonNames[AC_R_MAX] = {
+    "pass_not_ours",      "pass_no_config",      "classified",         "gpe_decap",
+    "proxy_return",       "cache_hit",           "cache_miss",         "cache_stale",
+    "fwd_local_nsh",      "fwd_local_proxy",     "fwd_remote",         "fwd_last_hop",
+    "pass_no_neigh",      "pass_last_hop",       "pass_proxy_miss",    "drop_truncated",
+    "drop_nsh_truncated", "drop_nsh_version",    "drop_nsh_md_type",   "drop_nsh_tlv",
+    "drop_nsh_next_proto", "drop_ttl",           "drop_si_zero",       "drop_no_path",
+    "drop_no_instance",   "drop_gpe_next_proto", "drop_gpe_flags",     "drop_no_room",
+    "drop_fib",
+};
+static_assert(sizeof(kReasonNames) / sizeof(kReasonNames[0]) == AC_R_MAX);
+
+uint32_t spsi_key(uint32_t spi, uint8_t si) { return htonl(AC_SPI_SI(spi, si)); }
+
+int num_cpus() {
+  static const int n = libbpf_num_possible_cpus();
+  return n;
+}
+
+// Sum a per-CPU ac_counter value.
+Result<ac_counter> read_percpu_counter(int fd, uint32_t key, const char* what) {
+  std::vector<ac_counter> v(num_cpus());
+  if (bpf_map_lookup_elem(fd, &key, v.data()) != 0) return fail_errno(format("read {} [{}]", what, key));
+  ac_counter sum{};
+  for (const auto& c : v) {
+    sum.packets += c.packets;
+    sum.bytes += c.bytes;
+  }
+  return sum;
+}
+
+Result<std::vector<uint32_t>> read_table(int fd) {
+  std::vector<uint32_t> out(AC_WCMP_BUCKETS);
+  for (uint32_t i = 0; i < AC_WCMP_BUCKETS; ++i) {
+    if (bpf_map_lookup_elem(fd, &i, &out[i]) != 0) return fail_errno("read WCMP bucket");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view to_string(XdpMode m) {
+  switch (m) {
+    case XdpMode::Native: return "native";
+    case XdpMode::Generic: return "generic";
+    case XdpMode::Auto: return "auto";
+  }
+  return "?";
+}
+
+Result<XdpMode> parse_xdp_mode(std::string_view s) {
+  if (s == "native" || s == "drv") return XdpMode::Native;
+  if (s == "generic" || s == "skb") return XdpMode::Generic;
+  if (s == "auto") return XdpMode::Auto;
+  return fail(format("unknown XDP mode '{}' (use native, generic or auto)", s), EINVAL);
+}
+
+const char* reason_name(uint32_t r) { return r < AC_R_MAX ? kReasonNames[r] : "unknown"; }
+
+Result<Prefix> parse_prefix(std::string_view text) {
+  Prefix p;
+  if (text == "any4" || text == "any") return p;  // 0.0.0.0/0
+  if (text == "any6") {
+    p.family = AF_INET6;
+    return p;
+  }
+  auto slash = text.find('/');
+  std::string addr(text.substr(0, slash));
+  p.family = addr.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+  int maxlen = p.family == AF_INET ? 32 : 128;
+  int len = maxlen;
+  if (slash != std::string_view::npos) {
+    auto ls = text.substr(slash + 1);
+    auto [ptr, ec] = std::from_chars(ls.data(), ls.data() + ls.size(), len);
+    if (ec != std::errc() || ptr != ls.data() + ls.size() || len < 0 || len > maxlen)
+      return fail(format("bad prefix length in '{}' (0..{})", text, maxlen), EINVAL);
+  }
+  if (inet_pton(p.family, addr.c_str(), &p.addr) != 1)
+    return fail(format("bad address in prefix '{}'", text), EINVAL);
+  p.len = static_cast<uint8_t>(len);
+  return p;
+}
+
+Result<ac_policy> encode_policy(const PolicyRule& r) {
+  if (r.src.family != r.dst.family && !(r.src.len == 0 || r.dst.len == 0))
+    return fail("policy mixes IPv4 and IPv6 prefixes", EINVAL);
+  int family = r.dst.len ? r.dst.family : r.src.family;
+  if (r.spi == 0 || r.spi > 0xffffff) return fail(format("SPI {} out of range 1..16777215", r.spi), EINVAL);
+  if (r.sport_lo > r.sport_hi || r.dport_lo > r.dport_hi) return fail("port range with low > high", EINVAL);
+  ac_policy p{};
+  p.family = family == AF_INET6 ? 6 : 4;
+  auto mask_into = [&](const Prefix& pf, __be32* out) {
+    const auto* w = reinterpret_cast<const uint32_t*>(&pf.addr);
+    for (int i = 0; i < 4; ++i) {
+      int bits = static_cast<int>(pf.len) - 32 * i;
+      uint32_t m = bits >= 32 ? 0xffffffffu : bits <= 0 ? 0u : htonl(~0u << (32 - bits));
+      out[i] = w[i] & m;
+    }
+  };
+  mask_into(r.src, p.src);
+  mask_into(r.dst, p.dst);
+  p.src_len = r.src.len;
+  p.dst_len = r.dst.len;
+  p.proto = r.proto;
+  p.sport_lo = r.sport_lo;
+  p.sport_hi = r.sport_hi;
+  p.dport_lo = r.dport_lo;
+  p.dport_hi = r.dport_hi;
+  p.spi = r.spi;
+  p.flags = (r.symmetric ? AC_POL_SYMMETRIC : 0) | (r.md2 ? AC_POL_MD2 : 0);
+  return p;
+}
+
+Result<void> require_root() {
+  if (geteuid() != 0)
+    return fail("anychain needs root (CAP_BPF and CAP_NET_ADMIN) to load and attach XDP programs; run it with sudo", EPERM);
+  return {};
+}
+
+Result<void> ensure_bpffs(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const std::string base = "/sys/fs/bpf";
+  struct statfs st{};
+  if (statfs(base.c_str(), &st) != 0 || static_cast<unsigned long>(st.f_type) != kBpfFsMagic) {
+    if (mount("bpf", base.c_str(), "bpf", 0, "mode=0700") != 0)
+      return fail_errno(format("bpffs is not mounted at {} and mounting it failed (mount -t bpf bpf {})", base, base));
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return fail(format("cannot create pin directory {}: {}", dir, ec.message()), ec.value());
+  if (statfs(dir.c_str(), &st) != 0 || static_cast<unsigned long>(st.f_type) != kBpfFsMagic)
+    return fail(format("pin directory {} is not on a bpffs", dir), ENOTSUP);
+  return {};
+}
+
+Dataplane::Dataplane(std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel, Options opts)
+    : skel_(std::move(skel)), opts_(std::move(opts)) {}
+Dataplane::Dataplane(Dataplane&&) noexcept = default;
+Dataplane& Dataplane::operator=(Dataplane&&) noexcept = default;
+Dataplane::~Dataplane() = default;
+
+Result<Dataplane> Dataplane::open(const Options& opts) {
+  if (auto r = require_root(); !r) return std::unexpected(r.error());
+  if (auto r = ensure_bpffs(opts.pin_root); !r) return std::unexpected(r.error());
+  if (opts.flow_cache_entries < 1024 || opts.proxy_entries < 256)
+    return fail("flow cache needs >= 1024 entries and the proxy >= 256", EINVAL);
+
+  LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = opts.pin_root.c_str());
+  ::anychain_bpf* raw = anychain_bpf__open_opts(&oo);
+  if (!raw) return fail_errno("open the anychain BPF object");
+  std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel(raw, [](::anychain_bpf* s) { anychain_bpf__destroy(s); });
+  bpf_map__set_max_entries(skel->maps.ac_flow_cache, opts.flow_cache_entries);
+  bpf_map__set_max_entries(skel->maps.ac_proxy, opts.proxy_entries);
+  if (int err = anychain_bpf__load(skel.get()); err != 0)
+    return fail_errno(format("load the anychain BPF object (maps pinned under {} may be from an "
+                                  "incompatible build or size: detach and remove them with 'anychain flush')",
+                                  opts.pin_root), err);
+  Dataplane dp(std::move(skel), opts);
+  if (auto r = dp.load_path_slots(); !r) return std::unexpected(r.error());
+  return dp;
+}
+
+Result<void> Dataplane::load_path_slots() {
+  path_slot_used_.assign(AC_MAX_PATHS, false);
+  int fd = bpf_map__fd(skel_->maps.ac_paths);
+  uint32_t key, next;
+  uint32_t* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    ac_path p{};
+    if (bpf_map_lookup_elem(fd, &next, &p) == 0 && p.stats_idx < AC_MAX_PATHS) path_slot_used_[p.stats_idx] = true;
+    key = next;
+    prev = &key;
+  }
+  return {};
+}
+
+int Dataplane::prog_fd() const { return bpf_program__fd(skel_->progs.anychain_xdp); }
+
+int Dataplane::map_fd(std::string_view name) const {
+  bpf_map* m = bpf_object__find_map_by_name(skel_->obj, std::string(name).c_str());
+  return m ? bpf_map__fd(m) : -1;
+}
+
+Result<void> Dataplane::set_config(const Config& c) {
+  if (c.gpe_port == 0) return fail("VXLAN-GPE port must not be 0", EINVAL);
+  if (c.default_ttl < 2 || c.default_ttl > AC_NSH_TTL_MAX) return fail("NSH TTL must be 2..63", EINVAL);
+  ac_config v{};
+  v.local_endpoint = c.local_endpoint.s_addr;
+  v.flags = c.symmetric_hash ? AC_CFG_SYMMETRIC_HASH : 0;
+  v.flow_timeout_ns = c.flow_timeout_ns;
+  uint32_t zero = 0;
+  // keep the rule count the policy writer owns
+  ac_config old{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ac_config), &zero, &old) == 0) v.policies = old.policies;
+  v.gpe_port = c.gpe_port;
+  v.default_ttl = c.default_ttl;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ac_config), &zero, &v, BPF_ANY) != 0) return fail_errno("write config");
+  return {};
+}
+
+Result<Config> Dataplane::config() const {
+  uint32_t zero = 0;
+  ac_config v{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ac_config), &zero, &v) != 0) return fail_errno("read config");
+  Config c;
+  c.local_endpoint.s_addr = v.local_endpoint;
+  c.symmetric_hash = v.flags & AC_CFG_SYMMETRIC_HASH;
+  c.flow_timeout_ns = v.flow_timeout_ns;
+  c.gpe_port = v.gpe_port;
+  c.default_ttl = v.default_ttl;
+  return c;
+}
+
+Result<void> Dataplane::set_interface(uint32_t ifindex, uint32_t flags, uint32_t instance_id, const Mac& mac) {
+  ac_iface v{};
+  v.flags = flags;
+  v.instance_id = instance_id;
+  std::copy(mac.begin(), mac.end(), v.mac);
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ac_ifaces), &ifindex, &v, BPF_ANY) != 0)
+    return fail_errno(format("write interface {}", ifindex));
+  return {};
+}
+
+Result<void> Dataplane::del_interface(uint32_t ifindex) {
+  if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.ac_ifaces), &ifindex) != 0 && errno != ENOENT)
+    return fail_errno(format("delete interface {}", ifindex));
+  return {};
+}
+
+Result<void> Dataplane::set_policies(std::span<const PolicyRule> rules) {
+  if (rules.size() > AC_MAX_POLICIES)
+    return fail(format("{} policies, at most {} are supported", rules.size(), AC_MAX_POLICIES), E2BIG);
+  std::vector<ac_policy> enc;
+  for (size_t i = 0; i < rules.size(); ++i) {
+    auto p = encode_policy(rules[i]);
+    if (!p) return fail(format("policy {}: {}", i, p.error().message), p.error().code);
+    enc.push_back(*p);
+  }
+  int cfd = bpf_map__fd(skel_->maps.ac_config), pfd = bpf_map__fd(skel_->maps.ac_policies);
+  uint32_t zero = 0;
+  ac_config cfg{};
+  if (bpf_map_lookup_elem(cfd, &zero, &cfg) != 0) return fail_errno("read config");
+  // Fill the idle bank, then publish it: packets see the old rule set or the new one.
+  uint32_t bank = AC_POLICY_BANK(cfg.policies) ^ 1;
+  for (uint32_t i = 0; i < enc.size(); ++i) {
+    uint32_t idx = bank * AC_MAX_POLICIES + i;
+    if (bpf_map_update_elem(pfd, &idx, &enc[i], BPF_ANY) != 0) return fail_errno(format("write policy {}", i));
+  }
+  cfg.policies = AC_POLICY_WORD(bank, enc.size());
+  if (bpf_map_update_elem(cfd, &zero, &cfg, BPF_ANY) != 0) return fail_errno("write config");
+  return {};
+}
+
+Result<void> Dataplane::set_path(uint32_t spi, uint8_t si, uint32_t service_id, bool last_hop) {
+  if (spi == 0 || spi > 0xffffff) return fail(format("SPI {} out of range 1..16777215", spi), EINVAL);
+  if (si == 0) return fail("SI 0 is never forwarded", EINVAL);
+  if (!last_hop && (service_id == 0 || service_id >= AC_MAX_SERVICES))
+    return fail(format("service id {} out of range 1..{}", service_id, AC_MAX_SERVICES - 1), EINVAL);
+  int fd = bpf_map__fd(skel_->maps.ac_paths);
+  uint32_t key = spsi_key(spi, si);
+  ac_path old{}, v{};
+  if (bpf_map_lookup_elem(fd, &key, &old) == 0) {
+    v.stats_idx = old.stats_idx;
+  } else {
+    auto it = std::find(path_slot_used_.begin(), path_slot_used_.end(), false);
+    if (it == path_slot_used_.end()) return fail("path table full", ENOSPC);
+    v.stats_idx = static_cast<uint32_t>(it - path_slot_used_.begin());
+    // fresh counters for a fresh path
+    std::vector<ac_counter> z(num_cpus());
+    bpf_map_update_elem(bpf_map__fd(skel_->maps.ac_path_stats), &v.stats_idx, z.data(), BPF_ANY);
+  }
+  v.service_id = last_hop ? 0 : service_id;
+  v.flags = last_hop ? AC_PATH_LAST_HOP : 0;
+  if (bpf_map_update_elem(fd, &key, &v, BPF_ANY) != 0) return fail_errno(format("write path {}:{}", spi, si));
+  path_slot_used_[v.stats_idx] = true;
+  return {};
+}
+
+Result<void> Dataplane::del_path(uint32_t spi, uint8_t si) {
+  int fd = bpf_map__fd(skel_->maps.ac_paths);
+  uint32_t key = spsi_key(spi, si);
+  ac_path old{};
+  if (bpf_map_lookup_elem(fd, &key, &old) != 0) return fail(format("no path {}:{}", spi, si), ENOENT);
+  if (bpf_map_delete_elem(fd, &key) != 0) return fail_errno(format("delete path {}:{}", spi, si));
+  if (old.stats_idx < AC_MAX_PATHS) path_slot_used_[old.stats_idx] = false;
+  return {};
+}
+
+Result<uint32_t> Dataplane::set_instance(const Instance& in) {
+  if (in.id == 0 || in.id >= AC_MAX_INSTANCES)
+    return fail(format("instance id {} out of range 1..{}", in.id, AC_MAX_INSTANCES - 1), EINVAL);
+  if (in.local && in.ifindex == 0) return fail(format("local instance {} needs an interface", in.id), EINVAL);
+  if (!in.local && in.endpoint.s_addr == 0) return fail(format("remote instance {} needs an NSH endpoint", in.id), EINVAL);
+  if (in.vni > 0xffffff) return fail("VNI must fit 24 bits", EINVAL);
+  int fd = bpf_map__fd(skel_->maps.ac_instances);
+  ac_instance old{}, v{};
+  if (bpf_map_lookup_elem(fd, &in.id, &old) != 0) return fail_errno(format("read instance {}", in.id));
+  v.ifindex = in.local ? in.ifindex : 0;
+  v.endpoint = in.local ? 0 : in.endpoint.s_addr;
+  if (in.local) {
+    std::copy(in.mac.begin(), in.mac.end(), v.mac);
+    std::copy(in.if_mac.begin(), in.if_mac.end(), v.if_mac);
+  }
+  v.flags = AC_INST_LIVE | (in.local ? AC_INST_LOCAL : 0) | (in.nsh_aware ? AC_INST_NSH_AWARE : 0);
+  v.vni = in.vni;
+  v.generation = old.generation;
+  bool same = (old.flags & AC_INST_LIVE) && old.ifindex == v.ifindex && old.endpoint == v.endpoint &&
+              old.flags == v.flags && old.vni == v.vni && std::equal(v.mac, v.mac + 6, old.mac) &&
+              std::equal(v.if_mac, v.if_mac + 6, old.if_mac);
+  if (!same) ++v.generation;
+  if (bpf_map_update_elem(fd, &in.id, &v, BPF_ANY) != 0) return fail_errno(format("write instance {}", in.id));
+  return v.generation;
+}
+
+Result<void> Dataplane::del_instance(uint32_t id) {
+  if (id == 0 || id >= AC_MAX_INSTANCES) return fail(format("instance id {} out of range", id), EINVAL);
+  int fd = bpf_map__fd(skel_->maps.ac_instances);
+  ac_instance v{};
+  if (bpf_map_lookup_elem(fd, &id, &v) != 0) return fail_errno(format("read instance {}", id));
+  v.flags &= ~AC_INST_LIVE;
+  ++v.generation;
+  if (bpf_map_update_elem(fd, &id, &v, BPF_ANY) != 0) return fail_errno(format("withdraw instance {}", id));
+  return {};
+}
+
+Result<double> Dataplane::set_wcmp_table(uint32_t service_id, std::span<const uint32_t> buckets) {
+  if (service_id == 0 || service_id >= AC_MAX_SERVICES)
+    return fail(format("service id {} out of range 1..{}", service_id, AC_MAX_SERVICES - 1), EINVAL);
+  if (buckets.size() != AC_WCMP_BUCKETS)
+    return fail(format("WCMP table has {} buckets, needs {}", buckets.size(), AC_WCMP_BUCKETS), EINVAL);
+  std::vector<uint32_t> old(AC_WCMP_BUCKETS, 0);
+  if (auto cur = wcmp_table(service_id); cur) old = *cur;
+
+  UniqueFd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "ac_wcmp_table", sizeof(uint32_t), sizeof(uint32_t),
+                                AC_WCMP_BUCKETS, nullptr));
+  if (!inner) return fail_errno("create WCMP table");
+  for (uint32_t i = 0; i < AC_WCMP_BUCKETS; ++i)
+    if (bpf_map_update_elem(inner.get(), &i, &buckets[i], BPF_ANY) != 0) return fail_errno("fill WCMP table");
+  int ifd = inner.get();
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ac_wcmp), &service_id, &ifd, BPF_ANY) != 0)
+    return fail_errno(format("swap WCMP table of service {}", service_id));
+  size_t moved = 0;
+  for (size_t i = 0; i < AC_WCMP_BUCKETS; ++i) moved += old[i] != buckets[i];
+  return static_cast<double>(moved) / AC_WCMP_BUCKETS;
+}
+
+Result<std::vector<uint32_t>> Dataplane::wcmp_table(uint32_t service_id) const {
+  uint32_t inner_id = 0;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ac_wcmp), &service_id, &inner_id) != 0)
+    return fail_errno(format("service {} has no WCMP table", service_id));
+  UniqueFd fd(bpf_map_get_fd_by_id(inner_id));
+  if (!fd) return fail_errno("open WCMP table");
+  return read_table(fd.get());
+}
+
+Result<void> Dataplane::del_wcmp_table(uint32_t service_id) {
+  if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.ac_wcmp), &service_id) != 0 && errno != ENOENT)
+    return fail_errno(format("delete WCMP table of service {}", service_id));
+  return {};
+}
+
+Result<std::vector<ac_counter>> Dataplane::stats() const {
+  std::vector<ac_counter> out(AC_R_MAX);
+  for (uint32_t r = 0; r < AC_R_MAX; ++r) {
+    auto c = read_percpu_counter(bpf_map__fd(skel_->maps.ac_stats), r, "stats");
+    if (!c) return std::unexpected(c.error());
+    out[r] = *c;
+  }
+  return out;
+}
+
+Result<ac_counter> Dataplane::path_stats(uint32_t spi, uint8_t si) const {
+  uint32_t key = spsi_key(spi, si);
+  ac_path p{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ac_paths), &key, &p) != 0)
+    return fail(format("no path {}:{}", spi, si), ENOENT);
+  return read_percpu_counter(bpf_map__fd(skel_->maps.ac_path_stats), p.stats_idx, "path stats");
+}
+
+Result<ac_counter> Dataplane::instance_stats(uint32_t id) const {
+  return read_percpu_counter(bpf_map__fd(skel_->maps.ac_inst_stats), id, "instance stats");
+}
+
+Result<std::vector<FlowEntry>> Dataplane::flows(size_t limit) const {
+  int fd = bpf_map__fd(skel_->maps.ac_flow_cache);
+  std::vector<FlowEntry> out;
+  std::vector<ac_flow> vals(num_cpus());
+  ac_flow_key key{}, next{};
+  ac_flow_key* prev = nullptr;
+  while (out.size() < limit && bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (bpf_map_lookup_elem(fd, &key, vals.data()) != 0) continue;  // evicted meanwhile
+    FlowEntry e{};
+    uint32_t spsi = ntohl(key.spi_si);
+    e.spi = spsi >> 8;
+    e.si = spsi & 0xff;
+    e.hash = key.hash;
+    for (const auto& v : vals) {
+      if (v.instance_id == 0) continue;
+      ++e.cpus;
+      if (e.cpus == 1 || v.last_seen_ns >= e.last_seen_ns) {
+        e.last_seen_ns = v.last_seen_ns;
+        e.instance_id = v.instance_id;
+        e.generation = v.generation;
+      }
+    }
+    if (e.cpus) out.push_back(e);
+  }
+  return out;
+}
+
+Result<void> Dataplane::flush_flows() {
+  int fd = bpf_map__fd(skel_->maps.ac_flow_cache);
+  ac_flow_key key{};
+  while (bpf_map_get_next_key(fd, nullptr, &key) == 0)
+    if (bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT) return fail_errno("flush flow cache");
+  return {};
+}
+
+// ---- XDP attach via libxdp ----
+
+namespace {
+
+enum xdp_attach_mode libxdp_mode(XdpMode m) {
+  switch (m) {
+    case XdpMode::Native: return XDP_MODE_NATIVE;
+    case XdpMode::Generic: return XDP_MODE_SKB;
+    case XdpMode::Auto: return XDP_MODE_UNSPEC;
+  }
+  return XDP_MODE_UNSPEC;
+}
+
+XdpMode from_libxdp(enum xdp_attach_mode m) { return m == XDP_MODE_SKB ? XdpMode::Generic : XdpMode::Native; }
+
+Result<int> ifindex_of(const std::string& ifname) {
+  if (ifname.empty() || ifname.size() >= IF_NAMESIZE) return fail(format("bad interface name '{}'", ifname), EINVAL);
+  unsigned idx = if_nametoindex(ifname.c_str());
+  if (idx == 0) return fail(format("interface '{}' does not exist", ifname), ENODEV);
+  return static_cast<int>(idx);
+}
+
+struct MultiprogDeleter {
+  void operator()(xdp_multiprog* mp) const { xdp_multiprog__close(mp); }
+};
+using MultiprogPtr = std::unique_ptr<xdp_multiprog, MultiprogDeleter>;
+
+// Our program on ifindex, if any (in a dispatcher or attached alone).
+xdp_program* find_ours(xdp_multiprog* mp) {
+  if (xdp_multiprog__is_legacy(mp)) {
+    xdp_program* p = xdp_multiprog__main_prog(mp);
+    return p && std::string_view(xdp_program__name(p)) == kProgName ? p : nullptr;
+  }
+  for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p; p = xdp_multiprog__next_prog(p, mp))
+    if (std::string_view(xdp_program__name(p)) == kProgName) return p;
+  return nullptr;
+}
+
+Result<MultiprogPtr> multiprog_of(int ifindex) {
+  xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(ifindex);
+  if (long err = libxdp_get_error(mp); err) return fail_errno("query XDP programs", static_cast<int>(err));
+  return MultiprogPtr(mp);
+}
+
+}  // namespace
+
+Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
+  auto idx = ifindex_of(ifname);
+  if (!idx) return std::unexpected(idx.error());
+  if (auto mp = multiprog_of(*idx); mp && *mp) {
+    if (xdp_program* p = find_ours(mp->get())) {
+      XdpMode cur = from_libxdp(xdp_multiprog__attach_mode(mp->get()));
+      if (mode != XdpMode::Auto && cur != mode)
+        return fail(format("anychain is already attached to {} in {} mode; detach it first", ifname, to_string(cur)), EEXIST);
+      return Attachment{ifname, *idx, cur, xdp_program__id(p)};
+    }
+  }
+  // A fresh object from the same ELF whose maps resolve to our pins: every interface runs its
+  // own program instance over the one set of maps.
+  size_t sz = 0;
+  const void* elf = anychain_bpf__elf_bytes(&sz);
+  LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "anychain", .pin_root_path = opts_.pin_root.c_str());
+  bpf_object* obj = bpf_object__open_mem(elf, sz, &oo);
+  if (!obj) return fail_errno("open the anychain BPF object");
+  std::unique_ptr<bpf_object, void (*)(bpf_object*)> obj_guard(obj, bpf_object__close);
+  bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_flow_cache"), opts_.flow_cache_entries);
+  bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_proxy"), opts_.proxy_entries);
+  DECLARE_LIBXDP_OPTS(xdp_program_opts, xo, .obj = obj, .prog_name = kProgName);
+  xdp_program* prog = xdp_program__create(&xo);
+  if (long err = libxdp_get_error(prog); err) return fail_errno("create the XDP program", static_cast<int>(err));
+  std::unique_ptr<xdp_program, void (*)(xdp_program*)> prog_guard(prog, xdp_program__close);
+  int err = xdp_program__attach(prog, *idx, libxdp_mode(mode), 0);
+  if (err) {
+    if (err == -EOPNOTSUPP && mode == XdpMode::Native)
+      return fail(format("{} does not support native XDP; use --mode generic or --mode auto", ifname), EOPNOTSUPP);
+    if (err == -EEXIST || err == -EBUSY)
+      return fail(format("{} already has an XDP program that libxdp cannot share (attached in another mode or "
+                              "without a dispatcher)", ifname), -err);
+    return fail_errno(format("attach XDP to {} in {} mode", ifname, to_string(mode)), err);
+  }
+  Attachment a{ifname, *idx, mode, xdp_program__id(prog)};
+  if (auto mp = multiprog_of(*idx); mp && *mp) a.mode = from_libxdp(xdp_multiprog__attach_mode(mp->get()));
+  return a;
+}
+
+Result<void> Dataplane::detach(const std::string& ifname) {
+  auto idx = ifindex_of(ifname);
+  if (!idx) return std::unexpected(idx.error());
+  auto mp = multiprog_of(*idx);
+  if (!mp) return std::unexpected(mp.error());
+  xdp_program* p = *mp ? find_ours(mp->get()) : nullptr;
+  if (!p) return fail(format("anychain is not attached to {}", ifname), ENOENT);
+  int err = xdp_program__detach(p, *idx, xdp_multiprog__attach_mode(mp->get()), 0);
+  if (err) return fail_errno(format("detach XDP from {}", ifname), err);
+  return {};
+}
+
+Result<std::vector<Attachment>> Dataplane::attached(const std::vector<std::string>& ifnames) {
+  std::vector<Attachment> out;
+  for (const auto& n : ifnames) {
+    auto idx = ifindex_of(n);
+    if (!idx) continue;
+    auto mp = multiprog_of(*idx);
+    if (!mp || !*mp) continue;
+    if (xdp_program* p = find_ours(mp->get()))
+      out.push_back({n, *idx, from_libxdp(xdp_multiprog__attach_mode(mp->get())), xdp_program__id(p)});
+  }
+  return out;
+}
+
+Result<void> Dataplane::unpin_all(const std::string& pin_root) {
+  std::error_code ec;
+  std::filesystem::remove_all(pin_root, ec);
+  if (ec) return fail(format("remove pins under {}: {}", pin_root, ec.message()), ec.value());
+  return {};
+}
+
+}  // namespace anychain::dataplane

@@ -1,0 +1,158 @@
+// The dataplane library: RAII owner of the fast path's BPF object, typed writers for its maps
+// (pinned under a bpffs directory and adopted on restart), and XDP attach/detach via libxdp.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "anychain/maps.h"
+#include "anychain/nsh.h"
+#include "common/error.h"
+
+struct anychain_bpf;  // the libbpf skeleton (build/bpf/anychain.skel.h)
+
+namespace anychain::dataplane {
+
+using Mac = std::array<uint8_t, 6>;
+
+enum class XdpMode { Native, Generic, Auto };
+std::string_view to_string(XdpMode m);
+Result<XdpMode> parse_xdp_mode(std::string_view s);
+
+struct Options {
+  std::string pin_root = AC_PIN_ROOT;
+  uint32_t flow_cache_entries = AC_FLOW_CACHE_DEFAULT;  // per CPU
+  uint32_t proxy_entries = AC_PROXY_DEFAULT;
+};
+
+struct Config {
+  in_addr local_endpoint{};       // this node's NSH endpoint
+  bool symmetric_hash = false;    // default for policies without their own flag
+  uint64_t flow_timeout_ns = 60'000'000'000ULL;
+  uint16_t gpe_port = AC_VXLAN_GPE_PORT;
+  uint8_t default_ttl = AC_NSH_DEFAULT_TTL;
+};
+
+struct Prefix {
+  int family = AF_INET;           // AF_INET or AF_INET6
+  in6_addr addr{};                // IPv4 in the first 4 bytes
+  uint8_t len = 0;
+};
+Result<Prefix> parse_prefix(std::string_view text);  // "10.0.0.0/8", "2001:db8::/32", "any4"
+
+struct PolicyRule {
+  Prefix src;                     // family decides the rule's family
+  Prefix dst;
+  uint8_t proto = 0;              // 0 = any
+  uint16_t sport_lo = 0, sport_hi = 65535;
+  uint16_t dport_lo = 0, dport_hi = 65535;
+  uint32_t spi = 0;
+  bool symmetric = false;
+  bool md2 = false;
+};
+Result<ac_policy> encode_policy(const PolicyRule& r);
+
+struct Instance {
+  uint32_t id = 0;                // 1..AC_MAX_INSTANCES-1
+  bool local = false;
+  bool nsh_aware = true;
+  uint32_t ifindex = 0;           // local: host-side veth
+  Mac mac{};                      // local: the VNF's MAC
+  Mac if_mac{};                   // local: the host-side veth's MAC
+  in_addr endpoint{};             // remote: NSH endpoint of its node
+  uint32_t vni = 0;
+};
+
+struct FlowEntry {
+  uint32_t spi;
+  uint8_t si;
+  uint32_t hash;
+  uint32_t instance_id;
+  uint32_t generation;
+  uint64_t last_seen_ns;          // newest over CPUs
+  int cpus;                       // CPUs holding the entry
+};
+
+struct Attachment {
+  std::string ifname;
+  int ifindex;
+  XdpMode mode;
+  uint32_t prog_id;
+};
+
+class Dataplane {
+ public:
+  // Load the fast path's object, reusing maps already pinned under opts.pin_root (so a
+  // restarted agent adopts the running state) or pinning new ones. Mounts bpffs if needed.
+  static Result<Dataplane> open(const Options& opts = {});
+
+  Dataplane(Dataplane&&) noexcept;
+  Dataplane& operator=(Dataplane&&) noexcept;
+  Dataplane(const Dataplane&) = delete;
+  Dataplane& operator=(const Dataplane&) = delete;
+  ~Dataplane();
+
+  Result<void> set_config(const Config& c);
+  Result<Config> config() const;
+
+  Result<void> set_interface(uint32_t ifindex, uint32_t flags, uint32_t instance_id, const Mac& mac);
+  Result<void> del_interface(uint32_t ifindex);
+
+  // Replace the whole ordered rule set.
+  Result<void> set_policies(std::span<const PolicyRule> rules);
+
+  Result<void> set_path(uint32_t spi, uint8_t si, uint32_t service_id, bool last_hop);
+  Result<void> del_path(uint32_t spi, uint8_t si);
+
+  // Create or update; returns the generation now in force. Changing where an instance is
+  // bumps its generation, so flow cache entries pointing to the old placement are not used.
+  Result<uint32_t> set_instance(const Instance& inst);
+  Result<void> del_instance(uint32_t id);  // withdraw: cached flows are re-balanced
+
+  // Swap in a new bucket table (exactly AC_WCMP_BUCKETS entries) for a service, atomically.
+  // Returns the fraction of buckets whose instance changed against the table it replaced.
+  Result<double> set_wcmp_table(uint32_t service_id, std::span<const uint32_t> buckets);
+  Result<std::vector<uint32_t>> wcmp_table(uint32_t service_id) const;
+  Result<void> del_wcmp_table(uint32_t service_id);
+
+  Result<std::vector<ac_counter>> stats() const;              // indexed by ac_reason
+  Result<ac_counter> path_stats(uint32_t spi, uint8_t si) const;
+  Result<ac_counter> instance_stats(uint32_t id) const;
+  Result<std::vector<FlowEntry>> flows(size_t limit = SIZE_MAX) const;
+  Result<void> flush_flows();
+
+  int prog_fd() const;
+  int map_fd(std::string_view name) const;
+  const std::string& pin_root() const { return opts_.pin_root; }
+
+  // XDP attach through libxdp (coexists with other programs via its dispatcher).
+  Result<Attachment> attach(const std::string& ifname, XdpMode mode);
+  static Result<void> detach(const std::string& ifname);
+  static Result<std::vector<Attachment>> attached(const std::vector<std::string>& ifnames);
+
+  // Remove every pin under pin_root (the fast path on interfaces keeps its own references).
+  static Result<void> unpin_all(const std::string& pin_root);
+
+ private:
+  Dataplane(std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel, Options opts);
+  Result<void> load_path_slots();
+
+  std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel_;
+  Options opts_;
+  std::vector<bool> path_slot_used_;
+};
+
+const char* reason_name(uint32_t r);  // ac_reason -> "drop_ttl", ...
+
+// Privilege and bpffs checks with errors that say what to do.
+Result<void> require_root();
+Result<void> ensure_bpffs(const std::string& dir);
+
+}  // namespace anychain::dataplane

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Includes and small helpers every fast-path header uses. */
+#ifndef AC_COMMON_H
+#define AC_COMMON_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define AC_INLINE static __always_inline
+
+#include <anychain/nsh.h>
+#include <anychain/maps.h>
+#include <anychain/flow_hash.h>
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+#define AC_GPE_OUTER_LEN (sizeof(struct iphdr) + sizeof(struct udphdr) + sizeof(struct ac_vxlan_gpe))
+
+/* What the program knows about a packet's NSH once parsed (or pushed by the classifier). */
+struct ac_nsh_info {
+	__u32 spsi;      /* SPI/SI word, network order */
+	__u32 hash;      /* flow hash (MD1 ctx[0] or the anychain MD2 TLV) */
+	__u32 len;       /* NSH header length in bytes, 8..252 */
+	__u8 np;         /* next protocol */
+	__u8 md;         /* MD type */
+	__u8 has_hash;
+	__u8 pad;
+};
+
+AC_INLINE void ac_copy_mac(__u8 *dst, const __u8 *src)
+{
+	__builtin_memcpy(dst, src, ETH_ALEN);
+}
+
+#endif

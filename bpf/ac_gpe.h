@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* VXLAN-GPE over IPv4/UDP between nodes, next protocol NSH. */
+#ifndef AC_GPE_H
+#define AC_GPE_H
+
+#include "ac_fib.h"
+
+/* [eth][IPv4][UDP][GPE][NSH] addressed to us -> [eth][NSH]. ip is the validated outer IPv4
+ * header; the UDP destination port was checked by the caller. Returns 0 or the drop reason. */
+AC_INLINE int ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip, void *data_end)
+{
+	struct ethhdr eth;
+	__u32 ihl = ip->ihl * 4;
+	struct ac_vxlan_gpe *gpe = (void *)ip + ihl + sizeof(struct udphdr);
+	void *data = (void *)(long)ctx->data;
+
+	if (ihl > 60 || (void *)(gpe + 1) > data_end)
+		return AC_R_DROP_TRUNCATED;
+	if (!(gpe->flags & AC_GPE_FLAG_P) || (gpe->flags & AC_GPE_VER_MASK))
+		return AC_R_DROP_GPE_FLAGS;
+	if (gpe->next_proto != AC_GPE_NP_NSH)
+		return AC_R_DROP_GPE_NEXT_PROTO;
+	if (data + sizeof(eth) > data_end)
+		return AC_R_DROP_TRUNCATED;
+	__builtin_memcpy(&eth, data, sizeof(eth));
+	eth.h_proto = bpf_htons(AC_ETH_P_NSH);
+	if (bpf_xdp_adjust_head(ctx, (int)(ihl + sizeof(struct udphdr) + sizeof(*gpe))))
+		return AC_R_DROP_NO_ROOM;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + sizeof(eth) > data_end)
+		return AC_R_DROP_TRUNCATED;
+	__builtin_memcpy(data, &eth, sizeof(eth));
+	return 0;
+}
+
+/* [eth][NSH] -> [eth][IPv4][UDP][GPE][NSH] to the instance's node, routed by FIB. */
+AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
+			       const struct ac_instance *inst, __u32 hash, const __u8 *rx_dmac)
+{
+	if (bpf_xdp_adjust_head(ctx, -(int)AC_GPE_OUTER_LEN))
+		return AC_DROP(ctx, AC_R_DROP_NO_ROOM);
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct udphdr *udp = (void *)(ip + 1);
+	struct ac_vxlan_gpe *gpe = (void *)(udp + 1);
+
+	if ((void *)(gpe + 1) > data_end)
+		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
+	__u16 ip_len = (__u16)(data_end - (void *)ip);
+
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tos = 0;
+	ip->tot_len = bpf_htons(ip_len);
+	ip->id = 0;
+	ip->frag_off = 0;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_UDP;
+	ip->check = 0;
+	ip->saddr = cfg->local_endpoint;
+	ip->daddr = inst->endpoint;
+	ip->check = ac_ipv4_csum(ip);
+	/* source port from the flow hash so ECMP in the underlay keeps a flow on one path */
+	udp->source = bpf_htons(0xc000 | (hash & 0x3fff));
+	udp->dest = bpf_htons(cfg->gpe_port);
+	udp->len = bpf_htons(ip_len - sizeof(*ip));
+	udp->check = 0;
+	gpe->flags = AC_GPE_FLAG_I | AC_GPE_FLAG_P;
+	gpe->reserved[0] = 0;
+	gpe->reserved[1] = 0;
+	gpe->next_proto = AC_GPE_NP_NSH;
+	gpe->vni_res = bpf_htonl(inst->vni << 8);
+
+	struct bpf_fib_lookup p = {};
+
+	p.family = AF_INET;
+	p.l4_protocol = IPPROTO_UDP;
+	p.tot_len = ip_len;
+	p.ipv4_src = ip->saddr;
+	p.ipv4_dst = ip->daddr;
+	p.ifindex = ctx->ingress_ifindex;
+	return ac_fib_redirect(ctx, &p, AC_R_FWD_REMOTE, AC_R_PASS_NO_NEIGH, AC_R_DROP_FIB,
+			       rx_dmac);
+}
+
+#endif

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The fast path's maps. The loader pins them all under AC_PIN_ROOT (pinning by name). */
+#ifndef AC_MAPS_H
+#define AC_MAPS_H
+
+#include "ac_common.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ac_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AC_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, struct ac_iface);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_ifaces SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * AC_MAX_POLICIES);
+	__type(key, __u32);
+	__type(value, struct ac_policy);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_policies SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AC_MAX_PATHS);
+	__type(key, __u32);
+	__type(value, struct ac_path);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_paths SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AC_MAX_INSTANCES);
+	__type(key, __u32);
+	__type(value, struct ac_instance);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_instances SEC(".maps");
+
+/* Per service: a table of AC_WCMP_BUCKETS instance ids. The agent builds a new inner map and
+ * swaps it in with one update of the outer slot, so a packet sees the old or the new table. */
+struct ac_wcmp_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AC_WCMP_BUCKETS);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, AC_MAX_SERVICES);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct ac_wcmp_table);
+} ac_wcmp SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, AC_FLOW_CACHE_DEFAULT);
+	__type(key, struct ac_flow_key);
+	__type(value, struct ac_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_flow_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, AC_PROXY_DEFAULT);
+	__type(key, struct ac_proxy_key);
+	__type(value, struct ac_proxy_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_proxy SEC(".maps");
+
+/* scratch space for a proxy entry (too large for the stack next to everything else) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ac_proxy_entry);
+} ac_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AC_R_MAX);
+	__type(key, __u32);
+	__type(value, struct ac_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AC_MAX_PATHS);
+	__type(key, __u32);
+	__type(value, struct ac_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_path_stats SEC(".maps");
+
+/* packets/bytes handed to each instance (local or remote): the VNF monitor's load input */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AC_MAX_INSTANCES);
+	__type(key, __u32);
+	__type(value, struct ac_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_inst_stats SEC(".maps");
+
+#endif

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* NSH (RFC 8300): validate and read, push, pop. The packet layout these helpers work on is
+ * always [Ethernet][NSH][inner]; VXLAN-GPE decap restores that layout before calling them. */
+#ifndef AC_NSH_OPS_H
+#define AC_NSH_OPS_H
+
+#include "ac_common.h"
+#include "ac_parse.h"
+
+#define AC_NSH_MAX_TLVS 61 /* (252 - 8) / 4 */
+
+/* Walk MD type 2 TLVs (bounded), verifying none overruns the header, and pick up anychain's
+ * flow hash TLV. nsh points at the base header; len is the validated NSH length. */
+AC_INLINE int ac_nsh_md2_walk(void *nsh, void *data_end, __u32 len, struct ac_nsh_info *ni)
+{
+	__u32 off = AC_NSH_BASE_LEN;
+
+	for (int i = 0; i < AC_NSH_MAX_TLVS; i++) {
+		if (off >= len)
+			break;
+		if (off > AC_NSH_MAX_LEN - sizeof(struct ac_nsh_tlv))
+			return AC_R_DROP_NSH_TLV;
+		struct ac_nsh_tlv *tlv = nsh + off;
+
+		if ((void *)(tlv + 1) > data_end)
+			return AC_R_DROP_NSH_TRUNCATED;
+		__u32 vlen = tlv->len & 0x7f;
+		__u32 next = off + sizeof(*tlv) + ((vlen + 3) & ~3u);
+
+		if (next > len)
+			return AC_R_DROP_NSH_TLV;
+		if (tlv->md_class == bpf_htons(AC_MD_CLASS) && (tlv->type & 0x7f) == AC_TLV_FLOW_HASH &&
+		    vlen == 4) {
+			__be32 *v = (void *)(tlv + 1);
+
+			if ((void *)(v + 1) > data_end)
+				return AC_R_DROP_NSH_TRUNCATED;
+			ni->hash = bpf_ntohl(*v);
+			ni->has_hash = 1;
+		}
+		off = next;
+	}
+	if (off != len)
+		return AC_R_DROP_NSH_TLV;
+	return 0;
+}
+
+/* Validate the NSH after the Ethernet header, decrement its TTL in place and fill ni.
+ * Returns 0, or the drop reason. */
+AC_INLINE int ac_nsh_read(struct xdp_md *ctx, struct ac_nsh_info *ni)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ac_nsh_base *nb = data + sizeof(struct ethhdr);
+	struct ac_nsh_sp *sp = (void *)(nb + 1);
+
+	if ((void *)(sp + 1) > data_end)
+		return AC_R_DROP_NSH_TRUNCATED;
+	__u16 w0 = bpf_ntohs(nb->ver_flags_ttl_len);
+
+	if (AC_NSH_W0_VER(w0) != AC_NSH_VERSION)
+		return AC_R_DROP_NSH_VERSION;
+	__u32 len = AC_NSH_W0_LEN(w0) * 4;
+	__u8 md = nb->md_type & 0x0f;
+
+	if (md == AC_NSH_MD_TYPE1) {
+		if (len != AC_NSH_MD1_LEN)
+			return AC_R_DROP_NSH_MD_TYPE;
+	} else if (md == AC_NSH_MD_TYPE2) {
+		if (len < AC_NSH_BASE_LEN)
+			return AC_R_DROP_NSH_MD_TYPE;
+	} else {
+		return AC_R_DROP_NSH_MD_TYPE;
+	}
+	if ((void *)nb + len > data_end)
+		return AC_R_DROP_NSH_TRUNCATED;
+	if (nb->next_proto < AC_NSH_NP_IPV4 || nb->next_proto > AC_NSH_NP_ETH)
+		return AC_R_DROP_NSH_NEXT_PROTO;
+	if (AC_NSH_W0_TTL(w0) <= 1)
+		return AC_R_DROP_TTL;
+	if ((sp->spi_si & bpf_htonl(0xff)) == 0)
+		return AC_R_DROP_SI_ZERO;
+
+	ni->spsi = sp->spi_si;
+	ni->len = len;
+	ni->np = nb->next_proto;
+	ni->md = md;
+	ni->has_hash = 0;
+	ni->hash = 0;
+	if (md == AC_NSH_MD_TYPE1) {
+		struct ac_nsh_md1 *m1 = (void *)(sp + 1);
+
+		if ((void *)(m1 + 1) > data_end)
+			return AC_R_DROP_NSH_TRUNCATED;
+		ni->hash = bpf_ntohl(m1->ctx[0]);
+		ni->has_hash = 1;
+	} else {
+		int r = ac_nsh_md2_walk(nb, data_end, len, ni);
+
+		if (r)
+			return r;
+	}
+	nb->ver_flags_ttl_len = bpf_htons(w0 - (1 << 6));
+	return 0;
+}
+
+/* An MD2 packet from elsewhere without our hash TLV: hash its inner packet once here. */
+AC_INLINE void ac_nsh_hash_inner(struct xdp_md *ctx, struct ac_nsh_info *ni, int symmetric)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ac_tuple t;
+	__u16 proto = ni->np == AC_NSH_NP_IPV4 ? ETH_P_IP : ETH_P_IPV6;
+
+	if (ni->np == AC_NSH_NP_ETH)
+		return; /* hash 0: one bucket for all Ethernet payloads of the path */
+	if (ac_parse_tuple(data, data_end, sizeof(struct ethhdr) + ni->len, proto, &t) == 0)
+		ni->hash = ac_flow_hash(&t, symmetric, AC_HASH_SEED);
+}
+
+/* Push an NSH (SI 255) in front of the L3 packet after the Ethernet header.
+ * md2: one TLV (anychain class, flow hash). Returns 0 or the drop reason. */
+AC_INLINE int ac_nsh_push(struct xdp_md *ctx, struct ac_nsh_info *ni, __u32 spi, __u8 ttl,
+			  int md2)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr eth;
+	__u32 len = md2 ? AC_NSH_BASE_LEN + sizeof(struct ac_nsh_tlv) + 4 : AC_NSH_MD1_LEN;
+
+	if (data + sizeof(eth) > data_end)
+		return AC_R_DROP_TRUNCATED;
+	__builtin_memcpy(&eth, data, sizeof(eth));
+	if (bpf_xdp_adjust_head(ctx, -(int)len))
+		return AC_R_DROP_NO_ROOM;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *neth = data;
+	struct ac_nsh_base *nb = (void *)(neth + 1);
+	struct ac_nsh_sp *sp = (void *)(nb + 1);
+	__be32 *w = (void *)(sp + 1);
+
+	if ((void *)(w + 4) > data_end)
+		return AC_R_DROP_TRUNCATED;
+	ni->np = eth.h_proto == bpf_htons(ETH_P_IP) ? AC_NSH_NP_IPV4 : AC_NSH_NP_IPV6;
+	ni->md = md2 ? AC_NSH_MD_TYPE2 : AC_NSH_MD_TYPE1;
+	ni->len = len;
+	ni->spsi = bpf_htonl(AC_SPI_SI(spi, 255));
+	ni->has_hash = 1;
+
+	ac_copy_mac(neth->h_dest, eth.h_dest);
+	ac_copy_mac(neth->h_source, eth.h_source);
+	neth->h_proto = bpf_htons(AC_ETH_P_NSH);
+	nb->ver_flags_ttl_len = bpf_htons(AC_NSH_W0(AC_NSH_VERSION, ttl, len / 4));
+	nb->md_type = ni->md;
+	nb->next_proto = ni->np;
+	sp->spi_si = ni->spsi;
+	if (md2) {
+		struct ac_nsh_tlv *tlv = (void *)w;
+
+		tlv->md_class = bpf_htons(AC_MD_CLASS);
+		tlv->type = AC_TLV_FLOW_HASH;
+		tlv->len = 4;
+		w[1] = bpf_htonl(ni->hash);
+	} else {
+		w[0] = bpf_htonl(ni->hash);
+		w[1] = 0;
+		w[2] = 0;
+		w[3] = 0;
+	}
+	return 0;
+}
+
+/* Remove the NSH: [eth][nsh][L3] -> [eth'][L3] with the given MACs and EtherType.
+ * Returns 0 or the drop reason. */
+AC_INLINE int ac_nsh_pop(struct xdp_md *ctx, __u32 len, const __u8 *dmac, const __u8 *smac,
+			 __u16 eth_proto)
+{
+	struct ethhdr eth;
+
+	ac_copy_mac(eth.h_dest, dmac);
+	ac_copy_mac(eth.h_source, smac);
+	eth.h_proto = bpf_htons(eth_proto);
+	if (len > AC_NSH_MAX_LEN)
+		return AC_R_DROP_NSH_TRUNCATED;
+	if (bpf_xdp_adjust_head(ctx, (int)len))
+		return AC_R_DROP_NO_ROOM;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (data + sizeof(eth) > data_end)
+		return AC_R_DROP_NSH_TRUNCATED;
+	__builtin_memcpy(data, &eth, sizeof(eth));
+	return 0;
+}
+
+AC_INLINE __u16 ac_np_to_ethertype(__u8 np)
+{
+	return np == AC_NSH_NP_IPV4 ? ETH_P_IP : ETH_P_IPV6;
+}
+
+#endif

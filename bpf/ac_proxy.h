@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* SFC proxy for NSH-unaware VNFs: hold the NSH while the VNF has the bare packet, restore it
+ * (SI - 1) when the packet comes back on the VNF's veth. The key is the veth and a directional
+ * hash of the inner 5-tuple, so the VNF must not rewrite the 5-tuple (NAT must be NSH-aware).
+ * The proxy keeps the latest NSH of a flow: per-packet MD2 metadata does not cross it. */
+#ifndef AC_PROXY_H
+#define AC_PROXY_H
+
+#include "ac_nsh.h"
+#include "ac_counters.h"
+
+AC_INLINE int ac_proxy_key_of(struct xdp_md *ctx, __u32 off, __u16 eth_proto, __u32 ifindex,
+			      struct ac_proxy_key *key)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ac_tuple t;
+
+	if (ac_parse_tuple(data, data_end, off, eth_proto, &t))
+		return -1;
+	key->ifindex = ifindex;
+	key->hash = ac_flow_hash(&t, 0, AC_PROXY_HASH_SEED);
+	return 0;
+}
+
+/* Deliver to an NSH-unaware local instance. */
+AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_nsh_info *ni,
+			       const struct ac_instance *inst)
+{
+	struct ac_proxy_key key;
+	__u32 zero = 0;
+	__u32 len = ni->len;
+	__u16 proto;
+
+	if (ni->np == AC_NSH_NP_ETH)
+		return AC_DROP(ctx, AC_R_DROP_NSH_NEXT_PROTO); /* proxy serves IP payloads only */
+	proto = ac_np_to_ethertype(ni->np);
+	if (ac_proxy_key_of(ctx, sizeof(struct ethhdr) + len, proto, inst->ifindex, &key))
+		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
+	struct ac_proxy_entry *e = bpf_map_lookup_elem(&ac_scratch, &zero);
+
+	if (!e || len < AC_NSH_BASE_LEN || len > AC_PROXY_NSH_MAX)
+		return AC_DROP(ctx, AC_R_DROP_NSH_TRUNCATED);
+	if (bpf_xdp_load_bytes(ctx, sizeof(struct ethhdr), e->nsh, len))
+		return AC_DROP(ctx, AC_R_DROP_NSH_TRUNCATED);
+	e->len = len;
+	e->stored_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&ac_proxy, &key, e, BPF_ANY);
+
+	int r = ac_nsh_pop(ctx, len, inst->mac, inst->if_mac, proto);
+
+	if (r)
+		return AC_DROP(ctx, r);
+	return ac_verdict(ctx, AC_R_FWD_LOCAL_PROXY, bpf_redirect(inst->ifindex, 0));
+}
+
+/* A bare IP packet back from the VNF on veth ifindex: put its NSH back with SI - 1.
+ * Returns 0 (packet is now [eth][NSH][L3]), -1 if no NSH is held (not chain traffic),
+ * or a drop reason. */
+AC_INLINE int ac_proxy_restore(struct xdp_md *ctx, __u16 eth_proto)
+{
+	struct ac_proxy_key key;
+	struct ethhdr eth;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (ac_proxy_key_of(ctx, sizeof(struct ethhdr), eth_proto, ctx->ingress_ifindex, &key))
+		return AC_R_DROP_TRUNCATED;
+	struct ac_proxy_entry *e = bpf_map_lookup_elem(&ac_proxy, &key);
+
+	if (!e)
+		return -1;
+	__u32 len = e->len;
+
+	if (len < AC_NSH_BASE_LEN || len > AC_PROXY_NSH_MAX)
+		return -1;
+	if (data + sizeof(eth) > data_end)
+		return AC_R_DROP_TRUNCATED;
+	__builtin_memcpy(&eth, data, sizeof(eth));
+	eth.h_proto = bpf_htons(AC_ETH_P_NSH);
+	if (bpf_xdp_adjust_head(ctx, -(int)len))
+		return AC_R_DROP_NO_ROOM;
+	if (bpf_xdp_store_bytes(ctx, sizeof(eth), e->nsh, len))
+		return AC_R_DROP_NO_ROOM;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	struct ac_nsh_base *nb = data + sizeof(eth);
+	struct ac_nsh_sp *sp = (void *)(nb + 1);
+
+	if ((void *)(sp + 1) > data_end)
+		return AC_R_DROP_TRUNCATED;
+	__builtin_memcpy(data, &eth, sizeof(eth));
+	nb->next_proto = eth_proto == ETH_P_IP ? AC_NSH_NP_IPV4 : AC_NSH_NP_IPV6;
+	/* the proxy acts for the VNF: SI - 1 (SI 0 is then dropped by the forwarder) */
+	__u32 spsi = bpf_ntohl(sp->spi_si);
+
+	if (spsi & 0xff)
+		sp->spi_si = bpf_htonl(spsi - 1);
+	return 0;
+}
+
+#endif
