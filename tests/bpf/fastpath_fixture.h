@@ -1,0 +1,69 @@
+// Shared fixture: a sandboxed node with interfaces, routes, neighbours and a loaded fast path.
+#pragma once
+
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <net/if.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/packet.h"
+#include "common/sandbox.h"
+#include "dataplane/dataplane.h"
+
+namespace anychain::test {
+
+namespace dp = anychain::dataplane;
+
+// Addresses of the fixture node (see FastPathEnv::SetUp)
+inline const Mac kVnf0Host = {0x02, 0, 0, 0, 0xa0, 0x01};  // host side of local NSH-aware VNF veth
+inline const Mac kVnf0Peer = {0x02, 0, 0, 0, 0xa0, 0x02};  // the VNF
+inline const Mac kVnf1Host = {0x02, 0, 0, 0, 0xa1, 0x01};  // host side of proxied VNF veth
+inline const Mac kVnf1Peer = {0x02, 0, 0, 0, 0xa1, 0x02};
+inline const Mac kCore0 = {0x02, 0, 0, 0, 0xc0, 0x01};     // towards the other nodes
+inline const Mac kCore0Peer = {0x02, 0, 0, 0, 0xc0, 0x02}; // next hop 10.0.0.2 / 2001:db8:1::2
+inline const Mac kSrc0 = {0x02, 0, 0, 0, 0x50, 0x01};      // classifying interface
+inline const Mac kSrcHost = {0x02, 0, 0, 0, 0x50, 0x02};   // the traffic source behind it
+inline const char* kLocalEndpoint = "192.0.2.1";
+inline const char* kRemoteEndpoint = "192.0.2.2";
+inline const char* kUnresolvedEndpoint = "192.0.2.3";      // routed via 10.0.0.3, no neighbour
+
+// service ids and instance ids used by the fixtures
+enum : uint32_t { kSvcLocal = 1, kSvcRemote = 2, kSvcProxy = 3, kSvcNoNeigh = 4 };
+enum : uint32_t { kInstLocal = 1, kInstRemote = 2, kInstProxy = 3, kInstLocalB = 4, kInstNoNeigh = 5 };
+
+struct RunResult {
+  int verdict = -1;
+  Bytes out;
+};
+
+class FastPathEnv : public ::testing::Environment {
+ public:
+  void SetUp() override;
+  void TearDown() override;
+  static dp::Dataplane& dataplane() { return *dp_; }
+  static int ifindex(const std::string& name) { return static_cast<int>(if_nametoindex(name.c_str())); }
+
+ private:
+  static inline std::unique_ptr<dp::Dataplane> dp_;
+};
+
+// Run one frame through the program as if received on ifname.
+RunResult run_prog(int prog_fd, const std::string& ifname, const Bytes& frame);
+
+// Counter snapshot to check deltas by reason.
+class Counters {
+ public:
+  Counters();
+  uint64_t delta(uint32_t reason) const;
+
+ private:
+  std::vector<ac_counter> before_;
+};
+
+std::vector<uint32_t> table_of(uint32_t instance);
+std::vector<dp::PolicyRule> fixture_rules();  // the rule set FastPathEnv installs
+
+}  // namespace anychain::test

@@ -1,0 +1,446 @@
+// Packet in -> verdict and exact bytes out, for every path of the fast path and every malformed
+// case (each checks its drop counter). Runs in a private netns/bpffs (see fastpath_fixture).
+#include <linux/if_ether.h>
+
+#include "fastpath_fixture.h"
+
+namespace anychain::test {
+namespace {
+
+Bytes frame(const Mac& dst, const Mac& src, uint16_t type, const Bytes& payload) {
+  Bytes b = eth(dst, src, type);
+  append(b, payload);
+  return b;
+}
+
+int prog() { return FastPathEnv::dataplane().prog_fd(); }
+
+struct Flow {
+  std::string src, dst;
+  L4 l4;
+  Bytes ip(uint8_t ttl = 64) const {
+    return src.find(':') != std::string::npos ? ipv6(src, dst, l4, ttl) : ipv4(src, dst, l4, ttl);
+  }
+  uint8_t np() const { return src.find(':') != std::string::npos ? AC_NSH_NP_IPV6 : AC_NSH_NP_IPV4; }
+  uint16_t ethertype() const { return src.find(':') != std::string::npos ? ETH_P_IPV6 : ETH_P_IP; }
+  uint32_t hash(bool sym = false) const { return flow_hash(src, dst, l4, sym); }
+};
+
+const Flow kV4{"192.168.1.10", "203.0.113.10", {}};
+const Flow kV6{"2001:db8:5::10", "2001:db8:99::10", {}};
+
+Nsh nsh_for(const Flow& f, uint32_t spi, uint8_t si, uint8_t ttl) {
+  Nsh n;
+  n.spi = spi;
+  n.si = si;
+  n.ttl = ttl;
+  n.next_proto = f.np();
+  n.ctx[0] = f.hash();
+  return n;
+}
+
+class FastPath : public ::testing::TestWithParam<Flow> {};
+
+// 1 + 4: classify at SI 255, deliver to the local NSH-aware VNF as NSH over Ethernet
+TEST_P(FastPath, ClassifyToLocalNshAwareVnf) {
+  const Flow& f = GetParam();
+  Counters c;
+  auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, f.ethertype(), f.ip()));
+  Bytes want = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
+  append(want, nsh(nsh_for(f, 100, 255, AC_NSH_DEFAULT_TTL)));
+  append(want, f.ip());
+  EXPECT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(hex(r.out), hex(want));
+  EXPECT_EQ(c.delta(AC_R_CLASSIFIED), 1u);
+  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_NSH), 1u);
+}
+
+// 2 + 4: NSH back from the VNF (SI 254) goes to a remote instance over VXLAN-GPE, MACs by FIB
+TEST_P(FastPath, NshFromVnfToRemoteOverVxlanGpe) {
+  const Flow& f = GetParam();
+  Counters c;
+  Bytes in = eth(kVnf0Host, kVnf0Peer, AC_ETH_P_NSH);
+  append(in, nsh(nsh_for(f, 100, 254, 62)));
+  append(in, f.ip());
+  auto r = run_prog(prog(), "vnf0", in);
+
+  Bytes inner = nsh(nsh_for(f, 100, 254, 61));  // TTL decremented by this forwarder
+  append(inner, f.ip());
+  Bytes want = eth(kCore0Peer, kCore0, ETH_P_IP);
+  append(want, gpe_outer(kLocalEndpoint, kRemoteEndpoint, 0xc000 | (f.hash() & 0x3fff), inner.size(),
+                         AC_GPE_NP_NSH, AC_GPE_FLAG_I | AC_GPE_FLAG_P, 7));
+  append(want, inner);
+  EXPECT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(hex(r.out), hex(want));
+  EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 1u);
+}
+
+// 2 + 6: VXLAN-GPE from another node at the last SI: decap, pop NSH, route inner by FIB
+TEST_P(FastPath, VxlanGpeInLastHopRoutesInner) {
+  const Flow& f = GetParam();
+  Counters c;
+  Bytes inner = nsh(nsh_for(f, 100, 253, 60));
+  append(inner, f.ip());
+  Bytes in = eth(kCore0, kCore0Peer, ETH_P_IP);
+  append(in, gpe_outer(kRemoteEndpoint, kLocalEndpoint, 0xc123, inner.size()));
+  append(in, inner);
+  auto r = run_prog(prog(), "core0", in);
+  EXPECT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(hex(r.out), hex(frame(kCore0Peer, kCore0, f.ethertype(), f.ip(63))));
+  EXPECT_EQ(c.delta(AC_R_GPE_DECAP), 1u);
+  EXPECT_EQ(c.delta(AC_R_FWD_LAST_HOP), 1u);
+}
+
+// 5: NSH-unaware VNF: the proxy strips NSH on delivery and restores it (SI - 1) on return
+TEST_P(FastPath, SfcProxyStripsAndRestores) {
+  Flow f = GetParam();
+  f.l4.proto = IPPROTO_TCP;
+  f.l4.dport = 80;
+  if (f.np() == AC_NSH_NP_IPV4) f.dst = "203.0.113.200";  // rule 0: TCP/80 to .128/25 -> SPI 200
+  Counters c;
+  Bytes in = eth(kVnf0Host, kVnf0Peer, AC_ETH_P_NSH);
+  append(in, nsh(nsh_for(f, 200, 255, 40)));
+  append(in, f.ip());
+  auto r = run_prog(prog(), "vnf0", in);
+  EXPECT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(hex(r.out), hex(frame(kVnf1Peer, kVnf1Host, f.ethertype(), f.ip())));
+  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_PROXY), 1u);
+
+  // the VNF sends the bare packet back; NSH returns with SI 254 = last hop of chain 200
+  auto back = run_prog(prog(), "vnf1", frame(kVnf1Host, kVnf1Peer, f.ethertype(), f.ip()));
+  EXPECT_EQ(back.verdict, XDP_REDIRECT);
+  EXPECT_EQ(hex(back.out), hex(frame(kCore0Peer, kCore0, f.ethertype(), f.ip(63))));
+  EXPECT_EQ(c.delta(AC_R_PROXY_RETURN), 1u);
+  EXPECT_EQ(c.delta(AC_R_FWD_LAST_HOP), 1u);
+  auto ps = FastPathEnv::dataplane().path_stats(200, 254);
+  ASSERT_TRUE(ps.has_value());
+  EXPECT_GE(ps->packets, 1u);
+}
+
+// 3: MD type 2 classification carries the flow hash as anychain's TLV
+TEST_P(FastPath, ClassifyMd2PushesHashTlv) {
+  Flow f = GetParam();
+  f.dst = f.np() == AC_NSH_NP_IPV6 ? "2001:db8:98::5" : "198.51.100.5";
+  auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, f.ethertype(), f.ip()));
+  Nsh n;
+  n.md_type = AC_NSH_MD_TYPE2;
+  n.spi = 100;
+  n.si = 255;
+  n.next_proto = f.np();
+  n.tlvs = flow_hash_tlv(f.hash());
+  Bytes want = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
+  append(want, nsh(n));
+  append(want, f.ip());
+  EXPECT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(hex(r.out), hex(want));
+}
+
+INSTANTIATE_TEST_SUITE_P(Inner, FastPath, ::testing::Values(kV4, kV6),
+                         [](const auto& i) { return i.param.np() == AC_NSH_NP_IPV4 ? "IPv4" : "IPv6"; });
+
+// MD2 from elsewhere: unknown TLVs skipped, our hash TLV found; without it the inner is hashed.
+TEST(FastPathMd2, TlvWalkFindsHashAfterUnknownTlv) {
+  const Flow& f = kV4;
+  Nsh n;
+  n.md_type = AC_NSH_MD_TYPE2;
+  n.spi = 100;
+  n.si = 254;
+  n.ttl = 30;
+  n.tlvs = tlv(0x0123, 0x45, Bytes{1, 2, 3, 4, 5, 6});
+  append(n.tlvs, flow_hash_tlv(0xdeadbeef));
+  Bytes in = eth(kVnf0Host, kVnf0Peer, AC_ETH_P_NSH);
+  append(in, nsh(n));
+  append(in, f.ip());
+  auto r = run_prog(prog(), "vnf0", in);
+  ASSERT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(get16(r.out, 14 + 20), 0xc000 | (0xdeadbeef & 0x3fff));  // UDP source port from the hash
+  n.ttl = 29;
+  Bytes inner = nsh(n);
+  append(inner, f.ip());
+  EXPECT_EQ(hex(Bytes(r.out.begin() + 50, r.out.end())), hex(inner));
+
+  Nsh bare = n;
+  bare.ttl = 30;
+  bare.tlvs = tlv(0x0123, 0x45, Bytes{9, 9, 9, 9});
+  Bytes in2 = eth(kVnf0Host, kVnf0Peer, AC_ETH_P_NSH);
+  append(in2, nsh(bare));
+  append(in2, f.ip());
+  auto r2 = run_prog(prog(), "vnf0", in2);
+  ASSERT_EQ(r2.verdict, XDP_REDIRECT);
+  EXPECT_EQ(get16(r2.out, 14 + 20), 0xc000 | (f.hash() & 0x3fff));
+}
+
+TEST(FastPathNeighbour, UnresolvedNextHopGoesToTheStackEncapsulated) {
+  Flow f{"192.168.1.10", "198.18.0.5", {}};
+  Counters c;
+  auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, f.ip()));
+  EXPECT_EQ(r.verdict, XDP_PASS);
+  EXPECT_EQ(c.delta(AC_R_PASS_NO_NEIGH), 1u);
+  ASSERT_GE(r.out.size(), 50u);
+  EXPECT_EQ(Bytes(r.out.begin(), r.out.begin() + 6), Bytes(kSrc0.begin(), kSrc0.end()));  // to us
+  EXPECT_EQ(get16(r.out, 12), ETH_P_IP);
+  EXPECT_EQ(get16(r.out, 14 + 22), AC_VXLAN_GPE_PORT);
+}
+
+TEST(FastPathHash, SymmetricPolicyHashesBothDirectionsAlike) {
+  Flow ab{"192.168.1.10", "198.18.0.5", {}};
+  Flow ba{"198.18.0.5", "192.168.1.10", {}};
+  ba.l4.sport = ab.l4.dport;
+  ba.l4.dport = ab.l4.sport;
+  EXPECT_EQ(ab.hash(true), ba.hash(true));
+  EXPECT_NE(ab.hash(false), ba.hash(false));
+  auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, ab.ip()));
+  ASSERT_GE(r.out.size(), 50u + 24);
+  EXPECT_EQ(get32(r.out, 50 + 8), ab.hash(true));  // MD1 context word 0 after the GPE stack
+}
+
+// 7: flow cache: hits keep a flow on its instance across table changes; a withdrawn instance's
+// entries are never used again.
+TEST(FlowCache, HitsSurviveTableChangeAndWithdrawalRebalances) {
+  auto& d = FastPathEnv::dataplane();
+  Flow f{"192.168.7.7", "203.0.113.77", {}};
+  f.l4.sport = 4242;
+  const Bytes in = frame(kSrc0, kSrcHost, ETH_P_IP, f.ip());
+  const Mac other = {0x02, 0, 0, 0, 0xa0, 0x03};
+  dp::Instance b{.id = kInstLocalB, .local = true, .nsh_aware = true,
+                 .ifindex = static_cast<uint32_t>(FastPathEnv::ifindex("vnf0")), .mac = other, .if_mac = kVnf0Host};
+  ASSERT_TRUE(d.set_instance(b).has_value());
+
+  Counters c;
+  auto r1 = run_prog(prog(), "src0", in);
+  EXPECT_EQ(Bytes(r1.out.begin(), r1.out.begin() + 6), Bytes(kVnf0Peer.begin(), kVnf0Peer.end()));
+  EXPECT_EQ(c.delta(AC_R_CACHE_MISS), 1u);
+  auto flows = d.flows();
+  ASSERT_TRUE(flows.has_value());
+  bool found = false;
+  for (const auto& e : *flows)
+    found |= e.spi == 100 && e.si == 255 && e.hash == f.hash() && e.instance_id == kInstLocal;
+  EXPECT_TRUE(found);
+
+  auto moved = d.set_wcmp_table(kSvcLocal, table_of(kInstLocalB));
+  ASSERT_TRUE(moved.has_value());
+  EXPECT_DOUBLE_EQ(*moved, 1.0);
+  auto r2 = run_prog(prog(), "src0", in);
+  EXPECT_EQ(Bytes(r2.out.begin(), r2.out.begin() + 6), Bytes(kVnf0Peer.begin(), kVnf0Peer.end()));
+  EXPECT_EQ(c.delta(AC_R_CACHE_HIT), 1u);
+
+  ASSERT_TRUE(d.del_instance(kInstLocal).has_value());
+  auto r3 = run_prog(prog(), "src0", in);
+  EXPECT_EQ(Bytes(r3.out.begin(), r3.out.begin() + 6), Bytes(other.begin(), other.end()));
+  EXPECT_EQ(c.delta(AC_R_CACHE_STALE), 1u);
+
+  // restore the fixture
+  dp::Instance local{.id = kInstLocal, .local = true, .nsh_aware = true,
+                     .ifindex = static_cast<uint32_t>(FastPathEnv::ifindex("vnf0")), .mac = kVnf0Peer, .if_mac = kVnf0Host};
+  auto gen = d.set_instance(local);
+  ASSERT_TRUE(gen.has_value());
+  ASSERT_TRUE(d.set_wcmp_table(kSvcLocal, table_of(kInstLocal)).has_value());
+  ASSERT_TRUE(d.flush_flows().has_value());
+  auto r4 = run_prog(prog(), "src0", in);
+  EXPECT_EQ(Bytes(r4.out.begin(), r4.out.begin() + 6), Bytes(kVnf0Peer.begin(), kVnf0Peer.end()));
+}
+
+TEST(FastPathStats, PathAndInstanceCountersCount) {
+  auto& d = FastPathEnv::dataplane();
+  auto p0 = d.path_stats(100, 255);
+  auto i0 = d.instance_stats(kInstLocal);
+  ASSERT_TRUE(p0 && i0);
+  for (int i = 0; i < 5; ++i) run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, kV4.ip()));
+  EXPECT_EQ(d.path_stats(100, 255)->packets - p0->packets, 5u);
+  EXPECT_EQ(d.instance_stats(kInstLocal)->packets - i0->packets, 5u);
+}
+
+TEST(Policies, NewRuleSetReplacesTheOldAtomically) {
+  auto& d = FastPathEnv::dataplane();
+  Flow f{"192.168.1.1", "100.64.0.1", {}};
+  const Bytes in = frame(kSrc0, kSrcHost, ETH_P_IP, f.ip());
+  Counters c;
+  EXPECT_EQ(run_prog(prog(), "src0", in).verdict, XDP_PASS);
+  EXPECT_EQ(c.delta(AC_R_PASS_NOT_OURS), 1u);
+  std::vector<dp::PolicyRule> one(1);
+  one[0].dst = *dp::parse_prefix("100.64.0.0/10");
+  one[0].spi = 100;
+  ASSERT_TRUE(d.set_policies(one).has_value());
+  EXPECT_EQ(run_prog(prog(), "src0", in).verdict, XDP_REDIRECT);
+  // the old rules are gone
+  EXPECT_EQ(run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, kV4.ip())).verdict, XDP_PASS);
+  std::vector<dp::PolicyRule> bad(1);
+  bad[0].dst = *dp::parse_prefix("100.64.0.0/10");
+  bad[0].spi = 1u << 24;
+  EXPECT_FALSE(d.set_policies(bad).has_value());
+  ASSERT_TRUE(d.set_policies(fixture_rules()).has_value());
+}
+
+// Last hop with an Ethernet payload: the inner frame goes to the stack as received here.
+TEST(LastHop, EthernetPayloadIsHandedToTheStack) {
+  Nsh n = nsh_for(kV4, 100, 253, 20);
+  n.next_proto = AC_NSH_NP_ETH;
+  Bytes innerframe = frame(kCore0, kCore0Peer, ETH_P_IP, kV4.ip());
+  Bytes in = eth(kVnf0Host, kVnf0Peer, AC_ETH_P_NSH);
+  append(in, nsh(n));
+  append(in, innerframe);
+  Counters c;
+  auto r = run_prog(prog(), "vnf0", in);
+  EXPECT_EQ(r.verdict, XDP_PASS);
+  EXPECT_EQ(hex(r.out), hex(innerframe));
+  EXPECT_EQ(c.delta(AC_R_PASS_LAST_HOP), 1u);
+}
+
+// ---- pass-through and malformed input: verdict plus its counter ----
+
+struct BadCase {
+  std::string name;
+  std::string ifname;
+  Bytes frame;
+  int verdict;
+  uint32_t reason;
+};
+
+Bytes nsh_frame(const Nsh& n, const Bytes& inner = kV4.ip()) {
+  Bytes b = eth(kVnf0Host, kVnf0Peer, AC_ETH_P_NSH);
+  append(b, nsh(n));
+  append(b, inner);
+  return b;
+}
+
+std::vector<BadCase> bad_cases() {
+  std::vector<BadCase> v;
+  Nsh ok = nsh_for(kV4, 100, 254, 30);
+  {
+    Nsh n = ok;
+    n.md_type = AC_NSH_MD_TYPE2;
+    n.tlvs = flow_hash_tlv(1);
+    n.len_words = 40;  // 160 bytes of NSH in a short packet
+    v.push_back({"NshLengthBeyondPacket", "vnf0", nsh_frame(n, Bytes(8, 0)), XDP_DROP, AC_R_DROP_NSH_TRUNCATED});
+  }
+  {
+    Bytes b = eth(kVnf0Host, kVnf0Peer, AC_ETH_P_NSH);
+    append(b, Bytes{0x00, 0x06});  // 2 bytes of NSH
+    v.push_back({"NshTruncatedBase", "vnf0", b, XDP_DROP, AC_R_DROP_NSH_TRUNCATED});
+  }
+  {
+    Nsh n = ok;
+    n.md_type = AC_NSH_MD_TYPE2;
+    n.tlvs = tlv(AC_MD_CLASS, AC_TLV_FLOW_HASH, Bytes{1, 2, 3, 4}, 12);  // claims 12, header has 4
+    v.push_back({"Md2TlvOverrun", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NSH_TLV});
+  }
+  {
+    Nsh n = ok;
+    n.md_type = AC_NSH_MD_TYPE2;
+    n.tlvs = Bytes{0xff, 0xf6, 0x01};  // 3 bytes: a TLV header cut short
+    n.len_words = 3;
+    v.push_back({"Md2PartialTlvHeader", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NSH_TLV});
+  }
+  {
+    Nsh n = ok;
+    n.md_type = 0x3;
+    v.push_back({"UnknownMdType", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NSH_MD_TYPE});
+  }
+  {
+    Nsh n = ok;
+    n.len_words = 4;  // MD1 must be 6 words
+    v.push_back({"Md1WrongLength", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NSH_MD_TYPE});
+  }
+  {
+    Nsh n = ok;
+    n.ver = 1;
+    v.push_back({"BadVersion", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NSH_VERSION});
+  }
+  {
+    Nsh n = ok;
+    n.next_proto = 0x42;
+    v.push_back({"UnknownNextProtocol", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NSH_NEXT_PROTO});
+  }
+  {
+    Nsh n = ok;
+    n.ttl = 0;
+    v.push_back({"TtlZero", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_TTL});
+    n.ttl = 1;
+    v.push_back({"TtlExpiresHere", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_TTL});
+  }
+  {
+    Nsh n = ok;
+    n.si = 0;
+    v.push_back({"SiZero", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_SI_ZERO});
+  }
+  {
+    Nsh n = ok;
+    n.spi = 999;
+    v.push_back({"UnknownPath", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NO_PATH});
+  }
+  {
+    Bytes b = eth(kCore0, kCore0Peer, ETH_P_IP);
+    append(b, Bytes(10, 0x45));
+    v.push_back({"TruncatedOuterIpv4", "core0", b, XDP_DROP, AC_R_DROP_TRUNCATED});
+  }
+  Bytes inner = nsh(ok);
+  append(inner, kV4.ip());
+  {
+    Bytes b = eth(kCore0, kCore0Peer, ETH_P_IP);
+    Bytes outer = gpe_outer(kRemoteEndpoint, kLocalEndpoint, 1234, inner.size());
+    outer.resize(20 + 8 + 4);  // VXLAN-GPE header cut in half
+    append(b, outer);
+    v.push_back({"TruncatedVxlanGpe", "core0", b, XDP_DROP, AC_R_DROP_TRUNCATED});
+  }
+  {
+    Bytes b = eth(kCore0, kCore0Peer, ETH_P_IP);
+    append(b, gpe_outer(kRemoteEndpoint, kLocalEndpoint, 1234, inner.size(), AC_GPE_NP_IPV4));
+    append(b, inner);
+    v.push_back({"VxlanGpeWrongNextProtocol", "core0", b, XDP_DROP, AC_R_DROP_GPE_NEXT_PROTO});
+  }
+  {
+    Bytes b = eth(kCore0, kCore0Peer, ETH_P_IP);
+    append(b, gpe_outer(kRemoteEndpoint, kLocalEndpoint, 1234, inner.size(), AC_GPE_NP_NSH, AC_GPE_FLAG_I));
+    append(b, inner);
+    v.push_back({"VxlanGpeWithoutPBit", "core0", b, XDP_DROP, AC_R_DROP_GPE_FLAGS});
+  }
+  {
+    Bytes arp = eth(Mac{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, kSrcHost, ETH_P_ARP);
+    append(arp, Bytes(28, 0));
+    v.push_back({"ArpIsNotOurs", "src0", arp, XDP_PASS, AC_R_PASS_NOT_OURS});
+  }
+  {
+    Flow f{"192.168.1.1", "8.8.8.8", {}};
+    v.push_back({"NoPolicyMatch", "src0", frame(kSrc0, kSrcHost, ETH_P_IP, f.ip()), XDP_PASS, AC_R_PASS_NOT_OURS});
+    v.push_back({"IpOnUnconfiguredInterface", "core0", frame(kCore0, kCore0Peer, ETH_P_IP, kV4.ip()), XDP_PASS,
+                 AC_R_PASS_NOT_OURS});
+    v.push_back({"ProxyMissIsNotChainTraffic", "vnf1", frame(kVnf1Host, kVnf1Peer, ETH_P_IP, f.ip()), XDP_PASS,
+                 AC_R_PASS_PROXY_MISS});
+  }
+  return v;
+}
+
+class Malformed : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(Malformed, VerdictAndCounter) {
+  const BadCase& bc = GetParam();
+  Counters c;
+  auto r = run_prog(prog(), bc.ifname, bc.frame);
+  EXPECT_EQ(r.verdict, bc.verdict);
+  EXPECT_EQ(c.delta(bc.reason), 1u) << dp::reason_name(bc.reason);
+  if (bc.verdict == XDP_PASS) {
+    EXPECT_EQ(hex(r.out), hex(bc.frame)) << "passed packets stay untouched";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, Malformed, ::testing::ValuesIn(bad_cases()),
+                         [](const auto& i) { return i.param.name; });
+
+TEST(NoInstance, ServiceWithoutTableDropsCounted) {
+  auto& d = FastPathEnv::dataplane();
+  ASSERT_TRUE(d.set_path(400, 255, 9, false).has_value());
+  Counters c;
+  auto r = run_prog(prog(), "vnf0", nsh_frame(nsh_for(kV4, 400, 255, 9)));
+  EXPECT_EQ(r.verdict, XDP_DROP);
+  EXPECT_EQ(c.delta(AC_R_DROP_NO_INSTANCE), 1u);
+  ASSERT_TRUE(d.del_path(400, 255).has_value());
+}
+
+}  // namespace
+}  // namespace anychain::test
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new anychain::test::FastPathEnv);
+  return RUN_ALL_TESTS();
+}
