@@ -323,6 +323,17 @@ def test_crash():
     rc, _, err = lab("down", "--prefix", prefix)
     check(rc == 0, f"down without a state file (rc {rc}: {err.strip()[-300:]})")
     assert_nothing_left(prefix)
+    # A router namespace deleted by hand: its FRR keeps running in an anonymous namespace and
+    # is found by its command line.
+    rc, _, err = lab("up", os.path.join(TOPOS, "two-routers.toml"), "--prefix", prefix)
+    check(rc == 0, f"up two-routers again (rc {rc}: {err.strip()[-300:]})")
+    frr_r1 = [pid for pid, c in processes_mentioning([f"-N acl-{prefix}-R1 "])]
+    check(len(frr_r1) == 2, f"zebra and ospfd of R1 found ({frr_r1})")
+    subprocess.run(["ip", "netns", "del", f"acl-{prefix}-R1"], check=True)
+    check(all(running(p) for p in frr_r1), "R1's FRR outlives its deleted namespace")
+    rc, _, err = lab("down", "--prefix", prefix)
+    check(rc == 0, f"down with a namespace deleted by hand (rc {rc}: {err.strip()[-300:]})")
+    assert_nothing_left(prefix, frr_r1)
 
 
 BAD = [
@@ -367,6 +378,9 @@ BAD = [
      '[[link]]\na="A"\nb="C"\ncost=1\nsubnet="10.1.0.0/31"\n', "overlaps 10.1.0.0/30"),
     ("subnet with host bits", 'ROUTERS[[link]]\na="A"\nb="B"\ncost=1\nsubnet="10.1.0.1/30"\n',
      "is not an IPv4 subnet"),
+    ("anycast inside a link subnet", 'ROUTERS[[link]]\na="A"\nb="B"\ncost=1\n'
+     'subnet="10.1.0.0/30"\n[[service]]\nname="fw"\nanycast="10.1.0.1"\n',
+     "anycast 10.1.0.1 lies in subnet 10.1.0.0/30 of link A-B"),
     ("source and router share a name", 'ROUTERS[[source]]\nname="A"\nrouter="B"\n',
      "duplicate name 'A'"),
 ]
