@@ -102,6 +102,8 @@ def assert_nothing_left(prefix, extra_pids=()):
     check(live == [], f"recorded pids are gone ({live})")
     check(not os.path.exists(sd), f"state dir {sd} removed")
     check(mounts_under(sd) == [], f"no mount left under {sd}")
+    rundirs = [n for n in os.listdir("/var/run/frr") if n.startswith(f"acl-{prefix}-")]
+    check(rundirs == [], f"no /var/run/frr/acl-{prefix}-* left ({rundirs})")
 
 
 def unique_prefix(tag):
