@@ -18,8 +18,8 @@ PKGS=(
   # tests
   libgtest-dev libgmock-dev googletest libclang-rt-14-dev
   tshark tcpdump python3-scapy iproute2 iputils-ping ethtool procps psmisc
-  # routing
-  frr
+  # routing (frr-pythontools ships ospfclient.py, the independent OSPF API client of the lab tests)
+  frr frr-pythontools
   # lab output
   gnuplot-nox
   # VM tests
