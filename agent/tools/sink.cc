@@ -123,7 +123,7 @@ std::string render(const Options& o, const State& s, double elapsed, bool final)
     j.end_object();
   }
   j.end_array();
-  if (!o.no_per_flow) {
+  if (final && !o.no_per_flow) {
     j.key("per_flow").begin_array();
     for (const auto& [id, f] : s.flows) {
       j.begin_object()
@@ -190,7 +190,8 @@ int parse_options(int argc, char** argv, Options& o) {
       "seconds per interval (JSON rewrite and per-interval instance counts)")(
       "duration", po::value(&o.duration)->default_value(0),
       "exit after this many seconds (0 = run until SIGTERM/SIGINT)")(
-      "no-per-flow", po::bool_switch(&o.no_per_flow), "leave the per-flow list out of the JSON");
+      "no-per-flow", po::bool_switch(&o.no_per_flow),
+      "leave the per-flow list out of the final JSON (periodic writes never carry it)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);

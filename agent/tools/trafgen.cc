@@ -195,7 +195,8 @@ int main(int argc, char** argv) {
   };
 
   std::vector<std::uint8_t> payload(o.payload_size, 0);
-  std::vector<std::unique_ptr<Flow>> flows;  // index = flow number; reset when done
+  std::vector<std::unique_ptr<Flow>> flows;  // active flows; a finished flow's slot is reused
+  std::vector<std::size_t> free_slots;
   std::priority_queue<Due, std::vector<Due>, std::greater<>> due;
   std::uint64_t flows_started = 0, flows_completed = 0, flows_failed = 0;
   std::uint64_t packets_sent = 0, bytes_sent = 0, send_errors = 0;
@@ -238,8 +239,15 @@ int main(int argc, char** argv) {
         continue;
       }
       ++flows_started;
-      flows.push_back(std::move(f));
-      due.push(Due{start, flows.size() - 1});
+      std::size_t slot = flows.size();
+      if (!free_slots.empty()) {
+        slot = free_slots.back();
+        free_slots.pop_back();
+        flows[slot] = std::move(f);
+      } else {
+        flows.push_back(std::move(f));
+      }
+      due.push(Due{start, slot});
     }
 
     while (!due.empty() && due.top().at_ns <= now) {
@@ -265,6 +273,7 @@ int main(int argc, char** argv) {
       } else {
         ++flows_completed;
         flows[d.flow].reset();  // closes the socket
+        free_slots.push_back(d.flow);
       }
     }
   }

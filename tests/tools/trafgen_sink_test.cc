@@ -71,6 +71,15 @@ TEST_F(TrafgenSinkTest, EveryFlowAndPacketArrives) {
   EXPECT_EQ(g4["send_errors"].u(), 0u);
   EXPECT_LT(g4["elapsed_s"].n(), 1.0 + 0.5 + 0.5);
 
+  // The periodic rewrite (every 0.5 s) already has them, without the per-flow list.
+  std::this_thread::sleep_for(700ms);
+  const Json mid = parse_json(slurp(sink_json));
+  EXPECT_FALSE(mid["final"].b);
+  EXPECT_FALSE(mid.has("per_flow"));
+  EXPECT_EQ(mid["packets"].u(), 400u);
+  EXPECT_EQ(mid["flows"].u(), 20u);
+  EXPECT_GE(mid["intervals"].arr.size(), 2u);
+
   // IPv6: Poisson arrivals, capped at 12 flows, flow ids from 1001.
   const Json g6 = run_trafgen({"--dst", "fd77::2", "--dport", "9000", "--flows-per-sec", "30",
                                "--flow-duration", "0.3", "--flow-rate", "50", "--duration", "5",
