@@ -15,6 +15,8 @@
 #include <boost/program_options.hpp>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <iostream>
 #include <map>
 #include <string>
@@ -194,7 +196,12 @@ int main(int argc, char** argv) {
   install_stop_signals();
 
   const std::uint64_t start = mono_ns();
-  TokenBucket bucket(o.capacity, o.burst > 0 ? o.burst : o.capacity / 10, start);
+  // The bucket runs on the kernel's receive timestamps (CLOCK_REALTIME, SO_TIMESTAMPNS), so
+  // the capacity applies to arrivals and does not shrink when this process is descheduled.
+  int ts_on = 1;
+  const bool have_rx_ts =
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_TIMESTAMPNS, &ts_on, sizeof ts_on) == 0;
+  TokenBucket bucket(o.capacity, o.burst > 0 ? o.burst : o.capacity / 10, real_ns());
   Counters c;
   std::uint64_t last_stats = start, last_rx = 0, last_tx = 0;
   double rx_pps = 0, tx_pps = 0;
@@ -216,6 +223,8 @@ int main(int argc, char** argv) {
   std::vector<iovec> iov(kBatch);
   std::vector<sockaddr_ll> from(kBatch);
   std::vector<mmsghdr> msgs(kBatch);
+  constexpr std::size_t kCtl = CMSG_SPACE(sizeof(timespec));
+  std::vector<std::uint8_t> ctl(kBatch * kCtl);
   std::vector<iovec> out_iov(kBatch);
   std::vector<mmsghdr> out(kBatch);
 
@@ -249,6 +258,8 @@ int main(int argc, char** argv) {
         msgs[i].msg_hdr.msg_iovlen = 1;
         msgs[i].msg_hdr.msg_name = &from[i];
         msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_ll);
+        msgs[i].msg_hdr.msg_control = &ctl[i * kCtl];
+        msgs[i].msg_hdr.msg_controllen = kCtl;
       }
       const int n = ::recvmmsg(fd.get(), msgs.data(), kBatch, MSG_DONTWAIT | MSG_TRUNC, nullptr);
       if (n < 0) {
@@ -258,7 +269,7 @@ int main(int argc, char** argv) {
         break;
       }
       std::size_t nout = 0;
-      now = mono_ns();
+      const std::uint64_t batch_real = real_ns();
       for (int i = 0; i < n; ++i) {
         const auto pkttype = from[i].sll_pkttype;
         if (pkttype == PACKET_OUTGOING) continue;
@@ -283,7 +294,19 @@ int main(int argc, char** argv) {
           ++(nsh_mode ? c.non_nsh : c.non_ip);
           continue;
         }
-        if (!bucket.take(now)) {
+        std::uint64_t arrival = batch_real;
+        if (have_rx_ts) {
+          for (cmsghdr* cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm != nullptr;
+               cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm)) {
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+              timespec ts{};
+              std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+              arrival = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL +
+                        static_cast<std::uint64_t>(ts.tv_nsec);
+            }
+          }
+        }
+        if (!bucket.take(arrival)) {
           ++c.dropped_capacity;
           continue;
         }
