@@ -186,8 +186,12 @@ int main(int argc, char** argv) {
       std::max(1.0, std::ceil(o.flow_duration * o.flow_rate - 1e-9)));
   const double gap_ns = 1e9 / o.flow_rate;
   std::mt19937_64 rng(o.seed);
-  auto next_gap_ns = [&]() -> double {
-    if (o.arrivals == "fixed") return 1e9 / o.flows_per_sec;
+  const bool fixed = o.arrivals == "fixed";
+  // Fixed arrivals: flow k starts at k / R, for k < ceil(duration * R) (no accumulated
+  // rounding, so 3 flows/s for 1 s is exactly 3 flows).
+  const auto fixed_flows =
+      static_cast<std::uint64_t>(std::ceil(o.duration * o.flows_per_sec - 1e-9));
+  auto poisson_gap_ns = [&]() -> double {
     // Exponential gap from a uniform in (0, 1]; computed here rather than with
     // std::exponential_distribution so that a seed gives the same arrivals everywhere.
     const double u = (double(rng() >> 11) + 1.0) / 9007199254740992.0;
@@ -203,25 +207,27 @@ int main(int argc, char** argv) {
   std::string first_error;
 
   const std::uint64_t t0 = mono_ns();
-  const auto arrivals_end = t0 + static_cast<std::uint64_t>(o.duration * 1e9);
-  double next_arrival = static_cast<double>(t0);
+  double next_offset_ns = 0;  // start of the next flow, relative to t0
   auto arrivals_open = [&] {
-    return static_cast<std::uint64_t>(next_arrival) < arrivals_end &&
-           (o.max_flows == 0 || flows_started + flows_failed < o.max_flows);
+    const std::uint64_t k = flows_started + flows_failed;
+    if (o.max_flows != 0 && k >= o.max_flows) return false;
+    return fixed ? k < fixed_flows : next_offset_ns < o.duration * 1e9;
   };
+  auto next_arrival = [&] { return t0 + static_cast<std::uint64_t>(next_offset_ns); };
 
   while (!stop_requested()) {
     const bool open = arrivals_open();
     if (!open && due.empty()) break;
     std::uint64_t t_next = due.empty() ? UINT64_MAX : due.top().at_ns;
-    if (open) t_next = std::min(t_next, static_cast<std::uint64_t>(next_arrival));
+    if (open) t_next = std::min(t_next, next_arrival());
     if (t_next > mono_ns()) sleep_until(t_next);
     if (stop_requested()) break;
     const std::uint64_t now = mono_ns();
 
-    while (arrivals_open() && static_cast<std::uint64_t>(next_arrival) <= now) {
-      const auto start = static_cast<std::uint64_t>(next_arrival);
-      next_arrival += next_gap_ns();
+    while (arrivals_open() && next_arrival() <= now) {
+      const std::uint64_t start = next_arrival();
+      next_offset_ns = fixed ? double(flows_started + flows_failed + 1) * 1e9 / o.flows_per_sec
+                             : next_offset_ns + poisson_gap_ns();
       auto f = std::make_unique<Flow>();
       f->id = o.flow_id_base + static_cast<std::uint32_t>(flows_started + flows_failed);
       f->start_ns = start;

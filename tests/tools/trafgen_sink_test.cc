@@ -168,6 +168,16 @@ TEST_F(TrafgenSinkTest, SinkCountsServedByPerInstanceAndSlot) {
   EXPECT_EQ(f["served_by"][0][1].u(), 12u);
 }
 
+TEST_F(TrafgenSinkTest, FixedArrivalsStartExactlyRateTimesDuration) {
+  // 3 flows/s for 1 s: flows at 0, 1/3 and 2/3 s, not a fourth from accumulated rounding.
+  const Json g = run_trafgen({"--dst", "10.77.0.2", "--dport", "9", "--flows-per-sec", "3",
+                              "--duration", "1", "--flow-duration", "0.1", "--flow-rate", "10"},
+                             "gen3");
+  EXPECT_EQ(g["flows_started"].u(), 3u);
+  EXPECT_EQ(g["packets_per_flow"].u(), 1u);
+  EXPECT_LT(g["elapsed_s"].n(), 1.0);
+}
+
 TEST_F(TrafgenSinkTest, TrafgenRejectsBadArguments) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"--dst", "10.77.0.2", "--dport", "9", "--flows-per-sec", "0"},
