@@ -148,37 +148,41 @@ Bytes expected_reply(const Bytes& in, std::size_t nsh_len, unsigned slot, std::u
   return e;
 }
 
-TEST_F(VnfTest, NshMd1Ipv4AndMd2Ipv6) {
+TEST_F(VnfTest, NshMd1AndMd2WithIpv4AndIpv6) {
   start_vnf({"--mode", "nsh", "--instance-id", "4242", "--slot", "1"});
-
-  const Bytes f1 = nsh_frame(AC_NSH_MD_TYPE1, 4, 255);
-  port_->send(f1);
-  auto r1 = port_->receive(2s, 1);
-  ASSERT_EQ(r1.size(), 1u);
-  EXPECT_EQ(r1[0], expected_reply(f1, 24, 1, 4242));
-  EXPECT_EQ(r1[0][kEth + 7], 254);
-  EXPECT_TRUE(ref_udp_ok(r1[0], kEth + 24));
-
-  const Bytes f2 = nsh_frame(AC_NSH_MD_TYPE2, 6, 17, 8, flow_hash_tlv(0x1234));
-  port_->send(f2);
-  auto r2 = port_->receive(2s, 1);
-  ASSERT_EQ(r2.size(), 1u);
-  Bytes e2 = expected_reply(f2, 16, 1, 4242);
-  // IPv6: the checksum is recomputed; compare the rest byte for byte and verify it.
-  const std::size_t csum = kEth + 16 + 40 + 6;
-  ASSERT_EQ(r2[0].size(), e2.size());
-  EXPECT_TRUE(ref_udp_ok(r2[0], kEth + 16));
-  EXPECT_NE(get16(r2[0], csum), get16(f2, csum)) << "served_by changed, so must the checksum";
-  e2[csum] = r2[0][csum];
-  e2[csum + 1] = r2[0][csum + 1];
-  EXPECT_EQ(r2[0], e2);
-
+  int n = 0;
+  for (unsigned md : {AC_NSH_MD_TYPE1, AC_NSH_MD_TYPE2}) {
+    for (int family : {4, 6}) {
+      SCOPED_TRACE("MD" + std::to_string(md) + " IPv" + std::to_string(family));
+      const std::uint8_t si = static_cast<std::uint8_t>(255 - n);
+      const Bytes tlvs = md == AC_NSH_MD_TYPE2 ? flow_hash_tlv(0x1234) : Bytes{};
+      const Bytes f = nsh_frame(md, family, si, static_cast<std::uint32_t>(100 + n), tlvs);
+      const std::size_t nsh_len = md == AC_NSH_MD_TYPE1 ? 24 : 16;
+      ++n;
+      port_->send(f);
+      auto r = port_->receive(2s, 1);
+      ASSERT_EQ(r.size(), 1u);
+      ASSERT_EQ(r[0].size(), f.size());
+      EXPECT_EQ(r[0][kEth + 7], si - 1) << "SI decremented";
+      EXPECT_TRUE(ref_udp_ok(r[0], kEth + nsh_len)) << "UDP checksum valid";
+      Bytes e = expected_reply(f, nsh_len, 1, 4242);
+      if (family == 6) {
+        // IPv6: the checksum is recomputed (served_by changed, so it must differ); the rest
+        // is compared byte for byte.
+        const std::size_t csum = kEth + nsh_len + 40 + 6;
+        EXPECT_NE(get16(r[0], csum), get16(f, csum));
+        e[csum] = r[0][csum];
+        e[csum + 1] = r[0][csum + 1];
+      }
+      EXPECT_EQ(r[0], e) << "MACs swapped, served_by[1] written, nothing else changed";
+    }
+  }
   // No echo of its own transmissions: nothing more arrives.
   EXPECT_TRUE(port_->receive(300ms).empty());
   Json s = stop_vnf();
-  EXPECT_EQ(s["rx"].u(), 2u);
-  EXPECT_EQ(s["tx"].u(), 2u);
-  EXPECT_EQ(s["served"].u(), 2u);
+  EXPECT_EQ(s["rx"].u(), 4u);
+  EXPECT_EQ(s["tx"].u(), 4u);
+  EXPECT_EQ(s["served"].u(), 4u);
   EXPECT_EQ(s["instance_id"].u(), 4242u);
 }
 
