@@ -1,0 +1,325 @@
+// anychain-sink: receives the lab traffic and counts it per flow and per serving instance.
+// See docs/tools.md for the JSON it writes.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tools/common.h"
+#include "tools/packet.h"
+
+namespace po = boost::program_options;
+using namespace anychain::tools;
+
+namespace {
+
+struct Options {
+  std::uint16_t port = 0;
+  std::string bind_addr = "::";
+  std::string json;
+  double interval = 1.0;
+  double duration = 0;
+  bool no_per_flow = false;
+};
+
+// Packets per instance id at each served_by slot; id 0 = not served at that slot.
+using SlotCounts = std::array<std::map<std::uint32_t, std::uint64_t>, AC_LAB_SLOTS>;
+
+struct FlowStats {
+  std::uint64_t packets = 0;
+  std::uint32_t max_seq = 0;
+  std::uint64_t reordered = 0;  // arrived with a seq below one seen before
+  SlotCounts instances;
+};
+
+struct Interval {
+  double t_start = 0;
+  double t_end = 0;
+  std::uint64_t packets = 0;
+  SlotCounts per_slot;
+};
+
+struct State {
+  std::uint64_t packets = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t non_lab = 0;
+  std::uint64_t latency_count = 0;
+  double latency_sum_us = 0;
+  double latency_max_us = 0;
+  SlotCounts per_slot;
+  std::map<std::uint32_t, FlowStats> flows;
+  std::vector<Interval> intervals;  // closed intervals
+  Interval current;
+};
+
+void write_slots(JsonWriter& j, const SlotCounts& s) {
+  j.begin_array();
+  for (unsigned slot = 0; slot < AC_LAB_SLOTS; ++slot) {
+    j.begin_object().field("slot", slot);
+    std::uint64_t unserved = 0;
+    j.key("instances").begin_object();
+    for (const auto& [id, n] : s[slot]) {
+      if (id == 0) {
+        unserved = n;
+      } else {
+        j.field(std::to_string(id), n);
+      }
+    }
+    j.end_object().field("unserved", unserved).end_object();
+  }
+  j.end_array();
+}
+
+// A flow "switched" if some slot saw more than one serving instance.
+bool switched(const FlowStats& f) {
+  for (const auto& m : f.instances) {
+    std::size_t served = 0;
+    for (const auto& [id, n] : m) served += id != 0;
+    if (served > 1) return true;
+  }
+  return false;
+}
+
+std::string render(const Options& o, const State& s, double elapsed, bool final) {
+  JsonWriter j;
+  j.begin_object()
+      .field("tool", "anychain-sink")
+      .field("port", std::uint32_t{o.port})
+      .field("elapsed_s", elapsed)
+      .field("final", final)
+      .field("packets", s.packets)
+      .field("bytes", s.bytes)
+      .field("non_lab", s.non_lab)
+      .field("flows", static_cast<std::uint64_t>(s.flows.size()));
+  std::uint64_t sw = 0;
+  for (const auto& [id, f] : s.flows) sw += switched(f);
+  j.field("flows_switched", sw);
+  j.key("latency_us")
+      .begin_object()
+      .field("mean", s.latency_count ? s.latency_sum_us / double(s.latency_count) : 0.0)
+      .field("max", s.latency_max_us)
+      .end_object();
+  j.key("per_slot");
+  write_slots(j, s.per_slot);
+  j.key("intervals").begin_array();
+  for (const auto& iv : s.intervals) {
+    j.begin_object()
+        .field("t_start", iv.t_start)
+        .field("t_end", iv.t_end)
+        .field("packets", iv.packets);
+    j.key("per_slot");
+    write_slots(j, iv.per_slot);
+    j.end_object();
+  }
+  j.end_array();
+  if (final && !o.no_per_flow) {
+    j.key("per_flow").begin_array();
+    for (const auto& [id, f] : s.flows) {
+      j.begin_object()
+          .field("flow_id", id)
+          .field("packets", f.packets)
+          .field("max_seq", f.max_seq)
+          .field("reordered", f.reordered);
+      j.key("served_by").begin_array();
+      for (const auto& m : f.instances) {
+        j.begin_array();
+        for (const auto& [inst, n] : m) {
+          if (inst != 0) j.value(inst);
+        }
+        j.end_array();
+      }
+      j.end_array().end_object();
+    }
+    j.end_array();
+  }
+  j.end_object();
+  return j.str() + "\n";
+}
+
+void account(State& s, std::span<const std::uint8_t> data, std::uint64_t now_real) {
+  ++s.packets;
+  s.bytes += data.size();
+  auto p = read_lab_payload(data);
+  if (!p) {
+    ++s.non_lab;
+    return;
+  }
+  ++s.current.packets;
+  FlowStats& f = s.flows[p->flow_id];
+  if (f.packets > 0 && p->seq < f.max_seq) ++f.reordered;
+  f.max_seq = f.packets == 0 ? p->seq : std::max(f.max_seq, p->seq);
+  ++f.packets;
+  for (unsigned slot = 0; slot < AC_LAB_SLOTS; ++slot) {
+    const std::uint32_t id = p->served_by[slot];
+    ++s.per_slot[slot][id];
+    ++s.current.per_slot[slot][id];
+    ++f.instances[slot][id];
+  }
+  if (now_real >= p->send_ts_ns) {
+    const double us = double(now_real - p->send_ts_ns) / 1e3;
+    ++s.latency_count;
+    s.latency_sum_us += us;
+    s.latency_max_us = std::max(s.latency_max_us, us);
+  }
+}
+
+int parse_options(int argc, char** argv, Options& o) {
+  po::options_description desc(
+      "anychain-sink: counts lab traffic per flow and per serving instance\n\n"
+      "Examples:\n"
+      "  anychain-sink --port 9000 --json /tmp/sink.json --interval 1\n"
+      "  anychain-sink --port 9000 --bind 10.0.2.2 --duration 30 --json /tmp/sink.json\n\n"
+      "Options");
+  desc.add_options()("help,h", "show this help")(
+      "port", po::value(&o.port)->required(), "UDP port to receive on")(
+      "bind", po::value(&o.bind_addr)->default_value("::"),
+      "address to bind; '::' (default) receives IPv4 and IPv6")(
+      "json", po::value(&o.json), "write the counters as JSON here, every interval and at exit")(
+      "interval", po::value(&o.interval)->default_value(1.0),
+      "seconds per interval (JSON rewrite and per-interval instance counts)")(
+      "duration", po::value(&o.duration)->default_value(0),
+      "exit after this many seconds (0 = run until SIGTERM/SIGINT)")(
+      "no-per-flow", po::bool_switch(&o.no_per_flow),
+      "leave the per-flow list out of the final JSON (periodic writes never carry it)");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    if (vm.count("help")) {
+      std::cout << desc << "\n";
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "anychain-sink: " << e.what() << "\n" << desc << "\n";
+    return 2;
+  }
+  if (!(o.interval > 0) || o.duration < 0) {
+    std::cerr << "anychain-sink: --interval must be > 0 and --duration >= 0\n";
+    return 2;
+  }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (int rc = parse_options(argc, argv, o); rc >= 0) return rc;
+
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET6, o.bind_addr.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(o.port);
+    len = sizeof(sockaddr_in6);
+    family = AF_INET6;
+  } else if (inet_pton(AF_INET, o.bind_addr.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(o.port);
+    len = sizeof(sockaddr_in);
+    family = AF_INET;
+  } else {
+    std::cerr << "anychain-sink: --bind '" << o.bind_addr << "' is not an address\n";
+    return 2;
+  }
+  Fd fd(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    std::cerr << "anychain-sink: " << errno_text("socket") << "\n";
+    return 1;
+  }
+  int zero = 0, one = 1;
+  if (family == AF_INET6) {
+    (void)::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  }
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int rcvbuf = 8 << 20;
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    std::cerr << "anychain-sink: " << errno_text("bind port " + std::to_string(o.port)) << "\n";
+    return 1;
+  }
+  install_stop_signals();
+
+  State s;
+  const std::uint64_t t0 = mono_ns();
+  const auto interval_ns = static_cast<std::uint64_t>(o.interval * 1e9);
+  const std::uint64_t end = o.duration > 0 ? t0 + static_cast<std::uint64_t>(o.duration * 1e9)
+                                           : UINT64_MAX;
+  std::uint64_t interval_end = t0 + interval_ns;
+  s.current.t_start = 0;
+
+  auto emit = [&](bool final) {
+    const std::string out = render(o, s, double(mono_ns() - t0) / 1e9, final);
+    if (!o.json.empty()) {
+      if (auto w = write_file_atomic(o.json, out); !w) {
+        std::cerr << "anychain-sink: " << w.error() << "\n";
+      }
+    }
+    return out;
+  };
+  emit(false);  // the file's existence tells a harness that the port is bound
+
+  constexpr std::size_t kBatch = 64;
+  constexpr std::size_t kBuf = 65536;
+  std::vector<std::vector<std::uint8_t>> bufs(kBatch, std::vector<std::uint8_t>(kBuf));
+  std::vector<iovec> iov(kBatch);
+  std::vector<mmsghdr> msgs(kBatch);
+
+  while (!stop_requested()) {
+    std::uint64_t now = mono_ns();
+    if (now >= interval_end) {
+      s.current.t_end = double(interval_end - t0) / 1e9;
+      s.intervals.push_back(std::move(s.current));
+      s.current = Interval{};
+      s.current.t_start = double(interval_end - t0) / 1e9;
+      interval_end += interval_ns;
+      if (interval_end <= now) interval_end = now + interval_ns;  // we were stalled
+      emit(false);
+    }
+    if (now >= end) break;
+    const std::uint64_t wake = std::min(interval_end, end);
+    const int wait_ms = static_cast<int>(std::min<std::uint64_t>(100, (wake - now) / 1'000'000 + 1));
+    pollfd pfd{fd.get(), POLLIN, 0};
+    const int pr = ::poll(&pfd, 1, wait_ms);
+    if (pr < 0) {
+      if (errno == EINTR) continue;
+      std::cerr << "anychain-sink: " << errno_text("poll") << "\n";
+      break;
+    }
+    if (pr == 0) continue;
+    for (int round = 0; round < 16; ++round) {
+      for (std::size_t i = 0; i < kBatch; ++i) {
+        iov[i] = iovec{bufs[i].data(), bufs[i].size()};
+        msgs[i] = mmsghdr{};
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+      }
+      const int n = ::recvmmsg(fd.get(), msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+      if (n <= 0) break;
+      const std::uint64_t now_real = real_ns();
+      for (int i = 0; i < n; ++i) {
+        account(s, std::span<const std::uint8_t>(bufs[i].data(), msgs[i].msg_len), now_real);
+      }
+      if (static_cast<std::size_t>(n) < kBatch) break;
+    }
+  }
+  // Close the running interval so that the last packets show up per interval too.
+  s.current.t_end = double(mono_ns() - t0) / 1e9;
+  if (s.current.packets > 0 || s.intervals.empty()) s.intervals.push_back(std::move(s.current));
+  std::cout << emit(true) << std::flush;
+  return 0;
+}
