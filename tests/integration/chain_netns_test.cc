@@ -2,17 +2,23 @@
 // every node interface, a chain of two services: an NSH-aware VNF (anychain-vnf --mode nsh) on
 // node B and an NSH-unaware VNF (anychain-vnf --mode plain) behind the SFC proxy on node C.
 // UDP flows (IPv4 and IPv6) from a source namespace behind A reach the sink behind C; the NSH
-// is captured at every hop: xdpdump at the XDP entry of B and C (VXLAN-GPE + NSH), tcpdump at
-// each VNF, and the sink records which instance served each packet at each chain position.
+// is captured at every hop: tcpdump on the wire between nodes (each inter-node link runs through
+// a bridge in a "wire" namespace, a tap switch: XDP redirects bypass tcpdump on the nodes
+// themselves), tcpdump at each VNF, and the sink records which instance served each packet at
+// each chain position.
 //
-//   src --- A ===GPE=== B ===GPE=== C --- sink
+//   src --- A ==[wab]== B ==[wbc]== C --- sink
 //                       |           |
 //                     vnf1        vnf2
 //                   (NSH-aware)  (plain, proxied)
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <cstring>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +26,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 
 #include "common/proc.h"
 #include "common/sandbox.h"
@@ -60,12 +67,14 @@ class InNetns {
 
 dp::Mac mac_of(const std::string& node, const std::string& ifname) {
   InNetns g(ns(node));
-  std::string text = read_file("/sys/class/net/" + ifname + "/address");
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname.c_str());
+  int rc = ioctl(fd, SIOCGIFHWADDR, &ifr);
+  close(fd);
+  if (rc != 0) throw std::runtime_error("no MAC for " + ifname + " in " + node);
   dp::Mac m{};
-  unsigned v[6];
-  if (std::sscanf(text.c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
-    throw std::runtime_error("no MAC for " + ifname);
-  for (int i = 0; i < 6; ++i) m[i] = static_cast<uint8_t>(v[i]);
+  std::memcpy(m.data(), ifr.ifr_hwaddr.sa_data, 6);
   return m;
 }
 
@@ -89,19 +98,27 @@ class ChainNetns : public ::testing::Test {
   static void SetUpTestSuite() {
     if (auto e = enter_sandbox(); !e.empty()) throw std::runtime_error(e);
     std::filesystem::create_directories(kWork);
-    for (auto n : {"src", "A", "B", "C", "sink", "vnf1", "vnf2"}) must("ip netns add " + ns(n));
+    for (auto n : {"src", "A", "B", "C", "sink", "vnf1", "vnf2", "wab", "wbc"}) must("ip netns add " + ns(n));
     auto link = [](const std::string& a, const std::string& an, const std::string& b, const std::string& bn) {
       must("ip link add " + an + " netns " + ns(a) + " type veth peer name " + bn + " netns " + ns(b));
       in(a, "ip link set " + an + " up");
       in(b, "ip link set " + bn + " up");
     };
     link("src", "src-a", "A", "a-src");
-    link("A", "a-b", "B", "b-a");
-    link("B", "b-c", "C", "c-b");
+    link("A", "a-b", "wab", "w-a");
+    link("wab", "w-b", "B", "b-a");
+    link("B", "b-c", "wbc", "w-b");
+    link("wbc", "w-c", "C", "c-b");
+    for (auto [w, x, y] : {std::tuple{"wab", "w-a", "w-b"}, {"wbc", "w-b", "w-c"}}) {
+      in(w, "ip link add br0 type bridge");
+      in(w, std::string("ip link set ") + x + " master br0");
+      in(w, std::string("ip link set ") + y + " master br0");
+      in(w, "ip link set br0 up");
+    }
     link("C", "c-sink", "sink", "sink-c");
     link("B", "b-vnf", "vnf1", "vnf1");
     link("C", "c-vnf", "vnf2", "vnf2");
-    for (auto n : {"src", "A", "B", "C", "sink", "vnf1", "vnf2"}) in(n, "ip link set lo up");
+    for (auto n : {"src", "A", "B", "C", "sink", "vnf1", "vnf2", "wab", "wbc"}) in(n, "ip link set lo up");
     for (auto n : {"A", "B", "C"})
       in(n, "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv4.conf.all.rp_filter=0 "
             "net.ipv4.conf.all.accept_local=1");
@@ -132,7 +149,8 @@ class ChainNetns : public ::testing::Test {
     in("sink", "ip route add default via 172.16.2.1");
     in("sink", "ip -6 route add default via 2001:db8:2::1");
     // XDP_REDIRECT into a veth needs an XDP program on its far end: the empty one
-    for (auto [n, i] : {std::pair{"vnf1", "vnf1"}, {"vnf2", "vnf2"}, {"sink", "sink-c"}})
+    for (auto [n, i] : {std::pair{"vnf1", "vnf1"}, {"vnf2", "vnf2"}, {"sink", "sink-c"}, {"wab", "w-a"},
+                        {"wab", "w-b"}, {"wbc", "w-b"}, {"wbc", "w-c"}})
       in(n, std::string("ip link set dev ") + i + " xdpdrv obj " ANYCHAIN_XDP_PASS_OBJECT " sec xdp");
 
     program("A", "10.255.0.1", {"a-src", "a-b"});
@@ -201,8 +219,8 @@ class ChainNetns : public ::testing::Test {
         if (if_nametoindex(i)) (void)dp::Dataplane::detach(i);
     }
     nodes_.clear();
-    for (auto n : {"src", "A", "B", "C", "sink", "vnf1", "vnf2"}) sh("ip netns del " + ns(n) + " 2>/dev/null");
-    std::filesystem::remove_all(kWork);
+    for (auto n : {"src", "A", "B", "C", "sink", "vnf1", "vnf2", "wab", "wbc"}) sh("ip netns del " + ns(n) + " 2>/dev/null");
+    if (!getenv("ANYCHAIN_KEEP")) std::filesystem::remove_all(kWork);
   }
 
   static uint64_t counter(const std::string& node, uint32_t reason) {
@@ -215,7 +233,7 @@ class ChainNetns : public ::testing::Test {
 
 // tshark fields of every packet in a capture, one line per packet
 std::vector<std::string> decode(const std::string& pcap, const std::string& fields) {
-  std::string out = sh_out("tshark -r " + pcap + " -d udp.port==4790,vxlan -T fields -E separator=, " + fields +
+  std::string out = sh_out("tshark -r " + pcap + " -T fields -E separator=, -E occurrence=f " + fields +
                            " 2>/dev/null");
   std::vector<std::string> lines;
   size_t s = 0, e;
@@ -238,8 +256,8 @@ void run_flows(const std::string& dst, const std::string& tag, int flows, int pe
                          std::to_string(kIdsInst), "--slot", "1", "--stats-json", w + "/vnf2.json",
                          "--stats-interval", "1"},
             w + "/vnf2.log");
-  Proc dumpB(ns("B"), {"xdpdump", "-i", "b-a", "--rx-capture", "entry", "-w", w + "/b-entry.pcap"}, w + "/dumpB.log");
-  Proc dumpC(ns("C"), {"xdpdump", "-i", "c-b", "--rx-capture", "entry", "-w", w + "/c-entry.pcap"}, w + "/dumpC.log");
+  Proc dumpB(ns("wab"), {"tcpdump", "-i", "br0", "-U", "-w", w + "/a-b.pcap", "udp", "port", "4790"}, w + "/dumpB.log");
+  Proc dumpC(ns("wbc"), {"tcpdump", "-i", "br0", "-U", "-w", w + "/b-c.pcap", "udp", "port", "4790"}, w + "/dumpC.log");
   Proc tcpV1(ns("vnf1"), {"tcpdump", "-i", "vnf1", "-U", "-w", w + "/vnf1.pcap", "ether", "proto", "0x894f"},
              w + "/tcpV1.log");
   Proc tcpV2(ns("vnf2"), {"tcpdump", "-i", "vnf2", "-U", "-w", w + "/vnf2.pcap", "udp", "port", "9000"},
@@ -258,8 +276,8 @@ void run_flows(const std::string& dst, const std::string& tag, int flows, int pe
   vnf2_stats = json::parse(read_file(w + "/vnf2.json"));
   json g = json::parse(read_file(w + "/gen.json"));
   EXPECT_EQ(g["packets_sent"].get<uint64_t>(), static_cast<uint64_t>(flows * per_flow)) << g.dump();
-  caps["B"] = decode(w + "/b-entry.pcap", "-e ip.src -e ip.dst -e udp.dstport -e vxlan.next_proto -e nsh.spi -e nsh.si");
-  caps["C"] = decode(w + "/c-entry.pcap", "-e ip.src -e ip.dst -e udp.dstport -e vxlan.next_proto -e nsh.spi -e nsh.si");
+  caps["B"] = decode(w + "/a-b.pcap", "-e ip.src -e ip.dst -e udp.dstport -e vxlan.next_proto -e nsh.spi -e nsh.si");
+  caps["C"] = decode(w + "/b-c.pcap", "-e ip.src -e ip.dst -e udp.dstport -e vxlan.next_proto -e nsh.spi -e nsh.si");
   caps["vnf1"] = decode(w + "/vnf1.pcap", "-e eth.type -e nsh.spi -e nsh.si -e nsh.mdtype");
   caps["vnf2"] = decode(w + "/vnf2.pcap", "-e eth.type -e nsh.spi -e udp.dstport");
 }
@@ -281,8 +299,8 @@ void check_chain(const std::string& dst, const std::string& tag, const std::stri
   EXPECT_EQ(v1["served"].get<uint64_t>(), total);
   EXPECT_EQ(v2["served"].get<uint64_t>(), total);
   // what crossed each hop
-  ASSERT_FALSE(caps["B"].empty()) << "nothing captured at B's XDP entry";
-  ASSERT_FALSE(caps["C"].empty()) << "nothing captured at C's XDP entry";
+  ASSERT_FALSE(caps["B"].empty()) << "nothing captured on the wire A-B";
+  ASSERT_FALSE(caps["C"].empty()) << "nothing captured on the wire B-C";
   size_t b_gpe = 0, c_gpe = 0;
   for (const auto& l : caps["B"]) b_gpe += l == "10.255.0.1,10.255.0.2,4790,4,10,255";
   for (const auto& l : caps["C"]) c_gpe += l == "10.255.0.2,10.255.0.3,4790,4,10,254";
