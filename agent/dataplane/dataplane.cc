@@ -371,6 +371,13 @@ Result<double> Dataplane::set_wcmp_table(uint32_t service_id, std::span<const ui
   return static_cast<double>(moved) / AC_WCMP_BUCKETS;
 }
 
+Result<double> Dataplane::set_wcmp_weights(uint32_t service_id, std::span<const WcmpMember> members) {
+  auto current = wcmp_table(service_id);
+  auto table = current ? rebalance_wcmp_table(*current, members) : build_wcmp_table(members);
+  if (!table) return fail(format("WCMP weights of service {}: {}", service_id, table.error().message), EINVAL);
+  return set_wcmp_table(service_id, *table);
+}
+
 Result<std::vector<uint32_t>> Dataplane::wcmp_table(uint32_t service_id) const {
   uint32_t inner_id = 0;
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ac_wcmp), &service_id, &inner_id) != 0)

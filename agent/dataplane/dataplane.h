@@ -15,6 +15,7 @@
 #include "anychain/maps.h"
 #include "anychain/nsh.h"
 #include "common/error.h"
+#include "dataplane/wcmp_table.h"
 
 struct anychain_bpf;  // the libbpf skeleton (build/bpf/anychain.skel.h)
 
@@ -120,6 +121,10 @@ class Dataplane {
   // Returns the fraction of buckets whose instance changed against the table it replaced.
   Result<double> set_wcmp_table(uint32_t service_id, std::span<const uint32_t> buckets);
   Result<std::vector<uint32_t>> wcmp_table(uint32_t service_id) const;
+  // Fill the service's table from raw weights (consistent Maglev-style fill) and swap it in.
+  // With a table already in force, only the buckets that must move are moved (rebalance);
+  // returns the fraction of buckets that moved.
+  Result<double> set_wcmp_weights(uint32_t service_id, std::span<const WcmpMember> members);
   Result<void> del_wcmp_table(uint32_t service_id);
 
   Result<std::vector<ac_counter>> stats() const;              // indexed by ac_reason

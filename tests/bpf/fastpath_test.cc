@@ -426,6 +426,52 @@ TEST_P(Malformed, VerdictAndCounter) {
 INSTANTIATE_TEST_SUITE_P(Cases, Malformed, ::testing::ValuesIn(bad_cases()),
                          [](const auto& i) { return i.param.name; });
 
+// 8: weights in, table swapped, the fast path's picks follow the weights; a change moves few flows
+TEST(Wcmp, FastPathFollowsWeightsAndChangesMoveFewBuckets) {
+  auto& d = FastPathEnv::dataplane();
+  constexpr uint32_t kSvc = 5;
+  const uint32_t ids[3] = {6, 7, 8};
+  for (uint32_t id : ids) {
+    dp::Instance in{.id = id, .local = true, .nsh_aware = true,
+                    .ifindex = static_cast<uint32_t>(FastPathEnv::ifindex("vnf0")),
+                    .mac = {0x02, 0, 0, 0, 0xb0, static_cast<uint8_t>(id)}, .if_mac = kVnf0Host};
+    ASSERT_TRUE(d.set_instance(in).has_value());
+  }
+  ASSERT_TRUE(d.set_path(500, 255, kSvc, false).has_value());
+  auto shares = [&](int flows) {
+    std::map<uint8_t, int> n;
+    uint32_t h = 12345;
+    for (int i = 0; i < flows; ++i) {
+      h = h * 1103515245u + 12345u;  // distinct flow hashes
+      Nsh x = nsh_for(kV4, 500, 255, 30);
+      x.ctx[0] = h;
+      auto r = run_prog(prog(), "vnf0", nsh_frame(x));
+      if (r.verdict == XDP_REDIRECT) ++n[r.out[5]];
+    }
+    return n;
+  };
+  const dp::WcmpMember half[] = {{6, 1}, {7, 1}};
+  auto m1 = d.set_wcmp_weights(kSvc, half);
+  ASSERT_TRUE(m1.has_value());
+  auto s1 = shares(4000);
+  EXPECT_NEAR(s1[6] / 4000.0, 0.5, 0.03);
+  EXPECT_NEAR(s1[7] / 4000.0, 0.5, 0.03);
+  ASSERT_TRUE(d.flush_flows().has_value());
+  const dp::WcmpMember third[] = {{6, 2}, {7, 2}, {8, 1}};
+  auto m2 = d.set_wcmp_weights(kSvc, third);
+  ASSERT_TRUE(m2.has_value());
+  EXPECT_GE(*m2, 0.19);  // the new instance must get its 20 %
+  EXPECT_LE(*m2, 0.21);  // and only that much moves
+  auto s2 = shares(4000);
+  EXPECT_NEAR(s2[6] / 4000.0, 0.4, 0.03);
+  EXPECT_NEAR(s2[7] / 4000.0, 0.4, 0.03);
+  EXPECT_NEAR(s2[8] / 4000.0, 0.2, 0.03);
+  const dp::WcmpMember none[] = {{6, 0}};
+  EXPECT_FALSE(d.set_wcmp_weights(kSvc, none).has_value()) << "all-zero weights are refused";
+  ASSERT_TRUE(d.del_path(500, 255).has_value());
+  ASSERT_TRUE(d.del_wcmp_table(kSvc).has_value());
+}
+
 TEST(NoInstance, ServiceWithoutTableDropsCounted) {
   auto& d = FastPathEnv::dataplane();
   ASSERT_TRUE(d.set_path(400, 255, 9, false).has_value());
