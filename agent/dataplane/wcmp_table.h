@@ -25,6 +25,7 @@
 #include <expected>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "anychain/maps.h"

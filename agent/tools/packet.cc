@@ -288,12 +288,25 @@ FrameResult process_nsh_frame(std::span<std::uint8_t> frame, std::uint32_t insta
   return r;
 }
 
+FrameKind classify_frame(std::span<const std::uint8_t> frame, bool nsh_mode) {
+  if (frame.size() < kEthHdrLen) return FrameKind::kOther;
+  const std::uint16_t et = load_be16(&frame[12]);
+  if (nsh_mode) return et == AC_ETH_P_NSH ? FrameKind::kService : FrameKind::kOther;
+  if (et == kEthPIpv4) return FrameKind::kService;
+  if (et != kEthPIpv6) return FrameKind::kOther;
+  constexpr std::size_t kIcmp6 = kEthHdrLen + kIpv6HdrLen;
+  if (frame.size() > kIcmp6 && frame[kEthHdrLen + 6] == 58 && frame[kIcmp6] >= 133 &&
+      frame[kIcmp6] <= 137) {
+    return FrameKind::kLinkControl;  // RS, RA, NS, NA, redirect
+  }
+  return FrameKind::kService;
+}
+
 FrameResult process_plain_frame(std::span<std::uint8_t> frame, std::uint32_t instance_id,
                                 unsigned slot) {
   FrameResult r;
-  if (frame.size() < kEthHdrLen) return r;
+  if (classify_frame(frame, false) != FrameKind::kService) return r;
   const std::uint16_t et = load_be16(&frame[12]);
-  if (et != kEthPIpv4 && et != kEthPIpv6) return r;
   auto ip = frame.subspan(kEthHdrLen);
   if (ip.empty() || (ip[0] >> 4) != (et == kEthPIpv4 ? 4u : 6u) ||
       !do_work(ip, instance_id, slot, r)) {

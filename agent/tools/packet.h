@@ -101,9 +101,19 @@ struct FrameResult {
 // decrements SI, swaps MACs.
 FrameResult process_nsh_frame(std::span<std::uint8_t> frame, std::uint32_t instance_id,
                               unsigned slot);
-// plain mode: bare IPv4/IPv6 over Ethernet; does the work, swaps MACs.
+// plain mode: bare IPv4/IPv6 over Ethernet; does the work, swaps MACs. IPv6 neighbour
+// discovery (ICMPv6 types 133..137) is link control, not traffic: kIgnored.
 FrameResult process_plain_frame(std::span<std::uint8_t> frame, std::uint32_t instance_id,
                                 unsigned slot);
+
+// What kind of frame this is for a VNF in the given mode, before any work is done (so that
+// only service frames consume capacity).
+enum class FrameKind {
+  kService,      // NSH over Ethernet (nsh mode) / IPv4 or IPv6 (plain mode)
+  kOther,        // anything else
+  kLinkControl,  // plain mode: IPv6 neighbour discovery between the VNF's host and its peer
+};
+FrameKind classify_frame(std::span<const std::uint8_t> frame, bool nsh_mode);
 
 // Token bucket for --capacity: `rate` tokens per second, at most `burst` stored (rate 0 =
 // unlimited). Time is passed in (nanoseconds, monotonic) so that tests can drive it.

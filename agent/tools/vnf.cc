@@ -47,7 +47,7 @@ struct Options {
 };
 
 struct Counters {
-  std::uint64_t rx = 0;                // frames addressed to us (host, broadcast, multicast)
+  std::uint64_t rx = 0;                // unicast frames for us (or any unicast with --promisc)
   std::uint64_t tx = 0;
   std::uint64_t served = 0;            // lab payloads stamped
   std::uint64_t dropped_capacity = 0;
@@ -56,6 +56,8 @@ struct Counters {
   std::uint64_t non_nsh = 0;           // nsh mode: frames that are not NSH over Ethernet
   std::uint64_t non_ip = 0;            // plain mode: frames that are not IPv4/IPv6
   std::uint64_t other_host = 0;        // frames for another MAC (seen without --promisc)
+  std::uint64_t not_unicast = 0;       // broadcast and multicast frames: never served
+  std::uint64_t link_control = 0;      // plain mode: IPv6 neighbour discovery, not served
   std::uint64_t rx_truncated = 0;      // larger than the receive buffer (counted malformed too)
   std::uint64_t tx_errors = 0;
   std::map<std::string, std::uint64_t> malformed_by_reason;
@@ -85,6 +87,8 @@ std::string stats_json(const Options& o, const Counters& c, double rx_pps, doubl
       .field("non_nsh", c.non_nsh)
       .field("non_ip", c.non_ip)
       .field("other_host", c.other_host)
+      .field("not_unicast", c.not_unicast)
+      .field("link_control", c.link_control)
       .field("rx_truncated", c.rx_truncated)
       .field("tx_errors", c.tx_errors)
       .field("rx_pps", rx_pps)
@@ -277,6 +281,10 @@ int main(int argc, char** argv) {
           ++c.other_host;
           continue;
         }
+        if (pkttype == PACKET_BROADCAST || pkttype == PACKET_MULTICAST) {
+          ++c.not_unicast;  // ARP requests, ND, MLD...: link chatter, not traffic to serve
+          continue;
+        }
         ++c.rx;
         if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) || msgs[i].msg_len > kFrameBuf) {
           ++c.rx_truncated;
@@ -286,11 +294,12 @@ int main(int argc, char** argv) {
         }
         std::span<std::uint8_t> frame(bufs[i].data(), msgs[i].msg_len);
         // Only frames of our kind consume capacity: look before doing the work.
-        const bool ours = frame.size() >= kEthHdrLen && [&] {
-          const std::uint16_t et = load_be16(&frame[12]);
-          return nsh_mode ? et == AC_ETH_P_NSH : (et == kEthPIpv4 || et == kEthPIpv6);
-        }();
-        if (!ours) {
+        const FrameKind kind = classify_frame(frame, nsh_mode);
+        if (kind == FrameKind::kLinkControl) {
+          ++c.link_control;
+          continue;
+        }
+        if (kind == FrameKind::kOther) {
           ++(nsh_mode ? c.non_nsh : c.non_ip);
           continue;
         }

@@ -190,6 +190,28 @@ TEST(PlainFrame, StampsIpv4AndIpv6) {
   EXPECT_EQ(process_plain_frame(mislabeled, 1, 0).verdict, Verdict::kMalformed);
 }
 
+TEST(PlainFrame, NeighbourDiscoveryIsLinkControl) {
+  // ICMPv6 neighbour solicitation (type 135) in a bare IPv6 frame.
+  Bytes ip(40 + 24, 0);
+  ip[0] = 0x60;
+  put16(ip, 4, 24);
+  ip[6] = 58;
+  ip[7] = 255;
+  ip[40] = 135;
+  Bytes f = ether(kVnfMac, kSffMac, kEthPIpv6, {&ip});
+  EXPECT_EQ(classify_frame(f, false), FrameKind::kLinkControl);
+  EXPECT_EQ(process_plain_frame(f, 1, 0).verdict, Verdict::kIgnored);
+  ip[40] = 128;  // echo request: ordinary traffic, served (forwarded without a stamp)
+  f = ether(kVnfMac, kSffMac, kEthPIpv6, {&ip});
+  EXPECT_EQ(classify_frame(f, false), FrameKind::kService);
+  EXPECT_EQ(process_plain_frame(f, 1, 0).verdict, Verdict::kForward);
+  EXPECT_EQ(classify_frame(f, true), FrameKind::kOther);
+  const Bytes h = nsh(AC_NSH_MD_TYPE1, 1, 9, AC_NSH_NP_IPV6);
+  const Bytes nf = ether(kVnfMac, kSffMac, AC_ETH_P_NSH, {&h, &ip});
+  EXPECT_EQ(classify_frame(nf, true), FrameKind::kService);
+  EXPECT_EQ(classify_frame(nf, false), FrameKind::kOther);
+}
+
 TEST(Ipv6, ExtensionHeadersAndFragments) {
   Bytes ip = ip_udp(6, lab_payload(1, 2));
   // Insert an 8-byte destination options header before UDP.

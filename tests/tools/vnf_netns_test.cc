@@ -270,6 +270,17 @@ TEST_F(VnfTest, PlainModeServesBareIpAndIgnoresTheRest) {
   }
   const Bytes junk(50, 0x11);
   port_->send(ether(kVnfMac, kHarnessMac, 0x88b5, {&junk}));
+  // Broadcast IP is link chatter, not traffic: not served, not reflected.
+  const Bytes bip = ip_udp(4, lab_payload(3, 5));
+  port_->send(ether(Mac{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, kHarnessMac, 0x0800, {&bip}));
+  // Neither is IPv6 neighbour discovery addressed to the VNF.
+  Bytes ns6(40 + 24, 0);
+  ns6[0] = 0x60;
+  put16(ns6, 4, 24);
+  ns6[6] = 58;
+  ns6[7] = 255;
+  ns6[40] = 135;
+  port_->send(ether(kVnfMac, kHarnessMac, 0x86dd, {&ns6}));
   const Bytes h = nsh(AC_NSH_MD_TYPE1, 1, 9, AC_NSH_NP_IPV4);
   port_->send(ether(kVnfMac, kHarnessMac, AC_ETH_P_NSH, {&h}));
   EXPECT_TRUE(port_->receive(300ms).empty());
@@ -278,6 +289,8 @@ TEST_F(VnfTest, PlainModeServesBareIpAndIgnoresTheRest) {
   EXPECT_EQ(s["tx"].u(), 2u);
   EXPECT_EQ(s["served"].u(), 2u);
   EXPECT_EQ(s["non_ip"].u(), 2u);
+  EXPECT_EQ(s["not_unicast"].u(), 1u);
+  EXPECT_EQ(s["link_control"].u(), 1u);
 }
 
 TEST_F(VnfTest, StatsAreRewrittenPeriodically) {

@@ -203,6 +203,43 @@ TEST(WcmpRebalance, ReachesTheLowerBound) {
   EXPECT_EQ(c.count(0), 0u);
 }
 
+TEST(WcmpRebalance, MovesExactlyTheExcessBuckets) {
+  // Property: a rebalance moves exactly the buckets held above the new quotas (all buckets of
+  // removed instances included), and lands on the new quotas exactly.
+  std::mt19937 rng(99);
+  for (int trial = 0; trial < 50; ++trial) {
+    std::vector<WcmpMember> a, b;
+    const std::uint32_t n = 1 + rng() % 12;
+    for (std::uint32_t i = 1; i <= n; ++i) {
+      a.push_back({i, double(rng() % 50)});
+      if (rng() % 4 != 0) b.push_back({i, double(rng() % 50)});
+    }
+    b.push_back({100 + static_cast<std::uint32_t>(trial), 1 + double(rng() % 50)});
+    a.push_back({500, 1});  // keeps `a` valid even if every random weight was 0
+    const auto old_t = build(a);
+    auto r = rebalance_wcmp_table(old_t, b);
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+    auto q = wcmp_quotas(b, kM);
+    ASSERT_TRUE(q.has_value());
+    auto before = counts(old_t);
+    auto after = counts(*r);
+    std::map<std::uint32_t, std::uint32_t> quota;
+    for (std::size_t i = 0; i < b.size(); ++i) quota[b[i].instance_id] = (*q)[i];
+    std::uint64_t excess = 0;
+    for (const auto& [id, c] : before) {
+      const std::uint32_t keep = quota.count(id) ? quota[id] : 0;
+      excess += c > keep ? c - keep : 0;
+    }
+    std::uint64_t moved_buckets = 0;
+    for (std::size_t i = 0; i < old_t.size(); ++i) moved_buckets += old_t[i] != (*r)[i];
+    EXPECT_EQ(moved_buckets, excess) << "trial " << trial;
+    for (const auto& [id, want] : quota) {
+      EXPECT_EQ(after.count(id) ? after[id] : 0, want) << "trial " << trial << " id " << id;
+    }
+    EXPECT_EQ(after.count(0), 0u);
+  }
+}
+
 TEST(WcmpRebalance, RemovedInstanceOnlyItsBucketsMove) {
   const auto before = equal_members(5);
   const auto old_t = build(before);
