@@ -112,7 +112,9 @@ std::vector<Fields> tshark_decode(const std::string& pcap) {
   for (const char* f : kTsharkFields) cmd += std::string(" -e ") + f;
   cmd += " 2>/dev/null";  // tshark warns about running as root
   CmdResult r = run(cmd);
-  if (r.rc != 0) throw std::runtime_error(format("tshark exited {} on {}", r.rc, pcap));
+  if (r.rc != 0)
+    throw std::runtime_error(format("tshark exited {} on {}{}", r.rc, pcap,
+                                    r.rc == 127 ? " (not installed? see scripts/install-deps.sh)" : ""));
   std::vector<Fields> frames;
   for (const std::string& line : split(r.out, '\n')) {
     if (line.empty()) continue;
@@ -336,8 +338,8 @@ TEST_P(EmittedDecode, EveryFieldAsConfigured) {
   }
 }
 
-// The comparison above can fail: corrupt one byte of our output and each decoder must report
-// exactly the field that byte belongs to.
+// The comparison above can fail: corrupt bytes of our output (SPI of one frame, VNI and MD1
+// context word 0 of another) and each decoder must report exactly the fields they belong to.
 TEST_P(EmittedDecode, CorruptedByteIsCaught) {
   auto cases = emitted_cases();
   auto frames = emit(cases);
