@@ -379,6 +379,7 @@ struct ScapyCase {
   uint8_t si, ttl;  // as scapy built them
   Outcome outcome;
   uint8_t gpe_np = AC_GPE_NP_NSH;
+  bool type_0x81 = false;  // MD2 with only a TLV of our class and type 0x81 (not our hash TLV)
 };
 
 const std::map<std::string, ScapyCase> kScapyCases = {
@@ -390,6 +391,7 @@ const std::map<std::string, ScapyCase> kScapyCases = {
     {"gpe_md1_v6_last_hop", {true, false, true, 253, 60, Outcome::LastHop}},
     {"gpe_md2_v4_to_vnf", {false, true, true, 255, 50, Outcome::LocalVnf}},
     {"gpe_md2_v6_to_vnf", {true, true, true, 255, 50, Outcome::LocalVnf}},
+    {"nsh_md2_v4_type_0x81_from_vnf", {false, true, false, 254, 62, Outcome::Remote, AC_GPE_NP_NSH, true}},
     {"gpe_scapy_default_next_proto", {false, false, true, 255, 50, Outcome::DropGpeNextProto, 0}},
 };
 
@@ -400,7 +402,10 @@ Nsh our_nsh(const ScapyCase& c) {
   n.si = c.si;
   n.ttl = c.ttl;
   n.next_proto = c.v6 ? AC_NSH_NP_IPV6 : AC_NSH_NP_IPV4;
-  if (c.md2) {
+  if (c.type_0x81) {
+    n.md_type = AC_NSH_MD_TYPE2;
+    n.tlvs = tlv(AC_MD_CLASS, 0x80 | AC_TLV_FLOW_HASH, Bytes{0xfe, 0xed, 0xfa, 0xce});
+  } else if (c.md2) {
     n.md_type = AC_NSH_MD_TYPE2;
     n.tlvs = tlv(0x0123, 0x45, Bytes{1, 2, 3, 4, 5, 6});
     append(n.tlvs, flow_hash_tlv(kScapyHashMd2));
@@ -471,7 +476,11 @@ TEST(ScapyBuilt, FastPathAcceptsAndForwards) {
       case Outcome::Remote: {
         EXPECT_EQ(res.verdict, XDP_REDIRECT);
         EXPECT_EQ(cnt.delta(AC_R_FWD_REMOTE), 1u);
-        uint32_t h = c.md2 ? kScapyHashMd2 : c.v6 ? kScapyHashV6 : kScapyHashV4;
+        // no hash TLV of ours (type_0x81): this node hashes the inner 5-tuple scapy built
+        uint32_t h = c.type_0x81 ? flow_hash("192.168.1.10", "203.0.113.10", L4{})
+                     : c.md2     ? kScapyHashMd2
+                     : c.v6      ? kScapyHashV6
+                                 : kScapyHashV4;
         Bytes body = nsh(fwd);
         append(body, inner);
         want = eth(kCore0Peer, kCore0, ETH_P_IP);

@@ -40,9 +40,10 @@ def tlv(cls, typ, value):
     return NSHTLV(class_=cls, type=typ, length=len(value)) / Raw(value + pad)
 
 
-def md2(v6, si, ttl):
-    tlvs = [tlv(0x0123, 0x45, bytes([1, 2, 3, 4, 5, 6])),           # someone else's TLV
-            tlv(AC_MD_CLASS, AC_TLV_FLOW_HASH, struct.pack("!I", HASH_MD2))]
+def md2(v6, si, ttl, tlvs=None):
+    if tlvs is None:
+        tlvs = [tlv(0x0123, 0x45, bytes([1, 2, 3, 4, 5, 6])),       # someone else's TLV
+                tlv(AC_MD_CLASS, AC_TLV_FLOW_HASH, struct.pack("!I", HASH_MD2))]
     words = 2 + sum(len(bytes(t)) for t in tlvs) // 4  # scapy would count TLVs instead
     return NSH(mdtype=2, nextproto=2 if v6 else 1, spi=100, si=si, ttl=ttl, length=words, vlch=tlvs)
 
@@ -63,6 +64,11 @@ def scenarios():
         yield "nsh_md2_%s_from_vnf" % fam, from_vnf(md2(v6, 254, 62) / inner(v6))
         yield "gpe_md1_%s_last_hop" % fam, gpe(md1(v6, 253, 60) / inner(v6))
         yield "gpe_md2_%s_to_vnf" % fam, gpe(md2(v6, 255, 50) / inner(v6))
+    # RFC 8300 Type is 8 bits: type 0x81 in our class is not our flow-hash TLV (0x01), so the
+    # fast path must hash the inner packet instead of using this value
+    yield "nsh_md2_v4_type_0x81_from_vnf", from_vnf(
+        md2(False, 254, 62, [tlv(AC_MD_CLASS, 0x80 | AC_TLV_FLOW_HASH, struct.pack("!I", HASH_MD2))])
+        / inner(False))
     # scapy's own default for VXLAN()/NSH(): NextProtocol stays 0, which the fast path drops
     yield "gpe_scapy_default_next_proto", gpe(md1(False, 255, 50) / inner(False), next_proto=None)
 
