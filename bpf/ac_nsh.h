@@ -29,7 +29,8 @@ AC_INLINE int ac_nsh_md2_walk(void *nsh, void *data_end, __u32 len, struct ac_ns
 
 		if (next > len)
 			return AC_R_DROP_NSH_TLV;
-		if (tlv->md_class == bpf_htons(AC_MD_CLASS) && (tlv->type & 0x7f) == AC_TLV_FLOW_HASH &&
+		/* RFC 8300 Type is all 8 bits (the "critical" top bit was dropped after the drafts) */
+		if (tlv->md_class == bpf_htons(AC_MD_CLASS) && tlv->type == AC_TLV_FLOW_HASH &&
 		    vlen == 4) {
 			__be32 *v = (void *)(tlv + 1);
 

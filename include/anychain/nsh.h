@@ -38,11 +38,13 @@ struct ac_nsh_md1 {
 	__be32 ctx[4];
 } __attribute__((packed));
 
-/* MD type 2 context header (one TLV header; value follows, padded to 4 bytes) */
+/* MD type 2 context header (one TLV header; value follows, padded to 4 bytes):
+ * |          Metadata Class       |      Type     |U|    Length   |
+ */
 struct ac_nsh_tlv {
 	__be16 md_class;
-	__u8 type;    /* high bit: critical (C) */
-	__u8 len;     /* low 7 bits: value length in bytes, unpadded */
+	__u8 type;    /* all 8 bits are the type (RFC 8300 has no critical bit) */
+	__u8 len;     /* top bit unassigned (U), low 7 bits: value length in bytes, unpadded */
 } __attribute__((packed));
 
 #define AC_NSH_VERSION 0

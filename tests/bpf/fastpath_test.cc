@@ -170,6 +170,24 @@ TEST(FastPathMd2, TlvWalkFindsHashAfterUnknownTlv) {
   EXPECT_EQ(get16(r2.out, 14 + 20), 0xc000 | (f.hash() & 0x3fff));
 }
 
+// RFC 8300 Type is 8 bits: type 0x81 of our class is not the flow-hash TLV (0x01); the inner
+// packet is hashed instead.
+TEST(FastPathMd2, TypeWithTopBitSetIsNotTheHashTlv) {
+  const Flow& f = kV4;
+  Nsh n;
+  n.md_type = AC_NSH_MD_TYPE2;
+  n.spi = 100;
+  n.si = 254;
+  n.ttl = 30;
+  n.tlvs = tlv(AC_MD_CLASS, 0x80 | AC_TLV_FLOW_HASH, Bytes{0xde, 0xad, 0xbe, 0xef});
+  Bytes in = eth(kVnf0Host, kVnf0Peer, AC_ETH_P_NSH);
+  append(in, nsh(n));
+  append(in, f.ip());
+  auto r = run_prog(prog(), "vnf0", in);
+  ASSERT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(get16(r.out, 14 + 20), 0xc000 | (f.hash() & 0x3fff));
+}
+
 TEST(FastPathNeighbour, UnresolvedNextHopGoesToTheStackEncapsulated) {
   Flow f{"192.168.1.10", "198.18.0.5", {}};
   Counters c;
