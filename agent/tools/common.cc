@@ -1,3 +1,5 @@
+#include <iostream>
+
 #include "tools/common.h"
 
 #include <fcntl.h>
@@ -27,16 +29,21 @@ std::uint64_t clock_ns(clockid_t id) {
 std::uint64_t mono_ns() { return clock_ns(CLOCK_MONOTONIC); }
 std::uint64_t real_ns() { return clock_ns(CLOCK_REALTIME); }
 
-Fd& Fd::operator=(Fd&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.release();
+std::optional<int> parse_command_line(int argc, char** argv, const boost::program_options::options_description& desc,
+                                 boost::program_options::variables_map& vm, std::string_view tool) {
+  namespace po = boost::program_options;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    if (vm.count("help")) {
+      std::cout << desc << "\n";
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << tool << ": " << e.what() << "\n" << desc << "\n";
+    return 2;
   }
-  return *this;
-}
-
-Fd::~Fd() {
-  if (fd_ >= 0) ::close(fd_);
+  return std::nullopt;
 }
 
 std::string errno_text(std::string_view what) {

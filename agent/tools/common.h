@@ -2,38 +2,27 @@
 // atomic file replacement.
 #pragma once
 
+#include <boost/program_options.hpp>
 #include <cstdint>
+#include <optional>
 #include <expected>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "common/unique_fd.h"
 
 namespace anychain::tools {
 
 std::uint64_t mono_ns();  // CLOCK_MONOTONIC
 std::uint64_t real_ns();  // CLOCK_REALTIME
 
-// Owns a file descriptor; move-only.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept;
-  ~Fd();
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
+using Fd = anychain::UniqueFd;
 
- private:
-  int fd_ = -1;
-};
+// Parse argv with desc. Returns the exit code to leave with (0 after --help, 2 on a usage
+// error, with the message and the usage on stderr), or nothing to go on.
+std::optional<int> parse_command_line(int argc, char** argv, const boost::program_options::options_description& desc,
+                                 boost::program_options::variables_map& vm, std::string_view tool);
 
 // "what: strerror(errno)" for the current errno.
 std::string errno_text(std::string_view what);

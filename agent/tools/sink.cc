@@ -193,17 +193,7 @@ int parse_options(int argc, char** argv, Options& o) {
       "no-per-flow", po::bool_switch(&o.no_per_flow),
       "leave the per-flow list out of the final JSON (periodic writes never carry it)");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "anychain-sink: " << e.what() << "\n" << desc << "\n";
-    return 2;
-  }
+  if (auto rc = parse_command_line(argc, argv, desc, vm, "anychain-sink")) return *rc;
   if (!(o.interval > 0) || o.duration < 0) {
     std::cerr << "anychain-sink: --interval must be > 0 and --duration >= 0\n";
     return 2;

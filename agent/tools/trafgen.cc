@@ -127,17 +127,7 @@ int parse_options(int argc, char** argv, Options& o) {
       "fixed: flows evenly spaced; poisson: exponential gaps (seeded)")(
       "json", po::value(&o.json), "also write the summary JSON to this file");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "anychain-trafgen: " << e.what() << "\n" << desc << "\n";
-    return 2;
-  }
+  if (auto rc = parse_command_line(argc, argv, desc, vm, "anychain-trafgen")) return *rc;
   if (!(o.flows_per_sec > 0) || !(o.flow_rate > 0) || !(o.flow_duration > 0) ||
       !(o.duration > 0) || o.duration > 86400 || o.flow_duration > 86400) {
     std::cerr << "anychain-trafgen: --flows-per-sec, --flow-rate, --flow-duration and --duration "

@@ -126,17 +126,7 @@ int parse_options(int argc, char** argv, Options& o) {
       "promisc", po::bool_switch(&o.promisc),
       "also serve frames addressed to other MACs (promiscuous mode)");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "anychain-vnf: " << e.what() << "\n" << desc << "\n";
-    return 2;
-  }
+  if (auto rc = parse_command_line(argc, argv, desc, vm, "anychain-vnf")) return *rc;
   if (o.mode != "nsh" && o.mode != "plain") {
     std::cerr << "anychain-vnf: --mode must be nsh or plain, not '" << o.mode << "'\n";
     return 2;
