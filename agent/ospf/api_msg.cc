@@ -12,6 +12,8 @@ template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
 
 // Smallest and largest legal body length per message type. {0, 0} means unknown type.
 struct Limits {
@@ -103,7 +105,7 @@ Result<LsaNotifyBody> get_lsa_notify(Reader& r) {
   b.area = *area;
   b.is_self = *self != 0;
   auto rest = r.rest();
-  if (auto ok = check_lsa_len(rest); !ok) return std::unexpected(ok.error());
+  if (auto ok = check_lsa_len(rest); !ok) return ospf::unexpected(ok.error());
   b.lsa.assign(rest.begin(), rest.end());
   r.skip(rest.size());
   return b;
@@ -228,7 +230,7 @@ Result<Body> decode_body(std::uint8_t type, ByteView data) {
     case MsgType::RegisterEvent:
     case MsgType::SyncLsdb: {
       auto f = get_filter(r);
-      if (!f) return std::unexpected(f.error());
+      if (!f) return ospf::unexpected(f.error());
       if (type == 3)
         out = RegisterEvent{std::move(*f)};
       else
@@ -243,7 +245,7 @@ Result<Body> decode_body(std::uint8_t type, ByteView data) {
       m.ifaddr = *ifaddr;
       m.area = *area;
       auto rest = r.rest();
-      if (auto ok = check_lsa_len(rest); !ok) return std::unexpected(ok.error());
+      if (auto ok = check_lsa_len(rest); !ok) return ospf::unexpected(ok.error());
       m.lsa.assign(rest.begin(), rest.end());
       r.skip(rest.size());
       out = std::move(m);
@@ -295,7 +297,7 @@ Result<Body> decode_body(std::uint8_t type, ByteView data) {
     case MsgType::LsaUpdateNotify:
     case MsgType::LsaDeleteNotify: {
       auto b = get_lsa_notify(r);
-      if (!b) return std::unexpected(b.error());
+      if (!b) return ospf::unexpected(b.error());
       if (type == 12)
         out = LsaUpdateNotify{std::move(*b)};
       else
@@ -425,7 +427,7 @@ Result<Bytes> encode(const Message& m) {
   w.u8(static_cast<std::uint8_t>(m.type()));
   w.u16(0);  // length, patched below
   w.u32(m.seq);
-  if (auto ok = encode_body(w, m.body); !ok) return std::unexpected(ok.error());
+  if (auto ok = encode_body(w, m.body); !ok) return ospf::unexpected(ok.error());
   std::size_t body = out.size() - kHeaderSize;
   auto lim = body_limits(static_cast<std::uint8_t>(m.type()));
   if (body < lim.min || body > lim.max)
@@ -454,14 +456,14 @@ Result<Header> decode_header(ByteView first8) {
 
 Result<Message> decode(ByteView whole) {
   auto h = decode_header(whole.first(std::min<std::size_t>(whole.size(), kHeaderSize)));
-  if (!h) return std::unexpected(h.error());
+  if (!h) return ospf::unexpected(h.error());
   if (whole.size() != kHeaderSize + h->length)
     return fail(EBADMSG, fmt("message of {} bytes, header says {}", whole.size(),
                                      kHeaderSize + h->length));
   auto lim = body_limits(h->type);
   if (h->length < lim.min) return fail(EBADMSG, fmt("body of {} bytes too short", h->length));
   auto body = decode_body(h->type, whole.subspan(kHeaderSize));
-  if (!body) return std::unexpected(body.error());
+  if (!body) return ospf::unexpected(body.error());
   return Message{h->seq, std::move(*body)};
 }
 
@@ -476,20 +478,20 @@ void StreamDecoder::feed(ByteView data) {
 }
 
 Result<std::optional<Message>> StreamDecoder::next() {
-  if (error_) return std::unexpected(*error_);
+  if (error_) return ospf::unexpected(*error_);
   ByteView avail(buf_.data() + start_, buf_.size() - start_);
   if (avail.size() < kHeaderSize) return std::optional<Message>{};
   auto h = decode_header(avail.first(kHeaderSize));
   if (!h) {
     error_ = h.error();  // framing lost: sticky (EPROTO)
-    return std::unexpected(*error_);
+    return ospf::unexpected(*error_);
   }
   std::size_t total = kHeaderSize + h->length;
   if (avail.size() < total) return std::optional<Message>{};
   start_ += total;
   // A bad body is reported (EBADMSG) but the framing is intact, so the stream goes on.
   auto m = decode(avail.first(total));
-  if (!m) return std::unexpected(m.error());
+  if (!m) return ospf::unexpected(m.error());
   return std::optional<Message>{std::move(*m)};
 }
 

@@ -71,20 +71,20 @@ Result<void> Client::open_channels() {
   auto server = make_addr(cfg_.server_addr, cfg_.server_port);
   auto local_sync = make_addr(cfg_.local_addr, cfg_.local_port);
   auto local_async = make_addr(cfg_.local_addr, static_cast<std::uint16_t>(cfg_.local_port + 1));
-  if (!server) return std::unexpected(server.error());
-  if (!local_sync) return std::unexpected(local_sync.error());
-  if (!local_async) return std::unexpected(local_async.error());
+  if (!server) return ospf::unexpected(server.error());
+  if (!local_sync) return ospf::unexpected(local_sync.error());
+  if (!local_async) return ospf::unexpected(local_async.error());
 
   // 1. Listener for ospfd's reverse connection, before anything else.
   auto listener = tcp_socket();
-  if (!listener) return std::unexpected(listener.error());
+  if (!listener) return ospf::unexpected(listener.error());
   if (::bind(listener->get(), reinterpret_cast<const sockaddr*>(&*local_async), sizeof *local_async) < 0)
     return fail(errno, fmt("bind async listener {}:{}", cfg_.local_addr, cfg_.local_port + 1));
   if (::listen(listener->get(), 4) < 0) return fail(errno, "listen on async port");
 
   // 2. Sync socket bound to P, connected to ospfd.
   auto sync = tcp_socket();
-  if (!sync) return std::unexpected(sync.error());
+  if (!sync) return ospf::unexpected(sync.error());
   if (::bind(sync->get(), reinterpret_cast<const sockaddr*>(&*local_sync), sizeof *local_sync) < 0)
     return fail(errno, fmt("bind sync socket {}:{}", cfg_.local_addr, cfg_.local_port));
   if (auto ok = set_nonblocking(sync->get(), true); !ok) return ok;
@@ -93,7 +93,7 @@ Result<void> Client::open_channels() {
     if (errno != EINPROGRESS)
       return fail(errno, fmt("connect to ospfd {}:{}", cfg_.server_addr, cfg_.server_port));
     auto ready = wait_fd(sync->get(), POLLOUT, deadline);
-    if (!ready) return std::unexpected(ready.error());
+    if (!ready) return ospf::unexpected(ready.error());
     if (!*ready) return fail(ETIMEDOUT, "connect to ospfd timed out");
     int err = 0;
     socklen_t len = sizeof err;
@@ -107,7 +107,7 @@ Result<void> Client::open_channels() {
   // 3. Accept ospfd's connection back to P+1 (only from the server's address).
   for (;;) {
     auto ready = wait_fd(listener->get(), POLLIN, deadline);
-    if (!ready) return std::unexpected(ready.error());
+    if (!ready) return ospf::unexpected(ready.error());
     if (!*ready) return fail(ETIMEDOUT, "ospfd did not connect back to the async port");
     sockaddr_in peer{};
     socklen_t plen = sizeof peer;
@@ -137,7 +137,7 @@ Result<void> Client::connect() {
     async_.reset();
     ready_ = false;
     schedule_reconnect();
-    return std::unexpected(std::move(e));
+    return ospf::unexpected(std::move(e));
   };
   if (auto ok = open_channels(); !ok) return fail_connect(wrap(ok.error(), "open API channels"));
   ++generation_;
@@ -145,7 +145,7 @@ Result<void> Client::connect() {
   using namespace api;
   auto step = [&](Body b, const char* what) -> Result<void> {
     auto rc = request(std::move(b));
-    if (!rc) return std::unexpected(wrap(rc.error(), what));
+    if (!rc) return ospf::unexpected(wrap(rc.error(), what));
     if (*rc != 0)
       return fail(EIO, fmt("{}: ospfd answered {}", what, to_string(static_cast<ApiErr>(*rc))));
     return {};
@@ -171,7 +171,7 @@ Result<void> Client::wait_ready() {
   while (!ready_) {
     if (!connected()) return fail(ECONNRESET, "connection lost waiting for READY_NOTIFY");
     auto r = wait_fd(async_.get(), POLLIN, deadline);
-    if (!r) return std::unexpected(r.error());
+    if (!r) return ospf::unexpected(r.error());
     if (!*r) return fail(ETIMEDOUT, "no READY_NOTIFY for our opaque type");
     read_async();
   }
@@ -258,7 +258,7 @@ void Client::poll_once(milliseconds max_wait) {
 
 Result<void> Client::send_message(const api::Message& m) {
   auto buf = api::encode(m);
-  if (!buf) return std::unexpected(buf.error());
+  if (!buf) return ospf::unexpected(buf.error());
   // One send call for the whole message; ospfd does blocking reads and a half-written
   // request would stall it. A blocking socket only returns short on a signal or an error.
   std::size_t off = 0;
@@ -281,7 +281,7 @@ Result<std::int8_t> Client::request(api::Body body) {
   auto type = m.type();
   if (auto ok = send_message(m); !ok) {
     lost_connection(ok.error().what());
-    return std::unexpected(ok.error());
+    return ospf::unexpected(ok.error());
   }
   auto deadline = Clock::now() + cfg_.request_timeout;
   std::array<std::uint8_t, 4096> buf{};
@@ -293,7 +293,7 @@ Result<std::int8_t> Client::request(api::Body body) {
         ++stats_.bad_messages;
         if (next.error().code == EPROTO) {
           lost_connection("sync channel: " + next.error().what());
-          return std::unexpected(next.error());
+          return ospf::unexpected(next.error());
         }
         continue;
       }
@@ -312,7 +312,7 @@ Result<std::int8_t> Client::request(api::Body body) {
     if (rc == 0) {
       auto e = Error{ETIMEDOUT, fmt("no REPLY to {} seq {}", api::to_string(type), seq)};
       lost_connection(e.what());  // state with ospfd is unknown now: start over
-      return std::unexpected(e);
+      return ospf::unexpected(e);
     }
     if (p[1].revents != 0) {
       read_async();  // never let ospfd block on the notification channel
@@ -324,7 +324,7 @@ Result<std::int8_t> Client::request(api::Body body) {
         if (n < 0 && errno == EINTR) continue;
         auto e = Error{n == 0 ? ECONNRESET : errno, "ospfd closed the sync channel"};
         lost_connection(e.what());
-        return std::unexpected(e);
+        return ospf::unexpected(e);
       }
       sync_dec_.feed(ByteView(buf.data(), static_cast<std::size_t>(n)));
     }
@@ -412,9 +412,9 @@ void Client::handle_notification(const api::Message& m) {
 
 Result<void> Client::originate(const VnfInfo& v) {
   auto lsa = build_vnf_lsa(v, cfg_.opaque_type);
-  if (!lsa) return std::unexpected(lsa.error());
+  if (!lsa) return ospf::unexpected(lsa.error());
   auto rc = request(api::OriginateRequest{0, cfg_.area, std::move(*lsa)});
-  if (!rc) return std::unexpected(wrap(rc.error(), fmt("originate instance {}", v.instance_id)));
+  if (!rc) return ospf::unexpected(wrap(rc.error(), fmt("originate instance {}", v.instance_id)));
   if (*rc != 0)
     return fail(EIO, fmt("originate instance {}: ospfd answered {}", v.instance_id,
                                  api::to_string(static_cast<api::ApiErr>(*rc))));
@@ -447,7 +447,7 @@ void Client::after_io() {
 
 Result<void> Client::announce(const VnfInfo& v) {
   auto lsa = build_vnf_lsa(v, cfg_.opaque_type);  // validate before storing
-  if (!lsa) return std::unexpected(lsa.error());
+  if (!lsa) return ospf::unexpected(lsa.error());
   local_[v.instance_id] = v;
   if (!ready()) return {};  // originated once ready
   auto ok = originate(v);
@@ -460,7 +460,7 @@ Result<void> Client::withdraw(std::uint32_t instance_id) {
   if (!ready()) return {};  // ospfd already flushed it when we lost the connection
   auto rc = request(api::DeleteRequest{cfg_.area, 10, cfg_.opaque_type, 0, instance_id});
   after_io();
-  if (!rc) return std::unexpected(wrap(rc.error(), fmt("delete instance {}", instance_id)));
+  if (!rc) return ospf::unexpected(wrap(rc.error(), fmt("delete instance {}", instance_id)));
   if (*rc != 0)
     return fail(EIO, fmt("delete instance {}: ospfd answered {}", instance_id,
                                  api::to_string(static_cast<api::ApiErr>(*rc))));

@@ -210,7 +210,7 @@ Result<VnfInfo> parse_vnf_payload(ByteView data) {
 Result<Bytes> build_vnf_lsa(const VnfInfo& v, std::uint8_t opaque_type, std::uint32_t adv_router) {
   if (v.instance_id > 0xFFFFFF) return fail(EINVAL, fmt("instance id {} over 24 bits", v.instance_id));
   auto payload = encode_vnf_payload(v);
-  if (!payload) return std::unexpected(payload.error());
+  if (!payload) return ospf::unexpected(payload.error());
   LsaHeader h;
   h.type = static_cast<std::uint8_t>(LsaType::OpaqueArea);
   h.id = opaque_lsid(opaque_type, v.instance_id);

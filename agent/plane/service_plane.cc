@@ -44,7 +44,7 @@ std::vector<ServiceRoute> service_routes(const Topology& topo, const SpfResult& 
 Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg) {
   Topology topo = build_topology(lsdb, cfg.area, cfg.vnf_opaque_type);
   auto s = spf(topo, cfg.self_router);
-  if (!s) return std::unexpected(s.error());
+  if (!s) return ospf::unexpected(s.error());
   PlaneView v;
   v.services = service_routes(topo, *s, cfg.wcmp, &v.unreachable_instances);
   v.stats = topo.stats;
