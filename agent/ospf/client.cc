@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <utility>
 #include "ospf/fmt.h"
 
 namespace anychain::ospf {
@@ -161,7 +162,7 @@ Result<void> Client::connect() {
   ++stats_.connects;
   backoff_ = cfg_.backoff_initial;
   originate_pending_ = true;
-  if (on_connection) on_connection(true);
+  conn_events_.push_back(true);
   after_io();
   return {};
 }
@@ -200,7 +201,7 @@ void Client::lost_connection(const std::string& why) {
   sweep_at_.reset();
   if (was) ++stats_.disconnects;
   schedule_reconnect();
-  if (was && on_connection && !in_callback_) on_connection(false);
+  if (was) conn_events_.push_back(false);
 }
 
 void Client::schedule_reconnect() {
@@ -438,9 +439,14 @@ void Client::after_io() {
     originate_pending_ = false;
     if (auto ok = originate_all(); !ok) last_error_ = ok.error().what();
   }
-  while (lsdb_dirty_) {
-    lsdb_dirty_ = false;
-    if (on_lsdb_changed) on_lsdb_changed(lsdb_);
+  while (lsdb_dirty_ || !conn_events_.empty()) {
+    auto events = std::exchange(conn_events_, {});
+    for (bool up : events)
+      if (on_connection) on_connection(up);
+    if (lsdb_dirty_) {
+      lsdb_dirty_ = false;
+      if (on_lsdb_changed) on_lsdb_changed(lsdb_);
+    }
   }
   in_callback_ = false;
 }

@@ -88,10 +88,13 @@ class Client {
   [[nodiscard]] const Lsdb& lsdb() const { return lsdb_; }
   [[nodiscard]] const ClientStats& stats() const { return stats_; }
   [[nodiscard]] const ClientConfig& config() const { return cfg_; }
+  // Why the last connection attempt, request or rejected LSA failed ("" if none yet).
+  [[nodiscard]] const std::string& last_error() const { return last_error_; }
 
   // Called (not re-entrantly) after one or more LSDB changes were applied.
   std::function<void(const Lsdb&)> on_lsdb_changed;
-  // Called on connect (true) and disconnect (false).
+  // Called on connect (true) and on loss of the connection (false); like on_lsdb_changed it
+  // is delivered from the top-level entry points, never from inside a request.
   std::function<void(bool)> on_connection;
 
   // One request with its REPLY (seq-matched, with timeout); async notifications that arrive
@@ -121,6 +124,7 @@ class Client {
   bool originate_pending_ = false;
   bool lsdb_dirty_ = false;
   bool in_callback_ = false;
+  std::vector<bool> conn_events_;  // pending on_connection() deliveries
   std::uint64_t generation_ = 0;
   std::optional<Clock::time_point> reconnect_at_;
   std::optional<Clock::time_point> sweep_at_;
