@@ -69,6 +69,8 @@ Client::Client(ClientConfig cfg) : cfg_(std::move(cfg)), backoff_(cfg_.backoff_i
 
 Result<void> Client::open_channels() {
   if (cfg_.local_port == 0xFFFF) return fail(EINVAL, "local port P must leave room for P+1");
+  // ospfd refuses to connect back when P+1 equals its own API port.
+  if (cfg_.local_port + 1 == cfg_.server_port) return fail(EINVAL, "local port P+1 must differ from the server port");
   auto server = make_addr(cfg_.server_addr, cfg_.server_port);
   auto local_sync = make_addr(cfg_.local_addr, cfg_.local_port);
   auto local_async = make_addr(cfg_.local_addr, static_cast<std::uint16_t>(cfg_.local_port + 1));
@@ -158,7 +160,13 @@ Result<void> Client::connect() {
   if (auto ok = step(SyncLsdb{filter}, "SYNC_LSDB"); !ok) return fail_connect(ok.error());
   if (!connected()) return fail_connect(Error{ECONNRESET, "connection lost during setup"});
   sweep_at_ = Clock::now() + cfg_.resync_grace;
-  if (auto ok = wait_ready(); !ok) return fail_connect(ok.error());
+  // READY_NOTIFY normally follows the registration at once. Without it (e.g. no area is up
+  // yet) the session stays: the LSDB keeps being mirrored and the LSAs are originated when
+  // READY_NOTIFY arrives.
+  if (auto ok = wait_ready(); !ok) {
+    if (!connected()) return fail_connect(ok.error());
+    last_error_ = ok.error().what();
+  }
   ++stats_.connects;
   backoff_ = cfg_.backoff_initial;
   originate_pending_ = true;

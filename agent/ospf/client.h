@@ -63,7 +63,8 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   // Connects now (blocking, bounded by the configured timeouts). On failure a reconnect is
-  // scheduled with backoff and the error is returned.
+  // scheduled with backoff and the error is returned. Success means registered and syncing;
+  // ready() tells whether READY_NOTIFY has arrived (waited for up to ready_timeout).
   Result<void> connect();
   // Closes both channels; no reconnect is scheduled. ospfd flushes our LSAs.
   void disconnect();

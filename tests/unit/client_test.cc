@@ -34,6 +34,7 @@ class FakeOspfd {
   struct Options {
     bool reply_to_delete = true;
     bool stale_reply_first = false;
+    bool ready_on_register = true;  // false: READY_NOTIFY only after the first SYNC_LSDB
     std::vector<Bytes> lsdb;  // dumped on SYNC_LSDB
   };
   FakeOspfd(std::uint16_t port, Options o) : port_(port), opt_(std::move(o)) {
@@ -109,10 +110,14 @@ class FakeOspfd {
         if (opt_.stale_reply_first) send(sfd, {req.seq + 1000, api::Reply{-9}});
         if (std::holds_alternative<api::RegisterOpaqueType>(req.body)) {
           send(sfd, {req.seq, api::Reply{0}});
-          send(afd, {0, api::ReadyNotify{10, 200, 0}});
+          if (opt_.ready_on_register) send(afd, {0, api::ReadyNotify{10, 200, 0}});
         } else if (std::holds_alternative<api::SyncLsdb>(req.body)) {
           for (const auto& l : opt_.lsdb) send(afd, {req.seq, api::LsaUpdateNotify{{0, 0, false, l}}});
           send(sfd, {req.seq, api::Reply{0}});
+          if (!opt_.ready_on_register) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(400));
+            send(afd, {0, api::ReadyNotify{10, 200, 0}});
+          }
         } else if (const auto* o = std::get_if<api::OriginateRequest>(&req.body)) {
           send(sfd, {req.seq, api::Reply{0}});
           Bytes lsa = o->lsa;
@@ -272,4 +277,29 @@ TEST(Client, ConnectFailsCleanlyWithoutServer) {
   EXPECT_EQ(r.error().code, ECONNREFUSED);
   EXPECT_TRUE(c.next_timer().has_value());
   EXPECT_FALSE(c.announce(VnfInfo{0, 40, 1, 1, 1, 1, 0})) << "prefix length 40 refused";
+}
+
+TEST(Client, LateReadyNotifyOriginatesWhenItArrives) {
+  FakeOspfd::Options o;
+  o.ready_on_register = false;
+  FakeOspfd srv(test_port(6), o);
+  ClientConfig cfg = config(6);
+  cfg.ready_timeout = 100ms;
+  Client c(cfg);
+  ASSERT_TRUE(c.announce(kVnf));
+  auto r = c.connect();
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_TRUE(c.connected());
+  EXPECT_FALSE(c.ready());
+  EXPECT_EQ(c.stats().originations, 0u);
+  EXPECT_TRUE(pump(c, [&] { return c.ready() && c.stats().originations == 1; }));
+}
+
+TEST(Client, RejectsAsyncPortEqualToServerPort) {
+  ClientConfig cfg = config(7);
+  cfg.local_port = static_cast<std::uint16_t>(cfg.server_port - 1);
+  Client c(cfg);
+  auto r = c.connect();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, EINVAL);
 }
