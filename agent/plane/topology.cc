@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <queue>
+#include <tuple>
 #include <unordered_set>
 
 #include "ospf/fmt.h"
@@ -140,13 +141,18 @@ Result<SpfResult> spf(const Topology& topo, std::uint32_t self) {
   r.dist.assign(topo.nodes.size(), kUnreachable);
   r.bottleneck.assign(topo.nodes.size(), 0);
   std::vector<bool> done(topo.nodes.size(), false);
-  using Item = std::pair<std::uint64_t, std::uint32_t>;
+  // Queue order (distance, routers after networks, index): a network reached at distance d
+  // is settled before the routers it reaches at the same distance over its 0-cost edges, so
+  // every equal-cost predecessor of a node is settled before the node itself and the widest
+  // bottleneck among equal-cost paths is final when the node is settled (for link metrics >= 1).
+  using Item = std::tuple<std::uint64_t, bool, std::uint32_t>;
   std::priority_queue<Item, std::vector<Item>, std::greater<>> pq;
+  auto is_router = [&](std::uint32_t n) { return topo.nodes[n].kind == NodeKind::Router; };
   r.dist[r.root] = 0;
   r.bottleneck[r.root] = kNoBottleneck;
-  pq.push({0, r.root});
+  pq.push({0, true, r.root});
   while (!pq.empty()) {
-    auto [d, u] = pq.top();
+    auto [d, router, u] = pq.top();
     pq.pop();
     if (done[u] || d != r.dist[u]) continue;
     done[u] = true;
@@ -156,7 +162,7 @@ Result<SpfResult> spf(const Topology& topo, std::uint32_t self) {
       if (nd < r.dist[e.to]) {
         r.dist[e.to] = nd;
         r.bottleneck[e.to] = nb;
-        pq.push({nd, e.to});
+        pq.push({nd, is_router(e.to), e.to});
       } else if (nd == r.dist[e.to] && nb > r.bottleneck[e.to] && !done[e.to]) {
         r.bottleneck[e.to] = nb;  // equal-cost path with a wider bottleneck
       }

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 #include <tuple>
@@ -179,6 +180,8 @@ TEST(Spf, RandomTopologiesMatchFloydWarshall) {
       if (members.empty()) continue;
       b.lan(0xC0000000u + static_cast<std::uint32_t>(k) * 256, members, costs);
     }
+    // Direct edges (kept before the closure) for the bottleneck reference below.
+    auto edge = d;
     for (int m = 0; m < total; ++m)
       for (int i = 0; i < total; ++i)
         for (int j = 0; j < total; ++j)
@@ -192,5 +195,42 @@ TEST(Spf, RandomTopologiesMatchFloydWarshall) {
       std::uint64_t want = d[root][i] >= INF ? kUnreachable : d[root][i];
       EXPECT_EQ(dist_to(t, *s, rid(i)), want) << "round " << round << " root " << root << " to " << i;
     }
+    // Widest bottleneck over all shortest paths: DP over the shortest-path DAG in order of
+    // (distance, networks first). Network->router edges (cost 0) do not narrow a path.
+    std::vector<int> order;
+    for (int v = 0; v < total; ++v)
+      if (d[root][v] < INF) order.push_back(v);
+    std::sort(order.begin(), order.end(), [&](int x, int y) {
+      return std::make_tuple(d[root][x], x < n, x) < std::make_tuple(d[root][y], y < n, y);
+    });
+    std::vector<std::uint64_t> wide(total, 0);
+    wide[root] = kNoBottleneck;
+    for (int v : order) {
+      if (v == root) continue;
+      for (int u : order) {
+        if (u == v || edge[u][v] >= INF || d[root][u] + edge[u][v] != d[root][v]) continue;
+        std::uint64_t via = u >= n ? wide[u] : std::min<std::uint64_t>(wide[u], edge[u][v]);
+        wide[v] = std::max(wide[v], via);
+      }
+    }
+    for (int i = 0; i < n; ++i) {
+      if (d[root][i] >= INF || i == root) continue;
+      EXPECT_EQ(s->bottleneck[t.router_index.at(rid(i))], wide[i])
+          << "bottleneck, round " << round << " root " << root << " to " << i;
+    }
   }
+}
+
+TEST(Spf, EqualCostPathsKeepTheWidestBottleneck) {
+  LsdbBuilder b;
+  b.link(1, 2, 5, 5);   // 1-2-4: 5 + 15, narrowest 5
+  b.link(2, 4, 15, 15);
+  b.link(1, 3, 10, 10);  // 1-3-4: 10 + 10, narrowest 10
+  b.link(3, 4, 10, 10);
+  auto db = b.build();
+  auto t = build_topology(db, 0, ospf::kDefaultVnfOpaqueType);
+  auto s = spf(t, 1);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(dist_to(t, *s, 4), 20u);
+  EXPECT_EQ(s->bottleneck[t.router_index.at(4)], 10u);
 }
