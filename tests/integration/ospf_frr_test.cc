@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -39,6 +40,17 @@ constexpr std::uint32_t ip(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::
 const std::string kLab = LAB_SCRIPT;
 
 int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
+
+std::string sh_output(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
 
 // Runs a Client inside a network namespace, on its own thread.
 class NsAgent {
@@ -180,6 +192,11 @@ TEST_F(FrrLab, VnfLsaFloodsMirrorsAndSurvivesOspfdRestart) {
   EXPECT_TRUE(wait_for([&] { return a1.with([&](const Lsdb& db, auto&, bool, auto&) {
     return candidate_cost(db, r1, r1, 7) == std::optional<std::uint64_t>(40);
   }); }, 5s));
+  // Independent check: router 2's ospfd itself holds the LSA (56 bytes of opaque data).
+  std::string db2 = sh_output(kLab + " vtysh " + dir_ + " " + prefix_ + " 2 'show ip ospf database opaque-area' 2>&1");
+  EXPECT_NE(db2.find("Link State ID: 200.0.0.7"), std::string::npos) << db2;
+  EXPECT_NE(db2.find("Advertising Router: 1.1.1.1"), std::string::npos) << db2;
+  EXPECT_NE(db2.find("56 octets of data"), std::string::npos) << db2;
   auto seq_before = a2.with([&](const Lsdb& db, auto&, bool, auto&) { return vnf_seq(db, r1, 7); });
   ASSERT_TRUE(seq_before.has_value());
   a2.with([&](auto&, const ClientStats& st, bool, auto&) {
