@@ -303,3 +303,25 @@ TEST(Client, RejectsAsyncPortEqualToServerPort) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, EINVAL);
 }
+
+TEST(Client, ResyncAfterReconnectSweepsWhatTheNewDumpDidNotConfirm) {
+  FakeOspfd::Options first;
+  first.lsdb = {router_lsa(0x01010101, 5), router_lsa(0x02020202, 3)};
+  auto srv = std::make_unique<FakeOspfd>(test_port(8), first);
+  ClientConfig cfg = config(8);
+  cfg.resync_grace = 200ms;
+  Client c(cfg);
+  ASSERT_TRUE(c.connect());
+  ASSERT_TRUE(pump(c, [&] { return c.lsdb().size() == 2; }));
+  srv.reset();  // ospfd goes away; the mirror is kept meanwhile
+  ASSERT_TRUE(pump(c, [&] { return !c.connected(); }));
+  EXPECT_EQ(c.lsdb().size(), 2u);
+  FakeOspfd::Options second;
+  second.lsdb = {router_lsa(0x01010101, 6)};  // 2.2.2.2's LSA is gone
+  srv = std::make_unique<FakeOspfd>(test_port(8), second);
+  ASSERT_TRUE(pump(c, [&] { return c.ready(); }));
+  EXPECT_TRUE(pump(c, [&] { return c.lsdb().size() == 1; }, 2s));
+  const auto* e = c.lsdb().find({0, 1, 0x01010101, 0x01010101});
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->hdr.seq, 6);
+}
