@@ -23,6 +23,7 @@ std::vector<ServiceRoute> service_routes(const Topology& topo, const SpfResult& 
     c.path_cost = c.network_cost + inst.info.cost;
     c.link_bottleneck = spf.bottleneck[it->second];
     c.local = it->second == spf.root;
+    c.held = inst.held;
     // Mask host bits so that all announcements of one prefix meet in one service.
     std::uint32_t mask = inst.info.service_len == 0 ? 0 : ~std::uint32_t{0} << (32 - inst.info.service_len);
     by_service[ServiceKey{inst.info.service_addr & mask, inst.info.service_len}].push_back(c);
@@ -41,8 +42,10 @@ std::vector<ServiceRoute> service_routes(const Topology& topo, const SpfResult& 
   return out;
 }
 
-Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg) {
+Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg, VnfHoldDown* hold,
+                                VnfHoldDown::Clock::time_point now) {
   Topology topo = build_topology(lsdb, cfg.area, cfg.vnf_opaque_type);
+  if (hold) topo.instances = hold->apply(std::move(topo.instances), now);
   auto s = spf(topo, cfg.self_router);
   if (!s) return ospf::unexpected(s.error());
   PlaneView v;

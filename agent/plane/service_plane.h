@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ospf/lsdb.h"
+#include "plane/hold_down.h"
 #include "plane/topology.h"
 #include "plane/wcmp_policy.h"
 
@@ -42,7 +43,9 @@ struct PlaneView {
 std::vector<ServiceRoute> service_routes(const Topology& topo, const SpfResult& spf, const WcmpConfig& wcmp,
                                          std::size_t* unreachable = nullptr);
 
-// build_topology + spf + service_routes. ENOENT if this router is not (yet) in the LSDB.
-Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg);
+// build_topology + (hold-down) + spf + service_routes. ENOENT if this router is not (yet) in
+// the LSDB. With `hold`, instances whose LSA vanished stay candidates for the hold time.
+Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg, VnfHoldDown* hold = nullptr,
+                                VnfHoldDown::Clock::time_point now = VnfHoldDown::Clock::now());
 
 }  // namespace anychain::plane

@@ -56,7 +56,7 @@ Topology build_topology(const ospf::Lsdb& lsdb, std::uint32_t area, std::uint8_t
         ++t.stats.malformed_vnf_lsas;
         continue;
       }
-      vnfs.push_back({key.adv_router, *v});
+      vnfs.push_back({key.adv_router, *v, false});
     }
   }
 

@@ -36,6 +36,7 @@ struct Edge {
 struct Instance {
   std::uint32_t router = 0;  // advertising router id
   ospf::VnfInfo info;
+  bool held = false;  // LSA withdrawn, kept by VnfHoldDown
 };
 
 struct PlaneStats {

@@ -19,6 +19,7 @@ struct Candidate {
   std::uint64_t path_cost = 0;    // network_cost + info.cost
   std::uint32_t link_bottleneck = 0xFFFFFFFFu;  // smallest link metric on the path (max if local)
   bool local = false;
+  bool held = false;  // its LSA was withdrawn; kept during the hold-down (plane/hold_down.h)
 };
 
 enum class WcmpMode : std::uint8_t {
