@@ -1,0 +1,51 @@
+// From the mirrored LSDB to per-service WCMP weights, as seen from this router.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <vector>
+
+#include "ospf/lsdb.h"
+#include "plane/hold_down.h"
+#include "plane/topology.h"
+#include "plane/wcmp_policy.h"
+
+namespace anychain::plane {
+
+struct ServiceKey {
+  std::uint32_t addr = 0;  // anycast prefix, host order
+  std::uint8_t len = 32;
+  auto operator<=>(const ServiceKey&) const = default;
+};
+
+struct ServiceRoute {
+  ServiceKey key;
+  std::vector<Candidate> candidates;  // sorted by (path_cost, router, instance id)
+  std::vector<std::uint32_t> weights;  // WCMP weights, same order
+};
+
+struct PlaneConfig {
+  std::uint32_t self_router = 0;
+  std::uint32_t area = 0;
+  std::uint8_t vnf_opaque_type = ospf::kDefaultVnfOpaqueType;
+  WcmpConfig wcmp;
+};
+
+struct PlaneView {
+  std::vector<ServiceRoute> services;  // sorted by key
+  PlaneStats stats;
+  std::size_t routers = 0;
+  std::size_t unreachable_instances = 0;
+};
+
+// Candidates per service: every instance whose router is reachable, with
+// path cost = network cost to its router + its VNF cost.
+std::vector<ServiceRoute> service_routes(const Topology& topo, const SpfResult& spf, const WcmpConfig& wcmp,
+                                         std::size_t* unreachable = nullptr);
+
+// build_topology + (hold-down) + spf + service_routes. ENOENT if this router is not (yet) in
+// the LSDB. With `hold`, instances whose LSA vanished stay candidates for the hold time.
+Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg, VnfHoldDown* hold = nullptr,
+                                VnfHoldDown::Clock::time_point now = VnfHoldDown::Clock::now());
+
+}  // namespace anychain::plane

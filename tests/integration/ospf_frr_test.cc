@@ -1,0 +1,244 @@
+// Integration with real FRR: two routers in network namespaces (tests/integration/frr_lab.sh).
+// Router 1's client originates a VNF LSA; router 2's client mirrors it and its SPF gives the
+// right path cost. Then ospfd on router 1 is restarted: the client reconnects and
+// re-originates, and router 2 sees the LSA again with a newer sequence number.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "ospf/client.h"
+#include "plane/service_plane.h"
+
+using namespace std::chrono_literals;
+using anychain::ospf::Client;
+using anychain::ospf::ClientConfig;
+using anychain::ospf::ClientStats;
+using anychain::ospf::Lsdb;
+using anychain::ospf::VnfInfo;
+
+namespace {
+
+constexpr std::uint32_t ip(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
+  return (std::uint32_t{a} << 24) | (std::uint32_t{b} << 16) | (std::uint32_t{c} << 8) | d;
+}
+
+const std::string kLab = LAB_SCRIPT;
+
+int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
+
+std::string sh_output(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+// Runs a Client inside a network namespace, on its own thread.
+class NsAgent {
+ public:
+  explicit NsAgent(std::string netns) : netns_(std::move(netns)) {}
+  ~NsAgent() { stop(); }
+
+  void start(std::optional<VnfInfo> announce) {
+    thread_ = std::thread([this, announce] {
+      int fd = ::open(("/var/run/netns/" + netns_).c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+        std::lock_guard g(mu_);
+        error_ = "setns " + netns_ + " failed";
+        if (fd >= 0) ::close(fd);
+        return;
+      }
+      ::close(fd);
+      ClientConfig cfg;
+      cfg.backoff_initial = 200ms;
+      cfg.backoff_max = 1s;
+      Client c(cfg);
+      c.on_lsdb_changed = [this](const Lsdb& db) {
+        std::lock_guard g(mu_);
+        lsdb_ = db;
+      };
+      if (announce) (void)c.announce(*announce);
+      (void)c.connect();  // failures reschedule themselves
+      while (!stop_) {
+        c.poll_once(50ms);
+        std::vector<std::function<void(Client&)>> todo;
+        {
+          std::lock_guard g(mu_);
+          todo.swap(queue_);
+        }
+        for (auto& f : todo) f(c);
+        std::lock_guard g(mu_);
+        stats_ = c.stats();
+        connected_ = c.ready();
+      }
+    });
+  }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  // Runs f(client) on the agent's thread.
+  void post(std::function<void(Client&)> f) {
+    std::lock_guard g(mu_);
+    queue_.push_back(std::move(f));
+  }
+  template <class F>
+  auto with(F f) {
+    std::lock_guard g(mu_);
+    return f(lsdb_, stats_, connected_, error_);
+  }
+
+ private:
+  std::string netns_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  Lsdb lsdb_;
+  ClientStats stats_;
+  bool connected_ = false;
+  std::string error_;
+  std::vector<std::function<void(Client&)>> queue_;
+};
+
+template <class Pred>
+bool wait_for(Pred p, std::chrono::milliseconds limit) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (p()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return p();
+}
+
+class FrrLab : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
+    if (!std::filesystem::exists("/usr/lib/frr/ospfd")) GTEST_SKIP() << "FRR not installed";
+    prefix_ = "aci" + std::to_string(::getpid() % 100000);
+    dir_ = "/tmp/" + prefix_ + "-lab";
+    sh(kLab + " down " + dir_ + " " + prefix_ + " >/dev/null 2>&1");
+    ASSERT_EQ(sh(kLab + " up " + dir_ + " " + prefix_ + " >/dev/null 2>&1"), 0) << "lab did not come up";
+    up_ = true;
+  }
+  void TearDown() override {
+    if (up_) sh(kLab + " down " + dir_ + " " + prefix_ + " >/dev/null 2>&1");
+  }
+  std::string ns(int n) const { return prefix_ + "-r" + std::to_string(n); }
+  std::string prefix_, dir_;
+  bool up_ = false;
+};
+
+// Cost of the service's candidate hosted by `router` as seen by `self`, if any.
+std::optional<std::uint64_t> candidate_cost(const Lsdb& db, std::uint32_t self, std::uint32_t router,
+                                            std::uint32_t instance) {
+  anychain::plane::PlaneConfig cfg;
+  cfg.self_router = self;
+  auto view = anychain::plane::compute_plane(db, cfg);
+  if (!view) return std::nullopt;
+  for (const auto& s : view->services)
+    for (const auto& c : s.candidates)
+      if (c.router == router && c.info.instance_id == instance) return c.path_cost;
+  return std::nullopt;
+}
+
+std::optional<std::int32_t> vnf_seq(const Lsdb& db, std::uint32_t router, std::uint32_t instance) {
+  const auto* e = db.find({0, 10, anychain::ospf::opaque_lsid(200, instance), router});
+  if (!e) return std::nullopt;
+  return e->hdr.seq;
+}
+
+}  // namespace
+
+TEST_F(FrrLab, VnfLsaFloodsMirrorsAndSurvivesOspfdRestart) {
+  const std::uint32_t r1 = ip(1, 1, 1, 1), r2 = ip(2, 2, 2, 2);
+  VnfInfo vnf{ip(10, 100, 0, 1), 32, 7, 40, 150, r1, anychain::ospf::kVnfFlagNshAware};
+  NsAgent a1(ns(1)), a2(ns(2));
+  a1.start(vnf);
+  a2.start(std::nullopt);
+
+  // Router 2 mirrors router 1's VNF LSA; path cost = link cost 25 + VNF cost 40.
+  std::optional<std::uint64_t> cost;
+  bool seen = wait_for(
+      [&] {
+        return a2.with([&](const Lsdb& db, auto&, bool, auto&) {
+          cost = candidate_cost(db, r2, r1, 7);
+          return cost.has_value();
+        });
+      },
+      15s);
+  ASSERT_TRUE(seen) << "router 2 never saw router 1's VNF LSA";
+  EXPECT_EQ(*cost, 65u);
+  // Router 1 sees its own instance as local with cost 40.
+  EXPECT_TRUE(wait_for([&] { return a1.with([&](const Lsdb& db, auto&, bool, auto&) {
+    return candidate_cost(db, r1, r1, 7) == std::optional<std::uint64_t>(40);
+  }); }, 5s));
+  // Independent check: router 2's ospfd itself holds the LSA (56 bytes of opaque data).
+  std::string db2 = sh_output(kLab + " vtysh " + dir_ + " " + prefix_ + " 2 'show ip ospf database opaque-area' 2>&1");
+  EXPECT_NE(db2.find("Link State ID: 200.0.0.7"), std::string::npos) << db2;
+  EXPECT_NE(db2.find("Advertising Router: 1.1.1.1"), std::string::npos) << db2;
+  EXPECT_NE(db2.find("56 octets of data"), std::string::npos) << db2;
+  auto seq_before = a2.with([&](const Lsdb& db, auto&, bool, auto&) { return vnf_seq(db, r1, 7); });
+  ASSERT_TRUE(seq_before.has_value());
+  a2.with([&](auto&, const ClientStats& st, bool, auto&) {
+    EXPECT_EQ(st.rejected_lsas, 0u);
+    EXPECT_EQ(st.bad_messages, 0u);
+    return 0;
+  });
+
+  // Restart ospfd on router 1: the client must reconnect and re-originate.
+  ASSERT_EQ(sh(kLab + " restart-ospfd " + dir_ + " " + prefix_ + " 1 >/dev/null 2>&1"), 0);
+  bool reconnected = wait_for([&] {
+    return a1.with([&](auto&, const ClientStats& st, bool ready, auto&) {
+      return st.connects >= 2 && ready && st.originations >= 2;
+    });
+  }, 20s);
+  ASSERT_TRUE(reconnected) << "client on router 1 did not reconnect and re-originate";
+  bool back = wait_for([&] {
+    return a2.with([&](const Lsdb& db, auto&, bool, auto&) {
+      auto s = vnf_seq(db, r1, 7);
+      return s && *s > *seq_before && candidate_cost(db, r2, r1, 7) == std::optional<std::uint64_t>(65);
+    });
+  }, 25s);
+  EXPECT_TRUE(back) << "router 2 did not get the re-originated VNF LSA";
+
+  // Update: a new VNF cost reaches router 2.
+  std::atomic<int> update_rc{1}, withdraw_rc{1};
+  VnfInfo updated = vnf;
+  updated.cost = 90;
+  a1.post([&](Client& c) { update_rc = c.announce(updated) ? 0 : -1; });
+  EXPECT_TRUE(wait_for([&] {
+    return a2.with([&](const Lsdb& db, auto&, bool, auto&) {
+      return candidate_cost(db, r2, r1, 7) == std::optional<std::uint64_t>(115);
+    });
+  }, 10s)) << "router 2 did not see the updated VNF cost";
+  EXPECT_EQ(update_rc, 0);
+
+  // Withdraw: DELETE_REQUEST flushes it from router 2's mirror.
+  a1.post([&](Client& c) { withdraw_rc = c.withdraw(7) ? 0 : -1; });
+  EXPECT_TRUE(wait_for([&] {
+    return a2.with([&](const Lsdb& db, auto&, bool, auto&) { return !vnf_seq(db, r1, 7).has_value(); });
+  }, 10s)) << "router 2 still has the withdrawn VNF LSA";
+  EXPECT_EQ(withdraw_rc, 0);
+  a1.stop();
+  a2.stop();
+}
