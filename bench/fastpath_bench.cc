@@ -338,6 +338,7 @@ uint64_t map_memlock(bpf_map_type type, uint32_t key, uint32_t value, uint32_t e
 struct Memory {
   int cpus;
   double flow_entry;      // bytes per flow cache entry (all CPUs' values)
+  double flow_percpu;     // of which the per-CPU values (value size x possible CPUs)
   uint64_t flow_default;  // memlock of the default-size flow cache
   uint64_t wcmp_table;    // one inner table
   double proxy_entry;
@@ -352,6 +353,9 @@ Memory memory() {
   uint64_t fb = map_memlock(BPF_MAP_TYPE_LRU_PERCPU_HASH, sizeof(ac_flow_key), sizeof(ac_flow), b);
   m.flow_entry = static_cast<double>(fb - fa) / (b - a);
   m.flow_default = fa;
+  // the per-CPU part: the same map with a value 8 bytes larger (per CPU), differenced
+  uint64_t fc = map_memlock(BPF_MAP_TYPE_LRU_PERCPU_HASH, sizeof(ac_flow_key), sizeof(ac_flow) + 8, a);
+  m.flow_percpu = static_cast<double>(fc - fa) / a / 8 * sizeof(ac_flow);
   m.wcmp_table = map_memlock(BPF_MAP_TYPE_ARRAY, 4, 4, AC_WCMP_BUCKETS);
   const uint32_t pa = AC_PROXY_DEFAULT, pb = 2 * AC_PROXY_DEFAULT;
   uint64_t xa = map_memlock(BPF_MAP_TYPE_LRU_HASH, sizeof(ac_proxy_key), sizeof(ac_proxy_entry), pa);
@@ -609,6 +613,7 @@ int bench_main(const Options& opt) {
     }
     std::cout << "  ],\n  \"memory\": {\"possible_cpus\": " << mem.cpus
               << ", \"flow_cache_bytes_per_entry\": " << fixed(mem.flow_entry, 1)
+              << ", \"flow_cache_percpu_bytes_per_entry\": " << fixed(mem.flow_percpu, 1)
               << ", \"flow_cache_default_entries\": " << AC_FLOW_CACHE_DEFAULT
               << ", \"flow_cache_default_bytes\": " << mem.flow_default
               << ", \"wcmp_table_bytes\": " << mem.wcmp_table << ", \"wcmp_buckets\": " << AC_WCMP_BUCKETS
@@ -637,11 +642,15 @@ int bench_main(const Options& opt) {
                 r.hot_ratio ? (fixed(*r.hot_ratio, 2) + "x").c_str() : "-", ctr.c_str());
   }
   std::cout << "\nmemory (map memlock, " << mem.cpus << " possible CPUs):\n"
-            << "  flow cache entry: " << fixed(mem.flow_entry, 1) << " bytes (key " << sizeof(ac_flow_key)
-            << " + value " << sizeof(ac_flow) << " per CPU + LRU/hash overhead); default "
+            << "  flow cache entry: " << fixed(mem.flow_entry, 1) << " bytes = " << fixed(mem.flow_percpu, 1)
+            << " per-CPU values (" << sizeof(ac_flow) << " x " << mem.cpus << " CPUs) + "
+            << fixed(mem.flow_entry - mem.flow_percpu, 1) << " element (key " << sizeof(ac_flow_key)
+            << ", hash/LRU node, bucket); default "
             << AC_FLOW_CACHE_DEFAULT << " entries = " << mem.flow_default << " bytes\n"
-            << "  WCMP table: " << mem.wcmp_table << " bytes (" << AC_WCMP_BUCKETS << " buckets x 4 bytes + array "
-            << "overhead) per service\n"
+            << "  WCMP table: " << mem.wcmp_table << " bytes per service (" << AC_WCMP_BUCKETS
+            << " buckets; a BPF array stores each 4-byte value in an 8-byte slot: " << AC_WCMP_BUCKETS * 8
+            << " + " << static_cast<int64_t>(mem.wcmp_table) - AC_WCMP_BUCKETS * 8
+            << " map header) + one 8-byte slot in the outer ac_wcmp array\n"
             << "  proxy entry: " << fixed(mem.proxy_entry, 1) << " bytes (key " << sizeof(ac_proxy_key) << " + value "
             << sizeof(ac_proxy_entry) << " + LRU/hash overhead); default " << AC_PROXY_DEFAULT
             << " entries = " << mem.proxy_default << " bytes\n";
