@@ -518,7 +518,8 @@ int bench_main(const Options& opt) {
   }
 
   if (opt.list) {
-    for (const auto& p : paths) std::cout << p.name << "  " << p.what << "\n";
+    for (const auto& p : paths)
+      std::cout << p.name << "  " << p.what << " (" << p.frame.size() << "-byte frame on " << p.ifname << ")\n";
     return 0;
   }
   if (!opt.path.empty()) {
