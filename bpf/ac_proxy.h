@@ -44,7 +44,7 @@ AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_nsh_info *ni,
 	if (bpf_xdp_load_bytes(ctx, sizeof(struct ethhdr), e->nsh, len))
 		return AC_DROP(ctx, AC_R_DROP_NSH_TRUNCATED);
 	e->len = len;
-	e->stored_ns = bpf_ktime_get_ns();
+	e->stored_ns = bpf_ktime_get_coarse_ns();
 	bpf_map_update_elem(&ac_proxy, &key, e, BPF_ANY);
 
 	int r = ac_nsh_pop(ctx, len, inst->mac, inst->if_mac, proto);

@@ -20,7 +20,7 @@ AC_INLINE const struct ac_instance *ac_select(struct xdp_md *ctx, const struct a
 {
 	struct ac_flow_key key = { .spi_si = ni->spsi, .hash = ni->hash };
 	struct ac_flow *f = bpf_map_lookup_elem(&ac_flow_cache, &key);
-	__u64 now = cfg->flow_timeout_ns ? bpf_ktime_get_ns() : 0;
+	__u64 now = cfg->flow_timeout_ns ? bpf_ktime_get_coarse_ns() : 0;
 	const struct ac_instance *inst;
 
 	if (f) {

@@ -31,7 +31,8 @@
 struct ac_config {
 	__be32 local_endpoint;  /* this node's NSH endpoint (VXLAN-GPE outer source) */
 	__u32 flags;
-	__u64 flow_timeout_ns;  /* idle timeout of flow cache entries, 0 = never */
+	__u64 flow_timeout_ns;  /* idle timeout of flow cache entries, 0 = never; measured on the
+				 * coarse monotonic clock, so its resolution is one scheduler tick */
 	__u32 policies;         /* live rule set: AC_POLICY_BANK() and AC_POLICY_COUNT() */
 	__u16 gpe_port;         /* UDP port of VXLAN-GPE, host order (4790) */
 	__u8 default_ttl;       /* NSH TTL pushed by the classifier */
@@ -96,7 +97,7 @@ struct ac_flow_key {
 struct ac_flow {
 	__u32 instance_id;
 	__u32 generation;        /* must equal the instance's, else the entry is stale */
-	__u64 last_seen_ns;
+	__u64 last_seen_ns;      /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC_COARSE) */
 };
 
 /* ac_proxy: NSH held by the SFC proxy while an NSH-unaware VNF has the packet */
@@ -109,7 +110,7 @@ struct ac_proxy_entry {
 	__u16 len;               /* bytes of nsh[] in use, multiple of 4, >= 8 */
 	__u16 pad;
 	__u32 pad2;
-	__u64 stored_ns;
+	__u64 stored_ns;         /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC_COARSE) */
 };
 
 /* ac_stats: per-CPU counters by reason */
