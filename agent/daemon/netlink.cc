@@ -1,0 +1,143 @@
+#include "daemon/netlink.h"
+
+#include <net/if.h>
+#include <netlink/netlink.h>
+#include <netlink/msg.h>
+#include <netlink/route/link.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/format.h"
+#include "common/unique_fd.h"
+#include "daemon/plane_sync.h"
+
+namespace anychain::daemon {
+
+void LinkWatcher::SockDeleter::operator()(nl_sock* s) const { nl_socket_free(s); }
+
+LinkWatcher::LinkWatcher(LinkWatcher&&) noexcept = default;
+LinkWatcher& LinkWatcher::operator=(LinkWatcher&&) noexcept = default;
+LinkWatcher::~LinkWatcher() = default;
+
+namespace {
+
+LinkEvent event_of(rtnl_link* l, bool deleted) {
+  LinkEvent e;
+  e.ifindex = rtnl_link_get_ifindex(l);
+  if (const char* n = rtnl_link_get_name(l)) e.name = n;
+  e.exists = !deleted;
+  unsigned flags = rtnl_link_get_flags(l);
+  e.up = !deleted && (flags & IFF_UP) && (flags & IFF_LOWER_UP);
+  return e;
+}
+
+int on_msg(nl_msg* msg, void* arg) {
+  auto* w = static_cast<LinkWatcher*>(arg);
+  int type = nlmsg_hdr(msg)->nlmsg_type;
+  if (type != RTM_NEWLINK && type != RTM_DELLINK) return NL_OK;
+  std::pair<LinkWatcher*, bool> ctx(w, type == RTM_DELLINK);
+  nl_msg_parse(
+      msg,
+      [](nl_object* obj, void* a) {
+        auto* c = static_cast<std::pair<LinkWatcher*, bool>*>(a);
+        LinkEvent e = event_of(reinterpret_cast<rtnl_link*>(obj), c->second);
+        if (c->first->on_event) c->first->on_event(e);
+      },
+      &ctx);
+  return NL_OK;
+}
+
+}  // namespace
+
+Result<LinkWatcher> LinkWatcher::open() {
+  LinkWatcher w;
+  w.sock_.reset(nl_socket_alloc());
+  if (!w.sock_) return fail("allocate a netlink socket", ENOMEM);
+  nl_socket_disable_seq_check(w.sock_.get());
+  if (int e = nl_connect(w.sock_.get(), NETLINK_ROUTE); e < 0) return fail(format("netlink connect: {}", nl_geterror(e)), EIO);
+  if (int e = nl_socket_add_membership(w.sock_.get(), RTNLGRP_LINK); e < 0)
+    return fail(format("netlink subscribe to link events: {}", nl_geterror(e)), EIO);
+  nl_socket_set_nonblocking(w.sock_.get());
+  return w;
+}
+
+int LinkWatcher::fd() const { return nl_socket_get_fd(sock_.get()); }
+
+void LinkWatcher::on_readable() {
+  nl_socket_modify_cb(sock_.get(), NL_CB_VALID, NL_CB_CUSTOM, on_msg, this);
+  while (nl_recvmsgs_default(sock_.get()) >= 0) {
+  }
+}
+
+Result<LinkEvent> LinkWatcher::query(const std::string& ifname) {
+  std::unique_ptr<nl_sock, SockDeleter> s(nl_socket_alloc());
+  if (!s || nl_connect(s.get(), NETLINK_ROUTE) < 0) return fail("netlink connect", EIO);
+  rtnl_link* l = nullptr;
+  if (rtnl_link_get_kernel(s.get(), 0, ifname.c_str(), &l) < 0 || !l)
+    return fail(format("interface '{}' does not exist", ifname), ENODEV);
+  LinkEvent e = event_of(l, false);
+  rtnl_link_put(l);
+  return e;
+}
+
+Result<dataplane::Mac> interface_mac(const std::string& ifname) {
+  UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ifreq ifr{};
+  if (ifname.size() >= IFNAMSIZ) return fail(format("bad interface name '{}'", ifname), EINVAL);
+  std::memcpy(ifr.ifr_name, ifname.c_str(), ifname.size());
+  if (!fd || ioctl(fd.get(), SIOCGIFHWADDR, &ifr) != 0) return fail_errno(format("MAC of {}", ifname));
+  dataplane::Mac m{};
+  std::memcpy(m.data(), ifr.ifr_hwaddr.sa_data, 6);
+  return m;
+}
+
+// The veth's peer (IFLA_LINK) may sit in another namespace (IFLA_LINK_NETNSID): ask the kernel
+// for it there with IFLA_TARGET_NETNSID.
+Result<dataplane::Mac> veth_peer_mac(const std::string& veth) {
+  std::unique_ptr<nl_sock, LinkWatcher::SockDeleter> s(nl_socket_alloc());
+  if (!s || nl_connect(s.get(), NETLINK_ROUTE) < 0) return fail("netlink connect", EIO);
+  rtnl_link* l = nullptr;
+  if (rtnl_link_get_kernel(s.get(), 0, veth.c_str(), &l) < 0 || !l)
+    return fail(format("interface '{}' does not exist", veth), ENODEV);
+  int peer = rtnl_link_get_link(l);
+  int32_t nsid = -1;
+  bool has_nsid = rtnl_link_get_link_netnsid(l, &nsid) == 0;
+  rtnl_link_put(l);
+  if (peer <= 0) return fail(format("{} has no peer link (not a veth?)", veth), ENOENT);
+
+  nl_msg* msg = nlmsg_alloc_simple(RTM_GETLINK, 0);
+  ifinfomsg ifi{};
+  ifi.ifi_index = peer;
+  if (!msg || nlmsg_append(msg, &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0) return fail("build netlink request", ENOMEM);
+  if (has_nsid) nla_put_s32(msg, IFLA_TARGET_NETNSID, nsid);
+  int e = nl_send_auto(s.get(), msg);
+  nlmsg_free(msg);
+  if (e < 0) return fail(format("netlink request: {}", nl_geterror(e)), EIO);
+  struct Ctx {
+    dataplane::Mac mac{};
+    bool found = false;
+  } ctx;
+  nl_socket_modify_cb(
+      s.get(), NL_CB_VALID, NL_CB_CUSTOM,
+      [](nl_msg* m, void* arg) {
+        auto* c = static_cast<Ctx*>(arg);
+        nlattr* tb[IFLA_MAX + 1];
+        if (nlmsg_parse(nlmsg_hdr(m), sizeof(ifinfomsg), tb, IFLA_MAX, nullptr) == 0 && tb[IFLA_ADDRESS] &&
+            nla_len(tb[IFLA_ADDRESS]) == 6) {
+          std::memcpy(c->mac.data(), nla_data(tb[IFLA_ADDRESS]), 6);
+          c->found = true;
+        }
+        return static_cast<int>(NL_OK);
+      },
+      &ctx);
+  if (int r = nl_recvmsgs_default(s.get()); r < 0 || !ctx.found)
+    return fail(format("MAC of the peer of {}: {}", veth, r < 0 ? nl_geterror(r) : "no address"), ENOENT);
+  return ctx.mac;
+}
+
+}  // namespace anychain::daemon

@@ -1,0 +1,91 @@
+#include "daemon/plane_sync.h"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+
+#include "common/format.h"
+
+namespace anychain::daemon {
+
+namespace {
+const LocalInstanceSpec* local_spec(const AgentSpec& s, uint32_t id) {
+  for (const auto& i : s.instances)
+    if (i.id == id) return &i;
+  return nullptr;
+}
+}  // namespace
+
+SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router) {
+  SyncReport rep;
+  std::set<uint32_t> wanted;
+  std::map<uint32_t, ServiceState> next;
+
+  for (const auto& svc : spec_.services) {
+    ServiceState st;
+    st.service_id = svc.id;
+    st.name = svc.name;
+    const plane::ServiceRoute* route = nullptr;
+    for (const auto& r : view.services)
+      if (r.key.addr == svc.anycast_addr && r.key.len == svc.anycast_len) route = &r;
+    std::vector<dataplane::WcmpMember> members;
+    if (route) {
+      for (size_t i = 0; i < route->candidates.size(); ++i) {
+        const auto& c = route->candidates[i];
+        ProgrammedInstance pi{.id = c.info.instance_id, .service_id = svc.id, .router = c.router,
+                              .local = c.router == self_router, .nsh_aware = c.info.nsh_aware(),
+                              .endpoint = c.info.nsh_endpoint, .path_cost = c.path_cost, .vnf_cost = c.info.cost,
+                              .weight = route->weights[i], .held = c.held};
+        dataplane::Instance in{.id = pi.id, .local = pi.local, .nsh_aware = pi.nsh_aware};
+        if (pi.local) {
+          const LocalInstanceSpec* ls = local_spec(spec_, pi.id);
+          if (!ls) {
+            rep.errors.push_back(format("instance {} is announced by this router but not configured here", pi.id));
+            continue;
+          }
+          in.ifindex = if_nametoindex(ls->veth.c_str());
+          auto ifmac = interface_mac(ls->veth);
+          auto mac = ls->mac ? Result<dataplane::Mac>(*ls->mac) : veth_peer_mac(ls->veth);
+          if (!in.ifindex || !ifmac || !mac) {
+            rep.errors.push_back(format("instance {}: veth {} is not usable ({})", pi.id, ls->veth,
+                                        !mac ? mac.error().str() : !ifmac ? ifmac.error().str() : "missing"));
+            continue;
+          }
+          in.mac = *mac;
+          in.if_mac = *ifmac;
+          auto r = dp_.set_interface(in.ifindex, AC_IF_VNF, pi.id, in.if_mac);
+          if (!r) rep.errors.push_back(r.error().str());
+        } else {
+          in.endpoint.s_addr = htonl(pi.endpoint);
+        }
+        if (auto r = dp_.set_instance(in); !r) {
+          rep.errors.push_back(r.error().str());
+          continue;
+        }
+        wanted.insert(pi.id);
+        if (pi.weight > 0) members.push_back({pi.id, static_cast<double>(pi.weight)});
+        st.instances.push_back(pi);
+      }
+    }
+    if (members.empty()) {
+      (void)dp_.del_wcmp_table(svc.id);  // no instance: packets for it are dropped and counted
+    } else if (auto moved = dp_.set_wcmp_weights(svc.id, members); moved) {
+      st.last_moved = *moved;
+      ++rep.services;
+    } else {
+      rep.errors.push_back(moved.error().str());
+    }
+    next[svc.id] = std::move(st);
+  }
+  // Instances we programmed that no service uses any more: withdraw (flows re-balance).
+  for (uint32_t id : programmed_) {
+    if (wanted.count(id)) continue;
+    if (auto r = dp_.del_instance(id); r) ++rep.withdrawn;
+    else rep.errors.push_back(r.error().str());
+  }
+  programmed_ = std::move(wanted);
+  rep.instances = programmed_.size();
+  services_ = std::move(next);
+  return rep;
+}
+
+}  // namespace anychain::daemon

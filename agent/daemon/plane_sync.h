@@ -1,0 +1,63 @@
+// Applies the service plane (per service: candidate instances and WCMP weights, as computed
+// from the LSDB) to the fast path's maps: instance entries (local veth or remote NSH endpoint),
+// then each service's bucket table, rebalanced so that only the buckets that must move do.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "daemon/spec.h"
+
+namespace anychain::daemon {
+
+struct ProgrammedInstance {
+  uint32_t id = 0;
+  uint32_t service_id = 0;
+  uint32_t router = 0;         // advertising router (host order)
+  bool local = false;
+  bool nsh_aware = true;
+  uint32_t endpoint = 0;       // host order
+  uint64_t path_cost = 0;
+  uint32_t vnf_cost = 0;
+  uint32_t weight = 0;
+  bool held = false;
+};
+
+struct ServiceState {
+  uint32_t service_id = 0;
+  std::string name;
+  std::vector<ProgrammedInstance> instances;
+  double last_moved = 0;       // fraction of buckets the last change moved
+};
+
+struct SyncReport {
+  size_t services = 0;         // services with a table
+  size_t instances = 0;        // instances programmed
+  size_t withdrawn = 0;        // instances removed from the maps by this run
+  std::vector<std::string> errors;  // per-item problems (the rest was still applied)
+};
+
+class PlaneSync {
+ public:
+  PlaneSync(dataplane::Dataplane& dp, const AgentSpec& spec) : dp_(dp), spec_(spec) {}
+
+  // self_router: this node's router id (host order).
+  SyncReport apply(const plane::PlaneView& view, uint32_t self_router);
+  const std::map<uint32_t, ServiceState>& services() const { return services_; }
+
+ private:
+  dataplane::Dataplane& dp_;
+  const AgentSpec& spec_;
+  std::set<uint32_t> programmed_;                // instance ids in the maps, written by us
+  std::map<uint32_t, ServiceState> services_;    // by service id
+};
+
+// The MAC of the far end of a veth (which may live in another network namespace).
+Result<dataplane::Mac> veth_peer_mac(const std::string& veth);
+// The MAC of a local interface.
+Result<dataplane::Mac> interface_mac(const std::string& ifname);
+
+}  // namespace anychain::daemon
