@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Guest script: native (driver-mode) XDP on virtio-net, and packets across the NIC pair.
 # Run: vm-tests/run --nics 2 -- vm-tests/guest/xdp-native.sh build/bpf/xdp_pass.bpf.o
+#      vm-tests/run --nics 2 --nic-backend tap -- vm-tests/guest/xdp-native.sh OBJ per-cpu-txq
 # NIC 0 stays in the root namespace (10.99.0.1), NIC 1 goes to namespace "peer"
 # (10.99.0.2); OBJ's section "xdp" is attached in driver mode to both, the mode is checked
 # (driver, not generic), then a ping crosses the wire and both programs must have run.
+# With "per-cpu-txq", virtio-net must also have given XDP a TX queue per CPU (enough queue
+# pairs, no "locked tx mode"), which needs vm-tests/run --nic-backend tap.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ $# -eq 1 ]] || vm_fail "usage: $0 XDP_OBJECT (e.g. build/bpf/xdp_pass.bpf.o)"
+[[ $# -eq 1 || ($# -eq 2 && $2 == per-cpu-txq) ]] ||
+	vm_fail "usage: $0 XDP_OBJECT [per-cpu-txq]   (XDP_OBJECT e.g. build/bpf/xdp_pass.bpf.o)"
 OBJ=$1
+PER_CPU_TXQ=${2:-}
 [[ -r $OBJ ]] || vm_fail "XDP object '$OBJ' not found (build first: cmake --build build)"
-vm_require_cmd ip jq bpftool ping
+vm_require_cmd ip jq bpftool ping ethtool
 
 A=$(vm_nic 0)
 B=$(vm_nic 1)
@@ -60,5 +65,15 @@ vm_log "XDP program runs during the ping: $A (prog $id_a): $ran_a, $B (prog $id_
 
 ip -s link show dev "$A"
 ip -n peer -s link show dev "$B"
-dmesg | grep -i -E 'xdp|virtio_net' || true
+ethtool -l "$A" | sed -n '/Current/,$p'
+if dmesg | grep -E 'virtio_net.*XDP request'; then
+	locked=1
+	vm_log "virtio-net runs XDP_TX/XDP_REDIRECT in locked tx mode (fewer queue pairs than 2 x $(nproc) CPUs)"
+else
+	locked=0
+	vm_log "virtio-net gave XDP a TX queue per CPU"
+fi
+if [[ $PER_CPU_TXQ == per-cpu-txq ]] && ((locked)); then
+	vm_fail "expected per-CPU XDP TX queues (vm-tests/run --nic-backend tap); got locked tx mode"
+fi
 vm_log "PASS"

@@ -15,13 +15,14 @@ fail() {
 }
 pass() { echo "[$T] PASS${1:+: $1}"; }
 
-# vm_run ARGS...: run vm-tests/run, keep stdout/stderr in $OUT/out and $OUT/err (also shown),
-# its exit status in $RC and its wall time in $SECS.
+# vm_run ARGS...: run vm-tests/run, keep stdout/stderr in $OUT/out and $OUT/err (shown
+# afterwards), its exit status in $RC and its wall time in $SECS.
 vm_run() {
 	local start=$SECONDS
 	RC=0
-	"$RUN" "$@" > >(tee "$OUT/out") 2> >(tee "$OUT/err" >&2) || RC=$?
-	wait # for the tees
+	"$RUN" "$@" >"$OUT/out" 2>"$OUT/err" || RC=$?
+	cat "$OUT/out"
+	cat "$OUT/err" >&2
 	SECS=$((SECONDS - start))
 	echo "[$T] vm-tests/run $* -> exit $RC after ${SECS}s"
 }
