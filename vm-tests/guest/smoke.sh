@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Guest script: the VM environment that vm-tests/run promises, then exit with status $1.
 # Run: vm-tests/run -- vm-tests/guest/smoke.sh 3   (vm-tests/tests/smoke.sh checks the 3)
+# shellcheck source=vm-tests/guest/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $# -eq 1 && $1 =~ ^[0-9]+$ ]] || vm_fail "usage: $0 EXIT_CODE"

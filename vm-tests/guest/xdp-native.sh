@@ -7,6 +7,7 @@
 # (driver, not generic), then a ping crosses the wire and both programs must have run.
 # With "per-cpu-txq", virtio-net must also have given XDP a TX queue per CPU (enough queue
 # pairs, no "locked tx mode"), which needs vm-tests/run --nic-backend tap.
+# shellcheck source=vm-tests/guest/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $# -eq 1 || ($# -eq 2 && $2 == per-cpu-txq) ]] ||

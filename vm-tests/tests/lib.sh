@@ -33,5 +33,8 @@ expect_err() { grep -Eq -- "$1" "$OUT/err" || fail "stderr lacks /$1/"; }
 
 # The kernel vm-tests/run picks by default (newest non-cloud /boot/vmlinuz-*-amd64).
 default_kernel() {
-	ls -1 /boot/vmlinuz-*-amd64 2>/dev/null | grep -v -- -cloud- | sort -V | tail -n1
+	local k
+	for k in /boot/vmlinuz-*-amd64; do
+		[[ -e $k && $k != *-cloud-* ]] && echo "$k"
+	done | sort -V | tail -n1
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # VM smoke test: the guest runs uname -r and exits 3; vm-tests/run must return 3, show the
 # guest's stdout and stderr, and run it in the host's working directory on the chosen kernel.
+# shellcheck source=vm-tests/tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 K=$(default_kernel)

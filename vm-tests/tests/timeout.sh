@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # VM timeout test: a guest that hangs (sleep 1000) is killed after --timeout 20 and reported
 # as a failure (exit 124) with its console log.
+# shellcheck source=vm-tests/tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 vm_run --timeout 20 -- sleep 1000

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # vm-tests/run's own error handling (no VM is booted): bad options and missing or unusable
 # kernels are refused with a message naming the bad input, --help teaches.
+# shellcheck source=vm-tests/tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 check() { # expected-rc expected-stderr-regex args...
@@ -28,6 +29,10 @@ check 2 "--env 'X' is not NAME=VALUE" --env X -- true
 check 2 "--rwdir '/nonexistent/dir' is not a directory" --rwdir /nonexistent/dir -- true
 check 2 "option --kernel needs an argument" --kernel
 check 125 "--kernel '/nonexistent/vmlinuz': no such file" --kernel /nonexistent/vmlinuz -- true
+
+cd /run
+check 125 "the working directory /run is not visible in the guest" -- true
+cd "$ROOT"
 
 boot=$OUT/boot
 mkdir -p "$boot"
