@@ -34,6 +34,11 @@ cd /run
 check 125 "the working directory /run is not visible in the guest" -- true
 cd "$ROOT"
 
+# Missing or unsuitable tools.
+ANYCHAIN_VM_QEMU=/nonexistent/qemu check 125 "/nonexistent/qemu not found: install qemu-system-x86" --backend qemu -- true
+ANYCHAIN_VM_BUSYBOX=/nonexistent/busybox check 125 "busybox not found at /nonexistent/busybox: install busybox-static" --backend qemu -- true
+ANYCHAIN_VM_BUSYBOX=/bin/bash check 125 "/bin/bash is dynamically linked; the initramfs needs busybox-static" --backend qemu -- true
+
 boot=$OUT/boot
 mkdir -p "$boot"
 ANYCHAIN_VM_BOOT_DIR=$boot check 125 "no kernel found \($boot/vmlinuz-\*-amd64\)" -- true
