@@ -24,5 +24,10 @@ for d in /tmp /run /var/tmp /root /etc; do
 done
 ip link show lo | grep -q 'state UNKNOWN\|LOWER_UP' || vm_fail "lo is not up"
 [[ $(hostname) == anychain-vm ]] || vm_fail "hostname is $(hostname)"
+# Options of vm-tests/run that the host test passes: --env and --rwdir.
+echo "SMOKE_ENV=${SMOKE_ENV:-unset}"
+if [[ -n ${SMOKE_RWDIR:-} ]]; then
+	uname -r >"$SMOKE_RWDIR/from-guest" || vm_fail "--rwdir $SMOKE_RWDIR is not writable"
+fi
 vm_log "environment OK; exiting with $1"
 exit "$1"
