@@ -23,7 +23,7 @@ PKGS=(
   # lab output
   gnuplot-nox
   # VM tests
-  qemu-system-x86 busybox-static linux-image-amd64 cpio kmod
+  qemu-system-x86 busybox-static linux-image-amd64 cpio kmod jq
 )
 
 missing=()
