@@ -8,7 +8,8 @@
 #   frr_lab.sh down DIR PREFIX    stop the daemons, delete the namespaces and DIR
 #
 # Router N has router-id N.N.N.N (loopback /32), veth address 10.77.0.N/30, OSPF area 0,
-# point-to-point network, interface cost 25 on both ends. Needs root and Debian's FRR 8.4.
+# interface cost 25 on both ends, point-to-point network type, or broadcast (a transit network
+# with a DR and a network-LSA) when LAB_NET=broadcast. Needs root and Debian's FRR 8.4.
 set -euo pipefail
 
 cmd=${1:?command}
@@ -28,10 +29,12 @@ hostname ${PREFIX}-r$n
 interface lo
  ip address $n.$n.$n.$n/32
 CONF
+  local nettype="ip ospf network point-to-point"
+  [[ ${LAB_NET:-p2p} == broadcast ]] && nettype="ip ospf network broadcast"
   cat >"$d/ospfd.conf" <<CONF
 hostname ${PREFIX}-r$n
 interface ${PREFIX}v$n
- ip ospf network point-to-point
+ $nettype
  ip ospf hello-interval 1
  ip ospf dead-interval 4
  ip ospf cost 25

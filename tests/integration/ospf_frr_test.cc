@@ -134,15 +134,17 @@ class FrrLab : public ::testing::Test {
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
     if (!std::filesystem::exists("/usr/lib/frr/ospfd")) GTEST_SKIP() << "FRR not installed";
-    prefix_ = "aci" + std::to_string(::getpid() % 100000);
+    prefix_ = (net_type() == "p2p" ? "aci" : "acb") + std::to_string(::getpid() % 100000);
     dir_ = "/tmp/" + prefix_ + "-lab";
     sh(kLab + " down " + dir_ + " " + prefix_ + " >/dev/null 2>&1");
-    ASSERT_EQ(sh(kLab + " up " + dir_ + " " + prefix_ + " >/dev/null 2>&1"), 0) << "lab did not come up";
+    ASSERT_EQ(sh("LAB_NET=" + net_type() + " " + kLab + " up " + dir_ + " " + prefix_ + " >/dev/null 2>&1"), 0)
+        << "lab did not come up";
     up_ = true;
   }
   void TearDown() override {
     if (up_) sh(kLab + " down " + dir_ + " " + prefix_ + " >/dev/null 2>&1");
   }
+  virtual std::string net_type() const { return "p2p"; }
   std::string ns(int n) const { return prefix_ + "-r" + std::to_string(n); }
   std::string prefix_, dir_;
   bool up_ = false;
@@ -239,6 +241,45 @@ TEST_F(FrrLab, VnfLsaFloodsMirrorsAndSurvivesOspfdRestart) {
     return a2.with([&](const Lsdb& db, auto&, bool, auto&) { return !vnf_seq(db, r1, 7).has_value(); });
   }, 10s)) << "router 2 still has the withdrawn VNF LSA";
   EXPECT_EQ(withdraw_rc, 0);
+  a1.stop();
+  a2.stop();
+}
+
+// Broadcast veth: the routers meet on a transit network (DR, network-LSA). The path cost from
+// router 2 is its interface cost to the network (25) + 0 (network to router 1) + the VNF cost.
+class FrrLabBroadcast : public FrrLab {
+ protected:
+  std::string net_type() const override { return "broadcast"; }
+};
+
+TEST_F(FrrLabBroadcast, TransitNetworkFromRealNetworkLsa) {
+  const std::uint32_t r1 = ip(1, 1, 1, 1), r2 = ip(2, 2, 2, 2);
+  VnfInfo vnf{ip(10, 100, 0, 1), 32, 9, 40, 150, r1, 0};
+  NsAgent a1(ns(1)), a2(ns(2));
+  a1.start(vnf);
+  a2.start(std::nullopt);
+  std::optional<std::uint64_t> cost;
+  std::size_t networks = 0;
+  bool seen = wait_for(
+      [&] {
+        return a2.with([&](const Lsdb& db, auto&, bool, auto&) {
+          cost = candidate_cost(db, r2, r1, 9);
+          networks = 0;
+          for (const auto& [k, e] : db.entries()) networks += k.type == 2;
+          return cost.has_value() && networks == 1;
+        });
+      },
+      25s);
+  ASSERT_TRUE(seen) << "no VNF LSA via the transit network (network-LSAs: " << networks << ")";
+  EXPECT_EQ(*cost, 65u);
+  a2.with([&](const Lsdb& db, const ClientStats& st, bool, auto&) {
+    EXPECT_EQ(st.rejected_lsas, 0u);
+    auto topo = anychain::plane::build_topology(db, 0, 200);
+    EXPECT_EQ(topo.network_index.size(), 1u);
+    EXPECT_EQ(topo.stats.one_way_links, 0u);
+    EXPECT_EQ(topo.stats.malformed_router_lsas + topo.stats.malformed_network_lsas, 0u);
+    return 0;
+  });
   a1.stop();
   a2.stop();
 }
