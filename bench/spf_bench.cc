@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     auto s = plane::spf(topo, cfg.self_router);
     auto c = Clock::now();
     if (!s) {
-      std::fprintf(stderr, "spf: %s\n", s.error().what().c_str());
+      std::fprintf(stderr, "spf: %s\n", s.error().str().c_str());
       return 1;
     }
     auto routes = plane::service_routes(topo, *s, cfg.wcmp);

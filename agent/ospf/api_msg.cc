@@ -1,7 +1,7 @@
 #include "ospf/api_msg.h"
 
 #include <algorithm>
-#include "ospf/fmt.h"
+#include "common/format.h"
 #include <limits>
 #include <type_traits>
 
@@ -74,13 +74,13 @@ Result<LsdbFilter> get_filter(Reader& r) {
   auto mask = r.u16();
   auto origin = r.u8();
   auto n = r.u8();
-  if (!mask || !origin || !n) return fail(EBADMSG, "filter truncated");
-  if (*origin > 2) return fail(EBADMSG, fmt("filter origin {} invalid", *origin));
+  if (!mask || !origin || !n) return fail("filter truncated", EBADMSG);
+  if (*origin > 2) return fail(format("filter origin {} invalid", *origin), EBADMSG);
   f.typemask = *mask;
   f.origin = static_cast<Origin>(*origin);
   for (unsigned i = 0; i < *n; ++i) {
     auto a = r.u32();
-    if (!a) return fail(EBADMSG, "filter area list truncated");
+    if (!a) return fail("filter area list truncated", EBADMSG);
     f.areas.push_back(*a);
   }
   return f;
@@ -88,10 +88,10 @@ Result<LsdbFilter> get_filter(Reader& r) {
 
 Result<void> check_lsa_len(ByteView lsa) {
   // The LSA's own length field (offset 18) must match what the message carries.
-  if (lsa.size() < 20) return fail(EBADMSG, "embedded LSA shorter than its header");
+  if (lsa.size() < 20) return fail("embedded LSA shorter than its header", EBADMSG);
   std::uint16_t len = static_cast<std::uint16_t>((lsa[18] << 8) | lsa[19]);
   if (len != lsa.size())
-    return fail(EBADMSG, fmt("embedded LSA length field {} != carried {}", len, lsa.size()));
+    return fail(format("embedded LSA length field {} != carried {}", len, lsa.size()), EBADMSG);
   return {};
 }
 
@@ -100,12 +100,12 @@ Result<LsaNotifyBody> get_lsa_notify(Reader& r) {
   auto ifaddr = r.u32();
   auto area = r.u32();
   auto self = r.u8();
-  if (!ifaddr || !area || !self || !r.skip(3)) return fail(EBADMSG, "LSA notify truncated");
+  if (!ifaddr || !area || !self || !r.skip(3)) return fail("LSA notify truncated", EBADMSG);
   b.ifaddr = *ifaddr;
   b.area = *area;
   b.is_self = *self != 0;
   auto rest = r.rest();
-  if (auto ok = check_lsa_len(rest); !ok) return ospf::unexpected(ok.error());
+  if (auto ok = check_lsa_len(rest); !ok) return unexpected(ok.error());
   b.lsa.assign(rest.begin(), rest.end());
   r.skip(rest.size());
   return b;
@@ -131,24 +131,24 @@ Result<void> encode_body(Writer& w, const Body& body) {
             return {};
           },
           [&](const RegisterEvent& m) -> Result<void> {
-            if (m.filter.areas.size() > 255) return fail(EINVAL, "more than 255 areas in filter");
+            if (m.filter.areas.size() > 255) return fail("more than 255 areas in filter", EINVAL);
             put_filter(w, m.filter);
             return {};
           },
           [&](const SyncLsdb& m) -> Result<void> {
-            if (m.filter.areas.size() > 255) return fail(EINVAL, "more than 255 areas in filter");
+            if (m.filter.areas.size() > 255) return fail("more than 255 areas in filter", EINVAL);
             put_filter(w, m.filter);
             return {};
           },
           [&](const OriginateRequest& m) -> Result<void> {
             if (m.lsa.size() > kMaxLsaSize)
-              return fail(EMSGSIZE, fmt("LSA of {} bytes exceeds {}", m.lsa.size(), kMaxLsaSize));
+              return fail(format("LSA of {} bytes exceeds {}", m.lsa.size(), kMaxLsaSize), EMSGSIZE);
             if (auto ok = check_lsa_len(m.lsa); !ok) return ok;
             w.u32(m.ifaddr), w.u32(m.area), w.bytes(m.lsa);
             return {};
           },
           [&](const DeleteRequest& m) -> Result<void> {
-            if (m.opaque_id > 0xFFFFFF) return fail(EINVAL, "opaque id over 24 bits");
+            if (m.opaque_id > 0xFFFFFF) return fail("opaque id over 24 bits", EINVAL);
             w.u32(m.addr), w.u8(m.lsa_type), w.u8(m.opaque_type), w.u8(0), w.u8(m.flags);
             w.u32(m.opaque_id);
             return {};
@@ -166,13 +166,13 @@ Result<void> encode_body(Writer& w, const Body& body) {
             return {};
           },
           [&](const LsaUpdateNotify& m) -> Result<void> {
-            if (m.lsa.size() > kMaxLsaSize) return fail(EMSGSIZE, "LSA exceeds 1500 bytes");
+            if (m.lsa.size() > kMaxLsaSize) return fail("LSA exceeds 1500 bytes", EMSGSIZE);
             if (auto ok = check_lsa_len(m.lsa); !ok) return ok;
             put_lsa_notify(w, m);
             return {};
           },
           [&](const LsaDeleteNotify& m) -> Result<void> {
-            if (m.lsa.size() > kMaxLsaSize) return fail(EMSGSIZE, "LSA exceeds 1500 bytes");
+            if (m.lsa.size() > kMaxLsaSize) return fail("LSA exceeds 1500 bytes", EMSGSIZE);
             if (auto ok = check_lsa_len(m.lsa); !ok) return ok;
             put_lsa_notify(w, m);
             return {};
@@ -196,7 +196,7 @@ Result<void> encode_body(Writer& w, const Body& body) {
           [&](const ReachableChange& m) -> Result<void> {
             if (m.added.size() > 0xFFFF || m.removed.size() > 0xFFFF ||
                 4 + 4 * (m.added.size() + m.removed.size()) > 0xFFFF)
-              return fail(EMSGSIZE, "reachable change too large");
+              return fail("reachable change too large", EMSGSIZE);
             w.u16(static_cast<std::uint16_t>(m.added.size()));
             w.u16(static_cast<std::uint16_t>(m.removed.size()));
             for (auto a : m.added) w.u32(a);
@@ -213,7 +213,7 @@ Result<void> encode_body(Writer& w, const Body& body) {
 
 Result<Body> decode_body(std::uint8_t type, ByteView data) {
   Reader r(data);
-  auto truncated = [&](const char* what) { return fail(EBADMSG, fmt("{} truncated", what)); };
+  auto truncated = [&](const char* what) { return fail(format("{} truncated", what), EBADMSG); };
   Body out;
   switch (static_cast<MsgType>(type)) {
     case MsgType::RegisterOpaqueType:
@@ -230,7 +230,7 @@ Result<Body> decode_body(std::uint8_t type, ByteView data) {
     case MsgType::RegisterEvent:
     case MsgType::SyncLsdb: {
       auto f = get_filter(r);
-      if (!f) return ospf::unexpected(f.error());
+      if (!f) return unexpected(f.error());
       if (type == 3)
         out = RegisterEvent{std::move(*f)};
       else
@@ -245,7 +245,7 @@ Result<Body> decode_body(std::uint8_t type, ByteView data) {
       m.ifaddr = *ifaddr;
       m.area = *area;
       auto rest = r.rest();
-      if (auto ok = check_lsa_len(rest); !ok) return ospf::unexpected(ok.error());
+      if (auto ok = check_lsa_len(rest); !ok) return unexpected(ok.error());
       m.lsa.assign(rest.begin(), rest.end());
       r.skip(rest.size());
       out = std::move(m);
@@ -260,7 +260,7 @@ Result<Body> decode_body(std::uint8_t type, ByteView data) {
       auto flags = r.u8();
       auto id = r.u32();
       if (!addr || !lt || !ot || !pad || !flags || !id) return truncated("delete request");
-      if (*id > 0xFFFFFF) return fail(EBADMSG, "delete request opaque id over 24 bits");
+      if (*id > 0xFFFFFF) return fail("delete request opaque id over 24 bits", EBADMSG);
       m.addr = *addr, m.lsa_type = *lt, m.opaque_type = *ot, m.flags = *flags, m.opaque_id = *id;
       out = m;
       break;
@@ -297,7 +297,7 @@ Result<Body> decode_body(std::uint8_t type, ByteView data) {
     case MsgType::LsaUpdateNotify:
     case MsgType::LsaDeleteNotify: {
       auto b = get_lsa_notify(r);
-      if (!b) return ospf::unexpected(b.error());
+      if (!b) return unexpected(b.error());
       if (type == 12)
         out = LsaUpdateNotify{std::move(*b)};
       else
@@ -339,7 +339,7 @@ Result<Body> decode_body(std::uint8_t type, ByteView data) {
       auto nrm = r.u16();
       if (!nadd || !nrm) return truncated("reachable change");
       if (r.remaining() != 4u * (std::size_t{*nadd} + *nrm))
-        return fail(EBADMSG, "reachable change counts do not match body length");
+        return fail("reachable change counts do not match body length", EBADMSG);
       ReachableChange m;
       for (unsigned i = 0; i < *nadd; ++i) m.added.push_back(*r.u32());
       for (unsigned i = 0; i < *nrm; ++i) m.removed.push_back(*r.u32());
@@ -353,11 +353,11 @@ Result<Body> decode_body(std::uint8_t type, ByteView data) {
       break;
     }
     default:
-      return fail(EBADMSG, fmt("unknown message type {}", type));
+      return fail(format("unknown message type {}", type), EBADMSG);
   }
   if (!r.empty())
-    return fail(EBADMSG, fmt("{} trailing bytes after {} body", r.remaining(),
-                                      to_string(static_cast<MsgType>(type))));
+    return fail(format("{} trailing bytes after {} body", r.remaining(),
+                                      to_string(static_cast<MsgType>(type))), EBADMSG);
   return out;
 }
 
@@ -427,12 +427,12 @@ Result<Bytes> encode(const Message& m) {
   w.u8(static_cast<std::uint8_t>(m.type()));
   w.u16(0);  // length, patched below
   w.u32(m.seq);
-  if (auto ok = encode_body(w, m.body); !ok) return ospf::unexpected(ok.error());
+  if (auto ok = encode_body(w, m.body); !ok) return unexpected(ok.error());
   std::size_t body = out.size() - kHeaderSize;
   auto lim = body_limits(static_cast<std::uint8_t>(m.type()));
   if (body < lim.min || body > lim.max)
-    return fail(EMSGSIZE, fmt("{} body of {} bytes outside [{}, {}]", to_string(m.type()),
-                                      body, lim.min, lim.max));
+    return fail(format("{} body of {} bytes outside [{}, {}]", to_string(m.type()),
+                                      body, lim.min, lim.max), EMSGSIZE);
   w.put_u16_at(2, static_cast<std::uint16_t>(body));
   return out;
 }
@@ -444,26 +444,26 @@ Result<Header> decode_header(ByteView first8) {
   auto t = r.u8();
   auto l = r.u16();
   auto s = r.u32();
-  if (!v || !t || !l || !s) return fail(EPROTO, "header truncated");
+  if (!v || !t || !l || !s) return fail("header truncated", EPROTO);
   h.version = *v, h.type = *t, h.length = *l, h.seq = *s;
-  if (h.version != kVersion) return fail(EPROTO, fmt("bad API version {}", h.version));
+  if (h.version != kVersion) return fail(format("bad API version {}", h.version), EPROTO);
   auto lim = body_limits(h.type);
   if (lim.max != 0 && h.length > lim.max)
-    return fail(EPROTO, fmt("{} body length {} exceeds {}",
-                                    to_string(static_cast<MsgType>(h.type)), h.length, lim.max));
+    return fail(format("{} body length {} exceeds {}",
+                                    to_string(static_cast<MsgType>(h.type)), h.length, lim.max), EPROTO);
   return h;
 }
 
 Result<Message> decode(ByteView whole) {
   auto h = decode_header(whole.first(std::min<std::size_t>(whole.size(), kHeaderSize)));
-  if (!h) return ospf::unexpected(h.error());
+  if (!h) return unexpected(h.error());
   if (whole.size() != kHeaderSize + h->length)
-    return fail(EBADMSG, fmt("message of {} bytes, header says {}", whole.size(),
-                                     kHeaderSize + h->length));
+    return fail(format("message of {} bytes, header says {}", whole.size(),
+                                     kHeaderSize + h->length), EBADMSG);
   auto lim = body_limits(h->type);
-  if (h->length < lim.min) return fail(EBADMSG, fmt("body of {} bytes too short", h->length));
+  if (h->length < lim.min) return fail(format("body of {} bytes too short", h->length), EBADMSG);
   auto body = decode_body(h->type, whole.subspan(kHeaderSize));
-  if (!body) return ospf::unexpected(body.error());
+  if (!body) return unexpected(body.error());
   return Message{h->seq, std::move(*body)};
 }
 
@@ -478,20 +478,20 @@ void StreamDecoder::feed(ByteView data) {
 }
 
 Result<std::optional<Message>> StreamDecoder::next() {
-  if (error_) return ospf::unexpected(*error_);
+  if (error_) return unexpected(*error_);
   ByteView avail(buf_.data() + start_, buf_.size() - start_);
   if (avail.size() < kHeaderSize) return std::optional<Message>{};
   auto h = decode_header(avail.first(kHeaderSize));
   if (!h) {
     error_ = h.error();  // framing lost: sticky (EPROTO)
-    return ospf::unexpected(*error_);
+    return unexpected(*error_);
   }
   std::size_t total = kHeaderSize + h->length;
   if (avail.size() < total) return std::optional<Message>{};
   start_ += total;
   // A bad body is reported (EBADMSG) but the framing is intact, so the stream goes on.
   auto m = decode(avail.first(total));
-  if (!m) return ospf::unexpected(m.error());
+  if (!m) return unexpected(m.error());
   return std::optional<Message>{std::move(*m)};
 }
 

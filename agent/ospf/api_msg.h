@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "ospf/bytes.h"
-#include "ospf/error.h"
+#include "common/error.h"
 
 namespace anychain::ospf::api {
 

@@ -11,7 +11,7 @@
 #include <array>
 #include <cstring>
 #include <utility>
-#include "ospf/fmt.h"
+#include "common/format.h"
 
 namespace anychain::ospf {
 namespace {
@@ -24,16 +24,16 @@ Result<sockaddr_in> make_addr(const std::string& ip, std::uint16_t port) {
   sa.sin_family = AF_INET;
   sa.sin_port = htons(port);
   if (::inet_pton(AF_INET, ip.c_str(), &sa.sin_addr) != 1)
-    return fail(EINVAL, fmt("bad IPv4 address '{}'", ip));
+    return fail(format("bad IPv4 address '{}'", ip), EINVAL);
   return sa;
 }
 
-Result<Fd> tcp_socket() {
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return fail(errno, "socket()");
+Result<UniqueFd> tcp_socket() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return fail("socket()", errno);
   int one = 1;
   if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
-    return fail(errno, "setsockopt(SO_REUSEADDR)");
+    return fail("setsockopt(SO_REUSEADDR)", errno);
   return fd;
 }
 
@@ -49,7 +49,7 @@ Result<bool> wait_fd(int fd, short events, Client::Clock::time_point deadline) {
     int n = ::poll(&p, 1, remaining_ms(deadline));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return fail(errno, "poll()");
+      return fail("poll()", errno);
     }
     return n > 0;
   }
@@ -57,9 +57,9 @@ Result<bool> wait_fd(int fd, short events, Client::Clock::time_point deadline) {
 
 Result<void> set_nonblocking(int fd, bool on) {
   int fl = ::fcntl(fd, F_GETFL);
-  if (fl < 0) return fail(errno, "fcntl(F_GETFL)");
+  if (fl < 0) return fail("fcntl(F_GETFL)", errno);
   fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
-  if (::fcntl(fd, F_SETFL, fl) < 0) return fail(errno, "fcntl(F_SETFL)");
+  if (::fcntl(fd, F_SETFL, fl) < 0) return fail("fcntl(F_SETFL)", errno);
   return {};
 }
 
@@ -68,40 +68,40 @@ Result<void> set_nonblocking(int fd, bool on) {
 Client::Client(ClientConfig cfg) : cfg_(std::move(cfg)), backoff_(cfg_.backoff_initial) {}
 
 Result<void> Client::open_channels() {
-  if (cfg_.local_port == 0xFFFF) return fail(EINVAL, "local port P must leave room for P+1");
+  if (cfg_.local_port == 0xFFFF) return fail("local port P must leave room for P+1", EINVAL);
   // ospfd refuses to connect back when P+1 equals its own API port.
-  if (cfg_.local_port + 1 == cfg_.server_port) return fail(EINVAL, "local port P+1 must differ from the server port");
+  if (cfg_.local_port + 1 == cfg_.server_port) return fail("local port P+1 must differ from the server port", EINVAL);
   auto server = make_addr(cfg_.server_addr, cfg_.server_port);
   auto local_sync = make_addr(cfg_.local_addr, cfg_.local_port);
   auto local_async = make_addr(cfg_.local_addr, static_cast<std::uint16_t>(cfg_.local_port + 1));
-  if (!server) return ospf::unexpected(server.error());
-  if (!local_sync) return ospf::unexpected(local_sync.error());
-  if (!local_async) return ospf::unexpected(local_async.error());
+  if (!server) return unexpected(server.error());
+  if (!local_sync) return unexpected(local_sync.error());
+  if (!local_async) return unexpected(local_async.error());
 
   // 1. Listener for ospfd's reverse connection, before anything else.
   auto listener = tcp_socket();
-  if (!listener) return ospf::unexpected(listener.error());
+  if (!listener) return unexpected(listener.error());
   if (::bind(listener->get(), reinterpret_cast<const sockaddr*>(&*local_async), sizeof *local_async) < 0)
-    return fail(errno, fmt("bind async listener {}:{}", cfg_.local_addr, cfg_.local_port + 1));
-  if (::listen(listener->get(), 4) < 0) return fail(errno, "listen on async port");
+    return fail(format("bind async listener {}:{}", cfg_.local_addr, cfg_.local_port + 1), errno);
+  if (::listen(listener->get(), 4) < 0) return fail("listen on async port", errno);
 
   // 2. Sync socket bound to P, connected to ospfd.
   auto sync = tcp_socket();
-  if (!sync) return ospf::unexpected(sync.error());
+  if (!sync) return unexpected(sync.error());
   if (::bind(sync->get(), reinterpret_cast<const sockaddr*>(&*local_sync), sizeof *local_sync) < 0)
-    return fail(errno, fmt("bind sync socket {}:{}", cfg_.local_addr, cfg_.local_port));
+    return fail(format("bind sync socket {}:{}", cfg_.local_addr, cfg_.local_port), errno);
   if (auto ok = set_nonblocking(sync->get(), true); !ok) return ok;
   auto deadline = Clock::now() + cfg_.connect_timeout;
   if (::connect(sync->get(), reinterpret_cast<const sockaddr*>(&*server), sizeof *server) < 0) {
     if (errno != EINPROGRESS)
-      return fail(errno, fmt("connect to ospfd {}:{}", cfg_.server_addr, cfg_.server_port));
+      return fail(format("connect to ospfd {}:{}", cfg_.server_addr, cfg_.server_port), errno);
     auto ready = wait_fd(sync->get(), POLLOUT, deadline);
-    if (!ready) return ospf::unexpected(ready.error());
-    if (!*ready) return fail(ETIMEDOUT, "connect to ospfd timed out");
+    if (!ready) return unexpected(ready.error());
+    if (!*ready) return fail("connect to ospfd timed out", ETIMEDOUT);
     int err = 0;
     socklen_t len = sizeof err;
-    if (::getsockopt(sync->get(), SOL_SOCKET, SO_ERROR, &err, &len) < 0) return fail(errno, "getsockopt(SO_ERROR)");
-    if (err != 0) return fail(err, fmt("connect to ospfd {}:{}", cfg_.server_addr, cfg_.server_port));
+    if (::getsockopt(sync->get(), SOL_SOCKET, SO_ERROR, &err, &len) < 0) return fail("getsockopt(SO_ERROR)", errno);
+    if (err != 0) return fail(format("connect to ospfd {}:{}", cfg_.server_addr, cfg_.server_port), err);
   }
   if (auto ok = set_nonblocking(sync->get(), false); !ok) return ok;
   int one = 1;
@@ -110,14 +110,14 @@ Result<void> Client::open_channels() {
   // 3. Accept ospfd's connection back to P+1 (only from the server's address).
   for (;;) {
     auto ready = wait_fd(listener->get(), POLLIN, deadline);
-    if (!ready) return ospf::unexpected(ready.error());
-    if (!*ready) return fail(ETIMEDOUT, "ospfd did not connect back to the async port");
+    if (!ready) return unexpected(ready.error());
+    if (!*ready) return fail("ospfd did not connect back to the async port", ETIMEDOUT);
     sockaddr_in peer{};
     socklen_t plen = sizeof peer;
-    Fd conn(::accept4(listener->get(), reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_CLOEXEC));
+    UniqueFd conn(::accept4(listener->get(), reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_CLOEXEC));
     if (!conn) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return fail(errno, "accept async connection");
+      return fail("accept async connection", errno);
     }
     if (peer.sin_addr.s_addr != server->sin_addr.s_addr && server->sin_addr.s_addr != htonl(INADDR_ANY))
       continue;  // not ospfd: drop it
@@ -135,12 +135,12 @@ Result<void> Client::connect() {
   reconnect_at_.reset();
   auto fail_connect = [&](Error e) -> Result<void> {
     ++stats_.connect_failures;
-    last_error_ = e.what();
+    last_error_ = e.str();
     sync_.reset();
     async_.reset();
     ready_ = false;
     schedule_reconnect();
-    return ospf::unexpected(std::move(e));
+    return unexpected(std::move(e));
   };
   if (auto ok = open_channels(); !ok) return fail_connect(wrap(ok.error(), "open API channels"));
   ++generation_;
@@ -148,9 +148,9 @@ Result<void> Client::connect() {
   using namespace api;
   auto step = [&](Body b, const char* what) -> Result<void> {
     auto rc = request(std::move(b));
-    if (!rc) return ospf::unexpected(wrap(rc.error(), what));
+    if (!rc) return unexpected(wrap(rc.error(), what));
     if (*rc != 0)
-      return fail(EIO, fmt("{}: ospfd answered {}", what, to_string(static_cast<ApiErr>(*rc))));
+      return fail(format("{}: ospfd answered {}", what, to_string(static_cast<ApiErr>(*rc))), EIO);
     return {};
   };
   LsdbFilter filter{cfg_.typemask, Origin::Any, {}};
@@ -165,7 +165,7 @@ Result<void> Client::connect() {
   // READY_NOTIFY arrives.
   if (auto ok = wait_ready(); !ok) {
     if (!connected()) return fail_connect(ok.error());
-    last_error_ = ok.error().what();
+    last_error_ = ok.error().str();
   }
   ++stats_.connects;
   backoff_ = cfg_.backoff_initial;
@@ -178,10 +178,10 @@ Result<void> Client::connect() {
 Result<void> Client::wait_ready() {
   auto deadline = Clock::now() + cfg_.ready_timeout;
   while (!ready_) {
-    if (!connected()) return fail(ECONNRESET, "connection lost waiting for READY_NOTIFY");
+    if (!connected()) return fail("connection lost waiting for READY_NOTIFY", ECONNRESET);
     auto r = wait_fd(async_.get(), POLLIN, deadline);
-    if (!r) return ospf::unexpected(r.error());
-    if (!*r) return fail(ETIMEDOUT, "no READY_NOTIFY for our opaque type");
+    if (!r) return unexpected(r.error());
+    if (!*r) return fail("no READY_NOTIFY for our opaque type", ETIMEDOUT);
     read_async();
   }
   return {};
@@ -267,7 +267,7 @@ void Client::poll_once(milliseconds max_wait) {
 
 Result<void> Client::send_message(const api::Message& m) {
   auto buf = api::encode(m);
-  if (!buf) return ospf::unexpected(buf.error());
+  if (!buf) return unexpected(buf.error());
   // One send call for the whole message; ospfd does blocking reads and a half-written
   // request would stall it. A blocking socket only returns short on a signal or an error.
   std::size_t off = 0;
@@ -275,7 +275,7 @@ Result<void> Client::send_message(const api::Message& m) {
     ssize_t n = ::send(sync_.get(), buf->data() + off, buf->size() - off, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return fail(errno, fmt("send {}", api::to_string(m.type())));
+      return fail(format("send {}", api::to_string(m.type())), errno);
     }
     off += static_cast<std::size_t>(n);
   }
@@ -283,14 +283,14 @@ Result<void> Client::send_message(const api::Message& m) {
 }
 
 Result<std::int8_t> Client::request(api::Body body) {
-  if (!connected()) return fail(ENOTCONN, "not connected to ospfd");
+  if (!connected()) return fail("not connected to ospfd", ENOTCONN);
   std::uint32_t seq = next_seq_;
   next_seq_ = next_seq_ >= 0x7FFFFFFFu ? 1 : next_seq_ + 1;
   api::Message m{seq, std::move(body)};
   auto type = m.type();
   if (auto ok = send_message(m); !ok) {
-    lost_connection(ok.error().what());
-    return ospf::unexpected(ok.error());
+    lost_connection(ok.error().str());
+    return unexpected(ok.error());
   }
   auto deadline = Clock::now() + cfg_.request_timeout;
   std::array<std::uint8_t, 4096> buf{};
@@ -301,8 +301,8 @@ Result<std::int8_t> Client::request(api::Body body) {
       if (!next) {
         ++stats_.bad_messages;
         if (next.error().code == EPROTO) {
-          lost_connection("sync channel: " + next.error().what());
-          return ospf::unexpected(next.error());
+          lost_connection("sync channel: " + next.error().str());
+          return unexpected(next.error());
         }
         continue;
       }
@@ -311,29 +311,29 @@ Result<std::int8_t> Client::request(api::Body body) {
       if (const auto* rep = std::get_if<api::Reply>(&msg.body); rep && msg.seq == seq) return rep->errcode;
       ++stats_.stale_replies;
     }
-    if (!connected()) return fail(ECONNRESET, "connection lost");
+    if (!connected()) return fail("connection lost", ECONNRESET);
     std::array<pollfd, 2> p{pollfd{sync_.get(), POLLIN, 0}, pollfd{async_.get(), POLLIN, 0}};
     int rc = ::poll(p.data(), p.size(), remaining_ms(deadline));
     if (rc < 0) {
       if (errno == EINTR) continue;
-      return fail(errno, "poll()");
+      return fail("poll()", errno);
     }
     if (rc == 0) {
-      auto e = Error{ETIMEDOUT, fmt("no REPLY to {} seq {}", api::to_string(type), seq)};
-      lost_connection(e.what());  // state with ospfd is unknown now: start over
-      return ospf::unexpected(e);
+      auto e = Error{ETIMEDOUT, format("no REPLY to {} seq {}", api::to_string(type), seq)};
+      lost_connection(e.str());  // state with ospfd is unknown now: start over
+      return unexpected(e);
     }
     if (p[1].revents != 0) {
       read_async();  // never let ospfd block on the notification channel
-      if (!connected()) return fail(ECONNRESET, "connection lost");
+      if (!connected()) return fail("connection lost", ECONNRESET);
     }
     if (p[0].revents != 0) {
       ssize_t n = ::recv(sync_.get(), buf.data(), buf.size(), 0);
       if (n <= 0) {
         if (n < 0 && errno == EINTR) continue;
         auto e = Error{n == 0 ? ECONNRESET : errno, "ospfd closed the sync channel"};
-        lost_connection(e.what());
-        return ospf::unexpected(e);
+        lost_connection(e.str());
+        return unexpected(e);
       }
       sync_dec_.feed(ByteView(buf.data(), static_cast<std::size_t>(n)));
     }
@@ -354,7 +354,7 @@ void Client::read_sync_unsolicited() {
     if (!next) {
       ++stats_.bad_messages;
       if (next.error().code == EPROTO) {
-        lost_connection("sync channel: " + next.error().what());
+        lost_connection("sync channel: " + next.error().str());
         return;
       }
       continue;
@@ -372,7 +372,7 @@ void Client::read_async() {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      lost_connection(fmt("async channel: {}", std::strerror(errno)));
+      lost_connection(format("async channel: {}", std::strerror(errno)));
       return;
     }
     if (n == 0) {
@@ -385,7 +385,7 @@ void Client::read_async() {
       if (!next) {
         ++stats_.bad_messages;
         if (next.error().code == EPROTO) {
-          lost_connection("async channel: " + next.error().what());
+          lost_connection("async channel: " + next.error().str());
           return;
         }
         continue;
@@ -401,7 +401,7 @@ void Client::handle_notification(const api::Message& m) {
   auto apply = [&](const Result<LsdbChange>& r) {
     if (!r) {
       ++stats_.rejected_lsas;
-      last_error_ = r.error().what();
+      last_error_ = r.error().str();
     } else if (*r != LsdbChange::None) {
       lsdb_dirty_ = true;
     }
@@ -421,12 +421,12 @@ void Client::handle_notification(const api::Message& m) {
 
 Result<void> Client::originate(const VnfInfo& v) {
   auto lsa = build_vnf_lsa(v, cfg_.opaque_type);
-  if (!lsa) return ospf::unexpected(lsa.error());
+  if (!lsa) return unexpected(lsa.error());
   auto rc = request(api::OriginateRequest{0, cfg_.area, std::move(*lsa)});
-  if (!rc) return ospf::unexpected(wrap(rc.error(), fmt("originate instance {}", v.instance_id)));
+  if (!rc) return unexpected(wrap(rc.error(), format("originate instance {}", v.instance_id)));
   if (*rc != 0)
-    return fail(EIO, fmt("originate instance {}: ospfd answered {}", v.instance_id,
-                                 api::to_string(static_cast<api::ApiErr>(*rc))));
+    return fail(format("originate instance {}: ospfd answered {}", v.instance_id,
+                                 api::to_string(static_cast<api::ApiErr>(*rc))), EIO);
   ++stats_.originations;
   return {};
 }
@@ -434,7 +434,7 @@ Result<void> Client::originate(const VnfInfo& v) {
 Result<void> Client::originate_all() {
   Result<void> result;
   for (const auto& [id, v] : local_) {
-    if (!ready()) return fail(ENOTCONN, "connection lost while originating");
+    if (!ready()) return fail("connection lost while originating", ENOTCONN);
     if (auto ok = originate(v); !ok && result) result = ok;
   }
   return result;
@@ -445,7 +445,7 @@ void Client::after_io() {
   in_callback_ = true;
   if (ready() && originate_pending_) {
     originate_pending_ = false;
-    if (auto ok = originate_all(); !ok) last_error_ = ok.error().what();
+    if (auto ok = originate_all(); !ok) last_error_ = ok.error().str();
   }
   while (lsdb_dirty_ || !conn_events_.empty()) {
     auto events = std::exchange(conn_events_, {});
@@ -461,7 +461,7 @@ void Client::after_io() {
 
 Result<void> Client::announce(const VnfInfo& v) {
   auto lsa = build_vnf_lsa(v, cfg_.opaque_type);  // validate before storing
-  if (!lsa) return ospf::unexpected(lsa.error());
+  if (!lsa) return unexpected(lsa.error());
   local_[v.instance_id] = v;
   if (!ready()) return {};  // originated once ready
   auto ok = originate(v);
@@ -470,14 +470,14 @@ Result<void> Client::announce(const VnfInfo& v) {
 }
 
 Result<void> Client::withdraw(std::uint32_t instance_id) {
-  if (local_.erase(instance_id) == 0) return fail(ENOENT, fmt("instance {} not announced", instance_id));
+  if (local_.erase(instance_id) == 0) return fail(format("instance {} not announced", instance_id), ENOENT);
   if (!ready()) return {};  // ospfd already flushed it when we lost the connection
   auto rc = request(api::DeleteRequest{cfg_.area, 10, cfg_.opaque_type, 0, instance_id});
   after_io();
-  if (!rc) return ospf::unexpected(wrap(rc.error(), fmt("delete instance {}", instance_id)));
+  if (!rc) return unexpected(wrap(rc.error(), format("delete instance {}", instance_id)));
   if (*rc != 0)
-    return fail(EIO, fmt("delete instance {}: ospfd answered {}", instance_id,
-                                 api::to_string(static_cast<api::ApiErr>(*rc))));
+    return fail(format("delete instance {}: ospfd answered {}", instance_id,
+                                 api::to_string(static_cast<api::ApiErr>(*rc))), EIO);
   return {};
 }
 

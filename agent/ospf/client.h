@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "ospf/api_msg.h"
-#include "ospf/error.h"
-#include "ospf/fd.h"
+#include "common/error.h"
+#include "common/unique_fd.h"
 #include "ospf/lsa.h"
 #include "ospf/lsdb.h"
 
@@ -69,7 +69,7 @@ class Client {
   // Closes both channels; no reconnect is scheduled. ospfd flushes our LSAs.
   void disconnect();
 
-  [[nodiscard]] bool connected() const { return sync_.valid() && async_.valid(); }
+  [[nodiscard]] bool connected() const { return bool(sync_) && bool(async_); }
   [[nodiscard]] bool ready() const { return connected() && ready_; }
 
   // poll() integration.
@@ -116,8 +116,8 @@ class Client {
   Result<void> wait_ready();
 
   ClientConfig cfg_;
-  Fd sync_;
-  Fd async_;
+  UniqueFd sync_;
+  UniqueFd async_;
   api::StreamDecoder sync_dec_;
   api::StreamDecoder async_dec_;
   std::uint32_t next_seq_ = 1;

@@ -1,6 +1,6 @@
 // LSA codec: the 20-byte LSA header, router-LSA, network-LSA, opaque LSAs and the payload of
 // anychain's VNF opaque LSA (format: docs/vnf-lsa.md). Parsing is bounds-checked; anything
-// malformed is rejected with a reason (Error.context) and never trusted.
+// malformed is rejected with a reason (Error.message) and never trusted.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "ospf/bytes.h"
-#include "ospf/error.h"
+#include "common/error.h"
 
 namespace anychain::ospf {
 

@@ -7,7 +7,7 @@ namespace anychain::ospf {
 Result<LsdbChange> Lsdb::apply_update(std::uint32_t area, ByteView lsa, bool is_self,
                                       std::uint64_t generation) {
   auto h = parse_lsa_header(lsa);
-  if (!h) return ospf::unexpected(h.error());
+  if (!h) return unexpected(h.error());
   LsaKey key{area, h->type, h->id, h->adv_router};
   auto it = entries_.find(key);
   if (h->age >= kMaxAge) {
@@ -37,7 +37,7 @@ Result<LsdbChange> Lsdb::apply_update(std::uint32_t area, ByteView lsa, bool is_
 
 Result<LsdbChange> Lsdb::apply_delete(std::uint32_t area, ByteView lsa) {
   auto h = parse_lsa_header(lsa);
-  if (!h) return ospf::unexpected(h.error());
+  if (!h) return unexpected(h.error());
   auto it = entries_.find(LsaKey{area, h->type, h->id, h->adv_router});
   if (it == entries_.end()) return LsdbChange::None;
   if (it->second.hdr.seq > h->seq) return LsdbChange::None;

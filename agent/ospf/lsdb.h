@@ -6,7 +6,7 @@
 #include <map>
 
 #include "ospf/bytes.h"
-#include "ospf/error.h"
+#include "common/error.h"
 #include "ospf/lsa.h"
 
 namespace anychain::ospf {

@@ -47,7 +47,7 @@ Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg, 
   Topology topo = build_topology(lsdb, cfg.area, cfg.vnf_opaque_type);
   if (hold) topo.instances = hold->apply(std::move(topo.instances), now);
   auto s = spf(topo, cfg.self_router);
-  if (!s) return ospf::unexpected(s.error());
+  if (!s) return unexpected(s.error());
   PlaneView v;
   v.services = service_routes(topo, *s, cfg.wcmp, &v.unreachable_instances);
   v.stats = topo.stats;

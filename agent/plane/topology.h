@@ -8,14 +8,12 @@
 #include <unordered_map>
 #include <vector>
 
-#include "ospf/error.h"
+#include "common/error.h"
 #include "ospf/lsa.h"
 #include "ospf/lsdb.h"
 
 namespace anychain::plane {
 
-using ospf::Error;
-using ospf::Result;
 
 inline constexpr std::uint64_t kUnreachable = std::numeric_limits<std::uint64_t>::max();
 inline constexpr std::uint32_t kNoBottleneck = std::numeric_limits<std::uint32_t>::max();

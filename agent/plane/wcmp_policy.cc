@@ -14,10 +14,10 @@ std::string_view to_string(WcmpMode m) {
   return "unknown";
 }
 
-ospf::Result<WcmpMode> parse_wcmp_mode(std::string_view s) {
+Result<WcmpMode> parse_wcmp_mode(std::string_view s) {
   for (auto m : {WcmpMode::BottleneckResidual, WcmpMode::InverseCost, WcmpMode::EqualCostMultipath})
     if (s == to_string(m)) return m;
-  return ospf::fail(EINVAL, "unknown WCMP mode '" + std::string(s) + "'");
+  return fail("unknown WCMP mode '" + std::string(s) + "'", EINVAL);
 }
 
 std::vector<std::uint32_t> wcmp_weights(std::span<const Candidate> cands, const WcmpConfig& cfg) {

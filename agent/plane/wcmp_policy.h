@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ospf/error.h"
+#include "common/error.h"
 #include "ospf/lsa.h"
 
 namespace anychain::plane {
@@ -41,7 +41,7 @@ struct WcmpConfig {
 };
 
 std::string_view to_string(WcmpMode m);
-ospf::Result<WcmpMode> parse_wcmp_mode(std::string_view s);
+Result<WcmpMode> parse_wcmp_mode(std::string_view s);
 
 // Weights (same order as the candidates). If every weight would be 0 (all instances
 // saturated), all candidates get weight 1 so traffic is spread rather than dropped.

@@ -51,13 +51,13 @@ TEST(ApiMsg, TypemaskBitIsOneShiftedByTypeMinusOne) {
 TEST(ApiMsg, RoundTripEveryMessage) {
   for (const auto& m : every_message()) {
     auto bytes = encode(m);
-    ASSERT_TRUE(bytes) << to_string(m.type()) << ": " << bytes.error().what();
+    ASSERT_TRUE(bytes) << to_string(m.type()) << ": " << bytes.error().str();
     ASSERT_GE(bytes->size(), kHeaderSize + 4) << "never a zero-length body: " << to_string(m.type());
     EXPECT_EQ((*bytes)[0], kVersion);
     EXPECT_EQ((*bytes)[1], static_cast<std::uint8_t>(m.type()));
     EXPECT_EQ(((*bytes)[2] << 8 | (*bytes)[3]) + kHeaderSize, bytes->size());
     auto back = decode(*bytes);
-    ASSERT_TRUE(back) << to_string(m.type()) << ": " << back.error().what();
+    ASSERT_TRUE(back) << to_string(m.type()) << ": " << back.error().str();
     EXPECT_EQ(*back, m) << to_string(m.type());
   }
 }
@@ -149,7 +149,7 @@ TEST(ApiMsg, StreamDecoderReassemblesByteByByte) {
     d.feed(ByteView(&byte, 1));
     for (;;) {
       auto n = d.next();
-      ASSERT_TRUE(n) << n.error().what();
+      ASSERT_TRUE(n) << n.error().str();
       if (!*n) break;
       got.push_back(std::move(**n));
     }

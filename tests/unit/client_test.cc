@@ -177,7 +177,7 @@ TEST(Client, ConnectRegistersSyncsAndOriginatesOnReady) {
   c.on_lsdb_changed = [&](const Lsdb&) { ++changes; };
   ASSERT_TRUE(c.announce(kVnf));
   auto r = c.connect();
-  ASSERT_TRUE(r) << r.error().what();
+  ASSERT_TRUE(r) << r.error().str();
   EXPECT_TRUE(c.ready());
   ASSERT_TRUE(pump(c, [&] { return c.lsdb().size() == 3; }));
   EXPECT_GE(changes, 1);
@@ -200,7 +200,7 @@ TEST(Client, ConnectRegistersSyncsAndOriginatesOnReady) {
   v2.cost = 99;
   ASSERT_TRUE(c.announce(v2));
   auto w = c.withdraw(7);
-  ASSERT_TRUE(w) << w.error().what();
+  ASSERT_TRUE(w) << w.error().str();
   EXPECT_FALSE(c.withdraw(7)) << "not announced any more";
   got = srv.received();
   const auto* d = std::get_if<api::DeleteRequest>(&got.back().body);
@@ -215,7 +215,7 @@ TEST(Client, StaleRepliesAreIgnoredBySeq) {
   FakeOspfd srv(test_port(1), o);
   Client c(config(1));
   auto r = c.connect();
-  ASSERT_TRUE(r) << r.error().what();
+  ASSERT_TRUE(r) << r.error().str();
   EXPECT_GE(c.stats().stale_replies, 3u);
 }
 
@@ -288,7 +288,7 @@ TEST(Client, LateReadyNotifyOriginatesWhenItArrives) {
   Client c(cfg);
   ASSERT_TRUE(c.announce(kVnf));
   auto r = c.connect();
-  ASSERT_TRUE(r) << r.error().what();
+  ASSERT_TRUE(r) << r.error().str();
   EXPECT_TRUE(c.connected());
   EXPECT_FALSE(c.ready());
   EXPECT_EQ(c.stats().originations, 0u);

@@ -53,7 +53,7 @@ Bytes with_length(Bytes b) {
 
 TEST(Lsa, HeaderFixture) {
   auto h = parse_lsa_header(kRouterLsa);
-  ASSERT_TRUE(h) << h.error().what();
+  ASSERT_TRUE(h) << h.error().str();
   EXPECT_EQ(h->age, 1);
   EXPECT_EQ(h->options, 2);
   EXPECT_EQ(h->type, 1);
@@ -66,7 +66,7 @@ TEST(Lsa, HeaderFixture) {
 
 TEST(Lsa, RouterLsaFixture) {
   auto r = parse_router_lsa(body(kRouterLsa));
-  ASSERT_TRUE(r) << r.error().what();
+  ASSERT_TRUE(r) << r.error().str();
   EXPECT_EQ(r->flags, 1);
   ASSERT_EQ(r->links.size(), 4u);
   EXPECT_EQ(r->links[0], (RouterLink{0x02020202, 0x0a000001, LinkType::PointToPoint, 25, {}}));
@@ -136,10 +136,10 @@ TEST(Lsa, OpaqueLsidPacking) {
 
 TEST(VnfLsa, Fixture) {
   auto h = parse_lsa_header(kVnfLsa);
-  ASSERT_TRUE(h) << h.error().what();
+  ASSERT_TRUE(h) << h.error().str();
   EXPECT_EQ(opaque_type_of(h->id), 200);
   auto v = parse_vnf_payload(body(kVnfLsa));
-  ASSERT_TRUE(v) << v.error().what();
+  ASSERT_TRUE(v) << v.error().str();
   EXPECT_EQ(*v, (VnfInfo{0x0a640000, 24, 7, 40, 150, 0x01010101, kVnfFlagNshAware}));
   EXPECT_TRUE(v->nsh_aware());
   auto built = build_vnf_lsa(*v, 200, 0x01010101);
@@ -155,7 +155,7 @@ TEST(VnfLsa, UnknownTlvSkipped) {
   b.insert(b.begin() + 24, unknown.begin(), unknown.end());
   b = with_length(b);
   auto v = parse_vnf_payload(body(b));
-  ASSERT_TRUE(v) << v.error().what();
+  ASSERT_TRUE(v) << v.error().str();
   EXPECT_EQ(v->cost, 40u);
 }
 
@@ -207,7 +207,7 @@ TEST(VnfLsa, MalformedTlvsRejected) {
     b[44 + 1] = 0x77;
     auto v = parse_vnf_payload(body(b));
     ASSERT_FALSE(v);
-    EXPECT_NE(v.error().context.find("missing"), std::string::npos);
+    EXPECT_NE(v.error().message.find("missing"), std::string::npos);
   }
 }
 

@@ -121,7 +121,7 @@ TEST(Spf, ServiceCandidatesAndPathCosts) {
   PlaneConfig cfg;
   cfg.self_router = 1;
   auto v = compute_plane(db, cfg);
-  ASSERT_TRUE(v) << v.error().what();
+  ASSERT_TRUE(v) << v.error().str();
   EXPECT_EQ(v->unreachable_instances, 1u);
   ASSERT_EQ(v->services.size(), 2u);
   const auto& fw = v->services[0];
