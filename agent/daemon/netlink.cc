@@ -1,6 +1,6 @@
 #include "daemon/netlink.h"
 
-#include <net/if.h>
+#include <linux/if.h>
 #include <netlink/netlink.h>
 #include <netlink/msg.h>
 #include <netlink/route/link.h>

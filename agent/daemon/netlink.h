@@ -34,11 +34,12 @@ class LinkWatcher {
   // Current state of one interface (ENODEV if it does not exist).
   static Result<LinkEvent> query(const std::string& ifname);
 
- private:
-  LinkWatcher() = default;
   struct SockDeleter {
     void operator()(nl_sock* s) const;
   };
+
+ private:
+  LinkWatcher() = default;
   std::unique_ptr<nl_sock, SockDeleter> sock_;
 };
 

@@ -15,7 +15,8 @@ const LocalInstanceSpec* local_spec(const AgentSpec& s, uint32_t id) {
 }
 }  // namespace
 
-SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router) {
+SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router,
+                            const std::function<bool(uint32_t)>& local_alive) {
   SyncReport rep;
   std::set<uint32_t> wanted;
   std::map<uint32_t, ServiceState> next;
@@ -36,6 +37,7 @@ SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router) 
                               .endpoint = c.info.nsh_endpoint, .path_cost = c.path_cost, .vnf_cost = c.info.cost,
                               .weight = route->weights[i], .held = c.held};
         dataplane::Instance in{.id = pi.id, .local = pi.local, .nsh_aware = pi.nsh_aware};
+        if (pi.local && local_alive && !local_alive(pi.id)) continue;
         if (pi.local) {
           const LocalInstanceSpec* ls = local_spec(spec_, pi.id);
           if (!ls) {

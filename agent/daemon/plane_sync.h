@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -44,8 +45,13 @@ class PlaneSync {
  public:
   PlaneSync(dataplane::Dataplane& dp, const AgentSpec& spec) : dp_(dp), spec_(spec) {}
 
-  // self_router: this node's router id (host order).
-  SyncReport apply(const plane::PlaneView& view, uint32_t self_router);
+  // self_router: this node's router id (host order). local_alive: false for a local instance
+  // whose VNF is down (it is left out even while its LSA is still in the LSDB).
+  SyncReport apply(const plane::PlaneView& view, uint32_t self_router,
+                   const std::function<bool(uint32_t)>& local_alive = {});
+  // Instance ids found live in pinned maps at start (a previous run's): withdrawn at the first
+  // apply() unless still wanted.
+  void adopt(const std::vector<uint32_t>& live) { programmed_.insert(live.begin(), live.end()); }
   const std::map<uint32_t, ServiceState>& services() const { return services_; }
 
  private:

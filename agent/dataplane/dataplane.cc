@@ -393,6 +393,33 @@ Result<void> Dataplane::del_wcmp_table(uint32_t service_id) {
   return {};
 }
 
+Result<std::vector<PathEntry>> Dataplane::paths() const {
+  int fd = bpf_map__fd(skel_->maps.ac_paths);
+  std::vector<PathEntry> out;
+  uint32_t key = 0, next = 0;
+  uint32_t* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    ac_path p{};
+    if (bpf_map_lookup_elem(fd, &key, &p) != 0) continue;
+    uint32_t spsi = ntohl(key);
+    out.push_back({spsi >> 8, static_cast<uint8_t>(spsi & 0xff), p.service_id, (p.flags & AC_PATH_LAST_HOP) != 0});
+  }
+  return out;
+}
+
+Result<std::vector<uint32_t>> Dataplane::live_instances() const {
+  int fd = bpf_map__fd(skel_->maps.ac_instances);
+  std::vector<uint32_t> out;
+  for (uint32_t id = 1; id < AC_MAX_INSTANCES; ++id) {
+    ac_instance v{};
+    if (bpf_map_lookup_elem(fd, &id, &v) != 0) return fail_errno(format("read instance {}", id));
+    if (v.flags & AC_INST_LIVE) out.push_back(id);
+  }
+  return out;
+}
+
 Result<std::vector<ac_counter>> Dataplane::stats() const {
   std::vector<ac_counter> out(AC_R_MAX);
   for (uint32_t r = 0; r < AC_R_MAX; ++r) {

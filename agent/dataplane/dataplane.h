@@ -81,6 +81,13 @@ struct FlowEntry {
   int cpus;                       // CPUs holding the entry
 };
 
+struct PathEntry {
+  uint32_t spi;
+  uint8_t si;
+  uint32_t service_id;
+  bool last_hop;
+};
+
 struct Attachment {
   std::string ifname;
   int ifindex;
@@ -127,6 +134,8 @@ class Dataplane {
   Result<double> set_wcmp_weights(uint32_t service_id, std::span<const WcmpMember> members);
   Result<void> del_wcmp_table(uint32_t service_id);
 
+  Result<std::vector<PathEntry>> paths() const;
+  Result<std::vector<uint32_t>> live_instances() const;      // ids of live instance entries
   Result<std::vector<ac_counter>> stats() const;              // indexed by ac_reason
   Result<ac_counter> path_stats(uint32_t spi, uint8_t si) const;
   Result<ac_counter> instance_stats(uint32_t id) const;

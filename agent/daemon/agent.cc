@@ -1,0 +1,328 @@
+#include "daemon/agent.h"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <poll.h>
+
+#include <algorithm>
+
+#include "common/format.h"
+#include "common/log.h"
+
+namespace anychain::daemon {
+
+namespace {
+
+std::string ip_str(uint32_t host_order) {
+  in_addr a{htonl(host_order)};
+  char b[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &a, b, sizeof b);
+  return b;
+}
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  char b[32];
+  std::strftime(b, sizeof b, "%FT%TZ", std::gmtime(&tt));
+  return b;
+}
+
+}  // namespace
+
+Agent::Agent(AgentSpec spec, dataplane::Dataplane dp, LinkWatcher links)
+    : spec_(std::move(spec)),
+      dp_(std::move(dp)),
+      links_(std::move(links)),
+      throttle_(spec_.timers.spf_delay, spec_.timers.spf_hold),
+      hold_(spec_.timers.hold_down) {}
+
+Agent::~Agent() = default;
+
+Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
+  auto dp = dataplane::Dataplane::open(spec.dataplane);
+  if (!dp) return unexpected(dp.error());
+  auto links = LinkWatcher::open();
+  if (!links) return unexpected(links.error());
+  std::unique_ptr<Agent> a(new Agent(std::move(spec), std::move(*dp), std::move(*links)));
+  a->sync_ = std::make_unique<PlaneSync>(a->dp_, a->spec_);
+  if (auto live = a->dp_.live_instances(); live) {
+    a->sync_->adopt(*live);
+    if (!live->empty()) log::info("adopted {} live instances from the pinned maps", live->size());
+  }
+  a->monitor_ = std::make_unique<VnfMonitor>(a->spec_);
+  a->links_.on_event = [p = a.get()](const LinkEvent& e) { p->on_link(e); };
+  if (auto r = a->apply_static(); !r) return unexpected(r.error());
+
+  a->ospf_ = std::make_unique<ospf::Client>(a->spec_.ospf);
+  a->ospf_->on_lsdb_changed = [p = a.get()](const ospf::Lsdb&) {
+    if (p->lsdb_trusted_) p->throttle_.kick(Clock::now());
+  };
+  a->ospf_->on_connection = [p = a.get()](bool up) {
+    if (up) {
+      log::info("connected to ospfd at {}:{}", p->spec_.ospf.server_addr, p->spec_.ospf.server_port);
+      p->trust_lsdb_at_ = Clock::now() + p->spec_.ospf.resync_grace + std::chrono::milliseconds(200);
+    } else {
+      log::warn("lost ospfd ({}); the fast path keeps forwarding with the last state",
+                p->ospf_->last_error());
+      p->lsdb_trusted_ = false;
+      p->trust_lsdb_at_.reset();
+    }
+  };
+  a->check_liveness();
+  if (auto r = a->ospf_->connect(); !r)
+    log::warn("ospfd not reachable yet ({}); retrying with backoff", r.error().str());
+  a->next_monitor_ = Clock::now();
+  return a;
+}
+
+Result<void> Agent::apply_static() {
+  dataplane::Config fc = spec_.fastpath;
+  fc.local_endpoint = spec_.nsh_endpoint;
+  if (auto r = dp_.set_config(fc); !r) return r;
+  for (const auto& i : spec_.interfaces) {
+    auto a = dp_.attach(i.name, i.mode);
+    if (!a) return fail(format("interface {}: {}", i.name, a.error().str()), a.error().code);
+    auto mac = interface_mac(i.name);
+    if (!mac) return unexpected(mac.error());
+    if (i.classify) {
+      if (auto r = dp_.set_interface(a->ifindex, AC_IF_CLASSIFY, 0, *mac); !r) return r;
+    }
+    log::info("attached to {} ({} mode, program {})", i.name, dataplane::to_string(a->mode), a->prog_id);
+  }
+  if (auto r = dp_.set_policies(spec_.policies); !r) return r;
+  auto old = dp_.paths();
+  for (const auto& p : spec_.paths)
+    if (auto r = dp_.set_path(p.spi, p.si, p.service_id, p.last_hop); !r) return r;
+  if (old) {
+    for (const auto& o : *old) {
+      bool keep = std::any_of(spec_.paths.begin(), spec_.paths.end(),
+                              [&](const PathSpec& p) { return p.spi == o.spi && p.si == o.si; });
+      if (!keep) (void)dp_.del_path(o.spi, o.si);
+    }
+  }
+  return {};
+}
+
+Result<void> Agent::reload(AgentSpec spec) {
+  // what this node announced and no longer has: withdraw
+  for (const auto& [id, _] : ospf_->local()) {
+    bool still = std::any_of(spec.instances.begin(), spec.instances.end(),
+                             [id = id](const LocalInstanceSpec& i) { return i.id == id; });
+    if (!still) (void)ospf_->withdraw(id);
+  }
+  spec_ = std::move(spec);
+  monitor_ = std::make_unique<VnfMonitor>(spec_);
+  if (auto r = apply_static(); !r) return r;
+  check_liveness();
+  next_monitor_ = Clock::now();
+  throttle_.kick(Clock::now());
+  log::info("configuration reloaded");
+  return {};
+}
+
+void Agent::add_fd(int fd, std::function<void()> cb) { extra_fds_[fd] = std::move(cb); }
+void Agent::remove_fd(int fd) { extra_fds_.erase(fd); }
+
+std::optional<uint32_t> Agent::self_router() const {
+  for (const auto& [k, e] : ospf_->lsdb().entries())
+    if (k.type == 1 && e.is_self && k.area == spec_.ospf.area) return k.adv_router;
+  return std::nullopt;
+}
+
+void Agent::recompute(Clock::time_point now) {
+  auto self = self_router();
+  if (!self) {
+    last_plane_error_ = "this router's router-LSA is not in the LSDB yet";
+    return;
+  }
+  plane::PlaneConfig pc{.self_router = *self, .area = spec_.ospf.area, .vnf_opaque_type = spec_.ospf.opaque_type,
+                        .wcmp = spec_.wcmp};
+  auto view = plane::compute_plane(ospf_->lsdb(), pc, &hold_, now);
+  if (!view) {
+    last_plane_error_ = view.error().str();
+    log::warn("service plane: {}", last_plane_error_);
+    return;
+  }
+  last_plane_error_.clear();
+  last_report_ = sync_->apply(*view, *self, [this](uint32_t id) { return monitor_->alive(id); });
+  for (const auto& e : last_report_.errors) log::warn("{}", e);
+  last_view_ = std::move(*view);
+  last_recompute_ = std::chrono::system_clock::now();
+  ++recomputations_;
+  log::debug("recomputed: {} services, {} instances, {} withdrawn", last_report_.services, last_report_.instances,
+             last_report_.withdrawn);
+  if (auto exp = hold_.next_expiry()) throttle_.kick(std::max(now, *exp - spec_.timers.spf_delay));
+}
+
+void Agent::check_liveness() {
+  for (const auto& i : spec_.instances) {
+    auto link = LinkWatcher::query(i.veth);
+    bool alive = link && link->up && process_alive(i.pid_file);
+    if (monitor_->set_alive(i.id, alive)) {
+      log::info("instance {} ({}) is {}", i.name, i.id, alive ? "up" : "down: withdrawn");
+      if (!alive) {
+        if (ospf_) (void)ospf_->withdraw(i.id);
+        (void)dp_.del_instance(i.id);
+      }
+      throttle_.kick(Clock::now());
+    }
+  }
+}
+
+void Agent::on_link(const LinkEvent& e) {
+  for (const auto& i : spec_.interfaces)
+    if (i.name == e.name && !e.up) log::warn("interface {} is {}", e.name, e.exists ? "down" : "gone");
+  check_liveness();
+}
+
+void Agent::monitor_tick(Clock::time_point now) {
+  check_liveness();
+  std::map<uint32_t, uint64_t> packets;
+  for (const auto& i : spec_.instances)
+    if (auto c = dp_.instance_stats(i.id); c) packets[i.id] = c->packets;
+  for (const auto& v : monitor_->tick(packets, now)) {
+    if (auto r = ospf_->announce(v); !r) log::warn("announce instance {}: {}", v.instance_id, r.error().str());
+  }
+}
+
+int Agent::run(const std::function<bool()>& should_stop) {
+  while (!should_stop()) {
+    auto now = Clock::now();
+    if (trust_lsdb_at_ && now >= *trust_lsdb_at_) {
+      trust_lsdb_at_.reset();
+      lsdb_trusted_ = true;
+      throttle_.kick(now);
+    }
+    if (lsdb_trusted_ && throttle_.take(now)) recompute(now);
+    if (now >= next_monitor_) {
+      monitor_tick(now);
+      next_monitor_ = now + spec_.timers.announce_interval;
+    }
+    // next deadline
+    Clock::time_point wake = next_monitor_;
+    if (auto t = ospf_->next_timer()) wake = std::min(wake, *t);
+    if (auto t = throttle_.due(); t && lsdb_trusted_) wake = std::min(wake, *t);
+    if (trust_lsdb_at_) wake = std::min(wake, *trust_lsdb_at_);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count();
+    int timeout = static_cast<int>(std::clamp<long long>(ms, 0, 1000));
+
+    std::vector<pollfd> pfds;
+    std::vector<int> ofds = ospf_->fds();
+    for (int fd : ofds) pfds.push_back({fd, POLLIN, 0});
+    pfds.push_back({links_.fd(), POLLIN, 0});
+    for (const auto& [fd, _] : extra_fds_) pfds.push_back({fd, POLLIN, 0});
+    int n = poll(pfds.data(), pfds.size(), timeout);
+    if (n < 0 && errno != EINTR) {
+      log::error("poll: {}", std::strerror(errno));
+      return 1;
+    }
+    for (const auto& p : pfds) {
+      if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      if (std::find(ofds.begin(), ofds.end(), p.fd) != ofds.end()) {
+        ospf_->on_readable(p.fd);
+      } else if (p.fd == links_.fd()) {
+        links_.on_readable();
+      } else if (auto it = extra_fds_.find(p.fd); it != extra_fds_.end()) {
+        auto cb = it->second;  // the callback may remove the fd
+        cb();
+      }
+    }
+    ospf_->on_timer(Clock::now());
+  }
+  shutdown();
+  return 0;
+}
+
+void Agent::shutdown() {
+  if (spec_.flush_on_exit) {
+    for (const auto& i : spec_.interfaces)
+      if (auto r = dataplane::Dataplane::detach(i.name); !r) log::warn("{}", r.error().str());
+    if (auto r = dataplane::Dataplane::unpin_all(spec_.dataplane.pin_root); !r) log::warn("{}", r.error().str());
+    log::info("detached and unpinned (--flush-on-exit)");
+  } else {
+    log::info("exiting; the fast path keeps forwarding from the maps pinned under {}", spec_.dataplane.pin_root);
+  }
+  ospf_->disconnect();
+}
+
+nlohmann::json Agent::status() const {
+  nlohmann::json j;
+  std::vector<std::string> names;
+  for (const auto& i : spec_.interfaces) names.push_back(i.name);
+  nlohmann::json ifs = nlohmann::json::array();
+  if (auto at = dataplane::Dataplane::attached(names); at)
+    for (const auto& a : *at)
+      ifs.push_back({{"name", a.ifname}, {"ifindex", a.ifindex}, {"mode", std::string(dataplane::to_string(a.mode))},
+                     {"prog_id", a.prog_id}});
+  j["interfaces"] = ifs;
+  j["agent"] = {{"state", "running"}, {"pin_root", spec_.dataplane.pin_root},
+                {"nsh_endpoint", ip_str(ntohl(spec_.nsh_endpoint.s_addr))}};
+  const auto& st = ospf_->stats();
+  auto self = self_router();
+  j["ospf"] = {{"server", format("{}:{}", spec_.ospf.server_addr, spec_.ospf.server_port)},
+               {"connected", ospf_->connected()},
+               {"ready", ospf_->ready()},
+               {"lsdb_trusted", lsdb_trusted_},
+               {"router_id", self ? ip_str(*self) : ""},
+               {"lsdb_size", ospf_->lsdb().size()},
+               {"connects", st.connects},
+               {"disconnects", st.disconnects},
+               {"notifications", st.notifications},
+               {"rejected_lsas", st.rejected_lsas},
+               {"bad_messages", st.bad_messages},
+               {"originations", st.originations},
+               {"last_error", ospf_->last_error()}};
+  j["recompute"] = {{"count", recomputations_},
+                    {"last", last_recompute_ ? iso_time(*last_recompute_) : ""},
+                    {"services", last_report_.services},
+                    {"instances", last_report_.instances},
+                    {"errors", last_report_.errors},
+                    {"plane_error", last_plane_error_}};
+  if (last_view_)
+    j["plane"] = {{"routers", last_view_->routers},
+                  {"unreachable_instances", last_view_->unreachable_instances},
+                  {"malformed_vnf_lsas", last_view_->stats.malformed_vnf_lsas},
+                  {"malformed_router_lsas", last_view_->stats.malformed_router_lsas},
+                  {"malformed_network_lsas", last_view_->stats.malformed_network_lsas},
+                  {"one_way_links", last_view_->stats.one_way_links}};
+  nlohmann::json local = nlohmann::json::array();
+  for (const auto& [id, l] : monitor_->loads())
+    local.push_back({{"id", id}, {"alive", l.alive}, {"pps", l.pps}, {"cost", l.announced},
+                     {"fresh_cost", l.fresh_cost}, {"announced", l.announced_once && l.alive}});
+  j["local_instances"] = local;
+  return j;
+}
+
+nlohmann::json Agent::topology() const {
+  nlohmann::json j;
+  nlohmann::json routers = nlohmann::json::array();
+  if (auto self = self_router()) {
+    auto topo = plane::build_topology(ospf_->lsdb(), spec_.ospf.area, spec_.ospf.opaque_type);
+    if (auto spf = plane::spf(topo, *self); spf) {
+      for (size_t n = 0; n < topo.nodes.size(); ++n) {
+        if (topo.nodes[n].kind != plane::NodeKind::Router) continue;
+        nlohmann::json r = {{"router_id", ip_str(topo.nodes[n].id)}, {"self", topo.nodes[n].id == *self}};
+        if (spf->dist[n] == plane::kUnreachable) r["reachable"] = false;
+        else r["cost"] = spf->dist[n];
+        routers.push_back(r);
+      }
+    }
+  }
+  j["routers"] = routers;
+  nlohmann::json services = nlohmann::json::array();
+  for (const auto& [id, s] : sync_->services()) {
+    nlohmann::json inst = nlohmann::json::array();
+    uint64_t total = 0;
+    for (const auto& i : s.instances) total += i.weight;
+    for (const auto& i : s.instances)
+      inst.push_back({{"id", i.id}, {"router", ip_str(i.router)}, {"local", i.local}, {"nsh_aware", i.nsh_aware},
+                      {"endpoint", ip_str(i.endpoint)}, {"path_cost", i.path_cost}, {"vnf_cost", i.vnf_cost},
+                      {"weight", i.weight}, {"share", total ? static_cast<double>(i.weight) / total : 0.0},
+                      {"held", i.held}});
+    services.push_back({{"id", id}, {"name", s.name}, {"instances", inst}, {"last_moved", s.last_moved}});
+  }
+  j["services"] = services;
+  return j;
+}
+
+}  // namespace anychain::daemon

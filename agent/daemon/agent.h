@@ -1,0 +1,80 @@
+// The agent core of anychaind: one poll() loop over the OSPF API client, link notifications,
+// timers and (through add_fd) the control socket. It programs the fast path from the
+// configuration (statically) and from the LSDB (the service plane, throttled like FRR's SPF),
+// and announces this node's VNF instances with costs from their measured load.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "daemon/monitor.h"
+#include "daemon/netlink.h"
+#include "daemon/plane_sync.h"
+#include "daemon/spec.h"
+#include "daemon/throttle.h"
+#include "plane/hold_down.h"
+
+namespace anychain::daemon {
+
+class Agent {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Opens (or adopts) the fast path, attaches interfaces, writes the static state.
+  static Result<std::unique_ptr<Agent>> create(AgentSpec spec);
+  ~Agent();
+
+  // Runs until stop() (from a signal handler flag via should_stop) ; returns the exit code.
+  int run(const std::function<bool()>& should_stop);
+
+  // Replace the configuration (SIGHUP, or a change through the control socket).
+  Result<void> reload(AgentSpec spec);
+
+  // Extra fds for the loop (the control server); cb is called when fd is readable.
+  void add_fd(int fd, std::function<void()> cb);
+  void remove_fd(int fd);
+
+  nlohmann::json status() const;
+  nlohmann::json topology() const;
+  const AgentSpec& spec() const { return spec_; }
+  dataplane::Dataplane& dataplane() { return dp_; }
+
+ private:
+  Agent(AgentSpec spec, dataplane::Dataplane dp, LinkWatcher links);
+  Result<void> apply_static();
+  void recompute(Clock::time_point now);
+  void monitor_tick(Clock::time_point now);
+  void check_liveness();
+  void on_link(const LinkEvent& e);
+  std::optional<uint32_t> self_router() const;
+  void shutdown();
+
+  AgentSpec spec_;
+  dataplane::Dataplane dp_;
+  LinkWatcher links_;
+  std::unique_ptr<ospf::Client> ospf_;
+  std::unique_ptr<PlaneSync> sync_;
+  std::unique_ptr<VnfMonitor> monitor_;
+  Throttle throttle_;
+  plane::VnfHoldDown hold_;
+  std::map<int, std::function<void()>> extra_fds_;
+
+  // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
+  // restart never withdraws instances that merely have not been mirrored yet.
+  std::optional<Clock::time_point> trust_lsdb_at_;
+  bool lsdb_trusted_ = false;
+  Clock::time_point next_monitor_;
+  // last recomputation, for status/topology
+  std::optional<std::chrono::system_clock::time_point> last_recompute_;
+  std::optional<plane::PlaneView> last_view_;
+  SyncReport last_report_;
+  uint64_t recomputations_ = 0;
+  std::string last_plane_error_;
+};
+
+}  // namespace anychain::daemon
