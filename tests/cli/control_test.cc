@@ -17,12 +17,15 @@
 #include "control/client.h"
 #include "control/config_store.h"
 #include "control/server.h"
+#include "test_support.h"
 
 namespace ctl = anychain::control;
 namespace cfg = anychain::config;
 using anychain::Result;
 using ctl::json;
 using ::testing::HasSubstr;
+using anychain::test::Loop;
+using anychain::test::TestHandler;
 
 namespace {
 
@@ -35,93 +38,6 @@ std::filesystem::path make_dir(const char* tag) {
   chmod(d.c_str(), 0755);
   return d;
 }
-
-// A Handler that delegates the config commands to a ConfigStore and records what it was asked.
-class TestHandler : public ctl::Handler {
- public:
-  explicit TestHandler(ctl::ConfigStore s) : store_(std::move(s)) {}
-  std::vector<std::string> calls() {
-    std::lock_guard l(mu_);
-    return calls_;
-  }
-
-  Result<json> status() override {
-    note("status");
-    return json{{"node", {{"nsh_endpoint", store_.config().node.nsh_endpoint}}}, {"uptime_s", 5}};
-  }
-  Result<json> topology() override {
-    note("topology");
-    return json{{"routers", json::array({"10.0.0.1"})}};
-  }
-  Result<json> reload() override {
-    note("reload");
-    if (auto r = store_.reload(); !r) return std::unexpected(r.error());
-    return json{{"config", store_.path()}};
-  }
-  Result<json> attach(const std::string& ifname, anychain::dataplane::XdpMode mode) override {
-    note("attach " + ifname + " " + std::string(anychain::dataplane::to_string(mode)));
-    if (ifname == "nosuch0") return anychain::fail("interface 'nosuch0' does not exist", ENODEV);
-    return json{{"ifname", ifname}, {"mode", anychain::dataplane::to_string(mode)}};
-  }
-  Result<json> detach(const std::string& ifname) override {
-    note("detach " + ifname);
-    return json{{"ifname", ifname}};
-  }
-  Result<json> service_add(const cfg::Service& s) override { return note("service_add"), store_.add_service(s); }
-  Result<json> service_del(const std::string& n) override { return note("service_del"), store_.del_service(n); }
-  Result<json> service_list() override { return note("service_list"), store_.list_services(); }
-  Result<json> instance_add(const cfg::Instance& i) override { return note("instance_add"), store_.add_instance(i); }
-  Result<json> instance_del(const std::string& n) override { return note("instance_del"), store_.del_instance(n); }
-  Result<json> instance_list() override { return note("instance_list"), store_.list_instances(); }
-  Result<json> chain_add(const cfg::Chain& c) override { return note("chain_add"), store_.add_chain(c); }
-  Result<json> chain_del(const std::string& n) override { return note("chain_del"), store_.del_chain(n); }
-  Result<json> chain_list() override { return note("chain_list"), store_.list_chains(); }
-  Result<json> policy_add(const cfg::Policy& p, int index) override {
-    return note("policy_add " + std::to_string(index)), store_.add_policy(p, index);
-  }
-  Result<json> policy_del(const std::string& n) override { return note("policy_del"), store_.del_policy(n); }
-  Result<json> policy_list() override { return note("policy_list"), store_.list_policies(); }
-
- private:
-  void note(std::string s) {
-    std::lock_guard l(mu_);
-    calls_.push_back(std::move(s));
-  }
-  ctl::ConfigStore store_;
-  std::mutex mu_;
-  std::vector<std::string> calls_;
-};
-
-// The daemon's loop, in a thread.
-class Loop {
- public:
-  Loop(ctl::Handler& h, ctl::Server::Options o) {
-    auto s = ctl::Server::listen(h, std::move(o));
-    if (!s) {
-      error = s.error().str();
-      return;
-    }
-    srv_.emplace(std::move(*s));
-    th_ = std::thread([this] {
-      while (!stop_) {
-        auto fds = srv_->poll_fds();
-        if (::poll(fds.data(), fds.size(), 20) <= 0) continue;
-        for (const auto& p : fds)
-          if (p.revents) srv_->on_event(p.fd, p.revents);
-      }
-    });
-  }
-  ~Loop() {
-    stop_ = true;
-    if (th_.joinable()) th_.join();
-  }
-  std::string error;
-
- private:
-  std::optional<ctl::Server> srv_;
-  std::atomic<bool> stop_{false};
-  std::thread th_;
-};
 
 class ControlTest : public ::testing::Test {
  protected:
