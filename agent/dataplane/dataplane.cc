@@ -568,6 +568,7 @@ Result<void> Dataplane::detach(const std::string& ifname) {
   auto idx = ifindex_of(ifname);
   if (!idx) return std::unexpected(idx.error());
   auto mp = multiprog_of(*idx);
+  if (!mp && mp.error().code == ENOENT) return fail(format("anychain is not attached to {} (no XDP program)", ifname), ENOENT);
   if (!mp) return std::unexpected(mp.error());
   xdp_program* p = *mp ? find_ours(mp->get()) : nullptr;
   if (!p) return fail(format("anychain is not attached to {}", ifname), ENOENT);

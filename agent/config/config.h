@@ -1,0 +1,195 @@
+// anychaind's configuration: the model, a YAML parser that reports every error with its
+// line:column, serialisation back to YAML (atomic file writes), and the helpers that turn the
+// model into dataplane writes. The file format is documented in docs/config.md.
+//
+// Parsing is in two stages, both of which collect every error instead of stopping at the first:
+//   1. structure: unknown keys, wrong types, out-of-range values, bad prefixes/MACs/ports
+//      (parse_service(), parse_chain(), ... do this for one list entry, so the control socket
+//      validates a CLI-added entry with exactly the same rules as the file);
+//   2. validate(): duplicates (names, ids, SPIs), references (chain -> service,
+//      policy -> chain, instance -> service), limits over the whole config.
+// Interface existence is not checked by the parser: check_interfaces() does that separately.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "anychain/maps.h"
+#include "anychain/nsh.h"
+#include "common/error.h"
+#include "dataplane/dataplane.h"
+
+namespace YAML {
+class Node;
+}
+
+namespace anychain::config {
+
+// Where something was written: 1-based line and column; 0 when not from a file (CLI-added).
+struct Mark {
+  int line = 0;
+  int column = 0;
+  bool known() const { return line > 0; }
+};
+
+struct Diagnostic {
+  std::string file;     // may be empty
+  Mark mark;
+  std::string message;
+  // "file:line:col: error: message" (the parts that are unknown are left out)
+  std::string str() const;
+};
+using Diagnostics = std::vector<Diagnostic>;
+void print(std::ostream& os, const Diagnostics& d);  // one str() per line
+
+struct Node {
+  std::string nsh_endpoint;                 // IPv4, required
+  std::string pin_root = AC_PIN_ROOT;
+  uint32_t flow_cache_entries = AC_FLOW_CACHE_DEFAULT;  // per CPU, >= 1024
+  uint32_t flow_timeout_s = 60;             // 0 = entries never idle out
+  bool symmetric_hash = false;              // default of policies without their own flag
+  uint8_t nsh_ttl = AC_NSH_DEFAULT_TTL;     // 2..63
+};
+
+struct Interface {
+  std::string name;
+  dataplane::XdpMode mode = dataplane::XdpMode::Auto;
+  bool classify = false;                    // plain IP arriving here is classified
+  Mark mark;
+};
+
+struct Ospf {
+  std::string address = "127.0.0.1";        // ospfd's API server
+  uint16_t port = 2607;
+  uint16_t local_port = 4000;               // our sync port P; P + 1 is the async listener
+  uint8_t opaque_type = 200;                // 128..255 (experimental/private opaque types)
+  std::string area = "0.0.0.0";             // dotted
+};
+
+struct Timers {
+  uint32_t spf_delay_ms = 50;
+  uint32_t spf_hold_ms = 200;
+  uint32_t announce_interval_s = 2;
+  double cost_damping = 0.05;               // relative change below which a cost is not re-announced
+  uint32_t monitor_interval_s = 1;
+};
+
+struct Wcmp {
+  std::string policy = "bottleneck";
+  std::map<std::string, std::string> params;  // free-form scalars, interpreted by the policy
+};
+
+struct Service {
+  std::string name;
+  uint32_t id = 0;                          // 1..AC_MAX_SERVICES-1
+  std::string anycast;                      // IPv4 prefix, e.g. 10.100.0.1/32
+  Mark mark;
+};
+
+struct Chain {
+  std::string name;
+  uint32_t spi = 0;                         // 1..2^24-1
+  std::vector<std::string> services;        // SI 255 = services[0], 254 = services[1], ...
+  Mark mark;
+};
+
+struct Policy {
+  std::string name;
+  std::string chain;
+  std::string src = "any";                  // prefix or any / any4 / any6
+  std::string dst = "any";
+  uint8_t proto = 0;                        // 0 = any
+  uint16_t sport_lo = 0, sport_hi = 65535;
+  uint16_t dport_lo = 0, dport_hi = 65535;
+  std::optional<bool> symmetric;            // unset: node.symmetric_hash
+  uint8_t md_type = 1;                      // 1 or 2
+  Mark mark;
+};
+
+struct Instance {
+  std::string name;
+  uint32_t id = 0;                          // 1..AC_MAX_INSTANCES-1, network-wide unique
+  std::string service;
+  std::string veth;                         // host-side interface
+  std::optional<dataplane::Mac> mac;        // the VNF's MAC; unset: learnt by the daemon
+  uint64_t capacity = 0;                    // packets/s, > 0
+  bool nsh_aware = true;
+  std::string pid_file;                     // optional
+  std::string cgroup;                       // optional
+  Mark mark;
+};
+
+struct Config {
+  Node node;
+  std::vector<Interface> interfaces;
+  Ospf ospf;
+  Timers timers;
+  Wcmp wcmp;
+  std::vector<Service> services;
+  std::vector<Chain> chains;
+  std::vector<Policy> policies;             // ordered: first match wins
+  std::vector<Instance> instances;
+
+  const Service* find_service(std::string_view name) const;
+  const Chain* find_chain(std::string_view name) const;
+};
+
+template <class T>
+using Parsed = std::expected<T, Diagnostics>;
+
+// Parse a whole config. `file` only names the source in diagnostics.
+Parsed<Config> parse(std::string_view yaml, const std::string& file = "");
+Parsed<Config> load_file(const std::string& path);
+
+// Parse one list entry, with the same structural checks as in a file.
+Parsed<Service> parse_service(const YAML::Node& n, const std::string& file = "");
+Parsed<Chain> parse_chain(const YAML::Node& n, const std::string& file = "");
+Parsed<Policy> parse_policy(const YAML::Node& n, const std::string& file = "");
+Parsed<Instance> parse_instance(const YAML::Node& n, const std::string& file = "");
+
+// Whole-config checks: duplicates, references, limits. Empty when valid.
+Diagnostics validate(const Config& c, const std::string& file = "");
+
+// Interfaces named in the config (interfaces: and instance veths) that do not exist now.
+Diagnostics check_interfaces(const Config& c, const std::string& file = "");
+
+// What `anychaind --check-config FILE` prints: parse + validate + check_interfaces.
+// Empty when the file is good.
+Diagnostics check_file(const std::string& path);
+
+// Serialise (comments are not kept). parse(to_yaml(c)) gives back c (marks aside).
+std::string to_yaml(const Config& c);
+// Write to_yaml(c) to path atomically: a temporary file in the same directory, fsync, rename.
+Result<void> save_file(const Config& c, const std::string& path);
+
+// Text forms used by to_yaml, docs and the CLI.
+std::string proto_name(uint8_t proto);                        // "any", "tcp", "udp", "icmp", "47"
+std::string port_range(uint16_t lo, uint16_t hi);             // "", "80", "1000-2000"
+std::string mac_str(const dataplane::Mac& m);                 // "02:00:00:00:00:01"
+
+// ---- helpers for the daemon ----
+
+struct PathEntry {
+  uint32_t spi;
+  uint8_t si;
+  uint32_t service_id;  // 0 on the last hop
+  bool last_hop;
+  bool operator==(const PathEntry&) const = default;
+};
+// Every (SPI, SI) of every chain: SI 255 - k is services[k], SI 255 - n ends the chain.
+// The config must be valid (see validate()); unknown services are an error here too.
+Result<std::vector<PathEntry>> chain_paths(const Config& c);
+
+// The ordered classifier rules (policy -> chain's SPI; symmetric defaults to the node's flag).
+Result<std::vector<dataplane::PolicyRule>> to_policy_rules(const Config& c);
+
+// node: -> the dataplane's config struct.
+Result<dataplane::Config> to_dataplane_config(const Config& c);
+
+}  // namespace anychain::config

@@ -1,0 +1,159 @@
+#include "control/protocol.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include "common/format.h"
+
+namespace anychain::control {
+namespace {
+
+// JSON value -> YAML node with the same shape, so that entries from the socket go through the
+// config file's parser. Scalars keep their text (numbers as written by nlohmann).
+YAML::Node to_yaml_node(const json& j) {
+  switch (j.type()) {
+    case json::value_t::object: {
+      YAML::Node n(YAML::NodeType::Map);
+      for (const auto& [k, v] : j.items()) n[k] = to_yaml_node(v);
+      return n;
+    }
+    case json::value_t::array: {
+      YAML::Node n(YAML::NodeType::Sequence);
+      for (const auto& v : j) n.push_back(to_yaml_node(v));
+      return n;
+    }
+    case json::value_t::string: return YAML::Node(j.get<std::string>());
+    case json::value_t::null: return YAML::Node(YAML::NodeType::Null);
+    case json::value_t::boolean: return YAML::Node(j.get<bool>() ? "true" : "false");
+    default: return YAML::Node(j.dump());
+  }
+}
+
+std::string join_diags(const config::Diagnostics& d) {
+  std::string out;
+  for (const auto& e : d) out += (out.empty() ? "" : "; ") + e.message;
+  return out;
+}
+
+json error_response(std::string msg, int code) {
+  return json{{"ok", false}, {"error", std::move(msg)}, {"code", code ? code : EIO}};
+}
+
+json from_result(const Result<json>& r) {
+  if (!r) return error_response(r.error().str(), r.error().code);
+  return json{{"ok", true}, {"result", *r}};
+}
+
+template <class T>
+Result<T> decode(const json& args, config::Parsed<T> (*from)(const json&)) {
+  auto v = from(args);
+  if (!v) return fail(join_diags(v.error()), EINVAL);
+  return *v;
+}
+
+Result<std::string> name_arg(const json& args, const char* key = "name") {
+  auto it = args.find(key);
+  if (it == args.end() || !it->is_string() || it->get<std::string>().empty())
+    return fail(format("missing string argument '{}'", key), EINVAL);
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+json to_json(const config::Service& s) { return {{"name", s.name}, {"id", s.id}, {"anycast", s.anycast}}; }
+
+json to_json(const config::Chain& c) { return {{"name", c.name}, {"spi", c.spi}, {"services", c.services}}; }
+
+json to_json(const config::Policy& p) {
+  json j{{"name", p.name}, {"chain", p.chain}, {"src", p.src}, {"dst", p.dst},
+         {"proto", config::proto_name(p.proto)}, {"md_type", p.md_type}};
+  if (auto s = config::port_range(p.sport_lo, p.sport_hi); !s.empty()) j["sport"] = s;
+  if (auto s = config::port_range(p.dport_lo, p.dport_hi); !s.empty()) j["dport"] = s;
+  if (p.symmetric) j["symmetric"] = *p.symmetric;
+  return j;
+}
+
+json to_json(const config::Instance& i) {
+  json j{{"name", i.name}, {"id", i.id}, {"service", i.service}, {"veth", i.veth},
+         {"capacity", i.capacity}, {"nsh_aware", i.nsh_aware}};
+  if (i.mac) j["mac"] = config::mac_str(*i.mac);
+  if (!i.pid_file.empty()) j["pid_file"] = i.pid_file;
+  if (!i.cgroup.empty()) j["cgroup"] = i.cgroup;
+  return j;
+}
+
+config::Parsed<config::Service> service_from_json(const json& j) { return config::parse_service(to_yaml_node(j)); }
+config::Parsed<config::Chain> chain_from_json(const json& j) { return config::parse_chain(to_yaml_node(j)); }
+config::Parsed<config::Policy> policy_from_json(const json& j) { return config::parse_policy(to_yaml_node(j)); }
+config::Parsed<config::Instance> instance_from_json(const json& j) { return config::parse_instance(to_yaml_node(j)); }
+
+json dispatch(Handler& h, std::string_view line) {
+  json req;
+  try {
+    req = json::parse(line);
+  } catch (const json::exception& e) {
+    return error_response(format("malformed request (not JSON): {}", e.what()), EPROTO);
+  }
+  if (!req.is_object() || !req.contains("cmd") || !req["cmd"].is_string())
+    return error_response("malformed request: expected {\"cmd\": \"...\", \"args\": {...}}", EPROTO);
+  json args = req.value("args", json::object());
+  if (args.is_null()) args = json::object();
+  if (!args.is_object()) return error_response("malformed request: 'args' must be an object", EPROTO);
+  const std::string cmd = req["cmd"].get<std::string>();
+
+  try {
+    if (cmd == "status") return from_result(h.status());
+    if (cmd == "topology") return from_result(h.topology());
+    if (cmd == "reload") return from_result(h.reload());
+    if (cmd == "attach" || cmd == "detach") {
+      auto ifname = name_arg(args, "ifname");
+      if (!ifname) return from_result(std::unexpected(ifname.error()));
+      if (cmd == "detach") return from_result(h.detach(*ifname));
+      auto mode = dataplane::parse_xdp_mode(args.value("mode", std::string("auto")));
+      if (!mode) return from_result(std::unexpected(mode.error()));
+      return from_result(h.attach(*ifname, *mode));
+    }
+    auto del = [&](auto method) -> json {
+      auto n = name_arg(args);
+      if (!n) return from_result(std::unexpected(n.error()));
+      return from_result((h.*method)(*n));
+    };
+    if (cmd == "service_list") return from_result(h.service_list());
+    if (cmd == "chain_list") return from_result(h.chain_list());
+    if (cmd == "policy_list") return from_result(h.policy_list());
+    if (cmd == "instance_list") return from_result(h.instance_list());
+    if (cmd == "service_del") return del(&Handler::service_del);
+    if (cmd == "chain_del") return del(&Handler::chain_del);
+    if (cmd == "policy_del") return del(&Handler::policy_del);
+    if (cmd == "instance_del") return del(&Handler::instance_del);
+    if (cmd == "service_add") {
+      auto v = decode(args, service_from_json);
+      return v ? from_result(h.service_add(*v)) : from_result(std::unexpected(v.error()));
+    }
+    if (cmd == "chain_add") {
+      auto v = decode(args, chain_from_json);
+      return v ? from_result(h.chain_add(*v)) : from_result(std::unexpected(v.error()));
+    }
+    if (cmd == "instance_add") {
+      auto v = decode(args, instance_from_json);
+      return v ? from_result(h.instance_add(*v)) : from_result(std::unexpected(v.error()));
+    }
+    if (cmd == "policy_add") {
+      int index = -1;
+      if (args.contains("index")) {
+        const json& ix = args["index"];
+        if (!ix.is_number_integer() || ix.get<long long>() < -1 || ix.get<long long>() > AC_MAX_POLICIES)
+          return error_response(format("'index' must be an integer -1..{}", AC_MAX_POLICIES), EINVAL);
+        index = ix.get<int>();
+        args.erase("index");
+      }
+      auto v = decode(args, policy_from_json);
+      return v ? from_result(h.policy_add(*v, index)) : from_result(std::unexpected(v.error()));
+    }
+  } catch (const std::exception& e) {
+    // nlohmann type errors on odd arguments, yaml-cpp surprises, a Handler that throws
+    return error_response(format("{} failed: {}", cmd, e.what()), EIO);
+  }
+  return error_response(format("unknown command '{}'", cmd), ENOSYS);
+}
+
+}  // namespace anychain::control

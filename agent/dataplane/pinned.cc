@@ -1,0 +1,141 @@
+#include "dataplane/pinned.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+
+#include "common/format.h"
+
+namespace anychain::dataplane {
+namespace {
+
+Result<UniqueFd> get_pinned(const std::string& root, const char* name, uint32_t* max_entries = nullptr) {
+  std::string path = root + "/" + name;
+  LIBBPF_OPTS(bpf_obj_get_opts, o, .file_flags = BPF_F_RDONLY);
+  int fd = bpf_obj_get_opts(path.c_str(), &o);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT)
+      return fail(format("no anychain map pinned at {} (the fast path is not loaded under this pin root: "
+                         "start anychaind or run 'anychain attach')", path), ENOENT);
+    if (err == EPERM || err == EACCES)
+      return fail(format("cannot open {}: reading anychain's maps needs root", path), err);
+    return fail_errno(format("open pinned map {}", path), err);
+  }
+  if (max_entries) {
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+      int err = errno;
+      ::close(fd);
+      return fail_errno(format("query pinned map {}", path), err);
+    }
+    *max_entries = info.max_entries;
+  }
+  return UniqueFd(fd);
+}
+
+int num_cpus() {
+  static const int n = libbpf_num_possible_cpus();
+  return n;
+}
+
+Result<ac_counter> percpu_sum(int fd, uint32_t key, const char* what) {
+  std::vector<ac_counter> v(num_cpus());
+  if (bpf_map_lookup_elem(fd, &key, v.data()) != 0) return fail_errno(format("read {} [{}]", what, key));
+  ac_counter sum{};
+  for (const auto& c : v) {
+    sum.packets += c.packets;
+    sum.bytes += c.bytes;
+  }
+  return sum;
+}
+
+}  // namespace
+
+Result<PinnedMaps> PinnedMaps::open(const std::string& pin_root) {
+  PinnedMaps m;
+  m.pin_root_ = pin_root;
+  struct Want {
+    const char* name;
+    UniqueFd* fd;
+    uint32_t* max;
+  } want[] = {{"ac_stats", &m.stats_, nullptr},
+              {"ac_paths", &m.paths_, nullptr},
+              {"ac_path_stats", &m.path_stats_, nullptr},
+              {"ac_flow_cache", &m.flows_, &m.flow_cache_entries_},
+              {"ac_proxy", &m.proxy_, &m.proxy_entries_}};
+  for (auto& w : want) {
+    auto fd = get_pinned(pin_root, w.name, w.max);
+    if (!fd) return std::unexpected(fd.error());
+    *w.fd = std::move(*fd);
+  }
+  return m;
+}
+
+Result<std::vector<ac_counter>> PinnedMaps::stats() const {
+  std::vector<ac_counter> out(AC_R_MAX);
+  for (uint32_t r = 0; r < AC_R_MAX; ++r) {
+    auto c = percpu_sum(stats_.get(), r, "ac_stats");
+    if (!c) return std::unexpected(c.error());
+    out[r] = *c;
+  }
+  return out;
+}
+
+Result<std::vector<PathCounter>> PinnedMaps::path_stats() const {
+  std::vector<PathCounter> out;
+  uint32_t key = 0, next = 0;
+  uint32_t* prev = nullptr;
+  while (bpf_map_get_next_key(paths_.get(), prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    ac_path p{};
+    if (bpf_map_lookup_elem(paths_.get(), &key, &p) != 0) continue;  // deleted meanwhile
+    uint32_t spsi = ntohl(key);
+    PathCounter pc{spsi >> 8, static_cast<uint8_t>(spsi & 0xff), p.service_id, (p.flags & AC_PATH_LAST_HOP) != 0, {}};
+    if (p.stats_idx < AC_MAX_PATHS) {
+      auto c = percpu_sum(path_stats_.get(), p.stats_idx, "ac_path_stats");
+      if (!c) return std::unexpected(c.error());
+      pc.counter = *c;
+    }
+    out.push_back(pc);
+  }
+  std::sort(out.begin(), out.end(), [](const PathCounter& a, const PathCounter& b) {
+    return a.spi != b.spi ? a.spi < b.spi : a.si > b.si;
+  });
+  return out;
+}
+
+Result<std::vector<FlowEntry>> PinnedMaps::flows(size_t limit, std::optional<uint32_t> spi) const {
+  std::vector<FlowEntry> out;
+  std::vector<ac_flow> vals(num_cpus());
+  ac_flow_key key{}, next{};
+  ac_flow_key* prev = nullptr;
+  while (out.size() < limit && bpf_map_get_next_key(flows_.get(), prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    uint32_t spsi = ntohl(key.spi_si);
+    if (spi && (spsi >> 8) != *spi) continue;
+    if (bpf_map_lookup_elem(flows_.get(), &key, vals.data()) != 0) continue;  // evicted meanwhile
+    FlowEntry e{};
+    e.spi = spsi >> 8;
+    e.si = spsi & 0xff;
+    e.hash = key.hash;
+    for (const auto& v : vals) {
+      if (v.instance_id == 0) continue;
+      ++e.cpus;
+      if (e.cpus == 1 || v.last_seen_ns >= e.last_seen_ns) {
+        e.last_seen_ns = v.last_seen_ns;
+        e.instance_id = v.instance_id;
+        e.generation = v.generation;
+      }
+    }
+    if (e.cpus) out.push_back(e);
+  }
+  return out;
+}
+
+}  // namespace anychain::dataplane

@@ -1,0 +1,47 @@
+// Read-only view of a running fast path's pinned maps, opened by path (bpf_obj_get with
+// BPF_F_RDONLY): no program is loaded and nothing is created, so tools like `anychain flows`
+// and `anychain stats` can read the live state whether or not anychaind runs, without
+// side effects. Maps missing from the pin root are an error that says so.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "anychain/maps.h"
+#include "common/error.h"
+#include "common/unique_fd.h"
+#include "dataplane/dataplane.h"
+
+namespace anychain::dataplane {
+
+struct PathCounter {
+  uint32_t spi;
+  uint8_t si;
+  uint32_t service_id;
+  bool last_hop;
+  ac_counter counter;  // summed over CPUs
+};
+
+class PinnedMaps {
+ public:
+  static Result<PinnedMaps> open(const std::string& pin_root = AC_PIN_ROOT);
+
+  Result<std::vector<ac_counter>> stats() const;         // indexed by ac_reason
+  Result<std::vector<PathCounter>> path_stats() const;   // every (SPI, SI) path, sorted
+  // Flow cache entries (decoded like Dataplane::flows), optionally of one SPI only.
+  Result<std::vector<FlowEntry>> flows(size_t limit = SIZE_MAX, std::optional<uint32_t> spi = std::nullopt) const;
+  // max_entries of the pinned flow cache and proxy maps (to load a matching program instance).
+  uint32_t flow_cache_entries() const { return flow_cache_entries_; }
+  uint32_t proxy_entries() const { return proxy_entries_; }
+  const std::string& pin_root() const { return pin_root_; }
+
+ private:
+  PinnedMaps() = default;
+  std::string pin_root_;
+  UniqueFd stats_, paths_, path_stats_, flows_, proxy_;
+  uint32_t flow_cache_entries_ = 0, proxy_entries_ = 0;
+};
+
+}  // namespace anychain::dataplane

@@ -1,0 +1,218 @@
+// The anychain binary as a subprocess: usage errors (exit 2), per-command --help, daemon not
+// running (exit 3), and the config commands against a real control socket served by a test
+// Handler (the daemon's side), in text and JSON.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "test_support.h"
+
+using anychain::test::CliResult;
+using anychain::test::Loop;
+using anychain::test::TestHandler;
+using ::testing::HasSubstr;
+namespace ctl = anychain::control;
+namespace cfg = anychain::config;
+using ctl::json;
+
+namespace {
+
+CliResult cli(const std::vector<std::string>& args) { return anychain::test::run_cli(ANYCHAIN_CLI_BIN, args); }
+
+TEST(CliUsage, BadUsageExitsTwoWithAMessage) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  } cases[] = {
+      {{}, "Usage: anychain"},
+      {{"frobnicate"}, "unknown command 'frobnicate'"},
+      {{"service"}, "'service' needs an action: add, del or list"},
+      {{"service", "rename", "x"}, "unknown action 'service rename'"},
+      {{"stats", "--bogus"}, "unrecognised option '--bogus'"},
+      {{"stats", "--count", "2"}, "--count needs --watch"},
+      {{"stats", "--watch", "0"}, "--watch takes 0.1..3600 seconds"},
+      {{"flows", "--spi", "0"}, "--spi must be 1..16777215"},
+      {{"flows", "--limit", "ten"}, "the argument ('ten') for option '--limit' is invalid"},
+      {{"flows", "extra"}, "'flows' takes no arguments"},
+      {{"attach"}, "'attach' needs exactly one interface name"},
+      {{"attach", "eth0", "--mode", "turbo"}, "unsupported mode 'turbo' (native, generic or auto)"},
+      {{"detach", "a", "b"}, "'detach' needs exactly one interface name"},
+      {{"service", "add", "fw", "--id", "5000", "--anycast", "10.1.0.1"}, "'id' = 5000 out of range 1..1023"},
+      {{"service", "add", "fw", "--id", "1"}, "missing required key 'anycast'"},
+      {{"chain", "add", "c", "--spi", "99999999", "--services", "fw"}, "'spi' = 99999999 out of range"},
+      {{"policy", "add", "p", "--chain", "c", "--dport", "80"}, "dport needs proto tcp or udp"},
+      {{"policy", "add", "p", "--chain", "c", "--symmetric", "maybe"}, "--symmetric takes yes or no"},
+      {{"instance", "add", "i", "--id", "1", "--service", "s", "--veth", "v", "--capacity", "10", "--mac", "zz"},
+       "bad MAC 'zz'"},
+      {{"service", "del"}, "'service del' takes exactly one NAME"},
+      {{"status", "--timeout", "0"}, "--timeout must be positive"},
+  };
+  for (const auto& c : cases) {
+    auto r = cli(c.args);
+    EXPECT_EQ(r.rc, 2) << ::testing::PrintToString(c.args) << "\n" << r.err;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << ::testing::PrintToString(c.args);
+    EXPECT_EQ(r.out, "") << ::testing::PrintToString(c.args);
+  }
+}
+
+TEST(CliUsage, HelpPerCommand) {
+  auto top = cli({"--help"});
+  EXPECT_EQ(top.rc, 0);
+  EXPECT_THAT(top.out, HasSubstr("Exit status: 0 ok, 1 error, 2 usage error, 3 anychaind is not running."));
+  for (const char* cmd : {"status", "topology", "reload", "attach", "detach", "flows", "stats"}) {
+    auto r = cli({cmd, "--help"});
+    EXPECT_EQ(r.rc, 0) << cmd;
+    EXPECT_THAT(r.out, HasSubstr(std::string("Usage: anychain ") + cmd)) << cmd;
+    EXPECT_THAT(r.out, HasSubstr("Examples:\n  anychain " + std::string(cmd))) << cmd;
+    EXPECT_THAT(r.out, HasSubstr("--pin-root")) << cmd;
+  }
+  for (const char* kind : {"service", "chain", "policy", "instance"}) {
+    for (const char* action : {"add", "del", "list"}) {
+      auto r = cli({kind, action, "--help"});
+      EXPECT_EQ(r.rc, 0) << kind << " " << action;
+      EXPECT_THAT(r.out, HasSubstr(std::string("Usage: anychain ") + kind + " " + action));
+    }
+    auto group = cli({kind, "--help"});  // every action of the group
+    EXPECT_EQ(group.rc, 0);
+    EXPECT_THAT(group.out, HasSubstr(std::string("Usage: anychain ") + kind + " del"));
+  }
+  EXPECT_THAT(cli({"attach", "--help"}).out, HasSubstr("--mode"));
+  EXPECT_THAT(cli({"stats", "--help"}).out, HasSubstr("--watch"));
+  EXPECT_THAT(cli({"policy", "add", "--help"}).out, HasSubstr("--md-type"));
+  auto h = cli({"help", "flows"});
+  EXPECT_EQ(h.rc, 0);
+  EXPECT_THAT(h.out, HasSubstr("Usage: anychain flows [--spi N] [--limit N]"));
+}
+
+TEST(CliUsage, DaemonNotRunningExitsThree) {
+  for (const char* cmd : {"status", "topology", "reload"}) {
+    auto r = cli({cmd, "--socket", "/nonexistent/anychaind.sock"});
+    EXPECT_EQ(r.rc, 3) << cmd;
+    EXPECT_THAT(r.err, HasSubstr("anychaind is not running (nothing listens on /nonexistent/anychaind.sock)"));
+  }
+  auto r = cli({"--socket", "/nonexistent/x.sock", "service", "list"});  // global option before the command
+  EXPECT_EQ(r.rc, 3);
+}
+
+class CliDaemon : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("anychain-cli-" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    conf_ = (dir_ / "anychaind.yaml").string();
+    std::filesystem::copy_file(ANYCHAIN_EXAMPLE_CONFIG, conf_);
+    auto store = ctl::ConfigStore::load(conf_);
+    ASSERT_TRUE(store.has_value());
+    handler_ = std::make_unique<TestHandler>(std::move(*store));
+    sock_ = (dir_ / "ctl.sock").string();
+    loop_ = std::make_unique<Loop>(*handler_, ctl::Server::Options{.path = sock_});
+    ASSERT_EQ(loop_->error, "");
+  }
+  void TearDown() override {
+    loop_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  CliResult run(std::vector<std::string> args) {
+    args.insert(args.end(), {"--socket", sock_});
+    return cli(args);
+  }
+  std::filesystem::path dir_;
+  std::string conf_, sock_;
+  std::unique_ptr<TestHandler> handler_;
+  std::unique_ptr<Loop> loop_;
+};
+
+TEST_F(CliDaemon, ListsAsTablesAndJson) {
+  auto r = run({"service", "list"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "NAME  ID  ANYCAST\n"
+            "fw    1   10.100.0.1/32\n"
+            "ids   2   10.100.0.2/32\n"
+            "nat   3   10.100.0.3/32\n");
+  r = run({"chain", "list"});
+  ASSERT_EQ(r.rc, 0);
+  EXPECT_THAT(r.out, HasSubstr("web   10   255: fw -> 254: ids -> 253: end\n"));
+  r = run({"policy", "list"});
+  ASSERT_EQ(r.rc, 0);
+  EXPECT_EQ(r.out,
+            "#  NAME      CHAIN  SRC              DST          PROTO  SPORT  DPORT       SYMMETRIC  MD\n"
+            "0  web-in    web    any              10.0.2.0/24  tcp    any    80          yes        1\n"
+            "1  high-udp  out    10.0.1.0/24      any          udp    any    1024-65535  default    2\n"
+            "2  v6-any    out    2001:db8:1::/48  any          any    any    any         default    1\n");
+  r = run({"instance", "list", "--json"});
+  ASSERT_EQ(r.rc, 0);
+  json j = json::parse(r.out);
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["mac"], "02:00:00:00:01:01");
+  EXPECT_EQ(j[1]["nsh_aware"], false);
+
+  r = run({"status", "--json"});
+  ASSERT_EQ(r.rc, 0);
+  EXPECT_EQ(json::parse(r.out)["node"]["nsh_endpoint"], "10.255.0.1");
+  r = run({"status"});
+  EXPECT_EQ(r.out, "node:\n  nsh_endpoint: 10.255.0.1\nuptime_s: 5\n");
+}
+
+TEST_F(CliDaemon, AddDelPersistAndRefusals) {
+  auto r = run({"service", "add", "dns", "--id", "9", "--anycast", "10.100.0.9/32"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "added service dns\n");
+  r = run({"chain", "add", "d", "--spi", "40", "--services", "dns,fw"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run({"policy", "add", "dns-in", "--chain", "d", "--proto", "udp", "--dport", "53", "--index", "0",
+           "--symmetric", "yes", "--md-type", "2", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out), (json{{"name", "dns-in"}, {"chain", "d"}, {"src", "any"}, {"dst", "any"},
+                                      {"proto", "udp"}, {"dport", "53"}, {"symmetric", true}, {"md_type", 2}}));
+  r = run({"instance", "add", "dns-a", "--id", "300", "--service", "dns", "--veth", "vdns", "--capacity", "1e5",
+           "--nsh-aware", "no"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+
+  auto file = cfg::load_file(conf_);
+  ASSERT_TRUE(file.has_value());
+  EXPECT_EQ(file->policies.front().name, "dns-in");
+  EXPECT_EQ(file->policies.front().md_type, 2);
+  EXPECT_EQ(file->instances.back().capacity, 100000u);
+  EXPECT_EQ(file->chains.back().services, (std::vector<std::string>{"dns", "fw"}));
+
+  // the daemon refuses what would break the config: runtime error, exit 1, its message
+  r = run({"service", "del", "dns"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("cannot delete service 'dns'"));
+  r = run({"service", "add", "dns", "--id", "10", "--anycast", "10.100.0.10"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("service 'dns' already exists"));
+  r = run({"chain", "del", "nope"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("no chain named 'nope'"));
+
+  for (auto [kind, name] : {std::pair{"instance", "dns-a"}, {"policy", "dns-in"}, {"chain", "d"}, {"service", "dns"}}) {
+    r = run({kind, "del", name});
+    EXPECT_EQ(r.rc, 0) << kind << ": " << r.err;
+    EXPECT_EQ(r.out, std::string("deleted ") + kind + " " + name + "\n");
+  }
+  file = cfg::load_file(conf_);
+  ASSERT_TRUE(file.has_value());
+  EXPECT_EQ(file->services.size(), 3u);
+}
+
+TEST_F(CliDaemon, AttachDetachGoThroughTheDaemon) {
+  auto r = run({"attach", "eth7", "--mode", "generic", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["via"], "anychaind");
+  EXPECT_EQ(j["mode"], "generic");
+  r = run({"attach", "nosuch0"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("interface 'nosuch0' does not exist"));
+  r = run({"detach", "eth7"});
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_EQ(r.out, "detached from eth7\n");
+  auto calls = handler_->calls();
+  EXPECT_EQ(calls, (std::vector<std::string>{"attach eth7 generic", "attach nosuch0 auto", "detach eth7"}));
+}
+
+}  // namespace

@@ -1,0 +1,367 @@
+// Config parsing: the example file, bad input with every error at its line, round trips,
+// chain_paths, to_policy_rules, check_interfaces/check_file, atomic save.
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "config/config.h"
+
+namespace cfg = anychain::config;
+namespace dp = anychain::dataplane;
+using ::testing::HasSubstr;
+
+namespace {
+
+const std::string kExample = ANYCHAIN_EXAMPLE_CONFIG;
+
+std::string read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// (line, message) of each diagnostic, for compact assertions
+std::vector<std::pair<int, std::string>> lines(const cfg::Diagnostics& d) {
+  std::vector<std::pair<int, std::string>> out;
+  for (const auto& e : d) out.emplace_back(e.mark.line, e.message);
+  return out;
+}
+
+cfg::Diagnostics errors_of(const std::string& yaml) {
+  auto c = cfg::parse(yaml, "t.yaml");
+  EXPECT_FALSE(c.has_value()) << "expected errors for:\n" << yaml;
+  return c ? cfg::Diagnostics{} : c.error();
+}
+
+const std::string kMinimal = "node:\n  nsh_endpoint: 10.0.0.1\n";
+
+std::filesystem::path temp_dir() {
+  auto d = std::filesystem::temp_directory_path() / ("anychain-config-test-" + std::to_string(getpid()));
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+}  // namespace
+
+TEST(Config, ExampleFileParses) {
+  auto c = cfg::load_file(kExample);
+  ASSERT_TRUE(c.has_value()) << [&] { std::ostringstream os; cfg::print(os, c.error()); return os.str(); }();
+  EXPECT_EQ(c->node.nsh_endpoint, "10.255.0.1");
+  EXPECT_EQ(c->node.flow_cache_entries, 65536u);
+  ASSERT_EQ(c->interfaces.size(), 2u);
+  EXPECT_EQ(c->interfaces[0].mode, dp::XdpMode::Native);
+  EXPECT_TRUE(c->interfaces[1].classify);
+  EXPECT_EQ(c->ospf.local_port, 4000);
+  EXPECT_EQ(c->ospf.opaque_type, 200);
+  EXPECT_DOUBLE_EQ(c->timers.cost_damping, 0.05);
+  EXPECT_EQ(c->wcmp.params.at("min_weight"), "0.01");
+  ASSERT_EQ(c->services.size(), 3u);
+  EXPECT_EQ(c->services[2].anycast, "10.100.0.3/32");
+  ASSERT_EQ(c->chains.size(), 2u);
+  EXPECT_EQ(c->chains[0].services, (std::vector<std::string>{"fw", "ids"}));
+  ASSERT_EQ(c->policies.size(), 3u);
+  EXPECT_EQ(c->policies[0].proto, 6);
+  EXPECT_EQ(c->policies[0].dport_lo, 80);
+  EXPECT_EQ(c->policies[0].dport_hi, 80);
+  EXPECT_EQ(c->policies[0].symmetric, std::optional<bool>(true));
+  EXPECT_EQ(c->policies[1].dport_lo, 1024);
+  EXPECT_EQ(c->policies[1].dport_hi, 65535);
+  EXPECT_EQ(c->policies[1].md_type, 2);
+  EXPECT_FALSE(c->policies[2].symmetric.has_value());
+  ASSERT_EQ(c->instances.size(), 2u);
+  EXPECT_EQ(c->instances[0].mac, (std::optional<dp::Mac>(dp::Mac{2, 0, 0, 0, 1, 1})));
+  EXPECT_FALSE(c->instances[1].mac.has_value());
+  EXPECT_FALSE(c->instances[1].nsh_aware);
+  EXPECT_EQ(c->instances[1].cgroup, "/sys/fs/cgroup/vnf/ids-a");
+  EXPECT_EQ(c->instances[0].mark.line, 75);  // "- name: fw-a"
+}
+
+TEST(Config, Defaults) {
+  auto c = cfg::parse(kMinimal);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->node.pin_root, "/sys/fs/bpf/anychain");
+  EXPECT_EQ(c->ospf.address, "127.0.0.1");
+  EXPECT_EQ(c->ospf.port, 2607);
+  EXPECT_EQ(c->ospf.opaque_type, 200);
+  EXPECT_EQ(c->ospf.area, "0.0.0.0");
+  EXPECT_EQ(c->timers.spf_delay_ms, 50u);
+  EXPECT_EQ(c->timers.spf_hold_ms, 200u);
+  EXPECT_EQ(c->timers.announce_interval_s, 2u);
+  EXPECT_DOUBLE_EQ(c->timers.cost_damping, 0.05);
+  EXPECT_EQ(c->wcmp.policy, "bottleneck");
+}
+
+TEST(Config, EveryErrorWithItsLine) {
+  const std::string yaml =
+      "node:\n"                              // 1
+      "  nsh_endpoint: 10.0.0.1\n"           // 2
+      "  colour: blue\n"                     // 3  unknown key
+      "  nsh_ttl: many\n"                    // 4  wrong type
+      "services:\n"                          // 5
+      "  - name: fw\n"                       // 6
+      "    id: 1\n"                          // 7
+      "    anycast: 10.100.0.1/33\n"         // 8  bad prefix
+      "  - name: ids\n"                      // 9
+      "    id: 2\n"                          // 10
+      "    anycast: 10.100.0.2/32\n"         // 11
+      "chains:\n"                            // 12
+      "  - name: a\n"                        // 13
+      "    spi: 10\n"                        // 14
+      "    services: [ids]\n"                // 15
+      "  - name: b\n"                        // 16 duplicate SPI
+      "    spi: 10\n"                        // 17
+      "    services: [ids, nat]\n"           // 18 (nat unknown: reported at the chain, line 16)
+      "policies:\n"                          // 19
+      "  - name: p1\n"                       // 20 unknown chain
+      "    chain: nope\n"                    // 21
+      "    proto: tcp\n"                     // 22
+      "  - {name: p2, chain: a, proto: tcp, dport: 90-80}\n"  // 23 bad port range
+      "instances:\n"                         // 24
+      "  - name: i1\n"                       // 25
+      "    id: 7\n"                          // 26
+      "    service: ids\n"                   // 27
+      "    veth: v1\n"                       // 28
+      "    capacity: 1000\n"                 // 29
+      "  - name: i2\n"                       // 30 duplicate id
+      "    id: 7\n"                          // 31
+      "    service: ids\n"                   // 32
+      "    veth: v2\n"                       // 33
+      "    capacity: 1000\n"                 // 34
+      "    mac: 02:00:00:00:00\n";           // 35 bad MAC
+  auto d = errors_of(yaml);
+  auto got = lines(d);
+  auto has = [&](int line, const std::string& text) {
+    return std::any_of(got.begin(), got.end(),
+                       [&](const auto& e) { return e.first == line && e.second.find(text) != std::string::npos; });
+  };
+  EXPECT_TRUE(has(3, "unknown key 'colour'"));
+  EXPECT_TRUE(has(4, "'nsh_ttl' must be an integer"));
+  EXPECT_TRUE(has(8, "bad prefix length"));
+  EXPECT_TRUE(has(16, "duplicate SPI 10 (first at line 13)"));
+  EXPECT_TRUE(has(16, "unknown service 'nat'"));
+  EXPECT_TRUE(has(20, "unknown chain 'nope'"));
+  EXPECT_TRUE(has(23, "bad dport '90-80'"));
+  EXPECT_TRUE(has(35, "bad MAC"));
+  // i2 is rejected for its MAC, so its duplicate id is not checked; i1 alone is fine
+  EXPECT_EQ(got.size(), 8u) << ::testing::PrintToString(got);
+  // sorted by position, each with file:line:col
+  for (size_t i = 1; i < d.size(); ++i) EXPECT_LE(d[i - 1].mark.line, d[i].mark.line);
+  EXPECT_EQ(d[0].str(), "t.yaml:3:3: error: node: unknown key 'colour' (expected one of: nsh_endpoint, pin_root, "
+                        "flow_cache_entries, flow_timeout_s, symmetric_hash, nsh_ttl)");
+}
+
+TEST(Config, DuplicateInstanceIdsAndNames) {
+  auto d = errors_of(kMinimal +
+                     "services: [{name: fw, id: 1, anycast: 10.1.0.1}]\n"  // 3
+                     "instances:\n"                                          // 4
+                     "  - {name: a, id: 5, service: fw, veth: va, capacity: 10}\n"   // 5
+                     "  - {name: b, id: 5, service: fw, veth: vb, capacity: 10}\n"   // 6
+                     "  - {name: a, id: 6, service: fw, veth: vc, capacity: 10}\n"   // 7
+                     "  - {name: c, id: 8, service: dns, veth: va, capacity: 10}\n"); // 8
+  auto got = lines(d);
+  ASSERT_EQ(got.size(), 4u) << ::testing::PrintToString(got);
+  EXPECT_EQ(got[0].first, 6);
+  EXPECT_THAT(got[0].second, HasSubstr("duplicate instance id 5 (first at line 5)"));
+  EXPECT_EQ(got[1].first, 7);
+  EXPECT_THAT(got[1].second, HasSubstr("duplicate instance name 'a'"));
+  EXPECT_EQ(got[2].first, 8);
+  EXPECT_EQ(got[3].first, 8);
+  EXPECT_THAT(got[2].second + got[3].second, HasSubstr("veth 'va' already belongs"));
+  EXPECT_THAT(got[2].second + got[3].second, HasSubstr("unknown service 'dns'"));
+}
+
+TEST(Config, WrongTypesAndRanges) {
+  auto d = errors_of(
+      "node: {nsh_endpoint: 10.0.0.300}\n"                             // 1 bad address
+      "interfaces: {name: eth0}\n"                                      // 2 map instead of list
+      "ospf: {opaque_type: 10, port: 70000, area: 0}\n"                 // 3 three errors
+      "timers: {cost_damping: 2, spf_delay_ms: -1}\n"                   // 4
+      "services:\n"                                                     // 5
+      "  - {name: fw, id: 1024, anycast: 2001:db8::1}\n"               // 6 id range, not IPv4
+      "  - [fw]\n"                                                      // 7 not a map
+      "chains:\n"                                                       // 8
+      "  - {name: c, spi: 16777216, services: fw}\n"                   // 9 spi range, services not a list
+      "policies:\n"                                                     // 10
+      "  - {name: p, chain: c, proto: gre, symmetric: maybe, md_type: 3, sport: 80}\n");  // 11
+  auto got = lines(d);
+  std::map<int, int> per_line;
+  for (const auto& [l, m] : got) ++per_line[l];
+  EXPECT_EQ(per_line[1], 1);
+  EXPECT_EQ(per_line[2], 1);
+  EXPECT_EQ(per_line[3], 3);
+  EXPECT_EQ(per_line[4], 2);
+  EXPECT_EQ(per_line[6], 2);
+  EXPECT_EQ(per_line[7], 1);
+  EXPECT_EQ(per_line[9], 2);
+  EXPECT_EQ(per_line[11], 4);  // proto, symmetric, md_type, sport without tcp/udp
+  EXPECT_EQ(got.size(), 16u) << ::testing::PrintToString(got);
+}
+
+TEST(Config, MissingRequiredAndSyntax) {
+  auto d = errors_of("node: {}\nservices: [{name: fw}]\n");
+  auto got = lines(d);
+  ASSERT_EQ(got.size(), 3u) << ::testing::PrintToString(got);
+  EXPECT_THAT(got[0].second, HasSubstr("missing required key 'nsh_endpoint'"));
+  EXPECT_EQ(got[1].first, 2);
+  EXPECT_THAT(got[1].second + got[2].second, HasSubstr("missing required key 'id'"));
+  EXPECT_THAT(got[1].second + got[2].second, HasSubstr("missing required key 'anycast'"));
+
+  d = errors_of("node:\n  nsh_endpoint: [1\n");
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_THAT(d[0].message, HasSubstr("YAML syntax"));
+  EXPECT_GE(d[0].mark.line, 2);
+
+  d = errors_of("");
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_THAT(d[0].message, HasSubstr("empty"));
+
+  d = errors_of(kMinimal + "node:\n  nsh_ttl: 3\n");  // a key twice
+  ASSERT_GE(d.size(), 1u);
+  EXPECT_THAT(d[0].str(), HasSubstr("duplicate key 'node'"));
+}
+
+TEST(Config, RoundTrip) {
+  auto a = cfg::load_file(kExample);
+  ASSERT_TRUE(a.has_value());
+  std::string text = cfg::to_yaml(*a);
+  auto b = cfg::parse(text);
+  ASSERT_TRUE(b.has_value()) << text;
+  EXPECT_EQ(cfg::to_yaml(*b), text);
+  EXPECT_EQ(b->node.nsh_endpoint, a->node.nsh_endpoint);
+  EXPECT_DOUBLE_EQ(b->timers.cost_damping, a->timers.cost_damping);
+  EXPECT_EQ(b->wcmp.params, a->wcmp.params);
+  ASSERT_EQ(b->policies.size(), a->policies.size());
+  for (size_t i = 0; i < a->policies.size(); ++i) {
+    const auto &p = a->policies[i], &q = b->policies[i];
+    EXPECT_EQ(std::tie(p.name, p.chain, p.src, p.dst, p.proto, p.sport_lo, p.sport_hi, p.dport_lo, p.dport_hi,
+                       p.symmetric, p.md_type),
+              std::tie(q.name, q.chain, q.src, q.dst, q.proto, q.sport_lo, q.sport_hi, q.dport_lo, q.dport_hi,
+                       q.symmetric, q.md_type));
+  }
+  ASSERT_EQ(b->instances.size(), a->instances.size());
+  for (size_t i = 0; i < a->instances.size(); ++i) {
+    const auto &p = a->instances[i], &q = b->instances[i];
+    EXPECT_EQ(std::tie(p.name, p.id, p.service, p.veth, p.mac, p.capacity, p.nsh_aware, p.pid_file, p.cgroup),
+              std::tie(q.name, q.id, q.service, q.veth, q.mac, q.capacity, q.nsh_aware, q.pid_file, q.cgroup));
+  }
+  EXPECT_EQ(b->chains[1].services, a->chains[1].services);
+  EXPECT_EQ(b->interfaces[0].mode, a->interfaces[0].mode);
+}
+
+TEST(Config, ChainPaths) {
+  auto c = cfg::load_file(kExample);
+  ASSERT_TRUE(c.has_value());
+  auto p = cfg::chain_paths(*c);
+  ASSERT_TRUE(p.has_value());
+  std::vector<cfg::PathEntry> want = {
+      {10, 255, 1, false}, {10, 254, 2, false}, {10, 253, 0, true},
+      {20, 255, 1, false}, {20, 254, 3, false}, {20, 253, 0, true},
+  };
+  EXPECT_EQ(*p, want);
+
+  c->chains[0].services.push_back("nope");
+  auto bad = cfg::chain_paths(*c);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_THAT(bad.error().message, HasSubstr("unknown service 'nope'"));
+}
+
+TEST(Config, PolicyRules) {
+  auto c = cfg::load_file(kExample);
+  ASSERT_TRUE(c.has_value());
+  auto rules = cfg::to_policy_rules(*c);
+  ASSERT_TRUE(rules.has_value()) << rules.error().str();
+  ASSERT_EQ(rules->size(), 3u);
+  const auto& r0 = (*rules)[0];
+  EXPECT_EQ(r0.spi, 10u);
+  EXPECT_EQ(r0.proto, 6);
+  EXPECT_EQ(r0.dport_lo, 80);
+  EXPECT_EQ(r0.dport_hi, 80);
+  EXPECT_EQ(r0.sport_lo, 0);
+  EXPECT_EQ(r0.sport_hi, 65535);
+  EXPECT_TRUE(r0.symmetric);
+  EXPECT_FALSE(r0.md2);
+  EXPECT_EQ(r0.dst.len, 24);
+  in_addr want{};
+  inet_pton(AF_INET, "10.0.2.0", &want);
+  EXPECT_EQ(std::memcmp(&r0.dst.addr, &want, 4), 0);
+  EXPECT_EQ(r0.src.len, 0);
+  const auto& r1 = (*rules)[1];
+  EXPECT_EQ(r1.spi, 20u);
+  EXPECT_TRUE(r1.md2);
+  EXPECT_FALSE(r1.symmetric);  // node default
+  EXPECT_EQ(r1.dport_lo, 1024);
+  const auto& r2 = (*rules)[2];
+  EXPECT_EQ(r2.src.family, AF_INET6);
+  EXPECT_EQ(r2.src.len, 48);
+  EXPECT_TRUE(dp::encode_policy(r2).has_value());
+
+  c->node.symmetric_hash = true;  // the default applies where a policy has no flag
+  rules = cfg::to_policy_rules(*c);
+  ASSERT_TRUE(rules.has_value());
+  EXPECT_TRUE((*rules)[1].symmetric);
+
+  auto d = cfg::to_dataplane_config(*c);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->flow_timeout_ns, 60'000'000'000ULL);
+  EXPECT_EQ(d->default_ttl, 63);
+  EXPECT_TRUE(d->symmetric_hash);
+}
+
+TEST(Config, CheckInterfacesAndCheckFile) {
+  auto dir = temp_dir();
+  std::string path = (dir / "check.yaml").string();
+  std::ofstream(path) << kMinimal
+                      << "interfaces:\n"              // 3
+                         "  - name: lo\n"             // 4 exists everywhere
+                         "  - name: nosuchif0\n"      // 5
+                         "services: [{name: fw, id: 1, anycast: 10.1.0.1}]\n"
+                         "instances:\n"
+                         "  - {name: a, id: 5, service: fw, veth: nosuchveth0, capacity: 10}\n";  // 8
+  auto d = cfg::check_file(path);
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0].str(), path + ":5:5: error: interface 'nosuchif0' does not exist");
+  EXPECT_EQ(d[1].str(), path + ":8:5: error: instance 'a': veth 'nosuchveth0' does not exist");
+
+  // parse errors come first and stop there
+  std::ofstream(path) << kMinimal << "bogus: 1\n";
+  d = cfg::check_file(path);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].str(), path + ":3:1: error: config: unknown key 'bogus' (expected one of: node, interfaces, ospf, "
+                               "timers, wcmp, services, chains, policies, instances)");
+
+  d = cfg::check_file((dir / "missing.yaml").string());
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_THAT(d[0].str(), HasSubstr("cannot read"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Config, SaveFileIsAtomicAndKeepsMode) {
+  auto dir = temp_dir();
+  std::string path = (dir / "saved.yaml").string();
+  auto c = cfg::load_file(kExample);
+  ASSERT_TRUE(c.has_value());
+  std::ofstream(path) << "old\n";
+  ASSERT_EQ(chmod(path.c_str(), 0640), 0);
+  ASSERT_TRUE(cfg::save_file(*c, path).has_value());
+  EXPECT_EQ(read(path), cfg::to_yaml(*c));
+  struct stat st{};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  // no temporary file left behind
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) files += e.is_regular_file();
+  EXPECT_EQ(files, 1);
+  auto back = cfg::load_file(path);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->instances.size(), 2u);
+
+  auto bad = cfg::save_file(*c, (dir / "no/such/dir/x.yaml").string());
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code, ENOENT);
+  std::filesystem::remove_all(dir);
+}
