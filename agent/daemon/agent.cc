@@ -120,9 +120,6 @@ Result<void> Agent::reload(AgentSpec spec) {
   return {};
 }
 
-void Agent::add_fd(int fd, std::function<void()> cb) { extra_fds_[fd] = std::move(cb); }
-void Agent::remove_fd(int fd) { extra_fds_.erase(fd); }
-
 std::optional<uint32_t> Agent::self_router() const {
   for (const auto& [k, e] : ospf_->lsdb().entries())
     if (k.type == 1 && e.is_self && k.area == spec_.ospf.area) return k.adv_router;
@@ -210,21 +207,28 @@ int Agent::run(const std::function<bool()>& should_stop) {
     std::vector<int> ofds = ospf_->fds();
     for (int fd : ofds) pfds.push_back({fd, POLLIN, 0});
     pfds.push_back({links_.fd(), POLLIN, 0});
-    for (const auto& [fd, _] : extra_fds_) pfds.push_back({fd, POLLIN, 0});
+    std::vector<size_t> owner(pfds.size(), SIZE_MAX);
+    for (size_t si = 0; si < sources_.size(); ++si)
+      for (const auto& p : sources_[si].fds()) {
+        pfds.push_back(p);
+        owner.push_back(si);
+      }
     int n = poll(pfds.data(), pfds.size(), timeout);
     if (n < 0 && errno != EINTR) {
       log::error("poll: {}", std::strerror(errno));
       return 1;
     }
-    for (const auto& p : pfds) {
-      if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      if (std::find(ofds.begin(), ofds.end(), p.fd) != ofds.end()) {
+    for (size_t k = 0; k < pfds.size(); ++k) {
+      const auto& p = pfds[k];
+      if (!p.revents) continue;
+      if (owner[k] != SIZE_MAX) {
+        sources_[owner[k]].on_event(p.fd, p.revents);
+      } else if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) {
+        continue;
+      } else if (std::find(ofds.begin(), ofds.end(), p.fd) != ofds.end()) {
         ospf_->on_readable(p.fd);
       } else if (p.fd == links_.fd()) {
         links_.on_readable();
-      } else if (auto it = extra_fds_.find(p.fd); it != extra_fds_.end()) {
-        auto cb = it->second;  // the callback may remove the fd
-        cb();
       }
     }
     ospf_->on_timer(Clock::now());

@@ -10,6 +10,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <poll.h>
+#include <vector>
 #include <string>
 
 #include "daemon/monitor.h"
@@ -35,9 +37,13 @@ class Agent {
   // Replace the configuration (SIGHUP, or a change through the control socket).
   Result<void> reload(AgentSpec spec);
 
-  // Extra fds for the loop (the control server); cb is called when fd is readable.
-  void add_fd(int fd, std::function<void()> cb);
-  void remove_fd(int fd);
+  // Another poll() source for the loop (the control server): fds() is asked before every
+  // poll, on_event() gets each fd with its revents.
+  struct PollSource {
+    std::function<std::vector<pollfd>()> fds;
+    std::function<void(int, short)> on_event;
+  };
+  void add_source(PollSource s) { sources_.push_back(std::move(s)); }
 
   nlohmann::json status() const;
   nlohmann::json topology() const;
@@ -62,7 +68,7 @@ class Agent {
   std::unique_ptr<VnfMonitor> monitor_;
   Throttle throttle_;
   plane::VnfHoldDown hold_;
-  std::map<int, std::function<void()>> extra_fds_;
+  std::vector<PollSource> sources_;
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
   // restart never withdraws instances that merely have not been mirrored yet.

@@ -15,6 +15,7 @@ std::string_view to_string(WcmpMode m) {
 }
 
 Result<WcmpMode> parse_wcmp_mode(std::string_view s) {
+  if (s == "bottleneck") return WcmpMode::BottleneckResidual;  // short name of the default
   for (auto m : {WcmpMode::BottleneckResidual, WcmpMode::InverseCost, WcmpMode::EqualCostMultipath})
     if (s == to_string(m)) return m;
   return fail("unknown WCMP mode '" + std::string(s) + "'", EINVAL);

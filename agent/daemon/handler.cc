@@ -1,0 +1,77 @@
+#include "daemon/handler.h"
+
+#include "daemon/from_config.h"
+
+namespace anychain::daemon {
+
+Result<void> DaemonHandler::apply() {
+  auto spec = spec_from_config(store_.config());
+  if (!spec) return unexpected(spec.error());
+  spec->flush_on_exit = agent_.spec().flush_on_exit;
+  return agent_.reload(std::move(*spec));
+}
+
+Result<json> DaemonHandler::then_apply(Result<json> r) {
+  if (!r) return r;
+  if (auto a = apply(); !a) return unexpected(a.error());
+  return r;
+}
+
+Result<json> DaemonHandler::status() { return agent_.status(); }
+Result<json> DaemonHandler::topology() { return agent_.topology(); }
+
+Result<json> DaemonHandler::reload() {
+  if (auto r = store_.reload(); !r) return unexpected(r.error());
+  if (auto a = apply(); !a) return unexpected(a.error());
+  return json{{"reloaded", store_.path()}};
+}
+
+Result<json> DaemonHandler::attach(const std::string& ifname, dataplane::XdpMode mode) {
+  config::Config next = store_.config();
+  bool known = false;
+  for (auto& i : next.interfaces)
+    if (i.name == ifname) {
+      i.mode = mode;
+      known = true;
+    }
+  if (!known) next.interfaces.push_back({.name = ifname, .mode = mode, .classify = false, .mark = {}});
+  auto a = agent_.dataplane().attach(ifname, mode);
+  if (!a) return unexpected(a.error());
+  control::ConfigStore candidate(next, store_.path());
+  if (!store_.path().empty()) {
+    if (auto s = config::save_file(next, store_.path()); !s) return unexpected(s.error());
+  }
+  store_ = std::move(candidate);
+  if (auto r = apply(); !r) return unexpected(r.error());
+  return json{{"ifname", a->ifname}, {"ifindex", a->ifindex}, {"mode", std::string(dataplane::to_string(a->mode))},
+              {"prog_id", a->prog_id}};
+}
+
+Result<json> DaemonHandler::detach(const std::string& ifname) {
+  if (auto r = dataplane::Dataplane::detach(ifname); !r) return unexpected(r.error());
+  config::Config next = store_.config();
+  std::erase_if(next.interfaces, [&](const config::Interface& i) { return i.name == ifname; });
+  if (!store_.path().empty()) {
+    if (auto s = config::save_file(next, store_.path()); !s) return unexpected(s.error());
+  }
+  store_ = control::ConfigStore(next, store_.path());
+  if (auto r = apply(); !r) return unexpected(r.error());
+  return json{{"ifname", ifname}, {"detached", true}};
+}
+
+Result<json> DaemonHandler::service_add(const config::Service& s) { return then_apply(store_.add_service(s)); }
+Result<json> DaemonHandler::service_del(const std::string& n) { return then_apply(store_.del_service(n)); }
+Result<json> DaemonHandler::service_list() { return store_.list_services(); }
+Result<json> DaemonHandler::instance_add(const config::Instance& i) { return then_apply(store_.add_instance(i)); }
+Result<json> DaemonHandler::instance_del(const std::string& n) { return then_apply(store_.del_instance(n)); }
+Result<json> DaemonHandler::instance_list() { return store_.list_instances(); }
+Result<json> DaemonHandler::chain_add(const config::Chain& c) { return then_apply(store_.add_chain(c)); }
+Result<json> DaemonHandler::chain_del(const std::string& n) { return then_apply(store_.del_chain(n)); }
+Result<json> DaemonHandler::chain_list() { return store_.list_chains(); }
+Result<json> DaemonHandler::policy_add(const config::Policy& p, int index) {
+  return then_apply(store_.add_policy(p, index));
+}
+Result<json> DaemonHandler::policy_del(const std::string& n) { return then_apply(store_.del_policy(n)); }
+Result<json> DaemonHandler::policy_list() { return store_.list_policies(); }
+
+}  // namespace anychain::daemon
