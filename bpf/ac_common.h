@@ -36,6 +36,7 @@ struct ac_nsh_info {
 	__u8 md;         /* MD type */
 	__u8 has_hash;
 	__u8 pad;
+	__u32 vni;       /* VXLAN-GPE VNI the packet arrived with (0: not from another node) */
 };
 
 AC_INLINE void ac_copy_mac(__u8 *dst, const __u8 *src)

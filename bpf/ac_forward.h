@@ -96,7 +96,19 @@ static __noinline int ac_forward(struct xdp_md *ctx, const struct ac_config *cfg
 		return ac_last_hop(ctx, ni, rx_dmac);
 
 	__u32 id = 0;
-	const struct ac_instance *inst = ac_select(ctx, cfg, path->service_id, ni, &id);
+	const struct ac_instance *inst = NULL;
+
+	/* From another node: the sending SFF chose the instance and named it in the VNI. Deliver
+	 * to it when it is ours, so nodes never re-balance each other's choices (no loops). */
+	if (ni->vni) {
+		inst = ac_instance(ni->vni);
+		if (inst && (inst->flags & AC_INST_LOCAL) && inst->service_id == path->service_id)
+			id = ni->vni;
+		else
+			inst = NULL;
+	}
+	if (!inst)
+		inst = ac_select(ctx, cfg, path->service_id, ni, &id);
 
 	if (!inst)
 		return AC_DROP(ctx, AC_R_DROP_NO_INSTANCE);
@@ -117,14 +129,15 @@ static __noinline int ac_forward(struct xdp_md *ctx, const struct ac_config *cfg
 	return ac_verdict(ctx, AC_R_FWD_LOCAL_NSH, bpf_redirect(inst->ifindex, 0));
 }
 
-/* Validate the NSH at ctx->data + 14 and forward it. */
-AC_INLINE int ac_nsh_rx(struct xdp_md *ctx, const struct ac_config *cfg, const __u8 *rx_dmac)
+/* Validate the NSH at ctx->data + 14 and forward it (vni: see struct ac_nsh_info). */
+AC_INLINE int ac_nsh_rx(struct xdp_md *ctx, const struct ac_config *cfg, const __u8 *rx_dmac, __u32 vni)
 {
 	struct ac_nsh_info ni;
 	int r = ac_nsh_read(ctx, &ni);
 
 	if (r)
 		return AC_DROP(ctx, r);
+	ni.vni = vni;
 	if (!ni.has_hash)
 		ac_nsh_hash_inner(ctx, &ni, cfg->flags & AC_CFG_SYMMETRIC_HASH);
 	return ac_forward(ctx, cfg, &ni, rx_dmac);

@@ -7,7 +7,7 @@
 
 /* [eth][IPv4][UDP][GPE][NSH] addressed to us -> [eth][NSH]. ip is the validated outer IPv4
  * header; the UDP destination port was checked by the caller. Returns 0 or the drop reason. */
-AC_INLINE int ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip, void *data_end)
+AC_INLINE int ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip, void *data_end, __u32 *vni)
 {
 	struct ethhdr eth;
 	__u32 ihl = ip->ihl * 4;
@@ -20,6 +20,7 @@ AC_INLINE int ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip, void *data_end)
 		return AC_R_DROP_GPE_FLAGS;
 	if (gpe->next_proto != AC_GPE_NP_NSH)
 		return AC_R_DROP_GPE_NEXT_PROTO;
+	*vni = (gpe->flags & AC_GPE_FLAG_I) ? bpf_ntohl(gpe->vni_res) >> 8 : 0;
 	if (data + sizeof(eth) > data_end)
 		return AC_R_DROP_TRUNCATED;
 	__builtin_memcpy(&eth, data, sizeof(eth));

@@ -36,7 +36,7 @@ SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router,
                               .local = c.router == self_router, .nsh_aware = c.info.nsh_aware(),
                               .endpoint = c.info.nsh_endpoint, .path_cost = c.path_cost, .vnf_cost = c.info.cost,
                               .weight = route->weights[i], .held = c.held};
-        dataplane::Instance in{.id = pi.id, .local = pi.local, .nsh_aware = pi.nsh_aware};
+        dataplane::Instance in{.id = pi.id, .local = pi.local, .nsh_aware = pi.nsh_aware, .service_id = svc.id};
         if (pi.local && local_alive && !local_alive(pi.id)) continue;
         if (pi.local) {
           const LocalInstanceSpec* ls = local_spec(spec_, pi.id);

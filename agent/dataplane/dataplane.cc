@@ -329,10 +329,12 @@ Result<uint32_t> Dataplane::set_instance(const Instance& in) {
     std::copy(in.if_mac.begin(), in.if_mac.end(), v.if_mac);
   }
   v.flags = AC_INST_LIVE | (in.local ? AC_INST_LOCAL : 0) | (in.nsh_aware ? AC_INST_NSH_AWARE : 0);
-  v.vni = in.vni;
+  v.vni = in.local ? 0 : (in.vni ? in.vni : in.id);
+  if (in.service_id >= AC_MAX_SERVICES) return fail(format("service id {} out of range", in.service_id), EINVAL);
+  v.service_id = static_cast<uint16_t>(in.service_id);
   v.generation = old.generation;
   bool same = (old.flags & AC_INST_LIVE) && old.ifindex == v.ifindex && old.endpoint == v.endpoint &&
-              old.flags == v.flags && old.vni == v.vni && std::equal(v.mac, v.mac + 6, old.mac) &&
+              old.flags == v.flags && old.vni == v.vni && old.service_id == v.service_id && std::equal(v.mac, v.mac + 6, old.mac) &&
               std::equal(v.if_mac, v.if_mac + 6, old.if_mac);
   if (!same) ++v.generation;
   if (bpf_map_update_elem(fd, &in.id, &v, BPF_ANY) != 0) return fail_errno(format("write instance {}", in.id));

@@ -68,7 +68,8 @@ struct Instance {
   Mac mac{};                      // local: the VNF's MAC
   Mac if_mac{};                   // local: the host-side veth's MAC
   in_addr endpoint{};             // remote: NSH endpoint of its node
-  uint32_t vni = 0;
+  uint32_t vni = 0;               // remote: VNI naming it to its node (0: its id)
+  uint32_t service_id = 0;        // the service it serves
 };
 
 struct FlowEntry {

@@ -84,9 +84,9 @@ struct ac_instance {
 	__u8 flags;
 	__u8 pad;
 	__u32 generation;        /* changes whenever the id is reused or the instance changes */
-	__u32 vni;               /* remote: VXLAN-GPE VNI, 24 bits */
+	__u32 vni;               /* remote: VXLAN-GPE VNI, 24 bits: names the instance to its node */
 	__u8 if_mac[6];          /* local: MAC of the host-side veth (source of frames to it) */
-	__u8 pad2[2];
+	__u16 service_id;        /* the service it serves */
 };
 
 /* ac_flow_cache: (SPI, SI, flow hash) -> chosen instance */

@@ -39,7 +39,7 @@ std::vector<Layout> layouts() {
       {"ac_instance", sizeof(ac_instance),
        {F(ac_instance, ifindex), F(ac_instance, endpoint), F(ac_instance, mac), F(ac_instance, flags),
         F(ac_instance, pad), F(ac_instance, generation), F(ac_instance, vni), F(ac_instance, if_mac),
-        F(ac_instance, pad2)}},
+        F(ac_instance, service_id)}},
       {"ac_flow_key", sizeof(ac_flow_key), {F(ac_flow_key, spi_si), F(ac_flow_key, hash)}},
       {"ac_flow", sizeof(ac_flow), {F(ac_flow, instance_id), F(ac_flow, generation), F(ac_flow, last_seen_ns)}},
       {"ac_proxy_key", sizeof(ac_proxy_key), {F(ac_proxy_key, ifindex), F(ac_proxy_key, hash)}},

@@ -490,6 +490,42 @@ TEST(Wcmp, FastPathFollowsWeightsAndChangesMoveFewBuckets) {
   ASSERT_TRUE(d.del_wcmp_table(kSvc).has_value());
 }
 
+// From another node, the VNI names the instance the sender chose: delivered to it when it is
+// local (whatever this node's own table says), so two nodes never bounce a flow between them.
+TEST(FromOtherNode, VniNamingALocalInstanceIsDeliveredThere) {
+  auto& d = FastPathEnv::dataplane();
+  constexpr uint32_t kSvc = 6, kLocal = 9;
+  dp::Instance local{.id = kLocal, .local = true, .nsh_aware = true,
+                     .ifindex = static_cast<uint32_t>(FastPathEnv::ifindex("vnf0")), .mac = kVnf0Peer,
+                     .if_mac = kVnf0Host, .service_id = kSvc};
+  ASSERT_TRUE(d.set_instance(local).has_value());
+  ASSERT_TRUE(d.set_path(600, 255, kSvc, false).has_value());
+  ASSERT_TRUE(d.set_wcmp_table(kSvc, table_of(kInstRemote)).has_value());  // this node would pick remote
+  auto gpe_in = [&](uint32_t vni) {
+    Bytes inner = nsh(nsh_for(kV4, 600, 255, 50));
+    append(inner, kV4.ip());
+    Bytes in = eth(kCore0, kCore0Peer, ETH_P_IP);
+    append(in, gpe_outer(kRemoteEndpoint, kLocalEndpoint, 0xc001, inner.size(), AC_GPE_NP_NSH,
+                         AC_GPE_FLAG_I | AC_GPE_FLAG_P, vni));
+    append(in, inner);
+    return run_prog(prog(), "core0", in);
+  };
+  Counters c;
+  auto named = gpe_in(kLocal);
+  EXPECT_EQ(named.verdict, XDP_REDIRECT);
+  EXPECT_EQ(Bytes(named.out.begin(), named.out.begin() + 6), Bytes(kVnf0Peer.begin(), kVnf0Peer.end()));
+  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_NSH), 1u);
+  EXPECT_EQ(c.delta(AC_R_CACHE_MISS) + c.delta(AC_R_CACHE_HIT), 0u) << "no selection when the VNI names it";
+  auto unnamed = gpe_in(0);
+  EXPECT_EQ(unnamed.verdict, XDP_REDIRECT);
+  EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 1u) << "VNI 0: this node selects";
+  auto other = gpe_in(kInstLocal);  // a local instance, but of another service
+  EXPECT_EQ(other.verdict, XDP_REDIRECT);
+  EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 2u) << "an instance of another service is not taken";
+  ASSERT_TRUE(d.del_path(600, 255).has_value());
+  ASSERT_TRUE(d.del_instance(kLocal).has_value());
+}
+
 TEST(NoInstance, ServiceWithoutTableDropsCounted) {
   auto& d = FastPathEnv::dataplane();
   ASSERT_TRUE(d.set_path(400, 255, 9, false).has_value());
