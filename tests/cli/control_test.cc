@@ -107,6 +107,10 @@ TEST_F(ControlTest, StatusAndErrors) {
   auto bad = c.call("attach", {{"ifname", "eth0"}, {"mode", "turbo"}});
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().code, EINVAL);
+  auto wrong_type = c.call("attach", {{"ifname", "eth0"}, {"mode", 3}});
+  ASSERT_FALSE(wrong_type.has_value());
+  EXPECT_EQ(wrong_type.error().code, EINVAL);
+  EXPECT_THAT(wrong_type.error().message, HasSubstr("bad arguments for attach"));
   auto missing = c.call("attach", {{"ifname", "nosuch0"}, {"mode", "generic"}});
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, ENODEV);
