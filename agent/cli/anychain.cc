@@ -27,6 +27,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/format.h"
@@ -381,6 +382,9 @@ int run_flows(const Global& g, std::optional<uint32_t> spi, size_t limit) {
     std::cerr << "anychain: " << flows.error().str() << "\n";
     return kRuntime;
   }
+  std::sort(flows->begin(), flows->end(), [](const dp::FlowEntry& a, const dp::FlowEntry& b) {
+    return std::tuple(a.spi, -static_cast<int>(a.si), a.hash) < std::tuple(b.spi, -static_cast<int>(b.si), b.hash);
+  });
   uint64_t now = monotonic_ns();
   json out = json::array();
   for (const auto& f : *flows) {

@@ -105,6 +105,48 @@ Result<json> ConfigStore::add_policy(const config::Policy& e, int index) {
 Result<json> ConfigStore::del_policy(const std::string& name) { ANYCHAIN_DEL(policies, "policy") }
 json ConfigStore::list_policies() const { return list(config_.policies); }
 
+namespace {
+json iface_json(const config::Interface& i) {
+  return {{"name", i.name}, {"mode", dataplane::to_string(i.mode)}, {"classify", i.classify}};
+}
+}  // namespace
+
+Result<json> ConfigStore::record_attach(const std::string& ifname, dataplane::XdpMode mode,
+                                        std::optional<bool> classify) {
+  if (ifname.empty() || ifname.size() >= 16 || ifname.find('/') != std::string::npos)
+    return fail(format("bad interface name '{}'", ifname), EINVAL);
+  config::Config next = config_;
+  auto it = std::find_if(next.interfaces.begin(), next.interfaces.end(),
+                         [&](const config::Interface& i) { return i.name == ifname; });
+  if (it == next.interfaces.end()) {
+    next.interfaces.push_back({ifname, mode, classify.value_or(false), {}});
+    it = next.interfaces.end() - 1;
+  } else {
+    it->mode = mode;
+    if (classify) it->classify = *classify;
+  }
+  json out = iface_json(*it);
+  if (auto r = commit(std::move(next)); !r) return std::unexpected(r.error());
+  return out;
+}
+
+Result<json> ConfigStore::record_detach(const std::string& ifname) {
+  config::Config next = config_;
+  auto it = std::find_if(next.interfaces.begin(), next.interfaces.end(),
+                         [&](const config::Interface& i) { return i.name == ifname; });
+  if (it == next.interfaces.end()) return fail(format("interface '{}' is not in the config", ifname), ENOENT);
+  json out = iface_json(*it);
+  next.interfaces.erase(it);
+  if (auto r = commit(std::move(next)); !r) return std::unexpected(r.error());
+  return out;
+}
+
+json ConfigStore::list_interfaces() const {
+  json out = json::array();
+  for (const auto& i : config_.interfaces) out.push_back(iface_json(i));
+  return out;
+}
+
 #undef ANYCHAIN_ADD
 #undef ANYCHAIN_DEL
 
