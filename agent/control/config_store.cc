@@ -63,7 +63,7 @@ Result<void> ConfigStore::commit(config::Config next) {
   return {};
 }
 
-#define ANYCHAIN_ADD(kind, list_member, what)                                                    \
+#define ANYCHAIN_ADD(list_member, what)                                                    \
   if (has_name(config_.list_member, e.name)) return fail(format(what " '{}' already exists", e.name), EEXIST); \
   config::Config next = config_;                                                                 \
   next.list_member.push_back(e);                                                                 \
@@ -79,15 +79,15 @@ Result<void> ConfigStore::commit(config::Config next) {
     return fail(format("cannot delete " what " '{}': {}", name, r.error().message), r.error().code); \
   return to_json(*e);
 
-Result<json> ConfigStore::add_service(const config::Service& e) { ANYCHAIN_ADD(service, services, "service") }
+Result<json> ConfigStore::add_service(const config::Service& e) { ANYCHAIN_ADD(services, "service") }
 Result<json> ConfigStore::del_service(const std::string& name) { ANYCHAIN_DEL(services, "service") }
 json ConfigStore::list_services() const { return list(config_.services); }
 
-Result<json> ConfigStore::add_chain(const config::Chain& e) { ANYCHAIN_ADD(chain, chains, "chain") }
+Result<json> ConfigStore::add_chain(const config::Chain& e) { ANYCHAIN_ADD(chains, "chain") }
 Result<json> ConfigStore::del_chain(const std::string& name) { ANYCHAIN_DEL(chains, "chain") }
 json ConfigStore::list_chains() const { return list(config_.chains); }
 
-Result<json> ConfigStore::add_instance(const config::Instance& e) { ANYCHAIN_ADD(instance, instances, "instance") }
+Result<json> ConfigStore::add_instance(const config::Instance& e) { ANYCHAIN_ADD(instances, "instance") }
 Result<json> ConfigStore::del_instance(const std::string& name) { ANYCHAIN_DEL(instances, "instance") }
 json ConfigStore::list_instances() const { return list(config_.instances); }
 
