@@ -6,7 +6,9 @@
 // config file); flows and stats read the fast path's pinned maps directly, so they work while
 // the daemon is down; attach/detach go through the daemon when it runs, else straight to
 // the dataplane library. Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 daemon not running.
+#include <bpf/libbpf.h>
 #include <net/if.h>
+#include <xdp/libxdp.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/format.h"
@@ -129,6 +132,7 @@ po::options_description global_options() {
       "anychaind's control socket (default /run/anychain/anychaind.sock)")(
       "pin-root", po::value<std::string>()->value_name("DIR"), "bpffs directory of the pinned maps (default /sys/fs/bpf/anychain)")(
       "timeout", po::value<int>()->value_name("SECONDS"), "how long to wait for anychaind (default 10)")(
+      "verbose,v", "show libbpf/libxdp warnings")(
       "help,h", "show help");
   return g;
 }
@@ -378,6 +382,9 @@ int run_flows(const Global& g, std::optional<uint32_t> spi, size_t limit) {
     std::cerr << "anychain: " << flows.error().str() << "\n";
     return kRuntime;
   }
+  std::sort(flows->begin(), flows->end(), [](const dp::FlowEntry& a, const dp::FlowEntry& b) {
+    return std::tuple(a.spi, -static_cast<int>(a.si), a.hash) < std::tuple(b.spi, -static_cast<int>(b.si), b.hash);
+  });
   uint64_t now = monotonic_ns();
   json out = json::array();
   for (const auto& f : *flows) {
@@ -474,6 +481,17 @@ void print_stats_text(const json& j, bool rates, bool all) {
 }
 
 volatile sig_atomic_t g_stop = 0;
+
+// libbpf and libxdp print to stderr by default; the CLI reports their failures in its own
+// words, so their chatter is shown only with --verbose.
+int quiet_libbpf(enum libbpf_print_level, const char*, va_list) { return 0; }
+int verbose_libbpf(enum libbpf_print_level l, const char* f, va_list a) {
+  return l == LIBBPF_DEBUG ? 0 : std::vfprintf(stderr, f, a);
+}
+int quiet_libxdp(enum libxdp_print_level, const char*, va_list) { return 0; }
+int verbose_libxdp(enum libxdp_print_level l, const char* f, va_list a) {
+  return l == LIBXDP_DEBUG ? 0 : std::vfprintf(stderr, f, a);
+}
 
 int run_stats(const Global& g, std::optional<double> watch, std::optional<uint64_t> count, bool all) {
   auto maps = open_pinned(g);
@@ -777,6 +795,13 @@ int run(int argc, char** argv) {
   }
   if (grouped && action.empty()) throw UsageError(format("'{}' needs an action: add, del or list", cmd));
   g.json = vm.count("json") > 0;
+  if (vm.count("verbose")) {
+    libbpf_set_print(verbose_libbpf);
+    libxdp_set_print(verbose_libxdp);
+  } else {
+    libbpf_set_print(quiet_libbpf);
+    libxdp_set_print(quiet_libxdp);
+  }
   if (vm.count("socket")) g.socket = vm["socket"].as<std::string>();
   if (vm.count("pin-root")) g.pin_root = vm["pin-root"].as<std::string>();
   if (vm.count("timeout")) {

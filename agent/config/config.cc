@@ -324,17 +324,14 @@ std::optional<Policy> read_policy(Ctx& ctx, const YAML::Node& n) {
     else
       ctx.err(*v, format("{}: bad proto '{}' (tcp, udp, icmp, icmpv6, any or 0..255)", r.what(), v->Scalar()));
   }
-  bool ports = false;
   for (auto [key, lo, hi] : {std::tuple{"sport", &p.sport_lo, &p.sport_hi}, std::tuple{"dport", &p.dport_lo, &p.dport_hi}}) {
     if (auto v = r.scalar(key, false, "a port or range")) {
-      ports = true;
       if (!parse_ports(v->Scalar(), *lo, *hi))
         ctx.err(*v, format("{}: bad {} '{}' (N or N-M, 0..65535, N <= M)", r.what(), key, v->Scalar()));
       else if (p.proto != 6 && p.proto != 17)
         ctx.err(*v, format("{}: {} needs proto tcp or udp", r.what(), key));
     }
   }
-  (void)ports;
   bool sym = false;
   if (r.boolean("symmetric", sym)) p.symmetric = sym;
   r.uint("md_type", p.md_type, 1, 2);

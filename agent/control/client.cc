@@ -35,10 +35,17 @@ Result<Client> Client::connect(const std::string& path, std::chrono::millisecond
   path.copy(a.sun_path, path.size());
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return fail_errno("create a socket");
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+  auto deadline = Clock::now() + timeout;
+  int rc;
+  // EAGAIN: the server's backlog is full; try again until the deadline
+  while ((rc = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a)) != 0 && errno == EAGAIN &&
+         Clock::now() < deadline)
+    ::poll(nullptr, 0, 10);
+  if (rc != 0) {
     int err = errno;
-    if (err == EINPROGRESS || err == EAGAIN) {
-      if (auto w = wait_for(fd.get(), POLLOUT, Clock::now() + timeout, "accept the connection"); !w)
+    if (err == EAGAIN) return fail_errno(format("anychaind does not accept connections on {}", path), ETIMEDOUT);
+    if (err == EINPROGRESS) {
+      if (auto w = wait_for(fd.get(), POLLOUT, deadline, "accept the connection"); !w)
         return std::unexpected(w.error());
       socklen_t len = sizeof err;
       ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);

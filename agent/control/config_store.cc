@@ -63,7 +63,7 @@ Result<void> ConfigStore::commit(config::Config next) {
   return {};
 }
 
-#define ANYCHAIN_ADD(kind, list_member, what)                                                    \
+#define ANYCHAIN_ADD(list_member, what)                                                    \
   if (has_name(config_.list_member, e.name)) return fail(format(what " '{}' already exists", e.name), EEXIST); \
   config::Config next = config_;                                                                 \
   next.list_member.push_back(e);                                                                 \
@@ -79,15 +79,15 @@ Result<void> ConfigStore::commit(config::Config next) {
     return fail(format("cannot delete " what " '{}': {}", name, r.error().message), r.error().code); \
   return to_json(*e);
 
-Result<json> ConfigStore::add_service(const config::Service& e) { ANYCHAIN_ADD(service, services, "service") }
+Result<json> ConfigStore::add_service(const config::Service& e) { ANYCHAIN_ADD(services, "service") }
 Result<json> ConfigStore::del_service(const std::string& name) { ANYCHAIN_DEL(services, "service") }
 json ConfigStore::list_services() const { return list(config_.services); }
 
-Result<json> ConfigStore::add_chain(const config::Chain& e) { ANYCHAIN_ADD(chain, chains, "chain") }
+Result<json> ConfigStore::add_chain(const config::Chain& e) { ANYCHAIN_ADD(chains, "chain") }
 Result<json> ConfigStore::del_chain(const std::string& name) { ANYCHAIN_DEL(chains, "chain") }
 json ConfigStore::list_chains() const { return list(config_.chains); }
 
-Result<json> ConfigStore::add_instance(const config::Instance& e) { ANYCHAIN_ADD(instance, instances, "instance") }
+Result<json> ConfigStore::add_instance(const config::Instance& e) { ANYCHAIN_ADD(instances, "instance") }
 Result<json> ConfigStore::del_instance(const std::string& name) { ANYCHAIN_DEL(instances, "instance") }
 json ConfigStore::list_instances() const { return list(config_.instances); }
 
@@ -104,6 +104,48 @@ Result<json> ConfigStore::add_policy(const config::Policy& e, int index) {
 }
 Result<json> ConfigStore::del_policy(const std::string& name) { ANYCHAIN_DEL(policies, "policy") }
 json ConfigStore::list_policies() const { return list(config_.policies); }
+
+namespace {
+json iface_json(const config::Interface& i) {
+  return {{"name", i.name}, {"mode", dataplane::to_string(i.mode)}, {"classify", i.classify}};
+}
+}  // namespace
+
+Result<json> ConfigStore::record_attach(const std::string& ifname, dataplane::XdpMode mode,
+                                        std::optional<bool> classify) {
+  if (ifname.empty() || ifname.size() >= 16 || ifname.find('/') != std::string::npos)
+    return fail(format("bad interface name '{}'", ifname), EINVAL);
+  config::Config next = config_;
+  auto it = std::find_if(next.interfaces.begin(), next.interfaces.end(),
+                         [&](const config::Interface& i) { return i.name == ifname; });
+  if (it == next.interfaces.end()) {
+    next.interfaces.push_back({ifname, mode, classify.value_or(false), {}});
+    it = next.interfaces.end() - 1;
+  } else {
+    it->mode = mode;
+    if (classify) it->classify = *classify;
+  }
+  json out = iface_json(*it);
+  if (auto r = commit(std::move(next)); !r) return std::unexpected(r.error());
+  return out;
+}
+
+Result<json> ConfigStore::record_detach(const std::string& ifname) {
+  config::Config next = config_;
+  auto it = std::find_if(next.interfaces.begin(), next.interfaces.end(),
+                         [&](const config::Interface& i) { return i.name == ifname; });
+  if (it == next.interfaces.end()) return fail(format("interface '{}' is not in the config", ifname), ENOENT);
+  json out = iface_json(*it);
+  next.interfaces.erase(it);
+  if (auto r = commit(std::move(next)); !r) return std::unexpected(r.error());
+  return out;
+}
+
+json ConfigStore::list_interfaces() const {
+  json out = json::array();
+  for (const auto& i : config_.interfaces) out.push_back(iface_json(i));
+  return out;
+}
 
 #undef ANYCHAIN_ADD
 #undef ANYCHAIN_DEL

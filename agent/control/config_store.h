@@ -16,6 +16,7 @@
 // errno of a failed write.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "common/error.h"
@@ -49,6 +50,14 @@ class ConfigStore {
   Result<json> add_policy(const config::Policy& p, int index = -1);  // -1 appends
   Result<json> del_policy(const std::string& name);
   json list_policies() const;
+
+  // attach/detach through the daemon: record the interface in interfaces: (added, or its mode
+  // updated; classify is kept for a known interface unless given) or drop it, and persist.
+  // Returns the entry as {"name", "mode", "classify"}; detach of an unrecorded name is ENOENT.
+  Result<json> record_attach(const std::string& ifname, dataplane::XdpMode mode,
+                             std::optional<bool> classify = std::nullopt);
+  Result<json> record_detach(const std::string& ifname);
+  json list_interfaces() const;
 
   Result<json> add_instance(const config::Instance& i);
   Result<json> del_instance(const std::string& name);

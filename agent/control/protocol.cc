@@ -149,8 +149,11 @@ json dispatch(Handler& h, std::string_view line) {
       auto v = decode(args, policy_from_json);
       return v ? from_result(h.policy_add(*v, index)) : from_result(std::unexpected(v.error()));
     }
+  } catch (const json::exception& e) {
+    // an argument of the wrong JSON type (e.g. "mode": 3)
+    return error_response(format("bad arguments for {}: {}", cmd, e.what()), EINVAL);
   } catch (const std::exception& e) {
-    // nlohmann type errors on odd arguments, yaml-cpp surprises, a Handler that throws
+    // yaml-cpp surprises, a Handler that throws
     return error_response(format("{} failed: {}", cmd, e.what()), EIO);
   }
   return error_response(format("unknown command '{}'", cmd), ENOSYS);

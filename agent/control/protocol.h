@@ -38,7 +38,8 @@
 //   *_list      -> a JSON array of entries in the *_add shape (ConfigStore::list_*()), with
 //                  ports as "N" or "N-M" strings, proto as a name, mac only when set
 //   *_add/_del  -> the entry added or removed
-//   attach      -> {"ifname", "ifindex", "mode", "prog_id"}
+//   attach      -> {"ifname", "ifindex", "mode", "prog_id"} (the daemon should also record the
+//                  interface in its config: ConfigStore::record_attach/record_detach)
 //   detach      -> {"ifname"}
 //   status      -> an object; the CLI prints it as indented key: value lines. Suggested keys:
 //                  "node" {nsh_endpoint, pin_root}, "uptime_s", "config" (file path),

@@ -127,7 +127,8 @@ json Server::error_response_for_peer(uid_t uid) {
 
 void Server::read_from(Conn& c) {
   char buf[16384];
-  for (;;) {
+  // a bounded amount of work per event, so one busy client cannot hold the daemon's loop
+  for (int round = 0; round < 16; ++round) {
     ssize_t n = ::read(c.fd.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;

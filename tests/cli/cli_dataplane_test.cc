@@ -184,6 +184,28 @@ TEST(CliDataplane, DirectAttachDetachWithoutDaemon) {
   EXPECT_THAT(r.err, HasSubstr("interface 'nosuch0' does not exist"));
 }
 
+TEST(CliDataplane, ClearRefusals) {
+  // no native XDP on a bridge
+  ASSERT_EQ(sh("ip link add br9 type bridge && ip link set br9 up"), 0);
+  auto r = cli({"attach", "br9", "--mode", "native", "--pin-root", kPinRoot});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("br9 does not support native XDP; use --mode generic or --mode auto"));
+  EXPECT_EQ(r.out, "");
+  sh("ip link del br9");
+
+  // not root: direct attach, detach and the pinned maps are refused with what to do
+  const uid_t nobody = 65534;
+  r = run_cli(ANYCHAIN_CLI_BIN, {"attach", "vnf0", "--socket", "/nonexistent/s.sock"}, nobody);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("anychain needs root"));
+  r = run_cli(ANYCHAIN_CLI_BIN, {"detach", "vnf0", "--socket", "/nonexistent/s.sock"}, nobody);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("anychain needs root"));
+  r = run_cli(ANYCHAIN_CLI_BIN, {"flows", "--pin-root", kPinRoot}, nobody);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_THAT(r.err, HasSubstr("reading anychain's maps needs root"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {

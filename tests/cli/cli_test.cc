@@ -181,7 +181,9 @@ TEST_F(CliDaemon, AddDelPersistAndRefusals) {
   // the daemon refuses what would break the config: runtime error, exit 1, its message
   r = run({"service", "del", "dns"});
   EXPECT_EQ(r.rc, 1);
-  EXPECT_THAT(r.err, HasSubstr("cannot delete service 'dns'"));
+  EXPECT_EQ(r.err, "anychain: cannot delete service 'dns': chain 'd': unknown service 'dns'; instance 'dns-a': "
+                   "unknown service 'dns': Invalid argument\n");
+  EXPECT_EQ(r.out, "");
   r = run({"service", "add", "dns", "--id", "10", "--anycast", "10.100.0.10"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_THAT(r.err, HasSubstr("service 'dns' already exists"));

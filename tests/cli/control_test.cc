@@ -107,6 +107,10 @@ TEST_F(ControlTest, StatusAndErrors) {
   auto bad = c.call("attach", {{"ifname", "eth0"}, {"mode", "turbo"}});
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().code, EINVAL);
+  auto wrong_type = c.call("attach", {{"ifname", "eth0"}, {"mode", 3}});
+  ASSERT_FALSE(wrong_type.has_value());
+  EXPECT_EQ(wrong_type.error().code, EINVAL);
+  EXPECT_THAT(wrong_type.error().message, HasSubstr("bad arguments for attach"));
   auto missing = c.call("attach", {{"ifname", "nosuch0"}, {"mode", "generic"}});
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, ENODEV);
@@ -339,6 +343,34 @@ TEST_F(StoreTest, InvalidChangesLeaveConfigAndFileAlone) {
   p.name = "late";
   p.chain = "web";
   EXPECT_EQ(s->add_policy(p, 9).error().code, EINVAL);  // index beyond the list
+}
+
+TEST_F(StoreTest, AttachDetachAreRecorded) {
+  auto s = ctl::ConfigStore::load(path_);
+  ASSERT_TRUE(s.has_value());
+  using anychain::dataplane::XdpMode;
+  auto a = s->record_attach("eth5", XdpMode::Generic);
+  ASSERT_TRUE(a.has_value()) << a.error().str();
+  EXPECT_EQ(*a, (json{{"name", "eth5"}, {"mode", "generic"}, {"classify", false}}));
+  // a known interface keeps its classify flag, takes the new mode
+  a = s->record_attach("eth1", XdpMode::Native);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(*a, (json{{"name", "eth1"}, {"mode", "native"}, {"classify", true}}));
+  auto f = cfg::load_file(path_);
+  ASSERT_TRUE(f.has_value());
+  ASSERT_EQ(f->interfaces.size(), 3u);
+  EXPECT_EQ(f->interfaces[1].mode, XdpMode::Native);
+  EXPECT_TRUE(f->interfaces[1].classify);
+  EXPECT_EQ(f->interfaces[2].name, "eth5");
+
+  ASSERT_TRUE(s->record_detach("eth0").has_value());
+  EXPECT_EQ(s->record_detach("eth0").error().code, ENOENT);
+  EXPECT_EQ(s->record_attach("this-name-is-too-long", XdpMode::Auto).error().code, EINVAL);
+  f = cfg::load_file(path_);
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(s->list_interfaces(), (json::array({{{"name", "eth1"}, {"mode", "native"}, {"classify", true}},
+                                                {{"name", "eth5"}, {"mode", "generic"}, {"classify", false}}})));
+  EXPECT_EQ(f->interfaces.size(), 2u);
 }
 
 TEST_F(StoreTest, ChangesPersistAndReload) {

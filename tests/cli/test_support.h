@@ -119,7 +119,9 @@ struct CliResult {
 };
 
 // Run the anychain binary with args; stdout and stderr captured separately.
-inline CliResult run_cli(const std::string& bin, const std::vector<std::string>& args) {
+// With uid set, the child drops to that uid (and gid) before exec.
+inline CliResult run_cli(const std::string& bin, const std::vector<std::string>& args,
+                         std::optional<uid_t> uid = std::nullopt) {
   std::vector<std::string> all{bin};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -133,6 +135,7 @@ inline CliResult run_cli(const std::string& bin, const std::vector<std::string>&
   if (pid == 0) {
     dup2(o, 1);
     dup2(e, 2);
+    if (uid && (setgid(*uid) != 0 || setuid(*uid) != 0)) _exit(126);
     execv(argv[0], argv.data());
     _exit(127);
   }
