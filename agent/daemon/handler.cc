@@ -27,21 +27,9 @@ Result<json> DaemonHandler::reload() {
 }
 
 Result<json> DaemonHandler::attach(const std::string& ifname, dataplane::XdpMode mode) {
-  config::Config next = store_.config();
-  bool known = false;
-  for (auto& i : next.interfaces)
-    if (i.name == ifname) {
-      i.mode = mode;
-      known = true;
-    }
-  if (!known) next.interfaces.push_back({.name = ifname, .mode = mode, .classify = false, .mark = {}});
   auto a = agent_.dataplane().attach(ifname, mode);
   if (!a) return unexpected(a.error());
-  control::ConfigStore candidate(next, store_.path());
-  if (!store_.path().empty()) {
-    if (auto s = config::save_file(next, store_.path()); !s) return unexpected(s.error());
-  }
-  store_ = std::move(candidate);
+  if (auto r = store_.record_attach(ifname, mode); !r) return r;
   if (auto r = apply(); !r) return unexpected(r.error());
   return json{{"ifname", a->ifname}, {"ifindex", a->ifindex}, {"mode", std::string(dataplane::to_string(a->mode))},
               {"prog_id", a->prog_id}};
@@ -49,12 +37,7 @@ Result<json> DaemonHandler::attach(const std::string& ifname, dataplane::XdpMode
 
 Result<json> DaemonHandler::detach(const std::string& ifname) {
   if (auto r = dataplane::Dataplane::detach(ifname); !r) return unexpected(r.error());
-  config::Config next = store_.config();
-  std::erase_if(next.interfaces, [&](const config::Interface& i) { return i.name == ifname; });
-  if (!store_.path().empty()) {
-    if (auto s = config::save_file(next, store_.path()); !s) return unexpected(s.error());
-  }
-  store_ = control::ConfigStore(next, store_.path());
+  if (auto r = store_.record_detach(ifname); !r) return r;
   if (auto r = apply(); !r) return unexpected(r.error());
   return json{{"ifname", ifname}, {"detached", true}};
 }
