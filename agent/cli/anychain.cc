@@ -74,12 +74,16 @@ const std::vector<Command>& commands() {
       {"topology", "", "Show the service plane: routers, VNF instances, costs and WCMP weights.",
        "  anychain topology --json\n"},
       {"reload", "", "Make anychaind re-read its config file (like systemctl reload anychaind).", "  anychain reload\n"},
-      {"attach", "IFACE [--mode native|generic|auto]",
+      {"attach", "IFACE [--mode native|generic|auto] [--classify]",
        "Attach the XDP fast path to an interface (via anychaind when it runs, else directly).\n"
        "Through anychaind the interface is recorded and re-attached at restart; without it the\n"
        "fast path is loaded under --pin-root (maps already pinned there are reused).",
-       "  anychain attach eth0\n  anychain attach eth1 --mode generic\n"},
+       "  anychain attach eth0\n  anychain attach eth1 --mode generic --classify\n"},
       {"detach", "IFACE", "Detach the XDP fast path from an interface.", "  anychain detach eth1\n"},
+      {"flush", "",
+       "Remove the fast path's pinned maps (--pin-root). Refused while anychaind runs or while\n"
+       "anychain is still attached to an interface of this network namespace.",
+       "  anychain detach eth0 && anychain flush\n"},
       {"service add", "NAME --id N --anycast PREFIX", "Add a service (id 1..1023, IPv4 anycast prefix).",
        "  anychain service add fw --id 1 --anycast 10.100.0.1/32\n"},
       {"service del", "NAME", "Delete a service (refused while a chain or an instance uses it).",
@@ -262,14 +266,16 @@ json call(const Global& g, const std::string& cmd, const json& args = json::obje
 
 // ---- attach / detach ----
 
-int run_attach(const Global& g, const std::string& ifname, const std::string& mode_text) {
+int run_attach(const Global& g, const std::string& ifname, const std::string& mode_text, bool classify) {
   auto mode = dp::parse_xdp_mode(mode_text);
   if (!mode) throw UsageError(format("unsupported mode '{}' (native, generic or auto)", mode_text));
   auto c = ctl::Client::connect(g.socket, std::chrono::seconds(g.timeout_s));
   json result;
   bool direct = false;
   if (c) {
-    auto r = c->call("attach", {{"ifname", ifname}, {"mode", std::string(dp::to_string(*mode))}});
+    json args = {{"ifname", ifname}, {"mode", std::string(dp::to_string(*mode))}};
+    if (classify) args["classify"] = true;
+    auto r = c->call("attach", args);
     if (!r) {
       std::cerr << "anychain: " << r.error().message << "\n";
       return kRuntime;
@@ -302,6 +308,17 @@ int run_attach(const Global& g, const std::string& ifname, const std::string& mo
       std::cerr << "anychain: " << a.error().str() << "\n";
       return kRuntime;
     }
+    if (classify) {
+      auto mac = dp::interface_mac(ifname);
+      if (!mac) {
+        std::cerr << "anychain: " << mac.error().str() << "\n";
+        return kRuntime;
+      }
+      if (auto r = d->set_interface(static_cast<uint32_t>(a->ifindex), AC_IF_CLASSIFY, 0, *mac); !r) {
+        std::cerr << "anychain: " << r.error().str() << "\n";
+        return kRuntime;
+      }
+    }
     result = {{"ifname", a->ifname}, {"ifindex", a->ifindex}, {"mode", dp::to_string(a->mode)}, {"prog_id", a->prog_id}};
   } else {
     std::cerr << "anychain: " << c.error().str() << "\n";
@@ -315,6 +332,36 @@ int run_attach(const Global& g, const std::string& ifname, const std::string& mo
     if (result.contains("prog_id")) std::cout << " (program id " << str(result, "prog_id") << ")";
     std::cout << (direct ? "; anychaind is not running: attached directly, it will not re-attach at restart\n" : "\n");
   }
+  return kOk;
+}
+
+int run_flush(const Global& g) {
+  if (auto c = ctl::Client::connect(g.socket, std::chrono::seconds(g.timeout_s)); c) {
+    std::cerr << "anychain: anychaind is running (" << g.socket << "); stop it first (it keeps the maps in use)\n";
+    return kRuntime;
+  }
+  if (auto r = dp::require_root(); !r) {
+    std::cerr << "anychain: " << r.error().message << "\n";
+    return kRuntime;
+  }
+  std::vector<std::string> names;
+  if (struct if_nameindex* all = if_nameindex()) {
+    for (struct if_nameindex* i = all; i->if_index; ++i) names.emplace_back(i->if_name);
+    if_freenameindex(all);
+  }
+  auto at = dp::Dataplane::attached(names);
+  if (at && !at->empty()) {
+    std::string list;
+    for (const auto& a : *at) list += (list.empty() ? "" : ", ") + a.ifname;
+    std::cerr << "anychain: still attached to " << list << "; detach first\n";
+    return kRuntime;
+  }
+  if (auto r = dp::Dataplane::unpin_all(g.pin_root); !r) {
+    std::cerr << "anychain: " << r.error().str() << "\n";
+    return kRuntime;
+  }
+  if (g.json) print_json(json{{"flushed", g.pin_root}});
+  else std::cout << "removed the pinned maps under " << g.pin_root << "\n";
   return kOk;
 }
 
@@ -703,7 +750,9 @@ int run_config(const Global& g, const std::string& kind, const std::string& acti
 po::options_description command_options(const std::string& cmd) {
   po::options_description o(cmd.empty() ? std::string("Options") : "Options of '" + cmd + "'");
   auto s = [](const char* name) { return po::value<std::string>()->value_name(name); };
-  if (cmd == "attach") o.add_options()("mode,m", s("MODE")->default_value("auto"), "native, generic or auto");
+  if (cmd == "attach")
+    o.add_options()("mode,m", s("MODE")->default_value("auto"), "native, generic or auto")(
+        "classify", po::bool_switch(), "plain IP arriving here is classified into chains");
   if (cmd == "flows")
     o.add_options()("spi", po::value<uint32_t>()->value_name("N"), "only this chain")(
         "limit", po::value<size_t>()->value_name("N")->default_value(1000), "at most N entries");
@@ -818,7 +867,11 @@ int run(int argc, char** argv) {
   };
 
   if (grouped) return run_config(g, cmd, action, vm, p);
-  if (cmd == "attach") return run_attach(g, one_iface(), vm["mode"].as<std::string>());
+  if (cmd == "attach") return run_attach(g, one_iface(), vm["mode"].as<std::string>(), vm["classify"].as<bool>());
+  if (cmd == "flush") {
+    no_args();
+    return run_flush(g);
+  }
   if (cmd == "detach") return run_detach(g, one_iface());
   if (cmd == "flows") {
     no_args();

@@ -1,5 +1,9 @@
 #include "config/config.h"
 
+#include <set>
+
+#include "plane/wcmp_policy.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -536,8 +540,9 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
     MapReader r(ctx, *n, "wcmp", {"policy", "params"});
     if (r.ok()) {
       if (auto v = r.scalar("policy", false, "a policy name")) {
-        if (!valid_name(v->Scalar()))
-          ctx.err(*v, format("wcmp: bad policy name '{}'", v->Scalar()));
+        if (!plane::parse_wcmp_mode(v->Scalar()))
+          ctx.err(*v, format("wcmp: unknown policy '{}' (bottleneck, bottleneck-residual, inverse-cost, ecmp)",
+                             v->Scalar()));
         else
           c.wcmp.policy = v->Scalar();
       }
@@ -548,6 +553,13 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
           for (const auto& kv : *p) {
             if (!kv.first.IsScalar() || !kv.second.IsScalar()) {
               ctx.err(kv.first, "wcmp: params must map names to scalar values");
+              continue;
+            }
+            static const std::set<std::string> known = {"include_links", "floor", "inverse_scale", "cost_range",
+                                                        "hold_down_ms"};
+            if (!known.count(kv.first.Scalar())) {
+              ctx.err(kv.first, format("wcmp: unknown param '{}' (include_links, floor, inverse_scale, cost_range, "
+                                       "hold_down_ms)", kv.first.Scalar()));
               continue;
             }
             if (!c.wcmp.params.emplace(kv.first.Scalar(), kv.second.Scalar()).second)

@@ -110,7 +110,12 @@ json dispatch(Handler& h, std::string_view line) {
       if (cmd == "detach") return from_result(h.detach(*ifname));
       auto mode = dataplane::parse_xdp_mode(args.value("mode", std::string("auto")));
       if (!mode) return from_result(std::unexpected(mode.error()));
-      return from_result(h.attach(*ifname, *mode));
+      std::optional<bool> classify;
+      if (args.contains("classify")) {
+        if (!args["classify"].is_boolean()) return error_response("attach: 'classify' must be true or false", EINVAL);
+        classify = args["classify"].get<bool>();
+      }
+      return from_result(h.attach(*ifname, *mode, classify));
     }
     auto del = [&](auto method) -> json {
       auto n = name_arg(args);

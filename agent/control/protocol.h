@@ -19,7 +19,7 @@
 //   status                                  -> Handler::status()
 //   topology                                -> Handler::topology()
 //   reload                                  -> Handler::reload()    (re-read the config file)
-//   attach   {"ifname": s, "mode": "native"|"generic"|"auto" (default auto)}
+//   attach   {"ifname": s, "mode": "native"|"generic"|"auto" (default auto), "classify": b (optional)}
 //   detach   {"ifname": s}
 //   service_add  {"name", "id", "anycast"}                         (docs/config.md: services)
 //   chain_add    {"name", "spi", "services": [names]}              (chains)
@@ -76,7 +76,8 @@ class Handler {
   virtual Result<json> status() = 0;
   virtual Result<json> topology() = 0;
   virtual Result<json> reload() = 0;
-  virtual Result<json> attach(const std::string& ifname, dataplane::XdpMode mode) = 0;
+  // classify: mark the interface as classifying (unset: keep what the config says)
+  virtual Result<json> attach(const std::string& ifname, dataplane::XdpMode mode, std::optional<bool> classify) = 0;
   virtual Result<json> detach(const std::string& ifname) = 0;
 
   virtual Result<json> service_add(const config::Service& s) = 0;

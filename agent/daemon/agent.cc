@@ -82,7 +82,7 @@ Result<void> Agent::apply_static() {
   for (const auto& i : spec_.interfaces) {
     auto a = dp_.attach(i.name, i.mode);
     if (!a) return fail(format("interface {}: {}", i.name, a.error().str()), a.error().code);
-    auto mac = interface_mac(i.name);
+    auto mac = dataplane::interface_mac(i.name);
     if (!mac) return unexpected(mac.error());
     if (i.classify) {
       if (auto r = dp_.set_interface(a->ifindex, AC_IF_CLASSIFY, 0, *mac); !r) return r;

@@ -85,17 +85,6 @@ Result<LinkEvent> LinkWatcher::query(const std::string& ifname) {
   return e;
 }
 
-Result<dataplane::Mac> interface_mac(const std::string& ifname) {
-  UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  ifreq ifr{};
-  if (ifname.size() >= IFNAMSIZ) return fail(format("bad interface name '{}'", ifname), EINVAL);
-  std::memcpy(ifr.ifr_name, ifname.c_str(), ifname.size());
-  if (!fd || ioctl(fd.get(), SIOCGIFHWADDR, &ifr) != 0) return fail_errno(format("MAC of {}", ifname));
-  dataplane::Mac m{};
-  std::memcpy(m.data(), ifr.ifr_hwaddr.sa_data, 6);
-  return m;
-}
-
 // The veth's peer (IFLA_LINK) may sit in another namespace (IFLA_LINK_NETNSID): ask the kernel
 // for it there with IFLA_TARGET_NETNSID.
 Result<dataplane::Mac> veth_peer_mac(const std::string& veth) {

@@ -45,7 +45,7 @@ SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router,
             continue;
           }
           in.ifindex = if_nametoindex(ls->veth.c_str());
-          auto ifmac = interface_mac(ls->veth);
+          auto ifmac = dataplane::interface_mac(ls->veth);
           auto mac = ls->mac ? Result<dataplane::Mac>(*ls->mac) : veth_peer_mac(ls->veth);
           if (!in.ifindex || !ifmac || !mac) {
             rep.errors.push_back(format("instance {}: veth {} is not usable ({})", pi.id, ls->veth,

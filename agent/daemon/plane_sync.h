@@ -63,7 +63,5 @@ class PlaneSync {
 
 // The MAC of the far end of a veth (which may live in another network namespace).
 Result<dataplane::Mac> veth_peer_mac(const std::string& veth);
-// The MAC of a local interface.
-Result<dataplane::Mac> interface_mac(const std::string& ifname);
 
 }  // namespace anychain::daemon

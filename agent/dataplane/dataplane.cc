@@ -5,6 +5,8 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -136,6 +138,17 @@ Result<ac_policy> encode_policy(const PolicyRule& r) {
   p.spi = r.spi;
   p.flags = (r.symmetric ? AC_POL_SYMMETRIC : 0) | (r.md2 ? AC_POL_MD2 : 0);
   return p;
+}
+
+Result<Mac> interface_mac(const std::string& ifname) {
+  UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ifreq ifr{};
+  if (ifname.size() >= IFNAMSIZ) return fail(format("bad interface name '{}'", ifname), EINVAL);
+  std::memcpy(ifr.ifr_name, ifname.c_str(), ifname.size());
+  if (!fd || ioctl(fd.get(), SIOCGIFHWADDR, &ifr) != 0) return fail_errno(format("MAC of {}", ifname));
+  Mac m{};
+  std::memcpy(m.data(), ifr.ifr_hwaddr.sa_data, 6);
+  return m;
 }
 
 Result<void> require_root() {

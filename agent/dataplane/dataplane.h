@@ -164,7 +164,8 @@ class Dataplane {
   std::vector<bool> path_slot_used_;
 };
 
-const char* reason_name(uint32_t r);  // ac_reason -> "drop_ttl", ...
+const char* reason_name(uint32_t r);
+Result<Mac> interface_mac(const std::string& ifname);  // of an interface of this netns  // ac_reason -> "drop_ttl", ...
 
 // Privilege and bpffs checks with errors that say what to do.
 Result<void> require_root();

@@ -59,7 +59,7 @@ TEST(Config, ExampleFileParses) {
   EXPECT_EQ(c->ospf.local_port, 4000);
   EXPECT_EQ(c->ospf.opaque_type, 200);
   EXPECT_DOUBLE_EQ(c->timers.cost_damping, 0.05);
-  EXPECT_EQ(c->wcmp.params.at("min_weight"), "0.01");
+  EXPECT_EQ(c->wcmp.params.at("hold_down_ms"), "3000");
   ASSERT_EQ(c->services.size(), 3u);
   EXPECT_EQ(c->services[2].anycast, "10.100.0.3/32");
   ASSERT_EQ(c->chains.size(), 2u);
@@ -78,7 +78,22 @@ TEST(Config, ExampleFileParses) {
   EXPECT_FALSE(c->instances[1].mac.has_value());
   EXPECT_FALSE(c->instances[1].nsh_aware);
   EXPECT_EQ(c->instances[1].cgroup, "/sys/fs/cgroup/vnf/ids-a");
-  EXPECT_EQ(c->instances[0].mark.line, 75);  // "- name: fw-a"
+  EXPECT_EQ(c->instances[0].mark.line, 76);  // "- name: fw-a"
+}
+
+TEST(Config, UnknownWcmpPolicyAndParamAreErrorsWithTheirLine) {
+  auto d = errors_of(kMinimal +
+                     "wcmp:\n"                // 3
+                     "  policy: fastest\n"    // 4
+                     "  params:\n"            // 5
+                     "    min_weight: 0.1\n"  // 6
+                     "    hold_down_ms: 100\n");
+  auto l = lines(d);
+  ASSERT_EQ(l.size(), 2u);
+  EXPECT_EQ(l[0].first, 4);
+  EXPECT_THAT(l[0].second, HasSubstr("unknown policy 'fastest'"));
+  EXPECT_EQ(l[1].first, 6);
+  EXPECT_THAT(l[1].second, HasSubstr("unknown param 'min_weight'"));
 }
 
 TEST(Config, Defaults) {

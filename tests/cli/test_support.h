@@ -47,7 +47,8 @@ class TestHandler : public ctl::Handler {
     if (auto r = store_.reload(); !r) return std::unexpected(r.error());
     return json{{"config", store_.path()}};
   }
-  anychain::Result<json> attach(const std::string& ifname, anychain::dataplane::XdpMode mode) override {
+  anychain::Result<json> attach(const std::string& ifname, anychain::dataplane::XdpMode mode,
+                                std::optional<bool> /*classify*/) override {
     note("attach " + ifname + " " + std::string(anychain::dataplane::to_string(mode)));
     if (ifname == "nosuch0") return anychain::fail("interface 'nosuch0' does not exist", ENODEV);
     return json{{"ifname", ifname}, {"mode", anychain::dataplane::to_string(mode)}};
