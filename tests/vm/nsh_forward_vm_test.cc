@@ -26,8 +26,11 @@
 #include <unistd.h>
 #include <xdp/libxdp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -87,9 +90,16 @@ class InNetns {
 };
 
 Mac mac_of(const std::string& ifname) {
-  std::string text = sh_out("cat /sys/class/net/" + ifname + "/address");
-  if (text.size() < 17) throw std::runtime_error("no MAC for " + ifname);
-  return mac(text.substr(0, 17));
+  std::ifstream f("/sys/class/net/" + ifname + "/address");
+  std::string text;
+  if (!(f >> text) || text.size() != 17) throw std::runtime_error("no MAC for " + ifname);
+  return mac(text);
+}
+
+std::string driver_of(const std::string& ifname) {
+  std::error_code ec;
+  auto link = std::filesystem::read_symlink("/sys/class/net/" + ifname + "/device/driver", ec);
+  return ec ? "none" : link.filename().string();
 }
 
 // A raw AF_PACKET socket on one interface of a namespace ("" = the current one). A sending
@@ -295,8 +305,8 @@ class VirtioNsh : public ::testing::Test {
     ns >> in_ >> prev_ >> out_ >> next_;
     if (next_.empty()) throw std::runtime_error("ANYCHAIN_VM_NICS must be 'IN PREV OUT NEXT'");
     for (const auto& d : {in_, prev_, out_, next_}) {
-      std::string drv = sh_out("basename \"$(readlink /sys/class/net/" + d + "/device/driver)\"");
-      if (drv != "virtio_net\n") throw std::runtime_error(d + " is not a virtio_net NIC (driver " + drv + ")");
+      if (std::string drv = driver_of(d); drv != "virtio_net")
+        throw std::runtime_error(d + " is not a virtio_net NIC (driver " + drv + ")");
     }
     mac_in_ = mac_of(in_);
     mac_prev_ = mac_of(prev_);
@@ -379,13 +389,14 @@ class VirtioNsh : public ::testing::Test {
 
   // Send the frames from prev (paced: TCG is slow and the rings are small) and collect what
   // reaches next.
+  // With expect 0 (nothing may come out) it listens for 1 s after the last frame.
   static std::vector<Bytes> exchange(const std::vector<Exchange>& xs, size_t expect) {
     rx_->drain();
     for (const auto& x : xs) {
       tx_->send(x.in);
       std::this_thread::sleep_for(2ms);
     }
-    return rx_->receive(expect, 15s);
+    return rx_->receive(expect, 15s, expect ? 300ms : 1000ms);
   }
 
   // --- frames ---
