@@ -127,7 +127,7 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 }
 
 /* The forwarder as one BPF subprogram, verified and JIT-ed once for the entry points that call
- * it (VXLAN-GPE decap, proxy return, classifier). */
+ * it (VXLAN-GPE decap, proxy return); NSH over Ethernet and the classifier inline it. */
 static __noinline int ac_forward(struct xdp_md *ctx, const struct ac_config *cfg,
 			 const struct ac_nsh_info *ni, const __u8 *rx_dmac)
 {
@@ -135,8 +135,8 @@ static __noinline int ac_forward(struct xdp_md *ctx, const struct ac_config *cfg
 }
 
 /* Validate the NSH at ctx->data + 14 and forward it. inline_fwd: the forwarder is inlined
- * (NSH over Ethernet, the most frequent input: saves the subprogram call and return, which
- * with the SRSO return thunk cost several ns) instead of called. */
+ * (NSH over Ethernet: saves the subprogram call and return, which with the SRSO return thunk
+ * cost several ns) instead of called. */
 AC_INLINE int ac_nsh_rx(struct xdp_md *ctx, const struct ac_config *cfg, const __u8 *rx_dmac,
 			int inline_fwd)
 {

@@ -61,7 +61,7 @@ AC_INLINE int ac_ip_rx(struct xdp_md *ctx, const struct ac_config *cfg, __u16 et
 	if (r)
 		return AC_DROP(ctx, r);
 	ac_note(ctx, AC_R_CLASSIFIED);
-	return ac_forward(ctx, cfg, &ni, rx_dmac);
+	return ac_forward_body(ctx, cfg, &ni, rx_dmac);
 }
 
 SEC("xdp")
