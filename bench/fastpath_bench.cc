@@ -130,7 +130,7 @@ void setup_node(dp::Dataplane& p) {
   must("ip route add 192.0.2.2/32 via 10.0.0.2 && ip route add 203.0.113.0/24 via 10.0.0.2");
   must("sysctl -qw net.ipv4.ip_forward=1");
 
-  dp::Config cfg;  // defaults: 60 s flow timeout (a clock read per cache lookup), NSH TTL 63
+  dp::Config cfg;  // defaults: 60 s flow timeout, 1 s next-hop cache TTL, NSH TTL 63
   inet_pton(AF_INET, kLocalEndpoint, &cfg.local_endpoint);
   ok(p.set_config(cfg), "config");
   ok(p.set_interface(ifindex("src0"), AC_IF_CLASSIFY, 0, kSrc0), "iface src0");
