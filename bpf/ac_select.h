@@ -78,8 +78,11 @@ AC_INLINE int ac_flow_path(const struct ac_config *cfg, const struct ac_nsh_info
 	out->service_id = (path->flags & AC_PATH_LAST_HOP) ? 0 : path->service_id;
 	out->slot = path->stats_idx;
 	if (f) {
-		/* a path change keeps the instance choice only for the same service */
+		/* a path change keeps the instance choice only for the same service; for another
+		 * service it is forgotten, so a failed pick cannot leave it behind */
 		*cached = f->service_id == out->service_id;
+		if (!*cached)
+			f->instance_id = 0;
 	} else if (set) {
 		f = ac_flow_victim(set);
 		f->spi_si = spsi;

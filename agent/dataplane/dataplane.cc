@@ -24,6 +24,8 @@ namespace anychain::dataplane {
 namespace {
 
 constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
+// a flow cache way keeps the service id and the path counter slot in 16 bits each
+static_assert(AC_MAX_SERVICES <= 65536 && AC_MAX_PATHS <= 65536);
 constexpr const char* kProgName = "anychain_xdp";
 
 const char* const kReasonNames[AC_R_MAX] = {

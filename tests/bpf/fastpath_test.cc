@@ -360,6 +360,26 @@ TEST(FlowCache, HitSkipsPathLookupUntilThePathEpochChanges) {
   EXPECT_EQ(dst_mac(r), mac_bytes(kVnf0Peer));
 }
 
+// 7b': when the path moves to another service whose pick fails, the way must not keep the old
+// service's instance: every following packet is dropped too, none goes to the old instance.
+TEST(FlowCache, ServiceChangeForgetsTheOldInstanceEvenWhenThePickFails) {
+  PinCpu pin;
+  auto& d = FastPathEnv::dataplane();
+  Nsh n = nsh_for(kV4, 100, 255, 30);
+  n.ctx[0] = 0x5eed0002;
+  const Bytes in = nsh_frame(n);
+  ASSERT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
+  ASSERT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);  // cached on the local instance
+  ASSERT_TRUE(d.set_path(100, 255, 9, false).has_value());  // service 9 has no WCMP table
+  Counters c;
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_DROP) << i;
+  EXPECT_EQ(c.delta(AC_R_DROP_NO_INSTANCE), 3u);
+  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_NSH), 0u);
+  EXPECT_EQ(c.delta(AC_R_CACHE_HIT), 0u);
+  ASSERT_TRUE(d.set_path(100, 255, kSvcLocal, false).has_value());
+  EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
+}
+
 // 7c: a set holds AC_FLOW_WAYS flows; one more evicts the least recently used way, and every
 // packet is still forwarded correctly.
 TEST(FlowCache, FullSetEvictsItsLeastRecentlyUsedWay) {
