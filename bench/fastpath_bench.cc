@@ -130,7 +130,7 @@ void setup_node(dp::Dataplane& p) {
   must("ip route add 192.0.2.2/32 via 10.0.0.2 && ip route add 203.0.113.0/24 via 10.0.0.2");
   must("sysctl -qw net.ipv4.ip_forward=1");
 
-  dp::Config cfg;  // defaults: 60 s flow timeout (a clock read per cache lookup), NSH TTL 63
+  dp::Config cfg;  // defaults: 60 s flow timeout, 1 s next-hop cache TTL, NSH TTL 63
   inet_pton(AF_INET, kLocalEndpoint, &cfg.local_endpoint);
   ok(p.set_config(cfg), "config");
   ok(p.set_interface(ifindex("src0"), AC_IF_CLASSIFY, 0, kSrc0), "iface src0");
@@ -337,9 +337,10 @@ uint64_t map_memlock(bpf_map_type type, uint32_t key, uint32_t value, uint32_t e
 
 struct Memory {
   int cpus;
-  double flow_entry;      // bytes per flow cache entry (all CPUs' values)
-  double flow_percpu;     // of which the per-CPU values (value size x possible CPUs)
+  double flow_set;       // bytes per flow cache set (AC_FLOW_WAYS entries, all CPUs' copies)
+  double flow_entry;      // flow_set / AC_FLOW_WAYS
   uint64_t flow_default;  // memlock of the default-size flow cache
+  uint64_t nexthop;       // memlock of the next-hop cache (AC_NEXTHOP_SLOTS entries)
   uint64_t wcmp_table;    // one inner table
   double proxy_entry;
   uint64_t proxy_default;
@@ -348,14 +349,13 @@ struct Memory {
 Memory memory() {
   Memory m{};
   m.cpus = libbpf_num_possible_cpus();
-  const uint32_t a = AC_FLOW_CACHE_DEFAULT, b = 2 * AC_FLOW_CACHE_DEFAULT;
-  uint64_t fa = map_memlock(BPF_MAP_TYPE_LRU_PERCPU_HASH, sizeof(ac_flow_key), sizeof(ac_flow), a);
-  uint64_t fb = map_memlock(BPF_MAP_TYPE_LRU_PERCPU_HASH, sizeof(ac_flow_key), sizeof(ac_flow), b);
-  m.flow_entry = static_cast<double>(fb - fa) / (b - a);
+  const uint32_t a = AC_FLOW_CACHE_DEFAULT / AC_FLOW_WAYS, b = 2 * a;  // sets
+  uint64_t fa = map_memlock(BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t), sizeof(ac_flow_set), a);
+  uint64_t fb = map_memlock(BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t), sizeof(ac_flow_set), b);
+  m.flow_set = static_cast<double>(fb - fa) / (b - a);
+  m.flow_entry = m.flow_set / AC_FLOW_WAYS;
   m.flow_default = fa;
-  // the per-CPU part: the same map with a value 8 bytes larger (per CPU), differenced
-  uint64_t fc = map_memlock(BPF_MAP_TYPE_LRU_PERCPU_HASH, sizeof(ac_flow_key), sizeof(ac_flow) + 8, a);
-  m.flow_percpu = static_cast<double>(fc - fa) / a / 8 * sizeof(ac_flow);
+  m.nexthop = map_memlock(BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t), sizeof(ac_nexthop), AC_NEXTHOP_SLOTS);
   m.wcmp_table = map_memlock(BPF_MAP_TYPE_ARRAY, 4, 4, AC_WCMP_BUCKETS);
   const uint32_t pa = AC_PROXY_DEFAULT, pb = 2 * AC_PROXY_DEFAULT;
   uint64_t xa = map_memlock(BPF_MAP_TYPE_LRU_HASH, sizeof(ac_proxy_key), sizeof(ac_proxy_entry), pa);
@@ -462,11 +462,19 @@ int bench_main(const Options& opt) {
   add("cache_hit_local_nsh", "NSH in, flow cache hit, redirect to local NSH-aware VNF", "vnf0", nsh_in,
       XDP_REDIRECT, {{AC_R_CACHE_HIT, 1}, {AC_R_FWD_LOCAL_NSH, 1}}, kHotHi);
   {
-    ac_flow_key key{htonl(AC_SPI_SI(100, 255)), v4.hash()};
-    add("cache_miss_wcmp", "NSH in, flow cache miss, WCMP bucket + cache insert, redirect local", "vnf0", nsh_in,
-        XDP_REDIRECT, {{AC_R_CACHE_MISS, 1}, {AC_R_FWD_LOCAL_NSH, 1}}, 1, [flow_fd, key] {
-          if (bpf_map_delete_elem(flow_fd, &key) != 0 && errno != ENOENT)
-            throw std::runtime_error("delete flow cache entry: " + std::string(std::strerror(errno)));
+    // empty the flow's way (every CPU): the next run misses, reads the path, picks by WCMP
+    const uint32_t spsi = htonl(AC_SPI_SI(100, 255)), hash = v4.hash();
+    const uint32_t set = ac_flow_set_of(spsi, hash, d.flow_sets() - 1);
+    auto sets = std::make_shared<std::vector<ac_flow_set>>(libbpf_num_possible_cpus());
+    add("cache_miss_wcmp", "NSH in, flow cache miss, path + WCMP bucket + cache insert, redirect local", "vnf0",
+        nsh_in, XDP_REDIRECT, {{AC_R_CACHE_MISS, 1}, {AC_R_FWD_LOCAL_NSH, 1}}, 1, [flow_fd, set, sets, spsi, hash] {
+          if (bpf_map_lookup_elem(flow_fd, &set, sets->data()) != 0)
+            throw std::runtime_error("read flow cache set: " + std::string(std::strerror(errno)));
+          for (auto& s : *sets)
+            for (auto& w : s.way)
+              if (w.spi_si == spsi && w.hash == hash) w = ac_flow{};
+          if (bpf_map_update_elem(flow_fd, &set, sets->data(), BPF_ANY) != 0)
+            throw std::runtime_error("write flow cache set: " + std::string(std::strerror(errno)));
         });
   }
   add("classify_md1_local", "classify (rule 2 of 4), push NSH MD1, deliver to local VNF", "src0",
@@ -475,12 +483,23 @@ int bench_main(const Options& opt) {
   add("classify_md2_local", "classify (rule 3 of 4), push NSH MD2 (hash TLV), deliver local", "src0",
       frame(kSrc0, kSrcHost, ETH_P_IP, md2.ip()), XDP_REDIRECT,
       {{AC_R_CLASSIFIED, 1}, {AC_R_CACHE_HIT, 1}, {AC_R_FWD_LOCAL_NSH, 1}});
-  add("classify_md1_encap", "classify (rule 4 of 4), push NSH MD1, VXLAN-GPE encap + FIB", "src0",
+  add("classify_md1_encap", "classify (rule 4 of 4), push NSH MD1, VXLAN-GPE encap, next-hop cache hit", "src0",
       frame(kSrc0, kSrcHost, ETH_P_IP, remote.ip()), XDP_REDIRECT,
       {{AC_R_CLASSIFIED, 1}, {AC_R_CACHE_HIT, 1}, {AC_R_FWD_REMOTE, 1}});
-  add("nsh_to_vxlan_gpe", "NSH in (SI 254), cache hit, VXLAN-GPE encap + FIB redirect", "vnf0",
-      nsh_frame(kVnf0Host, kVnf0Peer, nsh_for(v4, 100, 254, 63), v4.ip()), XDP_REDIRECT,
-      {{AC_R_CACHE_HIT, 1}, {AC_R_FWD_REMOTE, 1}});
+  const Bytes to_remote = nsh_frame(kVnf0Host, kVnf0Peer, nsh_for(v4, 100, 254, 63), v4.ip());
+  add("nsh_to_vxlan_gpe", "NSH in (SI 254), cache hit, VXLAN-GPE encap, next-hop cache hit, redirect", "vnf0",
+      to_remote, XDP_REDIRECT, {{AC_R_CACHE_HIT, 1}, {AC_R_FWD_REMOTE, 1}});
+  {
+    // forget the remote instance's next hop (every CPU) before each run: encap + bpf_fib_lookup
+    const int nh_fd = d.map_fd("ac_nexthop");
+    auto empty_nh = std::make_shared<std::vector<ac_nexthop>>(libbpf_num_possible_cpus());
+    const uint32_t slot = ac_nexthop_slot(kInstRemote, ifindex("vnf0"));
+    add("nsh_to_vxlan_gpe_fib", "as nsh_to_vxlan_gpe, next-hop cache emptied before each run: bpf_fib_lookup",
+        "vnf0", to_remote, XDP_REDIRECT, {{AC_R_CACHE_HIT, 1}, {AC_R_FWD_REMOTE, 1}}, 1, [nh_fd, empty_nh, slot] {
+          if (bpf_map_update_elem(nh_fd, &slot, empty_nh->data(), BPF_ANY) != 0)
+            throw std::runtime_error("empty next-hop entry: " + std::string(std::strerror(errno)));
+        });
+  }
   {
     Bytes inner = test::nsh(nsh_for(v4, 100, 253, 60));
     test::append(inner, v4.ip());
@@ -612,8 +631,10 @@ int bench_main(const Options& opt) {
       std::cout << "]}" << (i + 1 < results.size() ? "," : "") << "\n";
     }
     std::cout << "  ],\n  \"memory\": {\"possible_cpus\": " << mem.cpus
+              << ", \"flow_cache_bytes_per_set\": " << fixed(mem.flow_set, 1)
               << ", \"flow_cache_bytes_per_entry\": " << fixed(mem.flow_entry, 1)
-              << ", \"flow_cache_percpu_bytes_per_entry\": " << fixed(mem.flow_percpu, 1)
+              << ", \"flow_cache_ways\": " << AC_FLOW_WAYS
+              << ", \"nexthop_cache_bytes\": " << mem.nexthop
               << ", \"flow_cache_default_entries\": " << AC_FLOW_CACHE_DEFAULT
               << ", \"flow_cache_default_bytes\": " << mem.flow_default
               << ", \"wcmp_table_bytes\": " << mem.wcmp_table << ", \"wcmp_buckets\": " << AC_WCMP_BUCKETS
@@ -642,11 +663,14 @@ int bench_main(const Options& opt) {
                 r.hot_ratio ? (fixed(*r.hot_ratio, 2) + "x").c_str() : "-", ctr.c_str());
   }
   std::cout << "\nmemory (map memlock, " << mem.cpus << " possible CPUs):\n"
-            << "  flow cache entry: " << fixed(mem.flow_entry, 1) << " bytes = " << fixed(mem.flow_percpu, 1)
-            << " per-CPU values (" << sizeof(ac_flow) << " x " << mem.cpus << " CPUs) + "
-            << fixed(mem.flow_entry - mem.flow_percpu, 1) << " element (key " << sizeof(ac_flow_key)
-            << ", hash/LRU node, bucket); default "
-            << AC_FLOW_CACHE_DEFAULT << " entries = " << mem.flow_default << " bytes\n"
+            << "  flow cache set (" << AC_FLOW_WAYS << " ways): " << fixed(mem.flow_set, 1) << " bytes = "
+            << sizeof(ac_flow_set) << " x " << mem.cpus << " CPUs + "
+            << fixed(mem.flow_set - static_cast<double>(sizeof(ac_flow_set)) * mem.cpus, 1)
+            << " (per-CPU pointer); per entry " << fixed(mem.flow_entry, 1) << " bytes; default "
+            << AC_FLOW_CACHE_DEFAULT << " entries per CPU (" << AC_FLOW_CACHE_DEFAULT / AC_FLOW_WAYS
+            << " sets) = " << mem.flow_default << " bytes\n"
+            << "  next-hop cache: " << mem.nexthop << " bytes (" << AC_NEXTHOP_SLOTS << " slots x "
+            << sizeof(ac_nexthop) << " x " << mem.cpus << " CPUs + map)\n"
             << "  WCMP table: " << mem.wcmp_table << " bytes per service (" << AC_WCMP_BUCKETS
             << " buckets; a BPF array stores each 4-byte value in an 8-byte slot: " << AC_WCMP_BUCKETS * 8
             << " + " << static_cast<int64_t>(mem.wcmp_table) - AC_WCMP_BUCKETS * 8

@@ -27,9 +27,11 @@ AC_INLINE void ac_ipv4_dec_ttl(struct iphdr *ip)
 	ip->ttl--;
 }
 
-/* Outcome of a FIB lookup for a packet whose Ethernet header is at ctx->data */
+/* Outcome of a FIB lookup for a packet whose Ethernet header is at ctx->data. A successful
+ * result is also written to nh (if not NULL) with its expiry; other results never are. */
 AC_INLINE int ac_fib_redirect(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 fwd_reason,
-			      __u32 no_neigh_reason, __u32 fail_reason, const __u8 *rx_dmac)
+			      __u32 no_neigh_reason, __u32 fail_reason, const __u8 *rx_dmac,
+			      struct ac_nexthop *nh)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -39,6 +41,13 @@ AC_INLINE int ac_fib_redirect(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u3
 	if ((void *)(eth + 1) > data_end)
 		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		if (nh) {
+			/* the caller sets the key fields and, on XDP_REDIRECT, the expiry */
+			nh->ifindex = p->ifindex;
+			nh->mtu = p->mtu_result; /* output on success since Linux 5.12 */
+			ac_copy_mac(nh->smac, p->smac);
+			ac_copy_mac(nh->dmac, p->dmac);
+		}
 		ac_copy_mac(eth->h_dest, p->dmac);
 		ac_copy_mac(eth->h_source, p->smac);
 		return ac_verdict(ctx, fwd_reason, bpf_redirect(p->ifindex, 0));

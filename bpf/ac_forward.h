@@ -48,7 +48,7 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_nsh_info *ni, cons
 		p.ipv4_src = ip->saddr;
 		p.ipv4_dst = ip->daddr;
 		r = ac_fib_redirect(ctx, &p, AC_R_FWD_LAST_HOP, AC_R_PASS_LAST_HOP,
-				    AC_R_PASS_LAST_HOP, rx_dmac);
+				    AC_R_PASS_LAST_HOP, rx_dmac, NULL);
 		if (r == XDP_REDIRECT) {
 			data = (void *)(long)ctx->data;
 			data_end = (void *)(long)ctx->data_end;
@@ -70,7 +70,7 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_nsh_info *ni, cons
 	__builtin_memcpy(p.ipv6_src, &ip6->saddr, 16);
 	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, 16);
 	r = ac_fib_redirect(ctx, &p, AC_R_FWD_LAST_HOP, AC_R_PASS_LAST_HOP, AC_R_PASS_LAST_HOP,
-			    rx_dmac);
+			    rx_dmac, NULL);
 	if (r == XDP_REDIRECT) {
 		data = (void *)(long)ctx->data;
 		data_end = (void *)(long)ctx->data_end;
@@ -82,18 +82,26 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_nsh_info *ni, cons
 }
 
 /* Forward a packet laid out [eth][NSH][inner] whose NSH is described by ni. */
-static __noinline int ac_forward(struct xdp_md *ctx, const struct ac_config *cfg,
-			 const struct ac_nsh_info *ni, const __u8 *rx_dmac)
+AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
+			      const struct ac_nsh_info *ni, const __u8 *rx_dmac)
 {
-	const struct ac_path *path = bpf_map_lookup_elem(&ac_paths, &ni->spsi);
+	/* the clock of the flow cache (LRU order, idle timeout) and the next-hop cache: jiffies,
+	 * which the verifier inlines (one load, no helper call) */
+	__u64 now = bpf_jiffies64();
+	struct ac_fwd_path path;
+	struct ac_flow *f;
+	int cached;
 
-	if (!path)
+	if (ac_flow_path(cfg, ni, now, &f, &path, &cached))
 		return AC_DROP(ctx, AC_R_DROP_NO_PATH);
 	__u64 bytes = ac_pkt_len(ctx);
 
-	ac_counter_add(&ac_path_stats, path->stats_idx, bytes);
-	if (path->flags & AC_PATH_LAST_HOP)
+	ac_counter_add(&ac_path_stats, path.slot, bytes);
+	if (!path.service_id) {
+		if (f)
+			f->last_seen = now;
 		return ac_last_hop(ctx, ni, rx_dmac);
+	}
 
 	__u32 id = 0;
 	const struct ac_instance *inst = NULL;
@@ -102,19 +110,19 @@ static __noinline int ac_forward(struct xdp_md *ctx, const struct ac_config *cfg
 	 * to it when it is ours, so nodes never re-balance each other's choices (no loops). */
 	if (ni->vni) {
 		inst = ac_instance(ni->vni);
-		if (inst && (inst->flags & AC_INST_LOCAL) && inst->service_id == path->service_id)
+		if (inst && (inst->flags & AC_INST_LOCAL) && inst->service_id == path.service_id)
 			id = ni->vni;
 		else
 			inst = NULL;
 	}
 	if (!inst)
-		inst = ac_select(ctx, cfg, path->service_id, ni, &id);
+		inst = ac_select(ctx, cfg, path.service_id, ni->hash, f, cached, now, &id);
 
 	if (!inst)
 		return AC_DROP(ctx, AC_R_DROP_NO_INSTANCE);
 	ac_counter_add(&ac_inst_stats, id, bytes);
 	if (!(inst->flags & AC_INST_LOCAL))
-		return ac_gpe_encap_fwd(ctx, cfg, inst, ni->hash, rx_dmac);
+		return ac_gpe_encap_fwd(ctx, cfg, inst, id, ni->hash, now, rx_dmac);
 	if (!(inst->flags & AC_INST_NSH_AWARE))
 		return ac_proxy_deliver(ctx, ni, inst);
 
@@ -129,8 +137,19 @@ static __noinline int ac_forward(struct xdp_md *ctx, const struct ac_config *cfg
 	return ac_verdict(ctx, AC_R_FWD_LOCAL_NSH, bpf_redirect(inst->ifindex, 0));
 }
 
-/* Validate the NSH at ctx->data + 14 and forward it (vni: see struct ac_nsh_info). */
-AC_INLINE int ac_nsh_rx(struct xdp_md *ctx, const struct ac_config *cfg, const __u8 *rx_dmac, __u32 vni)
+/* The forwarder as one BPF subprogram, verified and JIT-ed once for the entry points that call
+ * it (VXLAN-GPE decap, proxy return); NSH over Ethernet and the classifier inline it. */
+static __noinline int ac_forward(struct xdp_md *ctx, const struct ac_config *cfg,
+			 const struct ac_nsh_info *ni, const __u8 *rx_dmac)
+{
+	return ac_forward_body(ctx, cfg, ni, rx_dmac);
+}
+
+/* Validate the NSH at ctx->data + 14 and forward it (vni: see struct ac_nsh_info). inline_fwd: the forwarder is inlined
+ * (NSH over Ethernet: saves the subprogram call and return, which with the SRSO return thunk
+ * cost several ns) instead of called. */
+AC_INLINE int ac_nsh_rx(struct xdp_md *ctx, const struct ac_config *cfg, const __u8 *rx_dmac,
+			__u32 vni, int inline_fwd)
 {
 	struct ac_nsh_info ni;
 	int r = ac_nsh_read(ctx, &ni);
@@ -140,6 +159,8 @@ AC_INLINE int ac_nsh_rx(struct xdp_md *ctx, const struct ac_config *cfg, const _
 	ni.vni = vni;
 	if (!ni.has_hash)
 		ac_nsh_hash_inner(ctx, &ni, cfg->flags & AC_CFG_SYMMETRIC_HASH);
+	if (inline_fwd)
+		return ac_forward_body(ctx, cfg, &ni, rx_dmac);
 	return ac_forward(ctx, cfg, &ni, rx_dmac);
 }
 

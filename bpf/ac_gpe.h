@@ -37,7 +37,8 @@ AC_INLINE int ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip, void *data_end,
 
 /* [eth][NSH] -> [eth][IPv4][UDP][GPE][NSH] to the instance's node, routed by FIB. */
 AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
-			       const struct ac_instance *inst, __u32 hash, const __u8 *rx_dmac)
+			       const struct ac_instance *inst, __u32 id, __u32 hash, __u64 now,
+			       const __u8 *rx_dmac)
 {
 	if (bpf_xdp_adjust_head(ctx, -(int)AC_GPE_OUTER_LEN))
 		return AC_DROP(ctx, AC_R_DROP_NO_ROOM);
@@ -76,16 +77,43 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 	gpe->next_proto = AC_GPE_NP_NSH;
 	gpe->vni_res = bpf_htonl(inst->vni << 8);
 
+	/* Next-hop cache: a FIB result for this instance, asked for the same ingress interface and
+	 * source, is used until it expires or the instance's generation changes. */
+	__u64 nh_ttl = cfg->nexthop_ttl_jiffies;
+	__u32 in_ifindex = ctx->ingress_ifindex;
+	__be32 saddr = cfg->local_endpoint;
+	__u32 slot = ac_nexthop_slot(id, in_ifindex);
+	struct ac_nexthop *nh = nh_ttl ? bpf_map_lookup_elem(&ac_nexthop, &slot) : NULL;
+
+	if (nh && now < nh->expires && nh->instance_id == id &&
+	    nh->generation == inst->generation && nh->in_ifindex == in_ifindex &&
+	    nh->saddr == saddr && ip_len <= nh->mtu) {
+		ac_copy_mac(eth->h_dest, nh->dmac);
+		ac_copy_mac(eth->h_source, nh->smac);
+		return ac_verdict(ctx, AC_R_FWD_REMOTE, bpf_redirect(nh->ifindex, 0));
+	}
+
 	struct bpf_fib_lookup p = {};
 
 	p.family = AF_INET;
 	p.l4_protocol = IPPROTO_UDP;
 	p.tot_len = ip_len;
-	p.ipv4_src = ip->saddr;
+	p.ipv4_src = saddr;
 	p.ipv4_dst = ip->daddr;
-	p.ifindex = ctx->ingress_ifindex;
-	return ac_fib_redirect(ctx, &p, AC_R_FWD_REMOTE, AC_R_PASS_NO_NEIGH, AC_R_DROP_FIB,
-			       rx_dmac);
+	p.ifindex = in_ifindex;
+	if (nh) {
+		nh->expires = 0; /* valid again only after a successful lookup */
+		nh->instance_id = id;
+		nh->generation = inst->generation;
+		nh->in_ifindex = in_ifindex;
+		nh->saddr = saddr;
+	}
+	int r = ac_fib_redirect(ctx, &p, AC_R_FWD_REMOTE, AC_R_PASS_NO_NEIGH, AC_R_DROP_FIB,
+				rx_dmac, nh);
+
+	if (nh && r == XDP_REDIRECT)
+		nh->expires = now + nh_ttl;
+	return r;
 }
 
 #endif

@@ -62,13 +62,24 @@ struct {
 	__array(values, struct ac_wcmp_table);
 } ac_wcmp SEC(".maps");
 
+/* Per-CPU set-associative flow cache: max_entries sets (a power of two, set by the loader; the
+ * program indexes with ac_config.flow_set_mask) of AC_FLOW_WAYS ways. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
-	__uint(max_entries, AC_FLOW_CACHE_DEFAULT);
-	__type(key, struct ac_flow_key);
-	__type(value, struct ac_flow);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AC_FLOW_CACHE_DEFAULT / AC_FLOW_WAYS);
+	__type(key, __u32);
+	__type(value, struct ac_flow_set);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ac_flow_cache SEC(".maps");
+
+/* Per-CPU next-hop cache (remote instances): FIB results, short-lived. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AC_NEXTHOP_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ac_nexthop);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_nexthop SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Instance selection: flow cache first, the service's WCMP table on a miss. */
+/* Flow cache (per-CPU, set-associative, per-set LRU) and instance selection by WCMP on a miss. */
 #ifndef AC_SELECT_H
 #define AC_SELECT_H
 
@@ -12,22 +12,110 @@ AC_INLINE const struct ac_instance *ac_instance(__u32 id)
 	return inst && (inst->flags & AC_INST_LIVE) ? inst : NULL;
 }
 
-/* Returns the instance for (SPI, SI, hash) and its id in *id, or NULL. A cached entry is used
- * only while its instance lives with the same generation and the entry has not idled out. */
-AC_INLINE const struct ac_instance *ac_select(struct xdp_md *ctx, const struct ac_config *cfg,
-					      __u32 service_id, const struct ac_nsh_info *ni,
-					      __u32 *id)
+/* The way of set holding (spsi, hash), or NULL */
+AC_INLINE struct ac_flow *ac_flow_find(struct ac_flow_set *set, __u32 spsi, __u32 hash)
 {
-	struct ac_flow_key key = { .spi_si = ni->spsi, .hash = ni->hash };
-	struct ac_flow *f = bpf_map_lookup_elem(&ac_flow_cache, &key);
-	__u64 now = cfg->flow_timeout_ns ? bpf_ktime_get_coarse_ns() : 0;
+#pragma unroll
+	for (int i = 0; i < AC_FLOW_WAYS; i++) {
+		struct ac_flow *w = &set->way[i];
+
+		if (w->spi_si == spsi && w->hash == hash)
+			return w;
+	}
+	return NULL;
+}
+
+/* The way a new key replaces: the least recently used one (an empty way has last_seen 0) */
+AC_INLINE struct ac_flow *ac_flow_victim(struct ac_flow_set *set)
+{
+	struct ac_flow *v = &set->way[0];
+
+#pragma unroll
+	for (int i = 1; i < AC_FLOW_WAYS; i++) {
+		struct ac_flow *w = &set->way[i];
+
+		if (w->last_seen < v->last_seen)
+			v = w;
+	}
+	return v;
+}
+
+/* What the forwarder needs from ac_paths for one (SPI, SI) */
+struct ac_fwd_path {
+	__u32 service_id;        /* 0: last hop */
+	__u32 slot;              /* ac_path_stats slot */
+};
+
+/* Flow cache lookup for (SPI, SI, hash) and, unless the way holds the path data of the current
+ * path epoch, the ac_paths lookup. Returns the way (found or just claimed; NULL if the set is
+ * out of range) in *fp, or -1 if (SPI, SI) has no path. *cached is set when the way's
+ * instance choice was made for this path's service and may be used. */
+AC_INLINE int ac_flow_path(const struct ac_config *cfg, const struct ac_nsh_info *ni, __u64 now,
+			   struct ac_flow **fp, struct ac_fwd_path *out, int *cached)
+{
+	/* read the epoch before ac_paths: a path written after this read is re-read next time */
+	__u32 epoch = cfg->path_epoch;
+	__u32 spsi = ni->spsi, hash = ni->hash;
+	__u32 idx = ac_flow_set_of(spsi, hash, cfg->flow_set_mask);
+	struct ac_flow_set *set = bpf_map_lookup_elem(&ac_flow_cache, &idx);
+	struct ac_flow *f = set ? ac_flow_find(set, spsi, hash) : NULL;
+
+	*fp = f;
+	*cached = 0;
+	if (f && f->path_epoch == epoch) {
+		out->service_id = f->service_id;
+		out->slot = f->path_slot;
+		*cached = 1;
+		return 0;
+	}
+	const struct ac_path *path = bpf_map_lookup_elem(&ac_paths, &spsi);
+
+	if (!path) {
+		if (f)
+			f->spi_si = 0; /* free the way */
+		return -1;
+	}
+	out->service_id = (path->flags & AC_PATH_LAST_HOP) ? 0 : path->service_id;
+	out->slot = path->stats_idx;
+	if (f) {
+		/* a path change keeps the instance choice only for the same service; for another
+		 * service it is forgotten, so a failed pick cannot leave it behind */
+		*cached = f->service_id == out->service_id;
+		if (!*cached)
+			f->instance_id = 0;
+	} else if (set) {
+		f = ac_flow_victim(set);
+		f->spi_si = spsi;
+		f->hash = hash;
+		f->instance_id = 0;
+		f->generation = 0;
+		f->last_seen = now;
+		*fp = f;
+	}
+	if (f) {
+		f->path_epoch = epoch;
+		f->service_id = (__u16)out->service_id;
+		f->path_slot = (__u16)out->slot;
+	}
+	return 0;
+}
+
+/* Instance for the flow of way f (may be NULL) on service_id: the cached choice while its
+ * instance lives with the same generation and the way has not idled past the timeout, else
+ * the service's WCMP bucket, remembered in f. Counts cache_hit, cache_miss or cache_stale. */
+AC_INLINE const struct ac_instance *ac_select(struct xdp_md *ctx, const struct ac_config *cfg,
+					      __u32 service_id, __u32 hash, struct ac_flow *f,
+					      int cached, __u64 now, __u32 *id)
+{
 	const struct ac_instance *inst;
 
-	if (f) {
+	if (f && cached && f->instance_id) {
+		__u64 timeout = cfg->flow_timeout_jiffies;
+
 		inst = ac_instance(f->instance_id);
 		if (inst && inst->generation == f->generation &&
-		    (!now || now - f->last_seen_ns < cfg->flow_timeout_ns)) {
-			f->last_seen_ns = now;
+		    (!timeout || now - f->last_seen < timeout)) {
+			f->last_seen = now;
 			*id = f->instance_id;
 			ac_note(ctx, AC_R_CACHE_HIT);
 			return inst;
@@ -41,20 +129,22 @@ AC_INLINE const struct ac_instance *ac_select(struct xdp_md *ctx, const struct a
 
 	if (!table)
 		return NULL;
-	__u32 bucket = ni->hash % AC_WCMP_BUCKETS;
+	__u32 bucket = hash % AC_WCMP_BUCKETS;
 	__u32 *slot = bpf_map_lookup_elem(table, &bucket);
 
 	if (!slot || !*slot)
 		return NULL;
-	inst = ac_instance(*slot);
+	__u32 pick = *slot;
+
+	inst = ac_instance(pick);
 	if (!inst)
 		return NULL;
-
-	struct ac_flow nf = { .instance_id = *slot, .generation = inst->generation,
-			      .last_seen_ns = now };
-
-	bpf_map_update_elem(&ac_flow_cache, &key, &nf, BPF_ANY);
-	*id = *slot;
+	if (f) {
+		f->instance_id = pick;
+		f->generation = inst->generation;
+		f->last_seen = now;
+	}
+	*id = pick;
 	return inst;
 }
 

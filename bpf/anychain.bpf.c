@@ -36,7 +36,7 @@ AC_INLINE int ac_ip_rx(struct xdp_md *ctx, const struct ac_config *cfg, __u16 et
 		if (r)
 			return AC_DROP(ctx, r);
 		ac_note(ctx, AC_R_PROXY_RETURN);
-		return ac_nsh_rx(ctx, cfg, rx_dmac, 0);
+		return ac_nsh_rx(ctx, cfg, rx_dmac, 0, 0);
 	}
 	if (!(ifc->flags & AC_IF_CLASSIFY))
 		return AC_PASS(ctx, AC_R_PASS_NOT_OURS);
@@ -61,7 +61,7 @@ AC_INLINE int ac_ip_rx(struct xdp_md *ctx, const struct ac_config *cfg, __u16 et
 	if (r)
 		return AC_DROP(ctx, r);
 	ac_note(ctx, AC_R_CLASSIFIED);
-	return ac_forward(ctx, cfg, &ni, rx_dmac);
+	return ac_forward_body(ctx, cfg, &ni, rx_dmac);
 }
 
 SEC("xdp")
@@ -82,7 +82,7 @@ int anychain_xdp(struct xdp_md *ctx)
 	ac_copy_mac(rx_dmac, eth->h_dest);
 
 	if (eth->h_proto == bpf_htons(AC_ETH_P_NSH))
-		return ac_nsh_rx(ctx, cfg, rx_dmac, 0);
+		return ac_nsh_rx(ctx, cfg, rx_dmac, 0, 1);
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
 		return ac_ip_rx(ctx, cfg, ETH_P_IPV6, rx_dmac);
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
@@ -105,7 +105,7 @@ int anychain_xdp(struct xdp_md *ctx)
 			if (r)
 				return AC_DROP(ctx, r);
 			ac_note(ctx, AC_R_GPE_DECAP);
-			return ac_nsh_rx(ctx, cfg, rx_dmac, vni);
+			return ac_nsh_rx(ctx, cfg, rx_dmac, vni, 0);
 		}
 	}
 	return ac_ip_rx(ctx, cfg, ETH_P_IP, rx_dmac);

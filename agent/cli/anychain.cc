@@ -432,10 +432,9 @@ int run_flows(const Global& g, std::optional<uint32_t> spi, size_t limit) {
   std::sort(flows->begin(), flows->end(), [](const dp::FlowEntry& a, const dp::FlowEntry& b) {
     return std::tuple(a.spi, -static_cast<int>(a.si), a.hash) < std::tuple(b.spi, -static_cast<int>(b.si), b.hash);
   });
-  uint64_t now = monotonic_ns();
   json out = json::array();
   for (const auto& f : *flows) {
-    double age = f.last_seen_ns && now > f.last_seen_ns ? static_cast<double>(now - f.last_seen_ns) / 1e9 : 0.0;
+    double age = f.age_s;
     out.push_back({{"spi", f.spi}, {"si", f.si}, {"hash", hex32(f.hash)}, {"instance", f.instance_id},
                    {"generation", f.generation}, {"age_s", std::round(age * 1000) / 1000}, {"cpus", f.cpus}});
   }

@@ -10,12 +10,14 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 #include <xdp/libxdp.h>
 
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
+#include <fstream>
 #include "common/format.h"
 
 #include "anychain.skel.h"
@@ -25,6 +27,8 @@ namespace anychain::dataplane {
 namespace {
 
 constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
+// a flow cache way keeps the service id and the path counter slot in 16 bits each
+static_assert(AC_MAX_SERVICES <= 65536 && AC_MAX_PATHS <= 65536);
 constexpr const char* kProgName = "anychain_xdp";
 
 const char* const kReasonNames[AC_R_MAX] = {
@@ -85,6 +89,18 @@ Result<XdpMode> parse_xdp_mode(std::string_view s) {
 }
 
 const char* reason_name(uint32_t r) { return r < AC_R_MAX ? kReasonNames[r] : "unknown"; }
+
+uint64_t tick_ns() {
+  static const uint64_t tick = [] {
+    timespec res{};
+    if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0 || res.tv_sec != 0 || res.tv_nsec <= 0)
+      return uint64_t{1'000'000};  // not expected on Linux; 1 ms = HZ 1000, the shortest tick
+    return static_cast<uint64_t>(res.tv_nsec);
+  }();
+  return tick;
+}
+
+uint64_t ns_to_jiffies(uint64_t ns) { return ns / tick_ns() + (ns % tick_ns() != 0); }
 
 Result<Prefix> parse_prefix(std::string_view text) {
   Prefix p;
@@ -182,14 +198,16 @@ Dataplane::~Dataplane() = default;
 Result<Dataplane> Dataplane::open(const Options& opts) {
   if (auto r = require_root(); !r) return std::unexpected(r.error());
   if (auto r = ensure_bpffs(opts.pin_root); !r) return std::unexpected(r.error());
-  if (opts.flow_cache_entries < 1024 || opts.proxy_entries < 256)
-    return fail("flow cache needs >= 1024 entries and the proxy >= 256", EINVAL);
+  if (opts.flow_cache_entries < AC_FLOW_CACHE_MIN || (opts.flow_cache_entries & (opts.flow_cache_entries - 1)) ||
+      opts.proxy_entries < 256)
+    return fail(format("flow cache needs a power of two >= {} entries (got {}) and the proxy >= 256",
+                       AC_FLOW_CACHE_MIN, opts.flow_cache_entries), EINVAL);
 
   LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = opts.pin_root.c_str());
   ::anychain_bpf* raw = anychain_bpf__open_opts(&oo);
   if (!raw) return fail_errno("open the anychain BPF object");
   std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel(raw, [](::anychain_bpf* s) { anychain_bpf__destroy(s); });
-  bpf_map__set_max_entries(skel->maps.ac_flow_cache, opts.flow_cache_entries);
+  bpf_map__set_max_entries(skel->maps.ac_flow_cache, opts.flow_cache_entries / AC_FLOW_WAYS);
   bpf_map__set_max_entries(skel->maps.ac_proxy, opts.proxy_entries);
   if (int err = anychain_bpf__load(skel.get()); err != 0)
     return fail_errno(format("load the anychain BPF object (maps pinned under {} may be from an "
@@ -197,7 +215,32 @@ Result<Dataplane> Dataplane::open(const Options& opts) {
                                   opts.pin_root), err);
   Dataplane dp(std::move(skel), opts);
   if (auto r = dp.load_path_slots(); !r) return std::unexpected(r.error());
+  if (auto r = dp.init_config(); !r) return std::unexpected(r.error());
   return dp;
+}
+
+// The loader owns the flow cache geometry: the program indexes sets with flow_set_mask.
+Result<void> Dataplane::init_config() {
+  int fd = bpf_map__fd(skel_->maps.ac_config);
+  uint32_t zero = 0;
+  ac_config v{};
+  if (bpf_map_lookup_elem(fd, &zero, &v) != 0) return fail_errno("read config");
+  v.flow_set_mask = flow_sets() - 1;
+  if (bpf_map_update_elem(fd, &zero, &v, BPF_ANY) != 0) return fail_errno("write config");
+  return {};
+}
+
+uint32_t Dataplane::flow_sets() const { return bpf_map__max_entries(skel_->maps.ac_flow_cache); }
+
+// Every ac_paths change: flow cache ways holding path data of an older epoch re-read ac_paths.
+Result<void> Dataplane::bump_path_epoch() {
+  int fd = bpf_map__fd(skel_->maps.ac_config);
+  uint32_t zero = 0;
+  ac_config v{};
+  if (bpf_map_lookup_elem(fd, &zero, &v) != 0) return fail_errno("read config");
+  ++v.path_epoch;
+  if (bpf_map_update_elem(fd, &zero, &v, BPF_ANY) != 0) return fail_errno("write config (path epoch)");
+  return {};
 }
 
 Result<void> Dataplane::load_path_slots() {
@@ -229,9 +272,15 @@ Result<void> Dataplane::set_config(const Config& c) {
   v.flags = c.symmetric_hash ? AC_CFG_SYMMETRIC_HASH : 0;
   v.flow_timeout_ns = c.flow_timeout_ns;
   uint32_t zero = 0;
-  // keep the rule count the policy writer owns
+  v.nexthop_ttl_ns = c.nexthop_ttl_ns;
+  v.flow_timeout_jiffies = ns_to_jiffies(c.flow_timeout_ns);
+  v.nexthop_ttl_jiffies = ns_to_jiffies(c.nexthop_ttl_ns);
+  // keep what the policy writer, the loader and the path writer own
   ac_config old{};
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ac_config), &zero, &old) == 0) v.policies = old.policies;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ac_config), &zero, &old) != 0) return fail_errno("read config");
+  v.policies = old.policies;
+  v.flow_set_mask = old.flow_set_mask;
+  v.path_epoch = old.path_epoch;
   v.gpe_port = c.gpe_port;
   v.default_ttl = c.default_ttl;
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ac_config), &zero, &v, BPF_ANY) != 0) return fail_errno("write config");
@@ -246,6 +295,7 @@ Result<Config> Dataplane::config() const {
   c.local_endpoint.s_addr = v.local_endpoint;
   c.symmetric_hash = v.flags & AC_CFG_SYMMETRIC_HASH;
   c.flow_timeout_ns = v.flow_timeout_ns;
+  c.nexthop_ttl_ns = v.nexthop_ttl_ns;
   c.gpe_port = v.gpe_port;
   c.default_ttl = v.default_ttl;
   return c;
@@ -313,7 +363,7 @@ Result<void> Dataplane::set_path(uint32_t spi, uint8_t si, uint32_t service_id, 
   v.flags = last_hop ? AC_PATH_LAST_HOP : 0;
   if (bpf_map_update_elem(fd, &key, &v, BPF_ANY) != 0) return fail_errno(format("write path {}:{}", spi, si));
   path_slot_used_[v.stats_idx] = true;
-  return {};
+  return bump_path_epoch();
 }
 
 Result<void> Dataplane::del_path(uint32_t spi, uint8_t si) {
@@ -323,7 +373,7 @@ Result<void> Dataplane::del_path(uint32_t spi, uint8_t si) {
   if (bpf_map_lookup_elem(fd, &key, &old) != 0) return fail(format("no path {}:{}", spi, si), ENOENT);
   if (bpf_map_delete_elem(fd, &key) != 0) return fail_errno(format("delete path {}:{}", spi, si));
   if (old.stats_idx < AC_MAX_PATHS) path_slot_used_[old.stats_idx] = false;
-  return {};
+  return bump_path_epoch();
 }
 
 Result<uint32_t> Dataplane::set_instance(const Instance& in) {
@@ -457,40 +507,67 @@ Result<ac_counter> Dataplane::instance_stats(uint32_t id) const {
   return read_percpu_counter(bpf_map__fd(skel_->maps.ac_inst_stats), id, "instance stats");
 }
 
-Result<std::vector<FlowEntry>> Dataplane::flows(size_t limit) const {
-  int fd = bpf_map__fd(skel_->maps.ac_flow_cache);
+Result<uint64_t> current_jiffies() {
+  std::ifstream f("/proc/timer_list");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("jiffies: ", 0) == 0) return std::stoull(line.substr(9));
+  return fail("cannot read jiffies from /proc/timer_list", ENOENT);
+}
+
+Result<std::vector<FlowEntry>> read_flow_sets(int fd, uint32_t nsets, size_t limit, std::optional<uint32_t> spi) {
   std::vector<FlowEntry> out;
-  std::vector<ac_flow> vals(num_cpus());
-  ac_flow_key key{}, next{};
-  ac_flow_key* prev = nullptr;
-  while (out.size() < limit && bpf_map_get_next_key(fd, prev, &next) == 0) {
-    key = next;
-    prev = &key;
-    if (bpf_map_lookup_elem(fd, &key, vals.data()) != 0) continue;  // evicted meanwhile
-    FlowEntry e{};
-    uint32_t spsi = ntohl(key.spi_si);
-    e.spi = spsi >> 8;
-    e.si = spsi & 0xff;
-    e.hash = key.hash;
-    for (const auto& v : vals) {
-      if (v.instance_id == 0) continue;
-      ++e.cpus;
-      if (e.cpus == 1 || v.last_seen_ns >= e.last_seen_ns) {
-        e.last_seen_ns = v.last_seen_ns;
-        e.instance_id = v.instance_id;
-        e.generation = v.generation;
+  std::vector<ac_flow_set> sets(num_cpus());
+  auto now = current_jiffies();
+  for (uint32_t idx = 0; idx < nsets && out.size() < limit; ++idx) {
+    if (bpf_map_lookup_elem(fd, &idx, sets.data()) != 0) return fail_errno(format("read flow cache set {}", idx));
+    // the same key can sit in this set on several CPUs: one entry, newest choice
+    size_t first = out.size();
+    for (const auto& set : sets) {
+      for (const auto& w : set.way) {
+        if (w.spi_si == 0 || w.instance_id == 0) continue;
+        uint32_t spsi = ntohl(w.spi_si);
+        if (spi && (spsi >> 8) != *spi) continue;
+        auto it = std::find_if(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+                               [&](const FlowEntry& e) { return spsi_key(e.spi, e.si) == w.spi_si && e.hash == w.hash; });
+        if (it == out.end()) {
+          out.push_back(FlowEntry{spsi >> 8, static_cast<uint8_t>(spsi & 0xff), w.hash, 0, 0, 0, 0, idx, -1});
+          it = out.end() - 1;
+        }
+        ++it->cpus;
+        if (it->cpus == 1 || w.last_seen >= it->last_seen) {
+          it->last_seen = w.last_seen;
+          it->instance_id = w.instance_id;
+          it->generation = w.generation;
+        }
       }
     }
-    if (e.cpus) out.push_back(e);
   }
+  if (out.size() > limit) out.resize(limit);
+  if (now)
+    for (auto& e : out)
+      e.age_s = *now > e.last_seen ? static_cast<double>(*now - e.last_seen) * static_cast<double>(tick_ns()) / 1e9 : 0.0;
   return out;
+}
+
+Result<std::vector<FlowEntry>> Dataplane::flows(size_t limit) const {
+  return read_flow_sets(bpf_map__fd(skel_->maps.ac_flow_cache), flow_sets(), limit);
 }
 
 Result<void> Dataplane::flush_flows() {
   int fd = bpf_map__fd(skel_->maps.ac_flow_cache);
-  ac_flow_key key{};
-  while (bpf_map_get_next_key(fd, nullptr, &key) == 0)
-    if (bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT) return fail_errno("flush flow cache");
+  std::vector<ac_flow_set> empty(num_cpus());
+  const uint32_t n = flow_sets();
+  for (uint32_t idx = 0; idx < n; ++idx)
+    if (bpf_map_update_elem(fd, &idx, empty.data(), BPF_ANY) != 0) return fail_errno("flush flow cache");
+  return {};
+}
+
+Result<void> Dataplane::flush_nexthops() {
+  int fd = bpf_map__fd(skel_->maps.ac_nexthop);
+  std::vector<ac_nexthop> empty(num_cpus());
+  for (uint32_t slot = 0; slot < AC_NEXTHOP_SLOTS; ++slot)
+    if (bpf_map_update_elem(fd, &slot, empty.data(), BPF_ANY) != 0) return fail_errno("flush next-hop cache");
   return {};
 }
 
@@ -559,7 +636,7 @@ Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
   bpf_object* obj = bpf_object__open_mem(elf, sz, &oo);
   if (!obj) return fail_errno("open the anychain BPF object");
   std::unique_ptr<bpf_object, void (*)(bpf_object*)> obj_guard(obj, bpf_object__close);
-  bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_flow_cache"), opts_.flow_cache_entries);
+  bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_flow_cache"), opts_.flow_cache_entries / AC_FLOW_WAYS);
   bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_proxy"), opts_.proxy_entries);
   DECLARE_LIBXDP_OPTS(xdp_program_opts, xo, .obj = obj, .prog_name = kProgName);
   xdp_program* prog = xdp_program__create(&xo);

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,7 +30,8 @@ Result<XdpMode> parse_xdp_mode(std::string_view s);
 
 struct Options {
   std::string pin_root = AC_PIN_ROOT;
-  uint32_t flow_cache_entries = AC_FLOW_CACHE_DEFAULT;  // per CPU
+  // per CPU: a power of two >= AC_FLOW_CACHE_MIN, in sets of AC_FLOW_WAYS entries
+  uint32_t flow_cache_entries = AC_FLOW_CACHE_DEFAULT;
   uint32_t proxy_entries = AC_PROXY_DEFAULT;
 };
 
@@ -37,6 +39,9 @@ struct Config {
   in_addr local_endpoint{};       // this node's NSH endpoint
   bool symmetric_hash = false;    // default for policies without their own flag
   uint64_t flow_timeout_ns = 60'000'000'000ULL;
+  // A remote instance's FIB result (egress, MACs) is reused for this long (0: a FIB lookup per
+  // packet); route and neighbour changes take effect within it, instance changes at once.
+  uint64_t nexthop_ttl_ns = AC_NEXTHOP_TTL_DEFAULT;
   uint16_t gpe_port = AC_VXLAN_GPE_PORT;
   uint8_t default_ttl = AC_NSH_DEFAULT_TTL;
 };
@@ -78,8 +83,10 @@ struct FlowEntry {
   uint32_t hash;
   uint32_t instance_id;
   uint32_t generation;
-  uint64_t last_seen_ns;          // newest over CPUs
+  uint64_t last_seen;             // jiffies (the kernel's tick counter), newest over CPUs
   int cpus;                       // CPUs holding the entry
+  uint32_t set;                   // flow cache set the entry lives in
+  double age_s;                   // since last_seen (-1 if the kernel's jiffies are not readable)
 };
 
 struct PathEntry {
@@ -140,8 +147,13 @@ class Dataplane {
   Result<std::vector<ac_counter>> stats() const;              // indexed by ac_reason
   Result<ac_counter> path_stats(uint32_t spi, uint8_t si) const;
   Result<ac_counter> instance_stats(uint32_t id) const;
+  // Flow cache ways that hold an instance choice (ways holding only a last hop's path data are
+  // not listed).
   Result<std::vector<FlowEntry>> flows(size_t limit = SIZE_MAX) const;
   Result<void> flush_flows();
+  uint32_t flow_sets() const;  // sets per CPU
+  // Forget every cached FIB result (e.g. after a route change, instead of waiting for the TTL).
+  Result<void> flush_nexthops();
 
   int prog_fd() const;
   int map_fd(std::string_view name) const;
@@ -158,6 +170,8 @@ class Dataplane {
  private:
   Dataplane(std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel, Options opts);
   Result<void> load_path_slots();
+  Result<void> init_config();
+  Result<void> bump_path_epoch();
 
   std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel_;
   Options opts_;
@@ -166,6 +180,17 @@ class Dataplane {
 
 const char* reason_name(uint32_t r);
 Result<Mac> interface_mac(const std::string& ifname);  // of an interface of this netns  // ac_reason -> "drop_ttl", ...
+
+// The kernel's tick length (the resolution of CLOCK_MONOTONIC_COARSE and of jiffies), and a
+// duration in ns as jiffies, rounded up (0 stays 0).
+uint64_t tick_ns();
+uint64_t ns_to_jiffies(uint64_t ns);
+// The kernel's jiffies now (from /proc/timer_list; root only).
+Result<uint64_t> current_jiffies();
+// Decode the flow cache (fd: ac_flow_cache, nsets of AC_FLOW_WAYS ways per CPU): one entry per
+// (SPI, SI, hash), its newest choice over the CPUs; optionally of one SPI only.
+Result<std::vector<FlowEntry>> read_flow_sets(int fd, uint32_t nsets, size_t limit,
+                                              std::optional<uint32_t> spi = std::nullopt);
 
 // Privilege and bpffs checks with errors that say what to do.
 Result<void> require_root();

@@ -65,7 +65,7 @@ Result<PinnedMaps> PinnedMaps::open(const std::string& pin_root) {
   } want[] = {{"ac_stats", &m.stats_, nullptr},
               {"ac_paths", &m.paths_, nullptr},
               {"ac_path_stats", &m.path_stats_, nullptr},
-              {"ac_flow_cache", &m.flows_, &m.flow_cache_entries_},
+              {"ac_flow_cache", &m.flows_, &m.flow_sets_},
               {"ac_proxy", &m.proxy_, &m.proxy_entries_}};
   for (auto& w : want) {
     auto fd = get_pinned(pin_root, w.name, w.max);
@@ -110,32 +110,7 @@ Result<std::vector<PathCounter>> PinnedMaps::path_stats() const {
 }
 
 Result<std::vector<FlowEntry>> PinnedMaps::flows(size_t limit, std::optional<uint32_t> spi) const {
-  std::vector<FlowEntry> out;
-  std::vector<ac_flow> vals(num_cpus());
-  ac_flow_key key{}, next{};
-  ac_flow_key* prev = nullptr;
-  while (out.size() < limit && bpf_map_get_next_key(flows_.get(), prev, &next) == 0) {
-    key = next;
-    prev = &key;
-    uint32_t spsi = ntohl(key.spi_si);
-    if (spi && (spsi >> 8) != *spi) continue;
-    if (bpf_map_lookup_elem(flows_.get(), &key, vals.data()) != 0) continue;  // evicted meanwhile
-    FlowEntry e{};
-    e.spi = spsi >> 8;
-    e.si = spsi & 0xff;
-    e.hash = key.hash;
-    for (const auto& v : vals) {
-      if (v.instance_id == 0) continue;
-      ++e.cpus;
-      if (e.cpus == 1 || v.last_seen_ns >= e.last_seen_ns) {
-        e.last_seen_ns = v.last_seen_ns;
-        e.instance_id = v.instance_id;
-        e.generation = v.generation;
-      }
-    }
-    if (e.cpus) out.push_back(e);
-  }
-  return out;
+  return read_flow_sets(flows_.get(), flow_sets_, limit, spi);
 }
 
 }  // namespace anychain::dataplane

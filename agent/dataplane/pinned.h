@@ -33,7 +33,7 @@ class PinnedMaps {
   // Flow cache entries (decoded like Dataplane::flows), optionally of one SPI only.
   Result<std::vector<FlowEntry>> flows(size_t limit = SIZE_MAX, std::optional<uint32_t> spi = std::nullopt) const;
   // max_entries of the pinned flow cache and proxy maps (to load a matching program instance).
-  uint32_t flow_cache_entries() const { return flow_cache_entries_; }
+  uint32_t flow_cache_entries() const { return flow_sets_ * AC_FLOW_WAYS; }  // per CPU
   uint32_t proxy_entries() const { return proxy_entries_; }
   const std::string& pin_root() const { return pin_root_; }
 
@@ -41,7 +41,7 @@ class PinnedMaps {
   PinnedMaps() = default;
   std::string pin_root_;
   UniqueFd stats_, paths_, path_stats_, flows_, proxy_;
-  uint32_t flow_cache_entries_ = 0, proxy_entries_ = 0;
+  uint32_t flow_sets_ = 0, proxy_entries_ = 0;
 };
 
 }  // namespace anychain::dataplane

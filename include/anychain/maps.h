@@ -22,7 +22,11 @@
 #define AC_MAX_INSTANCES 16384   /* instance ids 1..; 0 means "none" */
 #define AC_MAX_IFACES 256
 #define AC_WCMP_BUCKETS 4093     /* buckets per service table (prime, Maglev) */
-#define AC_FLOW_CACHE_DEFAULT 65536 /* per-CPU LRU entries; resized by the loader */
+#define AC_FLOW_CACHE_DEFAULT 65536 /* per-CPU flow cache entries (ways); resized by the loader */
+#define AC_FLOW_WAYS 4           /* flow cache: ways per set (the set is the LRU unit) */
+#define AC_FLOW_CACHE_MIN 1024   /* smallest flow cache (entries per CPU, a power of two) */
+#define AC_NEXTHOP_TTL_DEFAULT 1000000000ULL /* next-hop cache lifetime, ns (1 s) */
+#define AC_NEXTHOP_SLOTS 16384   /* next-hop cache entries per CPU, a power of two */
 #define AC_PROXY_DEFAULT 16384
 #define AC_PROXY_NSH_MAX 252     /* NSH bytes the SFC proxy keeps per flow (largest NSH) */
 
@@ -37,6 +41,16 @@ struct ac_config {
 	__u16 gpe_port;         /* UDP port of VXLAN-GPE, host order (4790) */
 	__u8 default_ttl;       /* NSH TTL pushed by the classifier */
 	__u8 pad;
+	__u32 flow_set_mask;    /* flow cache sets - 1 (a power of two - 1); written by the loader */
+	__u32 path_epoch;       /* bumped on every ac_paths change: cached path data of another
+				 * epoch is re-read from ac_paths */
+	__u64 nexthop_ttl_ns;   /* lifetime of a cached FIB result for a remote instance,
+				 * 0 = a FIB lookup per packet */
+	/* What the program uses: the two above in jiffies (bpf_jiffies64(), inlined by the
+	 * verifier: no helper call), rounded up; the library converts with the tick length
+	 * (clock_getres(CLOCK_MONOTONIC_COARSE)). Resolution: one tick. */
+	__u64 flow_timeout_jiffies;
+	__u64 nexthop_ttl_jiffies;
 };
 
 /* ac_ifaces: ifindex -> role of that interface */
@@ -89,16 +103,60 @@ struct ac_instance {
 	__u16 service_id;        /* the service it serves */
 };
 
-/* ac_flow_cache: (SPI, SI, flow hash) -> chosen instance */
-struct ac_flow_key {
-	__u32 spi_si;            /* network order */
-	__u32 hash;
-};
+/* ac_flow_cache: per-CPU array of sets, AC_FLOW_WAYS ways each. (SPI, SI, flow hash) selects a
+ * set (ac_flow_set_of) and is compared against every way's key; a miss replaces the set's least
+ * recently used way. A way caches the chosen instance and, tagged with the path epoch, what the
+ * forwarder needs from ac_paths, so a hit needs neither the path nor the WCMP lookup. */
 struct ac_flow {
-	__u32 instance_id;
+	__u64 last_seen;         /* jiffies (bpf_jiffies64()): idle timeout and the set's LRU
+				  * order; 0 = never used */
+	__u32 spi_si;            /* network order; 0 = empty way (SI 0 is never forwarded) */
+	__u32 hash;              /* flow hash */
+	__u32 instance_id;       /* 0 for a last-hop (SPI, SI) */
 	__u32 generation;        /* must equal the instance's, else the entry is stale */
-	__u64 last_seen_ns;      /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC_COARSE) */
+	__u32 path_epoch;        /* service_id and path_slot are valid while this equals
+				  * ac_config.path_epoch */
+	__u16 service_id;        /* the path's service; 0 = last hop */
+	__u16 path_slot;         /* the path's ac_path_stats slot */
 };
+struct ac_flow_set {
+	struct ac_flow way[AC_FLOW_WAYS];
+};
+
+/* Set of (SPI/SI word as on the wire, flow hash) in a cache of mask + 1 sets (BPF and C++).
+ * The SI is the word's top byte on a little-endian load: the fold brings it down to the low
+ * bits, so the SIs of one flow spread over sets too. */
+static inline __u32 ac_flow_set_of(__u32 spi_si, __u32 hash, __u32 mask)
+{
+	__u32 x = spi_si * 0x9e3779b1u;
+
+	x ^= x >> 16;
+	return (hash ^ x) & mask;
+}
+
+/* ac_nexthop: per-CPU, direct-mapped by (instance id, ingress interface) (ac_nexthop_slot): the
+ * FIB result for a remote instance's endpoint. The key is kept and compared; a collision only
+ * costs a FIB lookup. */
+struct ac_nexthop {
+	__u64 expires;           /* jiffies; the entry is used only before this; 0 = empty */
+	__u32 instance_id;
+	__u32 generation;        /* the instance's generation when it was filled */
+	__u32 in_ifindex;        /* ingress interface the FIB was asked for */
+	__u32 ifindex;           /* egress interface */
+	__be32 saddr;            /* outer source (local endpoint) the FIB was asked for */
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u16 mtu;               /* the FIB's MTU for the route: longer packets ask the FIB */
+	__u16 pad;
+	__u32 pad2;
+};
+
+static inline __u32 ac_nexthop_slot(__u32 instance_id, __u32 in_ifindex)
+{
+	__u32 x = instance_id * 0x9e3779b1u ^ in_ifindex * 0x85ebca6bu;
+
+	return (x ^ (x >> 15)) & (AC_NEXTHOP_SLOTS - 1);
+}
 
 /* ac_proxy: NSH held by the SFC proxy while an NSH-unaware VNF has the packet */
 struct ac_proxy_key {

@@ -1,6 +1,10 @@
 // Packet in -> verdict and exact bytes out, for every path of the fast path and every malformed
 // case (each checks its drop counter). Runs in a private netns/bpffs (see fastpath_fixture).
 #include <linux/if_ether.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <set>
 
 #include "fastpath_fixture.h"
 
@@ -212,9 +216,26 @@ TEST(FastPathHash, SymmetricPolicyHashesBothDirectionsAlike) {
   EXPECT_EQ(get32(r.out, 50 + 8), ab.hash(true));  // MD1 context word 0 after the GPE stack
 }
 
+// The flow cache and the next-hop cache are per CPU: tests of their state run on one CPU.
+class PinCpu {
+ public:
+  PinCpu() {
+    sched_getaffinity(0, sizeof old_, &old_);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) throw std::runtime_error("sched_setaffinity");
+  }
+  ~PinCpu() { sched_setaffinity(0, sizeof old_, &old_); }
+
+ private:
+  cpu_set_t old_;
+};
+
 // 7: flow cache: hits keep a flow on its instance across table changes; a withdrawn instance's
 // entries are never used again.
 TEST(FlowCache, HitsSurviveTableChangeAndWithdrawalRebalances) {
+  PinCpu pin;
   auto& d = FastPathEnv::dataplane();
   Flow f{"192.168.7.7", "203.0.113.77", {}};
   f.l4.sport = 4242;
@@ -256,6 +277,257 @@ TEST(FlowCache, HitsSurviveTableChangeAndWithdrawalRebalances) {
   ASSERT_TRUE(d.flush_flows().has_value());
   auto r4 = run_prog(prog(), "src0", in);
   EXPECT_EQ(Bytes(r4.out.begin(), r4.out.begin() + 6), Bytes(kVnf0Peer.begin(), kVnf0Peer.end()));
+}
+
+Bytes nsh_frame(const Nsh& n, const Bytes& inner = kV4.ip());
+
+Bytes dst_mac(const RunResult& r) { return Bytes(r.out.begin(), r.out.begin() + 6); }
+Bytes mac_bytes(const Mac& m) { return Bytes(m.begin(), m.end()); }
+
+// 7b: a hit takes the path data from the cache way (no ac_paths lookup) while the path epoch is
+// unchanged, whatever else is written; any set_path/del_path makes the next packet re-read it.
+TEST(FlowCache, HitSkipsPathLookupUntilThePathEpochChanges) {
+  PinCpu pin;
+  auto& d = FastPathEnv::dataplane();
+  Nsh n = nsh_for(kV4, 100, 255, 30);
+  n.ctx[0] = 0x5eed0001;
+  const Bytes in = nsh_frame(n);
+  const int paths = d.map_fd("ac_paths");
+  const uint32_t key = htonl(AC_SPI_SI(100, 255));
+  ac_path saved{};
+  ASSERT_EQ(bpf_map_lookup_elem(paths, &key, &saved), 0);
+
+  ASSERT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);  // fills the way
+  // unrelated writes: config, an instance, a WCMP table, an interface; and the path itself is
+  // removed behind the dataplane library's back (no epoch bump)
+  auto cfg = d.config();
+  ASSERT_TRUE(cfg.has_value());
+  ASSERT_TRUE(d.set_config(*cfg).has_value());
+  dp::Instance remote{.id = kInstRemote, .local = false};
+  inet_pton(AF_INET, kRemoteEndpoint, &remote.endpoint);
+  remote.vni = 7;
+  ASSERT_TRUE(d.set_instance(remote).has_value());
+  ASSERT_TRUE(d.set_wcmp_table(kSvcRemote, table_of(kInstRemote)).has_value());
+  ASSERT_TRUE(d.set_interface(FastPathEnv::ifindex("vnf1"), AC_IF_VNF, kInstProxy, kVnf1Host).has_value());
+  ASSERT_EQ(bpf_map_delete_elem(paths, &key), 0);
+  {
+    Counters c;
+    auto r = run_prog(prog(), "vnf0", in);
+    EXPECT_EQ(r.verdict, XDP_REDIRECT) << "a hit must not need ac_paths";
+    EXPECT_EQ(dst_mac(r), mac_bytes(kVnf0Peer));
+    EXPECT_EQ(c.delta(AC_R_CACHE_HIT), 1u);
+    EXPECT_EQ(c.delta(AC_R_DROP_NO_PATH), 0u);
+  }
+  // any path write bumps the epoch: the path is re-read, and it is gone
+  ASSERT_TRUE(d.set_path(100, 253, 0, true).has_value());
+  {
+    Counters c;
+    EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_DROP);
+    EXPECT_EQ(c.delta(AC_R_DROP_NO_PATH), 1u);
+  }
+  // back, through the library (same counter slot): a miss (the way was freed), then hits
+  ASSERT_EQ(bpf_map_update_elem(paths, &key, &saved, BPF_ANY), 0);
+  ASSERT_TRUE(d.set_path(100, 255, kSvcLocal, false).has_value());
+  {
+    Counters c;
+    auto p0 = d.path_stats(100, 255);
+    ASSERT_TRUE(p0.has_value());
+    EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
+    EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
+    EXPECT_EQ(c.delta(AC_R_CACHE_MISS), 1u);
+    EXPECT_EQ(c.delta(AC_R_CACHE_HIT), 1u);
+    EXPECT_EQ(d.path_stats(100, 255)->packets - p0->packets, 2u) << "hits count per (SPI, SI) too";
+  }
+  // the path moves to another service: the cached instance (of the old service) is not used
+  ASSERT_TRUE(d.set_path(100, 255, kSvcRemote, false).has_value());
+  {
+    Counters c;
+    auto r = run_prog(prog(), "vnf0", in);
+    EXPECT_EQ(r.verdict, XDP_REDIRECT);
+    EXPECT_EQ(dst_mac(r), mac_bytes(kCore0Peer));
+    EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 1u);
+    EXPECT_EQ(c.delta(AC_R_CACHE_MISS), 1u);
+  }
+  // and to a last hop: popped and routed
+  ASSERT_TRUE(d.set_path(100, 255, 0, true).has_value());
+  {
+    Counters c;
+    EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
+    EXPECT_EQ(c.delta(AC_R_FWD_LAST_HOP), 1u);
+  }
+  ASSERT_TRUE(d.set_path(100, 255, kSvcLocal, false).has_value());
+  auto r = run_prog(prog(), "vnf0", in);
+  EXPECT_EQ(dst_mac(r), mac_bytes(kVnf0Peer));
+}
+
+// 7b': when the path moves to another service whose pick fails, the way must not keep the old
+// service's instance: every following packet is dropped too, none goes to the old instance.
+TEST(FlowCache, ServiceChangeForgetsTheOldInstanceEvenWhenThePickFails) {
+  PinCpu pin;
+  auto& d = FastPathEnv::dataplane();
+  Nsh n = nsh_for(kV4, 100, 255, 30);
+  n.ctx[0] = 0x5eed0002;
+  const Bytes in = nsh_frame(n);
+  ASSERT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
+  ASSERT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);  // cached on the local instance
+  ASSERT_TRUE(d.set_path(100, 255, 9, false).has_value());  // service 9 has no WCMP table
+  Counters c;
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_DROP) << i;
+  EXPECT_EQ(c.delta(AC_R_DROP_NO_INSTANCE), 3u);
+  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_NSH), 0u);
+  EXPECT_EQ(c.delta(AC_R_CACHE_HIT), 0u);
+  ASSERT_TRUE(d.set_path(100, 255, kSvcLocal, false).has_value());
+  EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
+}
+
+// 7c: a set holds AC_FLOW_WAYS flows; one more evicts the least recently used way, and every
+// packet is still forwarded correctly.
+TEST(FlowCache, FullSetEvictsItsLeastRecentlyUsedWay) {
+  PinCpu pin;
+  auto& d = FastPathEnv::dataplane();
+  ASSERT_TRUE(d.flush_flows().has_value());
+  const uint32_t spsi = htonl(AC_SPI_SI(100, 255)), mask = d.flow_sets() - 1;
+  const uint32_t target = ac_flow_set_of(spsi, 0xfeed0000u, mask);
+  std::vector<uint32_t> h;
+  for (uint32_t x = 0xfeed0000u; h.size() < AC_FLOW_WAYS + 1; ++x)
+    if (ac_flow_set_of(spsi, x, mask) == target) h.push_back(x);
+  auto send = [&](uint32_t hash) {
+    Nsh n = nsh_for(kV4, 100, 255, 30);
+    n.ctx[0] = hash;
+    auto r = run_prog(prog(), "vnf0", nsh_frame(n));
+    Bytes want = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
+    n.ttl = 29;
+    append(want, nsh(n));
+    append(want, kV4.ip());
+    EXPECT_EQ(r.verdict, XDP_REDIRECT);
+    EXPECT_EQ(hex(r.out), hex(want)) << "hash " << hash;
+  };
+  // the LRU order is by the coarse clock: one tick is at most 10 ms
+  auto tick = [] { usleep(25000); };
+  auto cached = [&] {
+    std::set<uint32_t> in;
+    auto fl = d.flows();
+    EXPECT_TRUE(fl.has_value());
+    for (const auto& e : *fl)
+      if (e.spi == 100 && e.si == 255 && e.set == target) in.insert(e.hash);
+    return in;
+  };
+  Counters c;
+  for (size_t i = 0; i < AC_FLOW_WAYS; ++i) {
+    send(h[i]);
+    tick();
+  }
+  EXPECT_EQ(c.delta(AC_R_CACHE_MISS), AC_FLOW_WAYS);
+  EXPECT_EQ(cached(), std::set<uint32_t>(h.begin(), h.begin() + AC_FLOW_WAYS));
+  send(h[0]);  // h[0] becomes the most recently used; h[1] is now the least
+  EXPECT_EQ(c.delta(AC_R_CACHE_HIT), 1u);
+  tick();
+  send(h[AC_FLOW_WAYS]);  // one more flow in the full set
+  EXPECT_EQ(c.delta(AC_R_CACHE_MISS), AC_FLOW_WAYS + 1);
+  std::set<uint32_t> want(h.begin(), h.end());
+  want.erase(h[1]);
+  EXPECT_EQ(cached(), want);
+  tick();
+  send(h[0]);  // still cached
+  EXPECT_EQ(c.delta(AC_R_CACHE_HIT), 2u);
+  send(h[1]);  // evicted: misses, is forwarded alike, and evicts the next LRU way (h[2])
+  EXPECT_EQ(c.delta(AC_R_CACHE_MISS), AC_FLOW_WAYS + 2);
+  want.insert(h[1]);
+  want.erase(h[2]);
+  EXPECT_EQ(cached(), want);
+  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_NSH), AC_FLOW_WAYS + 4);
+  EXPECT_EQ(c.delta(AC_R_CACHE_STALE), 0u);
+}
+
+// 9: next-hop cache: a remote instance's FIB result is reused until it expires or the instance
+// changes; NO_NEIGH is never cached.
+class NextHopCache : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = d().config();
+    ASSERT_TRUE(c.has_value());
+    saved_ = *c;
+    ASSERT_TRUE(d().flush_nexthops().has_value());
+  }
+  void TearDown() override {
+    sh("ip neigh replace 10.0.0.2 lladdr 02:00:00:00:c0:02 dev core0 nud permanent");
+    sh("ip neigh del 10.0.0.3 dev core0 2>/dev/null");
+    EXPECT_TRUE(d().set_config(saved_).has_value());
+    dp::Instance remote{.id = kInstRemote, .local = false};
+    inet_pton(AF_INET, kRemoteEndpoint, &remote.endpoint);
+    remote.vni = 7;
+    EXPECT_TRUE(d().set_instance(remote).has_value());
+    EXPECT_TRUE(d().flush_nexthops().has_value());
+  }
+  static dp::Dataplane& d() { return FastPathEnv::dataplane(); }
+  void ttl(uint64_t ns) {
+    dp::Config c = saved_;
+    c.nexthop_ttl_ns = ns;
+    ASSERT_TRUE(d().set_config(c).has_value());
+  }
+  static RunResult to_remote() {
+    return run_prog(prog(), "vnf0", nsh_frame(nsh_for(kV4, 100, 254, 30)));
+  }
+  static constexpr Mac kMoved = {0x02, 0, 0, 0, 0xc0, 0x09};
+  PinCpu pin_;
+  dp::Config saved_;
+};
+
+TEST_F(NextHopCache, UsedUntilItExpires) {
+  ttl(500'000'000);  // 500 ms
+  EXPECT_EQ(dst_mac(to_remote()), mac_bytes(kCore0Peer));
+  ASSERT_EQ(sh("ip neigh replace 10.0.0.2 lladdr 02:00:00:00:c0:09 dev core0 nud permanent"), 0);
+  Counters c;
+  auto cachedr = to_remote();
+  EXPECT_EQ(cachedr.verdict, XDP_REDIRECT);
+  EXPECT_EQ(dst_mac(cachedr), mac_bytes(kCore0Peer)) << "within the TTL the cached next hop is used";
+  usleep(700000);
+  auto fresh = to_remote();
+  EXPECT_EQ(fresh.verdict, XDP_REDIRECT);
+  EXPECT_EQ(dst_mac(fresh), mac_bytes(kMoved)) << "after the TTL the FIB is asked again";
+  EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 2u);
+}
+
+TEST_F(NextHopCache, InstanceChangeTakesEffectAtOnce) {
+  ttl(60'000'000'000ULL);
+  EXPECT_EQ(dst_mac(to_remote()), mac_bytes(kCore0Peer));
+  ASSERT_EQ(sh("ip neigh replace 10.0.0.2 lladdr 02:00:00:00:c0:09 dev core0 nud permanent"), 0);
+  EXPECT_EQ(dst_mac(to_remote()), mac_bytes(kCore0Peer));
+  dp::Instance remote{.id = kInstRemote, .local = false};
+  inet_pton(AF_INET, kRemoteEndpoint, &remote.endpoint);
+  remote.vni = 8;  // a change: new generation
+  ASSERT_TRUE(d().set_instance(remote).has_value());
+  auto r = to_remote();
+  EXPECT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(dst_mac(r), mac_bytes(kMoved));
+  EXPECT_EQ(get32(r.out, 14 + 20 + 8 + 4) >> 8, 8u) << "VNI of the new generation";
+  // flush_nexthops() forgets a cached result at once too
+  ASSERT_EQ(sh("ip neigh replace 10.0.0.2 lladdr 02:00:00:00:c0:02 dev core0 nud permanent"), 0);
+  EXPECT_EQ(dst_mac(to_remote()), mac_bytes(kMoved));
+  ASSERT_TRUE(d().flush_nexthops().has_value());
+  EXPECT_EQ(dst_mac(to_remote()), mac_bytes(kCore0Peer));
+}
+
+TEST_F(NextHopCache, ZeroTtlAsksTheFibForEveryPacket) {
+  ttl(0);
+  EXPECT_EQ(dst_mac(to_remote()), mac_bytes(kCore0Peer));
+  ASSERT_EQ(sh("ip neigh replace 10.0.0.2 lladdr 02:00:00:00:c0:09 dev core0 nud permanent"), 0);
+  EXPECT_EQ(dst_mac(to_remote()), mac_bytes(kMoved));
+}
+
+TEST_F(NextHopCache, NoNeighbourIsNeverCached) {
+  ttl(60'000'000'000ULL);
+  Flow f{"192.168.1.10", "198.18.0.5", {}};
+  const Bytes in = frame(kSrc0, kSrcHost, ETH_P_IP, f.ip());
+  Counters c;
+  EXPECT_EQ(run_prog(prog(), "src0", in).verdict, XDP_PASS);
+  EXPECT_EQ(run_prog(prog(), "src0", in).verdict, XDP_PASS);
+  EXPECT_EQ(c.delta(AC_R_PASS_NO_NEIGH), 2u);
+  ASSERT_EQ(sh("ip neigh replace 10.0.0.3 lladdr 02:00:00:00:c0:09 dev core0 nud permanent"), 0);
+  auto r = run_prog(prog(), "src0", in);
+  EXPECT_EQ(r.verdict, XDP_REDIRECT) << "the neighbour is used as soon as it is known";
+  EXPECT_EQ(dst_mac(r), mac_bytes(kMoved));
+  EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 1u);
 }
 
 TEST(FastPathStats, PathAndInstanceCountersCount) {
@@ -314,7 +586,7 @@ struct BadCase {
   uint32_t reason;
 };
 
-Bytes nsh_frame(const Nsh& n, const Bytes& inner = kV4.ip()) {
+Bytes nsh_frame(const Nsh& n, const Bytes& inner) {
   Bytes b = eth(kVnf0Host, kVnf0Peer, AC_ETH_P_NSH);
   append(b, nsh(n));
   append(b, inner);
