@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "common/log.h"
+#include "common/options.h"
 #include "control/server.h"
 #include "daemon/from_config.h"
 #include "daemon/handler.h"
@@ -42,17 +43,7 @@ int main(int argc, char** argv) {
       "flush-on-exit", po::bool_switch(&flush),
       "on SIGTERM detach XDP and remove the pinned maps (default: the fast path keeps running)");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "anychaind: " << e.what() << "\n" << desc << "\n";
-    return 2;
-  }
+  if (auto rc = parse_command_line(argc, argv, desc, vm, "anychaind")) return *rc;
   log::Level lvl;
   if (!log::parse_level(level, lvl)) {
     std::cerr << "anychaind: unknown log level '" << level << "'\n";

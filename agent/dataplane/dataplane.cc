@@ -50,18 +50,6 @@ int num_cpus() {
   return n;
 }
 
-// Sum a per-CPU ac_counter value.
-Result<ac_counter> read_percpu_counter(int fd, uint32_t key, const char* what) {
-  std::vector<ac_counter> v(num_cpus());
-  if (bpf_map_lookup_elem(fd, &key, v.data()) != 0) return fail_errno(format("read {} [{}]", what, key));
-  ac_counter sum{};
-  for (const auto& c : v) {
-    sum.packets += c.packets;
-    sum.bytes += c.bytes;
-  }
-  return sum;
-}
-
 Result<std::vector<uint32_t>> read_table(int fd) {
   std::vector<uint32_t> out(AC_WCMP_BUCKETS);
   for (uint32_t i = 0; i < AC_WCMP_BUCKETS; ++i) {
@@ -505,6 +493,18 @@ Result<ac_counter> Dataplane::path_stats(uint32_t spi, uint8_t si) const {
 
 Result<ac_counter> Dataplane::instance_stats(uint32_t id) const {
   return read_percpu_counter(bpf_map__fd(skel_->maps.ac_inst_stats), id, "instance stats");
+}
+
+// Sum a per-CPU ac_counter value.
+Result<ac_counter> read_percpu_counter(int fd, uint32_t key, const char* what) {
+  std::vector<ac_counter> v(num_cpus());
+  if (bpf_map_lookup_elem(fd, &key, v.data()) != 0) return fail_errno(format("read {} [{}]", what, key));
+  ac_counter sum{};
+  for (const auto& c : v) {
+    sum.packets += c.packets;
+    sum.bytes += c.bytes;
+  }
+  return sum;
 }
 
 Result<uint64_t> current_jiffies() {

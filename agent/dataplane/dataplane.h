@@ -187,6 +187,8 @@ uint64_t tick_ns();
 uint64_t ns_to_jiffies(uint64_t ns);
 // The kernel's jiffies now (from /proc/timer_list; root only).
 Result<uint64_t> current_jiffies();
+// Sum of a per-CPU ac_counter (fd: a per-CPU array of ac_counter).
+Result<ac_counter> read_percpu_counter(int fd, uint32_t key, const char* what);
 // Decode the flow cache (fd: ac_flow_cache, nsets of AC_FLOW_WAYS ways per CPU): one entry per
 // (SPI, SI, hash), its newest choice over the CPUs; optionally of one SPI only.
 Result<std::vector<FlowEntry>> read_flow_sets(int fd, uint32_t nsets, size_t limit,

@@ -37,21 +37,6 @@ Result<UniqueFd> get_pinned(const std::string& root, const char* name, uint32_t*
   return UniqueFd(fd);
 }
 
-int num_cpus() {
-  static const int n = libbpf_num_possible_cpus();
-  return n;
-}
-
-Result<ac_counter> percpu_sum(int fd, uint32_t key, const char* what) {
-  std::vector<ac_counter> v(num_cpus());
-  if (bpf_map_lookup_elem(fd, &key, v.data()) != 0) return fail_errno(format("read {} [{}]", what, key));
-  ac_counter sum{};
-  for (const auto& c : v) {
-    sum.packets += c.packets;
-    sum.bytes += c.bytes;
-  }
-  return sum;
-}
 
 }  // namespace
 
@@ -78,7 +63,7 @@ Result<PinnedMaps> PinnedMaps::open(const std::string& pin_root) {
 Result<std::vector<ac_counter>> PinnedMaps::stats() const {
   std::vector<ac_counter> out(AC_R_MAX);
   for (uint32_t r = 0; r < AC_R_MAX; ++r) {
-    auto c = percpu_sum(stats_.get(), r, "ac_stats");
+    auto c = read_percpu_counter(stats_.get(), r, "ac_stats");
     if (!c) return std::unexpected(c.error());
     out[r] = *c;
   }
@@ -97,7 +82,7 @@ Result<std::vector<PathCounter>> PinnedMaps::path_stats() const {
     uint32_t spsi = ntohl(key);
     PathCounter pc{spsi >> 8, static_cast<uint8_t>(spsi & 0xff), p.service_id, (p.flags & AC_PATH_LAST_HOP) != 0, {}};
     if (p.stats_idx < AC_MAX_PATHS) {
-      auto c = percpu_sum(path_stats_.get(), p.stats_idx, "ac_path_stats");
+      auto c = read_percpu_counter(path_stats_.get(), p.stats_idx, "ac_path_stats");
       if (!c) return std::unexpected(c.error());
       pc.counter = *c;
     }

@@ -29,22 +29,6 @@ std::uint64_t clock_ns(clockid_t id) {
 std::uint64_t mono_ns() { return clock_ns(CLOCK_MONOTONIC); }
 std::uint64_t real_ns() { return clock_ns(CLOCK_REALTIME); }
 
-std::optional<int> parse_command_line(int argc, char** argv, const boost::program_options::options_description& desc,
-                                 boost::program_options::variables_map& vm, std::string_view tool) {
-  namespace po = boost::program_options;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << tool << ": " << e.what() << "\n" << desc << "\n";
-    return 2;
-  }
-  return std::nullopt;
-}
 
 std::string errno_text(std::string_view what) {
   const int e = errno;

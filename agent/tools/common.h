@@ -10,19 +10,17 @@
 #include <string_view>
 #include <vector>
 
+#include "common/options.h"
 #include "common/unique_fd.h"
 
 namespace anychain::tools {
+
+using anychain::parse_command_line;
 
 std::uint64_t mono_ns();  // CLOCK_MONOTONIC
 std::uint64_t real_ns();  // CLOCK_REALTIME
 
 using Fd = anychain::UniqueFd;
-
-// Parse argv with desc. Returns the exit code to leave with (0 after --help, 2 on a usage
-// error, with the message and the usage on stderr), or nothing to go on.
-std::optional<int> parse_command_line(int argc, char** argv, const boost::program_options::options_description& desc,
-                                 boost::program_options::variables_map& vm, std::string_view tool);
 
 // "what: strerror(errno)" for the current errno.
 std::string errno_text(std::string_view what);
