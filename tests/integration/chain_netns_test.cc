@@ -263,7 +263,18 @@ void run_flows(const std::string& dst, const std::string& tag, int flows, int pe
              w + "/tcpV1.log");
   Proc tcpV2(ns("vnf2"), {"tcpdump", "-i", "vnf2", "-U", "-w", w + "/vnf2.pcap", "udp", "port", "9000"},
              w + "/tcpV2.log");
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // capture programs attach
+  // start traffic only once every VNF has written its first stats (its socket is bound) and every
+  // capture says it is listening: a fixed sleep is not enough on a loaded machine
+  auto ready = [&] {
+    for (const char* f : {"/vnf1.json", "/vnf2.json", "/sink.json"})
+      if (!std::filesystem::exists(w + f)) return false;
+    for (const char* f : {"/dumpB.log", "/dumpC.log", "/tcpV1.log", "/tcpV2.log"})
+      if (read_file(w + f).find("listening on") == std::string::npos) return false;
+    return true;
+  };
+  for (int i = 0; i < 200 && !ready(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(ready()) << "VNFs or captures did not start within 10 s";
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   Proc gen(ns("src"), {ANYCHAIN_TRAFGEN, "--dst", dst, "--dport", "9000", "--flows-per-sec", "20", "--flow-duration",
                        "0.5", "--flow-rate", std::to_string(per_flow * 2), "--duration",
                        std::to_string(flows / 20.0), "--max-flows", std::to_string(flows), "--json",
