@@ -21,6 +21,7 @@ struct Layout {
   std::string name;
   size_t size;
   std::vector<Field> fields;
+  friend void PrintTo(const Layout& l, std::ostream* os) { *os << "struct " << l.name; }
 };
 
 #define F(S, M) Field{#M, offsetof(S, M)}

@@ -28,6 +28,7 @@ struct Flow {
   uint8_t np() const { return src.find(':') != std::string::npos ? AC_NSH_NP_IPV6 : AC_NSH_NP_IPV4; }
   uint16_t ethertype() const { return src.find(':') != std::string::npos ? ETH_P_IPV6 : ETH_P_IP; }
   uint32_t hash(bool sym = false) const { return flow_hash(src, dst, l4, sym); }
+  friend void PrintTo(const Flow& f, std::ostream* os) { *os << f.src << " -> " << f.dst; }
 };
 
 const Flow kV4{"192.168.1.10", "203.0.113.10", {}};
@@ -584,6 +585,7 @@ struct BadCase {
   Bytes frame;
   int verdict;
   uint32_t reason;
+  friend void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
 };
 
 Bytes nsh_frame(const Nsh& n, const Bytes& inner) {

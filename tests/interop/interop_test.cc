@@ -318,6 +318,7 @@ using Decoder = std::vector<Fields> (*)(const std::string&);
 struct NamedDecoder {
   const char* name;
   Decoder decode;
+  friend void PrintTo(const NamedDecoder& d, std::ostream* os) { *os << d.name; }
 };
 const NamedDecoder kDecoders[] = {{"tshark", tshark_decode}, {"scapy", scapy_decode}};
 
