@@ -291,7 +291,8 @@ nlohmann::json Agent::status() const {
                   {"one_way_links", last_view_->stats.one_way_links}};
   nlohmann::json local = nlohmann::json::array();
   for (const auto& [id, l] : monitor_->loads())
-    local.push_back({{"id", id}, {"alive", l.alive}, {"pps", l.pps}, {"cost", l.announced},
+    local.push_back({{"id", id}, {"alive", l.alive}, {"pps", l.pps}, {"cpu", l.cpu}, {"load", l.load},
+                     {"cost", l.announced},
                      {"fresh_cost", l.fresh_cost}, {"announced", l.announced_once && l.alive}});
   j["local_instances"] = local;
   return j;

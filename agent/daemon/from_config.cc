@@ -52,7 +52,7 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
   for (const auto& in : c.instances) {
     LocalInstanceSpec l{.name = in.name, .id = in.id, .veth = in.veth, .mac = in.mac,
                         .capacity = static_cast<uint32_t>(in.capacity), .nsh_aware = in.nsh_aware,
-                        .pid_file = in.pid_file};
+                        .pid_file = in.pid_file, .cgroup = in.cgroup};
     for (const auto& sv : s.services)
       if (sv.name == in.service) l.service_id = sv.id;
     if (!l.service_id) return fail(format("instance {}: unknown service '{}'", in.name, in.service), EINVAL);

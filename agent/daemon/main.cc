@@ -57,6 +57,14 @@ int main(int argc, char** argv) {
     auto d = config::check_file(path);
     config::print(std::cerr, d);
     if (!d.empty()) return 1;
+    // what only the agent can tell (e.g. WCMP parameter values)
+    auto c = config::load_file(path);
+    if (c) {
+      if (auto s = daemon::spec_from_config(*c); !s) {
+        std::cerr << path << ": error: " << s.error().message << "\n";
+        return 1;
+      }
+    }
     std::cout << path << ": ok\n";
     return 0;
   }

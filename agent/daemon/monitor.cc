@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cmath>
 #include <fstream>
+#include <sstream>
+#include <unistd.h>
 
 #include "plane/vnf_cost.h"
 
@@ -45,9 +47,18 @@ std::vector<ospf::VnfInfo> VnfMonitor::tick(const std::map<uint32_t, uint64_t>& 
     if (dt > 0 && last != last_packets_.end() && cur >= last->second)
       l.pps = static_cast<double>(cur - last->second) / dt;
     last_packets_[i.id] = cur;
+    l.load = l.pps;
+    if (auto cpu = cpu_seconds(i.cgroup, i.pid_file)) {
+      auto lc = last_cpu_.find(i.id);
+      if (dt > 0 && lc != last_cpu_.end() && *cpu >= lc->second) {
+        l.cpu = (*cpu - lc->second) / dt;
+        l.load = std::max(l.load, l.cpu * i.capacity);  // a busy VNF is loaded whatever its packet rate
+      }
+      last_cpu_[i.id] = *cpu;
+    }
     plane::CostParams p{.mode = spec_.cost_mode, .capacity = static_cast<double>(i.capacity),
                         .range_max = spec_.cost_range ? spec_.cost_range : i.capacity};
-    l.fresh_cost = plane::vnf_cost(l.pps, p);
+    l.fresh_cost = plane::vnf_cost(l.load, p);
     auto min_change = static_cast<uint32_t>(std::lround(spec_.timers.cost_damping * p.range_max));
     uint32_t next = l.announced_once ? plane::damp_cost(l.announced, l.fresh_cost, std::max<uint32_t>(min_change, 1))
                                      : l.fresh_cost;
@@ -73,6 +84,36 @@ bool VnfMonitor::set_alive(uint32_t id, bool alive) {
 bool VnfMonitor::alive(uint32_t id) const {
   auto it = loads_.find(id);
   return it != loads_.end() && it->second.alive;
+}
+
+std::optional<double> cpu_seconds(const std::string& cgroup, const std::string& pid_file) {
+  if (!cgroup.empty()) {
+    std::ifstream f(cgroup + "/cpu.stat");
+    std::string key;
+    uint64_t v = 0;
+    while (f >> key >> v)
+      if (key == "usage_usec") return static_cast<double>(v) / 1e6;
+    return std::nullopt;
+  }
+  if (pid_file.empty()) return std::nullopt;
+  std::ifstream pf(pid_file);
+  long pid = 0;
+  if (!(pf >> pid) || pid <= 0) return std::nullopt;
+  std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(st, line)) return std::nullopt;
+  // fields after the command (which may hold spaces) start after the last ')'
+  auto rp = line.rfind(')');
+  if (rp == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(rp + 2));
+  std::string field;
+  uint64_t utime = 0, stime = 0;
+  for (int n = 3; n <= 15 && rest >> field; ++n) {  // field 3 is the state; 14 utime, 15 stime
+    if (n == 14) utime = std::stoull(field);
+    if (n == 15) stime = std::stoull(field);
+  }
+  static const long hz = sysconf(_SC_CLK_TCK);
+  return static_cast<double>(utime + stime) / static_cast<double>(hz > 0 ? hz : 100);
 }
 
 bool process_alive(const std::string& pid_file) {

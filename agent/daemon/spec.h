@@ -33,6 +33,7 @@ struct LocalInstanceSpec {
   uint32_t capacity = 0;      // packets/s the instance can process
   bool nsh_aware = true;
   std::string pid_file;       // optional: the instance is withdrawn when this process dies
+  std::string cgroup;         // optional: cgroup v2 directory whose CPU use counts as load
 };
 
 struct InterfaceSpec {

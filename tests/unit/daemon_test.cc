@@ -1,0 +1,167 @@
+// anychaind's pure parts: the recomputation throttle, the VNF monitor (load -> cost ->
+// announcements, damping, CPU load, liveness) and config -> AgentSpec.
+#include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "config/config.h"
+#include "daemon/from_config.h"
+#include "daemon/monitor.h"
+#include "daemon/throttle.h"
+
+namespace anychain::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+TEST(Throttle, FirstRunAfterDelayThenAtLeastHoldApartAndCoalesced) {
+  Throttle t(50ms, 200ms);
+  auto t0 = Clock::now();
+  EXPECT_FALSE(t.take(t0));
+  t.kick(t0);
+  EXPECT_FALSE(t.take(t0 + 49ms));
+  EXPECT_TRUE(t.take(t0 + 50ms));
+  EXPECT_FALSE(t.take(t0 + 60ms)) << "one run per kick";
+  t.kick(t0 + 60ms);             // change right after a run: hold applies
+  t.kick(t0 + 70ms);             // coalesced
+  EXPECT_EQ(*t.due(), t0 + 250ms);
+  EXPECT_FALSE(t.take(t0 + 249ms));
+  EXPECT_TRUE(t.take(t0 + 250ms));
+  EXPECT_FALSE(t.due().has_value());
+  t.kick(t0 + 1000ms);           // long after: delay only
+  EXPECT_EQ(*t.due(), t0 + 1050ms);
+}
+
+AgentSpec one_instance(uint32_t capacity, std::string cgroup = "") {
+  AgentSpec s;
+  inet_pton(AF_INET, "10.255.0.2", &s.nsh_endpoint);
+  s.services.push_back({"fw", 1, 0x0a640001, 32});
+  s.instances.push_back({.name = "fw-a", .id = 7, .service_id = 1, .veth = "vfw", .mac = {}, .capacity = capacity,
+                         .nsh_aware = true, .pid_file = "", .cgroup = cgroup});
+  s.timers.cost_damping = 0.05;
+  return s;
+}
+
+TEST(VnfMonitor, AnnouncesCapacityFirstThenRemainingCapacityWithDamping) {
+  AgentSpec s = one_instance(150);
+  VnfMonitor m(s);
+  auto t0 = Clock::now();
+  auto a = m.tick({{7, 0}}, t0);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].cost, 150u);
+  EXPECT_EQ(a[0].instance_id, 7u);
+  EXPECT_EQ(a[0].service_addr, 0x0a640001u);
+  EXPECT_EQ(a[0].nsh_endpoint, 0x0aff0002u);
+  EXPECT_TRUE(a[0].nsh_aware());
+  // 200 packets in 2 s = 100 pps -> remaining 50
+  a = m.tick({{7, 200}}, t0 + 2s);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].cost, 50u);
+  // 104 pps -> 46: a change of 4 < 5 % of 150 (7.5): not re-announced
+  a = m.tick({{7, 408}}, t0 + 4s);
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(m.loads().at(7).fresh_cost, 46u);
+  EXPECT_EQ(m.loads().at(7).announced, 50u);
+  // 140 pps -> 10: announced
+  a = m.tick({{7, 688}}, t0 + 6s);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].cost, 10u);
+  // overload clamps at 0
+  a = m.tick({{7, 1088}}, t0 + 8s);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].cost, 0u);
+}
+
+TEST(VnfMonitor, DeadInstanceIsNotAnnouncedAndIsAnnouncedAgainWhenBack) {
+  AgentSpec s = one_instance(100);
+  VnfMonitor m(s);
+  auto t0 = Clock::now();
+  EXPECT_EQ(m.tick({{7, 0}}, t0).size(), 1u);
+  EXPECT_TRUE(m.set_alive(7, false));
+  EXPECT_FALSE(m.set_alive(7, false)) << "no change";
+  EXPECT_FALSE(m.alive(7));
+  EXPECT_TRUE(m.tick({{7, 0}}, t0 + 2s).empty());
+  EXPECT_TRUE(m.set_alive(7, true));
+  EXPECT_EQ(m.tick({{7, 0}}, t0 + 4s).size(), 1u) << "announced again at once";
+}
+
+TEST(VnfMonitor, CgroupCpuCountsAsLoad) {
+  auto dir = std::filesystem::temp_directory_path() / ("anychain-cg-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto write_usage = [&](uint64_t usec) {
+    std::ofstream(dir / "cpu.stat") << "usage_usec " << usec << "\nuser_usec 1\nsystem_usec 1\n";
+  };
+  write_usage(1'000'000);
+  AgentSpec s = one_instance(200, dir.string());
+  VnfMonitor m(s);
+  auto t0 = Clock::now();
+  m.tick({{7, 0}}, t0);
+  write_usage(2'500'000);  // 1.5 s of CPU in 2 s: 75 % busy, with almost no packets
+  auto a = m.tick({{7, 20}}, t0 + 2s);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_NEAR(m.loads().at(7).cpu, 0.75, 1e-9);
+  EXPECT_EQ(a[0].cost, 50u) << "load = max(10 pps, 0.75 x 200)";
+  std::filesystem::remove_all(dir);
+  EXPECT_FALSE(cpu_seconds(dir.string(), "").has_value());
+  EXPECT_FALSE(cpu_seconds("", "").has_value());
+}
+
+TEST(VnfMonitor, ProcessCpuFromItsPidFile) {
+  auto pf = std::filesystem::temp_directory_path() / ("anychain-pid-" + std::to_string(getpid()));
+  std::ofstream(pf) << getpid() << "\n";
+  auto c = cpu_seconds("", pf.string());
+  ASSERT_TRUE(c.has_value());
+  EXPECT_GE(*c, 0.0);
+  EXPECT_TRUE(process_alive(pf.string()));
+  std::ofstream(pf) << "999999999\n";
+  EXPECT_FALSE(process_alive(pf.string()));
+  std::filesystem::remove(pf);
+  EXPECT_FALSE(process_alive(pf.string()));
+  EXPECT_TRUE(process_alive("")) << "no pid file: nothing to watch";
+}
+
+TEST(FromConfig, MapsTheConfigAndRefusesWhatItCannotUse) {
+  auto c = config::parse(
+      "node: {nsh_endpoint: 10.255.0.1}\n"
+      "ospf: {area: 0.0.0.1, local_port: 5000}\n"
+      "timers: {spf_delay_ms: 10, spf_hold_ms: 100, announce_interval_s: 3}\n"
+      "wcmp: {policy: ecmp, params: {hold_down_ms: 500, floor: 2}}\n"
+      "services: [{name: fw, id: 4, anycast: 10.100.0.1/32}, {name: ids, id: 5, anycast: 10.100.0.2/32}]\n"
+      "chains: [{name: web, spi: 10, services: [fw, ids]}]\n"
+      "policies: [{name: p, chain: web, dst: 10.0.2.0/24}]\n"
+      "instances: [{name: a, id: 9, service: ids, veth: v0, capacity: 150, nsh_aware: false}]\n");
+  ASSERT_TRUE(c.has_value());
+  auto s = spec_from_config(*c);
+  ASSERT_TRUE(s.has_value()) << s.error().str();
+  EXPECT_EQ(ntohl(s->nsh_endpoint.s_addr), 0x0aff0001u);
+  EXPECT_EQ(s->ospf.area, 1u);
+  EXPECT_EQ(s->ospf.local_port, 5000);
+  EXPECT_EQ(s->wcmp.mode, plane::WcmpMode::EqualCostMultipath);
+  EXPECT_EQ(s->wcmp.floor, 2u);
+  EXPECT_EQ(s->timers.hold_down, 500ms);
+  EXPECT_EQ(s->timers.spf_delay, 10ms);
+  EXPECT_EQ(s->timers.announce_interval, 3000ms);
+  ASSERT_EQ(s->services.size(), 2u);
+  EXPECT_EQ(s->services[1].anycast_addr, 0x0a640002u);
+  ASSERT_EQ(s->instances.size(), 1u);
+  EXPECT_EQ(s->instances[0].service_id, 5u);
+  EXPECT_FALSE(s->instances[0].nsh_aware);
+  ASSERT_EQ(s->paths.size(), 3u);  // SI 255 fw, 254 ids, 253 end
+  EXPECT_EQ(s->paths[0].service_id, 4u);
+  EXPECT_EQ(s->paths[1].service_id, 5u);
+  EXPECT_TRUE(s->paths[2].last_hop);
+  EXPECT_EQ(s->policies.size(), 1u);
+
+  auto bad = config::parse("node: {nsh_endpoint: 10.255.0.1}\nwcmp: {params: {floor: lots}}\n");
+  ASSERT_TRUE(bad.has_value());
+  auto r = spec_from_config(*bad);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("wcmp.params.floor: 'lots' is not a number"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace anychain::daemon
