@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <ifaddrs.h>
 #include <poll.h>
 
 #include <algorithm>
@@ -51,6 +52,9 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
   }
   a->monitor_ = std::make_unique<VnfMonitor>(a->spec_);
   a->links_.on_event = [p = a.get()](const LinkEvent& e) { p->on_link(e); };
+  // a neighbour or route changed: next hops cached by the fast path may be stale
+  a->links_.on_route = [p = a.get()] { p->nexthops_dirty_ = true; };
+  a->links_.on_address = [p = a.get()] { p->check_endpoint(); };
   if (auto r = a->apply_static(); !r) return unexpected(r.error());
 
   a->ospf_ = std::make_unique<ospf::Client>(a->spec_.ospf);
@@ -69,6 +73,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
     }
   };
   a->check_liveness();
+  a->check_endpoint();
   if (auto r = a->ospf_->connect(); !r)
     log::warn("ospfd not reachable yet ({}); retrying with backoff", r.error().str());
   a->next_monitor_ = Clock::now();
@@ -166,6 +171,24 @@ void Agent::check_liveness() {
   }
 }
 
+void Agent::check_endpoint() {
+  char want[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &spec_.nsh_endpoint, want, sizeof want);
+  bool present = false;
+  if (ifaddrs* all = nullptr; getifaddrs(&all) == 0) {
+    for (ifaddrs* i = all; i; i = i->ifa_next)
+      if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+          reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr == spec_.nsh_endpoint.s_addr)
+        present = true;
+    freeifaddrs(all);
+  }
+  if (present != endpoint_present_) {
+    if (present) log::info("NSH endpoint {} is configured on this node", want);
+    else log::error("NSH endpoint {} is not an address of this node: other nodes' VXLAN-GPE will not reach it", want);
+  }
+  endpoint_present_ = present;
+}
+
 void Agent::on_link(const LinkEvent& e) {
   for (const auto& i : spec_.interfaces)
     if (i.name == e.name && !e.up) log::warn("interface {} is {}", e.name, e.exists ? "down" : "gone");
@@ -191,6 +214,11 @@ int Agent::run(const std::function<bool()>& should_stop) {
       throttle_.kick(now);
     }
     if (lsdb_trusted_ && throttle_.take(now)) recompute(now);
+    if (nexthops_dirty_ && now >= last_nexthop_flush_ + std::chrono::milliseconds(100)) {
+      nexthops_dirty_ = false;
+      last_nexthop_flush_ = now;
+      if (auto r = dp_.flush_nexthops(); !r) log::warn("flush the next-hop cache: {}", r.error().str());
+    }
     if (now >= next_monitor_) {
       monitor_tick(now);
       next_monitor_ = now + spec_.timers.announce_interval;
@@ -200,6 +228,7 @@ int Agent::run(const std::function<bool()>& should_stop) {
     if (auto t = ospf_->next_timer()) wake = std::min(wake, *t);
     if (auto t = throttle_.due(); t && lsdb_trusted_) wake = std::min(wake, *t);
     if (trust_lsdb_at_) wake = std::min(wake, *trust_lsdb_at_);
+    if (nexthops_dirty_) wake = std::min(wake, last_nexthop_flush_ + std::chrono::milliseconds(100));
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count();
     int timeout = static_cast<int>(std::clamp<long long>(ms, 0, 1000));
 
@@ -260,7 +289,8 @@ nlohmann::json Agent::status() const {
                      {"prog_id", a.prog_id}});
   j["interfaces"] = ifs;
   j["agent"] = {{"state", "running"}, {"pin_root", spec_.dataplane.pin_root},
-                {"nsh_endpoint", ip_str(ntohl(spec_.nsh_endpoint.s_addr))}};
+                {"nsh_endpoint", ip_str(ntohl(spec_.nsh_endpoint.s_addr))},
+                {"nsh_endpoint_present", endpoint_present_}};
   const auto& st = ospf_->stats();
   auto self = self_router();
   j["ospf"] = {{"server", format("{}:{}", spec_.ospf.server_addr, spec_.ospf.server_port)},

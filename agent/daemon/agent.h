@@ -57,6 +57,7 @@ class Agent {
   void monitor_tick(Clock::time_point now);
   void check_liveness();
   void on_link(const LinkEvent& e);
+  void check_endpoint();
   std::optional<uint32_t> self_router() const;
   void shutdown();
 
@@ -80,6 +81,9 @@ class Agent {
   std::optional<plane::PlaneView> last_view_;
   SyncReport last_report_;
   uint64_t recomputations_ = 0;
+  bool nexthops_dirty_ = false;      // a neighbour or route changed since the last flush
+  Clock::time_point last_nexthop_flush_{};
+  bool endpoint_present_ = true;     // the NSH endpoint is an address of this node
   std::string last_plane_error_;
 };
 

@@ -39,6 +39,14 @@ LinkEvent event_of(rtnl_link* l, bool deleted) {
 int on_msg(nl_msg* msg, void* arg) {
   auto* w = static_cast<LinkWatcher*>(arg);
   int type = nlmsg_hdr(msg)->nlmsg_type;
+  if (type == RTM_NEWADDR || type == RTM_DELADDR) {
+    if (w->on_address) w->on_address();
+    return NL_OK;
+  }
+  if (type == RTM_NEWNEIGH || type == RTM_DELNEIGH || type == RTM_NEWROUTE || type == RTM_DELROUTE) {
+    if (w->on_route) w->on_route();
+    return NL_OK;
+  }
   if (type != RTM_NEWLINK && type != RTM_DELLINK) return NL_OK;
   std::pair<LinkWatcher*, bool> ctx(w, type == RTM_DELLINK);
   nl_msg_parse(
@@ -60,8 +68,10 @@ Result<LinkWatcher> LinkWatcher::open() {
   if (!w.sock_) return fail("allocate a netlink socket", ENOMEM);
   nl_socket_disable_seq_check(w.sock_.get());
   if (int e = nl_connect(w.sock_.get(), NETLINK_ROUTE); e < 0) return fail(format("netlink connect: {}", nl_geterror(e)), EIO);
-  if (int e = nl_socket_add_membership(w.sock_.get(), RTNLGRP_LINK); e < 0)
-    return fail(format("netlink subscribe to link events: {}", nl_geterror(e)), EIO);
+  if (int e = nl_socket_add_memberships(w.sock_.get(), RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_NEIGH,
+                                       RTNLGRP_IPV4_ROUTE, 0);
+      e < 0)
+    return fail(format("netlink subscribe to link, address, neighbour and route events: {}", nl_geterror(e)), EIO);
   nl_socket_set_nonblocking(w.sock_.get());
   return w;
 }

@@ -1,5 +1,6 @@
-// libnl-based link watching: interfaces (NICs, VNF veths) going down or away are noticed at
-// once through RTNLGRP_LINK notifications. poll()-driven.
+// libnl-based watching: links (NICs, VNF veths going down or away), addresses (this node's NSH
+// endpoint) and neighbours and routes (next hops of the fast path's VXLAN-GPE encapsulation) are
+// noticed at once through rtnetlink notifications. poll()-driven.
 #pragma once
 
 #include <functional>
@@ -27,9 +28,12 @@ class LinkWatcher {
   ~LinkWatcher();
 
   int fd() const;
-  // Read every pending notification; calls on_event for each link change.
+  // Read every pending notification; calls on_event for each link change, on_address for each
+  // IPv4 address added or removed, on_route for each neighbour or route change.
   void on_readable();
   std::function<void(const LinkEvent&)> on_event;
+  std::function<void()> on_address;
+  std::function<void()> on_route;
 
   // Current state of one interface (ENODEV if it does not exist).
   static Result<LinkEvent> query(const std::string& ifname);

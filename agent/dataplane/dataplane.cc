@@ -564,10 +564,18 @@ Result<void> Dataplane::flush_flows() {
 }
 
 Result<void> Dataplane::flush_nexthops() {
+  // one batch update of every slot (the agent flushes on every neighbour or route change)
   int fd = bpf_map__fd(skel_->maps.ac_nexthop);
-  std::vector<ac_nexthop> empty(num_cpus());
-  for (uint32_t slot = 0; slot < AC_NEXTHOP_SLOTS; ++slot)
-    if (bpf_map_update_elem(fd, &slot, empty.data(), BPF_ANY) != 0) return fail_errno("flush next-hop cache");
+  static const std::vector<uint32_t> keys = [] {
+    std::vector<uint32_t> k(AC_NEXTHOP_SLOTS);
+    for (uint32_t i = 0; i < AC_NEXTHOP_SLOTS; ++i) k[i] = i;
+    return k;
+  }();
+  std::vector<ac_nexthop> empty(static_cast<size_t>(num_cpus()) * AC_NEXTHOP_SLOTS);
+  uint32_t count = AC_NEXTHOP_SLOTS;
+  LIBBPF_OPTS(bpf_map_batch_opts, bo);
+  if (bpf_map_update_batch(fd, keys.data(), empty.data(), &count, &bo) != 0 || count != AC_NEXTHOP_SLOTS)
+    return fail_errno("flush next-hop cache");
   return {};
 }
 
