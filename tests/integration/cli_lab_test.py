@@ -156,6 +156,12 @@ def main():
     paths = {(x["spi"], x["si"]): x["packets"] for x in stats["paths"]}
     check(paths.get((7, 255)) == gen["packets_sent"], f"A's (7, 255) counter {paths.get((7, 255))}")
 
+    # SIGHUP re-reads the config file
+    with open(f"{STATE}/A/agent.pid") as f:
+        os.kill(int(f.read()), signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in open(f"{STATE}/A/agent.log").read(), 10, "A reloads on SIGHUP")
+    check(cli_json("A", "chain", "list")[0]["name"] == "main", "A still has its chain after the reload")
+
     # detach everything, stop the agents, flush: nothing left behind
     for name in routers:
         for i in cli_json(name, "status")["interfaces"]:
@@ -168,7 +174,19 @@ def main():
     for name in routers:
         wait_for(lambda name=name: run([CLI, "--socket", f"{STATE}/{name}/anychaind.sock", "status"],
                                         check_rc=False).returncode == 3, 10, f"{name}: agent stopped")
-        cli(name, "flush", in_ns=True)
+        if name == "D":
+            # D: a new agent with --flush-on-exit removes the pins itself when stopped
+            agent = subprocess.Popen([LAB, "exec", "--prefix", PREFIX, "D", "--", LAB_AGENT, "run", "--bare", STATE,
+                                      "D", f"{STATE}/D", ANYCHAIND, "--flush-on-exit"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(agent)
+            wait_for(lambda: run([CLI, "--socket", f"{STATE}/D/anychaind.sock", "status"],
+                                 check_rc=False).returncode == 0, 15, "D: agent with --flush-on-exit up")
+            check(os.path.exists(f"{STATE}/D/bpffs/anychain/ac_config"), "D: maps pinned while it runs")
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(timeout=15)
+        else:
+            cli(name, "flush", in_ns=True)
         left = []
         top = f"{STATE}/{name}/bpffs"
         for root, dirs, files in os.walk(top):
