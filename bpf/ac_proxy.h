@@ -23,6 +23,31 @@ AC_INLINE int ac_proxy_key_of(struct xdp_md *ctx, __u32 off, __u16 eth_proto, __
 	return 0;
 }
 
+/* Copy the NSH (len bytes, a multiple of 4, at most AC_PROXY_NSH_MAX) between the packet, right
+ * after its Ethernet header, and a held copy, a word at a time. A bounded loop with a packet
+ * check per word keeps every access provably in range on every kernel: a variable-length
+ * bpf_xdp_load/store_bytes() is rejected by 6.1's verifier when the compiler spills the checked
+ * length and reloads it for the call. */
+AC_INLINE int ac_nsh_hold(struct xdp_md *ctx, __u8 *held, __u32 len, int to_packet)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	for (__u32 i = 0; i < AC_PROXY_NSH_MAX / 4; i++) {
+		if (i * 4 >= len)
+			break;
+		__u32 *p = data + sizeof(struct ethhdr) + i * 4;
+
+		if ((void *)(p + 1) > data_end)
+			return -1;
+		if (to_packet)
+			__builtin_memcpy(p, held + i * 4, 4);
+		else
+			__builtin_memcpy(held + i * 4, p, 4);
+	}
+	return 0;
+}
+
 /* Deliver to an NSH-unaware local instance. */
 AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_nsh_info *ni,
 			       const struct ac_instance *inst)
@@ -41,7 +66,7 @@ AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_nsh_info *ni,
 
 	if (!e || len < AC_NSH_BASE_LEN || len > AC_PROXY_NSH_MAX)
 		return AC_DROP(ctx, AC_R_DROP_NSH_TRUNCATED);
-	if (bpf_xdp_load_bytes(ctx, sizeof(struct ethhdr), e->nsh, len))
+	if (ac_nsh_hold(ctx, e->nsh, len, 0))
 		return AC_DROP(ctx, AC_R_DROP_NSH_TRUNCATED);
 	e->len = len;
 	e->stored_ns = bpf_ktime_get_coarse_ns();
@@ -80,7 +105,7 @@ AC_INLINE int ac_proxy_restore(struct xdp_md *ctx, __u16 eth_proto)
 	eth.h_proto = bpf_htons(AC_ETH_P_NSH);
 	if (bpf_xdp_adjust_head(ctx, -(int)len))
 		return AC_R_DROP_NO_ROOM;
-	if (bpf_xdp_store_bytes(ctx, sizeof(eth), e->nsh, len))
+	if (ac_nsh_hold(ctx, e->nsh, len, 1))
 		return AC_R_DROP_NO_ROOM;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
