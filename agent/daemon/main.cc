@@ -1,5 +1,10 @@
 // anychaind: the anychain agent. See docs/agent.md.
+#include <bpf/libbpf.h>
 #include <signal.h>
+#include <xdp/libxdp.h>
+
+#include <cstdarg>
+#include <cstdio>
 
 #include <atomic>
 #include <boost/program_options.hpp>
@@ -16,6 +21,28 @@ namespace po = boost::program_options;
 using namespace anychain;
 
 namespace {
+// libbpf's and libxdp's own messages (benign notes such as skipped ELF sections, or libxdp's
+// fallback when the kernel has no freplace) go to the log at debug level; failures reach the
+// log anyway through the errors the dataplane library returns.
+int libbpf_log(enum libbpf_print_level, const char* fmt, va_list ap) {
+  if (log::threshold() < log::Level::Debug) return 0;
+  char buf[1024];
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  std::string line(buf);
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  log::debug("libbpf: {}", line);
+  return 0;
+}
+int libxdp_log(enum libxdp_print_level, const char* fmt, va_list ap) {
+  if (log::threshold() < log::Level::Debug) return 0;
+  char buf[1024];
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  std::string line(buf);
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  log::debug("{}", line);
+  return 0;
+}
+
 volatile sig_atomic_t g_stop = 0;
 volatile sig_atomic_t g_reload = 0;
 void on_stop(int) { g_stop = 1; }
@@ -50,6 +77,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   log::threshold() = lvl;
+  libbpf_set_print(libbpf_log);
+  libxdp_set_print(libxdp_log);
 
   if (vm.count("check-config")) {
     std::string path = vm["check-config"].as<std::string>();
