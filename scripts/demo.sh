@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The README's main command: the paper's experiment (papers/000, Sec. VI) on a four-router lab
+# with real FRR, anychaind on every router and the XDP fast path.
+#
+#   sudo scripts/demo.sh [--quick | --compress K] [--runs N] [other scripts/experiment options]
+#
+# Checks what it needs (root, network namespaces, native XDP on a veth) and says clearly when
+# it cannot run; installs the Debian 12 dependencies with scripts/install-deps.sh if some are
+# missing; builds anychaind, the CLI and the lab tools (cmake); brings the lab up (prefix
+# `demo`); runs scripts/experiment (full length: 300 s; --quick: 60 s), which prints the
+# steady-state table and writes the CSV and the plot (paths printed); takes the lab down, also
+# on Ctrl-C and on errors. Environment: BUILD_DIR (default build), JOBS (make jobs, default nproc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SRC=$(pwd)
+BUILD=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+PREFIX=demo
+CHECK_NS=acdemo-check$$
+
+say() { echo "demo: $*"; }
+die() { echo "demo: cannot run: $*" >&2; exit 1; }
+
+for a in "$@"; do
+  case $a in
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; echo; echo "experiment options:";
+               exec /usr/bin/python3 scripts/experiment --help ;;
+  esac
+done
+
+# ---- what it needs ---------------------------------------------------------------------------
+[[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, BPF, XDP): run 'sudo scripts/demo.sh'"
+[[ -x /usr/bin/python3 ]] || die "no /usr/bin/python3 (Debian's python3 package)"
+command -v ip >/dev/null || die "no 'ip' (iproute2)"
+
+cleanup_check() { ip netns del "$CHECK_NS" 2>/dev/null || true; rm -rf "${CHECK_DIR:-/nonexistent}"; }
+trap cleanup_check EXIT
+ip netns add "$CHECK_NS" 2>/dev/null ||
+  die "cannot create a network namespace ('ip netns add' failed: no netns support, or not allowed in this container)"
+ip -n "$CHECK_NS" link add xdpa type veth peer name xdpb 2>/dev/null ||
+  die "cannot create a veth pair inside a network namespace (kernel without CONFIG_VETH?)"
+
+missing=()
+for c in cmake make clang bpftool pkg-config gnuplot vtysh ethtool; do
+  command -v "$c" >/dev/null || missing+=("$c")
+done
+for f in /usr/lib/frr/ospfd /usr/lib/frr/zebra /usr/include/xdp/libxdp.h /usr/include/bpf/libbpf.h; do
+  [[ -e $f ]] || missing+=("$f")
+done
+if ((${#missing[@]})); then
+  say "missing ${missing[*]}: running scripts/install-deps.sh"
+  scripts/install-deps.sh
+fi
+
+# native XDP on a veth: compile the smallest XDP program and attach it in driver mode
+CHECK_DIR=$(mktemp -d)
+printf '%s\n' '#include <linux/bpf.h>' '__attribute__((section("xdp"), used)) int pass(struct xdp_md *c) { return XDP_PASS; }' \
+  'char _license[] __attribute__((section("license"), used)) = "GPL";' >"$CHECK_DIR/pass.c"
+clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -c "$CHECK_DIR/pass.c" -o "$CHECK_DIR/pass.o" 2>"$CHECK_DIR/cc.log" ||
+  die "clang cannot compile a BPF program: $(cat "$CHECK_DIR/cc.log")"
+if ! ip -n "$CHECK_NS" link set dev xdpa xdpdrv obj "$CHECK_DIR/pass.o" sec xdp 2>"$CHECK_DIR/xdp.log"; then
+  die "cannot attach a native XDP program to a veth ($(tr '\n' ' ' <"$CHECK_DIR/xdp.log")): kernel >= 5.9 with BPF and XDP, and permission to load BPF programs (CAP_BPF/CAP_SYS_ADMIN, unprivileged containers cannot), are needed"
+fi
+cleanup_check
+trap - EXIT
+say "checks passed: root, network namespaces, native XDP on veth"
+
+# ---- build -----------------------------------------------------------------------------------
+say "building in $BUILD (cmake, $JOBS jobs)"
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD" -j"$JOBS" --target anychaind anychain anychain-vnf anychain-trafgen anychain-sink >/dev/null
+BUILD=$(cd "$BUILD" && pwd)
+
+# ---- lab, experiment, teardown ---------------------------------------------------------------
+down() {
+  trap - EXIT INT TERM
+  say "taking the lab down"
+  scripts/lab down --prefix "$PREFIX" >/dev/null 2>&1 || true
+}
+trap down EXIT
+trap 'echo; say "interrupted"; exit 130' INT TERM
+
+scripts/lab down --prefix "$PREFIX" >/dev/null 2>&1 || true  # leftovers of an earlier demo
+say "bringing the lab up (scripts/topologies/paper-fig3.toml, anychaind on routers A, B, C, D)"
+scripts/lab up scripts/topologies/paper-fig3.toml --prefix "$PREFIX" \
+  --agent-cmd "$SRC/scripts/lab-agent run {labdir} {router} {statedir} $BUILD/agent/daemon/anychaind"
+
+set +e
+/usr/bin/python3 scripts/experiment --prefix "$PREFIX" --build "$BUILD" "$@"
+rc=$?
+set -e
+exit $rc
