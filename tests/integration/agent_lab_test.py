@@ -21,10 +21,10 @@ import subprocess
 import sys
 import time
 
-SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAB = os.path.join(SRC, "scripts", "lab")
-LAB_AGENT = os.path.join(SRC, "scripts", "lab-agent")
-TOPO = os.path.join(SRC, "scripts", "topologies", "paper-fig3.toml")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from labkit import (ANYCHAIND, CLI, LAB, LAB_AGENT, TOOLS, TOPO, check, failures, finish, procs, run,  # noqa: E402
+                    wait_for)
+
 PREFIX = f"ag{os.getpid() % 100000}"
 STATE = f"/run/anychain-lab/{PREFIX}"
 ROUTERS = {"A": "10.255.0.1", "B": "10.255.0.2", "C": "10.255.0.3", "D": "10.255.0.4"}
@@ -32,29 +32,13 @@ LINK = {("A", "B"): 160, ("A", "C"): 160, ("A", "D"): 30}
 VNFS = {"vnfB": ("B", 1), "vnfC": ("C", 2), "vnfD": ("D", 3)}
 CAPACITY = 150
 
-build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(SRC, "build")
-ANYCHAIND = os.path.join(build, "agent", "daemon", "anychaind")
-CLI = os.path.join(build, "agent", "cli", "anychain")
-TOOLS = os.path.join(build, "agent", "tools")
-procs = []
-failures = []
 
 
-def run(cmd, check=True, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
-    return r
 
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def cli(router, *args):
-    r = run([CLI, "--socket", f"{STATE}/{router}/anychaind.sock", *args, "--json"], check=False)
+    r = run([CLI, "--socket", f"{STATE}/{router}/anychaind.sock", *args, "--json"], check_rc=False)
     if r.returncode != 0:
         return None
     return json.loads(r.stdout)
@@ -64,17 +48,6 @@ def pinned(router):
     return f"{STATE}/{router}/bpffs/anychain"
 
 
-def wait_for(pred, timeout, what):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if pred():
-                return True
-        except (RuntimeError, json.JSONDecodeError, KeyError, TypeError):
-            pass
-        time.sleep(0.25)
-    check(False, f"{what} (within {timeout} s)")
-    return False
 
 
 def instances_seen(router):
@@ -145,7 +118,7 @@ def main():
     if os.geteuid() != 0:
         print("agent_lab_test: needs root (network namespaces, XDP)")
         return 77
-    run([LAB, "down", "--prefix", PREFIX], check=False)
+    run([LAB, "down", "--prefix", PREFIX], check_rc=False)
     run([LAB, "up", TOPO, "--prefix", PREFIX, "--agent-cmd",
          f"{LAB_AGENT} run {{labdir}} {{router}} {{statedir}} {ANYCHAIND}"], timeout=120)
     for name, (r, iid) in VNFS.items():
@@ -232,20 +205,4 @@ def main():
 
 
 if __name__ == "__main__":
-    rc = 1
-    try:
-        rc = main()
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if not (failures and os.environ.get("ANYCHAIN_KEEP")):
-            run([LAB, "down", "--prefix", PREFIX], check=False)
-    if failures:
-        print(f"{len(failures)} check(s) failed: " + "; ".join(failures))
-    sys.exit(rc)
+    finish(main, PREFIX)

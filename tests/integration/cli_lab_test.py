@@ -15,31 +15,16 @@ import subprocess
 import sys
 import time
 
-SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAB = os.path.join(SRC, "scripts", "lab")
-LAB_AGENT = os.path.join(SRC, "scripts", "lab-agent")
-TOPO = os.path.join(SRC, "scripts", "topologies", "paper-fig3.toml")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from labkit import (ANYCHAIND, CLI, LAB, LAB_AGENT, TOOLS, TOPO, check, failures, finish, procs, run,  # noqa: E402
+                    wait_for)
+
 PREFIX = f"cl{os.getpid() % 100000}"
 STATE = f"/run/anychain-lab/{PREFIX}"
-build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(SRC, "build")
-ANYCHAIND = os.path.join(build, "agent", "daemon", "anychaind")
-CLI = os.path.join(build, "agent", "cli", "anychain")
-TOOLS = os.path.join(build, "agent", "tools")
-failures = []
-procs = []
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
-def run(cmd, check_rc=True, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if check_rc and r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stdout.strip()} {r.stderr.strip()}")
-    return r
 
 
 def cli(router, *args, rc=0, in_ns=False):
@@ -63,17 +48,6 @@ def xdp_on(ns):
     return [l["ifname"] for l in links if l.get("xdp")]
 
 
-def wait_for(pred, timeout, what):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if pred():
-                return True
-        except (RuntimeError, json.JSONDecodeError, KeyError, TypeError):
-            pass
-        time.sleep(0.25)
-    check(False, f"{what} (within {timeout} s)")
-    return False
 
 
 def main():
@@ -198,14 +172,4 @@ def main():
 
 
 if __name__ == "__main__":
-    rc = 1
-    try:
-        rc = main()
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        run([LAB, "down", "--prefix", PREFIX], check_rc=False)
-    if failures:
-        print(f"{len(failures)} check(s) failed: " + "; ".join(failures))
-    sys.exit(rc)
+    finish(main, PREFIX)
