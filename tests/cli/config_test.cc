@@ -59,7 +59,8 @@ TEST(Config, ExampleFileParses) {
   EXPECT_EQ(c->ospf.local_port, 4000);
   EXPECT_EQ(c->ospf.opaque_type, 200);
   EXPECT_DOUBLE_EQ(c->timers.cost_damping, 0.05);
-  EXPECT_EQ(c->wcmp.params.at("min_weight"), "0.01");
+  EXPECT_EQ(c->wcmp.params.at("include_links"), "true");
+  EXPECT_EQ(c->wcmp.params.at("hold_down_ms"), "3000");
   ASSERT_EQ(c->services.size(), 3u);
   EXPECT_EQ(c->services[2].anycast, "10.100.0.3/32");
   ASSERT_EQ(c->chains.size(), 2u);
@@ -78,7 +79,7 @@ TEST(Config, ExampleFileParses) {
   EXPECT_FALSE(c->instances[1].mac.has_value());
   EXPECT_FALSE(c->instances[1].nsh_aware);
   EXPECT_EQ(c->instances[1].cgroup, "/sys/fs/cgroup/vnf/ids-a");
-  EXPECT_EQ(c->instances[0].mark.line, 75);  // "- name: fw-a"
+  EXPECT_EQ(c->instances[0].mark.line, 76);  // "- name: fw-a"
 }
 
 TEST(Config, Defaults) {
