@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "common/format.h"
+#include "common/fixture_node.h"
 #include "common/packet.h"
 #include "common/sandbox.h"
 #include "dataplane/dataplane.h"
@@ -63,32 +64,13 @@ using test::Bytes;
 using test::Mac;
 namespace dp = anychain::dataplane;
 
-// ---- the node: same layout as tests/bpf/fastpath_fixture.cc, plus a classify -> remote chain ----
-const Mac kVnf0Host = {0x02, 0, 0, 0, 0xa0, 0x01};
-const Mac kVnf0Peer = {0x02, 0, 0, 0, 0xa0, 0x02};
-const Mac kVnf1Host = {0x02, 0, 0, 0, 0xa1, 0x01};
-const Mac kVnf1Peer = {0x02, 0, 0, 0, 0xa1, 0x02};
-const Mac kCore0 = {0x02, 0, 0, 0, 0xc0, 0x01};
-const Mac kCore0Peer = {0x02, 0, 0, 0, 0xc0, 0x02};
-const Mac kSrc0 = {0x02, 0, 0, 0, 0x50, 0x01};
-const Mac kSrcHost = {0x02, 0, 0, 0, 0x50, 0x02};
-const char* kLocalEndpoint = "192.0.2.1";
-const char* kRemoteEndpoint = "192.0.2.2";
+// ---- the node: tests/common/fixture_node.h, plus a classify -> remote chain ----
+using namespace test;  // the fixture node's MACs and addresses
 enum : uint32_t { kSvcLocal = 1, kSvcRemote = 2, kSvcProxy = 3 };
 enum : uint32_t { kInstLocal = 1, kInstRemote = 2, kInstProxy = 3 };
 
 constexpr uint32_t kHotHi = 62;  // NSH TTL 63 allows 62 forwarding hops on the same buffer
 constexpr uint32_t kHotLo = 2;
-
-void must(const std::string& cmd) {
-  if (test::sh(cmd) != 0) throw std::runtime_error("setup command failed: " + cmd);
-}
-
-std::string mac_str(const Mac& m) {
-  char b[18];
-  std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-  return b;
-}
 
 uint32_t ifindex(const std::string& name) { return if_nametoindex(name.c_str()); }
 
@@ -115,20 +97,9 @@ std::vector<dp::PolicyRule> bench_rules() {
 }
 
 void setup_node(dp::Dataplane& p) {
-  auto veth = [](const std::string& a, const Mac& ma, const std::string& b, const Mac& mb) {
-    must("ip link add " + a + " address " + mac_str(ma) + " type veth peer name " + b + " address " + mac_str(mb));
-    must("ip link set " + a + " up && ip link set " + b + " up");
-  };
-  veth("src0", kSrc0, "src0p", kSrcHost);
-  veth("vnf0", kVnf0Host, "vnf0p", kVnf0Peer);
-  veth("vnf1", kVnf1Host, "vnf1p", kVnf1Peer);
-  veth("core0", kCore0, "core0p", kCore0Peer);
+  build_fixture_node();
+  // spare veths the benchmark attaches the two programs to (see main)
   must("ip link add hold0 type veth peer name hold0p && ip link add hold1 type veth peer name hold1p");
-  must("ip addr add 192.0.2.1/32 dev lo");
-  must("ip addr add 10.0.0.1/24 dev core0");
-  must("ip neigh replace 10.0.0.2 lladdr " + mac_str(kCore0Peer) + " dev core0 nud permanent");
-  must("ip route add 192.0.2.2/32 via 10.0.0.2 && ip route add 203.0.113.0/24 via 10.0.0.2");
-  must("sysctl -qw net.ipv4.ip_forward=1");
 
   dp::Config cfg;  // defaults: 60 s flow timeout, 1 s next-hop cache TTL, NSH TTL 63
   inet_pton(AF_INET, kLocalEndpoint, &cfg.local_endpoint);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "common/fixture_node.h"
 #include "common/packet.h"
 #include "common/sandbox.h"
 #include "dataplane/dataplane.h"
@@ -16,19 +17,6 @@
 namespace anychain::test {
 
 namespace dp = anychain::dataplane;
-
-// Addresses of the fixture node (see FastPathEnv::SetUp)
-inline const Mac kVnf0Host = {0x02, 0, 0, 0, 0xa0, 0x01};  // host side of local NSH-aware VNF veth
-inline const Mac kVnf0Peer = {0x02, 0, 0, 0, 0xa0, 0x02};  // the VNF
-inline const Mac kVnf1Host = {0x02, 0, 0, 0, 0xa1, 0x01};  // host side of proxied VNF veth
-inline const Mac kVnf1Peer = {0x02, 0, 0, 0, 0xa1, 0x02};
-inline const Mac kCore0 = {0x02, 0, 0, 0, 0xc0, 0x01};     // towards the other nodes
-inline const Mac kCore0Peer = {0x02, 0, 0, 0, 0xc0, 0x02}; // next hop 10.0.0.2 / 2001:db8:1::2
-inline const Mac kSrc0 = {0x02, 0, 0, 0, 0x50, 0x01};      // classifying interface
-inline const Mac kSrcHost = {0x02, 0, 0, 0, 0x50, 0x02};   // the traffic source behind it
-inline const char* kLocalEndpoint = "192.0.2.1";
-inline const char* kRemoteEndpoint = "192.0.2.2";
-inline const char* kUnresolvedEndpoint = "192.0.2.3";      // routed via 10.0.0.3, no neighbour
 
 // service ids and instance ids used by the fixtures
 enum : uint32_t { kSvcLocal = 1, kSvcRemote = 2, kSvcProxy = 3, kSvcNoNeigh = 4 };
