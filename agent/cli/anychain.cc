@@ -319,7 +319,8 @@ int run_attach(const Global& g, const std::string& ifname, const std::string& mo
         return kRuntime;
       }
     }
-    result = {{"ifname", a->ifname}, {"ifindex", a->ifindex}, {"mode", dp::to_string(a->mode)}, {"prog_id", a->prog_id}};
+    result = {{"ifname", a->ifname}, {"ifindex", a->ifindex}, {"mode", dp::to_string(a->mode)}, {"prog_id", a->prog_id},
+              {"dispatcher", a->dispatcher}};
   } else {
     std::cerr << "anychain: " << c.error().str() << "\n";
     return kRuntime;
@@ -331,6 +332,9 @@ int run_attach(const Global& g, const std::string& ifname, const std::string& mo
     std::cout << "attached to " << str(result, "ifname") << " in " << str(result, "mode") << " mode";
     if (result.contains("prog_id")) std::cout << " (program id " << str(result, "prog_id") << ")";
     std::cout << (direct ? "; anychaind is not running: attached directly, it will not re-attach at restart\n" : "\n");
+    if (result.contains("dispatcher") && !result["dispatcher"].get<bool>())
+      std::cout << "note: libxdp's dispatcher is not available on this kernel (no freplace programs): anychain is "
+                   "attached alone and cannot share " << str(result, "ifname") << " with other XDP programs\n";
   }
   return kOk;
 }

@@ -93,6 +93,9 @@ Result<void> Agent::apply_static() {
       if (auto r = dp_.set_interface(a->ifindex, AC_IF_CLASSIFY, 0, *mac); !r) return r;
     }
     log::info("attached to {} ({} mode, program {})", i.name, dataplane::to_string(a->mode), a->prog_id);
+    if (!a->dispatcher)
+      log::warn("{}: libxdp's dispatcher is not available on this kernel (no freplace programs): anychain "
+                "is attached alone and cannot share {} with other XDP programs", i.name, i.name);
   }
   if (auto r = dp_.set_policies(spec_.policies); !r) return r;
   auto old = dp_.paths();
@@ -286,7 +289,7 @@ nlohmann::json Agent::status() const {
   if (auto at = dataplane::Dataplane::attached(names); at)
     for (const auto& a : *at)
       ifs.push_back({{"name", a.ifname}, {"ifindex", a.ifindex}, {"mode", std::string(dataplane::to_string(a.mode))},
-                     {"prog_id", a.prog_id}});
+                     {"prog_id", a.prog_id}, {"dispatcher", a.dispatcher}});
   j["interfaces"] = ifs;
   j["agent"] = {{"state", "running"}, {"pin_root", spec_.dataplane.pin_root},
                 {"nsh_endpoint", ip_str(ntohl(spec_.nsh_endpoint.s_addr))},

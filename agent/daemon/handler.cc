@@ -33,7 +33,7 @@ Result<json> DaemonHandler::attach(const std::string& ifname, dataplane::XdpMode
   if (auto r = store_.record_attach(ifname, mode, classify); !r) return r;
   if (auto r = apply(); !r) return unexpected(r.error());
   return json{{"ifname", a->ifname}, {"ifindex", a->ifindex}, {"mode", std::string(dataplane::to_string(a->mode))},
-              {"prog_id", a->prog_id}};
+              {"prog_id", a->prog_id}, {"dispatcher", a->dispatcher}};
 }
 
 Result<json> DaemonHandler::detach(const std::string& ifname) {

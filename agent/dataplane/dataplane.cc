@@ -633,7 +633,7 @@ Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
       XdpMode cur = from_libxdp(xdp_multiprog__attach_mode(mp->get()));
       if (mode != XdpMode::Auto && cur != mode)
         return fail(format("anychain is already attached to {} in {} mode; detach it first", ifname, to_string(cur)), EEXIST);
-      return Attachment{ifname, *idx, cur, xdp_program__id(p)};
+      return Attachment{ifname, *idx, cur, xdp_program__id(p), !xdp_multiprog__is_legacy(mp->get())};
     }
   }
   // A fresh object from the same ELF whose maps resolve to our pins: every interface runs its
@@ -660,7 +660,10 @@ Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
     return fail_errno(format("attach XDP to {} in {} mode", ifname, to_string(mode)), err);
   }
   Attachment a{ifname, *idx, mode, xdp_program__id(prog)};
-  if (auto mp = multiprog_of(*idx); mp && *mp) a.mode = from_libxdp(xdp_multiprog__attach_mode(mp->get()));
+  if (auto mp = multiprog_of(*idx); mp && *mp) {
+    a.mode = from_libxdp(xdp_multiprog__attach_mode(mp->get()));
+    a.dispatcher = !xdp_multiprog__is_legacy(mp->get());
+  }
   return a;
 }
 
@@ -685,7 +688,8 @@ Result<std::vector<Attachment>> Dataplane::attached(const std::vector<std::strin
     auto mp = multiprog_of(*idx);
     if (!mp || !*mp) continue;
     if (xdp_program* p = find_ours(mp->get()))
-      out.push_back({n, *idx, from_libxdp(xdp_multiprog__attach_mode(mp->get())), xdp_program__id(p)});
+      out.push_back({n, *idx, from_libxdp(xdp_multiprog__attach_mode(mp->get())), xdp_program__id(p),
+                     !xdp_multiprog__is_legacy(mp->get())});
   }
   return out;
 }

@@ -101,6 +101,8 @@ struct Attachment {
   int ifindex;
   XdpMode mode;
   uint32_t prog_id;
+  bool dispatcher = true;  // behind libxdp's dispatcher (shareable); false: attached alone, as on
+                           // kernels that refuse freplace programs
 };
 
 class Dataplane {

@@ -84,6 +84,8 @@ def main():
         got = {i["name"] for i in st["interfaces"]}
         check(got == want and all(i["mode"] == "native" for i in st["interfaces"]),
               f"{name}: status shows {sorted(got)} attached natively")
+        check(all(isinstance(i.get("dispatcher"), bool) for i in st["interfaces"]),
+              f"{name}: status says whether each attachment is behind libxdp's dispatcher")
 
     # service, instance (on B), chain and policy: through the daemons, persisted in their config
     for name in routers:

@@ -703,6 +703,7 @@ TEST_F(VirtioNsh, SharesTheNicWithAnotherXdpProgram) {
     auto a = dp_->attach(in_, dp::XdpMode::Native);
     ASSERT_TRUE(a) << a.error().str();
     EXPECT_EQ(a->mode, dp::XdpMode::Native);
+    EXPECT_TRUE(a->dispatcher) << "6.1 has freplace: anychain must sit behind libxdp's dispatcher";
     XdpView x = xdp_view(in_);
     ASSERT_EQ(x.progs.size(), 2u) << names(x);
     EXPECT_EQ(x.progs[0].first, kAnychainProg) << names(x);
