@@ -23,8 +23,8 @@ def main():
     src, build = sys.argv[1], sys.argv[2]
     out = os.path.join(build, "experiment-quick")
     prefix = f"xq{os.getpid() % 100000}"
-    r = subprocess.run(["/usr/bin/python3", os.path.join(src, "scripts", "experiment"), "--quick", "--runs", "2", "--prefix", prefix,
-                        "--build", build, "--out", out], timeout=600)
+    r = subprocess.run(["/usr/bin/python3", os.path.join(src, "scripts", "experiment"), "--compress", "3", "--runs", "2",
+                        "--prefix", prefix, "--build", build, "--out", out], timeout=900)
     failures = []
 
     def check(cond, what):
