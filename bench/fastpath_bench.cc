@@ -20,6 +20,12 @@
 //     the pairs, cancels the per-call syscall cost. (The wall-clock time of one huge call is not
 //     used: on shared cores it includes time the CPU ran something else.) The kernel's own
 //     figure for the empty program with repeat 10M is printed as a cross-check (integer ns).
+//   * restored loop (every path without per-call state to put back): the same hot loop with
+//     bench/fastpath_loop.bpf.c, the fast path wrapped so that the frame is restored after every
+//     run (so a path that rewrites, pushes or pops headers takes the same path on every
+//     iteration), against the same wrapper around the empty program on the same frame:
+//        loop ns(path) = loop(path) - loop(empty wrapper, same frame) + hot(empty)
+//     Every call's output frame must equal its input (the restoration is checked, not assumed).
 // Every path's reason counters are checked: each measured run must add exactly the expected
 // counts (e.g. cache_hit + fwd_local_nsh) and no other reason may move; every call's verdict is
 // checked too. A mismatch aborts the benchmark.
@@ -55,6 +61,7 @@
 #include "common/packet.h"
 #include "common/sandbox.h"
 #include "dataplane/dataplane.h"
+#include "fastpath_loop.skel.h"
 #include "xdp_pass.skel.h"
 
 namespace anychain::bench {
@@ -100,6 +107,7 @@ void setup_node(dp::Dataplane& p) {
   build_fixture_node();
   // spare veths the benchmark attaches the two programs to (see main)
   must("ip link add hold0 type veth peer name hold0p && ip link add hold1 type veth peer name hold1p");
+  must("ip link add hold2 type veth peer name hold2p && ip link add hold3 type veth peer name hold3p");
 
   dp::Config cfg;  // defaults: 60 s flow timeout, 1 s next-hop cache TTL, NSH TTL 63
   inet_pton(AF_INET, kLocalEndpoint, &cfg.local_endpoint);
@@ -166,7 +174,7 @@ struct Call {
   uint64_t wall_ns;   // around the syscall
 };
 
-Call run(int prog_fd, uint32_t ifidx, const Bytes& f, uint32_t repeat) {
+Call run(int prog_fd, uint32_t ifidx, const Bytes& f, uint32_t repeat, bool restored = false) {
   static Bytes out(4096);
   xdp_md ctx{};
   ctx.ingress_ifindex = ifidx;
@@ -180,6 +188,8 @@ Call run(int prog_fd, uint32_t ifidx, const Bytes& f, uint32_t repeat) {
   clock_gettime(CLOCK_MONOTONIC, &b);
   if (err) throw std::runtime_error("bpf_prog_test_run_opts: " + std::string(std::strerror(-err)));
   uint64_t wall = static_cast<uint64_t>(b.tv_sec - a.tv_sec) * 1'000'000'000ULL + b.tv_nsec - a.tv_nsec;
+  if (restored && (o.data_size_out != f.size() || std::memcmp(out.data(), f.data(), f.size()) != 0))
+    throw std::runtime_error("restored loop: the output frame differs from the input (the wrapper missed a change)");
   return {static_cast<int>(o.retval), o.duration, wall};
 }
 
@@ -207,6 +217,10 @@ struct PathResult {
   double ratio = 0;
   std::optional<double> hot_ns;  // hot-loop ns/packet when the path allows it
   std::optional<double> hot_ratio;
+  std::optional<double> loop_raw;    // restored loop: wrapped fast path, ns per iteration
+  std::optional<double> loop_empty;  // restored loop: wrapped empty program on the same frame
+  std::optional<double> loop_ns;     // loop_raw - loop_empty + hot(empty)
+  std::optional<double> loop_ratio;
   std::vector<std::string> counters;  // reason names checked
 };
 
@@ -253,27 +267,36 @@ double trimmed_mean(std::vector<T> v) {
   return n ? sum / static_cast<double>(n) : 0;
 }
 
-void check_verdict(const PathDef& p, const Call& c) {
-  if (c.verdict != p.verdict)
-    throw std::runtime_error(format("{}: verdict {} (want {})", p.name, verdict_name(c.verdict), verdict_name(p.verdict)));
+void check_verdict(const PathDef& p, const Call& c, int want) {
+  if (c.verdict != want)
+    throw std::runtime_error(format("{}: verdict {} (want {})", p.name, verdict_name(c.verdict), verdict_name(want)));
 }
 
+void check_verdict(const PathDef& p, const Call& c) { check_verdict(p, c, p.verdict); }
+
 // Hot loop: alternate repeat kHotHi / kHotLo calls, trimmed mean of the per-iteration difference.
-double hot_loop(const dp::Dataplane& d, const PathDef& p, uint64_t pairs) {
+// prog_fd: the path's own program, or a restoring wrapper (restored: each output must equal the
+// input); counts: the reasons one iteration adds (none for the empty program and its wrapper).
+double hot_loop(const dp::Dataplane& d, const PathDef& p, uint64_t pairs, int prog_fd, bool restored,
+                const std::map<uint32_t, uint64_t>& counts, int verdict, const std::string& what) {
   Checker chk(d);
   std::vector<double> diffs;
   diffs.reserve(pairs);
   for (uint64_t i = 0; i < pairs; ++i) {
     if (p.reset) p.reset();
-    Call hi = run(p.prog_fd, p.ifidx, p.frame, kHotHi);
-    check_verdict(p, hi);
+    Call hi = run(prog_fd, p.ifidx, p.frame, kHotHi, restored);
+    check_verdict(p, hi, verdict);
     if (p.reset) p.reset();
-    Call lo = run(p.prog_fd, p.ifidx, p.frame, kHotLo);
-    check_verdict(p, lo);
+    Call lo = run(prog_fd, p.ifidx, p.frame, kHotLo, restored);
+    check_verdict(p, lo, verdict);
     diffs.push_back((static_cast<double>(hi.wall_ns) - static_cast<double>(lo.wall_ns)) / (kHotHi - kHotLo));
   }
-  chk.expect(p.per_run, pairs * (kHotHi + kHotLo), p.name + " (hot loop)");  // empty: nothing moves
+  chk.expect(counts, pairs * (kHotHi + kHotLo), what);
   return trimmed_mean(diffs);
+}
+
+double hot_loop(const dp::Dataplane& d, const PathDef& p, uint64_t pairs) {
+  return hot_loop(d, p, pairs, p.prog_fd, false, p.per_run, p.verdict, p.name + " (hot loop)");
 }
 
 // Empty program with a large repeat, as the kernel reports it (integer ns per iteration; the
@@ -392,12 +415,37 @@ int bench_main(const Options& opt) {
   setup_node(d);
   std::unique_ptr<xdp_pass_bpf, void (*)(xdp_pass_bpf*)> empty(xdp_pass_bpf__open_and_load(), xdp_pass_bpf__destroy);
   if (!empty) throw std::runtime_error("load xdp_pass");
+  // the restoring wrappers, on the node's pinned maps
+  LIBBPF_OPTS(bpf_object_open_opts, lo, .pin_root_path = d.pin_root().c_str());
+  std::unique_ptr<fastpath_loop_bpf, void (*)(fastpath_loop_bpf*)> loop(fastpath_loop_bpf__open_opts(&lo),
+                                                                        fastpath_loop_bpf__destroy);
+  if (!loop) throw std::runtime_error("open fastpath_loop");
+  bpf_map__set_max_entries(loop->maps.ac_flow_cache, d.flow_sets());
+  {
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(d.map_fd("ac_proxy"), &info, &len) != 0) throw std::runtime_error("ac_proxy info");
+    bpf_map__set_max_entries(loop->maps.ac_proxy, info.max_entries);
+  }
+  if (int err = fastpath_loop_bpf__load(loop.get()); err != 0)
+    throw std::runtime_error("load fastpath_loop: " + std::string(std::strerror(-err)));
+  for (const char* m : {"ac_config", "ac_ifaces", "ac_paths", "ac_flow_cache", "ac_stats", "ac_wcmp"}) {
+    bpf_map_info a{}, b{};
+    uint32_t la = sizeof a, lb = sizeof b;
+    if (bpf_obj_get_info_by_fd(d.map_fd(m), &a, &la) != 0 ||
+        bpf_obj_get_info_by_fd(bpf_map__fd(bpf_object__find_map_by_name(loop->obj, m)), &b, &lb) != 0 || a.id != b.id)
+      throw std::runtime_error(std::string("fastpath_loop does not share the node's map ") + m);
+  }
   const int fast_fd = d.prog_fd();
   const int empty_fd = bpf_program__fd(empty->progs.xdp_pass);
+  const int loop_fast_fd = bpf_program__fd(loop->progs.loop_anychain);
+  const int loop_empty_fd = bpf_program__fd(loop->progs.loop_empty);
   // Attach both programs natively to spare veths: the kernel's XDP dispatcher then holds them,
   // so every run is a direct call for both, and repeat > 1 calls do not rebuild the dispatcher.
   if (bpf_xdp_attach(static_cast<int>(ifindex("hold0")), fast_fd, XDP_FLAGS_DRV_MODE, nullptr) ||
-      bpf_xdp_attach(static_cast<int>(ifindex("hold1")), empty_fd, XDP_FLAGS_DRV_MODE, nullptr))
+      bpf_xdp_attach(static_cast<int>(ifindex("hold1")), empty_fd, XDP_FLAGS_DRV_MODE, nullptr) ||
+      bpf_xdp_attach(static_cast<int>(ifindex("hold2")), loop_fast_fd, XDP_FLAGS_DRV_MODE, nullptr) ||
+      bpf_xdp_attach(static_cast<int>(ifindex("hold3")), loop_empty_fd, XDP_FLAGS_DRV_MODE, nullptr))
     throw std::runtime_error("attach to the holding veths failed");
 
   const int flow_fd = d.map_fd("ac_flow_cache");
@@ -576,6 +624,12 @@ int bench_main(const Options& opt) {
       r.hot_ns = p.baseline ? empty_hot : hot_loop(d, p, pairs);
       r.hot_ratio = *r.hot_ns / empty_hot;
     }
+    if (!p.baseline && !p.reset) {
+      r.loop_raw = hot_loop(d, p, pairs, loop_fast_fd, true, p.per_run, p.verdict, p.name + " (restored loop)");
+      r.loop_empty = hot_loop(d, p, pairs, loop_empty_fd, true, {}, XDP_PASS, p.name + " (restored loop, empty)");
+      r.loop_ns = *r.loop_raw - *r.loop_empty + empty_hot;
+      r.loop_ratio = *r.loop_ns / empty_hot;
+    }
     for (auto [reason, c] : p.per_run) r.counters.push_back(dp::reason_name(reason));
     results.push_back(r);
   }
@@ -597,6 +651,10 @@ int bench_main(const Options& opt) {
                 << ", \"ratio\": " << fixed(r.ratio, 3);
       if (r.hot_ns)
         std::cout << ", \"hot_loop_ns\": " << fixed(*r.hot_ns, 3) << ", \"hot_loop_ratio\": " << fixed(*r.hot_ratio, 3);
+      if (r.loop_ns)
+        std::cout << ", \"restored_loop_ns\": " << fixed(*r.loop_ns, 3) << ", \"restored_loop_ratio\": "
+                  << fixed(*r.loop_ratio, 3) << ", \"restored_loop_raw_ns\": " << fixed(*r.loop_raw, 3)
+                  << ", \"restored_loop_wrapper_ns\": " << fixed(*r.loop_empty, 3);
       std::cout << ", \"counters\": [";
       for (size_t j = 0; j < r.counters.size(); ++j) std::cout << (j ? ", " : "") << json_str(r.counters[j]);
       std::cout << "]}" << (i + 1 < results.size() ? "," : "") << "\n";
@@ -623,15 +681,20 @@ int bench_main(const Options& opt) {
             << " ns per single run (harness overhead " << fixed(empty_single - empty_hot, 2)
             << " ns, subtracted below)\n"
             << "ns/pkt = single(path) - single(empty) + hot(empty); hot = hot loop, only where the path's output\n"
-            << "is again its own input for " << kHotHi << " runs; ratios are against hot(empty)\n\n";
-  std::printf("%-22s %10s %10s %7s %10s %7s  %s\n", "path", "single ns", "ns/pkt", "ratio", "hot ns", "ratio",
-              "counters checked per run");
+            << "is again its own input for " << kHotHi << " runs; loop = restored loop: the fast path wrapped to\n"
+            << "restore the frame after each run, minus the wrapper alone on the same frame (wrapper ns), plus\n"
+            << "hot(empty); ratios are against hot(empty)\n\n";
+  std::printf("%-22s %9s %8s %7s %8s %7s %8s %7s %8s  %s\n", "path", "single ns", "ns/pkt", "ratio", "hot ns",
+              "ratio", "loop ns", "ratio", "wrapper", "counters checked per run");
+  auto cell = [](const std::optional<double>& v, bool x) {
+    return v ? fixed(*v, 2) + (x ? "x" : "") : std::string("-");
+  };
   for (const auto& r : results) {
     std::string ctr;
     for (const auto& c : r.counters) ctr += (ctr.empty() ? "" : "+") + c;
-    std::printf("%-22s %10.2f %10.2f %6.2fx %10s %7s  %s\n", r.name.c_str(), r.single_mean, r.ns, r.ratio,
-                r.hot_ns ? fixed(*r.hot_ns, 2).c_str() : "-",
-                r.hot_ratio ? (fixed(*r.hot_ratio, 2) + "x").c_str() : "-", ctr.c_str());
+    std::printf("%-22s %9.2f %8.2f %6.2fx %8s %7s %8s %7s %8s  %s\n", r.name.c_str(), r.single_mean, r.ns,
+                r.ratio, cell(r.hot_ns, false).c_str(), cell(r.hot_ratio, true).c_str(), cell(r.loop_ns, false).c_str(),
+                cell(r.loop_ratio, true).c_str(), cell(r.loop_empty, false).c_str(), ctr.c_str());
   }
   std::cout << "\nmemory (map memlock, " << mem.cpus << " possible CPUs):\n"
             << "  flow cache set (" << AC_FLOW_WAYS << " ways): " << fixed(mem.flow_set, 1) << " bytes = "

@@ -1,17 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * anychain's XDP fast path: one entry program for every interface of an NFV node.
- *   NSH over Ethernet (0x894F)       -> forwarder (from a local NSH-aware VNF or a neighbour)
- *   IPv4/UDP 4790 to our endpoint     -> VXLAN-GPE decap -> forwarder
- *   IP on a VNF veth                  -> SFC proxy restores the held NSH -> forwarder
- *   IP on a classifying interface     -> classifier pushes NSH (SI 255) -> forwarder
- *   anything else                     -> XDP_PASS, counted
+ * What it does with each frame: ac_main.h.
  */
-#include "ac_common.h"
-#include "ac_maps.h"
-#include "ac_counters.h"
-#include "ac_classify.h"
-#include "ac_forward.h"
+#include "ac_main.h"
 #include <xdp/xdp_helpers.h>
 
 struct {
@@ -19,96 +11,10 @@ struct {
 	__uint(XDP_PASS, 1);
 } XDP_RUN_CONFIG(anychain_xdp);
 
-/* Plain IPv4/IPv6 that is not VXLAN-GPE for us: proxy return or classification. */
-AC_INLINE int ac_ip_rx(struct xdp_md *ctx, const struct ac_config *cfg, __u16 eth_proto,
-		       const __u8 *rx_dmac)
-{
-	__u32 ifindex = ctx->ingress_ifindex;
-	const struct ac_iface *ifc = bpf_map_lookup_elem(&ac_ifaces, &ifindex);
-
-	if (!ifc)
-		return AC_PASS(ctx, AC_R_PASS_NOT_OURS);
-	if (ifc->flags & AC_IF_VNF) {
-		int r = ac_proxy_restore(ctx, eth_proto);
-
-		if (r < 0)
-			return AC_PASS(ctx, AC_R_PASS_PROXY_MISS);
-		if (r)
-			return AC_DROP(ctx, r);
-		ac_note(ctx, AC_R_PROXY_RETURN);
-		return ac_nsh_rx(ctx, cfg, rx_dmac, 0, 0);
-	}
-	if (!(ifc->flags & AC_IF_CLASSIFY))
-		return AC_PASS(ctx, AC_R_PASS_NOT_OURS);
-
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ac_tuple t;
-
-	if (ac_parse_tuple(data, data_end, sizeof(struct ethhdr), eth_proto, &t))
-		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
-	const struct ac_policy *pol = ac_classify(cfg, &t);
-
-	if (!pol)
-		return AC_PASS(ctx, AC_R_PASS_NOT_OURS);
-
-	struct ac_nsh_info ni = {};
-	int symmetric = (pol->flags & AC_POL_SYMMETRIC) || (cfg->flags & AC_CFG_SYMMETRIC_HASH);
-
-	ni.hash = ac_flow_hash(&t, symmetric, AC_HASH_SEED);
-	int r = ac_nsh_push(ctx, &ni, pol->spi, cfg->default_ttl, pol->flags & AC_POL_MD2);
-
-	if (r)
-		return AC_DROP(ctx, r);
-	ac_note(ctx, AC_R_CLASSIFIED);
-	return ac_forward_body(ctx, cfg, &ni, rx_dmac);
-}
-
 SEC("xdp")
 int anychain_xdp(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	__u32 zero = 0;
-	__u8 rx_dmac[ETH_ALEN];
-
-	if ((void *)(eth + 1) > data_end)
-		return AC_PASS(ctx, AC_R_PASS_NOT_OURS);
-	const struct ac_config *cfg = bpf_map_lookup_elem(&ac_config, &zero);
-
-	if (!cfg || !cfg->gpe_port)
-		return AC_PASS(ctx, AC_R_PASS_NO_CONFIG);
-	ac_copy_mac(rx_dmac, eth->h_dest);
-
-	if (eth->h_proto == bpf_htons(AC_ETH_P_NSH))
-		return ac_nsh_rx(ctx, cfg, rx_dmac, 0, 1);
-	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
-		return ac_ip_rx(ctx, cfg, ETH_P_IPV6, rx_dmac);
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return AC_PASS(ctx, AC_R_PASS_NOT_OURS);
-
-	struct iphdr *ip = (void *)(eth + 1);
-
-	if ((void *)(ip + 1) > data_end)
-		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
-	if (ip->protocol == IPPROTO_UDP && ip->daddr == cfg->local_endpoint &&
-	    !(ip->frag_off & bpf_htons(AC_IP_MF | AC_IP_OFFSET))) {
-		struct udphdr *udp = (void *)ip + ip->ihl * 4;
-
-		if (ip->ihl < 5 || (void *)(udp + 1) > data_end)
-			return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
-		if (udp->dest == bpf_htons(cfg->gpe_port)) {
-			__u32 vni = 0;
-			int r = ac_gpe_decap(ctx, ip, data_end, &vni);
-
-			if (r)
-				return AC_DROP(ctx, r);
-			ac_note(ctx, AC_R_GPE_DECAP);
-			return ac_nsh_rx(ctx, cfg, rx_dmac, vni, 0);
-		}
-	}
-	return ac_ip_rx(ctx, cfg, ETH_P_IP, rx_dmac);
+	return ac_main(ctx);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
