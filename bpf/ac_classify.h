@@ -5,37 +5,27 @@
 
 #include "ac_maps.h"
 
-AC_INLINE int ac_prefix_match(const __u32 *addr, const __u32 *pfx, __u32 len, int words)
+/* sport, dport: the tuple's ports in host order. The masks come with the rule (the loader
+ * computes them from the prefix lengths); IPv4 compares one word per address. */
+AC_INLINE int ac_policy_match(const struct ac_policy *p, const struct ac_tuple *t, __u16 sport,
+			      __u16 dport)
 {
-	for (int i = 0; i < 4; i++) {
-		if (i >= words)
-			break;
-		int bits = (int)len - 32 * i;
-
-		if (bits <= 0)
-			break;
-		__u32 mask = bits >= 32 ? 0xffffffffu : bpf_htonl(~0u << (32 - bits));
-
-		if ((addr[i] & mask) != pfx[i])
-			return 0;
-	}
-	return 1;
-}
-
-AC_INLINE int ac_policy_match(const struct ac_policy *p, const struct ac_tuple *t)
-{
-	int words = t->family == 6 ? 4 : 1;
-
 	if (p->family != t->family)
 		return 0;
 	if (p->proto && p->proto != t->proto)
 		return 0;
-	__u16 sport = bpf_ntohs(t->sport), dport = bpf_ntohs(t->dport);
-
 	if (sport < p->sport_lo || sport > p->sport_hi || dport < p->dport_lo || dport > p->dport_hi)
 		return 0;
-	return ac_prefix_match(t->dst, p->dst, p->dst_len, words) &&
-	       ac_prefix_match(t->src, p->src, p->src_len, words);
+	if ((t->dst[0] & p->dst_mask[0]) != p->dst[0] || (t->src[0] & p->src_mask[0]) != p->src[0])
+		return 0;
+	if (t->family == 6) {
+#pragma unroll
+		for (int i = 1; i < 4; i++)
+			if ((t->dst[i] & p->dst_mask[i]) != p->dst[i] ||
+			    (t->src[i] & p->src_mask[i]) != p->src[i])
+				return 0;
+	}
+	return 1;
 }
 
 /* First rule that matches, or NULL */
@@ -44,6 +34,7 @@ AC_INLINE const struct ac_policy *ac_classify(const struct ac_config *cfg, const
 	__u32 word = cfg->policies;
 	__u32 n = AC_POLICY_COUNT(word);
 	__u32 base = AC_POLICY_BANK(word) * AC_MAX_POLICIES;
+	__u16 sport = bpf_ntohs(t->sport), dport = bpf_ntohs(t->dport);
 
 	for (__u32 i = 0; i < AC_MAX_POLICIES; i++) {
 		if (i >= n)
@@ -53,7 +44,7 @@ AC_INLINE const struct ac_policy *ac_classify(const struct ac_config *cfg, const
 
 		if (!p)
 			break;
-		if (ac_policy_match(p, t))
+		if (ac_policy_match(p, t, sport, dport))
 			return p;
 	}
 	return NULL;

@@ -35,7 +35,9 @@ struct ac_nsh_info {
 	__u8 np;         /* next protocol */
 	__u8 md;         /* MD type */
 	__u8 has_hash;
-	__u8 pad;
+	__u8 pending;    /* the classifier's NSH, not in the packet yet: the packet is [eth][L3] and
+			  * delivery writes the NSH together with any outer headers (one
+			  * bpf_xdp_adjust_head() per packet) */
 	__u32 vni;       /* VXLAN-GPE VNI the packet arrived with (0: not from another node) */
 };
 

@@ -5,18 +5,6 @@
 
 #include "ac_counters.h"
 
-AC_INLINE __u16 ac_ipv4_csum(struct iphdr *ip)
-{
-	__u16 *w = (__u16 *)ip;
-	__u32 sum = 0;
-
-	for (int i = 0; i < (int)(sizeof(*ip) / 2); i++)
-		sum += w[i];
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
 /* IPv4 TTL decrement with the incremental checksum update of RFC 1624 */
 AC_INLINE void ac_ipv4_dec_ttl(struct iphdr *ip)
 {

@@ -24,10 +24,14 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_nsh_info *ni, cons
 		return AC_PASS(ctx, AC_R_PASS_LAST_HOP);
 	}
 	__u16 proto = ac_np_to_ethertype(ni->np);
-	int r = ac_nsh_pop(ctx, ni->len, rx_dmac, eth->h_source, proto);
+	int r;
 
-	if (r)
-		return AC_DROP(ctx, r);
+	/* a classified packet whose chain ends here has no NSH yet: route it as it came */
+	if (!ni->pending) {
+		r = ac_nsh_pop(ctx, ni->len, rx_dmac, eth->h_source, proto);
+		if (r)
+			return AC_DROP(ctx, r);
+	}
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 
@@ -94,7 +98,8 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 
 	if (ac_flow_path(cfg, ni, now, &f, &path, &cached))
 		return AC_DROP(ctx, AC_R_DROP_NO_PATH);
-	__u64 bytes = ac_pkt_len(ctx);
+	/* the packet as delivered: with the classifier's NSH when it is still to be written */
+	__u64 bytes = ac_pkt_len(ctx) + (ni->pending ? ni->len : 0);
 
 	ac_counter_add(&ac_path_stats, path.slot, bytes);
 	if (!path.service_id) {
@@ -122,16 +127,23 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 		return AC_DROP(ctx, AC_R_DROP_NO_INSTANCE);
 	ac_counter_add(&ac_inst_stats, id, bytes);
 	if (!(inst->flags & AC_INST_LOCAL))
-		return ac_gpe_encap_fwd(ctx, cfg, inst, id, ni->hash, now, rx_dmac);
+		return ac_gpe_encap_fwd(ctx, cfg, inst, id, ni, now, rx_dmac);
 	if (!(inst->flags & AC_INST_NSH_AWARE))
-		return ac_proxy_deliver(ctx, ni, inst);
+		return ac_proxy_deliver(ctx, ni, inst, cfg->default_ttl);
 
+	if (ni->pending && bpf_xdp_adjust_head(ctx, -(int)ni->len))
+		return AC_DROP(ctx, AC_R_DROP_NO_ROOM);
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 
 	if ((void *)(eth + 1) > data_end)
 		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
+	if (ni->pending) {
+		if (ac_nsh_build(eth + 1, data_end, ni, cfg->default_ttl))
+			return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
+		eth->h_proto = bpf_htons(AC_ETH_P_NSH);
+	}
 	ac_copy_mac(eth->h_dest, inst->mac);
 	ac_copy_mac(eth->h_source, inst->if_mac);
 	return ac_verdict(ctx, AC_R_FWD_LOCAL_NSH, bpf_redirect(inst->ifindex, 0));

@@ -37,10 +37,14 @@ AC_INLINE int ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip, void *data_end,
 
 /* [eth][NSH] -> [eth][IPv4][UDP][GPE][NSH] to the instance's node, routed by FIB. */
 AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
-			       const struct ac_instance *inst, __u32 id, __u32 hash, __u64 now,
-			       const __u8 *rx_dmac)
+			       const struct ac_instance *inst, __u32 id,
+			       const struct ac_nsh_info *ni, __u64 now, const __u8 *rx_dmac)
 {
-	if (bpf_xdp_adjust_head(ctx, -(int)AC_GPE_OUTER_LEN))
+	__u32 hash = ni->hash;
+
+	/* [eth][NSH][L3] -> [eth][IPv4][UDP][GPE][NSH][L3]: the old Ethernet header is overwritten;
+	 * a classified packet ([eth][L3], NSH pending) gets its NSH in the same move */
+	if (bpf_xdp_adjust_head(ctx, -(int)(AC_GPE_OUTER_LEN + (ni->pending ? ni->len : 0))))
 		return AC_DROP(ctx, AC_R_DROP_NO_ROOM);
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -51,37 +55,42 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 
 	if ((void *)(gpe + 1) > data_end)
 		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
+	if (ni->pending && ac_nsh_build(gpe + 1, data_end, ni, cfg->default_ttl))
+		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
 	__u16 ip_len = (__u16)(data_end - (void *)ip);
 
+	__be32 saddr = cfg->local_endpoint, daddr = inst->endpoint;
+	/* version 4, IHL 5, TOS 0 | total length; ID 0 | no fragment; TTL 64 | UDP | checksum */
+	__u32 csum = bpf_htons(0x4500) + bpf_htons(ip_len) + bpf_htons(64 << 8 | IPPROTO_UDP) +
+		     (saddr & 0xffff) + (saddr >> 16) + (daddr & 0xffff) + (daddr >> 16);
+
+	csum = (csum & 0xffff) + (csum >> 16);
+	csum = (csum & 0xffff) + (csum >> 16);
 	eth->h_proto = bpf_htons(ETH_P_IP);
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->tos = 0;
-	ip->tot_len = bpf_htons(ip_len);
-	ip->id = 0;
-	ip->frag_off = 0;
-	ip->ttl = 64;
-	ip->protocol = IPPROTO_UDP;
-	ip->check = 0;
-	ip->saddr = cfg->local_endpoint;
-	ip->daddr = inst->endpoint;
-	ip->check = ac_ipv4_csum(ip);
+	/* whole words (the header's bytes in network order), no bitfield read-modify-write */
+	__be32 *ipw = (__be32 *)ip;
+
+	ipw[0] = bpf_htonl(0x45000000u | ip_len);
+	ipw[1] = 0;
+	ipw[2] = bpf_htonl(64u << 24 | IPPROTO_UDP << 16);
+	ip->check = (__u16)~csum; /* summed as loaded, so stored as is */
+	ip->saddr = saddr;
+	ip->daddr = daddr;
 	/* source port from the flow hash so ECMP in the underlay keeps a flow on one path */
 	udp->source = bpf_htons(0xc000 | (hash & 0x3fff));
 	udp->dest = bpf_htons(cfg->gpe_port);
 	udp->len = bpf_htons(ip_len - sizeof(*ip));
 	udp->check = 0;
-	gpe->flags = AC_GPE_FLAG_I | AC_GPE_FLAG_P;
-	gpe->reserved[0] = 0;
-	gpe->reserved[1] = 0;
-	gpe->next_proto = AC_GPE_NP_NSH;
-	gpe->vni_res = bpf_htonl(inst->vni << 8);
+	/* flags I|P, reserved; reserved, next protocol NSH; VNI, reserved */
+	__be32 *gw = (__be32 *)gpe;
+
+	gw[0] = bpf_htonl((__u32)(AC_GPE_FLAG_I | AC_GPE_FLAG_P) << 24 | AC_GPE_NP_NSH);
+	gw[1] = bpf_htonl(inst->vni << 8);
 
 	/* Next-hop cache: a FIB result for this instance, asked for the same ingress interface and
 	 * source, is used until it expires or the instance's generation changes. */
 	__u64 nh_ttl = cfg->nexthop_ttl_jiffies;
 	__u32 in_ifindex = ctx->ingress_ifindex;
-	__be32 saddr = cfg->local_endpoint;
 	__u32 slot = ac_nexthop_slot(id, in_ifindex);
 	struct ac_nexthop *nh = nh_ttl ? bpf_map_lookup_elem(&ac_nexthop, &slot) : NULL;
 
@@ -95,6 +104,8 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 
 	struct bpf_fib_lookup p = {};
 
+	/* the new Ethernet header's source, should the FIB hand the packet to the stack */
+	ac_copy_mac(eth->h_source, rx_dmac);
 	p.family = AF_INET;
 	p.l4_protocol = IPPROTO_UDP;
 	p.tot_len = ip_len;

@@ -16,14 +16,24 @@
 #include "ac_classify.h"
 #include "ac_forward.h"
 
+/* An interface with an ifindex of AC_IFACE_DIRECT or more (rare): a hash lookup, kept out of
+ * line so that the compiler cannot merge it with the array lookup into one call with a variable
+ * map, which the verifier could not inline. */
+static __noinline const struct ac_iface *ac_iface_hi(__u32 ifindex)
+{
+	return bpf_map_lookup_elem(&ac_ifaces_hi, &ifindex);
+}
+
 /* Plain IPv4/IPv6 that is not VXLAN-GPE for us: proxy return or classification. */
 AC_INLINE int ac_ip_rx(struct xdp_md *ctx, const struct ac_config *cfg, __u16 eth_proto,
 		       const __u8 *rx_dmac)
 {
 	__u32 ifindex = ctx->ingress_ifindex;
-	const struct ac_iface *ifc = bpf_map_lookup_elem(&ac_ifaces, &ifindex);
+	const struct ac_iface *ifc = ifindex < AC_IFACE_DIRECT ?
+					     bpf_map_lookup_elem(&ac_ifaces, &ifindex) :
+					     ac_iface_hi(ifindex);
 
-	if (!ifc)
+	if (!ifc || !ifc->flags)
 		return AC_PASS(ctx, AC_R_PASS_NOT_OURS);
 	if (ifc->flags & AC_IF_VNF) {
 		int r = ac_proxy_restore(ctx, eth_proto);
@@ -53,10 +63,7 @@ AC_INLINE int ac_ip_rx(struct xdp_md *ctx, const struct ac_config *cfg, __u16 et
 	int symmetric = (pol->flags & AC_POL_SYMMETRIC) || (cfg->flags & AC_CFG_SYMMETRIC_HASH);
 
 	ni.hash = ac_flow_hash(&t, symmetric, AC_HASH_SEED);
-	int r = ac_nsh_push(ctx, &ni, pol->spi, cfg->default_ttl, pol->flags & AC_POL_MD2);
-
-	if (r)
-		return AC_DROP(ctx, r);
+	ac_nsh_classified(&ni, pol->spi, eth_proto, pol->flags & AC_POL_MD2);
 	ac_note(ctx, AC_R_CLASSIFIED);
 	return ac_forward_body(ctx, cfg, &ni, rx_dmac);
 }

@@ -13,13 +13,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ac_config SEC(".maps");
 
+/* The interfaces with an anychain role: slot = ifindex for ifindexes below AC_IFACE_DIRECT (an
+ * array lookup, which the verifier inlines; flags 0 = no role), the rare larger ones in the hash. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AC_IFACE_DIRECT);
+	__type(key, __u32);
+	__type(value, struct ac_iface);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_ifaces SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, AC_MAX_IFACES);
 	__type(key, __u32);
 	__type(value, struct ac_iface);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} ac_ifaces SEC(".maps");
+} ac_ifaces_hi SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -87,6 +87,7 @@ AC_INLINE int ac_nsh_read(struct xdp_md *ctx, struct ac_nsh_info *ni)
 	ni->np = nb->next_proto;
 	ni->md = md;
 	ni->has_hash = 0;
+	ni->pending = 0;
 	ni->hash = 0;
 	if (md == AC_NSH_MD_TYPE1) {
 		struct ac_nsh_md1 *m1 = (void *)(sp + 1);
@@ -119,44 +120,35 @@ AC_INLINE void ac_nsh_hash_inner(struct xdp_md *ctx, struct ac_nsh_info *ni, int
 		ni->hash = ac_flow_hash(&t, symmetric, AC_HASH_SEED);
 }
 
-/* Push an NSH (SI 255) in front of the L3 packet after the Ethernet header.
- * md2: one TLV (anychain class, flow hash). Returns 0 or the drop reason. */
-AC_INLINE int ac_nsh_push(struct xdp_md *ctx, struct ac_nsh_info *ni, __u32 spi, __u8 ttl,
-			  int md2)
+/* The NSH the classifier assigns to a packet of the L3 protocol eth_proto: SPI spi, SI 255.
+ * md2: one TLV (anychain class, flow hash). ni->hash is already set. Nothing is written into the
+ * packet here: delivery does it (ac_nsh_build), after the outer headers if any, so a classified
+ * packet pays one bpf_xdp_adjust_head() whatever its destination. */
+AC_INLINE void ac_nsh_classified(struct ac_nsh_info *ni, __u32 spi, __u16 eth_proto, int md2)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr eth;
-	__u32 len = md2 ? AC_NSH_BASE_LEN + sizeof(struct ac_nsh_tlv) + 4 : AC_NSH_MD1_LEN;
+	ni->np = eth_proto == ETH_P_IP ? AC_NSH_NP_IPV4 : AC_NSH_NP_IPV6;
+	ni->md = md2 ? AC_NSH_MD_TYPE2 : AC_NSH_MD_TYPE1;
+	ni->len = md2 ? AC_NSH_BASE_LEN + sizeof(struct ac_nsh_tlv) + 4 : AC_NSH_MD1_LEN;
+	ni->spsi = bpf_htonl(AC_SPI_SI(spi, 255));
+	ni->has_hash = 1;
+	ni->pending = 1;
+}
 
-	if (data + sizeof(eth) > data_end)
-		return AC_R_DROP_TRUNCATED;
-	__builtin_memcpy(&eth, data, sizeof(eth));
-	if (bpf_xdp_adjust_head(ctx, -(int)len))
-		return AC_R_DROP_NO_ROOM;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *neth = data;
-	struct ac_nsh_base *nb = (void *)(neth + 1);
+/* Write the NSH that ni describes (from ac_nsh_classified) at 'at', in the packet or in a held
+ * copy; end bounds the space. Returns 0 or the drop reason. */
+AC_INLINE int ac_nsh_build(void *at, void *end, const struct ac_nsh_info *ni, __u8 ttl)
+{
+	struct ac_nsh_base *nb = at;
 	struct ac_nsh_sp *sp = (void *)(nb + 1);
 	__be32 *w = (void *)(sp + 1);
 
-	if ((void *)(w + 4) > data_end)
+	if ((void *)(w + 4) > end)
 		return AC_R_DROP_TRUNCATED;
-	ni->np = eth.h_proto == bpf_htons(ETH_P_IP) ? AC_NSH_NP_IPV4 : AC_NSH_NP_IPV6;
-	ni->md = md2 ? AC_NSH_MD_TYPE2 : AC_NSH_MD_TYPE1;
-	ni->len = len;
-	ni->spsi = bpf_htonl(AC_SPI_SI(spi, 255));
-	ni->has_hash = 1;
-
-	ac_copy_mac(neth->h_dest, eth.h_dest);
-	ac_copy_mac(neth->h_source, eth.h_source);
-	neth->h_proto = bpf_htons(AC_ETH_P_NSH);
-	nb->ver_flags_ttl_len = bpf_htons(AC_NSH_W0(AC_NSH_VERSION, ttl, len / 4));
+	nb->ver_flags_ttl_len = bpf_htons(AC_NSH_W0(AC_NSH_VERSION, ttl, ni->len / 4));
 	nb->md_type = ni->md;
 	nb->next_proto = ni->np;
 	sp->spi_si = ni->spsi;
-	if (md2) {
+	if (ni->md == AC_NSH_MD_TYPE2) {
 		struct ac_nsh_tlv *tlv = (void *)w;
 
 		tlv->md_class = bpf_htons(AC_MD_CLASS);

@@ -48,9 +48,10 @@ AC_INLINE int ac_nsh_hold(struct xdp_md *ctx, __u8 *held, __u32 len, int to_pack
 	return 0;
 }
 
-/* Deliver to an NSH-unaware local instance. */
+/* Deliver to an NSH-unaware local instance. A classified packet (NSH pending) is already bare:
+ * the proxy holds the NSH the classifier assigned and only the MACs change. */
 AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_nsh_info *ni,
-			       const struct ac_instance *inst)
+			       const struct ac_instance *inst, __u8 ttl)
 {
 	struct ac_proxy_key key;
 	__u32 zero = 0;
@@ -60,22 +61,38 @@ AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_nsh_info *ni,
 	if (ni->np == AC_NSH_NP_ETH)
 		return AC_DROP(ctx, AC_R_DROP_NSH_NEXT_PROTO); /* proxy serves IP payloads only */
 	proto = ac_np_to_ethertype(ni->np);
-	if (ac_proxy_key_of(ctx, sizeof(struct ethhdr) + len, proto, inst->ifindex, &key))
+	if (ac_proxy_key_of(ctx, sizeof(struct ethhdr) + (ni->pending ? 0 : len), proto, inst->ifindex,
+			    &key))
 		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
 	struct ac_proxy_entry *e = bpf_map_lookup_elem(&ac_scratch, &zero);
 
 	if (!e || len < AC_NSH_BASE_LEN || len > AC_PROXY_NSH_MAX)
 		return AC_DROP(ctx, AC_R_DROP_NSH_TRUNCATED);
-	if (ac_nsh_hold(ctx, e->nsh, len, 0))
+	if (ni->pending) {
+		if (ac_nsh_build(e->nsh, e->nsh + sizeof(e->nsh), ni, ttl))
+			return AC_DROP(ctx, AC_R_DROP_NSH_TRUNCATED);
+	} else if (ac_nsh_hold(ctx, e->nsh, len, 0)) {
 		return AC_DROP(ctx, AC_R_DROP_NSH_TRUNCATED);
+	}
 	e->len = len;
 	e->stored_ns = bpf_ktime_get_coarse_ns();
 	bpf_map_update_elem(&ac_proxy, &key, e, BPF_ANY);
 
-	int r = ac_nsh_pop(ctx, len, inst->mac, inst->if_mac, proto);
+	if (ni->pending) {
+		void *data = (void *)(long)ctx->data;
+		void *data_end = (void *)(long)ctx->data_end;
+		struct ethhdr *eth = data;
 
-	if (r)
-		return AC_DROP(ctx, r);
+		if ((void *)(eth + 1) > data_end)
+			return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
+		ac_copy_mac(eth->h_dest, inst->mac);
+		ac_copy_mac(eth->h_source, inst->if_mac);
+	} else {
+		int r = ac_nsh_pop(ctx, len, inst->mac, inst->if_mac, proto);
+
+		if (r)
+			return AC_DROP(ctx, r);
+	}
 	return ac_verdict(ctx, AC_R_FWD_LOCAL_PROXY, bpf_redirect(inst->ifindex, 0));
 }
 

@@ -122,16 +122,17 @@ Result<ac_policy> encode_policy(const PolicyRule& r) {
   if (r.sport_lo > r.sport_hi || r.dport_lo > r.dport_hi) return fail("port range with low > high", EINVAL);
   ac_policy p{};
   p.family = family == AF_INET6 ? 6 : 4;
-  auto mask_into = [&](const Prefix& pf, __be32* out) {
+  auto mask_into = [&](const Prefix& pf, __be32* out, __be32* mask) {
     const auto* w = reinterpret_cast<const uint32_t*>(&pf.addr);
     for (int i = 0; i < 4; ++i) {
       int bits = static_cast<int>(pf.len) - 32 * i;
       uint32_t m = bits >= 32 ? 0xffffffffu : bits <= 0 ? 0u : htonl(~0u << (32 - bits));
       out[i] = w[i] & m;
+      mask[i] = m;
     }
   };
-  mask_into(r.src, p.src);
-  mask_into(r.dst, p.dst);
+  mask_into(r.src, p.src, p.src_mask);
+  mask_into(r.dst, p.dst, p.dst_mask);
   p.src_len = r.src.len;
   p.dst_len = r.dst.len;
   p.proto = r.proto;
@@ -289,18 +290,35 @@ Result<Config> Dataplane::config() const {
   return c;
 }
 
+// ifindexes below AC_IFACE_DIRECT have a slot in the ac_ifaces array (flags 0: no role), the
+// others an entry in the ac_ifaces_hi hash.
 Result<void> Dataplane::set_interface(uint32_t ifindex, uint32_t flags, uint32_t instance_id, const Mac& mac) {
+  if (ifindex == 0) return fail("interface index 0 is not an interface", EINVAL);
+  if ((flags & (AC_IF_CLASSIFY | AC_IF_VNF)) == 0)
+    return fail(format("interface {}: no role (classify or VNF) given", ifindex), EINVAL);
   ac_iface v{};
   v.flags = flags;
   v.instance_id = instance_id;
   std::copy(mac.begin(), mac.end(), v.mac);
-  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ac_ifaces), &ifindex, &v, BPF_ANY) != 0)
+  const bool direct = ifindex < AC_IFACE_DIRECT;
+  int fd = bpf_map__fd(direct ? skel_->maps.ac_ifaces : skel_->maps.ac_ifaces_hi);
+  if (bpf_map_update_elem(fd, &ifindex, &v, BPF_ANY) != 0) {
+    if (!direct && errno == E2BIG)
+      return fail(format("interface {}: the table of interfaces with an index >= {} is full ({} entries)", ifindex,
+                         AC_IFACE_DIRECT, AC_MAX_IFACES), E2BIG);
     return fail_errno(format("write interface {}", ifindex));
+  }
   return {};
 }
 
 Result<void> Dataplane::del_interface(uint32_t ifindex) {
-  if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.ac_ifaces), &ifindex) != 0 && errno != ENOENT)
+  if (ifindex < AC_IFACE_DIRECT) {
+    ac_iface none{};
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ac_ifaces), &ifindex, &none, BPF_ANY) != 0)
+      return fail_errno(format("clear interface {}", ifindex));
+    return {};
+  }
+  if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.ac_ifaces_hi), &ifindex) != 0 && errno != ENOENT)
     return fail_errno(format("delete interface {}", ifindex));
   return {};
 }

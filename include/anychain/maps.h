@@ -20,7 +20,8 @@
 #define AC_MAX_PATHS 16384       /* (SPI, SI) entries */
 #define AC_MAX_SERVICES 1024     /* service ids 1..AC_MAX_SERVICES-1 */
 #define AC_MAX_INSTANCES 16384   /* instance ids 1..; 0 means "none" */
-#define AC_MAX_IFACES 256
+#define AC_IFACE_DIRECT 4096     /* ifindexes below: a slot of the ac_ifaces array (no hashing) */
+#define AC_MAX_IFACES 256        /* interfaces with a larger ifindex (ac_ifaces_hi, a hash) */
 #define AC_WCMP_BUCKETS 4093     /* buckets per service table (prime, Maglev) */
 #define AC_FLOW_CACHE_DEFAULT 65536 /* per-CPU flow cache entries (ways); resized by the loader */
 #define AC_FLOW_WAYS 4           /* flow cache: ways per set (the set is the LRU unit) */
@@ -67,8 +68,10 @@ struct ac_iface {
 #define AC_POL_SYMMETRIC (1u << 0) /* hash both directions of a flow alike */
 #define AC_POL_MD2 (1u << 1)       /* push MD type 2 (flow hash as a TLV) instead of MD type 1 */
 struct ac_policy {
-	__be32 src[4];
+	__be32 src[4];           /* prefix, already masked */
 	__be32 dst[4];
+	__be32 src_mask[4];      /* the prefix length as a mask per word (the program only ANDs) */
+	__be32 dst_mask[4];
 	__u8 family;             /* 4 or 6 */
 	__u8 src_len;
 	__u8 dst_len;

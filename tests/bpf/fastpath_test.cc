@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <functional>
 #include <set>
 
 #include "fastpath_fixture.h"
@@ -140,6 +141,100 @@ TEST_P(FastPath, ClassifyMd2PushesHashTlv) {
   EXPECT_EQ(hex(r.out), hex(want));
 }
 
+// Runs its cleanup at the end of the scope (a test's own rules and paths; the fixture's back).
+struct Cleanup {
+  std::function<void()> f;
+  ~Cleanup() { f(); }
+};
+
+// One rule: everything to f's destination (a host prefix), optionally TCP/80 only, -> spi.
+std::vector<dp::PolicyRule> rule_for(const Flow& f, uint32_t spi, bool tcp80 = false) {
+  std::vector<dp::PolicyRule> r(1);
+  r[0].dst = *dp::parse_prefix(f.dst + (f.np() == AC_NSH_NP_IPV6 ? "/128" : "/32"));
+  r[0].spi = spi;
+  if (tcp80) {
+    r[0].proto = IPPROTO_TCP;
+    r[0].dport_lo = r[0].dport_hi = 80;
+  }
+  return r;
+}
+
+// 1 + 4: a classified packet whose instance is remote: NSH and the VXLAN-GPE headers are written
+// in one move (the NSH never sits alone in front of the packet).
+TEST_P(FastPath, ClassifyToRemoteOverVxlanGpe) {
+  const Flow& f = GetParam();
+  auto& d = FastPathEnv::dataplane();
+  ASSERT_TRUE(d.set_policies(rule_for(f, 600)).has_value());
+  ASSERT_TRUE(d.set_path(600, 255, kSvcRemote, false).has_value());
+  Cleanup undo{[&] {
+    (void)d.set_policies(fixture_rules());
+    (void)d.del_path(600, 255);
+  }};
+  Counters c;
+  auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, f.ethertype(), f.ip()));
+  Bytes inner = nsh(nsh_for(f, 600, 255, AC_NSH_DEFAULT_TTL));
+  append(inner, f.ip());
+  Bytes want = eth(kCore0Peer, kCore0, ETH_P_IP);
+  append(want, gpe_outer(kLocalEndpoint, kRemoteEndpoint, 0xc000 | (f.hash() & 0x3fff), inner.size(),
+                         AC_GPE_NP_NSH, AC_GPE_FLAG_I | AC_GPE_FLAG_P, 7));
+  append(want, inner);
+  EXPECT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(hex(r.out), hex(want));
+  EXPECT_EQ(c.delta(AC_R_CLASSIFIED), 1u);
+  EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 1u);
+}
+
+// 1 + 5: a classified packet for an NSH-unaware VNF is never given an NSH to strip: it leaves
+// bare, the proxy holds the classifier's NSH, and the packet coming back carries it (SI - 1).
+TEST_P(FastPath, ClassifyToProxiedVnfHoldsTheClassifiersNsh) {
+  const Flow& f = GetParam();
+  Flow web = f;
+  web.l4.proto = IPPROTO_TCP;
+  web.l4.dport = 80;
+  auto& d = FastPathEnv::dataplane();
+  ASSERT_TRUE(d.set_policies(rule_for(web, 200, true)).has_value());
+  // chain 200 continues at the local NSH-aware VNF, so the restored NSH is seen whole
+  ASSERT_TRUE(d.set_path(200, 254, kSvcLocal, false).has_value());
+  Cleanup undo{[&] {
+    (void)d.set_policies(fixture_rules());
+    (void)d.set_path(200, 254, 0, true);
+  }};
+  Counters c;
+  auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, web.ethertype(), web.ip()));
+  EXPECT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(hex(r.out), hex(frame(kVnf1Peer, kVnf1Host, web.ethertype(), web.ip())));
+  EXPECT_EQ(c.delta(AC_R_CLASSIFIED), 1u);
+  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_PROXY), 1u);
+
+  auto back = run_prog(prog(), "vnf1", frame(kVnf1Host, kVnf1Peer, web.ethertype(), web.ip()));
+  Bytes want = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
+  append(want, nsh(nsh_for(web, 200, 254, AC_NSH_DEFAULT_TTL - 1)));  // the forwarder's hop
+  append(want, web.ip());
+  EXPECT_EQ(back.verdict, XDP_REDIRECT);
+  EXPECT_EQ(hex(back.out), hex(want));
+  EXPECT_EQ(c.delta(AC_R_PROXY_RETURN), 1u);
+  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_NSH), 1u);
+}
+
+// 1 + 6: a chain that ends at once (its SI 255 is the last hop): the packet is routed as it came,
+// no NSH pushed and popped.
+TEST_P(FastPath, ClassifyIntoAnEndedChainRoutesThePacket) {
+  const Flow& f = GetParam();
+  auto& d = FastPathEnv::dataplane();
+  ASSERT_TRUE(d.set_policies(rule_for(f, 700)).has_value());
+  ASSERT_TRUE(d.set_path(700, 255, 0, true).has_value());
+  Cleanup undo{[&] {
+    (void)d.set_policies(fixture_rules());
+    (void)d.del_path(700, 255);
+  }};
+  Counters c;
+  auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, f.ethertype(), f.ip()));
+  EXPECT_EQ(r.verdict, XDP_REDIRECT);
+  EXPECT_EQ(hex(r.out), hex(frame(kCore0Peer, kCore0, f.ethertype(), f.ip(63))));
+  EXPECT_EQ(c.delta(AC_R_CLASSIFIED), 1u);
+  EXPECT_EQ(c.delta(AC_R_FWD_LAST_HOP), 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Inner, FastPath, ::testing::Values(kV4, kV6),
                          [](const auto& i) { return i.param.np() == AC_NSH_NP_IPV4 ? "IPv4" : "IPv6"; });
 
@@ -201,6 +296,8 @@ TEST(FastPathNeighbour, UnresolvedNextHopGoesToTheStackEncapsulated) {
   EXPECT_EQ(c.delta(AC_R_PASS_NO_NEIGH), 1u);
   ASSERT_GE(r.out.size(), 50u);
   EXPECT_EQ(Bytes(r.out.begin(), r.out.begin() + 6), Bytes(kSrc0.begin(), kSrc0.end()));  // to us
+  EXPECT_EQ(Bytes(r.out.begin() + 6, r.out.begin() + 12), Bytes(kSrc0.begin(), kSrc0.end()))
+      << "from us too (the stack sees a frame this host sent itself, not headroom bytes)";
   EXPECT_EQ(get16(r.out, 12), ETH_P_IP);
   EXPECT_EQ(get16(r.out, 14 + 22), AC_VXLAN_GPE_PORT);
 }
