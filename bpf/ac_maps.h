@@ -33,9 +33,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * AC_MAX_POLICIES);
+	__uint(max_entries, 2);
 	__type(key, __u32);
-	__type(value, struct ac_policy);
+	__type(value, struct ac_policy_bank);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ac_policies SEC(".maps");
 

@@ -326,11 +326,11 @@ Result<void> Dataplane::del_interface(uint32_t ifindex) {
 Result<void> Dataplane::set_policies(std::span<const PolicyRule> rules) {
   if (rules.size() > AC_MAX_POLICIES)
     return fail(format("{} policies, at most {} are supported", rules.size(), AC_MAX_POLICIES), E2BIG);
-  std::vector<ac_policy> enc;
+  auto enc = std::make_unique<ac_policy_bank>();
   for (size_t i = 0; i < rules.size(); ++i) {
     auto p = encode_policy(rules[i]);
     if (!p) return fail(format("policy {}: {}", i, p.error().message), p.error().code);
-    enc.push_back(*p);
+    enc->rule[i] = *p;
   }
   int cfd = bpf_map__fd(skel_->maps.ac_config), pfd = bpf_map__fd(skel_->maps.ac_policies);
   uint32_t zero = 0;
@@ -338,11 +338,8 @@ Result<void> Dataplane::set_policies(std::span<const PolicyRule> rules) {
   if (bpf_map_lookup_elem(cfd, &zero, &cfg) != 0) return fail_errno("read config");
   // Fill the idle bank, then publish it: packets see the old rule set or the new one.
   uint32_t bank = AC_POLICY_BANK(cfg.policies) ^ 1;
-  for (uint32_t i = 0; i < enc.size(); ++i) {
-    uint32_t idx = bank * AC_MAX_POLICIES + i;
-    if (bpf_map_update_elem(pfd, &idx, &enc[i], BPF_ANY) != 0) return fail_errno(format("write policy {}", i));
-  }
-  cfg.policies = AC_POLICY_WORD(bank, enc.size());
+  if (bpf_map_update_elem(pfd, &bank, enc.get(), BPF_ANY) != 0) return fail_errno("write the policy bank");
+  cfg.policies = AC_POLICY_WORD(bank, rules.size());
   if (bpf_map_update_elem(cfd, &zero, &cfg, BPF_ANY) != 0) return fail_errno("write config");
   return {};
 }

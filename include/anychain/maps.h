@@ -82,6 +82,12 @@ struct ac_policy {
 	__u32 flags;
 };
 
+/* ac_policies: one bank of rules per array slot (AC_POLICY_BANK() of ac_config.policies is live):
+ * one lookup per classified packet, then the rules in order */
+struct ac_policy_bank {
+	struct ac_policy rule[AC_MAX_POLICIES];
+};
+
 /* ac_paths: key is AC_SPI_SI(spi, si) in network order (the NSH word as read) */
 #define AC_PATH_LAST_HOP (1u << 0) /* this SI ends the chain: pop NSH and route */
 struct ac_path {

@@ -38,6 +38,7 @@ std::vector<Layout> layouts() {
        {F(ac_policy, src), F(ac_policy, dst), F(ac_policy, src_mask), F(ac_policy, dst_mask), F(ac_policy, family), F(ac_policy, src_len), F(ac_policy, dst_len),
         F(ac_policy, proto), F(ac_policy, sport_lo), F(ac_policy, sport_hi), F(ac_policy, dport_lo),
         F(ac_policy, dport_hi), F(ac_policy, spi), F(ac_policy, flags)}},
+      {"ac_policy_bank", sizeof(ac_policy_bank), {F(ac_policy_bank, rule)}},
       {"ac_path", sizeof(ac_path), {F(ac_path, service_id), F(ac_path, flags), F(ac_path, stats_idx)}},
       {"ac_instance", sizeof(ac_instance),
        {F(ac_instance, ifindex), F(ac_instance, endpoint), F(ac_instance, mac), F(ac_instance, flags),
