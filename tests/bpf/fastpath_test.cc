@@ -4,8 +4,9 @@
 #include <sched.h>
 #include <unistd.h>
 
-#include <functional>
+#include <optional>
 #include <set>
+#include <utility>
 
 #include "fastpath_fixture.h"
 
@@ -47,16 +48,21 @@ Nsh nsh_for(const Flow& f, uint32_t spi, uint8_t si, uint8_t ttl) {
 
 class FastPath : public ::testing::TestWithParam<Flow> {};
 
+// What the local NSH-aware VNF (behind vnf0) receives for flow f.
+Bytes nsh_at_vnf0(const Flow& f, uint32_t spi, uint8_t si, uint8_t ttl) {
+  Bytes b = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
+  append(b, nsh(nsh_for(f, spi, si, ttl)));
+  append(b, f.ip());
+  return b;
+}
+
 // 1 + 4: classify at SI 255, deliver to the local NSH-aware VNF as NSH over Ethernet
 TEST_P(FastPath, ClassifyToLocalNshAwareVnf) {
   const Flow& f = GetParam();
   Counters c;
   auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, f.ethertype(), f.ip()));
-  Bytes want = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
-  append(want, nsh(nsh_for(f, 100, 255, AC_NSH_DEFAULT_TTL)));
-  append(want, f.ip());
   EXPECT_EQ(r.verdict, XDP_REDIRECT);
-  EXPECT_EQ(hex(r.out), hex(want));
+  EXPECT_EQ(hex(r.out), hex(nsh_at_vnf0(f, 100, 255, AC_NSH_DEFAULT_TTL)));
   EXPECT_EQ(c.delta(AC_R_CLASSIFIED), 1u);
   EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_NSH), 1u);
 }
@@ -141,10 +147,25 @@ TEST_P(FastPath, ClassifyMd2PushesHashTlv) {
   EXPECT_EQ(hex(r.out), hex(want));
 }
 
-// Runs its cleanup at the end of the scope (a test's own rules and paths; the fixture's back).
-struct Cleanup {
-  std::function<void()> f;
-  ~Cleanup() { f(); }
+// A test's own rule set and path (SPI, SI 255) for the scope; the fixture's come back after.
+// restore: what the path was in the fixture (nullopt: it did not exist).
+struct ScopedChain {
+  ScopedChain(std::vector<dp::PolicyRule> rules, uint32_t spi, uint8_t si, uint32_t service, bool last,
+              std::optional<std::pair<uint32_t, bool>> restore = std::nullopt)
+      : spi_(spi), si_(si), restore_(restore) {
+    auto& d = FastPathEnv::dataplane();
+    ok_ = d.set_policies(rules).has_value() && d.set_path(spi, si, service, last).has_value();
+  }
+  ~ScopedChain() {
+    auto& d = FastPathEnv::dataplane();
+    (void)d.set_policies(fixture_rules());
+    if (restore_) (void)d.set_path(spi_, si_, restore_->first, restore_->second);
+    else (void)d.del_path(spi_, si_);
+  }
+  bool ok_ = false;
+  uint32_t spi_;
+  uint8_t si_;
+  std::optional<std::pair<uint32_t, bool>> restore_;
 };
 
 // One rule: everything to f's destination (a host prefix), optionally TCP/80 only, -> spi.
@@ -163,13 +184,8 @@ std::vector<dp::PolicyRule> rule_for(const Flow& f, uint32_t spi, bool tcp80 = f
 // in one move (the NSH never sits alone in front of the packet).
 TEST_P(FastPath, ClassifyToRemoteOverVxlanGpe) {
   const Flow& f = GetParam();
-  auto& d = FastPathEnv::dataplane();
-  ASSERT_TRUE(d.set_policies(rule_for(f, 600)).has_value());
-  ASSERT_TRUE(d.set_path(600, 255, kSvcRemote, false).has_value());
-  Cleanup undo{[&] {
-    (void)d.set_policies(fixture_rules());
-    (void)d.del_path(600, 255);
-  }};
+  ScopedChain chain(rule_for(f, 600), 600, 255, kSvcRemote, false);
+  ASSERT_TRUE(chain.ok_);
   Counters c;
   auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, f.ethertype(), f.ip()));
   Bytes inner = nsh(nsh_for(f, 600, 255, AC_NSH_DEFAULT_TTL));
@@ -191,14 +207,10 @@ TEST_P(FastPath, ClassifyToProxiedVnfHoldsTheClassifiersNsh) {
   Flow web = f;
   web.l4.proto = IPPROTO_TCP;
   web.l4.dport = 80;
-  auto& d = FastPathEnv::dataplane();
-  ASSERT_TRUE(d.set_policies(rule_for(web, 200, true)).has_value());
-  // chain 200 continues at the local NSH-aware VNF, so the restored NSH is seen whole
-  ASSERT_TRUE(d.set_path(200, 254, kSvcLocal, false).has_value());
-  Cleanup undo{[&] {
-    (void)d.set_policies(fixture_rules());
-    (void)d.set_path(200, 254, 0, true);
-  }};
+  // chain 200 continues at the local NSH-aware VNF (in the fixture it ends), so the restored
+  // NSH is seen whole
+  ScopedChain chain(rule_for(web, 200, true), 200, 254, kSvcLocal, false, std::pair<uint32_t, bool>{0, true});
+  ASSERT_TRUE(chain.ok_);
   Counters c;
   auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, web.ethertype(), web.ip()));
   EXPECT_EQ(r.verdict, XDP_REDIRECT);
@@ -207,11 +219,9 @@ TEST_P(FastPath, ClassifyToProxiedVnfHoldsTheClassifiersNsh) {
   EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_PROXY), 1u);
 
   auto back = run_prog(prog(), "vnf1", frame(kVnf1Host, kVnf1Peer, web.ethertype(), web.ip()));
-  Bytes want = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
-  append(want, nsh(nsh_for(web, 200, 254, AC_NSH_DEFAULT_TTL - 1)));  // the forwarder's hop
-  append(want, web.ip());
   EXPECT_EQ(back.verdict, XDP_REDIRECT);
-  EXPECT_EQ(hex(back.out), hex(want));
+  // TTL - 1: the forwarder's hop
+  EXPECT_EQ(hex(back.out), hex(nsh_at_vnf0(web, 200, 254, AC_NSH_DEFAULT_TTL - 1)));
   EXPECT_EQ(c.delta(AC_R_PROXY_RETURN), 1u);
   EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_NSH), 1u);
 }
@@ -220,13 +230,8 @@ TEST_P(FastPath, ClassifyToProxiedVnfHoldsTheClassifiersNsh) {
 // no NSH pushed and popped.
 TEST_P(FastPath, ClassifyIntoAnEndedChainRoutesThePacket) {
   const Flow& f = GetParam();
-  auto& d = FastPathEnv::dataplane();
-  ASSERT_TRUE(d.set_policies(rule_for(f, 700)).has_value());
-  ASSERT_TRUE(d.set_path(700, 255, 0, true).has_value());
-  Cleanup undo{[&] {
-    (void)d.set_policies(fixture_rules());
-    (void)d.del_path(700, 255);
-  }};
+  ScopedChain chain(rule_for(f, 700), 700, 255, 0, true);
+  ASSERT_TRUE(chain.ok_);
   Counters c;
   auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, f.ethertype(), f.ip()));
   EXPECT_EQ(r.verdict, XDP_REDIRECT);
