@@ -664,6 +664,44 @@ TEST(Policies, NewRuleSetReplacesTheOldAtomically) {
   ASSERT_TRUE(d.set_policies(fixture_rules()).has_value());
 }
 
+// Interfaces with an ifindex of AC_IFACE_DIRECT or more live in the overflow hash: classified
+// alike, and forgotten alike; an interface without a role is refused.
+TEST(Interfaces, LargeIfindexUsesTheOverflowTable) {
+  auto& d = FastPathEnv::dataplane();
+  const int big = AC_IFACE_DIRECT + 1000;
+  ASSERT_EQ(sh("ip link add name srcbig index " + std::to_string(big) + " type veth peer name srcbigp"), 0);
+  ASSERT_EQ(FastPathEnv::ifindex("srcbig"), big);
+  const Bytes in = frame(kSrc0, kSrcHost, ETH_P_IP, kV4.ip());
+  {
+    Counters c;
+    EXPECT_EQ(run_prog(prog(), "srcbig", in).verdict, XDP_PASS);
+    EXPECT_EQ(c.delta(AC_R_PASS_NOT_OURS), 1u);
+  }
+  ASSERT_TRUE(d.set_interface(big, AC_IF_CLASSIFY, 0, kSrc0).has_value());
+  {
+    Counters c;
+    auto r = run_prog(prog(), "srcbig", in);
+    EXPECT_EQ(r.verdict, XDP_REDIRECT);
+    EXPECT_EQ(hex(r.out), hex(nsh_at_vnf0(kV4, 100, 255, AC_NSH_DEFAULT_TTL)));
+    EXPECT_EQ(c.delta(AC_R_CLASSIFIED), 1u);
+  }
+  ASSERT_TRUE(d.del_interface(big).has_value());
+  ASSERT_TRUE(d.del_interface(FastPathEnv::ifindex("src0")).has_value());
+  {
+    Counters c;
+    EXPECT_EQ(run_prog(prog(), "srcbig", in).verdict, XDP_PASS);
+    EXPECT_EQ(run_prog(prog(), "src0", in).verdict, XDP_PASS) << "a cleared array slot has no role";
+    EXPECT_EQ(c.delta(AC_R_PASS_NOT_OURS), 2u);
+    EXPECT_EQ(c.delta(AC_R_CLASSIFIED), 0u);
+  }
+  ASSERT_TRUE(d.set_interface(FastPathEnv::ifindex("src0"), AC_IF_CLASSIFY, 0, kSrc0).has_value());
+  auto none = d.set_interface(big, 0, 0, kSrc0);
+  ASSERT_FALSE(none.has_value());
+  EXPECT_NE(none.error().message.find("no role"), std::string::npos) << none.error().message;
+  EXPECT_FALSE(d.set_interface(0, AC_IF_CLASSIFY, 0, kSrc0).has_value());
+  ASSERT_EQ(sh("ip link del srcbig"), 0);
+}
+
 // Last hop with an Ethernet payload: the inner frame goes to the stack as received here.
 TEST(LastHop, EthernetPayloadIsHandedToTheStack) {
   Nsh n = nsh_for(kV4, 100, 253, 20);
