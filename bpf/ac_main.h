@@ -4,7 +4,8 @@
  *   NSH over Ethernet (0x894F)       -> forwarder (from a local NSH-aware VNF or a neighbour)
  *   IPv4/UDP 4790 to our endpoint     -> VXLAN-GPE decap -> forwarder
  *   IP on a VNF veth                  -> SFC proxy restores the held NSH -> forwarder
- *   IP on a classifying interface     -> classifier pushes NSH (SI 255) -> forwarder
+ *   IP on a classifying interface     -> classifier assigns NSH (SI 255) -> forwarder, which
+ *                                        writes it at delivery (with any outer headers)
  *   anything else                     -> XDP_PASS, counted
  */
 #ifndef AC_MAIN_H
