@@ -34,7 +34,7 @@ AC_INLINE int ac_ip_rx(struct xdp_md *ctx, const struct ac_config *cfg, __u16 et
 					     bpf_map_lookup_elem(&ac_ifaces, &ifindex) :
 					     ac_iface_hi(ifindex);
 
-	if (!ifc || !ifc->flags)
+	if (!ifc)
 		return AC_PASS(ctx, AC_R_PASS_NOT_OURS);
 	if (ifc->flags & AC_IF_VNF) {
 		int r = ac_proxy_restore(ctx, eth_proto);

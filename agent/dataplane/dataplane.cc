@@ -133,8 +133,6 @@ Result<ac_policy> encode_policy(const PolicyRule& r) {
   };
   mask_into(r.src, p.src, p.src_mask);
   mask_into(r.dst, p.dst, p.dst_mask);
-  p.src_len = r.src.len;
-  p.dst_len = r.dst.len;
   p.proto = r.proto;
   p.sport_lo = r.sport_lo;
   p.sport_hi = r.sport_hi;

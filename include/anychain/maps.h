@@ -73,8 +73,7 @@ struct ac_policy {
 	__be32 src_mask[4];      /* the prefix length as a mask per word (the program only ANDs) */
 	__be32 dst_mask[4];
 	__u8 family;             /* 4 or 6 */
-	__u8 src_len;
-	__u8 dst_len;
+	__u8 pad[2];
 	__u8 proto;              /* 0 = any */
 	__u16 sport_lo, sport_hi; /* inclusive, host order */
 	__u16 dport_lo, dport_hi;

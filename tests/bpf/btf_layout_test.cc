@@ -35,7 +35,7 @@ std::vector<Layout> layouts() {
         F(ac_config, nexthop_ttl_jiffies)}},
       {"ac_iface", sizeof(ac_iface), {F(ac_iface, flags), F(ac_iface, instance_id), F(ac_iface, mac), F(ac_iface, pad)}},
       {"ac_policy", sizeof(ac_policy),
-       {F(ac_policy, src), F(ac_policy, dst), F(ac_policy, src_mask), F(ac_policy, dst_mask), F(ac_policy, family), F(ac_policy, src_len), F(ac_policy, dst_len),
+       {F(ac_policy, src), F(ac_policy, dst), F(ac_policy, src_mask), F(ac_policy, dst_mask), F(ac_policy, family), F(ac_policy, pad),
         F(ac_policy, proto), F(ac_policy, sport_lo), F(ac_policy, sport_hi), F(ac_policy, dport_lo),
         F(ac_policy, dport_hi), F(ac_policy, spi), F(ac_policy, flags)}},
       {"ac_policy_bank", sizeof(ac_policy_bank), {F(ac_policy_bank, rule)}},
