@@ -58,8 +58,8 @@
 
 #include "common/format.h"
 #include "common/fixture_node.h"
+#include "common/netns.h"
 #include "common/packet.h"
-#include "common/sandbox.h"
 #include "dataplane/dataplane.h"
 #include "fastpath_loop.skel.h"
 #include "xdp_pass.skel.h"
@@ -72,9 +72,7 @@ using test::Mac;
 namespace dp = anychain::dataplane;
 
 // ---- the node: tests/common/fixture_node.h, plus a classify -> remote chain ----
-using namespace test;  // the fixture node's MACs and addresses
-enum : uint32_t { kSvcLocal = 1, kSvcRemote = 2, kSvcProxy = 3 };
-enum : uint32_t { kInstLocal = 1, kInstRemote = 2, kInstProxy = 3 };
+using namespace test;  // the fixture node's MACs, addresses, services and instances
 
 constexpr uint32_t kHotHi = 62;  // NSH TTL 63 allows 62 forwarding hops on the same buffer
 constexpr uint32_t kHotLo = 2;
@@ -109,30 +107,7 @@ void setup_node(dp::Dataplane& p) {
   // spare veths the benchmark attaches the two programs to (see main)
   must("ip link add hold0 type veth peer name hold0p && ip link add hold1 type veth peer name hold1p");
   must("ip link add hold2 type veth peer name hold2p && ip link add hold3 type veth peer name hold3p");
-
-  dp::Config cfg;  // defaults: 60 s flow timeout, 1 s next-hop cache TTL, NSH TTL 63
-  inet_pton(AF_INET, kLocalEndpoint, &cfg.local_endpoint);
-  ok(p.set_config(cfg), "config");
-  ok(p.set_interface(ifindex("src0"), AC_IF_CLASSIFY, 0, kSrc0), "iface src0");
-  ok(p.set_interface(ifindex("vnf1"), AC_IF_VNF, kInstProxy, kVnf1Host), "iface vnf1");
-  dp::Instance local{.id = kInstLocal, .local = true, .nsh_aware = true, .ifindex = ifindex("vnf0"),
-                     .mac = kVnf0Peer, .if_mac = kVnf0Host};
-  ok(p.set_instance(local), "instance local");
-  dp::Instance remote{.id = kInstRemote, .local = false};
-  inet_pton(AF_INET, kRemoteEndpoint, &remote.endpoint);
-  remote.vni = 7;
-  ok(p.set_instance(remote), "instance remote");
-  dp::Instance proxied{.id = kInstProxy, .local = true, .nsh_aware = false, .ifindex = ifindex("vnf1"),
-                       .mac = kVnf1Peer, .if_mac = kVnf1Host};
-  ok(p.set_instance(proxied), "instance proxied");
-  ok(p.set_wcmp_table(kSvcLocal, std::vector<uint32_t>(AC_WCMP_BUCKETS, kInstLocal)), "wcmp 1");
-  ok(p.set_wcmp_table(kSvcRemote, std::vector<uint32_t>(AC_WCMP_BUCKETS, kInstRemote)), "wcmp 2");
-  ok(p.set_wcmp_table(kSvcProxy, std::vector<uint32_t>(AC_WCMP_BUCKETS, kInstProxy)), "wcmp 3");
-  ok(p.set_path(100, 255, kSvcLocal, false), "path 100:255");
-  ok(p.set_path(100, 254, kSvcRemote, false), "path 100:254");
-  ok(p.set_path(100, 253, 0, true), "path 100:253");
-  ok(p.set_path(200, 255, kSvcProxy, false), "path 200:255");
-  ok(p.set_path(200, 254, 0, true), "path 200:254");
+  program_fixture_node(p);
   ok(p.set_path(600, 255, kSvcRemote, false), "path 600:255");
   ok(p.set_policies(bench_rules()), "policies");
 }
@@ -145,12 +120,6 @@ struct Flow {
   uint32_t hash() const { return test::flow_hash(src, dst, l4); }
 };
 
-Bytes frame(const Mac& dst, const Mac& src, uint16_t type, const Bytes& payload) {
-  Bytes b = test::eth(dst, src, type);
-  test::append(b, payload);
-  return b;
-}
-
 test::Nsh nsh_for(const Flow& f, uint32_t spi, uint8_t si, uint8_t ttl) {
   test::Nsh n;
   n.spi = spi;
@@ -162,10 +131,7 @@ test::Nsh nsh_for(const Flow& f, uint32_t spi, uint8_t si, uint8_t ttl) {
 }
 
 Bytes nsh_frame(const Mac& dst, const Mac& src, const test::Nsh& n, const Bytes& inner) {
-  Bytes b = test::eth(dst, src, AC_ETH_P_NSH);
-  test::append(b, test::nsh(n));
-  test::append(b, inner);
-  return b;
+  return test::eth(dst, src, AC_ETH_P_NSH, {test::nsh(n), inner});
 }
 
 // ---- running ----
@@ -499,13 +465,13 @@ int bench_main(const Options& opt) {
         });
   }
   add("classify_md1_local", "classify (rule 2 of 4), push NSH MD1, deliver to local VNF", "src0",
-      frame(kSrc0, kSrcHost, ETH_P_IP, v4.ip()), XDP_REDIRECT,
+      test::eth(kSrc0, kSrcHost, ETH_P_IP, {v4.ip()}), XDP_REDIRECT,
       {{AC_R_CLASSIFIED, 1}, {AC_R_CACHE_HIT, 1}, {AC_R_FWD_LOCAL_NSH, 1}});
   add("classify_md2_local", "classify (rule 3 of 4), push NSH MD2 (hash TLV), deliver local", "src0",
-      frame(kSrc0, kSrcHost, ETH_P_IP, md2.ip()), XDP_REDIRECT,
+      test::eth(kSrc0, kSrcHost, ETH_P_IP, {md2.ip()}), XDP_REDIRECT,
       {{AC_R_CLASSIFIED, 1}, {AC_R_CACHE_HIT, 1}, {AC_R_FWD_LOCAL_NSH, 1}});
   add("classify_md1_encap", "classify (rule 4 of 4), push NSH MD1, VXLAN-GPE encap, next-hop cache hit", "src0",
-      frame(kSrc0, kSrcHost, ETH_P_IP, remote.ip()), XDP_REDIRECT,
+      test::eth(kSrc0, kSrcHost, ETH_P_IP, {remote.ip()}), XDP_REDIRECT,
       {{AC_R_CLASSIFIED, 1}, {AC_R_CACHE_HIT, 1}, {AC_R_FWD_REMOTE, 1}});
   const Bytes to_remote = nsh_frame(kVnf0Host, kVnf0Peer, nsh_for(v4, 100, 254, 63), v4.ip());
   add("nsh_to_vxlan_gpe", "NSH in (SI 254), cache hit, VXLAN-GPE encap, next-hop cache hit, redirect", "vnf0",
@@ -534,7 +500,7 @@ int bench_main(const Options& opt) {
       nsh_frame(kVnf0Host, kVnf0Peer, nsh_for(proxied, 200, 255, 63), proxied.ip()), XDP_REDIRECT,
       {{AC_R_CACHE_HIT, 1}, {AC_R_FWD_LOCAL_PROXY, 1}});
   add("proxy_return", "IP back from VNF, proxy restores NSH (SI-1), last hop: pop + FIB", "vnf1",
-      frame(kVnf1Host, kVnf1Peer, ETH_P_IP, proxied.ip()), XDP_REDIRECT,
+      test::eth(kVnf1Host, kVnf1Peer, ETH_P_IP, {proxied.ip()}), XDP_REDIRECT,
       {{AC_R_PROXY_RETURN, 1}, {AC_R_FWD_LAST_HOP, 1}}, kHotHi);
   {
     // the proxy must hold this flow's NSH: deliver it once (as proxy_deliver does)
@@ -554,7 +520,7 @@ int bench_main(const Options& opt) {
   {
     Flow other{"10.0.0.2", "10.0.0.1", {}};
     add("pass_not_ours", "IPv4 on a non-chain interface: XDP_PASS, counted", "core0",
-        frame(kCore0, kCore0Peer, ETH_P_IP, other.ip()), XDP_PASS, {{AC_R_PASS_NOT_OURS, 1}}, UINT32_MAX);
+        test::eth(kCore0, kCore0Peer, ETH_P_IP, {other.ip()}), XDP_PASS, {{AC_R_PASS_NOT_OURS, 1}}, UINT32_MAX);
   }
 
   if (opt.list) {

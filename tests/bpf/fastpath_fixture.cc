@@ -28,52 +28,14 @@ std::vector<dp::PolicyRule> fixture_rules() {
   return rules;
 }
 
-std::vector<uint32_t> table_of(uint32_t instance) { return std::vector<uint32_t>(AC_WCMP_BUCKETS, instance); }
-
 void FastPathEnv::SetUp() {
   if (auto err = enter_sandbox(); !err.empty()) throw std::runtime_error("sandbox: " + err);
   build_fixture_node();
-
   auto d = dp::Dataplane::open();
   if (!d) throw std::runtime_error("open dataplane: " + d.error().str());
   dp_ = std::make_unique<dp::Dataplane>(std::move(*d));
-  auto& p = *dp_;
-  dp::Config cfg;
-  inet_pton(AF_INET, kLocalEndpoint, &cfg.local_endpoint);
-  auto ok = [](const auto& r, const char* what) {
-    if (!r) throw std::runtime_error(std::string(what) + ": " + r.error().str());
-  };
-  ok(p.set_config(cfg), "config");
-  ok(p.set_interface(ifindex("src0"), AC_IF_CLASSIFY, 0, kSrc0), "iface src0");
-  ok(p.set_interface(ifindex("vnf1"), AC_IF_VNF, kInstProxy, kVnf1Host), "iface vnf1");
-  dp::Instance local{.id = kInstLocal, .local = true, .nsh_aware = true,
-                     .ifindex = static_cast<uint32_t>(ifindex("vnf0")), .mac = kVnf0Peer, .if_mac = kVnf0Host};
-  ok(p.set_instance(local), "instance local");
-  dp::Instance remote{.id = kInstRemote, .local = false};
-  inet_pton(AF_INET, kRemoteEndpoint, &remote.endpoint);
-  remote.vni = 7;
-  ok(p.set_instance(remote), "instance remote");
-  dp::Instance proxied{.id = kInstProxy, .local = true, .nsh_aware = false,
-                       .ifindex = static_cast<uint32_t>(ifindex("vnf1")), .mac = kVnf1Peer, .if_mac = kVnf1Host};
-  ok(p.set_instance(proxied), "instance proxied");
-  dp::Instance noneigh{.id = kInstNoNeigh, .local = false};
-  inet_pton(AF_INET, kUnresolvedEndpoint, &noneigh.endpoint);
-  ok(p.set_instance(noneigh), "instance no-neigh");
-  ok(p.set_wcmp_table(kSvcLocal, table_of(kInstLocal)), "wcmp 1");
-  ok(p.set_wcmp_table(kSvcRemote, table_of(kInstRemote)), "wcmp 2");
-  ok(p.set_wcmp_table(kSvcProxy, table_of(kInstProxy)), "wcmp 3");
-  ok(p.set_wcmp_table(kSvcNoNeigh, table_of(kInstNoNeigh)), "wcmp 4");
-  // chain 100: local NSH-aware VNF, then a remote instance, then the end
-  ok(p.set_path(100, 255, kSvcLocal, false), "path 100:255");
-  ok(p.set_path(100, 254, kSvcRemote, false), "path 100:254");
-  ok(p.set_path(100, 253, 0, true), "path 100:253");
-  // chain 200: proxied VNF, then the end
-  ok(p.set_path(200, 255, kSvcProxy, false), "path 200:255");
-  ok(p.set_path(200, 254, 0, true), "path 200:254");
-  // chain 300: a remote instance whose next hop is unresolved
-  ok(p.set_path(300, 255, kSvcNoNeigh, false), "path 300:255");
-
-  ok(p.set_policies(fixture_rules()), "policies");
+  program_fixture_node(*dp_);
+  if (auto r = dp_->set_policies(fixture_rules()); !r) throw std::runtime_error("policies: " + r.error().str());
 }
 
 void FastPathEnv::TearDown() { dp_.reset(); }

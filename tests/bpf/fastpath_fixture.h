@@ -10,17 +10,13 @@
 #include <string>
 
 #include "common/fixture_node.h"
+#include "common/netns.h"
 #include "common/packet.h"
-#include "common/sandbox.h"
 #include "dataplane/dataplane.h"
 
 namespace anychain::test {
 
 namespace dp = anychain::dataplane;
-
-// service ids and instance ids used by the fixtures
-enum : uint32_t { kSvcLocal = 1, kSvcRemote = 2, kSvcProxy = 3, kSvcNoNeigh = 4 };
-enum : uint32_t { kInstLocal = 1, kInstRemote = 2, kInstProxy = 3, kInstLocalB = 4, kInstNoNeigh = 5 };
 
 struct RunResult {
   int verdict = -1;
@@ -51,7 +47,6 @@ class Counters {
   std::vector<ac_counter> before_;
 };
 
-std::vector<uint32_t> table_of(uint32_t instance);
 std::vector<dp::PolicyRule> fixture_rules();  // the rule set FastPathEnv installs
 
 }  // namespace anychain::test

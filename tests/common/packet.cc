@@ -1,4 +1,4 @@
-#include "packet.h"
+#include "common/packet.h"
 
 #include <cstdio>
 #include <cstring>
@@ -22,6 +22,12 @@ Mac mac(const std::string& text) {
   return m;
 }
 
+std::string mac_str(const Mac& m) {
+  char b[18];
+  std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+  return b;
+}
+
 std::string hex(const Bytes& b) {
   std::string s;
   char buf[4];
@@ -38,6 +44,12 @@ Bytes eth(const Mac& dst, const Mac& src, uint16_t type) {
   Bytes b(dst.begin(), dst.end());
   b.insert(b.end(), src.begin(), src.end());
   put16(b, type);
+  return b;
+}
+
+Bytes eth(const Mac& dst, const Mac& src, uint16_t type, std::initializer_list<Bytes> parts) {
+  Bytes b = eth(dst, src, type);
+  for (const Bytes& p : parts) append(b, p);
   return b;
 }
 
@@ -120,6 +132,39 @@ Bytes ipv6(const std::string& src, const std::string& dst, const L4& l4, uint8_t
   return h;
 }
 
+bool udp_csum_ok(const Bytes& frame, size_t ip_off) {
+  const bool v4 = (frame.at(ip_off) >> 4) == 4;
+  const size_t l4 = ip_off + (v4 ? (frame[ip_off] & 0xfu) * 4 : 40u);
+  const uint16_t udp_len = get16(frame, l4 + 4);
+  if (v4 && get16(frame, l4 + 6) == 0) return true;
+  // pseudo header: addresses, then protocol and length (order differs, the sum does not)
+  uint32_t sum = IPPROTO_UDP + udp_len;
+  const size_t addr = ip_off + (v4 ? 12 : 8), addr_len = v4 ? 8 : 32;
+  for (size_t i = 0; i < addr_len; i += 2) sum += get16(frame, addr + i);
+  if (l4 + udp_len > frame.size()) return false;
+  return inet_csum(frame.data() + l4, udp_len, sum) == 0;
+}
+
+Bytes lab_payload(uint32_t flow, uint32_t seq, size_t extra) {
+  Bytes p;
+  put32(p, AC_LAB_MAGIC);
+  put32(p, flow);
+  put32(p, seq);
+  put32(p, 0x01020304);  // send_ts_ns
+  put32(p, 0x05060708);
+  for (unsigned i = 0; i < AC_LAB_SLOTS; ++i) put32(p, 0);  // served_by
+  p.resize(p.size() + extra, 0);
+  return p;
+}
+
+Bytes udp_packet(int family, const Bytes& payload, uint16_t sport, uint16_t dport) {
+  L4 l4;
+  l4.sport = sport;
+  l4.dport = dport;
+  l4.payload = payload;
+  return family == 4 ? ipv4("10.1.0.1", "10.2.0.2", l4, 64, 0x4000) : ipv6("fd00:1::1", "fd00:2::2", l4);
+}
+
 ac_tuple tuple_of(const std::string& src, const std::string& dst, const L4& l4) {
   ac_tuple t{};
   bool v6 = src.find(':') != std::string::npos;
@@ -169,6 +214,17 @@ Bytes nsh(const Nsh& n) {
     append(b, n.tlvs);
   }
   return b;
+}
+
+Bytes nsh(uint8_t md_type, uint32_t spi, uint8_t si, uint8_t next_proto, const Bytes& tlvs) {
+  Nsh n;
+  n.md_type = md_type;
+  n.next_proto = next_proto;
+  n.spi = spi;
+  n.si = si;
+  if (md_type == AC_NSH_MD_TYPE1) n.ctx[0] = 0xdeadbeef;
+  else n.tlvs = tlvs;
+  return nsh(n);
 }
 
 Bytes gpe_outer(const std::string& src, const std::string& dst, uint16_t sport, size_t inner_len,

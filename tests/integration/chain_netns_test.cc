@@ -12,24 +12,22 @@
 //                     vnf1        vnf2
 //                   (NSH-aware)  (plain, proxied)
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <net/if.h>
-#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <cstring>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <tuple>
 
+#include "common/netns.h"
 #include "common/proc.h"
-#include "common/sandbox.h"
 #include "dataplane/dataplane.h"
 
 namespace anychain::test {
@@ -38,32 +36,12 @@ namespace {
 namespace dp = anychain::dataplane;
 using json = nlohmann::json;
 
-const std::string P = "acx" + std::to_string(getpid() % 100000) + "-";
-std::string ns(const std::string& n) { return P + n; }
 const std::string kWork = "/tmp/anychain-chain-test-" + std::to_string(getpid());
 
-void must(const std::string& cmd) {
-  if (sh(cmd) != 0) throw std::runtime_error("command failed: " + cmd);
-}
-void in(const std::string& n, const std::string& cmd) { must("ip netns exec " + ns(n) + " " + cmd); }
-
-// Enter a node's network namespace for the lifetime of the guard (this thread only).
-class InNetns {
- public:
-  explicit InNetns(const std::string& name) {
-    orig_ = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    int fd = open(("/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
-    if (orig_ < 0 || fd < 0 || setns(fd, CLONE_NEWNET) != 0) throw std::runtime_error("setns " + name);
-    close(fd);
-  }
-  ~InNetns() {
-    setns(orig_, CLONE_NEWNET);
-    close(orig_);
-  }
-
- private:
-  int orig_ = -1;
-};
+// The test's namespaces (act-<pid>-chain-<node>), by node name.
+std::map<std::string, Netns> nets;
+const std::string& ns(const std::string& n) { return nets.at(n).name(); }
+void in(const std::string& n, const std::string& cmd) { nets.at(n).exec(cmd); }
 
 dp::Mac mac_of(const std::string& node, const std::string& ifname) {
   InNetns g(ns(node));
@@ -98,11 +76,10 @@ class ChainNetns : public ::testing::Test {
   static void SetUpTestSuite() {
     if (auto e = enter_sandbox(); !e.empty()) throw std::runtime_error(e);
     std::filesystem::create_directories(kWork);
-    for (auto n : {"src", "A", "B", "C", "sink", "vnf1", "vnf2", "wab", "wbc"}) must("ip netns add " + ns(n));
+    for (auto n : {"src", "A", "B", "C", "sink", "vnf1", "vnf2", "wab", "wbc"})
+      nets.emplace(n, Netns(std::string("chain-") + n));
     auto link = [](const std::string& a, const std::string& an, const std::string& b, const std::string& bn) {
-      must("ip link add " + an + " netns " + ns(a) + " type veth peer name " + bn + " netns " + ns(b));
-      in(a, "ip link set " + an + " up");
-      in(b, "ip link set " + bn + " up");
+      veth({ns(a), an}, {ns(b), bn});
     };
     link("src", "src-a", "A", "a-src");
     link("A", "a-b", "wab", "w-a");
@@ -118,7 +95,6 @@ class ChainNetns : public ::testing::Test {
     link("C", "c-sink", "sink", "sink-c");
     link("B", "b-vnf", "vnf1", "vnf1");
     link("C", "c-vnf", "vnf2", "vnf2");
-    for (auto n : {"src", "A", "B", "C", "sink", "vnf1", "vnf2", "wab", "wbc"}) in(n, "ip link set lo up");
     for (auto n : {"A", "B", "C"})
       in(n, "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv4.conf.all.rp_filter=0 "
             "net.ipv4.conf.all.accept_local=1");
@@ -220,7 +196,7 @@ class ChainNetns : public ::testing::Test {
         if (if_nametoindex(i)) (void)dp::Dataplane::detach(i);
     }
     nodes_.clear();
-    for (auto n : {"src", "A", "B", "C", "sink", "vnf1", "vnf2", "wab", "wbc"}) sh("ip netns del " + ns(n) + " 2>/dev/null");
+    nets.clear();
     if (!getenv("ANYCHAIN_KEEP")) std::filesystem::remove_all(kWork);
   }
 
@@ -280,7 +256,7 @@ void run_flows(const std::string& dst, const std::string& tag, int flows, int pe
                        std::to_string(flows / 20.0), "--max-flows", std::to_string(flows), "--json",
                        w + "/gen.json"},
            w + "/gen.log");
-  ASSERT_EQ(gen.wait(30000), 0) << read_file(w + "/gen.log");
+  ASSERT_EQ(gen.wait(std::chrono::seconds(30)), 0) << read_file(w + "/gen.log");
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   for (Proc* p : {&dumpB, &dumpC, &tcpV1, &tcpV2, &vnf1, &vnf2, &sink}) p->stop();
   sink_out = json::parse(read_file(w + "/sink.json"));

@@ -3,24 +3,24 @@
 
 #include <gtest/gtest.h>
 
-#include "frames.h"
+#include "common/packet.h"
 #include "tools/common.h"
 
 namespace anychain::tools {
 namespace {
 
-using namespace anychain::testing;
+using namespace anychain::test;
 
 const Mac kVnfMac{0x02, 0, 0, 0, 0, 0x0b};
 const Mac kSffMac{0x02, 0, 0, 0, 0, 0x0a};
 constexpr std::size_t kSiOff = kEthHdrLen + 7;
 
-Bytes nsh_frame(unsigned md, int family, std::uint8_t si = 255, const Bytes& tlvs = {},
+Bytes nsh_frame(std::uint8_t md, int family, std::uint8_t si = 255, const Bytes& tlvs = {},
                 const Bytes* payload = nullptr) {
   const Bytes p = payload ? *payload : lab_payload(7, 3, 10);
-  const Bytes ip = ip_udp(family, p);
+  const Bytes ip = udp_packet(family, p);
   const Bytes h = nsh(md, 0x123456, si, family == 4 ? AC_NSH_NP_IPV4 : AC_NSH_NP_IPV6, tlvs);
-  return ether(kVnfMac, kSffMac, AC_ETH_P_NSH, {&h, &ip});
+  return eth(kVnfMac, kSffMac, AC_ETH_P_NSH, {h, ip});
 }
 
 std::uint32_t served(const Bytes& f, std::size_t ip_off, unsigned slot) {
@@ -57,11 +57,11 @@ TEST(NshParse, Malformed) {
   EXPECT_EQ(parse_nsh(bad_ver).error(), NshError::kVersion);
 
   Bytes short_len = nsh(AC_NSH_MD_TYPE1, 1, 1, 1);
-  put16(short_len, 0, AC_NSH_W0(0, 63, 1));  // 4 bytes: shorter than base + SP header
+  set16(short_len, 0, AC_NSH_W0(0, 63, 1));  // 4 bytes: shorter than base + SP header
   EXPECT_EQ(parse_nsh(short_len).error(), NshError::kLength);
 
   Bytes beyond = nsh(AC_NSH_MD_TYPE1, 1, 1, 1);
-  put16(beyond, 0, AC_NSH_W0(0, 63, 20));  // 80 bytes in a 24-byte buffer
+  set16(beyond, 0, AC_NSH_W0(0, 63, 20));  // 80 bytes in a 24-byte buffer
   EXPECT_EQ(parse_nsh(beyond).error(), NshError::kTruncated);
 
   EXPECT_EQ(parse_nsh(Bytes(5, 0)).error(), NshError::kTruncated);
@@ -94,7 +94,7 @@ TEST(NshFrame, Md1Ipv4StampsDecrementsAndSwaps) {
   EXPECT_EQ(served(f, ip, 1), 0xabcdef01u);
   EXPECT_EQ(served(f, ip, 0), 0u);
   EXPECT_EQ(get16(f, ip + 20 + 6), 0u) << "IPv4 UDP checksum is set to 0";
-  EXPECT_TRUE(ref_udp_ok(f, ip));
+  EXPECT_TRUE(udp_csum_ok(f, ip));
   // Nothing else changed: IP header, ports, flow id, seq, timestamp, padding.
   for (std::size_t i = 12; i < f.size(); ++i) {
     const bool changed_field = i == kSiOff || (i >= ip + 26 && i < ip + 28) ||
@@ -115,7 +115,7 @@ TEST(NshFrame, Md2Ipv6RecomputesChecksum) {
     const std::size_t ip = kEthHdrLen + 16;
     EXPECT_EQ(served(f, ip, slot), 1000 + slot);
     EXPECT_NE(get16(f, ip + 40 + 6), 0u);
-    EXPECT_TRUE(ref_udp_ok(f, ip)) << "slot " << slot;
+    EXPECT_TRUE(udp_csum_ok(f, ip)) << "slot " << slot;
   }
 }
 
@@ -152,16 +152,16 @@ TEST(NshFrame, DropsAndIgnores) {
   EXPECT_EQ(rt.verdict, Verdict::kMalformed);
   EXPECT_FALSE(rt.nsh_error.has_value());
 
-  const Bytes ip = ip_udp(4, lab_payload(1, 1));
-  Bytes plain = ether(kVnfMac, kSffMac, kEthPIpv4, {&ip});
+  const Bytes ip = udp_packet(4, lab_payload(1, 1));
+  Bytes plain = eth(kVnfMac, kSffMac, kEthPIpv4, {ip});
   EXPECT_EQ(process_nsh_frame(plain, 1, 0).verdict, Verdict::kIgnored);
 }
 
 TEST(NshFrame, EthernetNextProtocol) {
-  const Bytes ip = ip_udp(4, lab_payload(1, 1));
-  const Bytes inner = ether(kVnfMac, kSffMac, kEthPIpv4, {&ip});
+  const Bytes ip = udp_packet(4, lab_payload(1, 1));
+  const Bytes inner = eth(kVnfMac, kSffMac, kEthPIpv4, {ip});
   const Bytes h = nsh(AC_NSH_MD_TYPE1, 1, 3, AC_NSH_NP_ETH);
-  Bytes f = ether(kVnfMac, kSffMac, AC_ETH_P_NSH, {&h, &inner});
+  Bytes f = eth(kVnfMac, kSffMac, AC_ETH_P_NSH, {h, inner});
   auto r = process_nsh_frame(f, 77, 2);
   ASSERT_EQ(r.verdict, Verdict::kForward);
   EXPECT_TRUE(r.stamped);
@@ -170,23 +170,23 @@ TEST(NshFrame, EthernetNextProtocol) {
 
 TEST(PlainFrame, StampsIpv4AndIpv6) {
   for (int family : {4, 6}) {
-    const Bytes ip = ip_udp(family, lab_payload(5, 6, 100));
-    Bytes f = ether(kVnfMac, kSffMac, family == 4 ? kEthPIpv4 : kEthPIpv6, {&ip});
+    const Bytes ip = udp_packet(family, lab_payload(5, 6, 100));
+    Bytes f = eth(kVnfMac, kSffMac, family == 4 ? kEthPIpv4 : kEthPIpv6, {ip});
     // Ethernet padding after the IP packet must be left alone and not confuse the parser.
     f.resize(f.size() + 6, 0);
     auto r = process_plain_frame(f, 31, 3);
     ASSERT_EQ(r.verdict, Verdict::kForward) << family;
     EXPECT_TRUE(r.stamped);
     EXPECT_EQ(served(f, kEthHdrLen, 3), 31u);
-    EXPECT_TRUE(ref_udp_ok(f, kEthHdrLen));
+    EXPECT_TRUE(udp_csum_ok(f, kEthHdrLen));
     EXPECT_TRUE(std::equal(f.begin(), f.begin() + 6, kSffMac.begin()));
   }
   Bytes arp(60, 0);
   arp[12] = 0x08;
   arp[13] = 0x06;
   EXPECT_EQ(process_plain_frame(arp, 1, 0).verdict, Verdict::kIgnored);
-  const Bytes ip6 = ip_udp(6, lab_payload(5, 6));
-  Bytes mislabeled = ether(kVnfMac, kSffMac, kEthPIpv4, {&ip6});
+  const Bytes ip6 = udp_packet(6, lab_payload(5, 6));
+  Bytes mislabeled = eth(kVnfMac, kSffMac, kEthPIpv4, {ip6});
   EXPECT_EQ(process_plain_frame(mislabeled, 1, 0).verdict, Verdict::kMalformed);
 }
 
@@ -194,42 +194,42 @@ TEST(PlainFrame, NeighbourDiscoveryIsLinkControl) {
   // ICMPv6 neighbour solicitation (type 135) in a bare IPv6 frame.
   Bytes ip(40 + 24, 0);
   ip[0] = 0x60;
-  put16(ip, 4, 24);
+  set16(ip, 4, 24);
   ip[6] = 58;
   ip[7] = 255;
   ip[40] = 135;
-  Bytes f = ether(kVnfMac, kSffMac, kEthPIpv6, {&ip});
+  Bytes f = eth(kVnfMac, kSffMac, kEthPIpv6, {ip});
   EXPECT_EQ(classify_frame(f, false), FrameKind::kLinkControl);
   EXPECT_EQ(process_plain_frame(f, 1, 0).verdict, Verdict::kIgnored);
   ip[40] = 128;  // echo request: ordinary traffic, served (forwarded without a stamp)
-  f = ether(kVnfMac, kSffMac, kEthPIpv6, {&ip});
+  f = eth(kVnfMac, kSffMac, kEthPIpv6, {ip});
   EXPECT_EQ(classify_frame(f, false), FrameKind::kService);
   EXPECT_EQ(process_plain_frame(f, 1, 0).verdict, Verdict::kForward);
   EXPECT_EQ(classify_frame(f, true), FrameKind::kOther);
   const Bytes h = nsh(AC_NSH_MD_TYPE1, 1, 9, AC_NSH_NP_IPV6);
-  const Bytes nf = ether(kVnfMac, kSffMac, AC_ETH_P_NSH, {&h, &ip});
+  const Bytes nf = eth(kVnfMac, kSffMac, AC_ETH_P_NSH, {h, ip});
   EXPECT_EQ(classify_frame(nf, true), FrameKind::kService);
   EXPECT_EQ(classify_frame(nf, false), FrameKind::kOther);
 }
 
 TEST(Ipv6, ExtensionHeadersAndFragments) {
-  Bytes ip = ip_udp(6, lab_payload(1, 2));
+  Bytes ip = udp_packet(6, lab_payload(1, 2));
   // Insert an 8-byte destination options header before UDP.
   Bytes opts = {17, 0, 1, 4, 0, 0, 0, 0};  // next = UDP, len 0 (8 bytes), PadN
   ip.insert(ip.begin() + 40, opts.begin(), opts.end());
   ip[6] = 60;
-  put16(ip, 4, static_cast<std::uint16_t>(get16(ip, 4) + 8));
+  set16(ip, 4, static_cast<std::uint16_t>(get16(ip, 4) + 8));
   UdpLocation loc;
   ASSERT_EQ(locate_udp(ip, loc), IpParse::kUdp);
   EXPECT_EQ(loc.l4_offset, 48u);
   EXPECT_EQ(stamp_lab_payload(ip, 5, 0), Stamp::kStamped);
   EXPECT_TRUE(udp_checksum_ok(ip, loc));
 
-  Bytes frag = ip_udp(6, lab_payload(1, 2));
+  Bytes frag = udp_packet(6, lab_payload(1, 2));
   frag[6] = 44;
   EXPECT_EQ(stamp_lab_payload(frag, 5, 0), Stamp::kNotLab);
-  Bytes v4frag = ip_udp(4, lab_payload(1, 2));
-  put16(v4frag, 6, 0x2000);  // MF
+  Bytes v4frag = udp_packet(4, lab_payload(1, 2));
+  set16(v4frag, 6, 0x2000);  // MF
   EXPECT_EQ(stamp_lab_payload(v4frag, 5, 0), Stamp::kNotLab);
 }
 
@@ -237,7 +237,7 @@ TEST(Checksum, AgreesWithReference) {
   for (std::size_t n : {0u, 1u, 2u, 3u, 37u, 1500u}) {
     Bytes b(n);
     for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>(i * 7 + 3);
-    EXPECT_EQ(csum_fold(csum_add(0, b)), ref_checksum(b)) << n;
+    EXPECT_EQ(csum_fold(csum_add(0, b)), inet_csum(b.data(), b.size())) << n;
   }
 }
 

@@ -13,21 +13,24 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <thread>
 
-#include "frames.h"
-#include "json_reader.h"
-#include "netns.h"
+#include "common/netns.h"
+#include "common/packet.h"
+#include "common/proc.h"
 #include "tools/common.h"
 
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING 23
 #endif
 
-namespace anychain::testing {
+namespace anychain::test {
 namespace {
 
 using namespace std::chrono_literals;
+using json = nlohmann::json;
 using tools::Fd;
 
 const Mac kHarnessMac{0x02, 0xac, 0, 0, 0, 0x0a};  // VethPair::mac_a
@@ -89,11 +92,11 @@ class VnfTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, AF_PACKET)";
-    net_ = std::make_unique<VethPair>("v", false);
+    net_ = std::make_unique<VethPair>("vnf", false);
     char tmpl[] = "/tmp/anychain-vnf-test-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    port_ = std::make_unique<RawPort>(net_->ns_a, net_->if_a);
+    port_ = std::make_unique<RawPort>(net_->ns_a.name(), net_->if_a);
   }
   void TearDown() override {
     vnf_.reset();
@@ -106,31 +109,30 @@ class VnfTest : public ::testing::Test {
     std::vector<std::string> argv{ANYCHAIN_VNF_BIN, "--iface", net_->if_b, "--stats-json",
                                   stats_, "--stats-interval", "0.2"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    vnf_ = std::make_unique<Child>(net_->ns_b, argv, dir_ + "/stdout");
+    vnf_ = std::make_unique<Proc>(net_->ns_b.name(), argv, stdout_to(dir_ + "/stdout"));
     ASSERT_TRUE(wait_for_file(stats_, 5s)) << "the VNF did not start";
   }
   // SIGTERM, clean exit, final stats.
-  Json stop_vnf() {
-    auto rc = vnf_->terminate();
-    EXPECT_EQ(rc, std::optional<int>(0)) << "clean exit on SIGTERM";
-    Json j = parse_json(slurp(stats_));
-    EXPECT_TRUE(j["final"].b);
+  json stop_vnf() {
+    EXPECT_EQ(vnf_->stop(), 0) << "clean exit on SIGTERM";
+    json j = json::parse(read_file(stats_));
+    EXPECT_TRUE(j["final"].get<bool>());
     // The final stats are printed on stdout too.
-    EXPECT_EQ(parse_json(slurp(dir_ + "/stdout"))["rx"].u(), j["rx"].u());
+    EXPECT_EQ(json::parse(read_file(dir_ + "/stdout"))["rx"], j["rx"]);
     return j;
   }
 
   std::unique_ptr<VethPair> net_;
   std::unique_ptr<RawPort> port_;
-  std::unique_ptr<Child> vnf_;
+  std::unique_ptr<Proc> vnf_;
   std::string dir_, stats_;
 };
 
-Bytes nsh_frame(unsigned md, int family, std::uint8_t si, std::uint32_t flow = 7,
+Bytes nsh_frame(std::uint8_t md, int family, std::uint8_t si, std::uint32_t flow = 7,
                 const Bytes& tlvs = {}) {
-  const Bytes ip = ip_udp(family, lab_payload(flow, 1, 20));
+  const Bytes ip = udp_packet(family, lab_payload(flow, 1, 20));
   const Bytes h = nsh(md, 0x00abcd, si, family == 4 ? AC_NSH_NP_IPV4 : AC_NSH_NP_IPV6, tlvs);
-  return ether(kVnfMac, kHarnessMac, AC_ETH_P_NSH, {&h, &ip});
+  return eth(kVnfMac, kHarnessMac, AC_ETH_P_NSH, {h, ip});
 }
 
 // What the VNF must send back for `in`: MACs swapped, SI - 1, served_by[slot] = id, and the UDP
@@ -143,15 +145,15 @@ Bytes expected_reply(const Bytes& in, std::size_t nsh_len, unsigned slot, std::u
   const std::size_t ip = kEth + nsh_len;
   const bool v4 = (in[ip] >> 4) == 4;
   const std::size_t udp = ip + (v4 ? 20 : 40);
-  put32(e, udp + 8 + AC_LAB_OFF_SERVED_BY + 4 * slot, id);
-  if (v4) put16(e, udp + 6, 0);
+  set32(e, udp + 8 + AC_LAB_OFF_SERVED_BY + 4 * slot, id);
+  if (v4) set16(e, udp + 6, 0);
   return e;
 }
 
 TEST_F(VnfTest, NshMd1AndMd2WithIpv4AndIpv6) {
   start_vnf({"--mode", "nsh", "--instance-id", "4242", "--slot", "1"});
   int n = 0;
-  for (unsigned md : {AC_NSH_MD_TYPE1, AC_NSH_MD_TYPE2}) {
+  for (std::uint8_t md : {AC_NSH_MD_TYPE1, AC_NSH_MD_TYPE2}) {
     for (int family : {4, 6}) {
       SCOPED_TRACE("MD" + std::to_string(md) + " IPv" + std::to_string(family));
       const std::uint8_t si = static_cast<std::uint8_t>(255 - n);
@@ -164,7 +166,7 @@ TEST_F(VnfTest, NshMd1AndMd2WithIpv4AndIpv6) {
       ASSERT_EQ(r.size(), 1u);
       ASSERT_EQ(r[0].size(), f.size());
       EXPECT_EQ(r[0][kEth + 7], si - 1) << "SI decremented";
-      EXPECT_TRUE(ref_udp_ok(r[0], kEth + nsh_len)) << "UDP checksum valid";
+      EXPECT_TRUE(udp_csum_ok(r[0], kEth + nsh_len)) << "UDP checksum valid";
       Bytes e = expected_reply(f, nsh_len, 1, 4242);
       if (family == 6) {
         // IPv6: the checksum is recomputed (served_by changed, so it must differ); the rest
@@ -179,11 +181,11 @@ TEST_F(VnfTest, NshMd1AndMd2WithIpv4AndIpv6) {
   }
   // No echo of its own transmissions: nothing more arrives.
   EXPECT_TRUE(port_->receive(300ms).empty());
-  Json s = stop_vnf();
-  EXPECT_EQ(s["rx"].u(), 4u);
-  EXPECT_EQ(s["tx"].u(), 4u);
-  EXPECT_EQ(s["served"].u(), 4u);
-  EXPECT_EQ(s["instance_id"].u(), 4242u);
+  json s = stop_vnf();
+  EXPECT_EQ(s["rx"], 4u);
+  EXPECT_EQ(s["tx"], 4u);
+  EXPECT_EQ(s["served"], 4u);
+  EXPECT_EQ(s["instance_id"], 4242u);
 }
 
 TEST_F(VnfTest, MalformedSiZeroAndNonNshAreCountedAndDropped) {
@@ -193,7 +195,7 @@ TEST_F(VnfTest, MalformedSiZeroAndNonNshAreCountedAndDropped) {
   ver[kEth] |= 0x40;  // version 1
   bad.push_back(ver);
   Bytes len = nsh_frame(AC_NSH_MD_TYPE1, 4, 9);
-  put16(len, kEth, AC_NSH_W0(0, 63, 63));  // 252-byte header in a short frame
+  set16(len, kEth, AC_NSH_W0(0, 63, 63));  // 252-byte header in a short frame
   bad.push_back(len);
   Bytes md = nsh_frame(AC_NSH_MD_TYPE1, 4, 9);
   md[kEth + 2] = 0x0f;  // MD type 15
@@ -206,26 +208,26 @@ TEST_F(VnfTest, MalformedSiZeroAndNonNshAreCountedAndDropped) {
   bad.push_back(inner);
   for (const auto& f : bad) port_->send(f);
   port_->send(nsh_frame(AC_NSH_MD_TYPE1, 4, 0));  // SI already 0
-  const Bytes ip = ip_udp(4, lab_payload(1, 1));
-  port_->send(ether(kVnfMac, kHarnessMac, 0x0800, {&ip}));
-  port_->send(ether(kVnfMac, kHarnessMac, 0x88b5, {&ip}));
+  const Bytes ip = udp_packet(4, lab_payload(1, 1));
+  port_->send(eth(kVnfMac, kHarnessMac, 0x0800, {ip}));
+  port_->send(eth(kVnfMac, kHarnessMac, 0x88b5, {ip}));
   // Then a good one, which must still come back.
   port_->send(nsh_frame(AC_NSH_MD_TYPE1, 4, 3));
   auto got = port_->receive(1s);
   ASSERT_EQ(got.size(), 1u) << "only the valid frame comes back";
   EXPECT_EQ(got[0][kEth + 7], 2);
 
-  Json s = stop_vnf();
-  EXPECT_EQ(s["dropped_malformed"].u(), 5u);
-  EXPECT_EQ(s["malformed_by_reason"]["nsh_version"].u(), 1u);
-  EXPECT_EQ(s["malformed_by_reason"]["nsh_truncated"].u(), 1u);
-  EXPECT_EQ(s["malformed_by_reason"]["nsh_md_type"].u(), 1u);
-  EXPECT_EQ(s["malformed_by_reason"]["nsh_tlv"].u(), 1u);
-  EXPECT_EQ(s["malformed_by_reason"]["inner_ip"].u(), 1u);
-  EXPECT_EQ(s["dropped_si_zero"].u(), 1u);
-  EXPECT_EQ(s["non_nsh"].u(), 2u);
-  EXPECT_EQ(s["tx"].u(), 1u);
-  EXPECT_EQ(s["rx"].u(), 9u);
+  json s = stop_vnf();
+  EXPECT_EQ(s["dropped_malformed"], 5u);
+  EXPECT_EQ(s["malformed_by_reason"]["nsh_version"], 1u);
+  EXPECT_EQ(s["malformed_by_reason"]["nsh_truncated"], 1u);
+  EXPECT_EQ(s["malformed_by_reason"]["nsh_md_type"], 1u);
+  EXPECT_EQ(s["malformed_by_reason"]["nsh_tlv"], 1u);
+  EXPECT_EQ(s["malformed_by_reason"]["inner_ip"], 1u);
+  EXPECT_EQ(s["dropped_si_zero"], 1u);
+  EXPECT_EQ(s["non_nsh"], 2u);
+  EXPECT_EQ(s["tx"], 1u);
+  EXPECT_EQ(s["rx"], 9u);
 }
 
 TEST_F(VnfTest, CapacityLimitDropsTheExcess) {
@@ -238,21 +240,21 @@ TEST_F(VnfTest, CapacityLimitDropsTheExcess) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto got = port_->receive(500ms);
-  Json s = stop_vnf();
+  json s = stop_vnf();
   const double allowed = 10 + 100 * secs;  // burst + rate * time
-  EXPECT_EQ(s["rx"].u(), 1000u);
-  EXPECT_EQ(s["tx"].u(), got.size());
-  EXPECT_EQ(s["dropped_capacity"].u() + s["tx"].u(), 1000u);
+  EXPECT_EQ(s["rx"], 1000u);
+  EXPECT_EQ(s["tx"], got.size());
+  EXPECT_EQ(s["dropped_capacity"].get<std::uint64_t>() + s["tx"].get<std::uint64_t>(), 1000u);
   EXPECT_LE(static_cast<double>(got.size()), allowed + 1);
   EXPECT_GE(static_cast<double>(got.size()), 0.8 * allowed) << "capacity is not under-used";
-  EXPECT_GE(s["dropped_capacity"].u(), 800u);
+  EXPECT_GE(s["dropped_capacity"].get<std::uint64_t>(), 800u);
 }
 
 TEST_F(VnfTest, PlainModeServesBareIpAndIgnoresTheRest) {
   start_vnf({"--mode", "plain", "--instance-id", "31", "--slot", "2"});
   for (int family : {4, 6}) {
-    const Bytes ip = ip_udp(family, lab_payload(3, 4, 50));
-    const Bytes f = ether(kVnfMac, kHarnessMac, family == 4 ? 0x0800 : 0x86dd, {&ip});
+    const Bytes ip = udp_packet(family, lab_payload(3, 4, 50));
+    const Bytes f = eth(kVnfMac, kHarnessMac, family == 4 ? 0x0800 : 0x86dd, {ip});
     port_->send(f);
     auto got = port_->receive(2s, 1);
     ASSERT_EQ(got.size(), 1u) << "family " << family;
@@ -263,34 +265,34 @@ TEST_F(VnfTest, PlainModeServesBareIpAndIgnoresTheRest) {
     const std::size_t payload = kEth + (family == 4 ? 20 : 40) + 8;
     EXPECT_EQ(get32(r, payload + AC_LAB_OFF_SERVED_BY + 8), 31u);
     EXPECT_EQ(get32(r, payload + AC_LAB_OFF_FLOW_ID), 3u);
-    EXPECT_TRUE(ref_udp_ok(r, kEth));
+    EXPECT_TRUE(udp_csum_ok(r, kEth));
     // IP header untouched.
     EXPECT_TRUE(std::equal(r.begin() + 12, r.begin() + kEth + (family == 4 ? 20 : 40),
                            f.begin() + 12));
   }
   const Bytes junk(50, 0x11);
-  port_->send(ether(kVnfMac, kHarnessMac, 0x88b5, {&junk}));
+  port_->send(eth(kVnfMac, kHarnessMac, 0x88b5, {junk}));
   // Broadcast IP is link chatter, not traffic: not served, not reflected.
-  const Bytes bip = ip_udp(4, lab_payload(3, 5));
-  port_->send(ether(Mac{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, kHarnessMac, 0x0800, {&bip}));
+  const Bytes bip = udp_packet(4, lab_payload(3, 5));
+  port_->send(eth(Mac{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, kHarnessMac, 0x0800, {bip}));
   // Neither is IPv6 neighbour discovery addressed to the VNF.
   Bytes ns6(40 + 24, 0);
   ns6[0] = 0x60;
-  put16(ns6, 4, 24);
+  set16(ns6, 4, 24);
   ns6[6] = 58;
   ns6[7] = 255;
   ns6[40] = 135;
-  port_->send(ether(kVnfMac, kHarnessMac, 0x86dd, {&ns6}));
+  port_->send(eth(kVnfMac, kHarnessMac, 0x86dd, {ns6}));
   const Bytes h = nsh(AC_NSH_MD_TYPE1, 1, 9, AC_NSH_NP_IPV4);
-  port_->send(ether(kVnfMac, kHarnessMac, AC_ETH_P_NSH, {&h}));
+  port_->send(eth(kVnfMac, kHarnessMac, AC_ETH_P_NSH, {h}));
   EXPECT_TRUE(port_->receive(300ms).empty());
-  Json s = stop_vnf();
-  EXPECT_EQ(s["mode"].str, "plain");
-  EXPECT_EQ(s["tx"].u(), 2u);
-  EXPECT_EQ(s["served"].u(), 2u);
-  EXPECT_EQ(s["non_ip"].u(), 2u);
-  EXPECT_EQ(s["not_unicast"].u(), 1u);
-  EXPECT_EQ(s["link_control"].u(), 1u);
+  json s = stop_vnf();
+  EXPECT_EQ(s["mode"], "plain");
+  EXPECT_EQ(s["tx"], 2u);
+  EXPECT_EQ(s["served"], 2u);
+  EXPECT_EQ(s["non_ip"], 2u);
+  EXPECT_EQ(s["not_unicast"], 1u);
+  EXPECT_EQ(s["link_control"], 1u);
 }
 
 TEST_F(VnfTest, StatsAreRewrittenPeriodically) {
@@ -298,12 +300,12 @@ TEST_F(VnfTest, StatsAreRewrittenPeriodically) {
   port_->send(nsh_frame(AC_NSH_MD_TYPE1, 4, 5));
   ASSERT_EQ(port_->receive(2s, 1).size(), 1u);
   std::this_thread::sleep_for(600ms);
-  Json mid = parse_json(slurp(stats_));
-  EXPECT_FALSE(mid["final"].b);
-  EXPECT_GE(mid["uptime_s"].n(), 0.3);
-  EXPECT_EQ(mid["tx"].u(), 1u);
-  Json s = stop_vnf();
-  EXPECT_GT(s["uptime_s"].n(), mid["uptime_s"].n());
+  json mid = json::parse(read_file(stats_));
+  EXPECT_FALSE(mid["final"].get<bool>());
+  EXPECT_GE(mid["uptime_s"].get<double>(), 0.3);
+  EXPECT_EQ(mid["tx"], 1u);
+  json s = stop_vnf();
+  EXPECT_GT(s["uptime_s"].get<double>(), mid["uptime_s"].get<double>());
 }
 
 TEST_F(VnfTest, RejectsBadArguments) {
@@ -314,12 +316,12 @@ TEST_F(VnfTest, RejectsBadArguments) {
            {"--mode", "nsh", "--instance-id", "1", "--slot", "4"}}) {
     std::vector<std::string> argv{ANYCHAIN_VNF_BIN, "--iface", net_->if_b};
     argv.insert(argv.end(), args.begin(), args.end());
-    Child c(net_->ns_b, argv);
-    EXPECT_EQ(c.wait_exit(5s), std::optional<int>(2)) << args.back();
+    Proc c(net_->ns_b.name(), argv);
+    EXPECT_EQ(c.wait(5s), std::optional<int>(2)) << args.back();
   }
-  Child missing(net_->ns_b, {ANYCHAIN_VNF_BIN, "--iface", "nosuchif0", "--instance-id", "1"});
-  EXPECT_EQ(missing.wait_exit(5s), std::optional<int>(1));
+  Proc missing(net_->ns_b.name(), {ANYCHAIN_VNF_BIN, "--iface", "nosuchif0", "--instance-id", "1"});
+  EXPECT_EQ(missing.wait(5s), std::optional<int>(1));
 }
 
 }  // namespace
-}  // namespace anychain::testing
+}  // namespace anychain::test

@@ -38,8 +38,8 @@
 #include <sstream>
 #include <thread>
 
+#include "common/netns.h"
 #include "common/packet.h"
-#include "common/sandbox.h"
 #include "dataplane/dataplane.h"
 
 namespace anychain::test {
@@ -60,34 +60,10 @@ constexpr uint32_t kService = 2, kInstance = 2;
 constexpr const char* kAnychainProg = "anychain_xdp";
 constexpr const char* kCountProg = "xdp_count";
 
-void must(const std::string& cmd) {
-  if (sh(cmd) != 0) throw std::runtime_error("command failed: " + cmd);
-}
-
 template <class R>
 void ok(const R& r, const std::string& what) {
   if (!r) throw std::runtime_error(what + ": " + r.error().str());
 }
-
-// Enter a network namespace (/run/netns/NAME) for the guard's lifetime (this thread).
-class InNetns {
- public:
-  explicit InNetns(const std::string& name) {
-    orig_ = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    int fd = open(("/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
-    if (orig_ < 0 || fd < 0 || setns(fd, CLONE_NEWNET) != 0) throw std::runtime_error("setns " + name);
-    close(fd);
-  }
-  ~InNetns() {
-    if (setns(orig_, CLONE_NEWNET) != 0) std::abort();
-    close(orig_);
-  }
-  InNetns(const InNetns&) = delete;
-  InNetns& operator=(const InNetns&) = delete;
-
- private:
-  int orig_ = -1;
-};
 
 Mac mac_of(const std::string& ifname) {
   std::ifstream f("/sys/class/net/" + ifname + "/address");
@@ -315,13 +291,16 @@ class VirtioNsh : public ::testing::Test {
 
     // Only the frames this test sends: no IPv6 (router/neighbour solicitations) anywhere.
     for (const auto& d : {in_, prev_, out_, next_}) must("sysctl -qw net.ipv6.conf." + d + ".disable_ipv6=1");
-    must("ip netns add prev && ip netns add next");
-    must("ip link set " + prev_ + " netns prev && ip -n prev link set " + prev_ + " up");
-    must("ip link set " + next_ + " netns next && ip -n next link set " + next_ + " up");
+    prev_ns_ = std::make_unique<Netns>("prev");
+    next_ns_ = std::make_unique<Netns>("next");
+    must("ip link set " + prev_ + " netns " + prev_ns_->name());
+    prev_ns_->ip("link set " + prev_ + " up");
+    must("ip link set " + next_ + " netns " + next_ns_->name());
+    next_ns_->ip("link set " + next_ + " up");
     must("ip addr add 10.97.1.1/24 dev " + in_ + " && ip link set " + in_ + " up");
     must("ip addr add 10.97.2.1/24 dev " + out_ + " && ip link set " + out_ + " up");
     must(std::string("ip addr add ") + kLocalEp + "/32 dev lo");
-    must(std::string("ip neigh replace ") + kNextIp + " lladdr " + mac_text(mac_next_) + " dev " + out_ +
+    must(std::string("ip neigh replace ") + kNextIp + " lladdr " + mac_str(mac_next_) + " dev " + out_ +
          " nud permanent");
     must(std::string("ip route add ") + kRemoteEp + "/32 via " + kNextIp + " dev " + out_);
     must(std::string("ip route add 198.51.100.0/24 via ") + kNextIp + " dev " + out_);
@@ -361,8 +340,8 @@ class VirtioNsh : public ::testing::Test {
       ok(a, "attach anychain to " + dev + " in native mode");
       attach_mode_[dev] = a->mode;
     }
-    tx_ = std::make_unique<PacketSocket>("prev", prev_, false);
-    rx_ = std::make_unique<PacketSocket>("next", next_, true);
+    tx_ = std::make_unique<PacketSocket>(prev_ns_->name(), prev_, false);
+    rx_ = std::make_unique<PacketSocket>(next_ns_->name(), next_, true);
   }
 
   static void TearDownTestSuite() {
@@ -371,12 +350,8 @@ class VirtioNsh : public ::testing::Test {
     if (!in_.empty()) sh("xdp-loader unload " + in_ + " --all >/dev/null 2>&1");
     if (!out_.empty() && if_nametoindex(out_.c_str())) (void)dp::Dataplane::detach(out_);
     dp_.reset();
-  }
-
-  static std::string mac_text(const Mac& m) {
-    char b[18];
-    std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-    return b;
+    prev_ns_.reset();  // the NICs go back to the root namespace
+    next_ns_.reset();
   }
 
   void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << "setup: " << setup_error_; }
@@ -515,6 +490,7 @@ class VirtioNsh : public ::testing::Test {
   static inline std::map<std::string, dp::XdpMode> attach_mode_;
   static inline std::unique_ptr<dp::Dataplane> dp_;
   static inline std::unique_ptr<PacketSocket> tx_, rx_;
+  static inline std::unique_ptr<Netns> prev_ns_, next_ns_;
 };
 
 uint64_t delta(const std::vector<ac_counter>& before, const std::vector<ac_counter>& after, uint32_t r) {
