@@ -1,26 +1,28 @@
-// Integration with real FRR: two routers in network namespaces (tests/integration/frr_lab.sh).
-// Router 1's client originates a VNF LSA; router 2's client mirrors it and its SPF gives the
-// right path cost. Then ospfd on router 1 is restarted: the client reconnects and
-// re-originates, and router 2 sees the LSA again with a newer sequence number.
+// Integration with real FRR: two routers in network namespaces (scripts/lab with
+// tests/integration/ospf_pair.toml). Router 1's client originates a VNF LSA; router 2's client
+// mirrors it and its SPF gives the right path cost. Then ospfd on router 1 is restarted: the
+// client reconnects and re-originates, and router 2 sees the LSA again with a newer sequence
+// number.
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "common/netns.h"
+#include "common/proc.h"
 #include "ospf/client.h"
 #include "plane/service_plane.h"
 
@@ -37,20 +39,12 @@ constexpr std::uint32_t ip(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::
   return (std::uint32_t{a} << 24) | (std::uint32_t{b} << 16) | (std::uint32_t{c} << 8) | d;
 }
 
-const std::string kLab = LAB_SCRIPT;
+using anychain::test::sh;
+using anychain::test::sh_out;
+using json = nlohmann::json;
 
-int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
-
-std::string sh_output(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
+const std::string kLab = ANYCHAIN_LAB;
+const std::string kTopology = ANYCHAIN_OSPF_PAIR;
 
 // Runs a Client inside a network namespace, on its own thread.
 class NsAgent {
@@ -60,14 +54,14 @@ class NsAgent {
 
   void start(std::optional<VnfInfo> announce) {
     thread_ = std::thread([this, announce] {
-      int fd = ::open(("/var/run/netns/" + netns_).c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+      std::optional<anychain::test::InNetns> in;
+      try {
+        in.emplace(netns_);
+      } catch (const std::exception& e) {
         std::lock_guard g(mu_);
-        error_ = "setns " + netns_ + " failed";
-        if (fd >= 0) ::close(fd);
+        error_ = e.what();
         return;
       }
-      ::close(fd);
       ClientConfig cfg;
       cfg.backoff_initial = 200ms;
       cfg.backoff_max = 1s;
@@ -129,24 +123,57 @@ bool wait_for(Pred p, std::chrono::milliseconds limit) {
   return p();
 }
 
+// The two routers, brought up by scripts/lab under a prefix unique to this process
+// (act<o|b><pid>), taken down again after the test.
 class FrrLab : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
     if (!std::filesystem::exists("/usr/lib/frr/ospfd")) GTEST_SKIP() << "FRR not installed";
-    prefix_ = (net_type() == "p2p" ? "aci" : "acb") + std::to_string(::getpid() % 100000);
-    dir_ = "/tmp/" + prefix_ + "-lab";
-    sh(kLab + " down " + dir_ + " " + prefix_ + " >/dev/null 2>&1");
-    ASSERT_EQ(sh("LAB_NET=" + net_type() + " " + kLab + " up " + dir_ + " " + prefix_ + " >/dev/null 2>&1"), 0)
-        << "lab did not come up";
+    prefix_ = (net_type() == "p2p" ? "acto" : "actb") + std::to_string(::getpid());
+    lab("down >/dev/null 2>&1");  // what a killed run with this pid left
+    const std::string log = "/tmp/anychain-" + prefix_ + "-up.log";
+    ASSERT_EQ(lab("up " + kTopology + " --timeout 60 >" + log + " 2>&1"), 0)
+        << "lab did not come up: " << anychain::test::read_file(log);
     up_ = true;
+    std::filesystem::remove(log);
+    if (net_type() == "broadcast") {
+      // a transit network with a DR and a network-LSA instead of the lab's point-to-point link
+      for (auto [self, peer] : {std::pair{"R1", "R2"}, {"R2", "R1"}})
+        ASSERT_EQ(lab(std::string("vtysh ") + self + " -c 'configure terminal' -c 'interface to-" + peer +
+                      "' -c 'ip ospf network broadcast'"),
+                  0);
+    }
+    status_ = json::parse(sh_out(kLab + " status --json --prefix " + prefix_));
   }
   void TearDown() override {
-    if (up_) sh(kLab + " down " + dir_ + " " + prefix_ + " >/dev/null 2>&1");
+    if (up_) lab("down >/dev/null 2>&1");
   }
   virtual std::string net_type() const { return "p2p"; }
-  std::string ns(int n) const { return prefix_ + "-r" + std::to_string(n); }
-  std::string prefix_, dir_;
+  // scripts/lab <cmd> --prefix <ours> ...
+  int lab(const std::string& args) const {
+    const auto sp = args.find(' ');
+    return sh(kLab + " " + args.substr(0, sp) + " --prefix " + prefix_ + (sp == std::string::npos ? "" : args.substr(sp)));
+  }
+  std::string ns(int n) const { return status_.at("routers").at("R" + std::to_string(n)).at("netns"); }
+  std::string vtysh(int n, const std::string& cmd) const {
+    return sh_out(kLab + " vtysh --prefix " + prefix_ + " R" + std::to_string(n) + " -c '" + cmd + "' 2>&1");
+  }
+  // SIGTERM router n's ospfd, wait for it to exit, start it again with the same command line.
+  void restart_ospfd(int n) const {
+    const json st = json::parse(sh_out(kLab + " status --json --prefix " + prefix_));
+    const int pid = st.at("routers").at("R" + std::to_string(n)).at("daemons").at("ospfd").at("pid");
+    std::istringstream cmdline(anychain::test::read_file("/proc/" + std::to_string(pid) + "/cmdline"));
+    std::string argv;
+    for (std::string arg; std::getline(cmdline, arg, '\0');) argv += " '" + arg + "'";
+    ASSERT_FALSE(argv.empty()) << "no command line for ospfd pid " << pid;
+    ::kill(pid, SIGTERM);
+    for (int i = 0; i < 50 && ::kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(100ms);
+    if (::kill(pid, 0) == 0) ::kill(pid, SIGKILL);
+    ASSERT_EQ(lab("exec R" + std::to_string(n) + " --" + argv), 0) << "ospfd did not start again:" << argv;
+  }
+  std::string prefix_;
+  json status_;
   bool up_ = false;
 };
 
@@ -195,7 +222,7 @@ TEST_F(FrrLab, VnfLsaFloodsMirrorsAndSurvivesOspfdRestart) {
     return candidate_cost(db, r1, r1, 7) == std::optional<std::uint64_t>(40);
   }); }, 5s));
   // Independent check: router 2's ospfd itself holds the LSA (56 bytes of opaque data).
-  std::string db2 = sh_output(kLab + " vtysh " + dir_ + " " + prefix_ + " 2 'show ip ospf database opaque-area' 2>&1");
+  std::string db2 = vtysh(2, "show ip ospf database opaque-area");
   EXPECT_NE(db2.find("Link State ID: 200.0.0.7"), std::string::npos) << db2;
   EXPECT_NE(db2.find("Advertising Router: 1.1.1.1"), std::string::npos) << db2;
   EXPECT_NE(db2.find("56 octets of data"), std::string::npos) << db2;
@@ -208,7 +235,7 @@ TEST_F(FrrLab, VnfLsaFloodsMirrorsAndSurvivesOspfdRestart) {
   });
 
   // Restart ospfd on router 1: the client must reconnect and re-originate.
-  ASSERT_EQ(sh(kLab + " restart-ospfd " + dir_ + " " + prefix_ + " 1 >/dev/null 2>&1"), 0);
+  ASSERT_NO_FATAL_FAILURE(restart_ospfd(1));
   bool reconnected = wait_for([&] {
     return a1.with([&](auto&, const ClientStats& st, bool ready, auto&) {
       return st.connects >= 2 && ready && st.originations >= 2;
