@@ -17,7 +17,7 @@ PKGS=(
   libnl-3-dev libnl-route-3-dev libboost-program-options-dev libyaml-cpp-dev nlohmann-json3-dev
   # tests
   libgtest-dev libgmock-dev googletest libclang-rt-14-dev
-  tshark tcpdump python3-scapy iproute2 iputils-ping ethtool procps psmisc
+  python3-pytest tshark tcpdump python3-scapy iproute2 iputils-ping ethtool procps psmisc
   # routing (frr-pythontools ships ospfclient.py, the independent OSPF API client of the lab tests)
   frr frr-pythontools
   # lab output

@@ -1,177 +1,305 @@
-#!/usr/bin/python3
-"""A netns lab with real FRR driven only through the `anychain` CLI.
+"""A netns lab with real FRR driven only through the `anychain` CLI (pytest; fixtures in
+conftest.py).
 
 The agents start with a bare config (node and OSPF only). Everything else goes through the CLI:
 attach the interfaces, add a service, an instance, a chain and a policy, send traffic, read
 flows and stats as JSON, then detach everything, stop the agents and flush: no XDP program is
 left on any interface and no pin under the routers' bpffs. Bad input is refused with the exit
 codes scripts rely on (1 runtime error, 2 usage, 3 daemon not running).
-Usage: cli_lab_test.py BUILD_DIR   (root; exits 77 when not root)
+Each step is a fixture that runs the CLI commands and keeps what they returned; the tests check
+it, in file order (a later step builds on the earlier ones). Root only (exit 77 otherwise).
 """
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
+from types import SimpleNamespace
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from labkit import (ANYCHAIND, CLI, LAB, LAB_AGENT, TOOLS, TOPO, check, failures, finish, procs, run,  # noqa: E402
-                    wait_for)
+import pytest
 
-PREFIX = f"cl{os.getpid() % 100000}"
-STATE = f"/run/anychain-lab/{PREFIX}"
+from labkit import LAB, LAB_AGENT, resolved_topology, run, wait_until
 
-
-
-
-
-
-def cli(router, *args, rc=0, in_ns=False):
-    """anychain against router's daemon (or, in_ns, inside its namespace with its bpffs)."""
-    cmd = [CLI, "--socket", f"{STATE}/{router}/anychaind.sock", *args]
-    if in_ns:
-        cmd = [LAB, "exec", "--prefix", PREFIX, router, "--", *cmd]
-    r = run(cmd, check_rc=False)
-    check(r.returncode == rc, f"{router}: anychain {' '.join(args)} -> exit {r.returncode} (want {rc})"
-          + (f": {r.stderr.strip()}" if r.returncode != rc else ""))
-    return r
+LAB_KIND = "c"  # lab prefix actc<pid>
+LAB_AGENT_ARGS = ["--bare"]
+TOPO = resolved_topology()
+ROUTERS = sorted(TOPO["routers"])
+SINK = [h for h in TOPO["hosts"] if h["kind"] == "sink"][0]
+SRC = [h for h in TOPO["hosts"] if h["kind"] == "source"][0]
+VNF = [v for v in TOPO["vnfs"] if v["router"] == "B"][0]
+# every attach the test makes, (router, interface, classify): each interface of each router (links,
+# VNFs, source and sink), then the source's interface again, classifying
+ATTACHES = [(r, i["name"], False) for r in ROUTERS for i in TOPO["routers"][r]["interfaces"]] + \
+    [(SRC["router"], SRC["router_if"], True)]
+ATTACHED = sorted({(r, i) for r, i, _ in ATTACHES})
 
 
-def cli_json(router, *args):
-    r = cli(router, *args, "--json")
-    return json.loads(r.stdout) if r.returncode == 0 else None
+class Cli:
+    """`anychain` against a router's daemon (or, in_ns, inside its namespace with its bpffs);
+    every call is kept as (args, exit status, stdout, stderr)."""
 
+    def __init__(self, lab, build):
+        self.lab, self.build = lab, build
+
+    def sock(self, router):
+        return f"{self.lab.state}/{router}/anychaind.sock"
+
+    def __call__(self, router, *args, in_ns=False):
+        cmd = [self.build.cli, "--socket", self.sock(router), *args]
+        if in_ns:
+            cmd = [LAB, "exec", "--prefix", self.lab.prefix, router, "--", *cmd]
+        r = run(cmd, check=False)
+        return SimpleNamespace(args=args, rc=r.returncode, out=r.stdout, err=r.stderr.strip())
+
+    def json(self, router, *args):
+        r = self(router, *args, "--json")
+        return json.loads(r.out) if r.rc == 0 else None
+
+
+def ran(r, rc=0):
+    """Assert a kept CLI call exited with rc (its stderr in the message)."""
+    assert r.rc == rc, f"anychain {' '.join(r.args)} -> exit {r.rc} (want {rc}): {r.err}"
+
+
+@pytest.fixture(scope="module")
+def cli(paper_lab, build):
+    return Cli(paper_lab, build)
+
+
+# usage and runtime errors, with the exit codes scripts rely on
+
+@pytest.mark.parametrize("args,rc", [(("attach",), 2), (("frobnicate",), 2), (("attach", "nosuch0"), 1)],
+                         ids=["attach-without-interface", "unknown-command", "attach-missing-interface"])
+def test_exit_codes(cli, args, rc):
+    ran(cli("A", *args), rc)
+
+
+def test_status_without_a_daemon_exits_3(cli):
+    r = run([cli.build.cli, "--socket", f"{cli.lab.state}/nobody.sock", "status"], check=False)
+    assert r.returncode == 3
+
+
+# attach every link and VNF interface, and the source's interface as classifying
+
+@pytest.fixture(scope="module")
+def attached(cli):
+    calls = {(r, i, c): cli(r, "attach", i, "--mode", "native", *(["--classify"] if c else []))
+             for r, i, c in ATTACHES}
+    return SimpleNamespace(calls=calls, status={name: cli.json(name, "status") for name in ROUTERS})
+
+
+@pytest.mark.parametrize("router,ifname,classify", ATTACHES)
+def test_attach(attached, router, ifname, classify):
+    ran(attached.calls[(router, ifname, classify)])
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+def test_status_shows_the_attachments_native(attached, router):
+    st = attached.status[router]
+    want = {i for r, i in ATTACHED if r == router}
+    got = {i["name"] for i in st["interfaces"]}
+    assert got == want
+    assert all(i["mode"] == "native" for i in st["interfaces"])
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+def test_status_says_whether_behind_the_dispatcher(attached, router):
+    assert all(isinstance(i.get("dispatcher"), bool) for i in attached.status[router]["interfaces"])
+
+
+# service, instance (on B), chain and policy: through the daemons, persisted in their config
+
+@pytest.fixture(scope="module")
+def configured(cli, attached):
+    calls = {}
+    for name in ROUTERS:
+        calls[(name, "service")] = cli(name, "service", "add", "generic", "--id", "1", "--anycast", "10.100.0.1/32")
+        calls[(name, "chain")] = cli(name, "chain", "add", "main", "--spi", "7", "--services", "generic")
+        calls[(name, "policy")] = cli(name, "policy", "add", "to-sink", "--chain", "main", "--dst", SINK["subnet"],
+                                      "--proto", "udp")
+    calls[("B", "instance")] = cli("B", "instance", "add", VNF["name"], "--id", str(VNF["instance_id"]), "--service",
+                                   "generic", "--veth", VNF["router_if"], "--capacity", "1000")
+    duplicate = cli("A", "chain", "add", "main", "--spi", "8", "--services", "generic")
+    with open(f"{cli.lab.state}/B/anychaind.yaml") as f:
+        conf = f.read()
+    return SimpleNamespace(calls=calls, duplicate=duplicate, conf_b=conf, chains=cli.json("A", "chain", "list"))
+
+
+@pytest.mark.parametrize("router,what", [(r, w) for r in ROUTERS for w in ("service", "chain", "policy")]
+                         + [("B", "instance")])
+def test_config_command(configured, router, what):
+    ran(configured.calls[(router, what)])
+
+
+def test_duplicate_chain_name_is_refused(configured):
+    ran(configured.duplicate, 1)
+
+
+def test_config_file_holds_the_cli_changes(configured):
+    for word in ("main", VNF["name"], "to-sink"):
+        assert word in configured.conf_b
+
+
+def test_chain_list(configured):
+    chains = configured.chains
+    assert chains and chains[0]["name"] == "main" and chains[0]["spi"] == 7, chains
+
+
+def test_instance_learned_from_ospf(cli, configured):
+    assert wait_until(lambda: any(i["id"] == VNF["instance_id"] for s in cli.json("A", "topology")["services"]
+                                  for i in s["instances"]), 30), "A learns B's instance from OSPF"
+
+
+# traffic through the chain, then flows and stats as JSON from A's pinned maps
+
+@pytest.fixture(scope="module")
+def traffic(cli, configured, module_procs, build):
+    lab = cli.lab
+    wait_until(lambda: any(i["id"] == VNF["instance_id"] for s in cli.json("A", "topology")["services"]
+                           for i in s["instances"]), 30)
+    module_procs.start(lab.ns("B", VNF["name"]), [f"{build.tools}/anychain-vnf", "--iface", "eth0", "--mode",
+                                                  "nsh", "--instance-id", str(VNF["instance_id"])], os.devnull)
+    sink = module_procs.start(lab.ns(SINK["name"]), [f"{build.tools}/anychain-sink", "--port", "9000", "--json",
+                                                     f"{lab.state}/sink.json", "--duration", "6"], os.devnull)
+    time.sleep(0.5)
+    gen = json.loads(run(["ip", "netns", "exec", lab.ns(SRC["name"]), f"{build.tools}/anychain-trafgen", "--dst",
+                          SINK["host_addr"].split("/")[0], "--dport", "9000", "--flows-per-sec", "10",
+                          "--flow-duration", "1", "--flow-rate", "10", "--duration", "2"]).stdout.splitlines()[-1])
+    sink.wait(timeout=20)
+    with open(f"{lab.state}/sink.json") as f:
+        got = json.load(f)
+    flows = cli("A", "flows", "--spi", "7", "--json", in_ns=True)
+    stats = cli("A", "stats", "--json", in_ns=True)
+    return SimpleNamespace(gen=gen, sink=got, flows=flows, stats=stats)
+
+
+def test_sink_gets_every_packet(traffic):
+    assert traffic.gen["packets_sent"] > 0
+    assert traffic.sink["packets"] == traffic.gen["packets_sent"]
+
+
+def test_flows_json(traffic):
+    ran(traffic.flows)
+    flows = json.loads(traffic.flows.out)
+    assert len(flows) == traffic.gen["flows_started"], "one entry per flow of chain 7"
+    assert all(f["instance"] == VNF["instance_id"] for f in flows)
+
+
+def test_stats_json_reasons(traffic):
+    ran(traffic.stats)
+    reasons = {x["reason"]: x["packets"] for x in json.loads(traffic.stats.out)["reasons"]}
+    assert reasons.get("classified") == traffic.gen["packets_sent"]
+    assert reasons.get("fwd_remote") == traffic.gen["packets_sent"]
+
+
+def test_stats_json_path_counter(traffic):
+    paths = {(x["spi"], x["si"]): x["packets"] for x in json.loads(traffic.stats.out)["paths"]}
+    assert paths.get((7, 255)) == traffic.gen["packets_sent"]
+
+
+# SIGHUP re-reads the config file
+
+@pytest.fixture(scope="module")
+def reloaded(cli, traffic):
+    state = cli.lab.state
+    with open(f"{state}/A/agent.pid") as f:
+        os.kill(int(f.read()), signal.SIGHUP)
+
+    def logged():
+        with open(f"{state}/A/agent.log") as f:
+            return "configuration reloaded" in f.read()
+    return SimpleNamespace(logged=wait_until(logged, 10), chains=cli.json("A", "chain", "list"))
+
+
+def test_sighup_reloads(reloaded):
+    assert reloaded.logged, "A logs 'configuration reloaded' within 10 s"
+
+
+def test_chain_kept_across_the_reload(reloaded):
+    assert reloaded.chains[0]["name"] == "main"
+
+
+# detach everything, stop the agents, flush: nothing left behind
 
 def xdp_on(ns):
     links = json.loads(run(["ip", "-n", ns, "-j", "-d", "link", "show"]).stdout)
-    return [l["ifname"] for l in links if l.get("xdp")]
+    return [link["ifname"] for link in links if link.get("xdp")]
 
 
+@pytest.fixture(scope="module")
+def detached(cli, reloaded):
+    calls = {}
+    for name in ROUTERS:
+        for i in cli.json(name, "status")["interfaces"]:
+            calls[(name, i["name"])] = cli(name, "detach", i["name"])
+    return SimpleNamespace(calls=calls, xdp={name: xdp_on(cli.lab.ns(name)) for name in ROUTERS})
 
 
-def main():
-    if os.geteuid() != 0:
-        print("cli_lab_test: needs root (network namespaces, XDP)")
-        return 77
-    lab = None
-    run([LAB, "down", "--prefix", PREFIX], check_rc=False)
-    run([LAB, "up", TOPO, "--prefix", PREFIX, "--agent-cmd",
-         f"{LAB_AGENT} run --bare {{labdir}} {{router}} {{statedir}} {ANYCHAIND}"], timeout=120)
-    with open(f"{STATE}/lab.json") as f:
-        lab = json.load(f)
-    sink = [h for h in lab["hosts"] if h["kind"] == "sink"][0]
-    src = [h for h in lab["hosts"] if h["kind"] == "source"][0]
-    routers = sorted(lab["routers"])
+@pytest.mark.parametrize("router,ifname", ATTACHED)
+def test_detach(detached, router, ifname):
+    ran(detached.calls[(router, ifname)])
 
-    # usage and runtime errors, with the exit codes scripts rely on
-    cli("A", "attach", rc=2)
-    cli("A", "frobnicate", rc=2)
-    cli("A", "attach", "nosuch0", rc=1)
-    r = run([CLI, "--socket", f"{STATE}/nobody.sock", "status"], check_rc=False)
-    check(r.returncode == 3, f"status without a daemon -> exit {r.returncode} (want 3)")
 
-    # attach every link and VNF interface, and the source's interface as classifying
-    for name in routers:
-        for i in lab["routers"][name]["interfaces"]:
-            cli(name, "attach", i["name"], "--mode", "native")
-    cli(src["router"], "attach", src["router_if"], "--mode", "native", "--classify")
-    for name in routers:
-        st = cli_json(name, "status")
-        want = {i["name"] for i in lab["routers"][name]["interfaces"]}
-        if name == src["router"]:
-            want.add(src["router_if"])
-        got = {i["name"] for i in st["interfaces"]}
-        check(got == want and all(i["mode"] == "native" for i in st["interfaces"]),
-              f"{name}: status shows {sorted(got)} attached natively")
-        check(all(isinstance(i.get("dispatcher"), bool) for i in st["interfaces"]),
-              f"{name}: status says whether each attachment is behind libxdp's dispatcher")
+@pytest.mark.parametrize("router", ROUTERS)
+def test_no_xdp_program_left(detached, router):
+    assert detached.xdp[router] == []
 
-    # service, instance (on B), chain and policy: through the daemons, persisted in their config
-    for name in routers:
-        cli(name, "service", "add", "generic", "--id", "1", "--anycast", "10.100.0.1/32")
-        cli(name, "chain", "add", "main", "--spi", "7", "--services", "generic")
-        cli(name, "policy", "add", "to-sink", "--chain", "main", "--dst", f"{sink['subnet']}", "--proto", "udp")
-    vnf = [v for v in lab["vnfs"] if v["router"] == "B"][0]
-    cli("B", "instance", "add", vnf["name"], "--id", str(vnf["instance_id"]), "--service", "generic", "--veth",
-        vnf["router_if"], "--capacity", "1000")
-    cli("A", "chain", "add", "main", "--spi", "8", "--services", "generic", rc=1)  # duplicate name
-    conf = open(f"{STATE}/B/anychaind.yaml").read()
-    check("main" in conf and vnf["name"] in conf and "to-sink" in conf, "B's config file holds the CLI's changes")
-    chains = cli_json("A", "chain", "list")
-    check(chains and chains[0]["name"] == "main" and chains[0]["spi"] == 7, f"chain list: {chains}")
 
-    wait_for(lambda: any(i["id"] == vnf["instance_id"] for s in cli_json("A", "topology")["services"]
-                         for i in s["instances"]), 30, "A learns B's instance from OSPF")
-
-    # traffic through the chain
-    p = subprocess.Popen(["ip", "netns", "exec", f"acl-{PREFIX}-B-{vnf['name']}", f"{TOOLS}/anychain-vnf",
-                          "--iface", "eth0", "--mode", "nsh", "--instance-id", str(vnf["instance_id"])],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.append(p)
-    sp = subprocess.Popen(["ip", "netns", "exec", f"acl-{PREFIX}-{sink['name']}", f"{TOOLS}/anychain-sink",
-                           "--port", "9000", "--json", f"{STATE}/sink.json", "--duration", "6"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.append(sp)
-    time.sleep(0.5)
-    gen = json.loads(run(["ip", "netns", "exec", f"acl-{PREFIX}-{src['name']}", f"{TOOLS}/anychain-trafgen",
-                          "--dst", sink["host_addr"].split("/")[0], "--dport", "9000", "--flows-per-sec", "10",
-                          "--flow-duration", "1", "--flow-rate", "10", "--duration", "2"]).stdout.splitlines()[-1])
-    sp.wait(timeout=20)
-    got = json.load(open(f"{STATE}/sink.json"))
-    check(got["packets"] == gen["packets_sent"] > 0, f"sink got {got['packets']} of {gen['packets_sent']}")
-
-    # flows and stats as JSON, from A's pinned maps
-    flows = json.loads(cli("A", "flows", "--spi", "7", "--json", in_ns=True).stdout)
-    check(len(flows) == gen["flows_started"] and all(f["instance"] == vnf["instance_id"] for f in flows),
-          f"flows: {len(flows)} entries of chain 7, all to instance {vnf['instance_id']}")
-    stats = json.loads(cli("A", "stats", "--json", in_ns=True).stdout)
-    reasons = {x["reason"]: x["packets"] for x in stats["reasons"]}
-    check(reasons.get("classified") == gen["packets_sent"] and reasons.get("fwd_remote") == gen["packets_sent"],
-          f"A's stats: classified {reasons.get('classified')}, fwd_remote {reasons.get('fwd_remote')}")
-    paths = {(x["spi"], x["si"]): x["packets"] for x in stats["paths"]}
-    check(paths.get((7, 255)) == gen["packets_sent"], f"A's (7, 255) counter {paths.get((7, 255))}")
-
-    # SIGHUP re-reads the config file
-    with open(f"{STATE}/A/agent.pid") as f:
-        os.kill(int(f.read()), signal.SIGHUP)
-    wait_for(lambda: "configuration reloaded" in open(f"{STATE}/A/agent.log").read(), 10, "A reloads on SIGHUP")
-    check(cli_json("A", "chain", "list")[0]["name"] == "main", "A still has its chain after the reload")
-
-    # detach everything, stop the agents, flush: nothing left behind
-    for name in routers:
-        for i in cli_json(name, "status")["interfaces"]:
-            cli(name, "detach", i["name"])
-    for name in routers:
-        check(not xdp_on(f"acl-{PREFIX}-{name}"), f"{name}: no XDP program left ({xdp_on(f'acl-{PREFIX}-{name}')})")
-        cli(name, "flush", in_ns=True, rc=1)  # refused while the daemon runs
-        with open(f"{STATE}/{name}/agent.pid") as f:
+@pytest.fixture(scope="module")
+def stopped(cli, detached, module_procs):
+    """flush refused while the daemon runs; SIGTERM; then flush (D: a new agent with
+    --flush-on-exit removes the pins itself when stopped); the pins left under each bpffs."""
+    state = cli.lab.state
+    r = SimpleNamespace(flush_running={}, stopped={}, flush={}, d_up=None, d_pinned=None, left={})
+    for name in ROUTERS:
+        r.flush_running[name] = cli(name, "flush", in_ns=True)
+        with open(f"{state}/{name}/agent.pid") as f:
             os.kill(int(f.read()), signal.SIGTERM)
-    for name in routers:
-        wait_for(lambda name=name: run([CLI, "--socket", f"{STATE}/{name}/anychaind.sock", "status"],
-                                        check_rc=False).returncode == 3, 10, f"{name}: agent stopped")
+    for name in ROUTERS:
+        r.stopped[name] = wait_until(lambda name=name: run([cli.build.cli, "--socket", cli.sock(name), "status"],
+                                                             check=False).returncode == 3, 10)
         if name == "D":
-            # D: a new agent with --flush-on-exit removes the pins itself when stopped
-            agent = subprocess.Popen([LAB, "exec", "--prefix", PREFIX, "D", "--", LAB_AGENT, "run", "--bare", STATE,
-                                      "D", f"{STATE}/D", ANYCHAIND, "--flush-on-exit"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            procs.append(agent)
-            wait_for(lambda: run([CLI, "--socket", f"{STATE}/D/anychaind.sock", "status"],
-                                 check_rc=False).returncode == 0, 15, "D: agent with --flush-on-exit up")
-            check(os.path.exists(f"{STATE}/D/bpffs/anychain/ac_config"), "D: maps pinned while it runs")
+            agent = module_procs.add(subprocess.Popen(
+                [LAB, "exec", "--prefix", cli.lab.prefix, "D", "--", LAB_AGENT, "run", "--bare", state, "D",
+                 f"{state}/D", cli.build.anychaind, "--flush-on-exit"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            r.d_up = wait_until(lambda: run([cli.build.cli, "--socket", cli.sock("D"), "status"],
+                                            check=False).returncode == 0, 15)
+            r.d_pinned = os.path.exists(f"{state}/D/bpffs/anychain/ac_config")
             agent.send_signal(signal.SIGTERM)
             agent.wait(timeout=15)
         else:
-            cli(name, "flush", in_ns=True)
-        left = []
-        top = f"{STATE}/{name}/bpffs"
-        for root, dirs, files in os.walk(top):
-            # maps.debug and progs.debug at a bpffs root are the kernel's own (BPF preload)
-            left += [os.path.join(root, x) for x in files
-                     if not (root == top and x in ("maps.debug", "progs.debug"))]
-        check(not left, f"{name}: no pins left under its bpffs ({left[:4]})")
-    return 1 if failures else 0
+            r.flush[name] = cli(name, "flush", in_ns=True)
+        top = f"{state}/{name}/bpffs"
+        # maps.debug and progs.debug at a bpffs root are the kernel's own (BPF preload)
+        r.left[name] = [os.path.join(root, x) for root, _, files in os.walk(top) for x in files
+                        if not (root == top and x in ("maps.debug", "progs.debug"))]
+    return r
 
 
-if __name__ == "__main__":
-    finish(main, PREFIX)
+@pytest.mark.parametrize("router", ROUTERS)
+def test_flush_refused_while_the_daemon_runs(stopped, router):
+    ran(stopped.flush_running[router], 1)
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+def test_agent_stops_on_sigterm(stopped, router):
+    assert stopped.stopped[router], f"{router}: status exits 3 within 10 s"
+
+
+@pytest.mark.parametrize("router", [r for r in ROUTERS if r != "D"])
+def test_flush(stopped, router):
+    ran(stopped.flush[router])
+
+
+def test_flush_on_exit_agent_comes_up(stopped):
+    assert stopped.d_up, "D: agent with --flush-on-exit answers within 15 s"
+
+
+def test_maps_pinned_while_the_agent_runs(stopped):
+    assert stopped.d_pinned
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+def test_no_pins_left(stopped, router):
+    assert stopped.left[router] == []

@@ -1,64 +1,79 @@
-#!/usr/bin/python3
-"""The paper's experiment, time-compressed (scripts/experiment --quick), as a test.
+"""The experiment of Sec. VI of *Distributed Function Chaining with Anycast Routing* (docs/
+experiment.md), time-compressed (scripts/experiment), as a test (pytest; fixtures in conftest.py).
 
-Brings its own lab up (prefix xq<pid>), runs two compressed runs (pooled: a single 60 s run has
+Brings its own lab up (prefix actx<pid>), runs two compressed runs (pooled: a single 60 s run has
 only about two flow lifetimes per steady window), and checks that:
   - the experiment accepts (every steady-state median within 5 points of 50/50 and 40/40/20;
     its exit status says so, and summary.json agrees);
   - shares.csv has per-second rows for both phases with shares of vnfB, vnfC and vnfD;
   - shares.png is a PNG image.
-Usage: experiment_test.py SRC_DIR BUILD_DIR   (root; exits 77 when not root)
+Root only (exit 77 otherwise).
 """
 import csv
 import json
 import os
 import subprocess
-import sys
+from types import SimpleNamespace
+
+import pytest
+
+from labkit import PYTHON, SRC, lab_prefix
+
+PHASES = (("1", ["vnfB", "vnfC"]), ("2", ["vnfB", "vnfC", "vnfD"]))
 
 
-def main():
-    if os.geteuid() != 0:
-        print("experiment_test: needs root (network namespaces, XDP)")
-        return 77
-    src, build = sys.argv[1], sys.argv[2]
-    out = os.path.join(build, "experiment-quick")
-    prefix = f"xq{os.getpid() % 100000}"
-    r = subprocess.run(["/usr/bin/python3", os.path.join(src, "scripts", "experiment"), "--compress", "3", "--runs", "2",
-                        "--prefix", prefix, "--build", build, "--out", out], timeout=900)
-    failures = []
-
-    def check(cond, what):
-        print(("ok   " if cond else "FAIL ") + what, flush=True)
-        if not cond:
-            failures.append(what)
-
-    check(r.returncode == 0, f"experiment accepted (exit status {r.returncode})")
+@pytest.fixture(scope="module")
+def experiment(build):
+    out = os.path.join(build.dir, "experiment-quick")
+    r = subprocess.run([PYTHON, os.path.join(SRC, "scripts", "experiment"), "--compress", "3", "--runs", "2",
+                        "--prefix", lab_prefix("x"), "--build", build.dir, "--out", out], timeout=900)
     summary_path = os.path.join(out, "summary.json")
+    summary = None
     if os.path.exists(summary_path):
         with open(summary_path) as f:
             summary = json.load(f)
-        check(summary["accepted"] and not summary["misses"], f"summary.json: accepted, misses {summary['misses']}")
-        for ph, names in (("1", ["vnfB", "vnfC"]), ("2", ["vnfB", "vnfC", "vnfD"])):
-            for n in names:
-                s = summary["table"][ph][n]
-                check(s is not None and s["samples"] >= 20, f"phase {ph} {n}: {s and s['samples']} steady samples")
-    else:
-        check(False, "summary.json written")
     csv_path = os.path.join(out, "shares.csv")
-    rows = list(csv.DictReader(open(csv_path))) if os.path.exists(csv_path) else []
-    check(len(rows) >= 100, f"shares.csv has {len(rows)} per-second rows")
-    check({r["phase"] for r in rows} == {"1", "2"}, "shares.csv covers both phases")
-    check(all(r["share_vnfD"] in ("", "0.00") for r in rows if r["phase"] == "1" and r["steady"]),
-          "no traffic on vnfD before it starts")
-    check(any(float(r["share_vnfD"] or 0) > 0 for r in rows if r["phase"] == "2"), "vnfD serves in phase 2")
-    png = os.path.join(out, "shares.png")
-    with open(png, "rb") if os.path.exists(png) else open(os.devnull, "rb") as f:
-        head = f.read(8)
-    check(head == b"\x89PNG\r\n\x1a\n" and os.path.getsize(png) > 1000, f"{png} is a PNG")
-    if failures:
-        print(f"{len(failures)} check(s) failed: " + "; ".join(failures))
-    return 1 if failures else 0
+    rows = []
+    if os.path.exists(csv_path):
+        with open(csv_path) as f:
+            rows = list(csv.DictReader(f))
+    return SimpleNamespace(rc=r.returncode, summary=summary, rows=rows, png=os.path.join(out, "shares.png"))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def test_experiment_accepts(experiment):
+    assert experiment.rc == 0, f"exit status {experiment.rc}"
+
+
+def test_summary_accepts(experiment):
+    assert experiment.summary is not None, "summary.json written"
+    assert experiment.summary["accepted"] and not experiment.summary["misses"], experiment.summary["misses"]
+
+
+@pytest.mark.parametrize("phase,vnf", [(ph, n) for ph, names in PHASES for n in names])
+def test_steady_samples(experiment, phase, vnf):
+    assert experiment.summary is not None, "summary.json written"
+    s = experiment.summary["table"][phase][vnf]
+    assert s is not None and s["samples"] >= 20, f"phase {phase} {vnf}: {s and s['samples']} steady samples"
+
+
+def test_csv_has_per_second_rows(experiment):
+    assert len(experiment.rows) >= 100
+
+
+def test_csv_covers_both_phases(experiment):
+    assert {r["phase"] for r in experiment.rows} == {"1", "2"}
+
+
+def test_no_traffic_on_vnfd_before_it_starts(experiment):
+    assert all(r["share_vnfD"] in ("", "0.00") for r in experiment.rows if r["phase"] == "1" and r["steady"])
+
+
+def test_vnfd_serves_in_phase_2(experiment):
+    assert any(float(r["share_vnfD"] or 0) > 0 for r in experiment.rows if r["phase"] == "2")
+
+
+def test_shares_png(experiment):
+    assert os.path.exists(experiment.png)
+    with open(experiment.png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(experiment.png) > 1000

@@ -1,68 +1,146 @@
-"""Shared pieces of the Python lab tests (agent_lab_test.py, cli_lab_test.py): paths, command
-running, checks that are counted, polling, and the teardown of what a test started."""
+"""Plain helpers of the Python lab tests (tests/integration/*_test.py): paths, lab prefixes that
+are unique to a run, running commands, polling, and what a lab can leave behind. The pytest
+fixtures built on them (root check, build directory, labs, processes) are in conftest.py."""
+import functools
+import json
 import os
+import re
 import subprocess
-import sys
 import time
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB = os.path.join(SRC, "scripts", "lab")
 LAB_AGENT = os.path.join(SRC, "scripts", "lab-agent")
-TOPO = os.path.join(SRC, "scripts", "topologies", "paper-fig3.toml")
-BUILD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(SRC, "build")
-ANYCHAIND = os.path.join(BUILD, "agent", "daemon", "anychaind")
-CLI = os.path.join(BUILD, "agent", "cli", "anychain")
-TOOLS = os.path.join(BUILD, "agent", "tools")
+TOPOS = os.path.join(SRC, "scripts", "topologies")
+TOPO = os.path.join(TOPOS, "paper-fig3.toml")
+STATE_ROOT = "/run/anychain-lab"
+# Debian's interpreter: FRR's ospfclient.py breaks on Python >= 3.11.5.
+PYTHON = "/usr/bin/python3"
 
-failures = []  # what check() found wrong
-procs = []     # what finish() stops
+# Every lab a test brings up is named act<kind><pid> (kind: one letter per test file or case),
+# so that runs from different worktrees on one machine never share a lab, and a run that was
+# killed can be recognised and cleaned up by the next one (reap_stale_labs).
+TEST_PREFIX_RE = re.compile(r"^act[a-z](\d+)$")
 
 
-def run(cmd, check_rc=True, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if check_rc and r.returncode != 0:
+def lab_prefix(kind):
+    return f"act{kind}{os.getpid()}"
+
+
+def run(cmd, check=True, timeout=120, **kw):
+    """Run cmd, capture its output as text; with check, a non-zero exit raises RuntimeError."""
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stdout.strip()} {r.stderr.strip()}")
     return r
 
 
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
+def lab(*args, timeout=120):
+    """scripts/lab ARGS: (exit status, stdout, stderr)."""
+    r = run([PYTHON, LAB, *args], check=False, timeout=timeout)
+    return r.returncode, r.stdout, r.stderr
 
 
-def wait_for(pred, timeout, what):
-    """Poll pred until true; a timeout is a failed check."""
-    end = time.time() + timeout
-    while time.time() < end:
+def vtysh_json(prefix, router, command):
+    return json.loads(run([LAB, "vtysh", "--prefix", prefix, router, "-c", command]).stdout)
+
+
+def wait_until(pred, timeout, interval=0.25):
+    """Poll pred (exceptions count as not yet) until it is true or timeout seconds passed."""
+    end = time.monotonic() + timeout
+    while True:
         try:
             if pred():
                 return True
-        except (RuntimeError, ValueError, KeyError, TypeError):
+        except (RuntimeError, ValueError, KeyError, TypeError, OSError):
             pass
-        time.sleep(0.25)
-    check(False, f"{what} (within {timeout} s)")
-    return False
+        if time.monotonic() >= end:
+            return False
+        time.sleep(interval)
 
 
-def finish(main, prefix):
-    """Run main(), then stop what the test started and take its lab down (kept after a failure
-    with ANYCHAIN_KEEP=1); exit with main's status (77: skipped, not root)."""
-    rc = 1
+@functools.cache
+def resolved_topology(path=TOPO):
+    """The topology as scripts/lab resolves it (interfaces, addresses, VNFs, hosts); no root needed,
+    so tests can be parametrised with it when pytest collects them."""
+    return json.loads(run([PYTHON, LAB, "check", path, "--json"]).stdout)
+
+
+def pid_alive(pid):
     try:
-        rc = main()
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if not (failures and os.environ.get("ANYCHAIN_KEEP")):
-            run([LAB, "down", "--prefix", prefix], check_rc=False)
-    if failures:
-        print(f"{len(failures)} check(s) failed: " + "; ".join(failures))
-        rc = rc or 1
-    sys.exit(rc)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running(pid):
+    """True for a live process (a zombie waiting for init to reap it is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def reap_stale_labs():
+    """Take down the labs of test runs that are gone: act<kind><pid> whose process no longer
+    exists (or is this one: nothing of this run exists yet when pytest starts)."""
+    prefixes = set()
+    for d in os.listdir(STATE_ROOT) if os.path.isdir(STATE_ROOT) else []:
+        prefixes.add(d)
+    for n in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
+        parts = n.split("-")
+        if parts[0] == "acl" and len(parts) > 2:
+            prefixes.add(parts[1])
+    for p in sorted(prefixes):
+        m = TEST_PREFIX_RE.match(p)
+        if m and (int(m.group(1)) == os.getpid() or not pid_alive(int(m.group(1)))):
+            lab("down", "--prefix", p)
+
+
+def namespaces(prefix):
+    try:
+        names = os.listdir("/run/netns")
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n.startswith(f"acl-{prefix}-"))
+
+
+def processes_mentioning(needles):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                c = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(n in c for n in needles):
+            out.append((int(d), c.strip()))
+    return out
+
+
+def mounts_under(path):
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
+
+
+# What `scripts/lab down` must leave of a lab: each kind is checked by its own test.
+LEFTOVER_KINDS = ("namespaces", "processes", "recorded_pids", "state_dir", "mounts", "frr_rundirs")
+
+
+def leftovers(prefix, pids=()):
+    """kind -> what of lab `prefix` is still there (empty: nothing)."""
+    sd = f"{STATE_ROOT}/{prefix}"
+    return {
+        "namespaces": namespaces(prefix),
+        "processes": processes_mentioning([f"acl-{prefix}-", sd + "/"]),
+        "recorded_pids": [p for p in pids if running(p)],
+        "state_dir": [sd] if os.path.exists(sd) else [],
+        "mounts": mounts_under(sd),
+        "frr_rundirs": [n for n in os.listdir("/var/run/frr") if n.startswith(f"acl-{prefix}-")],
+    }
