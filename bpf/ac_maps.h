@@ -109,7 +109,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, AC_R_MAX);
+	__uint(max_entries, AC_STAT_SLOTS);
 	__type(key, __u32);
 	__type(value, struct ac_counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -117,12 +117,12 @@ AC_INLINE const struct ac_instance *ac_select(struct xdp_md *ctx, const struct a
 		    (!timeout || now - f->last_seen < timeout)) {
 			f->last_seen = now;
 			*id = f->instance_id;
-			ac_note(ctx, AC_R_CACHE_HIT);
+			ac_note(ctx, AC_NOTE_CACHE_HIT);
 			return inst;
 		}
-		ac_note(ctx, AC_R_CACHE_STALE);
+		ac_note(ctx, AC_NOTE_CACHE_STALE);
 	} else {
-		ac_note(ctx, AC_R_CACHE_MISS);
+		ac_note(ctx, AC_NOTE_CACHE_MISS);
 	}
 
 	void *table = bpf_map_lookup_elem(&ac_wcmp, &service_id);

@@ -31,18 +31,6 @@ constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
 static_assert(AC_MAX_SERVICES <= 65536 && AC_MAX_PATHS <= 65536);
 constexpr const char* kProgName = "anychain_xdp";
 
-const char* const kReasonNames[AC_R_MAX] = {
-    "pass_not_ours",      "pass_no_config",      "classified",         "gpe_decap",
-    "proxy_return",       "cache_hit",           "cache_miss",         "cache_stale",
-    "fwd_local_nsh",      "fwd_local_proxy",     "fwd_remote",         "fwd_last_hop",
-    "pass_no_neigh",      "pass_last_hop",       "pass_proxy_miss",    "drop_truncated",
-    "drop_nsh_truncated", "drop_nsh_version",    "drop_nsh_md_type",   "drop_nsh_tlv",
-    "drop_nsh_next_proto", "drop_ttl",           "drop_si_zero",       "drop_no_path",
-    "drop_no_instance",   "drop_gpe_next_proto", "drop_gpe_flags",     "drop_no_room",
-    "drop_fib",
-};
-static_assert(sizeof(kReasonNames) / sizeof(kReasonNames[0]) == AC_R_MAX);
-
 uint32_t spsi_key(uint32_t spi, uint8_t si) { return htonl(AC_SPI_SI(spi, si)); }
 
 int num_cpus() {
@@ -75,8 +63,6 @@ Result<XdpMode> parse_xdp_mode(std::string_view s) {
   if (s == "auto") return XdpMode::Auto;
   return fail(format("unknown XDP mode '{}' (use native, generic or auto)", s), EINVAL);
 }
-
-const char* reason_name(uint32_t r) { return r < AC_R_MAX ? kReasonNames[r] : "unknown"; }
 
 uint64_t tick_ns() {
   static const uint64_t tick = [] {
@@ -257,9 +243,7 @@ Result<void> Dataplane::set_config(const Config& c) {
   ac_config v{};
   v.local_endpoint = c.local_endpoint.s_addr;
   v.flags = c.symmetric_hash ? AC_CFG_SYMMETRIC_HASH : 0;
-  v.flow_timeout_ns = c.flow_timeout_ns;
   uint32_t zero = 0;
-  v.nexthop_ttl_ns = c.nexthop_ttl_ns;
   v.flow_timeout_jiffies = ns_to_jiffies(c.flow_timeout_ns);
   v.nexthop_ttl_jiffies = ns_to_jiffies(c.nexthop_ttl_ns);
   // keep what the policy writer, the loader and the path writer own
@@ -281,8 +265,8 @@ Result<Config> Dataplane::config() const {
   Config c;
   c.local_endpoint.s_addr = v.local_endpoint;
   c.symmetric_hash = v.flags & AC_CFG_SYMMETRIC_HASH;
-  c.flow_timeout_ns = v.flow_timeout_ns;
-  c.nexthop_ttl_ns = v.nexthop_ttl_ns;
+  c.flow_timeout_ns = v.flow_timeout_jiffies * tick_ns();
+  c.nexthop_ttl_ns = v.nexthop_ttl_jiffies * tick_ns();
   c.gpe_port = v.gpe_port;
   c.default_ttl = v.default_ttl;
   return c;
@@ -487,13 +471,7 @@ Result<std::vector<uint32_t>> Dataplane::live_instances() const {
 }
 
 Result<std::vector<ac_counter>> Dataplane::stats() const {
-  std::vector<ac_counter> out(AC_R_MAX);
-  for (uint32_t r = 0; r < AC_R_MAX; ++r) {
-    auto c = read_percpu_counter(bpf_map__fd(skel_->maps.ac_stats), r, "stats");
-    if (!c) return std::unexpected(c.error());
-    out[r] = *c;
-  }
-  return out;
+  return read_stats(bpf_map__fd(skel_->maps.ac_stats));
 }
 
 Result<ac_counter> Dataplane::path_stats(uint32_t spi, uint8_t si) const {
@@ -518,6 +496,16 @@ Result<ac_counter> read_percpu_counter(int fd, uint32_t key, const char* what) {
     sum.bytes += c.bytes;
   }
   return sum;
+}
+
+Result<std::vector<ac_counter>> read_stats(int fd) {
+  std::vector<ac_counter> out(AC_STAT_SLOTS);
+  for (const auto& r : stat_reasons()) {
+    auto c = read_percpu_counter(fd, r.slot, "ac_stats");
+    if (!c) return std::unexpected(c.error());
+    out[r.slot] = *c;
+  }
+  return out;
 }
 
 Result<uint64_t> current_jiffies() {

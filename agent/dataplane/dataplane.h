@@ -16,6 +16,7 @@
 #include "anychain/maps.h"
 #include "anychain/nsh.h"
 #include "common/error.h"
+#include "dataplane/reasons.h"
 #include "dataplane/wcmp_table.h"
 
 struct anychain_bpf;  // the libbpf skeleton (build/bpf/anychain.skel.h)
@@ -146,7 +147,7 @@ class Dataplane {
 
   Result<std::vector<PathEntry>> paths() const;
   Result<std::vector<uint32_t>> live_instances() const;      // ids of live instance entries
-  Result<std::vector<ac_counter>> stats() const;              // indexed by ac_reason
+  Result<std::vector<ac_counter>> stats() const;  // AC_STAT_SLOTS, by slot (dataplane/reasons.h)
   Result<ac_counter> path_stats(uint32_t spi, uint8_t si) const;
   Result<ac_counter> instance_stats(uint32_t id) const;
   // Flow cache ways that hold an instance choice (ways holding only a last hop's path data are
@@ -180,8 +181,7 @@ class Dataplane {
   std::vector<bool> path_slot_used_;
 };
 
-const char* reason_name(uint32_t r);
-Result<Mac> interface_mac(const std::string& ifname);  // of an interface of this netns  // ac_reason -> "drop_ttl", ...
+Result<Mac> interface_mac(const std::string& ifname);  // of an interface of this netns
 
 // The kernel's tick length (the resolution of CLOCK_MONOTONIC_COARSE and of jiffies), and a
 // duration in ns as jiffies, rounded up (0 stays 0).
@@ -189,6 +189,8 @@ uint64_t tick_ns();
 uint64_t ns_to_jiffies(uint64_t ns);
 // The kernel's jiffies now (from /proc/timer_list; root only).
 Result<uint64_t> current_jiffies();
+// Every named ac_stats slot summed over CPUs (AC_STAT_SLOTS entries; unnamed slots are 0).
+Result<std::vector<ac_counter>> read_stats(int fd);
 // Sum of a per-CPU ac_counter (fd: a per-CPU array of ac_counter).
 Result<ac_counter> read_percpu_counter(int fd, uint32_t key, const char* what);
 // Decode the flow cache (fd: ac_flow_cache, nsets of AC_FLOW_WAYS ways per CPU): one entry per

@@ -36,8 +36,6 @@
 struct ac_config {
 	__be32 local_endpoint;  /* this node's NSH endpoint (VXLAN-GPE outer source) */
 	__u32 flags;
-	__u64 flow_timeout_ns;  /* idle timeout of flow cache entries, 0 = never; measured on the
-				 * coarse monotonic clock, so its resolution is one scheduler tick */
 	__u32 policies;         /* live rule set: AC_POLICY_BANK() and AC_POLICY_COUNT() */
 	__u16 gpe_port;         /* UDP port of VXLAN-GPE, host order (4790) */
 	__u8 default_ttl;       /* NSH TTL pushed by the classifier */
@@ -45,13 +43,11 @@ struct ac_config {
 	__u32 flow_set_mask;    /* flow cache sets - 1 (a power of two - 1); written by the loader */
 	__u32 path_epoch;       /* bumped on every ac_paths change: cached path data of another
 				 * epoch is re-read from ac_paths */
-	__u64 nexthop_ttl_ns;   /* lifetime of a cached FIB result for a remote instance,
-				 * 0 = a FIB lookup per packet */
-	/* What the program uses: the two above in jiffies (bpf_jiffies64(), inlined by the
-	 * verifier: no helper call), rounded up; the library converts with the tick length
-	 * (clock_getres(CLOCK_MONOTONIC_COARSE)). Resolution: one tick. */
-	__u64 flow_timeout_jiffies;
-	__u64 nexthop_ttl_jiffies;
+	/* Times in jiffies (bpf_jiffies64(), which the verifier inlines: no helper call), so their
+	 * resolution is one scheduler tick; the library converts from ns, rounding up. */
+	__u64 flow_timeout_jiffies; /* idle timeout of flow cache entries, 0 = never */
+	__u64 nexthop_ttl_jiffies;  /* lifetime of a cached FIB result for a remote instance,
+				     * 0 = a FIB lookup per packet */
 };
 
 /* ac_ifaces: ifindex -> role of that interface */
@@ -175,47 +171,75 @@ struct ac_proxy_entry {
 	__u8 nsh[AC_PROXY_NSH_MAX];
 	__u16 len;               /* bytes of nsh[] in use, multiple of 4, >= 8 */
 	__u16 pad;
-	__u32 pad2;
-	__u64 stored_ns;         /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC_COARSE) */
 };
 
-/* ac_stats: per-CPU counters by reason */
-enum ac_reason {
-	/* packets that are not ours, handed to the stack untouched */
-	AC_R_PASS_NOT_OURS = 0,  /* not NSH, not VXLAN-GPE to us, not from a VNF, no policy */
-	AC_R_PASS_NO_CONFIG,     /* the agent has not written the config yet */
-	/* chain work done */
-	AC_R_CLASSIFIED,         /* policy matched, NSH pushed (then forwarded) */
-	AC_R_GPE_DECAP,          /* VXLAN-GPE from another node, outer headers removed */
-	AC_R_PROXY_RETURN,       /* back from an NSH-unaware VNF, NSH restored with SI - 1 */
-	AC_R_CACHE_HIT,
-	AC_R_CACHE_MISS,
-	AC_R_CACHE_STALE,        /* cached instance withdrawn or changed: WCMP chose again */
-	/* final verdicts of chain packets */
-	AC_R_FWD_LOCAL_NSH,      /* to a local NSH-aware VNF, NSH over Ethernet */
-	AC_R_FWD_LOCAL_PROXY,    /* to a local NSH-unaware VNF, NSH held by the proxy */
-	AC_R_FWD_REMOTE,         /* VXLAN-GPE to another node */
-	AC_R_FWD_LAST_HOP,       /* NSH popped, inner packet routed by FIB */
-	AC_R_PASS_NO_NEIGH,      /* FIB knows the route but no neighbour: the stack resolves it */
-	AC_R_PASS_LAST_HOP,      /* last hop, inner packet handed to the stack to route */
-	AC_R_PASS_PROXY_MISS,    /* IP from a VNF veth with no held NSH (not chain traffic) */
-	/* drops: every one is counted */
-	AC_R_DROP_TRUNCATED,     /* outer Ethernet/IP/UDP/VXLAN-GPE shorter than its header */
-	AC_R_DROP_NSH_TRUNCATED, /* NSH length beyond the packet */
-	AC_R_DROP_NSH_VERSION,
-	AC_R_DROP_NSH_MD_TYPE,   /* unknown MD type, or length inconsistent with it */
-	AC_R_DROP_NSH_TLV,       /* MD2 TLV overruns the NSH header */
-	AC_R_DROP_NSH_NEXT_PROTO,/* next protocol unknown, or not servable on this path */
-	AC_R_DROP_TTL,           /* NSH TTL expired */
-	AC_R_DROP_SI_ZERO,
-	AC_R_DROP_NO_PATH,       /* (SPI, SI) unknown */
-	AC_R_DROP_NO_INSTANCE,   /* service without table, empty bucket or dead instance */
-	AC_R_DROP_GPE_NEXT_PROTO,/* VXLAN-GPE whose next protocol is not NSH */
-	AC_R_DROP_GPE_FLAGS,     /* VXLAN-GPE with P bit clear or an unknown version */
-	AC_R_DROP_NO_ROOM,       /* bpf_xdp_adjust_head failed */
-	AC_R_DROP_FIB,           /* no route to the next node's NSH endpoint */
-	AC_R_MAX
+/* ac_stats: per-CPU counters, one slot per reason. Every packet the program sees ends under
+ * exactly one verdict reason (passed to the stack or sent on) or one drop reason; notes count
+ * work done on the way and are not outcomes (a packet can have several, or none). The three
+ * kinds are separate enums, so the compiler refuses one where another is expected
+ * (-Wenum-conversion), and each has a fixed range of slots, so a reason added later moves no
+ * other slot and the pinned map keeps its size. */
+#define AC_STAT_VERDICT_BASE 0
+#define AC_STAT_DROP_BASE 32
+#define AC_STAT_NOTE_BASE 96
+#define AC_STAT_SLOTS 128
+
+enum ac_verdict_reason {
+	/* XDP_PASS: not ours, handed to the stack untouched */
+	AC_PASS_NOT_OURS = AC_STAT_VERDICT_BASE, /* not NSH, not VXLAN-GPE to us, not from a VNF,
+						   * no policy */
+	AC_PASS_NO_CONFIG,       /* the agent has not written the config yet */
+	/* XDP_REDIRECT: chain packets sent on */
+	AC_FWD_LOCAL_NSH,        /* to a local NSH-aware VNF, NSH over Ethernet */
+	AC_FWD_LOCAL_PROXY,      /* to a local NSH-unaware VNF, NSH held by the proxy */
+	AC_FWD_REMOTE,           /* VXLAN-GPE to another node */
+	AC_FWD_LAST_HOP,         /* NSH popped, inner packet routed by FIB */
+	/* XDP_PASS: chain packets the stack finishes */
+	AC_PASS_NO_NEIGH,        /* FIB knows the route but no neighbour: the stack resolves it */
+	AC_PASS_LAST_HOP,        /* last hop, inner packet handed to the stack to route */
+	AC_PASS_PROXY_MISS,      /* IP from a VNF veth with no held NSH (not chain traffic) */
+	AC_VERDICT_END
 };
+
+enum ac_drop_reason {
+	AC_DROP_NONE = 0,        /* not a reason: what a step that can fail returns when it did not */
+	AC_DROP_TRUNCATED = AC_STAT_DROP_BASE, /* outer Ethernet/IP/UDP/VXLAN-GPE shorter than
+						 * its header */
+	AC_DROP_NSH_TRUNCATED,   /* NSH length beyond the packet */
+	AC_DROP_NSH_VERSION,
+	AC_DROP_NSH_MD_TYPE,     /* unknown MD type, or length inconsistent with it */
+	AC_DROP_NSH_TLV,         /* MD2 TLV overruns the NSH header */
+	AC_DROP_NSH_NEXT_PROTO,  /* next protocol unknown, or not servable on this path */
+	AC_DROP_TTL,             /* NSH TTL expired */
+	AC_DROP_SI_ZERO,
+	AC_DROP_NO_PATH,         /* (SPI, SI) unknown */
+	AC_DROP_NO_INSTANCE,     /* service without table, empty bucket or dead instance */
+	AC_DROP_GPE_NEXT_PROTO,  /* VXLAN-GPE whose next protocol is not NSH */
+	AC_DROP_GPE_FLAGS,       /* VXLAN-GPE with P bit clear or an unknown version */
+	AC_DROP_NO_ROOM,         /* bpf_xdp_adjust_head failed */
+	AC_DROP_FIB,             /* no route to the next node's NSH endpoint */
+	AC_DROP_END
+};
+
+enum ac_note {
+	AC_NOTE_CLASSIFIED = AC_STAT_NOTE_BASE, /* policy matched, NSH assigned (then forwarded) */
+	AC_NOTE_GPE_DECAP,       /* VXLAN-GPE from another node, outer headers removed */
+	AC_NOTE_PROXY_RETURN,    /* back from an NSH-unaware VNF, NSH restored with SI - 1 */
+	AC_NOTE_CACHE_HIT,
+	AC_NOTE_CACHE_MISS,
+	AC_NOTE_CACHE_STALE,     /* cached instance withdrawn or changed: WCMP chose again */
+	AC_NOTE_END
+};
+
+#ifdef __cplusplus
+#define AC_STATIC_ASSERT static_assert
+#else
+#define AC_STATIC_ASSERT _Static_assert
+#endif
+AC_STATIC_ASSERT(AC_VERDICT_END <= AC_STAT_DROP_BASE, "verdict reasons overflow their range");
+AC_STATIC_ASSERT(AC_DROP_END <= AC_STAT_NOTE_BASE, "drop reasons overflow their range");
+AC_STATIC_ASSERT(AC_NOTE_END <= AC_STAT_SLOTS, "notes overflow their range");
+
 struct ac_counter {
 	__u64 packets;
 	__u64 bytes;

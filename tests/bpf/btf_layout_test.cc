@@ -29,10 +29,9 @@ struct Layout {
 std::vector<Layout> layouts() {
   return {
       {"ac_config", sizeof(ac_config),
-       {F(ac_config, local_endpoint), F(ac_config, flags), F(ac_config, flow_timeout_ns), F(ac_config, policies),
-        F(ac_config, gpe_port), F(ac_config, default_ttl), F(ac_config, pad), F(ac_config, flow_set_mask),
-        F(ac_config, path_epoch), F(ac_config, nexthop_ttl_ns), F(ac_config, flow_timeout_jiffies),
-        F(ac_config, nexthop_ttl_jiffies)}},
+       {F(ac_config, local_endpoint), F(ac_config, flags), F(ac_config, policies), F(ac_config, gpe_port),
+        F(ac_config, default_ttl), F(ac_config, pad), F(ac_config, flow_set_mask), F(ac_config, path_epoch),
+        F(ac_config, flow_timeout_jiffies), F(ac_config, nexthop_ttl_jiffies)}},
       {"ac_iface", sizeof(ac_iface), {F(ac_iface, flags), F(ac_iface, instance_id), F(ac_iface, mac), F(ac_iface, pad)}},
       {"ac_policy", sizeof(ac_policy),
        {F(ac_policy, src), F(ac_policy, dst), F(ac_policy, src_mask), F(ac_policy, dst_mask), F(ac_policy, family), F(ac_policy, pad),
@@ -54,8 +53,7 @@ std::vector<Layout> layouts() {
         F(ac_nexthop, pad), F(ac_nexthop, pad2)}},
       {"ac_proxy_key", sizeof(ac_proxy_key), {F(ac_proxy_key, ifindex), F(ac_proxy_key, hash)}},
       {"ac_proxy_entry", sizeof(ac_proxy_entry),
-       {F(ac_proxy_entry, nsh), F(ac_proxy_entry, len), F(ac_proxy_entry, pad), F(ac_proxy_entry, pad2),
-        F(ac_proxy_entry, stored_ns)}},
+       {F(ac_proxy_entry, nsh), F(ac_proxy_entry, len), F(ac_proxy_entry, pad)}},
       {"ac_counter", sizeof(ac_counter), {F(ac_counter, packets), F(ac_counter, bytes)}},
       {"ac_tuple", sizeof(ac_tuple),
        {F(ac_tuple, src), F(ac_tuple, dst), F(ac_tuple, sport), F(ac_tuple, dport), F(ac_tuple, proto),

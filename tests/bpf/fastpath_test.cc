@@ -63,8 +63,8 @@ TEST_P(FastPath, ClassifyToLocalNshAwareVnf) {
   auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, f.ethertype(), f.ip()));
   EXPECT_EQ(r.verdict, XDP_REDIRECT);
   EXPECT_EQ(hex(r.out), hex(nsh_at_vnf0(f, 100, 255, AC_NSH_DEFAULT_TTL)));
-  EXPECT_EQ(c.delta(AC_R_CLASSIFIED), 1u);
-  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_NSH), 1u);
+  EXPECT_EQ(c.delta(AC_NOTE_CLASSIFIED), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_LOCAL_NSH), 1u);
 }
 
 // 2 + 4: NSH back from the VNF (SI 254) goes to a remote instance over VXLAN-GPE, MACs by FIB
@@ -84,7 +84,7 @@ TEST_P(FastPath, NshFromVnfToRemoteOverVxlanGpe) {
   append(want, inner);
   EXPECT_EQ(r.verdict, XDP_REDIRECT);
   EXPECT_EQ(hex(r.out), hex(want));
-  EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_REMOTE), 1u);
 }
 
 // 2 + 6: VXLAN-GPE from another node at the last SI: decap, pop NSH, route inner by FIB
@@ -99,8 +99,8 @@ TEST_P(FastPath, VxlanGpeInLastHopRoutesInner) {
   auto r = run_prog(prog(), "core0", in);
   EXPECT_EQ(r.verdict, XDP_REDIRECT);
   EXPECT_EQ(hex(r.out), hex(frame(kCore0Peer, kCore0, f.ethertype(), f.ip(63))));
-  EXPECT_EQ(c.delta(AC_R_GPE_DECAP), 1u);
-  EXPECT_EQ(c.delta(AC_R_FWD_LAST_HOP), 1u);
+  EXPECT_EQ(c.delta(AC_NOTE_GPE_DECAP), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 1u);
 }
 
 // 5: NSH-unaware VNF: the proxy strips NSH on delivery and restores it (SI - 1) on return
@@ -116,14 +116,14 @@ TEST_P(FastPath, SfcProxyStripsAndRestores) {
   auto r = run_prog(prog(), "vnf0", in);
   EXPECT_EQ(r.verdict, XDP_REDIRECT);
   EXPECT_EQ(hex(r.out), hex(frame(kVnf1Peer, kVnf1Host, f.ethertype(), f.ip())));
-  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_PROXY), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_LOCAL_PROXY), 1u);
 
   // the VNF sends the bare packet back; NSH returns with SI 254 = last hop of chain 200
   auto back = run_prog(prog(), "vnf1", frame(kVnf1Host, kVnf1Peer, f.ethertype(), f.ip()));
   EXPECT_EQ(back.verdict, XDP_REDIRECT);
   EXPECT_EQ(hex(back.out), hex(frame(kCore0Peer, kCore0, f.ethertype(), f.ip(63))));
-  EXPECT_EQ(c.delta(AC_R_PROXY_RETURN), 1u);
-  EXPECT_EQ(c.delta(AC_R_FWD_LAST_HOP), 1u);
+  EXPECT_EQ(c.delta(AC_NOTE_PROXY_RETURN), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 1u);
   auto ps = FastPathEnv::dataplane().path_stats(200, 254);
   ASSERT_TRUE(ps.has_value());
   EXPECT_GE(ps->packets, 1u);
@@ -196,8 +196,8 @@ TEST_P(FastPath, ClassifyToRemoteOverVxlanGpe) {
   append(want, inner);
   EXPECT_EQ(r.verdict, XDP_REDIRECT);
   EXPECT_EQ(hex(r.out), hex(want));
-  EXPECT_EQ(c.delta(AC_R_CLASSIFIED), 1u);
-  EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 1u);
+  EXPECT_EQ(c.delta(AC_NOTE_CLASSIFIED), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_REMOTE), 1u);
 }
 
 // 1 + 5: a classified packet for an NSH-unaware VNF is never given an NSH to strip: it leaves
@@ -215,15 +215,15 @@ TEST_P(FastPath, ClassifyToProxiedVnfHoldsTheClassifiersNsh) {
   auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, web.ethertype(), web.ip()));
   EXPECT_EQ(r.verdict, XDP_REDIRECT);
   EXPECT_EQ(hex(r.out), hex(frame(kVnf1Peer, kVnf1Host, web.ethertype(), web.ip())));
-  EXPECT_EQ(c.delta(AC_R_CLASSIFIED), 1u);
-  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_PROXY), 1u);
+  EXPECT_EQ(c.delta(AC_NOTE_CLASSIFIED), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_LOCAL_PROXY), 1u);
 
   auto back = run_prog(prog(), "vnf1", frame(kVnf1Host, kVnf1Peer, web.ethertype(), web.ip()));
   EXPECT_EQ(back.verdict, XDP_REDIRECT);
   // TTL - 1: the forwarder's hop
   EXPECT_EQ(hex(back.out), hex(nsh_at_vnf0(web, 200, 254, AC_NSH_DEFAULT_TTL - 1)));
-  EXPECT_EQ(c.delta(AC_R_PROXY_RETURN), 1u);
-  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_NSH), 1u);
+  EXPECT_EQ(c.delta(AC_NOTE_PROXY_RETURN), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_LOCAL_NSH), 1u);
 }
 
 // 1 + 6: a chain that ends at once (its SI 255 is the last hop): the packet is routed as it came,
@@ -236,8 +236,8 @@ TEST_P(FastPath, ClassifyIntoAnEndedChainRoutesThePacket) {
   auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, f.ethertype(), f.ip()));
   EXPECT_EQ(r.verdict, XDP_REDIRECT);
   EXPECT_EQ(hex(r.out), hex(frame(kCore0Peer, kCore0, f.ethertype(), f.ip(63))));
-  EXPECT_EQ(c.delta(AC_R_CLASSIFIED), 1u);
-  EXPECT_EQ(c.delta(AC_R_FWD_LAST_HOP), 1u);
+  EXPECT_EQ(c.delta(AC_NOTE_CLASSIFIED), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Inner, FastPath, ::testing::Values(kV4, kV6),
@@ -298,7 +298,7 @@ TEST(FastPathNeighbour, UnresolvedNextHopGoesToTheStackEncapsulated) {
   Counters c;
   auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, f.ip()));
   EXPECT_EQ(r.verdict, XDP_PASS);
-  EXPECT_EQ(c.delta(AC_R_PASS_NO_NEIGH), 1u);
+  EXPECT_EQ(c.delta(AC_PASS_NO_NEIGH), 1u);
   ASSERT_GE(r.out.size(), 50u);
   EXPECT_EQ(Bytes(r.out.begin(), r.out.begin() + 6), Bytes(kSrc0.begin(), kSrc0.end()));  // to us
   EXPECT_EQ(Bytes(r.out.begin() + 6, r.out.begin() + 12), Bytes(kSrc0.begin(), kSrc0.end()))
@@ -351,7 +351,7 @@ TEST(FlowCache, HitsSurviveTableChangeAndWithdrawalRebalances) {
   Counters c;
   auto r1 = run_prog(prog(), "src0", in);
   EXPECT_EQ(Bytes(r1.out.begin(), r1.out.begin() + 6), Bytes(kVnf0Peer.begin(), kVnf0Peer.end()));
-  EXPECT_EQ(c.delta(AC_R_CACHE_MISS), 1u);
+  EXPECT_EQ(c.delta(AC_NOTE_CACHE_MISS), 1u);
   auto flows = d.flows();
   ASSERT_TRUE(flows.has_value());
   bool found = false;
@@ -364,12 +364,12 @@ TEST(FlowCache, HitsSurviveTableChangeAndWithdrawalRebalances) {
   EXPECT_DOUBLE_EQ(*moved, 1.0);
   auto r2 = run_prog(prog(), "src0", in);
   EXPECT_EQ(Bytes(r2.out.begin(), r2.out.begin() + 6), Bytes(kVnf0Peer.begin(), kVnf0Peer.end()));
-  EXPECT_EQ(c.delta(AC_R_CACHE_HIT), 1u);
+  EXPECT_EQ(c.delta(AC_NOTE_CACHE_HIT), 1u);
 
   ASSERT_TRUE(d.del_instance(kInstLocal).has_value());
   auto r3 = run_prog(prog(), "src0", in);
   EXPECT_EQ(Bytes(r3.out.begin(), r3.out.begin() + 6), Bytes(other.begin(), other.end()));
-  EXPECT_EQ(c.delta(AC_R_CACHE_STALE), 1u);
+  EXPECT_EQ(c.delta(AC_NOTE_CACHE_STALE), 1u);
 
   // restore the fixture
   dp::Instance local{.id = kInstLocal, .local = true, .nsh_aware = true,
@@ -418,15 +418,15 @@ TEST(FlowCache, HitSkipsPathLookupUntilThePathEpochChanges) {
     auto r = run_prog(prog(), "vnf0", in);
     EXPECT_EQ(r.verdict, XDP_REDIRECT) << "a hit must not need ac_paths";
     EXPECT_EQ(dst_mac(r), mac_bytes(kVnf0Peer));
-    EXPECT_EQ(c.delta(AC_R_CACHE_HIT), 1u);
-    EXPECT_EQ(c.delta(AC_R_DROP_NO_PATH), 0u);
+    EXPECT_EQ(c.delta(AC_NOTE_CACHE_HIT), 1u);
+    EXPECT_EQ(c.delta(AC_DROP_NO_PATH), 0u);
   }
   // any path write bumps the epoch: the path is re-read, and it is gone
   ASSERT_TRUE(d.set_path(100, 253, 0, true).has_value());
   {
     Counters c;
     EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_DROP);
-    EXPECT_EQ(c.delta(AC_R_DROP_NO_PATH), 1u);
+    EXPECT_EQ(c.delta(AC_DROP_NO_PATH), 1u);
   }
   // back, through the library (same counter slot): a miss (the way was freed), then hits
   ASSERT_EQ(bpf_map_update_elem(paths, &key, &saved, BPF_ANY), 0);
@@ -437,8 +437,8 @@ TEST(FlowCache, HitSkipsPathLookupUntilThePathEpochChanges) {
     ASSERT_TRUE(p0.has_value());
     EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
     EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
-    EXPECT_EQ(c.delta(AC_R_CACHE_MISS), 1u);
-    EXPECT_EQ(c.delta(AC_R_CACHE_HIT), 1u);
+    EXPECT_EQ(c.delta(AC_NOTE_CACHE_MISS), 1u);
+    EXPECT_EQ(c.delta(AC_NOTE_CACHE_HIT), 1u);
     EXPECT_EQ(d.path_stats(100, 255)->packets - p0->packets, 2u) << "hits count per (SPI, SI) too";
   }
   // the path moves to another service: the cached instance (of the old service) is not used
@@ -448,15 +448,15 @@ TEST(FlowCache, HitSkipsPathLookupUntilThePathEpochChanges) {
     auto r = run_prog(prog(), "vnf0", in);
     EXPECT_EQ(r.verdict, XDP_REDIRECT);
     EXPECT_EQ(dst_mac(r), mac_bytes(kCore0Peer));
-    EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 1u);
-    EXPECT_EQ(c.delta(AC_R_CACHE_MISS), 1u);
+    EXPECT_EQ(c.delta(AC_FWD_REMOTE), 1u);
+    EXPECT_EQ(c.delta(AC_NOTE_CACHE_MISS), 1u);
   }
   // and to a last hop: popped and routed
   ASSERT_TRUE(d.set_path(100, 255, 0, true).has_value());
   {
     Counters c;
     EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
-    EXPECT_EQ(c.delta(AC_R_FWD_LAST_HOP), 1u);
+    EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 1u);
   }
   ASSERT_TRUE(d.set_path(100, 255, kSvcLocal, false).has_value());
   auto r = run_prog(prog(), "vnf0", in);
@@ -476,9 +476,9 @@ TEST(FlowCache, ServiceChangeForgetsTheOldInstanceEvenWhenThePickFails) {
   ASSERT_TRUE(d.set_path(100, 255, 9, false).has_value());  // service 9 has no WCMP table
   Counters c;
   for (int i = 0; i < 3; ++i) EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_DROP) << i;
-  EXPECT_EQ(c.delta(AC_R_DROP_NO_INSTANCE), 3u);
-  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_NSH), 0u);
-  EXPECT_EQ(c.delta(AC_R_CACHE_HIT), 0u);
+  EXPECT_EQ(c.delta(AC_DROP_NO_INSTANCE), 3u);
+  EXPECT_EQ(c.delta(AC_FWD_LOCAL_NSH), 0u);
+  EXPECT_EQ(c.delta(AC_NOTE_CACHE_HIT), 0u);
   ASSERT_TRUE(d.set_path(100, 255, kSvcLocal, false).has_value());
   EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
 }
@@ -520,26 +520,26 @@ TEST(FlowCache, FullSetEvictsItsLeastRecentlyUsedWay) {
     send(h[i]);
     tick();
   }
-  EXPECT_EQ(c.delta(AC_R_CACHE_MISS), AC_FLOW_WAYS);
+  EXPECT_EQ(c.delta(AC_NOTE_CACHE_MISS), AC_FLOW_WAYS);
   EXPECT_EQ(cached(), std::set<uint32_t>(h.begin(), h.begin() + AC_FLOW_WAYS));
   send(h[0]);  // h[0] becomes the most recently used; h[1] is now the least
-  EXPECT_EQ(c.delta(AC_R_CACHE_HIT), 1u);
+  EXPECT_EQ(c.delta(AC_NOTE_CACHE_HIT), 1u);
   tick();
   send(h[AC_FLOW_WAYS]);  // one more flow in the full set
-  EXPECT_EQ(c.delta(AC_R_CACHE_MISS), AC_FLOW_WAYS + 1);
+  EXPECT_EQ(c.delta(AC_NOTE_CACHE_MISS), AC_FLOW_WAYS + 1);
   std::set<uint32_t> want(h.begin(), h.end());
   want.erase(h[1]);
   EXPECT_EQ(cached(), want);
   tick();
   send(h[0]);  // still cached
-  EXPECT_EQ(c.delta(AC_R_CACHE_HIT), 2u);
+  EXPECT_EQ(c.delta(AC_NOTE_CACHE_HIT), 2u);
   send(h[1]);  // evicted: misses, is forwarded alike, and evicts the next LRU way (h[2])
-  EXPECT_EQ(c.delta(AC_R_CACHE_MISS), AC_FLOW_WAYS + 2);
+  EXPECT_EQ(c.delta(AC_NOTE_CACHE_MISS), AC_FLOW_WAYS + 2);
   want.insert(h[1]);
   want.erase(h[2]);
   EXPECT_EQ(cached(), want);
-  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_NSH), AC_FLOW_WAYS + 4);
-  EXPECT_EQ(c.delta(AC_R_CACHE_STALE), 0u);
+  EXPECT_EQ(c.delta(AC_FWD_LOCAL_NSH), AC_FLOW_WAYS + 4);
+  EXPECT_EQ(c.delta(AC_NOTE_CACHE_STALE), 0u);
 }
 
 // 9: next-hop cache: a remote instance's FIB result is reused until it expires or the instance
@@ -588,7 +588,7 @@ TEST_F(NextHopCache, UsedUntilItExpires) {
   auto fresh = to_remote();
   EXPECT_EQ(fresh.verdict, XDP_REDIRECT);
   EXPECT_EQ(dst_mac(fresh), mac_bytes(kMoved)) << "after the TTL the FIB is asked again";
-  EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 2u);
+  EXPECT_EQ(c.delta(AC_FWD_REMOTE), 2u);
 }
 
 TEST_F(NextHopCache, InstanceChangeTakesEffectAtOnce) {
@@ -625,12 +625,12 @@ TEST_F(NextHopCache, NoNeighbourIsNeverCached) {
   Counters c;
   EXPECT_EQ(run_prog(prog(), "src0", in).verdict, XDP_PASS);
   EXPECT_EQ(run_prog(prog(), "src0", in).verdict, XDP_PASS);
-  EXPECT_EQ(c.delta(AC_R_PASS_NO_NEIGH), 2u);
+  EXPECT_EQ(c.delta(AC_PASS_NO_NEIGH), 2u);
   ASSERT_EQ(sh("ip neigh replace 10.0.0.3 lladdr 02:00:00:00:c0:09 dev core0 nud permanent"), 0);
   auto r = run_prog(prog(), "src0", in);
   EXPECT_EQ(r.verdict, XDP_REDIRECT) << "the neighbour is used as soon as it is known";
   EXPECT_EQ(dst_mac(r), mac_bytes(kMoved));
-  EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_REMOTE), 1u);
 }
 
 TEST(FastPathStats, PathAndInstanceCountersCount) {
@@ -649,7 +649,7 @@ TEST(Policies, NewRuleSetReplacesTheOldAtomically) {
   const Bytes in = frame(kSrc0, kSrcHost, ETH_P_IP, f.ip());
   Counters c;
   EXPECT_EQ(run_prog(prog(), "src0", in).verdict, XDP_PASS);
-  EXPECT_EQ(c.delta(AC_R_PASS_NOT_OURS), 1u);
+  EXPECT_EQ(c.delta(AC_PASS_NOT_OURS), 1u);
   std::vector<dp::PolicyRule> one(1);
   one[0].dst = *dp::parse_prefix("100.64.0.0/10");
   one[0].spi = 100;
@@ -675,7 +675,7 @@ TEST(Interfaces, LargeIfindexUsesTheOverflowTable) {
   {
     Counters c;
     EXPECT_EQ(run_prog(prog(), "srcbig", in).verdict, XDP_PASS);
-    EXPECT_EQ(c.delta(AC_R_PASS_NOT_OURS), 1u);
+    EXPECT_EQ(c.delta(AC_PASS_NOT_OURS), 1u);
   }
   ASSERT_TRUE(d.set_interface(big, AC_IF_CLASSIFY, 0, kSrc0).has_value());
   {
@@ -683,7 +683,7 @@ TEST(Interfaces, LargeIfindexUsesTheOverflowTable) {
     auto r = run_prog(prog(), "srcbig", in);
     EXPECT_EQ(r.verdict, XDP_REDIRECT);
     EXPECT_EQ(hex(r.out), hex(nsh_at_vnf0(kV4, 100, 255, AC_NSH_DEFAULT_TTL)));
-    EXPECT_EQ(c.delta(AC_R_CLASSIFIED), 1u);
+    EXPECT_EQ(c.delta(AC_NOTE_CLASSIFIED), 1u);
   }
   ASSERT_TRUE(d.del_interface(big).has_value());
   ASSERT_TRUE(d.del_interface(FastPathEnv::ifindex("src0")).has_value());
@@ -691,8 +691,8 @@ TEST(Interfaces, LargeIfindexUsesTheOverflowTable) {
     Counters c;
     EXPECT_EQ(run_prog(prog(), "srcbig", in).verdict, XDP_PASS);
     EXPECT_EQ(run_prog(prog(), "src0", in).verdict, XDP_PASS) << "a cleared array slot has no role";
-    EXPECT_EQ(c.delta(AC_R_PASS_NOT_OURS), 2u);
-    EXPECT_EQ(c.delta(AC_R_CLASSIFIED), 0u);
+    EXPECT_EQ(c.delta(AC_PASS_NOT_OURS), 2u);
+    EXPECT_EQ(c.delta(AC_NOTE_CLASSIFIED), 0u);
   }
   ASSERT_TRUE(d.set_interface(FastPathEnv::ifindex("src0"), AC_IF_CLASSIFY, 0, kSrc0).has_value());
   auto none = d.set_interface(big, 0, 0, kSrc0);
@@ -714,7 +714,7 @@ TEST(LastHop, EthernetPayloadIsHandedToTheStack) {
   auto r = run_prog(prog(), "vnf0", in);
   EXPECT_EQ(r.verdict, XDP_PASS);
   EXPECT_EQ(hex(r.out), hex(innerframe));
-  EXPECT_EQ(c.delta(AC_R_PASS_LAST_HOP), 1u);
+  EXPECT_EQ(c.delta(AC_PASS_LAST_HOP), 1u);
 }
 
 // ---- pass-through and malformed input: verdict plus its counter ----
@@ -743,67 +743,67 @@ std::vector<BadCase> bad_cases() {
     n.md_type = AC_NSH_MD_TYPE2;
     n.tlvs = flow_hash_tlv(1);
     n.len_words = 40;  // 160 bytes of NSH in a short packet
-    v.push_back({"NshLengthBeyondPacket", "vnf0", nsh_frame(n, Bytes(8, 0)), XDP_DROP, AC_R_DROP_NSH_TRUNCATED});
+    v.push_back({"NshLengthBeyondPacket", "vnf0", nsh_frame(n, Bytes(8, 0)), XDP_DROP, AC_DROP_NSH_TRUNCATED});
   }
   {
     Bytes b = eth(kVnf0Host, kVnf0Peer, AC_ETH_P_NSH);
     append(b, Bytes{0x00, 0x06});  // 2 bytes of NSH
-    v.push_back({"NshTruncatedBase", "vnf0", b, XDP_DROP, AC_R_DROP_NSH_TRUNCATED});
+    v.push_back({"NshTruncatedBase", "vnf0", b, XDP_DROP, AC_DROP_NSH_TRUNCATED});
   }
   {
     Nsh n = ok;
     n.md_type = AC_NSH_MD_TYPE2;
     n.tlvs = tlv(AC_MD_CLASS, AC_TLV_FLOW_HASH, Bytes{1, 2, 3, 4}, 12);  // claims 12, header has 4
-    v.push_back({"Md2TlvOverrun", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NSH_TLV});
+    v.push_back({"Md2TlvOverrun", "vnf0", nsh_frame(n), XDP_DROP, AC_DROP_NSH_TLV});
   }
   {
     Nsh n = ok;
     n.md_type = AC_NSH_MD_TYPE2;
     n.tlvs = Bytes{0xff, 0xf6, 0x01};  // 3 bytes: a TLV header cut short
     n.len_words = 3;
-    v.push_back({"Md2PartialTlvHeader", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NSH_TLV});
+    v.push_back({"Md2PartialTlvHeader", "vnf0", nsh_frame(n), XDP_DROP, AC_DROP_NSH_TLV});
   }
   {
     Nsh n = ok;
     n.md_type = 0x3;
-    v.push_back({"UnknownMdType", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NSH_MD_TYPE});
+    v.push_back({"UnknownMdType", "vnf0", nsh_frame(n), XDP_DROP, AC_DROP_NSH_MD_TYPE});
   }
   {
     Nsh n = ok;
     n.len_words = 4;  // MD1 must be 6 words
-    v.push_back({"Md1WrongLength", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NSH_MD_TYPE});
+    v.push_back({"Md1WrongLength", "vnf0", nsh_frame(n), XDP_DROP, AC_DROP_NSH_MD_TYPE});
   }
   {
     Nsh n = ok;
     n.ver = 1;
-    v.push_back({"BadVersion", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NSH_VERSION});
+    v.push_back({"BadVersion", "vnf0", nsh_frame(n), XDP_DROP, AC_DROP_NSH_VERSION});
   }
   {
     Nsh n = ok;
     n.next_proto = 0x42;
-    v.push_back({"UnknownNextProtocol", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NSH_NEXT_PROTO});
+    v.push_back({"UnknownNextProtocol", "vnf0", nsh_frame(n), XDP_DROP, AC_DROP_NSH_NEXT_PROTO});
   }
   {
     Nsh n = ok;
     n.ttl = 0;
-    v.push_back({"TtlZero", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_TTL});
+    v.push_back({"TtlZero", "vnf0", nsh_frame(n), XDP_DROP, AC_DROP_TTL});
     n.ttl = 1;
-    v.push_back({"TtlExpiresHere", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_TTL});
+    v.push_back({"TtlExpiresHere", "vnf0", nsh_frame(n), XDP_DROP, AC_DROP_TTL});
   }
   {
     Nsh n = ok;
     n.si = 0;
-    v.push_back({"SiZero", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_SI_ZERO});
+    v.push_back({"SiZero", "vnf0", nsh_frame(n), XDP_DROP, AC_DROP_SI_ZERO});
   }
   {
     Nsh n = ok;
     n.spi = 999;
-    v.push_back({"UnknownPath", "vnf0", nsh_frame(n), XDP_DROP, AC_R_DROP_NO_PATH});
+    v.push_back({"UnknownPath", "vnf0", nsh_frame(n), XDP_DROP, AC_DROP_NO_PATH});
   }
   {
     Bytes b = eth(kCore0, kCore0Peer, ETH_P_IP);
     append(b, Bytes(10, 0x45));
-    v.push_back({"TruncatedOuterIpv4", "core0", b, XDP_DROP, AC_R_DROP_TRUNCATED});
+    v.push_back({"TruncatedOuterIpv4", "core0", b, XDP_DROP, AC_DROP_TRUNCATED});
   }
   Bytes inner = nsh(ok);
   append(inner, kV4.ip());
@@ -812,32 +812,32 @@ std::vector<BadCase> bad_cases() {
     Bytes outer = gpe_outer(kRemoteEndpoint, kLocalEndpoint, 1234, inner.size());
     outer.resize(20 + 8 + 4);  // VXLAN-GPE header cut in half
     append(b, outer);
-    v.push_back({"TruncatedVxlanGpe", "core0", b, XDP_DROP, AC_R_DROP_TRUNCATED});
+    v.push_back({"TruncatedVxlanGpe", "core0", b, XDP_DROP, AC_DROP_TRUNCATED});
   }
   {
     Bytes b = eth(kCore0, kCore0Peer, ETH_P_IP);
     append(b, gpe_outer(kRemoteEndpoint, kLocalEndpoint, 1234, inner.size(), AC_GPE_NP_IPV4));
     append(b, inner);
-    v.push_back({"VxlanGpeWrongNextProtocol", "core0", b, XDP_DROP, AC_R_DROP_GPE_NEXT_PROTO});
+    v.push_back({"VxlanGpeWrongNextProtocol", "core0", b, XDP_DROP, AC_DROP_GPE_NEXT_PROTO});
   }
   {
     Bytes b = eth(kCore0, kCore0Peer, ETH_P_IP);
     append(b, gpe_outer(kRemoteEndpoint, kLocalEndpoint, 1234, inner.size(), AC_GPE_NP_NSH, AC_GPE_FLAG_I));
     append(b, inner);
-    v.push_back({"VxlanGpeWithoutPBit", "core0", b, XDP_DROP, AC_R_DROP_GPE_FLAGS});
+    v.push_back({"VxlanGpeWithoutPBit", "core0", b, XDP_DROP, AC_DROP_GPE_FLAGS});
   }
   {
     Bytes arp = eth(Mac{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, kSrcHost, ETH_P_ARP);
     append(arp, Bytes(28, 0));
-    v.push_back({"ArpIsNotOurs", "src0", arp, XDP_PASS, AC_R_PASS_NOT_OURS});
+    v.push_back({"ArpIsNotOurs", "src0", arp, XDP_PASS, AC_PASS_NOT_OURS});
   }
   {
     Flow f{"192.168.1.1", "8.8.8.8", {}};
-    v.push_back({"NoPolicyMatch", "src0", frame(kSrc0, kSrcHost, ETH_P_IP, f.ip()), XDP_PASS, AC_R_PASS_NOT_OURS});
+    v.push_back({"NoPolicyMatch", "src0", frame(kSrc0, kSrcHost, ETH_P_IP, f.ip()), XDP_PASS, AC_PASS_NOT_OURS});
     v.push_back({"IpOnUnconfiguredInterface", "core0", frame(kCore0, kCore0Peer, ETH_P_IP, kV4.ip()), XDP_PASS,
-                 AC_R_PASS_NOT_OURS});
+                 AC_PASS_NOT_OURS});
     v.push_back({"ProxyMissIsNotChainTraffic", "vnf1", frame(kVnf1Host, kVnf1Peer, ETH_P_IP, f.ip()), XDP_PASS,
-                 AC_R_PASS_PROXY_MISS});
+                 AC_PASS_PROXY_MISS});
   }
   return v;
 }
@@ -928,14 +928,14 @@ TEST(FromOtherNode, VniNamingALocalInstanceIsDeliveredThere) {
   auto named = gpe_in(kLocal);
   EXPECT_EQ(named.verdict, XDP_REDIRECT);
   EXPECT_EQ(Bytes(named.out.begin(), named.out.begin() + 6), Bytes(kVnf0Peer.begin(), kVnf0Peer.end()));
-  EXPECT_EQ(c.delta(AC_R_FWD_LOCAL_NSH), 1u);
-  EXPECT_EQ(c.delta(AC_R_CACHE_MISS) + c.delta(AC_R_CACHE_HIT), 0u) << "no selection when the VNI names it";
+  EXPECT_EQ(c.delta(AC_FWD_LOCAL_NSH), 1u);
+  EXPECT_EQ(c.delta(AC_NOTE_CACHE_MISS) + c.delta(AC_NOTE_CACHE_HIT), 0u) << "no selection when the VNI names it";
   auto unnamed = gpe_in(0);
   EXPECT_EQ(unnamed.verdict, XDP_REDIRECT);
-  EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 1u) << "VNI 0: this node selects";
+  EXPECT_EQ(c.delta(AC_FWD_REMOTE), 1u) << "VNI 0: this node selects";
   auto other = gpe_in(kInstLocal);  // a local instance, but of another service
   EXPECT_EQ(other.verdict, XDP_REDIRECT);
-  EXPECT_EQ(c.delta(AC_R_FWD_REMOTE), 2u) << "an instance of another service is not taken";
+  EXPECT_EQ(c.delta(AC_FWD_REMOTE), 2u) << "an instance of another service is not taken";
   ASSERT_TRUE(d.del_path(600, 255).has_value());
   ASSERT_TRUE(d.del_instance(kLocal).has_value());
 }
@@ -946,7 +946,7 @@ TEST(NoInstance, ServiceWithoutTableDropsCounted) {
   Counters c;
   auto r = run_prog(prog(), "vnf0", nsh_frame(nsh_for(kV4, 400, 255, 9)));
   EXPECT_EQ(r.verdict, XDP_DROP);
-  EXPECT_EQ(c.delta(AC_R_DROP_NO_INSTANCE), 1u);
+  EXPECT_EQ(c.delta(AC_DROP_NO_INSTANCE), 1u);
   ASSERT_TRUE(d.del_path(400, 255).has_value());
 }
 
