@@ -7,6 +7,7 @@
 #include "ac_gpe.h"
 #include "ac_select.h"
 #include "ac_proxy.h"
+#include "ac_slow.h"
 
 /* End of chain: pop NSH and route the inner packet through the FIB. */
 AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_nsh_info *ni, const __u8 *rx_dmac)
@@ -130,7 +131,7 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 	if (!(inst->flags & AC_INST_LOCAL))
 		return ac_gpe_encap_fwd(ctx, cfg, inst, id, ni, now, rx_dmac);
 	if (!(inst->flags & AC_INST_NSH_AWARE))
-		return ac_proxy_deliver(ctx, ni, inst, cfg->default_ttl);
+		return ac_proxy_deliver(ctx, cfg, ni, inst);
 
 	if (ni->pending && bpf_xdp_adjust_head(ctx, -(int)ni->len))
 		return ac_drop(ctx, AC_DROP_NO_ROOM);
@@ -141,12 +142,17 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 	if ((void *)(eth + 1) > data_end)
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	if (ni->pending) {
-		if (ac_nsh_build(eth + 1, data_end, ni, cfg->default_ttl))
+		if (ac_nsh_build(eth + 1, data_end, ni, ac_classified_ttl(cfg)))
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		eth->h_proto = bpf_htons(AC_ETH_P_NSH);
 	}
 	ac_copy_mac(eth->h_dest, inst->mac);
 	ac_copy_mac(eth->h_source, inst->if_mac);
+	/* the veth carries NSH + inner after the Ethernet header */
+	if (inst->mtu && data_end - (void *)(eth + 1) > inst->mtu)
+		return ac_slow_too_big(ctx, cfg->slow_ifindex, inst->ifindex,
+				       inst->mtu > ni->len ? inst->mtu - ni->len : 0,
+				       sizeof(*eth) + ni->len);
 	return ac_redirect(ctx, AC_FWD_LOCAL_NSH, inst->ifindex);
 }
 
@@ -164,7 +170,7 @@ static __noinline int ac_forward(struct xdp_md *ctx, const struct ac_config *cfg
 AC_INLINE int ac_nsh_accept(struct xdp_md *ctx, const struct ac_config *cfg, __u32 vni,
 			    struct ac_nsh_info *ni)
 {
-	int r = ac_nsh_read(ctx, ni);
+	int r = ac_nsh_read(ctx, cfg->flags, ni);
 
 	if (r)
 		return r;

@@ -4,6 +4,7 @@
 #define AC_GPE_H
 
 #include "ac_fib.h"
+#include "ac_slow.h"
 
 /* [eth][IPv4][UDP][GPE][NSH] addressed to us -> [eth][NSH]. ip is the validated outer IPv4
  * header; the UDP destination port was checked by the caller. Returns 0 or the drop reason. */
@@ -55,14 +56,19 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 
 	if ((void *)(gpe + 1) > data_end)
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
-	if (ni->pending && ac_nsh_build(gpe + 1, data_end, ni, cfg->default_ttl))
+	if (ni->pending && ac_nsh_build(gpe + 1, data_end, ni, ac_classified_ttl(cfg)))
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	__u16 ip_len = (__u16)(data_end - (void *)ip);
 
 	__be32 saddr = cfg->local_endpoint, daddr = inst->endpoint;
-	/* version 4, IHL 5, TOS 0 | total length; ID 0 | no fragment; TTL 64 | UDP | checksum */
-	__u32 csum = bpf_htons(0x4500) + bpf_htons(ip_len) + bpf_htons(64 << 8 | IPPROTO_UDP) +
-		     (saddr & 0xffff) + (saddr >> 16) + (daddr & 0xffff) + (daddr >> 16);
+	/* version 4, IHL 5, TOS 0 | total length; ID 0 | DF; TTL 64 | UDP | checksum. DF: the
+	 * fast path never fragments and checks the size against the route's MTU, so the datagram
+	 * is atomic and RFC 6864 sec. 4.1 lets its ID be 0; an underlay hop with a smaller MTU
+	 * answers ICMP, which the kernel turns into a path MTU that bpf_fib_lookup() then reports
+	 * (docs/slow-path.md). */
+	__u32 csum = bpf_htons(0x4500) + bpf_htons(ip_len) + bpf_htons(AC_IP_DF) +
+		     bpf_htons(64 << 8 | IPPROTO_UDP) + (saddr & 0xffff) + (saddr >> 16) +
+		     (daddr & 0xffff) + (daddr >> 16);
 
 	csum = (csum & 0xffff) + (csum >> 16);
 	csum = (csum & 0xffff) + (csum >> 16);
@@ -71,7 +77,7 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 	__be32 *ipw = (__be32 *)ip;
 
 	ipw[0] = bpf_htonl(0x45000000u | ip_len);
-	ipw[1] = 0;
+	ipw[1] = bpf_htonl(AC_IP_DF);
 	ipw[2] = bpf_htonl(64u << 24 | IPPROTO_UDP << 16);
 	ip->check = (__u16)~csum; /* summed as loaded, so stored as is */
 	ip->saddr = saddr;
@@ -125,6 +131,14 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return ac_pass(ctx, AC_PASS_NO_NEIGH);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		/* the FIB's MTU for the route (p.mtu_result) minus the outer headers and the NSH */
+		__u32 room = AC_GPE_OUTER_LEN + (ni->len & 0xff);
+
+		return ac_slow_too_big(ctx, cfg->slow_ifindex, 0,
+				       p.mtu_result > room ? p.mtu_result - room : 0,
+				       sizeof(struct ethhdr) + room);
+	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return ac_drop(ctx, AC_DROP_FIB);
 	if (nh)

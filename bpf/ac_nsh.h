@@ -46,9 +46,11 @@ AC_INLINE enum ac_drop_reason ac_nsh_md2_walk(void *nsh, void *data_end, __u32 l
 	return AC_DROP_NONE;
 }
 
-/* Validate the NSH after the Ethernet header, decrement its TTL in place and fill ni.
- * Returns 0, or the drop reason. */
-AC_INLINE enum ac_drop_reason ac_nsh_read(struct xdp_md *ctx, struct ac_nsh_info *ni)
+/* Validate the NSH after the Ethernet header, decrement its TTL in place (RFC 8300 sec. 2.2:
+ * before the forwarding lookup; 0 decrements to 63, and what reaches 0 is not forwarded) and
+ * fill ni. cfg_flags: ac_config.flags (OAM handling). Returns 0, or the drop reason. */
+AC_INLINE enum ac_drop_reason ac_nsh_read(struct xdp_md *ctx, __u32 cfg_flags,
+					  struct ac_nsh_info *ni)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -77,8 +79,10 @@ AC_INLINE enum ac_drop_reason ac_nsh_read(struct xdp_md *ctx, struct ac_nsh_info
 		return AC_DROP_NSH_TRUNCATED;
 	if (nb->next_proto < AC_NSH_NP_IPV4 || nb->next_proto > AC_NSH_NP_ETH)
 		return AC_DROP_NSH_NEXT_PROTO;
-	if (AC_NSH_W0_TTL(w0) <= 1)
+	if (AC_NSH_W0_TTL(w0) == 1)
 		return AC_DROP_TTL;
+	if (AC_NSH_W0_OAM(w0) && !(cfg_flags & AC_CFG_OAM_FORWARD))
+		return AC_DROP_OAM;
 	if ((sp->spi_si & bpf_htonl(0xff)) == 0)
 		return AC_DROP_SI_ZERO;
 
@@ -102,7 +106,7 @@ AC_INLINE enum ac_drop_reason ac_nsh_read(struct xdp_md *ctx, struct ac_nsh_info
 		if (r)
 			return r;
 	}
-	nb->ver_flags_ttl_len = bpf_htons(w0 - (1 << 6));
+	nb->ver_flags_ttl_len = bpf_htons(AC_NSH_W0_DEC_TTL(w0));
 	return AC_DROP_NONE;
 }
 

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* SFC proxy for NSH-unaware VNFs: hold the NSH while the VNF has the bare packet, restore it
  * (SI - 1) when the packet comes back on the VNF's veth. The key is the veth and a directional
- * hash of the inner 5-tuple, so the VNF must not rewrite the 5-tuple (NAT must be NSH-aware).
- * The proxy keeps the latest NSH of a flow: per-packet MD2 metadata does not cross it. */
+ * hash of the inner 5-tuple, so the VNF must not rewrite the 5-tuple (NAT must be NSH-aware);
+ * a fragment is keyed by its datagram (addresses, protocol, identification), so every fragment
+ * of it finds the NSH whether or not it carries the ports. The proxy keeps the latest NSH of a
+ * flow: per-packet MD2 metadata does not cross it. */
 #ifndef AC_PROXY_H
 #define AC_PROXY_H
 
 #include "ac_nsh.h"
 #include "ac_counters.h"
+#include "ac_slow.h"
 
 AC_INLINE int ac_proxy_key_of(struct xdp_md *ctx, __u32 off, __u16 eth_proto, __u32 ifindex,
 			      struct ac_proxy_key *key)
@@ -15,11 +18,17 @@ AC_INLINE int ac_proxy_key_of(struct xdp_md *ctx, __u32 off, __u16 eth_proto, __
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ac_tuple t;
+	__u64 frag_id = 0;
 
-	if (ac_parse_tuple(data, data_end, off, eth_proto, &t))
+	if (ac_parse_tuple_frag(data, data_end, off, eth_proto, &t, &frag_id))
 		return -1;
+	if (frag_id) {
+		t.sport = (__u16)frag_id;
+		t.dport = (__u16)(frag_id >> 16);
+	}
 	key->ifindex = ifindex;
-	key->hash = ac_flow_hash(&t, 0, AC_PROXY_HASH_SEED);
+	/* another seed for fragments: a datagram's key never equals a flow's */
+	key->hash = ac_flow_hash(&t, 0, frag_id ? AC_PROXY_FRAG_SEED : AC_PROXY_HASH_SEED);
 	return 0;
 }
 
@@ -55,8 +64,8 @@ AC_INLINE int ac_nsh_copy(struct xdp_md *ctx, __u8 *held, __u32 len, enum ac_nsh
 
 /* Deliver to an NSH-unaware local instance. A classified packet (NSH pending) is already bare:
  * the proxy holds the NSH the classifier assigned and only the MACs change. */
-AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_nsh_info *ni,
-			       const struct ac_instance *inst, __u8 ttl)
+AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_config *cfg,
+			       const struct ac_nsh_info *ni, const struct ac_instance *inst)
 {
 	struct ac_proxy_key key;
 	__u32 zero = 0;
@@ -74,7 +83,7 @@ AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_nsh_info *ni,
 	if (!e || len < AC_NSH_BASE_LEN || len > AC_PROXY_NSH_MAX)
 		return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
 	if (ni->pending) {
-		if (ac_nsh_build(e->nsh, e->nsh + sizeof(e->nsh), ni, ttl))
+		if (ac_nsh_build(e->nsh, e->nsh + sizeof(e->nsh), ni, ac_classified_ttl(cfg)))
 			return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
 	} else if (ac_nsh_copy(ctx, e->nsh, len, AC_NSH_TO_HELD)) {
 		return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
@@ -97,6 +106,10 @@ AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_nsh_info *ni,
 		if (r)
 			return ac_drop(ctx, r);
 	}
+	/* the veth carries the bare inner packet */
+	if (inst->mtu && ac_pkt_len(ctx) - sizeof(struct ethhdr) > inst->mtu)
+		return ac_slow_too_big(ctx, cfg->slow_ifindex, inst->ifindex, inst->mtu,
+				       sizeof(struct ethhdr));
 	return ac_redirect(ctx, AC_FWD_LOCAL_PROXY, inst->ifindex);
 }
 

@@ -254,6 +254,8 @@ Result<void> Dataplane::set_config(const Config& c) {
   v.path_epoch = old.path_epoch;
   v.gpe_port = c.gpe_port;
   v.default_ttl = c.default_ttl;
+  if (c.oam_forward) v.flags |= AC_CFG_OAM_FORWARD;
+  v.slow_ifindex = c.slow_ifindex;
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ac_config), &zero, &v, BPF_ANY) != 0) return fail_errno("write config");
   return {};
 }
@@ -269,6 +271,8 @@ Result<Config> Dataplane::config() const {
   c.nexthop_ttl_ns = v.nexthop_ttl_jiffies * tick_ns();
   c.gpe_port = v.gpe_port;
   c.default_ttl = v.default_ttl;
+  c.oam_forward = v.flags & AC_CFG_OAM_FORWARD;
+  c.slow_ifindex = v.slow_ifindex;
   return c;
 }
 
@@ -276,10 +280,10 @@ Result<Config> Dataplane::config() const {
 // others an entry in the ac_ifaces_hi hash.
 Result<void> Dataplane::set_interface(uint32_t ifindex, uint32_t flags, uint32_t instance_id, const Mac& mac) {
   if (ifindex == 0) return fail("interface index 0 is not an interface", EINVAL);
-  if ((flags & (AC_IF_CLASSIFY | AC_IF_VNF)) == 0)
-    return fail(format("interface {}: no role (classify or VNF) given", ifindex), EINVAL);
+  if (flags & ~(AC_IF_CLASSIFY | AC_IF_VNF | AC_IF_SLOW_PATH | AC_IF_ATTACHED))
+    return fail(format("interface {}: unknown role flags {}", ifindex, flags), EINVAL);
   ac_iface v{};
-  v.flags = flags;
+  v.flags = flags | AC_IF_ATTACHED;
   v.instance_id = instance_id;
   std::copy(mac.begin(), mac.end(), v.mac);
   const bool direct = ifindex < AC_IFACE_DIRECT;
@@ -380,6 +384,7 @@ Result<uint32_t> Dataplane::set_instance(const Instance& in) {
   v.vni = in.local ? 0 : (in.vni ? in.vni : in.id);
   if (in.service_id >= AC_MAX_SERVICES) return fail(format("service id {} out of range", in.service_id), EINVAL);
   v.service_id = static_cast<uint16_t>(in.service_id);
+  v.mtu = in.local ? in.mtu : 0;
   v.generation = old.generation;
   bool same = (old.flags & AC_INST_LIVE) && old.ifindex == v.ifindex && old.endpoint == v.endpoint &&
               old.flags == v.flags && old.vni == v.vni && old.service_id == v.service_id && std::equal(v.mac, v.mac + 6, old.mac) &&
@@ -634,6 +639,7 @@ Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
       XdpMode cur = from_libxdp(xdp_multiprog__attach_mode(mp->get()));
       if (mode != XdpMode::Auto && cur != mode)
         return fail(format("anychain is already attached to {} in {} mode; detach it first", ifname, to_string(cur)), EEXIST);
+      if (auto r = describe_attached(ifname, *idx); !r) return std::unexpected(r.error());
       return Attachment{ifname, *idx, cur, xdp_program__id(p), !xdp_multiprog__is_legacy(mp->get())};
     }
   }
@@ -660,12 +666,26 @@ Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
                               "without a dispatcher)", ifname), -err);
     return fail_errno(format("attach XDP to {} in {} mode", ifname, to_string(mode)), err);
   }
+  if (auto r = describe_attached(ifname, *idx); !r) return std::unexpected(r.error());
   Attachment a{ifname, *idx, mode, xdp_program__id(prog)};
   if (auto mp = multiprog_of(*idx); mp && *mp) {
     a.mode = from_libxdp(xdp_multiprog__attach_mode(mp->get()));
     a.dispatcher = !xdp_multiprog__is_legacy(mp->get());
   }
   return a;
+}
+
+// The program acts on an interface's frames only once ac_ifaces has its MAC: write it, keeping
+// the roles the interface already has.
+Result<void> Dataplane::describe_attached(const std::string& ifname, int ifindex) {
+  auto mac = interface_mac(ifname);
+  if (!mac) return std::unexpected(mac.error());
+  const auto idx = static_cast<uint32_t>(ifindex);
+  const bool direct = idx < AC_IFACE_DIRECT;
+  ac_iface cur{};
+  int fd = bpf_map__fd(direct ? skel_->maps.ac_ifaces : skel_->maps.ac_ifaces_hi);
+  uint32_t roles = bpf_map_lookup_elem(fd, &idx, &cur) == 0 ? cur.flags & ~AC_IF_ATTACHED : 0;
+  return set_interface(idx, roles, roles ? cur.instance_id : 0, *mac);
 }
 
 Result<void> Dataplane::detach(const std::string& ifname) {

@@ -45,6 +45,8 @@ struct Config {
   uint64_t nexthop_ttl_ns = AC_NEXTHOP_TTL_DEFAULT;
   uint16_t gpe_port = AC_VXLAN_GPE_PORT;
   uint8_t default_ttl = AC_NSH_DEFAULT_TTL;
+  bool oam_forward = false;       // forward NSH with the O bit set (default: drop, counted)
+  uint32_t slow_ifindex = 0;      // fast-path end of the agent's slow path (0: none)
 };
 
 struct Prefix {
@@ -76,6 +78,7 @@ struct Instance {
   in_addr endpoint{};             // remote: NSH endpoint of its node
   uint32_t vni = 0;               // remote: VNI naming it to its node (0: its id)
   uint32_t service_id = 0;        // the service it serves
+  uint16_t mtu = 0;               // local: the veth's MTU (0: not checked)
 };
 
 struct FlowEntry {
@@ -121,6 +124,9 @@ class Dataplane {
   Result<void> set_config(const Config& c);
   Result<Config> config() const;
 
+  // Describe an interface of this node: its MAC (the program acts only on frames for it) and
+  // its roles (AC_IF_CLASSIFY, AC_IF_VNF, AC_IF_SLOW_PATH; 0 = none). attach() writes the entry
+  // of the interfaces it attaches to, keeping their roles.
   Result<void> set_interface(uint32_t ifindex, uint32_t flags, uint32_t instance_id, const Mac& mac);
   Result<void> del_interface(uint32_t ifindex);
 
@@ -173,6 +179,7 @@ class Dataplane {
  private:
   Dataplane(std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel, Options opts);
   Result<void> load_path_slots();
+  Result<void> describe_attached(const std::string& ifname, int ifindex);
   Result<void> init_config();
   Result<void> bump_path_epoch();
 

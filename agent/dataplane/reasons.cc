@@ -20,6 +20,11 @@ constexpr std::array kReasons = {
     V(AC_PASS_NO_NEIGH, "pass_no_neigh"),
     V(AC_PASS_LAST_HOP, "pass_last_hop"),
     V(AC_PASS_PROXY_MISS, "pass_proxy_miss"),
+    V(AC_PASS_NO_IFACE, "pass_no_iface"),
+    V(AC_PASS_OTHER_HOST, "pass_other_host"),
+    V(AC_PASS_MULTICAST, "pass_multicast"),
+    V(AC_PASS_GPE_FRAGMENT, "pass_gpe_fragment"),
+    V(AC_FWD_SLOW_PATH, "fwd_slow_path"),
     D(AC_DROP_TRUNCATED, "drop_truncated"),
     D(AC_DROP_NSH_TRUNCATED, "drop_nsh_truncated"),
     D(AC_DROP_NSH_VERSION, "drop_nsh_version"),
@@ -34,12 +39,15 @@ constexpr std::array kReasons = {
     D(AC_DROP_GPE_FLAGS, "drop_gpe_flags"),
     D(AC_DROP_NO_ROOM, "drop_no_room"),
     D(AC_DROP_FIB, "drop_fib"),
+    D(AC_DROP_TOO_BIG, "drop_too_big"),
+    D(AC_DROP_OAM, "drop_oam"),
     N(AC_NOTE_CLASSIFIED, "classified"),
     N(AC_NOTE_GPE_DECAP, "gpe_decap"),
     N(AC_NOTE_PROXY_RETURN, "proxy_return"),
     N(AC_NOTE_CACHE_HIT, "cache_hit"),
     N(AC_NOTE_CACHE_MISS, "cache_miss"),
     N(AC_NOTE_CACHE_STALE, "cache_stale"),
+    N(AC_NOTE_FROM_SLOW_PATH, "from_slow_path"),
 };
 
 // one name per enumerator, in slot order, each in its kind's range

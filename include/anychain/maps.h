@@ -33,6 +33,8 @@
 
 /* ac_config: the single entry of the config array */
 #define AC_CFG_SYMMETRIC_HASH (1u << 0) /* default for policies without their own flag */
+#define AC_CFG_OAM_FORWARD (1u << 1)    /* forward NSH packets with the O bit set (RFC 8300 sec. 2.2:
+					 * an SFF without OAM support SHOULD discard them: the default) */
 struct ac_config {
 	__be32 local_endpoint;  /* this node's NSH endpoint (VXLAN-GPE outer source) */
 	__u32 flags;
@@ -48,11 +50,19 @@ struct ac_config {
 	__u64 flow_timeout_jiffies; /* idle timeout of flow cache entries, 0 = never */
 	__u64 nexthop_ttl_jiffies;  /* lifetime of a cached FIB result for a remote instance,
 				     * 0 = a FIB lookup per packet */
+	__u32 slow_ifindex;     /* the agent's slow path (docs/slow-path.md): packets too big for
+				 * their next hop go there; 0 = none, they are dropped */
+	__u32 pad2;
 };
 
-/* ac_ifaces: ifindex -> role of that interface */
+/* ac_ifaces: ifindex -> what the fast path knows of that interface. The program acts only on
+ * frames addressed to the interface's own unicast MAC; an interface without AC_IF_ATTACHED is
+ * unknown and its frames go to the stack untouched. */
 #define AC_IF_CLASSIFY (1u << 0)  /* plain IP arriving here is classified */
 #define AC_IF_VNF (1u << 1)       /* host side of a local VNF's veth */
+#define AC_IF_ATTACHED (1u << 2)  /* the entry is valid: mac is this interface's */
+#define AC_IF_SLOW_PATH (1u << 3) /* the fast-path end of the agent's slow path: what arrives here
+				   * was re-injected by the agent */
 struct ac_iface {
 	__u32 flags;
 	__u32 instance_id;       /* AC_IF_VNF: the instance behind this veth */
@@ -105,6 +115,9 @@ struct ac_instance {
 	__u32 vni;               /* remote: VXLAN-GPE VNI, 24 bits: names the instance to its node */
 	__u8 if_mac[6];          /* local: MAC of the host-side veth (source of frames to it) */
 	__u16 service_id;        /* the service it serves */
+	__u16 mtu;               /* local: the veth's MTU (L3 bytes a frame may carry after its
+				  * Ethernet header); 0 = not known, not checked */
+	__u16 pad2;
 };
 
 /* ac_flow_cache: per-CPU array of sets, AC_FLOW_WAYS ways each. (SPI, SI, flow hash) selects a
@@ -198,6 +211,13 @@ enum ac_verdict_reason {
 	AC_PASS_NO_NEIGH,        /* FIB knows the route but no neighbour: the stack resolves it */
 	AC_PASS_LAST_HOP,        /* last hop, inner packet handed to the stack to route */
 	AC_PASS_PROXY_MISS,      /* IP from a VNF veth with no held NSH (not chain traffic) */
+	AC_PASS_NO_IFACE,        /* an interface the agent has not described (AC_IF_ATTACHED) */
+	AC_PASS_OTHER_HOST,      /* a frame for another unicast MAC (promiscuous NIC, bridge port) */
+	AC_PASS_MULTICAST,       /* a frame for a group MAC (broadcast, multicast): never chained */
+	AC_PASS_GPE_FRAGMENT,    /* an IPv4 fragment of UDP to our endpoint: the stack reassembles
+				  * it for the agent's VXLAN-GPE socket, which re-injects it */
+	AC_FWD_SLOW_PATH,        /* too big for its next hop: to the agent, which fragments it
+				  * (IPv4 without DF) or answers ICMP (docs/slow-path.md) */
 	AC_VERDICT_END
 };
 
@@ -218,6 +238,9 @@ enum ac_drop_reason {
 	AC_DROP_GPE_FLAGS,       /* VXLAN-GPE with P bit clear or an unknown version */
 	AC_DROP_NO_ROOM,         /* bpf_xdp_adjust_head failed */
 	AC_DROP_FIB,             /* no route to the next node's NSH endpoint */
+	AC_DROP_TOO_BIG,         /* too big for its next hop and no slow path to fragment it or
+				  * answer ICMP (agent not running) */
+	AC_DROP_OAM,             /* NSH O bit set and OAM forwarding not enabled */
 	AC_DROP_END
 };
 
@@ -228,6 +251,7 @@ enum ac_note {
 	AC_NOTE_CACHE_HIT,
 	AC_NOTE_CACHE_MISS,
 	AC_NOTE_CACHE_STALE,     /* cached instance withdrawn or changed: WCMP chose again */
+	AC_NOTE_FROM_SLOW_PATH,  /* re-injected by the agent (reassembled VXLAN-GPE) */
 	AC_NOTE_END
 };
 
