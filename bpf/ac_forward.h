@@ -113,17 +113,23 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 	__u32 id = 0;
 	const struct ac_instance *inst = NULL;
 
-	/* From another node: the sending SFF chose the instance and named it in the VNI. Deliver
-	 * to it when it is ours, so nodes never re-balance each other's choices (no loops). */
+	/* From another node: the sending SFF chose the instance and named it in the VNI; it owns
+	 * that choice. Deliver to it when it is ours, and when it is ours but gone, drop: the owner
+	 * places the flow again once, where re-placing it here too would move it twice (and nodes
+	 * re-balancing each other's choices could loop). */
 	if (ni->vni) {
-		inst = ac_instance(ni->vni);
-		if (inst && (inst->flags & AC_INST_LOCAL) && inst->service_id == path.service_id)
-			id = ni->vni;
-		else
-			inst = NULL;
+		__u32 vni = ni->vni;
+		const struct ac_instance *named = bpf_map_lookup_elem(&ac_instances, &vni);
+
+		if (named && (named->flags & AC_INST_LOCAL) && named->service_id == path.service_id) {
+			if (!(named->flags & AC_INST_LIVE))
+				return ac_drop(ctx, AC_DROP_INSTANCE_GONE);
+			inst = named;
+			id = vni;
+		}
 	}
 	if (!inst)
-		inst = ac_select(ctx, cfg, path.service_id, ni->hash, f, cached, now, &id);
+		inst = ac_select(ctx, cfg, path.service_id, ni->spsi, ni->hash, f, cached, now, &id);
 
 	if (!inst)
 		return ac_drop(ctx, AC_DROP_NO_INSTANCE);

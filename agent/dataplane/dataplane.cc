@@ -182,6 +182,7 @@ Result<Dataplane> Dataplane::open(const Options& opts) {
   std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel(raw, [](::anychain_bpf* s) { anychain_bpf__destroy(s); });
   bpf_map__set_max_entries(skel->maps.ac_flow_cache, opts.flow_cache_entries / AC_FLOW_WAYS);
   bpf_map__set_max_entries(skel->maps.ac_proxy, opts.proxy_entries);
+  bpf_map__set_max_entries(skel->maps.ac_affinity, opts.flow_cache_entries);
   if (int err = anychain_bpf__load(skel.get()); err != 0)
     return fail_errno(format("load the anychain BPF object (maps pinned under {} may be from an "
                                   "incompatible build or size: detach and remove them with 'anychain flush')",
@@ -566,6 +567,13 @@ Result<void> Dataplane::flush_flows() {
   const uint32_t n = flow_sets();
   for (uint32_t idx = 0; idx < n; ++idx)
     if (bpf_map_update_elem(fd, &idx, empty.data(), BPF_ANY) != 0) return fail_errno("flush flow cache");
+  // and the shared placements, so that flows are placed again by the tables in force
+  int afd = bpf_map__fd(skel_->maps.ac_affinity);
+  ac_affinity_key key{}, next{};
+  while (bpf_map_get_next_key(afd, nullptr, &next) == 0) {
+    key = next;
+    if (bpf_map_delete_elem(afd, &key) != 0 && errno != ENOENT) return fail_errno("flush flow placements");
+  }
   return {};
 }
 
@@ -653,6 +661,7 @@ Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
   std::unique_ptr<bpf_object, void (*)(bpf_object*)> obj_guard(obj, bpf_object__close);
   bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_flow_cache"), opts_.flow_cache_entries / AC_FLOW_WAYS);
   bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_proxy"), opts_.proxy_entries);
+  bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_affinity"), opts_.flow_cache_entries);
   DECLARE_LIBXDP_OPTS(xdp_program_opts, xo, .obj = obj, .prog_name = kProgName);
   xdp_program* prog = xdp_program__create(&xo);
   if (long err = libxdp_get_error(prog); err) return fail_errno("create the XDP program", static_cast<int>(err));

@@ -41,6 +41,7 @@ constexpr std::array kReasons = {
     D(AC_DROP_FIB, "drop_fib"),
     D(AC_DROP_TOO_BIG, "drop_too_big"),
     D(AC_DROP_OAM, "drop_oam"),
+    D(AC_DROP_INSTANCE_GONE, "drop_instance_gone"),
     N(AC_NOTE_CLASSIFIED, "classified"),
     N(AC_NOTE_GPE_DECAP, "gpe_decap"),
     N(AC_NOTE_PROXY_RETURN, "proxy_return"),
@@ -48,6 +49,9 @@ constexpr std::array kReasons = {
     N(AC_NOTE_CACHE_MISS, "cache_miss"),
     N(AC_NOTE_CACHE_STALE, "cache_stale"),
     N(AC_NOTE_FROM_SLOW_PATH, "from_slow_path"),
+    N(AC_NOTE_AFFINITY_HIT, "affinity_hit"),
+    N(AC_NOTE_AFFINITY_NEW, "affinity_new"),
+    N(AC_NOTE_AFFINITY_LOST_RACE, "affinity_lost_race"),
 };
 
 // one name per enumerator, in slot order, each in its kind's range

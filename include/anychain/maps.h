@@ -140,6 +140,22 @@ struct ac_flow_set {
 	struct ac_flow way[AC_FLOW_WAYS];
 };
 
+/* ac_affinity: the one placement of a flow at an (SPI, SI) that every CPU uses, in an LRU hash
+ * shared by the CPUs and consulted on a per-CPU cache miss. The first CPU to place a flow wins
+ * (an insert that must not exist); a placement whose instance died or changed is replaced by
+ * the first CPU that notices, with a compare-and-swap on the whole word, so two CPUs never keep
+ * two placements. Sized like the per-CPU flow cache (entries, not ways per CPU). */
+struct ac_affinity_key {
+	__u32 spi_si;            /* network order */
+	__u32 hash;
+};
+struct ac_affinity {
+	__u64 pick;              /* AC_AFFINITY(instance id, its generation) */
+};
+#define AC_AFFINITY(id, gen) (((__u64)(gen) << 32) | (__u32)(id))
+#define AC_AFFINITY_ID(p) ((__u32)(p))
+#define AC_AFFINITY_GEN(p) ((__u32)((p) >> 32))
+
 /* Set of (SPI/SI word as on the wire, flow hash) in a cache of mask + 1 sets (BPF and C++).
  * The SI is the word's top byte on a little-endian load: the fold brings it down to the low
  * bits, so the SIs of one flow spread over sets too. */
@@ -241,6 +257,9 @@ enum ac_drop_reason {
 	AC_DROP_TOO_BIG,         /* too big for its next hop and no slow path to fragment it or
 				  * answer ICMP (agent not running) */
 	AC_DROP_OAM,             /* NSH O bit set and OAM forwarding not enabled */
+	AC_DROP_INSTANCE_GONE,   /* VXLAN-GPE naming a local instance that is no longer live: the
+				  * sending node owns the choice and places the flow again; this node
+				  * never re-places it (a moved flow moves once) */
 	AC_DROP_END
 };
 
@@ -252,6 +271,9 @@ enum ac_note {
 	AC_NOTE_CACHE_MISS,
 	AC_NOTE_CACHE_STALE,     /* cached instance withdrawn or changed: WCMP chose again */
 	AC_NOTE_FROM_SLOW_PATH,  /* re-injected by the agent (reassembled VXLAN-GPE) */
+	AC_NOTE_AFFINITY_HIT,    /* a per-CPU miss answered by the flow's shared placement */
+	AC_NOTE_AFFINITY_NEW,    /* a flow placed by WCMP (first packet, or its instance died) */
+	AC_NOTE_AFFINITY_LOST_RACE, /* another CPU placed the flow first: its choice was taken */
 	AC_NOTE_END
 };
 

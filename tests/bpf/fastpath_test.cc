@@ -4,9 +4,13 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <optional>
+#include <thread>
 #include <set>
 #include <utility>
+
+#include <bpf/libbpf.h>
 
 #include "anychain/slowpath.h"
 #include "fastpath_fixture.h"
@@ -940,6 +944,13 @@ TEST(FromOtherNode, VniNamingALocalInstanceIsDeliveredThere) {
   auto other = gpe_in(kInstLocal);  // a local instance, but of another service
   EXPECT_EQ(other.verdict, XDP_REDIRECT);
   EXPECT_EQ(c.delta(AC_FWD_REMOTE), 2u) << "an instance of another service is not taken";
+  // the named instance is withdrawn here: the sending node owns the choice and will place the
+  // flow again; this node does not re-place it (a moved flow moves once)
+  ASSERT_TRUE(d.del_instance(kLocal).has_value());
+  auto gone = gpe_in(kLocal);
+  EXPECT_EQ(gone.verdict, XDP_DROP);
+  EXPECT_EQ(c.delta(AC_DROP_INSTANCE_GONE), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_REMOTE), 2u) << "not re-steered by this node's own table";
   ASSERT_TRUE(d.del_path(600, 255).has_value());
   ASSERT_TRUE(d.del_instance(kLocal).has_value());
 }
@@ -1265,6 +1276,136 @@ TEST(ProxyFragments, EveryFragmentOfADatagramFindsItsNsh) {
   EXPECT_EQ(c.delta(AC_PASS_PROXY_MISS), 0u);
 }
 
+
+// ---- one placement per flow, whatever CPU its packets run on ----
+
+// Runs the calling thread on one CPU for the scope.
+class OnCpu {
+ public:
+  explicit OnCpu(int cpu) {
+    sched_getaffinity(0, sizeof old_, &old_);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) throw std::runtime_error("sched_setaffinity");
+  }
+  ~OnCpu() { sched_setaffinity(0, sizeof old_, &old_); }
+
+ private:
+  cpu_set_t old_;
+};
+
+class FlowAffinity : public ::testing::Test {
+ protected:
+  static constexpr uint32_t kSvc = 11, kSpi = 510, kA = 30, kB = 31;
+  static Mac mac_of(uint32_t id) { return {0x02, 0, 0, 0, 0xaf, static_cast<uint8_t>(id)}; }
+  void SetUp() override {
+    ASSERT_GE(libbpf_num_possible_cpus(), 2) << "these tests need two CPUs";
+    auto& d = FastPathEnv::dataplane();
+    for (uint32_t id : {kA, kB}) {
+      dp::Instance in{.id = id, .local = true, .nsh_aware = true,
+                      .ifindex = static_cast<uint32_t>(FastPathEnv::ifindex("vnf0")), .mac = mac_of(id),
+                      .if_mac = kVnf0Host, .service_id = kSvc};
+      ASSERT_TRUE(d.set_instance(in).has_value());
+    }
+    ASSERT_TRUE(d.set_path(kSpi, 255, kSvc, false).has_value());
+    ASSERT_TRUE(d.set_wcmp_table(kSvc, table_of(kA)).has_value());
+    ASSERT_TRUE(d.flush_flows().has_value());
+  }
+  void TearDown() override {
+    auto& d = FastPathEnv::dataplane();
+    (void)d.del_path(kSpi, 255);
+    (void)d.del_wcmp_table(kSvc);
+    (void)d.del_instance(kA);
+    (void)d.del_instance(kB);
+  }
+  // the instance a packet of flow `hash` is delivered to (by the VNF MAC it is sent to), 0 = dropped
+  static uint32_t send(uint32_t hash) {
+    Nsh n = nsh_for(kV4, kSpi, 255, 30);
+    n.ctx[0] = hash;
+    auto r = run_prog(prog(), "vnf0", nsh_frame(n));
+    if (r.verdict != XDP_REDIRECT) return 0;
+    return r.out[5];
+  }
+};
+
+// The issue this fixes: a flow's first packet on CPU 0, a weight change, its next packet on
+// CPU 1. Each CPU's cache used to make its own WCMP pick: two instances for one flow.
+TEST_F(FlowAffinity, AWeightChangeBetweenTwoCpusKeepsTheFlowOnItsInstance) {
+  auto& d = FastPathEnv::dataplane();
+  const uint32_t flow = 0x1234567;
+  {
+    OnCpu c0(0);
+    EXPECT_EQ(send(flow), kA);
+  }
+  ASSERT_TRUE(d.set_wcmp_table(kSvc, table_of(kB)).has_value());  // every bucket moves to B
+  {
+    OnCpu c1(1);
+    Counters c;
+    EXPECT_EQ(send(flow), kA) << "CPU 1 must use the flow's placement, not its own pick";
+    EXPECT_EQ(c.delta(AC_NOTE_CACHE_MISS), 1u);
+    EXPECT_EQ(c.delta(AC_NOTE_AFFINITY_HIT), 1u);
+    EXPECT_EQ(send(0x7654321), kB) << "a new flow follows the new table";
+  }
+  {
+    OnCpu c0(0);
+    EXPECT_EQ(send(flow), kA);
+    EXPECT_EQ(send(0x7654321), kB) << "placed on CPU 1, the same on CPU 0";
+  }
+}
+
+// When the instance dies, the flow moves once: the first CPU to notice places it again and every
+// other CPU takes that placement.
+TEST_F(FlowAffinity, AFlowOffADeadInstanceMovesOnceForEveryCpu) {
+  auto& d = FastPathEnv::dataplane();
+  const uint32_t flow = 0xabcdef1;
+  for (int cpu : {0, 1}) {
+    OnCpu on(cpu);
+    EXPECT_EQ(send(flow), kA);
+  }
+  ASSERT_TRUE(d.set_wcmp_table(kSvc, table_of(kB)).has_value());
+  ASSERT_TRUE(d.del_instance(kA).has_value());
+  Counters c;
+  for (int cpu : {1, 0}) {
+    OnCpu on(cpu);
+    EXPECT_EQ(send(flow), kB) << "cpu " << cpu;
+  }
+  EXPECT_EQ(c.delta(AC_NOTE_CACHE_STALE), 2u);
+  EXPECT_EQ(c.delta(AC_NOTE_AFFINITY_NEW), 1u) << "placed again once";
+  EXPECT_EQ(c.delta(AC_NOTE_AFFINITY_HIT), 1u) << "the other CPU took that placement";
+}
+
+// Both CPUs place the same new flows at the same time while the table changes under them: the
+// first writer wins and every packet of a flow, on either CPU, goes to one instance.
+TEST_F(FlowAffinity, ConcurrentFirstPacketsOnTwoCpusAgree) {
+  auto& d = FastPathEnv::dataplane();
+  constexpr int kFlows = 3000, kRounds = 4;
+  std::vector<std::array<std::set<uint32_t>, 2>> seen(kFlows);
+  std::atomic<int> ready{0};
+  auto worker = [&](int cpu) {
+    OnCpu on(cpu);
+    ready.fetch_add(1);
+    while (ready.load() < 2) {
+    }
+    for (int round = 0; round < kRounds; ++round)
+      for (int i = 0; i < kFlows; ++i) seen[i][cpu].insert(send(0x9e3779b9u * static_cast<uint32_t>(i + 1)));
+  };
+  std::thread t0(worker, 0), t1(worker, 1);
+  // swap the table back and forth while the CPUs place flows
+  for (int k = 0; k < 40; ++k) {
+    ASSERT_TRUE(d.set_wcmp_table(kSvc, table_of(k % 2 ? kA : kB)).has_value());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  t0.join();
+  t1.join();
+  int split = 0;
+  for (const auto& s : seen) {
+    std::set<uint32_t> all = s[0];
+    all.insert(s[1].begin(), s[1].end());
+    split += all.size() != 1 || all.count(0);
+  }
+  EXPECT_EQ(split, 0) << "flows placed on two instances (or dropped)";
+}
 }  // namespace
 }  // namespace anychain::test
 
