@@ -265,7 +265,8 @@ std::vector<Emitted> emitted_cases() {
                                                       {"classify_md2_v4", v4md2, true}, {"classify_md2_v6", v6md2, true}}) {
     Bytes in = eth(kSrc0, kSrcHost, f.ethertype());
     append(in, f.ip());
-    Fields w = want_nsh(f, 255, AC_NSH_DEFAULT_TTL, md2, f.hash());
+    // the classifying node's SFF decrements the initial TTL before its lookup (RFC 8300 sec. 2.2)
+    Fields w = want_nsh(f, 255, AC_NSH_DEFAULT_TTL - 1, md2, f.hash());
     w["eth.type"] = std::to_string(AC_ETH_P_NSH);
     v.push_back({name, "src0", in, w});
   }
