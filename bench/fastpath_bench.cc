@@ -210,7 +210,8 @@ class Checker {
   void expect(const std::map<uint32_t, uint64_t>& per_run, uint64_t runs, const std::string& what) const {
     auto now = ok(d_.stats(), "stats");
     std::string bad;
-    for (uint32_t r = 0; r < AC_R_MAX; ++r) {
+    for (const auto& sr : dp::stat_reasons()) {
+      uint32_t r = sr.slot;
       uint64_t got = now[r].packets - before_[r].packets;
       auto it = per_run.find(r);
       uint64_t want = it == per_run.end() ? 0 : it->second * runs;
@@ -447,14 +448,14 @@ int bench_main(const Options& opt) {
   const Bytes nsh_in = nsh_frame(kVnf0Host, kVnf0Peer, nsh_for(v4, 100, 255, 63), v4.ip());
   add("empty_xdp", "empty XDP program (xdp_pass), baseline", "vnf0", nsh_in, XDP_PASS, {}, UINT32_MAX);
   add("cache_hit_local_nsh", "NSH in, flow cache hit, redirect to local NSH-aware VNF", "vnf0", nsh_in,
-      XDP_REDIRECT, {{AC_R_CACHE_HIT, 1}, {AC_R_FWD_LOCAL_NSH, 1}}, kHotHi);
+      XDP_REDIRECT, {{AC_NOTE_CACHE_HIT, 1}, {AC_FWD_LOCAL_NSH, 1}}, kHotHi);
   {
     // empty the flow's way (every CPU): the next run misses, reads the path, picks by WCMP
     const uint32_t spsi = htonl(AC_SPI_SI(100, 255)), hash = v4.hash();
     const uint32_t set = ac_flow_set_of(spsi, hash, d.flow_sets() - 1);
     auto sets = std::make_shared<std::vector<ac_flow_set>>(libbpf_num_possible_cpus());
     add("cache_miss_wcmp", "NSH in, flow cache miss, path + WCMP bucket + cache insert, redirect local", "vnf0",
-        nsh_in, XDP_REDIRECT, {{AC_R_CACHE_MISS, 1}, {AC_R_FWD_LOCAL_NSH, 1}}, 1, [flow_fd, set, sets, spsi, hash] {
+        nsh_in, XDP_REDIRECT, {{AC_NOTE_CACHE_MISS, 1}, {AC_FWD_LOCAL_NSH, 1}}, 1, [flow_fd, set, sets, spsi, hash] {
           if (bpf_map_lookup_elem(flow_fd, &set, sets->data()) != 0)
             throw std::runtime_error("read flow cache set: " + std::string(std::strerror(errno)));
           for (auto& s : *sets)
@@ -466,23 +467,23 @@ int bench_main(const Options& opt) {
   }
   add("classify_md1_local", "classify (rule 2 of 4), push NSH MD1, deliver to local VNF", "src0",
       test::eth(kSrc0, kSrcHost, ETH_P_IP, {v4.ip()}), XDP_REDIRECT,
-      {{AC_R_CLASSIFIED, 1}, {AC_R_CACHE_HIT, 1}, {AC_R_FWD_LOCAL_NSH, 1}});
+      {{AC_NOTE_CLASSIFIED, 1}, {AC_NOTE_CACHE_HIT, 1}, {AC_FWD_LOCAL_NSH, 1}});
   add("classify_md2_local", "classify (rule 3 of 4), push NSH MD2 (hash TLV), deliver local", "src0",
       test::eth(kSrc0, kSrcHost, ETH_P_IP, {md2.ip()}), XDP_REDIRECT,
-      {{AC_R_CLASSIFIED, 1}, {AC_R_CACHE_HIT, 1}, {AC_R_FWD_LOCAL_NSH, 1}});
+      {{AC_NOTE_CLASSIFIED, 1}, {AC_NOTE_CACHE_HIT, 1}, {AC_FWD_LOCAL_NSH, 1}});
   add("classify_md1_encap", "classify (rule 4 of 4), push NSH MD1, VXLAN-GPE encap, next-hop cache hit", "src0",
       test::eth(kSrc0, kSrcHost, ETH_P_IP, {remote.ip()}), XDP_REDIRECT,
-      {{AC_R_CLASSIFIED, 1}, {AC_R_CACHE_HIT, 1}, {AC_R_FWD_REMOTE, 1}});
+      {{AC_NOTE_CLASSIFIED, 1}, {AC_NOTE_CACHE_HIT, 1}, {AC_FWD_REMOTE, 1}});
   const Bytes to_remote = nsh_frame(kVnf0Host, kVnf0Peer, nsh_for(v4, 100, 254, 63), v4.ip());
   add("nsh_to_vxlan_gpe", "NSH in (SI 254), cache hit, VXLAN-GPE encap, next-hop cache hit, redirect", "vnf0",
-      to_remote, XDP_REDIRECT, {{AC_R_CACHE_HIT, 1}, {AC_R_FWD_REMOTE, 1}});
+      to_remote, XDP_REDIRECT, {{AC_NOTE_CACHE_HIT, 1}, {AC_FWD_REMOTE, 1}});
   {
     // forget the remote instance's next hop (every CPU) before each run: encap + bpf_fib_lookup
     const int nh_fd = d.map_fd("ac_nexthop");
     auto empty_nh = std::make_shared<std::vector<ac_nexthop>>(libbpf_num_possible_cpus());
     const uint32_t slot = ac_nexthop_slot(kInstRemote, ifindex("vnf0"));
     add("nsh_to_vxlan_gpe_fib", "as nsh_to_vxlan_gpe, next-hop cache emptied before each run: bpf_fib_lookup",
-        "vnf0", to_remote, XDP_REDIRECT, {{AC_R_CACHE_HIT, 1}, {AC_R_FWD_REMOTE, 1}}, 1, [nh_fd, empty_nh, slot] {
+        "vnf0", to_remote, XDP_REDIRECT, {{AC_NOTE_CACHE_HIT, 1}, {AC_FWD_REMOTE, 1}}, 1, [nh_fd, empty_nh, slot] {
           if (bpf_map_update_elem(nh_fd, &slot, empty_nh->data(), BPF_ANY) != 0)
             throw std::runtime_error("empty next-hop entry: " + std::string(std::strerror(errno)));
         });
@@ -494,14 +495,14 @@ int bench_main(const Options& opt) {
     test::append(f, test::gpe_outer(kRemoteEndpoint, kLocalEndpoint, 0xc123, inner.size()));
     test::append(f, inner);
     add("gpe_decap_last_hop", "VXLAN-GPE in, decap, last SI: pop NSH + FIB redirect", "core0", f, XDP_REDIRECT,
-        {{AC_R_GPE_DECAP, 1}, {AC_R_FWD_LAST_HOP, 1}});
+        {{AC_NOTE_GPE_DECAP, 1}, {AC_FWD_LAST_HOP, 1}});
   }
   add("proxy_deliver", "NSH in, cache hit, SFC proxy stores NSH, pop, redirect to VNF", "vnf0",
       nsh_frame(kVnf0Host, kVnf0Peer, nsh_for(proxied, 200, 255, 63), proxied.ip()), XDP_REDIRECT,
-      {{AC_R_CACHE_HIT, 1}, {AC_R_FWD_LOCAL_PROXY, 1}});
+      {{AC_NOTE_CACHE_HIT, 1}, {AC_FWD_LOCAL_PROXY, 1}});
   add("proxy_return", "IP back from VNF, proxy restores NSH (SI-1), last hop: pop + FIB", "vnf1",
       test::eth(kVnf1Host, kVnf1Peer, ETH_P_IP, {proxied.ip()}), XDP_REDIRECT,
-      {{AC_R_PROXY_RETURN, 1}, {AC_R_FWD_LAST_HOP, 1}}, kHotHi);
+      {{AC_NOTE_PROXY_RETURN, 1}, {AC_FWD_LAST_HOP, 1}}, kHotHi);
   {
     // the proxy must hold this flow's NSH: deliver it once (as proxy_deliver does)
     Bytes deliver = paths[paths.size() - 2].frame;
@@ -515,12 +516,12 @@ int bench_main(const Options& opt) {
     test::Nsh bad = nsh_for(v4, 100, 255, 63);
     bad.ver = 1;
     add("malformed_drop", "NSH with version 1: dropped, counted", "vnf0", nsh_frame(kVnf0Host, kVnf0Peer, bad, v4.ip()),
-        XDP_DROP, {{AC_R_DROP_NSH_VERSION, 1}}, UINT32_MAX);
+        XDP_DROP, {{AC_DROP_NSH_VERSION, 1}}, UINT32_MAX);
   }
   {
     Flow other{"10.0.0.2", "10.0.0.1", {}};
     add("pass_not_ours", "IPv4 on a non-chain interface: XDP_PASS, counted", "core0",
-        test::eth(kCore0, kCore0Peer, ETH_P_IP, {other.ip()}), XDP_PASS, {{AC_R_PASS_NOT_OURS, 1}}, UINT32_MAX);
+        test::eth(kCore0, kCore0Peer, ETH_P_IP, {other.ip()}), XDP_PASS, {{AC_PASS_NOT_OURS, 1}}, UINT32_MAX);
   }
 
   if (opt.list) {

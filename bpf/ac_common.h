@@ -46,4 +46,18 @@ AC_INLINE void ac_copy_mac(__u8 *dst, const __u8 *src)
 	__builtin_memcpy(dst, src, ETH_ALEN);
 }
 
+AC_INLINE int ac_mac_eq(const __u8 *a, const __u8 *b)
+{
+	return *(const __u32 *)a == *(const __u32 *)b &&
+	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+}
+
+/* The TTL of the NSH the classifier assigns, as it leaves this node: the configured initial
+ * value, decremented once by this node's own SFF before its forwarding lookup (RFC 8300
+ * sec. 2.2: every SFF decrements; the loader keeps default_ttl >= 2). */
+AC_INLINE __u8 ac_classified_ttl(const struct ac_config *cfg)
+{
+	return cfg->default_ttl - 1;
+}
+
 #endif

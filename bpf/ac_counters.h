@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Per-CPU counters: every verdict is counted under its reason; no silent drops. */
+/* Per-CPU counters: every verdict is counted under its reason; no silent drops.
+ * A helper that can fail returns 0 or an enum ac_drop_reason and leaves the verdict to its
+ * caller (as Cilium's DROP_* codes); only the functions below turn a reason into a verdict. */
 #ifndef AC_COUNTERS_H
 #define AC_COUNTERS_H
 
@@ -20,19 +22,34 @@ AC_INLINE __u64 ac_pkt_len(struct xdp_md *ctx)
 	return ctx->data_end - ctx->data;
 }
 
-AC_INLINE void ac_note(struct xdp_md *ctx, __u32 reason)
+AC_INLINE void ac_count(struct xdp_md *ctx, __u32 slot)
 {
-	ac_counter_add(&ac_stats, reason, ac_pkt_len(ctx));
+	ac_counter_add(&ac_stats, slot, ac_pkt_len(ctx));
 }
 
-/* count the packet under reason and return verdict */
-AC_INLINE int ac_verdict(struct xdp_md *ctx, __u32 reason, int verdict)
+/* work done on the way (not an outcome) */
+AC_INLINE void ac_note(struct xdp_md *ctx, enum ac_note note)
 {
-	ac_note(ctx, reason);
-	return verdict;
+	ac_count(ctx, note);
 }
 
-#define AC_DROP(ctx, reason) ac_verdict(ctx, reason, XDP_DROP)
-#define AC_PASS(ctx, reason) ac_verdict(ctx, reason, XDP_PASS)
+AC_INLINE int ac_drop(struct xdp_md *ctx, enum ac_drop_reason reason)
+{
+	ac_count(ctx, reason);
+	return XDP_DROP;
+}
+
+AC_INLINE int ac_pass(struct xdp_md *ctx, enum ac_verdict_reason reason)
+{
+	ac_count(ctx, reason);
+	return XDP_PASS;
+}
+
+/* bpf_redirect()'s verdict (XDP_REDIRECT, or XDP_ABORTED for bad flags), counted */
+AC_INLINE int ac_redirect(struct xdp_md *ctx, enum ac_verdict_reason reason, __u32 ifindex)
+{
+	ac_count(ctx, reason);
+	return bpf_redirect(ifindex, 0);
+}
 
 #endif

@@ -15,39 +15,34 @@ AC_INLINE void ac_ipv4_dec_ttl(struct iphdr *ip)
 	ip->ttl--;
 }
 
-/* Outcome of a FIB lookup for a packet whose Ethernet header is at ctx->data. A successful
- * result is also written to nh (if not NULL) with its expiry; other results never are. */
-AC_INLINE int ac_fib_redirect(struct xdp_md *ctx, struct bpf_fib_lookup *p, __u32 fwd_reason,
-			      __u32 no_neigh_reason, __u32 fail_reason, const __u8 *rx_dmac,
+/* FIB lookup for the frame whose Ethernet header is at ctx->data. On success the header gets
+ * the next hop's MACs, p->ifindex is the egress interface and nh (if not NULL) gets the result;
+ * otherwise the frame is addressed to this host (rx_dmac), so that the stack can take it.
+ * Returns the helper's BPF_FIB_LKUP_RET_* code, or -1 for a frame shorter than Ethernet. */
+AC_INLINE long ac_fib_resolve(struct xdp_md *ctx, struct bpf_fib_lookup *p, const __u8 *rx_dmac,
 			      struct ac_nexthop *nh)
 {
+	long rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	long rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
 
 	if ((void *)(eth + 1) > data_end)
-		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		if (nh) {
-			/* the caller sets the key fields and, on XDP_REDIRECT, the expiry */
-			nh->ifindex = p->ifindex;
-			nh->mtu = p->mtu_result; /* output on success since Linux 5.12 */
-			ac_copy_mac(nh->smac, p->smac);
-			ac_copy_mac(nh->dmac, p->dmac);
-		}
-		ac_copy_mac(eth->h_dest, p->dmac);
-		ac_copy_mac(eth->h_source, p->smac);
-		return ac_verdict(ctx, fwd_reason, bpf_redirect(p->ifindex, 0));
+		return -1;
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+		ac_copy_mac(eth->h_dest, rx_dmac);
+		return rc;
 	}
-	/* No neighbour entry yet (or a route the stack must handle): give the packet to the
-	 * stack addressed to this host, which resolves the neighbour and sends it. */
-	ac_copy_mac(eth->h_dest, rx_dmac);
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return ac_verdict(ctx, no_neigh_reason, XDP_PASS);
-	if (fail_reason == AC_R_PASS_LAST_HOP)
-		return ac_verdict(ctx, fail_reason, XDP_PASS);
-	return AC_DROP(ctx, fail_reason);
+	if (nh) {
+		/* the caller sets the key fields and, once the frame is sent, the expiry */
+		nh->ifindex = p->ifindex;
+		nh->mtu = p->mtu_result; /* output on success since Linux 5.12 */
+		ac_copy_mac(nh->smac, p->smac);
+		ac_copy_mac(nh->dmac, p->dmac);
+	}
+	ac_copy_mac(eth->h_dest, p->dmac);
+	ac_copy_mac(eth->h_source, p->smac);
+	return rc;
 }
 
 #endif

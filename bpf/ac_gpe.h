@@ -4,10 +4,11 @@
 #define AC_GPE_H
 
 #include "ac_fib.h"
+#include "ac_slow.h"
 
 /* [eth][IPv4][UDP][GPE][NSH] addressed to us -> [eth][NSH]. ip is the validated outer IPv4
  * header; the UDP destination port was checked by the caller. Returns 0 or the drop reason. */
-AC_INLINE int ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip, void *data_end, __u32 *vni)
+AC_INLINE enum ac_drop_reason ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip, void *data_end, __u32 *vni)
 {
 	struct ethhdr eth;
 	__u32 ihl = ip->ihl * 4;
@@ -15,24 +16,24 @@ AC_INLINE int ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip, void *data_end,
 	void *data = (void *)(long)ctx->data;
 
 	if (ihl > 60 || (void *)(gpe + 1) > data_end)
-		return AC_R_DROP_TRUNCATED;
+		return AC_DROP_TRUNCATED;
 	if (!(gpe->flags & AC_GPE_FLAG_P) || (gpe->flags & AC_GPE_VER_MASK))
-		return AC_R_DROP_GPE_FLAGS;
+		return AC_DROP_GPE_FLAGS;
 	if (gpe->next_proto != AC_GPE_NP_NSH)
-		return AC_R_DROP_GPE_NEXT_PROTO;
+		return AC_DROP_GPE_NEXT_PROTO;
 	*vni = (gpe->flags & AC_GPE_FLAG_I) ? bpf_ntohl(gpe->vni_res) >> 8 : 0;
 	if (data + sizeof(eth) > data_end)
-		return AC_R_DROP_TRUNCATED;
+		return AC_DROP_TRUNCATED;
 	__builtin_memcpy(&eth, data, sizeof(eth));
 	eth.h_proto = bpf_htons(AC_ETH_P_NSH);
 	if (bpf_xdp_adjust_head(ctx, (int)(ihl + sizeof(struct udphdr) + sizeof(*gpe))))
-		return AC_R_DROP_NO_ROOM;
+		return AC_DROP_NO_ROOM;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	if (data + sizeof(eth) > data_end)
-		return AC_R_DROP_TRUNCATED;
+		return AC_DROP_TRUNCATED;
 	__builtin_memcpy(data, &eth, sizeof(eth));
-	return 0;
+	return AC_DROP_NONE;
 }
 
 /* [eth][NSH] -> [eth][IPv4][UDP][GPE][NSH] to the instance's node, routed by FIB. */
@@ -45,7 +46,7 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 	/* [eth][NSH][L3] -> [eth][IPv4][UDP][GPE][NSH][L3]: the old Ethernet header is overwritten;
 	 * a classified packet ([eth][L3], NSH pending) gets its NSH in the same move */
 	if (bpf_xdp_adjust_head(ctx, -(int)(AC_GPE_OUTER_LEN + (ni->pending ? ni->len : 0))))
-		return AC_DROP(ctx, AC_R_DROP_NO_ROOM);
+		return ac_drop(ctx, AC_DROP_NO_ROOM);
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
@@ -54,15 +55,20 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 	struct ac_vxlan_gpe *gpe = (void *)(udp + 1);
 
 	if ((void *)(gpe + 1) > data_end)
-		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
-	if (ni->pending && ac_nsh_build(gpe + 1, data_end, ni, cfg->default_ttl))
-		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
+		return ac_drop(ctx, AC_DROP_TRUNCATED);
+	if (ni->pending && ac_nsh_build(gpe + 1, data_end, ni, ac_classified_ttl(cfg)))
+		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	__u16 ip_len = (__u16)(data_end - (void *)ip);
 
 	__be32 saddr = cfg->local_endpoint, daddr = inst->endpoint;
-	/* version 4, IHL 5, TOS 0 | total length; ID 0 | no fragment; TTL 64 | UDP | checksum */
-	__u32 csum = bpf_htons(0x4500) + bpf_htons(ip_len) + bpf_htons(64 << 8 | IPPROTO_UDP) +
-		     (saddr & 0xffff) + (saddr >> 16) + (daddr & 0xffff) + (daddr >> 16);
+	/* version 4, IHL 5, TOS 0 | total length; ID 0 | DF; TTL 64 | UDP | checksum. DF: the
+	 * fast path never fragments and checks the size against the route's MTU, so the datagram
+	 * is atomic and RFC 6864 sec. 4.1 lets its ID be 0; an underlay hop with a smaller MTU
+	 * answers ICMP, which the kernel turns into a path MTU that bpf_fib_lookup() then reports
+	 * (docs/slow-path.md). */
+	__u32 csum = bpf_htons(0x4500) + bpf_htons(ip_len) + bpf_htons(AC_IP_DF) +
+		     bpf_htons(64 << 8 | IPPROTO_UDP) + (saddr & 0xffff) + (saddr >> 16) +
+		     (daddr & 0xffff) + (daddr >> 16);
 
 	csum = (csum & 0xffff) + (csum >> 16);
 	csum = (csum & 0xffff) + (csum >> 16);
@@ -71,7 +77,7 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 	__be32 *ipw = (__be32 *)ip;
 
 	ipw[0] = bpf_htonl(0x45000000u | ip_len);
-	ipw[1] = 0;
+	ipw[1] = bpf_htonl(AC_IP_DF);
 	ipw[2] = bpf_htonl(64u << 24 | IPPROTO_UDP << 16);
 	ip->check = (__u16)~csum; /* summed as loaded, so stored as is */
 	ip->saddr = saddr;
@@ -99,7 +105,7 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 	    nh->saddr == saddr && ip_len <= nh->mtu) {
 		ac_copy_mac(eth->h_dest, nh->dmac);
 		ac_copy_mac(eth->h_source, nh->smac);
-		return ac_verdict(ctx, AC_R_FWD_REMOTE, bpf_redirect(nh->ifindex, 0));
+		return ac_redirect(ctx, AC_FWD_REMOTE, nh->ifindex);
 	}
 
 	struct bpf_fib_lookup p = {};
@@ -119,12 +125,25 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 		nh->in_ifindex = in_ifindex;
 		nh->saddr = saddr;
 	}
-	int r = ac_fib_redirect(ctx, &p, AC_R_FWD_REMOTE, AC_R_PASS_NO_NEIGH, AC_R_DROP_FIB,
-				rx_dmac, nh);
+	long rc = ac_fib_resolve(ctx, &p, rx_dmac, nh);
 
-	if (nh && r == XDP_REDIRECT)
+	if (rc < 0)
+		return ac_drop(ctx, AC_DROP_TRUNCATED);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return ac_pass(ctx, AC_PASS_NO_NEIGH);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		/* the FIB's MTU for the route (p.mtu_result) minus the outer headers and the NSH */
+		__u32 room = AC_GPE_OUTER_LEN + (ni->len & 0xff);
+
+		return ac_slow_too_big(ctx, cfg->slow_ifindex, 0,
+				       p.mtu_result > room ? p.mtu_result - room : 0,
+				       sizeof(struct ethhdr) + room);
+	}
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return ac_drop(ctx, AC_DROP_FIB);
+	if (nh)
 		nh->expires = now + nh_ttl;
-	return r;
+	return ac_redirect(ctx, AC_FWD_REMOTE, p.ifindex);
 }
 
 #endif

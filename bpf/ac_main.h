@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The fast path's dispatch on what arrives (anychain.bpf.c's entry program is this, inlined):
+ * The fast path's dispatch on what arrives (anychain.bpf.c's entry program is this, inlined).
+ * Only frames addressed to the receiving interface's own unicast MAC are acted on; others
+ * (another host's, broadcast, multicast) go to the stack untouched, so a bridge port or a
+ * promiscuous NIC keeps its L2 behaviour and no node forwards another node's copy.
  *   NSH over Ethernet (0x894F)       -> forwarder (from a local NSH-aware VNF or a neighbour)
- *   IPv4/UDP 4790 to our endpoint     -> VXLAN-GPE decap -> forwarder
+ *   IPv4/UDP 4790 to our endpoint     -> VXLAN-GPE decap -> forwarder (fragments: the stack
+ *                                        reassembles them for the agent, which re-injects them)
  *   IP on a VNF veth                  -> SFC proxy restores the held NSH -> forwarder
  *   IP on a classifying interface     -> classifier assigns NSH (SI 255) -> forwarder, which
  *                                        writes it at delivery (with any outer headers)
@@ -26,46 +30,40 @@ static __noinline const struct ac_iface *ac_iface_hi(__u32 ifindex)
 }
 
 /* Plain IPv4/IPv6 that is not VXLAN-GPE for us: proxy return or classification. */
-AC_INLINE int ac_ip_rx(struct xdp_md *ctx, const struct ac_config *cfg, __u16 eth_proto,
-		       const __u8 *rx_dmac)
+AC_INLINE int ac_ip_rx(struct xdp_md *ctx, const struct ac_config *cfg,
+		       const struct ac_iface *ifc, __u16 eth_proto, const __u8 *rx_dmac)
 {
-	__u32 ifindex = ctx->ingress_ifindex;
-	const struct ac_iface *ifc = ifindex < AC_IFACE_DIRECT ?
-					     bpf_map_lookup_elem(&ac_ifaces, &ifindex) :
-					     ac_iface_hi(ifindex);
-
-	if (!ifc)
-		return AC_PASS(ctx, AC_R_PASS_NOT_OURS);
 	if (ifc->flags & AC_IF_VNF) {
-		int r = ac_proxy_restore(ctx, eth_proto);
+		int held = 0;
+		enum ac_drop_reason r = ac_proxy_restore(ctx, eth_proto, &held);
 
-		if (r < 0)
-			return AC_PASS(ctx, AC_R_PASS_PROXY_MISS);
 		if (r)
-			return AC_DROP(ctx, r);
-		ac_note(ctx, AC_R_PROXY_RETURN);
-		return ac_nsh_rx(ctx, cfg, rx_dmac, 0, 0);
+			return ac_drop(ctx, r);
+		if (!held)
+			return ac_pass(ctx, AC_PASS_PROXY_MISS);
+		ac_note(ctx, AC_NOTE_PROXY_RETURN);
+		return ac_nsh_restored_rx(ctx, cfg, rx_dmac, 0);
 	}
 	if (!(ifc->flags & AC_IF_CLASSIFY))
-		return AC_PASS(ctx, AC_R_PASS_NOT_OURS);
+		return ac_pass(ctx, AC_PASS_NOT_OURS);
 
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ac_tuple t;
 
 	if (ac_parse_tuple(data, data_end, sizeof(struct ethhdr), eth_proto, &t))
-		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
+		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	const struct ac_policy *pol = ac_classify(cfg, &t);
 
 	if (!pol)
-		return AC_PASS(ctx, AC_R_PASS_NOT_OURS);
+		return ac_pass(ctx, AC_PASS_NOT_OURS);
 
 	struct ac_nsh_info ni = {};
 	int symmetric = (pol->flags & AC_POL_SYMMETRIC) || (cfg->flags & AC_CFG_SYMMETRIC_HASH);
 
 	ni.hash = ac_flow_hash(&t, symmetric, AC_HASH_SEED);
 	ac_nsh_classified(&ni, pol->spi, eth_proto, pol->flags & AC_POL_MD2);
-	ac_note(ctx, AC_R_CLASSIFIED);
+	ac_note(ctx, AC_NOTE_CLASSIFIED);
 	return ac_forward_body(ctx, cfg, &ni, rx_dmac);
 }
 
@@ -76,44 +74,58 @@ AC_INLINE int ac_main(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	__u32 zero = 0;
+	__u32 ifindex = ctx->ingress_ifindex;
 	__u8 rx_dmac[ETH_ALEN];
 
 	if ((void *)(eth + 1) > data_end)
-		return AC_PASS(ctx, AC_R_PASS_NOT_OURS);
+		return ac_pass(ctx, AC_PASS_NOT_OURS);
 	const struct ac_config *cfg = bpf_map_lookup_elem(&ac_config, &zero);
 
 	if (!cfg || !cfg->gpe_port)
-		return AC_PASS(ctx, AC_R_PASS_NO_CONFIG);
+		return ac_pass(ctx, AC_PASS_NO_CONFIG);
+	const struct ac_iface *ifc = ifindex < AC_IFACE_DIRECT ?
+					     bpf_map_lookup_elem(&ac_ifaces, &ifindex) :
+					     ac_iface_hi(ifindex);
+
+	if (!ifc || !(ifc->flags & AC_IF_ATTACHED))
+		return ac_pass(ctx, AC_PASS_NO_IFACE);
+	if (eth->h_dest[0] & 1)
+		return ac_pass(ctx, AC_PASS_MULTICAST);
+	if (!ac_mac_eq(eth->h_dest, ifc->mac))
+		return ac_pass(ctx, AC_PASS_OTHER_HOST);
 	ac_copy_mac(rx_dmac, eth->h_dest);
+	if (ifc->flags & AC_IF_SLOW_PATH)
+		ac_note(ctx, AC_NOTE_FROM_SLOW_PATH);
 
 	if (eth->h_proto == bpf_htons(AC_ETH_P_NSH))
-		return ac_nsh_rx(ctx, cfg, rx_dmac, 0, 1);
+		return ac_nsh_eth_rx(ctx, cfg, rx_dmac);
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
-		return ac_ip_rx(ctx, cfg, ETH_P_IPV6, rx_dmac);
+		return ac_ip_rx(ctx, cfg, ifc, ETH_P_IPV6, rx_dmac);
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return AC_PASS(ctx, AC_R_PASS_NOT_OURS);
+		return ac_pass(ctx, AC_PASS_NOT_OURS);
 
 	struct iphdr *ip = (void *)(eth + 1);
 
 	if ((void *)(ip + 1) > data_end)
-		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
-	if (ip->protocol == IPPROTO_UDP && ip->daddr == cfg->local_endpoint &&
-	    !(ip->frag_off & bpf_htons(AC_IP_MF | AC_IP_OFFSET))) {
+		return ac_drop(ctx, AC_DROP_TRUNCATED);
+	if (ip->protocol == IPPROTO_UDP && ip->daddr == cfg->local_endpoint) {
+		if (ip->frag_off & bpf_htons(AC_IP_MF | AC_IP_OFFSET))
+			return ac_pass(ctx, AC_PASS_GPE_FRAGMENT);
 		struct udphdr *udp = (void *)ip + ip->ihl * 4;
 
 		if (ip->ihl < 5 || (void *)(udp + 1) > data_end)
-			return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
+			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		if (udp->dest == bpf_htons(cfg->gpe_port)) {
 			__u32 vni = 0;
-			int r = ac_gpe_decap(ctx, ip, data_end, &vni);
+			enum ac_drop_reason r = ac_gpe_decap(ctx, ip, data_end, &vni);
 
 			if (r)
-				return AC_DROP(ctx, r);
-			ac_note(ctx, AC_R_GPE_DECAP);
-			return ac_nsh_rx(ctx, cfg, rx_dmac, vni, 0);
+				return ac_drop(ctx, r);
+			ac_note(ctx, AC_NOTE_GPE_DECAP);
+			return ac_nsh_restored_rx(ctx, cfg, rx_dmac, vni);
 		}
 	}
-	return ac_ip_rx(ctx, cfg, ETH_P_IP, rx_dmac);
+	return ac_ip_rx(ctx, cfg, ifc, ETH_P_IP, rx_dmac);
 }
 
 #endif

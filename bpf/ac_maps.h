@@ -82,6 +82,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ac_flow_cache SEC(".maps");
 
+/* The flows' shared placements (max_entries set by the loader like the flow cache's) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, AC_FLOW_CACHE_DEFAULT);
+	__type(key, struct ac_affinity_key);
+	__type(value, struct ac_affinity);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_affinity SEC(".maps");
+
 /* Per-CPU next-hop cache (remote instances): FIB results, short-lived. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -109,7 +118,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, AC_R_MAX);
+	__uint(max_entries, AC_STAT_SLOTS);
 	__type(key, __u32);
 	__type(value, struct ac_counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* NSH (RFC 8300): validate and read, push, pop. The packet layout these helpers work on is
  * always [Ethernet][NSH][inner]; VXLAN-GPE decap restores that layout before calling them. */
-#ifndef AC_NSH_OPS_H
-#define AC_NSH_OPS_H
+#ifndef AC_NSH_H
+#define AC_NSH_H
 
 #include "ac_common.h"
 #include "ac_parse.h"
@@ -11,7 +11,7 @@
 
 /* Walk MD type 2 TLVs (bounded), verifying none overruns the header, and pick up anychain's
  * flow hash TLV. nsh points at the base header; len is the validated NSH length. */
-AC_INLINE int ac_nsh_md2_walk(void *nsh, void *data_end, __u32 len, struct ac_nsh_info *ni)
+AC_INLINE enum ac_drop_reason ac_nsh_md2_walk(void *nsh, void *data_end, __u32 len, struct ac_nsh_info *ni)
 {
 	__u32 off = AC_NSH_BASE_LEN;
 
@@ -19,36 +19,38 @@ AC_INLINE int ac_nsh_md2_walk(void *nsh, void *data_end, __u32 len, struct ac_ns
 		if (off >= len)
 			break;
 		if (off > AC_NSH_MAX_LEN - sizeof(struct ac_nsh_tlv))
-			return AC_R_DROP_NSH_TLV;
+			return AC_DROP_NSH_TLV;
 		struct ac_nsh_tlv *tlv = nsh + off;
 
 		if ((void *)(tlv + 1) > data_end)
-			return AC_R_DROP_NSH_TRUNCATED;
+			return AC_DROP_NSH_TRUNCATED;
 		__u32 vlen = tlv->len & 0x7f;
 		__u32 next = off + sizeof(*tlv) + ((vlen + 3) & ~3u);
 
 		if (next > len)
-			return AC_R_DROP_NSH_TLV;
+			return AC_DROP_NSH_TLV;
 		/* RFC 8300 Type is all 8 bits (the "critical" top bit was dropped after the drafts) */
 		if (tlv->md_class == bpf_htons(AC_MD_CLASS) && tlv->type == AC_TLV_FLOW_HASH &&
 		    vlen == 4) {
 			__be32 *v = (void *)(tlv + 1);
 
 			if ((void *)(v + 1) > data_end)
-				return AC_R_DROP_NSH_TRUNCATED;
+				return AC_DROP_NSH_TRUNCATED;
 			ni->hash = bpf_ntohl(*v);
 			ni->has_hash = 1;
 		}
 		off = next;
 	}
 	if (off != len)
-		return AC_R_DROP_NSH_TLV;
-	return 0;
+		return AC_DROP_NSH_TLV;
+	return AC_DROP_NONE;
 }
 
-/* Validate the NSH after the Ethernet header, decrement its TTL in place and fill ni.
- * Returns 0, or the drop reason. */
-AC_INLINE int ac_nsh_read(struct xdp_md *ctx, struct ac_nsh_info *ni)
+/* Validate the NSH after the Ethernet header, decrement its TTL in place (RFC 8300 sec. 2.2:
+ * before the forwarding lookup; 0 decrements to 63, and what reaches 0 is not forwarded) and
+ * fill ni. cfg_flags: ac_config.flags (OAM handling). Returns 0, or the drop reason. */
+AC_INLINE enum ac_drop_reason ac_nsh_read(struct xdp_md *ctx, __u32 cfg_flags,
+					  struct ac_nsh_info *ni)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -56,31 +58,33 @@ AC_INLINE int ac_nsh_read(struct xdp_md *ctx, struct ac_nsh_info *ni)
 	struct ac_nsh_sp *sp = (void *)(nb + 1);
 
 	if ((void *)(sp + 1) > data_end)
-		return AC_R_DROP_NSH_TRUNCATED;
+		return AC_DROP_NSH_TRUNCATED;
 	__u16 w0 = bpf_ntohs(nb->ver_flags_ttl_len);
 
 	if (AC_NSH_W0_VER(w0) != AC_NSH_VERSION)
-		return AC_R_DROP_NSH_VERSION;
+		return AC_DROP_NSH_VERSION;
 	__u32 len = AC_NSH_W0_LEN(w0) * 4;
 	__u8 md = nb->md_type & 0x0f;
 
 	if (md == AC_NSH_MD_TYPE1) {
 		if (len != AC_NSH_MD1_LEN)
-			return AC_R_DROP_NSH_MD_TYPE;
+			return AC_DROP_NSH_MD_TYPE;
 	} else if (md == AC_NSH_MD_TYPE2) {
 		if (len < AC_NSH_BASE_LEN)
-			return AC_R_DROP_NSH_MD_TYPE;
+			return AC_DROP_NSH_MD_TYPE;
 	} else {
-		return AC_R_DROP_NSH_MD_TYPE;
+		return AC_DROP_NSH_MD_TYPE;
 	}
 	if ((void *)nb + len > data_end)
-		return AC_R_DROP_NSH_TRUNCATED;
+		return AC_DROP_NSH_TRUNCATED;
 	if (nb->next_proto < AC_NSH_NP_IPV4 || nb->next_proto > AC_NSH_NP_ETH)
-		return AC_R_DROP_NSH_NEXT_PROTO;
-	if (AC_NSH_W0_TTL(w0) <= 1)
-		return AC_R_DROP_TTL;
+		return AC_DROP_NSH_NEXT_PROTO;
+	if (AC_NSH_W0_TTL(w0) == 1)
+		return AC_DROP_TTL;
+	if (AC_NSH_W0_OAM(w0) && !(cfg_flags & AC_CFG_OAM_FORWARD))
+		return AC_DROP_OAM;
 	if ((sp->spi_si & bpf_htonl(0xff)) == 0)
-		return AC_R_DROP_SI_ZERO;
+		return AC_DROP_SI_ZERO;
 
 	ni->spsi = sp->spi_si;
 	ni->len = len;
@@ -93,17 +97,17 @@ AC_INLINE int ac_nsh_read(struct xdp_md *ctx, struct ac_nsh_info *ni)
 		struct ac_nsh_md1 *m1 = (void *)(sp + 1);
 
 		if ((void *)(m1 + 1) > data_end)
-			return AC_R_DROP_NSH_TRUNCATED;
+			return AC_DROP_NSH_TRUNCATED;
 		ni->hash = bpf_ntohl(m1->ctx[0]);
 		ni->has_hash = 1;
 	} else {
-		int r = ac_nsh_md2_walk(nb, data_end, len, ni);
+		enum ac_drop_reason r = ac_nsh_md2_walk(nb, data_end, len, ni);
 
 		if (r)
 			return r;
 	}
-	nb->ver_flags_ttl_len = bpf_htons(w0 - (1 << 6));
-	return 0;
+	nb->ver_flags_ttl_len = bpf_htons(AC_NSH_W0_DEC_TTL(w0));
+	return AC_DROP_NONE;
 }
 
 /* An MD2 packet from elsewhere without our hash TLV: hash its inner packet once here. */
@@ -136,14 +140,14 @@ AC_INLINE void ac_nsh_classified(struct ac_nsh_info *ni, __u32 spi, __u16 eth_pr
 
 /* Write the NSH that ni describes (from ac_nsh_classified) at 'at', in the packet or in a held
  * copy; end bounds the space. Returns 0 or the drop reason. */
-AC_INLINE int ac_nsh_build(void *at, void *end, const struct ac_nsh_info *ni, __u8 ttl)
+AC_INLINE enum ac_drop_reason ac_nsh_build(void *at, void *end, const struct ac_nsh_info *ni, __u8 ttl)
 {
 	struct ac_nsh_base *nb = at;
 	struct ac_nsh_sp *sp = (void *)(nb + 1);
 	__be32 *w = (void *)(sp + 1);
 
 	if ((void *)(w + 4) > end)
-		return AC_R_DROP_TRUNCATED;
+		return AC_DROP_TRUNCATED;
 	nb->ver_flags_ttl_len = bpf_htons(AC_NSH_W0(AC_NSH_VERSION, ttl, ni->len / 4));
 	nb->md_type = ni->md;
 	nb->next_proto = ni->np;
@@ -161,12 +165,12 @@ AC_INLINE int ac_nsh_build(void *at, void *end, const struct ac_nsh_info *ni, __
 		w[2] = 0;
 		w[3] = 0;
 	}
-	return 0;
+	return AC_DROP_NONE;
 }
 
 /* Remove the NSH: [eth][nsh][L3] -> [eth'][L3] with the given MACs and EtherType.
  * Returns 0 or the drop reason. */
-AC_INLINE int ac_nsh_pop(struct xdp_md *ctx, __u32 len, const __u8 *dmac, const __u8 *smac,
+AC_INLINE enum ac_drop_reason ac_nsh_pop(struct xdp_md *ctx, __u32 len, const __u8 *dmac, const __u8 *smac,
 			 __u16 eth_proto)
 {
 	struct ethhdr eth;
@@ -175,16 +179,16 @@ AC_INLINE int ac_nsh_pop(struct xdp_md *ctx, __u32 len, const __u8 *dmac, const 
 	ac_copy_mac(eth.h_source, smac);
 	eth.h_proto = bpf_htons(eth_proto);
 	if (len > AC_NSH_MAX_LEN)
-		return AC_R_DROP_NSH_TRUNCATED;
+		return AC_DROP_NSH_TRUNCATED;
 	if (bpf_xdp_adjust_head(ctx, (int)len))
-		return AC_R_DROP_NO_ROOM;
+		return AC_DROP_NO_ROOM;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 
 	if (data + sizeof(eth) > data_end)
-		return AC_R_DROP_NSH_TRUNCATED;
+		return AC_DROP_NSH_TRUNCATED;
 	__builtin_memcpy(data, &eth, sizeof(eth));
-	return 0;
+	return AC_DROP_NONE;
 }
 
 AC_INLINE __u16 ac_np_to_ethertype(__u8 np)

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* SFC proxy for NSH-unaware VNFs: hold the NSH while the VNF has the bare packet, restore it
  * (SI - 1) when the packet comes back on the VNF's veth. The key is the veth and a directional
- * hash of the inner 5-tuple, so the VNF must not rewrite the 5-tuple (NAT must be NSH-aware).
- * The proxy keeps the latest NSH of a flow: per-packet MD2 metadata does not cross it. */
+ * hash of the inner 5-tuple, so the VNF must not rewrite the 5-tuple (NAT must be NSH-aware);
+ * a fragment is keyed by its datagram (addresses, protocol, identification), so every fragment
+ * of it finds the NSH whether or not it carries the ports. The proxy keeps the latest NSH of a
+ * flow: per-packet MD2 metadata does not cross it. */
 #ifndef AC_PROXY_H
 #define AC_PROXY_H
 
 #include "ac_nsh.h"
 #include "ac_counters.h"
+#include "ac_slow.h"
 
 AC_INLINE int ac_proxy_key_of(struct xdp_md *ctx, __u32 off, __u16 eth_proto, __u32 ifindex,
 			      struct ac_proxy_key *key)
@@ -15,20 +18,31 @@ AC_INLINE int ac_proxy_key_of(struct xdp_md *ctx, __u32 off, __u16 eth_proto, __
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ac_tuple t;
+	__u64 frag_id = 0;
 
-	if (ac_parse_tuple(data, data_end, off, eth_proto, &t))
+	if (ac_parse_tuple_frag(data, data_end, off, eth_proto, &t, &frag_id))
 		return -1;
+	if (frag_id) {
+		t.sport = (__u16)frag_id;
+		t.dport = (__u16)(frag_id >> 16);
+	}
 	key->ifindex = ifindex;
-	key->hash = ac_flow_hash(&t, 0, AC_PROXY_HASH_SEED);
+	/* another seed for fragments: a datagram's key never equals a flow's */
+	key->hash = ac_flow_hash(&t, 0, frag_id ? AC_PROXY_FRAG_SEED : AC_PROXY_HASH_SEED);
 	return 0;
 }
+
+enum ac_nsh_copy {
+	AC_NSH_TO_HELD,    /* packet -> held copy (the proxy keeps it) */
+	AC_NSH_TO_PACKET,  /* held copy -> packet (the proxy restores it) */
+};
 
 /* Copy the NSH (len bytes, a multiple of 4, at most AC_PROXY_NSH_MAX) between the packet, right
  * after its Ethernet header, and a held copy, a word at a time. A bounded loop with a packet
  * check per word keeps every access provably in range on every kernel: a variable-length
  * bpf_xdp_load/store_bytes() is rejected by 6.1's verifier when the compiler spills the checked
- * length and reloads it for the call. */
-AC_INLINE int ac_nsh_hold(struct xdp_md *ctx, __u8 *held, __u32 len, int to_packet)
+ * length and reloads it for the call. Returns 0, or -1 if the packet is shorter than len. */
+AC_INLINE int ac_nsh_copy(struct xdp_md *ctx, __u8 *held, __u32 len, enum ac_nsh_copy dir)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -40,7 +54,7 @@ AC_INLINE int ac_nsh_hold(struct xdp_md *ctx, __u8 *held, __u32 len, int to_pack
 
 		if ((void *)(p + 1) > data_end)
 			return -1;
-		if (to_packet)
+		if (dir == AC_NSH_TO_PACKET)
 			__builtin_memcpy(p, held + i * 4, 4);
 		else
 			__builtin_memcpy(held + i * 4, p, 4);
@@ -50,8 +64,8 @@ AC_INLINE int ac_nsh_hold(struct xdp_md *ctx, __u8 *held, __u32 len, int to_pack
 
 /* Deliver to an NSH-unaware local instance. A classified packet (NSH pending) is already bare:
  * the proxy holds the NSH the classifier assigned and only the MACs change. */
-AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_nsh_info *ni,
-			       const struct ac_instance *inst, __u8 ttl)
+AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_config *cfg,
+			       const struct ac_nsh_info *ni, const struct ac_instance *inst)
 {
 	struct ac_proxy_key key;
 	__u32 zero = 0;
@@ -59,23 +73,22 @@ AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_nsh_info *ni,
 	__u16 proto;
 
 	if (ni->np == AC_NSH_NP_ETH)
-		return AC_DROP(ctx, AC_R_DROP_NSH_NEXT_PROTO); /* proxy serves IP payloads only */
+		return ac_drop(ctx, AC_DROP_NSH_NEXT_PROTO); /* proxy serves IP payloads only */
 	proto = ac_np_to_ethertype(ni->np);
 	if (ac_proxy_key_of(ctx, sizeof(struct ethhdr) + (ni->pending ? 0 : len), proto, inst->ifindex,
 			    &key))
-		return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
+		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	struct ac_proxy_entry *e = bpf_map_lookup_elem(&ac_scratch, &zero);
 
 	if (!e || len < AC_NSH_BASE_LEN || len > AC_PROXY_NSH_MAX)
-		return AC_DROP(ctx, AC_R_DROP_NSH_TRUNCATED);
+		return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
 	if (ni->pending) {
-		if (ac_nsh_build(e->nsh, e->nsh + sizeof(e->nsh), ni, ttl))
-			return AC_DROP(ctx, AC_R_DROP_NSH_TRUNCATED);
-	} else if (ac_nsh_hold(ctx, e->nsh, len, 0)) {
-		return AC_DROP(ctx, AC_R_DROP_NSH_TRUNCATED);
+		if (ac_nsh_build(e->nsh, e->nsh + sizeof(e->nsh), ni, ac_classified_ttl(cfg)))
+			return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
+	} else if (ac_nsh_copy(ctx, e->nsh, len, AC_NSH_TO_HELD)) {
+		return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
 	}
 	e->len = len;
-	e->stored_ns = bpf_ktime_get_coarse_ns();
 	bpf_map_update_elem(&ac_proxy, &key, e, BPF_ANY);
 
 	if (ni->pending) {
@@ -84,53 +97,58 @@ AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_nsh_info *ni,
 		struct ethhdr *eth = data;
 
 		if ((void *)(eth + 1) > data_end)
-			return AC_DROP(ctx, AC_R_DROP_TRUNCATED);
+			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		ac_copy_mac(eth->h_dest, inst->mac);
 		ac_copy_mac(eth->h_source, inst->if_mac);
 	} else {
-		int r = ac_nsh_pop(ctx, len, inst->mac, inst->if_mac, proto);
+		enum ac_drop_reason r = ac_nsh_pop(ctx, len, inst->mac, inst->if_mac, proto);
 
 		if (r)
-			return AC_DROP(ctx, r);
+			return ac_drop(ctx, r);
 	}
-	return ac_verdict(ctx, AC_R_FWD_LOCAL_PROXY, bpf_redirect(inst->ifindex, 0));
+	/* the veth carries the bare inner packet */
+	if (inst->mtu && ac_pkt_len(ctx) - sizeof(struct ethhdr) > inst->mtu)
+		return ac_slow_too_big(ctx, cfg->slow_ifindex, inst->ifindex, inst->mtu,
+				       sizeof(struct ethhdr));
+	return ac_redirect(ctx, AC_FWD_LOCAL_PROXY, inst->ifindex);
 }
 
-/* A bare IP packet back from the VNF on veth ifindex: put its NSH back with SI - 1.
- * Returns 0 (packet is now [eth][NSH][L3]), -1 if no NSH is held (not chain traffic),
- * or a drop reason. */
-AC_INLINE int ac_proxy_restore(struct xdp_md *ctx, __u16 eth_proto)
+/* A bare IP packet back from the VNF on veth ifindex: put its NSH back with SI - 1, making the
+ * packet [eth][NSH][L3]. *held is set when an NSH was held for it (else it is not chain traffic
+ * and nothing changed). Returns 0 or the drop reason. */
+AC_INLINE enum ac_drop_reason ac_proxy_restore(struct xdp_md *ctx, __u16 eth_proto, int *held)
 {
 	struct ac_proxy_key key;
 	struct ethhdr eth;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 
+	*held = 0;
 	if (ac_proxy_key_of(ctx, sizeof(struct ethhdr), eth_proto, ctx->ingress_ifindex, &key))
-		return AC_R_DROP_TRUNCATED;
+		return AC_DROP_TRUNCATED;
 	struct ac_proxy_entry *e = bpf_map_lookup_elem(&ac_proxy, &key);
 
 	if (!e)
-		return -1;
+		return AC_DROP_NONE;
 	__u32 len = e->len;
 
 	if (len < AC_NSH_BASE_LEN || len > AC_PROXY_NSH_MAX)
-		return -1;
+		return AC_DROP_NONE;
 	if (data + sizeof(eth) > data_end)
-		return AC_R_DROP_TRUNCATED;
+		return AC_DROP_TRUNCATED;
 	__builtin_memcpy(&eth, data, sizeof(eth));
 	eth.h_proto = bpf_htons(AC_ETH_P_NSH);
 	if (bpf_xdp_adjust_head(ctx, -(int)len))
-		return AC_R_DROP_NO_ROOM;
-	if (ac_nsh_hold(ctx, e->nsh, len, 1))
-		return AC_R_DROP_NO_ROOM;
+		return AC_DROP_NO_ROOM;
+	if (ac_nsh_copy(ctx, e->nsh, len, AC_NSH_TO_PACKET))
+		return AC_DROP_NO_ROOM;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	struct ac_nsh_base *nb = data + sizeof(eth);
 	struct ac_nsh_sp *sp = (void *)(nb + 1);
 
 	if ((void *)(sp + 1) > data_end)
-		return AC_R_DROP_TRUNCATED;
+		return AC_DROP_TRUNCATED;
 	__builtin_memcpy(data, &eth, sizeof(eth));
 	nb->next_proto = eth_proto == ETH_P_IP ? AC_NSH_NP_IPV4 : AC_NSH_NP_IPV6;
 	/* the proxy acts for the VNF: SI - 1 (SI 0 is then dropped by the forwarder) */
@@ -138,7 +156,8 @@ AC_INLINE int ac_proxy_restore(struct xdp_md *ctx, __u16 eth_proto)
 
 	if (spsi & 0xff)
 		sp->spi_si = bpf_htonl(spsi - 1);
-	return 0;
+	*held = 1;
+	return AC_DROP_NONE;
 }
 
 #endif

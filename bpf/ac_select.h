@@ -100,12 +100,96 @@ AC_INLINE int ac_flow_path(const struct ac_config *cfg, const struct ac_nsh_info
 	return 0;
 }
 
+/* The instance of a placement word if it still serves service_id with the same generation */
+AC_INLINE const struct ac_instance *ac_affinity_valid(__u64 pick, __u32 service_id, __u32 *id)
+{
+	const struct ac_instance *inst = ac_instance(AC_AFFINITY_ID(pick));
+
+	if (!inst || inst->generation != AC_AFFINITY_GEN(pick) || inst->service_id != service_id)
+		return NULL;
+	*id = AC_AFFINITY_ID(pick);
+	return inst;
+}
+
+/* The service's WCMP bucket for hash */
+AC_INLINE const struct ac_instance *ac_wcmp_pick(__u32 service_id, __u32 hash, __u32 *id)
+{
+	void *table = bpf_map_lookup_elem(&ac_wcmp, &service_id);
+
+	if (!table)
+		return NULL;
+	__u32 bucket = hash % AC_WCMP_BUCKETS;
+	__u32 *slot = bpf_map_lookup_elem(table, &bucket);
+
+	if (!slot || !*slot)
+		return NULL;
+	*id = *slot;
+	return ac_instance(*id);
+}
+
+/* The flow's placement shared by every CPU (ac_affinity), made by WCMP when there is none or
+ * its instance is gone. Kept out of line: it runs on per-CPU misses only. */
+static __noinline const struct ac_instance *ac_place(struct xdp_md *ctx, __u32 service_id,
+						     __u32 spsi, __u32 hash, __u32 *id)
+{
+	struct ac_affinity_key key = {.spi_si = spsi, .hash = hash};
+	struct ac_affinity *a = bpf_map_lookup_elem(&ac_affinity, &key);
+	const struct ac_instance *inst;
+	__u64 seen = 0;
+
+	if (a) {
+		seen = *(volatile __u64 *)&a->pick;
+		inst = ac_affinity_valid(seen, service_id, id);
+		if (inst) {
+			ac_note(ctx, AC_NOTE_AFFINITY_HIT);
+			return inst;
+		}
+	}
+	inst = ac_wcmp_pick(service_id, hash, id);
+	if (!inst)
+		return NULL;
+	__u64 mine = AC_AFFINITY(*id, inst->generation);
+
+	if (a) {
+		/* replace the dead placement unless another CPU already did */
+		__u64 prev = __sync_val_compare_and_swap(&a->pick, seen, mine);
+
+		if (prev != seen) {
+			const struct ac_instance *won = ac_affinity_valid(prev, service_id, id);
+
+			if (won) {
+				ac_note(ctx, AC_NOTE_AFFINITY_LOST_RACE);
+				return won;
+			}
+			*id = AC_AFFINITY_ID(mine);
+		}
+	} else {
+		struct ac_affinity v = {.pick = mine};
+
+		if (bpf_map_update_elem(&ac_affinity, &key, &v, BPF_NOEXIST)) {
+			/* another CPU inserted it between our lookup and insert: its choice wins */
+			a = bpf_map_lookup_elem(&ac_affinity, &key);
+			const struct ac_instance *won =
+				a ? ac_affinity_valid(*(volatile __u64 *)&a->pick, service_id, id) : NULL;
+
+			if (won) {
+				ac_note(ctx, AC_NOTE_AFFINITY_LOST_RACE);
+				return won;
+			}
+			*id = AC_AFFINITY_ID(mine);
+		}
+	}
+	ac_note(ctx, AC_NOTE_AFFINITY_NEW);
+	return inst;
+}
+
 /* Instance for the flow of way f (may be NULL) on service_id: the cached choice while its
- * instance lives with the same generation and the way has not idled past the timeout, else
- * the service's WCMP bucket, remembered in f. Counts cache_hit, cache_miss or cache_stale. */
+ * instance lives with the same generation and the way has not idled past the timeout, else the
+ * flow's shared placement (ac_place), remembered in f. Counts cache_hit, cache_miss or
+ * cache_stale. */
 AC_INLINE const struct ac_instance *ac_select(struct xdp_md *ctx, const struct ac_config *cfg,
-					      __u32 service_id, __u32 hash, struct ac_flow *f,
-					      int cached, __u64 now, __u32 *id)
+					      __u32 service_id, __u32 spsi, __u32 hash,
+					      struct ac_flow *f, int cached, __u64 now, __u32 *id)
 {
 	const struct ac_instance *inst;
 
@@ -117,34 +201,22 @@ AC_INLINE const struct ac_instance *ac_select(struct xdp_md *ctx, const struct a
 		    (!timeout || now - f->last_seen < timeout)) {
 			f->last_seen = now;
 			*id = f->instance_id;
-			ac_note(ctx, AC_R_CACHE_HIT);
+			ac_note(ctx, AC_NOTE_CACHE_HIT);
 			return inst;
 		}
-		ac_note(ctx, AC_R_CACHE_STALE);
+		ac_note(ctx, AC_NOTE_CACHE_STALE);
 	} else {
-		ac_note(ctx, AC_R_CACHE_MISS);
+		ac_note(ctx, AC_NOTE_CACHE_MISS);
 	}
 
-	void *table = bpf_map_lookup_elem(&ac_wcmp, &service_id);
-
-	if (!table)
-		return NULL;
-	__u32 bucket = hash % AC_WCMP_BUCKETS;
-	__u32 *slot = bpf_map_lookup_elem(table, &bucket);
-
-	if (!slot || !*slot)
-		return NULL;
-	__u32 pick = *slot;
-
-	inst = ac_instance(pick);
+	inst = ac_place(ctx, service_id, spsi, hash, id);
 	if (!inst)
 		return NULL;
 	if (f) {
-		f->instance_id = pick;
+		f->instance_id = *id;
 		f->generation = inst->generation;
 		f->last_seen = now;
 	}
-	*id = pick;
 	return inst;
 }
 

@@ -471,8 +471,10 @@ json stats_json(const Sample& s, const Sample* prev) {
     return dt > 0 && now >= before ? std::round(static_cast<double>(now - before) / dt * 10) / 10 : 0.0;
   };
   json reasons = json::array();
-  for (uint32_t r = 0; r < s.reasons.size(); ++r) {
-    json e{{"reason", dp::reason_name(r)}, {"id", r}, {"packets", s.reasons[r].packets}, {"bytes", s.reasons[r].bytes}};
+  for (const auto& sr : dp::stat_reasons()) {
+    uint32_t r = sr.slot;
+    json e{{"reason", sr.name}, {"kind", dp::kind_name(sr.kind)}, {"id", r}, {"packets", s.reasons[r].packets},
+           {"bytes", s.reasons[r].bytes}};
     if (prev) {
       e["pps"] = rate(s.reasons[r].packets, prev->reasons[r].packets);
       e["bps"] = rate(s.reasons[r].bytes * 8, prev->reasons[r].bytes * 8);

@@ -31,18 +31,6 @@ constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
 static_assert(AC_MAX_SERVICES <= 65536 && AC_MAX_PATHS <= 65536);
 constexpr const char* kProgName = "anychain_xdp";
 
-const char* const kReasonNames[AC_R_MAX] = {
-    "pass_not_ours",      "pass_no_config",      "classified",         "gpe_decap",
-    "proxy_return",       "cache_hit",           "cache_miss",         "cache_stale",
-    "fwd_local_nsh",      "fwd_local_proxy",     "fwd_remote",         "fwd_last_hop",
-    "pass_no_neigh",      "pass_last_hop",       "pass_proxy_miss",    "drop_truncated",
-    "drop_nsh_truncated", "drop_nsh_version",    "drop_nsh_md_type",   "drop_nsh_tlv",
-    "drop_nsh_next_proto", "drop_ttl",           "drop_si_zero",       "drop_no_path",
-    "drop_no_instance",   "drop_gpe_next_proto", "drop_gpe_flags",     "drop_no_room",
-    "drop_fib",
-};
-static_assert(sizeof(kReasonNames) / sizeof(kReasonNames[0]) == AC_R_MAX);
-
 uint32_t spsi_key(uint32_t spi, uint8_t si) { return htonl(AC_SPI_SI(spi, si)); }
 
 int num_cpus() {
@@ -75,8 +63,6 @@ Result<XdpMode> parse_xdp_mode(std::string_view s) {
   if (s == "auto") return XdpMode::Auto;
   return fail(format("unknown XDP mode '{}' (use native, generic or auto)", s), EINVAL);
 }
-
-const char* reason_name(uint32_t r) { return r < AC_R_MAX ? kReasonNames[r] : "unknown"; }
 
 uint64_t tick_ns() {
   static const uint64_t tick = [] {
@@ -196,6 +182,7 @@ Result<Dataplane> Dataplane::open(const Options& opts) {
   std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel(raw, [](::anychain_bpf* s) { anychain_bpf__destroy(s); });
   bpf_map__set_max_entries(skel->maps.ac_flow_cache, opts.flow_cache_entries / AC_FLOW_WAYS);
   bpf_map__set_max_entries(skel->maps.ac_proxy, opts.proxy_entries);
+  bpf_map__set_max_entries(skel->maps.ac_affinity, opts.flow_cache_entries);
   if (int err = anychain_bpf__load(skel.get()); err != 0)
     return fail_errno(format("load the anychain BPF object (maps pinned under {} may be from an "
                                   "incompatible build or size: detach and remove them with 'anychain flush')",
@@ -257,9 +244,7 @@ Result<void> Dataplane::set_config(const Config& c) {
   ac_config v{};
   v.local_endpoint = c.local_endpoint.s_addr;
   v.flags = c.symmetric_hash ? AC_CFG_SYMMETRIC_HASH : 0;
-  v.flow_timeout_ns = c.flow_timeout_ns;
   uint32_t zero = 0;
-  v.nexthop_ttl_ns = c.nexthop_ttl_ns;
   v.flow_timeout_jiffies = ns_to_jiffies(c.flow_timeout_ns);
   v.nexthop_ttl_jiffies = ns_to_jiffies(c.nexthop_ttl_ns);
   // keep what the policy writer, the loader and the path writer own
@@ -270,6 +255,8 @@ Result<void> Dataplane::set_config(const Config& c) {
   v.path_epoch = old.path_epoch;
   v.gpe_port = c.gpe_port;
   v.default_ttl = c.default_ttl;
+  if (c.oam_forward) v.flags |= AC_CFG_OAM_FORWARD;
+  v.slow_ifindex = c.slow_ifindex;
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ac_config), &zero, &v, BPF_ANY) != 0) return fail_errno("write config");
   return {};
 }
@@ -281,10 +268,12 @@ Result<Config> Dataplane::config() const {
   Config c;
   c.local_endpoint.s_addr = v.local_endpoint;
   c.symmetric_hash = v.flags & AC_CFG_SYMMETRIC_HASH;
-  c.flow_timeout_ns = v.flow_timeout_ns;
-  c.nexthop_ttl_ns = v.nexthop_ttl_ns;
+  c.flow_timeout_ns = v.flow_timeout_jiffies * tick_ns();
+  c.nexthop_ttl_ns = v.nexthop_ttl_jiffies * tick_ns();
   c.gpe_port = v.gpe_port;
   c.default_ttl = v.default_ttl;
+  c.oam_forward = v.flags & AC_CFG_OAM_FORWARD;
+  c.slow_ifindex = v.slow_ifindex;
   return c;
 }
 
@@ -292,10 +281,10 @@ Result<Config> Dataplane::config() const {
 // others an entry in the ac_ifaces_hi hash.
 Result<void> Dataplane::set_interface(uint32_t ifindex, uint32_t flags, uint32_t instance_id, const Mac& mac) {
   if (ifindex == 0) return fail("interface index 0 is not an interface", EINVAL);
-  if ((flags & (AC_IF_CLASSIFY | AC_IF_VNF)) == 0)
-    return fail(format("interface {}: no role (classify or VNF) given", ifindex), EINVAL);
+  if (flags & ~(AC_IF_CLASSIFY | AC_IF_VNF | AC_IF_SLOW_PATH | AC_IF_ATTACHED))
+    return fail(format("interface {}: unknown role flags {}", ifindex, flags), EINVAL);
   ac_iface v{};
-  v.flags = flags;
+  v.flags = flags | AC_IF_ATTACHED;
   v.instance_id = instance_id;
   std::copy(mac.begin(), mac.end(), v.mac);
   const bool direct = ifindex < AC_IFACE_DIRECT;
@@ -396,6 +385,7 @@ Result<uint32_t> Dataplane::set_instance(const Instance& in) {
   v.vni = in.local ? 0 : (in.vni ? in.vni : in.id);
   if (in.service_id >= AC_MAX_SERVICES) return fail(format("service id {} out of range", in.service_id), EINVAL);
   v.service_id = static_cast<uint16_t>(in.service_id);
+  v.mtu = in.local ? in.mtu : 0;
   v.generation = old.generation;
   bool same = (old.flags & AC_INST_LIVE) && old.ifindex == v.ifindex && old.endpoint == v.endpoint &&
               old.flags == v.flags && old.vni == v.vni && old.service_id == v.service_id && std::equal(v.mac, v.mac + 6, old.mac) &&
@@ -487,13 +477,7 @@ Result<std::vector<uint32_t>> Dataplane::live_instances() const {
 }
 
 Result<std::vector<ac_counter>> Dataplane::stats() const {
-  std::vector<ac_counter> out(AC_R_MAX);
-  for (uint32_t r = 0; r < AC_R_MAX; ++r) {
-    auto c = read_percpu_counter(bpf_map__fd(skel_->maps.ac_stats), r, "stats");
-    if (!c) return std::unexpected(c.error());
-    out[r] = *c;
-  }
-  return out;
+  return read_stats(bpf_map__fd(skel_->maps.ac_stats));
 }
 
 Result<ac_counter> Dataplane::path_stats(uint32_t spi, uint8_t si) const {
@@ -518,6 +502,16 @@ Result<ac_counter> read_percpu_counter(int fd, uint32_t key, const char* what) {
     sum.bytes += c.bytes;
   }
   return sum;
+}
+
+Result<std::vector<ac_counter>> read_stats(int fd) {
+  std::vector<ac_counter> out(AC_STAT_SLOTS);
+  for (const auto& r : stat_reasons()) {
+    auto c = read_percpu_counter(fd, r.slot, "ac_stats");
+    if (!c) return std::unexpected(c.error());
+    out[r.slot] = *c;
+  }
+  return out;
 }
 
 Result<uint64_t> current_jiffies() {
@@ -573,6 +567,13 @@ Result<void> Dataplane::flush_flows() {
   const uint32_t n = flow_sets();
   for (uint32_t idx = 0; idx < n; ++idx)
     if (bpf_map_update_elem(fd, &idx, empty.data(), BPF_ANY) != 0) return fail_errno("flush flow cache");
+  // and the shared placements, so that flows are placed again by the tables in force
+  int afd = bpf_map__fd(skel_->maps.ac_affinity);
+  ac_affinity_key key{}, next{};
+  while (bpf_map_get_next_key(afd, nullptr, &next) == 0) {
+    key = next;
+    if (bpf_map_delete_elem(afd, &key) != 0 && errno != ENOENT) return fail_errno("flush flow placements");
+  }
   return {};
 }
 
@@ -646,6 +647,7 @@ Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
       XdpMode cur = from_libxdp(xdp_multiprog__attach_mode(mp->get()));
       if (mode != XdpMode::Auto && cur != mode)
         return fail(format("anychain is already attached to {} in {} mode; detach it first", ifname, to_string(cur)), EEXIST);
+      if (auto r = describe_attached(ifname, *idx); !r) return std::unexpected(r.error());
       return Attachment{ifname, *idx, cur, xdp_program__id(p), !xdp_multiprog__is_legacy(mp->get())};
     }
   }
@@ -659,6 +661,7 @@ Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
   std::unique_ptr<bpf_object, void (*)(bpf_object*)> obj_guard(obj, bpf_object__close);
   bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_flow_cache"), opts_.flow_cache_entries / AC_FLOW_WAYS);
   bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_proxy"), opts_.proxy_entries);
+  bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_affinity"), opts_.flow_cache_entries);
   DECLARE_LIBXDP_OPTS(xdp_program_opts, xo, .obj = obj, .prog_name = kProgName);
   xdp_program* prog = xdp_program__create(&xo);
   if (long err = libxdp_get_error(prog); err) return fail_errno("create the XDP program", static_cast<int>(err));
@@ -672,12 +675,26 @@ Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
                               "without a dispatcher)", ifname), -err);
     return fail_errno(format("attach XDP to {} in {} mode", ifname, to_string(mode)), err);
   }
+  if (auto r = describe_attached(ifname, *idx); !r) return std::unexpected(r.error());
   Attachment a{ifname, *idx, mode, xdp_program__id(prog)};
   if (auto mp = multiprog_of(*idx); mp && *mp) {
     a.mode = from_libxdp(xdp_multiprog__attach_mode(mp->get()));
     a.dispatcher = !xdp_multiprog__is_legacy(mp->get());
   }
   return a;
+}
+
+// The program acts on an interface's frames only once ac_ifaces has its MAC: write it, keeping
+// the roles the interface already has.
+Result<void> Dataplane::describe_attached(const std::string& ifname, int ifindex) {
+  auto mac = interface_mac(ifname);
+  if (!mac) return std::unexpected(mac.error());
+  const auto idx = static_cast<uint32_t>(ifindex);
+  const bool direct = idx < AC_IFACE_DIRECT;
+  ac_iface cur{};
+  int fd = bpf_map__fd(direct ? skel_->maps.ac_ifaces : skel_->maps.ac_ifaces_hi);
+  uint32_t roles = bpf_map_lookup_elem(fd, &idx, &cur) == 0 ? cur.flags & ~AC_IF_ATTACHED : 0;
+  return set_interface(idx, roles, roles ? cur.instance_id : 0, *mac);
 }
 
 Result<void> Dataplane::detach(const std::string& ifname) {

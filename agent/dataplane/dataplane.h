@@ -16,6 +16,7 @@
 #include "anychain/maps.h"
 #include "anychain/nsh.h"
 #include "common/error.h"
+#include "dataplane/reasons.h"
 #include "dataplane/wcmp_table.h"
 
 struct anychain_bpf;  // the libbpf skeleton (build/bpf/anychain.skel.h)
@@ -44,6 +45,8 @@ struct Config {
   uint64_t nexthop_ttl_ns = AC_NEXTHOP_TTL_DEFAULT;
   uint16_t gpe_port = AC_VXLAN_GPE_PORT;
   uint8_t default_ttl = AC_NSH_DEFAULT_TTL;
+  bool oam_forward = false;       // forward NSH with the O bit set (default: drop, counted)
+  uint32_t slow_ifindex = 0;      // fast-path end of the agent's slow path (0: none)
 };
 
 struct Prefix {
@@ -75,6 +78,7 @@ struct Instance {
   in_addr endpoint{};             // remote: NSH endpoint of its node
   uint32_t vni = 0;               // remote: VNI naming it to its node (0: its id)
   uint32_t service_id = 0;        // the service it serves
+  uint16_t mtu = 0;               // local: the veth's MTU (0: not checked)
 };
 
 struct FlowEntry {
@@ -120,6 +124,9 @@ class Dataplane {
   Result<void> set_config(const Config& c);
   Result<Config> config() const;
 
+  // Describe an interface of this node: its MAC (the program acts only on frames for it) and
+  // its roles (AC_IF_CLASSIFY, AC_IF_VNF, AC_IF_SLOW_PATH; 0 = none). attach() writes the entry
+  // of the interfaces it attaches to, keeping their roles.
   Result<void> set_interface(uint32_t ifindex, uint32_t flags, uint32_t instance_id, const Mac& mac);
   Result<void> del_interface(uint32_t ifindex);
 
@@ -146,7 +153,7 @@ class Dataplane {
 
   Result<std::vector<PathEntry>> paths() const;
   Result<std::vector<uint32_t>> live_instances() const;      // ids of live instance entries
-  Result<std::vector<ac_counter>> stats() const;              // indexed by ac_reason
+  Result<std::vector<ac_counter>> stats() const;  // AC_STAT_SLOTS, by slot (dataplane/reasons.h)
   Result<ac_counter> path_stats(uint32_t spi, uint8_t si) const;
   Result<ac_counter> instance_stats(uint32_t id) const;
   // Flow cache ways that hold an instance choice (ways holding only a last hop's path data are
@@ -172,6 +179,7 @@ class Dataplane {
  private:
   Dataplane(std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel, Options opts);
   Result<void> load_path_slots();
+  Result<void> describe_attached(const std::string& ifname, int ifindex);
   Result<void> init_config();
   Result<void> bump_path_epoch();
 
@@ -180,8 +188,7 @@ class Dataplane {
   std::vector<bool> path_slot_used_;
 };
 
-const char* reason_name(uint32_t r);
-Result<Mac> interface_mac(const std::string& ifname);  // of an interface of this netns  // ac_reason -> "drop_ttl", ...
+Result<Mac> interface_mac(const std::string& ifname);  // of an interface of this netns
 
 // The kernel's tick length (the resolution of CLOCK_MONOTONIC_COARSE and of jiffies), and a
 // duration in ns as jiffies, rounded up (0 stays 0).
@@ -189,6 +196,8 @@ uint64_t tick_ns();
 uint64_t ns_to_jiffies(uint64_t ns);
 // The kernel's jiffies now (from /proc/timer_list; root only).
 Result<uint64_t> current_jiffies();
+// Every named ac_stats slot summed over CPUs (AC_STAT_SLOTS entries; unnamed slots are 0).
+Result<std::vector<ac_counter>> read_stats(int fd);
 // Sum of a per-CPU ac_counter (fd: a per-CPU array of ac_counter).
 Result<ac_counter> read_percpu_counter(int fd, uint32_t key, const char* what);
 // Decode the flow cache (fd: ac_flow_cache, nsets of AC_FLOW_WAYS ways per CPU): one entry per

@@ -61,13 +61,7 @@ Result<PinnedMaps> PinnedMaps::open(const std::string& pin_root) {
 }
 
 Result<std::vector<ac_counter>> PinnedMaps::stats() const {
-  std::vector<ac_counter> out(AC_R_MAX);
-  for (uint32_t r = 0; r < AC_R_MAX; ++r) {
-    auto c = read_percpu_counter(stats_.get(), r, "ac_stats");
-    if (!c) return std::unexpected(c.error());
-    out[r] = *c;
-  }
-  return out;
+  return read_stats(stats_.get());
 }
 
 Result<std::vector<PathCounter>> PinnedMaps::path_stats() const {

@@ -28,7 +28,7 @@ class PinnedMaps {
  public:
   static Result<PinnedMaps> open(const std::string& pin_root = AC_PIN_ROOT);
 
-  Result<std::vector<ac_counter>> stats() const;         // indexed by ac_reason
+  Result<std::vector<ac_counter>> stats() const;         // by slot (dataplane/reasons.h)
   Result<std::vector<PathCounter>> path_stats() const;   // every (SPI, SI) path, sorted
   // Flow cache entries (decoded like Dataplane::flows), optionally of one SPI only.
   Result<std::vector<FlowEntry>> flows(size_t limit = SIZE_MAX, std::optional<uint32_t> spi = std::nullopt) const;

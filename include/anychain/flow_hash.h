@@ -17,6 +17,7 @@
 
 #define AC_HASH_SEED 0x9e3779b9u
 #define AC_PROXY_HASH_SEED 0x85ebca6bu
+#define AC_PROXY_FRAG_SEED 0xc2b2ae35u
 
 struct ac_tuple {
 	__u32 src[4];            /* as on the wire; IPv4 in [0], rest 0 */

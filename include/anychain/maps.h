@@ -33,11 +33,11 @@
 
 /* ac_config: the single entry of the config array */
 #define AC_CFG_SYMMETRIC_HASH (1u << 0) /* default for policies without their own flag */
+#define AC_CFG_OAM_FORWARD (1u << 1)    /* forward NSH packets with the O bit set (RFC 8300 sec. 2.2:
+					 * an SFF without OAM support SHOULD discard them: the default) */
 struct ac_config {
 	__be32 local_endpoint;  /* this node's NSH endpoint (VXLAN-GPE outer source) */
 	__u32 flags;
-	__u64 flow_timeout_ns;  /* idle timeout of flow cache entries, 0 = never; measured on the
-				 * coarse monotonic clock, so its resolution is one scheduler tick */
 	__u32 policies;         /* live rule set: AC_POLICY_BANK() and AC_POLICY_COUNT() */
 	__u16 gpe_port;         /* UDP port of VXLAN-GPE, host order (4790) */
 	__u8 default_ttl;       /* NSH TTL pushed by the classifier */
@@ -45,18 +45,24 @@ struct ac_config {
 	__u32 flow_set_mask;    /* flow cache sets - 1 (a power of two - 1); written by the loader */
 	__u32 path_epoch;       /* bumped on every ac_paths change: cached path data of another
 				 * epoch is re-read from ac_paths */
-	__u64 nexthop_ttl_ns;   /* lifetime of a cached FIB result for a remote instance,
-				 * 0 = a FIB lookup per packet */
-	/* What the program uses: the two above in jiffies (bpf_jiffies64(), inlined by the
-	 * verifier: no helper call), rounded up; the library converts with the tick length
-	 * (clock_getres(CLOCK_MONOTONIC_COARSE)). Resolution: one tick. */
-	__u64 flow_timeout_jiffies;
-	__u64 nexthop_ttl_jiffies;
+	/* Times in jiffies (bpf_jiffies64(), which the verifier inlines: no helper call), so their
+	 * resolution is one scheduler tick; the library converts from ns, rounding up. */
+	__u64 flow_timeout_jiffies; /* idle timeout of flow cache entries, 0 = never */
+	__u64 nexthop_ttl_jiffies;  /* lifetime of a cached FIB result for a remote instance,
+				     * 0 = a FIB lookup per packet */
+	__u32 slow_ifindex;     /* the agent's slow path (docs/slow-path.md): packets too big for
+				 * their next hop go there; 0 = none, they are dropped */
+	__u32 pad2;
 };
 
-/* ac_ifaces: ifindex -> role of that interface */
+/* ac_ifaces: ifindex -> what the fast path knows of that interface. The program acts only on
+ * frames addressed to the interface's own unicast MAC; an interface without AC_IF_ATTACHED is
+ * unknown and its frames go to the stack untouched. */
 #define AC_IF_CLASSIFY (1u << 0)  /* plain IP arriving here is classified */
 #define AC_IF_VNF (1u << 1)       /* host side of a local VNF's veth */
+#define AC_IF_ATTACHED (1u << 2)  /* the entry is valid: mac is this interface's */
+#define AC_IF_SLOW_PATH (1u << 3) /* the fast-path end of the agent's slow path: what arrives here
+				   * was re-injected by the agent */
 struct ac_iface {
 	__u32 flags;
 	__u32 instance_id;       /* AC_IF_VNF: the instance behind this veth */
@@ -109,6 +115,9 @@ struct ac_instance {
 	__u32 vni;               /* remote: VXLAN-GPE VNI, 24 bits: names the instance to its node */
 	__u8 if_mac[6];          /* local: MAC of the host-side veth (source of frames to it) */
 	__u16 service_id;        /* the service it serves */
+	__u16 mtu;               /* local: the veth's MTU (L3 bytes a frame may carry after its
+				  * Ethernet header); 0 = not known, not checked */
+	__u16 pad2;
 };
 
 /* ac_flow_cache: per-CPU array of sets, AC_FLOW_WAYS ways each. (SPI, SI, flow hash) selects a
@@ -130,6 +139,22 @@ struct ac_flow {
 struct ac_flow_set {
 	struct ac_flow way[AC_FLOW_WAYS];
 };
+
+/* ac_affinity: the one placement of a flow at an (SPI, SI) that every CPU uses, in an LRU hash
+ * shared by the CPUs and consulted on a per-CPU cache miss. The first CPU to place a flow wins
+ * (an insert that must not exist); a placement whose instance died or changed is replaced by
+ * the first CPU that notices, with a compare-and-swap on the whole word, so two CPUs never keep
+ * two placements. Sized like the per-CPU flow cache (entries, not ways per CPU). */
+struct ac_affinity_key {
+	__u32 spi_si;            /* network order */
+	__u32 hash;
+};
+struct ac_affinity {
+	__u64 pick;              /* AC_AFFINITY(instance id, its generation) */
+};
+#define AC_AFFINITY(id, gen) (((__u64)(gen) << 32) | (__u32)(id))
+#define AC_AFFINITY_ID(p) ((__u32)(p))
+#define AC_AFFINITY_GEN(p) ((__u32)((p) >> 32))
 
 /* Set of (SPI/SI word as on the wire, flow hash) in a cache of mask + 1 sets (BPF and C++).
  * The SI is the word's top byte on a little-endian load: the fold brings it down to the low
@@ -175,47 +200,92 @@ struct ac_proxy_entry {
 	__u8 nsh[AC_PROXY_NSH_MAX];
 	__u16 len;               /* bytes of nsh[] in use, multiple of 4, >= 8 */
 	__u16 pad;
-	__u32 pad2;
-	__u64 stored_ns;         /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC_COARSE) */
 };
 
-/* ac_stats: per-CPU counters by reason */
-enum ac_reason {
-	/* packets that are not ours, handed to the stack untouched */
-	AC_R_PASS_NOT_OURS = 0,  /* not NSH, not VXLAN-GPE to us, not from a VNF, no policy */
-	AC_R_PASS_NO_CONFIG,     /* the agent has not written the config yet */
-	/* chain work done */
-	AC_R_CLASSIFIED,         /* policy matched, NSH pushed (then forwarded) */
-	AC_R_GPE_DECAP,          /* VXLAN-GPE from another node, outer headers removed */
-	AC_R_PROXY_RETURN,       /* back from an NSH-unaware VNF, NSH restored with SI - 1 */
-	AC_R_CACHE_HIT,
-	AC_R_CACHE_MISS,
-	AC_R_CACHE_STALE,        /* cached instance withdrawn or changed: WCMP chose again */
-	/* final verdicts of chain packets */
-	AC_R_FWD_LOCAL_NSH,      /* to a local NSH-aware VNF, NSH over Ethernet */
-	AC_R_FWD_LOCAL_PROXY,    /* to a local NSH-unaware VNF, NSH held by the proxy */
-	AC_R_FWD_REMOTE,         /* VXLAN-GPE to another node */
-	AC_R_FWD_LAST_HOP,       /* NSH popped, inner packet routed by FIB */
-	AC_R_PASS_NO_NEIGH,      /* FIB knows the route but no neighbour: the stack resolves it */
-	AC_R_PASS_LAST_HOP,      /* last hop, inner packet handed to the stack to route */
-	AC_R_PASS_PROXY_MISS,    /* IP from a VNF veth with no held NSH (not chain traffic) */
-	/* drops: every one is counted */
-	AC_R_DROP_TRUNCATED,     /* outer Ethernet/IP/UDP/VXLAN-GPE shorter than its header */
-	AC_R_DROP_NSH_TRUNCATED, /* NSH length beyond the packet */
-	AC_R_DROP_NSH_VERSION,
-	AC_R_DROP_NSH_MD_TYPE,   /* unknown MD type, or length inconsistent with it */
-	AC_R_DROP_NSH_TLV,       /* MD2 TLV overruns the NSH header */
-	AC_R_DROP_NSH_NEXT_PROTO,/* next protocol unknown, or not servable on this path */
-	AC_R_DROP_TTL,           /* NSH TTL expired */
-	AC_R_DROP_SI_ZERO,
-	AC_R_DROP_NO_PATH,       /* (SPI, SI) unknown */
-	AC_R_DROP_NO_INSTANCE,   /* service without table, empty bucket or dead instance */
-	AC_R_DROP_GPE_NEXT_PROTO,/* VXLAN-GPE whose next protocol is not NSH */
-	AC_R_DROP_GPE_FLAGS,     /* VXLAN-GPE with P bit clear or an unknown version */
-	AC_R_DROP_NO_ROOM,       /* bpf_xdp_adjust_head failed */
-	AC_R_DROP_FIB,           /* no route to the next node's NSH endpoint */
-	AC_R_MAX
+/* ac_stats: per-CPU counters, one slot per reason. Every packet the program sees ends under
+ * exactly one verdict reason (passed to the stack or sent on) or one drop reason; notes count
+ * work done on the way and are not outcomes (a packet can have several, or none). The three
+ * kinds are separate enums, so the compiler refuses one where another is expected
+ * (-Wenum-conversion), and each has a fixed range of slots, so a reason added later moves no
+ * other slot and the pinned map keeps its size. */
+#define AC_STAT_VERDICT_BASE 0
+#define AC_STAT_DROP_BASE 32
+#define AC_STAT_NOTE_BASE 96
+#define AC_STAT_SLOTS 128
+
+enum ac_verdict_reason {
+	/* XDP_PASS: not ours, handed to the stack untouched */
+	AC_PASS_NOT_OURS = AC_STAT_VERDICT_BASE, /* not NSH, not VXLAN-GPE to us, not from a VNF,
+						   * no policy */
+	AC_PASS_NO_CONFIG,       /* the agent has not written the config yet */
+	/* XDP_REDIRECT: chain packets sent on */
+	AC_FWD_LOCAL_NSH,        /* to a local NSH-aware VNF, NSH over Ethernet */
+	AC_FWD_LOCAL_PROXY,      /* to a local NSH-unaware VNF, NSH held by the proxy */
+	AC_FWD_REMOTE,           /* VXLAN-GPE to another node */
+	AC_FWD_LAST_HOP,         /* NSH popped, inner packet routed by FIB */
+	/* XDP_PASS: chain packets the stack finishes */
+	AC_PASS_NO_NEIGH,        /* FIB knows the route but no neighbour: the stack resolves it */
+	AC_PASS_LAST_HOP,        /* last hop, inner packet handed to the stack to route */
+	AC_PASS_PROXY_MISS,      /* IP from a VNF veth with no held NSH (not chain traffic) */
+	AC_PASS_NO_IFACE,        /* an interface the agent has not described (AC_IF_ATTACHED) */
+	AC_PASS_OTHER_HOST,      /* a frame for another unicast MAC (promiscuous NIC, bridge port) */
+	AC_PASS_MULTICAST,       /* a frame for a group MAC (broadcast, multicast): never chained */
+	AC_PASS_GPE_FRAGMENT,    /* an IPv4 fragment of UDP to our endpoint: the stack reassembles
+				  * it for the agent's VXLAN-GPE socket, which re-injects it */
+	AC_FWD_SLOW_PATH,        /* too big for its next hop: to the agent, which fragments it
+				  * (IPv4 without DF) or answers ICMP (docs/slow-path.md) */
+	AC_VERDICT_END
 };
+
+enum ac_drop_reason {
+	AC_DROP_NONE = 0,        /* not a reason: what a step that can fail returns when it did not */
+	AC_DROP_TRUNCATED = AC_STAT_DROP_BASE, /* outer Ethernet/IP/UDP/VXLAN-GPE shorter than
+						 * its header */
+	AC_DROP_NSH_TRUNCATED,   /* NSH length beyond the packet */
+	AC_DROP_NSH_VERSION,
+	AC_DROP_NSH_MD_TYPE,     /* unknown MD type, or length inconsistent with it */
+	AC_DROP_NSH_TLV,         /* MD2 TLV overruns the NSH header */
+	AC_DROP_NSH_NEXT_PROTO,  /* next protocol unknown, or not servable on this path */
+	AC_DROP_TTL,             /* NSH TTL expired */
+	AC_DROP_SI_ZERO,
+	AC_DROP_NO_PATH,         /* (SPI, SI) unknown */
+	AC_DROP_NO_INSTANCE,     /* service without table, empty bucket or dead instance */
+	AC_DROP_GPE_NEXT_PROTO,  /* VXLAN-GPE whose next protocol is not NSH */
+	AC_DROP_GPE_FLAGS,       /* VXLAN-GPE with P bit clear or an unknown version */
+	AC_DROP_NO_ROOM,         /* bpf_xdp_adjust_head failed */
+	AC_DROP_FIB,             /* no route to the next node's NSH endpoint */
+	AC_DROP_TOO_BIG,         /* too big for its next hop and no slow path to fragment it or
+				  * answer ICMP (agent not running) */
+	AC_DROP_OAM,             /* NSH O bit set and OAM forwarding not enabled */
+	AC_DROP_INSTANCE_GONE,   /* VXLAN-GPE naming a local instance that is no longer live: the
+				  * sending node owns the choice and places the flow again; this node
+				  * never re-places it (a moved flow moves once) */
+	AC_DROP_END
+};
+
+enum ac_note {
+	AC_NOTE_CLASSIFIED = AC_STAT_NOTE_BASE, /* policy matched, NSH assigned (then forwarded) */
+	AC_NOTE_GPE_DECAP,       /* VXLAN-GPE from another node, outer headers removed */
+	AC_NOTE_PROXY_RETURN,    /* back from an NSH-unaware VNF, NSH restored with SI - 1 */
+	AC_NOTE_CACHE_HIT,
+	AC_NOTE_CACHE_MISS,
+	AC_NOTE_CACHE_STALE,     /* cached instance withdrawn or changed: WCMP chose again */
+	AC_NOTE_FROM_SLOW_PATH,  /* re-injected by the agent (reassembled VXLAN-GPE) */
+	AC_NOTE_AFFINITY_HIT,    /* a per-CPU miss answered by the flow's shared placement */
+	AC_NOTE_AFFINITY_NEW,    /* a flow placed by WCMP (first packet, or its instance died) */
+	AC_NOTE_AFFINITY_LOST_RACE, /* another CPU placed the flow first: its choice was taken */
+	AC_NOTE_END
+};
+
+#ifdef __cplusplus
+#define AC_STATIC_ASSERT static_assert
+#else
+#define AC_STATIC_ASSERT _Static_assert
+#endif
+AC_STATIC_ASSERT(AC_VERDICT_END <= AC_STAT_DROP_BASE, "verdict reasons overflow their range");
+AC_STATIC_ASSERT(AC_DROP_END <= AC_STAT_NOTE_BASE, "drop reasons overflow their range");
+AC_STATIC_ASSERT(AC_NOTE_END <= AC_STAT_SLOTS, "notes overflow their range");
+
 struct ac_counter {
 	__u64 packets;
 	__u64 bytes;

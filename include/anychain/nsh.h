@@ -72,6 +72,8 @@ struct ac_nsh_tlv {
 #define AC_NSH_W0_OAM(w) (((w) >> 13) & 0x1)
 #define AC_NSH_W0_TTL(w) (((w) >> 6) & 0x3f)
 #define AC_NSH_W0_LEN(w) ((w) & 0x3f)
+/* w with its TTL decremented by one, modulo 64 (RFC 8300 sec. 2.2: 0 becomes 63) */
+#define AC_NSH_W0_DEC_TTL(w) ((__u16)(((w) & ~(0x3f << 6)) | ((((w) >> 6) - 1) & 0x3f) << 6))
 #define AC_SPI_SI(spi, si) ((((__u32)(spi)) << 8) | ((__u32)(si) & 0xff))
 
 /* VXLAN-GPE header, 8 bytes:

@@ -10,6 +10,7 @@
 #include "anychain/flow_hash.h"
 #include "anychain/maps.h"
 #include "anychain/nsh.h"
+#include "anychain/slowpath.h"
 
 namespace {
 
@@ -29,10 +30,10 @@ struct Layout {
 std::vector<Layout> layouts() {
   return {
       {"ac_config", sizeof(ac_config),
-       {F(ac_config, local_endpoint), F(ac_config, flags), F(ac_config, flow_timeout_ns), F(ac_config, policies),
-        F(ac_config, gpe_port), F(ac_config, default_ttl), F(ac_config, pad), F(ac_config, flow_set_mask),
-        F(ac_config, path_epoch), F(ac_config, nexthop_ttl_ns), F(ac_config, flow_timeout_jiffies),
-        F(ac_config, nexthop_ttl_jiffies)}},
+       {F(ac_config, local_endpoint), F(ac_config, flags), F(ac_config, policies), F(ac_config, gpe_port),
+        F(ac_config, default_ttl), F(ac_config, pad), F(ac_config, flow_set_mask), F(ac_config, path_epoch),
+        F(ac_config, flow_timeout_jiffies), F(ac_config, nexthop_ttl_jiffies), F(ac_config, slow_ifindex),
+        F(ac_config, pad2)}},
       {"ac_iface", sizeof(ac_iface), {F(ac_iface, flags), F(ac_iface, instance_id), F(ac_iface, mac), F(ac_iface, pad)}},
       {"ac_policy", sizeof(ac_policy),
        {F(ac_policy, src), F(ac_policy, dst), F(ac_policy, src_mask), F(ac_policy, dst_mask), F(ac_policy, family), F(ac_policy, pad),
@@ -43,7 +44,9 @@ std::vector<Layout> layouts() {
       {"ac_instance", sizeof(ac_instance),
        {F(ac_instance, ifindex), F(ac_instance, endpoint), F(ac_instance, mac), F(ac_instance, flags),
         F(ac_instance, pad), F(ac_instance, generation), F(ac_instance, vni), F(ac_instance, if_mac),
-        F(ac_instance, service_id)}},
+        F(ac_instance, service_id), F(ac_instance, mtu), F(ac_instance, pad2)}},
+      {"ac_affinity_key", sizeof(ac_affinity_key), {F(ac_affinity_key, spi_si), F(ac_affinity_key, hash)}},
+      {"ac_affinity", sizeof(ac_affinity), {F(ac_affinity, pick)}},
       {"ac_flow", sizeof(ac_flow),
        {F(ac_flow, last_seen), F(ac_flow, spi_si), F(ac_flow, hash), F(ac_flow, instance_id),
         F(ac_flow, generation), F(ac_flow, path_epoch), F(ac_flow, service_id), F(ac_flow, path_slot)}},
@@ -54,8 +57,7 @@ std::vector<Layout> layouts() {
         F(ac_nexthop, pad), F(ac_nexthop, pad2)}},
       {"ac_proxy_key", sizeof(ac_proxy_key), {F(ac_proxy_key, ifindex), F(ac_proxy_key, hash)}},
       {"ac_proxy_entry", sizeof(ac_proxy_entry),
-       {F(ac_proxy_entry, nsh), F(ac_proxy_entry, len), F(ac_proxy_entry, pad), F(ac_proxy_entry, pad2),
-        F(ac_proxy_entry, stored_ns)}},
+       {F(ac_proxy_entry, nsh), F(ac_proxy_entry, len), F(ac_proxy_entry, pad)}},
       {"ac_counter", sizeof(ac_counter), {F(ac_counter, packets), F(ac_counter, bytes)}},
       {"ac_tuple", sizeof(ac_tuple),
        {F(ac_tuple, src), F(ac_tuple, dst), F(ac_tuple, sport), F(ac_tuple, dport), F(ac_tuple, proto),
@@ -68,6 +70,9 @@ std::vector<Layout> layouts() {
        {F(ac_nsh_tlv, md_class), F(ac_nsh_tlv, type), F(ac_nsh_tlv, len)}},
       {"ac_vxlan_gpe", sizeof(ac_vxlan_gpe),
        {F(ac_vxlan_gpe, flags), F(ac_vxlan_gpe, reserved), F(ac_vxlan_gpe, next_proto), F(ac_vxlan_gpe, vni_res)}},
+      {"ac_slow_hdr", sizeof(ac_slow_hdr),
+       {F(ac_slow_hdr, version), F(ac_slow_hdr, reason), F(ac_slow_hdr, mtu), F(ac_slow_hdr, to_ifindex),
+        F(ac_slow_hdr, inner_off), F(ac_slow_hdr, pad)}},
   };
 }
 

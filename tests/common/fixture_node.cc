@@ -39,8 +39,11 @@ void program_fixture_node(dp::Dataplane& p) {
   dp::Config cfg;  // defaults: 60 s flow timeout, 1 s next-hop cache TTL, NSH TTL 63
   inet_pton(AF_INET, kLocalEndpoint, &cfg.local_endpoint);
   ok(p.set_config(cfg), "config");
+  // every interface the program runs on, as attach() describes them: their MACs, and roles
   ok(p.set_interface(ifindex("src0"), AC_IF_CLASSIFY, 0, kSrc0), "iface src0");
   ok(p.set_interface(ifindex("vnf1"), AC_IF_VNF, kInstProxy, kVnf1Host), "iface vnf1");
+  ok(p.set_interface(ifindex("vnf0"), 0, 0, kVnf0Host), "iface vnf0");
+  ok(p.set_interface(ifindex("core0"), 0, 0, kCore0), "iface core0");
   dp::Instance local{.id = kInstLocal, .local = true, .nsh_aware = true, .ifindex = ifindex("vnf0"),
                      .mac = kVnf0Peer, .if_mac = kVnf0Host};
   ok(p.set_instance(local), "instance local");

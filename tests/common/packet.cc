@@ -237,8 +237,8 @@ Bytes gpe_outer(const std::string& src, const std::string& dst, uint16_t sport, 
   put8(h, 0x45);
   put8(h, 0);
   put16(h, tot);
-  put16(h, 0);
-  put16(h, 0);
+  put16(h, 0);       // ID 0 ...
+  put16(h, 0x4000);  // ... and DF: an atomic datagram (RFC 6864), as the fast path sends it
   put8(h, 64);
   put8(h, IPPROTO_UDP);
   put16(h, 0);

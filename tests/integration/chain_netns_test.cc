@@ -304,13 +304,13 @@ void check_chain(const std::string& dst, const std::string& tag, const std::stri
 
 TEST_F(ChainNetns, Ipv4FlowsCrossTheChainWithTheRightNshAtEachHop) {
   check_chain("172.16.2.2", "v4", "v4", nodes_);
-  EXPECT_GT(counter("A", AC_R_CLASSIFIED), 0u);
-  EXPECT_GT(counter("B", AC_R_GPE_DECAP), 0u);
-  EXPECT_GT(counter("B", AC_R_FWD_LOCAL_NSH), 0u);
-  EXPECT_GT(counter("C", AC_R_FWD_LOCAL_PROXY), 0u);
-  EXPECT_GT(counter("C", AC_R_PROXY_RETURN), 0u);
+  EXPECT_GT(counter("A", AC_NOTE_CLASSIFIED), 0u);
+  EXPECT_GT(counter("B", AC_NOTE_GPE_DECAP), 0u);
+  EXPECT_GT(counter("B", AC_FWD_LOCAL_NSH), 0u);
+  EXPECT_GT(counter("C", AC_FWD_LOCAL_PROXY), 0u);
+  EXPECT_GT(counter("C", AC_NOTE_PROXY_RETURN), 0u);
   for (auto n : {"A", "B", "C"})
-    for (uint32_t r = AC_R_DROP_TRUNCATED; r < AC_R_MAX; ++r)
+    for (uint32_t r = AC_STAT_DROP_BASE; r < AC_DROP_END; ++r)
       EXPECT_EQ(counter(n, r), 0u) << n << " " << dp::reason_name(r);
 }
 

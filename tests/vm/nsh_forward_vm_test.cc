@@ -499,8 +499,8 @@ uint64_t delta(const std::vector<ac_counter>& before, const std::vector<ac_count
 
 uint64_t pass_delta(const std::vector<ac_counter>& before, const std::vector<ac_counter>& after) {
   uint64_t n = 0;
-  for (uint32_t r : {AC_R_PASS_NOT_OURS, AC_R_PASS_NO_CONFIG, AC_R_PASS_NO_NEIGH, AC_R_PASS_LAST_HOP,
-                     AC_R_PASS_PROXY_MISS})
+  for (uint32_t r : {AC_PASS_NOT_OURS, AC_PASS_NO_CONFIG, AC_PASS_NO_NEIGH, AC_PASS_LAST_HOP,
+                     AC_PASS_PROXY_MISS})
     n += delta(before, after, r);
   return n;
 }
@@ -568,19 +568,19 @@ TEST_F(VirtioNsh, ForwardsNshOutOfAnotherNicThroughTheFib) {
   }
 
   auto after = stats();
-  EXPECT_EQ(delta(before, after, AC_R_CLASSIFIED), 2u * kN);
-  EXPECT_EQ(delta(before, after, AC_R_GPE_DECAP), 1u * kN);
-  EXPECT_EQ(delta(before, after, AC_R_FWD_REMOTE), 4u * kN);
-  EXPECT_EQ(delta(before, after, AC_R_FWD_LAST_HOP), 1u * kN);
-  for (uint32_t r = AC_R_DROP_TRUNCATED; r < AC_R_MAX; ++r)
+  EXPECT_EQ(delta(before, after, AC_NOTE_CLASSIFIED), 2u * kN);
+  EXPECT_EQ(delta(before, after, AC_NOTE_GPE_DECAP), 1u * kN);
+  EXPECT_EQ(delta(before, after, AC_FWD_REMOTE), 4u * kN);
+  EXPECT_EQ(delta(before, after, AC_FWD_LAST_HOP), 1u * kN);
+  for (uint32_t r = AC_STAT_DROP_BASE; r < AC_DROP_END; ++r)
     EXPECT_EQ(delta(before, after, r), 0u) << dp::reason_name(r);
   auto p100b = dp_->path_stats(100, 255);
   auto instb = dp_->instance_stats(kInstance);
   ASSERT_TRUE(p100b && instb);
   EXPECT_EQ(p100b->packets - p100->packets, 2u * kN) << "path 100:255";
   EXPECT_EQ(instb->packets - inst->packets, 4u * kN) << "instance " << kInstance;
-  for (uint32_t r = 0; r < AC_R_MAX; ++r)
-    if (auto n = delta(before, after, r)) std::cout << "  " << dp::reason_name(r) << " +" << n << "\n";
+  for (const auto& sr : dp::stat_reasons())
+    if (auto n = delta(before, after, sr.slot)) std::cout << "  " << sr.name << " +" << n << "\n";
 
   // virtio-net's own XDP counters: the driver ran the program and redirected (driver mode;
   // generic XDP would leave them at 0), and OUT transmitted the frames from its XDP queues.
@@ -630,9 +630,9 @@ TEST_F(VirtioNsh, SharesTheNicWithAnotherXdpProgram) {
     Tally t = tally(xs, got);
     EXPECT_EQ(t.matched, static_cast<size_t>(kN)) << describe(t);
     EXPECT_TRUE(t.missing.empty() && t.unexpected.empty()) << describe(t);
-    EXPECT_EQ(delta(before, after, AC_R_CLASSIFIED), 1u * kN);
-    EXPECT_EQ(delta(before, after, AC_R_FWD_REMOTE), 1u * kN);
-    EXPECT_EQ(delta(before, after, AC_R_PASS_NOT_OURS), 1u * kN);
+    EXPECT_EQ(delta(before, after, AC_NOTE_CLASSIFIED), 1u * kN);
+    EXPECT_EQ(delta(before, after, AC_FWD_REMOTE), 1u * kN);
+    EXPECT_EQ(delta(before, after, AC_PASS_NOT_OURS), 1u * kN);
     // xdp_count ran on exactly the packets anychain passed: not on the ones it redirected
     std::cout << "xdp_count +" << c1 - c0 << ", anychain passed +" << pass_delta(before, after) << "\n";
     EXPECT_EQ(c1 - c0, pass_delta(before, after));
@@ -670,7 +670,7 @@ TEST_F(VirtioNsh, SharesTheNicWithAnotherXdpProgram) {
     auto after = stats();
     Tally t = tally(xs, got);
     EXPECT_TRUE(t.unexpected.empty()) << describe(t);
-    EXPECT_EQ(delta(before, after, AC_R_CLASSIFIED), 0u);
+    EXPECT_EQ(delta(before, after, AC_NOTE_CLASSIFIED), 0u);
     EXPECT_GE(c1 - c0, static_cast<uint64_t>(kN)) << "xdp_count must now see every frame";
   }
 
@@ -691,7 +691,7 @@ TEST_F(VirtioNsh, SharesTheNicWithAnotherXdpProgram) {
     auto after = stats();
     Tally t = tally(xs, got);
     EXPECT_EQ(t.matched, static_cast<size_t>(kN)) << describe(t);
-    EXPECT_EQ(delta(before, after, AC_R_FWD_REMOTE), 1u * kN);
+    EXPECT_EQ(delta(before, after, AC_FWD_REMOTE), 1u * kN);
   }
 }
 
