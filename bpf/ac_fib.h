@@ -15,6 +15,18 @@ AC_INLINE void ac_ipv4_dec_ttl(struct iphdr *ip)
 	ip->ttl--;
 }
 
+/* Zeroed FIB lookup parameters (per-CPU scratch; the lookup is inlined by the verifier), or
+ * NULL, which cannot happen for an array's key 0 but must be handled. */
+AC_INLINE struct bpf_fib_lookup *ac_fib_params(void)
+{
+	__u32 zero = 0;
+	struct bpf_fib_lookup *p = bpf_map_lookup_elem(&ac_fib_scratch, &zero);
+
+	if (p)
+		__builtin_memset(p, 0, sizeof(*p));
+	return p;
+}
+
 /* FIB lookup for the frame whose Ethernet header is at ctx->data. On success the header gets
  * the next hop's MACs, p->ifindex is the egress interface and nh (if not NULL) gets the result;
  * otherwise the frame is addressed to this host (rx_dmac), so that the stack can take it.

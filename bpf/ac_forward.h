@@ -37,9 +37,12 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_nsh_info *ni, cons
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 
-	struct bpf_fib_lookup p = {};
+	struct bpf_fib_lookup *p = ac_fib_params();
 
-	p.ifindex = ctx->ingress_ifindex;
+	if (!p)
+		return ac_drop(ctx, AC_DROP_NO_ROOM);
+
+	p->ifindex = ctx->ingress_ifindex;
 	if (proto == ETH_P_IP) {
 		struct iphdr *ip = data + sizeof(struct ethhdr);
 
@@ -47,13 +50,13 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_nsh_info *ni, cons
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		if (ip->ttl <= 1)
 			return ac_pass(ctx, AC_PASS_LAST_HOP); /* the stack sends time exceeded */
-		p.family = AF_INET;
-		p.tos = ip->tos;
-		p.l4_protocol = ip->protocol;
-		p.tot_len = bpf_ntohs(ip->tot_len);
-		p.ipv4_src = ip->saddr;
-		p.ipv4_dst = ip->daddr;
-		rc = ac_fib_resolve(ctx, &p, rx_dmac, NULL);
+		p->family = AF_INET;
+		p->tos = ip->tos;
+		p->l4_protocol = ip->protocol;
+		p->tot_len = bpf_ntohs(ip->tot_len);
+		p->ipv4_src = ip->saddr;
+		p->ipv4_dst = ip->daddr;
+		rc = ac_fib_resolve(ctx, p, rx_dmac, NULL);
 		if (rc < 0)
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
@@ -62,7 +65,7 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_nsh_info *ni, cons
 		if ((void *)(ip + 1) > (void *)(long)ctx->data_end)
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		ac_ipv4_dec_ttl(ip);
-		return ac_redirect(ctx, AC_FWD_LAST_HOP, p.ifindex);
+		return ac_redirect(ctx, AC_FWD_LAST_HOP, p->ifindex);
 	}
 	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
 
@@ -70,12 +73,12 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_nsh_info *ni, cons
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	if (ip6->hop_limit <= 1)
 		return ac_pass(ctx, AC_PASS_LAST_HOP);
-	p.family = AF_INET6;
-	p.l4_protocol = ip6->nexthdr;
-	p.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
-	__builtin_memcpy(p.ipv6_src, &ip6->saddr, 16);
-	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, 16);
-	rc = ac_fib_resolve(ctx, &p, rx_dmac, NULL);
+	p->family = AF_INET6;
+	p->l4_protocol = ip6->nexthdr;
+	p->tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	__builtin_memcpy(p->ipv6_src, &ip6->saddr, 16);
+	__builtin_memcpy(p->ipv6_dst, &ip6->daddr, 16);
+	rc = ac_fib_resolve(ctx, p, rx_dmac, NULL);
 	if (rc < 0)
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
@@ -84,7 +87,7 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_nsh_info *ni, cons
 	if ((void *)(ip6 + 1) > (void *)(long)ctx->data_end)
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	ip6->hop_limit--;
-	return ac_redirect(ctx, AC_FWD_LAST_HOP, p.ifindex);
+	return ac_redirect(ctx, AC_FWD_LAST_HOP, p->ifindex);
 }
 
 /* Forward a packet laid out [eth][NSH][inner] whose NSH is described by ni. */

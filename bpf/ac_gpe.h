@@ -108,16 +108,19 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 		return ac_redirect(ctx, AC_FWD_REMOTE, nh->ifindex);
 	}
 
-	struct bpf_fib_lookup p = {};
+	struct bpf_fib_lookup *p = ac_fib_params();
+
+	if (!p)
+		return ac_drop(ctx, AC_DROP_NO_ROOM);
 
 	/* the new Ethernet header's source, should the FIB hand the packet to the stack */
 	ac_copy_mac(eth->h_source, rx_dmac);
-	p.family = AF_INET;
-	p.l4_protocol = IPPROTO_UDP;
-	p.tot_len = ip_len;
-	p.ipv4_src = saddr;
-	p.ipv4_dst = ip->daddr;
-	p.ifindex = in_ifindex;
+	p->family = AF_INET;
+	p->l4_protocol = IPPROTO_UDP;
+	p->tot_len = ip_len;
+	p->ipv4_src = saddr;
+	p->ipv4_dst = ip->daddr;
+	p->ifindex = in_ifindex;
 	if (nh) {
 		nh->expires = 0; /* valid again only after a successful lookup */
 		nh->instance_id = id;
@@ -125,25 +128,25 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 		nh->in_ifindex = in_ifindex;
 		nh->saddr = saddr;
 	}
-	long rc = ac_fib_resolve(ctx, &p, rx_dmac, nh);
+	long rc = ac_fib_resolve(ctx, p, rx_dmac, nh);
 
 	if (rc < 0)
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return ac_pass(ctx, AC_PASS_NO_NEIGH);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
-		/* the FIB's MTU for the route (p.mtu_result) minus the outer headers and the NSH */
+		/* the FIB's MTU for the route (p->mtu_result) minus the outer headers and the NSH */
 		__u32 room = AC_GPE_OUTER_LEN + (ni->len & 0xff);
 
 		return ac_slow_too_big(ctx, cfg->slow_ifindex, 0,
-				       p.mtu_result > room ? p.mtu_result - room : 0,
+				       p->mtu_result > room ? p->mtu_result - room : 0,
 				       sizeof(struct ethhdr) + room);
 	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return ac_drop(ctx, AC_DROP_FIB);
 	if (nh)
 		nh->expires = now + nh_ttl;
-	return ac_redirect(ctx, AC_FWD_REMOTE, p.ifindex);
+	return ac_redirect(ctx, AC_FWD_REMOTE, p->ifindex);
 }
 
 #endif

@@ -108,6 +108,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ac_proxy SEC(".maps");
 
+/* FIB lookup parameters, off the stack: the forwarder is a subprogram that calls others, and
+ * the verifier bounds the stack of a whole call chain (512 bytes) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bpf_fib_lookup);
+} ac_fib_scratch SEC(".maps");
+
 /* scratch space for a proxy entry (too large for the stack next to everything else) */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
