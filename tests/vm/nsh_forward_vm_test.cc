@@ -412,7 +412,7 @@ class VirtioNsh : public ::testing::Test {
     uint32_t h = flow_hash(kPrevIp, "203.0.113.10", l);
     Exchange x{"classify-v4", eth(mac_in_, mac_prev_, ETH_P_IP), {}};
     append(x.in, ip);
-    Bytes inner = nsh(nsh_of(100, 255, AC_NSH_DEFAULT_TTL, AC_NSH_NP_IPV4, h));
+    Bytes inner = nsh(nsh_of(100, 255, AC_NSH_DEFAULT_TTL - 1, AC_NSH_NP_IPV4, h));  // this node's SFF decrements
     append(inner, ip);
     x.want = gpe_out(inner, h);
     return x;
@@ -426,7 +426,7 @@ class VirtioNsh : public ::testing::Test {
     uint32_t h = flow_hash(src, dst, l);
     Exchange x{"classify-v6", eth(mac_in_, mac_prev_, ETH_P_IPV6), {}};
     append(x.in, ip);
-    Bytes inner = nsh(nsh_of(100, 255, AC_NSH_DEFAULT_TTL, AC_NSH_NP_IPV6, h));
+    Bytes inner = nsh(nsh_of(100, 255, AC_NSH_DEFAULT_TTL - 1, AC_NSH_NP_IPV6, h));
     append(inner, ip);
     x.want = gpe_out(inner, h);
     return x;
