@@ -1,0 +1,193 @@
+"""The command line of scripts/lab: one function per command, the parser, main()."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import frr, netns, status
+from .names import STATE_ROOT, LabError, check_prefix, log, ns_name
+from .topology import load_topology
+from .up import up
+
+
+def cmd_up(args) -> int:
+    print(up(args.topology, check_prefix(args.prefix), args.timeout, args.agent_cmd))
+    return 0
+
+
+def cmd_down(args) -> int:
+    prefix = check_prefix(args.prefix)
+    if os.geteuid() != 0:
+        raise LabError("must run as root")
+    found = netns.teardown(prefix)
+    print(f"lab {prefix!r} down" if found else f"lab {prefix!r} was not up")
+    return 0
+
+
+def cmd_status(args) -> int:
+    prefix = check_prefix(args.prefix)
+    st = status.gather_status(prefix)
+    if args.json:
+        print(json.dumps(st, indent=1))
+        return 0 if st["status"] != "absent" or st["namespaces"] else 3
+    if st["status"] == "absent" and not st["namespaces"]:
+        print(f"lab {prefix!r}: not up (no state in {st['statedir']}, no namespaces)")
+        return 3
+    print(status.format_status(st))
+    return 0
+
+
+def cmd_wait(args) -> int:
+    prefix = check_prefix(args.prefix)
+    status.wait_converged(prefix, netns.load_lab(prefix), args.timeout)
+    print(f"lab {prefix!r} converged")
+    return 0
+
+
+def cmd_check(args) -> int:
+    topo = load_topology(args.topology)
+    if args.json:
+        print(json.dumps(topo, indent=1))
+    else:
+        print(f"{args.topology}: ok: {len(topo['routers'])} routers, {len(topo['links'])} "
+              f"links, {len(topo['vnfs'])} VNF instances, {len(topo['hosts'])} sources/sinks")
+    return 0
+
+
+def resolve_ns_target(prefix: str, topo: dict, target: str) -> tuple[str, str | None]:
+    """target: a router, a vnf or a source/sink name -> (namespace, router or None)."""
+    if target in topo["routers"]:
+        return ns_name(prefix, target), target
+    for v in topo["vnfs"]:
+        if v["name"] == target:
+            return ns_name(prefix, v["router"], v["name"]), None
+    for h in topo["hosts"]:
+        if h["name"] == target:
+            return ns_name(prefix, h["name"]), None
+    raise LabError(f"unknown router, vnf, source or sink {target!r} in lab {prefix!r}")
+
+
+def cmd_exec(args) -> int:
+    prefix = check_prefix(args.prefix)
+    topo = netns.load_lab(prefix)
+    ns, router = resolve_ns_target(prefix, topo, args.target)
+    argv = args.command
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        argv = [os.environ.get("SHELL", "/bin/sh")]
+    if router is not None:
+        full = netns.exec_prelude(prefix, router) + argv
+    else:
+        full = ["ip", "netns", "exec", ns, *argv]
+    os.execvp(full[0], full)
+
+
+def cmd_vtysh(args) -> int:
+    prefix = check_prefix(args.prefix)
+    topo = netns.load_lab(prefix)
+    if args.router not in topo["routers"]:
+        raise LabError(f"unknown router {args.router!r} (routers: {', '.join(topo['routers'])})")
+    argv = frr.vtysh_argv(prefix, args.router)
+    for c in args.c or []:
+        argv += ["-c", c]
+    os.execv(argv[0], argv)
+
+
+EPILOG = """\
+examples:
+  scripts/lab check scripts/topologies/paper-fig3.toml      validate, print the summary
+  scripts/lab up scripts/topologies/paper-fig3.toml --prefix fig3
+  scripts/lab status --prefix fig3                          namespaces, FRR, neighbours, routes
+  scripts/lab vtysh --prefix fig3 A -c 'show ip ospf database'
+  scripts/lab exec --prefix fig3 src -- ping -c1 10.255.0.2  run in a namespace
+  scripts/lab down --prefix fig3                            remove everything the lab created
+
+namespaces: acl-<prefix>-<router>, acl-<prefix>-<router>-<vnf>, acl-<prefix>-<source|sink>
+state:      /run/anychain-lab/<prefix>/ (state.json journal, lab.json resolved topology,
+            <router>/ with FRR configs, pid files, vty sockets, logs, bpffs)
+agent hook: up --agent-cmd 'CMD {router} {ns} {statedir}' runs CMD once per router, inside
+            its namespace (with its bpffs on /sys/fs/bpf) after convergence;
+            placeholders {router} {ns} {statedir} {labdir} {prefix} {router_id} {loopback}.
+Topology format and guarantees: docs/lab.md.
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="scripts/lab", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build an anychain lab: routers as network namespaces running FRR zebra "
+                    "and ospfd (with the opaque-LSA API), veth links with OSPF costs, VNF "
+                    "instance and source/sink namespaces.", epilog=EPILOG)
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def add_prefix(p):
+        p.add_argument("--prefix", default="lab",
+                       help="lab name: namespaces are acl-PREFIX-*, state in "
+                            f"{STATE_ROOT}/PREFIX (default: lab)")
+
+    p = sub.add_parser("up", help="build the topology, start FRR, wait for convergence",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    p.add_argument("topology", help="topology file (TOML, see docs/lab.md)")
+    add_prefix(p)
+    p.add_argument("--timeout", type=float, default=60,
+                   help="seconds to wait for OSPF convergence (default 60)")
+    p.add_argument("--agent-cmd", metavar="CMD",
+                   help="command started in every router namespace after convergence; "
+                        "placeholders {router} {ns} {statedir} {labdir} {prefix} "
+                        "{router_id} {loopback}")
+    p.set_defaults(fn=cmd_up)
+
+    p = sub.add_parser("down", help="stop and remove everything the lab created")
+    add_prefix(p)
+    p.set_defaults(fn=cmd_down)
+
+    p = sub.add_parser("status", help="namespaces, FRR processes, OSPF neighbours and routes")
+    add_prefix(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(fn=cmd_status)
+
+    p = sub.add_parser("wait-converged",
+                       help="wait until all expected OSPF neighbours are Full and every "
+                            "router has a route to every loopback")
+    add_prefix(p)
+    p.add_argument("--timeout", type=float, default=60, help="seconds (default 60)")
+    p.set_defaults(fn=cmd_wait)
+
+    p = sub.add_parser("check", help="validate a topology file without building anything")
+    p.add_argument("topology")
+    p.add_argument("--json", action="store_true", help="print the resolved topology")
+    p.set_defaults(fn=cmd_check)
+
+    p = sub.add_parser("exec", help="run a command in a router, vnf, source or sink namespace "
+                                    "(routers: with their bpffs on /sys/fs/bpf)")
+    add_prefix(p)
+    p.add_argument("target", help="router, vnf, source or sink name")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="command (default: a shell)")
+    p.set_defaults(fn=cmd_exec)
+
+    p = sub.add_parser("vtysh", help="vtysh connected to a router's FRR")
+    add_prefix(p)
+    p.add_argument("router")
+    p.add_argument("-c", action="append", metavar="CMD", help="vtysh command (repeatable)")
+    p.set_defaults(fn=cmd_vtysh)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except LabError as e:
+        log(f"error: {e}")
+        return 2
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
