@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from . import frr, netns, status
+from . import frr, netns, programs, status
 from .names import STATE_ROOT, LabError, check_prefix, log, ns_name
 from .topology import load_topology
 from .up import up
@@ -44,6 +44,36 @@ def cmd_wait(args) -> int:
     prefix = check_prefix(args.prefix)
     status.wait_converged(prefix, netns.load_lab(prefix), args.timeout)
     print(f"lab {prefix!r} converged")
+    return 0
+
+
+def cmd_agent(args) -> int:
+    prefix = check_prefix(args.prefix)
+    if os.geteuid() != 0:
+        raise LabError("must run as root")
+    topo = netns.load_lab(prefix)
+    for r in args.routers:
+        if r not in topo["routers"]:
+            raise LabError(f"unknown router {r!r} (routers: {', '.join(topo['routers'])})")
+    j = netns.Journal.load(prefix)
+    template = args.agent_cmd or (j.data.get("agent_cmd") if j else None)
+    if args.action != "stop":
+        if not template:
+            raise LabError(f"lab {prefix!r} was brought up without --agent-cmd: give "
+                           f"`agent {args.action} --agent-cmd CMD`")
+        for r in args.routers:
+            programs.agent_argv(template, topo, prefix, r)  # check before stopping anything
+    for r in args.routers:
+        if args.action in ("stop", "restart"):
+            pid = programs.stop_agent(prefix, r)
+            print(f"agent of {r}: stopped (pid {pid})" if pid else f"agent of {r}: not running")
+        if args.action in ("start", "restart"):
+            pid, _ = programs.find_agent(prefix, r)
+            if pid is not None:
+                print(f"agent of {r}: already running (pid {pid})")
+                continue
+            pid = programs.start_agent(j, topo, prefix, r, template)
+            print(f"agent of {r}: started (pid {pid})")
     return 0
 
 
@@ -104,6 +134,7 @@ examples:
   scripts/lab status --prefix fig3                          namespaces, FRR, neighbours, routes
   scripts/lab vtysh --prefix fig3 A -c 'show ip ospf database'
   scripts/lab exec --prefix fig3 src -- ping -c1 10.255.0.2  run in a namespace
+  scripts/lab agent restart --prefix fig3 A                 stop and start A's agent hook
   scripts/lab down --prefix fig3                            remove everything the lab created
 
 namespaces: acl-<prefix>-<router>, acl-<prefix>-<router>-<vnf>, acl-<prefix>-<source|sink>
@@ -156,6 +187,14 @@ def parser() -> argparse.ArgumentParser:
     add_prefix(p)
     p.add_argument("--timeout", type=float, default=60, help="seconds (default 60)")
     p.set_defaults(fn=cmd_wait)
+
+    p = sub.add_parser("agent", help="start, stop or restart the agent hook of routers")
+    p.add_argument("action", choices=("start", "stop", "restart"))
+    add_prefix(p)
+    p.add_argument("routers", nargs="+", metavar="ROUTER")
+    p.add_argument("--agent-cmd", metavar="CMD",
+                   help="hook template for start/restart (default: the one `up` was given)")
+    p.set_defaults(fn=cmd_agent)
 
     p = sub.add_parser("check", help="validate a topology file without building anything")
     p.add_argument("topology")

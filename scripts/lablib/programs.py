@@ -1,16 +1,26 @@
-"""What the lab runs besides FRR: the agent hook, one per router."""
+"""What the lab runs besides FRR: the agent hook, one per router.
+
+A running agent is found by what runs, not only by its pid file, so an agent restarted by hand
+(`scripts/lab exec P A -- scripts/lab-agent run ...`) is not reported dead: the pid in
+agent.pid if that process still runs in the router's namespace, else the process in that
+namespace serving the router's control socket (scripts/lab-agent's STATEDIR/anychaind.sock),
+else one whose command line is a hook command the lab started there.
+"""
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import time
 
 from .names import LabError, lab_dir, log, ns_name, router_dir
-from .netns import exec_prelude
-from .proc import tail
+from .netns import Journal, exec_prelude, netns_inode
+from .proc import alive, cmdline, kill_pids, pids_in_netns, read_pid, tail
 
 AGENT_FIELDS = ("router", "ns", "statedir", "labdir", "prefix", "router_id", "loopback")
+AGENT_SOCKET = "anychaind.sock"  # scripts/lab-agent's control socket in the router's state dir
+SO_ACCEPTCON = 0x10000           # "listening" in /proc/net/unix's Flags column
 
 
 def agent_argv(template: str, topo: dict, prefix: str, rname: str) -> list[str]:
@@ -31,10 +41,14 @@ def agent_argv(template: str, topo: dict, prefix: str, rname: str) -> list[str]:
     return argv
 
 
-def start_agent(j, topo: dict, prefix: str, rname: str, template: str) -> None:
+def agent_pidfile(prefix: str, rname: str) -> str:
+    return os.path.join(router_dir(prefix, rname), "agent.pid")
+
+
+def start_agent(j: Journal, topo: dict, prefix: str, rname: str, template: str) -> int:
     d = router_dir(prefix, rname)
     argv = agent_argv(template, topo, prefix, rname)
-    pidfile = f"{d}/agent.pid"
+    pidfile = agent_pidfile(prefix, rname)
     j.record(kind="agent", router=rname, pidfile=pidfile, cmdline_seen=" ".join(argv))
     logf = open(f"{d}/agent.log", "ab")
     p = subprocess.Popen(exec_prelude(prefix, rname) + argv, stdin=subprocess.DEVNULL,
@@ -47,3 +61,70 @@ def start_agent(j, topo: dict, prefix: str, rname: str, template: str) -> None:
         raise LabError(f"agent on router {rname} exited at once with {p.returncode}: "
                        f"{shlex.join(argv)}\n  log tail:\n{tail(f'{d}/agent.log')}")
     log(f"agent on {rname}: pid {p.pid}: {shlex.join(argv)} (log {d}/agent.log)")
+    return p.pid
+
+
+def _unix_listeners(pid: int, path: str) -> set[int]:
+    """Inodes of the listening unix sockets bound to path, in pid's network namespace (each
+    namespace has its own /proc/net/unix)."""
+    out = set()
+    try:
+        with open(f"/proc/{pid}/net/unix") as f:
+            next(f, None)
+            for line in f:
+                # Num RefCount Protocol Flags Type St Inode Path
+                parts = line.split()
+                if len(parts) >= 8 and parts[7] == path and int(parts[3], 16) & SO_ACCEPTCON:
+                    out.add(int(parts[6]))
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        pass
+    return out
+
+
+def _holds_socket(pid: int, inodes: set[int]) -> bool:
+    want = {f"socket:[{i}]" for i in inodes}
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in want:
+                    return True
+            except OSError:
+                pass
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return False
+
+
+def find_agent(prefix: str, rname: str) -> tuple[int | None, str | None]:
+    """(pid, how it was found: "pid_file", "control_socket" or "command_line") of the agent
+    running for router rname, or (None, None)."""
+    inode = netns_inode(ns_name(prefix, rname))
+    if inode is None:
+        return None, None
+    in_ns = sorted(pids_in_netns({inode}))
+    pid = read_pid(agent_pidfile(prefix, rname))
+    if pid in in_ns and alive(pid):
+        return pid, "pid_file"
+    sock = os.path.join(router_dir(prefix, rname), AGENT_SOCKET)
+    listeners = _unix_listeners(in_ns[0], sock) if in_ns else set()
+    if listeners:
+        for p in in_ns:
+            if alive(p) and _holds_socket(p, listeners):
+                return p, "control_socket"
+    j = Journal.load(prefix)
+    started = {e.get("cmdline_seen") for e in (j.data["created"] if j else [])
+               if e["kind"] == "agent" and e.get("router") == rname}
+    for p in in_ns:
+        if alive(p) and cmdline(p) in started:
+            return p, "command_line"
+    return None, None
+
+
+def stop_agent(prefix: str, rname: str) -> int | None:
+    """Stop router rname's agent (SIGTERM, SIGKILL after 10 s); its pid, or None if none ran."""
+    pid, _ = find_agent(prefix, rname)
+    if pid is not None:
+        kill_pids([pid], f"agent of router {rname}", grace=10.0)
+        if alive(pid):
+            raise LabError(f"agent of router {rname} (pid {pid}) did not stop")
+    return pid

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from . import frr
-from .names import LabError, lab_dir, log, ns_name, router_dir
+from . import frr, programs
+from .names import LabError, lab_dir, log, ns_name
 from .netns import Journal, lab_namespaces, load_lab, netns_list
 from .proc import alive, read_pid
 from .topology import expected_neighbors
@@ -91,7 +91,6 @@ def gather_status(prefix: str) -> dict:
         return st
     have = set(st["namespaces"])
     for rname, r in topo["routers"].items():
-        d = router_dir(prefix, rname)
         ns = ns_name(prefix, rname)
         rs = {"netns": ns, "netns_exists": ns in have, "router_id": r["router_id"],
               "loopback": r["loopback"], "daemons": {}, "agent": None,
@@ -100,9 +99,11 @@ def gather_status(prefix: str) -> dict:
         for daemon in frr.DAEMONS:
             pid = frr.daemon_pid(prefix, rname, daemon)
             rs["daemons"][daemon] = {"pid": pid, "alive": alive(pid, daemon)}
-        apid = read_pid(f"{d}/agent.pid")
-        if apid is not None:
-            rs["agent"] = {"pid": apid, "alive": alive(apid)}
+        pid, how = programs.find_agent(prefix, rname)
+        if pid is not None:
+            rs["agent"] = {"pid": pid, "alive": True, "found_by": how}
+        elif (apid := read_pid(programs.agent_pidfile(prefix, rname))) is not None:
+            rs["agent"] = {"pid": apid, "alive": False, "found_by": None}
         if rs["daemons"]["ospfd"]["alive"]:
             for key, fn in (("neighbors", frr.neighbors), ("routes", frr.ospf_routes)):
                 try:
@@ -127,8 +128,10 @@ def format_status(st: dict) -> str:
     for rname, rs in st["routers"].items():
         dm = ", ".join(f"{k} {'up' if v['alive'] else 'DOWN'} (pid {v['pid']})"
                        for k, v in rs["daemons"].items())
-        if rs["agent"]:
-            dm += f", agent {'up' if rs['agent']['alive'] else 'DOWN'} (pid {rs['agent']['pid']})"
+        if a := rs["agent"]:
+            how = {"control_socket": ", found by its control socket",
+                   "command_line": ", found by its command line"}.get(a["found_by"], "")
+            dm += f", agent {'up' if a['alive'] else 'DOWN'} (pid {a['pid']}{how})"
         out += ["", f"router {rname}  ns {rs['netns']}{'' if rs['netns_exists'] else ' MISSING'}  "
                     f"router-id {rs['router_id']}  loopback {rs['loopback']}", f"  {dm}"]
         for rid in rs["expected_neighbors"]:

@@ -72,6 +72,23 @@ def _array(raw: dict, key: str) -> list:
     return items
 
 
+def _link_costs(link: dict, where: str) -> tuple[int, int]:
+    """(a -> b, b -> a): `cost` for both directions, `cost_ab`/`cost_ba` for one each; a
+    direction without its own key takes `cost`."""
+    if "cost" in link and "cost_ab" in link and "cost_ba" in link:
+        raise LabError(f"{where}: cost is unused when cost_ab and cost_ba are both given; "
+                       "remove one")
+    costs = []
+    for key in ("cost_ab", "cost_ba"):
+        if key in link:
+            costs.append(_int(link[key], f"{where} {key}", 1, 65535))
+        elif "cost" in link:
+            costs.append(_int(link["cost"], f"{where} cost", 1, 65535))
+        else:
+            raise LabError(f"{where}: missing key(s) cost (or both cost_ab and cost_ba)")
+    return costs[0], costs[1]
+
+
 def load_topology(path: str) -> dict:
     """Parse and validate a topology file; returns the resolved topology."""
     try:
@@ -148,7 +165,7 @@ def resolve_topology(raw: dict, path: str) -> dict:
     link_pending = []
     for i, l in enumerate(_array(raw, "link")):
         where = f"[[link]] #{i + 1}"
-        _check_keys(l, {"a", "b", "cost", "subnet"}, {"a", "b", "cost"}, where)
+        _check_keys(l, {"a", "b", "cost", "cost_ab", "cost_ba", "subnet"}, {"a", "b"}, where)
         a = router_ref(l["a"], f"{where} a")
         b = router_ref(l["b"], f"{where} b")
         where = f"link {a}-{b}"
@@ -158,8 +175,8 @@ def resolve_topology(raw: dict, path: str) -> dict:
             raise LabError(f"{where}: duplicate link between {a} and {b} "
                            "(parallel links are not supported)")
         pairs.add(frozenset((a, b)))
-        cost = _int(l["cost"], f"{where} cost", 1, 65535)
-        link_pending.append((where, a, b, cost, subnet_for(l, where)))
+        cost_ab, cost_ba = _link_costs(l, where)
+        link_pending.append((where, a, b, cost_ab, cost_ba, subnet_for(l, where)))
 
     # Services
     services: dict[str, dict] = {}
@@ -219,17 +236,19 @@ def resolve_topology(raw: dict, path: str) -> dict:
 
     # Addresses, in file order: links, VNF instances, hosts.
     links = []
-    for where, a, b, cost, net in link_pending:
+    for where, a, b, cost_ab, cost_ba, net in link_pending:
         net = net or plan.allocate(where)
         addr_a, addr_b = endpoints(net)
         plen = net.prefixlen
         a_if, b_if = f"{ROUTER_IF}{b}", f"{ROUTER_IF}{a}"
-        links.append({"a": a, "b": b, "cost": cost, "subnet": str(net),
-                      "a_if": a_if, "b_if": b_if, "a_addr": addr_a, "b_addr": addr_b})
+        links.append({"a": a, "b": b, "cost_ab": cost_ab, "cost_ba": cost_ba,
+                      "subnet": str(net), "a_if": a_if, "b_if": b_if,
+                      "a_addr": addr_a, "b_addr": addr_b})
+        # An OSPF cost belongs to the outgoing interface: a's interface carries a -> b.
         routers[a]["interfaces"].append({"name": a_if, "kind": "link", "peer": b,
-                                         "address": f"{addr_a}/{plen}", "cost": cost})
+                                         "address": f"{addr_a}/{plen}", "cost": cost_ab})
         routers[b]["interfaces"].append({"name": b_if, "kind": "link", "peer": a,
-                                         "address": f"{addr_b}/{plen}", "cost": cost})
+                                         "address": f"{addr_b}/{plen}", "cost": cost_ba})
 
     vnfs = []
     for where, vname, rname, service, capacity, iid, nsh, start_after, net in vnf_pending:

@@ -32,10 +32,11 @@ def test_paper_fig3_addresses():
     t = load_topology(os.path.join(TOPOS, "paper-fig3.toml"))
     # 8 items, none with an explicit subnet; loopbacks (10.255/16) and the anycast (10.100/16)
     # are outside the pool 10.234.0.0/16, so the k-th item gets 10.234.0.4k/30.
-    assert [(l["a"], l["b"], l["subnet"], l["a_addr"], l["b_addr"], l["cost"]) for l in t["links"]] == [
-        ("A", "B", "10.234.0.0/30", "10.234.0.1", "10.234.0.2", 160),
-        ("A", "C", "10.234.0.4/30", "10.234.0.5", "10.234.0.6", 160),
-        ("A", "D", "10.234.0.8/30", "10.234.0.9", "10.234.0.10", 30),
+    assert [(l["a"], l["b"], l["subnet"], l["a_addr"], l["b_addr"], l["cost_ab"], l["cost_ba"])
+            for l in t["links"]] == [
+        ("A", "B", "10.234.0.0/30", "10.234.0.1", "10.234.0.2", 160, 160),
+        ("A", "C", "10.234.0.4/30", "10.234.0.5", "10.234.0.6", 160, 160),
+        ("A", "D", "10.234.0.8/30", "10.234.0.9", "10.234.0.10", 30, 30),
     ]
     assert [(v["name"], v["subnet"], v["router_addr"], v["vnf_addr"], v["router_if"]) for v in t["vnfs"]] == [
         ("vnfB", "10.234.0.12/30", "10.234.0.13/30", "10.234.0.14/30", "vnf-vnfB"),
@@ -121,6 +122,21 @@ instance_id = 7
     assert t["routers"]["B"]["loopback"] == "10.9.0.6" and t["routers"]["B"]["router_id"] == "10.0.0.2"
 
 
+@pytest.mark.parametrize("keys,ab,ba", [
+    ("cost = 7", 7, 7),
+    ("cost_ab = 5\ncost_ba = 50", 5, 50),
+    ("cost = 7\ncost_ba = 50", 7, 50),      # the direction without its own key takes cost
+    ("cost = 7\ncost_ab = 1", 1, 7),
+])
+def test_one_way_costs_go_to_the_outgoing_interface(keys, ab, ba):
+    t = resolve(ROUTERS + f'[[link]]\na = "A"\nb = "B"\n{keys}\n')
+    (l,) = t["links"]
+    assert (l["cost_ab"], l["cost_ba"]) == (ab, ba)
+    # A's interface to B carries A -> B; B's interface to A carries B -> A
+    assert [(i["name"], i["cost"]) for i in t["routers"]["A"]["interfaces"]] == [("to-B", ab)]
+    assert [(i["name"], i["cost"]) for i in t["routers"]["B"]["interfaces"]] == [("to-A", ba)]
+
+
 def test_defaults():
     t = resolve(ROUTERS + """
 [[service]]
@@ -195,6 +211,14 @@ BAD = [
     ("cost true", ROUTERS + '[[link]]\na="A"\nb="B"\ncost=true\n', "cost: True must be"),
     ("cost float", ROUTERS + '[[link]]\na="A"\nb="B"\ncost=1.5\n', "cost: 1.5 must be"),
     ("missing cost", ROUTERS + '[[link]]\na="A"\nb="B"\n', "missing key(s) cost"),
+    ("one direction without a cost", ROUTERS + '[[link]]\na="A"\nb="B"\ncost_ab=3\n',
+     "link A-B: missing key(s) cost (or both cost_ab and cost_ba)"),
+    ("cost and both directions", ROUTERS + '[[link]]\na="A"\nb="B"\ncost=1\ncost_ab=3\ncost_ba=4\n',
+     "link A-B: cost is unused when cost_ab and cost_ba are both given"),
+    ("one-way cost 0", ROUTERS + '[[link]]\na="A"\nb="B"\ncost_ab=0\ncost_ba=4\n',
+     "link A-B cost_ab: 0 must be an integer in 1..65535"),
+    ("one-way cost not a number", ROUTERS + '[[link]]\na="A"\nb="B"\ncost=3\ncost_ba="x"\n',
+     "link A-B cost_ba: 'x' must be"),
     ("self link", ROUTERS + '[[link]]\na="A"\nb="A"\ncost=1\n', "two different routers"),
     ("parallel link", ROUTERS + '[[link]]\na="A"\nb="B"\ncost=1\n[[link]]\na="B"\nb="A"\ncost=2\n',
      "duplicate link between B and A"),
