@@ -12,9 +12,13 @@ from .names import STATE_ROOT, LabError, check_prefix, log, ns_name
 from .topology import load_topology
 from .up import up
 
+# scripts/lab sits in <repo>/scripts; anychain-vnf is looked for in <repo>/build by default
+DEFAULT_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "build")
+
 
 def cmd_up(args) -> int:
-    print(up(args.topology, check_prefix(args.prefix), args.timeout, args.agent_cmd))
+    print(up(args.topology, check_prefix(args.prefix), args.timeout, args.agent_cmd, args.build))
     return 0
 
 
@@ -77,6 +81,35 @@ def cmd_agent(args) -> int:
     return 0
 
 
+def cmd_vnf(args) -> int:
+    prefix = check_prefix(args.prefix)
+    if os.geteuid() != 0:
+        raise LabError("must run as root")
+    topo = netns.load_lab(prefix)
+    vnfs = {v["name"]: v for v in topo["vnfs"]}
+    for n in args.vnfs:
+        if n not in vnfs:
+            raise LabError(f"unknown vnf {n!r} (VNF instances: {', '.join(vnfs) or 'none'})")
+    j = netns.Journal.load(prefix)
+    binary = None
+    if args.action != "stop":
+        binary = programs.vnf_binary(args.build or (j.data.get("build") if j else None)
+                                     or DEFAULT_BUILD)
+    for n in args.vnfs:
+        v = vnfs[n]
+        if args.action in ("stop", "restart"):
+            pid = programs.stop_vnf(prefix, v)
+            print(f"vnf {n}: stopped (pid {pid})" if pid else f"vnf {n}: not running")
+        if args.action in ("start", "restart"):
+            pid, _ = programs.find_vnf(prefix, v)
+            if pid is not None:
+                print(f"vnf {n}: already running (pid {pid})")
+                continue
+            pid = programs.start_vnf(j, prefix, v, binary)
+            print(f"vnf {n}: started (pid {pid}, slot {v['slot']})")
+    return 0
+
+
 def cmd_check(args) -> int:
     topo = load_topology(args.topology)
     if args.json:
@@ -135,6 +168,7 @@ examples:
   scripts/lab vtysh --prefix fig3 A -c 'show ip ospf database'
   scripts/lab exec --prefix fig3 src -- ping -c1 10.255.0.2  run in a namespace
   scripts/lab agent restart --prefix fig3 A                 stop and start A's agent hook
+  scripts/lab vnf start --prefix fig3 vnfD                  run anychain-vnf for an instance
   scripts/lab down --prefix fig3                            remove everything the lab created
 
 namespaces: acl-<prefix>-<router>, acl-<prefix>-<router>-<vnf>, acl-<prefix>-<source|sink>
@@ -143,6 +177,12 @@ state:      /run/anychain-lab/<prefix>/ (state.json journal, lab.json resolved t
 agent hook: up --agent-cmd 'CMD {router} {ns} {statedir}' runs CMD once per router, inside
             its namespace (with its bpffs on /sys/fs/bpf) after convergence;
             placeholders {router} {ns} {statedir} {labdir} {prefix} {router_id} {loopback}.
+VNF programs: the lab runs no VNF unless the topology says `run = true` for the instance:
+            then anychain-vnf (from --build) runs in the instance's namespace, --mode nsh or
+            plain after its nsh_aware, --slot = its service's position in the chain, its pid
+            in <router>/vnf-<name>.pid (the agent's pid_file for liveness). An instance
+            without a program is still announced, and what is steered to it is lost:
+            `scripts/lab vnf start --prefix P NAME` runs one later.
 Topology format and guarantees: docs/lab.md.
 """
 
@@ -170,6 +210,9 @@ def parser() -> argparse.ArgumentParser:
                    help="command started in every router namespace after convergence; "
                         "placeholders {router} {ns} {statedir} {labdir} {prefix} "
                         "{router_id} {loopback}")
+    p.add_argument("--build", metavar="DIR", default=DEFAULT_BUILD,
+                   help="build directory whose agent/tools/anychain-vnf runs the VNF "
+                        "instances with `run = true` (default: %(default)s)")
     p.set_defaults(fn=cmd_up)
 
     p = sub.add_parser("down", help="stop and remove everything the lab created")
@@ -195,6 +238,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--agent-cmd", metavar="CMD",
                    help="hook template for start/restart (default: the one `up` was given)")
     p.set_defaults(fn=cmd_agent)
+
+    p = sub.add_parser("vnf", help="start, stop or restart the anychain-vnf program of VNF "
+                                   "instances")
+    p.add_argument("action", choices=("start", "stop", "restart"))
+    add_prefix(p)
+    p.add_argument("vnfs", nargs="+", metavar="VNF")
+    p.add_argument("--build", metavar="DIR",
+                   help="build directory with agent/tools/anychain-vnf (default: the one `up` "
+                        "was given)")
+    p.set_defaults(fn=cmd_vnf)
 
     p = sub.add_parser("check", help="validate a topology file without building anything")
     p.add_argument("topology")

@@ -157,7 +157,7 @@ def teardown(prefix: str) -> bool:
     #    started (its command line), so a pid reused after a reboot is never signalled.
     pids = []
     for e in entries:
-        if e["kind"] in ("daemon", "agent"):
+        if e["kind"] in ("daemon", "agent", "vnf"):
             pid = read_pid(e["pidfile"])
             if alive(pid) and cmdline(pid) == e.get("cmdline_seen"):
                 pids.append(pid)

@@ -1,4 +1,4 @@
-"""What the lab runs besides FRR: the agent hook, one per router.
+"""What the lab runs besides FRR: the agent hook, one per router, and VNF programs.
 
 A running agent is found by what runs, not only by its pid file, so an agent restarted by hand
 (`scripts/lab exec P A -- scripts/lab-agent run ...`) is not reported dead: the pid in
@@ -127,4 +127,86 @@ def stop_agent(prefix: str, rname: str) -> int | None:
         kill_pids([pid], f"agent of router {rname}", grace=10.0)
         if alive(pid):
             raise LabError(f"agent of router {rname} (pid {pid}) did not stop")
+    return pid
+
+
+# ---- VNF programs -------------------------------------------------------------------------
+# The lab runs anychain-vnf for an instance with `run = true` (and for any instance on
+# `scripts/lab vnf start`), in the instance's namespace on its eth0, in the mode its NSH
+# awareness needs (NSH frames or the SFC proxy's bare IP), stamping its chain slot. Its pid goes
+# to a pid file that scripts/lab-agent gives anychaind as the instance's `pid_file`, so the
+# instance is withdrawn when the program dies.
+
+VNF_BINARY = os.path.join("agent", "tools", "anychain-vnf")  # in a build directory
+
+
+def vnf_binary(build: str) -> str:
+    path = os.path.join(os.path.abspath(build), VNF_BINARY)
+    if not os.access(path, os.X_OK):
+        raise LabError(f"{path} not found: build it (cmake --build {build} --target "
+                       "anychain-vnf) or give --build DIR")
+    return path
+
+
+def vnf_file(prefix: str, v: dict, ext: str) -> str:
+    """S/<router>/vnf-<name>.<ext>: named after the router-side interface, so that no VNF name
+    can collide with the router's own files (zebra.pid, agent.log ...)."""
+    return os.path.join(router_dir(prefix, v["router"]), f"{v['router_if']}.{ext}")
+
+
+def vnf_ns(prefix: str, v: dict) -> str:
+    return ns_name(prefix, v["router"], v["name"])
+
+
+def vnf_argv(binary: str, prefix: str, v: dict) -> list[str]:
+    return [binary, "--iface", v["vnf_if"], "--mode", "nsh" if v["nsh_aware"] else "plain",
+            "--instance-id", str(v["instance_id"]), "--slot", str(v["slot"]),
+            "--stats-json", vnf_file(prefix, v, "json"), *v["run_args"]]
+
+
+def start_vnf(j: Journal, prefix: str, v: dict, binary: str) -> int:
+    argv = vnf_argv(binary, prefix, v)
+    pidfile, logpath = vnf_file(prefix, v, "pid"), vnf_file(prefix, v, "log")
+    j.record(kind="vnf", vnf=v["name"], pidfile=pidfile, cmdline_seen=" ".join(argv))
+    logf = open(logpath, "ab")
+    p = subprocess.Popen(["ip", "netns", "exec", vnf_ns(prefix, v), *argv],
+                         stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    logf.close()
+    with open(pidfile, "w") as f:  # ip netns exec execs the program: the same pid
+        f.write(f"{p.pid}\n")
+    time.sleep(0.2)
+    if p.poll() is not None:
+        raise LabError(f"vnf {v['name']}: {shlex.join(argv)} exited at once with "
+                       f"{p.returncode}\n  log tail:\n{tail(logpath)}")
+    log(f"vnf {v['name']}: pid {p.pid}: {shlex.join(argv)} (log {logpath})")
+    return p.pid
+
+
+def find_vnf(prefix: str, v: dict) -> tuple[int | None, str | None]:
+    """(pid, "pid_file" or "command_line") of the program serving instance v, or (None, None).
+    Only the pid file is what anychaind watches: a program found by its command line was
+    started by hand, and `vnf restart` puts it back under the pid file."""
+    inode = netns_inode(vnf_ns(prefix, v))
+    if inode is None:
+        return None, None
+    in_ns = sorted(pids_in_netns({inode}))
+    pid = read_pid(vnf_file(prefix, v, "pid"))
+    if pid in in_ns and alive(pid):
+        return pid, "pid_file"
+    j = Journal.load(prefix)
+    started = {e.get("cmdline_seen") for e in (j.data["created"] if j else [])
+               if e["kind"] == "vnf" and e.get("vnf") == v["name"]}
+    for p in in_ns:
+        if alive(p) and cmdline(p) in started:
+            return p, "command_line"
+    return None, None
+
+
+def stop_vnf(prefix: str, v: dict) -> int | None:
+    pid, _ = find_vnf(prefix, v)
+    if pid is not None:
+        kill_pids([pid], f"vnf {v['name']}")
+        if alive(pid):
+            raise LabError(f"vnf {v['name']} (pid {pid}) did not stop")
     return pid

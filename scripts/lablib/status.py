@@ -113,7 +113,9 @@ def gather_status(prefix: str) -> dict:
         st["routers"][rname] = rs
     for v in topo["vnfs"]:
         ns = ns_name(prefix, v["router"], v["name"])
-        st["vnfs"].append({**v, "netns": ns, "netns_exists": ns in have})
+        pid, how = programs.find_vnf(prefix, v)
+        program = {"pid": pid, "alive": True, "found_by": how} if pid is not None else None
+        st["vnfs"].append({**v, "netns": ns, "netns_exists": ns in have, "program": program})
     for h in topo["hosts"]:
         ns = ns_name(prefix, h["name"])
         st["hosts"].append({**h, "netns": ns, "netns_exists": ns in have})
@@ -152,6 +154,14 @@ def format_status(st: dict) -> str:
                    f"{', start_after ' + str(v['start_after']) + 's' if v['start_after'] else ''}) "
                    f"on {v['router']}: {v['router_if']} {v['router_addr']} <-> {v['netns']} "
                    f"{v['vnf_if']} {v['vnf_addr']}{'' if v['netns_exists'] else ' MISSING'}")
+        p = v["program"]
+        if p:
+            out.append(f"  program up (pid {p['pid']}"
+                       + (", started by hand: not under its pid file)" if p["found_by"] != "pid_file"
+                          else ")"))
+        else:
+            out.append("  program DOWN: packets steered here are lost" if v["run"] else
+                       "  no program (run = false): start one with `scripts/lab vnf start`")
     for h in st["hosts"]:
         out.append(f"{h['kind']} {h['name']} on {h['router']}: {h['router_if']} "
                    f"{h['router_addr']} <-> {h['netns']} {h['host_if']} {h['host_addr']}"

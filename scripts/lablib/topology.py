@@ -22,6 +22,9 @@ NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 IFNAMSIZ = 15  # usable characters of a Linux interface name
 # Names become parts of interface names: to-<router>, vnf-<vnf>, h-<host>.
 ROUTER_IF, VNF_IF, HOST_IF = "to-", "vnf-", "h-"
+SLOTS = 4  # served_by slots of the lab payload (include/anychain/lab_payload.h)
+# anychain-vnf options the lab sets itself for a VNF it runs (run = true)
+VNF_LAB_OPTIONS = ("--iface", "--mode", "--instance-id", "--slot", "--stats-json")
 
 
 def _ip(value, where: str) -> ipaddress.IPv4Address:
@@ -87,6 +90,29 @@ def _link_costs(link: dict, where: str) -> tuple[int, int]:
         else:
             raise LabError(f"{where}: missing key(s) cost (or both cost_ab and cost_ba)")
     return costs[0], costs[1]
+
+
+def _vnf_program(v: dict, where: str, position: int) -> dict:
+    """run, run_args and slot of a [[vnf]]. The default slot is the service's position in the
+    topology: scripts/lab-agent's chain runs through every service in file order."""
+    run = v.get("run", False)
+    if not isinstance(run, bool):
+        raise LabError(f"{where}: run must be true or false")
+    args = v.get("run_args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise LabError(f"{where}: run_args must be a list of strings (anychain-vnf options)")
+    for a in args:
+        if a.split("=", 1)[0] in VNF_LAB_OPTIONS:
+            raise LabError(f"{where}: run_args: {a.split('=', 1)[0]} is set by the lab "
+                           f"({', '.join(VNF_LAB_OPTIONS)} are)")
+    if "slot" in v:
+        slot = _int(v["slot"], f"{where} slot", 0, SLOTS - 1)
+    else:
+        slot = position
+        if run and slot >= SLOTS:
+            raise LabError(f"{where}: its service is number {slot + 1} of the chain, but "
+                           f"anychain-vnf stamps only {SLOTS} slots: give `slot` (0..{SLOTS - 1})")
+    return {"run": run, "run_args": args, "slot": slot}
 
 
 def load_topology(path: str) -> dict:
@@ -200,7 +226,7 @@ def resolve_topology(raw: dict, path: str) -> dict:
     for i, v in enumerate(_array(raw, "vnf")):
         where = f"[[vnf]] #{i + 1}"
         _check_keys(v, {"name", "router", "service", "capacity", "nsh_aware", "instance_id",
-                        "start_after", "subnet"},
+                        "start_after", "subnet", "run", "run_args", "slot"},
                     {"name", "router", "service", "capacity", "instance_id"}, where)
         vname = _name(v["name"], where, IFNAMSIZ - len(VNF_IF))
         where = f"vnf {vname!r}"
@@ -218,8 +244,9 @@ def resolve_topology(raw: dict, path: str) -> dict:
         if not isinstance(nsh, bool):
             raise LabError(f"{where}: nsh_aware must be true or false")
         start_after = _int(v.get("start_after", 0), f"{where} start_after", 0, 86400)
+        program = _vnf_program(v, where, list(services).index(v["service"]))
         vnf_pending.append((where, vname, rname, v["service"], capacity, iid, nsh,
-                            start_after, subnet_for(v, where)))
+                            start_after, program, subnet_for(v, where)))
 
     # Sources and sinks
     host_pending = []
@@ -251,13 +278,13 @@ def resolve_topology(raw: dict, path: str) -> dict:
                                          "address": f"{addr_b}/{plen}", "cost": cost_ba})
 
     vnfs = []
-    for where, vname, rname, service, capacity, iid, nsh, start_after, net in vnf_pending:
+    for where, vname, rname, service, capacity, iid, nsh, start_after, program, net in vnf_pending:
         net = net or plan.allocate(where)
         r_addr, v_addr = endpoints(net)
         plen = net.prefixlen
         vnfs.append({"name": vname, "router": rname, "service": service, "capacity": capacity,
                      "instance_id": iid, "nsh_aware": nsh, "start_after": start_after,
-                     "subnet": str(net), "router_if": f"{VNF_IF}{vname}",
+                     **program, "subnet": str(net), "router_if": f"{VNF_IF}{vname}",
                      "router_addr": f"{r_addr}/{plen}", "vnf_if": "eth0",
                      "vnf_addr": f"{v_addr}/{plen}"})
         routers[rname]["interfaces"].append({"name": f"{VNF_IF}{vname}", "kind": "vnf",

@@ -31,13 +31,15 @@ def topo_digest(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def up(topology: str, prefix: str, timeout: float, agent_cmd: str | None) -> str:
+def up(topology: str, prefix: str, timeout: float, agent_cmd: str | None, build_dir: str) -> str:
     """Bring lab prefix up from the file topology; returns the line to print. A lab already up
-    with the same file and healthy is only waited for."""
+    with the same file and healthy is only waited for. build_dir: the build directory whose
+    anychain-vnf runs the instances with `run = true`."""
     topo = load_topology(topology)
     if agent_cmd:
         for rname in topo["routers"]:
             programs.agent_argv(agent_cmd, topo, prefix, rname)  # before anything is created
+    vnf_bin = programs.vnf_binary(build_dir) if any(v["run"] for v in topo["vnfs"]) else None
     preflight()
     digest = topo_digest(topology)
     j = netns.Journal.load(prefix)
@@ -70,12 +72,14 @@ def up(topology: str, prefix: str, timeout: float, agent_cmd: str | None) -> str
                        f"{prefix}` running?") from None
     j = netns.Journal(prefix)
     j.data.update(topology=os.path.abspath(topology), topology_sha256=digest,
-                  agent_cmd=agent_cmd, started=time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                             time.gmtime()))
+                  agent_cmd=agent_cmd, build=os.path.abspath(build_dir),
+                  started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     j.record(kind="statedir", path=lab_dir(prefix))
+    for v in topo["vnfs"]:
+        v["pid_file"] = programs.vnf_file(prefix, v, "pid")  # where a running program's pid is
     netns.write_lab(prefix, topo)
     try:
-        build(j, topo, prefix, timeout, agent_cmd)
+        build(j, topo, prefix, timeout, agent_cmd, vnf_bin)
     except BaseException:
         log(f"up failed; the partial lab stays for inspection: `scripts/lab status --prefix "
             f"{prefix}`, then `scripts/lab down --prefix {prefix}`")
@@ -86,7 +90,7 @@ def up(topology: str, prefix: str, timeout: float, agent_cmd: str | None) -> str
 
 
 def build(j: netns.Journal, topo: dict, prefix: str, timeout: float,
-          agent_cmd: str | None) -> None:
+          agent_cmd: str | None, vnf_bin: str | None) -> None:
     try:
         frr_uid, frr_gid = pwd.getpwnam("frr").pw_uid, grp.getgrnam("frr").gr_gid
     except KeyError:
@@ -149,6 +153,16 @@ def build(j: netns.Journal, topo: dict, prefix: str, timeout: float,
 
     j.set(status="converging")
     wait_converged(prefix, topo, timeout)
+    # VNF programs before the agents: an agent watching a pid file that does not exist yet
+    # would withdraw the instance at once.
+    for v in topo["vnfs"]:
+        if v["run"]:
+            programs.start_vnf(j, prefix, v, vnf_bin)
+    idle = [v["name"] for v in topo["vnfs"] if not v["run"]]
+    if idle:
+        log(f"note: no program runs for vnf {', '.join(idle)} (no `run = true`): packets "
+            "steered to them are lost until one does (`scripts/lab vnf start --prefix "
+            f"{prefix} NAME`, or your own; docs/lab.md)")
     if agent_cmd:
         for rname in topo["routers"]:
             programs.start_agent(j, topo, prefix, rname, agent_cmd)

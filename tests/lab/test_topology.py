@@ -137,6 +137,24 @@ def test_one_way_costs_go_to_the_outgoing_interface(keys, ab, ba):
     assert [(i["name"], i["cost"]) for i in t["routers"]["B"]["interfaces"]] == [("to-A", ba)]
 
 
+SERVICES = ROUTERS + "".join(f'[[service]]\nname="s{i}"\nanycast="10.100.0.{i}"\n' for i in range(6))
+
+
+def vnf(name, service, iid, extra=""):
+    return (f'[[vnf]]\nname="{name}"\nrouter="A"\nservice="{service}"\ncapacity=1\n'
+            f'instance_id={iid}\n{extra}')
+
+
+def test_vnf_program_settings():
+    t = resolve(SERVICES + vnf("v0", "s0", 1) + vnf("v2", "s2", 2, 'run=true\nnsh_aware=false\n')
+                + vnf("v5", "s5", 3, 'run=true\nslot=3\nrun_args=["--capacity", "150", "--burst=20"]\n')
+                + vnf("w2", "s2", 4, "slot=0\n"))
+    got = {v["name"]: (v["run"], v["slot"], v["run_args"]) for v in t["vnfs"]}
+    # the default slot is the service's position among the [[service]]s: s2 is the third
+    assert got == {"v0": (False, 0, []), "v2": (True, 2, []),
+                   "v5": (True, 3, ["--capacity", "150", "--burst=20"]), "w2": (False, 0, [])}
+
+
 def test_defaults():
     t = resolve(ROUTERS + """
 [[service]]
@@ -263,6 +281,18 @@ BAD = [
     ("nsh_aware not bool", ROUTERS + '[[service]]\nname="fw"\nanycast="10.9.9.9"\n'
      '[[vnf]]\nname="v"\nrouter="A"\nservice="fw"\ncapacity=1\ninstance_id=1\nnsh_aware="yes"\n',
      "nsh_aware must be true or false"),
+    ("run not bool", SERVICES + vnf("v", "s0", 1, 'run="yes"\n'), "vnf 'v': run must be true or false"),
+    ("run_args not a list", SERVICES + vnf("v", "s0", 1, 'run_args="--capacity 5"\n'),
+     "run_args must be a list of strings"),
+    ("run_args with a number", SERVICES + vnf("v", "s0", 1, 'run_args=["--capacity", 5]\n'),
+     "run_args must be a list of strings"),
+    ("run_args setting the slot", SERVICES + vnf("v", "s0", 1, 'run_args=["--slot", "2"]\n'),
+     "run_args: --slot is set by the lab"),
+    ("run_args setting the mode", SERVICES + vnf("v", "s0", 1, 'run_args=["--mode=plain"]\n'),
+     "run_args: --mode is set by the lab"),
+    ("slot out of range", SERVICES + vnf("v", "s0", 1, "slot=4\n"), "vnf 'v' slot: 4 must be an integer in 0..3"),
+    ("fifth service run without a slot", SERVICES + vnf("v", "s4", 1, "run=true\n"),
+     "its service is number 5 of the chain, but anychain-vnf stamps only 4 slots"),
     ("host cost 0", ROUTERS + '[[source]]\nname="s"\nrouter="A"\ncost=0\n', "source 's' cost: 0 must be"),
 ]
 
