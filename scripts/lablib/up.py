@@ -132,10 +132,12 @@ def build(j: netns.Journal, topo: dict, prefix: str, timeout: float,
         nsexec(vns, "ethtool", "-K", v["vnf_if"], "gro", "on")
         run(["ip", "-n", vns, "route", "add", "default", "via",
              v["router_addr"].split("/")[0]])
-        # A VNF namespace forwards back out of its one arm by default (a kernel "bump in the
-        # wire"), so a proxied instance passes traffic even before a VNF program runs there.
-        netns.sysctls(vns, {"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.send_redirects": 0,
-                            "net.ipv4.conf.eth0.send_redirects": 0,
+        # No forwarding: the VNF program is the only thing that sends traffic back. With
+        # forwarding on, the kernel also routed every bare-IP frame an NSH-unaware instance gets
+        # back to the router, unstamped: each packet arrived twice. Without a program the
+        # instance now drops what it gets, as a dead VNF does (a new netns may inherit the
+        # host's ip_forward, hence explicit zeros).
+        netns.sysctls(vns, {"net.ipv4.ip_forward": 0, "net.ipv6.conf.all.forwarding": 0,
                             "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.eth0.rp_filter": 0})
 
     for h in topo["hosts"]:
