@@ -147,6 +147,10 @@ def build(j: netns.Journal, topo: dict, prefix: str, timeout: float,
         netns.addr_up(rns, h["router_if"], h["router_addr"])
         netns.addr_up(hns, h["host_if"], h["host_addr"])
         nsexec(hns, "ethtool", "-K", h["host_if"], "gro", "on")
+        # Complete checksums from the sending socket: a veth leaves UDP/TCP checksums partial
+        # for the "hardware", and a frame that XDP redirects loses the skb's note that they
+        # are, so it arrives with a wrong checksum and the receiver drops it (docs/tools.md).
+        nsexec(hns, "ethtool", "-K", h["host_if"], "tx", "off")
         run(["ip", "-n", hns, "route", "add", "default", "via", h["gateway"]])
 
     for rname in topo["routers"]:
