@@ -71,6 +71,15 @@ def test_two_routers_explicit_31_and_pool():
     assert t["name"] == "two-routers"
 
 
+def test_two_services():
+    t = load_topology(os.path.join(TOPOS, "two-services.toml"))
+    assert [(l["a"], l["b"], l["cost_ab"], l["cost_ba"]) for l in t["links"]] == [
+        ("A", "B", 10, 100), ("B", "C", 10, 10), ("A", "C", 50, 50)]
+    assert [(v["name"], v["run"], v["nsh_aware"], v["slot"], v["instance_id"]) for v in t["vnfs"]] == [
+        ("fw1", True, True, 0, 11), ("nat1", True, False, 1, 21)]
+    assert [(v["name"], v["subnet"]) for v in t["vnfs"]] == [("fw1", "10.234.0.12/30"), ("nat1", "10.234.0.16/30")]
+
+
 def test_explicit_subnets_of_later_items_are_avoided_by_earlier_automatic_ones():
     t = resolve(ROUTERS + """
 [lab]
