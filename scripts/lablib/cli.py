@@ -51,62 +51,59 @@ def cmd_wait(args) -> int:
     return 0
 
 
-def cmd_agent(args) -> int:
+def _start_stop(action: str, names: list[str], what: str, find, stop, start) -> None:
+    """stop, start or restart each program; start leaves a running one alone."""
+    for n in names:
+        if action in ("stop", "restart"):
+            pid = stop(n)
+            print(f"{what} {n}: stopped (pid {pid})" if pid else f"{what} {n}: not running")
+        if action in ("start", "restart"):
+            pid, _ = find(n)
+            if pid is not None:
+                print(f"{what} {n}: already running (pid {pid})")
+            else:
+                print(f"{what} {n}: started ({start(n)})")
+
+
+def _running_lab(args, kind: str, known: list[str]) -> tuple[str, dict, netns.Journal | None]:
     prefix = check_prefix(args.prefix)
     if os.geteuid() != 0:
         raise LabError("must run as root")
     topo = netns.load_lab(prefix)
-    for r in args.routers:
-        if r not in topo["routers"]:
-            raise LabError(f"unknown router {r!r} (routers: {', '.join(topo['routers'])})")
-    j = netns.Journal.load(prefix)
+    for n in args.names:
+        if n not in known(topo):
+            raise LabError(f"unknown {kind} {n!r} ({kind}s: {', '.join(known(topo)) or 'none'})")
+    return prefix, topo, netns.Journal.load(prefix)
+
+
+def cmd_agent(args) -> int:
+    prefix, topo, j = _running_lab(args, "router", lambda t: list(t["routers"]))
     template = args.agent_cmd or (j.data.get("agent_cmd") if j else None)
     if args.action != "stop":
         if not template:
             raise LabError(f"lab {prefix!r} was brought up without --agent-cmd: give "
                            f"`agent {args.action} --agent-cmd CMD`")
-        for r in args.routers:
+        for r in args.names:
             programs.agent_argv(template, topo, prefix, r)  # check before stopping anything
-    for r in args.routers:
-        if args.action in ("stop", "restart"):
-            pid = programs.stop_agent(prefix, r)
-            print(f"agent of {r}: stopped (pid {pid})" if pid else f"agent of {r}: not running")
-        if args.action in ("start", "restart"):
-            pid, _ = programs.find_agent(prefix, r)
-            if pid is not None:
-                print(f"agent of {r}: already running (pid {pid})")
-                continue
-            pid = programs.start_agent(j, topo, prefix, r, template)
-            print(f"agent of {r}: started (pid {pid})")
+    _start_stop(args.action, args.names, "agent of",
+                lambda r: programs.find_agent(prefix, r),
+                lambda r: programs.stop_agent(prefix, r),
+                lambda r: f"pid {programs.start_agent(j, topo, prefix, r, template)}")
     return 0
 
 
 def cmd_vnf(args) -> int:
-    prefix = check_prefix(args.prefix)
-    if os.geteuid() != 0:
-        raise LabError("must run as root")
-    topo = netns.load_lab(prefix)
+    prefix, topo, j = _running_lab(args, "vnf", lambda t: [v["name"] for v in t["vnfs"]])
     vnfs = {v["name"]: v for v in topo["vnfs"]}
-    for n in args.vnfs:
-        if n not in vnfs:
-            raise LabError(f"unknown vnf {n!r} (VNF instances: {', '.join(vnfs) or 'none'})")
-    j = netns.Journal.load(prefix)
     binary = None
     if args.action != "stop":
         binary = programs.vnf_binary(args.build or (j.data.get("build") if j else None)
                                      or DEFAULT_BUILD)
-    for n in args.vnfs:
-        v = vnfs[n]
-        if args.action in ("stop", "restart"):
-            pid = programs.stop_vnf(prefix, v)
-            print(f"vnf {n}: stopped (pid {pid})" if pid else f"vnf {n}: not running")
-        if args.action in ("start", "restart"):
-            pid, _ = programs.find_vnf(prefix, v)
-            if pid is not None:
-                print(f"vnf {n}: already running (pid {pid})")
-                continue
-            pid = programs.start_vnf(j, prefix, v, binary)
-            print(f"vnf {n}: started (pid {pid}, slot {v['slot']})")
+    _start_stop(args.action, args.names, "vnf",
+                lambda n: programs.find_vnf(prefix, vnfs[n]),
+                lambda n: programs.stop_vnf(prefix, vnfs[n]),
+                lambda n: f"pid {programs.start_vnf(j, prefix, vnfs[n], binary)}, "
+                          f"slot {vnfs[n]['slot']}")
     return 0
 
 
@@ -234,7 +231,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("agent", help="start, stop or restart the agent hook of routers")
     p.add_argument("action", choices=("start", "stop", "restart"))
     add_prefix(p)
-    p.add_argument("routers", nargs="+", metavar="ROUTER")
+    p.add_argument("names", nargs="+", metavar="ROUTER")
     p.add_argument("--agent-cmd", metavar="CMD",
                    help="hook template for start/restart (default: the one `up` was given)")
     p.set_defaults(fn=cmd_agent)
@@ -243,7 +240,7 @@ def parser() -> argparse.ArgumentParser:
                                    "instances")
     p.add_argument("action", choices=("start", "stop", "restart"))
     add_prefix(p)
-    p.add_argument("vnfs", nargs="+", metavar="VNF")
+    p.add_argument("names", nargs="+", metavar="VNF")
     p.add_argument("--build", metavar="DIR",
                    help="build directory with agent/tools/anychain-vnf (default: the one `up` "
                         "was given)")

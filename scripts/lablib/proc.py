@@ -81,27 +81,20 @@ def alive(pid: int | None, expect: str | None = None) -> bool:
 def kill_pids(pids: list[int], what: str, grace: float = 5.0) -> None:
     """SIGTERM, then SIGKILL whatever is left after grace seconds."""
     pids = [p for p in set(pids) if alive(p)]
-    if not pids:
-        return
     for p in pids:
         log(f"stopping pid {p} ({what}): {cmdline(p)[:100]}")
-        try:
-            os.kill(p, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.1)
-    for p in pids:
-        if alive(p):
-            log(f"pid {p} ignored SIGTERM; SIGKILL")
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        left = [p for p in pids if alive(p)]
+        for p in left:
+            if sig == signal.SIGKILL:
+                log(f"pid {p} ignored SIGTERM; SIGKILL")
             try:
-                os.kill(p, signal.SIGKILL)
+                os.kill(p, sig)
             except ProcessLookupError:
                 pass
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.1)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(alive(p) for p in left):
+            time.sleep(0.1)
 
 
 def wait_for_path(path: str, timeout: float) -> bool:
