@@ -12,8 +12,8 @@ routers, one-way costs, an NSH-aware VNF and an NSH-unaware one, anychaind on ev
 - a killed VNF program is noticed through the pid file the lab gives the agent;
   `scripts/lab vnf stop|start|restart`.
 
-Root; exits 77 (ctest: skipped) otherwise. ANYCHAIN_BUILD_DIR: the build (default build/).
-Run alone: flock /tmp/anychain-ctest.lock /usr/bin/python3 -m pytest tests/integration/lab_vnf_test.py
+Root (conftest.py exits 77, ctest's "skipped", otherwise). Alone:
+  flock /tmp/anychain-ctest.lock /usr/bin/python3 -m pytest tests/integration/lab_vnf_test.py --build-dir build
 """
 import heapq
 import json
@@ -21,25 +21,18 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import tomllib
 
 import pytest
 
-SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAB = os.path.join(SRC, "scripts", "lab")
-LAB_AGENT = os.path.join(SRC, "scripts", "lab-agent")
-TOPO = os.path.join(SRC, "scripts", "topologies", "two-services.toml")
-BUILD = os.path.abspath(os.environ.get("ANYCHAIN_BUILD_DIR", os.path.join(SRC, "build")))
-ANYCHAIND = os.path.join(BUILD, "agent", "daemon", "anychaind")
-CLI = os.path.join(BUILD, "agent", "cli", "anychain")
-TOOLS = os.path.join(BUILD, "agent", "tools")
-PREFIX = f"lv{os.getpid()}"
-STATE = f"/run/anychain-lab/{PREFIX}"
+from labkit import LAB, LAB_AGENT, STATE_ROOT, TOPOS, lab_prefix, namespaces, running, wait_until
+from labkit import vtysh_json as labkit_vtysh_json
 
-if os.geteuid() != 0:
-    pytest.exit("skipped: needs root (network namespaces, FRR, XDP)", returncode=77)
+TOPO = os.path.join(TOPOS, "two-services.toml")
+PREFIX = lab_prefix("v")
+STATE = f"{STATE_ROOT}/{PREFIX}"
+CLI = None  # the build's anychain: the lab fixture sets it from conftest's build
 
 with open(TOPO, "rb") as f:
     FILE = tomllib.load(f)  # the topology as written, for expectations the lab did not compute
@@ -69,28 +62,13 @@ def cli(router, *args):
 
 
 def wait_for(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if pred():
-                return
-        except (ValueError, KeyError, TypeError, AttributeError):
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout} s: {what}")
+    if not wait_until(pred, timeout):
+        pytest.fail(f"timed out after {timeout} s: {what}")
 
 
 def instances_seen(router):
     t = cli(router, "topology") or {}
     return {i["id"] for s in t.get("services", []) for i in s["instances"]}
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def sysctl(namespace, key):
@@ -99,13 +77,14 @@ def sysctl(namespace, key):
 
 
 @pytest.fixture(scope="module")
-def topo():
-    for exe in (ANYCHAIND, CLI, os.path.join(TOOLS, "anychain-vnf")):
-        if not os.access(exe, os.X_OK):
-            pytest.fail(f"{exe} not built (cmake --build {BUILD})")
+def topo(build):
+    global CLI
+    CLI = build.cli
+    if not os.access(os.path.join(build.tools, "anychain-vnf"), os.X_OK):
+        pytest.fail(f"anychain-vnf not built (cmake --build {build.dir})")
     lab("down", "--prefix", PREFIX, check=False)
-    r = lab("up", TOPO, "--prefix", PREFIX, "--build", BUILD, "--agent-cmd",
-            f"{LAB_AGENT} run {{labdir}} {{router}} {{statedir}} {ANYCHAIND}", check=False)
+    r = lab("up", TOPO, "--prefix", PREFIX, "--build", build.dir, "--agent-cmd",
+            f"{LAB_AGENT} run {{labdir}} {{router}} {{statedir}} {build.anychaind}", check=False)
     if r.returncode != 0:
         lab("down", "--prefix", PREFIX, check=False)
         pytest.fail(f"scripts/lab up failed ({r.returncode}): {r.stderr[-2000:]}")
@@ -116,7 +95,7 @@ def topo():
         lab("down", "--prefix", PREFIX, check=False)
 
 
-def test_programs_run_with_mode_slot_and_pid_file(topo):
+def test_programs_run_with_mode_slot_and_pid_file(topo, build):
     st = status()
     services = [s["name"] for s in FILE["service"]]
     for want in FILE["vnf"]:
@@ -126,7 +105,7 @@ def test_programs_run_with_mode_slot_and_pid_file(topo):
         with open(f"/proc/{p['pid']}/cmdline", "rb") as f:
             argv = f.read().decode().split("\0")[:-1]
         opt = {argv[i]: argv[i + 1] for i in range(1, len(argv) - 1) if argv[i].startswith("--")}
-        assert argv[0] == os.path.join(TOOLS, "anychain-vnf")
+        assert argv[0] == os.path.join(build.tools, "anychain-vnf")
         assert opt["--mode"] == ("nsh" if want.get("nsh_aware", True) else "plain")
         assert opt["--slot"] == str(services.index(want["service"]))
         assert opt["--instance-id"] == str(want["instance_id"])
@@ -145,7 +124,7 @@ def test_programs_run_with_mode_slot_and_pid_file(topo):
     assert len(re.findall(r"^  program up \(pid \d+\)$", text, re.M)) == len(FILE["vnf"])
 
 
-def test_every_packet_reaches_the_sink_once(topo):
+def test_every_packet_reaches_the_sink_once(topo, build):
     ids = {v["instance_id"] for v in FILE["vnf"]}
     wait_for(lambda: instances_seen("A") >= ids, 30, f"A sees instances {ids}")
     sink = next(h for h in topo["hosts"] if h["kind"] == "sink")
@@ -156,12 +135,12 @@ def test_every_packet_reaches_the_sink_once(topo):
                              "-U", "-w", pcap, "udp", "and", "dst", "port", "9000"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert "listening on" in dump.stderr.readline()
-    sp = subprocess.Popen(["ip", "netns", "exec", ns(sink["name"]), f"{TOOLS}/anychain-sink", "--port", "9000",
+    sp = subprocess.Popen(["ip", "netns", "exec", ns(sink["name"]), f"{build.tools}/anychain-sink", "--port", "9000",
                            "--json", f"{STATE}/sink.json", "--duration", "6"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
-        out = subprocess.run(["ip", "netns", "exec", ns("src"), f"{TOOLS}/anychain-trafgen", "--dst", dst,
+        out = subprocess.run(["ip", "netns", "exec", ns("src"), f"{build.tools}/anychain-trafgen", "--dst", dst,
                               "--dport", "9000", "--flows-per-sec", "10", "--flow-duration", "1",
                               "--flow-rate", "20", "--duration", "2"],
                              capture_output=True, text=True, check=True, timeout=30).stdout
@@ -199,14 +178,14 @@ def udp_csum_errors(namespace):
     return int(values[head.index("InCsumErrors")])
 
 
-def test_udp_that_no_vnf_rewrites_keeps_a_valid_checksum(topo):
+def test_udp_that_no_vnf_rewrites_keeps_a_valid_checksum(topo, build):
     sink = next(h for h in topo["hosts"] if h["kind"] == "sink")
     for h in topo["hosts"]:
         k = subprocess.run(["ip", "netns", "exec", ns(h["name"]), "ethtool", "-k", "eth0"],
                            capture_output=True, text=True, check=True).stdout
         assert re.search(r"^tx-checksumming: off", k, re.M), f"{h['name']}: TX checksum offload off"
     before = udp_csum_errors(ns(sink["name"]))
-    sp = subprocess.Popen(["ip", "netns", "exec", ns(sink["name"]), f"{TOOLS}/anychain-sink", "--port", "9000",
+    sp = subprocess.Popen(["ip", "netns", "exec", ns(sink["name"]), f"{build.tools}/anychain-sink", "--port", "9000",
                            "--json", f"{STATE}/sink2.json", "--duration", "3"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
@@ -246,9 +225,7 @@ def dijkstra(src):
 
 
 def vtysh_json(router, command):
-    d = f"{STATE}/{router}"
-    return json.loads(subprocess.run(["vtysh", "--vty_socket", d, "--config_dir", d, "-c", command],
-                                     capture_output=True, text=True, check=True).stdout)
+    return labkit_vtysh_json(PREFIX, router, command)
 
 
 def lsa_metrics(seen_by):
@@ -286,10 +263,10 @@ def agent_of(router):
     return status()["routers"][router]["agent"]
 
 
-def test_agent_stop_start_restart(topo):
+def test_agent_stop_start_restart(topo, build):
     pid0 = agent_of("A")["pid"]
     r = lab("agent", "stop", "--prefix", PREFIX, "A")
-    assert f"stopped (pid {pid0})" in r.stdout and not alive(pid0)
+    assert f"stopped (pid {pid0})" in r.stdout and not running(pid0)
     assert agent_of("A")["alive"] is False
     assert " agent DOWN " in lab("status", "--prefix", PREFIX).stdout
     assert cli("A", "status") is None
@@ -303,14 +280,14 @@ def test_agent_stop_start_restart(topo):
 
     lab("agent", "restart", "--prefix", PREFIX, "A")
     b = agent_of("A")
-    assert b["alive"] and b["pid"] != a["pid"] and not alive(a["pid"])
+    assert b["alive"] and b["pid"] != a["pid"] and not running(a["pid"])
 
     # kill -9 and a restart by hand: found by its control socket, not reported DOWN
     os.kill(b["pid"], signal.SIGKILL)
-    wait_for(lambda: not alive(b["pid"]), 5, "agent killed")
+    wait_for(lambda: not running(b["pid"]), 5, "agent killed")
     with open(f"{STATE}/A/agent.log", "a") as log:
         hand = subprocess.Popen([LAB, "exec", "--prefix", PREFIX, "A", "--", LAB_AGENT, "run", STATE, "A",
-                                 f"{STATE}/A", ANYCHAIND], stdout=log, stderr=subprocess.STDOUT)
+                                 f"{STATE}/A", build.anychaind], stdout=log, stderr=subprocess.STDOUT)
     wait_for(lambda: cli("A", "status"), 15, "hand-started agent answers")
     c = agent_of("A")
     assert c == {"pid": hand.pid, "alive": True, "found_by": "control_socket"}
@@ -350,9 +327,9 @@ def test_killed_vnf_is_withdrawn_and_vnf_commands(topo):
     fw0 = program_of("fw1")["pid"]
     lab("vnf", "restart", "--prefix", PREFIX, "fw1")
     fw1 = program_of("fw1")
-    assert fw1["pid"] != fw0 and not alive(fw0) and fw1["found_by"] == "pid_file"
+    assert fw1["pid"] != fw0 and not running(fw0) and fw1["found_by"] == "pid_file"
     lab("vnf", "stop", "--prefix", PREFIX, "fw1")
-    assert program_of("fw1") is None and not alive(fw1["pid"])
+    assert program_of("fw1") is None and not running(fw1["pid"])
     r = lab("vnf", "start", "--prefix", PREFIX, "fw1")
     assert "started" in r.stdout and program_of("fw1")["alive"]
     r = lab("vnf", "start", "--prefix", PREFIX, "nosuch", check=False)
@@ -365,7 +342,7 @@ def test_one_way_costs_survive_an_ospfd_restart(topo):
     seq = {l["advertisingRouter"]: int(l["lsaSeqNumber"], 16) for l in
            vtysh_json("B", "show ip ospf database router json")["routerLinkStates"]["areas"]["0.0.0.0"]}
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not alive(pid), 5, "ospfd killed")
+    wait_for(lambda: not running(pid), 5, "ospfd killed")
     subprocess.run(["ip", "netns", "exec", ns("A"), *argv], check=True, timeout=30)
     lab("wait-converged", "--prefix", PREFIX, "--timeout", "60")
     rid_a = next(r["router_id"] for r in FILE["router"] if r["name"] == "A")
@@ -378,12 +355,7 @@ def test_one_way_costs_survive_an_ospfd_restart(topo):
 
 
 def test_up_refuses_run_true_without_the_vnf_program():
-    prefix = f"lw{os.getpid()}"
+    prefix = lab_prefix("w")
     r = lab("up", TOPO, "--prefix", prefix, "--build", "/nonexistent", check=False)
     assert r.returncode == 2 and "/nonexistent/agent/tools/anychain-vnf not found" in r.stderr
-    assert not os.path.exists(f"/run/anychain-lab/{prefix}")
-    assert not [n for n in os.listdir("/run/netns") if n.startswith(f"acl-{prefix}-")]
-
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-v", "-p", "no:cacheprovider"]))
+    assert not os.path.exists(f"{STATE_ROOT}/{prefix}") and namespaces(prefix) == []

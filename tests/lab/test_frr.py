@@ -5,17 +5,12 @@ import tomllib
 from lablib.frr import frr_configs, frr_cmd
 from lablib.names import router_dir
 from lablib.topology import resolve_topology
+from sample import ROUTERS
 
-TOPO = """
+TOPO = ROUTERS + """
 [lab]
 hello_interval = 2
 dead_interval = 9
-[[router]]
-name = "A"
-router_id = "10.0.0.1"
-[[router]]
-name = "B"
-router_id = "10.0.0.2"
 [[link]]
 a = "A"
 b = "B"

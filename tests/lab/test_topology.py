@@ -10,18 +10,11 @@ import pytest
 
 from lablib.names import LabError
 from lablib.topology import expected_neighbors, load_topology, resolve_topology
+from sample import ROUTERS
 
 TOPOS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                      "scripts", "topologies")
 
-ROUTERS = """
-[[router]]
-name = "A"
-router_id = "10.0.0.1"
-[[router]]
-name = "B"
-router_id = "10.0.0.2"
-"""
 
 
 def resolve(text: str, path: str = "t.toml") -> dict:
