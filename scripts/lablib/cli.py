@@ -1,0 +1,285 @@
+"""The command line of scripts/lab: one function per command, the parser, main()."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import frr, netns, programs, status
+from .names import STATE_ROOT, LabError, check_prefix, log, ns_name
+from .topology import load_topology
+from .up import up
+
+# scripts/lab sits in <repo>/scripts; anychain-vnf is looked for in <repo>/build by default
+DEFAULT_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "build")
+
+
+def cmd_up(args) -> int:
+    print(up(args.topology, check_prefix(args.prefix), args.timeout, args.agent_cmd, args.build))
+    return 0
+
+
+def cmd_down(args) -> int:
+    prefix = check_prefix(args.prefix)
+    if os.geteuid() != 0:
+        raise LabError("must run as root")
+    found = netns.teardown(prefix)
+    print(f"lab {prefix!r} down" if found else f"lab {prefix!r} was not up")
+    return 0
+
+
+def cmd_status(args) -> int:
+    prefix = check_prefix(args.prefix)
+    st = status.gather_status(prefix)
+    if args.json:
+        print(json.dumps(st, indent=1))
+        return 0 if st["status"] != "absent" or st["namespaces"] else 3
+    if st["status"] == "absent" and not st["namespaces"]:
+        print(f"lab {prefix!r}: not up (no state in {st['statedir']}, no namespaces)")
+        return 3
+    print(status.format_status(st))
+    return 0
+
+
+def cmd_wait(args) -> int:
+    prefix = check_prefix(args.prefix)
+    status.wait_converged(prefix, netns.load_lab(prefix), args.timeout)
+    print(f"lab {prefix!r} converged")
+    return 0
+
+
+def _start_stop(action: str, names: list[str], what: str, find, stop, start) -> None:
+    """stop, start or restart each program; start leaves a running one alone."""
+    for n in names:
+        if action in ("stop", "restart"):
+            pid = stop(n)
+            print(f"{what} {n}: stopped (pid {pid})" if pid else f"{what} {n}: not running")
+        if action in ("start", "restart"):
+            pid, _ = find(n)
+            if pid is not None:
+                print(f"{what} {n}: already running (pid {pid})")
+            else:
+                print(f"{what} {n}: started ({start(n)})")
+
+
+def _running_lab(args, kind: str, known: list[str]) -> tuple[str, dict, netns.Journal | None]:
+    prefix = check_prefix(args.prefix)
+    if os.geteuid() != 0:
+        raise LabError("must run as root")
+    topo = netns.load_lab(prefix)
+    for n in args.names:
+        if n not in known(topo):
+            raise LabError(f"unknown {kind} {n!r} ({kind}s: {', '.join(known(topo)) or 'none'})")
+    return prefix, topo, netns.Journal.load(prefix)
+
+
+def cmd_agent(args) -> int:
+    prefix, topo, j = _running_lab(args, "router", lambda t: list(t["routers"]))
+    template = args.agent_cmd or (j.data.get("agent_cmd") if j else None)
+    if args.action != "stop":
+        if not template:
+            raise LabError(f"lab {prefix!r} was brought up without --agent-cmd: give "
+                           f"`agent {args.action} --agent-cmd CMD`")
+        for r in args.names:
+            programs.agent_argv(template, topo, prefix, r)  # check before stopping anything
+    _start_stop(args.action, args.names, "agent of",
+                lambda r: programs.find_agent(prefix, r),
+                lambda r: programs.stop_agent(prefix, r),
+                lambda r: f"pid {programs.start_agent(j, topo, prefix, r, template)}")
+    return 0
+
+
+def cmd_vnf(args) -> int:
+    prefix, topo, j = _running_lab(args, "vnf", lambda t: [v["name"] for v in t["vnfs"]])
+    vnfs = {v["name"]: v for v in topo["vnfs"]}
+    binary = None
+    if args.action != "stop":
+        binary = programs.vnf_binary(args.build or (j.data.get("build") if j else None)
+                                     or DEFAULT_BUILD)
+    _start_stop(args.action, args.names, "vnf",
+                lambda n: programs.find_vnf(prefix, vnfs[n]),
+                lambda n: programs.stop_vnf(prefix, vnfs[n]),
+                lambda n: f"pid {programs.start_vnf(j, prefix, vnfs[n], binary)}, "
+                          f"slot {vnfs[n]['slot']}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    topo = load_topology(args.topology)
+    if args.json:
+        print(json.dumps(topo, indent=1))
+    else:
+        print(f"{args.topology}: ok: {len(topo['routers'])} routers, {len(topo['links'])} "
+              f"links, {len(topo['vnfs'])} VNF instances, {len(topo['hosts'])} sources/sinks")
+    return 0
+
+
+def resolve_ns_target(prefix: str, topo: dict, target: str) -> tuple[str, str | None]:
+    """target: a router, a vnf or a source/sink name -> (namespace, router or None)."""
+    if target in topo["routers"]:
+        return ns_name(prefix, target), target
+    for v in topo["vnfs"]:
+        if v["name"] == target:
+            return ns_name(prefix, v["router"], v["name"]), None
+    for h in topo["hosts"]:
+        if h["name"] == target:
+            return ns_name(prefix, h["name"]), None
+    raise LabError(f"unknown router, vnf, source or sink {target!r} in lab {prefix!r}")
+
+
+def cmd_exec(args) -> int:
+    prefix = check_prefix(args.prefix)
+    topo = netns.load_lab(prefix)
+    ns, router = resolve_ns_target(prefix, topo, args.target)
+    argv = args.command
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        argv = [os.environ.get("SHELL", "/bin/sh")]
+    if router is not None:
+        full = netns.exec_prelude(prefix, router) + argv
+    else:
+        full = ["ip", "netns", "exec", ns, *argv]
+    os.execvp(full[0], full)
+
+
+def cmd_vtysh(args) -> int:
+    prefix = check_prefix(args.prefix)
+    topo = netns.load_lab(prefix)
+    if args.router not in topo["routers"]:
+        raise LabError(f"unknown router {args.router!r} (routers: {', '.join(topo['routers'])})")
+    argv = frr.vtysh_argv(prefix, args.router)
+    for c in args.c or []:
+        argv += ["-c", c]
+    os.execv(argv[0], argv)
+
+
+EPILOG = """\
+examples:
+  scripts/lab check scripts/topologies/paper-fig3.toml      validate, print the summary
+  scripts/lab up scripts/topologies/paper-fig3.toml --prefix fig3
+  scripts/lab status --prefix fig3                          namespaces, FRR, neighbours, routes
+  scripts/lab vtysh --prefix fig3 A -c 'show ip ospf database'
+  scripts/lab exec --prefix fig3 src -- ping -c1 10.255.0.2  run in a namespace
+  scripts/lab agent restart --prefix fig3 A                 stop and start A's agent hook
+  scripts/lab vnf start --prefix fig3 vnfD                  run anychain-vnf for an instance
+  scripts/lab down --prefix fig3                            remove everything the lab created
+
+namespaces: acl-<prefix>-<router>, acl-<prefix>-<router>-<vnf>, acl-<prefix>-<source|sink>
+state:      /run/anychain-lab/<prefix>/ (state.json journal, lab.json resolved topology,
+            <router>/ with FRR configs, pid files, vty sockets, logs, bpffs)
+agent hook: up --agent-cmd 'CMD {router} {ns} {statedir}' runs CMD once per router, inside
+            its namespace (with its bpffs on /sys/fs/bpf) after convergence;
+            placeholders {router} {ns} {statedir} {labdir} {prefix} {router_id} {loopback}.
+VNF programs: the lab runs no VNF unless the topology says `run = true` for the instance:
+            then anychain-vnf (from --build) runs in the instance's namespace, --mode nsh or
+            plain after its nsh_aware, --slot = its service's position in the chain, its pid
+            in <router>/vnf-<name>.pid (the agent's pid_file for liveness). An instance
+            without a program is still announced, and what is steered to it is lost:
+            `scripts/lab vnf start --prefix P NAME` runs one later.
+Topology format and guarantees: docs/lab.md.
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="scripts/lab", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build an anychain lab: routers as network namespaces running FRR zebra "
+                    "and ospfd (with the opaque-LSA API), veth links with OSPF costs, VNF "
+                    "instance and source/sink namespaces.", epilog=EPILOG)
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def add_prefix(p):
+        p.add_argument("--prefix", default="lab",
+                       help="lab name: namespaces are acl-PREFIX-*, state in "
+                            f"{STATE_ROOT}/PREFIX (default: lab)")
+
+    p = sub.add_parser("up", help="build the topology, start FRR, wait for convergence",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    p.add_argument("topology", help="topology file (TOML, see docs/lab.md)")
+    add_prefix(p)
+    p.add_argument("--timeout", type=float, default=60,
+                   help="seconds to wait for OSPF convergence (default 60)")
+    p.add_argument("--agent-cmd", metavar="CMD",
+                   help="command started in every router namespace after convergence; "
+                        "placeholders {router} {ns} {statedir} {labdir} {prefix} "
+                        "{router_id} {loopback}")
+    p.add_argument("--build", metavar="DIR", default=DEFAULT_BUILD,
+                   help="build directory whose agent/tools/anychain-vnf runs the VNF "
+                        "instances with `run = true` (default: %(default)s)")
+    p.set_defaults(fn=cmd_up)
+
+    p = sub.add_parser("down", help="stop and remove everything the lab created")
+    add_prefix(p)
+    p.set_defaults(fn=cmd_down)
+
+    p = sub.add_parser("status", help="namespaces, FRR processes, OSPF neighbours and routes")
+    add_prefix(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(fn=cmd_status)
+
+    p = sub.add_parser("wait-converged",
+                       help="wait until all expected OSPF neighbours are Full and every "
+                            "router has a route to every loopback")
+    add_prefix(p)
+    p.add_argument("--timeout", type=float, default=60, help="seconds (default 60)")
+    p.set_defaults(fn=cmd_wait)
+
+    p = sub.add_parser("agent", help="start, stop or restart the agent hook of routers")
+    p.add_argument("action", choices=("start", "stop", "restart"))
+    add_prefix(p)
+    p.add_argument("names", nargs="+", metavar="ROUTER")
+    p.add_argument("--agent-cmd", metavar="CMD",
+                   help="hook template for start/restart (default: the one `up` was given)")
+    p.set_defaults(fn=cmd_agent)
+
+    p = sub.add_parser("vnf", help="start, stop or restart the anychain-vnf program of VNF "
+                                   "instances")
+    p.add_argument("action", choices=("start", "stop", "restart"))
+    add_prefix(p)
+    p.add_argument("names", nargs="+", metavar="VNF")
+    p.add_argument("--build", metavar="DIR",
+                   help="build directory with agent/tools/anychain-vnf (default: the one `up` "
+                        "was given)")
+    p.set_defaults(fn=cmd_vnf)
+
+    p = sub.add_parser("check", help="validate a topology file without building anything")
+    p.add_argument("topology")
+    p.add_argument("--json", action="store_true", help="print the resolved topology")
+    p.set_defaults(fn=cmd_check)
+
+    p = sub.add_parser("exec", help="run a command in a router, vnf, source or sink namespace "
+                                    "(routers: with their bpffs on /sys/fs/bpf)")
+    add_prefix(p)
+    p.add_argument("target", help="router, vnf, source or sink name")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="command (default: a shell)")
+    p.set_defaults(fn=cmd_exec)
+
+    p = sub.add_parser("vtysh", help="vtysh connected to a router's FRR")
+    add_prefix(p)
+    p.add_argument("router")
+    p.add_argument("-c", action="append", metavar="CMD", help="vtysh command (repeatable)")
+    p.set_defaults(fn=cmd_vtysh)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except LabError as e:
+        log(f"error: {e}")
+        return 2
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    except BrokenPipeError:  # `scripts/lab status | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""scripts/lab-agent's generated anychaind config: instances whose program the lab runs carry
+its pid file (liveness), the others none (they are started by someone else)."""
+import json
+import os
+import subprocess
+import tomllib
+
+from lablib.topology import resolve_topology
+
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+TOPO = """
+[[router]]
+name = "A"
+router_id = "10.0.0.1"
+[[service]]
+name = "fw"
+anycast = "10.100.0.1"
+[[vnf]]
+name = "ran"
+router = "A"
+service = "fw"
+capacity = 10
+instance_id = 1
+run = true
+[[vnf]]
+name = "byhand"
+router = "A"
+service = "fw"
+capacity = 10
+instance_id = 2
+nsh_aware = false
+"""
+
+
+def test_pid_file_only_for_instances_the_lab_runs(tmp_path):
+    t = resolve_topology(tomllib.loads(TOPO), "t.toml")
+    for v in t["vnfs"]:  # what `up` adds before writing lab.json
+        v["pid_file"] = f"/run/anychain-lab/p/A/vnf-{v['name']}.pid"
+    (tmp_path / "lab.json").write_text(json.dumps({"prefix": "p", **t}))
+    conf = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "scripts", "lab-agent"), "config",
+                           str(tmp_path), "A"], capture_output=True, text=True, check=True).stdout
+    lines = {l.split("name: ")[1].split(",")[0]: l for l in conf.splitlines() if l.startswith("  - {name: ") and "veth:" in l}
+    assert lines["ran"].endswith(", nsh_aware: true, pid_file: /run/anychain-lab/p/A/vnf-ran.pid}")
+    assert lines["byhand"].endswith(", nsh_aware: false}")
