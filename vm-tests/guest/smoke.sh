@@ -12,8 +12,22 @@ echo "to stderr" >&2
 
 fstype() { findmnt -n -o FSTYPE --mountpoint "$1" || echo "not-a-mountpoint"; }
 [[ $(fstype /) == 9p ]] || vm_fail "/ is $(fstype /), expected the host root over 9p"
-if touch /usr/.anychain-vm-write-test 2>/dev/null; then
-	vm_fail "/usr is writable: the host root must be read-only"
+# Nothing in the guest may write the host's files: / is read-only, and stays so at the export
+# even when the guest (root) remounts it read-write. /usr may be a copy-on-write overlay (vng),
+# where a write succeeds but stays in the guest; the host test checks that the host has
+# neither file ($SMOKE_WRITE_PROBE is a unique name).
+if [[ -n ${SMOKE_WRITE_PROBE:-} ]]; then
+	if touch "/$SMOKE_WRITE_PROBE" 2>/dev/null; then
+		vm_fail "/ is writable in the guest: the host root must be read-only"
+	fi
+	mount -o remount,rw / || vm_fail "cannot remount / read-write (to check the export)"
+	if touch "/$SMOKE_WRITE_PROBE" 2>/dev/null; then
+		rm -f "/$SMOKE_WRITE_PROBE"
+		mount -o remount,ro /
+		vm_fail "/ remounted read-write in the guest wrote to the host root: the 9p export is not read-only"
+	fi
+	mount -o remount,ro / || vm_fail "cannot remount / read-only again"
+	touch "/usr/$SMOKE_WRITE_PROBE" 2>/dev/null || true
 fi
 [[ $(fstype /proc) == proc ]] || vm_fail "/proc is not procfs"
 [[ $(fstype /sys) == sysfs ]] || vm_fail "/sys is not sysfs"

@@ -38,3 +38,17 @@ default_kernel() {
 		[[ -e $k && $k != *-cloud-* ]] && echo "$k"
 	done | sort -V | tail -n1
 }
+
+# expected_backend auto|vng|qemu: the backend vm-tests/run must pick: auto is vng when virtme-ng
+# >= 1.35 is installed (scripts/install-deps.sh), else qemu.
+expected_backend() {
+	local v
+	case $1 in
+	vng | qemu) echo "$1" ;;
+	auto)
+		v=$(vng --version 2>/dev/null | sed -n 's/^virtme-ng \([0-9][0-9.]*\).*/\1/p')
+		if [[ -n $v && $(printf '%s\n' 1.35 "$v" | sort -V | head -n1) == 1.35 ]]; then echo vng; else echo qemu; fi
+		;;
+	*) fail "unknown backend '$1'" ;;
+	esac
+}

@@ -25,6 +25,7 @@ check 2 "--memory '1T' is not a size" --memory 1T -- true
 check 2 "--timeout '0' is not a positive number" --timeout 0 -- true
 check 2 "--nics 3: NICs are wired in pairs" --nics 3 -- true
 check 2 "--backend 'kvm': use auto, qemu or vng" --backend kvm -- true
+check 2 "--accel 'hvf': use auto, tcg or kvm" --accel hvf -- true
 check 2 "--env 'X' is not NAME=VALUE" --env X -- true
 check 2 "--rwdir '/nonexistent/dir' is not a directory" --rwdir /nonexistent/dir -- true
 check 2 "option --kernel needs an argument" --kernel
@@ -38,6 +39,11 @@ cd "$ROOT"
 ANYCHAIN_VM_QEMU=/nonexistent/qemu check 125 "/nonexistent/qemu not found: install qemu-system-x86" --backend qemu -- true
 ANYCHAIN_VM_BUSYBOX=/nonexistent/busybox check 125 "busybox not found at /nonexistent/busybox: install busybox-static" --backend qemu -- true
 ANYCHAIN_VM_BUSYBOX=/bin/bash check 125 "/bin/bash is dynamically linked; the initramfs needs busybox-static" --backend qemu -- true
+ANYCHAIN_VM_VNG=/nonexistent/vng check 125 "--backend vng: virtme-ng \(/nonexistent/vng\) is not installed; scripts/install-deps.sh installs it" --backend vng -- true
+# A virtme-ng older than the runner supports: refused when asked for, skipped by auto.
+printf '#!/bin/sh\necho "virtme-ng 1.20"\n' >"$OUT/old-vng"
+chmod +x "$OUT/old-vng"
+ANYCHAIN_VM_VNG=$OUT/old-vng check 125 "--backend vng: virtme-ng 1.20 is older than 1.35" --backend vng -- true
 
 boot=$OUT/boot
 mkdir -p "$boot"
