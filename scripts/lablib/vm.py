@@ -21,6 +21,10 @@ On the host (S = /run/anychain-lab/<prefix>):
   S/<router>/ssh.ctl        the SSH master's control socket
 In the guest, S/<router>/ is the guest's own directory (pid files, vty sockets, zserv.api, the
 agent's control socket, anychaind.yaml) with share/ mounted in it, and S/lab.json is a copy.
+
+One file over 500 lines: building the nodes (NIC plan, node script, wire, keys, boot) and
+reaching them (VmLab: SSH, programs, status, kill) share the same names and paths above; the
+netns backend is in netns.py and backend.py, the guest's side in guest/.
 """
 
 from __future__ import annotations
