@@ -25,7 +25,7 @@ import subprocess
 import time
 
 from . import frr, programs
-from .names import LabError, ns_name, router_dir
+from .names import LabError, log, ns_name, router_dir
 from .proc import alive, pids_in_netns, run
 
 
@@ -143,6 +143,22 @@ class Lab:
 
     def stop_vnf(self, v: dict) -> int | None:
         raise NotImplementedError
+
+    def start_programs(self, j, vnf_bin: str, agent_cmd: str | None) -> None:
+        """What `up` starts once OSPF converged: the VNF programs of instances with `run = true`,
+        then the agent on every router (an agent watching a pid file that does not exist yet
+        would withdraw the instance at once)."""
+        for v in self.topo["vnfs"]:
+            if v["run"]:
+                self.start_vnf(j, v, vnf_bin)
+        idle = [v["name"] for v in self.topo["vnfs"] if not v["run"]]
+        if idle:
+            log(f"note: no program runs for vnf {', '.join(idle)} (no `run = true`): packets "
+                "steered to them are lost until one does (`scripts/lab vnf start --prefix "
+                f"{self.prefix} NAME`, or your own; docs/lab.md)")
+        if agent_cmd:
+            for rname in self.topo["routers"]:
+                self.start_agent(j, rname, agent_cmd)
 
     # pacing of polls that ask every router (convergence): a VM answers slower
     poll_interval = 0.3

@@ -153,18 +153,7 @@ def build(j: netns.Journal, topo: dict, prefix: str, timeout: float,
             frr.start_daemon(j, prefix, rname, daemon)
 
     j.set(status="converging")
-    wait_converged(NetnsLab(prefix, topo), timeout)
-    # VNF programs before the agents: an agent watching a pid file that does not exist yet
-    # would withdraw the instance at once.
-    for v in topo["vnfs"]:
-        if v["run"]:
-            programs.start_vnf(j, prefix, v, vnf_bin)
-    idle = [v["name"] for v in topo["vnfs"] if not v["run"]]
-    if idle:
-        log(f"note: no program runs for vnf {', '.join(idle)} (no `run = true`): packets "
-            "steered to them are lost until one does (`scripts/lab vnf start --prefix "
-            f"{prefix} NAME`, or your own; docs/lab.md)")
-    if agent_cmd:
-        for rname in topo["routers"]:
-            programs.start_agent(j, topo, prefix, rname, agent_cmd)
+    lab = NetnsLab(prefix, topo)
+    wait_converged(lab, timeout)
+    lab.start_programs(j, vnf_bin, agent_cmd)
     j.set(status="up")

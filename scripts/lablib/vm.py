@@ -327,17 +327,7 @@ def build(j: Journal, topo: dict, prefix: str, timeout: float, agent_cmd: str | 
         lab.start_master(j, rname)
     j.set(status="converging")
     wait_converged(lab, timeout)
-    for v in topo["vnfs"]:
-        if v["run"]:
-            lab.start_vnf(j, v, vnf_bin)
-    idle = [v["name"] for v in topo["vnfs"] if not v["run"]]
-    if idle:
-        log(f"note: no program runs for vnf {', '.join(idle)} (no `run = true`): packets "
-            "steered to them are lost until one does (`scripts/lab vnf start --prefix "
-            f"{prefix} NAME`, or your own; docs/lab.md)")
-    if agent_cmd:
-        for rname in topo["routers"]:
-            lab.start_agent(j, rname, agent_cmd)
+    lab.start_programs(j, vnf_bin, agent_cmd)
     j.set(status="up")
 
 
