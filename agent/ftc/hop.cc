@@ -67,7 +67,13 @@ HopResult run_hop(const HopConfig& cfg, Store& store, std::span<const uint8_t> n
     if (!o) return drop(r, AC_FTC_ST_REPLICA_FULL, o.error().message);
     switch (*o) {
       case Outcome::Stale:
-        return drop(r, AC_FTC_ST_STALE, format("log of instance {} incarnation {}: fenced", log.mbox.id, log.mbox.inc));
+        if (!log.wrapped())
+          return drop(r, AC_FTC_ST_STALE, format("log of instance {} incarnation {}: fenced", log.mbox.id, log.mbox.inc));
+        // a returned log of an earlier packet (which the buffer drops as fenced): not this
+        // packet's business, stripped so that it does not circulate
+        w[off + 2] = AC_TLV_FTC_STRIP;
+        r.stats[AC_FTC_ST_STALE]++;
+        continue;
       case Outcome::Gap:
         r.verdict = Verdict::Hold;
         r.reason = AC_FTC_ST_GAP;
@@ -87,8 +93,9 @@ HopResult run_hop(const HopConfig& cfg, Store& store, std::span<const uint8_t> n
       w[off + 2] = AC_TLV_FTC_STRIP;
       r.stats[AC_FTC_ST_TAIL_STRIPPED]++;
       if (log.wrapped()) {
-        const Record* rec = store.replica(rk);
-        if (ac_ftc_commit_add(&commits, log.mbox.word(), rec ? rec->seq : 0) != 0)
+        // the log's own sequence: every hop that counted it in held had reached it (a record's
+        // MAX may be ahead of the replicas before it, after a re-request to the head)
+        if (ac_ftc_commit_add(&commits, log.mbox.word(), log.seq) != 0)
           return drop(r, AC_FTC_ST_BAD_TLV, "more than 8 commit entries");
         r.stats[AC_FTC_ST_COMMITS]++;
       }

@@ -17,14 +17,13 @@ bool better(const Holding& a, const Holding& b) {
 
 }  // namespace
 
-RecoveryPlan plan_recovery(uint16_t failed, uint8_t old_inc, const std::vector<Holding>& holdings,
+RecoveryPlan plan_recovery(uint16_t failed, uint8_t new_inc, const std::vector<Holding>& holdings,
                            const Geometry& geo) {
   RecoveryPlan plan;
   plan.failed = failed;
-  uint8_t inc = old_inc;
+  plan.new_inc = new_inc;
   for (const auto& h : holdings)
-    if (h.key.id == failed && ac_ftc_inc_older(inc, h.rec.inc)) inc = h.rec.inc;
-  plan.new_inc = static_cast<uint8_t>(inc + 1);
+    if (h.key.id == failed && ac_ftc_inc_older(new_inc, h.rec.inc)) plan.conflict = true;
 
   // the best alive holding per record, and the records known at all
   std::map<RecordKey, const Holding*> best;

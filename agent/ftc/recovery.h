@@ -35,15 +35,17 @@ struct Transfer {
 struct RecoveryPlan {
   uint16_t failed = 0;
   uint8_t new_inc = 0;              // the replacement's incarnation
+  bool conflict = false;            // a holder knows a newer incarnation: another replacement won
   std::vector<Transfer> transfers;  // ordered by key
   std::vector<RecordKey> lost;      // records only dead holders had (never released)
 };
 
-// Head records of `failed`: from the alive holder with the newest incarnation, then the highest
+// new_inc is decided before the holders are asked (one more than the incarnation the failed
+// instance announced) and is the one they fence with. Head records of `failed`: from the alive holder with the newest incarnation, then the highest
 // sequence (its first alive successor), ties to the nearest (lowest held). Replica records of
 // the flows it headed, for the middleboxes `geo` says it replicates: the same rule (its head, or
 // its nearest alive predecessor). Records held by `failed` itself are gone and never chosen.
-RecoveryPlan plan_recovery(uint16_t failed, uint8_t old_inc, const std::vector<Holding>& holdings,
+RecoveryPlan plan_recovery(uint16_t failed, uint8_t new_inc, const std::vector<Holding>& holdings,
                            const Geometry& geo);
 
 }  // namespace anychain::ftc

@@ -69,7 +69,7 @@ struct ac_ftc_write_hdr {
 /* Commit TLV value: 1..AC_FTC_MAX_COMMITS entries */
 struct ac_ftc_commit {
 	__be32 mbox;
-	__be32 seq;              /* the tail's MAX for that middlebox and partition */
+	__be32 seq;              /* the stripped log's sequence: held f + 1 times */
 } __attribute__((packed));
 #define AC_FTC_COMMIT_LEN 8
 
@@ -94,7 +94,21 @@ struct ac_ftc_commit {
 /* The window: the NSH at offset 0 of a buffer of AC_FTC_WIN bytes */
 #define AC_FTC_WIN 512
 #define AC_FTC_WMASK (AC_FTC_WIN - 1)
-#define AC_FTC_B(b, o) ((b)[(o) & AC_FTC_WMASK])
+#ifdef __BPF__
+/* The mask must reach the verifier: clang drops it where it can prove the offset small, and
+ * then may bounds-check one copy of the offset and use another. The empty asm hides the value. */
+AC_INLINE __u32 ac_ftc_mask(__u32 v, __u32 m)
+{
+	asm volatile("" : "+r"(v));
+	return v & m;
+}
+#else
+AC_INLINE __u32 ac_ftc_mask(__u32 v, __u32 m)
+{
+	return v & m;
+}
+#endif
+#define AC_FTC_B(b, o) ((b)[ac_ftc_mask((o), AC_FTC_WMASK)])
 
 AC_INLINE __u32 ac_ftc_rd16(const __u8 *b, __u32 o)
 {
@@ -275,88 +289,130 @@ struct ac_ftc_view {
 	__u8 has_hash;           /* the flow hash TLV was found (hash) */
 	__u16 err_off;           /* where a walk that failed stopped (the offending TLV's offset) */
 	__u16 log[AC_FTC_MAX_LOGS]; /* offsets of the log TLVs' headers, in order */
+	__u32 cur;               /* walk in progress: the next TLV's offset */
+	__u32 err;               /* walk in progress: enum ac_ftc_err so far */
 };
+#define AC_FTC_WALK_STEPS ((AC_NSH_MAX_LEN - AC_NSH_BASE_LEN) / 4) /* at most 61 TLVs */
 
 /* Walk the MD2 TLVs of the NSH in window b (len bytes): every FTC TLV is checked (docs/ftc.md 2),
- * others are counted and left alone. */
-AC_INLINE enum ac_ftc_err ac_ftc_walk(const __u8 *b, __u32 len, struct ac_ftc_view *v)
+ * others are counted and left alone. In three parts so that BPF can run the steps with
+ * bpf_loop() (the verifier then checks one step, not 61): ac_ftc_walk_begin(), then
+ * ac_ftc_walk_step() until it returns 1 (at most AC_FTC_WALK_STEPS times), then
+ * ac_ftc_walk_end(). ac_ftc_walk() does all three. */
+AC_INLINE enum ac_ftc_err ac_ftc_walk_begin(const __u8 *b, __u32 len, struct ac_ftc_view *v)
 {
-	__u32 off = AC_NSH_BASE_LEN;
-
 	__builtin_memset(v, 0, sizeof(*v));
 	v->len = len;
+	v->cur = AC_NSH_BASE_LEN;
 	if (len < AC_NSH_BASE_LEN || len > AC_NSH_MAX_LEN || (len & 3) ||
 	    (AC_FTC_B(b, 2) & 0x0f) != AC_NSH_MD_TYPE2 || (AC_FTC_B(b, 1) & 0x3f) * 4 != len)
-		return AC_FTC_E_MD;
-	for (__u32 i = 0; i < (AC_NSH_MAX_LEN - AC_NSH_BASE_LEN) / 4; i++) {
-		__u32 cls, type, vlen, next;
+		v->err = AC_FTC_E_MD;
+	return (enum ac_ftc_err)v->err;
+}
 
-		if (off >= len)
-			break;
-		v->err_off = (__u16)off;
-		cls = ac_ftc_rd16(b, off);
-		type = AC_FTC_B(b, off + 2);
-		vlen = AC_FTC_B(b, off + 3) & 0x7f;
-		next = off + 4 + ac_ftc_pad4(vlen);
-		if (next > len)
-			return AC_FTC_E_LEN;
-		if (cls != AC_MD_CLASS) {
-			v->other++;
-		} else if (type == AC_TLV_FLOW_HASH) {
-			v->other++;
-			if (vlen == 4 && !v->has_hash) {
-				v->has_hash = 1;
-				v->hash = ac_ftc_rd32(b, off + 4);
-			}
-		} else if (type == AC_TLV_FTC_LOG) {
-			enum ac_ftc_err e;
+/* One TLV at v->cur. Returns 1 when the walk is over (the end, or an error in v->err). */
+AC_INLINE int ac_ftc_walk_step(const __u8 *b, struct ac_ftc_view *v)
+{
+	__u32 off = v->cur, cls, type, vlen, next;
 
-			if (v->nlogs >= AC_FTC_MAX_LOGS)
-				return AC_FTC_E_TOO_MANY_LOGS;
-			e = ac_ftc_log_check(b, off + 4, vlen);
-			if (e)
-				return e;
-			v->log[v->nlogs & (AC_FTC_MAX_LOGS - 1)] = (__u16)off;
-			v->nlogs++;
-		} else if (type == AC_TLV_FTC_COMMIT) {
-			if (v->commit || vlen == 0 || vlen % AC_FTC_COMMIT_LEN ||
-			    vlen > AC_FTC_COMMIT_LEN * AC_FTC_MAX_COMMITS)
-				return AC_FTC_E_COMMIT;
-			v->commit = (__u16)off;
-			v->ncommit = (__u8)(vlen / AC_FTC_COMMIT_LEN);
-		} else if (type == AC_TLV_FTC_CTRL) {
-			__u32 f = AC_FTC_B(b, off + 5);
-
-			if (v->ctrl)
-				return AC_FTC_E_CTRL_DUP;
-			if (vlen != AC_FTC_CTRL_LEN || f < AC_FTC_F_MIN || f > AC_FTC_F_MAX ||
-			    (AC_FTC_B(b, off + 4) & ~(__u32)AC_FTC_CTRL_PROPAGATING) ||
-			    ac_ftc_rd16(b, off + 6))
-				return AC_FTC_E_CTRL;
-			v->ctrl = (__u16)off;
-			v->f = (__u8)f;
-			v->cflags = AC_FTC_B(b, off + 4);
-			v->ingress = ac_ftc_rd32(b, off + 8);
-		} else {
-			v->other++;
-		}
-		off = next;
+	if (v->err || off >= v->len || off >= AC_NSH_MAX_LEN)
+		return 1;
+	v->err_off = (__u16)off;
+	cls = ac_ftc_rd16(b, off);
+	type = AC_FTC_B(b, off + 2);
+	vlen = AC_FTC_B(b, off + 3) & 0x7f;
+	next = off + 4 + ac_ftc_pad4(vlen);
+	if (next > v->len) {
+		v->err = AC_FTC_E_LEN;
+		return 1;
 	}
-	if (off != len)
+	if (cls != AC_MD_CLASS) {
+		v->other++;
+	} else if (type == AC_TLV_FLOW_HASH) {
+		v->other++;
+		if (vlen == 4 && !v->has_hash) {
+			v->has_hash = 1;
+			v->hash = ac_ftc_rd32(b, off + 4);
+		}
+	} else if (type == AC_TLV_FTC_LOG) {
+		enum ac_ftc_err e;
+
+		if (v->nlogs >= AC_FTC_MAX_LOGS) {
+			v->err = AC_FTC_E_TOO_MANY_LOGS;
+			return 1;
+		}
+		e = ac_ftc_log_check(b, off + 4, vlen);
+		if (e) {
+			v->err = e;
+			return 1;
+		}
+		v->log[ac_ftc_mask(v->nlogs, AC_FTC_MAX_LOGS - 1)] = (__u16)off;
+		v->nlogs++;
+	} else if (type == AC_TLV_FTC_COMMIT) {
+		if (v->commit || vlen == 0 || vlen % AC_FTC_COMMIT_LEN ||
+		    vlen > AC_FTC_COMMIT_LEN * AC_FTC_MAX_COMMITS) {
+			v->err = AC_FTC_E_COMMIT;
+			return 1;
+		}
+		v->commit = (__u16)off;
+		v->ncommit = (__u8)(vlen / AC_FTC_COMMIT_LEN);
+	} else if (type == AC_TLV_FTC_CTRL) {
+		__u32 f = AC_FTC_B(b, off + 5);
+
+		if (v->ctrl) {
+			v->err = AC_FTC_E_CTRL_DUP;
+			return 1;
+		}
+		if (vlen != AC_FTC_CTRL_LEN || f < AC_FTC_F_MIN || f > AC_FTC_F_MAX ||
+		    (AC_FTC_B(b, off + 4) & ~(__u32)AC_FTC_CTRL_PROPAGATING) || ac_ftc_rd16(b, off + 6)) {
+			v->err = AC_FTC_E_CTRL;
+			return 1;
+		}
+		v->ctrl = (__u16)off;
+		v->f = (__u8)f;
+		v->cflags = AC_FTC_B(b, off + 4);
+		v->ingress = ac_ftc_rd32(b, off + 8);
+	} else {
+		v->other++;
+	}
+	v->cur = next;
+	return next >= v->len;
+}
+
+AC_INLINE enum ac_ftc_err ac_ftc_walk_end(const __u8 *b, struct ac_ftc_view *v)
+{
+	if (v->err)
+		return (enum ac_ftc_err)v->err;
+	if (v->cur != v->len) {
+		v->err = AC_FTC_E_LEN;
 		return AC_FTC_E_LEN;
+	}
 	if (v->nlogs && !v->ctrl) {
 		v->err_off = v->log[0];
+		v->err = AC_FTC_E_CTRL;
 		return AC_FTC_E_CTRL;
 	}
 	for (__u32 k = 0; k < AC_FTC_MAX_LOGS; k++) {
 		if (k >= v->nlogs)
 			break;
-		v->err_off = v->log[k];
-		if (AC_FTC_B(b, AC_FTC_LOG_HELD_AT(v->log[k])) > v->f)
+		v->err_off = v->log[ac_ftc_mask(k, AC_FTC_MAX_LOGS - 1)];
+		if (AC_FTC_B(b, AC_FTC_LOG_HELD_AT(v->err_off)) > v->f) {
+			v->err = AC_FTC_E_LOG_HELD;
 			return AC_FTC_E_LOG_HELD;
+		}
 	}
 	v->err_off = 0;
 	return AC_FTC_OK;
+}
+
+AC_INLINE enum ac_ftc_err ac_ftc_walk(const __u8 *b, __u32 len, struct ac_ftc_view *v)
+{
+	if (ac_ftc_walk_begin(b, len, v))
+		return (enum ac_ftc_err)v->err;
+	for (__u32 i = 0; i < AC_FTC_WALK_STEPS; i++)
+		if (ac_ftc_walk_step(b, v))
+			break;
+	return ac_ftc_walk_end(b, v);
 }
 
 /* Commit entries a hop carries on (host order): the received ones plus its own. */
@@ -371,7 +427,7 @@ struct ac_ftc_commits {
 AC_INLINE int ac_ftc_commit_add(struct ac_ftc_commits *c, __u32 mbox, __u32 seq)
 {
 	for (__u32 i = 0; i < AC_FTC_MAX_COMMITS; i++) {
-		__u32 j = i & (AC_FTC_MAX_COMMITS - 1);
+		__u32 j = ac_ftc_mask(i, AC_FTC_MAX_COMMITS - 1);
 
 		if (i >= c->n)
 			break;
@@ -387,8 +443,8 @@ AC_INLINE int ac_ftc_commit_add(struct ac_ftc_commits *c, __u32 mbox, __u32 seq)
 	}
 	if (c->n >= AC_FTC_MAX_COMMITS)
 		return -1;
-	c->mbox[c->n & (AC_FTC_MAX_COMMITS - 1)] = mbox;
-	c->seq[c->n & (AC_FTC_MAX_COMMITS - 1)] = seq;
+	c->mbox[ac_ftc_mask(c->n, AC_FTC_MAX_COMMITS - 1)] = mbox;
+	c->seq[ac_ftc_mask(c->n, AC_FTC_MAX_COMMITS - 1)] = seq;
 	c->n++;
 	return 0;
 }
@@ -420,7 +476,10 @@ AC_INLINE void ac_ftc_put_log_hdr(__u8 *b, __u32 o, __u32 flags, __u32 held, __u
 }
 
 /* One write at o of window b (key and value from fixed arrays of AC_FTC_KEY_MAX and
- * AC_FTC_VAL_MAX bytes); returns the offset after it. */
+ * AC_FTC_VAL_MAX bytes, zero after klen and vlen); returns the offset after it. The arrays are
+ * copied whole: the value overwrites the key's zero tail and the next write the value's, so the
+ * bytes after the last write are zero (the loops have no data-dependent exit, which the verifier
+ * would otherwise explore once per length). */
 AC_INLINE __u32 ac_ftc_put_write(__u8 *b, __u32 o, __u32 table, __u32 wflags, const __u8 *key,
 				 __u32 klen, const __u8 *val, __u32 vlen)
 {
@@ -429,17 +488,11 @@ AC_INLINE __u32 ac_ftc_put_write(__u8 *b, __u32 o, __u32 table, __u32 wflags, co
 	AC_FTC_B(b, o + 2) = (__u8)klen;
 	AC_FTC_B(b, o + 3) = (__u8)vlen;
 	o += AC_FTC_WRITE_HDR;
-	for (__u32 i = 0; i < AC_FTC_KEY_MAX; i++) {
-		if (i >= klen)
-			break;
+	for (__u32 i = 0; i < AC_FTC_KEY_MAX; i++)
 		AC_FTC_B(b, o + i) = key[i];
-	}
 	o += klen;
-	for (__u32 i = 0; i < AC_FTC_VAL_MAX; i++) {
-		if (i >= vlen)
-			break;
+	for (__u32 i = 0; i < AC_FTC_VAL_MAX; i++)
 		AC_FTC_B(b, o + i) = val[i];
-	}
 	return o + vlen;
 }
 
@@ -455,31 +508,54 @@ AC_INLINE void ac_ftc_copy4(__u8 *nb, __u32 no, const __u8 *ob, __u32 oo)
  * every TLV in received order except the commit TLV and those marked AC_TLV_FTC_STRIP, then the
  * log value own (own_len bytes, 0: none; own is a window whose bytes up to the next multiple of
  * 4 are zero), then the commit TLV of c if it has entries. The length field is set. Returns the
- * new length, or 0 if it would exceed AC_NSH_MAX_LEN. */
-AC_INLINE __u32 ac_ftc_rebuild(const __u8 *ob, const struct ac_ftc_view *v, __u8 *nb,
-			       const __u8 *own, __u32 own_len, const struct ac_ftc_commits *c)
-{
-	__u32 out = AC_NSH_BASE_LEN, tlv_end = AC_NSH_BASE_LEN, keep = 1, len;
+ * new length, or 0 if it would exceed AC_NSH_MAX_LEN. In steps for bpf_loop() as the walk:
+ * ac_ftc_rebuild_begin(), ac_ftc_rebuild_step() per word of the old NSH (at most
+ * AC_FTC_REBUILD_STEPS), ac_ftc_rebuild_end(). */
+struct ac_ftc_rebuild {
+	__u32 i;                 /* next word of the old NSH */
+	__u32 out;               /* bytes written to the new one */
+	__u32 tlv_end;           /* end of the TLV word i belongs to */
+	__u32 keep;              /* that TLV is copied */
+};
+#define AC_FTC_REBUILD_STEPS (AC_NSH_MAX_LEN / 4)
 
+AC_INLINE void ac_ftc_rebuild_begin(const __u8 *ob, __u8 *nb, struct ac_ftc_rebuild *r)
+{
 	ac_ftc_copy4(nb, 0, ob, 0);
 	ac_ftc_copy4(nb, 4, ob, 4);
-	for (__u32 i = AC_NSH_BASE_LEN / 4; i < AC_NSH_MAX_LEN / 4; i++) {
-		__u32 off = i * 4;
+	r->i = AC_NSH_BASE_LEN / 4;
+	r->out = AC_NSH_BASE_LEN;
+	r->tlv_end = AC_NSH_BASE_LEN;
+	r->keep = 1;
+}
 
-		if (off >= v->len)
-			break;
-		if (off == tlv_end) {
-			__u32 cls = ac_ftc_rd16(ob, off), type = AC_FTC_B(ob, off + 2);
+/* One word. Returns 1 when the old NSH is done. */
+AC_INLINE int ac_ftc_rebuild_step(const __u8 *ob, const struct ac_ftc_view *v, __u8 *nb,
+				  struct ac_ftc_rebuild *r)
+{
+	__u32 off = r->i * 4;
 
-			tlv_end = off + 4 + ac_ftc_pad4(AC_FTC_B(ob, off + 3) & 0x7f);
-			keep = !(cls == AC_MD_CLASS &&
-				 (type == AC_TLV_FTC_COMMIT || type == AC_TLV_FTC_STRIP));
-		}
-		if (keep) {
-			ac_ftc_copy4(nb, out, ob, off);
-			out += 4;
-		}
+	if (off >= v->len || off >= AC_NSH_MAX_LEN)
+		return 1;
+	if (off == r->tlv_end) {
+		__u32 cls = ac_ftc_rd16(ob, off), type = AC_FTC_B(ob, off + 2);
+
+		r->tlv_end = off + 4 + ac_ftc_pad4(AC_FTC_B(ob, off + 3) & 0x7f);
+		r->keep = !(cls == AC_MD_CLASS && (type == AC_TLV_FTC_COMMIT || type == AC_TLV_FTC_STRIP));
 	}
+	if (r->keep) {
+		ac_ftc_copy4(nb, r->out, ob, off);
+		r->out += 4;
+	}
+	r->i++;
+	return 0;
+}
+
+AC_INLINE __u32 ac_ftc_rebuild_end(__u8 *nb, const __u8 *own, __u32 own_len,
+				   const struct ac_ftc_commits *c, struct ac_ftc_rebuild *r)
+{
+	__u32 out = r->out & 0x1ff;
+
 	if (own_len) {
 		if (own_len > AC_FTC_LOG_MAX || out + 4 + ac_ftc_pad4(own_len) > AC_NSH_MAX_LEN)
 			return 0;
@@ -504,22 +580,39 @@ AC_INLINE __u32 ac_ftc_rebuild(const __u8 *ob, const struct ac_ftc_view *v, __u8
 		for (__u32 i = 0; i < AC_FTC_MAX_COMMITS; i++) {
 			if (i >= c->n)
 				break;
-			ac_ftc_wr32(nb, out, c->mbox[i & (AC_FTC_MAX_COMMITS - 1)]);
-			ac_ftc_wr32(nb, out + 4, c->seq[i & (AC_FTC_MAX_COMMITS - 1)]);
+			ac_ftc_wr32(nb, out, c->mbox[ac_ftc_mask(i, AC_FTC_MAX_COMMITS - 1)]);
+			ac_ftc_wr32(nb, out + 4, c->seq[ac_ftc_mask(i, AC_FTC_MAX_COMMITS - 1)]);
 			out += AC_FTC_COMMIT_LEN;
 		}
 	}
-	len = out;
-	AC_FTC_B(nb, 1) = (__u8)((AC_FTC_B(nb, 1) & 0xc0) | (len / 4));
-	return len;
+	if (out > AC_NSH_MAX_LEN)
+		return 0;
+	AC_FTC_B(nb, 1) = (__u8)((AC_FTC_B(nb, 1) & 0xc0) | (out / 4));
+	return out;
+}
+
+AC_INLINE __u32 ac_ftc_rebuild(const __u8 *ob, const struct ac_ftc_view *v, __u8 *nb,
+			       const __u8 *own, __u32 own_len, const struct ac_ftc_commits *c)
+{
+	struct ac_ftc_rebuild r;
+
+	ac_ftc_rebuild_begin(ob, nb, &r);
+	for (__u32 i = 0; i < AC_FTC_REBUILD_STEPS; i++)
+		if (ac_ftc_rebuild_step(ob, v, nb, &r))
+			break;
+	return ac_ftc_rebuild_end(nb, own, own_len, c, &r);
 }
 
 /* ---- NF state records (bpf/nf_state.h's maps; the agent reads and writes them with
  * BPF_F_LOCK for re-requests and recovery). Host order. ---- */
 
 #define AC_ST_SLOTS 4            /* keys per partition */
-#define AC_ST_USED 0x01
-#define AC_ST_DIRTY 0x02         /* written by the transaction in progress (head only) */
+#define AC_ST_USED 0x01          /* slot flags: the slot holds a key */
+#define AC_ST_DIRTY 0x02         /* written by the transaction in progress (head only); a dirty
+				  * slot that is not used is a delete, and keeps its slot until the
+				  * commit */
+#define AC_ST_REC_VALID 0x01     /* record flags: the record holds a sequence (a record created
+				  * empty by BPF_NOEXIST is "no record" to the order rule) */
 
 struct ac_st_slot {
 	__u8 table;
@@ -536,7 +629,7 @@ struct ac_st_rec {
 	__u32 seq;               /* head: sequence of the last transaction; replica: MAX */
 	__u8 inc;                /* the middlebox's incarnation that last wrote the record */
 	__u8 held;               /* copies up to this one (head 1, replicas 2..f + 1) */
-	__u8 flags;
+	__u8 flags;              /* AC_ST_REC_VALID */
 	__u8 pad;
 	__u32 pad2;
 	__u64 last_used;         /* jiffies of the last transaction or apply */
@@ -564,6 +657,17 @@ struct ac_nf_ftc_cfg {
 	__u8 pad;
 	__u32 flags;
 	__u64 idle_jiffies;      /* a record idle longer is reset by its next transaction; 0 = never */
+};
+
+/* A whole log whose stub went on the packet (docs/ftc.md 2.6), for anychain-nf to send in a
+ * propagating packet of the partition: a record of bpf/nf_state.h's ring buffer nf_overflow */
+struct ac_ftc_overflow {
+	__u32 spi_si;            /* SPI << 8 | SI at this hop */
+	__u32 hash;
+	__u32 len;               /* bytes of log (the value, unpadded) */
+	__u8 f;
+	__u8 pad[3];
+	__u8 log[AC_FTC_LOG_MAX];
 };
 
 /* Per-instance FTC counters (nf_ftc_stats, per-CPU array of __u64) */

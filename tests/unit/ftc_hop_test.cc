@@ -295,6 +295,34 @@ TEST(FtcHop, DropsNameTheirReason) {
   EXPECT_EQ(run_hop(HopConfig{2, true, {}}, other, enc(nohash), counter()).reason, AC_FTC_ST_BAD_TLV);
 }
 
+// After a recovery the forwarder may still return logs of the fenced incarnation: they belong to
+// earlier packets (which the buffer drops), so the carrier strips them and goes on.
+TEST(FtcHop, AStaleReturnedLogIsStrippedNotTheCarrier) {
+  Store st(1, 0);
+  Log old;
+  old.mbox = {5, 0, 253};
+  old.seq = 9;
+  old.held = 1;
+  old.flags = AC_FTC_LOG_WRAPPED;
+  old.writes = {{1, false, Bytes{'x'}, Bytes{9}}};
+  ASSERT_EQ(*st.apply({5, 253, {kSpi, kHash}}, [] {
+    Log l;
+    l.mbox = {5, 1, 253};
+    l.seq = 8;
+    l.count = 8;
+    l.writes = {{1, false, Bytes{'x'}, Bytes{8}}};
+    return l;
+  }(), 2), Outcome::Applied);
+  HopResult r;
+  Bytes out = through(enc(ingress(2, 255, {old})), HopConfig{1, true, {}}, st, counter(), &r);
+  EXPECT_EQ(r.stats[AC_FTC_ST_STALE], 1u);
+  Nsh n = dec(out);
+  ASSERT_EQ(n.logs.size(), 1u);
+  EXPECT_EQ(n.logs[0].mbox.id, 1) << "only the hop's own log left";
+  EXPECT_TRUE(n.commits.empty()) << "nothing committed for a fenced log";
+  EXPECT_EQ(st.replica({5, 253, {kSpi, kHash}})->seq, 8u);
+}
+
 TEST(FtcHop, NotAnFtcPacketIsLeftAlone) {
   Nsh n = ingress(1);
   n.ctrl.reset();

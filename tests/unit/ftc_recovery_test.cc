@@ -35,8 +35,9 @@ TEST(FtcRecovery, HeadFromTheSuccessorReplicaFromThePredecessor) {
       hold(1, 1, 255, 999, 3, 1),
   };
   Geometry geo{{{kSpi, {255}}}};
-  auto p = plan_recovery(2, 0, h, geo);
+  auto p = plan_recovery(2, 1, h, geo);
   EXPECT_EQ(p.new_inc, 1);
+  EXPECT_FALSE(p.conflict);
   ASSERT_EQ(p.transfers.size(), 2u);
   const Transfer* head = find(p, 2, 100);
   ASSERT_NE(head, nullptr);
@@ -56,7 +57,7 @@ TEST(FtcRecovery, ADeadSuccessorIsSkippedAndOnlyDeadCopiesAreLost) {
       hold(3, 2, 254, 100, 9, 2, false), hold(4, 2, 254, 100, 8, 3),  // B dead too: C has 8
       hold(3, 2, 254, 200, 4, 2, false),                              // only B had flow 200
   };
-  auto p = plan_recovery(2, 7, h, {});
+  auto p = plan_recovery(2, 8, h, {});
   EXPECT_EQ(p.new_inc, 8);
   const Transfer* t = find(p, 2, 100);
   ASSERT_NE(t, nullptr);
@@ -71,7 +72,7 @@ TEST(FtcRecovery, ADeadSuccessorIsSkippedAndOnlyDeadCopiesAreLost) {
 TEST(FtcRecovery, ShardsOfSeveralSuccessorsAreUnited) {
   std::vector<Holding> h;
   for (uint32_t flow = 0; flow < 10; ++flow) h.push_back(hold(flow % 2 ? 31 : 32, 2, 254, flow, flow + 1, 2));
-  auto p = plan_recovery(2, 0, h, {});
+  auto p = plan_recovery(2, 1, h, {});
   ASSERT_EQ(p.transfers.size(), 10u);
   for (uint32_t flow = 0; flow < 10; ++flow) {
     const Transfer* t = find(p, 2, flow);
@@ -80,20 +81,22 @@ TEST(FtcRecovery, ShardsOfSeveralSuccessorsAreUnited) {
   }
 }
 
-TEST(FtcRecovery, NewestIncarnationThenHighestSequenceThenNearest) {
+TEST(FtcRecovery, NewestIncarnationThenHighestSequenceThenNearestAndConflicts) {
   std::vector<Holding> h = {
       hold(3, 2, 254, 1, 50, 2, true, 4), hold(4, 2, 254, 1, 3, 3, true, 5),  // 5 is newer
       hold(3, 2, 254, 2, 7, 3), hold(4, 2, 254, 2, 7, 2),                     // tie: nearer
       hold(3, 2, 254, 3, 0xfffffffe, 2), hold(4, 2, 254, 3, 1, 3),            // 1 is after the wrap
   };
-  auto p = plan_recovery(2, 4, h, {});
-  EXPECT_EQ(p.new_inc, 6) << "one more than any incarnation seen";
+  auto p = plan_recovery(2, 6, h, {});
+  EXPECT_FALSE(p.conflict);
   EXPECT_EQ(find(p, 2, 1)->source, 4);
   EXPECT_EQ(find(p, 2, 2)->source, 4);
   EXPECT_EQ(find(p, 2, 3)->source, 4);
-  // incarnations wrap too
-  auto w = plan_recovery(2, 255, {hold(3, 2, 254, 1, 1, 2, true, 255)}, {});
-  EXPECT_EQ(w.new_inc, 0);
+  // a holder fenced by a newer replacement: this one must stand down
+  EXPECT_TRUE(plan_recovery(2, 5, {hold(3, 2, 254, 1, 1, 2, true, 6)}, {}).conflict);
+  // incarnations wrap
+  EXPECT_FALSE(plan_recovery(2, 0, {hold(3, 2, 254, 1, 1, 2, true, 255)}, {}).conflict);
+  EXPECT_TRUE(plan_recovery(2, 255, {hold(3, 2, 254, 1, 1, 2, true, 0)}, {}).conflict);
 }
 
 TEST(FtcRecovery, ReplicaRecordsOnlyOfTheMiddleboxesXReplicatesAndNeverFromX) {
@@ -103,12 +106,12 @@ TEST(FtcRecovery, ReplicaRecordsOnlyOfTheMiddleboxesXReplicatesAndNeverFromX) {
       hold(4, 4, 252, 100, 6, 1),    // SI 252: after X, X does not replicate it
       hold(2, 1, 255, 100, 21, 2),   // X's own copy (reported by a stale view): never a source
   };
-  auto p = plan_recovery(2, 0, h, Geometry{{{kSpi, {255}}}});
+  auto p = plan_recovery(2, 1, h, Geometry{{{kSpi, {255}}}});
   EXPECT_NE(find(p, 1, 100), nullptr);
   EXPECT_EQ(find(p, 1, 100)->source, 1);
   EXPECT_EQ(find(p, 4, 100), nullptr);
   // a stateless X has no head records: nothing to plan, replica records come lazily
-  auto s = plan_recovery(9, 0, h, Geometry{{{kSpi, {255, 254}}}});
+  auto s = plan_recovery(9, 1, h, Geometry{{{kSpi, {255, 254}}}});
   EXPECT_TRUE(s.transfers.empty());
 }
 
