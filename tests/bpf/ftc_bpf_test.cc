@@ -3,12 +3,19 @@
 // replica apply (in order, out of order held, duplicates), tail strip and commit, propagating and
 // filtered packets, stubs; every drop reason; the same hop in C++ (agent/ftc/hop.h) giving the
 // same bytes on random histories; and two CPUs on one partition giving a serialisable history.
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
+#include <xdp/xsk.h>
 
 #include <atomic>
 #include <chrono>
@@ -16,6 +23,7 @@
 #include <set>
 #include <thread>
 
+#include "common/netns.h"
 #include "common/packet.h"
 #include "ftc/hop.h"
 #include "ftc_test.skel.h"
@@ -44,6 +52,8 @@ class FtcBpf : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (geteuid() != 0) return;
+    // a private network namespace for the AF_XDP test's veth pair (and nothing else leaks out)
+    sandbox_ = enter_sandbox();
     skel_ = ftc_test_bpf__open_and_load();
   }
   static void TearDownTestSuite() {
@@ -179,6 +189,7 @@ class FtcBpf : public ::testing::Test {
   }
 
   static inline ftc_test_bpf* skel_ = nullptr;
+  static inline std::string sandbox_;
 };
 
 const Bytes kInner = ipv4("10.1.0.1", "10.2.0.2", L4{});
@@ -543,6 +554,102 @@ TEST_F(FtcBpf, MatchesTheCxxHopOnRandomHistories) {
     }
     EXPECT_FALSE(!stateful && head().has_value());
   }
+}
+
+// The hold path as docs/ftc.md 4.2 describes it, on this kernel: a gap packet run as a live
+// frame on an interface lands in the AF_XDP socket of nf_hold (the process's queue); once the
+// gap is closed, the process re-runs the held frame through the NF with
+// BPF_F_TEST_XDP_LIVE_FRAMES, and the NF's XDP_TX sends it out of the interface.
+TEST_F(FtcBpf, HeldFramesReachTheProcessSocketAndARerunTransmits) {
+  if (!sandbox_.empty()) GTEST_SKIP() << "no sandbox: " << sandbox_;
+  sh("ip link del hftA 2>/dev/null");
+  must("ip link add hftA type veth peer name hftB");
+  must("ip link set hftA up && ip link set hftB up && ethtool -K hftB gro on >/dev/null");
+  int ifa = static_cast<int>(if_nametoindex("hftA")), ifb = static_cast<int>(if_nametoindex("hftB"));
+  ASSERT_GT(ifa, 0);
+  // the process's socket: copy mode on queue 0 of hftA, inserted into nf_hold
+  constexpr uint32_t kFrames = 64, kFrameSize = XSK_UMEM__DEFAULT_FRAME_SIZE;
+  void* area = mmap(nullptr, kFrames * kFrameSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(area, MAP_FAILED);
+  xsk_umem* umem = nullptr;
+  xsk_ring_prod fill, tx;
+  xsk_ring_cons comp, rx;
+  ASSERT_EQ(xsk_umem__create(&umem, area, kFrames * kFrameSize, &fill, &comp, nullptr), 0);
+  xsk_socket_config xc{};
+  xc.rx_size = XSK_RING_CONS__DEFAULT_NUM_DESCS;
+  xc.tx_size = XSK_RING_PROD__DEFAULT_NUM_DESCS;
+  xc.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;
+  xc.bind_flags = XDP_COPY;
+  xsk_socket* xsk = nullptr;
+  int e = xsk_socket__create(&xsk, "hftA", 0, umem, &rx, &tx, &xc);
+  ASSERT_EQ(e, 0) << "xsk_socket__create: " << strerror(-e);
+  uint32_t idx = 0;
+  ASSERT_EQ(xsk_ring_prod__reserve(&fill, kFrames / 2, &idx), kFrames / 2);
+  for (uint32_t i = 0; i < kFrames / 2; ++i) *xsk_ring_prod__fill_addr(&fill, idx + i) = i * kFrameSize;
+  xsk_ring_prod__submit(&fill, kFrames / 2);
+  ASSERT_EQ(xsk_socket__update_xskmap(xsk, bpf_map__fd(skel_->maps.nf_hold)), 0);
+  // a capture on the far end
+  int cap = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_ALL));
+  ASSERT_GE(cap, 0);
+  sockaddr_ll ll{};
+  ll.sll_family = AF_PACKET;
+  ll.sll_protocol = htons(ETH_P_ALL);
+  ll.sll_ifindex = ifb;
+  ASSERT_EQ(bind(cap, reinterpret_cast<sockaddr*>(&ll), sizeof ll), 0);
+
+  config(9, 0, false);
+  auto with = [](ftc::Log l) {
+    auto n = base(2);
+    n.logs.push_back(l);
+    return frame(n);
+  };
+  auto live = [&](const Bytes& f) {
+    xdp_md ctx{};
+    ctx.data_end = static_cast<uint32_t>(f.size());
+    ctx.ingress_ifindex = static_cast<uint32_t>(ifa);
+    ctx.rx_queue_index = 0;
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_size_in = static_cast<uint32_t>(f.size()),
+                .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+    return bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.ftc_test_nf), &o);
+  };
+  ASSERT_EQ(run(with(log_of(7, 1))).verdict, XDP_TX);
+  Bytes gap = with(log_of(7, 3, 1, 1, 3));
+  ASSERT_EQ(live(gap), 0);
+  EXPECT_EQ(stat(AC_FTC_ST_GAP), 1u);
+  EXPECT_EQ(stat(AC_FTC_ST_HOLD_UNAVAILABLE), 0u) << "the socket was there";
+  // the held frame, unchanged, in the process's RX ring
+  pollfd pf{xsk_socket__fd(xsk), POLLIN, 0};
+  ASSERT_EQ(poll(&pf, 1, 1000), 1);
+  uint32_t ri = 0;
+  ASSERT_EQ(xsk_ring_cons__peek(&rx, 1, &ri), 1u);
+  const xdp_desc* d = xsk_ring_cons__rx_desc(&rx, ri);
+  Bytes held(static_cast<uint8_t*>(xsk_umem__get_data(area, d->addr)),
+             static_cast<uint8_t*>(xsk_umem__get_data(area, d->addr)) + d->len);
+  xsk_ring_cons__release(&rx, 1);
+  EXPECT_EQ(hex(held), hex(gap));
+  // the missing log arrives; the process re-runs the held frame live: it goes out of hftA
+  ASSERT_EQ(run(with(log_of(7, 2, 1, 1, 2))).verdict, XDP_TX);
+  ASSERT_EQ(live(held), 0);
+  EXPECT_EQ(replica(7)->seq, 3u);
+  Bytes got(2048);
+  ssize_t n = -1;
+  for (int i = 0; i < 100 && n < 0; ++i) {
+    n = recv(cap, got.data(), got.size(), 0);
+    if (n < 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GT(n, 0) << "nothing came out of hftA";
+  got.resize(static_cast<size_t>(n));
+  Bytes want = held;
+  want[ETH_HLEN + 28 + 5] = 2;  // held 1 -> 2
+  want[ETH_HLEN + 7] -= 1;
+  std::copy(kB.begin(), kB.end(), want.begin());
+  std::copy(kA.begin(), kA.end(), want.begin() + 6);
+  EXPECT_EQ(hex(got), hex(want));
+  close(cap);
+  xsk_socket__delete(xsk);
+  xsk_umem__delete(umem);
+  munmap(area, kFrames * kFrameSize);
+  sh("ip link del hftA");
 }
 
 // Two CPUs run transactions on one partition at once (BPF_PROG_TEST_RUN on pinned threads). Each
