@@ -21,32 +21,47 @@ Log noop(uint16_t id, uint32_t seq) {
   return l;
 }
 
+// docs/ftc.md 3.4, row by row: (have, record incarnation, MAX, log incarnation, seq, count, stub)
+struct OrderCase {
+  int have;
+  uint8_t rinc;
+  uint32_t max;
+  uint8_t inc;
+  uint32_t seq, count;
+  int stub;
+  enum ac_ftc_order want;
+  const char* why;
+};
+
+const OrderCase kOrderCases[] = {
+    {0, 0, 0, 0, 1, 1, 0, AC_FTC_APPLY, "a partition's first transaction"},
+    {0, 0, 0, 0, 3, 3, 0, AC_FTC_APPLY, "a coalesced log from the start"},
+    {0, 0, 0, 0, 2, 1, 0, AC_FTC_GAP, "seq 1 is missing"},
+    {0, 0, 0, 0, 0, 0, 0, AC_FTC_SATISFIED, "a no-op on an empty partition"},
+    {0, 0, 0, 0, 4, 0, 0, AC_FTC_GAP, "a no-op read state we do not have"},
+    {0, 0, 0, 0, 1, 1, 1, AC_FTC_GAP, "a stub needs its writes first"},
+    {1, 0, 10, 0, 11, 1, 0, AC_FTC_APPLY, ""},
+    {1, 0, 10, 0, 10, 1, 0, AC_FTC_SATISFIED, "replayed"},
+    {1, 0, 10, 0, 3, 1, 0, AC_FTC_SATISFIED, "old duplicate"},
+    {1, 0, 10, 0, 12, 1, 0, AC_FTC_GAP, "skipped 11"},
+    {1, 0, 10, 0, 15, 5, 0, AC_FTC_APPLY, "coalesced 11..15"},
+    {1, 0, 10, 0, 15, 8, 0, AC_FTC_APPLY, "coalesced 8..15 overlaps"},
+    {1, 0, 10, 0, 15, 4, 0, AC_FTC_GAP, "coalesced 12..15 leaves 11 out"},
+    {1, 0, 10, 0, 10, 0, 0, AC_FTC_SATISFIED, "no-op at MAX"},
+    {1, 0, 10, 0, 11, 0, 0, AC_FTC_GAP, "no-op ahead"},
+    {1, 0, 10, 0, 10, 1, 1, AC_FTC_SATISFIED, "stub whose writes arrived"},
+    {1, 0, 10, 0, 11, 1, 1, AC_FTC_GAP, "stub ahead of its writes"},
+    {1, 5, 10, 4, 11, 1, 0, AC_FTC_STALE, "a fenced incarnation"},
+    {1, 5, 10, 4, 2, 1, 0, AC_FTC_STALE, ""},
+    {1, 5, 10, 6, 11, 1, 0, AC_FTC_APPLY, "the replacement continues"},
+    {1, 255, 10, 0, 11, 1, 0, AC_FTC_APPLY, "incarnation 255 -> 0 is newer"},
+    {1, 0, 10, 255, 11, 1, 0, AC_FTC_STALE, "255 is older than 0"},
+};
+
 TEST(FtcOrder, TheRuleTable) {
-  // no record
-  EXPECT_EQ(ac_ftc_order(0, 0, 0, 0, 1, 1, 0), AC_FTC_APPLY) << "a partition's first transaction";
-  EXPECT_EQ(ac_ftc_order(0, 0, 0, 0, 3, 3, 0), AC_FTC_APPLY) << "a coalesced log from the start";
-  EXPECT_EQ(ac_ftc_order(0, 0, 0, 0, 2, 1, 0), AC_FTC_GAP) << "seq 1 is missing";
-  EXPECT_EQ(ac_ftc_order(0, 0, 0, 0, 0, 0, 0), AC_FTC_SATISFIED) << "a no-op on an empty partition";
-  EXPECT_EQ(ac_ftc_order(0, 0, 0, 0, 4, 0, 0), AC_FTC_GAP) << "a no-op read state we do not have";
-  EXPECT_EQ(ac_ftc_order(0, 0, 0, 0, 1, 1, 1), AC_FTC_GAP) << "a stub needs its writes first";
-  // with a record at MAX 10
-  EXPECT_EQ(ac_ftc_order(1, 0, 10, 0, 11, 1, 0), AC_FTC_APPLY);
-  EXPECT_EQ(ac_ftc_order(1, 0, 10, 0, 10, 1, 0), AC_FTC_SATISFIED) << "replayed";
-  EXPECT_EQ(ac_ftc_order(1, 0, 10, 0, 3, 1, 0), AC_FTC_SATISFIED) << "old duplicate";
-  EXPECT_EQ(ac_ftc_order(1, 0, 10, 0, 12, 1, 0), AC_FTC_GAP) << "skipped 11";
-  EXPECT_EQ(ac_ftc_order(1, 0, 10, 0, 15, 5, 0), AC_FTC_APPLY) << "coalesced 11..15";
-  EXPECT_EQ(ac_ftc_order(1, 0, 10, 0, 15, 8, 0), AC_FTC_APPLY) << "coalesced 8..15 overlaps";
-  EXPECT_EQ(ac_ftc_order(1, 0, 10, 0, 15, 4, 0), AC_FTC_GAP) << "coalesced 12..15 leaves 11 out";
-  EXPECT_EQ(ac_ftc_order(1, 0, 10, 0, 10, 0, 0), AC_FTC_SATISFIED) << "no-op at MAX";
-  EXPECT_EQ(ac_ftc_order(1, 0, 10, 0, 11, 0, 0), AC_FTC_GAP) << "no-op ahead";
-  EXPECT_EQ(ac_ftc_order(1, 0, 10, 0, 10, 1, 1), AC_FTC_SATISFIED) << "stub whose writes arrived";
-  EXPECT_EQ(ac_ftc_order(1, 0, 10, 0, 11, 1, 1), AC_FTC_GAP) << "stub ahead of its writes";
-  // incarnations
-  EXPECT_EQ(ac_ftc_order(1, 5, 10, 4, 11, 1, 0), AC_FTC_STALE) << "a fenced incarnation";
-  EXPECT_EQ(ac_ftc_order(1, 5, 10, 4, 2, 1, 0), AC_FTC_STALE);
-  EXPECT_EQ(ac_ftc_order(1, 5, 10, 6, 11, 1, 0), AC_FTC_APPLY) << "the replacement continues";
-  EXPECT_EQ(ac_ftc_order(1, 255, 10, 0, 11, 1, 0), AC_FTC_APPLY) << "incarnation 255 -> 0 is newer";
-  EXPECT_EQ(ac_ftc_order(1, 0, 10, 255, 11, 1, 0), AC_FTC_STALE) << "255 is older than 0";
+  for (const auto& c : kOrderCases)
+    EXPECT_EQ(ac_ftc_order(c.have, c.rinc, c.max, c.inc, c.seq, c.count, c.stub), c.want)
+        << c.why << " (have " << c.have << ", MAX " << c.max << ", seq " << c.seq << ", count " << c.count << ")";
 }
 
 TEST(FtcOrder, SequenceNumbersWrap) {
