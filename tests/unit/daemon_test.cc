@@ -5,6 +5,9 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -247,6 +250,33 @@ TEST(FromConfig, PolicyRulesAndFastPathConfig) {
   EXPECT_EQ(d->flow_timeout_ns, 60'000'000'000ULL);
   EXPECT_EQ(d->default_ttl, 63);
   EXPECT_TRUE(d->symmetric_hash);
+}
+
+// anychaind --check-config: the parser's diagnostics (WCMP values included, at their line),
+// then the daemon's own start-up mapping; exit 1 on any error.
+TEST(CheckConfig, TheDaemonBinaryReportsWhatItWouldRefuse) {
+  auto path = std::filesystem::temp_directory_path() / ("anychain-check-" + std::to_string(getpid()) + ".yaml");
+  auto check = [&](const std::string& yaml, std::string& out) {
+    std::ofstream(path) << yaml;
+    std::string cmd = std::string(ANYCHAIN_DAEMON_BIN) + " --check-config " + path.string() + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    out.clear();
+    char buf[512];
+    for (size_t n; p && (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    int st = p ? pclose(p) : -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  };
+  std::string out;
+  EXPECT_EQ(check("node: {nsh_endpoint: 10.255.0.1}\n"
+                  "wcmp:\n"
+                  "  policy: ecmp\n"
+                  "  params: {floor: lots, hold_down_ms: 10}\n",
+                  out),
+            1);
+  EXPECT_EQ(out, path.string() + ":4:19: error: wcmp.params: 'floor' must be an integer, got 'lots'\n");
+  EXPECT_EQ(check("node: {nsh_endpoint: 10.255.0.1}\nwcmp: {policy: ecmp, params: {floor: 2}}\n", out), 0);
+  EXPECT_EQ(out, path.string() + ": ok\n");
+  std::filesystem::remove(path);
 }
 
 }  // namespace
