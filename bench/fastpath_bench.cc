@@ -56,7 +56,8 @@
 #include <string>
 #include <vector>
 
-#include "common/format.h"
+#include <fmt/format.h>
+
 #include "common/fixture_node.h"
 #include "common/netns.h"
 #include "common/packet.h"
@@ -215,7 +216,7 @@ class Checker {
       uint64_t got = now[r].packets - before_[r].packets;
       auto it = per_run.find(r);
       uint64_t want = it == per_run.end() ? 0 : it->second * runs;
-      if (got != want) bad += format(" {}: {} (want {})", dp::reason_name(r), got, want);
+      if (got != want) bad += fmt::format(" {}: {} (want {})", dp::reason_name(r), got, want);
     }
     if (!bad.empty()) throw std::runtime_error("counter check failed for " + what + ":" + bad);
   }
@@ -238,7 +239,7 @@ double trimmed_mean(std::vector<T> v) {
 
 void check_verdict(const PathDef& p, const Call& c, int want) {
   if (c.verdict != want)
-    throw std::runtime_error(format("{}: verdict {} (want {})", p.name, verdict_name(c.verdict), verdict_name(want)));
+    throw std::runtime_error(fmt::format("{}: verdict {} (want {})", p.name, verdict_name(c.verdict), verdict_name(want)));
 }
 
 void check_verdict(const PathDef& p, const Call& c) { check_verdict(p, c, p.verdict); }

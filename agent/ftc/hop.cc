@@ -1,6 +1,6 @@
 #include "ftc/hop.h"
 
-#include "common/format.h"
+#include <fmt/format.h>
 
 namespace anychain::ftc {
 
@@ -37,7 +37,7 @@ HopResult run_hop(const HopConfig& cfg, Store& store, std::span<const uint8_t> n
   Window& w = *win;
   ac_ftc_view v;
   if (auto e = ac_ftc_walk(w.data(), static_cast<uint32_t>(nsh.size()), &v))
-    return drop(r, AC_FTC_ST_BAD_TLV, format("{} (offset {})", err_str(e), v.err_off));
+    return drop(r, AC_FTC_ST_BAD_TLV, fmt::format("{} (offset {})", err_str(e), v.err_off));
   if (!v.ctrl) {
     r.stats[AC_FTC_ST_NO_CTRL]++;
     nf(nullptr);
@@ -58,9 +58,9 @@ HopResult run_hop(const HopConfig& cfg, Store& store, std::span<const uint8_t> n
     uint32_t off = v.log[k];
     Log log = log_in(w, off);
     if (log.mbox.id == cfg.id)
-      return drop(r, AC_FTC_ST_OWN_LOG, format("a log of this instance ({}) came back: the chain is shorter than f + 1", cfg.id));
+      return drop(r, AC_FTC_ST_OWN_LOG, fmt::format("a log of this instance ({}) came back: the chain is shorter than f + 1", cfg.id));
     if (cfg.known && !cfg.known(log.mbox.id))
-      return drop(r, AC_FTC_ST_UNKNOWN_MBOX, format("log of instance {}, not an FTC instance", log.mbox.id));
+      return drop(r, AC_FTC_ST_UNKNOWN_MBOX, fmt::format("log of instance {}, not an FTC instance", log.mbox.id));
     RecordKey rk{log.mbox.id, log.mbox.si, flow};
     uint8_t held_after = static_cast<uint8_t>(log.held + 1);
     auto o = store.apply(rk, log, held_after);
@@ -68,7 +68,7 @@ HopResult run_hop(const HopConfig& cfg, Store& store, std::span<const uint8_t> n
     switch (*o) {
       case Outcome::Stale:
         if (!log.wrapped())
-          return drop(r, AC_FTC_ST_STALE, format("log of instance {} incarnation {}: fenced", log.mbox.id, log.mbox.inc));
+          return drop(r, AC_FTC_ST_STALE, fmt::format("log of instance {} incarnation {}: fenced", log.mbox.id, log.mbox.inc));
         // a returned log of an earlier packet (which the buffer drops as fenced): not this
         // packet's business, stripped so that it does not circulate
         w[off + 2] = AC_TLV_FTC_STRIP;
@@ -78,7 +78,7 @@ HopResult run_hop(const HopConfig& cfg, Store& store, std::span<const uint8_t> n
         r.verdict = Verdict::Hold;
         r.reason = AC_FTC_ST_GAP;
         r.gap = rk;
-        r.detail = format("log {}..{} of instance {}", log.from(), log.seq, log.mbox.id);
+        r.detail = fmt::format("log {}..{} of instance {}", log.from(), log.seq, log.mbox.id);
         r.stats[AC_FTC_ST_GAP]++;
         return r;
       case Outcome::Applied:

@@ -9,7 +9,7 @@
 #include <set>
 #include <sstream>
 
-#include "common/format.h"
+#include <fmt/format.h>
 #include "ftc/buffer.h"
 #include "ftc/hop.h"
 #include "ftc/recovery.h"
@@ -114,7 +114,7 @@ class Sim {
 
   void at(uint64_t t, std::function<void()> fn) { ev_.push(Ev{t, evseq_++, std::move(fn)}); }
   void violation(std::string s) {
-    if (rep_.violations.size() < 100) rep_.violations.push_back(format("t={}ns: {}", now_, s));
+    if (rep_.violations.size() < 100) rep_.violations.push_back(fmt::format("t={}ns: {}", now_, s));
   }
   double uni() { return std::uniform_real_distribution<double>(0, 1)(rng_); }
   int hops() const { return static_cast<int>(cfg_.services.size()); }
@@ -259,7 +259,7 @@ class Sim {
           if (p.data) rep_.stale++;
         } else {
           if (p.data) rep_.other_drops++;
-          violation(format("instance {} dropped a packet: {}", x.id, r.detail));
+          violation(fmt::format("instance {} dropped a packet: {}", x.id, r.detail));
         }
         return true;
       case Verdict::Forward:
@@ -419,7 +419,7 @@ class Sim {
         if (ac_ftc_seq_le(tx.seq, s)) ++copies;
       rep_.checks++;
       if (copies < cfg_.f + 1)
-        violation(format("packet {} released with seq {} of instance {} held {} times (f = {})", p.id, tx.seq,
+        violation(fmt::format("packet {} released with seq {} of instance {} held {} times (f = {})", p.id, tx.seq,
                          tx.rk.id, copies, cfg_.f));
       auto& m = released_[tx.rk];
       if (!ac_ftc_seq_le(tx.seq, m)) m = tx.seq;
@@ -518,7 +518,7 @@ class Sim {
         for (auto it = l.begin(); it != l.end();) it = ac_ftc_seq_le(it->first, r.seq) ? std::next(it) : l.erase(it);
         auto rel = released_.find(t.key);
         if (rel != released_.end() && !ac_ftc_seq_le(rel->second, r.seq))
-          violation(format("lost update: instance {} recovered at seq {} but seq {} was released", x.id, r.seq,
+          violation(fmt::format("lost update: instance {} recovered at seq {} but seq {} was released", x.id, r.seq,
                            rel->second));
         for (auto& [holder, s] : reached_[t.key])
           if (!ac_ftc_seq_le(s, r.seq)) s = r.seq;
@@ -534,7 +534,7 @@ class Sim {
     for (auto& [rk, l] : ledger_) {
       if (rk.id != x.id || recovered.count(rk)) continue;
       if (released_.count(rk) && released_[rk] != 0)
-        violation(format("lost partition: instance {} flow {} had released seq {}", x.id, rk.flow.hash, released_[rk]));
+        violation(fmt::format("lost partition: instance {} flow {} had released seq {}", x.id, rk.flow.hash, released_[rk]));
       l.clear();
       reached_[rk].clear();
     }
@@ -570,9 +570,9 @@ class Sim {
     Kv ref = reference(rk, r.seq, known);
     rep_.checks++;
     if (!known)
-      violation(format("{} record of instance {} at {} has seq {} the head never produced", what, rk.id, x.id, r.seq));
+      violation(fmt::format("{} record of instance {} at {} has seq {} the head never produced", what, rk.id, x.id, r.seq));
     else if (ref != r.kv)
-      violation(format("{} record of instance {} at {} (seq {}) differs from the sequential reference", what, rk.id,
+      violation(fmt::format("{} record of instance {} at {} (seq {}) differs from the sequential reference", what, rk.id,
                        x.id, r.seq));
   }
 
@@ -589,17 +589,17 @@ class Sim {
       Instance* h = by_id(rk.id);
       const Record* r = h && h->alive ? h->store.head(rk) : nullptr;
       if (h && h->alive && (!r || !ac_ftc_seq_le(s, r->seq)))
-        violation(format("instance {} lost released seq {} of flow {}", rk.id, s, rk.flow.hash));
+        violation(fmt::format("instance {} lost released seq {} of flow {}", rk.id, s, rk.flow.hash));
     }
     uint64_t stuck = buffer_.held();
     for (const auto& x : inst_)
       for (const auto& [f, q] : x.holds)
         for (const auto& h : q) stuck += h.pkt.data;
-    if (stuck) violation(format("{} packets still held after the drain", stuck));
+    if (stuck) violation(fmt::format("{} packets still held after the drain", stuck));
     uint64_t in = rep_.sent + rep_.duplicates;
     uint64_t out = rep_.released + rep_.filtered + rep_.lost + rep_.dead + rep_.stale + rep_.hold_expired +
                    rep_.buffer_dropped + rep_.buffer_fenced + rep_.other_drops + stuck;
-    if (in != out) violation(format("accounting: {} packets in, {} accounted for", in, out));
+    if (in != out) violation(fmt::format("accounting: {} packets in, {} accounted for", in, out));
   }
 
   Config cfg_;

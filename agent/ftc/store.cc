@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "common/format.h"
+#include <fmt/format.h>
 
 namespace anychain::ftc {
 
@@ -34,9 +34,9 @@ std::optional<Bytes> Transaction::get(uint8_t table, const Bytes& key) const {
 
 Result<void> Transaction::stage(Write w) {
   if (w.key.empty() || w.key.size() > AC_FTC_KEY_MAX)
-    return fail(format("key of {} bytes (1..{})", w.key.size(), AC_FTC_KEY_MAX));
+    return fail(fmt::format("key of {} bytes (1..{})", w.key.size(), AC_FTC_KEY_MAX));
   if (w.value.size() > AC_FTC_VAL_MAX)
-    return fail(format("value of {} bytes (at most {})", w.value.size(), AC_FTC_VAL_MAX));
+    return fail(fmt::format("value of {} bytes (at most {})", w.value.size(), AC_FTC_VAL_MAX));
   auto k = std::make_pair(w.table, w.key);
   bool exists = rec_.kv.count(k);
   // as in BPF, a key deleted by this transaction keeps its slot until the commit
@@ -44,7 +44,7 @@ Result<void> Transaction::stage(Write w) {
     return x.del && !(x.table == w.table && x.key == w.key);
   });
   if (!w.del && !exists && rec_.kv.size() + deleted >= AC_ST_SLOTS)
-    return fail(format("partition holds {} keys already", AC_ST_SLOTS));
+    return fail(fmt::format("partition holds {} keys already", AC_ST_SLOTS));
   std::vector<Write> next = writes_;
   auto same = std::find_if(next.begin(), next.end(), [&](const Write& x) { return x.table == w.table && x.key == w.key; });
   if (same != next.end())
@@ -54,7 +54,7 @@ Result<void> Transaction::stage(Write w) {
   Log probe;
   probe.writes = next;
   if (probe.value_len() > AC_FTC_LOG_MAX)
-    return fail(format("log over the size limit: {} bytes > {}", probe.value_len(), AC_FTC_LOG_MAX));
+    return fail(fmt::format("log over the size limit: {} bytes > {}", probe.value_len(), AC_FTC_LOG_MAX));
   writes_ = std::move(next);
   apply_writes(rec_.kv, {w});
   return {};
@@ -73,7 +73,7 @@ Result<Log> Store::transact(Flow flow, uint8_t si, const TxFn& fn) {
   RecordKey key{id_, si, flow};
   auto it = head_.find(key);
   if (it == head_.end()) {
-    if (head_.size() >= max_head_) return fail(format("instance {}: head store full ({} records)", id_, max_head_));
+    if (head_.size() >= max_head_) return fail(fmt::format("instance {}: head store full ({} records)", id_, max_head_));
     it = head_.emplace(key, Record{0, inc_, 1, {}}).first;
   }
   Record& rec = it->second;
@@ -111,7 +111,7 @@ Result<Outcome> Store::apply(const RecordKey& key, const Log& log, uint8_t held_
   }
   if (!have) {
     if (replica_.size() >= max_replica_)
-      return fail(format("instance {}: replica store full ({} records)", id_, max_replica_));
+      return fail(fmt::format("instance {}: replica store full ({} records)", id_, max_replica_));
     it = replica_.emplace(key, Record{}).first;
   }
   Record& r = it->second;

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common/format.h"
+#include <fmt/format.h>
 
 namespace anychain::ftc {
 
@@ -69,7 +69,7 @@ Tlv flow_hash_tlv(uint32_t hash) {
 }
 
 Result<Window> to_window(std::span<const uint8_t> nsh) {
-  if (nsh.size() > AC_NSH_MAX_LEN) return fail(format("NSH of {} bytes exceeds 252", nsh.size()));
+  if (nsh.size() > AC_NSH_MAX_LEN) return fail(fmt::format("NSH of {} bytes exceeds 252", nsh.size()));
   Window w{};
   std::copy(nsh.begin(), nsh.end(), w.begin());
   return w;
@@ -106,30 +106,30 @@ Log log_at(const Window& w, uint32_t vo) {
 
 Result<Log> decode_log(std::span<const uint8_t> value) {
   if (value.size() > AC_FTC_LOG_MAX)
-    return fail(format("log of {} bytes: {}", value.size(), err_str(AC_FTC_E_LOG_LEN)));
+    return fail(fmt::format("log of {} bytes: {}", value.size(), err_str(AC_FTC_E_LOG_LEN)));
   Window w{};
   std::copy(value.begin(), value.end(), w.begin());
   if (auto e = ac_ftc_log_check(w.data(), 0, static_cast<uint32_t>(value.size())))
-    return fail(format("log of {} bytes: {}", value.size(), err_str(e)));
+    return fail(fmt::format("log of {} bytes: {}", value.size(), err_str(e)));
   return log_at(w, 0);
 }
 
 Result<Bytes> encode_log(const Log& l) {
   if (l.held == 0) return fail("log: held must be at least 1");
-  if (l.flags & ~AC_FTC_LOG_FLAGS) return fail(format("log: unknown flags {}", l.flags));
+  if (l.flags & ~AC_FTC_LOG_FLAGS) return fail(fmt::format("log: unknown flags {}", l.flags));
   if ((l.noop() || l.stub()) && !l.writes.empty()) return fail("log: a no-op or stub log carries no writes");
   if (!l.noop() && !l.stub() && l.writes.empty()) return fail("log: a transaction log needs at least one write");
   if (l.writes.size() > AC_FTC_MAX_WRITES)
-    return fail(format("log: {} writes, at most {}", l.writes.size(), AC_FTC_MAX_WRITES));
+    return fail(fmt::format("log: {} writes, at most {}", l.writes.size(), AC_FTC_MAX_WRITES));
   for (const auto& w : l.writes) {
     if (w.key.empty() || w.key.size() > AC_FTC_KEY_MAX)
-      return fail(format("log: key of {} bytes (1..{})", w.key.size(), AC_FTC_KEY_MAX));
+      return fail(fmt::format("log: key of {} bytes (1..{})", w.key.size(), AC_FTC_KEY_MAX));
     if (w.value.size() > AC_FTC_VAL_MAX)
-      return fail(format("log: value of {} bytes (at most {})", w.value.size(), AC_FTC_VAL_MAX));
+      return fail(fmt::format("log: value of {} bytes (at most {})", w.value.size(), AC_FTC_VAL_MAX));
     if (w.del && !w.value.empty()) return fail("log: a delete carries no value");
   }
   if (l.value_len() > AC_FTC_LOG_MAX)
-    return fail(format("log over the size limit: {} bytes > {}", l.value_len(), AC_FTC_LOG_MAX));
+    return fail(fmt::format("log over the size limit: {} bytes > {}", l.value_len(), AC_FTC_LOG_MAX));
   Bytes b;
   b.reserve(l.value_len());
   b.push_back(l.flags);
@@ -162,15 +162,15 @@ Result<Bytes> encode_log_tlv(const Log& l) {
 }
 
 Result<Nsh> decode_nsh(std::span<const uint8_t> bytes) {
-  if (bytes.size() < AC_NSH_BASE_LEN) return fail(format("NSH truncated: {} bytes", bytes.size()));
+  if (bytes.size() < AC_NSH_BASE_LEN) return fail(fmt::format("NSH truncated: {} bytes", bytes.size()));
   uint32_t len = (bytes[1] & 0x3f) * 4u;
   if (len < AC_NSH_BASE_LEN || len > bytes.size())
-    return fail(format("NSH length {} does not fit the {} bytes given", len, bytes.size()));
+    return fail(fmt::format("NSH length {} does not fit the {} bytes given", len, bytes.size()));
   auto w = to_window(bytes.first(len));
   if (!w) return unexpected(w.error());
   ac_ftc_view v;
   if (auto e = ac_ftc_walk(w->data(), len, &v)) {
-    return fail(format("NSH: {} (TLV at offset {})", err_str(e), v.err_off));
+    return fail(fmt::format("NSH: {} (TLV at offset {})", err_str(e), v.err_off));
   }
   Nsh n;
   n.flags = (bytes[0] >> 4) & 0x3;
@@ -217,7 +217,7 @@ Result<Bytes> encode_nsh(const Nsh& n) {
   }
   if (n.ctrl) {
     if (n.ctrl->f < AC_FTC_F_MIN || n.ctrl->f > AC_FTC_F_MAX)
-      return fail(format("NSH: f = {} outside 1..4", n.ctrl->f));
+      return fail(fmt::format("NSH: f = {} outside 1..4", n.ctrl->f));
     put16(b, AC_MD_CLASS);
     b.push_back(AC_TLV_FTC_CTRL);
     b.push_back(AC_FTC_CTRL_LEN);
@@ -233,7 +233,7 @@ Result<Bytes> encode_nsh(const Nsh& n) {
   }
   if (!n.commits.empty()) {
     if (n.commits.size() > AC_FTC_MAX_COMMITS)
-      return fail(format("NSH: {} commit entries, at most {}", n.commits.size(), AC_FTC_MAX_COMMITS));
+      return fail(fmt::format("NSH: {} commit entries, at most {}", n.commits.size(), AC_FTC_MAX_COMMITS));
     put16(b, AC_MD_CLASS);
     b.push_back(AC_TLV_FTC_COMMIT);
     b.push_back(static_cast<uint8_t>(n.commits.size() * AC_FTC_COMMIT_LEN));
@@ -242,7 +242,7 @@ Result<Bytes> encode_nsh(const Nsh& n) {
       put32(b, c.seq);
     }
   }
-  if (b.size() > AC_NSH_MAX_LEN) return fail(format("NSH of {} bytes: {}", b.size(), err_str(AC_FTC_E_TOO_BIG)));
+  if (b.size() > AC_NSH_MAX_LEN) return fail(fmt::format("NSH of {} bytes: {}", b.size(), err_str(AC_FTC_E_TOO_BIG)));
   uint16_t w0 = AC_NSH_W0(AC_NSH_VERSION, n.ttl, b.size() / 4);
   b[0] = static_cast<uint8_t>(w0 >> 8) | static_cast<uint8_t>((n.flags & 0x3) << 4);
   b[1] = static_cast<uint8_t>(w0);
