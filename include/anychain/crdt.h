@@ -343,7 +343,7 @@ enum ac_crdt_op_code {
 	AC_CRDT_OP_CLEAR = 4,    /* every cell of the object: slot := 0 (sets: if not live) */
 };
 
-/* A record: this header, key (key_len bytes), value (value_len bytes); each padded to 4. */
+/* A record: this header, key (key_len bytes), value (value_len bytes); each padded to 8. */
 struct ac_crdt_op {
 	__u8 op;
 	__u8 object;
@@ -353,7 +353,7 @@ struct ac_crdt_op {
 	__u16 epoch;             /* window of a windowed object; 0 otherwise */
 };
 
-#define AC_CRDT_PAD4(n) (((n) + 3u) & ~3u)
+#define AC_CRDT_PAD8(n) (((n) + 7u) & ~7u)
 
 /* Merge values by kind (host order) */
 struct ac_crdt_pn_value {
