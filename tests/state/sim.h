@@ -176,12 +176,15 @@ struct Node {
 
 // Everything a replica holds, numbered by origin instead of slot: equal on converged replicas.
 using Canonical = std::map<std::tuple<uint8_t, Key, uint32_t, uint64_t>, CellValue>;
-inline Canonical canonical(Node& n, const Schema& schema) {
+inline Canonical canonical(Store& store, const Replicator& rep) {
   Canonical out;
-  auto slots = n.rep->slots();
-  Origin self = n.rep->self();
-  (void)n.store.cells([&](uint8_t obj, const Key& k) {
-    (void)n.store.read(obj, k, kAllSlots, [&](uint8_t s, const CellValue& v) {
+  auto slots = rep.slots();
+  Origin self = rep.self();
+  const Schema& schema = store.schema();
+  std::vector<std::pair<uint8_t, Key>> cells;
+  (void)store.cells([&](uint8_t obj, const Key& k) { cells.emplace_back(obj, k); });
+  for (auto& [obj, k] : cells) {
+    (void)store.read(obj, k, kAllSlots, [&](uint8_t s, const CellValue& v) {
       Origin o{};
       if (schema.find(obj)->kind == Kind::RegMap) o = {};              // a register has no origin
       else if (s == kRetiredSlot) o = {0xffffffff, 0};
@@ -190,8 +193,9 @@ inline Canonical canonical(Node& n, const Schema& schema) {
       else o = {0xfffffffe, s};                                      // a slot with no origin: a bug
       out[{obj, k, o.id, o.incarnation}] = v;
     });
-  });
+  }
   return out;
 }
+inline Canonical canonical(Node& n, const Schema&) { return canonical(n.store, *n.rep); }
 
 }  // namespace anychain::state::sim
