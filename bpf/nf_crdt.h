@@ -102,6 +102,26 @@ AC_INLINE void ac_crdt_log(__u32 *touch, __u32 epoch, __u8 object, const void *k
 	ac_crdt_emit(object, key, key_len);
 }
 
+/* Create a cell: insert `init` unless the key exists (BPF_NOEXIST), and log it. Returns 1 when
+ * inserted (the cell is `init`), 0 when another CPU or the merge created it first (look it up and
+ * update that one), -1 when the map is full (counted). */
+AC_INLINE int ac_crdt_insert(void *map, __u8 object, const void *key, __u32 key_len, const void *init, __u32 epoch)
+{
+	long err = bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+
+	if (!err) {
+		if (epoch)
+			ac_crdt_emit(object, key, key_len);
+		return 1;
+	}
+	if (err != -AC_CRDT_EEXIST) {
+		ac_crdt_count(AC_CRDT_ST_FULL, 1);
+		return -1;
+	}
+	ac_crdt_count(AC_CRDT_ST_INSERT_RACE, 1);
+	return 0;
+}
+
 /* ---- packet path: counters ----------------------------------------------------------------- */
 
 /* Array counter cell idx += n. */
@@ -132,21 +152,13 @@ AC_INLINE int ac_crdt_gc_add_key(void *map, __u8 object, const void *key, __u32 
 
 	if (!c) {
 		struct ac_gcounter init = {};
-		long err;
 
 		init.slot[0] = n;
 		init.touch = epoch;
-		err = bpf_map_update_elem(map, key, &init, BPF_NOEXIST);
-		if (!err) {
-			if (epoch)
-				ac_crdt_emit(object, key, key_len);
-			return 0;
-		}
-		if (err != -AC_CRDT_EEXIST) {
-			ac_crdt_count(AC_CRDT_ST_FULL, 1);
-			return -1;
-		}
-		ac_crdt_count(AC_CRDT_ST_INSERT_RACE, 1);
+		int r = ac_crdt_insert(map, object, key, key_len, &init, epoch);
+
+		if (r)
+			return r > 0 ? 0 : -1;
 		c = bpf_map_lookup_elem(map, key);
 		if (!c)
 			return -1;
@@ -182,56 +194,50 @@ AC_INLINE __s64 ac_crdt_pn_value_idx(void *map, __u32 idx)
 	return c ? ac_pn_value(c) : 0;
 }
 
-/* Count-min sketch of `rows` x (mask + 1) cells: key hash h += n. */
-AC_INLINE void ac_crdt_cms_add(void *map, __u8 object, __u64 h, __u32 rows, __u32 mask, __u64 n,
-			       __u32 epoch)
+/* A sketch of `hashes` x (mask + 1) counter cells (ac_sketch_cell()): key hash h += n in each
+ * hash's cell. A count-min sketch has a row per hash (stride mask + 1), a counting Bloom filter
+ * one array for all its hashes (stride 0). */
+AC_INLINE void ac_crdt_sketch_add(void *map, __u8 object, __u64 h, __u32 hashes, __u32 mask, __u32 stride,
+				  __u64 n, __u32 epoch)
 {
-	for (__u32 r = 0; r < AC_CRDT_MAX_ROWS; r++) {
-		if (r >= rows)
+	for (__u32 i = 0; i < AC_CRDT_MAX_ROWS; i++) {
+		if (i >= hashes)
 			break;
-		ac_crdt_gc_add_idx(map, object, ac_cms_cell(h, r, mask), n, epoch);
+		ac_crdt_gc_add_idx(map, object, ac_sketch_cell(h, i, mask, stride), n, epoch);
 	}
 }
 
+/* The estimate: the smallest of the key's cells (merged values). */
+AC_INLINE __u64 ac_crdt_sketch_min(void *map, __u64 h, __u32 hashes, __u32 mask, __u32 stride)
+{
+	__u64 best = ~0ULL;
+
+	for (__u32 i = 0; i < AC_CRDT_MAX_ROWS; i++) {
+		if (i >= hashes)
+			break;
+		__u64 v = ac_crdt_gc_value_idx(map, ac_sketch_cell(h, i, mask, stride));
+
+		if (v < best)
+			best = v;
+	}
+	return best;
+}
+
+AC_INLINE void ac_crdt_cms_add(void *map, __u8 object, __u64 h, __u32 rows, __u32 mask, __u64 n, __u32 epoch)
+{
+	ac_crdt_sketch_add(map, object, h, rows, mask, mask + 1, n, epoch);
+}
 AC_INLINE __u64 ac_crdt_cms_estimate(void *map, __u64 h, __u32 rows, __u32 mask)
 {
-	__u64 best = ~0ULL;
-
-	for (__u32 r = 0; r < AC_CRDT_MAX_ROWS; r++) {
-		if (r >= rows)
-			break;
-		__u64 v = ac_crdt_gc_value_idx(map, ac_cms_cell(h, r, mask));
-
-		if (v < best)
-			best = v;
-	}
-	return best;
+	return ac_crdt_sketch_min(map, h, rows, mask, mask + 1);
 }
-
-/* Counting Bloom filter of mask + 1 cells and k hashes: key hash h += n. */
-AC_INLINE void ac_crdt_cbf_add(void *map, __u8 object, __u64 h, __u32 k, __u32 mask, __u64 n,
-			       __u32 epoch)
+AC_INLINE void ac_crdt_cbf_add(void *map, __u8 object, __u64 h, __u32 k, __u32 mask, __u64 n, __u32 epoch)
 {
-	for (__u32 i = 0; i < AC_CRDT_MAX_ROWS; i++) {
-		if (i >= k)
-			break;
-		ac_crdt_gc_add_idx(map, object, ac_crdt_index(h, i, mask), n, epoch);
-	}
+	ac_crdt_sketch_add(map, object, h, k, mask, 0, n, epoch);
 }
-
 AC_INLINE __u64 ac_crdt_cbf_value(void *map, __u64 h, __u32 k, __u32 mask)
 {
-	__u64 best = ~0ULL;
-
-	for (__u32 i = 0; i < AC_CRDT_MAX_ROWS; i++) {
-		if (i >= k)
-			break;
-		__u64 v = ac_crdt_gc_value_idx(map, ac_crdt_index(h, i, mask));
-
-		if (v < best)
-			best = v;
-	}
-	return best;
+	return ac_crdt_sketch_min(map, h, k, mask, 0);
 }
 
 /* ---- packet path: add-wins set, deterministic-winner map ----------------------------------- */
@@ -242,21 +248,13 @@ AC_INLINE int ac_crdt_set_add(void *map, __u8 object, const void *key, __u32 key
 
 	if (!e) {
 		struct ac_awset_elem init = {};
-		long err;
 
 		init.add[0] = 1;
 		init.touch = epoch;
-		err = bpf_map_update_elem(map, key, &init, BPF_NOEXIST);
-		if (!err) {
-			if (epoch)
-				ac_crdt_emit(object, key, key_len);
-			return 0;
-		}
-		if (err != -AC_CRDT_EEXIST) {
-			ac_crdt_count(AC_CRDT_ST_FULL, 1);
-			return -1;
-		}
-		ac_crdt_count(AC_CRDT_ST_INSERT_RACE, 1);
+		int r = ac_crdt_insert(map, object, key, key_len, &init, epoch);
+
+		if (r)
+			return r > 0 ? 0 : -1;
 		e = bpf_map_lookup_elem(map, key);
 		if (!e)
 			return -1;
@@ -282,20 +280,11 @@ AC_INLINE struct ac_register *ac_crdt_reg_insert(void *map, __u8 object, const v
 	if (r)
 		return r;
 	struct ac_register init = {};
-	long err;
 
 	init.touch = epoch;
 	__builtin_memcpy(&init.v, v, sizeof(init.v));
-	err = bpf_map_update_elem(map, key, &init, BPF_NOEXIST);
-	if (!err) {
-		if (epoch)
-			ac_crdt_emit(object, key, key_len);
-	} else if (err == -AC_CRDT_EEXIST) {
-		ac_crdt_count(AC_CRDT_ST_INSERT_RACE, 1);
-	} else {
-		ac_crdt_count(AC_CRDT_ST_FULL, 1);
+	if (ac_crdt_insert(map, object, key, key_len, &init, epoch) < 0)
 		return 0;
-	}
 	return bpf_map_lookup_elem(map, key);
 }
 

@@ -24,28 +24,29 @@ const TwinStore::Obj* TwinStore::obj(uint8_t id) const { return objs_[id].spec ?
 
 size_t TwinStore::keys(const Obj& o) const { return o.gck.size() + o.pnk.size() + o.set.size() + o.reg.size(); }
 
-ac_gcounter* TwinStore::gc_at(Obj& o, const Key& key, bool create) {
-  if (!o.spec->keyed()) {
-    if (key.len != 4 || key.as_index() >= o.gc.size()) return nullptr;
-    return &o.gc[key.as_index()];
+namespace {
+// The cell of an array object (index key) or of a hash object (created if asked and room left).
+template <class T>
+T* cell_at(const ObjectSpec& spec, std::vector<T>& array, std::map<Key, T>& keyed, size_t keys, const Key& key,
+           bool create) {
+  if (!spec.keyed()) {
+    if (key.len != 4 || key.as_index() >= array.size()) return nullptr;
+    return &array[key.as_index()];
   }
-  if (key.len != o.spec->key_size) return nullptr;
-  auto it = o.gck.find(key);
-  if (it != o.gck.end()) return &it->second;
-  if (!create || keys(o) >= o.spec->cells) return nullptr;
-  return &o.gck[key];
+  if (key.len != spec.key_size) return nullptr;
+  auto it = keyed.find(key);
+  if (it != keyed.end()) return &it->second;
+  if (!create || keys >= spec.cells) return nullptr;
+  return &keyed[key];
+}
+}  // namespace
+
+ac_gcounter* TwinStore::gc_at(Obj& o, const Key& key, bool create) {
+  return cell_at(*o.spec, o.gc, o.gck, keys(o), key, create);
 }
 
 ac_pncounter* TwinStore::pn_at(Obj& o, const Key& key, bool create) {
-  if (!o.spec->keyed()) {
-    if (key.len != 4 || key.as_index() >= o.pn.size()) return nullptr;
-    return &o.pn[key.as_index()];
-  }
-  if (key.len != o.spec->key_size) return nullptr;
-  auto it = o.pnk.find(key);
-  if (it != o.pnk.end()) return &it->second;
-  if (!create || keys(o) >= o.spec->cells) return nullptr;
-  return &o.pnk[key];
+  return cell_at(*o.spec, o.pn, o.pnk, keys(o), key, create);
 }
 
 // ---- local updates ----
@@ -70,25 +71,19 @@ bool TwinStore::pn_add(uint8_t object, const Key& key, int64_t n) {
   return true;
 }
 
-void TwinStore::cms_add(uint8_t object, uint64_t h, uint64_t n) {
+void TwinStore::sketch_add(uint8_t object, Kind kind, uint64_t h, uint64_t n) {
   Obj* o = obj(object);
-  if (!o || o->spec->kind != Kind::CountMin) return;
-  for (uint32_t r = 0; r < o->spec->rows; ++r) {
-    uint32_t cell = ac_cms_cell(h, r, o->spec->mask());
+  if (!o || o->spec->kind != kind) return;
+  uint32_t mask = o->spec->mask(), stride = kind == Kind::CountMin ? mask + 1 : 0;
+  for (uint32_t i = 0; i < o->spec->rows; ++i) {
+    uint32_t cell = ac_sketch_cell(h, i, mask, stride);
     ac_gc_add_own(&o->gc[cell], n);
     changed_.emplace(object, Key::index(cell));
   }
 }
 
-void TwinStore::cbf_add(uint8_t object, uint64_t h, uint64_t n) {
-  Obj* o = obj(object);
-  if (!o || o->spec->kind != Kind::CountingBloom) return;
-  for (uint32_t i = 0; i < o->spec->rows; ++i) {
-    uint32_t cell = ac_crdt_index(h, i, o->spec->mask());
-    ac_gc_add_own(&o->gc[cell], n);
-    changed_.emplace(object, Key::index(cell));
-  }
-}
+void TwinStore::cms_add(uint8_t object, uint64_t h, uint64_t n) { sketch_add(object, Kind::CountMin, h, n); }
+void TwinStore::cbf_add(uint8_t object, uint64_t h, uint64_t n) { sketch_add(object, Kind::CountingBloom, h, n); }
 
 bool TwinStore::set_add(uint8_t object, const Key& key) {
   Obj* o = obj(object);
@@ -146,23 +141,18 @@ int64_t TwinStore::pn_value(uint8_t object, const Key& key) const {
   return c ? ac_pn_value(c) : 0;
 }
 
-uint64_t TwinStore::cms_estimate(uint8_t object, uint64_t h) const {
+uint64_t TwinStore::sketch_min(uint8_t object, Kind kind, uint64_t h) const {
   const Obj* o = obj(object);
-  if (!o || o->spec->kind != Kind::CountMin) return 0;
+  if (!o || o->spec->kind != kind) return 0;
+  uint32_t mask = o->spec->mask(), stride = kind == Kind::CountMin ? mask + 1 : 0;
   uint64_t best = std::numeric_limits<uint64_t>::max();
-  for (uint32_t r = 0; r < o->spec->rows; ++r)
-    best = std::min<uint64_t>(best, ac_gc_value(&o->gc[ac_cms_cell(h, r, o->spec->mask())]));
+  for (uint32_t i = 0; i < o->spec->rows; ++i)
+    best = std::min<uint64_t>(best, ac_gc_value(&o->gc[ac_sketch_cell(h, i, mask, stride)]));
   return best;
 }
 
-uint64_t TwinStore::cbf_value(uint8_t object, uint64_t h) const {
-  const Obj* o = obj(object);
-  if (!o || o->spec->kind != Kind::CountingBloom) return 0;
-  uint64_t best = std::numeric_limits<uint64_t>::max();
-  for (uint32_t i = 0; i < o->spec->rows; ++i)
-    best = std::min<uint64_t>(best, ac_gc_value(&o->gc[ac_crdt_index(h, i, o->spec->mask())]));
-  return best;
-}
+uint64_t TwinStore::cms_estimate(uint8_t object, uint64_t h) const { return sketch_min(object, Kind::CountMin, h); }
+uint64_t TwinStore::cbf_value(uint8_t object, uint64_t h) const { return sketch_min(object, Kind::CountingBloom, h); }
 
 bool TwinStore::set_contains(uint8_t object, const Key& key) const {
   const ac_awset_elem* e = set_cell(object, key);

@@ -73,6 +73,8 @@ class TwinStore final : public Store {
   size_t keys(const Obj& o) const;
   ac_gcounter* gc_at(Obj& o, const Key& key, bool create);
   ac_pncounter* pn_at(Obj& o, const Key& key, bool create);
+  void sketch_add(uint8_t object, Kind kind, uint64_t key_hash, uint64_t n);
+  uint64_t sketch_min(uint8_t object, Kind kind, uint64_t key_hash) const;
 
   Schema schema_;
   std::vector<Obj> objs_;

@@ -82,10 +82,18 @@ AC_INLINE __u32 ac_crdt_index(__u64 h, __u32 i, __u32 mask)
 	return (__u32)ac_mix64(h + (__u64)(i + 1) * AC_HASH_M1) & mask;
 }
 
+/* The cell of hash i of a key hash in a sketch whose hashes index (mask + 1) cells each, `stride`
+ * cells apart: a count-min sketch gives every hash its own row (stride mask + 1), a counting
+ * Bloom filter shares one array among its hashes (stride 0). */
+AC_INLINE __u32 ac_sketch_cell(__u64 h, __u32 i, __u32 mask, __u32 stride)
+{
+	return i * stride + ac_crdt_index(h, i, mask);
+}
+
 /* Cell of row r of a count-min sketch of rows x (mask + 1) cells. */
 AC_INLINE __u32 ac_cms_cell(__u64 h, __u32 r, __u32 mask)
 {
-	return r * (mask + 1) + ac_crdt_index(h, r, mask);
+	return ac_sketch_cell(h, r, mask, mask + 1);
 }
 
 /* ---- grow-only counter cell --------------------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sched.h>
 
 #include <atomic>
@@ -21,20 +22,13 @@
 namespace anychain::state {
 namespace {
 
-class OnCpu {
- public:
-  explicit OnCpu(int cpu) {
-    sched_getaffinity(0, sizeof old_, &old_);
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    if (sched_setaffinity(0, sizeof one, &one) != 0) throw std::runtime_error("sched_setaffinity");
-  }
-  ~OnCpu() { sched_setaffinity(0, sizeof old_, &old_); }
-
- private:
-  cpu_set_t old_;
-};
+// Pin the calling thread (a thread of its own) to one CPU.
+void pin_to(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) throw std::runtime_error("pin to a CPU");
+}
 
 Schema test_schema() {
   auto s = Schema::make({
@@ -683,7 +677,7 @@ TEST_F(CrdtBpf, TwoCpusUpdatingTheSameCellsLoseNoUpdate) {
     std::atomic<int> ready{0};
     std::atomic<int> failed{0};
     auto worker = [&](int cpu) {
-      OnCpu on(cpu);
+      pin_to(cpu);
       crdt_test_op mine = o;
       ready.fetch_add(1);
       while (ready.load() < 2) {
@@ -716,13 +710,13 @@ TEST_F(CrdtBpf, MergingWhileAnotherCpuUpdatesLosesNothing) {
   std::atomic<bool> done{false};
   std::atomic<int> merges{0};
   std::thread updater([&] {
-    OnCpu on(0);
+    pin_to(0);
     crdt_test_op o = gc_add(7, 1);
     run_op(prog, &o, kRuns);
     done = true;
   });
   std::thread merger([&] {
-    OnCpu on(1);
+    pin_to(1);
     uint64_t v = 0;
     while (!done.load() || merges.load() < 200) {
       Batch b;
