@@ -28,6 +28,7 @@ ALLOWED = {
     "cli": {"control", "config", "dataplane", "common"},
     "tools": {"common"},
     "ftc": {"common"},
+    "state": {"common"},
 }
 
 TARGETS = {
@@ -43,6 +44,7 @@ TARGETS = {
     "anychain": "cli",
     "anychain_toolsupport": "tools",
     "anychain_ftc": "ftc",
+    "anychain_state": "state",
 }
 
 # Modules that must build and link without the BPF object, libbpf or libxdp.
