@@ -46,6 +46,8 @@
 #include "common/netns.h"
 #include "common/options.h"
 #include "common/packet.h"
+#include "anychain/maps.h"
+#include <arpa/inet.h>
 #include "dataplane/reasons.h"
 #include "e2e.skel.h"
 #include "e2e_maps.h"
@@ -183,7 +185,7 @@ struct Snap {
   uint64_t gen = 0, rx = 0, fwd_pass = 0;
   std::vector<std::vector<ac_counter>> ac;  // per anychain router, by slot
   CpuTimes cpu;
-  uint64_t napi_ticks = 0;                  // the router's NAPI thread
+  uint64_t router_ticks = 0;                // the router's tasks (Topo::router_tasks)
   std::map<uint32_t, ProgRun> progs;
   std::map<std::string, uint64_t> veth;     // "<node>/<if>" -> losses (only when asked)
 };
@@ -264,8 +266,9 @@ struct Sample {
   uint32_t flows = 0;
   int rep = 0;
   double seconds = 0, rx_mpps = 0, gen_mpps = 0, router_busy = 0, router_steal = 0, gen_busy = 0;
-  // the router CPU's time that was ours: its NAPI thread plus softirq on that CPU (on a shared
-  // machine other processes take the rest), and the received rate per second of it
+  // the router CPU's time that was ours: the NAPI thread (with the softirq work it runs),
+  // ksoftirqd of that CPU and OVS's daemon (on a shared machine other processes take the rest;
+  // tick-sampled, so rough), and the received rate per second of it
   double router_share = 0, mpps_per_cpu = 0;
   std::map<std::string, uint64_t> reasons;  // anychain, in the window
   std::map<std::string, double> prog_ns;    // router programs, ns per run in the window
@@ -288,7 +291,7 @@ class Bench {
     s.rx = t.receiver().packets();
     s.fwd_pass = t.fwd_passes();
     s.cpu = cpu_times();
-    s.napi_ticks = thread_ticks(t.napi_pid());
+    for (int tid : t.router_tasks()) s.router_ticks += thread_ticks(tid);
     if (t.mode() == Mode::Anychain)
       for (const auto& r : t.anychain()) {
         auto st = r.dp->stats();
@@ -352,9 +355,8 @@ class Bench {
     s.router_busy = share(router_cpu_, &CpuTimes::busy);
     s.router_steal = share(router_cpu_, &CpuTimes::steal);
     s.gen_busy = share(o_.gen_cpu, &CpuTimes::busy);
-    s.router_share = static_cast<double>(w1.napi_ticks - w0.napi_ticks) / static_cast<double>(sysconf(_SC_CLK_TCK)) /
-                         s.seconds +
-                     share(router_cpu_, &CpuTimes::softirq);
+    s.router_share = static_cast<double>(w1.router_ticks - w0.router_ticks) /
+                     static_cast<double>(sysconf(_SC_CLK_TCK)) / s.seconds;
     s.mpps_per_cpu = s.router_share > 0 ? s.rx_mpps / std::min(1.0, s.router_share) : 0;
     for (size_t r = 0; r < w1.ac.size(); ++r)
       for (const auto& reason : dp::stat_reasons()) {
@@ -400,8 +402,48 @@ class Bench {
       std::snprintf(buf, sizeof buf, "ring %s (CPU %.0f%%)", where.c_str(), 100 * s.router_busy), s.limit = buf;
     else
       std::snprintf(buf, sizeof buf, "stack/ovs (CPU %.0f%%)", 100 * s.router_busy), s.limit = buf;
-    if (t.mode() == Mode::Anychain && flows > 1) s.extra["flow_cache"] = flow_cache_summary(t);
+    if (t.mode() == Mode::Anychain && flows > 1) {
+      s.extra["flow_cache"] = flow_cache_summary(t);
+      s.extra["conflicts"] = conflict_prediction(t, flows);
+    }
     return s;
+  }
+
+  // Where the flows' keys fall in the flow cache: the generator's flows are known, so their
+  // hashes (the classifier's, carried in the NSH to every later hop) and sets can be computed
+  // exactly. A set holding more than AC_FLOW_WAYS of the keys that a round robin over the flows
+  // visits keeps missing under LRU (each key is evicted before it comes back), so
+  // keys_in_overfull_sets / keys is the conflict-miss rate to expect per lookup when the router
+  // sees the round robin as sent; when it sees a random subset of it (the generator out-runs it
+  // and the veth drops whole batches), a set of n > ways keys misses about (n - ways) / n of its
+  // lookups, so excess_keys / keys is the rate to expect.
+  json conflict_prediction(Topo& t, uint32_t flows) {
+    json j = json::array();
+    const uint32_t sets = o_.flow_cache / AC_FLOW_WAYS;
+    auto keys = t.flow_keys();
+    for (size_t r = 0; r < keys.size(); ++r) {
+      std::map<uint32_t, uint32_t> per_set;
+      for (uint32_t f = 0; f < flows; ++f) {
+        test::L4 l4;
+        l4.proto = IPPROTO_UDP;
+        l4.sport = static_cast<uint16_t>(10000 + f);
+        l4.dport = 9;
+        const uint32_t hash = test::flow_hash("198.18.0.2", "198.19.0.2", l4);
+        for (const auto& [spi, si] : keys[r]) per_set[ac_flow_set_of(htonl(AC_SPI_SI(spi, si)), hash, sets - 1)]++;
+      }
+      uint64_t total = 0, overfull = 0, excess = 0, max = 0;
+      for (const auto& [_, n] : per_set) {
+        total += n;
+        if (n > AC_FLOW_WAYS) overfull += n, excess += n - AC_FLOW_WAYS;
+        max = std::max<uint64_t>(max, n);
+      }
+      j.push_back({{"router", r + 1}, {"keys", total}, {"sets", sets}, {"sets_used", per_set.size()},
+                   {"max_keys_in_a_set", max}, {"keys_in_overfull_sets", overfull},
+                   {"excess_keys", excess},
+                   {"predicted_miss_rate_cyclic", total ? static_cast<double>(overfull) / static_cast<double>(total) : 0},
+                   {"predicted_miss_rate_random", total ? static_cast<double>(excess) / static_cast<double>(total) : 0}});
+    }
+    return j;
   }
 
   json flow_cache_summary(Topo& t) {
@@ -679,6 +721,12 @@ int run(const Opts& o) {
       std::printf(" %s=%.3f", n.c_str(), stat_of(x).med);
     }
     for (const auto& [n, x] : progs) std::printf(" %s=%.0fns", n.c_str(), stat_of(x).med);
+    if (!v.empty() && v.front()->extra.contains("conflicts")) {
+      std::printf("  predicted conflict misses per lookup (cyclic/random):");
+      for (const auto& c : v.front()->extra["conflicts"])
+        std::printf(" r%d=%.4f/%.4f", c["router"].get<int>(), c["predicted_miss_rate_cyclic"].get<double>(),
+                    c["predicted_miss_rate_random"].get<double>());
+    }
     std::printf("\n");
   }
 

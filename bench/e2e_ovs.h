@@ -33,6 +33,7 @@ class OvsSwitch {
   void add_flows(const std::vector<std::string>& flows);
   // `ovs-ofctl dump-flows br0` (for errors and the JSON)
   std::string dump_flows();
+  int vswitchd_pid() const { return vswitchd_.pid(); }
 
  private:
   std::string tool(const std::string& name) const;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <stdexcept>
@@ -391,6 +392,40 @@ std::vector<uint32_t> Topo::router_prog_ids() const {
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   return ids;
+}
+
+std::vector<int> Topo::router_tasks() const {
+  std::vector<int> t = {napi_pid_};
+  // ksoftirqd/<cpu>
+  const std::string want = "ksoftirqd/" + std::to_string(router_cpu_);
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string n = e.path().filename().string();
+    if (n.empty() || !isdigit(static_cast<unsigned char>(n[0]))) continue;
+    std::ifstream f(e.path() / "comm");
+    std::string comm;
+    std::getline(f, comm);
+    if (comm == want) {
+      t.push_back(std::stoi(n));
+      break;
+    }
+  }
+  if (ovs_) t.push_back(ovs_->vswitchd_pid());
+  return t;
+}
+
+std::vector<std::vector<std::pair<uint32_t, uint8_t>>> Topo::flow_keys() const {
+  switch (spec_.kind) {
+    case Kind::Push: return {{{kSpiPush, 255}}};
+    case Kind::Proxy: return {{{kSpiProxy, 255}, {kSpiProxy, 254}}};
+    case Kind::Gpe: return {{{kSpiGpe, 255}}, {{kSpiGpe, 255}, {kSpiGpe, 254}}};
+    case Kind::Chain: {
+      std::vector<std::pair<uint32_t, uint8_t>> k;
+      for (int i = 0; i <= spec_.n; ++i) k.emplace_back(kSpiChain, static_cast<uint8_t>(255 - i));
+      return {k};
+    }
+    case Kind::GenOnly: break;
+  }
+  return {};
 }
 
 std::string Topo::ovs_flows() const { return ovs_ ? ovs_->dump_flows() : ""; }

@@ -117,8 +117,14 @@ class Topo {
   uint64_t fwd_passes() const;
   // The router's NAPI thread (pinned); re-found after mode changes.
   int napi_pid() const { return napi_pid_; }
+  // the tasks that do the router's work: the NAPI thread, ksoftirqd of the router CPU and, in
+  // the OVS modes, ovs-vswitchd (a process: its stat sums its threads)
+  std::vector<int> router_tasks() const;
   void repin_napi();
-  std::string ovs_flows() const;  // dump-flows while OVS runs, else ""
+  std::string ovs_flows() const;
+  // The (SPI, SI) keys each anychain router looks up in its flow cache for one packet (instance
+  // choices and last hops alike), per router in anychain() order.
+  std::vector<std::vector<std::pair<uint32_t, uint8_t>>> flow_keys() const;  // dump-flows while OVS runs, else ""
   // OVS state directory, used by e2e_ovs
   void set_ovs_root(const std::string& root, const std::string& work) { ovs_root_ = root, ovs_work_ = work; }
 
