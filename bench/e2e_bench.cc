@@ -179,6 +179,17 @@ ProgRun prog_run(uint32_t id) {
   return r;
 }
 
+// Packets of a per-CPU counter array slot (values of `stride` bytes starting with a u64 packet
+// count), per possible CPU.
+std::vector<uint64_t> percpu_packets(int fd, uint32_t slot, size_t stride) {
+  const int ncpu = libbpf_num_possible_cpus();
+  std::vector<uint8_t> buf(stride * static_cast<size_t>(ncpu));
+  std::vector<uint64_t> out(static_cast<size_t>(ncpu), 0);
+  if (fd >= 0 && bpf_map_lookup_elem(fd, &slot, buf.data()) == 0)
+    for (int c = 0; c < ncpu; ++c) std::memcpy(&out[static_cast<size_t>(c)], buf.data() + stride * c, 8);
+  return out;
+}
+
 // everything read at one instant
 struct Snap {
   Clock::time_point t;
@@ -188,6 +199,8 @@ struct Snap {
   uint64_t router_ticks = 0;                // the router's tasks (Topo::router_tasks)
   std::map<uint32_t, ProgRun> progs;
   std::map<std::string, uint64_t> veth;     // "<node>/<if>" -> losses (only when asked)
+  std::vector<uint64_t> rx_cpu;             // the receiver's packets per CPU
+  std::vector<uint64_t> ac_cpu;             // anychain's verdicts (all routers) per CPU
 };
 
 // ---- the generator ----
@@ -277,6 +290,8 @@ struct Sample {
   int64_t unaccounted = 0;
   std::map<std::string, uint64_t> losses;   // per interface
   std::string limit;
+  // share of the receiver's packets and of anychain's verdicts counted on the router CPU
+  double rx_on_router_cpu = 0, anychain_on_router_cpu = 0;
   json extra;
 };
 
@@ -290,6 +305,15 @@ class Bench {
     s.gen = gen.packets();
     s.rx = t.receiver().packets();
     s.fwd_pass = t.fwd_passes();
+    s.rx_cpu = percpu_packets(bpf_map__fd(t.receiver().skel()->maps.e2e_counts), 0, sizeof(e2e_count));
+    s.ac_cpu.assign(static_cast<size_t>(libbpf_num_possible_cpus()), 0);
+    if (t.mode() == Mode::Anychain)
+      for (const auto& r : t.anychain())
+        for (const auto& reason : dp::stat_reasons()) {
+          if (reason.kind == dp::StatKind::Note) continue;
+          auto v = percpu_packets(r.dp->map_fd("ac_stats"), reason.slot, sizeof(ac_counter));
+          for (size_t c = 0; c < v.size(); ++c) s.ac_cpu[c] += v[c];
+        }
     s.cpu = cpu_times();
     for (int tid : t.router_tasks()) s.router_ticks += thread_ticks(tid);
     if (t.mode() == Mode::Anychain)
@@ -366,9 +390,20 @@ class Bench {
     for (const auto& [id, p1] : w1.progs) {
       const auto it = w0.progs.find(id);
       if (it == w0.progs.end() || p1.cnt == it->second.cnt) continue;
-      s.prog_ns["prog " + std::to_string(id)] =
+      s.prog_ns[t.prog_label(id)] =
           static_cast<double>(p1.ns - it->second.ns) / static_cast<double>(p1.cnt - it->second.cnt);
     }
+
+    auto on_cpu = [&](const std::vector<uint64_t>& a0, const std::vector<uint64_t>& a1) {
+      uint64_t all = 0, mine = 0;
+      for (size_t c = 0; c < a1.size() && c < a0.size(); ++c) {
+        all += a1[c] - a0[c];
+        if (static_cast<int>(c) == router_cpu_) mine += a1[c] - a0[c];
+      }
+      return all ? static_cast<double>(mine) / static_cast<double>(all) : 0.0;
+    };
+    s.rx_on_router_cpu = on_cpu(w0.rx_cpu, w1.rx_cpu);
+    s.anychain_on_router_cpu = on_cpu(w0.ac_cpu, w1.ac_cpu);
 
     // accounting over the whole run
     s.acc_gen = b.gen - a.gen;
@@ -736,7 +771,9 @@ int run(const Opts& o) {
                         {"rep", s.rep}, {"seconds", s.seconds}, {"mpps", s.rx_mpps}, {"offered_mpps", s.gen_mpps},
                         {"router_cpu_busy", s.router_busy}, {"router_cpu_steal", s.router_steal},
                         {"router_share", s.router_share}, {"mpps_per_router_cpu", s.mpps_per_cpu},
-                        {"gen_cpu_busy", s.gen_busy}, {"limit", s.limit}, {"anychain_reasons", s.reasons},
+                        {"gen_cpu_busy", s.gen_busy}, {"limit", s.limit},
+                        {"received_on_router_cpu", s.rx_on_router_cpu},
+                        {"anychain_verdicts_on_router_cpu", s.anychain_on_router_cpu}, {"anychain_reasons", s.reasons},
                         {"prog_ns_per_run", s.prog_ns},
                         {"accounting",
                          {{"generated", s.acc_gen}, {"received", s.acc_rx}, {"anychain_drops", s.acc_ac_drop},

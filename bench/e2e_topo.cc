@@ -436,6 +436,16 @@ uint64_t Topo::fwd_passes() const {
   return n;
 }
 
+std::string Topo::prog_label(uint32_t id) const {
+  for (const auto& r : adp_)
+    for (size_t i = 0; i < r.prog_ids.size() && i < r.ifaces.size(); ++i)
+      if (r.prog_ids[i] == id) return r.ns.substr(r.ns.rfind('-') + 1) + "/" + r.ifaces[i];
+  for (const auto& [router, o] : fwd_objs_)
+    for (uint32_t x : o->prog_ids())
+      if (x == id) return router + "/e2e_fwd";
+  return "prog " + std::to_string(id);
+}
+
 // ---- modes ----
 
 void Topo::set_mode(Mode m) {

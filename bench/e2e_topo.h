@@ -88,7 +88,7 @@ struct RouterDp {
   std::string ns;
   std::unique_ptr<dataplane::Dataplane> dp;
   std::vector<std::string> ifaces;                       // attached
-  std::vector<uint32_t> prog_ids;
+  std::vector<uint32_t> prog_ids;                        // parallel to ifaces
 };
 
 class Topo {
@@ -113,6 +113,8 @@ class Topo {
   // anychain's routers (in Anychain mode), for counters
   const std::vector<RouterDp>& anychain() const { return adp_; }
   std::vector<uint32_t> router_prog_ids() const;
+  // "r1/r-in" for a router program id of the current mode
+  std::string prog_label(uint32_t id) const;
   // frames the bare redirect had no entry for (passed to the stack), all routers
   uint64_t fwd_passes() const;
   // The router's NAPI thread (pinned); re-found after mode changes.
