@@ -341,7 +341,11 @@ class Bench {
     Generator g(gen.skel(), t, size, flows, o_.gen_cpu);
     Snap w0, w1;
     try {
+      // warm-up: the given time, and at least two rounds over the flows at the receiver (a
+      // slow chain with many flows would otherwise measure first packets), at most 10 s
+      const uint64_t rx0 = t.receiver().packets();
       nap(o_.warmup);
+      for (int i = 0; i < 1000 && t.receiver().packets() - rx0 < 2ull * flows; ++i) nap(0.01);
       w0 = snap(t, gen, false);
       nap(o_.duration);
       w1 = snap(t, gen, false);
@@ -562,14 +566,8 @@ int run(const Opts& o) {
   } workdir{work};
   fs::create_directories(work);
 
-  if (auto e = test::enter_sandbox(); !e.empty()) {
-    std::cerr << "anychain-bench-e2e: " << e << "\n";
-    return 1;
-  }
-  // this thread (setup, sampling) on the generator's CPU, away from the router's
-  pin_thread(0, opts.gen_cpu);
-
-  // Open vSwitch, if asked for and obtainable
+  // Open vSwitch, if asked for and obtainable (fetched before entering the sandbox, which has
+  // no network)
   std::string ovs_root, ovs_note;
   const bool want_ovs = std::any_of(opts.modes.begin(), opts.modes.end(),
                                     [](Mode m) { return m == Mode::Ovs || m == Mode::OvsAfxdp; });
@@ -588,6 +586,13 @@ int run(const Opts& o) {
     }
     if (ovs_root.empty()) std::cout << "Open vSwitch not measured: " << ovs_note << "\n";
   }
+  if (auto e = test::enter_sandbox(); !e.empty()) {
+    std::cerr << "anychain-bench-e2e: " << e << "\n";
+    return 1;
+  }
+  // this thread (setup, sampling) on the generator's CPU, away from the router's
+  pin_thread(0, opts.gen_cpu);
+
   std::vector<Mode> modes;
   for (Mode m : opts.modes)
     if ((m != Mode::Ovs && m != Mode::OvsAfxdp) || !ovs_root.empty()) modes.push_back(m);
@@ -823,7 +828,7 @@ int main(int argc, char** argv) {
       "flows", po::value(&flows)->default_value("1,10000"), "numbers of flows (UDP source ports, round robin)")(
       "reps", po::value(&o.reps)->default_value(3), "repetitions, interleaved over the modes")(
       "duration", po::value(&o.duration)->default_value(2.0), "seconds measured per sample")(
-      "warmup", po::value(&o.warmup)->default_value(0.5), "seconds of traffic before each measurement")(
+      "warmup", po::value(&o.warmup)->default_value(0.5), "seconds of traffic before each measurement (and at least two rounds over the flows)")(
       "gen-cpu", po::value(&o.gen_cpu)->default_value(0), "CPU of the generator")(
       "router-cpu", po::value(&o.router_cpu)->default_value(-1), "CPU of the routers (default: the last)")(
       "flow-cache", po::value(&o.flow_cache)->default_value(AC_FLOW_CACHE_DEFAULT),
