@@ -264,7 +264,6 @@ void Topo::build() {
           "net.ipv4.conf.default.send_redirects=0");
   }
 
-  Iface dummy;
   link("gen", "g0", "r1", "r-in", &gen_if_, &r_in_, -1);
   if (spec_.kind == Kind::GenOnly) {
     receiver_ = std::make_unique<BenchObj>(r_in_.ns, true);
@@ -333,12 +332,10 @@ void Topo::build() {
 }
 
 void Topo::repin_napi() {
-  // the thread of r-in in r1: "napi/r-in-<id>"; other namespaces may have an r-in too, so
-  // the one whose NAPI id r-in reports wins (sysfs napi id is not exposed: match the newest
-  // thread created for our device by toggling threaded if several are found)
+  // r-in's NAPI thread is "napi/r-in-<napi id>". Another namespace (another run) may have a
+  // threaded r-in too; then ours is the thread that appears when ours is turned off and on.
   auto pids = napi_threads("r-in");
   if (pids.size() != 1) {
-    // disambiguate: toggle ours off and on, the new thread is ours
     nets_.at("r1").exec("sh -c 'echo 0 > /sys/class/net/r-in/threaded'");
     const auto before = napi_threads("r-in");
     nets_.at("r1").exec("sh -c 'echo 1 > /sys/class/net/r-in/threaded'");
