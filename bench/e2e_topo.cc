@@ -16,7 +16,6 @@
 #include <stdexcept>
 #include <thread>
 
-#include "common/format.h"
 #include "e2e.skel.h"
 #include "e2e_maps.h"
 #include "e2e_ovs.h"
