@@ -16,6 +16,9 @@
 // so does everything it sends on (a veth schedules its peer's NAPI on the sending CPU). The
 // receiver counts with XDP and drops. Frames the router cannot take are dropped at r-in's ring
 // (counted by the veth), so the received rate is what the router sustains.
+//
+// Over 500 lines: the run's whole life (sandbox, modes, measurement, report) is one sequence a
+// reader follows top to bottom; the topologies are apart in e2e_topo.cc.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>

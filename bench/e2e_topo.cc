@@ -1,3 +1,7 @@
+// The end-to-end benchmark's topologies (bench/e2e_topo.h): namespaces, veths, addresses and
+// what runs on the routers in each mode (anychain's fast path, bare redirect, Linux forwarding,
+// Open vSwitch). Over 500 lines because each of the topologies and modes is written out plainly
+// once; they share the small builders at the top.
 #include "e2e_topo.h"
 
 #include <arpa/inet.h>
