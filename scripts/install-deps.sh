@@ -14,7 +14,8 @@ PKGS=(
   # BPF / XDP
   libbpf-dev bpftool libxdp-dev xdp-tools libelf-dev zlib1g-dev linux-libc-dev
   # agent and CLI
-  libnl-3-dev libnl-route-3-dev libboost-program-options-dev libyaml-cpp-dev nlohmann-json3-dev
+  libnl-3-dev libnl-route-3-dev libboost-program-options-dev libyaml-cpp-dev nlohmann-json3-dev libfmt-dev
+  libssl-dev  # libcrypto: HMAC-SHA256 of state replication messages (agent/state)
   # tests
   libgtest-dev libgmock-dev googletest libclang-rt-14-dev
   python3-pytest tshark tcpdump python3-scapy iproute2 iputils-ping ethtool procps psmisc

@@ -5,8 +5,9 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <utility>
 
-#include "common/format.h"
+#include <fmt/format.h>
 
 namespace anychain::log {
 
@@ -26,20 +27,21 @@ inline bool parse_level(std::string_view s, Level& out) {
 }
 
 template <class... A>
-void write(Level l, std::string_view f, const A&... a) {
+void write(Level l, fmt::format_string<A...> f, A&&... a) {
   if (l > threshold()) return;
   static constexpr const char* names[] = {"error", "warning", "info", "debug"};
   // <N> prefixes are read by journald as syslog priorities
   static constexpr int prio[] = {3, 4, 6, 7};
   static const bool journal = std::getenv("JOURNAL_STREAM") != nullptr;
   std::string line = (journal ? "<" + std::to_string(prio[static_cast<int>(l)]) + ">" : std::string()) +
-                     "anychaind: " + names[static_cast<int>(l)] + ": " + format(f, a...) + "\n";
+                     "anychaind: " + names[static_cast<int>(l)] + ": " + fmt::format(f, std::forward<A>(a)...) + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
 }
-template <class... A> void error(std::string_view f, const A&... a) { write(Level::Error, f, a...); }
-template <class... A> void warn(std::string_view f, const A&... a) { write(Level::Warn, f, a...); }
-template <class... A> void info(std::string_view f, const A&... a) { write(Level::Info, f, a...); }
-template <class... A> void debug(std::string_view f, const A&... a) { write(Level::Debug, f, a...); }
+// The format string is checked at compile time ({fmt}).
+template <class... A> void error(fmt::format_string<A...> f, A&&... a) { write(Level::Error, f, std::forward<A>(a)...); }
+template <class... A> void warn(fmt::format_string<A...> f, A&&... a) { write(Level::Warn, f, std::forward<A>(a)...); }
+template <class... A> void info(fmt::format_string<A...> f, A&&... a) { write(Level::Info, f, std::forward<A>(a)...); }
+template <class... A> void debug(fmt::format_string<A...> f, A&&... a) { write(Level::Debug, f, std::forward<A>(a)...); }
 
 }  // namespace anychain::log

@@ -1,6 +1,11 @@
 // anychaind's configuration: the model, a YAML parser that reports every error with its
-// line:column, serialisation back to YAML (atomic file writes), and the helpers that turn the
-// model into dataplane writes. The file format is documented in docs/config.md.
+// line:column, serialisation back to YAML (atomic file writes). The file format is documented
+// in docs/config.md. A leaf module: it depends on agent/common only (daemon/from_config turns
+// the model into what the agent and the fast path run).
+//
+//   parse.cc       the sections and list entries (read through yaml_reader.h)
+//   validate.cc    whole-config checks, interface existence, check_file()
+//   emit.cc        to_yaml(), save_file() and the text forms
 //
 // Parsing is in two stages, both of which collect every error instead of stopping at the first:
 //   1. structure: unknown keys, wrong types, out-of-range values, bad prefixes/MACs/ports
@@ -11,6 +16,7 @@
 // Interface existence is not checked by the parser: check_interfaces() does that separately.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <expected>
 #include <map>
@@ -23,7 +29,7 @@
 #include "anychain/maps.h"
 #include "anychain/nsh.h"
 #include "common/error.h"
-#include "dataplane/dataplane.h"
+#include "common/net.h"
 
 namespace YAML {
 class Node;
@@ -59,7 +65,7 @@ struct Node {
 
 struct Interface {
   std::string name;
-  dataplane::XdpMode mode = dataplane::XdpMode::Auto;
+  XdpMode mode = XdpMode::Auto;
   bool classify = false;                    // plain IP arriving here is classified
   Mark mark;
 };
@@ -72,17 +78,33 @@ struct Ospf {
   std::string area = "0.0.0.0";             // dotted
 };
 
+// The agent's timers (one struct: the agent core runs on it as parsed). The file's keys carry
+// the unit: spf_delay_ms, spf_hold_ms, announce_interval_s, monitor_interval_s.
 struct Timers {
-  uint32_t spf_delay_ms = 50;
-  uint32_t spf_hold_ms = 200;
-  uint32_t announce_interval_s = 2;
-  double cost_damping = 0.05;               // relative change below which a cost is not re-announced
-  uint32_t monitor_interval_s = 1;
+  std::chrono::milliseconds spf_delay{50};         // first recomputation after an LSDB change
+  std::chrono::milliseconds spf_hold{200};         // minimum gap between two recomputations
+  std::chrono::seconds announce_interval{2};       // VNF monitor period (the paper: 2 s)
+  double cost_damping = 0.05;                      // re-announce when the cost moves >= this * capacity
+  std::chrono::seconds monitor_interval{1};
+  bool operator==(const Timers&) const = default;
 };
 
+// How path costs become WCMP weights (docs/wcmp-policy.md). The names, the parameters and
+// their ranges are defined here and checked at parse time; the daemon maps them onto the
+// plane's WcmpConfig and the agent's hold-down without checking anything again.
+enum class WcmpPolicy { Bottleneck, InverseCost, Ecmp };
+std::string_view to_string(WcmpPolicy p);                     // "bottleneck", "inverse-cost", "ecmp"
+std::optional<WcmpPolicy> parse_wcmp_policy(std::string_view s);  // also "bottleneck-residual"
+
 struct Wcmp {
-  std::string policy = "bottleneck";
-  std::map<std::string, std::string> params;  // free-form scalars, interpreted by the policy
+  WcmpPolicy policy = WcmpPolicy::Bottleneck;
+  // wcmp.params; unset: the agent's default (docs/config.md)
+  std::optional<bool> include_links{};
+  std::optional<uint32_t> floor{};
+  std::optional<uint32_t> inverse_scale{};
+  std::optional<uint32_t> cost_range{};
+  std::optional<uint32_t> hold_down_ms{};
+  bool operator==(const Wcmp&) const = default;
 };
 
 struct Service {
@@ -117,7 +139,7 @@ struct Instance {
   uint32_t id = 0;                          // 1..AC_MAX_INSTANCES-1, network-wide unique
   std::string service;
   std::string veth;                         // host-side interface
-  std::optional<dataplane::Mac> mac;        // the VNF's MAC; unset: learnt by the daemon
+  std::optional<Mac> mac;                // the VNF's MAC; unset: learnt by the daemon
   uint64_t capacity = 0;                    // packets/s, > 0
   bool nsh_aware = true;
   std::string pid_file;                     // optional
@@ -171,25 +193,5 @@ Result<void> save_file(const Config& c, const std::string& path);
 // Text forms used by to_yaml, docs and the CLI.
 std::string proto_name(uint8_t proto);                        // "any", "tcp", "udp", "icmp", "47"
 std::string port_range(uint16_t lo, uint16_t hi);             // "", "80", "1000-2000"
-std::string mac_str(const dataplane::Mac& m);                 // "02:00:00:00:00:01"
-
-// ---- helpers for the daemon ----
-
-struct PathEntry {
-  uint32_t spi;
-  uint8_t si;
-  uint32_t service_id;  // 0 on the last hop
-  bool last_hop;
-  bool operator==(const PathEntry&) const = default;
-};
-// Every (SPI, SI) of every chain: SI 255 - k is services[k], SI 255 - n ends the chain.
-// The config must be valid (see validate()); unknown services are an error here too.
-Result<std::vector<PathEntry>> chain_paths(const Config& c);
-
-// The ordered classifier rules (policy -> chain's SPI; symmetric defaults to the node's flag).
-Result<std::vector<dataplane::PolicyRule>> to_policy_rules(const Config& c);
-
-// node: -> the dataplane's config struct.
-Result<dataplane::Config> to_dataplane_config(const Config& c);
 
 }  // namespace anychain::config

@@ -4,7 +4,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "common/format.h"
+#include <fmt/format.h>
 
 namespace anychain::control {
 namespace {
@@ -15,7 +15,7 @@ using Clock = std::chrono::steady_clock;
 Result<void> wait_for(int fd, short events, Clock::time_point deadline, const char* what) {
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return fail(format("timed out waiting for anychaind to {}", what), ETIMEDOUT);
+    if (left <= 0) return fail(fmt::format("timed out waiting for anychaind to {}", what), ETIMEDOUT);
     pollfd p{fd, events, 0};
     int n = ::poll(&p, 1, static_cast<int>(left));
     if (n < 0 && errno == EINTR) continue;
@@ -31,7 +31,7 @@ bool daemon_absent(const Error& e) { return e.code == ENOENT || e.code == ECONNR
 Result<Client> Client::connect(const std::string& path, std::chrono::milliseconds timeout) {
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(a.sun_path)) return fail(format("bad socket path '{}'", path), ENAMETOOLONG);
+  if (path.empty() || path.size() >= sizeof(a.sun_path)) return fail(fmt::format("bad socket path '{}'", path), ENAMETOOLONG);
   path.copy(a.sun_path, path.size());
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return fail_errno("create a socket");
@@ -43,7 +43,7 @@ Result<Client> Client::connect(const std::string& path, std::chrono::millisecond
     ::poll(nullptr, 0, 10);
   if (rc != 0) {
     int err = errno;
-    if (err == EAGAIN) return fail_errno(format("anychaind does not accept connections on {}", path), ETIMEDOUT);
+    if (err == EAGAIN) return fail_errno(fmt::format("anychaind does not accept connections on {}", path), ETIMEDOUT);
     if (err == EINPROGRESS) {
       if (auto w = wait_for(fd.get(), POLLOUT, deadline, "accept the connection"); !w)
         return std::unexpected(w.error());
@@ -52,9 +52,9 @@ Result<Client> Client::connect(const std::string& path, std::chrono::millisecond
       if (err == 0) return Client(std::move(fd), timeout);
     }
     if (err == ENOENT || err == ECONNREFUSED)
-      return fail_errno(format("anychaind is not running (no listener on {})", path), err);
-    if (err == EACCES) return fail_errno(format("cannot connect to {} (the control socket is root only)", path), err);
-    return fail_errno(format("connect to {}", path), err);
+      return fail_errno(fmt::format("anychaind is not running (no listener on {})", path), err);
+    if (err == EACCES) return fail_errno(fmt::format("cannot connect to {} (the control socket is root only)", path), err);
+    return fail_errno(fmt::format("connect to {}", path), err);
   }
   return Client(std::move(fd), timeout);
 }
@@ -83,7 +83,7 @@ Result<json> Client::request(const json& req) {
         if (!r.is_object() || !r.contains("ok")) return fail("malformed response from anychaind", EPROTO);
         return r;
       } catch (const json::exception& e) {
-        return fail(format("malformed response from anychaind: {}", e.what()), EPROTO);
+        return fail(fmt::format("malformed response from anychaind: {}", e.what()), EPROTO);
       }
     }
     if (auto w = wait_for(fd_.get(), POLLIN, deadline, "answer"); !w) return std::unexpected(w.error());

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "common/format.h"
+#include <fmt/format.h>
 
 namespace anychain::control {
 namespace {
@@ -29,7 +29,7 @@ json list(const std::vector<T>& v) {
 template <class T>
 Result<T> take(std::vector<T>& v, const std::string& name, const char* what) {
   auto it = std::find_if(v.begin(), v.end(), [&](const T& e) { return e.name == name; });
-  if (it == v.end()) return fail(format("no {} named '{}'", what, name), ENOENT);
+  if (it == v.end()) return fail(fmt::format("no {} named '{}'", what, name), ENOENT);
   T out = *it;
   v.erase(it);
   return out;
@@ -64,7 +64,7 @@ Result<void> ConfigStore::commit(config::Config next) {
 }
 
 #define ANYCHAIN_ADD(list_member, what)                                                    \
-  if (has_name(config_.list_member, e.name)) return fail(format(what " '{}' already exists", e.name), EEXIST); \
+  if (has_name(config_.list_member, e.name)) return fail(fmt::format(what " '{}' already exists", e.name), EEXIST); \
   config::Config next = config_;                                                                 \
   next.list_member.push_back(e);                                                                 \
   next.list_member.back().mark = {};                                                             \
@@ -76,7 +76,7 @@ Result<void> ConfigStore::commit(config::Config next) {
   auto e = take(next.list_member, name, what);                                                   \
   if (!e) return std::unexpected(e.error());                                                     \
   if (auto r = commit(std::move(next)); !r)                                                      \
-    return fail(format("cannot delete " what " '{}': {}", name, r.error().message), r.error().code); \
+    return fail(fmt::format("cannot delete " what " '{}': {}", name, r.error().message), r.error().code); \
   return to_json(*e);
 
 Result<json> ConfigStore::add_service(const config::Service& e) { ANYCHAIN_ADD(services, "service") }
@@ -92,9 +92,9 @@ Result<json> ConfigStore::del_instance(const std::string& name) { ANYCHAIN_DEL(i
 json ConfigStore::list_instances() const { return list(config_.instances); }
 
 Result<json> ConfigStore::add_policy(const config::Policy& e, int index) {
-  if (has_name(config_.policies, e.name)) return fail(format("policy '{}' already exists", e.name), EEXIST);
+  if (has_name(config_.policies, e.name)) return fail(fmt::format("policy '{}' already exists", e.name), EEXIST);
   if (index < -1 || index > static_cast<int>(config_.policies.size()))
-    return fail(format("policy index {} out of range 0..{}", index, config_.policies.size()), EINVAL);
+    return fail(fmt::format("policy index {} out of range 0..{}", index, config_.policies.size()), EINVAL);
   config::Config next = config_;
   auto pos = index < 0 ? next.policies.end() : next.policies.begin() + index;
   auto it = next.policies.insert(pos, e);
@@ -107,14 +107,14 @@ json ConfigStore::list_policies() const { return list(config_.policies); }
 
 namespace {
 json iface_json(const config::Interface& i) {
-  return {{"name", i.name}, {"mode", dataplane::to_string(i.mode)}, {"classify", i.classify}};
+  return {{"name", i.name}, {"mode", to_string(i.mode)}, {"classify", i.classify}};
 }
 }  // namespace
 
-Result<json> ConfigStore::record_attach(const std::string& ifname, dataplane::XdpMode mode,
+Result<json> ConfigStore::record_attach(const std::string& ifname, XdpMode mode,
                                         std::optional<bool> classify) {
   if (ifname.empty() || ifname.size() >= 16 || ifname.find('/') != std::string::npos)
-    return fail(format("bad interface name '{}'", ifname), EINVAL);
+    return fail(fmt::format("bad interface name '{}'", ifname), EINVAL);
   config::Config next = config_;
   auto it = std::find_if(next.interfaces.begin(), next.interfaces.end(),
                          [&](const config::Interface& i) { return i.name == ifname; });
@@ -134,7 +134,7 @@ Result<json> ConfigStore::record_detach(const std::string& ifname) {
   config::Config next = config_;
   auto it = std::find_if(next.interfaces.begin(), next.interfaces.end(),
                          [&](const config::Interface& i) { return i.name == ifname; });
-  if (it == next.interfaces.end()) return fail(format("interface '{}' is not in the config", ifname), ENOENT);
+  if (it == next.interfaces.end()) return fail(fmt::format("interface '{}' is not in the config", ifname), ENOENT);
   json out = iface_json(*it);
   next.interfaces.erase(it);
   if (auto r = commit(std::move(next)); !r) return std::unexpected(r.error());

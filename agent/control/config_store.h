@@ -54,7 +54,7 @@ class ConfigStore {
   // attach/detach through the daemon: record the interface in interfaces: (added, or its mode
   // updated; classify is kept for a known interface unless given) or drop it, and persist.
   // Returns the entry as {"name", "mode", "classify"}; detach of an unrecorded name is ENOENT.
-  Result<json> record_attach(const std::string& ifname, dataplane::XdpMode mode,
+  Result<json> record_attach(const std::string& ifname, XdpMode mode,
                              std::optional<bool> classify = std::nullopt);
   Result<json> record_detach(const std::string& ifname);
   json list_interfaces() const;

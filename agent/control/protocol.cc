@@ -2,7 +2,9 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "common/format.h"
+#include <map>
+
+#include <fmt/format.h>
 
 namespace anychain::control {
 namespace {
@@ -53,7 +55,7 @@ Result<T> decode(const json& args, config::Parsed<T> (*from)(const json&)) {
 Result<std::string> name_arg(const json& args, const char* key = "name") {
   auto it = args.find(key);
   if (it == args.end() || !it->is_string() || it->get<std::string>().empty())
-    return fail(format("missing string argument '{}'", key), EINVAL);
+    return fail(fmt::format("missing string argument '{}'", key), EINVAL);
   return it->get<std::string>();
 }
 
@@ -75,7 +77,7 @@ json to_json(const config::Policy& p) {
 json to_json(const config::Instance& i) {
   json j{{"name", i.name}, {"id", i.id}, {"service", i.service}, {"veth", i.veth},
          {"capacity", i.capacity}, {"nsh_aware", i.nsh_aware}};
-  if (i.mac) j["mac"] = config::mac_str(*i.mac);
+  if (i.mac) j["mac"] = mac_str(*i.mac);
   if (!i.pid_file.empty()) j["pid_file"] = i.pid_file;
   if (!i.cgroup.empty()) j["cgroup"] = i.cgroup;
   return j;
@@ -86,12 +88,85 @@ config::Parsed<config::Chain> chain_from_json(const json& j) { return config::pa
 config::Parsed<config::Policy> policy_from_json(const json& j) { return config::parse_policy(to_yaml_node(j)); }
 config::Parsed<config::Instance> instance_from_json(const json& j) { return config::parse_instance(to_yaml_node(j)); }
 
+namespace {
+
+// The protocol's commands: each decodes its args and calls the Handler (the header lists them).
+using Command = json (*)(Handler& h, json& args);
+
+template <Result<json> (Handler::*call)()>
+json plain_cmd(Handler& h, json&) { return from_result((h.*call)()); }
+
+template <Result<json> (Handler::*del)(const std::string&)>
+json del_cmd(Handler& h, json& args) {
+  auto n = name_arg(args);
+  return n ? from_result((h.*del)(*n)) : from_result(std::unexpected(n.error()));
+}
+
+template <class T, config::Parsed<T> (*from)(const json&), Result<json> (Handler::*add)(const T&)>
+json add_cmd(Handler& h, json& args) {
+  auto v = decode(args, from);
+  return v ? from_result((h.*add)(*v)) : from_result(std::unexpected(v.error()));
+}
+
+json attach_cmd(Handler& h, json& args) {
+  auto ifname = name_arg(args, "ifname");
+  if (!ifname) return from_result(std::unexpected(ifname.error()));
+  auto mode = parse_xdp_mode(args.value("mode", std::string("auto")));
+  if (!mode) return from_result(std::unexpected(mode.error()));
+  std::optional<bool> classify;
+  if (args.contains("classify")) {
+    if (!args["classify"].is_boolean()) return error_response("attach: 'classify' must be true or false", EINVAL);
+    classify = args["classify"].get<bool>();
+  }
+  return from_result(h.attach(*ifname, *mode, classify));
+}
+
+json detach_cmd(Handler& h, json& args) {
+  auto ifname = name_arg(args, "ifname");
+  return ifname ? from_result(h.detach(*ifname)) : from_result(std::unexpected(ifname.error()));
+}
+
+json policy_add_cmd(Handler& h, json& args) {
+  int index = -1;
+  if (args.contains("index")) {
+    const json& ix = args["index"];
+    if (!ix.is_number_integer() || ix.get<long long>() < -1 || ix.get<long long>() > AC_MAX_POLICIES)
+      return error_response(fmt::format("'index' must be an integer -1..{}", AC_MAX_POLICIES), EINVAL);
+    index = ix.get<int>();
+    args.erase("index");
+  }
+  auto v = decode(args, policy_from_json);
+  return v ? from_result(h.policy_add(*v, index)) : from_result(std::unexpected(v.error()));
+}
+
+const std::map<std::string_view, Command> kCommands = {
+    {"status", plain_cmd<&Handler::status>},
+    {"topology", plain_cmd<&Handler::topology>},
+    {"reload", plain_cmd<&Handler::reload>},
+    {"attach", attach_cmd},
+    {"detach", detach_cmd},
+    {"service_add", add_cmd<config::Service, service_from_json, &Handler::service_add>},
+    {"service_del", del_cmd<&Handler::service_del>},
+    {"service_list", plain_cmd<&Handler::service_list>},
+    {"chain_add", add_cmd<config::Chain, chain_from_json, &Handler::chain_add>},
+    {"chain_del", del_cmd<&Handler::chain_del>},
+    {"chain_list", plain_cmd<&Handler::chain_list>},
+    {"policy_add", policy_add_cmd},
+    {"policy_del", del_cmd<&Handler::policy_del>},
+    {"policy_list", plain_cmd<&Handler::policy_list>},
+    {"instance_add", add_cmd<config::Instance, instance_from_json, &Handler::instance_add>},
+    {"instance_del", del_cmd<&Handler::instance_del>},
+    {"instance_list", plain_cmd<&Handler::instance_list>},
+};
+
+}  // namespace
+
 json dispatch(Handler& h, std::string_view line) {
   json req;
   try {
     req = json::parse(line);
   } catch (const json::exception& e) {
-    return error_response(format("malformed request (not JSON): {}", e.what()), EPROTO);
+    return error_response(fmt::format("malformed request (not JSON): {}", e.what()), EPROTO);
   }
   if (!req.is_object() || !req.contains("cmd") || !req["cmd"].is_string())
     return error_response("malformed request: expected {\"cmd\": \"...\", \"args\": {...}}", EPROTO);
@@ -100,68 +175,17 @@ json dispatch(Handler& h, std::string_view line) {
   if (!args.is_object()) return error_response("malformed request: 'args' must be an object", EPROTO);
   const std::string cmd = req["cmd"].get<std::string>();
 
+  auto it = kCommands.find(cmd);
+  if (it == kCommands.end()) return error_response(fmt::format("unknown command '{}'", cmd), ENOSYS);
   try {
-    if (cmd == "status") return from_result(h.status());
-    if (cmd == "topology") return from_result(h.topology());
-    if (cmd == "reload") return from_result(h.reload());
-    if (cmd == "attach" || cmd == "detach") {
-      auto ifname = name_arg(args, "ifname");
-      if (!ifname) return from_result(std::unexpected(ifname.error()));
-      if (cmd == "detach") return from_result(h.detach(*ifname));
-      auto mode = dataplane::parse_xdp_mode(args.value("mode", std::string("auto")));
-      if (!mode) return from_result(std::unexpected(mode.error()));
-      std::optional<bool> classify;
-      if (args.contains("classify")) {
-        if (!args["classify"].is_boolean()) return error_response("attach: 'classify' must be true or false", EINVAL);
-        classify = args["classify"].get<bool>();
-      }
-      return from_result(h.attach(*ifname, *mode, classify));
-    }
-    auto del = [&](auto method) -> json {
-      auto n = name_arg(args);
-      if (!n) return from_result(std::unexpected(n.error()));
-      return from_result((h.*method)(*n));
-    };
-    if (cmd == "service_list") return from_result(h.service_list());
-    if (cmd == "chain_list") return from_result(h.chain_list());
-    if (cmd == "policy_list") return from_result(h.policy_list());
-    if (cmd == "instance_list") return from_result(h.instance_list());
-    if (cmd == "service_del") return del(&Handler::service_del);
-    if (cmd == "chain_del") return del(&Handler::chain_del);
-    if (cmd == "policy_del") return del(&Handler::policy_del);
-    if (cmd == "instance_del") return del(&Handler::instance_del);
-    if (cmd == "service_add") {
-      auto v = decode(args, service_from_json);
-      return v ? from_result(h.service_add(*v)) : from_result(std::unexpected(v.error()));
-    }
-    if (cmd == "chain_add") {
-      auto v = decode(args, chain_from_json);
-      return v ? from_result(h.chain_add(*v)) : from_result(std::unexpected(v.error()));
-    }
-    if (cmd == "instance_add") {
-      auto v = decode(args, instance_from_json);
-      return v ? from_result(h.instance_add(*v)) : from_result(std::unexpected(v.error()));
-    }
-    if (cmd == "policy_add") {
-      int index = -1;
-      if (args.contains("index")) {
-        const json& ix = args["index"];
-        if (!ix.is_number_integer() || ix.get<long long>() < -1 || ix.get<long long>() > AC_MAX_POLICIES)
-          return error_response(format("'index' must be an integer -1..{}", AC_MAX_POLICIES), EINVAL);
-        index = ix.get<int>();
-        args.erase("index");
-      }
-      auto v = decode(args, policy_from_json);
-      return v ? from_result(h.policy_add(*v, index)) : from_result(std::unexpected(v.error()));
-    }
+    return it->second(h, args);
   } catch (const json::exception& e) {
     // an argument of the wrong JSON type (e.g. "mode": 3)
-    return error_response(format("bad arguments for {}: {}", cmd, e.what()), EINVAL);
+    return error_response(fmt::format("bad arguments for {}: {}", cmd, e.what()), EINVAL);
   } catch (const std::exception& e) {
     // yaml-cpp surprises, a Handler that throws
-    return error_response(format("{} failed: {}", cmd, e.what()), EIO);
+    return error_response(fmt::format("{} failed: {}", cmd, e.what()), EIO);
   }
-  return error_response(format("unknown command '{}'", cmd), ENOSYS);
 }
 
 }  // namespace anychain::control

@@ -57,7 +57,7 @@
 
 #include "common/error.h"
 #include "config/config.h"
-#include "dataplane/dataplane.h"
+#include "common/net.h"
 
 namespace anychain::control {
 
@@ -77,7 +77,7 @@ class Handler {
   virtual Result<json> topology() = 0;
   virtual Result<json> reload() = 0;
   // classify: mark the interface as classifying (unset: keep what the config says)
-  virtual Result<json> attach(const std::string& ifname, dataplane::XdpMode mode, std::optional<bool> classify) = 0;
+  virtual Result<json> attach(const std::string& ifname, XdpMode mode, std::optional<bool> classify) = 0;
   virtual Result<json> detach(const std::string& ifname) = 0;
 
   virtual Result<json> service_add(const config::Service& s) = 0;

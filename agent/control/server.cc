@@ -8,7 +8,7 @@
 
 #include <filesystem>
 
-#include "common/format.h"
+#include <fmt/format.h>
 
 namespace anychain::control {
 namespace {
@@ -17,7 +17,7 @@ Result<sockaddr_un> unix_addr(const std::string& path) {
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof(a.sun_path))
-    return fail(format("socket path '{}' is empty or longer than {} bytes", path, sizeof(a.sun_path) - 1), ENAMETOOLONG);
+    return fail(fmt::format("socket path '{}' is empty or longer than {} bytes", path, sizeof(a.sun_path) - 1), ENAMETOOLONG);
   path.copy(a.sun_path, path.size());
   return a;
 }
@@ -46,18 +46,18 @@ Result<Server> Server::listen(Handler& h, Options opts) {
   if (!dir.empty() && !std::filesystem::exists(dir)) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec) return fail(format("create {}: {}", dir.string(), ec.message()), ec.value());
+    if (ec) return fail(fmt::format("create {}: {}", dir.string(), ec.message()), ec.value());
     ::chmod(dir.c_str(), 0700);
   }
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return fail_errno("create the control socket");
   struct stat st{};
   if (::lstat(opts.path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return fail(format("{} exists and is not a socket", opts.path), EEXIST);
+    if (!S_ISSOCK(st.st_mode)) return fail(fmt::format("{} exists and is not a socket", opts.path), EEXIST);
     // a live server answers connect(); a stale file from a crashed daemon does not
     UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) == 0)
-      return fail(format("another anychaind is listening on {}", opts.path), EADDRINUSE);
+      return fail(fmt::format("another anychaind is listening on {}", opts.path), EADDRINUSE);
     ::unlink(opts.path.c_str());
   }
   // bind with a umask that leaves the socket owner-only from the start, then make sure
@@ -65,10 +65,10 @@ Result<Server> Server::listen(Handler& h, Options opts) {
   int rc = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr));
   int err = errno;
   ::umask(old);
-  if (rc != 0) return fail_errno(format("bind {}", opts.path), err);
-  if (::chmod(opts.path.c_str(), 0600) != 0) return fail_errno(format("chmod 0600 {}", opts.path));
-  if (::listen(fd.get(), 16) != 0) return fail_errno(format("listen on {}", opts.path));
-  if (::stat(opts.path.c_str(), &st) != 0) return fail_errno(format("stat {}", opts.path));
+  if (rc != 0) return fail_errno(fmt::format("bind {}", opts.path), err);
+  if (::chmod(opts.path.c_str(), 0600) != 0) return fail_errno(fmt::format("chmod 0600 {}", opts.path));
+  if (::listen(fd.get(), 16) != 0) return fail_errno(fmt::format("listen on {}", opts.path));
+  if (::stat(opts.path.c_str(), &st) != 0) return fail_errno(fmt::format("stat {}", opts.path));
   return Server(h, std::move(opts), std::move(fd), st.st_dev, st.st_ino);
 }
 
@@ -121,7 +121,7 @@ void Server::accept_all() {
 
 json Server::error_response_for_peer(uid_t uid) {
   return json{{"ok", false},
-              {"error", format("permission denied: the anychaind control socket is for root only (peer uid {})", uid)},
+              {"error", fmt::format("permission denied: the anychaind control socket is for root only (peer uid {})", uid)},
               {"code", EPERM}};
 }
 
@@ -155,7 +155,7 @@ void Server::read_from(Conn& c) {
     c.in.erase(0, start);
     if (c.in.size() > opts_.max_request) {
       c.out += response_line(json{{"ok", false},
-                                  {"error", format("request larger than {} bytes", opts_.max_request)},
+                                  {"error", fmt::format("request larger than {} bytes", opts_.max_request)},
                                   {"code", E2BIG}});
       c.in.clear();
       c.closing = true;

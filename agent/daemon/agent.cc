@@ -5,9 +5,10 @@
 #include <ifaddrs.h>
 #include <poll.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
-#include "common/format.h"
 #include "common/log.h"
 
 namespace anychain::daemon {
@@ -35,7 +36,7 @@ Agent::Agent(AgentSpec spec, dataplane::Dataplane dp, LinkWatcher links)
       dp_(std::move(dp)),
       links_(std::move(links)),
       throttle_(spec_.timers.spf_delay, spec_.timers.spf_hold),
-      hold_(spec_.timers.hold_down) {}
+      hold_(spec_.hold_down) {}
 
 Agent::~Agent() = default;
 
@@ -85,14 +86,9 @@ Result<void> Agent::apply_static() {
   fc.local_endpoint = spec_.nsh_endpoint;
   if (auto r = dp_.set_config(fc); !r) return r;
   for (const auto& i : spec_.interfaces) {
-    auto a = dp_.attach(i.name, i.mode);
-    if (!a) return fail(format("interface {}: {}", i.name, a.error().str()), a.error().code);
-    auto mac = dataplane::interface_mac(i.name);
-    if (!mac) return unexpected(mac.error());
-    if (i.classify) {
-      if (auto r = dp_.set_interface(a->ifindex, AC_IF_CLASSIFY, 0, *mac); !r) return r;
-    }
-    log::info("attached to {} ({} mode, program {})", i.name, dataplane::to_string(a->mode), a->prog_id);
+    auto a = dataplane::attach_interface(dp_, i.name, i.mode, i.classify);
+    if (!a) return fail(fmt::format("interface {}: {}", i.name, a.error().str()), a.error().code);
+    log::info("attached to {} ({} mode, program {})", i.name, to_string(a->mode), a->prog_id);
     if (!a->dispatcher)
       log::warn("{}: libxdp's dispatcher is not available on this kernel (no freplace programs): anychain "
                 "is attached alone and cannot share {} with other XDP programs", i.name, i.name);
@@ -104,7 +100,7 @@ Result<void> Agent::apply_static() {
   if (old) {
     for (const auto& o : *old) {
       bool keep = std::any_of(spec_.paths.begin(), spec_.paths.end(),
-                              [&](const PathSpec& p) { return p.spi == o.spi && p.si == o.si; });
+                              [&](const dataplane::PathEntry& p) { return p.spi == o.spi && p.si == o.si; });
       if (!keep) (void)dp_.del_path(o.spi, o.si);
     }
   }
@@ -288,7 +284,7 @@ nlohmann::json Agent::status() const {
   nlohmann::json ifs = nlohmann::json::array();
   if (auto at = dataplane::Dataplane::attached(names); at)
     for (const auto& a : *at)
-      ifs.push_back({{"name", a.ifname}, {"ifindex", a.ifindex}, {"mode", std::string(dataplane::to_string(a.mode))},
+      ifs.push_back({{"name", a.ifname}, {"ifindex", a.ifindex}, {"mode", std::string(to_string(a.mode))},
                      {"prog_id", a.prog_id}, {"dispatcher", a.dispatcher}});
   j["interfaces"] = ifs;
   j["agent"] = {{"state", "running"}, {"pin_root", spec_.dataplane.pin_root},
@@ -296,7 +292,7 @@ nlohmann::json Agent::status() const {
                 {"nsh_endpoint_present", endpoint_present_}};
   const auto& st = ospf_->stats();
   auto self = self_router();
-  j["ospf"] = {{"server", format("{}:{}", spec_.ospf.server_addr, spec_.ospf.server_port)},
+  j["ospf"] = {{"server", fmt::format("{}:{}", spec_.ospf.server_addr, spec_.ospf.server_port)},
                {"connected", ospf_->connected()},
                {"ready", ospf_->ready()},
                {"lsdb_trusted", lsdb_trusted_},

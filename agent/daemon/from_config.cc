@@ -1,12 +1,9 @@
 #include "daemon/from_config.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 
-#include <charconv>
 #include <cstring>
-#include <set>
-
-#include "common/format.h"
 
 namespace anychain::daemon {
 
@@ -14,22 +11,86 @@ namespace {
 
 Result<uint32_t> dotted(const std::string& s, const char* what) {
   in_addr a{};
-  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return fail(format("{}: bad IPv4 address '{}'", what, s), EINVAL);
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return fail(fmt::format("{}: bad IPv4 address '{}'", what, s), EINVAL);
   return ntohl(a.s_addr);
 }
 
-template <class T>
-Result<T> number(const std::map<std::string, std::string>& m, const std::string& key, T def) {
-  auto it = m.find(key);
-  if (it == m.end()) return def;
-  T v{};
-  auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
-  if (ec != std::errc() || p != it->second.data() + it->second.size())
-    return fail(format("wcmp.params.{}: '{}' is not a number", key, it->second), EINVAL);
-  return v;
+plane::WcmpMode to_wcmp_mode(config::WcmpPolicy p) {
+  switch (p) {
+    case config::WcmpPolicy::Bottleneck: return plane::WcmpMode::BottleneckResidual;
+    case config::WcmpPolicy::InverseCost: return plane::WcmpMode::InverseCost;
+    case config::WcmpPolicy::Ecmp: return plane::WcmpMode::EqualCostMultipath;
+  }
+  return plane::WcmpMode::BottleneckResidual;
 }
 
 }  // namespace
+
+plane::WcmpConfig to_wcmp_config(const config::Wcmp& w) {
+  plane::WcmpConfig out;
+  out.mode = to_wcmp_mode(w.policy);
+  out.include_links = w.include_links.value_or(out.include_links);
+  out.floor = w.floor.value_or(out.floor);
+  out.inverse_scale = w.inverse_scale.value_or(out.inverse_scale);
+  return out;
+}
+
+Result<std::vector<dataplane::PathEntry>> chain_paths(const config::Config& c) {
+  std::vector<dataplane::PathEntry> out;
+  for (const auto& ch : c.chains) {
+    if (ch.services.empty() || ch.services.size() > 254)
+      return fail(fmt::format("chain '{}' has {} services (1..254)", ch.name, ch.services.size()), EINVAL);
+    uint8_t si = 255;
+    for (const auto& name : ch.services) {
+      const config::Service* s = c.find_service(name);
+      if (!s) return fail(fmt::format("chain '{}': unknown service '{}'", ch.name, name), ENOENT);
+      out.push_back({ch.spi, si, s->id, false});
+      --si;
+    }
+    out.push_back({ch.spi, si, 0, true});
+  }
+  return out;
+}
+
+Result<std::vector<PolicyRule>> to_policy_rules(const config::Config& c) {
+  std::vector<PolicyRule> out;
+  for (const auto& p : c.policies) {
+    const config::Chain* ch = c.find_chain(p.chain);
+    if (!ch) return fail(fmt::format("policy '{}': unknown chain '{}'", p.name, p.chain), ENOENT);
+    PolicyRule r;
+    auto src = parse_prefix(p.src);
+    if (!src) return std::unexpected(src.error());
+    auto dst = parse_prefix(p.dst);
+    if (!dst) return std::unexpected(dst.error());
+    r.src = *src;
+    r.dst = *dst;
+    // "any" on one side takes the family of the other side
+    if (r.src.len == 0 && r.dst.len != 0 && p.src == "any") r.src.family = r.dst.family;
+    if (r.dst.len == 0 && r.src.len != 0 && p.dst == "any") r.dst.family = r.src.family;
+    r.proto = p.proto;
+    r.sport_lo = p.sport_lo;
+    r.sport_hi = p.sport_hi;
+    r.dport_lo = p.dport_lo;
+    r.dport_hi = p.dport_hi;
+    r.spi = ch->spi;
+    r.symmetric = p.symmetric.value_or(c.node.symmetric_hash);
+    r.md2 = p.md_type == 2;
+    if (auto e = dataplane::encode_policy(r); !e)
+      return fail(fmt::format("policy '{}': {}", p.name, e.error().message), e.error().code);
+    out.push_back(r);
+  }
+  return out;
+}
+
+Result<dataplane::Config> to_dataplane_config(const config::Config& c) {
+  dataplane::Config d;
+  if (inet_pton(AF_INET, c.node.nsh_endpoint.c_str(), &d.local_endpoint) != 1)
+    return fail(fmt::format("node: nsh_endpoint '{}' is not an IPv4 address", c.node.nsh_endpoint), EINVAL);
+  d.symmetric_hash = c.node.symmetric_hash;
+  d.flow_timeout_ns = static_cast<uint64_t>(c.node.flow_timeout_s) * 1'000'000'000ULL;
+  d.default_ttl = c.node.nsh_ttl;
+  return d;
+}
 
 Result<AgentSpec> spec_from_config(const config::Config& c) {
   AgentSpec s;
@@ -38,13 +99,13 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
   s.nsh_endpoint.s_addr = htonl(*ep);
   s.dataplane.pin_root = c.node.pin_root;
   s.dataplane.flow_cache_entries = c.node.flow_cache_entries;
-  auto fc = config::to_dataplane_config(c);
+  auto fc = to_dataplane_config(c);
   if (!fc) return unexpected(fc.error());
   s.fastpath = *fc;
   for (const auto& i : c.interfaces) s.interfaces.push_back({i.name, i.mode, i.classify});
   for (const auto& sv : c.services) {
-    auto pf = dataplane::parse_prefix(sv.anycast);
-    if (!pf || pf->family != AF_INET) return fail(format("service {}: bad anycast prefix '{}'", sv.name, sv.anycast), EINVAL);
+    auto pf = parse_prefix(sv.anycast);
+    if (!pf || pf->family != AF_INET) return fail(fmt::format("service {}: bad anycast prefix '{}'", sv.name, sv.anycast), EINVAL);
     uint32_t a;
     std::memcpy(&a, &pf->addr, 4);
     s.services.push_back({sv.name, sv.id, ntohl(a), pf->len});
@@ -55,15 +116,15 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
                         .pid_file = in.pid_file, .cgroup = in.cgroup};
     for (const auto& sv : s.services)
       if (sv.name == in.service) l.service_id = sv.id;
-    if (!l.service_id) return fail(format("instance {}: unknown service '{}'", in.name, in.service), EINVAL);
+    if (!l.service_id) return fail(fmt::format("instance {}: unknown service '{}'", in.name, in.service), EINVAL);
     s.instances.push_back(l);
   }
-  auto paths = config::chain_paths(c);
+  auto paths = chain_paths(c);
   if (!paths) return unexpected(paths.error());
-  for (const auto& p : *paths) s.paths.push_back({p.spi, p.si, p.service_id, p.last_hop});
-  auto rules = config::to_policy_rules(c);
+  s.paths = std::move(*paths);
+  auto rules = to_policy_rules(c);
   if (!rules) return unexpected(rules.error());
-  s.policies = *rules;
+  s.policies = std::move(*rules);
 
   s.ospf.server_addr = c.ospf.address;
   s.ospf.server_port = c.ospf.port;
@@ -73,37 +134,10 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
   if (!area) return unexpected(area.error());
   s.ospf.area = *area;
 
-  static const std::set<std::string> kParams = {"include_links", "floor", "inverse_scale", "cost_range",
-                                                "hold_down_ms"};
-  for (const auto& [k, v] : c.wcmp.params)
-    if (!kParams.count(k))
-      return fail(format("wcmp.params.{}: unknown parameter (known: include_links, floor, inverse_scale, "
-                         "cost_range, hold_down_ms)", k), EINVAL);
-  auto mode = plane::parse_wcmp_mode(c.wcmp.policy);
-  if (!mode) return unexpected(mode.error());
-  s.wcmp.mode = *mode;
-  if (auto it = c.wcmp.params.find("include_links"); it != c.wcmp.params.end()) {
-    if (it->second != "true" && it->second != "false")
-      return fail(format("wcmp.params.include_links: '{}' is not true or false", it->second), EINVAL);
-    s.wcmp.include_links = it->second == "true";
-  }
-  auto floor = number<uint32_t>(c.wcmp.params, "floor", s.wcmp.floor);
-  if (!floor) return unexpected(floor.error());
-  s.wcmp.floor = *floor;
-  auto scale = number<uint32_t>(c.wcmp.params, "inverse_scale", s.wcmp.inverse_scale);
-  if (!scale) return unexpected(scale.error());
-  s.wcmp.inverse_scale = *scale;
-  auto range = number<uint32_t>(c.wcmp.params, "cost_range", 0);
-  if (!range) return unexpected(range.error());
-  s.cost_range = *range;
-  auto hold = number<uint32_t>(c.wcmp.params, "hold_down_ms", 3000);
-  if (!hold) return unexpected(hold.error());
-  s.timers.hold_down = std::chrono::milliseconds(*hold);
-
-  s.timers.spf_delay = std::chrono::milliseconds(c.timers.spf_delay_ms);
-  s.timers.spf_hold = std::chrono::milliseconds(c.timers.spf_hold_ms);
-  s.timers.announce_interval = std::chrono::milliseconds(1000ull * c.timers.announce_interval_s);
-  s.timers.cost_damping = c.timers.cost_damping;
+  s.wcmp = to_wcmp_config(c.wcmp);
+  s.cost_range = c.wcmp.cost_range.value_or(s.cost_range);
+  if (c.wcmp.hold_down_ms) s.hold_down = std::chrono::milliseconds(*c.wcmp.hold_down_ms);
+  s.timers = c.timers;
   return s;
 }
 

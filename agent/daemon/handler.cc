@@ -26,13 +26,13 @@ Result<json> DaemonHandler::reload() {
   return json{{"reloaded", store_.path()}};
 }
 
-Result<json> DaemonHandler::attach(const std::string& ifname, dataplane::XdpMode mode,
+Result<json> DaemonHandler::attach(const std::string& ifname, XdpMode mode,
                                    std::optional<bool> classify) {
   auto a = agent_.dataplane().attach(ifname, mode);
   if (!a) return unexpected(a.error());
   if (auto r = store_.record_attach(ifname, mode, classify); !r) return r;
   if (auto r = apply(); !r) return unexpected(r.error());
-  return json{{"ifname", a->ifname}, {"ifindex", a->ifindex}, {"mode", std::string(dataplane::to_string(a->mode))},
+  return json{{"ifname", a->ifname}, {"ifindex", a->ifindex}, {"mode", std::string(to_string(a->mode))},
               {"prog_id", a->prog_id}, {"dispatcher", a->dispatcher}};
 }
 

@@ -17,7 +17,7 @@ class DaemonHandler : public control::Handler {
   Result<json> status() override;
   Result<json> topology() override;
   Result<json> reload() override;
-  Result<json> attach(const std::string& ifname, dataplane::XdpMode mode, std::optional<bool> classify) override;
+  Result<json> attach(const std::string& ifname, XdpMode mode, std::optional<bool> classify) override;
   Result<json> detach(const std::string& ifname) override;
   Result<json> service_add(const config::Service& s) override;
   Result<json> service_del(const std::string& name) override;

@@ -24,22 +24,20 @@ namespace {
 // libbpf's and libxdp's own messages (benign notes such as skipped ELF sections, or libxdp's
 // fallback when the kernel has no freplace) go to the log at debug level; failures reach the
 // log anyway through the errors the dataplane library returns.
-int libbpf_log(enum libbpf_print_level, const char* fmt, va_list ap) {
-  if (log::threshold() < log::Level::Debug) return 0;
+void log_library_line(const char* prefix, const char* fmt, va_list ap) {
+  if (log::threshold() < log::Level::Debug) return;
   char buf[1024];
   std::vsnprintf(buf, sizeof buf, fmt, ap);
   std::string line(buf);
   while (!line.empty() && line.back() == '\n') line.pop_back();
-  log::debug("libbpf: {}", line);
+  log::debug("{}{}", prefix, line);
+}
+int libbpf_log(enum libbpf_print_level, const char* fmt, va_list ap) {
+  log_library_line("libbpf: ", fmt, ap);
   return 0;
 }
 int libxdp_log(enum libxdp_print_level, const char* fmt, va_list ap) {
-  if (log::threshold() < log::Level::Debug) return 0;
-  char buf[1024];
-  std::vsnprintf(buf, sizeof buf, fmt, ap);
-  std::string line(buf);
-  while (!line.empty() && line.back() == '\n') line.pop_back();
-  log::debug("{}", line);
+  log_library_line("", fmt, ap);  // libxdp's lines name it already
   return 0;
 }
 
@@ -86,7 +84,7 @@ int main(int argc, char** argv) {
     auto d = config::check_file(path);
     config::print(std::cerr, d);
     if (!d.empty()) return 1;
-    // what only the agent can tell (e.g. WCMP parameter values)
+    // then the daemon's own start-up mapping, so that what passes here starts
     auto c = config::load_file(path);
     if (c) {
       if (auto s = daemon::spec_from_config(*c); !s) {

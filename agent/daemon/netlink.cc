@@ -10,9 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <cstring>
 
-#include "common/format.h"
 #include "common/unique_fd.h"
 #include "daemon/plane_sync.h"
 
@@ -67,11 +68,11 @@ Result<LinkWatcher> LinkWatcher::open() {
   w.sock_.reset(nl_socket_alloc());
   if (!w.sock_) return fail("allocate a netlink socket", ENOMEM);
   nl_socket_disable_seq_check(w.sock_.get());
-  if (int e = nl_connect(w.sock_.get(), NETLINK_ROUTE); e < 0) return fail(format("netlink connect: {}", nl_geterror(e)), EIO);
+  if (int e = nl_connect(w.sock_.get(), NETLINK_ROUTE); e < 0) return fail(fmt::format("netlink connect: {}", nl_geterror(e)), EIO);
   if (int e = nl_socket_add_memberships(w.sock_.get(), RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_NEIGH,
                                        RTNLGRP_IPV4_ROUTE, 0);
       e < 0)
-    return fail(format("netlink subscribe to link, address, neighbour and route events: {}", nl_geterror(e)), EIO);
+    return fail(fmt::format("netlink subscribe to link, address, neighbour and route events: {}", nl_geterror(e)), EIO);
   nl_socket_set_nonblocking(w.sock_.get());
   return w;
 }
@@ -89,7 +90,7 @@ Result<LinkEvent> LinkWatcher::query(const std::string& ifname) {
   if (!s || nl_connect(s.get(), NETLINK_ROUTE) < 0) return fail("netlink connect", EIO);
   rtnl_link* l = nullptr;
   if (rtnl_link_get_kernel(s.get(), 0, ifname.c_str(), &l) < 0 || !l)
-    return fail(format("interface '{}' does not exist", ifname), ENODEV);
+    return fail(fmt::format("interface '{}' does not exist", ifname), ENODEV);
   LinkEvent e = event_of(l, false);
   rtnl_link_put(l);
   return e;
@@ -97,17 +98,17 @@ Result<LinkEvent> LinkWatcher::query(const std::string& ifname) {
 
 // The veth's peer (IFLA_LINK) may sit in another namespace (IFLA_LINK_NETNSID): ask the kernel
 // for it there with IFLA_TARGET_NETNSID.
-Result<dataplane::Mac> veth_peer_mac(const std::string& veth) {
+Result<Mac> veth_peer_mac(const std::string& veth) {
   std::unique_ptr<nl_sock, LinkWatcher::SockDeleter> s(nl_socket_alloc());
   if (!s || nl_connect(s.get(), NETLINK_ROUTE) < 0) return fail("netlink connect", EIO);
   rtnl_link* l = nullptr;
   if (rtnl_link_get_kernel(s.get(), 0, veth.c_str(), &l) < 0 || !l)
-    return fail(format("interface '{}' does not exist", veth), ENODEV);
+    return fail(fmt::format("interface '{}' does not exist", veth), ENODEV);
   int peer = rtnl_link_get_link(l);
   int32_t nsid = -1;
   bool has_nsid = rtnl_link_get_link_netnsid(l, &nsid) == 0;
   rtnl_link_put(l);
-  if (peer <= 0) return fail(format("{} has no peer link (not a veth?)", veth), ENOENT);
+  if (peer <= 0) return fail(fmt::format("{} has no peer link (not a veth?)", veth), ENOENT);
 
   nl_msg* msg = nlmsg_alloc_simple(RTM_GETLINK, 0);
   ifinfomsg ifi{};
@@ -116,9 +117,9 @@ Result<dataplane::Mac> veth_peer_mac(const std::string& veth) {
   if (has_nsid) nla_put_s32(msg, IFLA_TARGET_NETNSID, nsid);
   int e = nl_send_auto(s.get(), msg);
   nlmsg_free(msg);
-  if (e < 0) return fail(format("netlink request: {}", nl_geterror(e)), EIO);
+  if (e < 0) return fail(fmt::format("netlink request: {}", nl_geterror(e)), EIO);
   struct Ctx {
-    dataplane::Mac mac{};
+    Mac mac{};
     bool found = false;
   } ctx;
   nl_socket_modify_cb(
@@ -135,7 +136,7 @@ Result<dataplane::Mac> veth_peer_mac(const std::string& veth) {
       },
       &ctx);
   if (int r = nl_recvmsgs_default(s.get()); r < 0 || !ctx.found)
-    return fail(format("MAC of the peer of {}: {}", veth, r < 0 ? nl_geterror(r) : "no address"), ENOENT);
+    return fail(fmt::format("MAC of the peer of {}: {}", veth, r < 0 ? nl_geterror(r) : "no address"), ENOENT);
   return ctx.mac;
 }
 

@@ -3,7 +3,7 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 
-#include "common/format.h"
+#include <fmt/format.h>
 
 namespace anychain::daemon {
 
@@ -41,14 +41,14 @@ SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router,
         if (pi.local) {
           const LocalInstanceSpec* ls = local_spec(spec_, pi.id);
           if (!ls) {
-            rep.errors.push_back(format("instance {} is announced by this router but not configured here", pi.id));
+            rep.errors.push_back(fmt::format("instance {} is announced by this router but not configured here", pi.id));
             continue;
           }
           in.ifindex = if_nametoindex(ls->veth.c_str());
           auto ifmac = dataplane::interface_mac(ls->veth);
-          auto mac = ls->mac ? Result<dataplane::Mac>(*ls->mac) : veth_peer_mac(ls->veth);
+          auto mac = ls->mac ? Result<Mac>(*ls->mac) : veth_peer_mac(ls->veth);
           if (!in.ifindex || !ifmac || !mac) {
-            rep.errors.push_back(format("instance {}: veth {} is not usable ({})", pi.id, ls->veth,
+            rep.errors.push_back(fmt::format("instance {}: veth {} is not usable ({})", pi.id, ls->veth,
                                         !mac ? mac.error().str() : !ifmac ? ifmac.error().str() : "missing"));
             continue;
           }

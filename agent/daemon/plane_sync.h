@@ -62,6 +62,6 @@ class PlaneSync {
 };
 
 // The MAC of the far end of a veth (which may live in another network namespace).
-Result<dataplane::Mac> veth_peer_mac(const std::string& veth);
+Result<Mac> veth_peer_mac(const std::string& veth);
 
 }  // namespace anychain::daemon

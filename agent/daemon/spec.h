@@ -1,5 +1,5 @@
-// What the agent core needs to run one node: built from the YAML config by the daemon (or
-// directly by tests), so the core does not depend on the config file format.
+// What the agent core needs to run one node: built from the parsed config by from_config.cc
+// (or directly by tests), resolved to ids and addresses so the core never looks names up.
 #pragma once
 
 #include <netinet/in.h>
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "dataplane/dataplane.h"
 #include "ospf/client.h"
 #include "plane/service_plane.h"
@@ -29,7 +30,7 @@ struct LocalInstanceSpec {
   uint32_t id = 0;            // network-wide instance id
   uint32_t service_id = 0;
   std::string veth;           // host side of the VNF's veth
-  std::optional<dataplane::Mac> mac;  // the VNF's MAC; learned from the neighbour table if absent
+  std::optional<Mac> mac;     // the VNF's MAC; learned from the neighbour table if absent
   uint32_t capacity = 0;      // packets/s the instance can process
   bool nsh_aware = true;
   std::string pid_file;       // optional: the instance is withdrawn when this process dies
@@ -38,23 +39,8 @@ struct LocalInstanceSpec {
 
 struct InterfaceSpec {
   std::string name;
-  dataplane::XdpMode mode = dataplane::XdpMode::Auto;
+  XdpMode mode = XdpMode::Auto;
   bool classify = false;
-};
-
-struct PathSpec {
-  uint32_t spi = 0;
-  uint8_t si = 0;
-  uint32_t service_id = 0;
-  bool last_hop = false;
-};
-
-struct Timers {
-  std::chrono::milliseconds spf_delay{50};       // first recomputation after a change
-  std::chrono::milliseconds spf_hold{200};       // minimum gap between two recomputations
-  std::chrono::milliseconds announce_interval{2000};  // VNF monitor period (paper: 2 s)
-  std::chrono::milliseconds hold_down{3000};     // keep a vanished remote instance this long
-  double cost_damping = 0.05;                    // re-announce when the cost moves >= this * capacity
 };
 
 struct AgentSpec {
@@ -64,13 +50,14 @@ struct AgentSpec {
   std::vector<InterfaceSpec> interfaces;
   std::vector<ServiceSpec> services;
   std::vector<LocalInstanceSpec> instances;
-  std::vector<PathSpec> paths;
-  std::vector<dataplane::PolicyRule> policies;
+  std::vector<dataplane::PathEntry> paths;
+  std::vector<PolicyRule> policies;
   ospf::ClientConfig ospf;
   plane::WcmpConfig wcmp;
   plane::CostMode cost_mode = plane::CostMode::RemainingCapacity;
   uint32_t cost_range = 0;                       // 0: each instance's capacity (the paper's unit)
-  Timers timers;
+  std::chrono::milliseconds hold_down{3000};     // keep a vanished remote instance this long
+  config::Timers timers;
   bool flush_on_exit = false;
 };
 

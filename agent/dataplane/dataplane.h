@@ -1,11 +1,18 @@
 // The dataplane library: RAII owner of the fast path's BPF object, typed writers for its maps
 // (pinned under a bpffs directory and adopted on restart), and XDP attach/detach via libxdp.
+//
+//   loader.cc    open the object, reuse or create the pins, bpffs and privilege checks
+//   maps.cc      writers: config, interfaces, policies, paths, instances, WCMP tables, flushes
+//   readers.cc   counters, paths, flow cache decoding (shared with the read-only PinnedMaps)
+//   reasons.cc   the names and kinds of the counter slots
+//   attach.cc    libxdp attach/detach, and attach_interface() used by anychaind and the CLI
+//   jiffies.cc   the kernel tick and jiffies (/proc/timer_list), for flow ages and timeouts
 #pragma once
 
 #include <netinet/in.h>
 
-#include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -16,6 +23,7 @@
 #include "anychain/maps.h"
 #include "anychain/nsh.h"
 #include "common/error.h"
+#include "common/net.h"
 #include "dataplane/reasons.h"
 #include "dataplane/wcmp_table.h"
 
@@ -23,11 +31,14 @@ struct anychain_bpf;  // the libbpf skeleton (build/bpf/anychain.skel.h)
 
 namespace anychain::dataplane {
 
-using Mac = std::array<uint8_t, 6>;
-
-enum class XdpMode { Native, Generic, Auto };
-std::string_view to_string(XdpMode m);
-Result<XdpMode> parse_xdp_mode(std::string_view s);
+// The net values of common/net.h under the names the fast path's users have long used.
+using anychain::Mac;
+using anychain::parse_prefix;
+using anychain::parse_xdp_mode;
+using anychain::PolicyRule;
+using anychain::Prefix;
+using anychain::to_string;
+using anychain::XdpMode;
 
 struct Options {
   std::string pin_root = AC_PIN_ROOT;
@@ -49,23 +60,7 @@ struct Config {
   uint32_t slow_ifindex = 0;      // fast-path end of the agent's slow path (0: none)
 };
 
-struct Prefix {
-  int family = AF_INET;           // AF_INET or AF_INET6
-  in6_addr addr{};                // IPv4 in the first 4 bytes
-  uint8_t len = 0;
-};
-Result<Prefix> parse_prefix(std::string_view text);  // "10.0.0.0/8", "2001:db8::/32", "any4"
-
-struct PolicyRule {
-  Prefix src;                     // family decides the rule's family
-  Prefix dst;
-  uint8_t proto = 0;              // 0 = any
-  uint16_t sport_lo = 0, sport_hi = 65535;
-  uint16_t dport_lo = 0, dport_hi = 65535;
-  uint32_t spi = 0;
-  bool symmetric = false;
-  bool md2 = false;
-};
+// The fast path's encoding of a rule (masks from the prefix lengths, flags).
 Result<ac_policy> encode_policy(const PolicyRule& r);
 
 struct Instance {
@@ -93,11 +88,21 @@ struct FlowEntry {
   double age_s;                   // since last_seen (-1 if the kernel's jiffies are not readable)
 };
 
+// One (SPI, SI) entry of ac_paths: which service serves it, or the end of the chain. The one
+// path record of the agent: chain_paths() computes them, Dataplane::paths() reads them back,
+// PinnedMaps::path_stats() pairs them with their counters.
 struct PathEntry {
-  uint32_t spi;
-  uint8_t si;
-  uint32_t service_id;
-  bool last_hop;
+  uint32_t spi = 0;
+  uint8_t si = 0;
+  uint32_t service_id = 0;  // 0 on the last hop
+  bool last_hop = false;
+  bool operator==(const PathEntry&) const = default;
+};
+
+// A path with its counter (summed over CPUs).
+struct PathCounter {
+  PathEntry path;
+  ac_counter counter;
 };
 
 struct Attachment {
@@ -182,6 +187,8 @@ class Dataplane {
   Result<void> describe_attached(const std::string& ifname, int ifindex);
   Result<void> init_config();
   Result<void> bump_path_epoch();
+  // Read ac_config, let edit change it, write it back (fields edit leaves alone are kept).
+  Result<void> modify_config(const std::function<void(ac_config&)>& edit, const char* what);
 
   std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel_;
   Options opts_;
@@ -190,21 +197,32 @@ class Dataplane {
 
 Result<Mac> interface_mac(const std::string& ifname);  // of an interface of this netns
 
+// Attach the fast path to ifname and, with classify, give it the classifier role (its MAC
+// written with it). The one attach of anychaind (its configured interfaces) and of the CLI's
+// direct mode (no daemon running).
+Result<Attachment> attach_interface(Dataplane& dp, const std::string& ifname, XdpMode mode, bool classify);
+
+// ---- readers.cc: decoders that work on plain map fds (Dataplane's or PinnedMaps') ----
+// Sum of a per-CPU ac_counter (fd: a per-CPU array of ac_counter).
+Result<ac_counter> read_percpu_counter(int fd, uint32_t key, const char* what);
+// Every named ac_stats slot summed over CPUs (AC_STAT_SLOTS entries; unnamed slots are 0).
+Result<std::vector<ac_counter>> read_stats(int fd);
+// Every ac_paths entry with its ac_path_stats counter, sorted by SPI, then SI descending.
+Result<std::vector<PathCounter>> read_path_counters(int paths_fd, int path_stats_fd);
+// Decode the flow cache (fd: ac_flow_cache, nsets of AC_FLOW_WAYS ways per CPU): one entry per
+// (SPI, SI, hash), its newest choice over the CPUs; optionally of one SPI only.
+Result<std::vector<FlowEntry>> read_flow_sets(int fd, uint32_t nsets, size_t limit,
+                                              std::optional<uint32_t> spi = std::nullopt);
+
+// ---- jiffies.cc ----
 // The kernel's tick length (the resolution of CLOCK_MONOTONIC_COARSE and of jiffies), and a
 // duration in ns as jiffies, rounded up (0 stays 0).
 uint64_t tick_ns();
 uint64_t ns_to_jiffies(uint64_t ns);
 // The kernel's jiffies now (from /proc/timer_list; root only).
 Result<uint64_t> current_jiffies();
-// Every named ac_stats slot summed over CPUs (AC_STAT_SLOTS entries; unnamed slots are 0).
-Result<std::vector<ac_counter>> read_stats(int fd);
-// Sum of a per-CPU ac_counter (fd: a per-CPU array of ac_counter).
-Result<ac_counter> read_percpu_counter(int fd, uint32_t key, const char* what);
-// Decode the flow cache (fd: ac_flow_cache, nsets of AC_FLOW_WAYS ways per CPU): one entry per
-// (SPI, SI, hash), its newest choice over the CPUs; optionally of one SPI only.
-Result<std::vector<FlowEntry>> read_flow_sets(int fd, uint32_t nsets, size_t limit,
-                                              std::optional<uint32_t> spi = std::nullopt);
 
+// ---- loader.cc ----
 // Privilege and bpffs checks with errors that say what to do.
 Result<void> require_root();
 Result<void> ensure_bpffs(const std::string& dir);

@@ -1,12 +1,8 @@
 #include "dataplane/pinned.h"
 
-#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-
-#include <algorithm>
-
-#include "common/format.h"
+#include <fmt/format.h>
 
 namespace anychain::dataplane {
 namespace {
@@ -18,11 +14,11 @@ Result<UniqueFd> get_pinned(const std::string& root, const char* name, uint32_t*
   if (fd < 0) {
     int err = errno;
     if (err == ENOENT)
-      return fail(format("no anychain map pinned at {} (the fast path is not loaded under this pin root: "
+      return fail(fmt::format("no anychain map pinned at {} (the fast path is not loaded under this pin root: "
                          "start anychaind or run 'anychain attach')", path), ENOENT);
     if (err == EPERM || err == EACCES)
-      return fail(format("cannot open {}: reading anychain's maps needs root", path), err);
-    return fail_errno(format("open pinned map {}", path), err);
+      return fail(fmt::format("cannot open {}: reading anychain's maps needs root", path), err);
+    return fail_errno(fmt::format("open pinned map {}", path), err);
   }
   if (max_entries) {
     bpf_map_info info{};
@@ -30,13 +26,12 @@ Result<UniqueFd> get_pinned(const std::string& root, const char* name, uint32_t*
     if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
       int err = errno;
       ::close(fd);
-      return fail_errno(format("query pinned map {}", path), err);
+      return fail_errno(fmt::format("query pinned map {}", path), err);
     }
     *max_entries = info.max_entries;
   }
   return UniqueFd(fd);
 }
-
 
 }  // namespace
 
@@ -60,32 +55,10 @@ Result<PinnedMaps> PinnedMaps::open(const std::string& pin_root) {
   return m;
 }
 
-Result<std::vector<ac_counter>> PinnedMaps::stats() const {
-  return read_stats(stats_.get());
-}
+Result<std::vector<ac_counter>> PinnedMaps::stats() const { return read_stats(stats_.get()); }
 
 Result<std::vector<PathCounter>> PinnedMaps::path_stats() const {
-  std::vector<PathCounter> out;
-  uint32_t key = 0, next = 0;
-  uint32_t* prev = nullptr;
-  while (bpf_map_get_next_key(paths_.get(), prev, &next) == 0) {
-    key = next;
-    prev = &key;
-    ac_path p{};
-    if (bpf_map_lookup_elem(paths_.get(), &key, &p) != 0) continue;  // deleted meanwhile
-    uint32_t spsi = ntohl(key);
-    PathCounter pc{spsi >> 8, static_cast<uint8_t>(spsi & 0xff), p.service_id, (p.flags & AC_PATH_LAST_HOP) != 0, {}};
-    if (p.stats_idx < AC_MAX_PATHS) {
-      auto c = read_percpu_counter(path_stats_.get(), p.stats_idx, "ac_path_stats");
-      if (!c) return std::unexpected(c.error());
-      pc.counter = *c;
-    }
-    out.push_back(pc);
-  }
-  std::sort(out.begin(), out.end(), [](const PathCounter& a, const PathCounter& b) {
-    return a.spi != b.spi ? a.spi < b.spi : a.si > b.si;
-  });
-  return out;
+  return read_path_counters(paths_.get(), path_stats_.get());
 }
 
 Result<std::vector<FlowEntry>> PinnedMaps::flows(size_t limit, std::optional<uint32_t> spi) const {

@@ -16,14 +16,6 @@
 
 namespace anychain::dataplane {
 
-struct PathCounter {
-  uint32_t spi;
-  uint8_t si;
-  uint32_t service_id;
-  bool last_hop;
-  ac_counter counter;  // summed over CPUs
-};
-
 class PinnedMaps {
  public:
   static Result<PinnedMaps> open(const std::string& pin_root = AC_PIN_ROOT);

@@ -1,8 +1,9 @@
 #include "dataplane/wcmp_table.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 #include <map>
 #include <queue>
 #include <unordered_map>
@@ -12,14 +13,6 @@ namespace {
 
 std::unexpected<WcmpError> fail(WcmpErrc code, std::string msg) {
   return std::unexpected(WcmpError{code, std::move(msg)});
-}
-
-// Concatenates its arguments with operator<< (libstdc++ 12 has no <format>).
-template <typename... Args>
-std::string cat(const Args&... args) {
-  std::ostringstream os;
-  (os << ... << args);
-  return os.str();
 }
 
 // 64-bit finaliser (xor-shift-multiply); good avalanche, fixed so that tables are stable
@@ -91,22 +84,21 @@ std::expected<std::vector<WcmpMember>, WcmpError> validated(std::span<const Wcmp
                   "WCMP: instance id 0 is reserved for an empty bucket");
     }
     if (!std::isfinite(m.weight) || m.weight < 0.0) {
-      return fail(WcmpErrc::kBadWeight, cat("WCMP: instance ", m.instance_id, " has weight ",
-                                                m.weight, "; weights must be finite and >= 0"));
+      return fail(WcmpErrc::kBadWeight, fmt::format("WCMP: instance {} has weight {}; weights must be finite and >= 0",
+                                                        m.instance_id, m.weight));
     }
   }
   std::ranges::sort(v, {}, &WcmpMember::instance_id);
   for (std::size_t i = 1; i < v.size(); ++i) {
     if (v[i].instance_id == v[i - 1].instance_id) {
       return fail(WcmpErrc::kDuplicateInstance,
-                  cat("WCMP: instance ", v[i].instance_id, " listed twice"));
+                  fmt::format("WCMP: instance {} listed twice", v[i].instance_id));
     }
   }
   const bool any_positive = std::ranges::any_of(v, [](const auto& m) { return m.weight > 0.0; });
   if (!any_positive) {
     return fail(WcmpErrc::kAllZeroWeight,
-                cat("WCMP: all ", v.size(),
-                    " instance(s) have weight 0; nothing can be served"));
+                fmt::format("WCMP: all {} instance(s) have weight 0; nothing can be served", v.size()));
   }
   return v;
 }
@@ -114,9 +106,9 @@ std::expected<std::vector<WcmpMember>, WcmpError> validated(std::span<const Wcmp
 std::expected<void, WcmpError> check_size(std::uint32_t buckets) {
   if (!is_prime(buckets)) {
     return fail(WcmpErrc::kBadTableSize,
-                cat("WCMP: table size ", buckets,
-                    " is not prime (the preference walks need a prime size to visit every "
-                    "bucket)"));
+                fmt::format("WCMP: table size {} is not prime (the preference walks need a prime size to "
+                            "visit every bucket)",
+                            buckets));
   }
   return {};
 }
@@ -287,8 +279,7 @@ std::expected<double, WcmpError> moved_fraction(std::span<const std::uint32_t> o
                                                 std::span<const std::uint32_t> new_table) {
   if (old_table.size() != new_table.size()) {
     return fail(WcmpErrc::kTableSizeMismatch,
-                cat("WCMP: cannot compare tables of ", old_table.size(), " and ",
-                    new_table.size(), " buckets"));
+                fmt::format("WCMP: cannot compare tables of {} and {} buckets", old_table.size(), new_table.size()));
   }
   if (old_table.empty()) {
     return fail(WcmpErrc::kBadTableSize, "WCMP: cannot compare empty tables");

@@ -11,7 +11,7 @@
 #include <array>
 #include <cstring>
 #include <utility>
-#include "common/format.h"
+#include <fmt/format.h>
 
 namespace anychain::ospf {
 namespace {
@@ -24,7 +24,7 @@ Result<sockaddr_in> make_addr(const std::string& ip, std::uint16_t port) {
   sa.sin_family = AF_INET;
   sa.sin_port = htons(port);
   if (::inet_pton(AF_INET, ip.c_str(), &sa.sin_addr) != 1)
-    return fail(format("bad IPv4 address '{}'", ip), EINVAL);
+    return fail(fmt::format("bad IPv4 address '{}'", ip), EINVAL);
   return sa;
 }
 
@@ -82,26 +82,26 @@ Result<void> Client::open_channels() {
   auto listener = tcp_socket();
   if (!listener) return unexpected(listener.error());
   if (::bind(listener->get(), reinterpret_cast<const sockaddr*>(&*local_async), sizeof *local_async) < 0)
-    return fail(format("bind async listener {}:{}", cfg_.local_addr, cfg_.local_port + 1), errno);
+    return fail(fmt::format("bind async listener {}:{}", cfg_.local_addr, cfg_.local_port + 1), errno);
   if (::listen(listener->get(), 4) < 0) return fail("listen on async port", errno);
 
   // 2. Sync socket bound to P, connected to ospfd.
   auto sync = tcp_socket();
   if (!sync) return unexpected(sync.error());
   if (::bind(sync->get(), reinterpret_cast<const sockaddr*>(&*local_sync), sizeof *local_sync) < 0)
-    return fail(format("bind sync socket {}:{}", cfg_.local_addr, cfg_.local_port), errno);
+    return fail(fmt::format("bind sync socket {}:{}", cfg_.local_addr, cfg_.local_port), errno);
   if (auto ok = set_nonblocking(sync->get(), true); !ok) return ok;
   auto deadline = Clock::now() + cfg_.connect_timeout;
   if (::connect(sync->get(), reinterpret_cast<const sockaddr*>(&*server), sizeof *server) < 0) {
     if (errno != EINPROGRESS)
-      return fail(format("connect to ospfd {}:{}", cfg_.server_addr, cfg_.server_port), errno);
+      return fail(fmt::format("connect to ospfd {}:{}", cfg_.server_addr, cfg_.server_port), errno);
     auto ready = wait_fd(sync->get(), POLLOUT, deadline);
     if (!ready) return unexpected(ready.error());
     if (!*ready) return fail("connect to ospfd timed out", ETIMEDOUT);
     int err = 0;
     socklen_t len = sizeof err;
     if (::getsockopt(sync->get(), SOL_SOCKET, SO_ERROR, &err, &len) < 0) return fail("getsockopt(SO_ERROR)", errno);
-    if (err != 0) return fail(format("connect to ospfd {}:{}", cfg_.server_addr, cfg_.server_port), err);
+    if (err != 0) return fail(fmt::format("connect to ospfd {}:{}", cfg_.server_addr, cfg_.server_port), err);
   }
   if (auto ok = set_nonblocking(sync->get(), false); !ok) return ok;
   int one = 1;
@@ -150,7 +150,7 @@ Result<void> Client::connect() {
     auto rc = request(std::move(b));
     if (!rc) return unexpected(wrap(rc.error(), what));
     if (*rc != 0)
-      return fail(format("{}: ospfd answered {}", what, to_string(static_cast<ApiErr>(*rc))), EIO);
+      return fail(fmt::format("{}: ospfd answered {}", what, to_string(static_cast<ApiErr>(*rc))), EIO);
     return {};
   };
   LsdbFilter filter{cfg_.typemask, Origin::Any, {}};
@@ -275,7 +275,7 @@ Result<void> Client::send_message(const api::Message& m) {
     ssize_t n = ::send(sync_.get(), buf->data() + off, buf->size() - off, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return fail(format("send {}", api::to_string(m.type())), errno);
+      return fail(fmt::format("send {}", api::to_string(m.type())), errno);
     }
     off += static_cast<std::size_t>(n);
   }
@@ -319,7 +319,7 @@ Result<std::int8_t> Client::request(api::Body body) {
       return fail("poll()", errno);
     }
     if (rc == 0) {
-      auto e = Error{ETIMEDOUT, format("no REPLY to {} seq {}", api::to_string(type), seq)};
+      auto e = Error{ETIMEDOUT, fmt::format("no REPLY to {} seq {}", api::to_string(type), seq)};
       lost_connection(e.str());  // state with ospfd is unknown now: start over
       return unexpected(e);
     }
@@ -372,7 +372,7 @@ void Client::read_async() {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      lost_connection(format("async channel: {}", std::strerror(errno)));
+      lost_connection(fmt::format("async channel: {}", std::strerror(errno)));
       return;
     }
     if (n == 0) {
@@ -423,9 +423,9 @@ Result<void> Client::originate(const VnfInfo& v) {
   auto lsa = build_vnf_lsa(v, cfg_.opaque_type);
   if (!lsa) return unexpected(lsa.error());
   auto rc = request(api::OriginateRequest{0, cfg_.area, std::move(*lsa)});
-  if (!rc) return unexpected(wrap(rc.error(), format("originate instance {}", v.instance_id)));
+  if (!rc) return unexpected(wrap(rc.error(), fmt::format("originate instance {}", v.instance_id)));
   if (*rc != 0)
-    return fail(format("originate instance {}: ospfd answered {}", v.instance_id,
+    return fail(fmt::format("originate instance {}: ospfd answered {}", v.instance_id,
                                  api::to_string(static_cast<api::ApiErr>(*rc))), EIO);
   ++stats_.originations;
   return {};
@@ -470,13 +470,13 @@ Result<void> Client::announce(const VnfInfo& v) {
 }
 
 Result<void> Client::withdraw(std::uint32_t instance_id) {
-  if (local_.erase(instance_id) == 0) return fail(format("instance {} not announced", instance_id), ENOENT);
+  if (local_.erase(instance_id) == 0) return fail(fmt::format("instance {} not announced", instance_id), ENOENT);
   if (!ready()) return {};  // ospfd already flushed it when we lost the connection
   auto rc = request(api::DeleteRequest{cfg_.area, 10, cfg_.opaque_type, 0, instance_id});
   after_io();
-  if (!rc) return unexpected(wrap(rc.error(), format("delete instance {}", instance_id)));
+  if (!rc) return unexpected(wrap(rc.error(), fmt::format("delete instance {}", instance_id)));
   if (*rc != 0)
-    return fail(format("delete instance {}: ospfd answered {}", instance_id,
+    return fail(fmt::format("delete instance {}: ospfd answered {}", instance_id,
                                  api::to_string(static_cast<api::ApiErr>(*rc))), EIO);
   return {};
 }

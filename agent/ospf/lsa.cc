@@ -1,6 +1,6 @@
 #include "ospf/lsa.h"
 
-#include "common/format.h"
+#include <fmt/format.h>
 
 namespace anychain::ospf {
 
@@ -15,13 +15,13 @@ Result<LsaHeader> parse_lsa_header(ByteView lsa) {
   auto seq = r.u32();
   auto ck = r.u16();
   auto len = r.u16();
-  if (!len) return fail(format("LSA truncated: {} bytes, header needs 20", lsa.size()), EBADMSG);
+  if (!len) return fail(fmt::format("LSA truncated: {} bytes, header needs 20", lsa.size()), EBADMSG);
   h.age = *age, h.options = *opt, h.type = *type, h.id = *id, h.adv_router = *adv;
   h.seq = static_cast<std::int32_t>(*seq), h.checksum = *ck, h.length = *len;
-  if (h.length < kLsaHeaderSize) return fail(format("LSA length field {} < 20", h.length), EBADMSG);
+  if (h.length < kLsaHeaderSize) return fail(fmt::format("LSA length field {} < 20", h.length), EBADMSG);
   if (h.length != lsa.size())
-    return fail(format("LSA length field {} != {} bytes present", h.length, lsa.size()), EBADMSG);
-  if (h.length > kMaxLsaSize) return fail(format("LSA of {} bytes over 1500", h.length), EMSGSIZE);
+    return fail(fmt::format("LSA length field {} != {} bytes present", h.length, lsa.size()), EBADMSG);
+  if (h.length > kMaxLsaSize) return fail(fmt::format("LSA of {} bytes over 1500", h.length), EMSGSIZE);
   return h;
 }
 
@@ -52,17 +52,17 @@ Result<RouterLsa> parse_router_lsa(ByteView body) {
     auto type = r.u8();
     auto ntos = r.u8();
     auto metric = r.u16();
-    if (!metric) return fail(format("router-LSA link {} of {} truncated", i, *n), EBADMSG);
-    if (*type < 1 || *type > 4) return fail(format("router-LSA link {} has type {}", i, *type), EBADMSG);
+    if (!metric) return fail(fmt::format("router-LSA link {} of {} truncated", i, *n), EBADMSG);
+    if (*type < 1 || *type > 4) return fail(fmt::format("router-LSA link {} has type {}", i, *type), EBADMSG);
     l.link_id = *id, l.link_data = *data, l.type = static_cast<LinkType>(*type), l.metric = *metric;
     for (unsigned t = 0; t < *ntos; ++t) {
       auto tos = r.u32();
-      if (!tos) return fail(format("router-LSA link {} TOS entry {} truncated", i, t), EBADMSG);
+      if (!tos) return fail(fmt::format("router-LSA link {} TOS entry {} truncated", i, t), EBADMSG);
       l.tos_entries.push_back(*tos);
     }
     out.links.push_back(std::move(l));
   }
-  if (!r.empty()) return fail(format("router-LSA has {} trailing bytes", r.remaining()), EBADMSG);
+  if (!r.empty()) return fail(fmt::format("router-LSA has {} trailing bytes", r.remaining()), EBADMSG);
   return out;
 }
 
@@ -79,7 +79,7 @@ Result<NetworkLsa> parse_network_lsa(ByteView body) {
 
 namespace {
 Result<Bytes> finish(Bytes out) {
-  if (out.size() > kMaxLsaSize) return fail(format("LSA of {} bytes over 1500", out.size()), EMSGSIZE);
+  if (out.size() > kMaxLsaSize) return fail(fmt::format("LSA of {} bytes over 1500", out.size()), EMSGSIZE);
   Writer w(out);
   w.put_u16_at(18, static_cast<std::uint16_t>(out.size()));
   return out;
@@ -120,8 +120,8 @@ Result<Bytes> build_network_lsa(LsaHeader h, const NetworkLsa& body) {
 
 Result<Bytes> build_opaque_lsa(LsaHeader h, ByteView opaque_data) {
   if (opaque_data.size() > kMaxOpaqueData)
-    return fail(format("opaque data of {} bytes over {}", opaque_data.size(), kMaxOpaqueData), EMSGSIZE);
-  if (h.type != 9 && h.type != 10 && h.type != 11) return fail(format("LSA type {} is not opaque", h.type), EINVAL);
+    return fail(fmt::format("opaque data of {} bytes over {}", opaque_data.size(), kMaxOpaqueData), EMSGSIZE);
+  if (h.type != 9 && h.type != 10 && h.type != 11) return fail(fmt::format("LSA type {} is not opaque", h.type), EINVAL);
   Bytes out;
   Writer w(out);
   put_lsa_header(w, h);
@@ -139,7 +139,7 @@ void put_tlv_u32(Writer& w, VnfTlv t, std::uint32_t v) {
 }  // namespace
 
 Result<Bytes> encode_vnf_payload(const VnfInfo& v) {
-  if (v.service_len > 32) return fail(format("service prefix length {} > 32", v.service_len), EINVAL);
+  if (v.service_len > 32) return fail(fmt::format("service prefix length {} > 32", v.service_len), EINVAL);
   Bytes out;
   Writer w(out);
   w.u8(kVnfPayloadVersion);
@@ -163,7 +163,7 @@ Result<VnfInfo> parse_vnf_payload(ByteView data) {
   auto version = r.u8();
   if (!version) return fail("VNF payload empty", EBADMSG);
   if (*version != kVnfPayloadVersion)
-    return fail(format("VNF payload version {} unsupported", *version), EPROTONOSUPPORT);
+    return fail(fmt::format("VNF payload version {} unsupported", *version), EPROTONOSUPPORT);
   if (!r.skip(3)) return fail("VNF payload truncated in version word", EBADMSG);
   if (data.size() > kMaxOpaqueData) return fail("VNF payload over 1480 bytes", EMSGSIZE);
   VnfInfo v;
@@ -171,25 +171,25 @@ Result<VnfInfo> parse_vnf_payload(ByteView data) {
   while (!r.empty()) {
     auto type = r.u16();
     auto len = r.u16();
-    if (!type || !len) return fail(format("TLV header truncated at offset {}", r.pos()), EBADMSG);
+    if (!type || !len) return fail(fmt::format("TLV header truncated at offset {}", r.pos()), EBADMSG);
     std::size_t padded = (std::size_t{*len} + 3) & ~std::size_t{3};
     auto value = r.take(*len);
     if (!value || !r.skip(padded - *len))
-      return fail(format("TLV {} length {} runs past the payload", *type, *len), EBADMSG);
+      return fail(fmt::format("TLV {} length {} runs past the payload", *type, *len), EBADMSG);
     if (*type == 0 || *type > static_cast<std::uint16_t>(VnfTlv::Flags)) continue;  // unknown: skip
     std::uint32_t bit = 1u << *type;
-    if (seen & bit) return fail(format("duplicate TLV {}", *type), EBADMSG);
+    if (seen & bit) return fail(fmt::format("duplicate TLV {}", *type), EBADMSG);
     seen |= bit;
     Reader vr(*value);
     auto t = static_cast<VnfTlv>(*type);
     if (t == VnfTlv::ServicePrefix) {
-      if (*len != 5) return fail(format("service prefix TLV length {} != 5", *len), EBADMSG);
+      if (*len != 5) return fail(fmt::format("service prefix TLV length {} != 5", *len), EBADMSG);
       v.service_addr = *vr.u32();
       v.service_len = *vr.u8();
-      if (v.service_len > 32) return fail(format("service prefix length {} > 32", v.service_len), EBADMSG);
+      if (v.service_len > 32) return fail(fmt::format("service prefix length {} > 32", v.service_len), EBADMSG);
       continue;
     }
-    if (*len != 4) return fail(format("TLV {} length {} != 4", *type, *len), EBADMSG);
+    if (*len != 4) return fail(fmt::format("TLV {} length {} != 4", *type, *len), EBADMSG);
     std::uint32_t x = *vr.u32();
     switch (t) {
       case VnfTlv::InstanceId: v.instance_id = x; break;
@@ -202,13 +202,13 @@ Result<VnfInfo> parse_vnf_payload(ByteView data) {
   }
   for (auto need : {VnfTlv::ServicePrefix, VnfTlv::InstanceId, VnfTlv::Cost, VnfTlv::NshEndpoint}) {
     if (!(seen & (1u << static_cast<unsigned>(need))))
-      return fail(format("mandatory TLV {} missing", static_cast<unsigned>(need)), EBADMSG);
+      return fail(fmt::format("mandatory TLV {} missing", static_cast<unsigned>(need)), EBADMSG);
   }
   return v;
 }
 
 Result<Bytes> build_vnf_lsa(const VnfInfo& v, std::uint8_t opaque_type, std::uint32_t adv_router) {
-  if (v.instance_id > 0xFFFFFF) return fail(format("instance id {} over 24 bits", v.instance_id), EINVAL);
+  if (v.instance_id > 0xFFFFFF) return fail(fmt::format("instance id {} over 24 bits", v.instance_id), EINVAL);
   auto payload = encode_vnf_payload(v);
   if (!payload) return unexpected(payload.error());
   LsaHeader h;

@@ -5,7 +5,7 @@
 #include <tuple>
 #include <unordered_set>
 
-#include "common/format.h"
+#include <fmt/format.h>
 
 namespace anychain::plane {
 namespace {
@@ -135,7 +135,7 @@ Topology build_topology(const ospf::Lsdb& lsdb, std::uint32_t area, std::uint8_t
 Result<SpfResult> spf(const Topology& topo, std::uint32_t self) {
   auto root = topo.router_index.find(self);
   if (root == topo.router_index.end())
-    return fail(format("router {} has no router-LSA in the area", self), ENOENT);
+    return fail(fmt::format("router {} has no router-LSA in the area", self), ENOENT);
   SpfResult r;
   r.root = root->second;
   r.dist.assign(topo.nodes.size(), kUnreachable);

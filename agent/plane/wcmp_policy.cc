@@ -5,22 +5,6 @@
 
 namespace anychain::plane {
 
-std::string_view to_string(WcmpMode m) {
-  switch (m) {
-    case WcmpMode::BottleneckResidual: return "bottleneck-residual";
-    case WcmpMode::InverseCost: return "inverse-cost";
-    case WcmpMode::EqualCostMultipath: return "ecmp";
-  }
-  return "unknown";
-}
-
-Result<WcmpMode> parse_wcmp_mode(std::string_view s) {
-  if (s == "bottleneck") return WcmpMode::BottleneckResidual;  // short name of the default
-  for (auto m : {WcmpMode::BottleneckResidual, WcmpMode::InverseCost, WcmpMode::EqualCostMultipath})
-    if (s == to_string(m)) return m;
-  return fail("unknown WCMP mode '" + std::string(s) + "'", EINVAL);
-}
-
 std::vector<std::uint32_t> wcmp_weights(std::span<const Candidate> cands, const WcmpConfig& cfg) {
   std::vector<std::uint32_t> w(cands.size(), 0);
   switch (cfg.mode) {

@@ -33,15 +33,14 @@ enum class WcmpMode : std::uint8_t {
   EqualCostMultipath,
 };
 
+// The policy's names and parameter ranges are the config's (config::Wcmp, checked when the
+// file is parsed); daemon/from_config maps them onto this.
 struct WcmpConfig {
   WcmpMode mode = WcmpMode::BottleneckResidual;
   bool include_links = true;       // BottleneckResidual: let link metrics bound the weight
   std::uint32_t floor = 0;         // minimum weight given to every candidate
   std::uint32_t inverse_scale = 1'000'000;  // InverseCost numerator
 };
-
-std::string_view to_string(WcmpMode m);
-Result<WcmpMode> parse_wcmp_mode(std::string_view s);
 
 // Weights (same order as the candidates). If every weight would be 0 (all instances
 // saturated), all candidates get weight 1 so traffic is spread rather than dropped.

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -45,99 +44,6 @@ void install_stop_signals() {
 }
 
 bool stop_requested() { return g_stop != 0; }
-
-void JsonWriter::before_value() {
-  if (after_key_) {
-    after_key_ = false;
-    return;
-  }
-  if (!first_.empty()) {
-    if (!first_.back()) out_ += ',';
-    first_.back() = false;
-  }
-}
-
-JsonWriter& JsonWriter::begin_object() {
-  before_value();
-  out_ += '{';
-  first_.push_back(true);
-  return *this;
-}
-JsonWriter& JsonWriter::end_object() {
-  out_ += '}';
-  first_.pop_back();
-  return *this;
-}
-JsonWriter& JsonWriter::begin_array() {
-  before_value();
-  out_ += '[';
-  first_.push_back(true);
-  return *this;
-}
-JsonWriter& JsonWriter::end_array() {
-  out_ += ']';
-  first_.pop_back();
-  return *this;
-}
-JsonWriter& JsonWriter::key(std::string_view k) {
-  value(k);
-  out_ += ':';
-  after_key_ = true;
-  return *this;
-}
-JsonWriter& JsonWriter::value(std::string_view v) {
-  before_value();
-  out_ += '"';
-  for (char c : v) {
-    switch (c) {
-      case '"':
-        out_ += "\\\"";
-        break;
-      case '\\':
-        out_ += "\\\\";
-        break;
-      case '\n':
-        out_ += "\\n";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out_ += buf;
-        } else {
-          out_ += c;
-        }
-    }
-  }
-  out_ += '"';
-  return *this;
-}
-JsonWriter& JsonWriter::value(std::uint64_t v) {
-  before_value();
-  out_ += std::to_string(v);
-  return *this;
-}
-JsonWriter& JsonWriter::value(std::int64_t v) {
-  before_value();
-  out_ += std::to_string(v);
-  return *this;
-}
-JsonWriter& JsonWriter::value(double v) {
-  before_value();
-  if (!std::isfinite(v)) {
-    out_ += "null";
-    return *this;
-  }
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  out_ += buf;
-  return *this;
-}
-JsonWriter& JsonWriter::value(bool v) {
-  before_value();
-  out_ += v ? "true" : "false";
-  return *this;
-}
 
 std::expected<void, std::string> write_file_atomic(const std::string& path,
                                                    std::string_view content) {

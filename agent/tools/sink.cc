@@ -63,22 +63,20 @@ struct State {
   Interval current;
 };
 
-void write_slots(JsonWriter& j, const SlotCounts& s) {
-  j.begin_array();
+Json slots_json(const SlotCounts& s) {
+  Json out = Json::array();
   for (unsigned slot = 0; slot < AC_LAB_SLOTS; ++slot) {
-    j.begin_object().field("slot", slot);
     std::uint64_t unserved = 0;
-    j.key("instances").begin_object();
+    Json instances = Json::object();
     for (const auto& [id, n] : s[slot]) {
-      if (id == 0) {
+      if (id == 0)
         unserved = n;
-      } else {
-        j.field(std::to_string(id), n);
-      }
+      else
+        instances[std::to_string(id)] = n;
     }
-    j.end_object().field("unserved", unserved).end_object();
+    out.push_back({{"slot", slot}, {"instances", instances}, {"unserved", unserved}});
   }
-  j.end_array();
+  return out;
 }
 
 // A flow "switched" if some slot saw more than one serving instance.
@@ -92,59 +90,41 @@ bool switched(const FlowStats& f) {
 }
 
 std::string render(const Options& o, const State& s, double elapsed, bool final) {
-  JsonWriter j;
-  j.begin_object()
-      .field("tool", "anychain-sink")
-      .field("port", std::uint32_t{o.port})
-      .field("elapsed_s", elapsed)
-      .field("final", final)
-      .field("packets", s.packets)
-      .field("bytes", s.bytes)
-      .field("non_lab", s.non_lab)
-      .field("flows", static_cast<std::uint64_t>(s.flows.size()));
   std::uint64_t sw = 0;
   for (const auto& [id, f] : s.flows) sw += switched(f);
-  j.field("flows_switched", sw);
-  j.key("latency_us")
-      .begin_object()
-      .field("mean", s.latency_count ? s.latency_sum_us / double(s.latency_count) : 0.0)
-      .field("max", s.latency_max_us)
-      .end_object();
-  j.key("per_slot");
-  write_slots(j, s.per_slot);
-  j.key("intervals").begin_array();
-  for (const auto& iv : s.intervals) {
-    j.begin_object()
-        .field("t_start", iv.t_start)
-        .field("t_end", iv.t_end)
-        .field("packets", iv.packets);
-    j.key("per_slot");
-    write_slots(j, iv.per_slot);
-    j.end_object();
-  }
-  j.end_array();
+  Json j = {{"tool", "anychain-sink"},
+            {"port", o.port},
+            {"elapsed_s", elapsed},
+            {"final", final},
+            {"packets", s.packets},
+            {"bytes", s.bytes},
+            {"non_lab", s.non_lab},
+            {"flows", s.flows.size()},
+            {"flows_switched", sw},
+            {"latency_us",
+             {{"mean", s.latency_count ? s.latency_sum_us / double(s.latency_count) : 0.0}, {"max", s.latency_max_us}}},
+            {"per_slot", slots_json(s.per_slot)}};
+  Json intervals = Json::array();
+  for (const auto& iv : s.intervals)
+    intervals.push_back({{"t_start", iv.t_start}, {"t_end", iv.t_end}, {"packets", iv.packets},
+                         {"per_slot", slots_json(iv.per_slot)}});
+  j["intervals"] = std::move(intervals);
   if (final && !o.no_per_flow) {
-    j.key("per_flow").begin_array();
+    Json per_flow = Json::array();
     for (const auto& [id, f] : s.flows) {
-      j.begin_object()
-          .field("flow_id", id)
-          .field("packets", f.packets)
-          .field("max_seq", f.max_seq)
-          .field("reordered", f.reordered);
-      j.key("served_by").begin_array();
+      Json served_by = Json::array();
       for (const auto& m : f.instances) {
-        j.begin_array();
-        for (const auto& [inst, n] : m) {
-          if (inst != 0) j.value(inst);
-        }
-        j.end_array();
+        Json ids = Json::array();
+        for (const auto& [inst, n] : m)
+          if (inst != 0) ids.push_back(inst);
+        served_by.push_back(std::move(ids));
       }
-      j.end_array().end_object();
+      per_flow.push_back({{"flow_id", id}, {"packets", f.packets}, {"max_seq", f.max_seq},
+                          {"reordered", f.reordered}, {"served_by", std::move(served_by)}});
     }
-    j.end_array();
+    j["per_flow"] = std::move(per_flow);
   }
-  j.end_object();
-  return j.str() + "\n";
+  return j.dump() + "\n";
 }
 
 void account(State& s, std::span<const std::uint8_t> data, std::uint64_t now_real) {

@@ -275,25 +275,22 @@ int main(int argc, char** argv) {
   }
 
   const double elapsed = double(mono_ns() - t0) / 1e9;
-  JsonWriter j;
-  j.begin_object()
-      .field("tool", "anychain-trafgen")
-      .field("dst", o.dst)
-      .field("dport", std::uint32_t{o.dport})
-      .field("arrivals", o.arrivals)
-      .field("flows_started", flows_started)
-      .field("flows_completed", flows_completed)
-      .field("flows_failed", flows_failed)
-      .field("packets_per_flow", per_flow)
-      .field("packets_sent", packets_sent)
-      .field("bytes_sent", bytes_sent)
-      .field("send_errors", send_errors)
-      .field("first_flow_id", o.flow_id_base)
-      .field("elapsed_s", elapsed)
-      .field("interrupted", stop_requested());
-  if (!first_error.empty()) j.field("first_error", first_error);
-  j.end_object();
-  const std::string s = j.str() + "\n";
+  Json j = {{"tool", "anychain-trafgen"},
+            {"dst", o.dst},
+            {"dport", o.dport},
+            {"arrivals", o.arrivals},
+            {"flows_started", flows_started},
+            {"flows_completed", flows_completed},
+            {"flows_failed", flows_failed},
+            {"packets_per_flow", per_flow},
+            {"packets_sent", packets_sent},
+            {"bytes_sent", bytes_sent},
+            {"send_errors", send_errors},
+            {"first_flow_id", o.flow_id_base},
+            {"elapsed_s", elapsed},
+            {"interrupted", stop_requested()}};
+  if (!first_error.empty()) j["first_error"] = first_error;
+  const std::string s = j.dump() + "\n";
   std::cout << s << std::flush;
   if (!o.json.empty()) {
     if (auto w = write_file_atomic(o.json, s); !w) {

@@ -68,35 +68,31 @@ constexpr std::size_t kFrameBuf = 16384;
 
 std::string stats_json(const Options& o, const Counters& c, double rx_pps, double tx_pps,
                        double uptime_s, bool final) {
-  JsonWriter j;
-  j.begin_object()
-      .field("tool", "anychain-vnf")
-      .field("iface", o.iface)
-      .field("mode", o.mode)
-      .field("instance_id", o.instance_id)
-      .field("slot", o.slot)
-      .field("capacity_pps", o.capacity)
-      .field("uptime_s", uptime_s)
-      .field("final", final)
-      .field("rx", c.rx)
-      .field("tx", c.tx)
-      .field("served", c.served)
-      .field("dropped_capacity", c.dropped_capacity)
-      .field("dropped_malformed", c.dropped_malformed)
-      .field("dropped_si_zero", c.dropped_si_zero)
-      .field("non_nsh", c.non_nsh)
-      .field("non_ip", c.non_ip)
-      .field("other_host", c.other_host)
-      .field("not_unicast", c.not_unicast)
-      .field("link_control", c.link_control)
-      .field("rx_truncated", c.rx_truncated)
-      .field("tx_errors", c.tx_errors)
-      .field("rx_pps", rx_pps)
-      .field("tx_pps", tx_pps);
-  j.key("malformed_by_reason").begin_object();
-  for (const auto& [k, v] : c.malformed_by_reason) j.field(k, v);
-  j.end_object().end_object();
-  return j.str() + "\n";
+  Json j = {{"tool", "anychain-vnf"},
+            {"iface", o.iface},
+            {"mode", o.mode},
+            {"instance_id", o.instance_id},
+            {"slot", o.slot},
+            {"capacity_pps", o.capacity},
+            {"uptime_s", uptime_s},
+            {"final", final},
+            {"rx", c.rx},
+            {"tx", c.tx},
+            {"served", c.served},
+            {"dropped_capacity", c.dropped_capacity},
+            {"dropped_malformed", c.dropped_malformed},
+            {"dropped_si_zero", c.dropped_si_zero},
+            {"non_nsh", c.non_nsh},
+            {"non_ip", c.non_ip},
+            {"other_host", c.other_host},
+            {"not_unicast", c.not_unicast},
+            {"link_control", c.link_control},
+            {"rx_truncated", c.rx_truncated},
+            {"tx_errors", c.tx_errors},
+            {"rx_pps", rx_pps},
+            {"tx_pps", tx_pps},
+            {"malformed_by_reason", c.malformed_by_reason}};
+  return j.dump() + "\n";
 }
 
 int parse_options(int argc, char** argv, Options& o) {

@@ -2,9 +2,13 @@
 // (private netns + bpffs, tests/bpf/fastpath_fixture): frames run through the program fill the
 // flow cache and counters, then the CLI runs as a subprocess with --pin-root and its JSON is
 // checked against what the dataplane library reads. Needs root.
+#include <bpf/bpf.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <linux/if_ether.h>
+#include <net/if.h>
+
+#include <algorithm>
 
 #include "bpf/fastpath_fixture.h"
 #include "test_support.h"
@@ -195,6 +199,26 @@ TEST(CliDataplane, DirectAttachDetachWithoutDaemon) {
   r = cli({"attach", "nosuch0", "--pin-root", kPinRoot});
   EXPECT_EQ(r.rc, 1);
   EXPECT_THAT(r.err, HasSubstr("interface 'nosuch0' does not exist"));
+}
+
+// Without a daemon, --classify goes through the daemon's own attach_interface(): the
+// interface gets the classifier role with its MAC in the fast path's interface table.
+TEST(CliDataplane, DirectAttachWithClassifyGivesTheInterfaceItsRole) {
+  uint32_t idx = if_nametoindex("vnf0");
+  ASSERT_NE(idx, 0u);
+  int fd = FastPathEnv::dataplane().map_fd(idx < AC_IFACE_DIRECT ? "ac_ifaces" : "ac_ifaces_hi");
+  ac_iface before{}, v{};
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &idx, &before), 0);
+  EXPECT_EQ(before.flags & AC_IF_CLASSIFY, 0u);
+
+  auto r = cli({"attach", "vnf0", "--mode", "generic", "--classify", "--pin-root", kPinRoot});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  ASSERT_EQ(bpf_map_lookup_elem(fd, &idx, &v), 0);
+  EXPECT_EQ(v.flags, AC_IF_CLASSIFY | AC_IF_ATTACHED);
+  EXPECT_EQ(v.instance_id, 0u);
+  EXPECT_TRUE(std::equal(kVnf0Host.begin(), kVnf0Host.end(), v.mac));
+  EXPECT_EQ(cli({"detach", "vnf0"}).rc, 0);
+  ASSERT_EQ(bpf_map_update_elem(fd, &idx, &before, BPF_ANY), 0);  // vnf0 is a VNF veth for the other tests
 }
 
 TEST(CliDataplane, ClearRefusals) {

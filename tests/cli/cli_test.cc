@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include "test_support.h"
 
@@ -83,6 +84,52 @@ TEST(CliUsage, HelpPerCommand) {
   auto h = cli({"help", "flows"});
   EXPECT_EQ(h.rc, 0);
   EXPECT_THAT(h.out, HasSubstr("Usage: anychain flows [--spi N] [--limit N]"));
+}
+
+// 'anychain --help' and every command's help come from the command table: each listed
+// command has its own help, whose summary is the listed line, whole (not cut at a width).
+TEST(CliUsage, HelpIsGeneratedFromTheCommandTable) {
+  auto top = cli({"--help"});
+  ASSERT_EQ(top.rc, 0);
+  auto from = top.out.find("Commands:\n");
+  ASSERT_NE(from, std::string::npos);
+  std::istringstream lines(top.out.substr(from + 10));
+  int listed = 0;
+  for (std::string line; std::getline(lines, line) && !line.empty();) {
+    ASSERT_GT(line.size(), 18u) << line;
+    std::string name = line.substr(2, line.find("  ", 2) - 2);
+    std::string brief = line.substr(18);
+    EXPECT_TRUE(brief.ends_with(".")) << "cut off: " << line;
+    std::vector<std::string> args;
+    for (std::istringstream w(name); w >> name;) args.push_back(name);
+    args.push_back("--help");
+    auto h = cli(args);
+    EXPECT_EQ(h.rc, 0) << line;
+    EXPECT_THAT(h.out, HasSubstr("\n\n" + brief + "\n")) << line;
+    ++listed;
+  }
+  EXPECT_EQ(listed, 20);  // status topology reload attach detach flush, 4 x (add del list), flows stats
+  EXPECT_THAT(top.out, HasSubstr("  flush           Remove the fast path's pinned maps (--pin-root).\n"));
+  EXPECT_THAT(cli({"flush", "--help"}).out, HasSubstr("Refused while anychaind runs"));
+}
+
+TEST(CliUsage, AliasesAndGlobalOptionForms) {
+  for (const char* alias : {"delete", "remove"}) {
+    auto r = cli({"chain", alias, "--help"});
+    EXPECT_EQ(r.rc, 0) << alias;
+    EXPECT_THAT(r.out, HasSubstr("Usage: anychain chain del NAME")) << alias;
+  }
+  for (const char* alias : {"ls", "show"})
+    EXPECT_THAT(cli({"instance", alias, "--help"}).out, HasSubstr("Usage: anychain instance list")) << alias;
+  // global options before the command, with their value in the next word or after '='
+  for (std::vector<std::string> args : {std::vector<std::string>{"--socket", "/nonexistent/x.sock", "status"},
+                                        {"--socket=/nonexistent/x.sock", "status"},
+                                        {"-s", "/nonexistent/x.sock", "--timeout", "1", "-j", "topology"},
+                                        {"--json", "policy", "ls", "--socket", "/nonexistent/x.sock"}}) {
+    auto r = cli(args);
+    EXPECT_EQ(r.rc, 3) << ::testing::PrintToString(args) << r.err;
+    EXPECT_THAT(r.err, HasSubstr("nothing listens on /nonexistent/x.sock")) << ::testing::PrintToString(args);
+  }
 }
 
 TEST(CliUsage, DaemonNotRunningExitsThree) {

@@ -348,7 +348,7 @@ TEST_F(StoreTest, InvalidChangesLeaveConfigAndFileAlone) {
 TEST_F(StoreTest, AttachDetachAreRecorded) {
   auto s = ctl::ConfigStore::load(path_);
   ASSERT_TRUE(s.has_value());
-  using anychain::dataplane::XdpMode;
+  using anychain::XdpMode;
   auto a = s->record_attach("eth5", XdpMode::Generic);
   ASSERT_TRUE(a.has_value()) << a.error().str();
   EXPECT_EQ(*a, (json{{"name", "eth5"}, {"mode", "generic"}, {"classify", false}}));

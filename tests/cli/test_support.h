@@ -47,11 +47,11 @@ class TestHandler : public ctl::Handler {
     if (auto r = store_.reload(); !r) return std::unexpected(r.error());
     return json{{"config", store_.path()}};
   }
-  anychain::Result<json> attach(const std::string& ifname, anychain::dataplane::XdpMode mode,
+  anychain::Result<json> attach(const std::string& ifname, anychain::XdpMode mode,
                                 std::optional<bool> /*classify*/) override {
-    note("attach " + ifname + " " + std::string(anychain::dataplane::to_string(mode)));
+    note("attach " + ifname + " " + std::string(anychain::to_string(mode)));
     if (ifname == "nosuch0") return anychain::fail("interface 'nosuch0' does not exist", ENODEV);
-    return json{{"ifname", ifname}, {"mode", anychain::dataplane::to_string(mode)}};
+    return json{{"ifname", ifname}, {"mode", anychain::to_string(mode)}};
   }
   anychain::Result<json> detach(const std::string& ifname) override {
     note("detach " + ifname);

@@ -20,8 +20,9 @@
 #include <sstream>
 #include <tuple>
 
+#include <fmt/format.h>
+
 #include "bpf/fastpath_fixture.h"
-#include "common/format.h"
 #include "common/pcap.h"
 
 #ifndef ANYCHAIN_SOURCE_DIR
@@ -113,14 +114,14 @@ std::vector<Fields> tshark_decode(const std::string& pcap) {
   cmd += " 2>/dev/null";  // tshark warns about running as root
   CmdResult r = run(cmd);
   if (r.rc != 0)
-    throw std::runtime_error(format("tshark exited {} on {}{}", r.rc, pcap,
+    throw std::runtime_error(fmt::format("tshark exited {} on {}{}", r.rc, pcap,
                                     r.rc == 127 ? " (not installed? see scripts/install-deps.sh)" : ""));
   std::vector<Fields> frames;
   for (const std::string& line : split(r.out, '\n')) {
     if (line.empty()) continue;
     std::vector<std::string> col = split(line, '\t');
     if (col.size() != std::size(kTsharkFields))
-      throw std::runtime_error(format("tshark printed {} columns, want {}", col.size(), std::size(kTsharkFields)));
+      throw std::runtime_error(fmt::format("tshark printed {} columns, want {}", col.size(), std::size(kTsharkFields)));
     std::map<std::string, std::vector<std::string>> v;
     for (size_t i = 0; i < col.size(); ++i) v[kTsharkFields[i]] = col[i].empty() ? std::vector<std::string>{} : split(col[i], ',');
     auto first = [&](const char* k, size_t i = 0) { return v[k].size() > i ? v[k][i] : std::string(); };
@@ -144,7 +145,7 @@ std::vector<Fields> tshark_decode(const std::string& pcap) {
       if (!v["nsh.metadataclass"].empty()) {
         std::string tlvs;
         for (size_t i = 0; i < v["nsh.metadataclass"].size(); ++i)
-          tlvs += format("{}{}:{}:{}:{}:{}", tlvs.empty() ? "" : ",", num(first("nsh.metadataclass", i)),
+          tlvs += fmt::format("{}{}:{}:{}:{}:{}", tlvs.empty() ? "" : ",", num(first("nsh.metadataclass", i)),
                          num(first("nsh.metadatatype", i)), num(first("nsh.metadataunassignedbit", i)) == "0" ? 0 : 1,
                          num(first("nsh.metadatalen", i)), first("nsh.metadata", i));
         d["nsh.tlvs"] = tlvs;
@@ -182,7 +183,7 @@ std::vector<Fields> tshark_decode(const std::string& pcap) {
 // scapy's view (tests/interop/scapy_decode.py prints "key=value ..." per frame).
 std::vector<Fields> scapy_decode(const std::string& pcap) {
   CmdResult r = run(std::string(ANYCHAIN_PYTHON) + " -B '" + kScripts + "/scapy_decode.py' '" + pcap + "'");
-  if (r.rc != 0) throw std::runtime_error(format("scapy_decode.py exited {}: {}", r.rc, r.out));
+  if (r.rc != 0) throw std::runtime_error(fmt::format("scapy_decode.py exited {}: {}", r.rc, r.out));
   std::vector<Fields> frames;
   for (const std::string& line : split(r.out, '\n')) {
     if (line.empty()) continue;
@@ -202,11 +203,11 @@ std::vector<std::string> mismatches(const Fields& want, const Fields& got) {
   std::vector<std::string> out;
   for (const auto& [k, w] : want) {
     auto it = got.find(k);
-    if (it == got.end()) out.push_back(format("{}: want {}, missing", k, w));
-    else if (it->second != w) out.push_back(format("{}: want {}, got {}", k, w, it->second));
+    if (it == got.end()) out.push_back(fmt::format("{}: want {}, missing", k, w));
+    else if (it->second != w) out.push_back(fmt::format("{}: want {}, got {}", k, w, it->second));
   }
   for (const auto& [k, g] : got)
-    if (!want.count(k)) out.push_back(format("{}: not expected, got {}", k, g));
+    if (!want.count(k)) out.push_back(fmt::format("{}: not expected, got {}", k, g));
   return out;
 }
 
@@ -247,7 +248,7 @@ Fields want_nsh(const Flow& f, uint8_t si, uint8_t ttl, bool md2, uint32_t hash)
            {"nsh.si", std::to_string(si)}, {"inner.src", f.src}, {"inner.dst", f.dst}};
   if (md2) {
     d["nsh.len"] = "4";  // base 2 words + TLV header 1 + 4-byte hash 1
-    d["nsh.tlvs"] = format("{}:{}:0:4:{}", AC_MD_CLASS, AC_TLV_FLOW_HASH, hex8(hash));
+    d["nsh.tlvs"] = fmt::format("{}:{}:0:4:{}", AC_MD_CLASS, AC_TLV_FLOW_HASH, hex8(hash));
   } else {
     d["nsh.len"] = "6";
     d["nsh.ctx"] = hex8(hash) + ",00000000,00000000,00000000";
@@ -309,7 +310,7 @@ std::vector<Bytes> emit(const std::vector<Emitted>& cases) {
   std::vector<Bytes> out;
   for (const auto& c : cases) {
     RunResult r = run_prog(prog(), c.ifname, c.in);
-    if (r.verdict != XDP_REDIRECT) throw std::runtime_error(format("{}: verdict {}, want redirect", c.name, r.verdict));
+    if (r.verdict != XDP_REDIRECT) throw std::runtime_error(fmt::format("{}: verdict {}, want redirect", c.name, r.verdict));
     out.push_back(r.out);
   }
   return out;

@@ -278,12 +278,9 @@ TEST(TokenBucketTest, LimitsToRateAfterBurst) {
   EXPECT_EQ(burst, 5);
 }
 
-TEST(Json, WriterEscapesAndNests) {
-  JsonWriter j;
-  j.begin_object().field("a", std::uint64_t{1}).field("s", "x\"y\\\n");
-  j.key("arr").begin_array().value(1).value(2.5).begin_object().end_object().end_array();
-  j.field("b", true).end_object();
-  EXPECT_EQ(j.str(), R"({"a":1,"s":"x\"y\\\n","arr":[1,2.5,{}],"b":true})");
+TEST(Json, KeysInTheOrderWrittenAndEscaped) {
+  Json j = {{"a", std::uint64_t{1}}, {"s", "x\"y\\\n"}, {"arr", {1, 2.5, Json::object()}}, {"b", true}};
+  EXPECT_EQ(j.dump(), R"({"a":1,"s":"x\"y\\\n","arr":[1,2.5,{}],"b":true})");
 }
 
 }  // namespace

@@ -1,9 +1,14 @@
 // anychaind's pure parts: the recomputation throttle, the VNF monitor (load -> cost ->
-// announcements, damping, CPU load, liveness) and config -> AgentSpec.
+// announcements, damping, CPU load, liveness) and config -> AgentSpec (paths, policy rules,
+// fast path config, WCMP).
 #include <gtest/gtest.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -142,7 +147,10 @@ TEST(FromConfig, MapsTheConfigAndRefusesWhatItCannotUse) {
   EXPECT_EQ(s->ospf.local_port, 5000);
   EXPECT_EQ(s->wcmp.mode, plane::WcmpMode::EqualCostMultipath);
   EXPECT_EQ(s->wcmp.floor, 2u);
-  EXPECT_EQ(s->timers.hold_down, 500ms);
+  EXPECT_TRUE(s->wcmp.include_links) << "unset: the plane's default";
+  EXPECT_EQ(s->wcmp.inverse_scale, plane::WcmpConfig{}.inverse_scale);
+  EXPECT_EQ(s->cost_range, 0u);
+  EXPECT_EQ(s->hold_down, 500ms);
   EXPECT_EQ(s->timers.spf_delay, 10ms);
   EXPECT_EQ(s->timers.announce_interval, 3000ms);
   ASSERT_EQ(s->services.size(), 2u);
@@ -156,11 +164,119 @@ TEST(FromConfig, MapsTheConfigAndRefusesWhatItCannotUse) {
   EXPECT_TRUE(s->paths[2].last_hop);
   EXPECT_EQ(s->policies.size(), 1u);
 
-  auto bad = config::parse("node: {nsh_endpoint: 10.255.0.1}\nwcmp: {params: {floor: lots}}\n");
-  ASSERT_TRUE(bad.has_value());
-  auto r = spec_from_config(*bad);
-  ASSERT_FALSE(r.has_value());
-  EXPECT_NE(r.error().message.find("wcmp.params.floor: 'lots' is not a number"), std::string::npos);
+}
+
+// The WCMP policy and its parameters were checked when the config was parsed; the mapping
+// only fills in the plane's defaults for what the file leaves out.
+TEST(FromConfig, WcmpPolicyAndParams) {
+  auto c = config::parse(
+      "node: {nsh_endpoint: 10.255.0.1}\n"
+      "wcmp: {policy: inverse-cost, params: {include_links: false, floor: 3, inverse_scale: 1000, cost_range: 160, "
+      "hold_down_ms: 0}}\n");
+  ASSERT_TRUE(c.has_value());
+  auto s = spec_from_config(*c);
+  ASSERT_TRUE(s.has_value()) << s.error().str();
+  EXPECT_EQ(s->wcmp.mode, plane::WcmpMode::InverseCost);
+  EXPECT_FALSE(s->wcmp.include_links);
+  EXPECT_EQ(s->wcmp.floor, 3u);
+  EXPECT_EQ(s->wcmp.inverse_scale, 1000u);
+  EXPECT_EQ(s->cost_range, 160u);
+  EXPECT_EQ(s->hold_down, 0ms);
+
+  for (auto [policy, mode] : {std::pair{config::WcmpPolicy::Bottleneck, plane::WcmpMode::BottleneckResidual},
+                              std::pair{config::WcmpPolicy::InverseCost, plane::WcmpMode::InverseCost},
+                              std::pair{config::WcmpPolicy::Ecmp, plane::WcmpMode::EqualCostMultipath}})
+    EXPECT_EQ(to_wcmp_config(config::Wcmp{.policy = policy}).mode, mode) << config::to_string(policy);
+  auto d = to_wcmp_config(config::Wcmp{});
+  EXPECT_EQ(d.mode, plane::WcmpMode::BottleneckResidual);
+  EXPECT_EQ(d.include_links, plane::WcmpConfig{}.include_links);
+  EXPECT_EQ(d.floor, plane::WcmpConfig{}.floor);
+}
+
+TEST(FromConfig, ChainPaths) {
+  auto c = config::load_file(ANYCHAIN_EXAMPLE_CONFIG);
+  ASSERT_TRUE(c.has_value());
+  auto p = chain_paths(*c);
+  ASSERT_TRUE(p.has_value());
+  std::vector<dataplane::PathEntry> want = {
+      {10, 255, 1, false}, {10, 254, 2, false}, {10, 253, 0, true},
+      {20, 255, 1, false}, {20, 254, 3, false}, {20, 253, 0, true},
+  };
+  EXPECT_EQ(*p, want);
+
+  c->chains[0].services.push_back("nope");
+  auto bad = chain_paths(*c);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message.find("unknown service 'nope'"), std::string::npos);
+}
+
+TEST(FromConfig, PolicyRulesAndFastPathConfig) {
+  auto c = config::load_file(ANYCHAIN_EXAMPLE_CONFIG);
+  ASSERT_TRUE(c.has_value());
+  auto rules = to_policy_rules(*c);
+  ASSERT_TRUE(rules.has_value()) << rules.error().str();
+  ASSERT_EQ(rules->size(), 3u);
+  const auto& r0 = (*rules)[0];
+  EXPECT_EQ(r0.spi, 10u);
+  EXPECT_EQ(r0.proto, 6);
+  EXPECT_EQ(r0.dport_lo, 80);
+  EXPECT_EQ(r0.dport_hi, 80);
+  EXPECT_EQ(r0.sport_lo, 0);
+  EXPECT_EQ(r0.sport_hi, 65535);
+  EXPECT_TRUE(r0.symmetric);
+  EXPECT_FALSE(r0.md2);
+  EXPECT_EQ(r0.dst.len, 24);
+  in_addr want{};
+  inet_pton(AF_INET, "10.0.2.0", &want);
+  EXPECT_EQ(std::memcmp(&r0.dst.addr, &want, 4), 0);
+  EXPECT_EQ(r0.src.len, 0);
+  const auto& r1 = (*rules)[1];
+  EXPECT_EQ(r1.spi, 20u);
+  EXPECT_TRUE(r1.md2);
+  EXPECT_FALSE(r1.symmetric);  // node default
+  EXPECT_EQ(r1.dport_lo, 1024);
+  const auto& r2 = (*rules)[2];
+  EXPECT_EQ(r2.src.family, AF_INET6);
+  EXPECT_EQ(r2.src.len, 48);
+  EXPECT_TRUE(dataplane::encode_policy(r2).has_value());
+
+  c->node.symmetric_hash = true;  // the default applies where a policy has no flag
+  rules = to_policy_rules(*c);
+  ASSERT_TRUE(rules.has_value());
+  EXPECT_TRUE((*rules)[1].symmetric);
+
+  auto d = to_dataplane_config(*c);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->flow_timeout_ns, 60'000'000'000ULL);
+  EXPECT_EQ(d->default_ttl, 63);
+  EXPECT_TRUE(d->symmetric_hash);
+}
+
+// anychaind --check-config: the parser's diagnostics (WCMP values included, at their line),
+// then the daemon's own start-up mapping; exit 1 on any error.
+TEST(CheckConfig, TheDaemonBinaryReportsWhatItWouldRefuse) {
+  auto path = std::filesystem::temp_directory_path() / ("anychain-check-" + std::to_string(getpid()) + ".yaml");
+  auto check = [&](const std::string& yaml, std::string& out) {
+    std::ofstream(path) << yaml;
+    std::string cmd = std::string(ANYCHAIN_DAEMON_BIN) + " --check-config " + path.string() + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    out.clear();
+    char buf[512];
+    for (size_t n; p && (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    int st = p ? pclose(p) : -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  };
+  std::string out;
+  EXPECT_EQ(check("node: {nsh_endpoint: 10.255.0.1}\n"
+                  "wcmp:\n"
+                  "  policy: ecmp\n"
+                  "  params: {floor: lots, hold_down_ms: 10}\n",
+                  out),
+            1);
+  EXPECT_EQ(out, path.string() + ":4:19: error: wcmp.params: 'floor' must be an integer, got 'lots'\n");
+  EXPECT_EQ(check("node: {nsh_endpoint: 10.255.0.1}\nwcmp: {policy: ecmp, params: {floor: 2}}\n", out), 0);
+  EXPECT_EQ(out, path.string() + ": ok\n");
+  std::filesystem::remove(path);
 }
 
 }  // namespace

@@ -1,0 +1,279 @@
+// service, chain, policy, instance: add, del, list through anychaind (changes persist in its
+// config file). An entry is checked here with the config file's own rules before it is sent.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <iostream>
+#include <sstream>
+
+#include "cli/cli.h"
+#include "control/protocol.h"
+
+namespace anychain::cli {
+namespace {
+
+// One kind of config list entry: its three commands are generated from this row.
+struct Kind {
+  std::string kind{};  // commands "<kind> add|del|list", control commands "<kind>_add|_del|_list"
+  std::string add_synopsis{}, add_brief{}, add_examples{};
+  std::string del_brief{}, del_examples{};
+  std::string list_brief{}, list_examples{};
+  std::function<void(po::options_description&)> add_options{};
+  // the add command's options into the control command's args, checked locally
+  std::function<void(const po::variables_map&, json&)> add_args{};
+  std::function<void(const json&)> print_list{};
+};
+
+// Validate an entry with the config file's rules (usage error if bad).
+template <class T>
+void check_entry(const json& args, config::Parsed<T> (*from)(const json&)) {
+  auto v = from(args);
+  if (!v) {
+    std::string msg;
+    for (const auto& d : v.error()) msg += (msg.empty() ? "" : "\n") + d.message;
+    throw UsageError(msg);
+  }
+}
+
+// --flag VALUE as args[key]; numbers go as JSON numbers when they are integers (the parser
+// range-checks them).
+void opt(const po::variables_map& vm, json& args, const char* flag, const char* key, bool number = false) {
+  if (!vm.count(flag)) return;
+  const std::string& v = vm[flag].as<std::string>();
+  if (number) {
+    try {
+      size_t used = 0;
+      unsigned long long n = std::stoull(v, &used);
+      if (used == v.size() && v[0] != '-') {
+        args[key] = n;
+        return;
+      }
+    } catch (const std::exception&) {
+    }
+  }
+  args[key] = v;
+}
+
+void yesno(const po::variables_map& vm, json& args, const char* flag, const char* key) {
+  if (!vm.count(flag)) return;
+  std::string v = vm[flag].as<std::string>();
+  if (v == "yes" || v == "true" || v == "on" || v == "1")
+    args[key] = true;
+  else if (v == "no" || v == "false" || v == "off" || v == "0")
+    args[key] = false;
+  else
+    throw UsageError(fmt::format("--{} takes yes or no, not '{}'", flag, v));
+}
+
+auto value(const char* name) { return po::value<std::string>()->value_name(name); }
+
+void print_services(const json& list) {
+  Table t({"NAME", "ID", "ANYCAST"});
+  for (const auto& e : list) t.add({field(e, "name"), field(e, "id"), field(e, "anycast")});
+  t.print();
+}
+
+void print_chains(const json& list) {
+  Table t({"NAME", "SPI", "PATH (SI: service)"});
+  for (const auto& e : list) {
+    std::string path;
+    int si = 255;
+    for (const auto& s : e.value("services", json::array()))
+      path += fmt::format("{}: {} -> ", si--, s.is_string() ? s.get<std::string>() : s.dump());
+    path += fmt::format("{}: end", si);
+    t.add({field(e, "name"), field(e, "spi"), path});
+  }
+  t.print();
+}
+
+void print_policies(const json& list) {
+  Table t({"#", "NAME", "CHAIN", "SRC", "DST", "PROTO", "SPORT", "DPORT", "SYMMETRIC", "MD"});
+  int i = 0;
+  for (const auto& e : list)
+    t.add({std::to_string(i++), field(e, "name"), field(e, "chain"), field(e, "src", "any"), field(e, "dst", "any"),
+           field(e, "proto", "any"), field(e, "sport", "any"), field(e, "dport", "any"),
+           field(e, "symmetric", "default"), field(e, "md_type", "1")});
+  t.print();
+}
+
+void print_instances(const json& list) {
+  std::vector<std::string> head{"NAME", "ID", "SERVICE", "VETH", "MAC", "CAPACITY", "NSH"};
+  static const std::vector<std::string> known{"name", "id",        "service",  "veth",  "mac",
+                                              "capacity", "nsh_aware", "pid_file", "cgroup"};
+  std::vector<std::string> extra;  // live fields a daemon adds (load, cost, ...)
+  for (const auto& e : list)
+    for (const auto& [k, v] : e.items())
+      if (std::find(known.begin(), known.end(), k) == known.end() &&
+          std::find(extra.begin(), extra.end(), k) == extra.end())
+        extra.push_back(k);
+  for (const auto& k : extra) {
+    std::string h = k;
+    for (auto& ch : h) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    head.push_back(h);
+  }
+  Table t(head);
+  for (const auto& e : list) {
+    std::vector<std::string> row{field(e, "name"), field(e, "id"), field(e, "service"), field(e, "veth"),
+                                 field(e, "mac", "learn"), field(e, "capacity"), field(e, "nsh_aware", "yes")};
+    for (const auto& k : extra) row.push_back(field(e, k.c_str()));
+    t.add(row);
+  }
+  t.print();
+}
+
+const std::vector<Kind>& kinds() {
+  static const std::vector<Kind> k = {
+      {.kind = "service",
+       .add_synopsis = "NAME --id N --anycast PREFIX",
+       .add_brief = "Add a service (id 1..1023, IPv4 anycast prefix).",
+       .add_examples = "  anychain service add fw --id 1 --anycast 10.100.0.1/32\n",
+       .del_brief = "Delete a service (refused while a chain or an instance uses it).",
+       .del_examples = "  anychain service del fw\n",
+       .list_brief = "List the services.",
+       .list_examples = "  anychain service list --json\n",
+       .add_options = [](po::options_description& o) {
+         o.add_options()("id", value("N"), "service id 1..1023")("anycast", value("PREFIX"), "IPv4 prefix");
+       },
+       .add_args = [](const po::variables_map& vm, json& args) {
+         opt(vm, args, "id", "id", true);
+         opt(vm, args, "anycast", "anycast");
+         check_entry(args, control::service_from_json);
+       },
+       .print_list = print_services},
+      {.kind = "chain",
+       .add_synopsis = "NAME --spi N --services S1,S2,...",
+       .add_brief = "Add a chain: SI 255 is the first service, 254 the second, ...; after the last, NSH is popped.",
+       .add_examples = "  anychain chain add web --spi 10 --services fw,ids\n",
+       .del_brief = "Delete a chain (refused while a policy uses it).",
+       .del_examples = "  anychain chain del web\n",
+       .list_brief = "List the chains with their service index map.",
+       .list_examples = "  anychain chain list\n",
+       .add_options = [](po::options_description& o) {
+         o.add_options()("spi", value("N"), "1..16777215")("services", value("S1,S2,..."),
+                                                          "services in order (SI 255 first)");
+       },
+       .add_args = [](const po::variables_map& vm, json& args) {
+         opt(vm, args, "spi", "spi", true);
+         if (vm.count("services")) {
+           json list = json::array();
+           std::stringstream ss(vm["services"].as<std::string>());
+           for (std::string s; std::getline(ss, s, ',');)
+             if (!s.empty()) list.push_back(s);
+           args["services"] = list;
+         }
+         check_entry(args, control::chain_from_json);
+       },
+       .print_list = print_chains},
+      {.kind = "policy",
+       .add_synopsis = "NAME --chain CHAIN [--src PREFIX] [--dst PREFIX] [--proto P] [--sport N[-M]] [--dport N[-M]]\n"
+                       "                    [--symmetric yes|no] [--md-type 1|2] [--index N]",
+       .add_brief = "Add a classifier policy (ordered, first match wins; --index inserts at a position, default last).",
+       .add_examples = "  anychain policy add web-in --chain web --dst 10.0.2.0/24 --proto tcp --dport 80\n"
+                       "  anychain policy add first --chain web --src 10.0.9.0/24 --index 0 --md-type 2\n",
+       .del_brief = "Delete a policy.",
+       .del_examples = "  anychain policy del web-in\n",
+       .list_brief = "List the policies in match order.",
+       .list_examples = "  anychain policy list\n",
+       .add_options = [](po::options_description& o) {
+         o.add_options()("chain", value("NAME"), "chain of matching traffic")("src", value("PREFIX"),
+                                                                              "source prefix (any)")(
+             "dst", value("PREFIX"), "destination prefix (any)")("proto", value("P"),
+                                                                 "tcp, udp, icmp, icmpv6, any or a number")(
+             "sport", value("N[-M]"), "source ports (tcp/udp)")("dport", value("N[-M]"), "destination ports (tcp/udp)")(
+             "symmetric", value("yes|no"), "hash both directions alike (default: the node's setting)")(
+             "md-type", value("1|2"), "NSH MD type pushed (default 1)")(
+             "index", po::value<int>()->value_name("N"), "position in the list (0 = first; default last)");
+       },
+       .add_args = [](const po::variables_map& vm, json& args) {
+         for (const char* k : {"chain", "src", "dst", "proto", "sport", "dport"}) opt(vm, args, k, k);
+         yesno(vm, args, "symmetric", "symmetric");
+         opt(vm, args, "md-type", "md_type", true);
+         check_entry(args, control::policy_from_json);
+         if (vm.count("index")) args["index"] = vm["index"].as<int>();  // not part of the entry
+       },
+       .print_list = print_policies},
+      {.kind = "instance",
+       .add_synopsis = "NAME --id N --service S --veth IFACE --capacity PPS [--mac MAC] [--nsh-aware yes|no]\n"
+                       "                      [--pid-file FILE] [--cgroup PATH]",
+       .add_brief = "Add a local VNF instance (id 1..16383, unique in the network; MAC learnt when not given).",
+       .add_examples = "  anychain instance add fw-a --id 101 --service fw --veth vfw-a --capacity 200000\n"
+                       "  anychain instance add ids-a --id 102 --service ids --veth vids-a --capacity 1e5 --nsh-aware no\n",
+       .del_brief = "Delete a local VNF instance (its flows are re-balanced).",
+       .del_examples = "  anychain instance del fw-a\n",
+       .list_brief = "List the local VNF instances.",
+       .list_examples = "  anychain instance list\n",
+       .add_options = [](po::options_description& o) {
+         o.add_options()("id", value("N"), "instance id 1..16383, unique in the network")("service", value("NAME"),
+                                                                                          "its service")(
+             "veth", value("IFACE"), "host side of its veth")("capacity", value("PPS"), "packets per second it can serve")(
+             "mac", value("MAC"), "the VNF's MAC (learnt when not given)")("nsh-aware", value("yes|no"), "default yes")(
+             "pid-file", value("FILE"), "for CPU load")("cgroup", value("PATH"), "for CPU load");
+       },
+       .add_args = [](const po::variables_map& vm, json& args) {
+         opt(vm, args, "id", "id", true);
+         for (const char* k : {"service", "veth", "mac", "cgroup"}) opt(vm, args, k, k);
+         opt(vm, args, "capacity", "capacity", true);
+         opt(vm, args, "pid-file", "pid_file");
+         yesno(vm, args, "nsh-aware", "nsh_aware");
+         if (args.contains("capacity") && args["capacity"].is_string()) {
+           // accept 1e5, 2.5e6: whole packets per second
+           try {
+             size_t used = 0;
+             const std::string text = args["capacity"].get<std::string>();
+             double d = std::stod(text, &used);
+             if (used == text.size() && d >= 1 && d == std::floor(d) && d < 1e12) args["capacity"] = static_cast<uint64_t>(d);
+           } catch (const std::exception&) {
+           }
+         }
+         check_entry(args, control::instance_from_json);
+       },
+       .print_list = print_instances},
+  };
+  return k;
+}
+
+}  // namespace
+
+std::vector<Command> config_commands() {
+  std::vector<Command> out;
+  for (const Kind& k : kinds()) {
+    out.push_back({.name = k.kind + " add",
+                   .synopsis = k.add_synopsis,
+                   .brief = k.add_brief,
+                   .examples = k.add_examples,
+                   .operands = Operands::Name,
+                   .options = k.add_options,
+                   .run = [&k](const Invocation& in) {
+                     json args{{"name", in.operands[0]}};
+                     k.add_args(in.vm, args);
+                     json r = call(in.g, k.kind + "_add", args);
+                     print_result(in.g, r, [&] { std::cout << "added " << k.kind << " " << in.operands[0] << "\n"; });
+                     return int{kOk};
+                   }});
+    out.push_back({.name = k.kind + " del",
+                   .aliases = {"delete", "remove"},
+                   .synopsis = "NAME",
+                   .brief = k.del_brief,
+                   .examples = k.del_examples,
+                   .operands = Operands::Name,
+                   .run = [&k](const Invocation& in) {
+                     json r = call(in.g, k.kind + "_del", {{"name", in.operands[0]}});
+                     print_result(in.g, r, [&] { std::cout << "deleted " << k.kind << " " << in.operands[0] << "\n"; });
+                     return int{kOk};
+                   }});
+    out.push_back({.name = k.kind + " list",
+                   .aliases = {"ls", "show"},
+                   .brief = k.list_brief,
+                   .examples = k.list_examples,
+                   .run = [&k](const Invocation& in) {
+                     json r = call(in.g, k.kind + "_list");
+                     print_result(in.g, r, [&] { k.print_list(r); });
+                     return int{kOk};
+                   }});
+  }
+  return out;
+}
+
+}  // namespace anychain::cli

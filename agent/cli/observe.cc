@@ -1,0 +1,235 @@
+// flows, stats: the fast path's state read straight from its pinned maps (read-only), so they
+// work whether or not anychaind runs.
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <optional>
+#include <thread>
+#include <tuple>
+
+#include <fmt/format.h>
+
+#include "cli/cli.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/pinned.h"
+
+namespace anychain::cli {
+namespace {
+
+namespace dp = anychain::dataplane;
+
+volatile sig_atomic_t g_stop = 0;
+
+dp::PinnedMaps open_pinned(const Global& g) {
+  auto m = dp::PinnedMaps::open(g.pin_root);
+  if (!m) throw ExitError{runtime_error(m.error().message)};
+  return std::move(*m);
+}
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns()'s clock
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+int flows(const Invocation& in) {
+  std::optional<uint32_t> spi;
+  if (in.vm.count("spi")) {
+    spi = in.vm["spi"].as<uint32_t>();
+    if (*spi == 0 || *spi > 0xffffff) throw UsageError("--spi must be 1..16777215");
+  }
+  size_t limit = in.vm["limit"].as<size_t>();
+  if (limit == 0) throw UsageError("--limit must be at least 1");
+
+  auto maps = open_pinned(in.g);
+  auto flows = maps.flows(limit, spi);
+  if (!flows) return runtime_error(flows.error().str());
+  std::sort(flows->begin(), flows->end(), [](const dp::FlowEntry& a, const dp::FlowEntry& b) {
+    return std::tuple(a.spi, -static_cast<int>(a.si), a.hash) < std::tuple(b.spi, -static_cast<int>(b.si), b.hash);
+  });
+  json out = json::array();
+  for (const auto& f : *flows)
+    out.push_back({{"spi", f.spi}, {"si", f.si}, {"hash", fmt::format("{:#010x}", f.hash)}, {"instance", f.instance_id},
+                   {"generation", f.generation}, {"age_s", std::round(f.age_s * 1000) / 1000}, {"cpus", f.cpus}});
+  if (in.g.json) {
+    print_json(out);
+    return kOk;
+  }
+  Table t({"SPI", "SI", "HASH", "INSTANCE", "GEN", "AGE", "CPUS"});
+  for (const auto& f : out)
+    t.add({f["spi"].dump(), f["si"].dump(), f["hash"], f["instance"].dump(), f["generation"].dump(),
+           fmt::format("{:.1f}s", f["age_s"].get<double>()), f["cpus"].dump()});
+  t.print();
+  std::cout << out.size() << " flow" << (out.size() == 1 ? "" : "s") << (out.size() == limit ? " (limit reached)" : "")
+            << "\n";
+  return kOk;
+}
+
+struct Sample {
+  std::vector<ac_counter> reasons;
+  std::vector<dp::PathCounter> paths;
+  uint64_t t_ns;
+};
+
+json stats_json(const Sample& s, const Sample* prev) {
+  double dt = prev ? static_cast<double>(s.t_ns - prev->t_ns) / 1e9 : 0;
+  auto rate = [&](uint64_t now, uint64_t before) {
+    return dt > 0 && now >= before ? std::round(static_cast<double>(now - before) / dt * 10) / 10 : 0.0;
+  };
+  json reasons = json::array();
+  for (const auto& sr : dp::stat_reasons()) {
+    uint32_t r = sr.slot;
+    json e{{"reason", sr.name}, {"kind", dp::kind_name(sr.kind)}, {"id", r}, {"packets", s.reasons[r].packets},
+           {"bytes", s.reasons[r].bytes}};
+    if (prev) {
+      e["pps"] = rate(s.reasons[r].packets, prev->reasons[r].packets);
+      e["bps"] = rate(s.reasons[r].bytes * 8, prev->reasons[r].bytes * 8);
+    }
+    reasons.push_back(e);
+  }
+  json paths = json::array();
+  for (const auto& [p, counter] : s.paths) {
+    json e{{"spi", p.spi}, {"si", p.si}, {"service_id", p.service_id}, {"last_hop", p.last_hop},
+           {"packets", counter.packets}, {"bytes", counter.bytes}};
+    if (prev) {
+      e["pps"] = 0.0;
+      e["bps"] = 0.0;
+      for (const auto& q : prev->paths)
+        if (q.path.spi == p.spi && q.path.si == p.si) {
+          e["pps"] = rate(counter.packets, q.counter.packets);
+          e["bps"] = rate(counter.bytes * 8, q.counter.bytes * 8);
+        }
+    }
+    paths.push_back(e);
+  }
+  return {{"reasons", reasons}, {"paths", paths}};
+}
+
+void print_stats_text(const json& j, bool rates, bool all) {
+  Table t(rates ? std::vector<std::string>{"REASON", "PACKETS", "BYTES", "PPS", "BIT/S"}
+                : std::vector<std::string>{"REASON", "PACKETS", "BYTES"});
+  size_t shown = 0;
+  for (const auto& r : j["reasons"]) {
+    if (!all && r["packets"].get<uint64_t>() == 0 && (!rates || r["pps"].get<double>() == 0)) continue;
+    ++shown;
+    std::vector<std::string> row{r["reason"], r["packets"].dump(), r["bytes"].dump()};
+    if (rates) row.insert(row.end(), {r["pps"].dump(), r["bps"].dump()});
+    t.add(row);
+  }
+  if (shown)
+    t.print();
+  else
+    std::cout << "no packets counted yet (use --all to list every reason)\n";
+  std::cout << "\n";
+  Table p(rates ? std::vector<std::string>{"SPI", "SI", "SERVICE", "PACKETS", "BYTES", "PPS", "BIT/S"}
+                : std::vector<std::string>{"SPI", "SI", "SERVICE", "PACKETS", "BYTES"});
+  for (const auto& e : j["paths"]) {
+    std::vector<std::string> row{e["spi"].dump(), e["si"].dump(),
+                                 e["last_hop"].get<bool>() ? "(end)" : e["service_id"].dump(), e["packets"].dump(),
+                                 e["bytes"].dump()};
+    if (rates) row.insert(row.end(), {e["pps"].dump(), e["bps"].dump()});
+    p.add(row);
+  }
+  if (j["paths"].empty())
+    std::cout << "no chain paths programmed\n";
+  else
+    p.print();
+}
+
+int stats(const Invocation& in) {
+  std::optional<double> watch;
+  std::optional<uint64_t> count;
+  if (in.vm.count("watch")) {
+    watch = in.vm["watch"].as<double>();
+    if (!(*watch >= 0.1 && *watch <= 3600)) throw UsageError("--watch takes 0.1..3600 seconds");
+  }
+  if (in.vm.count("count")) {
+    if (!watch) throw UsageError("--count needs --watch");
+    count = in.vm["count"].as<uint64_t>();
+    if (*count == 0) throw UsageError("--count must be at least 1");
+  }
+  const bool all = in.vm.count("all") > 0;
+  const Global& g = in.g;
+
+  auto maps = open_pinned(g);
+  auto sample = [&]() -> std::optional<Sample> {
+    auto r = maps.stats();
+    auto p = maps.path_stats();
+    if (!r || !p) {
+      runtime_error((!r ? r.error() : p.error()).str());
+      return std::nullopt;
+    }
+    return Sample{std::move(*r), std::move(*p), monotonic_ns()};
+  };
+  auto first = sample();
+  if (!first) return kRuntime;
+  if (!watch) {
+    json j = stats_json(*first, nullptr);
+    if (g.json)
+      print_json(j);
+    else
+      print_stats_text(j, false, all);
+    return kOk;
+  }
+  struct sigaction sa{};
+  sa.sa_handler = [](int) { g_stop = 1; };
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  Sample prev = std::move(*first);
+  for (uint64_t n = 0; !count || n < *count; ++n) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(*watch);
+    while (!g_stop && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (g_stop) break;
+    auto s = sample();
+    if (!s) return kRuntime;
+    json j = stats_json(*s, &prev);
+    if (g.json) {
+      std::cout << j.dump() << std::endl;  // one sample per line
+    } else {
+      if (isatty(STDOUT_FILENO)) std::cout << "\033[H\033[2J";
+      print_stats_text(j, true, all);
+      std::cout << std::endl;
+    }
+    prev = std::move(*s);
+  }
+  return kOk;
+}
+
+}  // namespace
+
+std::vector<Command> observe_commands() {
+  return {
+      {.name = "flows",
+       .synopsis = "[--spi N] [--limit N]",
+       .brief = "Show the flow cache (read from the pinned maps; works without anychaind).",
+       .details = "Columns: SPI, SI, flow hash, chosen instance, its generation, idle time, CPUs holding it.",
+       .examples = "  anychain flows --spi 10 --limit 20\n  anychain flows --json --pin-root /sys/fs/bpf/lab1\n",
+       .options =
+           [](po::options_description& o) {
+             o.add_options()("spi", po::value<uint32_t>()->value_name("N"), "only this chain")(
+                 "limit", po::value<size_t>()->value_name("N")->default_value(1000), "at most N entries");
+           },
+       .run = flows},
+      {.name = "stats",
+       .synopsis = "[--watch [SECONDS]] [--count N] [--all]",
+       .brief = "Show the fast path's counters per reason and per (SPI, SI) (read from the pinned maps).",
+       .details = "--watch repeats every SECONDS (default 1) with rates; --count stops after N samples;\n"
+                  "--all also lists reasons that are zero (--json always lists them all).",
+       .examples = "  anychain stats\n  anychain stats --watch 2\n  anychain stats --json --watch 1 --count 5\n",
+       .options =
+           [](po::options_description& o) {
+             o.add_options()("watch,w", po::value<double>()->value_name("SECONDS")->implicit_value(1.0),
+                             "repeat every SECONDS (default 1) with rates")(
+                 "count,c", po::value<uint64_t>()->value_name("N"), "with --watch: stop after N samples")(
+                 "all,a", "list reasons that are zero too");
+           },
+       .run = stats},
+  };
+}
+
+}  // namespace anychain::cli

@@ -1,0 +1,169 @@
+// Serialisation back to YAML (the CLI's changes are saved through it) and the atomic write.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+
+#include "common/unique_fd.h"
+#include "config/config.h"
+
+namespace anychain::config {
+
+std::string proto_name(uint8_t proto) {
+  switch (proto) {
+    case 0: return "any";
+    case 1: return "icmp";
+    case 6: return "tcp";
+    case 17: return "udp";
+    case 58: return "icmpv6";
+    default: return std::to_string(proto);
+  }
+}
+
+std::string port_range(uint16_t lo, uint16_t hi) {
+  if (lo == 0 && hi == 65535) return "";
+  if (lo == hi) return std::to_string(lo);
+  return fmt::format("{}-{}", lo, hi);
+}
+
+
+std::string to_yaml(const Config& c) {
+  auto num = [](double d) { return fmt::format("{:.15g}", d); };
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  e << YAML::Key << "node" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "nsh_endpoint" << YAML::Value << c.node.nsh_endpoint;
+  e << YAML::Key << "pin_root" << YAML::Value << c.node.pin_root;
+  e << YAML::Key << "flow_cache_entries" << YAML::Value << c.node.flow_cache_entries;
+  e << YAML::Key << "flow_timeout_s" << YAML::Value << c.node.flow_timeout_s;
+  e << YAML::Key << "symmetric_hash" << YAML::Value << c.node.symmetric_hash;
+  e << YAML::Key << "nsh_ttl" << YAML::Value << static_cast<unsigned>(c.node.nsh_ttl);
+  e << YAML::EndMap;
+
+  e << YAML::Key << "interfaces" << YAML::Value << YAML::BeginSeq;
+  for (const auto& i : c.interfaces) {
+    e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << i.name;
+    e << YAML::Key << "mode" << YAML::Value << std::string(to_string(i.mode));
+    e << YAML::Key << "classify" << YAML::Value << i.classify << YAML::EndMap;
+  }
+  e << YAML::EndSeq;
+
+  e << YAML::Key << "ospf" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "address" << YAML::Value << c.ospf.address;
+  e << YAML::Key << "port" << YAML::Value << c.ospf.port;
+  e << YAML::Key << "local_port" << YAML::Value << c.ospf.local_port;
+  e << YAML::Key << "opaque_type" << YAML::Value << static_cast<unsigned>(c.ospf.opaque_type);
+  e << YAML::Key << "area" << YAML::Value << c.ospf.area;
+  e << YAML::EndMap;
+
+  e << YAML::Key << "timers" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "spf_delay_ms" << YAML::Value << c.timers.spf_delay.count();
+  e << YAML::Key << "spf_hold_ms" << YAML::Value << c.timers.spf_hold.count();
+  e << YAML::Key << "announce_interval_s" << YAML::Value << c.timers.announce_interval.count();
+  e << YAML::Key << "cost_damping" << YAML::Value << num(c.timers.cost_damping);
+  e << YAML::Key << "monitor_interval_s" << YAML::Value << c.timers.monitor_interval.count();
+  e << YAML::EndMap;
+
+  e << YAML::Key << "wcmp" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "policy" << YAML::Value << std::string(to_string(c.wcmp.policy));
+  e << YAML::Key << "params" << YAML::Value << YAML::BeginMap;
+  if (c.wcmp.include_links) e << YAML::Key << "include_links" << YAML::Value << *c.wcmp.include_links;
+  for (auto [key, v] : {std::pair{"floor", c.wcmp.floor}, std::pair{"inverse_scale", c.wcmp.inverse_scale},
+                        std::pair{"cost_range", c.wcmp.cost_range}, std::pair{"hold_down_ms", c.wcmp.hold_down_ms}})
+    if (v) e << YAML::Key << key << YAML::Value << *v;
+  e << YAML::EndMap << YAML::EndMap;
+
+  e << YAML::Key << "services" << YAML::Value << YAML::BeginSeq;
+  for (const auto& s : c.services) {
+    e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << s.name;
+    e << YAML::Key << "id" << YAML::Value << s.id;
+    e << YAML::Key << "anycast" << YAML::Value << s.anycast << YAML::EndMap;
+  }
+  e << YAML::EndSeq;
+
+  e << YAML::Key << "chains" << YAML::Value << YAML::BeginSeq;
+  for (const auto& ch : c.chains) {
+    e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << ch.name;
+    e << YAML::Key << "spi" << YAML::Value << ch.spi;
+    e << YAML::Key << "services" << YAML::Value << YAML::Flow << ch.services << YAML::EndMap;
+  }
+  e << YAML::EndSeq;
+
+  e << YAML::Key << "policies" << YAML::Value << YAML::BeginSeq;
+  for (const auto& p : c.policies) {
+    e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << p.name;
+    e << YAML::Key << "chain" << YAML::Value << p.chain;
+    e << YAML::Key << "src" << YAML::Value << p.src;
+    e << YAML::Key << "dst" << YAML::Value << p.dst;
+    e << YAML::Key << "proto" << YAML::Value << proto_name(p.proto);
+    if (auto s = port_range(p.sport_lo, p.sport_hi); !s.empty()) e << YAML::Key << "sport" << YAML::Value << s;
+    if (auto s = port_range(p.dport_lo, p.dport_hi); !s.empty()) e << YAML::Key << "dport" << YAML::Value << s;
+    if (p.symmetric) e << YAML::Key << "symmetric" << YAML::Value << *p.symmetric;
+    e << YAML::Key << "md_type" << YAML::Value << static_cast<unsigned>(p.md_type) << YAML::EndMap;
+  }
+  e << YAML::EndSeq;
+
+  e << YAML::Key << "instances" << YAML::Value << YAML::BeginSeq;
+  for (const auto& in : c.instances) {
+    e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << in.name;
+    e << YAML::Key << "id" << YAML::Value << in.id;
+    e << YAML::Key << "service" << YAML::Value << in.service;
+    e << YAML::Key << "veth" << YAML::Value << in.veth;
+    if (in.mac) e << YAML::Key << "mac" << YAML::Value << mac_str(*in.mac);
+    e << YAML::Key << "capacity" << YAML::Value << in.capacity;
+    e << YAML::Key << "nsh_aware" << YAML::Value << in.nsh_aware;
+    if (!in.pid_file.empty()) e << YAML::Key << "pid_file" << YAML::Value << in.pid_file;
+    if (!in.cgroup.empty()) e << YAML::Key << "cgroup" << YAML::Value << in.cgroup;
+    e << YAML::EndMap;
+  }
+  e << YAML::EndSeq;
+  e << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+Result<void> save_file(const Config& c, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::string text = to_yaml(c);
+  fs::path p(path);
+  fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  std::string tmpl = (dir / ("." + p.filename().string() + ".XXXXXX")).string();
+  UniqueFd fd(mkstemp(tmpl.data()));
+  if (!fd) return fail_errno(fmt::format("create a temporary file next to {}", path));
+  auto cleanup = [&] { ::unlink(tmpl.c_str()); };
+  struct stat st{};
+  mode_t mode = ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
+  if (fchmod(fd.get(), mode) != 0) {
+    int e = errno;
+    cleanup();
+    return fail_errno(fmt::format("chmod {}", tmpl), e);
+  }
+  for (size_t off = 0; off < text.size();) {
+    ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      cleanup();
+      return fail_errno(fmt::format("write {}", tmpl), e);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (fsync(fd.get()) != 0) {
+    int e = errno;
+    cleanup();
+    return fail_errno(fmt::format("fsync {}", tmpl), e);
+  }
+  fd.reset();
+  if (::rename(tmpl.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    cleanup();
+    return fail_errno(fmt::format("rename {} to {}", tmpl, path), e);
+  }
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dfd) fsync(dfd.get());
+  return {};
+}
+
+}  // namespace anychain::config
