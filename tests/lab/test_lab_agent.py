@@ -6,6 +6,7 @@ import subprocess
 import tomllib
 
 from lablib.topology import resolve_topology
+from sample import ROUTERS
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -45,13 +46,7 @@ def test_pid_file_only_for_instances_the_lab_runs(tmp_path):
     assert lines["byhand"].endswith(", nsh_aware: false}")
 
 
-ROUTED = """
-[[router]]
-name = "A"
-router_id = "10.0.0.1"
-[[router]]
-name = "B"
-router_id = "10.0.0.2"
+ROUTED = ROUTERS + """
 [[link]]
 a = "A"
 b = "B"
