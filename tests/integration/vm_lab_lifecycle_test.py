@@ -11,7 +11,7 @@ half-way. Checks:
   - `kill-node C`: A and B drop C's instance, A's OSPF loses C, status shows C's VM down;
   - `down` leaves nothing; after `up --vm` is SIGKILLed while the VMs boot and while OSPF
     converges, `up` asks for `down` and `down` leaves nothing.
-Root only (exit 77 otherwise). 516 s measured on the 2-core TCG host (ctest budget 1800 s).
+Root only (exit 77 otherwise). 249-516 s measured on the 2-core TCG host (ctest budget 1800 s).
 """
 import json
 import os
