@@ -15,7 +15,8 @@ traffic on (phase 3). Checks:
     mode on virtio-net NICs whose XDP counters show the traffic crossed them;
   - status, exec and vtysh work over the VM backend (exit codes, the dead node shown DOWN);
   - `down` leaves nothing: no namespace, process, tap, state dir.
-Root only (exit 77 otherwise). 420-463 s on the 2-core TCG host under other sessions' load (docs/lab.md);
+Root only (exit 77 otherwise). 420-463 s on the 2-core TCG host under other sessions' load with the
+earlier 150/K-second phase 3, about 50 s more since (docs/lab.md);
 the experiment is given 1000 s, ctest's budget is 1500 s.
 """
 import csv
