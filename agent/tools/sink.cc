@@ -13,6 +13,7 @@
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,8 @@ struct FlowStats {
   std::uint32_t max_seq = 0;
   std::uint64_t reordered = 0;  // arrived with a seq below one seen before
   SlotCounts instances;
+  std::set<std::string> sources;  // "addr:port" the flow's datagrams came from (a NAT on the way
+                                  // shows its mapping here)
 };
 
 struct Interval {
@@ -120,14 +123,30 @@ std::string render(const Options& o, const State& s, double elapsed, bool final)
         served_by.push_back(std::move(ids));
       }
       per_flow.push_back({{"flow_id", id}, {"packets", f.packets}, {"max_seq", f.max_seq},
-                          {"reordered", f.reordered}, {"served_by", std::move(served_by)}});
+                          {"reordered", f.reordered}, {"served_by", std::move(served_by)}, {"sources", f.sources}});
     }
     j["per_flow"] = std::move(per_flow);
   }
   return j.dump() + "\n";
 }
 
-void account(State& s, std::span<const std::uint8_t> data, std::uint64_t now_real) {
+// "addr:port" of a datagram's sender (an IPv4 sender on the dual-stack socket as plain IPv4)
+std::string source_of(const sockaddr_in6& a) {
+  char b[INET6_ADDRSTRLEN];
+  if (IN6_IS_ADDR_V4MAPPED(&a.sin6_addr)) {
+    inet_ntop(AF_INET, &a.sin6_addr.s6_addr[12], b, sizeof b);
+    return std::string(b) + ":" + std::to_string(ntohs(a.sin6_port));
+  }
+  if (a.sin6_family == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(a);
+    inet_ntop(AF_INET, &v4.sin_addr, b, sizeof b);
+    return std::string(b) + ":" + std::to_string(ntohs(v4.sin_port));
+  }
+  inet_ntop(AF_INET6, &a.sin6_addr, b, sizeof b);
+  return "[" + std::string(b) + "]:" + std::to_string(ntohs(a.sin6_port));
+}
+
+void account(State& s, std::span<const std::uint8_t> data, std::uint64_t now_real, const sockaddr_in6& from) {
   ++s.packets;
   s.bytes += data.size();
   auto p = read_lab_payload(data);
@@ -137,6 +156,7 @@ void account(State& s, std::span<const std::uint8_t> data, std::uint64_t now_rea
   }
   ++s.current.packets;
   FlowStats& f = s.flows[p->flow_id];
+  if (f.sources.size() < 8) f.sources.insert(source_of(from));
   if (f.packets > 0 && p->seq < f.max_seq) ++f.reordered;
   f.max_seq = f.packets == 0 ? p->seq : std::max(f.max_seq, p->seq);
   ++f.packets;
@@ -248,6 +268,7 @@ int main(int argc, char** argv) {
   std::vector<std::vector<std::uint8_t>> bufs(kBatch, std::vector<std::uint8_t>(kBuf));
   std::vector<iovec> iov(kBatch);
   std::vector<mmsghdr> msgs(kBatch);
+  std::vector<sockaddr_in6> from(kBatch);
 
   while (!stop_requested()) {
     std::uint64_t now = mono_ns();
@@ -277,12 +298,15 @@ int main(int argc, char** argv) {
         msgs[i] = mmsghdr{};
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
+        from[i] = sockaddr_in6{};
+        msgs[i].msg_hdr.msg_name = &from[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof from[i];
       }
       const int n = ::recvmmsg(fd.get(), msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
       if (n <= 0) break;
       const std::uint64_t now_real = real_ns();
       for (int i = 0; i < n; ++i) {
-        account(s, std::span<const std::uint8_t>(bufs[i].data(), msgs[i].msg_len), now_real);
+        account(s, std::span<const std::uint8_t>(bufs[i].data(), msgs[i].msg_len), now_real, from[i]);
       }
       if (static_cast<std::size_t>(n) < kBatch) break;
     }
