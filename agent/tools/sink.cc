@@ -13,7 +13,6 @@
 #include <cstring>
 #include <iostream>
 #include <map>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -37,13 +36,16 @@ struct Options {
 // Packets per instance id at each served_by slot; id 0 = not served at that slot.
 using SlotCounts = std::array<std::map<std::uint32_t, std::uint64_t>, AC_LAB_SLOTS>;
 
+constexpr std::size_t kMaxSources = 8;
+
 struct FlowStats {
   std::uint64_t packets = 0;
   std::uint32_t max_seq = 0;
   std::uint64_t reordered = 0;  // arrived with a seq below one seen before
   SlotCounts instances;
-  std::set<std::string> sources;  // "addr:port" the flow's datagrams came from (a NAT on the way
-                                  // shows its mapping here)
+  // packets per "addr:port" the flow's datagrams came from (a NAT on the way shows its mapping
+  // here, and a new mapping when it lost its state); at most kMaxSources, the rest under "other"
+  std::map<std::string, std::uint64_t> sources;
 };
 
 struct Interval {
@@ -156,7 +158,9 @@ void account(State& s, std::span<const std::uint8_t> data, std::uint64_t now_rea
   }
   ++s.current.packets;
   FlowStats& f = s.flows[p->flow_id];
-  if (f.sources.size() < 8) f.sources.insert(source_of(from));
+  std::string src = source_of(from);
+  if (f.sources.size() >= kMaxSources && !f.sources.count(src)) src = "other";
+  ++f.sources[src];
   if (f.packets > 0 && p->seq < f.max_seq) ++f.reordered;
   f.max_seq = f.packets == 0 ? p->seq : std::max(f.max_seq, p->seq);
   ++f.packets;
