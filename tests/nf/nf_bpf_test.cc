@@ -2,159 +2,17 @@
 // (agent/nf/loader.h, without attaching) and run with BPF_PROG_TEST_RUN: exact bytes out for the
 // firewall, the monitor and the NAT, with MD type 1 and 2, IPv4 and IPv6, every drop with its
 // counter; their state read back through the published ids (agent/nf/maps.h, state.h) as
-// `anychain state` reads it; FTC switched on by a control TLV (the same programs append their
-// logs: docs/ftc.md 2.5's example byte for byte); the NAT's reclaim, and two CPUs taking ports
-// at once.
-#include <arpa/inet.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-#include <gtest/gtest.h>
-#include <linux/if_ether.h>
-#include <sched.h>
-#include <unistd.h>
-
+// `anychain state` reads it; the NAT's reclaim, and two CPUs taking ports at once. The FTC hop
+// inside the same programs: nf_ftc_bpf_test.cc.
 #include <set>
 #include <thread>
 
-#include "anychain/nf.h"
-#include "common/netns.h"
-#include "common/packet.h"
-#include "ftc/wire.h"
-#include "nf/loader.h"
-#include "nf/maps.h"
-#include "nf/state.h"
+#include "nf_bpf_fixture.h"
 
 namespace anychain::test {
 namespace {
 
-using json = nlohmann::json;
-namespace nf = anychain::nf;
-
-const Mac kHost = {0x02, 0, 0, 0, 0xa0, 0x01}, kNf = {0x02, 0xac, 0x6e, 0x66, 0, 0x07};
-constexpr uint32_t kSpi = 42, kHash = 0x11223344;
-
-struct Out {
-  int verdict = -1;
-  Bytes frame;
-};
-
-// A frame as the fast path delivers it to the instance: Ethernet host -> NF, NSH, inner packet.
-Bytes to_nf(const Bytes& nsh_bytes, const Bytes& inner) {
-  Bytes f = eth(kNf, kHost, AC_ETH_P_NSH);
-  append(f, nsh_bytes);
-  append(f, inner);
-  return f;
-}
-// What the NF gives back for it: MACs swapped, SI - 1, the NSH (possibly rebuilt) and inner.
-Bytes from_nf(Bytes nsh_bytes, const Bytes& inner) {
-  nsh_bytes[7] -= 1;
-  Bytes f = eth(kHost, kNf, AC_ETH_P_NSH);
-  append(f, nsh_bytes);
-  append(f, inner);
-  return f;
-}
-Bytes md1(uint32_t hash = kHash, uint8_t np = AC_NSH_NP_IPV4, uint8_t si = 255) {
-  Nsh n;
-  n.spi = kSpi;
-  n.si = si;
-  n.next_proto = np;
-  n.ctx[0] = hash;
-  return nsh(n);
-}
-Bytes md2(uint32_t hash = kHash, uint8_t np = AC_NSH_NP_IPV4) {
-  return nsh(AC_NSH_MD_TYPE2, kSpi, 255, np, flow_hash_tlv(hash));
-}
-L4 udp(uint16_t sport, uint16_t dport, size_t payload = 32) {
-  return L4{IPPROTO_UDP, sport, dport, Bytes(payload, 0xab)};
-}
-// ICMP echo (type 8) or echo reply (0) with a valid checksum, as an IPv4 packet
-Bytes icmp4(const std::string& src, const std::string& dst, uint8_t type, uint16_t id) {
-  Bytes b;
-  put8(b, type);
-  put8(b, 0);
-  put16(b, 0);
-  put16(b, id);
-  put16(b, 1);
-  append(b, Bytes(16, 0x5a));
-  uint16_t c = inet_csum(b.data(), b.size());
-  b[2] = c >> 8;
-  b[3] = c & 0xff;
-  return ipv4(src, dst, L4{IPPROTO_ICMP, 0, 0, b});
-}
-
-class NfBpf : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    sandbox_ = enter_sandbox();
-  }
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF)";
-    ASSERT_EQ(sandbox_, "");
-  }
-  void load(const nf::Params& p, nf::LoadOptions o = {}) {
-    o.name = "t-" + std::string(nf::to_string(p.kind));
-    o.attach = false;
-    auto r = nf::Nf::load(p, o);
-    ASSERT_TRUE(r.has_value()) << r.error().str();
-    nf_ = std::move(*r);
-    auto m = nf::InstanceMaps::open(nf_->published());
-    ASSERT_TRUE(m.has_value()) << m.error().str();
-    maps_.emplace(std::move(*m));
-  }
-  Out run(const Bytes& frame) const {
-    Out o;
-    o.frame.resize(frame.size() + 512);
-    LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = frame.data(), .data_out = o.frame.data(),
-                .data_size_in = static_cast<uint32_t>(frame.size()),
-                .data_size_out = static_cast<uint32_t>(o.frame.size()), .repeat = 1);
-    int e = bpf_prog_test_run_opts(nf_->prog_fd(), &t);
-    EXPECT_EQ(e, 0) << strerror(-e);
-    o.verdict = static_cast<int>(t.retval);
-    o.frame.resize(t.data_size_out);
-    return o;
-  }
-  uint64_t count(enum ac_nf_stat s) const {
-    auto v = maps_->percpu_sum("nf_stats", s);
-    EXPECT_TRUE(v.has_value());
-    return v ? (*v)[0] : 0;
-  }
-  json state() const {
-    auto s = nf::decode_state(*maps_);
-    EXPECT_TRUE(s.has_value()) << s.error().str();
-    return s ? *s : json();
-  }
-  void set_idle_jiffies(uint64_t j) const {
-    ac_nf_ftc_cfg c{};
-    uint32_t k = 0;
-    ASSERT_EQ(bpf_map_lookup_elem(maps_->fd("nf_ftc_cfg"), &k, &c), 0);
-    c.idle_jiffies = j;
-    ASSERT_EQ(bpf_map_update_elem(maps_->fd("nf_ftc_cfg"), &k, &c, 0), 0);
-  }
-  // Every frame ends as exactly one outcome
-  void outcomes_add_up() const {
-    EXPECT_EQ(count(AC_NF_RX), count(AC_NF_TX) + count(AC_NF_DROP_BAD_NSH) + count(AC_NF_DROP_BAD_INNER) +
-                                   count(AC_NF_DROP_FILTERED) + count(AC_NF_DROP_FTC) + count(AC_NF_HOLD));
-  }
-
-  static inline std::string sandbox_;
-  std::unique_ptr<nf::Nf> nf_;
-  std::optional<nf::InstanceMaps> maps_;
-};
-
-nf::Params firewall(std::vector<std::string> rules, bool default_drop = false) {
-  nf::Params p;
-  p.kind = nf::Kind::Firewall;
-  p.instance_id = 7;
-  p.fw_default_drop = default_drop;
-  for (const auto& r : rules) {
-    auto x = nf::parse_rule(r);
-    EXPECT_TRUE(x.has_value()) << x.error().message;
-    if (x) p.fw_rules.push_back(*x);
-  }
-  return p;
-}
-
+using namespace nfbpf;
 // ---------------------------------------------------------------------------------- firewall
 
 TEST_F(NfBpf, FirewallPassesWhatNoRuleDropsExactBytes) {
@@ -252,13 +110,6 @@ TEST_F(NfBpf, BadNshAndInnerPacketsAreDroppedAndCounted) {
 
 // ----------------------------------------------------------------------------------- monitor
 
-nf::Params monitor(uint32_t id = 7) {
-  nf::Params p;
-  p.kind = nf::Kind::Monitor;
-  p.instance_id = id;
-  p.idle_timeout_s = 60;
-  return p;
-}
 
 const json* flow_of(const json& flows, const std::string& src, uint16_t sport) {
   for (const auto& f : flows)
@@ -344,53 +195,8 @@ TEST_F(NfBpf, MonitorIdleFlowStartsAgain) {
   EXPECT_EQ(count(AC_NF_MON_NEW_FLOW), 2u);
 }
 
-// FTC switched on by the chain (the control TLV): the same program appends its log. This is the
-// packet of docs/ftc.md 2.5: instance 7, SPI 42, hash 0x11223344, the flow's 5th packet of 100
-// bytes, f = 1, ingress 10.0.0.1.
-TEST_F(NfBpf, MonitorWithFtcAppendsTheLogOfTheDesignExample) {
-  load(monitor(7));
-  Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
-  ftc::Nsh n;
-  n.spi = kSpi;
-  n.si = 255;
-  n.other.push_back(ftc::flow_hash_tlv(kHash));
-  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
-  auto in = ftc::encode_nsh(n);
-  ASSERT_TRUE(in.has_value());
-  Out o;
-  for (int i = 0; i < 5; ++i) {
-    o = run(to_nf(*in, inner));
-    ASSERT_EQ(o.verdict, XDP_TX);
-  }
-  const Bytes want_nsh = {
-      0x0f, 0xd4, 0x02, 0x01, 0x00, 0x00, 0x2a, 0xff,  // 20 words, MD2, IPv4; SPI 42, SI 255
-      0xff, 0xf6, 0x01, 0x04, 0x11, 0x22, 0x33, 0x44,  // flow hash
-      0xff, 0xf6, 0x04, 0x08, 0x00, 0x01, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x01,  // control
-      0xff, 0xf6, 0x02, 0x2d,                          // log, 45 bytes
-      0x00, 0x01, 0x01, 0x01, 0x00, 0x07, 0x00, 0xff, 0x00, 0x00, 0x00, 0x05,
-      0x01, 0x00, 0x0d, 0x10,
-      0x0a, 0x01, 0x00, 0x01, 0x0a, 0x02, 0x00, 0x02, 0x11, 0x9c, 0x40, 0x23, 0x28,
-      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0xf4,
-      0x00, 0x00, 0x00};
-  EXPECT_EQ(hex(o.frame), hex(from_nf(want_nsh, inner)));
-  EXPECT_EQ(count(AC_NF_MON_COUNTED), 5u);
-  EXPECT_EQ(state()["ftc"]["counters"]["ftc_log_appended"], 5u);
-}
-
 // --------------------------------------------------------------------------------------- NAT
 
-nf::Params nat(const std::string& ports = "20032-20095") {
-  nf::Params p;
-  p.kind = nf::Kind::Nat;
-  p.instance_id = 9;
-  p.idle_timeout_s = 300;
-  inet_pton(AF_INET, "192.0.2.10", &p.nat_address);
-  auto r = nf::parse_port_range(ports);
-  EXPECT_TRUE(r.has_value());
-  p.nat_port_lo = r->first;
-  p.nat_port_hi = r->second;
-  return p;
-}
 
 TEST_F(NfBpf, NatTranslatesOutAndBackExactBytes) {
   load(nat());
@@ -546,59 +352,6 @@ TEST_F(NfBpf, NatTwoCpusNeverGiveOnePortTwice) {
   EXPECT_EQ(count(AC_NF_NAT_NEW), static_cast<uint64_t>(kFlows));
 }
 
-// FTC on: the mapping is the head's write (key the 5-tuple, value address and port); the
-// flow's next packet logs a no-op.
-TEST_F(NfBpf, NatWithFtcLogsTheMappingOnceThenNoOps) {
-  load(nat());
-  ftc::Nsh n;
-  n.spi = kSpi;
-  n.si = 254;
-  n.other.push_back(ftc::flow_hash_tlv(kHash));
-  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
-  auto in = ftc::encode_nsh(n);
-  ASSERT_TRUE(in.has_value());
-  Bytes inner = ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000));
-  Bytes translated = ipv4("192.0.2.10", "198.51.100.7", udp(20032, 9000));
-  for (uint32_t i = 0; i < 2; ++i) {
-    Out o = run(to_nf(*in, inner));
-    ASSERT_EQ(o.verdict, XDP_TX);
-    auto got = ftc::decode_nsh(Bytes(o.frame.begin() + 14, o.frame.end()));
-    ASSERT_TRUE(got.has_value()) << got.error().message;
-    ASSERT_EQ(got->logs.size(), 1u);
-    const ftc::Log& l = got->logs[0];
-    EXPECT_EQ(l.mbox.id, 9);
-    EXPECT_EQ(l.mbox.si, 254);
-    EXPECT_EQ(l.seq, 1u);
-    if (i == 0) {
-      ASSERT_EQ(l.writes.size(), 1u);
-      EXPECT_EQ(l.writes[0].table, AC_NF_TABLE_FLOW);
-      EXPECT_EQ(hex(l.writes[0].key), hex({10, 1, 0, 1, 198, 51, 100, 7, 17, 0x9c, 0x40, 0x23, 0x28}));
-      EXPECT_EQ(hex(l.writes[0].value), hex({192, 0, 2, 10, 0x4e, 0x40, 0, 0}));
-    } else {
-      EXPECT_TRUE(l.noop()) << "the mapping exists: nothing written";
-    }
-    size_t nsh_len = (o.frame[15] & 0x3f) * 4;
-    EXPECT_EQ(hex(Bytes(o.frame.begin() + 14 + nsh_len, o.frame.end())), hex(translated));
-  }
-}
-
-// A filtered packet of an FTC chain leaves as a propagating packet: inner removed, flag set.
-TEST_F(NfBpf, FirewallWithFtcTurnsAFilteredPacketIntoAPropagatingOne) {
-  load(firewall({"drop proto udp dport 53"}));
-  ftc::Nsh n;
-  n.spi = kSpi;
-  n.other.push_back(ftc::flow_hash_tlv(kHash));
-  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
-  auto in = ftc::encode_nsh(n);
-  Out o = run(to_nf(*in, ipv4("10.1.0.1", "10.2.0.2", udp(40000, 53))));
-  ASSERT_EQ(o.verdict, XDP_TX);
-  ftc::Nsh want = n;
-  want.ctrl->flags = AC_FTC_CTRL_PROPAGATING;
-  auto wb = ftc::encode_nsh(want);
-  EXPECT_EQ(hex(o.frame), hex(from_nf(*wb, {})));
-  EXPECT_EQ(count(AC_NF_FW_DROPPED), 1u);
-  EXPECT_EQ(count(AC_NF_DROP_FILTERED), 0u) << "not dropped: propagated";
-}
 
 // The published ids are the loaded objects'
 TEST_F(NfBpf, PublishedIdsOpenTheLoadedObjects) {
