@@ -231,7 +231,7 @@ TEST_F(NfFtcReplica, FirewallIsAReplicaThatKeepsTheLogWithHeldCounted) {
 
 // Out of order: seq 3 while the replica is at 1 is a gap. Without a hold socket (no anychain-nf
 // queue yet) the frame is dropped and counted, nothing applied; seq 2 then 3 apply in order.
-// A log of a middlebox nf_peers does not list is refused.
+// A log of a middlebox nf_peers does not list is refused, and so is one of the hop's own id.
 TEST_F(NfFtcReplica, GapsAreDroppedWithoutAHoldSocketAndUnknownMiddleboxesRefused) {
   load(nat());
   peer(7);
@@ -248,6 +248,11 @@ TEST_F(NfFtcReplica, GapsAreDroppedWithoutAHoldSocketAndUnknownMiddleboxesRefuse
   foreign[9] = 40;  // instance 40: not a peer
   EXPECT_EQ(run(to_nf(cat(head_of(20, 254, 1), foreign), inner())).verdict, XDP_DROP);
   EXPECT_EQ(ftc("ftc_unknown_mbox"), 1u);
+  Bytes own = mon_log(1);
+  own[9] = 9;  // the NAT's own id: the chain is misconfigured
+  peer(9);
+  EXPECT_EQ(run(to_nf(cat(head_of(20, 254, 1), own), inner())).verdict, XDP_DROP);
+  EXPECT_EQ(ftc("ftc_own_log"), 1u);
   outcomes_add_up();
 }
 
