@@ -197,6 +197,36 @@ AC_INLINE int ac_nf_parse_inner(struct xdp_md *ctx, __u32 nsh_len, struct ac_nf_
 	return 0;
 }
 
+/* What every NF does before its own work: the NSH checked (cfg_ok: the NF's configuration maps
+ * were found), the FTC hop begun (a gap handed to the hold queue, a bad log dropped), a
+ * propagating packet forwarded without the NF, the inner packet parsed. Returns AC_NF_WORK when
+ * the NF is to run on `in`, else the verdict to return (counted). */
+#define AC_NF_WORK (-1)
+AC_INLINE int ac_nf_begin(struct xdp_md *ctx, int cfg_ok, struct ac_ftc_hop *hop, enum ac_ftc_verdict *v,
+			  struct ac_nf_inner *in)
+{
+	if (ac_nf_rx(ctx) || !cfg_ok) {
+		ac_nf_count(AC_NF_DROP_BAD_NSH);
+		return XDP_DROP;
+	}
+	*v = ac_ftc_hop_begin(ctx, hop, bpf_jiffies64());
+	if (*v == AC_FTC_HOLD) {
+		ac_nf_count(AC_NF_HOLD);
+		return ac_ftc_hold();
+	}
+	if (*v == AC_FTC_DROP) {
+		ac_nf_count(AC_NF_DROP_FTC);
+		return XDP_DROP;
+	}
+	if (hop->propagating)
+		return ac_nf_finish(ctx, hop, *v, 0);
+	if (ac_nf_parse_inner(ctx, hop->nsh_len, in)) {
+		ac_nf_count(AC_NF_DROP_BAD_INNER);
+		return XDP_DROP;
+	}
+	return AC_NF_WORK;
+}
+
 /* The 13-byte IPv4 flow key of docs/ftc.md 2.5: src, dst, proto, sport, dport (big-endian), in
  * a zeroed AC_FTC_KEY_MAX buffer. */
 AC_INLINE void ac_nf_key4(__u8 *key, __be32 src, __be32 dst, __u8 proto, __be16 sport, __be16 dport)

@@ -90,27 +90,11 @@ int nf_firewall(struct xdp_md *ctx)
 	enum ac_ftc_verdict v;
 	struct fw_walk w;
 	struct ac_nf_counter *c;
-	int filtered = 0, action;
+	int filtered = 0, action, r;
 
-	if (ac_nf_rx(ctx) || !cfg) {
-		ac_nf_count(AC_NF_DROP_BAD_NSH);
-		return XDP_DROP;
-	}
-	v = ac_ftc_hop_begin(ctx, &hop, bpf_jiffies64());
-	if (v == AC_FTC_HOLD) {
-		ac_nf_count(AC_NF_HOLD);
-		return ac_ftc_hold();
-	}
-	if (v == AC_FTC_DROP) {
-		ac_nf_count(AC_NF_DROP_FTC);
-		return XDP_DROP;
-	}
-	if (hop.propagating)
-		return ac_nf_finish(ctx, &hop, v, 0);
-	if (ac_nf_parse_inner(ctx, hop.nsh_len, &w.in)) {
-		ac_nf_count(AC_NF_DROP_BAD_INNER);
-		return XDP_DROP;
-	}
+	r = ac_nf_begin(ctx, cfg != 0, &hop, &v, &w.in);
+	if (r != AC_NF_WORK)
+		return r;
 	if (!w.in.family) {
 		ac_nf_count(AC_NF_NOT_IP);
 		return ac_nf_finish(ctx, &hop, v, 0);

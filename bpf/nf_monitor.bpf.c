@@ -42,28 +42,12 @@ int nf_monitor(struct xdp_md *ctx)
 	__u8 key[AC_FTC_KEY_MAX] = {}, val[AC_FTC_VAL_MAX] = {};
 	__u32 klen = AC_NF_KEY4_LEN, len;
 	__u64 idle;
-	int fresh = 0, counted = 0;
+	int fresh = 0, counted = 0, r;
 
-	if (ac_nf_rx(ctx) || !fc) {
-		ac_nf_count(AC_NF_DROP_BAD_NSH);
-		return XDP_DROP;
-	}
+	r = ac_nf_begin(ctx, fc != 0, &hop, &v, &in);
+	if (r != AC_NF_WORK)
+		return r;
 	idle = fc->idle_jiffies;
-	v = ac_ftc_hop_begin(ctx, &hop, bpf_jiffies64());
-	if (v == AC_FTC_HOLD) {
-		ac_nf_count(AC_NF_HOLD);
-		return ac_ftc_hold();
-	}
-	if (v == AC_FTC_DROP) {
-		ac_nf_count(AC_NF_DROP_FTC);
-		return XDP_DROP;
-	}
-	if (hop.propagating)
-		return ac_nf_finish(ctx, &hop, v, 0);
-	if (ac_nf_parse_inner(ctx, hop.nsh_len, &in)) {
-		ac_nf_count(AC_NF_DROP_BAD_INNER);
-		return XDP_DROP;
-	}
 	if (!in.family) {
 		ac_nf_count(AC_NF_NOT_IP);
 		return ac_nf_finish(ctx, &hop, v, 0);

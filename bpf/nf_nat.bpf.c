@@ -369,26 +369,10 @@ int nf_nat(struct xdp_md *ctx)
 	__u64 idle;
 	int r;
 
-	if (ac_nf_rx(ctx) || !cfg || !fc) {
-		ac_nf_count(AC_NF_DROP_BAD_NSH);
-		return XDP_DROP;
-	}
+	r = ac_nf_begin(ctx, cfg && fc, &hop, &v, &in);
+	if (r != AC_NF_WORK)
+		return r;
 	idle = fc->idle_jiffies;
-	v = ac_ftc_hop_begin(ctx, &hop, bpf_jiffies64());
-	if (v == AC_FTC_HOLD) {
-		ac_nf_count(AC_NF_HOLD);
-		return ac_ftc_hold();
-	}
-	if (v == AC_FTC_DROP) {
-		ac_nf_count(AC_NF_DROP_FTC);
-		return XDP_DROP;
-	}
-	if (hop.propagating)
-		return ac_nf_finish(ctx, &hop, v, 0);
-	if (ac_nf_parse_inner(ctx, hop.nsh_len, &in)) {
-		ac_nf_count(AC_NF_DROP_BAD_INNER);
-		return XDP_DROP;
-	}
 	if (in.family == 6) {
 		ac_nf_count(AC_NF_NAT_NOT_IPV4);
 		return ac_nf_finish(ctx, &hop, v, 0);
