@@ -19,6 +19,10 @@
  * ac_ftc_hop_finish). An NF written on this API therefore runs unchanged when its chain turns
  * FTC on (docs/nf.md, "The state API").
  *
+ * One header of about 830 lines, not split: the hop, the state API and the replication step
+ * share the per-CPU scratch windows and the verifier-driven structure of Section 3.6 (global
+ * functions, bpf_loop steps, masks); pieces in separate headers could only be read together.
+ *
  * The maps are the NF object's own, unpinned (the NF model: they live and die with the process).
  * Everything the wire and the order rule need is in include/anychain/ftc.h, shared with the C++
  * library (agent/ftc/hop.cc does the same hop byte for byte).
