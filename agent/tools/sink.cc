@@ -36,11 +36,19 @@ struct Options {
 // Packets per instance id at each served_by slot; id 0 = not served at that slot.
 using SlotCounts = std::array<std::map<std::uint32_t, std::uint64_t>, AC_LAB_SLOTS>;
 
+// At most this many instances of a flow's sequence are kept per slot (changes are all counted).
+constexpr std::size_t kSequenceKept = 16;
+
 struct FlowStats {
   std::uint64_t packets = 0;
   std::uint32_t max_seq = 0;
   std::uint64_t reordered = 0;  // arrived with a seq below one seen before
   SlotCounts instances;
+  // per slot: the serving instances in arrival order, one entry per run (0 = unserved), and how
+  // many times the serving instance changed
+  std::array<std::vector<std::uint32_t>, AC_LAB_SLOTS> sequence;
+  std::array<std::uint64_t, AC_LAB_SLOTS> changes{};
+  std::array<std::uint32_t, AC_LAB_SLOTS> last{};  // instance of the latest packet
 };
 
 struct Interval {
@@ -89,9 +97,17 @@ bool switched(const FlowStats& f) {
   return false;
 }
 
+// A flow "moved more than once" if the instance serving it at some slot changed twice or more.
+bool moved_twice(const FlowStats& f) {
+  return std::any_of(f.changes.begin(), f.changes.end(), [](std::uint64_t c) { return c > 1; });
+}
+
 std::string render(const Options& o, const State& s, double elapsed, bool final) {
-  std::uint64_t sw = 0;
-  for (const auto& [id, f] : s.flows) sw += switched(f);
+  std::uint64_t sw = 0, twice = 0;
+  for (const auto& [id, f] : s.flows) {
+    sw += switched(f);
+    twice += moved_twice(f);
+  }
   Json j = {{"tool", "anychain-sink"},
             {"port", o.port},
             {"elapsed_s", elapsed},
@@ -101,6 +117,7 @@ std::string render(const Options& o, const State& s, double elapsed, bool final)
             {"non_lab", s.non_lab},
             {"flows", s.flows.size()},
             {"flows_switched", sw},
+            {"flows_moved_twice", twice},
             {"latency_us",
              {{"mean", s.latency_count ? s.latency_sum_us / double(s.latency_count) : 0.0}, {"max", s.latency_max_us}}},
             {"per_slot", slots_json(s.per_slot)}};
@@ -119,8 +136,14 @@ std::string render(const Options& o, const State& s, double elapsed, bool final)
           if (inst != 0) ids.push_back(inst);
         served_by.push_back(std::move(ids));
       }
+      Json sequence = Json::array(), changes = Json::array();
+      for (unsigned slot = 0; slot < AC_LAB_SLOTS; ++slot) {
+        sequence.push_back(f.sequence[slot]);
+        changes.push_back(f.changes[slot]);
+      }
       per_flow.push_back({{"flow_id", id}, {"packets", f.packets}, {"max_seq", f.max_seq},
-                          {"reordered", f.reordered}, {"served_by", std::move(served_by)}});
+                          {"reordered", f.reordered}, {"served_by", std::move(served_by)},
+                          {"sequence", std::move(sequence)}, {"changes", std::move(changes)}});
     }
     j["per_flow"] = std::move(per_flow);
   }
@@ -145,6 +168,14 @@ void account(State& s, std::span<const std::uint8_t> data, std::uint64_t now_rea
     ++s.per_slot[slot][id];
     ++s.current.per_slot[slot][id];
     ++f.instances[slot][id];
+    auto& seq = f.sequence[slot];
+    if (f.packets == 1) {
+      seq.push_back(id);
+    } else if (f.last[slot] != id) {
+      ++f.changes[slot];
+      if (seq.size() < kSequenceKept) seq.push_back(id);
+    }
+    f.last[slot] = id;
   }
   if (now_real >= p->send_ts_ns) {
     const double us = double(now_real - p->send_ts_ns) / 1e3;
