@@ -34,6 +34,7 @@ struct LocalInstanceSpec {
   uint32_t capacity = 0;      // packets/s the instance can process
   bool nsh_aware = true;
   std::string pid_file;       // optional: the instance is withdrawn when this process dies
+                              // (liveness: daemon/liveness.h)
   std::string cgroup;         // optional: cgroup v2 directory whose CPU use counts as load
 };
 
@@ -57,6 +58,7 @@ struct AgentSpec {
   plane::CostMode cost_mode = plane::CostMode::RemainingCapacity;
   uint32_t cost_range = 0;                       // 0: each instance's capacity (the paper's unit)
   std::chrono::milliseconds hold_down{3000};     // keep a vanished remote instance this long
+  std::string ospfd_pid_file;                    // watched: reconnect as soon as ospfd is back
   config::Timers timers;
   bool flush_on_exit = false;
 };

@@ -200,6 +200,12 @@ void Client::disconnect() {
   }
 }
 
+void Client::reconnect_soon() {
+  if (connected()) return;
+  backoff_ = cfg_.backoff_initial;
+  reconnect_at_ = Clock::now();
+}
+
 void Client::lost_connection(const std::string& why) {
   bool was = connected();
   last_error_ = why;

@@ -38,6 +38,7 @@ struct ClientConfig {
   std::chrono::milliseconds request_timeout{2000};
   std::chrono::milliseconds ready_timeout{2000};
   std::chrono::milliseconds backoff_initial{200};
+  // anychaind sets this to a third of the peers' hold-down (docs/agent.md, "ospfd restarts")
   std::chrono::milliseconds backoff_max{8000};
   // After a resync, entries the dump did not confirm are dropped after this grace period.
   std::chrono::milliseconds resync_grace{1000};
@@ -68,6 +69,9 @@ class Client {
   Result<void> connect();
   // Closes both channels; no reconnect is scheduled. ospfd flushes our LSAs.
   void disconnect();
+  // ospfd is probably back (its pid file was rewritten): if not connected, try again at the next
+  // on_timer(), with the backoff started over.
+  void reconnect_soon();
 
   [[nodiscard]] bool connected() const { return bool(sync_) && bool(async_); }
   [[nodiscard]] bool ready() const { return connected() && ready_; }
