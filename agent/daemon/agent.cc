@@ -428,6 +428,7 @@ nlohmann::json Agent::status() const {
                {"rejected_lsas", st.rejected_lsas},
                {"bad_messages", st.bad_messages},
                {"originations", st.originations},
+               {"reoriginations", st.reoriginations},
                {"last_error", ospf_->last_error()}};
   j["recompute"] = {{"count", recomputations_},
                     {"last", last_recompute_ ? iso_time(*last_recompute_) : ""},

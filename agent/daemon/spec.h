@@ -57,7 +57,9 @@ struct AgentSpec {
   plane::WcmpConfig wcmp;
   plane::CostMode cost_mode = plane::CostMode::RemainingCapacity;
   uint32_t cost_range = 0;                       // 0: each instance's capacity (the paper's unit)
-  std::chrono::milliseconds hold_down{3000};     // keep a vanished remote instance this long
+  // keep a vanished remote instance this long: longer than FRR takes to re-originate an LSA
+  // after a restart of the originator's ospfd (docs/agent.md, "ospfd restarts")
+  std::chrono::milliseconds hold_down{8000};
   std::string ospfd_pid_file;                    // watched: reconnect as soon as ospfd is back
   config::Timers timers;
   bool flush_on_exit = false;

@@ -52,6 +52,7 @@ struct ClientStats {
   std::uint64_t bad_messages = 0;   // undecodable API messages
   std::uint64_t rejected_lsas = 0;  // LSAs the LSDB mirror refused as malformed
   std::uint64_t originations = 0;
+  std::uint64_t reoriginations = 0;  // of our LSAs flushed without our asking (a restarted ospfd)
   std::uint64_t stale_replies = 0;
 };
 
@@ -115,6 +116,7 @@ class Client {
   void read_sync_unsolicited();
   void handle_notification(const api::Message& m);
   void lost_connection(const std::string& why);
+  void flushed(std::uint32_t area, const LsaHeader& h, bool is_self);
   void schedule_reconnect();
   void after_io();  // deferred work: originate on ready, callbacks
   Result<void> wait_ready();
@@ -135,6 +137,10 @@ class Client {
   std::optional<Clock::time_point> sweep_at_;
   std::chrono::milliseconds backoff_;
   std::map<std::uint32_t, VnfInfo> local_;
+  // local instances whose LSA was flushed under us, and when to originate it again
+  static constexpr std::chrono::milliseconds kReplaceWait{200};
+  std::map<std::uint32_t, Clock::time_point> reoriginate_;
+  std::optional<std::uint32_t> self_router_;  // adv-router of the LSAs ospfd calls ours
   Lsdb lsdb_;
   ClientStats stats_;
   std::string last_error_;

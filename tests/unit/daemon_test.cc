@@ -342,8 +342,8 @@ TEST(FromConfig, ReconnectBackoffFollowsTheHoldDownAndOspfdPidFile) {
   ASSERT_TRUE(c.has_value());
   auto s = spec_from_config(*c);
   ASSERT_TRUE(s.has_value());
-  EXPECT_EQ(s->hold_down, 3000ms);
-  EXPECT_EQ(s->ospf.backoff_max, 1000ms) << "default hold 3 s: retry at least every second";
+  EXPECT_EQ(s->hold_down, 8000ms);
+  EXPECT_EQ(s->ospf.backoff_max, 2666ms) << "default hold 8 s: retry at least every 2.7 s";
   EXPECT_EQ(s->ospfd_pid_file, "/run/frr/ospfd.pid");
   EXPECT_EQ(s->timers.vnf_stall, 3s);
   c->wcmp.hold_down_ms = 60000;
