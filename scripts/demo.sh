@@ -9,8 +9,8 @@
 # missing; builds anychaind, the CLI and the lab tools (cmake); runs scripts/experiment on three
 # labs side by side (prefixes demo1, demo2, demo3; --parallel L for another number), one run on
 # each (full length: 300 s; --quick: 60 s), and judges the three runs pooled, as the paper judged
-# 20 (docs/experiment.md: a single run fails the acceptance about 1 time in 20 even when all is
-# right, three pooled pass 99.9 % of the time); prints the steady-state table and writes the CSV
+# 20 (docs/experiment.md: a single run fails the acceptance about 1 time in 17 even when all is
+# right, three pooled pass 99.85 % of the time); prints the steady-state table and writes the CSV
 # and the plot (paths printed); takes the labs down, also on Ctrl-C and on errors.
 # Environment: BUILD_DIR (default build), JOBS (make jobs, default nproc).
 set -euo pipefail
