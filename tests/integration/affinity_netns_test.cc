@@ -20,7 +20,6 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,6 +31,7 @@
 #include <thread>
 
 #include "anychain/lab_payload.h"
+#include "common/cpu.h"
 #include "common/netns.h"
 #include "common/proc.h"
 #include "dataplane/dataplane.h"
@@ -50,18 +50,7 @@ std::map<std::string, Netns> nets;
 const std::string& ns(const std::string& n) { return nets.at(n).name(); }
 void in(const std::string& n, const std::string& cmd) { nets.at(n).exec(cmd); }
 
-dp::Mac mac_of(const std::string& node, const std::string& ifname) {
-  InNetns g(ns(node));
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ifreq ifr{};
-  std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname.c_str());
-  int rc = ioctl(fd, SIOCGIFHWADDR, &ifr);
-  close(fd);
-  if (rc != 0) throw std::runtime_error("no MAC for " + ifname + " in " + node);
-  dp::Mac m{};
-  std::memcpy(m.data(), ifr.ifr_hwaddr.sa_data, 6);
-  return m;
-}
+dp::Mac mac_of(const std::string& node, const std::string& ifname) { return if_mac(ns(node), ifname); }
 
 std::string mac_str(const dp::Mac& m) {
   char b[18];
@@ -73,22 +62,6 @@ template <class R>
 void ok(const R& r, const std::string& what) {
   if (!r) throw std::runtime_error(what + ": " + r.error().str());
 }
-
-// Runs the calling thread on one CPU for the scope.
-class OnCpu {
- public:
-  explicit OnCpu(int cpu) {
-    sched_getaffinity(0, sizeof old_, &old_);
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    if (sched_setaffinity(0, sizeof one, &one) != 0) throw std::runtime_error("sched_setaffinity");
-  }
-  ~OnCpu() { sched_setaffinity(0, sizeof old_, &old_); }
-
- private:
-  cpu_set_t old_;
-};
 
 // One UDP flow from the source namespace (its own source port), lab payload with flow id and seq.
 class Flow {
