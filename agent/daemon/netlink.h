@@ -3,6 +3,7 @@
 // noticed at once through rtnetlink notifications. poll()-driven.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,6 +19,8 @@ struct LinkEvent {
   std::string name;
   bool exists = true;   // false: the interface was deleted
   bool up = false;      // administratively up and carrier (IFF_UP and IFF_LOWER_UP)
+  bool admin_up = false;     // IFF_UP
+  uint64_t rx_packets = 0;   // packets received (on a VNF's veth: what the VNF sent back)
 };
 
 class LinkWatcher {
