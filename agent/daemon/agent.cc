@@ -251,10 +251,7 @@ void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint6
       p.pid = read_pid_file(i.pid_file);
       p.process = process_alive(i.pid_file);
     }
-    if (i.nf) {
-      // a built-in NF: its anychain-nf process, supervised by nf_
-      p.process = nf_ && nf_->alive(i.name);
-    }
+    if (i.nf) p.supervised = nf_ && nf_->alive(i.name);  // its anychain-nf process, run by nf_
     p.cgroup = cgroup_populated(i.cgroup);
     if (delivered)
       if (auto d = delivered->find(i.id); d != delivered->end()) p.delivered = d->second;
@@ -266,7 +263,13 @@ void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint6
     monitor_->set_alive(i.id, alive);
     if (alive) {
       log::info("instance {} ({}) is up", i.name, i.id);
+      nf_down_at_.erase(i.id);
       next_monitor_ = std::min(next_monitor_, now);  // announce it at once
+    } else if (i.nf && i.nf->restart == nf::Restart::Always && ospf_) {
+      log::warn("instance {} ({}) is down: {}; withdrawn here, announced down unless it is back within {} ms",
+                i.name, i.id, it->second.reason(), kNfRestartGrace.count());
+      (void)dp_.del_instance(i.id);
+      nf_down_at_.try_emplace(i.id, now + kNfRestartGrace);
     } else {
       set_dead(i, it->second.reason());
     }
@@ -305,6 +308,18 @@ void Agent::monitor_tick(Clock::time_point now, bool announce) {
   check_liveness(now, &packets);
   for (const auto& v : monitor_->tick(packets, now, announce)) {
     if (auto r = ospf_->announce(v); !r) log::warn("announce instance {}: {}", v.instance_id, r.error().str());
+  }
+}
+
+void Agent::nf_down_due(Clock::time_point now) {
+  for (auto it = nf_down_at_.begin(); it != nf_down_at_.end();) {
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    for (const auto& i : spec_.instances)
+      if (i.id == it->first && !monitor_->alive(i.id)) set_dead(i, "not back after its restart grace");
+    it = nf_down_at_.erase(it);
   }
 }
 
@@ -377,9 +392,11 @@ int Agent::run(const std::function<bool()>& should_stop) {
       if (announce) next_announce_ = now + spec_.timers.announce_interval;
     }
     withdraw_due(now);
+    nf_down_due(now);
     // next deadline
     Clock::time_point wake = std::min(next_monitor_, next_announce_);
     for (const auto& [id, t] : withdraw_at_) wake = std::min(wake, t);
+    for (const auto& [id, t] : nf_down_at_) wake = std::min(wake, t);
     if (auto t = ospf_->next_timer()) wake = std::min(wake, *t);
     if (auto t = throttle_.due(); t && lsdb_trusted_) wake = std::min(wake, *t);
     if (trust_lsdb_at_) wake = std::min(wake, *trust_lsdb_at_);

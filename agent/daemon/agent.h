@@ -63,6 +63,7 @@ class Agent {
   // path's per-instance packet counters) the dataplane's too.
   void check_liveness(Clock::time_point now, const std::map<uint32_t, uint64_t>* delivered = nullptr);
   void set_dead(const LocalInstanceSpec& i, const std::string& why);
+  void nf_down_due(Clock::time_point now);
   void warn_liveness_sources() const;
   void watch_ospfd_pid_file();
   void on_ospfd_pid_file();
@@ -96,6 +97,12 @@ class Agent {
   // Instances removed from the configuration: announced down at once, their LSA deleted at
   // this time (after every peer has seen them down, so none holds them).
   std::map<uint32_t, Clock::time_point> withdraw_at_;
+  // Built-in NFs that died and restart on their own (restart: always): withdrawn from this
+  // node's fast path at once, announced down at this time unless they are back by then, so that
+  // a restart of a fraction of a second does not make every peer drop the instance for ospfd's
+  // MinLSInterval (5 s) before it may announce it up again.
+  std::map<uint32_t, Clock::time_point> nf_down_at_;
+  static constexpr std::chrono::milliseconds kNfRestartGrace{2000};
   UniqueFd ospfd_watch_;              // inotify on the directory of ospfd's pid file
   std::string ospfd_pid_name_;        // its file name there
   // last recomputation, for status/topology

@@ -49,6 +49,8 @@ bool InstanceLiveness::update(const LivenessProbe& p, Clock::time_point now) {
     hard = p.pid ? fmt::format("its process (pid {}, from pid_file) is gone", p.pid) : "its pid_file names no process";
   else if (p.cgroup && !*p.cgroup)
     hard = "its cgroup holds no process";
+  else if (p.supervised && !*p.supervised)
+    hard = "its NF process is not running";
   if (!hard.empty()) {
     alive_ = false;
     reason_ = std::move(hard);

@@ -54,6 +54,7 @@ struct LivenessProbe {
   std::optional<bool> process;        // pid_file: its process runs (nullopt: no pid_file)
   long pid = 0;                       // the pid in pid_file (0: none)
   std::optional<bool> cgroup;         // cgroup holds a process (nullopt: no cgroup, or unreadable)
+  std::optional<bool> supervised;     // a built-in NF: its supervisor has its process running
   std::optional<uint64_t> delivered;  // ac_inst_stats packets (monitor ticks only)
   uint64_t answered = 0;              // packets the veth received from the VNF
 };

@@ -16,6 +16,7 @@ Each phase is a fixture (module scope) that runs and records; the tests check, i
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -299,9 +300,10 @@ def test_nat_is_restarted_after_sigkill(nat_killed):
 def test_nat_death_is_withdrawn_at_once_then_announced(nat_killed):
     log = nat_killed.log
     died = log.find("nf nat1: killed by signal 9")
-    down = log.find("instance nat1 (13) is down: withdrawn")
+    down = log.find("instance nat1 (13) is down: its NF process is not running; withdrawn here")
     up = log.find("instance nat1 (13) is up")
     assert 0 <= died < up and 0 <= down < up, log
+    assert "announced down and withdrawn" not in log, "back within the restart grace: peers keep sending, no LSA change"
 
 
 def test_fast_path_stopped_delivering_to_the_dead_nat_at_once(nat_killed):
@@ -371,7 +373,9 @@ def test_monitor_is_restarted_in_a_new_namespace(monitor_ns_deleted):
     st = m.after.status["mon1"]
     assert m.back and st["deaths"] == 1 and st["starts"] == 2, st
     assert os.path.exists(f"/run/netns/{m.ns}")
-    assert f"namespace {m.ns} was deleted" in m.log and "instance mon1 (12) is down: withdrawn" in m.log, m.log
+    assert f"namespace {m.ns} was deleted" in m.log, m.log
+    assert re.search(r"instance mon1 \(12\) is down: .*; withdrawn here", m.log), m.log
+    assert "announced down and withdrawn" not in m.log, "back within the restart grace: no LSA change"
 
 
 def test_fast_path_stopped_delivering_to_the_dead_monitor_at_once(monitor_ns_deleted):
