@@ -17,9 +17,11 @@
 #include "daemon/monitor.h"
 #include "daemon/netlink.h"
 #include "daemon/plane_sync.h"
+#include "daemon/ports.h"
 #include "daemon/spec.h"
 #include "daemon/throttle.h"
 #include "plane/hold_down.h"
+#include "slowpath/slowpath.h"
 
 namespace anychain::daemon {
 
@@ -58,6 +60,7 @@ class Agent {
   void check_liveness();
   void on_link(const LinkEvent& e);
   void check_endpoint();
+  void open_slow_path();
   std::optional<uint32_t> self_router() const;
   void shutdown();
 
@@ -66,6 +69,9 @@ class Agent {
   LinkWatcher links_;
   std::unique_ptr<ospf::Client> ospf_;
   std::unique_ptr<PlaneSync> sync_;
+  std::unique_ptr<Ports> ports_;                  // XDP attachments: interfaces, instance veths
+  std::unique_ptr<slowpath::SlowPath> slow_;      // null: off, or it could not be set up
+  std::string slow_error_;
   std::unique_ptr<VnfMonitor> monitor_;
   Throttle throttle_;
   plane::VnfHoldDown hold_;

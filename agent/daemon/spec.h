@@ -59,6 +59,8 @@ struct AgentSpec {
   std::chrono::milliseconds hold_down{3000};     // keep a vanished remote instance this long
   config::Timers timers;
   bool flush_on_exit = false;
+  bool slow_path = true;                         // the agent's slow path (docs/slow-path.md)
+  uint16_t inner_mtu = 1500;                     // largest inner packet planned for (warnings)
 };
 
 }  // namespace anychain::daemon
