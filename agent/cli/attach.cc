@@ -21,6 +21,8 @@ Result<dp::Attachment> attach_directly(const Global& g, const std::string& ifnam
   if (auto r = dp::require_root(); !r) return fail(r.error().message);
   if (ifname.size() >= IF_NAMESIZE || if_nametoindex(ifname.c_str()) == 0)
     return fail(fmt::format("interface '{}' does not exist", ifname));
+  // never a second, empty set of maps beside the live ones
+  if (auto foreign = foreign_fast_path(g)) return fail(*foreign);
   dp::Options opts;
   opts.pin_root = g.pin_root;
   // a program instance must match the maps already pinned (their sizes must agree)

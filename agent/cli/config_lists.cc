@@ -17,7 +17,7 @@ namespace {
 // One kind of config list entry: its three commands are generated from this row.
 struct Kind {
   std::string kind{};  // commands "<kind> add|del|list", control commands "<kind>_add|_del|_list"
-  std::string add_synopsis{}, add_brief{}, add_examples{};
+  std::string add_synopsis{}, add_brief{}, add_details{}, add_examples{};
   std::string del_brief{}, del_examples{};
   std::string list_brief{}, list_examples{};
   std::function<void(po::options_description&)> add_options{};
@@ -198,6 +198,13 @@ const std::vector<Kind>& kinds() {
        .add_synopsis = "NAME --id N --service S --veth IFACE --capacity PPS [--mac MAC] [--nsh-aware yes|no]\n"
                        "                      [--pid-file FILE] [--cgroup PATH]",
        .add_brief = "Add a local VNF instance (id 1..16383, unique in the network; MAC learnt when not given).",
+       .add_details =
+           "A local instance only: a VNF of this node behind the veth IFACE. anychaind attaches the fast path\n"
+           "to the veth itself (also when it appears later) and announces the instance in OSPF. Instances of\n"
+           "other nodes come only from OSPF (their nodes' VNF LSAs): there is no static remote instance, and\n"
+           "without ospfd no instance, local or remote, is placed (the service plane is computed from the LSDB).\n"
+           "The veth's MTU must hold the inner packet plus the NSH (24 bytes for MD type 1; the bare packet\n"
+           "with --nsh-aware no); longer packets go through the slow path (docs/slow-path.md).",
        .add_examples = "  anychain instance add fw-a --id 101 --service fw --veth vfw-a --capacity 200000\n"
                        "  anychain instance add ids-a --id 102 --service ids --veth vids-a --capacity 1e5 --nsh-aware no\n",
        .del_brief = "Delete a local VNF instance (its flows are re-balanced).",
@@ -242,6 +249,7 @@ std::vector<Command> config_commands() {
     out.push_back({.name = k.kind + " add",
                    .synopsis = k.add_synopsis,
                    .brief = k.add_brief,
+                   .details = k.add_details,
                    .examples = k.add_examples,
                    .operands = Operands::Name,
                    .options = k.add_options,
