@@ -118,6 +118,8 @@ def build(j: netns.Journal, topo: dict, prefix: str, timeout: float,
     for l in topo["links"]:
         a, b = ns_name(prefix, l["a"]), ns_name(prefix, l["b"])
         netns.veth(j, a, l["a_if"], b, l["b_if"])
+        netns.set_mtu(a, l["a_if"], l["mtu"])
+        netns.set_mtu(b, l["b_if"], l["mtu"])
         plen = l["subnet"].split("/")[1]
         netns.addr_up(a, l["a_if"], f"{l['a_addr']}/{plen}")
         netns.addr_up(b, l["b_if"], f"{l['b_addr']}/{plen}")
@@ -126,6 +128,8 @@ def build(j: netns.Journal, topo: dict, prefix: str, timeout: float,
         rns, vns = ns_name(prefix, v["router"]), ns_name(prefix, v["router"], v["name"])
         netns.create_netns(j, vns)
         netns.veth(j, rns, v["router_if"], vns, v["vnf_if"])
+        netns.set_mtu(rns, v["router_if"], v["mtu"])
+        netns.set_mtu(vns, v["vnf_if"], v["mtu"])
         netns.addr_up(rns, v["router_if"], v["router_addr"])
         netns.addr_up(vns, v["vnf_if"], v["vnf_addr"])
         # XDP_REDIRECT into a veth needs NAPI on the far end: GRO on gives it (kernel >= 5.13)
