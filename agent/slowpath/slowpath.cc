@@ -83,23 +83,34 @@ ifreq ifreq_of(const std::string& name) {
   return ifr;
 }
 
-// MTU, no IPv6 (no neighbour discovery or MLD on the pair), up; GRO on the agent's end so that
-// frames redirected by native XDP reach it (a veth needs NAPI on the receiving end).
-Result<void> set_up(const std::string& name, bool gro) {
+// MTU, no IPv6 (no neighbour discovery or MLD on the pair), up.
+Result<void> set_up(const std::string& name) {
   if (std::ofstream f("/proc/sys/net/ipv6/conf/" + name + "/disable_ipv6"); f) f << "1\n";
   ifreq ifr = ifreq_of(name);
   ifr.ifr_mtu = kPairMtu;
   if (auto r = ifreq_call(SIOCSIFMTU, ifr, fmt::format("set the MTU of {} to {}", name, kPairMtu)); !r) return r;
-  if (gro) {
-    ifr = ifreq_of(name);
-    ethtool_value ev{ETHTOOL_SGRO, 1};
-    ifr.ifr_data = reinterpret_cast<char*>(&ev);
-    if (auto r = ifreq_call(SIOCETHTOOL, ifr, fmt::format("turn GRO on for {}", name)); !r) return r;
-  }
   ifr = ifreq_of(name);
   if (auto r = ifreq_call(SIOCGIFFLAGS, ifr, fmt::format("read the flags of {}", name)); !r) return r;
   ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
   return ifreq_call(SIOCSIFFLAGS, ifr, fmt::format("set {} up", name));
+}
+
+// GRO on the agent's end, so that frames redirected by native XDP reach it: a veth takes
+// ndo_xdp_xmit only with NAPI on the receiving end, and turning GRO on gives it that only while
+// the device is up (turned on before, the far end never becomes a redirect target).
+// An adopted pair's GRO is turned off and on again: whoever turned it on may have done it while
+// the device was down.
+Result<void> gro_on(const std::string& name) {
+  ifreq ifr = ifreq_of(name);
+  ethtool_value ev{ETHTOOL_GGRO, 0};
+  ifr.ifr_data = reinterpret_cast<char*>(&ev);
+  if (auto r = ifreq_call(SIOCETHTOOL, ifr, fmt::format("read GRO of {}", name)); !r) return r;
+  if (ev.data) {
+    ev = {ETHTOOL_SGRO, 0};
+    if (auto r = ifreq_call(SIOCETHTOOL, ifr, fmt::format("turn GRO off for {}", name)); !r) return r;
+  }
+  ev = {ETHTOOL_SGRO, 1};
+  return ifreq_call(SIOCETHTOOL, ifr, fmt::format("turn GRO on for {}", name));
 }
 
 Result<Mac> mac_of(const std::string& name) {
@@ -141,8 +152,9 @@ Result<std::unique_ptr<SlowPath>> SlowPath::open(Options o) {
       return fail(fmt::format("create the slow path's veth pair {} <-> {}: {}", fast, agent, nl_geterror(e)), EIO);
     sp->created_ = true;
   }
-  for (auto [name, gro] : {std::pair{fast, false}, std::pair{agent, true}})
-    if (auto r = set_up(name, gro); !r) return unexpected(r.error());
+  for (const auto& name : {fast, agent})
+    if (auto r = set_up(name); !r) return unexpected(r.error());
+  if (auto r = gro_on(agent); !r) return unexpected(r.error());
   sp->fast_ifindex_ = static_cast<int>(if_nametoindex(fast.c_str()));
   sp->agent_ifindex_ = static_cast<int>(if_nametoindex(agent.c_str()));
   auto fm = mac_of(fast), am = mac_of(agent);
