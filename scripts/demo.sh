@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's main command: the paper's experiment (papers/000, Sec. VI) on a four-router lab
+# The README's main command: the paper's experiment ("Distributed Function Chaining with Anycast Routing", Wion et al., Sec. VI) on a four-router lab
 # with real FRR, anychaind on every router and the XDP fast path.
 #
 #   sudo scripts/demo.sh [--quick | --compress K] [--runs N] [other scripts/experiment options]

@@ -1,3 +1,7 @@
+// The FTC simulation (agent/ftc/sim.h): a chain of hops over the C++ twin with loss,
+// reordering, duplicates, kills and recovery, checked against the invariants listed in sim.h
+// (docs/ftc.md Section 9). One file over 500 lines because the event loop, the hops' state and
+// the checks share one private Sim class; nothing in it is used elsewhere.
 #include "ftc/sim.h"
 
 #include <algorithm>

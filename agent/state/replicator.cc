@@ -1,3 +1,7 @@
+// The replication protocol of docs/state.md Section 3, one state machine: membership, sending
+// with acks and retransmission, receiving, snapshots (serve and join), leave and drain. One file
+// over 500 lines because every part reads and writes the same per-peer state (sent/acked
+// ranges, RTT, snapshot cursors); the sections below are in the order a message lives.
 #include "state/replicator.h"
 
 #include <algorithm>

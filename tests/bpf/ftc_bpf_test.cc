@@ -3,6 +3,8 @@
 // replica apply (in order, out of order held, duplicates), tail strip and commit, propagating and
 // filtered packets, stubs; every drop reason; the same hop in C++ (agent/ftc/hop.h) giving the
 // same bytes on random histories; and two CPUs on one partition giving a serialisable history.
+// Over 500 lines: one exact-byte fixture per role of the hop (docs/ftc.md Section 3); they
+// share the frame builders at the top.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>

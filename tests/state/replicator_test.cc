@@ -4,6 +4,7 @@
 // and heal, coalescing savings on a skewed update mix, lagging peers and stragglers, join from a
 // snapshot, drain on leave and fold, restarts (gone origins relayed), forged/replayed messages
 // through the replicator, key rotation while replicating.
+// Over 500 lines: one scenario per property of the protocol on the shared simulator (sim.h).
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -11,6 +11,9 @@
 // for the last hop. Frames are sent raw from PREV (AF_PACKET, addressed to IN's MAC) and read
 // raw on NEXT; every frame that leaves OUT is compared byte for byte with the one the fast path
 // must build. ANYCHAIN_VM_NICS="IN PREV OUT NEXT" names the NICs (vm-tests/guest/nsh-forward.sh).
+//
+// Over 500 lines: one guest boot runs every case (a VM under TCG costs about 30 s to start), so
+// the cases live in one binary beside their shared wire set-up.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <fcntl.h>
