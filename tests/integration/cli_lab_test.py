@@ -187,7 +187,8 @@ def test_flows_json(traffic):
 
 def test_stats_json_reasons(traffic):
     ran(traffic.stats)
-    reasons = {x["reason"]: x["packets"] for x in json.loads(traffic.stats.out)["reasons"]}
+    st = json.loads(traffic.stats.out)
+    reasons = {x["reason"]: x["packets"] for k in ("verdicts", "drops", "notes") for x in st[k]}
     assert reasons.get("classified") == traffic.gen["packets_sent"]
     assert reasons.get("fwd_remote") == traffic.gen["packets_sent"]
 
