@@ -199,10 +199,12 @@ class TestFullSize:
         assert x.d.get("drop_fib", 0) == 0
 
     @pytest.mark.parametrize("vnf", CHAINS)
-    def test_ipv4_that_fits_takes_the_fast_path(self, net, vnf):
+    @pytest.mark.parametrize("dst,port_off,headers", [(DST4, 2, 28), (DST6, 4, 48)], ids=["ipv4", "ipv6"])
+    def test_packet_that_fits_takes_the_fast_path(self, net, vnf, dst, port_off, headers):
+        """A packet of exactly the room the next hop has: delivered, no ICMP, no slow path."""
         _, _, (lo, _), mtu = CHAINS[vnf]
-        x = self.exchange(net, DST4, lo + 2, mtu, df=True, sniff=0.5)
-        assert [g["len"] for g in x.got] == [mtu - 28] * COUNT and x.icmp == []
+        x = self.exchange(net, dst, lo + port_off, mtu, df=True, sniff=0.5)
+        assert [g["len"] for g in x.got] == [mtu - headers] * COUNT and x.icmp == []
         assert x.d.get("fwd_slow_path", 0) == 0, x.d
 
     @pytest.mark.parametrize("vnf", CHAINS)
@@ -217,13 +219,6 @@ class TestFullSize:
             assert (q["dst"], q["dport"], q["plen"]) == (DST6, lo + 3, 1460), q
             assert q["quoted_bytes"] <= 1280 - 48, "the error fits the IPv6 minimum MTU (RFC 4443 sec. 2.4)"
         assert x.d["fwd_slow_path"] == COUNT and x.ds["icmp_sent"] == COUNT, (x.d, x.ds)
-
-    @pytest.mark.parametrize("vnf", CHAINS)
-    def test_ipv6_that_fits_takes_the_fast_path(self, net, vnf):
-        _, _, (lo, _), mtu = CHAINS[vnf]
-        x = self.exchange(net, DST6, lo + 4, mtu, df=True, sniff=0.5)
-        assert [g["len"] for g in x.got] == [mtu - 48] * COUNT and x.icmp == []
-        assert x.d.get("fwd_slow_path", 0) == 0, x.d
 
     def test_vxlan_gpe_to_the_remote_node_fits_the_link(self, net):
         """tshark on A's link: what A sends to B for a 1500-byte datagram without DF is VXLAN-GPE
