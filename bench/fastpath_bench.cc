@@ -308,6 +308,7 @@ struct Memory {
   double flow_entry;      // flow_set / AC_FLOW_WAYS
   uint64_t flow_default;  // memlock of the default-size flow cache
   uint64_t nexthop;       // memlock of the next-hop cache (AC_NEXTHOP_SLOTS entries)
+  uint64_t lasthop;       // memlock of the last-hop cache (AC_LASTHOP_SLOTS entries)
   uint64_t wcmp_table;    // one inner table
   double proxy_entry;
   uint64_t proxy_default;
@@ -323,6 +324,7 @@ Memory memory() {
   m.flow_entry = m.flow_set / AC_FLOW_WAYS;
   m.flow_default = fa;
   m.nexthop = map_memlock(BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t), sizeof(ac_nexthop), AC_NEXTHOP_SLOTS);
+  m.lasthop = map_memlock(BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t), sizeof(ac_lasthop), AC_LASTHOP_SLOTS);
   m.wcmp_table = map_memlock(BPF_MAP_TYPE_ARRAY, 4, 4, AC_WCMP_BUCKETS);
   const uint32_t pa = AC_PROXY_DEFAULT, pb = 2 * AC_PROXY_DEFAULT;
   uint64_t xa = map_memlock(BPF_MAP_TYPE_LRU_HASH, sizeof(ac_proxy_key), sizeof(ac_proxy_entry), pa);
@@ -498,8 +500,20 @@ int bench_main(const Options& opt) {
     Bytes f = test::eth(kCore0, kCore0Peer, ETH_P_IP);
     test::append(f, test::gpe_outer(kRemoteEndpoint, kLocalEndpoint, 0xc123, inner.size()));
     test::append(f, inner);
-    add("gpe_decap_last_hop", "VXLAN-GPE in, decap, last SI: pop NSH + FIB redirect", "core0", f, XDP_REDIRECT,
-        {{AC_NOTE_GPE_DECAP, 1}, {AC_FWD_LAST_HOP, 1}});
+    add("gpe_decap_last_hop", "VXLAN-GPE in, decap, last SI: pop NSH, last-hop cache hit, redirect", "core0", f,
+        XDP_REDIRECT, {{AC_NOTE_GPE_DECAP, 1}, {AC_FWD_LAST_HOP, 1}});
+    // forget the inner packet's last hop (every CPU) before each run: pop + bpf_fib_lookup
+    const int lh_fd = d.map_fd("ac_lasthop");
+    auto empty_lh = std::make_shared<std::vector<ac_lasthop>>(libbpf_num_possible_cpus());
+    __be32 src[4] = {}, dst[4] = {};
+    inet_pton(AF_INET, v4.src.c_str(), &src[0]);
+    inet_pton(AF_INET, v4.dst.c_str(), &dst[0]);
+    const uint32_t slot = ac_lasthop_slot(src, dst, ifindex("core0"));
+    add("gpe_decap_last_hop_fib", "as gpe_decap_last_hop, last-hop cache emptied before each run: bpf_fib_lookup",
+        "core0", f, XDP_REDIRECT, {{AC_NOTE_GPE_DECAP, 1}, {AC_FWD_LAST_HOP, 1}}, 1, [lh_fd, empty_lh, slot] {
+          if (bpf_map_update_elem(lh_fd, &slot, empty_lh->data(), BPF_ANY) != 0)
+            throw std::runtime_error("empty last-hop entry: " + std::string(std::strerror(errno)));
+        });
   }
   add("proxy_deliver", "NSH in, cache hit, SFC proxy stores NSH, pop, redirect to VNF", "vnf0",
       nsh_frame(kVnf0Host, kVnf0Peer, nsh_for(proxied, 200, 255, 63), proxied.ip()), XDP_REDIRECT,
@@ -646,7 +660,7 @@ int bench_main(const Options& opt) {
               << ", \"flow_cache_bytes_per_set\": " << fixed(mem.flow_set, 1)
               << ", \"flow_cache_bytes_per_entry\": " << fixed(mem.flow_entry, 1)
               << ", \"flow_cache_ways\": " << AC_FLOW_WAYS
-              << ", \"nexthop_cache_bytes\": " << mem.nexthop
+              << ", \"nexthop_cache_bytes\": " << mem.nexthop << ", \"lasthop_cache_bytes\": " << mem.lasthop
               << ", \"flow_cache_default_entries\": " << AC_FLOW_CACHE_DEFAULT
               << ", \"flow_cache_default_bytes\": " << mem.flow_default
               << ", \"wcmp_table_bytes\": " << mem.wcmp_table << ", \"wcmp_buckets\": " << AC_WCMP_BUCKETS
@@ -690,6 +704,8 @@ int bench_main(const Options& opt) {
             << " sets) = " << mem.flow_default << " bytes\n"
             << "  next-hop cache: " << mem.nexthop << " bytes (" << AC_NEXTHOP_SLOTS << " slots x "
             << sizeof(ac_nexthop) << " x " << mem.cpus << " CPUs + map)\n"
+            << "  last-hop cache: " << mem.lasthop << " bytes (" << AC_LASTHOP_SLOTS << " slots x "
+            << sizeof(ac_lasthop) << " x " << mem.cpus << " CPUs + map)\n"
             << "  WCMP table: " << mem.wcmp_table << " bytes per service (" << AC_WCMP_BUCKETS
             << " buckets; a BPF array stores each 4-byte value in an 8-byte slot: " << AC_WCMP_BUCKETS * 8
             << " + " << static_cast<int64_t>(mem.wcmp_table) - AC_WCMP_BUCKETS * 8

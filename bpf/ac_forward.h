@@ -9,8 +9,61 @@
 #include "ac_proxy.h"
 #include "ac_slow.h"
 
-/* End of chain: pop NSH and route the inner packet through the FIB. */
-AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_nsh_info *ni, const __u8 *rx_dmac)
+/* Route the frame at ctx->data as p describes (addresses, protocol, TOS, length, ingress
+ * interface): from the last-hop cache when it holds the answer for these addresses, else through
+ * the FIB, keeping a success for the next packets (see struct ac_lasthop). The addresses are
+ * read as four words for both families: p comes zeroed from ac_fib_params(), so an IPv4
+ * address is word 0 and three zero words. Returns what ac_fib_resolve() returns. */
+AC_INLINE long ac_last_hop_route(struct xdp_md *ctx, const struct ac_config *cfg,
+				 struct bpf_fib_lookup *p, const __u8 *rx_dmac, __u64 now)
+{
+	__u64 ttl = cfg->nexthop_ttl_jiffies;
+	__u32 in_ifindex = p->ifindex;
+	__u16 tot_len = p->tot_len; /* the lookup overwrites it (mtu_result) */
+	__u32 slot = ac_lasthop_slot(p->ipv6_src, p->ipv6_dst, in_ifindex);
+	struct ac_lasthop *lh = ttl ? bpf_map_lookup_elem(&ac_lasthop, &slot) : NULL;
+
+	if (lh && now < lh->expires && lh->in_ifindex == in_ifindex && lh->family == p->family &&
+	    lh->tos == p->tos && lh->l4_protocol == p->l4_protocol && tot_len <= lh->mtu &&
+	    lh->src[0] == p->ipv6_src[0] && lh->dst[0] == p->ipv6_dst[0] &&
+	    lh->src[1] == p->ipv6_src[1] && lh->dst[1] == p->ipv6_dst[1] &&
+	    lh->src[2] == p->ipv6_src[2] && lh->dst[2] == p->ipv6_dst[2] &&
+	    lh->src[3] == p->ipv6_src[3] && lh->dst[3] == p->ipv6_dst[3]) {
+		void *data = (void *)(long)ctx->data;
+		struct ethhdr *eth = data;
+
+		if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+			return -1;
+		ac_copy_mac(eth->h_dest, lh->dmac);
+		ac_copy_mac(eth->h_source, lh->smac);
+		p->ifindex = lh->ifindex;
+		return BPF_FIB_LKUP_RET_SUCCESS;
+	}
+	/* the key before the lookup: on success the FIB writes the gateway into the destination */
+	if (lh) {
+		lh->expires = 0; /* valid again only after a successful lookup */
+		__builtin_memcpy(lh->src, p->ipv6_src, sizeof(lh->src));
+		__builtin_memcpy(lh->dst, p->ipv6_dst, sizeof(lh->dst));
+		lh->in_ifindex = in_ifindex;
+		lh->family = p->family;
+		lh->tos = p->tos;
+		lh->l4_protocol = p->l4_protocol;
+	}
+	long rc = ac_fib_resolve(ctx, p, rx_dmac, NULL);
+
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS || !lh)
+		return rc;
+	lh->ifindex = p->ifindex;
+	ac_copy_mac(lh->smac, p->smac);
+	ac_copy_mac(lh->dmac, p->dmac);
+	lh->mtu = p->mtu_result; /* output on success since Linux 5.12 */
+	lh->expires = now + ttl;
+	return rc;
+}
+
+/* End of chain: pop NSH and route the inner packet (the last-hop cache, else the FIB). */
+AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
+			  const struct ac_nsh_info *ni, const __u8 *rx_dmac, __u64 now)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -56,7 +109,7 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_nsh_info *ni, cons
 		p->tot_len = bpf_ntohs(ip->tot_len);
 		p->ipv4_src = ip->saddr;
 		p->ipv4_dst = ip->daddr;
-		rc = ac_fib_resolve(ctx, p, rx_dmac, NULL);
+		rc = ac_last_hop_route(ctx, cfg, p, rx_dmac, now);
 		if (rc < 0)
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
@@ -78,7 +131,7 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_nsh_info *ni, cons
 	p->tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
 	__builtin_memcpy(p->ipv6_src, &ip6->saddr, 16);
 	__builtin_memcpy(p->ipv6_dst, &ip6->daddr, 16);
-	rc = ac_fib_resolve(ctx, p, rx_dmac, NULL);
+	rc = ac_last_hop_route(ctx, cfg, p, rx_dmac, now);
 	if (rc < 0)
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
@@ -110,7 +163,7 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 	if (!path.service_id) {
 		if (f)
 			f->last_seen = now;
-		return ac_last_hop(ctx, ni, rx_dmac);
+		return ac_last_hop(ctx, cfg, ni, rx_dmac, now);
 	}
 
 	__u32 id = 0;

@@ -100,6 +100,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ac_nexthop SEC(".maps");
 
+/* Per-CPU last-hop cache (the end of a chain): FIB results, short-lived. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AC_LASTHOP_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ac_lasthop);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_lasthop SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, AC_PROXY_DEFAULT);

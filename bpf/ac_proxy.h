@@ -62,6 +62,18 @@ AC_INLINE int ac_nsh_copy(struct xdp_md *ctx, __u8 *held, __u32 len, enum ac_nsh
 	return 0;
 }
 
+/* Whether two held NSHs of len bytes (a multiple of 4, at most AC_PROXY_NSH_MAX) are equal. */
+AC_INLINE int ac_nsh_same(const __u8 *a, const __u8 *b, __u32 len)
+{
+	for (__u32 i = 0; i < AC_PROXY_NSH_MAX / 4; i++) {
+		if (i * 4 >= len)
+			break;
+		if (*(const __u32 *)(a + i * 4) != *(const __u32 *)(b + i * 4))
+			return 0;
+	}
+	return 1;
+}
+
 /* Deliver to an NSH-unaware local instance. A classified packet (NSH pending) is already bare:
  * the proxy holds the NSH the classifier assigned and only the MACs change. */
 AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_config *cfg,
@@ -89,7 +101,12 @@ AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_config *cfg,
 		return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
 	}
 	e->len = len;
-	bpf_map_update_elem(&ac_proxy, &key, e, BPF_ANY);
+	/* A flow's packets mostly carry the same NSH: then the held copy stays as it is (the
+	 * lookup refreshes its LRU age), which saves replacing a 272-byte element per packet. */
+	struct ac_proxy_entry *held = bpf_map_lookup_elem(&ac_proxy, &key);
+
+	if (!held || held->len != len || !ac_nsh_same(held->nsh, e->nsh, len))
+		bpf_map_update_elem(&ac_proxy, &key, e, BPF_ANY);
 
 	if (ni->pending) {
 		void *data = (void *)(long)ctx->data;

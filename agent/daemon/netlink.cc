@@ -45,7 +45,8 @@ int on_msg(nl_msg* msg, void* arg) {
     if (w->on_address) w->on_address();
     return NL_OK;
   }
-  if (type == RTM_NEWNEIGH || type == RTM_DELNEIGH || type == RTM_NEWROUTE || type == RTM_DELROUTE) {
+  if (type == RTM_NEWNEIGH || type == RTM_DELNEIGH || type == RTM_NEWROUTE || type == RTM_DELROUTE ||
+      type == RTM_NEWRULE || type == RTM_DELRULE) {
     if (w->on_route) w->on_route();
     return NL_OK;
   }
@@ -71,9 +72,11 @@ Result<LinkWatcher> LinkWatcher::open() {
   nl_socket_disable_seq_check(w.sock_.get());
   if (int e = nl_connect(w.sock_.get(), NETLINK_ROUTE); e < 0) return fail(fmt::format("netlink connect: {}", nl_geterror(e)), EIO);
   if (int e = nl_socket_add_memberships(w.sock_.get(), RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_NEIGH,
-                                       RTNLGRP_IPV4_ROUTE, 0);
+                                       RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_IPV4_RULE,
+                                       RTNLGRP_IPV6_RULE, 0);
       e < 0)
-    return fail(fmt::format("netlink subscribe to link, address, neighbour and route events: {}", nl_geterror(e)), EIO);
+    return fail(fmt::format("netlink subscribe to link, address, neighbour, route and rule events: {}", nl_geterror(e)),
+                EIO);
   nl_socket_set_nonblocking(w.sock_.get());
   return w;
 }

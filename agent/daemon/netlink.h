@@ -38,7 +38,7 @@ class LinkWatcher {
 
   int fd() const;
   // Read every pending notification; calls on_event for each link change, on_address for each
-  // IPv4 address added or removed, on_route for each neighbour or route change.
+  // IPv4 address added or removed, on_route for each neighbour, route (IPv4, IPv6) or rule change.
   void on_readable();
   std::function<void(const LinkEvent&)> on_event;
   std::function<void()> on_address;

@@ -175,7 +175,8 @@ class Dataplane {
   Result<std::vector<FlowEntry>> flows(size_t limit = SIZE_MAX) const;
   Result<void> flush_flows();
   uint32_t flow_sets() const;  // sets per CPU
-  // Forget every cached FIB result (e.g. after a route change, instead of waiting for the TTL).
+  // Forget every cached FIB result, remote endpoints' and chains' last hops (e.g. after a route
+  // change, instead of waiting for the TTL).
   Result<void> flush_nexthops();
 
   int prog_fd() const;

@@ -305,20 +305,31 @@ Result<void> Dataplane::flush_flows() {
   return {};
 }
 
-Result<void> Dataplane::flush_nexthops() {
-  // one batch update of every slot (the agent flushes on every neighbour or route change)
-  int fd = bpf_map__fd(skel_->maps.ac_nexthop);
-  static const std::vector<uint32_t> keys = [] {
-    std::vector<uint32_t> k(AC_NEXTHOP_SLOTS);
-    for (uint32_t i = 0; i < AC_NEXTHOP_SLOTS; ++i) k[i] = i;
-    return k;
-  }();
-  std::vector<ac_nexthop> empty(static_cast<size_t>(num_cpus()) * AC_NEXTHOP_SLOTS);
-  uint32_t count = AC_NEXTHOP_SLOTS;
+namespace {
+
+// Every slot of a per-CPU array of cached FIB results emptied in one batch update.
+template <typename Entry>
+Result<void> empty_percpu_slots(int fd, uint32_t slots, const char* what) {
+  std::vector<uint32_t> keys(slots);
+  for (uint32_t i = 0; i < slots; ++i) keys[i] = i;
+  std::vector<Entry> empty(static_cast<size_t>(num_cpus()) * slots);
+  uint32_t count = slots;
   LIBBPF_OPTS(bpf_map_batch_opts, bo);
-  if (bpf_map_update_batch(fd, keys.data(), empty.data(), &count, &bo) != 0 || count != AC_NEXTHOP_SLOTS)
-    return fail_errno("flush next-hop cache");
+  if (bpf_map_update_batch(fd, keys.data(), empty.data(), &count, &bo) != 0 || count != slots)
+    return fail_errno(what);
   return {};
+}
+
+}  // namespace
+
+Result<void> Dataplane::flush_nexthops() {
+  // the agent flushes on every neighbour, route or rule change
+  if (auto r = empty_percpu_slots<ac_nexthop>(bpf_map__fd(skel_->maps.ac_nexthop), AC_NEXTHOP_SLOTS,
+                                             "flush next-hop cache");
+      !r)
+    return r;
+  return empty_percpu_slots<ac_lasthop>(bpf_map__fd(skel_->maps.ac_lasthop), AC_LASTHOP_SLOTS,
+                                        "flush last-hop cache");
 }
 
 }  // namespace anychain::dataplane

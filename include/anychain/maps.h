@@ -28,6 +28,7 @@
 #define AC_FLOW_CACHE_MIN 1024   /* smallest flow cache (entries per CPU, a power of two) */
 #define AC_NEXTHOP_TTL_DEFAULT 1000000000ULL /* next-hop cache lifetime, ns (1 s) */
 #define AC_NEXTHOP_SLOTS 16384   /* next-hop cache entries per CPU, a power of two */
+#define AC_LASTHOP_SLOTS 16384   /* last-hop cache entries per CPU, a power of two */
 #define AC_PROXY_DEFAULT 16384
 #define AC_PROXY_NSH_MAX 252     /* NSH bytes the SFC proxy keeps per flow (largest NSH) */
 
@@ -48,8 +49,8 @@ struct ac_config {
 	/* Times in jiffies (bpf_jiffies64(), which the verifier inlines: no helper call), so their
 	 * resolution is one scheduler tick; the library converts from ns, rounding up. */
 	__u64 flow_timeout_jiffies; /* idle timeout of flow cache entries, 0 = never */
-	__u64 nexthop_ttl_jiffies;  /* lifetime of a cached FIB result for a remote instance,
-				     * 0 = a FIB lookup per packet */
+	__u64 nexthop_ttl_jiffies;  /* lifetime of a cached FIB result (a remote instance's
+				     * endpoint, a chain's last hop), 0 = a FIB lookup per packet */
 	__u32 slow_ifindex;     /* the agent's slow path (docs/slow-path.md): packets too big for
 				 * their next hop go there; 0 = none, they are dropped */
 	__u32 pad2;
@@ -189,6 +190,36 @@ static inline __u32 ac_nexthop_slot(__u32 instance_id, __u32 in_ifindex)
 	__u32 x = instance_id * 0x9e3779b1u ^ in_ifindex * 0x85ebca6bu;
 
 	return (x ^ (x >> 15)) & (AC_NEXTHOP_SLOTS - 1);
+}
+
+/* ac_lasthop: per-CPU, direct-mapped by the inner packet's addresses and ingress interface
+ * (ac_lasthop_slot): the FIB result for the end of a chain, so that a chain's last hop does not
+ * ask the FIB for every packet. Everything the lookup was asked with except the ports is kept
+ * and compared (a collision costs a lookup): with the kernel's default L3 multipath hash the
+ * answer depends on nothing else. Valid until it expires (ac_config.nexthop_ttl_jiffies) or the
+ * agent flushes it on a route, rule, neighbour or link change. */
+struct ac_lasthop {
+	__u64 expires;           /* jiffies; the entry is used only before this; 0 = empty */
+	__be32 src[4];           /* inner source and destination; IPv4 in [0], the rest 0 */
+	__be32 dst[4];
+	__u32 in_ifindex;        /* ingress interface the FIB was asked for */
+	__u32 ifindex;           /* egress interface */
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u16 mtu;               /* the FIB's MTU for the route: longer packets ask the FIB */
+	__u8 family;             /* AF_INET or AF_INET6 */
+	__u8 tos;                /* IPv4 TOS the FIB was asked with (0 for IPv6) */
+	__u8 l4_protocol;
+	__u8 pad[7];
+};
+
+static inline __u32 ac_lasthop_slot(const __be32 *src, const __be32 *dst, __u32 in_ifindex)
+{
+	__u32 x = in_ifindex * 0x85ebca6bu;
+
+	for (int i = 0; i < 4; i++)
+		x = (x ^ src[i]) * 0x9e3779b1u ^ dst[i] * 0xc2b2ae35u;
+	return (x ^ (x >> 15)) & (AC_LASTHOP_SLOTS - 1);
 }
 
 /* ac_proxy: NSH held by the SFC proxy while an NSH-unaware VNF has the packet */

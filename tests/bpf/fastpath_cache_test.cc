@@ -307,6 +307,138 @@ TEST_F(NextHopCache, NoNeighbourIsNeverCached) {
   EXPECT_EQ(c.delta(AC_FWD_REMOTE), 1u);
 }
 
+// 10: last-hop cache: the end of a chain reuses the FIB's answer for the inner packet's
+// addresses until it expires or the agent flushes the cache; other addresses, a packet longer
+// than the route's MTU and a zero TTL ask the FIB.
+class LastHopCache : public NextHopCache {
+ protected:
+  static constexpr char kNeigh4[] = "10.0.0.2";
+  static constexpr char kNeigh6[] = "2001:db8:1::2";
+  // VXLAN-GPE from another node at the chain's last SI: decap, pop, route the inner packet
+  static RunResult last_hop(const Flow& f, size_t payload = 0) {
+    Flow g = f;
+    if (payload) g.l4.payload = Bytes(payload, 0xab);
+    Bytes inner = nsh(nsh_for(g, 100, 253, 60));
+    append(inner, g.ip());
+    Bytes in = eth(kCore0, kCore0Peer, ETH_P_IP);
+    append(in, gpe_outer(kRemoteEndpoint, kLocalEndpoint, 0xc123, inner.size()));
+    append(in, inner);
+    return run_prog(prog(), "core0", in);
+  }
+  static void move_neighbour(const Flow& f, const Mac& to) {
+    const bool v6 = f.np() == AC_NSH_NP_IPV6;
+    ASSERT_EQ(sh(std::string(v6 ? "ip -6" : "ip") + " neigh replace " + (v6 ? kNeigh6 : kNeigh4) + " lladdr " +
+                 mac_str(to) + " dev core0 nud permanent"),
+              0);
+  }
+  void TearDown() override {
+    sh(std::string("ip -6 neigh replace ") + kNeigh6 + " lladdr " + mac_str(kCore0Peer) + " dev core0 nud permanent");
+    NextHopCache::TearDown();
+  }
+};
+
+TEST_F(LastHopCache, UsedUntilItExpiresOrIsFlushed) {
+  for (const Flow& f : {kV4, kV6}) {
+    SCOPED_TRACE(f.dst);
+    ASSERT_TRUE(d().flush_nexthops().has_value());
+    ttl(500'000'000);  // 500 ms
+    Counters c;
+    EXPECT_EQ(dst_mac(last_hop(f)), mac_bytes(kCore0Peer));
+    move_neighbour(f, kMoved);
+    auto cached = last_hop(f);
+    EXPECT_EQ(cached.verdict, XDP_REDIRECT);
+    EXPECT_EQ(hex(cached.out), hex(frame(kCore0Peer, kCore0, f.ethertype(), f.ip(63))))
+        << "within the TTL the cached answer is used, bytes as from the FIB";
+    usleep(700000);
+    EXPECT_EQ(dst_mac(last_hop(f)), mac_bytes(kMoved)) << "after the TTL the FIB is asked again";
+    move_neighbour(f, kCore0Peer);
+    EXPECT_EQ(dst_mac(last_hop(f)), mac_bytes(kMoved)) << "cached again";
+    ASSERT_TRUE(d().flush_nexthops().has_value());
+    EXPECT_EQ(dst_mac(last_hop(f)), mac_bytes(kCore0Peer)) << "a flush forgets it at once";
+    EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 5u);
+  }
+}
+
+TEST_F(LastHopCache, OnlyTheSameAddressesShareAnAnswer) {
+  ttl(60'000'000'000ULL);
+  EXPECT_EQ(dst_mac(last_hop(kV4)), mac_bytes(kCore0Peer));
+  move_neighbour(kV4, kMoved);
+  Flow other_port = kV4;
+  other_port.l4.sport = static_cast<uint16_t>(kV4.l4.sport + 1);
+  EXPECT_EQ(dst_mac(last_hop(other_port)), mac_bytes(kCore0Peer))
+      << "ports are not part of the key (the default L3 multipath hash does not read them)";
+  Flow other_dst = kV4;
+  other_dst.dst = "203.0.113.11";
+  Flow other_src = kV4;
+  other_src.src = "192.168.1.11";
+  Flow other_proto = kV4;
+  other_proto.l4.proto = IPPROTO_TCP;
+  for (const Flow& f : {other_dst, other_src, other_proto}) {
+    SCOPED_TRACE(f.src + " > " + f.dst);
+    EXPECT_EQ(dst_mac(last_hop(f)), mac_bytes(kMoved)) << "another key asks the FIB";
+  }
+}
+
+TEST_F(LastHopCache, LongerThanTheRouteMtuAsksTheFib) {
+  ttl(60'000'000'000ULL);
+  // forwarding reads a route's MTU only when it is locked (ip_mtu_from_fib_result)
+  ASSERT_EQ(sh("ip route replace 203.0.113.0/24 via 10.0.0.2 mtu lock 600"), 0);
+  ASSERT_TRUE(d().flush_nexthops().has_value());
+  EXPECT_EQ(last_hop(kV4, 200).verdict, XDP_REDIRECT);
+  Counters c;
+  auto big = last_hop(kV4, 900);
+  ASSERT_EQ(sh("ip route replace 203.0.113.0/24 via 10.0.0.2"), 0);
+  EXPECT_EQ(big.verdict, XDP_PASS) << "the FIB says fragmentation needed: the stack sends it or the ICMP";
+  EXPECT_EQ(c.delta(AC_PASS_LAST_HOP), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 0u);
+}
+
+TEST_F(LastHopCache, ZeroTtlAsksTheFibForEveryPacket) {
+  ttl(0);
+  EXPECT_EQ(dst_mac(last_hop(kV4)), mac_bytes(kCore0Peer));
+  move_neighbour(kV4, kMoved);
+  EXPECT_EQ(dst_mac(last_hop(kV4)), mac_bytes(kMoved));
+}
+
+// 11: the SFC proxy holds a flow's latest NSH: a packet with the NSH already held leaves the
+// entry as it is, one with another NSH replaces it.
+TEST(ProxyHold, KeepsTheLatestNshOfAFlow) {
+  PinCpu pin;
+  auto& d = FastPathEnv::dataplane();
+  const int fd = d.map_fd("ac_proxy");
+  ac_proxy_key k{}, next{};
+  while (bpf_map_get_next_key(fd, nullptr, &next) == 0) {
+    k = next;
+    ASSERT_EQ(bpf_map_delete_elem(fd, &k), 0);
+  }
+  Flow f = kV4;
+  f.l4.proto = IPPROTO_TCP;
+  f.l4.dport = 80;
+  f.dst = "203.0.113.200";  // rule 0: TCP/80 to .128/25 -> SPI 200, the proxied VNF
+  auto held = [&] {
+    ac_proxy_key key{};
+    EXPECT_EQ(bpf_map_get_next_key(fd, nullptr, &key), 0);
+    EXPECT_NE(bpf_map_get_next_key(fd, &key, &next), 0) << "one flow, one entry";
+    ac_proxy_entry e{};
+    EXPECT_EQ(bpf_map_lookup_elem(fd, &key, &e), 0);
+    return Bytes(e.nsh, e.nsh + e.len);
+  };
+  auto deliver = [&](uint8_t ttl) {
+    Bytes in = eth(kVnf0Host, kVnf0Peer, AC_ETH_P_NSH);
+    append(in, nsh(nsh_for(f, 200, 255, ttl)));
+    append(in, f.ip());
+    EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
+  };
+  deliver(40);
+  EXPECT_EQ(hex(held()), hex(nsh(nsh_for(f, 200, 255, 39))));
+  deliver(40);
+  EXPECT_EQ(hex(held()), hex(nsh(nsh_for(f, 200, 255, 39)))) << "the same NSH again";
+  deliver(30);
+  EXPECT_EQ(hex(held()), hex(nsh(nsh_for(f, 200, 255, 29)))) << "another NSH replaces it";
+  auto back = run_prog(prog(), "vnf1", frame(kVnf1Host, kVnf1Peer, f.ethertype(), f.ip()));
+  EXPECT_EQ(back.verdict, XDP_REDIRECT);
+}
+
 TEST(FastPathStats, PathAndInstanceCountersCount) {
   auto& d = FastPathEnv::dataplane();
   auto p0 = d.path_stats(100, 255);
