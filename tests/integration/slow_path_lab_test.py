@@ -307,6 +307,8 @@ class TestLateVeth:
         w = self.warnings(added)  # before the daemon's next check (monitor interval)
         assert w == [] or any("has no anychain XDP program" in x for x in w), w
         assert wait_until(lambda: added.xdp_prog("A", "vlate") not in (None, old), 15), "attached again"
+        with open(f"{added.state}/A/agent.log") as f:
+            assert "vlate (veth of instance late): anychain's program was removed from it by someone else" in f.read()
         assert wait_until(lambda: self.warnings(added) == [], 5)
 
     def test_mtu_without_room_for_nsh_is_a_warning(self, added):
