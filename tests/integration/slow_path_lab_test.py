@@ -272,6 +272,16 @@ class TestFullSize:
             assert slow_after["fragmented"] - slow_before["fragmented"] == 1
 
 
+    def test_config_changes_log_changes_not_state(self, net):
+        """About twenty CLI changes (services, instances, chains, policies) reload the config each
+        time; each interface's attachment is logged once, not once per change."""
+        with open(f"{net.state}/A/agent.log") as f:
+            log = f.read()
+        for ifname in ("to-B", "h-src", "vnf-la", "vnf-pa"):
+            assert log.count(f"attached to {ifname} ") == 1, ifname
+            assert log.count(f"{ifname}: libxdp's dispatcher is not available") <= 1, ifname
+
+
 @pytest.mark.usefixtures("lab_up")
 class TestLateVeth:
     """The daemon attaches an instance's veth itself, also one that appears after the instance
