@@ -133,12 +133,14 @@ Result<void> Agent::apply_static() {
 }
 
 Result<void> Agent::reload(AgentSpec spec) {
-  // what this node announced and no longer has: withdraw
-  for (const auto& [id, _] : ospf_->local()) {
-    bool still = std::any_of(spec.instances.begin(), spec.instances.end(),
-                             [id = id](const LocalInstanceSpec& i) { return i.id == id; });
-    if (!still) (void)ospf_->withdraw(id);
-  }
+  // what this node announced and no longer has: withdraw (ids first: withdraw() erases from
+  // the map local() returns)
+  std::vector<uint32_t> gone;
+  for (const auto& [id, _] : ospf_->local())
+    if (std::none_of(spec.instances.begin(), spec.instances.end(),
+                     [id = id](const LocalInstanceSpec& i) { return i.id == id; }))
+      gone.push_back(id);
+  for (uint32_t id : gone) (void)ospf_->withdraw(id);
   const bool endpoint_moved = spec.nsh_endpoint.s_addr != spec_.nsh_endpoint.s_addr;
   spec_ = std::move(spec);
   monitor_ = std::make_unique<VnfMonitor>(spec_);
