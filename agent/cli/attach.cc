@@ -108,8 +108,15 @@ int flush(const Invocation& in) {
   auto at = dp::Dataplane::attached(names);
   if (at && !at->empty()) {
     std::string list;
-    for (const auto& a : *at) list += (list.empty() ? "" : ", ") + a.ifname;
-    return runtime_error(fmt::format("still attached to {}; detach first", list));
+    bool slow = false;
+    for (const auto& a : *at) {
+      list += (list.empty() ? "" : ", ") + a.ifname;
+      slow = slow || a.ifname == "ac-slow";  // slowpath::kFastIf (a module the CLI does not use)
+    }
+    return runtime_error(fmt::format("still attached to {}; detach first{}", list,
+                                     slow ? " (ac-slow is anychaind's slow path, kept for its next start: "
+                                            "'anychain detach ac-slow'; 'ip link del ac-slow' removes the pair)"
+                                          : ""));
   }
   if (auto r = dp::Dataplane::unpin_all(g.pin_root); !r) return runtime_error(r.error().str());
   print_result(g, {{"flushed", g.pin_root}}, [&] { std::cout << "removed the pinned maps under " << g.pin_root << "\n"; });
