@@ -24,7 +24,7 @@ TEST(FlowCache, HitsSurviveTableChangeAndWithdrawalRebalances) {
   const Bytes in = frame(kSrc0, kSrcHost, ETH_P_IP, f.ip());
   const Mac other = {0x02, 0, 0, 0, 0xa0, 0x03};
   dp::Instance b{.id = kInstLocalB, .local = true, .nsh_aware = true,
-                 .ifindex = static_cast<uint32_t>(FastPathEnv::ifindex("vnf0")), .mac = other, .if_mac = kVnf0Host};
+                 .ifindex = static_cast<uint32_t>(FastPathEnv::ifindex("vnf0")), .mac = other, .if_mac = kVnf0Host, .service_id = kSvcLocal};
   ASSERT_TRUE(d.set_instance(b).has_value());
 
   Counters c;
@@ -52,7 +52,8 @@ TEST(FlowCache, HitsSurviveTableChangeAndWithdrawalRebalances) {
 
   // restore the fixture
   dp::Instance local{.id = kInstLocal, .local = true, .nsh_aware = true,
-                     .ifindex = static_cast<uint32_t>(FastPathEnv::ifindex("vnf0")), .mac = kVnf0Peer, .if_mac = kVnf0Host};
+                     .ifindex = static_cast<uint32_t>(FastPathEnv::ifindex("vnf0")), .mac = kVnf0Peer, .if_mac = kVnf0Host,
+                     .service_id = kSvcLocal};
   auto gen = d.set_instance(local);
   ASSERT_TRUE(gen.has_value());
   ASSERT_TRUE(d.set_wcmp_table(kSvcLocal, table_of(kInstLocal)).has_value());
@@ -80,7 +81,7 @@ TEST(FlowCache, HitSkipsPathLookupUntilThePathEpochChanges) {
   auto cfg = d.config();
   ASSERT_TRUE(cfg.has_value());
   ASSERT_TRUE(d.set_config(*cfg).has_value());
-  dp::Instance remote{.id = kInstRemote, .local = false};
+  dp::Instance remote{.id = kInstRemote, .local = false, .service_id = kSvcRemote};
   inet_pton(AF_INET, kRemoteEndpoint, &remote.endpoint);
   remote.vni = 7;
   ASSERT_TRUE(d.set_instance(remote).has_value());
@@ -230,7 +231,7 @@ class NextHopCache : public ::testing::Test {
     sh("ip neigh replace 10.0.0.2 lladdr 02:00:00:00:c0:02 dev core0 nud permanent");
     sh("ip neigh del 10.0.0.3 dev core0 2>/dev/null");
     EXPECT_TRUE(d().set_config(saved_).has_value());
-    dp::Instance remote{.id = kInstRemote, .local = false};
+    dp::Instance remote{.id = kInstRemote, .local = false, .service_id = kSvcRemote};
     inet_pton(AF_INET, kRemoteEndpoint, &remote.endpoint);
     remote.vni = 7;
     EXPECT_TRUE(d().set_instance(remote).has_value());
@@ -270,7 +271,7 @@ TEST_F(NextHopCache, InstanceChangeTakesEffectAtOnce) {
   EXPECT_EQ(dst_mac(to_remote()), mac_bytes(kCore0Peer));
   ASSERT_EQ(sh("ip neigh replace 10.0.0.2 lladdr 02:00:00:00:c0:09 dev core0 nud permanent"), 0);
   EXPECT_EQ(dst_mac(to_remote()), mac_bytes(kCore0Peer));
-  dp::Instance remote{.id = kInstRemote, .local = false};
+  dp::Instance remote{.id = kInstRemote, .local = false, .service_id = kSvcRemote};
   inet_pton(AF_INET, kRemoteEndpoint, &remote.endpoint);
   remote.vni = 8;  // a change: new generation
   ASSERT_TRUE(d().set_instance(remote).has_value());

@@ -36,6 +36,8 @@ void program_fixture_node(dp::Dataplane& p) {
     if (!r) throw std::runtime_error(std::string(what) + ": " + r.error().str());
   };
   auto ifindex = [](const char* name) { return static_cast<uint32_t>(if_nametoindex(name)); };
+  // every instance names its service, as the daemon writes them: a flow's shared placement
+  // (ac_affinity) is valid only for an instance of the service it was made for
   dp::Config cfg;  // defaults: 60 s flow timeout, 1 s next-hop cache TTL, NSH TTL 63
   inet_pton(AF_INET, kLocalEndpoint, &cfg.local_endpoint);
   ok(p.set_config(cfg), "config");
@@ -45,16 +47,16 @@ void program_fixture_node(dp::Dataplane& p) {
   ok(p.set_interface(ifindex("vnf0"), 0, 0, kVnf0Host), "iface vnf0");
   ok(p.set_interface(ifindex("core0"), 0, 0, kCore0), "iface core0");
   dp::Instance local{.id = kInstLocal, .local = true, .nsh_aware = true, .ifindex = ifindex("vnf0"),
-                     .mac = kVnf0Peer, .if_mac = kVnf0Host};
+                     .mac = kVnf0Peer, .if_mac = kVnf0Host, .service_id = kSvcLocal};
   ok(p.set_instance(local), "instance local");
-  dp::Instance remote{.id = kInstRemote, .local = false};
+  dp::Instance remote{.id = kInstRemote, .local = false, .service_id = kSvcRemote};
   inet_pton(AF_INET, kRemoteEndpoint, &remote.endpoint);
   remote.vni = 7;
   ok(p.set_instance(remote), "instance remote");
   dp::Instance proxied{.id = kInstProxy, .local = true, .nsh_aware = false, .ifindex = ifindex("vnf1"),
-                       .mac = kVnf1Peer, .if_mac = kVnf1Host};
+                       .mac = kVnf1Peer, .if_mac = kVnf1Host, .service_id = kSvcProxy};
   ok(p.set_instance(proxied), "instance proxied");
-  dp::Instance noneigh{.id = kInstNoNeigh, .local = false};
+  dp::Instance noneigh{.id = kInstNoNeigh, .local = false, .service_id = kSvcNoNeigh};
   inet_pton(AF_INET, kUnresolvedEndpoint, &noneigh.endpoint);
   ok(p.set_instance(noneigh), "instance no-neigh");
   ok(p.set_wcmp_table(kSvcLocal, table_of(kInstLocal)), "wcmp 1");
