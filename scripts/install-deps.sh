@@ -25,6 +25,9 @@ PKGS=(
   gnuplot-nox
   # VM tests
   qemu-system-x86 busybox-static linux-image-amd64 cpio kmod jq
+  # VM lab (scripts/lab up --vm): the SSH server in the guests (binaries only, no service on
+  # the host) and the client on the host
+  dropbear-bin openssh-client
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

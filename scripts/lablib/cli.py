@@ -8,7 +8,8 @@ import os
 import sys
 
 from . import frr, netns, programs, status
-from .names import STATE_ROOT, LabError, check_prefix, log, ns_name
+from .backend import open_lab
+from .names import STATE_ROOT, LabError, check_prefix, log
 from .topology import load_topology
 from .up import up
 
@@ -18,7 +19,16 @@ DEFAULT_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 
 
 def cmd_up(args) -> int:
-    print(up(args.topology, check_prefix(args.prefix), args.timeout, args.agent_cmd, args.build))
+    vm = None
+    if args.vm:
+        from .vm import DEFAULTS
+        vm = {**DEFAULTS, "cpus": args.vm_cpus or DEFAULTS["cpus"],
+              "memory": args.vm_memory or DEFAULTS["memory"],
+              "boot_timeout": args.vm_boot_timeout or DEFAULTS["boot_timeout"]}
+    elif args.vm_cpus or args.vm_memory or args.vm_boot_timeout:
+        raise LabError("--vm-cpus, --vm-memory and --vm-boot-timeout need --vm")
+    print(up(args.topology, check_prefix(args.prefix), args.timeout, args.agent_cmd, args.build,
+             vm))
     return 0
 
 
@@ -46,7 +56,7 @@ def cmd_status(args) -> int:
 
 def cmd_wait(args) -> int:
     prefix = check_prefix(args.prefix)
-    status.wait_converged(prefix, netns.load_lab(prefix), args.timeout)
+    status.wait_converged(open_lab(prefix), args.timeout)
     print(f"lab {prefix!r} converged")
     return 0
 
@@ -65,19 +75,20 @@ def _start_stop(action: str, names: list[str], what: str, find, stop, start) -> 
                 print(f"{what} {n}: started ({start(n)})")
 
 
-def _running_lab(args, kind: str, known: list[str]) -> tuple[str, dict, netns.Journal | None]:
+def _running_lab(args, kind: str, known: list[str]):
     prefix = check_prefix(args.prefix)
     if os.geteuid() != 0:
         raise LabError("must run as root")
-    topo = netns.load_lab(prefix)
+    lab = open_lab(prefix)
     for n in args.names:
-        if n not in known(topo):
-            raise LabError(f"unknown {kind} {n!r} ({kind}s: {', '.join(known(topo)) or 'none'})")
-    return prefix, topo, netns.Journal.load(prefix)
+        if n not in known(lab.topo):
+            raise LabError(f"unknown {kind} {n!r} ({kind}s: {', '.join(known(lab.topo)) or 'none'})")
+    return prefix, lab, netns.Journal.load(prefix)
 
 
 def cmd_agent(args) -> int:
-    prefix, topo, j = _running_lab(args, "router", lambda t: list(t["routers"]))
+    prefix, lab, j = _running_lab(args, "router", lambda t: list(t["routers"]))
+    topo = lab.topo
     template = args.agent_cmd or (j.data.get("agent_cmd") if j else None)
     if args.action != "stop":
         if not template:
@@ -85,25 +96,31 @@ def cmd_agent(args) -> int:
                            f"`agent {args.action} --agent-cmd CMD`")
         for r in args.names:
             programs.agent_argv(template, topo, prefix, r)  # check before stopping anything
-    _start_stop(args.action, args.names, "agent of",
-                lambda r: programs.find_agent(prefix, r),
-                lambda r: programs.stop_agent(prefix, r),
-                lambda r: f"pid {programs.start_agent(j, topo, prefix, r, template)}")
+    _start_stop(args.action, args.names, "agent of", lab.find_agent, lab.stop_agent,
+                lambda r: f"pid {lab.start_agent(j, r, template)}")
     return 0
 
 
 def cmd_vnf(args) -> int:
-    prefix, topo, j = _running_lab(args, "vnf", lambda t: [v["name"] for v in t["vnfs"]])
-    vnfs = {v["name"]: v for v in topo["vnfs"]}
+    prefix, lab, j = _running_lab(args, "vnf", lambda t: [v["name"] for v in t["vnfs"]])
+    vnfs = {v["name"]: v for v in lab.topo["vnfs"]}
     binary = None
     if args.action != "stop":
         binary = programs.vnf_binary(args.build or (j.data.get("build") if j else None)
                                      or DEFAULT_BUILD)
     _start_stop(args.action, args.names, "vnf",
-                lambda n: programs.find_vnf(prefix, vnfs[n]),
-                lambda n: programs.stop_vnf(prefix, vnfs[n]),
-                lambda n: f"pid {programs.start_vnf(j, prefix, vnfs[n], binary)}, "
-                          f"slot {vnfs[n]['slot']}")
+                lambda n: lab.find_vnf(vnfs[n]),
+                lambda n: lab.stop_vnf(vnfs[n]),
+                lambda n: f"pid {lab.start_vnf(j, vnfs[n], binary)}, slot {vnfs[n]['slot']}")
+    return 0
+
+
+def cmd_kill_node(args) -> int:
+    prefix = check_prefix(args.prefix)
+    if os.geteuid() != 0:
+        raise LabError("must run as root")
+    lab = open_lab(prefix)
+    print(lab.kill_node(args.router))
     return 0
 
 
@@ -117,44 +134,30 @@ def cmd_check(args) -> int:
     return 0
 
 
-def resolve_ns_target(prefix: str, topo: dict, target: str) -> tuple[str, str | None]:
-    """target: a router, a vnf or a source/sink name -> (namespace, router or None)."""
-    if target in topo["routers"]:
-        return ns_name(prefix, target), target
-    for v in topo["vnfs"]:
-        if v["name"] == target:
-            return ns_name(prefix, v["router"], v["name"]), None
-    for h in topo["hosts"]:
-        if h["name"] == target:
-            return ns_name(prefix, h["name"]), None
-    raise LabError(f"unknown router, vnf, source or sink {target!r} in lab {prefix!r}")
-
-
 def cmd_exec(args) -> int:
     prefix = check_prefix(args.prefix)
-    topo = netns.load_lab(prefix)
-    ns, router = resolve_ns_target(prefix, topo, args.target)
+    lab = open_lab(prefix)
+    lab.target_ns(args.target)  # an unknown target is an error
     argv = args.command
     if argv and argv[0] == "--":
         argv = argv[1:]
+    interactive = not argv or sys.stdin.isatty()
     if not argv:
-        argv = [os.environ.get("SHELL", "/bin/sh")]
-    if router is not None:
-        full = netns.exec_prelude(prefix, router) + argv
-    else:
-        full = ["ip", "netns", "exec", ns, *argv]
+        argv = [os.environ.get("SHELL", "/bin/sh")] if lab.kind == "netns" else ["/bin/bash"]
+    full = lab.exec_argv(args.target, argv, interactive=interactive)
     os.execvp(full[0], full)
 
 
 def cmd_vtysh(args) -> int:
     prefix = check_prefix(args.prefix)
-    topo = netns.load_lab(prefix)
-    if args.router not in topo["routers"]:
-        raise LabError(f"unknown router {args.router!r} (routers: {', '.join(topo['routers'])})")
+    lab = open_lab(prefix)
+    lab.check_router(args.router)
     argv = frr.vtysh_argv(prefix, args.router)
     for c in args.c or []:
         argv += ["-c", c]
-    os.execv(argv[0], argv)
+    if lab.kind != "netns":
+        argv = lab.exec_argv(args.router, argv, interactive=not args.c and sys.stdin.isatty())
+    os.execvp(argv[0], argv)
 
 
 EPILOG = """\
@@ -167,6 +170,7 @@ examples:
   scripts/lab agent restart --prefix fig3 A                 stop and start A's agent hook
   scripts/lab vnf start --prefix fig3 vnfD                  run anychain-vnf for an instance
   scripts/lab down --prefix fig3                            remove everything the lab created
+  scripts/lab up scripts/topologies/paper-fig3.toml --prefix fig3vm --vm   the same as VMs
 
 namespaces: acl-<prefix>-<router>, acl-<prefix>-<router>-<vnf>, acl-<prefix>-<source|sink>
 state:      /run/anychain-lab/<prefix>/ (state.json journal, lab.json resolved topology,
@@ -180,6 +184,10 @@ VNF programs: the lab runs no VNF unless the topology says `run = true` for the 
             in <router>/vnf-<name>.pid (the agent's pid_file for liveness). An instance
             without a program is still announced, and what is steered to it is lost:
             `scripts/lab vnf start --prefix P NAME` runs one later.
+VM lab:     up --vm boots one VM per router (vm-tests/run; 1 vCPU, 256 MiB, its own kernel,
+            FRR, agent, bpffs and clock; XDP native on virtio-net), links are host
+            bridges in netns acl-<prefix>-wire; exec, vtysh, agent, vnf, status reach a
+            node over SSH. `kill-node` SIGKILLs a node's qemu.
 Topology format and guarantees: docs/lab.md.
 """
 
@@ -210,6 +218,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--build", metavar="DIR", default=DEFAULT_BUILD,
                    help="build directory whose agent/tools/anychain-vnf runs the VNF "
                         "instances with `run = true` (default: %(default)s)")
+    p.add_argument("--vm", action="store_true",
+                   help="every router a VM (vm-tests/run: virtme-ng or qemu, its own kernel, "
+                        "FRR, agent and XDP on virtio-net), linked by taps and bridges; see "
+                        "docs/lab.md, 'VM lab'")
+    p.add_argument("--vm-cpus", type=int, metavar="N", help="vCPUs per VM (default 1)")
+    p.add_argument("--vm-memory", metavar="SIZE", help="memory per VM (default 256M)")
+    p.add_argument("--vm-boot-timeout", type=float, metavar="SEC",
+                   help="seconds for every VM to boot and set its node up (default 900)")
     p.set_defaults(fn=cmd_up)
 
     p = sub.add_parser("down", help="stop and remove everything the lab created")
@@ -245,6 +261,13 @@ def parser() -> argparse.ArgumentParser:
                    help="build directory with agent/tools/anychain-vnf (default: the one `up` "
                         "was given)")
     p.set_defaults(fn=cmd_vnf)
+
+    p = sub.add_parser("kill-node", help="make a router fail as a whole: VM lab: SIGKILL its "
+                                         "qemu; netns lab: SIGKILL every process of its "
+                                         "namespaces and take its links down")
+    add_prefix(p)
+    p.add_argument("router")
+    p.set_defaults(fn=cmd_kill_node)
 
     p = sub.add_parser("check", help="validate a topology file without building anything")
     p.add_argument("topology")

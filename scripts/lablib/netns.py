@@ -125,10 +125,6 @@ def addr_up(ns: str, ifname: str, addr: str) -> None:
     run(["ip", "-n", ns, "link", "set", ifname, "up"])
 
 
-def sysctls(ns: str, pairs: dict[str, object]) -> None:
-    nsexec(ns, "sysctl", "-q", "-w", *[f"{k}={v}" for k, v in pairs.items()])
-
-
 def mount_bpffs(j: Journal, path: str) -> None:
     os.makedirs(path)
     j.record(kind="mount", path=path)
@@ -146,6 +142,38 @@ def exec_prelude(prefix: str, rname: str) -> list[str]:
             f"{d}/bpffs", prefix, rname, d]
 
 
+# Journal entries `down` acts on, by kind (every other kind is undone by what removes these):
+#   statedir            the lab's state dir: removed last
+#   netns               a namespace: its processes stopped, then deleted (with the veths, taps
+#                       and bridges inside it: kinds veth, tap, bridge are only a record)
+#   mount               a bpffs instance: unmounted
+#   frr_rundir          FRR's /var/run/frr/<pathspace>: removed
+#   daemon agent vnf    a process on this host, by its pid file (kept only while the process's
+#   vm ssh              command line is the one started: cmdline_seen, or contains cmdline_has)
+# The VM lab's agent and vnf entries name pid files inside their node (`node`): their
+# processes go with the VM.
+PROCESS_KINDS = ("daemon", "agent", "vnf", "vm", "ssh")
+
+
+def journalled_pid(e: dict) -> int | None:
+    """The live pid of a process entry, if it still runs what the lab started."""
+    if e["kind"] not in PROCESS_KINDS or e.get("node"):
+        return None
+    pid = read_pid(e["pidfile"])
+    if not alive(pid):
+        return None
+    c = cmdline(pid)
+    if c == e.get("cmdline_seen") or (e.get("cmdline_has") and e["cmdline_has"] in c + " "):
+        return pid
+    return None
+
+
+def vm_lab_processes(prefix: str) -> list[int]:
+    """The VM lab's qemu, vm-tests/run, vng and SSH masters, wherever they run (lablib.vm)."""
+    from .vm import lab_processes
+    return lab_processes(prefix)
+
+
 def teardown(prefix: str) -> bool:
     """Remove everything of lab prefix; True if there was anything to remove. Raises LabError
     naming what could not be removed."""
@@ -159,17 +187,13 @@ def teardown(prefix: str) -> bool:
     #    directory (e.g. one whose namespace was deleted by hand).
     #    A pid from a pid file is only trusted if that process still looks like what the lab
     #    started (its command line), so a pid reused after a reboot is never signalled.
-    pids = []
-    for e in entries:
-        if e["kind"] in ("daemon", "agent", "vnf"):
-            pid = read_pid(e["pidfile"])
-            if alive(pid) and cmdline(pid) == e.get("cmdline_seen"):
-                pids.append(pid)
+    pids = [pid for e in entries if (pid := journalled_pid(e)) is not None]
     namespaces = set(lab_namespaces(prefix))
     namespaces |= {e["name"] for e in entries if e["kind"] == "netns"}
     inodes = {i for i in (netns_inode(n) for n in namespaces) if i is not None}
     pids += pids_in_netns(inodes)
     pids += frr.frr_pids_of_lab(prefix)
+    pids += vm_lab_processes(prefix)
     if pids:
         found_anything = True
     kill_pids(pids, f"lab {prefix}")

@@ -181,10 +181,10 @@ def vnf_ns(prefix: str, v: dict) -> str:
     return ns_name(prefix, v["router"], v["name"])
 
 
-def vnf_argv(binary: str, prefix: str, v: dict) -> list[str]:
+def vnf_argv(binary: str, prefix: str, v: dict, stats_json: str | None = None) -> list[str]:
     return [binary, "--iface", v["vnf_if"], "--mode", "nsh" if v["nsh_aware"] else "plain",
             "--instance-id", str(v["instance_id"]), "--slot", str(v["slot"]),
-            "--stats-json", vnf_file(prefix, v, "json"), *v["run_args"]]
+            "--stats-json", stats_json or vnf_file(prefix, v, "json"), *v["run_args"]]
 
 
 def start_vnf(j: Journal, prefix: str, v: dict, binary: str) -> int:

@@ -11,8 +11,11 @@ from .proc import alive, read_pid
 from .topology import expected_neighbors
 
 
-def health(prefix: str, topo: dict) -> list[str]:
-    """Namespaces missing or FRR daemons dead."""
+def health(lab) -> list[str]:
+    """What is missing or dead of a running lab (namespaces or VMs, FRR daemons)."""
+    if lab.kind != "netns":
+        return lab.health()
+    prefix, topo = lab.prefix, lab.topo
     problems = []
     have = set(netns_list())
     for rname in topo["routers"]:
@@ -32,47 +35,50 @@ def health(prefix: str, topo: dict) -> list[str]:
     return problems
 
 
-def convergence_problems(prefix: str, topo: dict) -> list[str]:
+def router_convergence(lab, rname: str) -> list[str]:
+    """What router rname lacks: expected neighbours Full, OSPF routes to every loopback."""
     problems = []
-    loopbacks = {f"{r['loopback']}/32": n for n, r in topo["routers"].items()}
-    for rname in topo["routers"]:
-        try:
-            nbrs = frr.neighbors(prefix, rname)
-        except LabError as e:
-            problems.append(str(e))
-            continue
-        for rid, itf in expected_neighbors(topo, rname).items():
-            st = nbrs.get(rid)
-            if st is None:
-                problems.append(f"{rname}: no neighbour {rid} on {itf}")
-            elif not st["state"].startswith("Full"):
-                problems.append(f"{rname}: neighbour {rid} on {itf} is {st['state']}")
-        try:
-            routes = frr.ospf_routes(prefix, rname)
-        except LabError as e:
-            problems.append(str(e))
-            continue
-        for pfx, other in loopbacks.items():
-            if other != rname and pfx not in routes:
-                problems.append(f"{rname}: no OSPF route to {other}'s loopback {pfx}")
+    loopbacks = {f"{r['loopback']}/32": n for n, r in lab.topo["routers"].items()}
+    try:
+        nbrs = frr.neighbors(lab.prefix, rname, lab.vtysh)
+    except LabError as e:
+        return [str(e)]
+    for rid, itf in expected_neighbors(lab.topo, rname).items():
+        st = nbrs.get(rid)
+        if st is None:
+            problems.append(f"{rname}: no neighbour {rid} on {itf}")
+        elif not st["state"].startswith("Full"):
+            problems.append(f"{rname}: neighbour {rid} on {itf} is {st['state']}")
+    try:
+        routes = frr.ospf_routes(lab.prefix, rname, lab.vtysh)
+    except LabError as e:
+        return problems + [str(e)]
+    for pfx, other in loopbacks.items():
+        if other != rname and pfx not in routes:
+            problems.append(f"{rname}: no OSPF route to {other}'s loopback {pfx}")
     return problems
 
 
-def wait_converged(prefix: str, topo: dict, timeout: float) -> None:
+def convergence_problems(lab) -> list[str]:
+    return [p for r in lab.topo["routers"] for p in router_convergence(lab, r)]
+
+
+def wait_converged(lab, timeout: float) -> None:
+    """Until every router has all its OSPF neighbours Full and routes to every loopback."""
     deadline = time.monotonic() + timeout
     start = time.monotonic()
     while True:
-        problems = health(prefix, topo)
+        problems = health(lab)
         if not problems:
-            problems = convergence_problems(prefix, topo)
+            problems = convergence_problems(lab)
         if not problems:
             log(f"converged after {time.monotonic() - start:.1f}s: every router has all its "
                 "OSPF neighbours Full and routes to every loopback")
             return
         if time.monotonic() >= deadline:
-            raise LabError(f"lab {prefix!r} did not converge within {timeout:.0f}s:\n  "
+            raise LabError(f"lab {lab.prefix!r} did not converge within {timeout:.0f}s:\n  "
                            + "\n  ".join(problems))
-        time.sleep(0.3)
+        time.sleep(lab.poll_interval)
 
 
 def gather_status(prefix: str) -> dict:
@@ -89,6 +95,10 @@ def gather_status(prefix: str) -> dict:
           "namespaces": lab_namespaces(prefix), "routers": {}, "vnfs": [], "hosts": []}
     if topo is None:
         return st
+    st["backend"] = (j.data.get("backend") if j else None) or "netns"
+    if st["backend"] == "vm":
+        from .vm import VmLab
+        return VmLab(prefix, topo).gather_status(st)
     have = set(st["namespaces"])
     for rname, r in topo["routers"].items():
         ns = ns_name(prefix, rname)
@@ -125,8 +135,11 @@ def gather_status(prefix: str) -> dict:
 def format_status(st: dict) -> str:
     prefix = st["prefix"]
     out = [f"lab {prefix!r}: status {st['status']}, state {st['statedir']}, "
-           f"topology {st['topology']}",
+           f"topology {st['topology']}"
+           + (f", backend {st['backend']}" if st.get("backend", "netns") != "netns" else ""),
            f"namespaces ({len(st['namespaces'])}): {' '.join(st['namespaces'])}"]
+    if (boot := st.get("boot")) and boot.get("wall_s"):
+        out.append(f"VMs booted and nodes ready in {boot['wall_s']} s")
     for rname, rs in st["routers"].items():
         dm = ", ".join(f"{k} {'up' if v['alive'] else 'DOWN'} (pid {v['pid']})"
                        for k, v in rs["daemons"].items())
@@ -134,8 +147,18 @@ def format_status(st: dict) -> str:
             how = {"control_socket": ", found by its control socket",
                    "command_line": ", found by its command line"}.get(a["found_by"], "")
             dm += f", agent {'up' if a['alive'] else 'DOWN'} (pid {a['pid']}{how})"
-        out += ["", f"router {rname}  ns {rs['netns']}{'' if rs['netns_exists'] else ' MISSING'}  "
-                    f"router-id {rs['router_id']}  loopback {rs['loopback']}", f"  {dm}"]
+        if vm := rs.get("vm"):
+            where = (f"VM up (qemu pid {vm['qemu_pid']})" if vm["alive"] else "VM DOWN")
+            if vm.get("ready"):
+                where += f", node ready {vm['ready']['wall_s']} s after boot start"
+            out += ["", f"router {rname}  {where}  router-id {rs['router_id']}  "
+                        f"loopback {rs['loopback']}", f"  console {vm['console_log']}, share "
+                        f"{vm['share']}"]
+            if vm["alive"]:
+                out.append(f"  {dm}")
+        else:
+            out += ["", f"router {rname}  ns {rs['netns']}{'' if rs['netns_exists'] else ' MISSING'}  "
+                        f"router-id {rs['router_id']}  loopback {rs['loopback']}", f"  {dm}"]
         for rid in rs["expected_neighbors"]:
             n = rs["neighbors"].get(rid)
             out.append(f"  neighbour {rid:<15} " + (f"{n['state']:<12} on {n['interface']}" if n

@@ -9,9 +9,10 @@ import pwd
 import shutil
 import time
 
-from . import frr, netns, programs
+from . import frr, netns, plumbing, programs
 from .names import FRR_DIR, STATE_ROOT, VTYSH, LabError, lab_dir, log, ns_name, router_dir
-from .proc import nsexec, run
+from .proc import run
+from .backend import NetnsLab, open_lab
 from .status import health, wait_converged
 from .topology import load_topology
 
@@ -31,28 +32,39 @@ def topo_digest(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def up(topology: str, prefix: str, timeout: float, agent_cmd: str | None, build_dir: str) -> str:
+def up(topology: str, prefix: str, timeout: float, agent_cmd: str | None, build_dir: str,
+       vm: dict | None = None) -> str:
     """Bring lab prefix up from the file topology; returns the line to print. A lab already up
-    with the same file and healthy is only waited for. build_dir: the build directory whose
-    anychain-vnf runs the instances with `run = true`."""
+    with the same file and backend and healthy is only waited for. build_dir: the build
+    directory whose anychain-vnf runs the instances with `run = true`. vm: None for the netns
+    backend, else the VM backend's settings (lablib.vm.build)."""
+    from . import vm as vmlab  # the VM backend only when asked for
     topo = load_topology(topology)
     if agent_cmd:
         for rname in topo["routers"]:
             programs.agent_argv(agent_cmd, topo, prefix, rname)  # before anything is created
     vnf_bin = programs.vnf_binary(build_dir) if any(v["run"] for v in topo["vnfs"]) else None
     preflight()
+    if vm is not None:
+        vmlab.preflight(topo, vm)
+    backend = "vm" if vm is not None else "netns"
     digest = topo_digest(topology)
     j = netns.Journal.load(prefix)
     leftovers = netns.lab_namespaces(prefix)
     if j is not None:
-        if j.data.get("status") == "up" and j.data.get("topology_sha256") == digest:
-            problems = health(prefix, netns.load_lab(prefix))
+        was = j.data.get("backend") or "netns"
+        if j.data.get("status") == "up" and j.data.get("topology_sha256") == digest and was == backend:
+            lab = open_lab(prefix)
+            problems = health(lab)
             if not problems:
                 log(f"lab {prefix!r} is already up with this topology; waiting for convergence")
-                wait_converged(prefix, netns.load_lab(prefix), timeout)
+                wait_converged(lab, timeout)
                 return f"lab {prefix!r} already up"
             raise LabError(f"lab {prefix!r} is up but unhealthy: {'; '.join(problems)}; "
                            f"run `scripts/lab down --prefix {prefix}` first")
+        if j.data.get("status") == "up" and was != backend:
+            raise LabError(f"lab {prefix!r} is already up on the {was} backend; run "
+                           f"`scripts/lab down --prefix {prefix}` first or use another --prefix")
         if j.data.get("status") == "up":
             raise LabError(f"lab {prefix!r} is already up with a different topology "
                            f"({j.data.get('topology')}); run `scripts/lab down --prefix "
@@ -72,21 +84,35 @@ def up(topology: str, prefix: str, timeout: float, agent_cmd: str | None, build_
                        f"{prefix}` running?") from None
     j = netns.Journal(prefix)
     j.data.update(topology=os.path.abspath(topology), topology_sha256=digest,
-                  agent_cmd=agent_cmd, build=os.path.abspath(build_dir),
+                  agent_cmd=agent_cmd, build=os.path.abspath(build_dir), backend=backend,
                   started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    if vm is not None:
+        j.data["vm"] = vm
     j.record(kind="statedir", path=lab_dir(prefix))
     for v in topo["vnfs"]:
         v["pid_file"] = programs.vnf_file(prefix, v, "pid")  # where a running program's pid is
     netns.write_lab(prefix, topo)
     try:
-        build(j, topo, prefix, timeout, agent_cmd, vnf_bin)
+        if vm is not None:
+            vmlab.build(j, topo, prefix, timeout, agent_cmd, vnf_bin, vm)
+        else:
+            build(j, topo, prefix, timeout, agent_cmd, vnf_bin)
     except BaseException:
         log(f"up failed; the partial lab stays for inspection: `scripts/lab status --prefix "
             f"{prefix}`, then `scripts/lab down --prefix {prefix}`")
         raise
-    return (f"lab {prefix!r} up: {len(topo['routers'])} routers, {len(topo['links'])} links, "
+    return (f"lab {prefix!r} up{' (VMs)' if vm is not None else ''}: {len(topo['routers'])} "
+            f"routers, {len(topo['links'])} links, "
             f"{len(topo['vnfs'])} VNF instances, {len(topo['hosts'])} sources/sinks; "
             f"state in {lab_dir(prefix)}")
+
+
+def run_steps(j: netns.Journal, steps: list[plumbing.Step]) -> None:
+    """Run plumbing steps on this host, each journal entry recorded before its command."""
+    for entry, argv in steps:
+        if entry is not None:
+            j.record(**entry)
+        run(argv)
 
 
 def build(j: netns.Journal, topo: dict, prefix: str, timeout: float,
@@ -106,13 +132,7 @@ def build(j: netns.Journal, topo: dict, prefix: str, timeout: float,
                 f.write(text)
         ns = ns_name(prefix, rname)
         netns.create_netns(j, ns)
-        # accept_local: a VXLAN-GPE packet the fast path hands to the stack while a neighbour
-        # is unresolved carries this router's own endpoint as source (docs/fastpath.md)
-        netns.sysctls(ns, {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1,
-                           "net.ipv4.conf.all.rp_filter": 0,
-                           "net.ipv4.conf.default.rp_filter": 0,
-                           "net.ipv4.conf.all.accept_local": 1})
-        run(["ip", "-n", ns, "addr", "add", f"{r['loopback']}/32", "dev", "lo"])
+        run_steps(j, plumbing.router_steps(r, ns))
         netns.mount_bpffs(j, f"{d}/bpffs")
 
     for l in topo["links"]:
@@ -125,55 +145,17 @@ def build(j: netns.Journal, topo: dict, prefix: str, timeout: float,
         netns.addr_up(b, l["b_if"], f"{l['b_addr']}/{plen}")
 
     for v in topo["vnfs"]:
-        rns, vns = ns_name(prefix, v["router"]), ns_name(prefix, v["router"], v["name"])
-        netns.create_netns(j, vns)
-        netns.veth(j, rns, v["router_if"], vns, v["vnf_if"])
-        netns.set_mtu(rns, v["router_if"], v["mtu"])
-        netns.set_mtu(vns, v["vnf_if"], v["mtu"])
-        netns.addr_up(rns, v["router_if"], v["router_addr"])
-        netns.addr_up(vns, v["vnf_if"], v["vnf_addr"])
-        # XDP_REDIRECT into a veth needs NAPI on the far end: GRO on gives it (kernel >= 5.13)
-        nsexec(vns, "ethtool", "-K", v["vnf_if"], "gro", "on")
-        run(["ip", "-n", vns, "route", "add", "default", "via",
-             v["router_addr"].split("/")[0]])
-        # No forwarding: the VNF program is the only thing that sends traffic back. With
-        # forwarding on, the kernel also routed every bare-IP frame an NSH-unaware instance gets
-        # back to the router, unstamped: each packet arrived twice. Without a program the
-        # instance now drops what it gets, as a dead VNF does (a new netns may inherit the
-        # host's ip_forward, hence explicit zeros).
-        netns.sysctls(vns, {"net.ipv4.ip_forward": 0, "net.ipv6.conf.all.forwarding": 0,
-                            "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.eth0.rp_filter": 0})
+        run_steps(j, plumbing.vnf_steps(prefix, v, ns_name(prefix, v["router"])))
 
     for h in topo["hosts"]:
-        rns, hns = ns_name(prefix, h["router"]), ns_name(prefix, h["name"])
-        netns.create_netns(j, hns)
-        netns.veth(j, rns, h["router_if"], hns, h["host_if"])
-        netns.addr_up(rns, h["router_if"], h["router_addr"])
-        netns.addr_up(hns, h["host_if"], h["host_addr"])
-        nsexec(hns, "ethtool", "-K", h["host_if"], "gro", "on")
-        # Complete checksums from the sending socket: a veth leaves UDP/TCP checksums partial
-        # for the "hardware", and a frame that XDP redirects loses the skb's note that they
-        # are, so it arrives with a wrong checksum and the receiver drops it (docs/tools.md).
-        nsexec(hns, "ethtool", "-K", h["host_if"], "tx", "off")
-        run(["ip", "-n", hns, "route", "add", "default", "via", h["gateway"]])
+        run_steps(j, plumbing.host_steps(prefix, h, ns_name(prefix, h["router"])))
 
     for rname in topo["routers"]:
         for daemon in frr.DAEMONS:
             frr.start_daemon(j, prefix, rname, daemon)
 
     j.set(status="converging")
-    wait_converged(prefix, topo, timeout)
-    # VNF programs before the agents: an agent watching a pid file that does not exist yet
-    # would withdraw the instance at once.
-    for v in topo["vnfs"]:
-        if v["run"]:
-            programs.start_vnf(j, prefix, v, vnf_bin)
-    idle = [v["name"] for v in topo["vnfs"] if not v["run"]]
-    if idle:
-        log(f"note: no program runs for vnf {', '.join(idle)} (no `run = true`): packets "
-            "steered to them are lost until one does (`scripts/lab vnf start --prefix "
-            f"{prefix} NAME`, or your own; docs/lab.md)")
-    if agent_cmd:
-        for rname in topo["routers"]:
-            programs.start_agent(j, topo, prefix, rname, agent_cmd)
+    lab = NetnsLab(prefix, topo)
+    wait_converged(lab, timeout)
+    lab.start_programs(j, vnf_bin, agent_cmd)
     j.set(status="up")

@@ -144,3 +144,13 @@ def leftovers(prefix, pids=()):
         "mounts": mounts_under(sd),
         "frr_rundirs": [n for n in os.listdir("/var/run/frr") if n.startswith(f"acl-{prefix}-")],
     }
+
+
+def steady_samples_missing(summary, phase, vnf, least=20):
+    """Why the experiment's summary.json lacks `least` steady-state samples of vnf in phase, or None."""
+    if summary is None:
+        return "no summary.json written"
+    s = summary["table"][phase][vnf]
+    if s is None or s["samples"] < least:
+        return f"phase {phase} {vnf}: {s and s['samples']} steady samples, fewer than {least}"
+    return None

@@ -6,6 +6,7 @@ import subprocess
 import tomllib
 
 from lablib.topology import resolve_topology
+from sample import ROUTERS
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -43,3 +44,30 @@ def test_pid_file_only_for_instances_the_lab_runs(tmp_path):
     lines = {l.split("name: ")[1].split(",")[0]: l for l in conf.splitlines() if l.startswith("  - {name: ") and "veth:" in l}
     assert lines["ran"].endswith(", nsh_aware: true, pid_file: /run/anychain-lab/p/A/vnf-ran.pid}")
     assert lines["byhand"].endswith(", nsh_aware: false}")
+
+
+ROUTED = ROUTERS + """
+[[link]]
+a = "A"
+b = "B"
+cost = 10
+[[source]]
+name = "src"
+router = "A"
+[[sink]]
+name = "dst"
+router = "B"
+"""
+
+
+def test_a_topology_without_services_gets_no_chain_and_no_policy(tmp_path):
+    """A plain routed lab (vm-tests/lab-capacity's rings): anychaind refuses a chain without
+    services, so none is written, nor a policy that would name it."""
+    t = resolve_topology(tomllib.loads(ROUTED), "t.toml")
+    (tmp_path / "lab.json").write_text(json.dumps({"prefix": "p", **t}))
+    conf = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "scripts", "lab-agent"), "config",
+                           str(tmp_path), "A"], capture_output=True, text=True, check=True).stdout.splitlines()
+    for key in ("services", "chains", "policies", "instances"):
+        assert conf.count(f"{key}: []") == 1 and f"{key}:" not in conf, (key, conf)
+    assert [l for l in conf if l.startswith("  - {name: ")] == ["  - {name: to-B, mode: native}",
+                                                                "  - {name: h-src, mode: native, classify: true}"]

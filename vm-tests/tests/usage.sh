@@ -22,7 +22,15 @@ check 2 "expected '--' before the command \('uname'\)" uname
 check 2 "unknown option '--bogus'" --bogus -- true
 check 2 "--cpus 'two' is not a positive integer" --cpus two -- true
 check 2 "--memory '1T' is not a size" --memory 1T -- true
-check 2 "--timeout '0' is not a positive number" --timeout 0 -- true
+check 2 "--timeout '1.5' is not a number of seconds \\(0: no limit\\)" --timeout 1.5 -- true
+check 2 "--tap 'tap0,queues=2': the only option is mac=MAC" --tap tap0,queues=2 -- true
+check 2 "--tap 'tap0,mac=01:00:00:00:00:01': 01:00:00:00:00:01 is a multicast MAC" --tap tap0,mac=01:00:00:00:00:01 -- true
+check 2 "--tap 'tap0,mac=xx': 'xx' is not a MAC address" --tap tap0,mac=xx -- true
+check 2 "--tcg-tb-size '0' is not a positive number of MiB" --tcg-tb-size 0 -- true
+check 125 "--tap no-such-tap0: no such interface in this network namespace" --tap no-such-tap0 -- true
+check 125 "--tap lo: not a tap device" --tap lo -- true
+mkdir -p "$OUT/rundir" && : >"$OUT/rundir/x"
+check 125 "--rundir '$OUT/rundir' is not empty" --rundir "$OUT/rundir" -- true
 check 2 "--nics 3: NICs are wired in pairs" --nics 3 -- true
 check 2 "--backend 'kvm': use auto, qemu or vng" --backend kvm -- true
 check 2 "--accel 'hvf': use auto, tcg or kvm" --accel hvf -- true
