@@ -10,7 +10,18 @@
  *	r = ac_ftc_hop_begin(ctx, &hop, now);     CONTINUE, PLAIN (not FTC), HOLD, DROP
  *	... read packet fields (no helper calls between begin and commit of a transaction) ...
  *	if (ac_st_begin(&hop, &tx, now) == 0) { ac_st_find / ac_st_put / ac_st_del; ac_st_commit(&hop, &tx); }
- *	r = ac_ftc_hop_finish(ctx, &hop);
+ *	r = ac_ftc_hop_finish(ctx, &hop);        (CONTINUE only)
+ *
+ * A PLAIN packet (MD type 1, or MD type 2 without the control TLV: a chain without FTC) still has
+ * its partition (SPI/SI and the flow hash the classifier put in the NSH), so the NF's state API
+ * works the same on it: transactions read and write the partition's record under its lock; the
+ * commit advances the sequence but stages no log, and the NSH is left as it is (no
+ * ac_ftc_hop_finish). An NF written on this API therefore runs unchanged when its chain turns
+ * FTC on (docs/nf.md, "The state API").
+ *
+ * One header of about 830 lines, not split: the hop, the state API and the replication step
+ * share the per-CPU scratch windows and the verifier-driven structure of Section 3.6 (global
+ * functions, bpf_loop steps, masks); pieces in separate headers could only be read together.
  *
  * The maps are the NF object's own, unpinned (the NF model: they live and die with the process).
  * Everything the wire and the order rule need is in include/anychain/ftc.h, shared with the C++
@@ -60,6 +71,7 @@ struct ac_ftc_hop {
 	__u8 propagating;        /* the packet arrived propagating: the NF must not run */
 	__u8 filtered;           /* the NF filtered it: it leaves propagating, inner packet removed */
 	__u8 verdict;            /* bpf_loop's result (enum ac_ftc_verdict) */
+	__u8 plain;              /* not an FTC packet: transactions keep state, no log is staged */
 	__u64 now;               /* jiffies */
 };
 
@@ -505,9 +517,22 @@ AC_INLINE enum ac_ftc_verdict ac_ftc_hop_begin(struct xdp_md *ctx, struct ac_ftc
 		ac_ftc_count(AC_FTC_ST_BAD_TLV);
 		return AC_FTC_DROP;
 	}
-	if ((nb[2] & 0x0f) != AC_NSH_MD_TYPE2) {
+	if ((nb[2] & 0x0f) == AC_NSH_MD_TYPE1) {
+		/* not FTC: the partition is the SPI/SI and the flow hash of context word 0 */
+		if ((nb[1] & 0x3f) * 4 != AC_NSH_MD1_LEN || (void *)(nb + AC_NSH_MD1_LEN) > data_end) {
+			ac_ftc_count(AC_FTC_ST_BAD_TLV);
+			return AC_FTC_DROP;
+		}
 		ac_ftc_count(AC_FTC_ST_NO_CTRL);
+		hop->nsh_len = AC_NSH_MD1_LEN;
+		hop->spi_si = bpf_ntohl(*(__be32 *)(nb + 4));
+		hop->hash = bpf_ntohl(*(__be32 *)(nb + 8));
+		hop->plain = 1;
 		return AC_FTC_PLAIN;
+	}
+	if ((nb[2] & 0x0f) != AC_NSH_MD_TYPE2) {
+		ac_ftc_count(AC_FTC_ST_BAD_TLV);
+		return AC_FTC_DROP;
 	}
 	len = (nb[1] & 0x3f) * 4;
 	if (len < AC_NSH_BASE_LEN || (void *)(nb + len) > data_end ||
@@ -523,7 +548,11 @@ AC_INLINE enum ac_ftc_verdict ac_ftc_hop_begin(struct xdp_md *ctx, struct ac_ftc
 		return AC_FTC_DROP;
 	}
 	if (!s->view.ctrl) {
+		/* not FTC: the partition is the SPI/SI and the flow hash TLV (0 without one) */
 		ac_ftc_count(AC_FTC_ST_NO_CTRL);
+		hop->spi_si = ac_ftc_rd32(s->old, 4);
+		hop->hash = s->view.has_hash ? s->view.hash : 0;
+		hop->plain = 1;
 		return AC_FTC_PLAIN;
 	}
 	if (!s->view.has_hash) {
@@ -723,6 +752,8 @@ AC_INLINE void ac_st_commit(struct ac_ftc_hop *hop, struct ac_st_tx *tx)
 	bpf_spin_unlock(&rec->lock);
 	if (tx->dirty & 0x100)
 		ac_ftc_count(AC_FTC_ST_WRITE_REFUSED);
+	if (hop->plain)
+		return; /* not an FTC packet: no log */
 
 #pragma unroll
 	for (__u32 i = 0; i < (AC_FTC_LOG_MAX + 4 + AC_FTC_KEY_MAX + AC_FTC_VAL_MAX) / 4; i++)

@@ -2,7 +2,7 @@
 //
 // Every command is one Command row: its name, options, help and handler together. main.cc
 // parses the command line and generates every help text from the rows; each command group
-// (daemon.cc, attach.cc, config_lists.cc, observe.cc) returns its rows.
+// (daemon.cc, attach.cc, config_lists.cc, observe.cc, state.cc) returns its rows.
 #pragma once
 
 #include <boost/program_options.hpp>
@@ -68,6 +68,7 @@ std::vector<Command> daemon_commands();   // status, topology, reload
 std::vector<Command> attach_commands();   // attach, detach, flush
 std::vector<Command> config_commands();   // service, chain, policy, instance: add, del, list
 std::vector<Command> observe_commands();  // flows, stats
+std::vector<Command> nf_commands();       // state
 
 // ---- output (output.cc) ----
 void print_json(const json& j);

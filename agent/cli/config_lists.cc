@@ -69,6 +69,45 @@ void yesno(const po::variables_map& vm, json& args, const char* flag, const char
 
 auto value(const char* name) { return po::value<std::string>()->value_name(name); }
 
+// --nf and its options as the config entry's keys (nf, restart, nat/monitor/firewall sections);
+// the config parser checks them. A firewall rule's words are the rule map's keys:
+// "drop proto udp dport 53" is {action: drop, proto: udp, dport: "53"}.
+void nf_args(const po::variables_map& vm, json& args) {
+  opt(vm, args, "nf", "nf");
+  opt(vm, args, "restart", "restart");
+  const std::string kind = args.value("nf", "");
+  auto section = [&](const char* name) -> json& {
+    if (!args.contains(name)) args[name] = json::object();
+    return args[name];
+  };
+  if (vm.count("nat-address")) section("nat")["address"] = vm["nat-address"].as<std::string>();
+  if (vm.count("nat-ports")) section("nat")["ports"] = vm["nat-ports"].as<std::string>();
+  if (vm.count("idle-timeout")) {
+    if (kind != "nat" && kind != "monitor") throw UsageError("--idle-timeout is for --nf nat or --nf monitor");
+    json t;
+    opt(vm, t, "idle-timeout", "idle_timeout_s", true);
+    section(kind.c_str())["idle_timeout_s"] = t["idle_timeout_s"];
+  }
+  if (vm.count("fw-default")) section("firewall")["default"] = vm["fw-default"].as<std::string>();
+  if (vm.count("fw-rule")) {
+    json rules = json::array();
+    for (const auto& text : vm["fw-rule"].as<std::vector<std::string>>()) {
+      std::istringstream in(text);
+      std::vector<std::string> w;
+      for (std::string x; in >> x;) w.push_back(x);
+      if (w.empty()) throw UsageError("--fw-rule is empty (ACTION [src P] [dst P] [proto P] [sport N[-M]] [dport N[-M]])");
+      json r{{"action", w[0]}};
+      for (size_t i = 1; i < w.size(); i += 2) {
+        if (i + 1 == w.size()) throw UsageError(fmt::format("--fw-rule '{}': '{}' needs a value", text, w[i]));
+        if (r.contains(w[i])) throw UsageError(fmt::format("--fw-rule '{}': '{}' given twice", text, w[i]));
+        r[w[i]] = w[i + 1];
+      }
+      rules.push_back(r);
+    }
+    section("firewall")["rules"] = rules;
+  }
+}
+
 void print_services(const json& list) {
   Table t({"NAME", "ID", "ANYCAST"});
   for (const auto& e : list) t.add({field(e, "name"), field(e, "id"), field(e, "anycast")});
@@ -99,9 +138,10 @@ void print_policies(const json& list) {
 }
 
 void print_instances(const json& list) {
-  std::vector<std::string> head{"NAME", "ID", "SERVICE", "VETH", "MAC", "CAPACITY", "NSH"};
-  static const std::vector<std::string> known{"name", "id",        "service",  "veth",  "mac",
-                                              "capacity", "nsh_aware", "pid_file", "cgroup"};
+  std::vector<std::string> head{"NAME", "ID", "SERVICE", "VETH", "MAC", "CAPACITY", "NSH", "NF"};
+  static const std::vector<std::string> known{"name",     "id",     "service", "veth",    "mac",     "capacity",
+                                              "nsh_aware", "pid_file", "cgroup", "nf",      "restart", "nat",
+                                              "monitor",  "firewall"};
   std::vector<std::string> extra;  // live fields a daemon adds (load, cost, ...)
   for (const auto& e : list)
     for (const auto& [k, v] : e.items())
@@ -115,8 +155,18 @@ void print_instances(const json& list) {
   }
   Table t(head);
   for (const auto& e : list) {
-    std::vector<std::string> row{field(e, "name"), field(e, "id"), field(e, "service"), field(e, "veth"),
-                                 field(e, "mac", "learn"), field(e, "capacity"), field(e, "nsh_aware", "yes")};
+    std::string nf = "-";
+    if (e.contains("nf")) {
+      nf = field(e, "nf");
+      if (e.contains("nat")) nf += fmt::format(" {} {}", field(e["nat"], "address"), field(e["nat"], "ports"));
+      if (e.contains("firewall"))
+        nf += fmt::format(" ({} rules, default {})", e["firewall"].value("rules", json::array()).size(),
+                          field(e["firewall"], "default"));
+      nf += fmt::format(", restart {}", field(e, "restart"));
+    }
+    std::vector<std::string> row{field(e, "name"),     field(e, "id"),       field(e, "service"),
+                                 field(e, "veth"),     field(e, "mac", e.contains("nf") ? "nf" : "learn"),
+                                 field(e, "capacity"), field(e, "nsh_aware", "yes"), nf};
     for (const auto& k : extra) row.push_back(field(e, k.c_str()));
     t.add(row);
   }
@@ -196,7 +246,9 @@ const std::vector<Kind>& kinds() {
        .print_list = print_policies},
       {.kind = "instance",
        .add_synopsis = "NAME --id N --service S --veth IFACE --capacity PPS [--mac MAC] [--nsh-aware yes|no]\n"
-                       "                      [--pid-file FILE] [--cgroup PATH]",
+                       "                      [--pid-file FILE] [--cgroup PATH]\n"
+                       "       anychain instance add NAME --id N --service S --veth IFACE --capacity PPS\n"
+                       "                      --nf nat|monitor|firewall [NF OPTIONS] [--restart always|never]",
        .add_brief = "Add a local VNF instance (id 1..16383, unique in the network; MAC learnt when not given).",
        .add_details =
            "A local instance only: a VNF of this node behind the veth IFACE. anychaind attaches the fast path\n"
@@ -204,9 +256,20 @@ const std::vector<Kind>& kinds() {
            "other nodes come only from OSPF (their nodes' VNF LSAs): there is no static remote instance, and\n"
            "without ospfd no instance, local or remote, is placed (the service plane is computed from the LSDB).\n"
            "The veth's MTU must hold the inner packet plus the NSH (24 bytes for MD type 1; the bare packet\n"
-           "with --nsh-aware no); longer packets go through the slow path (docs/slow-path.md).",
+           "with --nsh-aware no); longer packets go through the slow path (docs/slow-path.md).\n"
+           "With --nf, anychaind runs a built-in network function for it (docs/nf.md): it creates the\n"
+           "namespace acnf-NAME and the veth (IFACE on this side, eth0 inside), starts anychain-nf there,\n"
+           "withdraws the instance at once when it dies and restarts it (--restart, default always).\n"
+           "  nat:      --nat-address ADDR (required), --nat-ports LO-HI (default 1024-65535)\n"
+           "  firewall: --fw-rule 'ACTION [src P] [dst P] [proto P] [sport N[-M]] [dport N[-M]]'\n"
+           "            (repeat, in order; ACTION pass or drop), --fw-default pass|drop (default pass)\n"
+           "  nat, monitor: --idle-timeout SECONDS (per-flow state; default nat 300, monitor 60)",
        .add_examples = "  anychain instance add fw-a --id 101 --service fw --veth vfw-a --capacity 200000\n"
-                       "  anychain instance add ids-a --id 102 --service ids --veth vids-a --capacity 1e5 --nsh-aware no\n",
+                       "  anychain instance add ids-a --id 102 --service ids --veth vids-a --capacity 1e5 --nsh-aware no\n"
+                       "  anychain instance add fw1 --id 1 --service fw --veth nf-fw1 --capacity 100000 --nf firewall \\\n"
+                       "      --fw-rule 'drop proto udp dport 53' --fw-rule 'drop src 10.9.0.0/16'\n"
+                       "  anychain instance add nat1 --id 3 --service nat --veth nf-nat1 --capacity 100000 --nf nat \\\n"
+                       "      --nat-address 192.0.2.10 --nat-ports 20000-29999 --restart always\n",
        .del_brief = "Delete a local VNF instance (its flows are re-balanced).",
        .del_examples = "  anychain instance del fw-a\n",
        .list_brief = "List the local VNF instances.",
@@ -216,7 +279,15 @@ const std::vector<Kind>& kinds() {
                                                                                           "its service")(
              "veth", value("IFACE"), "host side of its veth")("capacity", value("PPS"), "packets per second it can serve")(
              "mac", value("MAC"), "the VNF's MAC (learnt when not given)")("nsh-aware", value("yes|no"), "default yes")(
-             "pid-file", value("FILE"), "for CPU load")("cgroup", value("PATH"), "for CPU load");
+             "pid-file", value("FILE"), "for CPU load")("cgroup", value("PATH"), "for CPU load")(
+             "nf", value("KIND"), "run a built-in network function: nat, monitor or firewall")(
+             "restart", value("always|never"), "nf: restart it when it dies (default always)")(
+             "nat-address", value("ADDR"), "nat: the external IPv4 address")(
+             "nat-ports", value("LO-HI"), "nat: the port pool (default 1024-65535)")(
+             "fw-rule", po::value<std::vector<std::string>>()->composing()->value_name("RULE"),
+             "firewall: 'ACTION [src P] [dst P] [proto P] [sport N[-M]] [dport N[-M]]' (repeat, in order)")(
+             "fw-default", value("pass|drop"), "firewall: the action when no rule matches (default pass)")(
+             "idle-timeout", value("SECONDS"), "nat, monitor: per-flow state idle longer is reset");
        },
        .add_args = [](const po::variables_map& vm, json& args) {
          opt(vm, args, "id", "id", true);
@@ -224,6 +295,7 @@ const std::vector<Kind>& kinds() {
          opt(vm, args, "capacity", "capacity", true);
          opt(vm, args, "pid-file", "pid_file");
          yesno(vm, args, "nsh-aware", "nsh_aware");
+         nf_args(vm, args);
          if (args.contains("capacity") && args["capacity"].is_string()) {
            // accept 1e5, 2.5e6: whole packets per second
            try {

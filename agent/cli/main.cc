@@ -25,7 +25,7 @@ namespace {
 const std::vector<Command>& commands() {
   static const std::vector<Command> all = [] {
     std::vector<Command> out;
-    for (auto group : {daemon_commands, attach_commands, config_commands, observe_commands})
+    for (auto group : {daemon_commands, attach_commands, config_commands, observe_commands, nf_commands})
       for (auto& c : group()) out.push_back(std::move(c));
     return out;
   }();

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "anychain/maps.h"
+#include "anychain/nf.h"
 #include "anychain/nsh.h"
 #include "common/error.h"
 #include "common/net.h"
@@ -137,17 +138,50 @@ struct Policy {
   Mark mark;
 };
 
+// A built-in network function's rule (firewall), as written in the file (docs/nf.md).
+struct NfRule {
+  bool drop = true;                         // action: drop or pass
+  std::string src = "any", dst = "any";     // prefixes, "any" (either family), "any4", "any6"
+  uint8_t proto = 0;                        // 0 = any
+  uint16_t sport_lo = 0, sport_hi = 65535;
+  uint16_t dport_lo = 0, dport_hi = 65535;
+  Mark mark;
+};
+
+// The built-in network function an instance runs (`nf:`, docs/nf.md): anychaind creates its
+// namespace and veth and runs anychain-nf for it.
+inline constexpr const char* kNfKinds[] = {"nat", "monitor", "firewall", "ids", "ratelimit"};
+inline constexpr const char* kNfKindsBuilt[] = {"nat", "monitor", "firewall"};  // with a program
+struct NfConfig {
+  std::string kind;                         // one of kNfKindsBuilt
+  bool restart = true;                      // restart: always (true) or never
+  std::optional<uint32_t> idle_timeout_s;   // nat/monitor; unset: the kind's default
+  std::string nat_address;                  // nat: the external IPv4 address (required)
+  uint16_t nat_port_lo = 1024, nat_port_hi = 65535;
+  bool fw_default_drop = false;             // firewall: the action when no rule matches
+  std::vector<NfRule> fw_rules;             // firewall: in order, at most AC_NF_FW_RULES (64)
+};
+
 struct Instance {
   std::string name;
   uint32_t id = 0;                          // 1..AC_MAX_INSTANCES-1, network-wide unique
   std::string service;
-  std::string veth;                         // host-side interface
+  std::string veth;                         // host-side interface (nf: created by the daemon)
   std::optional<Mac> mac;                // the VNF's MAC; unset: learnt by the daemon
   uint64_t capacity = 0;                    // packets/s, > 0
   bool nsh_aware = true;
   std::string pid_file;                     // optional
   std::string cgroup;                       // optional
+  std::optional<NfConfig> nf;               // a built-in network function run by the daemon
   Mark mark;
+};
+
+// Where the daemon runs its built-in network functions (`nf:` section, docs/nf.md).
+struct NfNode {
+  std::string netns_prefix = AC_NF_NETNS_PREFIX;  // an instance's namespace: <prefix><name>
+  std::string run_dir = AC_NF_RUN_DIR;            // anychain-nf publishes <name>.json here
+  std::string program;                      // anychain-nf; empty: next to anychaind, then installed
+  bool operator==(const NfNode&) const = default;
 };
 
 struct Config {
@@ -156,6 +190,7 @@ struct Config {
   Ospf ospf;
   Timers timers;
   Wcmp wcmp;
+  NfNode nf;
   std::vector<Service> services;
   std::vector<Chain> chains;
   std::vector<Policy> policies;             // ordered: first match wins

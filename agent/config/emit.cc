@@ -79,6 +79,12 @@ std::string to_yaml(const Config& c) {
     if (v) e << YAML::Key << key << YAML::Value << *v;
   e << YAML::EndMap << YAML::EndMap;
 
+  e << YAML::Key << "nf" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "netns_prefix" << YAML::Value << c.nf.netns_prefix;
+  e << YAML::Key << "run_dir" << YAML::Value << c.nf.run_dir;
+  if (!c.nf.program.empty()) e << YAML::Key << "program" << YAML::Value << c.nf.program;
+  e << YAML::EndMap;
+
   e << YAML::Key << "services" << YAML::Value << YAML::BeginSeq;
   for (const auto& s : c.services) {
     e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << s.name;
@@ -120,6 +126,35 @@ std::string to_yaml(const Config& c) {
     e << YAML::Key << "nsh_aware" << YAML::Value << in.nsh_aware;
     if (!in.pid_file.empty()) e << YAML::Key << "pid_file" << YAML::Value << in.pid_file;
     if (!in.cgroup.empty()) e << YAML::Key << "cgroup" << YAML::Value << in.cgroup;
+    if (in.nf) {
+      const NfConfig& nf = *in.nf;
+      e << YAML::Key << "nf" << YAML::Value << nf.kind;
+      e << YAML::Key << "restart" << YAML::Value << (nf.restart ? "always" : "never");
+      if (nf.kind == "nat") {
+        e << YAML::Key << "nat" << YAML::Value << YAML::BeginMap;
+        e << YAML::Key << "address" << YAML::Value << nf.nat_address;
+        e << YAML::Key << "ports" << YAML::Value << fmt::format("{}-{}", nf.nat_port_lo, nf.nat_port_hi);
+        if (nf.idle_timeout_s) e << YAML::Key << "idle_timeout_s" << YAML::Value << *nf.idle_timeout_s;
+        e << YAML::EndMap;
+      } else if (nf.kind == "monitor" && nf.idle_timeout_s) {
+        e << YAML::Key << "monitor" << YAML::Value << YAML::BeginMap;
+        e << YAML::Key << "idle_timeout_s" << YAML::Value << *nf.idle_timeout_s << YAML::EndMap;
+      } else if (nf.kind == "firewall") {
+        e << YAML::Key << "firewall" << YAML::Value << YAML::BeginMap;
+        e << YAML::Key << "default" << YAML::Value << (nf.fw_default_drop ? "drop" : "pass");
+        e << YAML::Key << "rules" << YAML::Value << YAML::BeginSeq;
+        for (const auto& r : nf.fw_rules) {
+          e << YAML::Flow << YAML::BeginMap << YAML::Key << "action" << YAML::Value << (r.drop ? "drop" : "pass");
+          if (r.src != "any") e << YAML::Key << "src" << YAML::Value << r.src;
+          if (r.dst != "any") e << YAML::Key << "dst" << YAML::Value << r.dst;
+          if (r.proto) e << YAML::Key << "proto" << YAML::Value << proto_name(r.proto);
+          if (auto p = port_range(r.sport_lo, r.sport_hi); !p.empty()) e << YAML::Key << "sport" << YAML::Value << p;
+          if (auto p = port_range(r.dport_lo, r.dport_hi); !p.empty()) e << YAML::Key << "dport" << YAML::Value << p;
+          e << YAML::EndMap;
+        }
+        e << YAML::EndSeq << YAML::EndMap;
+      }
+    }
     e << YAML::EndMap;
   }
   e << YAML::EndSeq;

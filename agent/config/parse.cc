@@ -3,12 +3,14 @@
 #include <net/if.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <tuple>
 
 #include "config/config.h"
+#include "config/parse_nf.h"
 #include "config/yaml_reader.h"
 
 namespace anychain::config {
@@ -24,31 +26,6 @@ constexpr std::pair<std::string_view, WcmpPolicy> kWcmpPolicies[] = {
     {"ecmp", WcmpPolicy::Ecmp},
 };
 
-std::optional<uint8_t> parse_proto(std::string_view s) {
-  if (s == "any") return 0;
-  if (s == "tcp") return 6;
-  if (s == "udp") return 17;
-  if (s == "icmp") return 1;
-  if (s == "icmpv6" || s == "ipv6-icmp") return 58;
-  uint64_t v;
-  if (parse_u64(s, v) && v <= 255) return static_cast<uint8_t>(v);
-  return std::nullopt;
-}
-
-bool parse_ports(std::string_view s, uint16_t& lo, uint16_t& hi) {
-  auto dash = s.find('-');
-  uint64_t a, b;
-  if (dash == std::string_view::npos) {
-    if (!parse_u64(s, a) || a > 65535) return false;
-    b = a;
-  } else if (!parse_u64(s.substr(0, dash), a) || !parse_u64(s.substr(dash + 1), b) || a > 65535 || b > 65535 ||
-             a > b) {
-    return false;
-  }
-  lo = static_cast<uint16_t>(a);
-  hi = static_cast<uint16_t>(b);
-  return true;
-}
 
 
 std::string entry_what(const char* list, const YAML::Node& n) {
@@ -137,7 +114,8 @@ std::optional<Policy> read_policy(Ctx& ctx, const YAML::Node& n) {
 
 std::optional<Instance> read_instance(Ctx& ctx, const YAML::Node& n) {
   MapReader r(ctx, n, entry_what("instance", n),
-              {"name", "id", "service", "veth", "mac", "capacity", "nsh_aware", "pid_file", "cgroup"});
+              {"name", "id", "service", "veth", "mac", "capacity", "nsh_aware", "pid_file", "cgroup", "nf", "restart",
+               "nat", "monitor", "firewall"});
   if (!r.ok()) return std::nullopt;
   size_t before = ctx.diags.size();
   Instance in;
@@ -166,6 +144,7 @@ std::optional<Instance> read_instance(Ctx& ctx, const YAML::Node& n) {
   r.boolean("nsh_aware", in.nsh_aware);
   r.str("pid_file", in.pid_file);
   r.str("cgroup", in.cgroup);
+  read_nf(ctx, r, in);
   if (ctx.diags.size() != before) return std::nullopt;
   return in;
 }
@@ -302,7 +281,7 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
     return std::unexpected(std::move(ctx.diags));
   }
   MapReader top(ctx, root, "config",
-                {"node", "interfaces", "ospf", "timers", "wcmp", "services", "chains", "policies", "instances"});
+                {"node", "interfaces", "ospf", "timers", "wcmp", "nf", "services", "chains", "policies", "instances"});
   if (!top.ok()) return std::unexpected(std::move(ctx.diags));
 
   if (auto n = top.get("node", true)) {
@@ -369,6 +348,7 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
     }
   }
   if (auto n = top.get("wcmp", false)) read_wcmp(ctx, *n, c.wcmp);
+  if (auto n = top.get("nf", false); n && !n->IsNull()) read_nf_node(ctx, *n, c.nf);
   read_list(ctx, root, "services", c.services, read_service);
   read_list(ctx, root, "chains", c.chains, read_chain);
   read_list(ctx, root, "policies", c.policies, read_policy);

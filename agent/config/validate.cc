@@ -57,6 +57,10 @@ Diagnostics validate(const Config& c, const std::string& file) {
   }
   names.clear();
   for (const auto& i : c.interfaces) dup(names, i.name, i.mark, fmt::format("duplicate interface '{}'", i.name));
+  for (const auto& in : c.instances)
+    if (in.nf && names.count(in.veth))
+      ctx.err(in.mark, fmt::format("instance '{}': veth '{}' is created by anychaind for its nf; it cannot also be "
+                                   "under interfaces:", in.name, in.veth));
   sort_diags(ctx.diags);
   return ctx.diags;
 }
@@ -66,7 +70,7 @@ Diagnostics check_interfaces(const Config& c, const std::string& file) {
   for (const auto& i : c.interfaces)
     if (if_nametoindex(i.name.c_str()) == 0) out.push_back({file, i.mark, fmt::format("interface '{}' does not exist", i.name)});
   for (const auto& in : c.instances)
-    if (if_nametoindex(in.veth.c_str()) == 0)
+    if (!in.nf && if_nametoindex(in.veth.c_str()) == 0)  // an nf instance's veth is the daemon's to create
       out.push_back({file, in.mark, fmt::format("instance '{}': veth '{}' does not exist", in.name, in.veth)});
   return out;
 }

@@ -65,6 +65,34 @@ inline std::string join(const std::vector<std::string>& v) {
 }
 
 
+// A protocol name or number (any = 0)
+inline std::optional<uint8_t> parse_proto(std::string_view s) {
+  if (s == "any") return 0;
+  if (s == "tcp") return 6;
+  if (s == "udp") return 17;
+  if (s == "icmp") return 1;
+  if (s == "icmpv6" || s == "ipv6-icmp") return 58;
+  uint64_t v;
+  if (parse_u64(s, v) && v <= 255) return static_cast<uint8_t>(v);
+  return std::nullopt;
+}
+
+// N or N-M, 0..65535, N <= M
+inline bool parse_ports(std::string_view s, uint16_t& lo, uint16_t& hi) {
+  auto dash = s.find('-');
+  uint64_t a, b;
+  if (dash == std::string_view::npos) {
+    if (!parse_u64(s, a) || a > 65535) return false;
+    b = a;
+  } else if (!parse_u64(s.substr(0, dash), a) || !parse_u64(s.substr(dash + 1), b) || a > 65535 || b > 65535 ||
+             a > b) {
+    return false;
+  }
+  lo = static_cast<uint16_t>(a);
+  hi = static_cast<uint16_t>(b);
+  return true;
+}
+
 struct Ctx {
   std::string file;
   Diagnostics diags;

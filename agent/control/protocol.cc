@@ -80,6 +80,26 @@ json to_json(const config::Instance& i) {
   if (i.mac) j["mac"] = mac_str(*i.mac);
   if (!i.pid_file.empty()) j["pid_file"] = i.pid_file;
   if (!i.cgroup.empty()) j["cgroup"] = i.cgroup;
+  if (i.nf) {
+    const config::NfConfig& nf = *i.nf;
+    j["nf"] = nf.kind;
+    j["restart"] = nf.restart ? "always" : "never";
+    if (nf.kind == "nat") {
+      j["nat"] = {{"address", nf.nat_address}, {"ports", fmt::format("{}-{}", nf.nat_port_lo, nf.nat_port_hi)}};
+      if (nf.idle_timeout_s) j["nat"]["idle_timeout_s"] = *nf.idle_timeout_s;
+    } else if (nf.kind == "monitor" && nf.idle_timeout_s) {
+      j["monitor"] = {{"idle_timeout_s", *nf.idle_timeout_s}};
+    } else if (nf.kind == "firewall") {
+      json rules = json::array();
+      for (const auto& r : nf.fw_rules) {
+        json x{{"action", r.drop ? "drop" : "pass"}, {"src", r.src}, {"dst", r.dst}, {"proto", config::proto_name(r.proto)}};
+        if (auto p = config::port_range(r.sport_lo, r.sport_hi); !p.empty()) x["sport"] = p;
+        if (auto p = config::port_range(r.dport_lo, r.dport_hi); !p.empty()) x["dport"] = p;
+        rules.push_back(x);
+      }
+      j["firewall"] = {{"default", nf.fw_default_drop ? "drop" : "pass"}, {"rules", rules}};
+    }
+  }
   return j;
 }
 

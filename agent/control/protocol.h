@@ -26,7 +26,8 @@
 //   policy_add   {"name", "chain", "src", "dst", "proto", "sport", "dport", "symmetric",
 //                 "md_type", "index" (optional: position in the ordered list, default last)}
 //   instance_add {"name", "id", "service", "veth", "mac", "capacity", "nsh_aware",
-//                 "pid_file", "cgroup"}                            (instances)
+//                 "pid_file", "cgroup", "nf", "restart", "nat", "monitor", "firewall"}
+//                                                                  (instances; docs/nf.md)
 //   service_del / chain_del / policy_del / instance_del  {"name": s}
 //   service_list / chain_list / policy_list / instance_list        (no args)
 //

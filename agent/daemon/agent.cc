@@ -69,6 +69,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
   if (auto r = a->apply_static(); !r) return unexpected(r.error());
 
   a->ospf_ = std::make_unique<ospf::Client>(a->spec_.ospf);
+  a->sync_nf();
   a->ospf_->on_lsdb_changed = [p = a.get()](const ospf::Lsdb&) {
     if (p->lsdb_trusted_) p->throttle_.kick(Clock::now());
   };
@@ -154,6 +155,7 @@ Result<void> Agent::reload(AgentSpec spec) {
     slow_->set_endpoint(spec_.nsh_endpoint);
   }
   if (auto r = apply_static(); !r) return r;
+  sync_nf();
   check_liveness();
   next_monitor_ = Clock::now();
   throttle_.kick(Clock::now());
@@ -192,10 +194,42 @@ void Agent::recompute(Clock::time_point now) {
   if (auto exp = hold_.next_expiry()) throttle_.kick(std::max(now, *exp - spec_.timers.spf_delay));
 }
 
+void Agent::sync_nf() {
+  std::vector<nf::InstanceSpec> specs;
+  for (const auto& i : spec_.instances)
+    if (i.nf) specs.push_back(*i.nf);
+  if (specs.empty() && !nf_) return;
+  if (!nf_) {
+    auto s = nf::Supervisor::create(spec_.nf);
+    if (!s) {
+      log::error("built-in network functions: {}", s.error().str());
+      return;
+    }
+    nf_ = std::move(*s);
+    // an instance that dies (or comes back) is withdrawn (announced) at once
+    nf_->on_change = [this](const std::string&, bool) { check_liveness(); };
+    nf_->on_veth = [this](const std::string& name, const std::string& veth) { on_nf_veth(name, veth); };
+  }
+  nf_->configure(specs);
+}
+
+// The host side of an NF's veth was (re)created: the fast path goes on it (native XDP: the
+// frames the NF returns with XDP_TX arrive there). It is an instance veth, so Ports owns it
+// (role, MTU, re-attachment); it is told now rather than when the link notification arrives.
+void Agent::on_nf_veth(const std::string& name, const std::string& veth) {
+  auto link = LinkWatcher::query(veth);
+  if (!link) {
+    log::error("nf {}: its veth {}: {}", name, veth, link.error().str());
+    return;
+  }
+  ports_->on_link(*link);
+  if (!ports_->attached(veth)) log::error("nf {}: the fast path is not attached to {} (anychain status)", name, veth);
+}
+
 void Agent::check_liveness() {
   for (const auto& i : spec_.instances) {
     auto link = LinkWatcher::query(i.veth);
-    bool alive = link && link->up && process_alive(i.pid_file);
+    bool alive = link && link->up && process_alive(i.pid_file) && (!i.nf || (nf_ && nf_->alive(i.name)));
     if (monitor_->set_alive(i.id, alive)) {
       log::info("instance {} ({}) is {}", i.name, i.id, alive ? "up" : "down: withdrawn");
       if (!alive) {
@@ -274,6 +308,8 @@ int Agent::run(const std::function<bool()>& should_stop) {
     if (auto t = throttle_.due(); t && lsdb_trusted_) wake = std::min(wake, *t);
     if (trust_lsdb_at_) wake = std::min(wake, *trust_lsdb_at_);
     if (nexthops_dirty_) wake = std::min(wake, last_nexthop_flush_ + std::chrono::milliseconds(100));
+    if (nf_)
+      if (auto t = nf_->next_timer()) wake = std::min(wake, *t);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count();
     int timeout = static_cast<int>(std::clamp<long long>(ms, 0, 1000));
 
@@ -281,6 +317,10 @@ int Agent::run(const std::function<bool()>& should_stop) {
     std::vector<int> ofds = ospf_->fds();
     for (int fd : ofds) pfds.push_back({fd, POLLIN, 0});
     pfds.push_back({links_.fd(), POLLIN, 0});
+    const size_t nf_first = pfds.size();
+    if (nf_)
+      for (const auto& p : nf_->fds()) pfds.push_back(p);
+    const size_t nf_end = pfds.size();
     std::vector<size_t> owner(pfds.size(), SIZE_MAX);
     for (size_t si = 0; si < sources_.size(); ++si)
       for (const auto& p : sources_[si].fds()) {
@@ -297,6 +337,8 @@ int Agent::run(const std::function<bool()>& should_stop) {
       if (!p.revents) continue;
       if (owner[k] != SIZE_MAX) {
         sources_[owner[k]].on_event(p.fd, p.revents);
+      } else if (k >= nf_first && k < nf_end) {
+        if (nf_) nf_->on_event(p.fd, p.revents);
       } else if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) {
         continue;
       } else if (std::find(ofds.begin(), ofds.end(), p.fd) != ofds.end()) {
@@ -306,12 +348,20 @@ int Agent::run(const std::function<bool()>& should_stop) {
       }
     }
     ospf_->on_timer(Clock::now());
+    if (nf_) nf_->on_timer(Clock::now());
   }
   shutdown();
   return 0;
 }
 
 void Agent::shutdown() {
+  if (nf_) {
+    // the NFs end with the agent (their processes would die with it anyway): out of the fast path
+    nf_->stop_all(spec_.flush_on_exit);
+    for (const auto& i : spec_.instances)
+      if (i.nf) (void)dp_.del_instance(i.id);
+    log::info("stopped the built-in network functions{}", spec_.flush_on_exit ? ", removed their namespaces" : "");
+  }
   if (spec_.flush_on_exit) {
     ports_->detach_all();
     if (slow_) {
@@ -375,6 +425,7 @@ nlohmann::json Agent::status() const {
                      {"cost", l.announced},
                      {"fresh_cost", l.fresh_cost}, {"announced", l.announced_once && l.alive}});
   j["local_instances"] = local;
+  j["nf"] = nf_ ? nf_->status() : nlohmann::json::array();
   if (!endpoint_present_)
     warnings.push_back(fmt::format("NSH endpoint {} is not an address of this node", ip_str(ntohl(spec_.nsh_endpoint.s_addr))));
   j["warnings"] = warnings;

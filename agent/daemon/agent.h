@@ -20,6 +20,7 @@
 #include "daemon/ports.h"
 #include "daemon/spec.h"
 #include "daemon/throttle.h"
+#include "nf/supervisor.h"
 #include "plane/hold_down.h"
 #include "slowpath/slowpath.h"
 
@@ -61,6 +62,9 @@ class Agent {
   void on_link(const LinkEvent& e);
   void check_endpoint();
   void open_slow_path();
+  // The built-in NFs of the config to the supervisor (created with the first one).
+  void sync_nf();
+  void on_nf_veth(const std::string& name, const std::string& veth);
   std::optional<uint32_t> self_router() const;
   void shutdown();
 
@@ -76,6 +80,7 @@ class Agent {
   Throttle throttle_;
   plane::VnfHoldDown hold_;
   std::vector<PollSource> sources_;
+  std::unique_ptr<nf::Supervisor> nf_;
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
   // restart never withdraws instances that merely have not been mirrored yet.

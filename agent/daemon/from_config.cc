@@ -1,9 +1,13 @@
 #include "daemon/from_config.h"
 
+#include "nf/netns.h"
+
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <cstring>
+#include <filesystem>
+#include <unistd.h>
 
 namespace anychain::daemon {
 
@@ -24,7 +28,51 @@ plane::WcmpMode to_wcmp_mode(config::WcmpPolicy p) {
   return plane::WcmpMode::BottleneckResidual;
 }
 
+// An instance's nf: entry as anychain-nf runs it
+Result<nf::InstanceSpec> to_nf_spec(const config::Instance& in) {
+  const config::NfConfig& c = *in.nf;
+  auto kind = nf::parse_kind(c.kind);
+  if (!kind) return fail(fmt::format("instance {}: unknown nf '{}'", in.name, c.kind), EINVAL);
+  nf::InstanceSpec s;
+  s.name = in.name;
+  s.veth = in.veth;
+  s.restart = c.restart ? nf::Restart::Always : nf::Restart::Never;
+  s.params.kind = *kind;
+  s.params.instance_id = in.id;
+  s.params.idle_timeout_s = c.idle_timeout_s.value_or(nf::info(*kind).idle_timeout_s);
+  if (*kind == nf::Kind::Nat && inet_pton(AF_INET, c.nat_address.c_str(), &s.params.nat_address) != 1)
+    return fail(fmt::format("instance {}: nat address '{}' is not an IPv4 address", in.name, c.nat_address), EINVAL);
+  s.params.nat_port_lo = c.nat_port_lo;
+  s.params.nat_port_hi = c.nat_port_hi;
+  s.params.fw_default_drop = c.fw_default_drop;
+  for (const auto& r : c.fw_rules) {
+    std::string text = fmt::format("{} src {} dst {} proto {}", r.drop ? "drop" : "pass", r.src, r.dst,
+                                   config::proto_name(r.proto));
+    if (auto p = config::port_range(r.sport_lo, r.sport_hi); !p.empty()) text += " sport " + p;
+    if (auto p = config::port_range(r.dport_lo, r.dport_hi); !p.empty()) text += " dport " + p;
+    auto rule = nf::parse_rule(text);
+    if (!rule) return fail(fmt::format("instance {}: {}", in.name, rule.error().message), EINVAL);
+    s.params.fw_rules.push_back(*rule);
+  }
+  if (auto v = nf::validate(s.params); !v) return fail(fmt::format("instance {}: {}", in.name, v.error().message), EINVAL);
+  return s;
+}
+
 }  // namespace
+
+std::string nf_program(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  std::vector<fs::path> candidates;
+  if (!ec) candidates.push_back(self.parent_path() / "anychain-nf");
+  candidates.push_back(ANYCHAIN_NF_INSTALLED);
+  candidates.push_back(ANYCHAIN_NF_BUILT);
+  for (const auto& c : candidates)
+    if (::access(c.c_str(), X_OK) == 0) return c.string();
+  return ANYCHAIN_NF_INSTALLED;
+}
 
 plane::WcmpConfig to_wcmp_config(const config::Wcmp& w) {
   plane::WcmpConfig out;
@@ -116,10 +164,16 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
   for (const auto& in : c.instances) {
     LocalInstanceSpec l{.name = in.name, .id = in.id, .veth = in.veth, .mac = in.mac,
                         .capacity = static_cast<uint32_t>(in.capacity), .nsh_aware = in.nsh_aware,
-                        .pid_file = in.pid_file, .cgroup = in.cgroup};
+                        .pid_file = in.pid_file, .cgroup = in.cgroup, .nf = std::nullopt};
     for (const auto& sv : s.services)
       if (sv.name == in.service) l.service_id = sv.id;
     if (!l.service_id) return fail(fmt::format("instance {}: unknown service '{}'", in.name, in.service), EINVAL);
+    if (in.nf) {
+      auto n = to_nf_spec(in);
+      if (!n) return unexpected(n.error());
+      l.nf = std::move(*n);
+      l.mac = nf::nf_mac(in.id);  // the NF side of the veth the agent creates
+    }
     s.instances.push_back(l);
   }
   auto paths = chain_paths(c);
@@ -141,6 +195,9 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
   s.cost_range = c.wcmp.cost_range.value_or(s.cost_range);
   if (c.wcmp.hold_down_ms) s.hold_down = std::chrono::milliseconds(*c.wcmp.hold_down_ms);
   s.timers = c.timers;
+  s.nf.program = nf_program(c.nf.program);
+  s.nf.run_dir = c.nf.run_dir;
+  s.nf.netns_prefix = c.nf.netns_prefix;
   return s;
 }
 

@@ -22,6 +22,10 @@ Result<std::vector<PolicyRule>> to_policy_rules(const config::Config& c);
 // node: -> the fast path's config.
 Result<dataplane::Config> to_dataplane_config(const config::Config& c);
 
+// The anychain-nf binary to run NFs with: the configured one, else the one next to anychaind,
+// else the installed one, else the build tree's.
+std::string nf_program(const std::string& configured);
+
 // The WCMP policy as the plane computes it.
 plane::WcmpConfig to_wcmp_config(const config::Wcmp& w);
 

@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "dataplane/dataplane.h"
+#include "nf/supervisor.h"
 #include "ospf/client.h"
 #include "plane/service_plane.h"
 #include "plane/vnf_cost.h"
@@ -35,6 +36,9 @@ struct LocalInstanceSpec {
   bool nsh_aware = true;
   std::string pid_file;       // optional: the instance is withdrawn when this process dies
   std::string cgroup;         // optional: cgroup v2 directory whose CPU use counts as load
+  // A built-in network function the agent runs for the instance (docs/nf.md): its namespace,
+  // veth and anychain-nf process; the instance is alive while that runs.
+  std::optional<nf::InstanceSpec> nf;
 };
 
 struct InterfaceSpec {
@@ -58,6 +62,7 @@ struct AgentSpec {
   uint32_t cost_range = 0;                       // 0: each instance's capacity (the paper's unit)
   std::chrono::milliseconds hold_down{3000};     // keep a vanished remote instance this long
   config::Timers timers;
+  nf::SupervisorOptions nf;                      // where and how built-in NFs run
   bool flush_on_exit = false;
   bool slow_path = true;                         // the agent's slow path (docs/slow-path.md)
   uint16_t inner_mtu = 1500;                     // largest inner packet planned for (warnings)

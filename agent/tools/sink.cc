@@ -36,11 +36,16 @@ struct Options {
 // Packets per instance id at each served_by slot; id 0 = not served at that slot.
 using SlotCounts = std::array<std::map<std::uint32_t, std::uint64_t>, AC_LAB_SLOTS>;
 
+constexpr std::size_t kMaxSources = 8;
+
 struct FlowStats {
   std::uint64_t packets = 0;
   std::uint32_t max_seq = 0;
   std::uint64_t reordered = 0;  // arrived with a seq below one seen before
   SlotCounts instances;
+  // packets per "addr:port" the flow's datagrams came from (a NAT on the way shows its mapping
+  // here, and a new mapping when it lost its state); at most kMaxSources, the rest under "other"
+  std::map<std::string, std::uint64_t> sources;
 };
 
 struct Interval {
@@ -120,14 +125,30 @@ std::string render(const Options& o, const State& s, double elapsed, bool final)
         served_by.push_back(std::move(ids));
       }
       per_flow.push_back({{"flow_id", id}, {"packets", f.packets}, {"max_seq", f.max_seq},
-                          {"reordered", f.reordered}, {"served_by", std::move(served_by)}});
+                          {"reordered", f.reordered}, {"served_by", std::move(served_by)}, {"sources", f.sources}});
     }
     j["per_flow"] = std::move(per_flow);
   }
   return j.dump() + "\n";
 }
 
-void account(State& s, std::span<const std::uint8_t> data, std::uint64_t now_real) {
+// "addr:port" of a datagram's sender (an IPv4 sender on the dual-stack socket as plain IPv4)
+std::string source_of(const sockaddr_in6& a) {
+  char b[INET6_ADDRSTRLEN];
+  if (IN6_IS_ADDR_V4MAPPED(&a.sin6_addr)) {
+    inet_ntop(AF_INET, &a.sin6_addr.s6_addr[12], b, sizeof b);
+    return std::string(b) + ":" + std::to_string(ntohs(a.sin6_port));
+  }
+  if (a.sin6_family == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(a);
+    inet_ntop(AF_INET, &v4.sin_addr, b, sizeof b);
+    return std::string(b) + ":" + std::to_string(ntohs(v4.sin_port));
+  }
+  inet_ntop(AF_INET6, &a.sin6_addr, b, sizeof b);
+  return "[" + std::string(b) + "]:" + std::to_string(ntohs(a.sin6_port));
+}
+
+void account(State& s, std::span<const std::uint8_t> data, std::uint64_t now_real, const sockaddr_in6& from) {
   ++s.packets;
   s.bytes += data.size();
   auto p = read_lab_payload(data);
@@ -137,6 +158,9 @@ void account(State& s, std::span<const std::uint8_t> data, std::uint64_t now_rea
   }
   ++s.current.packets;
   FlowStats& f = s.flows[p->flow_id];
+  std::string src = source_of(from);
+  if (f.sources.size() >= kMaxSources && !f.sources.count(src)) src = "other";
+  ++f.sources[src];
   if (f.packets > 0 && p->seq < f.max_seq) ++f.reordered;
   f.max_seq = f.packets == 0 ? p->seq : std::max(f.max_seq, p->seq);
   ++f.packets;
@@ -248,6 +272,7 @@ int main(int argc, char** argv) {
   std::vector<std::vector<std::uint8_t>> bufs(kBatch, std::vector<std::uint8_t>(kBuf));
   std::vector<iovec> iov(kBatch);
   std::vector<mmsghdr> msgs(kBatch);
+  std::vector<sockaddr_in6> from(kBatch);
 
   while (!stop_requested()) {
     std::uint64_t now = mono_ns();
@@ -277,12 +302,15 @@ int main(int argc, char** argv) {
         msgs[i] = mmsghdr{};
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
+        from[i] = sockaddr_in6{};
+        msgs[i].msg_hdr.msg_name = &from[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof from[i];
       }
       const int n = ::recvmmsg(fd.get(), msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
       if (n <= 0) break;
       const std::uint64_t now_real = real_ns();
       for (int i = 0; i < n; ++i) {
-        account(s, std::span<const std::uint8_t>(bufs[i].data(), msgs[i].msg_len), now_real);
+        account(s, std::span<const std::uint8_t>(bufs[i].data(), msgs[i].msg_len), now_real, from[i]);
       }
       if (static_cast<std::size_t>(n) < kBatch) break;
     }

@@ -47,6 +47,23 @@ TEST(CliUsage, BadUsageExitsTwoWithAMessage) {
       {{"instance", "add", "i", "--id", "1", "--service", "s", "--veth", "v", "--capacity", "10", "--mac", "zz"},
        "bad MAC 'zz'"},
       {{"service", "del"}, "'service del' takes exactly one NAME"},
+      {{"instance", "add", "i", "--id", "1", "--service", "s", "--veth", "v", "--capacity", "10", "--nf", "ids"},
+       "nf 'ids' is not available yet"},
+      {{"instance", "add", "i", "--id", "1", "--service", "s", "--veth", "v", "--capacity", "10", "--nf", "firewall",
+        "--fw-rule", "drop dport 53"},
+       "dport needs proto tcp or udp"},
+      {{"instance", "add", "i", "--id", "1", "--service", "s", "--veth", "v", "--capacity", "10", "--nf", "firewall",
+        "--fw-rule", "drop src"},
+       "'src' needs a value"},
+      {{"instance", "add", "i", "--id", "1", "--service", "s", "--veth", "v", "--capacity", "10", "--nf", "firewall",
+        "--idle-timeout", "5"},
+       "--idle-timeout is for --nf nat or --nf monitor"},
+      {{"instance", "add", "i", "--id", "1", "--service", "s", "--veth", "v", "--capacity", "10", "--nf", "monitor",
+        "--nat-address", "192.0.2.1"},
+       "a 'nat' section in an nf: monitor instance"},
+      {{"instance", "add", "i", "--id", "1", "--service", "s", "--veth", "v", "--capacity", "10", "--nf", "nat"},
+       "missing required key 'nat'"},
+      {{"state"}, "'state' takes exactly one NAME"},
       {{"status", "--timeout", "0"}, "--timeout must be positive"},
   };
   for (const auto& c : cases) {
@@ -108,7 +125,7 @@ TEST(CliUsage, HelpIsGeneratedFromTheCommandTable) {
     EXPECT_THAT(h.out, HasSubstr("\n\n" + brief + "\n")) << line;
     ++listed;
   }
-  EXPECT_EQ(listed, 20);  // status topology reload attach detach flush, 4 x (add del list), flows stats
+  EXPECT_EQ(listed, 21);  // status topology reload attach detach flush, 4 x (add del list), flows stats, state
   EXPECT_THAT(top.out, HasSubstr("  flush           Remove the fast path's pinned maps (--pin-root).\n"));
   EXPECT_THAT(cli({"flush", "--help"}).out, HasSubstr("Refused while anychaind runs"));
 }
@@ -265,3 +282,44 @@ TEST_F(CliDaemon, AttachDetachGoThroughTheDaemon) {
 }
 
 }  // namespace
+
+// Built-in NF instances through the daemon: --nf and its options become the config entry's keys
+// (checked with the file's rules), persisted and listed.
+TEST_F(CliDaemon, NfInstancesAddListAndPersist) {
+  auto r = run({"instance", "add", "nat1", "--id", "50", "--service", "nat", "--veth", "nf-nat1", "--capacity", "1000",
+                "--nf", "nat", "--nat-address", "192.0.2.10", "--nat-ports", "20000-20099", "--idle-timeout", "600",
+                "--restart", "never"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run({"instance", "add", "fw1", "--id", "51", "--service", "fw", "--veth", "nf-fw1", "--capacity", "1000", "--nf",
+           "firewall", "--fw-rule", "drop proto udp dport 53", "--fw-rule", "pass src 10.0.0.0/8", "--fw-default",
+           "drop"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = run({"instance", "list", "--json"});
+  ASSERT_EQ(r.rc, 0);
+  json j = json::parse(r.out);
+  ASSERT_EQ(j.size(), 4u);
+  EXPECT_EQ(j[2]["nf"], "nat");
+  EXPECT_EQ(j[2]["restart"], "never");
+  EXPECT_EQ(j[2]["nat"], (json{{"address", "192.0.2.10"}, {"ports", "20000-20099"}, {"idle_timeout_s", 600}}));
+  EXPECT_EQ(j[3]["firewall"]["default"], "drop");
+  ASSERT_EQ(j[3]["firewall"]["rules"].size(), 2u);
+  EXPECT_EQ(j[3]["firewall"]["rules"][0]["proto"], "udp");
+  EXPECT_EQ(j[3]["firewall"]["rules"][0]["dport"], "53");
+  EXPECT_EQ(j[3]["firewall"]["rules"][1]["src"], "10.0.0.0/8");
+  r = run({"instance", "list"});
+  EXPECT_THAT(r.out, HasSubstr("nat 192.0.2.10 20000-20099, restart never"));
+  EXPECT_THAT(r.out, HasSubstr("firewall (2 rules, default drop), restart always"));
+  // in the file, readable by the parser
+  auto file = cfg::load_file(conf_);
+  ASSERT_TRUE(file.has_value());
+  ASSERT_TRUE(file->instances[3].nf.has_value());
+  EXPECT_EQ(file->instances[3].nf->fw_rules.size(), 2u);
+  EXPECT_FALSE(file->instances[2].nf->restart);
+}
+
+// state reads the published file: without one the instance is not running (exit 1)
+TEST(CliUsage, StateOfAnInstanceThatDoesNotRun) {
+  auto r = cli({"state", "nat1", "--run-dir", "/nonexistent/nf"});
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("instance 'nat1' is not running (/nonexistent/nf/nat1.json does not exist)"));
+}

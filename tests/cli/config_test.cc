@@ -7,12 +7,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "config/config.h"
+#include "config_helpers.h"
 
 namespace cfg = anychain::config;
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
+using namespace anychain::config::test;
 
 namespace {
 
@@ -23,19 +26,6 @@ std::string read(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// (line, message) of each diagnostic, for compact assertions
-std::vector<std::pair<int, std::string>> lines(const cfg::Diagnostics& d) {
-  std::vector<std::pair<int, std::string>> out;
-  for (const auto& e : d) out.emplace_back(e.mark.line, e.message);
-  return out;
-}
-
-cfg::Diagnostics errors_of(const std::string& yaml) {
-  auto c = cfg::parse(yaml, "t.yaml");
-  EXPECT_FALSE(c.has_value()) << "expected errors for:\n" << yaml;
-  return c ? cfg::Diagnostics{} : c.error();
 }
 
 const std::string kMinimal = "node:\n  nsh_endpoint: 10.0.0.1\n";
@@ -375,7 +365,7 @@ TEST(Config, CheckInterfacesAndCheckFile) {
   d = cfg::check_file(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].str(), path + ":3:1: error: config: unknown key 'bogus' (expected one of: node, interfaces, ospf, "
-                               "timers, wcmp, services, chains, policies, instances)");
+                               "timers, wcmp, nf, services, chains, policies, instances)");
 
   d = cfg::check_file((dir / "missing.yaml").string());
   ASSERT_EQ(d.size(), 1u);

@@ -113,6 +113,11 @@ TEST_F(TrafgenSinkTest, EveryFlowAndPacketArrives) {
     EXPECT_EQ(f["max_seq"], want - 1) << "flow " << id;
     EXPECT_EQ(f["reordered"], 0u);
     for (json slot : f["served_by"]) EXPECT_TRUE(slot.empty());
+    // each flow is one socket: one source, the sender's address and an ephemeral port
+    ASSERT_EQ(f["sources"].size(), 1u) << f.dump();
+    const std::string src = f["sources"].begin().key();
+    EXPECT_TRUE(src.starts_with(id >= 1001 ? "[fd77::1]:" : "10.77.0.1:")) << src;
+    EXPECT_EQ(f["sources"].begin().value(), want) << src;
   }
   std::set<std::uint64_t> want_ids;
   for (std::uint64_t i = 1; i <= 20; ++i) want_ids.insert(i);

@@ -46,7 +46,7 @@ AgentSpec one_instance(uint32_t capacity, std::string cgroup = "") {
   inet_pton(AF_INET, "10.255.0.2", &s.nsh_endpoint);
   s.services.push_back({"fw", 1, 0x0a640001, 32});
   s.instances.push_back({.name = "fw-a", .id = 7, .service_id = 1, .veth = "vfw", .mac = {}, .capacity = capacity,
-                         .nsh_aware = true, .pid_file = "", .cgroup = cgroup});
+                         .nsh_aware = true, .pid_file = "", .cgroup = cgroup, .nf = std::nullopt});
   s.timers.cost_damping = 0.05;
   return s;
 }

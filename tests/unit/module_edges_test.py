@@ -25,11 +25,12 @@ ALLOWED = {
     "dataplane": {"common"},
     "control": {"config", "common"},
     "slowpath": {"common"},
-    "daemon": {"dataplane", "ospf", "plane", "slowpath", "config", "control", "common"},
-    "cli": {"control", "config", "dataplane", "common"},
+    "daemon": {"dataplane", "ospf", "plane", "slowpath", "config", "control", "nf", "common"},
+    "cli": {"control", "config", "dataplane", "nf", "common"},
     "tools": {"common"},
     "ftc": {"common"},
     "state": {"common"},
+    "nf": {"common"},
 }
 
 TARGETS = {
@@ -47,6 +48,8 @@ TARGETS = {
     "anychain_toolsupport": "tools",
     "anychain_ftc": "ftc",
     "anychain_state": "state",
+    "anychain_nf": "nf",
+    "anychain-nf": "nf",
 }
 
 # Modules that must build and link without the BPF object, libbpf or libxdp.
@@ -115,8 +118,10 @@ def include_violations(agent_dir):
                 continue
             for inc in INCLUDE.findall(f.read_text()):
                 head = inc.split("/")[0] if "/" in inc else None
-                if inc.endswith(".skel.h") and module != "dataplane":
-                    out.append(f"{f}: includes the BPF skeleton {inc} (only dataplane/ may)")
+                # the fast path's skeleton is dataplane/'s; the NF programs' (nf_<kind>.skel.h) nf/'s
+                owner = "nf" if Path(inc).name.startswith("nf_") else "dataplane"
+                if inc.endswith(".skel.h") and module != owner:
+                    out.append(f"{f}: includes the BPF skeleton {inc} (only {owner}/ may)")
                 if head in ALLOWED and head != module and head not in allowed:
                     out.append(f"{f}: includes {inc}: {module} may not use {head}")
     return out

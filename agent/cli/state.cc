@@ -1,0 +1,124 @@
+// state: a built-in network function instance's state (docs/nf.md), read from its own maps by
+// the ids it published in <run_dir>/<name>.json. anychaind says where its run directory is; with
+// --run-dir, or without a daemon, the file is read directly, so the command works whether or
+// not anychaind runs (the instance's process must, since its maps live and die with it).
+#include <fmt/format.h>
+
+#include <chrono>
+#include <iostream>
+
+#include "anychain/nf.h"
+#include "cli/cli.h"
+#include "control/client.h"
+#include "nf/maps.h"
+#include "nf/published.h"
+#include "nf/state.h"
+
+namespace anychain::cli {
+namespace {
+
+// The published file of instance `name`: from --run-dir, else from anychaind's status, else the
+// default directory.
+std::string published_file(const Invocation& in, const std::string& name) {
+  if (in.vm.count("run-dir")) return nf::published_path(in.vm["run-dir"].as<std::string>(), name);
+  if (auto c = control::Client::connect(in.g.socket, std::chrono::seconds(in.g.timeout_s)); c) {
+    if (auto st = c->call("status"); st && st->contains("nf")) {
+      for (const auto& e : (*st)["nf"])
+        if (e.value("name", "") == name) return e.value("file", "");
+      throw ExitError{runtime_error(fmt::format("anychaind runs no built-in network function named '{}'", name))};
+    }
+  }
+  return nf::published_path(AC_NF_RUN_DIR, name);
+}
+
+std::string num(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+void print_counters(const char* what, const json& c) {
+  std::string line;
+  for (const auto& [k, v] : c.items())
+    if (v.is_number() && v.get<uint64_t>() != 0) line += fmt::format("{}{} {}", line.empty() ? "" : ", ", k, num(v));
+  std::cout << what << ": " << (line.empty() ? "all zero" : line) << "\n";
+}
+
+void print_state(const json& s) {
+  std::cout << fmt::format("{} ({}, instance {}): pid {}, program {}, incarnation {}\n", num(s["name"]), num(s["kind"]),
+                           num(s["instance_id"]), num(s["pid"]), num(s["prog_id"]), num(s["incarnation"]));
+  print_counters("counters", s["counters"]);
+  print_counters(fmt::format("ftc ({} records)", num(s["ftc"]["records"])).c_str(), s["ftc"]["counters"]);
+  if (s.contains("nat")) {
+    const json& n = s["nat"];
+    std::cout << fmt::format("\nexternal address {}, ports {}: {} of {} in use\n", num(n["address"]), num(n["ports"]),
+                             num(n["pool"]["used"]), num(n["pool"]["size"]));
+    Table t({"PROTO", "INSIDE", "REMOTE", "EXTERNAL", "REPLIES", "PARTITION"});
+    for (const auto& m : n["mappings"])
+      t.add({num(m["proto"]), fmt::format("{}:{}", num(m["src"]), num(m["sport"])),
+             fmt::format("{}:{}", num(m["dst"]), num(m["dport"])),
+             fmt::format("{}:{}", num(m["external"]), num(m["external_port"])), m["reply_path"] ? "yes" : "no",
+             fmt::format("{}/{} {}", num(m["partition"]["spi"]), num(m["partition"]["si"]), num(m["partition"]["hash"]))});
+    t.print();
+  }
+  if (s.contains("monitor")) {
+    const json& m = s["monitor"];
+    std::cout << fmt::format("\ntotal: {} packets, {} bytes; {} flows\n", num(m["total"]["packets"]),
+                             num(m["total"]["bytes"]), m["flows"].size());
+    Table t({"PROTO", "SOURCE", "DESTINATION", "PACKETS", "BYTES"});
+    for (const auto& f : m["flows"]) {
+      if (f.contains("digest")) {
+        t.add({"?", "digest " + num(f["digest"]), "", num(f["packets"]), num(f["bytes"])});
+        continue;
+      }
+      bool v6 = num(f["src"]).find(':') != std::string::npos;
+      auto ep = [&](const char* a, const char* p) {
+        return v6 ? fmt::format("[{}]:{}", num(f[a]), num(f[p])) : fmt::format("{}:{}", num(f[a]), num(f[p]));
+      };
+      t.add({num(f["proto"]), ep("src", "sport"), ep("dst", "dport"), num(f["packets"]), num(f["bytes"])});
+    }
+    t.print();
+  }
+  if (s.contains("firewall")) {
+    const json& f = s["firewall"];
+    std::cout << "\n";
+    Table t({"#", "RULE", "PACKETS", "BYTES"});
+    for (const auto& r : f["rules"]) t.add({num(r["index"]), num(r["rule"]), num(r["packets"]), num(r["bytes"])});
+    t.add({"-", "default " + num(f["default"]), num(f["default_hits"]["packets"]), num(f["default_hits"]["bytes"])});
+    t.print();
+  }
+}
+
+int state(const Invocation& in) {
+  const std::string& name = in.operands[0];
+  const std::string file = published_file(in, name);
+  auto pub = nf::read_published(file);
+  if (!pub) {
+    if (pub.error().code == ENOENT)
+      return runtime_error(fmt::format("instance '{}' is not running ({} does not exist)", name, file));
+    return runtime_error(pub.error().str());
+  }
+  auto maps = nf::InstanceMaps::open(*pub);
+  if (!maps) return runtime_error(maps.error().str());
+  auto s = nf::decode_state(*maps);
+  if (!s) return runtime_error(s.error().str());
+  print_result(in.g, *s, [&] { print_state(*s); });
+  return kOk;
+}
+
+}  // namespace
+
+std::vector<Command> nf_commands() {
+  return {{.name = "state",
+           .synopsis = "NAME [--run-dir DIR]",
+           .brief = "Show a built-in NF instance's state: NAT mappings and pool, monitor flows, firewall rules.",
+           .details = "Read from the instance's own maps by the ids its anychain-nf published in\n"
+                      "<run_dir>/NAME.json (anychaind's nf.run_dir, /run/anychain/nf by default). Works without\n"
+                      "anychaind; the instance's process must run (its state lives and dies with it).",
+           .examples = "  anychain state nat1\n  anychain state mon1 --json\n"
+                       "  anychain state fw1 --run-dir /run/anychain/nf\n",
+           .operands = Operands::Name,
+           .options = [](po::options_description& o) {
+             o.add_options()("run-dir", po::value<std::string>()->value_name("DIR"),
+                             "where the instance published NAME.json (default: ask anychaind, else /run/anychain/nf)");
+           },
+           .run = state}};
+}
+
+}  // namespace anychain::cli

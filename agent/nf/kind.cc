@@ -1,0 +1,63 @@
+#include "nf/kind.h"
+
+#include <string>
+
+#include "nf_firewall.skel.h"
+#include "nf_monitor.skel.h"
+#include "nf_nat.skel.h"
+
+namespace anychain::nf {
+namespace {
+
+constexpr KindInfo kKinds[] = {
+    {Kind::Nat, "nat", "nf_nat", true, 300, "NAPT44: one external address, a port pool"},
+    {Kind::Monitor, "monitor", "nf_monitor", true, 60, "per-flow and total packet and byte counters"},
+    {Kind::Firewall, "firewall", "nf_firewall", false, 0, "stateless rules: first match passes or drops"},
+    {Kind::Ids, "ids", "", true, 0, "port-scan detector (shared state: issue 14 phase B, not built yet)"},
+    {Kind::Ratelimit, "ratelimit", "", true, 0, "distributed rate limiter (issue 14 phase B, not built yet)"},
+};
+
+template <class F>
+std::span<const uint8_t> bytes_of(F elf) {
+  size_t n = 0;
+  const void* p = elf(&n);
+  return {static_cast<const uint8_t*>(p), n};
+}
+
+}  // namespace
+
+std::span<const KindInfo> kinds() { return kKinds; }
+
+const KindInfo& info(Kind k) {
+  for (const auto& i : kKinds)
+    if (i.kind == k) return i;
+  return kKinds[0];
+}
+
+std::string_view to_string(Kind k) { return info(k).name; }
+
+std::optional<Kind> parse_kind(std::string_view s) {
+  for (const auto& i : kKinds)
+    if (i.name == s) return i.kind;
+  return std::nullopt;
+}
+
+std::string kind_names(bool all) {
+  std::string out;
+  for (const auto& i : kKinds)
+    if (all || !i.program.empty()) out += (out.empty() ? "" : ", ") + std::string(i.name);
+  return out;
+}
+
+std::span<const uint8_t> object_bytes(Kind k) {
+  switch (k) {
+    case Kind::Nat: return bytes_of(nf_nat_bpf__elf_bytes);
+    case Kind::Monitor: return bytes_of(nf_monitor_bpf__elf_bytes);
+    case Kind::Firewall: return bytes_of(nf_firewall_bpf__elf_bytes);
+    case Kind::Ids:
+    case Kind::Ratelimit: break;
+  }
+  return {};
+}
+
+}  // namespace anychain::nf

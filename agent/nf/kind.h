@@ -1,0 +1,34 @@
+// The kinds of built-in network function (docs/nf.md): their names, their XDP programs and
+// whether they keep per-flow state. Each kind with a program is one BPF object,
+// bpf/nf_<kind>.bpf.c, embedded in anychain-nf (its libbpf skeleton's ELF bytes).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+namespace anychain::nf {
+
+enum class Kind { Nat, Monitor, Firewall, Ids, Ratelimit };
+
+struct KindInfo {
+  Kind kind;
+  std::string_view name;     // as in the config and on the command line
+  std::string_view program;  // the XDP program's name in its object ("" = not built yet)
+  bool stateful;             // keeps per-flow state through bpf/nf_state.h (an FTC head)
+  uint32_t idle_timeout_s;   // default idle timeout of its per-flow state (0: none)
+  std::string_view what;     // one line for help texts
+};
+
+std::span<const KindInfo> kinds();
+const KindInfo& info(Kind k);
+std::string_view to_string(Kind k);
+std::optional<Kind> parse_kind(std::string_view s);
+// "nat, monitor, firewall" (kinds with a program; all = every kind)
+std::string kind_names(bool all = false);
+
+// The kind's BPF object, embedded at build time; empty for a kind without a program.
+std::span<const uint8_t> object_bytes(Kind k);
+
+}  // namespace anychain::nf

@@ -1,0 +1,290 @@
+#include "nf/loader.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <net/if.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <vector>
+
+#include "anychain/ftc.h"
+
+namespace anychain::nf {
+
+uint64_t tick_ns() {
+  timespec res{};
+  // CLOCK_MONOTONIC_COARSE advances once per kernel tick: its resolution is the jiffy
+  if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0 || res.tv_sec != 0 || res.tv_nsec <= 0) return 1'000'000;
+  return static_cast<uint64_t>(res.tv_nsec);
+}
+
+uint64_t seconds_to_jiffies(uint64_t s) {
+  const uint64_t ns = s * 1'000'000'000ULL, t = tick_ns();
+  return ns / t + (ns % t != 0);
+}
+
+namespace {
+
+constexpr size_t kPoolBytes = AC_NF_NAT_POOL_WORDS * sizeof(uint64_t);
+
+uint32_t map_id_of(int fd) {
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
+uint32_t prog_id_of(int fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
+bool ends_with(std::string_view s, std::string_view t) { return s.size() >= t.size() && s.substr(s.size() - t.size()) == t; }
+
+}  // namespace
+
+Nf::~Nf() {
+  if (link_) bpf_link__destroy(link_);
+  if (pool_) munmap(pool_, kPoolBytes);
+  if (obj_) bpf_object__close(obj_);
+}
+
+int Nf::map_fd(const std::string& name) const {
+  bpf_map* m = bpf_object__find_map_by_name(obj_, name.c_str());
+  return m ? bpf_map__fd(m) : -1;
+}
+
+int Nf::prog_fd() const {
+  bpf_program* p = bpf_object__find_program_by_name(obj_, pub_.program.c_str());
+  return p ? bpf_program__fd(p) : -1;
+}
+
+Result<std::unique_ptr<Nf>> Nf::load(const Params& p, const LoadOptions& o) {
+  std::unique_ptr<Nf> nf(new Nf);
+  nf->params_ = p;
+  nf->opts_ = o;
+  if (o.object_path.empty()) {
+    if (auto v = validate(p); !v) return unexpected(v.error());
+  }
+  std::vector<uint8_t> file;
+  std::span<const uint8_t> bytes;
+  std::string object_name = fmt::format("nf_{}", to_string(p.kind));
+  if (!o.object_path.empty()) {
+    std::ifstream f(o.object_path, std::ios::binary);
+    if (!f) return fail_errno(fmt::format("read {}", o.object_path));
+    file.assign(std::istreambuf_iterator<char>(f), {});
+    bytes = file;
+    object_name = "nf_object";
+  } else {
+    bytes = object_bytes(p.kind);
+    if (bytes.empty()) return fail(fmt::format("nf '{}' has no program yet", to_string(p.kind)), EOPNOTSUPP);
+  }
+  LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = object_name.c_str());
+  nf->obj_ = bpf_object__open_mem(bytes.data(), bytes.size(), &oo);
+  if (!nf->obj_) return fail_errno(fmt::format("open the BPF object of {}", object_name));
+  auto size = [&](const char* map, uint32_t n) {
+    if (bpf_map* m = bpf_object__find_map_by_name(nf->obj_, map)) bpf_map__set_max_entries(m, std::max<uint32_t>(n, 1));
+  };
+  size("nf_head", o.flows);
+  size("nf_replica", o.replica_records);
+  size("nf_nat_rev", o.flows * AC_ST_SLOTS);
+  // the program to attach: the kind's, or the named one, or the object's first XDP program
+  std::string prog = o.program.empty() && o.object_path.empty() ? std::string(info(p.kind).program) : o.program;
+  if (prog.empty()) {
+    bpf_program* q = nullptr;
+    bpf_object__for_each_program(q, nf->obj_) {
+      if (bpf_program__type(q) == BPF_PROG_TYPE_XDP && !ends_with(bpf_program__name(q), "_merge")) {
+        prog = bpf_program__name(q);
+        break;
+      }
+    }
+  }
+  if (prog.empty() || !bpf_object__find_program_by_name(nf->obj_, prog.c_str()))
+    return fail(fmt::format("{} has no XDP program '{}'", object_name, prog), ENOENT);
+  nf->pub_.program = prog;
+  if (int err = bpf_object__load(nf->obj_); err)
+    return fail_errno(fmt::format("load {} (the verifier's log is above)", object_name), err);
+  if (auto r = nf->configure(); !r) return unexpected(r.error());
+  if (o.attach) {
+    if (auto r = nf->do_attach(); !r) return unexpected(r.error());
+  }
+  if (auto r = nf->fill_ids(); !r) return unexpected(r.error());
+  return nf;
+}
+
+Result<void> Nf::configure() {
+  uint32_t k0 = 0;
+  if (int fd = map_fd("nf_ftc_cfg"); fd >= 0) {
+    ac_nf_ftc_cfg c{};
+    c.instance = static_cast<uint16_t>(params_.instance_id);
+    c.inc = 0;  // the FTC incarnation: set by FTC recovery (issue 13 phase B2)
+    c.flags = info(params_.kind).stateful ? AC_NF_STATEFUL : 0;
+    c.idle_jiffies = seconds_to_jiffies(params_.idle_timeout_s);
+    if (bpf_map_update_elem(fd, &k0, &c, 0)) return fail_errno("write nf_ftc_cfg");
+  }
+  if (params_.kind == Kind::Firewall && opts_.object_path.empty()) {
+    int rules = map_fd("nf_fw_rules"), cfg = map_fd("nf_fw_cfg");
+    if (rules < 0 || cfg < 0) return fail("the firewall object has no nf_fw_rules or nf_fw_cfg", ENOENT);
+    for (uint32_t i = 0; i < params_.fw_rules.size(); ++i) {
+      ac_nf_fw_rule r = encode(params_.fw_rules[i]);
+      if (bpf_map_update_elem(rules, &i, &r, 0)) return fail_errno(fmt::format("write firewall rule {}", i));
+    }
+    ac_nf_fw_cfg c{static_cast<uint32_t>(params_.fw_rules.size()),
+                   params_.fw_default_drop ? uint32_t{AC_NF_FW_DROP} : uint32_t{AC_NF_FW_PASS}};
+    if (bpf_map_update_elem(cfg, &k0, &c, 0)) return fail_errno("write nf_fw_cfg");
+  }
+  if (params_.kind == Kind::Nat && opts_.object_path.empty()) {
+    int ports = map_fd("nf_nat_ports"), cfg = map_fd("nf_nat_cfg");
+    if (ports < 0 || cfg < 0) return fail("the NAT object has no nf_nat_ports or nf_nat_cfg", ENOENT);
+    pool_ = mmap(nullptr, kPoolBytes, PROT_READ | PROT_WRITE, MAP_SHARED, ports, 0);
+    if (pool_ == MAP_FAILED) {
+      pool_ = nullptr;
+      return fail_errno("mmap nf_nat_ports");
+    }
+    // every bit outside the pool is taken for good (port 0 included)
+    auto* w = static_cast<uint64_t*>(pool_);
+    for (uint32_t i = 0; i < AC_NF_NAT_POOL_WORDS; ++i) {
+      uint64_t v = 0;
+      for (uint32_t b = 0; b < 64; ++b) {
+        uint32_t port = i * 64 + b;
+        if (port < params_.nat_port_lo || port > params_.nat_port_hi) v |= 1ULL << b;
+      }
+      w[i] = v;
+    }
+    ac_nf_nat_cfg c{};
+    c.address = params_.nat_address.s_addr;
+    c.port_lo = params_.nat_port_lo;
+    c.port_hi = params_.nat_port_hi;
+    if (bpf_map_update_elem(cfg, &k0, &c, 0)) return fail_errno("write nf_nat_cfg");
+  }
+  return {};
+}
+
+Result<void> Nf::do_attach() {
+  unsigned idx = if_nametoindex(opts_.iface.c_str());
+  if (idx == 0) return fail_errno(fmt::format("interface {}", opts_.iface));
+  bpf_program* p = bpf_object__find_program_by_name(obj_, pub_.program.c_str());
+  bpf_link* l = bpf_program__attach_xdp(p, static_cast<int>(idx));
+  if (long err = libbpf_get_error(l); err)
+    return fail_errno(fmt::format("attach {} to {}", pub_.program, opts_.iface), static_cast<int>(err));
+  link_ = l;
+  pub_.ifindex = static_cast<int>(idx);
+  return {};
+}
+
+Result<void> Nf::fill_ids() {
+  pub_.name = opts_.name;
+  pub_.kind = params_.kind;
+  pub_.instance_id = params_.instance_id;
+  pub_.pid = getpid();
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  pub_.incarnation = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+  pub_.iface = opts_.attach ? opts_.iface : "";
+  bpf_map* m = nullptr;
+  bpf_object__for_each_map(m, obj_) pub_.maps[bpf_map__name(m)] = map_id_of(bpf_map__fd(m));
+  bpf_program* q = nullptr;
+  uint32_t merge = 0;
+  bpf_object__for_each_program(q, obj_) {
+    uint32_t id = prog_id_of(bpf_program__fd(q));
+    pub_.progs[bpf_program__name(q)] = id;
+    if (ends_with(bpf_program__name(q), "_merge")) merge = id;
+  }
+  pub_.prog_id = pub_.progs[pub_.program];
+  if (link_) {
+    bpf_link_info li{};
+    uint32_t len = sizeof li;
+    if (bpf_obj_get_info_by_fd(bpf_link__fd(link_), &li, &len) == 0) pub_.link_id = li.id;
+  }
+  if (pub_.map_id("ac_crdt_ctl") && pub_.map_id("ac_crdt_changes") && pub_.map_id("ac_crdt_stats"))
+    pub_.crdt = Published::Crdt{merge, pub_.map_id("ac_crdt_ctl"), pub_.map_id("ac_crdt_changes"),
+                                pub_.map_id("ac_crdt_stats")};
+  return {};
+}
+
+bool Nf::iface_present() const {
+  if (!link_) return true;
+  return if_nametoindex(opts_.iface.c_str()) == static_cast<unsigned>(pub_.ifindex);
+}
+
+Result<ReclaimStats> Nf::reclaim(std::chrono::steady_clock::time_point now) {
+  ReclaimStats st;
+  int head = map_fd("nf_head");
+  if (head < 0 || params_.idle_timeout_s == 0) return st;
+  const auto limit = std::chrono::seconds(params_.idle_timeout_s) + opts_.reclaim_grace;
+  std::vector<ac_st_pkey> keys;
+  ac_st_pkey k{}, next{};
+  for (void* prev = nullptr; bpf_map_get_next_key(head, prev, &next) == 0; prev = &k) {
+    keys.push_back(next);
+    k = next;
+  }
+  std::set<uint64_t> present;
+  for (const auto& key : keys) {
+    ac_st_rec rec{};
+    if (bpf_map_lookup_elem_flags(head, &key, &rec, BPF_F_LOCK)) continue;
+    const uint64_t id = (uint64_t(key.spi_si) << 32) | key.hash;
+    auto [it, fresh] = seen_.try_emplace(id, Seen{rec.last_used, now});
+    if (!fresh && it->second.last_used != rec.last_used) it->second = Seen{rec.last_used, now};
+    if (now - it->second.since >= limit) {
+      if (bpf_map_delete_elem(head, &key) == 0) ++st.records;
+      seen_.erase(it);
+      continue;
+    }
+    present.insert(id);
+  }
+  std::erase_if(seen_, [&](const auto& e) { return !present.count(e.first); });
+  if (params_.kind == Kind::Nat && pool_) {
+    auto n = reclaim_nat_ports();
+    if (!n) return unexpected(n.error());
+    st.mappings = *n;
+  }
+  return st;
+}
+
+Result<uint64_t> Nf::reclaim_nat_ports() {
+  int rev = map_fd("nf_nat_rev"), head = map_fd("nf_head");
+  std::vector<ac_nf_nat_rkey> keys;
+  ac_nf_nat_rkey k{}, next{};
+  for (void* prev = nullptr; bpf_map_get_next_key(rev, prev, &next) == 0; prev = &k) {
+    keys.push_back(next);
+    k = next;
+  }
+  uint64_t freed = 0;
+  for (const auto& rk : keys) {
+    ac_nf_nat_rval rv{};
+    if (bpf_map_lookup_elem(rev, &rk, &rv)) continue;
+    // the mapping this reply entry was made for: key (inside, remote, proto, ports), value port
+    uint8_t want[AC_FTC_KEY_MAX]{};
+    std::memcpy(want, &rv.inside, 4);
+    std::memcpy(want + 4, &rk.remote, 4);
+    want[8] = rk.proto;
+    std::memcpy(want + 9, &rv.inside_port, 2);
+    std::memcpy(want + 11, &rk.remote_port, 2);
+    ac_st_pkey pk{rv.spi_si, rv.hash};
+    ac_st_rec rec{};
+    bool backed = false;
+    if (bpf_map_lookup_elem_flags(head, &pk, &rec, BPF_F_LOCK) == 0) {
+      for (const auto& sl : rec.slot)
+        if ((sl.flags & AC_ST_USED) && sl.table == AC_NF_TABLE_FLOW && sl.klen == AC_NF_KEY4_LEN &&
+            std::memcmp(sl.key, want, AC_NF_KEY4_LEN) == 0 && std::memcmp(sl.val + 4, &rk.port, 2) == 0)
+          backed = true;
+    }
+    if (backed) continue;
+    if (bpf_map_delete_elem(rev, &rk) != 0) continue;
+    const uint16_t port = ntohs(rk.port);
+    __atomic_fetch_and(static_cast<uint64_t*>(pool_) + port / 64, ~(1ULL << (port % 64)), __ATOMIC_SEQ_CST);
+    ++freed;
+  }
+  return freed;
+}
+
+}  // namespace anychain::nf

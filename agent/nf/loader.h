@@ -1,0 +1,88 @@
+// anychain-nf's core (docs/nf.md, "The process"): load an NF's BPF object, configure its maps
+// from the Params, attach its XDP program to the NF side of the veth with a bpf_link (held by
+// this process only: it is detached when the process exits or is killed), publish the ids of
+// its maps and programs, and reclaim idle state. Nothing is pinned: the instance's state lives
+// and dies with the process.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/error.h"
+#include "nf/params.h"
+#include "nf/published.h"
+
+struct bpf_object;
+struct bpf_link;
+
+namespace anychain::nf {
+
+struct LoadOptions {
+  std::string name;                    // the instance's name (published as such)
+  std::string iface = AC_NF_IFNAME;    // where to attach
+  bool attach = true;                  // false: load and configure only (fixtures run the program
+                                       // with BPF_PROG_TEST_RUN)
+  std::string object_path;             // another object than the kind's embedded one (development,
+                                       // tests); program: its XDP program ("" = the kind's)
+  std::string program;
+  uint32_t flows = 65536;              // nf_head records: partitions with state
+  uint32_t replica_records = 4096;     // nf_replica records (FTC replication: issue 13 phase B2)
+  std::chrono::seconds reclaim_grace{30}; // after the idle timeout, before a record is deleted
+};
+
+struct ReclaimStats {
+  uint64_t records = 0;                // nf_head records deleted (idle past timeout + grace)
+  uint64_t mappings = 0;               // NAT: reverse entries whose mapping is gone, ports given back
+};
+
+class Nf {
+ public:
+  static Result<std::unique_ptr<Nf>> load(const Params& p, const LoadOptions& o);
+  ~Nf();
+  Nf(const Nf&) = delete;
+  Nf& operator=(const Nf&) = delete;
+
+  const Params& params() const { return params_; }
+  const Published& published() const { return pub_; }
+  bpf_object* object() const { return obj_; }
+  int prog_fd() const;
+  int map_fd(const std::string& name) const;  // -1 if the object has no such map
+
+  // One reclaim pass. A record counts as idle once its last_used has not moved for the idle
+  // timeout plus the grace (docs/ftc.md 6.2), measured on `now` (so no kernel clock is needed): it is deleted. The
+  // NAT then gives back the ports (and drops the reverse entries) of mappings no record holds
+  // any more: those of deleted records and of mappings reset by an idle transaction.
+  Result<ReclaimStats> reclaim(std::chrono::steady_clock::time_point now);
+
+  // The interface the program is attached to still exists with the same ifindex.
+  bool iface_present() const;
+
+ private:
+  Nf() = default;
+  Result<void> configure();
+  Result<void> do_attach();
+  Result<void> fill_ids();
+  Result<uint64_t> reclaim_nat_ports();
+
+  Params params_;
+  LoadOptions opts_;
+  Published pub_;
+  bpf_object* obj_ = nullptr;
+  bpf_link* link_ = nullptr;
+  void* pool_ = nullptr;               // the NAT's mmapped port bitmap
+  struct Seen {
+    uint64_t last_used;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::map<uint64_t, Seen> seen_;      // nf_head key (spi_si << 32 | hash) -> last_used and since when
+};
+
+// The kernel's tick, and a duration as jiffies (rounded up), for the idle timeouts the programs
+// compare with bpf_jiffies64().
+uint64_t tick_ns();
+uint64_t seconds_to_jiffies(uint64_t s);
+
+}  // namespace anychain::nf

@@ -1,0 +1,154 @@
+// anychain-nf: runs one built-in network function instance (docs/nf.md). Started by anychaind
+// inside the instance's network namespace; can be run by hand as well:
+//
+//   ip netns exec acnf-nat1 anychain-nf --name nat1 --kind nat --instance-id 3
+//       --nat-address 192.0.2.10 --nat-ports 20000-29999     (one line)
+//
+// Loads the kind's XDP program, attaches it to --iface with a bpf_link, publishes
+// <run-dir>/<name>.json and reclaims idle state every second until SIGTERM or SIGINT (a clean
+// exit: the file removed, the program detached). SIGKILL leaves the file behind; the program is
+// detached and the maps freed by the kernel all the same. Exit status: 0 clean exit, 1 runtime
+// error (load, attach, the interface went away), 2 usage error.
+#include <arpa/inet.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <cstdarg>
+#include <cstdio>
+#include <iostream>
+
+#include "common/options.h"
+#include "nf/loader.h"
+
+namespace po = boost::program_options;
+using namespace anychain;
+using namespace anychain::nf;
+
+namespace {
+
+std::string g_name = "?";
+bool g_verbose = false;
+
+template <class... A>
+void say(fmt::format_string<A...> f, A&&... a) {
+  std::string line = fmt::format("anychain-nf[{}]: {}\n", g_name, fmt::format(f, std::forward<A>(a)...));
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+int libbpf_print(enum libbpf_print_level l, const char* f, va_list a) {
+  if (l == LIBBPF_DEBUG && !g_verbose) return 0;
+  return std::vfprintf(stderr, f, a);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Params p;
+  LoadOptions o;
+  std::string kind, address, ports, dflt = "pass", run_dir = AC_NF_RUN_DIR;
+  std::vector<std::string> rules;
+  int idle = -1;
+  po::options_description desc(
+      "anychain-nf: runs one built-in network function instance in its namespace (docs/nf.md)\n\n"
+      "Usage: anychain-nf --name NAME --kind KIND --instance-id N [options]\n\n"
+      "Kinds: " + kind_names() + "\n\n"
+      "Examples:\n"
+      "  anychain-nf --name fw1 --kind firewall --instance-id 1 --rule 'drop proto udp dport 53' --default pass\n"
+      "  anychain-nf --name nat1 --kind nat --instance-id 3 --nat-address 192.0.2.10 --nat-ports 20000-29999\n\n"
+      "Options");
+  desc.add_options()("help,h", "show this help")("name", po::value(&o.name)->required(), "the instance's name")(
+      "kind", po::value(&kind)->required(), "nat, monitor or firewall")(
+      "instance-id", po::value(&p.instance_id)->required(), "network-wide instance id, 1..16383")(
+      "iface", po::value(&o.iface)->default_value(AC_NF_IFNAME), "where to attach the XDP program")(
+      "run-dir", po::value(&run_dir)->default_value(AC_NF_RUN_DIR), "where <name>.json is published")(
+      "idle-timeout", po::value(&idle), "seconds after which idle per-flow state is reset (0: never; default per kind)")(
+      "nat-address", po::value(&address), "nat: the external IPv4 address")(
+      "nat-ports", po::value(&ports)->default_value("1024-65535"), "nat: the port pool, LO-HI")(
+      "default", po::value(&dflt)->default_value("pass"), "firewall: pass or drop when no rule matches")(
+      "rule", po::value(&rules), "firewall: ACTION [src P] [dst P] [proto P] [sport N[-M]] [dport N[-M]] (repeat, in order)")(
+      "object", po::value(&o.object_path), "load this BPF object instead of the kind's (development)")(
+      "program", po::value(&o.program), "with --object: the XDP program to attach (default: its first)")(
+      "flows", po::value(&o.flows)->default_value(65536), "per-flow state records (partitions)")(
+      "replica-records", po::value(&o.replica_records)->default_value(4096), "FTC replica records")(
+      "verbose,v", po::bool_switch(&g_verbose), "libbpf's debug output");
+  po::variables_map vm;
+  if (auto rc = parse_command_line(argc, argv, desc, vm, "anychain-nf")) return *rc;
+  g_name = o.name;
+  auto usage = [](const std::string& m) {
+    say("{}", m);
+    return 2;
+  };
+  auto k = parse_kind(kind);
+  if (!k) return usage(fmt::format("unknown kind '{}' ({})", kind, kind_names(true)));
+  p.kind = *k;
+  p.idle_timeout_s = idle >= 0 ? static_cast<uint32_t>(idle) : info(p.kind).idle_timeout_s;
+  if (p.kind == Kind::Nat) {
+    if (inet_pton(AF_INET, address.c_str(), &p.nat_address) != 1)
+      return usage(fmt::format("--nat-address '{}' is not an IPv4 address", address));
+    auto r = parse_port_range(ports);
+    if (!r) return usage(r.error().message);
+    p.nat_port_lo = r->first;
+    p.nat_port_hi = r->second;
+  }
+  if (p.kind == Kind::Firewall) {
+    if (dflt != "pass" && dflt != "drop") return usage(fmt::format("--default takes pass or drop, not '{}'", dflt));
+    p.fw_default_drop = dflt == "drop";
+    for (const auto& t : rules) {
+      auto r = parse_rule(t);
+      if (!r) return usage(r.error().message);
+      p.fw_rules.push_back(*r);
+    }
+  }
+  if (o.object_path.empty()) {
+    if (auto v = validate(p); !v) return usage(v.error().message);
+  }
+  libbpf_set_print(libbpf_print);
+
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, s);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+
+  auto nf = Nf::load(p, o);
+  if (!nf) {
+    say("{}", nf.error().str());
+    return 1;
+  }
+  const std::string file = published_path(run_dir, o.name);
+  if (auto w = write_published(file, (*nf)->published()); !w) {
+    say("{}", w.error().str());
+    return 1;
+  }
+  const auto& pub = (*nf)->published();
+  say("{} attached to {} (program {}, link {}); published {}", pub.program, o.iface, pub.prog_id, pub.link_id, file);
+  int rc = 0;
+  while (true) {
+    pollfd pf{sfd, POLLIN, 0};
+    int n = poll(&pf, 1, 1000);
+    if (n > 0) {
+      signalfd_siginfo si{};
+      if (read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGHUP) {
+        say("signal {}: exiting", si.ssi_signo);
+        break;
+      }
+    }
+    if (!(*nf)->iface_present()) {
+      say("{} is gone: exiting", o.iface);
+      rc = 1;
+      break;
+    }
+    if (auto r = (*nf)->reclaim(std::chrono::steady_clock::now()); !r)
+      say("reclaim: {}", r.error().str());
+    else if (r->records || r->mappings)
+      say("reclaimed {} idle records, {} NAT mappings", r->records, r->mappings);
+  }
+  ::unlink(file.c_str());
+  return rc;
+}

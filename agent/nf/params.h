@@ -1,0 +1,66 @@
+// What one NF instance runs with: its kind, instance id and the kind's parameters, as
+// anychain-nf takes them on its command line (the daemon builds that command line from the
+// instance's config entry; docs/nf.md). Firewall rules have one text form, used by
+// anychain-nf's --rule, the CLI's --fw-rule and `anychain state`:
+//
+//   ACTION [src PREFIX] [dst PREFIX] [proto P] [sport N[-M]] [dport N[-M]]
+//   ACTION: pass | drop;  PREFIX: 10.0.0.0/8, 2001:db8::/32, any, any4, any6;
+//   P: tcp | udp | icmp | icmpv6 | any | 0..255;  ports only with proto tcp or udp
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "anychain/nf.h"
+#include "common/error.h"
+#include "common/net.h"
+#include "nf/kind.h"
+
+namespace anychain::nf {
+
+struct FirewallRule {
+  bool drop = true;
+  Prefix src{AF_UNSPEC, {}, 0};   // AF_UNSPEC: any address of either family
+  Prefix dst{AF_UNSPEC, {}, 0};
+  uint8_t proto = 0;              // 0 = any
+  uint16_t sport_lo = 0, sport_hi = 65535;
+  uint16_t dport_lo = 0, dport_hi = 65535;
+};
+// The same rule (as the program encodes it)
+bool operator==(const FirewallRule& a, const FirewallRule& b);
+
+Result<FirewallRule> parse_rule(std::string_view text);
+std::string to_text(const FirewallRule& r);
+// The program's encoding (masks from the prefix lengths), and back.
+ac_nf_fw_rule encode(const FirewallRule& r);
+FirewallRule decode(const ac_nf_fw_rule& e);
+
+// "any", "tcp", ... and back (0 = any)
+Result<uint8_t> parse_proto(std::string_view s);
+std::string proto_text(uint8_t proto);
+// "N" or "N-M"
+Result<std::pair<uint16_t, uint16_t>> parse_port_range(std::string_view s);
+
+struct Params {
+  Kind kind = Kind::Monitor;
+  uint32_t instance_id = 0;       // network-wide: the FTC middlebox id, the CRDT origin
+  uint32_t idle_timeout_s = 0;    // per-flow state idle longer is reset; 0 = never
+  // nat
+  in_addr nat_address{};
+  uint16_t nat_port_lo = 1024, nat_port_hi = 65535;
+  // firewall
+  bool fw_default_drop = false;
+  std::vector<FirewallRule> fw_rules;
+};
+
+// Check what the kind needs (a NAT address, a pool inside 1..65535, at most AC_NF_FW_RULES rules).
+Result<void> validate(const Params& p);
+
+// anychain-nf's options for p (after --name/--iface, which the launcher adds).
+std::vector<std::string> to_args(const Params& p);
+
+}  // namespace anychain::nf

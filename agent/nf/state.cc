@@ -1,0 +1,240 @@
+#include "nf/state.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "anychain/nf.h"
+#include "nf/params.h"
+
+namespace anychain::nf {
+
+using json = nlohmann::json;
+
+std::string_view nf_counter_name(uint32_t slot) {
+  switch (slot) {
+    case AC_NF_RX: return "rx";
+    case AC_NF_TX: return "tx";
+    case AC_NF_DROP_BAD_NSH: return "drop_bad_nsh";
+    case AC_NF_DROP_BAD_INNER: return "drop_bad_inner";
+    case AC_NF_DROP_FILTERED: return "drop_filtered";
+    case AC_NF_DROP_FTC: return "drop_ftc";
+    case AC_NF_HOLD: return "hold";
+    case AC_NF_NOT_IP: return "not_ip";
+    case AC_NF_PROPAGATING: return "propagating";
+    case AC_NF_FW_PASSED: return "fw_passed";
+    case AC_NF_FW_DROPPED: return "fw_dropped";
+    case AC_NF_MON_COUNTED: return "mon_counted";
+    case AC_NF_MON_NEW_FLOW: return "mon_new_flow";
+    case AC_NF_MON_UNCOUNTED: return "mon_uncounted";
+    case AC_NF_NAT_NEW: return "nat_new";
+    case AC_NF_NAT_OUT: return "nat_out";
+    case AC_NF_NAT_IN: return "nat_in";
+    case AC_NF_NAT_NO_PORT: return "nat_no_port";
+    case AC_NF_NAT_REV_MISS: return "nat_rev_miss";
+    case AC_NF_NAT_UNSUPPORTED: return "nat_unsupported";
+    case AC_NF_NAT_NOT_IPV4: return "nat_not_ipv4";
+    case AC_NF_NAT_STORE_FULL: return "nat_store_full";
+    case AC_NF_NAT_PORT_RACE: return "nat_port_race";
+    default: return "";
+  }
+}
+
+std::string_view ftc_counter_name(uint32_t slot) {
+  switch (slot) {
+    case AC_FTC_ST_APPLIED: return "ftc_applied";
+    case AC_FTC_ST_SATISFIED: return "ftc_satisfied";
+    case AC_FTC_ST_GAP: return "ftc_gap";
+    case AC_FTC_ST_STALE: return "ftc_stale";
+    case AC_FTC_ST_UNKNOWN_MBOX: return "ftc_unknown_mbox";
+    case AC_FTC_ST_OWN_LOG: return "ftc_own_log";
+    case AC_FTC_ST_BAD_TLV: return "ftc_bad_tlv";
+    case AC_FTC_ST_TAIL_STRIPPED: return "ftc_tail_stripped";
+    case AC_FTC_ST_COMMITS: return "ftc_commits";
+    case AC_FTC_ST_LOG_APPENDED: return "ftc_log_appended";
+    case AC_FTC_ST_NOOP_APPENDED: return "ftc_noop_appended";
+    case AC_FTC_ST_STUB: return "ftc_stub";
+    case AC_FTC_ST_OVERFLOW: return "ftc_overflow";
+    case AC_FTC_ST_STORE_FULL: return "ftc_store_full";
+    case AC_FTC_ST_REPLICA_FULL: return "ftc_replica_full";
+    case AC_FTC_ST_WRITE_REFUSED: return "ftc_write_refused";
+    case AC_FTC_ST_NO_CTRL: return "ftc_no_ctrl";
+    case AC_FTC_ST_PROPAGATING: return "ftc_propagating";
+    case AC_FTC_ST_FILTERED: return "ftc_filtered";
+    case AC_FTC_ST_HOLD_UNAVAILABLE: return "ftc_hold_unavailable";
+    case AC_FTC_ST_RING_FULL: return "ftc_ring_full";
+    default: return "";
+  }
+}
+
+namespace {
+
+std::string ip4(const void* p) {
+  char b[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, p, b, sizeof b);
+  return b;
+}
+std::string ip6(const void* p) {
+  char b[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, p, b, sizeof b);
+  return b;
+}
+uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+uint64_t be64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
+  return v;
+}
+std::string hex(const uint8_t* p, size_t n) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += fmt::format("{:02x}", p[i]);
+  return s;
+}
+
+json partition(const ac_st_pkey& k) {
+  return {{"spi", k.spi_si >> 8}, {"si", k.spi_si & 0xff}, {"hash", fmt::format("{:#010x}", k.hash)}};
+}
+
+// The flow a 13-byte key names: src, dst, proto, sport, dport
+json flow4(const uint8_t* k) {
+  return {{"proto", proto_text(k[8])}, {"src", ip4(k)}, {"sport", be16(k + 9)}, {"dst", ip4(k + 4)},
+          {"dport", be16(k + 11)}};
+}
+
+Result<json> counters(const InstanceMaps& m, const char* map, std::string_view (*name)(uint32_t)) {
+  json out = json::object();
+  if (!m.has(map)) return out;
+  auto c = m.counters(map);
+  if (!c) return unexpected(c.error());
+  for (uint32_t i = 0; i < c->size(); ++i)
+    if (auto n = name(i); !n.empty()) out[std::string(n)] = (*c)[i];
+  return out;
+}
+
+Result<json> nat_state(const InstanceMaps& m, const std::vector<std::pair<ac_st_pkey, ac_st_rec>>& recs) {
+  json j;
+  ac_nf_nat_cfg cfg{};
+  uint32_t k0 = 0;
+  if (bpf_map_lookup_elem(m.fd("nf_nat_cfg"), &k0, &cfg)) return fail_errno("read nf_nat_cfg");
+  j["address"] = ip4(&cfg.address);
+  j["ports"] = fmt::format("{}-{}", cfg.port_lo, cfg.port_hi);
+  uint64_t used = 0;
+  for (uint32_t w = cfg.port_lo / 64; w <= cfg.port_hi / 64u && w < AC_NF_NAT_POOL_WORDS; ++w) {
+    uint64_t v = 0;
+    if (bpf_map_lookup_elem(m.fd("nf_nat_ports"), &w, &v)) return fail_errno("read nf_nat_ports");
+    for (uint32_t b = 0; b < 64; ++b) {
+      uint32_t port = w * 64 + b;
+      if (port >= cfg.port_lo && port <= cfg.port_hi && (v >> b & 1)) ++used;
+    }
+  }
+  j["pool"] = {{"size", cfg.port_hi - cfg.port_lo + 1}, {"used", used}};
+  json maps = json::array();
+  for (const auto& [pk, rec] : recs)
+    for (const auto& sl : rec.slot) {
+      if (!(sl.flags & AC_ST_USED) || sl.table != AC_NF_TABLE_FLOW || sl.klen != AC_NF_KEY4_LEN) continue;
+      json e = flow4(sl.key);
+      e["external"] = ip4(sl.val);
+      e["external_port"] = be16(sl.val + 4);
+      // the reply path: the reverse entry the NAT translates replies with
+      ac_nf_nat_rkey rk{};
+      std::memcpy(&rk.remote, sl.key + 4, 4);
+      std::memcpy(&rk.remote_port, sl.key + 11, 2);
+      std::memcpy(&rk.port, sl.val + 4, 2);
+      rk.proto = sl.key[8];
+      ac_nf_nat_rval rv{};
+      e["reply_path"] = bpf_map_lookup_elem(m.fd("nf_nat_rev"), &rk, &rv) == 0;
+      e["partition"] = partition(pk);
+      maps.push_back(e);
+    }
+  j["mappings"] = maps;
+  return j;
+}
+
+Result<json> monitor_state(const InstanceMaps& m, const std::vector<std::pair<ac_st_pkey, ac_st_rec>>& recs) {
+  json j;
+  auto tot = m.percpu_sum("nf_mon_total", 0);
+  if (!tot) return unexpected(tot.error());
+  j["total"] = {{"packets", (*tot)[0]}, {"bytes", (*tot)[1]}};
+  json flows = json::array();
+  for (const auto& [pk, rec] : recs)
+    for (const auto& sl : rec.slot) {
+      if (!(sl.flags & AC_ST_USED) || sl.table != AC_NF_TABLE_FLOW || sl.vlen != AC_NF_MON_VAL_LEN) continue;
+      json e;
+      if (sl.klen == AC_NF_KEY4_LEN) {
+        e = flow4(sl.key);
+      } else {
+        ac_nf_flow6 f{};
+        if (bpf_map_lookup_elem(m.fd("nf_mon_v6"), sl.key, &f) == 0)
+          e = {{"proto", proto_text(f.proto)}, {"src", ip6(f.src)}, {"sport", f.sport}, {"dst", ip6(f.dst)},
+               {"dport", f.dport}};
+        else
+          e = {{"digest", hex(sl.key, sl.klen)}};
+      }
+      e["packets"] = be64(sl.val);
+      e["bytes"] = be64(sl.val + 8);
+      e["partition"] = partition(pk);
+      flows.push_back(e);
+    }
+  j["flows"] = flows;
+  return j;
+}
+
+Result<json> firewall_state(const InstanceMaps& m) {
+  json j;
+  ac_nf_fw_cfg cfg{};
+  uint32_t k0 = 0;
+  if (bpf_map_lookup_elem(m.fd("nf_fw_cfg"), &k0, &cfg)) return fail_errno("read nf_fw_cfg");
+  j["default"] = cfg.default_action == AC_NF_FW_DROP ? "drop" : "pass";
+  json rules = json::array();
+  for (uint32_t i = 0; i <= cfg.nrules && i <= AC_NF_FW_RULES; ++i) {
+    auto hits = m.percpu_sum("nf_fw_hits", i == cfg.nrules ? AC_NF_FW_RULES : i);
+    if (!hits) return unexpected(hits.error());
+    json c = {{"packets", (*hits)[0]}, {"bytes", (*hits)[1]}};
+    if (i == cfg.nrules) {
+      j["default_hits"] = c;
+      break;
+    }
+    ac_nf_fw_rule r{};
+    if (bpf_map_lookup_elem(m.fd("nf_fw_rules"), &i, &r)) return fail_errno("read nf_fw_rules");
+    c["index"] = i;
+    c["rule"] = to_text(decode(r));
+    rules.push_back(c);
+  }
+  j["rules"] = rules;
+  return j;
+}
+
+}  // namespace
+
+Result<json> decode_state(const InstanceMaps& m) {
+  const Published& p = m.published();
+  json j{{"name", p.name}, {"kind", std::string(to_string(p.kind))}, {"instance_id", p.instance_id},
+         {"pid", p.pid}, {"incarnation", p.incarnation}, {"prog_id", p.prog_id}};
+  auto nc = counters(m, "nf_stats", nf_counter_name);
+  if (!nc) return unexpected(nc.error());
+  j["counters"] = *nc;
+  std::vector<std::pair<ac_st_pkey, ac_st_rec>> recs;
+  if (m.has("nf_head")) {
+    auto r = m.head_records();
+    if (!r) return unexpected(r.error());
+    recs = std::move(*r);
+  }
+  auto fc = counters(m, "nf_ftc_stats", ftc_counter_name);
+  if (!fc) return unexpected(fc.error());
+  j["ftc"] = {{"records", recs.size()}, {"counters", *fc}};
+  Result<json> kind = json::object();
+  switch (p.kind) {
+    case Kind::Nat: kind = nat_state(m, recs); break;
+    case Kind::Monitor: kind = monitor_state(m, recs); break;
+    case Kind::Firewall: kind = firewall_state(m); break;
+    case Kind::Ids:
+    case Kind::Ratelimit: break;
+  }
+  if (!kind) return unexpected(wrap(kind.error(), fmt::format("instance '{}'", p.name)));
+  j[std::string(to_string(p.kind))] = *kind;
+  return j;
+}
+
+}  // namespace anychain::nf

@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The built-in NAT (docs/nf.md): NAPT44 of TCP, UDP and ICMP echo onto one external address and
+ * a pool of ports.
+ *   - Outbound (anything not addressed to the external address and a pool port): the flow's
+ *     mapping is its per-flow state (bpf/nf_state.h: table AC_NF_TABLE_FLOW, key the 13-byte
+ *     5-tuple, value external address and port), read by every packet and written by the first
+ *     one (FTC logs that write; every other packet is a no-op transaction). The source address
+ *     and port (ICMP: the echo id) are rewritten, checksums updated incrementally.
+ *   - Inbound (to the external address and a pool port): nf_nat_rev names the flow the reply
+ *     belongs to; the destination is rewritten back. No mapping: dropped, counted.
+ *   - The port pool is a bitmap (nf_nat_ports, one bit per port, mmapable): a port is taken with
+ *     an atomic test-and-set before the transaction that creates the mapping and given back if
+ *     another CPU created it first. The bitmap and nf_nat_rev are derived state (rebuilt from
+ *     the mappings, never replicated; anychain-nf gives back the ports of reclaimed records).
+ * IPv6 passes untranslated (counted); other protocols and non-first fragments are dropped
+ * (counted).
+ */
+#include "nf_common.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ac_nf_nat_cfg);
+} nf_nat_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AC_NF_NAT_POOL_WORDS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} nf_nat_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AC_NF_HEAD_MAX);
+	__type(key, struct ac_nf_nat_rkey);
+	__type(value, struct ac_nf_nat_rval);
+} nf_nat_rev SEC(".maps");
+
+/* The index of the one bit set in b (b a power of two) */
+AC_INLINE __u32 nat_bit_index(__u64 b)
+{
+	__u32 n = 0;
+
+	if (!(b & 0xffffffffULL)) {
+		n += 32;
+		b >>= 32;
+	}
+	if (!(b & 0xffff)) {
+		n += 16;
+		b >>= 16;
+	}
+	if (!(b & 0xff)) {
+		n += 8;
+		b >>= 8;
+	}
+	if (!(b & 0xf)) {
+		n += 4;
+		b >>= 4;
+	}
+	if (!(b & 0x3)) {
+		n += 2;
+		b >>= 2;
+	}
+	if (!(b & 0x1))
+		n += 1;
+	return n;
+}
+
+struct nat_alloc {
+	__u32 first;             /* the pool's first word */
+	__u32 nwords;
+	__u32 start;             /* where the search starts (from the flow hash) */
+	__u32 port;              /* out: the port taken, 0 = none */
+};
+
+static long nat_alloc_cb(__u32 i, void *ctx)
+{
+	struct nat_alloc *a = ctx;
+	__u32 w;
+	__u64 *word;
+
+	if (i >= a->nwords || !a->nwords)
+		return 1;
+	w = a->first + (a->start + i) % a->nwords;
+	word = bpf_map_lookup_elem(&nf_nat_ports, &w);
+	if (!word)
+		return 1;
+	for (int tries = 0; tries < 4; tries++) {
+		__u64 v = *word, b, old;
+
+		if (v == ~0ULL)
+			return 0;
+		b = ~v & (v + 1); /* the lowest free port of the word */
+		old = __sync_fetch_and_or(word, b);
+		if (!(old & b)) {
+			a->port = w * 64 + nat_bit_index(b);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* A free port of the pool, taken (0: the pool is full). */
+AC_INLINE __u32 nat_take_port(const struct ac_nf_nat_cfg *cfg, __u32 hash)
+{
+	struct nat_alloc a = {};
+
+	if (cfg->port_lo == 0 || cfg->port_hi < cfg->port_lo)
+		return 0;
+	a.first = cfg->port_lo / 64;
+	a.nwords = cfg->port_hi / 64 - a.first + 1;
+	a.start = hash % a.nwords;
+	bpf_loop(AC_NF_NAT_POOL_WORDS, nat_alloc_cb, &a, 0);
+	return a.port;
+}
+
+AC_INLINE void nat_give_port(__u32 port)
+{
+	__u32 w = (port / 64) & (AC_NF_NAT_POOL_WORDS - 1);
+	__u64 *word = bpf_map_lookup_elem(&nf_nat_ports, &w);
+
+	if (word)
+		__sync_fetch_and_and(word, ~(1ULL << (port % 64)));
+}
+
+/* Is there a live mapping for key in the packet's partition? Read without the lock (a hint: the
+ * transaction decides); a record idle past the timeout will be reset by the transaction. */
+AC_INLINE int nat_peek(const struct ac_ftc_hop *hop, const __u8 *key, __u64 idle)
+{
+	struct ac_st_pkey pk = {.spi_si = hop->spi_si, .hash = hop->hash};
+	struct ac_st_rec *rec = bpf_map_lookup_elem(&nf_head, &pk);
+	const __u64 *k = (const __u64 *)key;
+
+	if (!rec)
+		return 0;
+	if (idle && rec->last_used && hop->now - rec->last_used > idle)
+		return 0;
+	for (__u32 j = 0; j < AC_ST_SLOTS; j++) {
+		struct ac_st_slot *sl = &rec->slot[j];
+
+		if ((sl->flags & AC_ST_USED) && sl->table == AC_NF_TABLE_FLOW && sl->klen == AC_NF_KEY4_LEN &&
+		    ((__u64 *)sl->key)[0] == k[0] && ((__u64 *)sl->key)[1] == k[1])
+			return 1;
+	}
+	return 0;
+}
+
+enum { NAT_FOUND = 0, NAT_CREATED, NAT_NEED_PORT, NAT_REFUSED };
+
+/* What nat_tx() works on: a per-CPU copy of the packet's hop and flow key (a global function
+ * takes scalars only). */
+struct nat_scratch {
+	struct ac_ftc_hop hop;
+	__u8 key[AC_FTC_KEY_MAX];
+	__u64 idle;
+	__be32 address;
+	__u32 ext;               /* out: the mapping's port, host order */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nat_scratch);
+} nf_nat_scratch SEC(".maps");
+
+/* The flow's mapping in one transaction: read it, or create it with port (0: none taken); the
+ * mapping's port in the scratch. A global function: the verifier checks the transaction once,
+ * whatever the callers' states (the NAT may run it twice). */
+__attribute__((noinline)) int nat_tx(__u32 port)
+{
+	__u32 k0 = 0;
+	struct nat_scratch *ns = bpf_map_lookup_elem(&nf_nat_scratch, &k0);
+	struct ac_st_tx tx;
+	struct ac_st_slot *sl;
+	__u8 val[AC_FTC_VAL_MAX] = {};
+	__be32 address;
+	int r;
+
+	if (!ns)
+		return NAT_REFUSED;
+	address = ns->address;
+	if (ac_st_begin(&ns->hop, &tx, ns->idle))
+		return NAT_REFUSED;
+	sl = ac_st_find(&tx, AC_NF_TABLE_FLOW, ns->key, AC_NF_KEY4_LEN);
+	if (sl) {
+		ns->ext = ((__u32)sl->val[4] << 8) | sl->val[5];
+		r = NAT_FOUND;
+	} else if (port) {
+		__builtin_memcpy(val, &address, 4);
+		val[4] = (__u8)(port >> 8);
+		val[5] = (__u8)port;
+		r = ac_st_put(&tx, AC_NF_TABLE_FLOW, ns->key, AC_NF_KEY4_LEN, val, AC_NF_NAT_VAL_LEN) ? NAT_REFUSED
+												 : NAT_CREATED;
+		ns->ext = port;
+	} else {
+		r = NAT_NEED_PORT;
+	}
+	ac_st_commit(&ns->hop, &tx);
+	return r;
+}
+
+/* Rewrite the source (outbound) or the destination (inbound) address and port of the inner
+ * IPv4 packet; checksums updated incrementally. */
+AC_INLINE int nat_rewrite(struct xdp_md *ctx, const struct ac_nf_inner *in, int outbound, __be32 addr, __be16 port)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct iphdr *ip = data + (in->l3 & 0x1ff);
+	__be32 old_addr;
+	__be16 old_port;
+
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	old_addr = outbound ? ip->saddr : ip->daddr;
+	if (outbound)
+		ip->saddr = addr;
+	else
+		ip->daddr = addr;
+	ip->check = ac_nf_csum_replace4(ip->check, old_addr, addr);
+	if (in->proto == IPPROTO_TCP) {
+		struct tcphdr *t = data + (in->l4 & 0x3ff);
+
+		if ((void *)(t + 1) > data_end)
+			return -1;
+		old_port = outbound ? t->source : t->dest;
+		if (outbound)
+			t->source = port;
+		else
+			t->dest = port;
+		t->check = ac_nf_csum_replace4(t->check, old_addr, addr);
+		t->check = ac_nf_csum_replace2(t->check, old_port, port);
+	} else if (in->proto == IPPROTO_UDP) {
+		struct udphdr *u = data + (in->l4 & 0x3ff);
+
+		if ((void *)(u + 1) > data_end)
+			return -1;
+		old_port = outbound ? u->source : u->dest;
+		if (outbound)
+			u->source = port;
+		else
+			u->dest = port;
+		if (u->check) { /* 0: the sender computed none */
+			u->check = ac_nf_csum_replace4(u->check, old_addr, addr);
+			u->check = ac_nf_csum_replace2(u->check, old_port, port);
+			if (!u->check)
+				u->check = 0xffff;
+		}
+	} else {
+		struct ac_nf_icmp *ic = data + (in->l4 & 0x3ff);
+
+		if ((void *)(ic + 1) > data_end)
+			return -1;
+		old_port = ic->id;
+		ic->id = port;
+		ic->checksum = ac_nf_csum_replace2(ic->checksum, old_port, port);
+	}
+	return 0;
+}
+
+/* What the NAT does with one inner IPv4 packet: 0 translated, 1 filtered (counted), -1 bad. */
+AC_INLINE int nat_work(struct xdp_md *ctx, struct ac_ftc_hop *hop, const struct ac_nf_nat_cfg *cfg, __u64 idle,
+		       const struct ac_nf_inner *in)
+{
+	int icmp = in->proto == IPPROTO_ICMP;
+	__u16 sport = bpf_ntohs(in->sport), dport = bpf_ntohs(in->dport);
+	__u16 pool_port = icmp ? sport : dport;
+
+	if (!in->l4 || (!icmp && in->proto != IPPROTO_TCP && in->proto != IPPROTO_UDP)) {
+		ac_nf_count(AC_NF_NAT_UNSUPPORTED);
+		return 1;
+	}
+	if (icmp) {
+		/* only echo request and reply carry an id (sport); other ICMP is not translated */
+		void *data = (void *)(long)ctx->data;
+		void *data_end = (void *)(long)ctx->data_end;
+		struct ac_nf_icmp *ic = data + (in->l4 & 0x3ff);
+
+		if ((void *)(ic + 1) > data_end)
+			return -1;
+		if (ic->type != AC_NF_ICMP_ECHO && ic->type != AC_NF_ICMP_ECHOREPLY) {
+			ac_nf_count(AC_NF_NAT_UNSUPPORTED);
+			return 1;
+		}
+	}
+	if (in->dst[0] == cfg->address && pool_port >= cfg->port_lo && pool_port <= cfg->port_hi) {
+		/* inbound: a reply to a mapping */
+		struct ac_nf_nat_rkey rk = {.remote = in->src[0], .remote_port = icmp ? 0 : in->sport,
+					    .port = icmp ? in->sport : in->dport, .proto = in->proto};
+		struct ac_nf_nat_rval *rv = bpf_map_lookup_elem(&nf_nat_rev, &rk);
+
+		if (!rv) {
+			ac_nf_count(AC_NF_NAT_REV_MISS);
+			return 1;
+		}
+		if (nat_rewrite(ctx, in, 0, rv->inside, rv->inside_port))
+			return -1;
+		ac_nf_count(AC_NF_NAT_IN);
+		return 0;
+	}
+	/* outbound: the flow's mapping */
+	__u32 k0 = 0, port = 0, ext;
+	struct nat_scratch *ns = bpf_map_lookup_elem(&nf_nat_scratch, &k0);
+	int r;
+
+	if (!ns)
+		return -1;
+	__builtin_memset(ns->key, 0, sizeof(ns->key));
+	ac_nf_key4(ns->key, in->src[0], in->dst[0], in->proto, in->sport, icmp ? 0 : in->dport);
+	ns->hop = *hop;
+	ns->idle = idle;
+	ns->address = cfg->address;
+	if (!nat_peek(hop, ns->key, idle)) {
+		port = nat_take_port(cfg, hop->hash ^ sport);
+		if (!port) {
+			ac_nf_count(AC_NF_NAT_NO_PORT);
+			return 1;
+		}
+	}
+	r = nat_tx(port);
+	if (r == NAT_NEED_PORT) {
+		/* the mapping went away between the hint and the transaction (reclaimed) */
+		port = nat_take_port(cfg, hop->hash ^ sport);
+		if (!port) {
+			ac_nf_count(AC_NF_NAT_NO_PORT);
+			return 1;
+		}
+		r = nat_tx(port);
+	}
+	*hop = ns->hop; /* the transaction's log for ac_ftc_hop_finish */
+	ext = ns->ext;
+	if (port && r != NAT_CREATED) {
+		nat_give_port(port);
+		if (r == NAT_FOUND)
+			ac_nf_count(AC_NF_NAT_PORT_RACE);
+	}
+	if (r == NAT_REFUSED || r == NAT_NEED_PORT) {
+		ac_nf_count(AC_NF_NAT_STORE_FULL);
+		return 1;
+	}
+	if (r == NAT_CREATED) {
+		struct ac_nf_nat_rkey rk = {.remote = in->dst[0], .remote_port = icmp ? 0 : in->dport,
+					    .port = bpf_htons((__u16)ext), .proto = in->proto};
+		struct ac_nf_nat_rval rv = {.inside = in->src[0], .inside_port = in->sport,
+					    .spi_si = hop->spi_si, .hash = hop->hash};
+
+		bpf_map_update_elem(&nf_nat_rev, &rk, &rv, BPF_ANY);
+		ac_nf_count(AC_NF_NAT_NEW);
+	}
+	if (nat_rewrite(ctx, in, 1, cfg->address, bpf_htons((__u16)ext)))
+		return -1;
+	ac_nf_count(AC_NF_NAT_OUT);
+	return 0;
+}
+
+SEC("xdp")
+int nf_nat(struct xdp_md *ctx)
+{
+	__u32 k0 = 0;
+	struct ac_nf_nat_cfg *cfg = bpf_map_lookup_elem(&nf_nat_cfg, &k0);
+	struct ac_nf_ftc_cfg *fc = bpf_map_lookup_elem(&nf_ftc_cfg, &k0);
+	struct ac_ftc_hop hop;
+	struct ac_nf_inner in;
+	enum ac_ftc_verdict v;
+	__u64 idle;
+	int r;
+
+	r = ac_nf_begin(ctx, cfg && fc, &hop, &v, &in);
+	if (r != AC_NF_WORK)
+		return r;
+	idle = fc->idle_jiffies;
+	if (in.family == 6) {
+		ac_nf_count(AC_NF_NAT_NOT_IPV4);
+		return ac_nf_finish(ctx, &hop, v, 0);
+	}
+	if (!in.family) {
+		ac_nf_count(AC_NF_NOT_IP);
+		return ac_nf_finish(ctx, &hop, v, 0);
+	}
+	r = nat_work(ctx, &hop, cfg, idle, &in);
+	if (r < 0) {
+		ac_nf_count(AC_NF_DROP_BAD_INNER);
+		return XDP_DROP;
+	}
+	return ac_nf_finish(ctx, &hop, v, r);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,260 @@
+// FTC inside the built-in NF programs (docs/ftc.md 10, phase B item 1), run with
+// BPF_PROG_TEST_RUN on the objects anychain-nf loads: the head's log (docs/ftc.md 2.5's example
+// byte for byte), the NAT's mapping logged once then no-ops, a filtered packet turned
+// propagating, and the replica side on real NFs: a predecessor's log applied to the replica
+// store and stripped by its tail, a returned (wrapped) log committed, a log of an unknown
+// middlebox refused, a gap dropped without a hold socket, each with exact bytes.
+#include "nf_bpf_fixture.h"
+
+namespace anychain::test {
+namespace {
+
+using namespace nfbpf;
+
+// FTC switched on by the chain (the control TLV): the same program appends its log. This is the
+// packet of docs/ftc.md 2.5: instance 7, SPI 42, hash 0x11223344, the flow's 5th packet of 100
+// bytes, f = 1, ingress 10.0.0.1.
+TEST_F(NfBpf, MonitorWithFtcAppendsTheLogOfTheDesignExample) {
+  load(monitor(7));
+  Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
+  ftc::Nsh n;
+  n.spi = kSpi;
+  n.si = 255;
+  n.other.push_back(ftc::flow_hash_tlv(kHash));
+  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
+  auto in = ftc::encode_nsh(n);
+  ASSERT_TRUE(in.has_value());
+  Out o;
+  for (int i = 0; i < 5; ++i) {
+    o = run(to_nf(*in, inner));
+    ASSERT_EQ(o.verdict, XDP_TX);
+  }
+  const Bytes want_nsh = {
+      0x0f, 0xd4, 0x02, 0x01, 0x00, 0x00, 0x2a, 0xff,  // 20 words, MD2, IPv4; SPI 42, SI 255
+      0xff, 0xf6, 0x01, 0x04, 0x11, 0x22, 0x33, 0x44,  // flow hash
+      0xff, 0xf6, 0x04, 0x08, 0x00, 0x01, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x01,  // control
+      0xff, 0xf6, 0x02, 0x2d,                          // log, 45 bytes
+      0x00, 0x01, 0x01, 0x01, 0x00, 0x07, 0x00, 0xff, 0x00, 0x00, 0x00, 0x05,
+      0x01, 0x00, 0x0d, 0x10,
+      0x0a, 0x01, 0x00, 0x01, 0x0a, 0x02, 0x00, 0x02, 0x11, 0x9c, 0x40, 0x23, 0x28,
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0xf4,
+      0x00, 0x00, 0x00};
+  EXPECT_EQ(hex(o.frame), hex(from_nf(want_nsh, inner)));
+  EXPECT_EQ(count(AC_NF_MON_COUNTED), 5u);
+  EXPECT_EQ(state()["ftc"]["counters"]["ftc_log_appended"], 5u);
+}
+
+
+// FTC on: the mapping is the head's write (key the 5-tuple, value address and port); the
+// flow's next packet logs a no-op.
+TEST_F(NfBpf, NatWithFtcLogsTheMappingOnceThenNoOps) {
+  load(nat());
+  ftc::Nsh n;
+  n.spi = kSpi;
+  n.si = 254;
+  n.other.push_back(ftc::flow_hash_tlv(kHash));
+  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
+  auto in = ftc::encode_nsh(n);
+  ASSERT_TRUE(in.has_value());
+  Bytes inner = ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000));
+  Bytes translated = ipv4("192.0.2.10", "198.51.100.7", udp(20032, 9000));
+  for (uint32_t i = 0; i < 2; ++i) {
+    Out o = run(to_nf(*in, inner));
+    ASSERT_EQ(o.verdict, XDP_TX);
+    auto got = ftc::decode_nsh(Bytes(o.frame.begin() + 14, o.frame.end()));
+    ASSERT_TRUE(got.has_value()) << got.error().message;
+    ASSERT_EQ(got->logs.size(), 1u);
+    const ftc::Log& l = got->logs[0];
+    EXPECT_EQ(l.mbox.id, 9);
+    EXPECT_EQ(l.mbox.si, 254);
+    EXPECT_EQ(l.seq, 1u);
+    if (i == 0) {
+      ASSERT_EQ(l.writes.size(), 1u);
+      EXPECT_EQ(l.writes[0].table, AC_NF_TABLE_FLOW);
+      EXPECT_EQ(hex(l.writes[0].key), hex({10, 1, 0, 1, 198, 51, 100, 7, 17, 0x9c, 0x40, 0x23, 0x28}));
+      EXPECT_EQ(hex(l.writes[0].value), hex({192, 0, 2, 10, 0x4e, 0x40, 0, 0}));
+    } else {
+      EXPECT_TRUE(l.noop()) << "the mapping exists: nothing written";
+    }
+    size_t nsh_len = (o.frame[15] & 0x3f) * 4;
+    EXPECT_EQ(hex(Bytes(o.frame.begin() + 14 + nsh_len, o.frame.end())), hex(translated));
+  }
+}
+
+// A filtered packet of an FTC chain leaves as a propagating packet: inner removed, flag set.
+TEST_F(NfBpf, FirewallWithFtcTurnsAFilteredPacketIntoAPropagatingOne) {
+  load(firewall({"drop proto udp dport 53"}));
+  ftc::Nsh n;
+  n.spi = kSpi;
+  n.other.push_back(ftc::flow_hash_tlv(kHash));
+  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
+  auto in = ftc::encode_nsh(n);
+  Out o = run(to_nf(*in, ipv4("10.1.0.1", "10.2.0.2", udp(40000, 53))));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  ftc::Nsh want = n;
+  want.ctrl->flags = AC_FTC_CTRL_PROPAGATING;
+  auto wb = ftc::encode_nsh(want);
+  EXPECT_EQ(hex(o.frame), hex(from_nf(*wb, {})));
+  EXPECT_EQ(count(AC_NF_FW_DROPPED), 1u);
+  EXPECT_EQ(count(AC_NF_DROP_FILTERED), 0u) << "not dropped: propagated";
+}
+
+// ------------------------------------------------------------------ replicas and tails on real NFs
+
+// The monitor's (instance 7, head SI 255) first log of the flow 10.1.0.1:40000 -> 198.51.100.7:9000
+// (60 bytes of inner packet): packets 1, bytes 60, held 1. It arrives at the next hop (SI 254).
+const Bytes kMonLog1 = {
+    0xff, 0xf6, 0x02, 0x2d,                          // log TLV, 45 bytes
+    0x00, 0x01, 0x01, 0x01, 0x00, 0x07, 0x00, 0xff,  // held 1, 1 write, count 1; instance 7, inc 0, SI 255
+    0x00, 0x00, 0x00, 0x01, 0x01, 0x00, 0x0d, 0x10,  // seq 1; table 1, klen 13, vlen 16
+    0x0a, 0x01, 0x00, 0x01, 0xc6, 0x33, 0x64, 0x07, 0x11, 0x9c, 0x40, 0x23, 0x28,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3c,
+    0x00, 0x00, 0x00};
+const Bytes kFlowKey = {0x0a, 0x01, 0x00, 0x01, 0xc6, 0x33, 0x64, 0x07, 0x11, 0x9c, 0x40, 0x23, 0x28};
+
+// Base header (given length in words, MD2, IPv4, SPI 42, SI), flow hash, control (f, 10.0.0.1)
+Bytes head_of(uint8_t words, uint8_t si, uint8_t f) {
+  return {0x0f, static_cast<uint8_t>(0xc0 | words), 0x02, 0x01, 0x00, 0x00, 0x2a, si,
+          0xff, 0xf6, 0x01, 0x04, 0x11, 0x22, 0x33, 0x44,
+          0xff, 0xf6, 0x04, 0x08, 0x00, f, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x01};
+}
+Bytes cat(Bytes a, const Bytes& b) {
+  append(a, b);
+  return a;
+}
+// The monitor's log with another sequence number, held count or flags
+Bytes mon_log(uint32_t seq, uint8_t held = 1, uint8_t flags = 0) {
+  Bytes l = kMonLog1;
+  l[4] = flags;
+  l[5] = held;
+  l[12] = seq >> 24, l[13] = seq >> 16, l[14] = seq >> 8, l[15] = seq & 0xff;
+  l[40] = static_cast<uint8_t>(seq);            // packets = seq
+  l[48] = static_cast<uint8_t>(0x3c * seq);     // bytes = 60 per packet
+  return l;
+}
+
+class NfFtcReplica : public NfBpf {
+ protected:
+  void peer(uint32_t id) const {
+    uint32_t v = 1;
+    ASSERT_EQ(bpf_map_update_elem(maps_->fd("nf_peers"), &id, &v, 0), 0);
+  }
+  uint64_t ftc(const char* name) const { return state()["ftc"]["counters"].value(name, uint64_t{0}); }
+  // The replica record of the monitor's partition, if any
+  std::optional<ac_st_rec> replica_of_monitor() const {
+    auto r = maps_->replica_records();
+    EXPECT_TRUE(r.has_value());
+    if (!r) return std::nullopt;
+    for (const auto& [k, rec] : *r)
+      if (k.id == 7 && k.spi_si == (kSpi << 8 | 255) && k.hash == kHash) return rec;
+    return std::nullopt;
+  }
+  static Bytes inner() { return ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000)); }
+};
+
+// f = 1, the NAT after the monitor: it applies the monitor's log to its replica store (held
+// becomes 2 = f + 1, so it is the tail), strips it, runs its own transaction and appends its own
+// log (the new mapping), exact bytes; the replica record holds the monitor's value at seq 1.
+TEST_F(NfFtcReplica, NatAppliesAndStripsItsPredecessorsLogAsTheTail) {
+  load(nat());
+  peer(7);
+  Out o = run(to_nf(cat(cat(head_of(20, 254, 1), kMonLog1), {}), inner()));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  const Bytes want_nsh = cat(head_of(18, 254, 1), {
+      0xff, 0xf6, 0x02, 0x25,                          // the NAT's log, 37 bytes
+      0x00, 0x01, 0x01, 0x01, 0x00, 0x09, 0x00, 0xfe,  // held 1, 1 write, count 1; instance 9, SI 254
+      0x00, 0x00, 0x00, 0x01, 0x01, 0x00, 0x0d, 0x08,  // seq 1; table 1, klen 13, vlen 8
+      0x0a, 0x01, 0x00, 0x01, 0xc6, 0x33, 0x64, 0x07, 0x11, 0x9c, 0x40, 0x23, 0x28,
+      0xc0, 0x00, 0x02, 0x0a, 0x4e, 0x40, 0x00, 0x00,  // 192.0.2.10:20032
+      0x00, 0x00, 0x00});
+  EXPECT_EQ(hex(o.frame), hex(from_nf(want_nsh, ipv4("192.0.2.10", "198.51.100.7", udp(20032, 9000)))));
+  auto rec = replica_of_monitor();
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->seq, 1u);
+  EXPECT_EQ(rec->held, 2);
+  ASSERT_TRUE(rec->slot[0].flags & AC_ST_USED);
+  EXPECT_EQ(hex(Bytes(rec->slot[0].key, rec->slot[0].key + rec->slot[0].klen)), hex(kFlowKey));
+  EXPECT_EQ(hex(Bytes(rec->slot[0].val, rec->slot[0].val + rec->slot[0].vlen)),
+            hex({0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x3c}));
+  EXPECT_EQ(ftc("ftc_applied"), 1u);
+  EXPECT_EQ(ftc("ftc_tail_stripped"), 1u);
+  EXPECT_EQ(ftc("ftc_log_appended"), 1u);
+  // the same packet again (a duplicate): satisfied, nothing applied twice; the NAT's no-op
+  o = run(to_nf(cat(head_of(20, 254, 1), kMonLog1), inner()));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  EXPECT_EQ(ftc("ftc_satisfied"), 1u);
+  EXPECT_EQ(ftc("ftc_applied"), 1u);
+  EXPECT_EQ(replica_of_monitor()->seq, 1u);
+  outcomes_add_up();
+}
+
+// f = 1, a log the buffer returned (WRAPPED) reaches its tail: stripped and committed; the commit
+// TLV is the last one, after the NAT's own log.
+TEST_F(NfFtcReplica, NatCommitsAWrappedLogAtItsTail) {
+  load(nat());
+  peer(7);
+  Out o = run(to_nf(cat(head_of(20, 254, 1), mon_log(1, 1, AC_FTC_LOG_WRAPPED)), inner()));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  const size_t nsh_len = (o.frame[15] & 0x3f) * 4;
+  const Bytes nsh_out(o.frame.begin() + 14, o.frame.begin() + 14 + nsh_len);
+  EXPECT_EQ(nsh_len, 84u) << "base, hash, control, the NAT's log (44), commit (12)";
+  EXPECT_EQ(hex(Bytes(nsh_out.end() - 12, nsh_out.end())),
+            hex({0xff, 0xf6, 0x03, 0x08, 0x00, 0x07, 0x00, 0xff, 0x00, 0x00, 0x00, 0x01}));
+  auto d = ftc::decode_nsh(nsh_out);
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  ASSERT_EQ(d->logs.size(), 1u);
+  EXPECT_EQ(d->logs[0].mbox.id, 9);
+  ASSERT_EQ(d->commits.size(), 1u);
+  EXPECT_EQ(d->commits[0].seq, 1u);
+  EXPECT_EQ(ftc("ftc_commits"), 1u);
+}
+
+// f = 2, the firewall between the monitor and the NAT: a stateless replica hop. It applies the
+// monitor's log, counts itself in held (2 < f + 1: not the tail, the log stays) and appends
+// nothing: the NSH leaves as it came with held 2 and SI - 1.
+TEST_F(NfFtcReplica, FirewallIsAReplicaThatKeepsTheLogWithHeldCounted) {
+  nf::Params fw = firewall({"drop proto udp dport 53"});
+  fw.instance_id = 8;  // firewall() is instance 7, the monitor's id: its own log would be refused
+  load(fw);
+  peer(7);
+  const Bytes in_nsh = cat(head_of(20, 254, 2), kMonLog1);
+  Out o = run(to_nf(in_nsh, inner()));
+  ASSERT_EQ(o.verdict, XDP_TX) << state().dump();
+  EXPECT_EQ(hex(o.frame), hex(from_nf(cat(head_of(20, 254, 2), mon_log(1, 2)), inner())));
+  auto rec = replica_of_monitor();
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->seq, 1u);
+  EXPECT_EQ(ftc("ftc_applied"), 1u);
+  EXPECT_EQ(ftc("ftc_tail_stripped"), 0u);
+  EXPECT_EQ(ftc("ftc_log_appended") + ftc("ftc_noop_appended"), 0u) << "stateless: no log of its own";
+}
+
+// Out of order: seq 3 while the replica is at 1 is a gap. Without a hold socket (no anychain-nf
+// queue yet) the frame is dropped and counted, nothing applied; seq 2 then 3 apply in order.
+// A log of a middlebox nf_peers does not list is refused, and so is one of the hop's own id.
+TEST_F(NfFtcReplica, GapsAreDroppedWithoutAHoldSocketAndUnknownMiddleboxesRefused) {
+  load(nat());
+  peer(7);
+  ASSERT_EQ(run(to_nf(cat(head_of(20, 254, 1), mon_log(1)), inner())).verdict, XDP_TX);
+  EXPECT_EQ(run(to_nf(cat(head_of(20, 254, 1), mon_log(3)), inner())).verdict, XDP_DROP);
+  EXPECT_EQ(ftc("ftc_gap"), 1u);
+  EXPECT_EQ(ftc("ftc_hold_unavailable"), 1u);
+  EXPECT_EQ(replica_of_monitor()->seq, 1u);
+  for (uint32_t seq : {2u, 3u}) ASSERT_EQ(run(to_nf(cat(head_of(20, 254, 1), mon_log(seq)), inner())).verdict, XDP_TX);
+  auto rec = replica_of_monitor();
+  EXPECT_EQ(rec->seq, 3u);
+  EXPECT_EQ(rec->slot[0].val[7], 3) << "packets 3";
+  Bytes foreign = mon_log(1);
+  foreign[9] = 40;  // instance 40: not a peer
+  EXPECT_EQ(run(to_nf(cat(head_of(20, 254, 1), foreign), inner())).verdict, XDP_DROP);
+  EXPECT_EQ(ftc("ftc_unknown_mbox"), 1u);
+  Bytes own = mon_log(1);
+  own[9] = 9;  // the NAT's own id: the chain is misconfigured
+  peer(9);
+  EXPECT_EQ(run(to_nf(cat(head_of(20, 254, 1), own), inner())).verdict, XDP_DROP);
+  EXPECT_EQ(ftc("ftc_own_log"), 1u);
+  outcomes_add_up();
+}
+
+}  // namespace
+}  // namespace anychain::test

@@ -1,0 +1,156 @@
+// What anychain-nf runs with (agent/nf/params.h, docs/nf.md): the firewall rule's text form and
+// its encoding for the program (both ways), the proto and port forms, each kind's checks, the
+// command line the supervisor builds, and the published file's JSON.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include "anychain/maps.h"
+#include "nf/params.h"
+#include "nf/published.h"
+
+namespace {
+
+namespace nf = anychain::nf;
+
+TEST(NfParams, RuleTextRoundTripsThroughTheProgramEncoding) {
+  for (const char* text : {"drop", "pass src 10.1.0.0/16", "drop dst 192.0.2.1/32 proto udp dport 53",
+                           "pass src fd00::/8 dst fd00:1::/64 proto tcp sport 1-1023 dport 443",
+                           "drop src any4", "pass src any6 proto icmpv6", "drop proto 47", "pass proto icmp"}) {
+    auto r = nf::parse_rule(text);
+    ASSERT_TRUE(r.has_value()) << text << ": " << r.error().message;
+    EXPECT_EQ(nf::to_text(*r), text);
+    EXPECT_EQ(nf::to_text(nf::decode(nf::encode(*r))), text);
+    EXPECT_TRUE(nf::decode(nf::encode(*r)) == *r) << text;
+  }
+  // "any" is either family; words in any order; accept is pass
+  auto r = nf::parse_rule("accept dport 80 proto tcp src any");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(nf::to_text(*r), "pass proto tcp dport 80");
+  EXPECT_EQ(nf::encode(*r).family, 0);
+  // a family without an address: written on src whichever side it was given on
+  EXPECT_TRUE(*nf::parse_rule("pass dst any6") == *nf::parse_rule("pass src any6"));
+}
+
+TEST(NfParams, RuleEncodingMasks) {
+  auto r = nf::parse_rule("drop src 10.1.2.3/12 dst 2001:db8::/33");
+  EXPECT_FALSE(r.has_value()) << "families differ";
+  r = nf::parse_rule("drop src 10.1.2.3/12 proto udp sport 5-6");
+  ASSERT_TRUE(r.has_value());
+  ac_nf_fw_rule e = nf::encode(*r);
+  EXPECT_EQ(e.family, 4);
+  EXPECT_EQ(ntohl(e.src[0]), 0x0a000000u) << "the prefix masked";
+  EXPECT_EQ(ntohl(e.src_mask[0]), 0xfff00000u);
+  EXPECT_EQ(e.src_mask[1], 0u);
+  EXPECT_EQ(e.dst_mask[0], 0u);
+  EXPECT_EQ(e.action, AC_NF_FW_DROP);
+  EXPECT_EQ(e.proto, 17);
+  EXPECT_EQ(e.sport_lo, 5);
+  EXPECT_EQ(e.sport_hi, 6);
+  EXPECT_EQ(e.dport_hi, 65535);
+  r = nf::parse_rule("pass dst 2001:db8:ff00::/40");
+  ASSERT_TRUE(r.has_value());
+  e = nf::encode(*r);
+  EXPECT_EQ(e.family, 6);
+  EXPECT_EQ(ntohl(e.dst_mask[0]), 0xffffffffu);
+  EXPECT_EQ(ntohl(e.dst_mask[1]), 0xff000000u);
+  EXPECT_EQ(ntohl(e.dst[1]), 0xff000000u & 0xff000000u);
+}
+
+TEST(NfParams, BadRulesAreRefusedWithTheReason) {
+  struct Case {
+    const char* text;
+    const char* why;
+  } cases[] = {
+      {"", "empty"},
+      {"reject", "the action must be pass or drop"},
+      {"drop src", "'src' needs a value"},
+      {"drop src 10.0.0.0/33", "prefix"},
+      {"drop proto xyz", "bad protocol 'xyz'"},
+      {"drop proto 256", "bad protocol"},
+      {"drop dport 53", "sport and dport need proto tcp or udp"},
+      {"drop proto tcp dport 90-80", "bad port range '90-80'"},
+      {"drop proto tcp dport 1 dport 2", "'dport' given twice"},
+      {"drop colour red", "unknown word 'colour'"},
+  };
+  for (const auto& c : cases) {
+    auto r = nf::parse_rule(c.text);
+    ASSERT_FALSE(r.has_value()) << c.text;
+    EXPECT_NE(r.error().message.find(c.why), std::string::npos) << c.text << ": " << r.error().message;
+  }
+}
+
+TEST(NfParams, ValidateAndTheCommandLine) {
+  nf::Params p;
+  p.kind = nf::Kind::Nat;
+  p.instance_id = 3;
+  EXPECT_FALSE(nf::validate(p).has_value()) << "a NAT needs its address";
+  inet_pton(AF_INET, "192.0.2.10", &p.nat_address);
+  p.nat_port_lo = 2000;
+  p.nat_port_hi = 1000;
+  EXPECT_FALSE(nf::validate(p).has_value()) << "lo > hi";
+  p.nat_port_lo = 1000;
+  p.nat_port_hi = 2000;
+  p.idle_timeout_s = 300;
+  ASSERT_TRUE(nf::validate(p).has_value());
+  EXPECT_EQ(nf::to_args(p), (std::vector<std::string>{"--kind", "nat", "--instance-id", "3", "--idle-timeout", "300",
+                                                       "--nat-address", "192.0.2.10", "--nat-ports", "1000-2000"}));
+  nf::Params f;
+  f.kind = nf::Kind::Firewall;
+  f.instance_id = 1;
+  f.fw_rules.push_back(*nf::parse_rule("drop proto udp dport 53"));
+  EXPECT_EQ(nf::to_args(f), (std::vector<std::string>{"--kind", "firewall", "--instance-id", "1", "--idle-timeout", "0",
+                                                       "--default", "pass", "--rule", "drop proto udp dport 53"}));
+  f.fw_rules.resize(AC_NF_FW_RULES + 1, f.fw_rules[0]);
+  EXPECT_FALSE(nf::validate(f).has_value()) << "65 rules";
+  nf::Params m;
+  m.kind = nf::Kind::Monitor;
+  m.instance_id = 0;
+  EXPECT_FALSE(nf::validate(m).has_value()) << "instance id 0";
+  m.instance_id = AC_MAX_INSTANCES;
+  EXPECT_FALSE(nf::validate(m).has_value());
+  m.instance_id = 1;
+  m.fw_rules.push_back(*nf::parse_rule("drop"));
+  EXPECT_FALSE(nf::validate(m).has_value()) << "rules for a monitor";
+  nf::Params ids;
+  ids.kind = nf::Kind::Ids;
+  ids.instance_id = 1;
+  auto v = nf::validate(ids);
+  ASSERT_FALSE(v.has_value());
+  EXPECT_EQ(v.error().code, EOPNOTSUPP);
+  EXPECT_TRUE(nf::object_bytes(nf::Kind::Ids).empty());
+  EXPECT_FALSE(nf::object_bytes(nf::Kind::Nat).empty());
+  EXPECT_EQ(nf::kind_names(), "nat, monitor, firewall");
+}
+
+TEST(NfParams, PublishedJsonRoundTripAndBadFiles) {
+  nf::Published p;
+  p.name = "nat1";
+  p.kind = nf::Kind::Nat;
+  p.instance_id = 3;
+  p.pid = 42;
+  p.incarnation = 1'700'000'000'123'456'789ULL;
+  p.iface = "eth0";
+  p.ifindex = 2;
+  p.program = "nf_nat";
+  p.prog_id = 10;
+  p.link_id = 4;
+  p.maps = {{"nf_head", 11}, {"nf_stats", 12}};
+  p.progs = {{"nf_nat", 10}};
+  auto back = nf::published_from_json(nf::to_json(p));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(nf::to_json(*back), nf::to_json(p));
+  EXPECT_TRUE(nf::to_json(p)["crdt"].is_null());
+  p.crdt = nf::Published::Crdt{20, 21, 22, 23};
+  back = nf::published_from_json(nf::to_json(p));
+  ASSERT_TRUE(back && back->crdt);
+  EXPECT_EQ(back->crdt->changes_map_id, 22u);
+  nlohmann::json j = nf::to_json(p);
+  j.erase("prog_id");
+  EXPECT_FALSE(nf::published_from_json(j).has_value());
+  j = nf::to_json(p);
+  j["kind"] = "router";
+  EXPECT_FALSE(nf::published_from_json(j).has_value());
+  EXPECT_FALSE(nf::read_published("/nonexistent/x.json").has_value());
+}
+
+}  // namespace
