@@ -104,7 +104,7 @@ class Cli:
         """The router's fast-path counters: reason -> packets, and the last hop's packets of SPI."""
         j = json.loads(run([self.build.cli, "stats", "--json", "--pin-root",
                             f"{self.lab.state}/{router}/bpffs/anychain"]).stdout)
-        reasons = {x["reason"]: x["packets"] for x in j["reasons"]}
+        reasons = {x["reason"]: x["packets"] for k in ("verdicts", "drops", "notes") for x in j[k]}
         last = sum(p["packets"] for p in j["paths"] if p["spi"] == SPI and p["last_hop"])
         return SimpleNamespace(reasons=reasons, last_hop=last)
 
