@@ -113,14 +113,11 @@ def paper_lab(request, build, module_procs):
         pytest.fail(f"scripts/lab up failed ({rc}): {err.strip()[-2000:]}")
     state = f"{labkit.STATE_ROOT}/{prefix}"
     topo = labkit.resolved_topology()
-    # `up` returns once the hooks are started; anychaind listens on its socket only after it has
-    # loaded the fast path, attached its ports and opened the slow path
-    for r in sorted(topo["routers"]):
-        if not labkit.wait_until(lambda r=r: labkit.run([build.cli, "--socket", f"{state}/{r}/anychaind.sock",
-                                                          "status"], check=False).returncode == 0, 30):
-            module_procs.stop()
-            labkit.lab("down", "--prefix", prefix)
-            pytest.fail(f"{r}: anychaind does not answer on its socket 30 s after the lab came up")
+    silent = labkit.silent_agents(build.cli, state, sorted(topo["routers"]))
+    if silent:
+        module_procs.stop()
+        labkit.lab("down", "--prefix", prefix)
+        pytest.fail(f"anychaind does not answer on its socket 30 s after the lab came up on {', '.join(silent)}")
     yield SimpleNamespace(prefix=prefix, state=state, topo=topo, routers=sorted(topo["routers"]),
                           ns=lambda *parts: "-".join(("acl", prefix) + parts))
     module_procs.stop()

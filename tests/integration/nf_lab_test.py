@@ -69,6 +69,11 @@ def lab(request, build, module_procs):
         labkit.lab("down", "--prefix", prefix)
         pytest.fail(f"scripts/lab up failed ({rc}): {err.strip()[-2000:]}")
     state = f"{labkit.STATE_ROOT}/{prefix}"
+    with open(f"{state}/lab.json") as f:
+        silent = labkit.silent_agents(build.cli, state, sorted(json.load(f)["routers"]))
+    if silent:
+        labkit.lab("down", "--prefix", prefix)
+        pytest.fail(f"anychaind does not answer on its socket 30 s after the lab came up on {', '.join(silent)}")
     yield SimpleNamespace(prefix=prefix, state=state, ns=lambda *parts: "-".join(("acl", prefix) + parts))
     module_procs.stop()
     failed = getattr(request.module, "ANYCHAIN_FAILED", False)

@@ -31,7 +31,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from labkit import LAB, LAB_AGENT, PYTHON, STATE_ROOT, lab, lab_prefix, run, wait_until
+from labkit import LAB, LAB_AGENT, PYTHON, STATE_ROOT, lab, lab_prefix, run, silent_agents, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOPO = os.path.join(HERE, "slow_path.toml")
@@ -96,9 +96,7 @@ def lab_up(request, build):
         lab("down", "--prefix", prefix)
         pytest.fail(f"scripts/lab up failed ({rc}): {err.strip()[-2000:]}")
     lab_ = Lab(prefix, build)
-    for r in ("A", "B"):
-        assert wait_until(lambda r=r: lab_.cli(r, "status", check=False).returncode == 0, 20), \
-            f"{r}: anychaind answers within 20 s"
+    assert silent_agents(build.cli, lab_.state, ["A", "B"]) == [], "anychaind answers within 30 s"
     yield lab_
     if not (getattr(request.module, "ANYCHAIN_FAILED", False) and os.environ.get("ANYCHAIN_KEEP")):
         lab("down", "--prefix", prefix)
