@@ -58,20 +58,50 @@ int flows(const Invocation& in) {
     return std::tuple(a.spi, -static_cast<int>(a.si), a.hash) < std::tuple(b.spi, -static_cast<int>(b.si), b.hash);
   });
   json out = json::array();
-  for (const auto& f : *flows)
-    out.push_back({{"spi", f.spi}, {"si", f.si}, {"hash", fmt::format("{:#010x}", f.hash)}, {"instance", f.instance_id},
-                   {"generation", f.generation}, {"age_s", std::round(f.age_s * 1000) / 1000}, {"cpus", f.cpus}});
+  size_t split = 0;
+  auto choice = [](const dp::FlowCpuEntry& c) {
+    json e = json::object();
+    if (c.cpu >= 0) e["cpu"] = c.cpu;  // the placement is shared: no CPU
+    e["instance"] = c.instance_id;
+    e["generation"] = c.generation;
+    e["stale"] = !c.valid;
+    return e;
+  };
+  for (const auto& f : *flows) {
+    json e{{"spi", f.spi}, {"si", f.si}, {"hash", fmt::format("{:#010x}", f.hash)}, {"instance", f.instance_id},
+           {"generation", f.generation}, {"age_s", std::round(f.age_s * 1000) / 1000}, {"cpus", f.cpus},
+           {"placement", f.placement ? choice(*f.placement) : json(nullptr)}, {"split", f.split}};
+    if (f.disagree) {
+      json per = json::array();
+      for (const auto& c : f.per_cpu) per.push_back(choice(c));
+      e["per_cpu"] = per;
+    }
+    split += f.split;
+    out.push_back(e);
+  }
   if (in.g.json) {
     print_json(out);
-    return kOk;
+  } else {
+    Table t({"SPI", "SI", "HASH", "INSTANCE", "GEN", "AGE", "CPUS", "PLACED"});
+    for (const auto& f : out) {
+      const json& p = f["placement"];
+      std::string placed = p.is_null() ? "-" : p["instance"].dump() + (p["stale"].get<bool>() ? " (stale)" : "");
+      t.add({f["spi"].dump(), f["si"].dump(), f["hash"], f["instance"].dump(), f["generation"].dump(),
+             fmt::format("{:.1f}s", f["age_s"].get<double>()), f["cpus"].dump(),
+             placed + (f["split"].get<bool>() ? "  SPLIT" : "")});
+      if (f.contains("per_cpu"))
+        for (const auto& c : f["per_cpu"])
+          t.add({"", "", "  cpu " + c["cpu"].dump(), c["instance"].dump(), c["generation"].dump(), "", "",
+                 c["stale"].get<bool>() ? "stale" : ""});
+    }
+    t.print();
+    std::cout << out.size() << " flow" << (out.size() == 1 ? "" : "s") << (out.size() == limit ? " (limit reached)" : "")
+              << "\n";
   }
-  Table t({"SPI", "SI", "HASH", "INSTANCE", "GEN", "AGE", "CPUS"});
-  for (const auto& f : out)
-    t.add({f["spi"].dump(), f["si"].dump(), f["hash"], f["instance"].dump(), f["generation"].dump(),
-           fmt::format("{:.1f}s", f["age_s"].get<double>()), f["cpus"].dump()});
-  t.print();
-  std::cout << out.size() << " flow" << (out.size() == 1 ? "" : "s") << (out.size() == limit ? " (limit reached)" : "")
-            << "\n";
+  if (split)
+    std::cerr << "anychain: " << split << " flow" << (split == 1 ? " is" : "s are")
+              << " split across instances (two CPUs, or a CPU and the flow's placement, use different live "
+                 "instances): a fast-path bug, please report it with this output\n";
   return kOk;
 }
 
@@ -285,7 +315,11 @@ std::vector<Command> observe_commands() {
       {.name = "flows",
        .synopsis = "[--spi N] [--limit N]",
        .brief = "Show the flow cache (read from the pinned maps; works without anychaind).",
-       .details = "Columns: SPI, SI, flow hash, chosen instance, its generation, idle time, CPUs holding it.",
+       .details = "Columns: SPI, SI, flow hash, chosen instance (the newest CPU's), its generation, idle time,\n"
+                  "CPUs holding it, and PLACED: the flow's shared placement that every CPU uses on a miss.\n"
+                  "When the CPUs' entries or the placement differ, every CPU's entry follows on its own line\n"
+                  "(stale: its instance died or changed; not used). SPLIT marks a flow whose live choices differ:\n"
+                  "a bug, also reported on stderr.",
        .examples = "  anychain flows --spi 10 --limit 20\n  anychain flows --json --pin-root /sys/fs/bpf/lab1\n",
        .options =
            [](po::options_description& o) {

@@ -80,16 +80,18 @@ struct Ospf {
   uint16_t local_port = 4000;               // our sync port P; P + 1 is the async listener
   uint8_t opaque_type = 200;                // 128..255 (experimental/private opaque types)
   std::string area = "0.0.0.0";             // dotted
+  std::string pid_file;                     // optional: ospfd's pid file, watched to reconnect at once
 };
 
 // The agent's timers (one struct: the agent core runs on it as parsed). The file's keys carry
-// the unit: spf_delay_ms, spf_hold_ms, announce_interval_s, monitor_interval_s.
+// the unit: spf_delay_ms, spf_hold_ms, announce_interval_s, monitor_interval_s, vnf_stall_s.
 struct Timers {
   std::chrono::milliseconds spf_delay{50};         // first recomputation after an LSDB change
   std::chrono::milliseconds spf_hold{200};         // minimum gap between two recomputations
-  std::chrono::seconds announce_interval{2};       // VNF monitor period (the paper: 2 s)
+  std::chrono::seconds announce_interval{2};       // VNF cost announcements (the paper: 2 s)
   double cost_damping = 0.05;                      // re-announce when the cost moves >= this * capacity
-  std::chrono::seconds monitor_interval{1};
+  std::chrono::seconds monitor_interval{1};        // liveness and load of the local instances
+  std::chrono::seconds vnf_stall{2};               // dead when it answers none of its packets this long (0: off)
   bool operator==(const Timers&) const = default;
 };
 

@@ -60,6 +60,7 @@ std::string to_yaml(const Config& c) {
   e << YAML::Key << "local_port" << YAML::Value << c.ospf.local_port;
   e << YAML::Key << "opaque_type" << YAML::Value << static_cast<unsigned>(c.ospf.opaque_type);
   e << YAML::Key << "area" << YAML::Value << c.ospf.area;
+  if (!c.ospf.pid_file.empty()) e << YAML::Key << "pid_file" << YAML::Value << c.ospf.pid_file;
   e << YAML::EndMap;
 
   e << YAML::Key << "timers" << YAML::Value << YAML::BeginMap;
@@ -68,6 +69,7 @@ std::string to_yaml(const Config& c) {
   e << YAML::Key << "announce_interval_s" << YAML::Value << c.timers.announce_interval.count();
   e << YAML::Key << "cost_damping" << YAML::Value << num(c.timers.cost_damping);
   e << YAML::Key << "monitor_interval_s" << YAML::Value << c.timers.monitor_interval.count();
+  e << YAML::Key << "vnf_stall_s" << YAML::Value << c.timers.vnf_stall.count();
   e << YAML::EndMap;
 
   e << YAML::Key << "wcmp" << YAML::Value << YAML::BeginMap;

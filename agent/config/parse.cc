@@ -317,7 +317,7 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
   }
   read_list(ctx, root, "interfaces", c.interfaces, read_interface);
   if (auto n = top.get("ospf", false)) {
-    MapReader r(ctx, *n, "ospf", {"address", "port", "local_port", "opaque_type", "area"});
+    MapReader r(ctx, *n, "ospf", {"address", "port", "local_port", "opaque_type", "area", "pid_file"});
     if (r.ok()) {
       if (auto v = r.scalar("address", false, "an IPv4 address")) {
         if (!parse_ipv4(v->Scalar()))
@@ -334,17 +334,25 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
         else
           c.ospf.area = v->Scalar();
       }
+      if (auto v = r.scalar("pid_file", false, "a path")) {
+        if (v->Scalar().empty() || v->Scalar()[0] != '/')
+          ctx.err(*v, fmt::format("ospf: pid_file '{}' must be an absolute path", v->Scalar()));
+        else
+          c.ospf.pid_file = v->Scalar();
+      }
     }
   }
   if (auto n = top.get("timers", false)) {
     MapReader r(ctx, *n, "timers",
-                {"spf_delay_ms", "spf_hold_ms", "announce_interval_s", "cost_damping", "monitor_interval_s"});
+                {"spf_delay_ms", "spf_hold_ms", "announce_interval_s", "cost_damping", "monitor_interval_s",
+                 "vnf_stall_s"});
     if (r.ok()) {
       r.duration("spf_delay_ms", c.timers.spf_delay, 0, 60000);
       r.duration("spf_hold_ms", c.timers.spf_hold, 0, 60000);
       r.duration("announce_interval_s", c.timers.announce_interval, 1, 3600);
       r.real("cost_damping", c.timers.cost_damping, 0.0, 1.0);
       r.duration("monitor_interval_s", c.timers.monitor_interval, 1, 3600);
+      r.duration("vnf_stall_s", c.timers.vnf_stall, 0, 3600);
     }
   }
   if (auto n = top.get("wcmp", false)) read_wcmp(ctx, *n, c.wcmp);

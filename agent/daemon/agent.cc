@@ -4,10 +4,15 @@
 #include <net/if.h>
 #include <ifaddrs.h>
 #include <poll.h>
+#include <sys/inotify.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
 
 #include "common/log.h"
 
@@ -84,11 +89,14 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
       p->trust_lsdb_at_.reset();
     }
   };
-  a->check_liveness();
+  a->warn_liveness_sources();
+  a->check_liveness(Clock::now());
   a->check_endpoint();
+  a->watch_ospfd_pid_file();
   if (auto r = a->ospf_->connect(); !r)
-    log::warn("ospfd not reachable yet ({}); retrying with backoff", r.error().str());
-  a->next_monitor_ = Clock::now();
+    log::warn("ospfd not reachable yet ({}); retrying with backoff (at least every {} ms)", r.error().str(),
+              a->spec_.ospf.backoff_max.count());
+  a->next_monitor_ = a->next_announce_ = Clock::now();
   return a;
 }
 
@@ -134,17 +142,34 @@ Result<void> Agent::apply_static() {
 }
 
 Result<void> Agent::reload(AgentSpec spec) {
-  // what this node announced and no longer has: withdraw (ids first: withdraw() erases from
-  // the map local() returns)
-  std::vector<uint32_t> gone;
-  for (const auto& [id, _] : ospf_->local())
-    if (std::none_of(spec.instances.begin(), spec.instances.end(),
-                     [id = id](const LocalInstanceSpec& i) { return i.id == id; }))
-      gone.push_back(id);
-  for (uint32_t id : gone) (void)ospf_->withdraw(id);
+  // What this node announced and no longer has: announced down now (peers drop it at once,
+  // without their hold-down), its LSA deleted once every peer has seen that. ospfd applies one
+  // update per LSA per MinLSInterval (5 s by default), so the delete waits at least that long.
+  auto now = Clock::now();
+  auto linger = std::max<std::chrono::milliseconds>(spec.hold_down, std::chrono::seconds(5)) + std::chrono::seconds(1);
+  std::vector<ospf::VnfInfo> gone;
+  for (const auto& [id, info] : ospf_->local()) {
+    bool still = std::any_of(spec.instances.begin(), spec.instances.end(),
+                             [id = id](const LocalInstanceSpec& i) { return i.id == id; });
+    if (!still && !withdraw_at_.contains(id)) {
+      gone.push_back(info);
+      withdraw_at_[id] = now + linger;
+    }
+  }
+  for (auto v : gone) {
+    v.flags |= ospf::kVnfFlagDown;
+    v.cost = 0;
+    if (auto r = ospf_->announce(v); !r) log::warn("announce instance {} down: {}", v.instance_id, r.error().str());
+  }
+  for (const auto& i : spec.instances) withdraw_at_.erase(i.id);  // configured again
   const bool endpoint_moved = spec.nsh_endpoint.s_addr != spec_.nsh_endpoint.s_addr;
   spec_ = std::move(spec);
   monitor_ = std::make_unique<VnfMonitor>(spec_);
+  std::erase_if(liveness_, [&](const auto& kv) {
+    return std::none_of(spec_.instances.begin(), spec_.instances.end(),
+                        [&](const LocalInstanceSpec& i) { return i.id == kv.first; });
+  });
+  for (const auto& [id, lv] : liveness_) monitor_->set_alive(id, lv.alive());
   if (spec_.slow_path && !slow_) {
     open_slow_path();
   } else if (!spec_.slow_path && slow_) {
@@ -156,8 +181,9 @@ Result<void> Agent::reload(AgentSpec spec) {
   }
   if (auto r = apply_static(); !r) return r;
   sync_nf();
-  check_liveness();
-  next_monitor_ = Clock::now();
+  warn_liveness_sources();
+  check_liveness(now);
+  next_monitor_ = next_announce_ = now;
   throttle_.kick(Clock::now());
   log::info("configuration reloaded");
   return {};
@@ -207,7 +233,7 @@ void Agent::sync_nf() {
     }
     nf_ = std::move(*s);
     // an instance that dies (or comes back) is withdrawn (announced) at once
-    nf_->on_change = [this](const std::string&, bool) { check_liveness(); };
+    nf_->on_change = [this](const std::string&, bool) { check_liveness(Clock::now()); };
     nf_->on_veth = [this](const std::string& name, const std::string& veth) { on_nf_veth(name, veth); };
   }
   nf_->configure(specs);
@@ -226,18 +252,63 @@ void Agent::on_nf_veth(const std::string& name, const std::string& veth) {
   if (!ports_->attached(veth)) log::error("nf {}: the fast path is not attached to {} (anychain status)", name, veth);
 }
 
-void Agent::check_liveness() {
+void Agent::warn_liveness_sources() const {
   for (const auto& i : spec_.instances) {
+    if (!i.pid_file.empty() || !i.cgroup.empty() || i.nf) continue;  // an NF: its supervisor knows
+    if (spec_.timers.vnf_stall.count() > 0)
+      log::warn("instance {} ({}): no pid_file or cgroup: a VNF that dies while its veth stays up is noticed only "
+                "from the dataplane, once it has answered none of its packets for {} s (timers.vnf_stall_s), "
+                "and not while it gets no traffic; set pid_file or cgroup to notice it at once",
+                i.name, i.id, spec_.timers.vnf_stall.count());
+    else
+      log::warn("instance {} ({}): no liveness source but its veth (no pid_file or cgroup, timers.vnf_stall_s is 0): "
+                "a VNF that dies while its veth stays up stays announced and chosen", i.name, i.id);
+  }
+}
+
+void Agent::set_dead(const LocalInstanceSpec& i, const std::string& why) {
+  log::warn("instance {} ({}) is down: {}; announced down and withdrawn", i.name, i.id, why);
+  if (ospf_)
+    if (auto r = ospf_->announce(monitor_->down_info(i.id)); !r)
+      log::warn("announce instance {} down: {}", i.id, r.error().str());
+  (void)dp_.del_instance(i.id);
+}
+
+void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint64_t>* delivered) {
+  for (const auto& i : spec_.instances) {
+    LivenessProbe p;
     auto link = LinkWatcher::query(i.veth);
-    bool alive = link && link->up && process_alive(i.pid_file) && (!i.nf || (nf_ && nf_->alive(i.name)));
-    if (monitor_->set_alive(i.id, alive)) {
-      log::info("instance {} ({}) is {}", i.name, i.id, alive ? "up" : "down: withdrawn");
-      if (!alive) {
-        if (ospf_) (void)ospf_->withdraw(i.id);
-        (void)dp_.del_instance(i.id);
-      }
-      throttle_.kick(Clock::now());
+    if (!link)
+      p.link_problem = fmt::format("veth {} does not exist", i.veth);
+    else if (!link->admin_up)
+      p.link_problem = fmt::format("veth {} is down", i.veth);
+    else if (!link->up)
+      p.link_problem = fmt::format("veth {} has no carrier (its peer is down)", i.veth);
+    if (link) p.answered = link->rx_packets;
+    if (!i.pid_file.empty()) {
+      p.pid = read_pid_file(i.pid_file);
+      p.process = process_alive(i.pid_file);
     }
+    if (i.nf) {
+      // a built-in NF: its anychain-nf process, supervised by nf_
+      p.process = nf_ && nf_->alive(i.name);
+    }
+    p.cgroup = cgroup_populated(i.cgroup);
+    if (delivered)
+      if (auto d = delivered->find(i.id); d != delivered->end()) p.delivered = d->second;
+    auto [it, fresh] = liveness_.try_emplace(i.id, spec_.timers.vnf_stall);
+    bool changed = it->second.update(p, now);
+    bool alive = it->second.alive();
+    if (fresh && !alive) changed = true;  // dead at start: say so (peers may still hold its old LSA)
+    if (!changed) continue;
+    monitor_->set_alive(i.id, alive);
+    if (alive) {
+      log::info("instance {} ({}) is up", i.name, i.id);
+      next_monitor_ = std::min(next_monitor_, now);  // announce it at once
+    } else {
+      set_dead(i, it->second.reason());
+    }
+    throttle_.kick(now);
   }
 }
 
@@ -270,17 +341,65 @@ void Agent::on_link(const LinkEvent& e) {
     open_slow_path();
     if (auto r = apply_static(); !r) log::warn("{}", r.error().str());
   }
-  check_liveness();
+  check_liveness(Clock::now());
 }
 
-void Agent::monitor_tick(Clock::time_point now) {
+void Agent::monitor_tick(Clock::time_point now, bool announce) {
   ports_->refresh_mtus();
-  check_liveness();
   std::map<uint32_t, uint64_t> packets;
   for (const auto& i : spec_.instances)
     if (auto c = dp_.instance_stats(i.id); c) packets[i.id] = c->packets;
-  for (const auto& v : monitor_->tick(packets, now)) {
+  check_liveness(now, &packets);
+  for (const auto& v : monitor_->tick(packets, now, announce)) {
     if (auto r = ospf_->announce(v); !r) log::warn("announce instance {}: {}", v.instance_id, r.error().str());
+  }
+}
+
+void Agent::withdraw_due(Clock::time_point now) {
+  for (auto it = withdraw_at_.begin(); it != withdraw_at_.end();) {
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    if (auto r = ospf_->withdraw(it->first); !r && r.error().code != ENOENT)
+      log::warn("withdraw instance {}: {}", it->first, r.error().str());
+    it = withdraw_at_.erase(it);
+  }
+}
+
+void Agent::watch_ospfd_pid_file() {
+  if (spec_.ospfd_pid_file.empty()) return;
+  std::filesystem::path p(spec_.ospfd_pid_file);
+  UniqueFd fd(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  if (!fd) {
+    log::warn("watch ospfd's pid file {}: inotify: {}", p.string(), std::strerror(errno));
+    return;
+  }
+  // the directory: ospfd re-creates or rewrites the file when it starts
+  if (inotify_add_watch(fd.get(), p.parent_path().c_str(), IN_CREATE | IN_MODIFY | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+    log::warn("watch ospfd's pid file {}: {}", p.string(), std::strerror(errno));
+    return;
+  }
+  ospfd_watch_ = std::move(fd);
+  ospfd_pid_name_ = p.filename().string();
+  log::info("watching {}: reconnecting as soon as ospfd writes it", p.string());
+}
+
+void Agent::on_ospfd_pid_file() {
+  alignas(inotify_event) char buf[4096];
+  bool ours = false;
+  for (;;) {
+    ssize_t n = read(ospfd_watch_.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    for (ssize_t off = 0; off < n;) {
+      auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+      if (ev->len && ospfd_pid_name_ == ev->name) ours = true;
+      off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+    }
+  }
+  if (ours && !ospf_->connected()) {
+    log::info("ospfd's pid file {} was written: reconnecting", spec_.ospfd_pid_file);
+    ospf_->reconnect_soon();
   }
 }
 
@@ -298,12 +417,16 @@ int Agent::run(const std::function<bool()>& should_stop) {
       last_nexthop_flush_ = now;
       if (auto r = dp_.flush_nexthops(); !r) log::warn("flush the next-hop cache: {}", r.error().str());
     }
-    if (now >= next_monitor_) {
-      monitor_tick(now);
-      next_monitor_ = now + spec_.timers.announce_interval;
+    if (now >= next_monitor_ || now >= next_announce_) {
+      bool announce = now >= next_announce_;
+      monitor_tick(now, announce);
+      if (now >= next_monitor_) next_monitor_ = now + spec_.timers.monitor_interval;
+      if (announce) next_announce_ = now + spec_.timers.announce_interval;
     }
+    withdraw_due(now);
     // next deadline
-    Clock::time_point wake = next_monitor_;
+    Clock::time_point wake = std::min(next_monitor_, next_announce_);
+    for (const auto& [id, t] : withdraw_at_) wake = std::min(wake, t);
     if (auto t = ospf_->next_timer()) wake = std::min(wake, *t);
     if (auto t = throttle_.due(); t && lsdb_trusted_) wake = std::min(wake, *t);
     if (trust_lsdb_at_) wake = std::min(wake, *trust_lsdb_at_);
@@ -317,6 +440,7 @@ int Agent::run(const std::function<bool()>& should_stop) {
     std::vector<int> ofds = ospf_->fds();
     for (int fd : ofds) pfds.push_back({fd, POLLIN, 0});
     pfds.push_back({links_.fd(), POLLIN, 0});
+    if (ospfd_watch_) pfds.push_back({ospfd_watch_.get(), POLLIN, 0});
     const size_t nf_first = pfds.size();
     if (nf_)
       for (const auto& p : nf_->fds()) pfds.push_back(p);
@@ -345,6 +469,8 @@ int Agent::run(const std::function<bool()>& should_stop) {
         ospf_->on_readable(p.fd);
       } else if (p.fd == links_.fd()) {
         links_.on_readable();
+      } else if (ospfd_watch_ && p.fd == ospfd_watch_.get()) {
+        on_ospfd_pid_file();
       }
     }
     ospf_->on_timer(Clock::now());
@@ -405,6 +531,7 @@ nlohmann::json Agent::status() const {
                {"rejected_lsas", st.rejected_lsas},
                {"bad_messages", st.bad_messages},
                {"originations", st.originations},
+               {"reoriginations", st.reoriginations},
                {"last_error", ospf_->last_error()}};
   j["recompute"] = {{"count", recomputations_},
                     {"last", last_recompute_ ? iso_time(*last_recompute_) : ""},
@@ -415,21 +542,67 @@ nlohmann::json Agent::status() const {
   if (last_view_)
     j["plane"] = {{"routers", last_view_->routers},
                   {"unreachable_instances", last_view_->unreachable_instances},
+                  {"down_instances", last_view_->down_instances},
                   {"malformed_vnf_lsas", last_view_->stats.malformed_vnf_lsas},
                   {"malformed_router_lsas", last_view_->stats.malformed_router_lsas},
                   {"malformed_network_lsas", last_view_->stats.malformed_network_lsas},
                   {"one_way_links", last_view_->stats.one_way_links}};
   nlohmann::json local = nlohmann::json::array();
-  for (const auto& [id, l] : monitor_->loads())
-    local.push_back({{"id", id}, {"alive", l.alive}, {"pps", l.pps}, {"cpu", l.cpu}, {"load", l.load},
-                     {"cost", l.announced},
-                     {"fresh_cost", l.fresh_cost}, {"announced", l.announced_once && l.alive}});
+  for (const auto& [id, l] : monitor_->loads()) {
+    nlohmann::json e = {{"id", id}, {"alive", l.alive}, {"pps", l.pps}, {"cpu", l.cpu}, {"load", l.load},
+                        {"cost", l.announced}, {"fresh_cost", l.fresh_cost}, {"announced", l.announced_once && l.alive}};
+    if (auto lv = liveness_.find(id); lv != liveness_.end() && !lv->second.alive()) {
+      e["down_reason"] = lv->second.reason();
+      if (auto r = lv->second.retry_at())
+        e["retry_in_s"] = std::round(std::chrono::duration<double>(*r - Clock::now()).count() * 10) / 10;
+    }
+    local.push_back(e);
+  }
   j["local_instances"] = local;
   j["nf"] = nf_ ? nf_->status() : nlohmann::json::array();
   if (!endpoint_present_)
     warnings.push_back(fmt::format("NSH endpoint {} is not an address of this node", ip_str(ntohl(spec_.nsh_endpoint.s_addr))));
   j["warnings"] = warnings;
   return j;
+}
+
+// Where the instance of service_id is chosen at each (SPI, SI) that uses it: SI 255 by the node
+// that classifies the flow, a later SI by the node of the instance that served the previous
+// service, each with its own weights (docs/wcmp-policy.md, "Where a service is chosen").
+nlohmann::json Agent::selection(uint32_t service_id) const {
+  auto service_name = [&](uint32_t sid) {
+    for (const auto& s : spec_.services)
+      if (s.id == sid) return s.name;
+    return fmt::format("#{}", sid);
+  };
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : spec_.paths) {
+    if (p.last_hop || p.service_id != service_id) continue;
+    bool here = false;
+    std::string why;
+    if (p.si == 255) {
+      std::vector<std::string> ifs;
+      for (const auto& i : spec_.interfaces)
+        if (i.classify) ifs.push_back(i.name);
+      here = !ifs.empty();
+      why = here ? fmt::format("this node classifies flows into the chain (on {})", fmt::join(ifs, ", "))
+                 : "chosen by the node that classifies the flow (this node classifies on no interface)";
+    } else {
+      auto prev = std::find_if(spec_.paths.begin(), spec_.paths.end(), [&](const dataplane::PathEntry& q) {
+        return q.spi == p.spi && q.si == p.si + 1;
+      });
+      uint32_t prev_sid = prev != spec_.paths.end() ? prev->service_id : 0;
+      std::vector<std::string> mine;
+      for (const auto& i : spec_.instances)
+        if (i.service_id == prev_sid) mine.push_back(fmt::format("{} ({})", i.name, i.id));
+      here = !mine.empty();
+      why = here ? fmt::format("after this node's instance {} of {}", fmt::join(mine, ", "), service_name(prev_sid))
+                 : fmt::format("chosen by the node of the {} instance that served the flow (this node has none)",
+                               service_name(prev_sid));
+    }
+    out.push_back({{"spi", p.spi}, {"si", p.si}, {"chosen_here", here}, {"why", why}});
+  }
+  return out;
 }
 
 nlohmann::json Agent::topology() const {
@@ -448,17 +621,35 @@ nlohmann::json Agent::topology() const {
     }
   }
   j["routers"] = routers;
+  const char* rule = "";
+  switch (spec_.wcmp.mode) {
+    case plane::WcmpMode::BottleneckResidual:
+      rule = spec_.wcmp.include_links ? "min(vnf_cost, bottleneck)" : "vnf_cost";
+      break;
+    case plane::WcmpMode::InverseCost: rule = "inverse_scale / path_cost"; break;
+    case plane::WcmpMode::EqualCostMultipath: rule = "1 for the lowest path_cost, else 0"; break;
+  }
+  j["weight_rule"] = spec_.wcmp.floor ? fmt::format("max({}, {})", rule, spec_.wcmp.floor) : std::string(rule);
   nlohmann::json services = nlohmann::json::array();
   for (const auto& [id, s] : sync_->services()) {
     nlohmann::json inst = nlohmann::json::array();
     uint64_t total = 0;
     for (const auto& i : s.instances) total += i.weight;
-    for (const auto& i : s.instances)
-      inst.push_back({{"id", i.id}, {"router", ip_str(i.router)}, {"local", i.local}, {"nsh_aware", i.nsh_aware},
-                      {"endpoint", ip_str(i.endpoint)}, {"path_cost", i.path_cost}, {"vnf_cost", i.vnf_cost},
-                      {"weight", i.weight}, {"share", total ? static_cast<double>(i.weight) / total : 0.0},
-                      {"held", i.held}});
-    services.push_back({{"id", id}, {"name", s.name}, {"instances", inst}, {"last_moved", s.last_moved}});
+    for (const auto& i : s.instances) {
+      nlohmann::json e = {{"id", i.id}, {"router", ip_str(i.router)}, {"local", i.local}, {"nsh_aware", i.nsh_aware},
+                          {"endpoint", ip_str(i.endpoint)}, {"network_cost", i.network_cost},
+                          {"bottleneck", nullptr}, {"vnf_cost", i.vnf_cost}, {"path_cost", i.path_cost},
+                          {"weight", i.weight}, {"share", total ? static_cast<double>(i.weight) / total : 0.0},
+                          {"held", i.held}};
+      if (!i.local && i.link_bottleneck != plane::kNoBottleneck) e["bottleneck"] = i.link_bottleneck;
+      if (spec_.wcmp.mode == plane::WcmpMode::BottleneckResidual)
+        e["limited_by"] = spec_.wcmp.include_links && !i.local && i.link_bottleneck < i.vnf_cost ? "link" : "vnf";
+      inst.push_back(e);
+    }
+    nlohmann::json sel = selection(id);
+    bool here = std::any_of(sel.begin(), sel.end(), [](const nlohmann::json& x) { return x["chosen_here"].get<bool>(); });
+    services.push_back({{"id", id}, {"name", s.name}, {"chosen_here", here}, {"selection", sel},
+                        {"instances", inst}, {"last_moved", s.last_moved}});
   }
   j["services"] = services;
   return j;

@@ -14,6 +14,8 @@
 #include <vector>
 #include <string>
 
+#include "common/unique_fd.h"
+#include "daemon/liveness.h"
 #include "daemon/monitor.h"
 #include "daemon/netlink.h"
 #include "daemon/plane_sync.h"
@@ -50,6 +52,7 @@ class Agent {
 
   nlohmann::json status() const;
   nlohmann::json topology() const;
+  nlohmann::json selection(uint32_t service_id) const;  // where this service is chosen (topology)
   const AgentSpec& spec() const { return spec_; }
   dataplane::Dataplane& dataplane() { return dp_; }
 
@@ -57,8 +60,15 @@ class Agent {
   Agent(AgentSpec spec, dataplane::Dataplane dp, LinkWatcher links);
   Result<void> apply_static();
   void recompute(Clock::time_point now);
-  void monitor_tick(Clock::time_point now);
-  void check_liveness();
+  void monitor_tick(Clock::time_point now, bool announce);
+  // Every liveness source of every local instance; with `delivered` (monitor ticks: the fast
+  // path's per-instance packet counters) the dataplane's too.
+  void check_liveness(Clock::time_point now, const std::map<uint32_t, uint64_t>* delivered = nullptr);
+  void set_dead(const LocalInstanceSpec& i, const std::string& why);
+  void warn_liveness_sources() const;
+  void watch_ospfd_pid_file();
+  void on_ospfd_pid_file();
+  void withdraw_due(Clock::time_point now);
   void on_link(const LinkEvent& e);
   void check_endpoint();
   void open_slow_path();
@@ -86,7 +96,14 @@ class Agent {
   // restart never withdraws instances that merely have not been mirrored yet.
   std::optional<Clock::time_point> trust_lsdb_at_;
   bool lsdb_trusted_ = false;
-  Clock::time_point next_monitor_;
+  Clock::time_point next_monitor_;    // liveness and load (timers.monitor_interval)
+  Clock::time_point next_announce_;   // costs into the LSAs (timers.announce_interval)
+  std::map<uint32_t, InstanceLiveness> liveness_;  // by local instance id
+  // Instances removed from the configuration: announced down at once, their LSA deleted at
+  // this time (after every peer has seen them down, so none holds them).
+  std::map<uint32_t, Clock::time_point> withdraw_at_;
+  UniqueFd ospfd_watch_;              // inotify on the directory of ospfd's pid file
+  std::string ospfd_pid_name_;        // its file name there
   // last recomputation, for status/topology
   std::optional<std::chrono::system_clock::time_point> last_recompute_;
   std::optional<plane::PlaneView> last_view_;

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <unistd.h>
@@ -194,6 +195,12 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
   s.wcmp = to_wcmp_config(c.wcmp);
   s.cost_range = c.wcmp.cost_range.value_or(s.cost_range);
   if (c.wcmp.hold_down_ms) s.hold_down = std::chrono::milliseconds(*c.wcmp.hold_down_ms);
+  // The rule that makes the reconnect backoff and the peers' hold-down agree: while ospfd is
+  // away the agent tries at least every hold_down / 3, so it re-originates its LSAs within a
+  // third of the hold after ospfd is back (at once when ospfd's pid file is watched).
+  s.ospf.backoff_max = std::clamp(s.hold_down / 3, std::chrono::milliseconds(s.ospf.backoff_initial),
+                                  std::chrono::milliseconds(8000));
+  s.ospfd_pid_file = c.ospf.pid_file;
   s.timers = c.timers;
   s.nf.program = nf_program(c.nf.program);
   s.nf.run_dir = c.nf.run_dir;

@@ -36,40 +36,67 @@ ospf::VnfInfo VnfMonitor::info(uint32_t id) const {
   return v;
 }
 
-std::vector<ospf::VnfInfo> VnfMonitor::tick(const std::map<uint32_t, uint64_t>& packets, Clock::time_point now) {
+ospf::VnfInfo VnfMonitor::down_info(uint32_t id) const {
+  ospf::VnfInfo v = info(id);
+  v.flags |= ospf::kVnfFlagDown;
+  v.cost = 0;
+  return v;
+}
+
+std::vector<ospf::VnfInfo> VnfMonitor::tick(const std::map<uint32_t, uint64_t>& packets, Clock::time_point now,
+                                            bool announce) {
   std::vector<ospf::VnfInfo> out;
-  double dt = last_tick_ ? std::chrono::duration<double>(now - *last_tick_).count() : 0;
+  auto seconds = [&](const Mark& m) { return m.at ? std::chrono::duration<double>(now - *m.at).count() : 0.0; };
+  const double dt = seconds(tick_), da = seconds(announce_);
+  Mark now_mark{.packets = {}, .cpu = {}, .at = now};
+  for (const auto& i : spec_.instances) {
+    auto pk = packets.find(i.id);
+    now_mark.packets[i.id] = pk != packets.end() ? pk->second : 0;
+    if (auto c = cpu_seconds(i.cgroup, i.pid_file)) now_mark.cpu[i.id] = *c;
+  }
   for (const auto& i : spec_.instances) {
     InstanceLoad& l = loads_[i.id];
-    auto pk = packets.find(i.id);
-    uint64_t cur = pk != packets.end() ? pk->second : 0;
-    auto last = last_packets_.find(i.id);
-    if (dt > 0 && last != last_packets_.end() && cur >= last->second)
-      l.pps = static_cast<double>(cur - last->second) / dt;
-    last_packets_[i.id] = cur;
-    l.load = l.pps;
-    if (auto cpu = cpu_seconds(i.cgroup, i.pid_file)) {
-      auto lc = last_cpu_.find(i.id);
-      if (dt > 0 && lc != last_cpu_.end() && *cpu >= lc->second) {
-        l.cpu = (*cpu - lc->second) / dt;
-        l.load = std::max(l.load, l.cpu * i.capacity);  // a busy VNF is loaded whatever its packet rate
-      }
-      last_cpu_[i.id] = *cpu;
-    }
+    const uint64_t cur = now_mark.packets[i.id];
+    auto ci = now_mark.cpu.find(i.id);
+    const std::optional<double> cpu = ci != now_mark.cpu.end() ? std::optional(ci->second) : std::nullopt;
+    // rate and CPU share since mark m (nothing when there is no earlier sample or a counter went back)
+    auto pps_since = [&](const Mark& m, double span) -> std::optional<double> {
+      auto last = m.packets.find(i.id);
+      if (span <= 0 || last == m.packets.end() || cur < last->second) return std::nullopt;
+      return static_cast<double>(cur - last->second) / span;
+    };
+    auto cpu_since = [&](const Mark& m, double span) -> std::optional<double> {
+      auto last = m.cpu.find(i.id);
+      if (!cpu || span <= 0 || last == m.cpu.end() || *cpu < last->second) return std::nullopt;
+      return (*cpu - last->second) / span;
+    };
+    if (auto r = pps_since(tick_, dt)) l.pps = *r;
+    if (auto c = cpu_since(tick_, dt)) l.cpu = *c;
     plane::CostParams p{.mode = spec_.cost_mode, .capacity = static_cast<double>(i.capacity),
                         .range_max = spec_.cost_range ? spec_.cost_range : i.capacity};
-    l.fresh_cost = plane::vnf_cost(l.load, p);
-    auto min_change = static_cast<uint32_t>(std::lround(spec_.timers.cost_damping * p.range_max));
-    uint32_t next = l.announced_once ? plane::damp_cost(l.announced, l.fresh_cost, std::max<uint32_t>(min_change, 1))
-                                     : l.fresh_cost;
+    if (announce) {
+      double load = pps_since(announce_, da).value_or(0.0);
+      if (auto c = cpu_since(announce_, da)) load = std::max(load, *c * i.capacity);  // a busy VNF is loaded whatever its packet rate
+      l.load = load;
+      l.fresh_cost = plane::vnf_cost(l.load, p);
+    }
     if (!l.alive) continue;
-    if (!l.announced_once || next != l.announced) {
-      l.announced = next;
+    if (!l.announced_once) {
+      // first announcement, or back from dead: nothing measured yet is this instance's load
+      l.announced = announce ? l.fresh_cost : plane::vnf_cost(0, p);
       l.announced_once = true;
       out.push_back(info(i.id));
+    } else if (announce) {
+      auto min_change = static_cast<uint32_t>(std::lround(spec_.timers.cost_damping * p.range_max));
+      uint32_t next = plane::damp_cost(l.announced, l.fresh_cost, std::max<uint32_t>(min_change, 1));
+      if (next != l.announced) {
+        l.announced = next;
+        out.push_back(info(i.id));
+      }
     }
   }
-  last_tick_ = now;
+  tick_ = now_mark;
+  if (announce) announce_ = std::move(now_mark);
   return out;
 }
 
@@ -116,12 +143,29 @@ std::optional<double> cpu_seconds(const std::string& cgroup, const std::string& 
   return static_cast<double>(utime + stime) / static_cast<double>(hz > 0 ? hz : 100);
 }
 
-bool process_alive(const std::string& pid_file) {
-  if (pid_file.empty()) return true;
+long read_pid_file(const std::string& pid_file) {
+  if (pid_file.empty()) return 0;
   std::ifstream f(pid_file);
   long pid = 0;
-  if (!(f >> pid) || pid <= 0) return false;
+  if (!(f >> pid) || pid <= 0) return 0;
+  return pid;
+}
+
+bool process_alive(const std::string& pid_file) {
+  if (pid_file.empty()) return true;
+  long pid = read_pid_file(pid_file);
+  if (pid <= 0) return false;
   return kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+std::optional<bool> cgroup_populated(const std::string& cgroup) {
+  if (cgroup.empty()) return std::nullopt;
+  std::ifstream f(cgroup + "/cgroup.events");
+  std::string key;
+  int v = 0;
+  while (f >> key >> v)
+    if (key == "populated") return v != 0;
+  return std::nullopt;
 }
 
 }  // namespace anychain::daemon

@@ -35,6 +35,8 @@ LinkEvent event_of(rtnl_link* l, bool deleted) {
   unsigned flags = rtnl_link_get_flags(l);
   e.up = !deleted && (flags & IFF_UP) && (flags & IFF_LOWER_UP);
   e.mtu = rtnl_link_get_mtu(l);
+  e.admin_up = !deleted && (flags & IFF_UP);
+  e.rx_packets = rtnl_link_get_stat(l, RTNL_LINK_RX_PACKETS);
   return e;
 }
 

@@ -3,6 +3,7 @@
 // noticed at once through rtnetlink notifications. poll()-driven.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -20,6 +21,8 @@ struct LinkEvent {
   bool exists = true;   // false: the interface was deleted
   bool up = false;      // administratively up and carrier (IFF_UP and IFF_LOWER_UP)
   unsigned mtu = 0;
+  bool admin_up = false;     // IFF_UP
+  uint64_t rx_packets = 0;   // packets received (on a VNF's veth: what the VNF sent back)
 };
 
 // The far end of a veth (which may live in another network namespace): its MAC and MTU.

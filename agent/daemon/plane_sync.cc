@@ -34,7 +34,8 @@ SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router,
         const auto& c = route->candidates[i];
         ProgrammedInstance pi{.id = c.info.instance_id, .service_id = svc.id, .router = c.router,
                               .local = c.router == self_router, .nsh_aware = c.info.nsh_aware(),
-                              .endpoint = c.info.nsh_endpoint, .path_cost = c.path_cost, .vnf_cost = c.info.cost,
+                              .endpoint = c.info.nsh_endpoint, .network_cost = c.network_cost,
+                              .link_bottleneck = c.link_bottleneck, .path_cost = c.path_cost, .vnf_cost = c.info.cost,
                               .weight = route->weights[i], .held = c.held};
         dataplane::Instance in{.id = pi.id, .local = pi.local, .nsh_aware = pi.nsh_aware, .service_id = svc.id};
         if (pi.local && local_alive && !local_alive(pi.id)) continue;

@@ -21,6 +21,8 @@ struct ProgrammedInstance {
   bool local = false;
   bool nsh_aware = true;
   uint32_t endpoint = 0;       // host order
+  uint64_t network_cost = 0;   // SPF distance from this router to the instance's router
+  uint32_t link_bottleneck = 0;  // smallest link metric on that path (kNoBottleneck if local)
   uint64_t path_cost = 0;
   uint32_t vnf_cost = 0;
   uint32_t weight = 0;

@@ -35,6 +35,7 @@ struct LocalInstanceSpec {
   uint32_t capacity = 0;      // packets/s the instance can process
   bool nsh_aware = true;
   std::string pid_file;       // optional: the instance is withdrawn when this process dies
+                              // (liveness: daemon/liveness.h)
   std::string cgroup;         // optional: cgroup v2 directory whose CPU use counts as load
   // A built-in network function the agent runs for the instance (docs/nf.md): its namespace,
   // veth and anychain-nf process; the instance is alive while that runs.
@@ -60,7 +61,10 @@ struct AgentSpec {
   plane::WcmpConfig wcmp;
   plane::CostMode cost_mode = plane::CostMode::RemainingCapacity;
   uint32_t cost_range = 0;                       // 0: each instance's capacity (the paper's unit)
-  std::chrono::milliseconds hold_down{3000};     // keep a vanished remote instance this long
+  // keep a vanished remote instance this long: longer than FRR takes to re-originate an LSA
+  // after a restart of the originator's ospfd (docs/agent.md, "ospfd restarts")
+  std::chrono::milliseconds hold_down{8000};
+  std::string ospfd_pid_file;                    // watched: reconnect as soon as ospfd is back
   config::Timers timers;
   nf::SupervisorOptions nf;                      // where and how built-in NFs run
   bool flush_on_exit = false;

@@ -76,6 +76,15 @@ struct Instance {
   uint16_t mtu = 0;               // local: the veth's MTU (0: not checked)
 };
 
+// One CPU's way for a flow.
+struct FlowCpuEntry {
+  int cpu = 0;
+  uint32_t instance_id = 0;
+  uint32_t generation = 0;
+  uint64_t last_seen = 0;
+  bool valid = true;              // its instance is live with that generation (else stale: not used)
+};
+
 struct FlowEntry {
   uint32_t spi;
   uint8_t si;
@@ -86,6 +95,14 @@ struct FlowEntry {
   int cpus;                       // CPUs holding the entry
   uint32_t set;                   // flow cache set the entry lives in
   double age_s;                   // since last_seen (-1 if the kernel's jiffies are not readable)
+  std::vector<FlowCpuEntry> per_cpu{};  // every CPU's way, by CPU
+  // The flow's shared placement (ac_affinity), when read with annotate_placements().
+  std::optional<FlowCpuEntry> placement{};  // cpu -1
+  // The CPUs' ways or the placement name different instances or generations.
+  bool disagree = false;
+  // Two usable choices differ (two CPUs, or a CPU and the placement, on live instances): the flow
+  // is split across instances, which the shared placement exists to prevent; a bug.
+  bool split = false;
 };
 
 // One (SPI, SI) entry of ac_paths: which service serves it, or the end of the chain. The one
@@ -224,6 +241,9 @@ Result<std::vector<PathCounter>> read_path_counters(int paths_fd, int path_stats
 // (SPI, SI, hash), its newest choice over the CPUs; optionally of one SPI only.
 Result<std::vector<FlowEntry>> read_flow_sets(int fd, uint32_t nsets, size_t limit,
                                               std::optional<uint32_t> spi = std::nullopt);
+// Fill each entry's placement from ac_affinity (affinity_fd), mark stale ways and placements
+// against ac_instances (instances_fd), and set disagree and split.
+Result<void> annotate_placements(std::vector<FlowEntry>& flows, int affinity_fd, int instances_fd);
 
 // ---- jiffies.cc ----
 // The kernel's tick length (the resolution of CLOCK_MONOTONIC_COARSE and of jiffies), and a

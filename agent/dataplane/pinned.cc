@@ -48,6 +48,8 @@ Result<PinnedMaps> PinnedMaps::open(const std::string& pin_root) {
               {"ac_paths", &m.paths_, nullptr},
               {"ac_path_stats", &m.path_stats_, nullptr},
               {"ac_flow_cache", &m.flows_, &m.flow_sets_},
+              {"ac_affinity", &m.affinity_, nullptr},
+              {"ac_instances", &m.instances_, nullptr},
               {"ac_proxy", &m.proxy_, &m.proxy_entries_}};
   for (auto& w : want) {
     auto fd = get_pinned(pin_root, w.name, w.max);
@@ -86,7 +88,10 @@ Result<std::vector<PathCounter>> PinnedMaps::path_stats() const {
 }
 
 Result<std::vector<FlowEntry>> PinnedMaps::flows(size_t limit, std::optional<uint32_t> spi) const {
-  return read_flow_sets(flows_.get(), flow_sets_, limit, spi);
+  auto out = read_flow_sets(flows_.get(), flow_sets_, limit, spi);
+  if (!out) return out;
+  if (auto r = annotate_placements(*out, affinity_.get(), instances_.get()); !r) return std::unexpected(r.error());
+  return out;
 }
 
 }  // namespace anychain::dataplane

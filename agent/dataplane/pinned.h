@@ -22,7 +22,8 @@ class PinnedMaps {
 
   Result<std::vector<ac_counter>> stats() const;         // by slot (dataplane/reasons.h)
   Result<std::vector<PathCounter>> path_stats() const;   // every (SPI, SI) path, sorted
-  // Flow cache entries (decoded like Dataplane::flows), optionally of one SPI only.
+  // Flow cache entries (decoded like Dataplane::flows, with their shared placements), optionally
+  // of one SPI only.
   Result<std::vector<FlowEntry>> flows(size_t limit = SIZE_MAX, std::optional<uint32_t> spi = std::nullopt) const;
   // max_entries of the pinned flow cache and proxy maps (to load a matching program instance).
   uint32_t flow_cache_entries() const { return flow_sets_ * AC_FLOW_WAYS; }  // per CPU
@@ -35,7 +36,7 @@ class PinnedMaps {
  private:
   PinnedMaps() = default;
   std::string pin_root_;
-  UniqueFd stats_, paths_, path_stats_, flows_, proxy_;
+  UniqueFd stats_, paths_, path_stats_, flows_, proxy_, affinity_, instances_;
   uint32_t flow_sets_ = 0, proxy_entries_ = 0;
 };
 

@@ -125,7 +125,8 @@ Result<std::vector<FlowEntry>> read_flow_sets(int fd, uint32_t nsets, size_t lim
     if (bpf_map_lookup_elem(fd, &idx, sets.data()) != 0) return fail_errno(fmt::format("read flow cache set {}", idx));
     // the same key can sit in this set on several CPUs: one entry, newest choice
     size_t first = out.size();
-    for (const auto& set : sets) {
+    for (size_t cpu = 0; cpu < sets.size(); ++cpu) {
+      const auto& set = sets[cpu];
       for (const auto& w : set.way) {
         if (w.spi_si == 0 || w.instance_id == 0) continue;
         uint32_t spsi = ntohl(w.spi_si);
@@ -137,6 +138,7 @@ Result<std::vector<FlowEntry>> read_flow_sets(int fd, uint32_t nsets, size_t lim
           it = out.end() - 1;
         }
         ++it->cpus;
+        it->per_cpu.push_back({static_cast<int>(cpu), w.instance_id, w.generation, w.last_seen, true});
         if (it->cpus == 1 || w.last_seen >= it->last_seen) {
           it->last_seen = w.last_seen;
           it->instance_id = w.instance_id;
@@ -152,8 +154,52 @@ Result<std::vector<FlowEntry>> read_flow_sets(int fd, uint32_t nsets, size_t lim
   return out;
 }
 
+Result<void> annotate_placements(std::vector<FlowEntry>& flows, int affinity_fd, int instances_fd) {
+  auto usable = [&](uint32_t id, uint32_t gen) -> Result<bool> {
+    ac_instance v{};
+    if (bpf_map_lookup_elem(instances_fd, &id, &v) != 0) {
+      if (errno == ENOENT) return false;
+      return fail_errno(fmt::format("read instance {}", id));
+    }
+    return (v.flags & AC_INST_LIVE) && v.generation == gen;
+  };
+  for (auto& f : flows) {
+    for (auto& c : f.per_cpu) {
+      auto u = usable(c.instance_id, c.generation);
+      if (!u) return std::unexpected(u.error());
+      c.valid = *u;
+    }
+    ac_affinity_key key{spsi_key(f.spi, f.si), f.hash};
+    ac_affinity a{};
+    f.placement.reset();
+    if (bpf_map_lookup_elem(affinity_fd, &key, &a) == 0) {
+      FlowCpuEntry p{-1, AC_AFFINITY_ID(a.pick), AC_AFFINITY_GEN(a.pick), 0, true};
+      auto u = usable(p.instance_id, p.generation);
+      if (!u) return std::unexpected(u.error());
+      p.valid = *u;
+      f.placement = p;
+    } else if (errno != ENOENT) {
+      return fail_errno("read flow placement");
+    }
+    std::vector<FlowCpuEntry> all = f.per_cpu;
+    if (f.placement) all.push_back(*f.placement);
+    f.disagree = f.split = false;
+    for (size_t i = 0; i < all.size(); ++i)
+      for (size_t j = i + 1; j < all.size(); ++j) {
+        bool differ = all[i].instance_id != all[j].instance_id || all[i].generation != all[j].generation;
+        f.disagree |= differ;
+        f.split |= differ && all[i].valid && all[j].valid;
+      }
+  }
+  return {};
+}
+
 Result<std::vector<FlowEntry>> Dataplane::flows(size_t limit) const {
-  return read_flow_sets(bpf_map__fd(skel_->maps.ac_flow_cache), flow_sets(), limit);
+  auto out = read_flow_sets(bpf_map__fd(skel_->maps.ac_flow_cache), flow_sets(), limit);
+  if (!out) return out;
+  if (auto r = annotate_placements(*out, bpf_map__fd(skel_->maps.ac_affinity), bpf_map__fd(skel_->maps.ac_instances)); !r)
+    return std::unexpected(r.error());
+  return out;
 }
 
 }  // namespace anychain::dataplane

@@ -185,6 +185,9 @@ Result<void> ensure_veth(const VethSpec& v) {
       return fail(fmt::format("set {} up: {}", name, nl_geterror(e)), EIO);
     return {};
   };
+  // The host end carries NSH over Ethernet only: without IPv6 it sends no neighbour or
+  // multicast listener discovery, which the NF would count as bad NSH.
+  write_sysctl(fmt::format("/proc/sys/net/ipv6/conf/{}/disable_ipv6", v.host).c_str(), "1");
   if (auto r = up(s->get(), v.host); !r) return r;
   return in_netns(ns->get(), [&]() -> Result<void> {
     auto s2 = route_sock();

@@ -200,6 +200,12 @@ void Client::disconnect() {
   }
 }
 
+void Client::reconnect_soon() {
+  if (connected()) return;
+  backoff_ = cfg_.backoff_initial;
+  reconnect_at_ = Clock::now();
+}
+
 void Client::lost_connection(const std::string& why) {
   bool was = connected();
   last_error_ = why;
@@ -227,6 +233,8 @@ std::vector<int> Client::fds() const {
 std::optional<Client::Clock::time_point> Client::next_timer() const {
   std::optional<Clock::time_point> t = reconnect_at_;
   if (sweep_at_ && (!t || *sweep_at_ < *t)) t = sweep_at_;
+  for (const auto& [id, at] : reoriginate_)
+    if (!t || at < *t) t = at;
   return t;
 }
 
@@ -413,10 +421,32 @@ void Client::handle_notification(const api::Message& m) {
     }
   } else if (const auto* up = std::get_if<api::LsaUpdateNotify>(&m.body)) {
     apply(lsdb_.apply_update(up->area, up->lsa, up->is_self, generation_));
+    if (auto h = parse_lsa_header(up->lsa)) {
+      if (up->is_self && h->age < kMaxAge) self_router_ = h->adv_router;
+      if (h->age >= kMaxAge)
+        flushed(up->area, *h, up->is_self);
+      else if (self_router_ && h->adv_router == *self_router_ && h->type == 10 &&
+               opaque_type_of(h->id) == cfg_.opaque_type)
+        reoriginate_.erase(opaque_id_of(h->id));  // a newer copy: it was replaced, not flushed
+    }
   } else if (const auto* del = std::get_if<api::LsaDeleteNotify>(&m.body)) {
     apply(lsdb_.apply_delete(del->area, del->lsa));
+    if (auto h = parse_lsa_header(del->lsa)) flushed(del->area, *h, del->is_self);
   }
   // Interface/neighbour/router-id notifications are not used by the service plane.
+}
+
+// One of our VNF LSAs left the LSDB without our asking (we erase an instance from local_ before
+// deleting its LSA). That happens when a restarted ospfd receives its predecessor's copy from a
+// neighbour before we re-originated: it flushes that stale copy, and with it the instance from
+// the whole area. Originate it again, above the flushed sequence number, unless a newer copy
+// shows up within kReplaceWait (ospfd also announces every update of an LSA as DELETE(old)
+// followed by UPDATE(new)).
+void Client::flushed(std::uint32_t area, const LsaHeader& h, bool is_self) {
+  bool ours = is_self || (self_router_ && h.adv_router == *self_router_);
+  if (!ours || area != cfg_.area || h.type != 10 || opaque_type_of(h.id) != cfg_.opaque_type) return;
+  std::uint32_t id = opaque_id_of(h.id);
+  if (local_.contains(id)) reoriginate_.try_emplace(id, Clock::now() + kReplaceWait);
 }
 
 Result<void> Client::originate(const VnfInfo& v) {
@@ -445,7 +475,18 @@ void Client::after_io() {
   in_callback_ = true;
   if (ready() && originate_pending_) {
     originate_pending_ = false;
+    reoriginate_.clear();
     if (auto ok = originate_all(); !ok) last_error_ = ok.error().str();
+  }
+  for (auto now = Clock::now(); ready() && !reoriginate_.empty();) {
+    auto due = std::find_if(reoriginate_.begin(), reoriginate_.end(), [&](const auto& kv) { return kv.second <= now; });
+    if (due == reoriginate_.end()) break;
+    std::uint32_t id = due->first;
+    reoriginate_.erase(due);
+    auto it = local_.find(id);
+    if (it == local_.end()) continue;
+    ++stats_.reoriginations;
+    if (auto ok = originate(it->second); !ok) last_error_ = ok.error().str();
   }
   while (lsdb_dirty_ || !conn_events_.empty()) {
     auto events = std::exchange(conn_events_, {});

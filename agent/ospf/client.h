@@ -38,6 +38,7 @@ struct ClientConfig {
   std::chrono::milliseconds request_timeout{2000};
   std::chrono::milliseconds ready_timeout{2000};
   std::chrono::milliseconds backoff_initial{200};
+  // anychaind sets this to a third of the peers' hold-down (docs/agent.md, "ospfd restarts")
   std::chrono::milliseconds backoff_max{8000};
   // After a resync, entries the dump did not confirm are dropped after this grace period.
   std::chrono::milliseconds resync_grace{1000};
@@ -51,6 +52,7 @@ struct ClientStats {
   std::uint64_t bad_messages = 0;   // undecodable API messages
   std::uint64_t rejected_lsas = 0;  // LSAs the LSDB mirror refused as malformed
   std::uint64_t originations = 0;
+  std::uint64_t reoriginations = 0;  // of our LSAs flushed without our asking (a restarted ospfd)
   std::uint64_t stale_replies = 0;
 };
 
@@ -68,6 +70,9 @@ class Client {
   Result<void> connect();
   // Closes both channels; no reconnect is scheduled. ospfd flushes our LSAs.
   void disconnect();
+  // ospfd is probably back (its pid file was rewritten): if not connected, try again at the next
+  // on_timer(), with the backoff started over.
+  void reconnect_soon();
 
   [[nodiscard]] bool connected() const { return bool(sync_) && bool(async_); }
   [[nodiscard]] bool ready() const { return connected() && ready_; }
@@ -111,6 +116,7 @@ class Client {
   void read_sync_unsolicited();
   void handle_notification(const api::Message& m);
   void lost_connection(const std::string& why);
+  void flushed(std::uint32_t area, const LsaHeader& h, bool is_self);
   void schedule_reconnect();
   void after_io();  // deferred work: originate on ready, callbacks
   Result<void> wait_ready();
@@ -131,6 +137,10 @@ class Client {
   std::optional<Clock::time_point> sweep_at_;
   std::chrono::milliseconds backoff_;
   std::map<std::uint32_t, VnfInfo> local_;
+  // local instances whose LSA was flushed under us, and when to originate it again
+  static constexpr std::chrono::milliseconds kReplaceWait{200};
+  std::map<std::uint32_t, Clock::time_point> reoriginate_;
+  std::optional<std::uint32_t> self_router_;  // adv-router of the LSAs ospfd calls ours
   Lsdb lsdb_;
   ClientStats stats_;
   std::string last_error_;

@@ -94,10 +94,13 @@ enum class VnfTlv : std::uint16_t {
   Cost = 3,           // u32
   Capacity = 4,       // u32
   NshEndpoint = 5,    // IPv4 (4)
-  Flags = 6,          // u32, bit 0: NSH-aware (clear: behind the SFC proxy)
+  Flags = 6,          // u32, bit 0: NSH-aware (clear: behind the SFC proxy); bit 1: down
 };
 
 inline constexpr std::uint32_t kVnfFlagNshAware = 0x1;
+// The instance died and its own node says so: every router drops it at once, without the
+// hold-down that keeps instances whose LSA merely vanished (docs/vnf-lsa.md).
+inline constexpr std::uint32_t kVnfFlagDown = 0x2;
 
 struct VnfInfo {
   std::uint32_t service_addr = 0;  // anycast prefix, host order
@@ -108,6 +111,7 @@ struct VnfInfo {
   std::uint32_t nsh_endpoint = 0;  // host order
   std::uint32_t flags = 0;
   [[nodiscard]] bool nsh_aware() const { return (flags & kVnfFlagNshAware) != 0; }
+  [[nodiscard]] bool down() const { return (flags & kVnfFlagDown) != 0; }
   bool operator==(const VnfInfo&) const = default;
 };
 

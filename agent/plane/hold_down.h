@@ -6,7 +6,9 @@
 // forwarding (its BPF maps are pinned), so peers should not move flows away and back.
 // VnfHoldDown keeps an instance whose LSA vanished as a candidate for `hold` more time. A
 // re-announcement replaces the held copy at once; an instance whose router becomes
-// unreachable is dropped by SPF regardless of the hold.
+// unreachable is dropped by SPF regardless of the hold. An instance whose own node flags it
+// down (ospf::kVnfFlagDown: the VNF died) is dropped at once and never held, also when its
+// LSA vanishes afterwards.
 #pragma once
 
 #include <chrono>
@@ -26,8 +28,9 @@ class VnfHoldDown {
 
   explicit VnfHoldDown(std::chrono::milliseconds hold) : hold_(hold) {}
 
-  // Given the instances currently announced, returns them plus the held ones (marked
-  // Instance::held). Call with non-decreasing `now`.
+  // Given the instances currently announced (down-flagged ones included), returns the live ones
+  // plus the held ones (marked Instance::held); down-flagged ones are left out and end any hold.
+  // Call with non-decreasing `now`.
   std::vector<Instance> apply(std::vector<Instance> current, Clock::time_point now);
 
   // When the earliest hold expires (recompute then), if any instance is held.

@@ -45,13 +45,19 @@ std::vector<ServiceRoute> service_routes(const Topology& topo, const SpfResult& 
 Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg, VnfHoldDown* hold,
                                 VnfHoldDown::Clock::time_point now) {
   Topology topo = build_topology(lsdb, cfg.area, cfg.vnf_opaque_type);
-  if (hold) topo.instances = hold->apply(std::move(topo.instances), now);
+  std::size_t down = std::count_if(topo.instances.begin(), topo.instances.end(),
+                                   [](const Instance& i) { return i.info.down(); });
+  if (hold)
+    topo.instances = hold->apply(std::move(topo.instances), now);
+  else
+    std::erase_if(topo.instances, [](const Instance& i) { return i.info.down(); });
   auto s = spf(topo, cfg.self_router);
   if (!s) return unexpected(s.error());
   PlaneView v;
   v.services = service_routes(topo, *s, cfg.wcmp, &v.unreachable_instances);
   v.stats = topo.stats;
   v.routers = topo.router_index.size();
+  v.down_instances = down;
   return v;
 }
 

@@ -36,6 +36,7 @@ struct PlaneView {
   PlaneStats stats;
   std::size_t routers = 0;
   std::size_t unreachable_instances = 0;
+  std::size_t down_instances = 0;  // flagged down by their own node (ospf::kVnfFlagDown): not candidates
 };
 
 // Candidates per service: every instance whose router is reachable, with
@@ -45,6 +46,7 @@ std::vector<ServiceRoute> service_routes(const Topology& topo, const SpfResult& 
 
 // build_topology + (hold-down) + spf + service_routes. ENOENT if this router is not (yet) in
 // the LSDB. With `hold`, instances whose LSA vanished stay candidates for the hold time.
+// Instances flagged down by their own node are never candidates (and never held).
 Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg, VnfHoldDown* hold = nullptr,
                                 VnfHoldDown::Clock::time_point now = VnfHoldDown::Clock::now());
 

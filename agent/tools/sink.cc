@@ -37,6 +37,8 @@ struct Options {
 using SlotCounts = std::array<std::map<std::uint32_t, std::uint64_t>, AC_LAB_SLOTS>;
 
 constexpr std::size_t kMaxSources = 8;
+// At most this many instances of a flow's sequence are kept per slot (changes are all counted).
+constexpr std::size_t kSequenceKept = 16;
 
 struct FlowStats {
   std::uint64_t packets = 0;
@@ -46,6 +48,11 @@ struct FlowStats {
   // packets per "addr:port" the flow's datagrams came from (a NAT on the way shows its mapping
   // here, and a new mapping when it lost its state); at most kMaxSources, the rest under "other"
   std::map<std::string, std::uint64_t> sources;
+  // per slot: the serving instances in arrival order, one entry per run (0 = unserved), and how
+  // many times the serving instance changed
+  std::array<std::vector<std::uint32_t>, AC_LAB_SLOTS> sequence;
+  std::array<std::uint64_t, AC_LAB_SLOTS> changes{};
+  std::array<std::uint32_t, AC_LAB_SLOTS> last{};  // instance of the latest packet
 };
 
 struct Interval {
@@ -94,9 +101,17 @@ bool switched(const FlowStats& f) {
   return false;
 }
 
+// A flow "moved more than once" if the instance serving it at some slot changed twice or more.
+bool moved_twice(const FlowStats& f) {
+  return std::any_of(f.changes.begin(), f.changes.end(), [](std::uint64_t c) { return c > 1; });
+}
+
 std::string render(const Options& o, const State& s, double elapsed, bool final) {
-  std::uint64_t sw = 0;
-  for (const auto& [id, f] : s.flows) sw += switched(f);
+  std::uint64_t sw = 0, twice = 0;
+  for (const auto& [id, f] : s.flows) {
+    sw += switched(f);
+    twice += moved_twice(f);
+  }
   Json j = {{"tool", "anychain-sink"},
             {"port", o.port},
             {"elapsed_s", elapsed},
@@ -106,6 +121,7 @@ std::string render(const Options& o, const State& s, double elapsed, bool final)
             {"non_lab", s.non_lab},
             {"flows", s.flows.size()},
             {"flows_switched", sw},
+            {"flows_moved_twice", twice},
             {"latency_us",
              {{"mean", s.latency_count ? s.latency_sum_us / double(s.latency_count) : 0.0}, {"max", s.latency_max_us}}},
             {"per_slot", slots_json(s.per_slot)}};
@@ -124,8 +140,14 @@ std::string render(const Options& o, const State& s, double elapsed, bool final)
           if (inst != 0) ids.push_back(inst);
         served_by.push_back(std::move(ids));
       }
+      Json sequence = Json::array(), changes = Json::array();
+      for (unsigned slot = 0; slot < AC_LAB_SLOTS; ++slot) {
+        sequence.push_back(f.sequence[slot]);
+        changes.push_back(f.changes[slot]);
+      }
       per_flow.push_back({{"flow_id", id}, {"packets", f.packets}, {"max_seq", f.max_seq},
-                          {"reordered", f.reordered}, {"served_by", std::move(served_by)}, {"sources", f.sources}});
+                          {"reordered", f.reordered}, {"served_by", std::move(served_by)},
+                          {"sequence", std::move(sequence)}, {"changes", std::move(changes)}, {"sources", f.sources}});
     }
     j["per_flow"] = std::move(per_flow);
   }
@@ -169,6 +191,14 @@ void account(State& s, std::span<const std::uint8_t> data, std::uint64_t now_rea
     ++s.per_slot[slot][id];
     ++s.current.per_slot[slot][id];
     ++f.instances[slot][id];
+    auto& seq = f.sequence[slot];
+    if (f.packets == 1) {
+      seq.push_back(id);
+    } else if (f.last[slot] != id) {
+      ++f.changes[slot];
+      if (seq.size() < kSequenceKept) seq.push_back(id);
+    }
+    f.last[slot] = id;
   }
   if (now_real >= p->send_ts_ns) {
     const double us = double(now_real - p->send_ts_ns) / 1e3;

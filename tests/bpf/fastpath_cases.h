@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/cpu.h"
 #include "fastpath_fixture.h"
 
 namespace anychain::test {
@@ -98,25 +99,6 @@ inline std::vector<dp::PolicyRule> rule_for(const Flow& f, uint32_t spi, bool tc
   }
   return r;
 }
-
-// Runs the calling thread on one CPU for the scope (the flow cache and the next-hop cache are
-// per CPU; the placement tests move between CPUs on purpose).
-class OnCpu {
- public:
-  explicit OnCpu(int cpu) {
-    sched_getaffinity(0, sizeof old_, &old_);
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    if (sched_setaffinity(0, sizeof one, &one) != 0) throw std::runtime_error("sched_setaffinity");
-  }
-  OnCpu(const OnCpu&) = delete;
-  OnCpu& operator=(const OnCpu&) = delete;
-  ~OnCpu() { sched_setaffinity(0, sizeof old_, &old_); }
-
- private:
-  cpu_set_t old_;
-};
 
 // Stays on the CPU the test is running on.
 class PinCpu : public OnCpu {

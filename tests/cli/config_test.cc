@@ -51,7 +51,7 @@ TEST(Config, ExampleFileParses) {
   EXPECT_DOUBLE_EQ(c->timers.cost_damping, 0.05);
   EXPECT_EQ(c->wcmp.policy, cfg::WcmpPolicy::Bottleneck);
   EXPECT_EQ(c->wcmp.include_links, std::optional<bool>(true));
-  EXPECT_EQ(c->wcmp.hold_down_ms, std::optional<uint32_t>(3000));
+  EXPECT_EQ(c->wcmp.hold_down_ms, std::optional<uint32_t>(8000));
   EXPECT_FALSE(c->wcmp.floor.has_value());
   EXPECT_EQ(c->timers.monitor_interval, 1s);
   ASSERT_EQ(c->services.size(), 3u);

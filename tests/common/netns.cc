@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -149,6 +152,19 @@ InNetns::~InNetns() {
   // Staying in the wrong namespace would silently run the rest of the test there.
   if (::setns(orig_, CLONE_NEWNET) != 0) std::abort();
   ::close(orig_);
+}
+
+std::array<uint8_t, 6> if_mac(const std::string& netns, const std::string& ifname) {
+  InNetns in(netns);
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ifreq ifr{};
+  std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname.c_str());
+  int rc = fd < 0 ? -1 : ::ioctl(fd, SIOCGIFHWADDR, &ifr);
+  if (fd >= 0) ::close(fd);
+  if (rc != 0) throw std::runtime_error("no MAC for " + ifname + " in " + netns);
+  std::array<uint8_t, 6> m{};
+  std::memcpy(m.data(), ifr.ifr_hwaddr.sa_data, m.size());
+  return m;
 }
 
 }  // namespace anychain::test

@@ -6,6 +6,8 @@
 // leaves namespaces that the next run's first Netns removes (see Netns).
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -85,6 +87,9 @@ class InNetns {
  private:
   int orig_ = -1;
 };
+
+// The MAC address of interface `ifname` in the named namespace; throws naming both if there is none.
+std::array<uint8_t, 6> if_mac(const std::string& netns, const std::string& ifname);
 
 // fn() run with this thread inside namespace `name`.
 template <class Fn>

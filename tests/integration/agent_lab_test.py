@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from labkit import LAB, LAB_AGENT, run, wait_until
+from labkit import LAB, LAB_AGENT, daemon_argv, run, wait_until
 
 LAB_KIND = "g"  # lab prefix actg<pid>
 ROUTERS = {"A": "10.255.0.1", "B": "10.255.0.2", "C": "10.255.0.3", "D": "10.255.0.4"}
@@ -209,10 +209,7 @@ def test_instance_comes_back(restored, router):
 @pytest.fixture(scope="module")
 def ospfd_restarted(restored):
     a = restored
-    with open(f"{a.lab.state}/B/ospfd.pid") as f:
-        pid = int(f.read())
-    with open(f"/proc/{pid}/cmdline") as f:
-        cmdline = f.read().split("\0")[:-1]
+    pid, cmdline = daemon_argv(f"{a.lab.state}/B", "ospfd")
     connects = a.cli("B", "status")["ospf"]["connects"]
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)

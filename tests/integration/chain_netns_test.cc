@@ -14,7 +14,6 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <net/if.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,18 +42,7 @@ std::map<std::string, Netns> nets;
 const std::string& ns(const std::string& n) { return nets.at(n).name(); }
 void in(const std::string& n, const std::string& cmd) { nets.at(n).exec(cmd); }
 
-dp::Mac mac_of(const std::string& node, const std::string& ifname) {
-  InNetns g(ns(node));
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ifreq ifr{};
-  std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname.c_str());
-  int rc = ioctl(fd, SIOCGIFHWADDR, &ifr);
-  close(fd);
-  if (rc != 0) throw std::runtime_error("no MAC for " + ifname + " in " + node);
-  dp::Mac m{};
-  std::memcpy(m.data(), ifr.ifr_hwaddr.sa_data, 6);
-  return m;
-}
+dp::Mac mac_of(const std::string& node, const std::string& ifname) { return if_mac(ns(node), ifname); }
 
 in_addr ip4(const char* s) {
   in_addr a{};

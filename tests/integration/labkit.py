@@ -85,6 +85,15 @@ def pid_alive(pid):
     return True
 
 
+def daemon_argv(statedir, daemon):
+    """(pid, command line) of a lab router's FRR daemon from its pid file in statedir (S/<router>),
+    to kill it and start it again as the lab did."""
+    with open(f"{statedir}/{daemon}.pid") as f:
+        pid = int(f.read())
+    with open(f"/proc/{pid}/cmdline") as f:
+        return pid, f.read().split("\0")[:-1]
+
+
 def running(pid):
     """True for a live process (a zombie waiting for init to reap it is not)."""
     try:

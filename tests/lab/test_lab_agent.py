@@ -71,3 +71,26 @@ def test_a_topology_without_services_gets_no_chain_and_no_policy(tmp_path):
         assert conf.count(f"{key}: []") == 1 and f"{key}:" not in conf, (key, conf)
     assert [l for l in conf if l.startswith("  - {name: ")] == ["  - {name: to-B, mode: native}",
                                                                 "  - {name: h-src, mode: native, classify: true}"]
+
+
+def lab_agent_config(tmp_path, *flags):
+    t = resolve_topology(tomllib.loads(TOPO), "t.toml")
+    for v in t["vnfs"]:
+        v["pid_file"] = f"/run/anychain-lab/p/A/vnf-{v['name']}.pid"
+    (tmp_path / "lab.json").write_text(json.dumps({"prefix": "p", **t}))
+    return subprocess.run(["/usr/bin/python3", os.path.join(SRC, "scripts", "lab-agent"), "config", *flags,
+                           str(tmp_path), "A"], capture_output=True, text=True, check=True).stdout
+
+
+def test_pid_files_for_every_instance_on_request(tmp_path):
+    conf = lab_agent_config(tmp_path, "--pid-files")
+    lines = [l for l in conf.splitlines() if l.startswith("  - {name: ") and "veth:" in l]
+    assert len(lines) == 2
+    for l in lines:
+        name = l.split("name: ")[1].split(",")[0]
+        assert l.endswith(f", pid_file: /run/anychain-lab/p/A/vnf-{name}.pid}}"), l
+
+
+def test_the_agent_watches_ospfds_pid_file(tmp_path):
+    conf = lab_agent_config(tmp_path)
+    assert f"  pid_file: {tmp_path}/A/ospfd.pid" in conf.splitlines()

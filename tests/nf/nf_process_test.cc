@@ -178,6 +178,8 @@ TEST_F(NfProcess, AnInstanceRunsInItsNamespaceAndAnswersOnItsVeth) {
   EXPECT_EQ(s["monitor"]["flows"][0]["sport"], 40000);
   // the NF side: eth0 in the namespace, with the instance's MAC
   EXPECT_NE(sh_out("ip -n " + prefix() + "m1 link show eth0").find(mac_str(nf::nf_mac(5))), std::string::npos);
+  // the host end carries NSH only: no IPv6 (its neighbour discovery would reach the NF as bad NSH)
+  EXPECT_EQ(sh_out("cat /proc/sys/net/ipv6/conf/nfm1/disable_ipv6"), "1\n");
 }
 
 TEST_F(NfProcess, SigkillIsSeenAtOnceAndRestartBringsItBackEmpty) {

@@ -56,6 +56,9 @@ class FakeOspfd {
   }
   // Closes the current client's channels (like ospfd dying), keeps listening.
   void drop_client() { drop_ = true; }
+  // Flushes the LSA originated last (like a restarted ospfd flushing its predecessor's copy):
+  // a DELETE notification for it, as ospfd sends for its own LSAs (is_self).
+  void flush_last() { flush_ = true; }
   bool ok() const { return ok_; }
   std::vector<api::Message> received() {
     std::lock_guard g(mu_);
@@ -94,6 +97,12 @@ class FakeOspfd {
     api::StreamDecoder dec;
     std::uint8_t buf[4096];
     while (!stop_ && !drop_) {
+      if (flush_.exchange(false) && !last_lsa_.empty()) {
+        Bytes lsa = last_lsa_;
+        lsa[0] = 0x0e;  // age 3600 (MaxAge)
+        lsa[1] = 0x10;
+        send(afd, {0, api::LsaDeleteNotify{{0, 0, true, lsa}}});
+      }
       pollfd p{sfd, POLLIN, 0};
       if (::poll(&p, 1, 20) <= 0) continue;
       ssize_t n = ::recv(sfd, buf, sizeof buf, 0);
@@ -123,6 +132,10 @@ class FakeOspfd {
           Bytes lsa = o->lsa;
           lsa[11] = 9;  // adv router 0.0.0.9
           lsa[15] = static_cast<std::uint8_t>(++seq_);
+          // like ospfd 8.4: an update of an LSA is notified as DELETE(old), then UPDATE(new)
+          if (!last_lsa_.empty() && std::equal(lsa.begin() + 4, lsa.begin() + 12, last_lsa_.begin() + 4))
+            send(afd, {0, api::LsaDeleteNotify{{0, o->area, true, last_lsa_}}});
+          last_lsa_ = lsa;
           send(afd, {0, api::LsaUpdateNotify{{0, o->area, true, lsa}}});
         } else if (std::holds_alternative<api::DeleteRequest>(req.body)) {
           if (opt_.reply_to_delete) send(sfd, {req.seq, api::Reply{0}});
@@ -139,7 +152,8 @@ class FakeOspfd {
   int lfd_ = -1;
   bool ok_ = false;
   std::thread thread_;
-  std::atomic<bool> stop_{false}, drop_{false};
+  std::atomic<bool> stop_{false}, drop_{false}, flush_{false};
+  Bytes last_lsa_;
   std::atomic<int> connections_{0};
   std::mutex mu_;
   std::vector<api::Message> received_;
@@ -324,4 +338,50 @@ TEST(Client, ResyncAfterReconnectSweepsWhatTheNewDumpDidNotConfirm) {
   const auto* e = c.lsdb().find({0, 1, 0x01010101, 0x01010101});
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->hdr.seq, 6);
+}
+
+// A restarted ospfd that receives its predecessor's copy of our LSA from a neighbour before we
+// re-originated flushes it from the whole area. The client originates it again at once.
+TEST(Client, OurLsaFlushedUnderUsIsOriginatedAgain) {
+  FakeOspfd srv(test_port(9), FakeOspfd::Options{});
+  Client c(config(9));
+  ASSERT_TRUE(c.announce(kVnf));
+  ASSERT_TRUE(c.connect());
+  ASSERT_TRUE(pump(c, [&] { return c.stats().originations == 1 && c.lsdb().size() == 1; }));
+  // an update shows as DELETE(old) then UPDATE(new): that is no flush
+  VnfInfo v2 = kVnf;
+  v2.cost = 12;
+  ASSERT_TRUE(c.announce(v2));
+  for (int i = 0; i < 20; ++i) c.poll_once(20ms);
+  EXPECT_EQ(c.stats().originations, 2u);
+  EXPECT_EQ(c.stats().reoriginations, 0u);
+  srv.flush_last();
+  ASSERT_TRUE(pump(c, [&] { return c.stats().originations == 3; }));
+  EXPECT_EQ(c.stats().reoriginations, 1u);
+  EXPECT_TRUE(pump(c, [&] { return c.lsdb().size() == 1; })) << "back in the LSDB";
+  for (int i = 0; i < 20; ++i) c.poll_once(20ms);
+  EXPECT_EQ(c.stats().reoriginations, 1u) << "once";
+  // a withdrawn instance is not brought back
+  ASSERT_TRUE(c.withdraw(7));
+  srv.flush_last();
+  for (int i = 0; i < 20; ++i) c.poll_once(20ms);
+  EXPECT_EQ(c.stats().originations, 3u);
+}
+
+// ospfd's pid file was written: the next timer fires at once, with the backoff started over.
+TEST(Client, ReconnectSoonSkipsTheBackoff) {
+  ClientConfig cfg = config(10);
+  cfg.backoff_initial = 1000ms;
+  cfg.backoff_max = 8000ms;
+  Client c(cfg);
+  ASSERT_FALSE(c.connect());
+  ASSERT_FALSE(c.connect());  // backoff now 4 s
+  auto t = c.next_timer();
+  ASSERT_TRUE(t);
+  EXPECT_GT(*t - std::chrono::steady_clock::now(), 1500ms);
+  FakeOspfd srv(test_port(10), FakeOspfd::Options{});
+  c.reconnect_soon();
+  ASSERT_TRUE(c.next_timer());
+  EXPECT_LE(*c.next_timer(), std::chrono::steady_clock::now());
+  EXPECT_TRUE(pump(c, [&] { return c.ready(); }, 1000ms));
 }

@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "daemon/from_config.h"
+#include "daemon/liveness.h"
 #include "daemon/monitor.h"
 #include "daemon/throttle.h"
 
@@ -94,6 +95,171 @@ TEST(VnfMonitor, DeadInstanceIsNotAnnouncedAndIsAnnouncedAgainWhenBack) {
   EXPECT_EQ(m.tick({{7, 0}}, t0 + 4s).size(), 1u) << "announced again at once";
 }
 
+// monitor_interval_s 1, announce_interval_s 2: load every second (status), the cost from the
+// load over the 2 s since the previous announcement, announced only at announce ticks.
+TEST(VnfMonitor, LoadEveryMonitorTickCostsOnlyAtAnnounceTicks) {
+  AgentSpec s = one_instance(150);
+  s.timers.cost_damping = 0.02;
+  VnfMonitor m(s);
+  auto t0 = Clock::now();
+  ASSERT_EQ(m.tick({{7, 0}}, t0, true).size(), 1u) << "first announcement at once";
+  EXPECT_TRUE(m.tick({{7, 60}}, t0 + 1s, false).empty()) << "a monitor tick announces nothing";
+  EXPECT_DOUBLE_EQ(m.loads().at(7).pps, 60.0) << "but measures the load of its period";
+  EXPECT_EQ(m.loads().at(7).announced, 150u);
+  auto a = m.tick({{7, 200}}, t0 + 2s, true);
+  EXPECT_DOUBLE_EQ(m.loads().at(7).pps, 140.0) << "load over the last second";
+  EXPECT_DOUBLE_EQ(m.loads().at(7).load, 100.0) << "cost from the 2 s since the last announcement";
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].cost, 50u);
+  // back from dead between announce ticks: announced at the next monitor tick, full capacity
+  EXPECT_TRUE(m.set_alive(7, false));
+  EXPECT_TRUE(m.tick({{7, 200}}, t0 + 3s, false).empty());
+  EXPECT_TRUE(m.set_alive(7, true));
+  a = m.tick({{7, 200}}, t0 + 3500ms, false);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].cost, 150u);
+  EXPECT_EQ(a[0].flags & ospf::kVnfFlagDown, 0u);
+  auto d = m.down_info(7);
+  EXPECT_TRUE(d.down());
+  EXPECT_EQ(d.cost, 0u);
+  EXPECT_EQ(d.instance_id, 7u);
+}
+
+TEST(StallDetector, DeliveredAndUnansweredForTheWindow) {
+  StallDetector d(2s, 10);
+  auto t0 = Clock::now();
+  EXPECT_FALSE(d.observe(0, 0, t0));
+  EXPECT_FALSE(d.observe(100, 100, t0 + 1s)) << "answering";
+  EXPECT_TRUE(d.answering());
+  EXPECT_FALSE(d.observe(200, 100, t0 + 2s)) << "silent since t0 + 1 s: 1 s only";
+  EXPECT_FALSE(d.answering());
+  EXPECT_EQ(d.unanswered(), 100u);
+  EXPECT_TRUE(d.observe(300, 100, t0 + 3s)) << "2 s without an answer to 200 packets";
+  EXPECT_FALSE(d.observe(310, 101, t0 + 4s)) << "one answer starts over";
+  EXPECT_EQ(d.unanswered(), 0u);
+}
+
+TEST(StallDetector, FewPacketsOrNoTrafficIsNoEvidence) {
+  StallDetector d(2s, 10);
+  auto t0 = Clock::now();
+  d.observe(0, 0, t0);
+  EXPECT_FALSE(d.observe(0, 0, t0 + 10s)) << "nothing delivered";
+  EXPECT_FALSE(d.observe(5, 0, t0 + 11s));
+  EXPECT_FALSE(d.observe(9, 0, t0 + 20s)) << "9 packets in 10 s: under the minimum";
+  EXPECT_TRUE(d.observe(10, 0, t0 + 21s));
+  StallDetector off(0s, 10);
+  off.observe(0, 0, t0);
+  off.observe(1000, 0, t0 + 1s);
+  EXPECT_FALSE(off.observe(2000, 0, t0 + 10s)) << "window 0: the dataplane is not a source";
+}
+
+TEST(StallDetector, ACounterResetIsNotAStall) {
+  StallDetector d(1s, 10);
+  auto t0 = Clock::now();
+  d.observe(1000, 500, t0);
+  EXPECT_FALSE(d.observe(20, 500, t0 + 1s)) << "delivered went back: a reset, counted from there";
+  EXPECT_EQ(d.unanswered(), 0u);
+  EXPECT_TRUE(d.observe(40, 500, t0 + 2s)) << "20 packets unanswered for the 1 s since the reset";
+}
+
+LivenessProbe probe(uint64_t delivered, uint64_t answered, long pid = 0) {
+  LivenessProbe p;
+  p.delivered = delivered;
+  p.answered = answered;
+  p.pid = pid;
+  if (pid) p.process = true;
+  return p;
+}
+
+TEST(InstanceLiveness, DeadFromTheDataplaneThenRetriedWithBackoff) {
+  InstanceLiveness l(2s);
+  auto t0 = Clock::now();
+  EXPECT_FALSE(l.update(probe(0, 0), t0));
+  EXPECT_FALSE(l.update(probe(100, 100), t0 + 1s));
+  EXPECT_FALSE(l.update(probe(200, 100), t0 + 2s));  // killed: nothing back
+  EXPECT_TRUE(l.update(probe(300, 100), t0 + 3s));
+  EXPECT_FALSE(l.alive());
+  EXPECT_NE(l.reason().find("answered none of 200 packets for 2.0 s"), std::string::npos) << l.reason();
+  ASSERT_TRUE(l.retry_at());
+  EXPECT_EQ(*l.retry_at(), t0 + 3s + InstanceLiveness::kRetryFirst);
+  EXPECT_FALSE(l.update(probe(300, 100), t0 + 7s)) << "no traffic while withdrawn";
+  EXPECT_TRUE(l.update(probe(300, 100), t0 + 8s)) << "tried again after 5 s";
+  EXPECT_TRUE(l.alive());
+  // still dead: found again one window later, and tried again after twice as long
+  EXPECT_FALSE(l.update(probe(300, 100), t0 + 9s));
+  EXPECT_FALSE(l.update(probe(350, 100), t0 + 10s));
+  EXPECT_TRUE(l.update(probe(400, 100), t0 + 11s));
+  EXPECT_EQ(*l.retry_at(), t0 + 11s + 2 * InstanceLiveness::kRetryFirst);
+  // backoff capped
+  auto t = t0 + 11s;
+  for (int k = 0; k < 10; ++k) {
+    t = *l.retry_at();
+    ASSERT_TRUE(l.update(probe(400, 100), t));
+    l.update(probe(400, 100), t + 1s);
+    l.update(probe(500, 100), t + 2s);
+    ASSERT_TRUE(l.update(probe(600, 100), t + 3s));
+  }
+  EXPECT_EQ(*l.retry_at() - (t + 3s), InstanceLiveness::kRetryMax);
+}
+
+TEST(InstanceLiveness, BackAtOnceWhenTheVnfSpeaksOrANewProcessRuns) {
+  auto t0 = Clock::now();
+  auto kill = [&](InstanceLiveness& l, long pid) {
+    l.update(probe(0, 0, pid), t0);
+    l.update(probe(100, 100, pid), t0 + 1s);
+    l.update(probe(200, 100, pid), t0 + 2s);
+    return l.update(probe(300, 100, pid), t0 + 3s);
+  };
+  InstanceLiveness a(2s);
+  ASSERT_TRUE(kill(a, 0));
+  EXPECT_TRUE(a.update(probe(300, 101), t0 + 4s)) << "a frame from the VNF";
+  EXPECT_TRUE(a.alive());
+  EXPECT_FALSE(a.retry_at());
+  InstanceLiveness b(2s);
+  ASSERT_TRUE(kill(b, 42)) << "a hung process (its pid runs) is dead all the same";
+  EXPECT_FALSE(b.update(probe(300, 100, 42), t0 + 4s));
+  EXPECT_TRUE(b.update(probe(300, 100, 43), t0 + 4500ms)) << "a new process in the pid file";
+}
+
+TEST(InstanceLiveness, HardSourcesWinAndSayWhy) {
+  auto t0 = Clock::now();
+  InstanceLiveness l(2s);
+  LivenessProbe p = probe(0, 0, 42);
+  EXPECT_FALSE(l.update(p, t0));
+  p.process = false;
+  EXPECT_TRUE(l.update(p, t0 + 100ms));
+  EXPECT_EQ(l.reason(), "its process (pid 42, from pid_file) is gone");
+  EXPECT_FALSE(l.retry_at()) << "no retry: the pid file says when it is back";
+  p.process = true;
+  p.pid = 43;
+  EXPECT_TRUE(l.update(p, t0 + 200ms));
+  p.link_problem = "veth v is down";
+  EXPECT_TRUE(l.update(p, t0 + 300ms));
+  EXPECT_EQ(l.reason(), "veth v is down");
+  p.link_problem.clear();
+  p.cgroup = false;
+  EXPECT_FALSE(l.update(p, t0 + 400ms)) << "still dead";
+  EXPECT_EQ(l.reason(), "its cgroup holds no process");
+  p.cgroup = true;
+  EXPECT_TRUE(l.update(p, t0 + 500ms));
+  EXPECT_TRUE(l.alive());
+}
+
+TEST(VnfMonitor, CgroupPopulatedAndPidFile) {
+  auto dir = std::filesystem::temp_directory_path() / ("anychain-cgp-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  EXPECT_FALSE(cgroup_populated(dir.string()).has_value()) << "unreadable: no information";
+  std::ofstream(dir / "cgroup.events") << "populated 1\nfrozen 0\n";
+  EXPECT_EQ(cgroup_populated(dir.string()), std::optional(true));
+  std::ofstream(dir / "cgroup.events") << "populated 0\nfrozen 0\n";
+  EXPECT_EQ(cgroup_populated(dir.string()), std::optional(false));
+  EXPECT_FALSE(cgroup_populated("").has_value());
+  std::ofstream(dir / "pid") << "1234\n";
+  EXPECT_EQ(read_pid_file((dir / "pid").string()), 1234);
+  EXPECT_EQ(read_pid_file((dir / "none").string()), 0);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(VnfMonitor, CgroupCpuCountsAsLoad) {
   auto dir = std::filesystem::temp_directory_path() / ("anychain-cg-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
@@ -163,7 +329,28 @@ TEST(FromConfig, MapsTheConfigAndRefusesWhatItCannotUse) {
   EXPECT_EQ(s->paths[1].service_id, 5u);
   EXPECT_TRUE(s->paths[2].last_hop);
   EXPECT_EQ(s->policies.size(), 1u);
+  EXPECT_EQ(s->timers.vnf_stall, 2s) << "default";
+  // the backoff rule: a third of the hold-down, at least the first backoff step
+  EXPECT_EQ(s->ospf.backoff_max, 200ms);
+  EXPECT_TRUE(s->ospfd_pid_file.empty());
+}
 
+TEST(FromConfig, ReconnectBackoffFollowsTheHoldDownAndOspfdPidFile) {
+  auto c = config::parse("node: {nsh_endpoint: 10.255.0.1}\n"
+                         "ospf: {pid_file: /run/frr/ospfd.pid}\n"
+                         "timers: {monitor_interval_s: 1, vnf_stall_s: 3}\n");
+  ASSERT_TRUE(c.has_value());
+  auto s = spec_from_config(*c);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->hold_down, 8000ms);
+  EXPECT_EQ(s->ospf.backoff_max, 2666ms) << "default hold 8 s: retry at least every 2.7 s";
+  EXPECT_EQ(s->ospfd_pid_file, "/run/frr/ospfd.pid");
+  EXPECT_EQ(s->timers.vnf_stall, 3s);
+  c->wcmp.hold_down_ms = 60000;
+  EXPECT_EQ(spec_from_config(*c)->ospf.backoff_max, 8000ms) << "capped at 8 s";
+  auto bad = config::parse("node: {nsh_endpoint: 10.255.0.1}\nospf: {pid_file: ospfd.pid}\n");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error()[0].message.find("must be an absolute path"), std::string::npos);
 }
 
 // The WCMP policy and its parameters were checked when the config was parsed; the mapping
