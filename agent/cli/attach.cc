@@ -21,6 +21,8 @@ Result<dp::Attachment> attach_directly(const Global& g, const std::string& ifnam
   if (auto r = dp::require_root(); !r) return fail(r.error().message);
   if (ifname.size() >= IF_NAMESIZE || if_nametoindex(ifname.c_str()) == 0)
     return fail(fmt::format("interface '{}' does not exist", ifname));
+  // never a second, empty set of maps beside the live ones
+  if (auto foreign = foreign_fast_path(g)) return fail(*foreign);
   dp::Options opts;
   opts.pin_root = g.pin_root;
   // a program instance must match the maps already pinned (their sizes must agree)
@@ -106,8 +108,15 @@ int flush(const Invocation& in) {
   auto at = dp::Dataplane::attached(names);
   if (at && !at->empty()) {
     std::string list;
-    for (const auto& a : *at) list += (list.empty() ? "" : ", ") + a.ifname;
-    return runtime_error(fmt::format("still attached to {}; detach first", list));
+    bool slow = false;
+    for (const auto& a : *at) {
+      list += (list.empty() ? "" : ", ") + a.ifname;
+      slow = slow || a.ifname == "ac-slow";  // slowpath::kFastIf (a module the CLI does not use)
+    }
+    return runtime_error(fmt::format("still attached to {}; detach first{}", list,
+                                     slow ? " (ac-slow is anychaind's slow path, kept for its next start: "
+                                            "'anychain detach ac-slow'; 'ip link del ac-slow' removes the pair)"
+                                          : ""));
   }
   if (auto r = dp::Dataplane::unpin_all(g.pin_root); !r) return runtime_error(r.error().str());
   print_result(g, {{"flushed", g.pin_root}}, [&] { std::cout << "removed the pinned maps under " << g.pin_root << "\n"; });

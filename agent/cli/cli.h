@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -91,6 +92,12 @@ class Table {
 
 // Print "anychain: msg" to stderr and return kRuntime.
 int runtime_error(const std::string& msg);
+
+// ---- where the fast path is (where.cc) ----
+// Why the fast path of this network namespace cannot be read or loaded under --pin-root here
+// (its maps are pinned in another mount namespace, e.g. by an agent under 'ip netns exec', or
+// the maps there are not the ones its programs use), or nothing when that is not the case.
+std::optional<std::string> foreign_fast_path(const Global& g);
 
 // ---- anychaind (output.cc) ----
 // Call a control command; a daemon that is not running is exit 3, a refusal exit 1.

@@ -250,13 +250,20 @@ const std::vector<Kind>& kinds() {
                        "       anychain instance add NAME --id N --service S --veth IFACE --capacity PPS\n"
                        "                      --nf nat|monitor|firewall [NF OPTIONS] [--restart always|never]",
        .add_brief = "Add a local VNF instance (id 1..16383, unique in the network; MAC learnt when not given).",
-       .add_details = "With --nf, anychaind runs a built-in network function for it (docs/nf.md): it creates the\n"
-                      "namespace acnf-NAME and the veth (IFACE on this side, eth0 inside), starts anychain-nf there,\n"
-                      "withdraws the instance at once when it dies and restarts it (--restart, default always).\n"
-                      "  nat:      --nat-address ADDR (required), --nat-ports LO-HI (default 1024-65535)\n"
-                      "  firewall: --fw-rule 'ACTION [src P] [dst P] [proto P] [sport N[-M]] [dport N[-M]]'\n"
-                      "            (repeat, in order; ACTION pass or drop), --fw-default pass|drop (default pass)\n"
-                      "  nat, monitor: --idle-timeout SECONDS (per-flow state; default nat 300, monitor 60)",
+       .add_details =
+           "A local instance only: a VNF of this node behind the veth IFACE. anychaind attaches the fast path\n"
+           "to the veth itself (also when it appears later) and announces the instance in OSPF. Instances of\n"
+           "other nodes come only from OSPF (their nodes' VNF LSAs): there is no static remote instance, and\n"
+           "without ospfd no instance, local or remote, is placed (the service plane is computed from the LSDB).\n"
+           "The veth's MTU must hold the inner packet plus the NSH (24 bytes for MD type 1; the bare packet\n"
+           "with --nsh-aware no); longer packets go through the slow path (docs/slow-path.md).\n"
+           "With --nf, anychaind runs a built-in network function for it (docs/nf.md): it creates the\n"
+           "namespace acnf-NAME and the veth (IFACE on this side, eth0 inside), starts anychain-nf there,\n"
+           "withdraws the instance at once when it dies and restarts it (--restart, default always).\n"
+           "  nat:      --nat-address ADDR (required), --nat-ports LO-HI (default 1024-65535)\n"
+           "  firewall: --fw-rule 'ACTION [src P] [dst P] [proto P] [sport N[-M]] [dport N[-M]]'\n"
+           "            (repeat, in order; ACTION pass or drop), --fw-default pass|drop (default pass)\n"
+           "  nat, monitor: --idle-timeout SECONDS (per-flow state; default nat 300, monitor 60)",
        .add_examples = "  anychain instance add fw-a --id 101 --service fw --veth vfw-a --capacity 200000\n"
                        "  anychain instance add ids-a --id 102 --service ids --veth vids-a --capacity 1e5 --nsh-aware no\n"
                        "  anychain instance add fw1 --id 1 --service fw --veth nf-fw1 --capacity 100000 --nf firewall \\\n"

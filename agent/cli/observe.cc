@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "cli/cli.h"
+#include "control/client.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/pinned.h"
 
@@ -25,8 +26,12 @@ namespace dp = anychain::dataplane;
 
 volatile sig_atomic_t g_stop = 0;
 
+// The pinned maps, or exit 1 saying why not: in particular when this network namespace's fast
+// path pins them in another mount namespace (under 'ip netns exec'), or they are not the maps
+// its programs use.
 dp::PinnedMaps open_pinned(const Global& g) {
   auto m = dp::PinnedMaps::open(g.pin_root);
+  if (auto foreign = foreign_fast_path(g)) throw ExitError{runtime_error(*foreign)};
   if (!m) throw ExitError{runtime_error(m.error().message)};
   return std::move(*m);
 }
@@ -104,24 +109,66 @@ struct Sample {
   std::vector<ac_counter> reasons;
   std::vector<dp::PathCounter> paths;
   uint64_t t_ns;
+  json slow_path;  // anychaind's slow path counters, or null
 };
+
+// The three kinds of counter slot, as the JSON's sections: every packet ends under exactly one
+// verdict or one drop, so those two sum to the packets seen; notes are work done on the way.
+constexpr std::pair<dp::StatKind, const char*> kSections[] = {
+    {dp::StatKind::Verdict, "verdicts"}, {dp::StatKind::Drop, "drops"}, {dp::StatKind::Note, "notes"}};
+
+// The slow path's counters from anychaind (they live in the agent, not in a map): only from
+// the daemon that pins under this --pin-root; null with the reason otherwise.
+json slow_path_counters(const Global& g, uint32_t stats_map_id, std::string& why) {
+  auto c = control::Client::connect(g.socket, std::chrono::seconds(2));
+  if (!c) {
+    why = control::daemon_absent(c.error()) ? "anychaind is not running" : c.error().str();
+    return nullptr;
+  }
+  auto st = c->call("status");
+  if (!st) {
+    why = st.error().str();
+    return nullptr;
+  }
+  // the same fast path: the daemon's ac_stats is the one read here (whatever path leads to it)
+  const json agent = st->value("agent", json::object());
+  if (agent.value("stats_map_id", 0u) != stats_map_id) {
+    why = fmt::format("anychaind on {} runs another fast path (its maps: {})", g.socket, agent.value("pin_root", "?"));
+    return nullptr;
+  }
+  if (!st->contains("slow_path") || !(*st)["slow_path"].contains("handed_over")) {
+    why = st->contains("slow_path") ? (*st)["slow_path"].value("state", "off") : "off";
+    return nullptr;
+  }
+  return (*st)["slow_path"];
+}
 
 json stats_json(const Sample& s, const Sample* prev) {
   double dt = prev ? static_cast<double>(s.t_ns - prev->t_ns) / 1e9 : 0;
   auto rate = [&](uint64_t now, uint64_t before) {
     return dt > 0 && now >= before ? std::round(static_cast<double>(now - before) / dt * 10) / 10 : 0.0;
   };
-  json reasons = json::array();
-  for (const auto& sr : dp::stat_reasons()) {
-    uint32_t r = sr.slot;
-    json e{{"reason", sr.name}, {"kind", dp::kind_name(sr.kind)}, {"id", r}, {"packets", s.reasons[r].packets},
-           {"bytes", s.reasons[r].bytes}};
-    if (prev) {
-      e["pps"] = rate(s.reasons[r].packets, prev->reasons[r].packets);
-      e["bps"] = rate(s.reasons[r].bytes * 8, prev->reasons[r].bytes * 8);
+  json out;
+  uint64_t packets = 0, bytes = 0;
+  for (const auto& [kind, key] : kSections) {
+    json list = json::array();
+    for (const auto& sr : dp::stat_reasons()) {
+      if (sr.kind != kind) continue;
+      uint32_t r = sr.slot;
+      json e{{"reason", sr.name}, {"id", r}, {"packets", s.reasons[r].packets}, {"bytes", s.reasons[r].bytes}};
+      if (prev) {
+        e["pps"] = rate(s.reasons[r].packets, prev->reasons[r].packets);
+        e["bps"] = rate(s.reasons[r].bytes * 8, prev->reasons[r].bytes * 8);
+      }
+      if (kind != dp::StatKind::Note) {
+        packets += s.reasons[r].packets;
+        bytes += s.reasons[r].bytes;
+      }
+      list.push_back(e);
     }
-    reasons.push_back(e);
+    out[key] = list;
   }
+  out["outcomes"] = {{"packets", packets}, {"bytes", bytes}};
   json paths = json::array();
   for (const auto& [p, counter] : s.paths) {
     json e{{"spi", p.spi}, {"si", p.si}, {"service_id", p.service_id}, {"last_hop", p.last_hop},
@@ -137,25 +184,34 @@ json stats_json(const Sample& s, const Sample* prev) {
     }
     paths.push_back(e);
   }
-  return {{"reasons", reasons}, {"paths", paths}};
+  out["paths"] = paths;
+  out["slow_path"] = s.slow_path;
+  return out;
 }
 
-void print_stats_text(const json& j, bool rates, bool all) {
-  Table t(rates ? std::vector<std::string>{"REASON", "PACKETS", "BYTES", "PPS", "BIT/S"}
-                : std::vector<std::string>{"REASON", "PACKETS", "BYTES"});
-  size_t shown = 0;
-  for (const auto& r : j["reasons"]) {
-    if (!all && r["packets"].get<uint64_t>() == 0 && (!rates || r["pps"].get<double>() == 0)) continue;
-    ++shown;
-    std::vector<std::string> row{r["reason"], r["packets"].dump(), r["bytes"].dump()};
-    if (rates) row.insert(row.end(), {r["pps"].dump(), r["bps"].dump()});
-    t.add(row);
-  }
-  if (shown)
-    t.print();
+void print_stats_text(const json& j, bool rates, bool all, const std::string& slow_why) {
+  auto section = [&](const char* key, const char* head) {
+    Table t(rates ? std::vector<std::string>{head, "PACKETS", "BYTES", "PPS", "BIT/S"}
+                  : std::vector<std::string>{head, "PACKETS", "BYTES"});
+    size_t shown = 0;
+    for (const auto& r : j[key]) {
+      if (!all && r["packets"].get<uint64_t>() == 0 && (!rates || r["pps"].get<double>() == 0)) continue;
+      ++shown;
+      std::vector<std::string> row{r["reason"], r["packets"].dump(), r["bytes"].dump()};
+      if (rates) row.insert(row.end(), {r["pps"].dump(), r["bps"].dump()});
+      t.add(row);
+    }
+    if (shown) t.print();
+    return shown;
+  };
+  const size_t outcomes = section("verdicts", "VERDICT") + section("drops", "DROP");
+  if (outcomes)
+    std::cout << "outcomes: " << j["outcomes"]["packets"].dump() << " packets, " << j["outcomes"]["bytes"].dump()
+              << " bytes (each packet under exactly one verdict or drop)\n";
   else
     std::cout << "no packets counted yet (use --all to list every reason)\n";
   std::cout << "\n";
+  if (section("notes", "NOTE (work on the way, not outcomes)")) std::cout << "\n";
   Table p(rates ? std::vector<std::string>{"SPI", "SI", "SERVICE", "PACKETS", "BYTES", "PPS", "BIT/S"}
                 : std::vector<std::string>{"SPI", "SI", "SERVICE", "PACKETS", "BYTES"});
   for (const auto& e : j["paths"]) {
@@ -169,6 +225,27 @@ void print_stats_text(const json& j, bool rates, bool all) {
     std::cout << "no chain paths programmed\n";
   else
     p.print();
+  std::cout << "\n";
+  const json& sp = j["slow_path"];
+  if (sp.is_null()) {
+    std::cout << "slow path: no counters (" << slow_why << ")\n";
+    return;
+  }
+  Table t({"SLOW PATH (anychaind)", "PACKETS"});
+  size_t shown = 0;
+  for (const auto& [group, label] : {std::pair{"handed_over", "handed over: "}, std::pair{"vxlan_gpe", "VXLAN-GPE: "},
+                                     std::pair{"notes", "note: "}}) {
+    if (!sp.contains(group)) continue;
+    for (const auto& [k, v] : sp[group].items()) {
+      if (!all && v.get<uint64_t>() == 0) continue;
+      ++shown;
+      t.add({std::string(label) + k, v.dump()});
+    }
+  }
+  if (shown)
+    t.print();
+  else
+    std::cout << "slow path: nothing handed over or re-injected yet\n";
 }
 
 int stats(const Invocation& in) {
@@ -187,6 +264,7 @@ int stats(const Invocation& in) {
   const Global& g = in.g;
 
   auto maps = open_pinned(g);
+  std::string slow_why;
   auto sample = [&]() -> std::optional<Sample> {
     auto r = maps.stats();
     auto p = maps.path_stats();
@@ -194,7 +272,7 @@ int stats(const Invocation& in) {
       runtime_error((!r ? r.error() : p.error()).str());
       return std::nullopt;
     }
-    return Sample{std::move(*r), std::move(*p), monotonic_ns()};
+    return Sample{std::move(*r), std::move(*p), monotonic_ns(), slow_path_counters(g, maps.stats_map_id(), slow_why)};
   };
   auto first = sample();
   if (!first) return kRuntime;
@@ -203,7 +281,7 @@ int stats(const Invocation& in) {
     if (g.json)
       print_json(j);
     else
-      print_stats_text(j, false, all);
+      print_stats_text(j, false, all, slow_why);
     return kOk;
   }
   struct sigaction sa{};
@@ -222,7 +300,7 @@ int stats(const Invocation& in) {
       std::cout << j.dump() << std::endl;  // one sample per line
     } else {
       if (isatty(STDOUT_FILENO)) std::cout << "\033[H\033[2J";
-      print_stats_text(j, true, all);
+      print_stats_text(j, true, all, slow_why);
       std::cout << std::endl;
     }
     prev = std::move(*s);
@@ -252,7 +330,10 @@ std::vector<Command> observe_commands() {
       {.name = "stats",
        .synopsis = "[--watch [SECONDS]] [--count N] [--all]",
        .brief = "Show the fast path's counters per reason and per (SPI, SI) (read from the pinned maps).",
-       .details = "--watch repeats every SECONDS (default 1) with rates; --count stops after N samples;\n"
+       .details = "Three kinds of reason, shown apart: every packet ends under exactly one verdict (passed or\n"
+                  "sent on) or one drop, so those two sum to the packets seen ('outcomes'); notes count work\n"
+                  "done on the way. Then the slow path's counters, from anychaind (docs/slow-path.md).\n"
+                  "--watch repeats every SECONDS (default 1) with rates; --count stops after N samples;\n"
                   "--all also lists reasons that are zero (--json always lists them all).",
        .examples = "  anychain stats\n  anychain stats --watch 2\n  anychain stats --json --watch 1 --count 5\n",
        .options =

@@ -62,6 +62,9 @@ struct Node {
   uint32_t flow_timeout_s = 60;             // 0 = entries never idle out
   bool symmetric_hash = false;              // default of policies without their own flag
   uint8_t nsh_ttl = AC_NSH_DEFAULT_TTL;     // 2..63
+  bool oam_forward = false;                 // "oam: forward"; default "drop" (RFC 8300 sec. 2.2)
+  bool slow_path = true;                    // the agent's slow path (docs/slow-path.md)
+  uint16_t inner_mtu = 1500;                // largest inner packet planned for (status warnings)
 };
 
 struct Interface {

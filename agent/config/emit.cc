@@ -41,6 +41,9 @@ std::string to_yaml(const Config& c) {
   e << YAML::Key << "flow_timeout_s" << YAML::Value << c.node.flow_timeout_s;
   e << YAML::Key << "symmetric_hash" << YAML::Value << c.node.symmetric_hash;
   e << YAML::Key << "nsh_ttl" << YAML::Value << static_cast<unsigned>(c.node.nsh_ttl);
+  e << YAML::Key << "oam" << YAML::Value << (c.node.oam_forward ? "forward" : "drop");
+  e << YAML::Key << "slow_path" << YAML::Value << c.node.slow_path;
+  e << YAML::Key << "inner_mtu" << YAML::Value << c.node.inner_mtu;
   e << YAML::EndMap;
 
   e << YAML::Key << "interfaces" << YAML::Value << YAML::BeginSeq;

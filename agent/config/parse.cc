@@ -286,7 +286,8 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
 
   if (auto n = top.get("node", true)) {
     MapReader r(ctx, *n, "node",
-                {"nsh_endpoint", "pin_root", "flow_cache_entries", "flow_timeout_s", "symmetric_hash", "nsh_ttl"});
+                {"nsh_endpoint", "pin_root", "flow_cache_entries", "flow_timeout_s", "symmetric_hash", "nsh_ttl",
+                 "oam", "slow_path", "inner_mtu"});
     if (r.ok()) {
       if (auto v = r.scalar("nsh_endpoint", true, "an IPv4 address")) {
         if (!parse_ipv4(v->Scalar()))
@@ -304,6 +305,14 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
       r.uint("flow_timeout_s", c.node.flow_timeout_s, 0, 86400);
       r.boolean("symmetric_hash", c.node.symmetric_hash);
       r.uint("nsh_ttl", c.node.nsh_ttl, 2, 63);
+      if (auto v = r.scalar("oam", false, "drop or forward")) {
+        if (v->Scalar() != "drop" && v->Scalar() != "forward")
+          ctx.err(*v, fmt::format("node: oam '{}' must be drop or forward", v->Scalar()));
+        else
+          c.node.oam_forward = v->Scalar() == "forward";
+      }
+      r.boolean("slow_path", c.node.slow_path);
+      r.uint("inner_mtu", c.node.inner_mtu, 68, 65535);
     }
   }
   read_list(ctx, root, "interfaces", c.interfaces, read_interface);

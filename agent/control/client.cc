@@ -104,4 +104,11 @@ Result<json> Client::call(std::string_view cmd, const json& args) {
   return fail((*r).value("error", std::string("anychaind reported an error")), code);
 }
 
+int Client::peer_pid() const {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd_.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return 0;
+  return cred.pid;
+}
+
 }  // namespace anychain::control

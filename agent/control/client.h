@@ -26,6 +26,9 @@ class Client {
   // The raw exchange: one request object out, one response object back.
   Result<json> request(const json& req);
 
+  // The daemon's process id as the kernel saw it connect (SO_PEERCRED), 0 if unknown.
+  int peer_pid() const;
+
  private:
   Client(UniqueFd fd, std::chrono::milliseconds timeout) : fd_(std::move(fd)), timeout_(timeout) {}
   UniqueFd fd_;

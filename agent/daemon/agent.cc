@@ -52,6 +52,16 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
   if (!links) return unexpected(links.error());
   std::unique_ptr<Agent> a(new Agent(std::move(spec), std::move(*dp), std::move(*links)));
   a->sync_ = std::make_unique<PlaneSync>(a->dp_, a->spec_);
+  a->ports_ = std::make_unique<Ports>(a->dp_);
+  a->ports_->on_instance_mtu = [p = a.get()](uint32_t id, uint16_t mtu) {
+    if (auto r = p->dp_.set_instance_mtu(id, mtu); !r) log::warn("{}", r.error().str());
+  };
+  a->sync_->mtu_of = [p = a.get()](uint32_t id) { return p->ports_->instance_mtu(id); };
+  if (a->spec_.slow_path) a->open_slow_path();
+  a->add_source({[p = a.get()] { return p->slow_ ? p->slow_->poll_fds() : std::vector<pollfd>{}; },
+                 [p = a.get()](int fd, short ev) {
+                   if (p->slow_) p->slow_->on_event(fd, ev);
+                 }});
   if (auto live = a->dp_.live_instances(); live) {
     a->sync_->adopt(*live);
     if (!live->empty()) log::info("adopted {} live instances from the pinned maps", live->size());
@@ -90,18 +100,33 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
   return a;
 }
 
+void Agent::open_slow_path() {
+  slowpath::Options o;
+  o.endpoint = spec_.nsh_endpoint;
+  o.gpe_port = spec_.fastpath.gpe_port;
+  o.hold_for_fragments = [this](uint32_t ifindex, uint32_t flow, uint32_t datagram) {
+    return dp_.hold_proxy_for_fragments(ifindex, flow, datagram);
+  };
+  auto s = slowpath::SlowPath::open(std::move(o));
+  if (!s) {
+    slow_error_ = s.error().str();
+    log::error("slow path: {}; packets too big for their next hop are dropped (drop_too_big)", slow_error_);
+    return;
+  }
+  slow_error_.clear();
+  slow_ = std::move(*s);
+}
+
 Result<void> Agent::apply_static() {
+  // the config first (a program without it passes everything), then the interfaces, instance
+  // veths and the slow path's end, attached with their roles (the fast path hands nothing to
+  // the slow path before its interface has the role)
   dataplane::Config fc = spec_.fastpath;
   fc.local_endpoint = spec_.nsh_endpoint;
+  fc.slow_ifindex = slow_ ? static_cast<uint32_t>(slow_->fast_ifindex()) : 0;
   if (auto r = dp_.set_config(fc); !r) return r;
-  for (const auto& i : spec_.interfaces) {
-    auto a = dataplane::attach_interface(dp_, i.name, i.mode, i.classify);
-    if (!a) return fail(fmt::format("interface {}: {}", i.name, a.error().str()), a.error().code);
-    log::info("attached to {} ({} mode, program {})", i.name, to_string(a->mode), a->prog_id);
-    if (!a->dispatcher)
-      log::warn("{}: libxdp's dispatcher is not available on this kernel (no freplace programs): anychain "
-                "is attached alone and cannot share {} with other XDP programs", i.name, i.name);
-  }
+  if (auto errors = ports_->apply(wanted_ports(spec_, slow_ ? slow_->fast_if() : "")); !errors.empty())
+    return unexpected(errors.front());  // a configured interface that cannot be attached
   if (auto r = dp_.set_policies(spec_.policies); !r) return r;
   auto old = dp_.paths();
   for (const auto& p : spec_.paths)
@@ -137,6 +162,7 @@ Result<void> Agent::reload(AgentSpec spec) {
     if (auto r = ospf_->announce(v); !r) log::warn("announce instance {} down: {}", v.instance_id, r.error().str());
   }
   for (const auto& i : spec.instances) withdraw_at_.erase(i.id);  // configured again
+  const bool endpoint_moved = spec.nsh_endpoint.s_addr != spec_.nsh_endpoint.s_addr;
   spec_ = std::move(spec);
   monitor_ = std::make_unique<VnfMonitor>(spec_);
   std::erase_if(liveness_, [&](const auto& kv) {
@@ -144,6 +170,15 @@ Result<void> Agent::reload(AgentSpec spec) {
                         [&](const LocalInstanceSpec& i) { return i.id == kv.first; });
   });
   for (const auto& [id, lv] : liveness_) monitor_->set_alive(id, lv.alive());
+  if (spec_.slow_path && !slow_) {
+    open_slow_path();
+  } else if (!spec_.slow_path && slow_) {
+    slow_.reset();
+    if (auto r = slowpath::SlowPath::remove(); !r) log::warn("slow path: {}", r.error().str());
+    log::info("slow path turned off (node.slow_path: false)");
+  } else if (slow_ && endpoint_moved) {
+    slow_->set_endpoint(spec_.nsh_endpoint);
+  }
   if (auto r = apply_static(); !r) return r;
   sync_nf();
   warn_liveness_sources();
@@ -205,13 +240,16 @@ void Agent::sync_nf() {
 }
 
 // The host side of an NF's veth was (re)created: the fast path goes on it (native XDP: the
-// frames the NF returns with XDP_TX arrive there).
+// frames the NF returns with XDP_TX arrive there). It is an instance veth, so Ports owns it
+// (role, MTU, re-attachment); it is told now rather than when the link notification arrives.
 void Agent::on_nf_veth(const std::string& name, const std::string& veth) {
-  auto a = dataplane::attach_interface(dp_, veth, XdpMode::Native, false);
-  if (!a)
-    log::error("nf {}: attach the fast path to {}: {}", name, veth, a.error().str());
-  else
-    log::info("nf {}: fast path attached to {} (program {})", name, veth, a->prog_id);
+  auto link = LinkWatcher::query(veth);
+  if (!link) {
+    log::error("nf {}: its veth {}: {}", name, veth, link.error().str());
+    return;
+  }
+  ports_->on_link(*link);
+  if (!ports_->attached(veth)) log::error("nf {}: the fast path is not attached to {} (anychain status)", name, veth);
 }
 
 void Agent::warn_liveness_sources() const {
@@ -298,10 +336,19 @@ void Agent::check_endpoint() {
 void Agent::on_link(const LinkEvent& e) {
   for (const auto& i : spec_.interfaces)
     if (i.name == e.name && !e.up) log::warn("interface {} is {}", e.name, e.exists ? "down" : "gone");
+  ports_->on_link(e);
+  if (slow_ && !slow_->intact()) {
+    // someone deleted the pair: make it again, and point the fast path at the new one
+    log::warn("slow path: {} was removed; setting it up again", slow_->fast_if());
+    slow_.reset();
+    open_slow_path();
+    if (auto r = apply_static(); !r) log::warn("{}", r.error().str());
+  }
   check_liveness(Clock::now());
 }
 
 void Agent::monitor_tick(Clock::time_point now, bool announce) {
+  ports_->refresh_mtus();
   std::map<uint32_t, uint64_t> packets;
   for (const auto& i : spec_.instances)
     if (auto c = dp_.instance_stats(i.id); c) packets[i.id] = c->packets;
@@ -459,10 +506,13 @@ void Agent::shutdown() {
     log::info("stopped the built-in network functions{}", spec_.flush_on_exit ? ", removed their namespaces" : "");
   }
   if (spec_.flush_on_exit) {
-    for (const auto& i : spec_.interfaces)
-      if (auto r = dataplane::Dataplane::detach(i.name); !r) log::warn("{}", r.error().str());
+    ports_->detach_all();
+    if (slow_) {
+      slow_.reset();
+      if (auto r = slowpath::SlowPath::remove(); !r) log::warn("slow path: {}", r.error().str());
+    }
     if (auto r = dataplane::Dataplane::unpin_all(spec_.dataplane.pin_root); !r) log::warn("{}", r.error().str());
-    log::info("detached and unpinned (--flush-on-exit)");
+    log::info("detached, slow path removed and unpinned (--flush-on-exit)");
   } else {
     log::info("exiting; the fast path keeps forwarding from the maps pinned under {}", spec_.dataplane.pin_root);
   }
@@ -471,15 +521,17 @@ void Agent::shutdown() {
 
 nlohmann::json Agent::status() const {
   nlohmann::json j;
-  std::vector<std::string> names;
-  for (const auto& i : spec_.interfaces) names.push_back(i.name);
-  nlohmann::json ifs = nlohmann::json::array();
-  if (auto at = dataplane::Dataplane::attached(names); at)
-    for (const auto& a : *at)
-      ifs.push_back({{"name", a.ifname}, {"ifindex", a.ifindex}, {"mode", std::string(to_string(a.mode))},
-                     {"prog_id", a.prog_id}, {"dispatcher", a.dispatcher}});
-  j["interfaces"] = ifs;
+  nlohmann::json warnings = nlohmann::json::array();
+  j["interfaces"] = ports_->status(spec_.inner_mtu, warnings);
+  if (slow_) {
+    j["slow_path"] = slow_->status();
+  } else {
+    j["slow_path"] = {{"state", spec_.slow_path ? "failed: " + slow_error_ : "off (node.slow_path: false)"}};
+    warnings.push_back(fmt::format("no slow path ({}): packets too big for their next hop are dropped (drop_too_big)",
+                                   spec_.slow_path ? slow_error_ : "node.slow_path: false"));
+  }
   j["agent"] = {{"state", "running"}, {"pin_root", spec_.dataplane.pin_root},
+                {"stats_map_id", dp_.map_id("ac_stats")},
                 {"nsh_endpoint", ip_str(ntohl(spec_.nsh_endpoint.s_addr))},
                 {"nsh_endpoint_present", endpoint_present_}};
   const auto& st = ospf_->stats();
@@ -525,6 +577,9 @@ nlohmann::json Agent::status() const {
   }
   j["local_instances"] = local;
   j["nf"] = nf_ ? nf_->status() : nlohmann::json::array();
+  if (!endpoint_present_)
+    warnings.push_back(fmt::format("NSH endpoint {} is not an address of this node", ip_str(ntohl(spec_.nsh_endpoint.s_addr))));
+  j["warnings"] = warnings;
   return j;
 }
 

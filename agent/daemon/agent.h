@@ -19,10 +19,12 @@
 #include "daemon/monitor.h"
 #include "daemon/netlink.h"
 #include "daemon/plane_sync.h"
+#include "daemon/ports.h"
 #include "daemon/spec.h"
 #include "daemon/throttle.h"
 #include "nf/supervisor.h"
 #include "plane/hold_down.h"
+#include "slowpath/slowpath.h"
 
 namespace anychain::daemon {
 
@@ -70,6 +72,7 @@ class Agent {
   void withdraw_due(Clock::time_point now);
   void on_link(const LinkEvent& e);
   void check_endpoint();
+  void open_slow_path();
   // The built-in NFs of the config to the supervisor (created with the first one).
   void sync_nf();
   void on_nf_veth(const std::string& name, const std::string& veth);
@@ -81,6 +84,9 @@ class Agent {
   LinkWatcher links_;
   std::unique_ptr<ospf::Client> ospf_;
   std::unique_ptr<PlaneSync> sync_;
+  std::unique_ptr<Ports> ports_;                  // XDP attachments: interfaces, instance veths
+  std::unique_ptr<slowpath::SlowPath> slow_;      // null: off, or it could not be set up
+  std::string slow_error_;
   std::unique_ptr<VnfMonitor> monitor_;
   Throttle throttle_;
   plane::VnfHoldDown hold_;

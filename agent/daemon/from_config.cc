@@ -138,6 +138,7 @@ Result<dataplane::Config> to_dataplane_config(const config::Config& c) {
   d.symmetric_hash = c.node.symmetric_hash;
   d.flow_timeout_ns = static_cast<uint64_t>(c.node.flow_timeout_s) * 1'000'000'000ULL;
   d.default_ttl = c.node.nsh_ttl;
+  d.oam_forward = c.node.oam_forward;
   return d;
 }
 
@@ -151,6 +152,8 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
   auto fc = to_dataplane_config(c);
   if (!fc) return unexpected(fc.error());
   s.fastpath = *fc;
+  s.slow_path = c.node.slow_path;
+  s.inner_mtu = c.node.inner_mtu;
   for (const auto& i : c.interfaces) s.interfaces.push_back({i.name, i.mode, i.classify});
   for (const auto& sv : c.services) {
     auto pf = parse_prefix(sv.anycast);

@@ -1,6 +1,9 @@
 #include "daemon/handler.h"
 
+#include <fmt/format.h>
+
 #include "daemon/from_config.h"
+#include "slowpath/slowpath.h"
 
 namespace anychain::daemon {
 
@@ -37,6 +40,18 @@ Result<json> DaemonHandler::attach(const std::string& ifname, XdpMode mode,
 }
 
 Result<json> DaemonHandler::detach(const std::string& ifname) {
+  // ports the daemon owns by itself: detached here, they would be attached again at once
+  for (const auto& i : agent_.spec().instances)
+    if (i.veth == ifname)
+      return fail(fmt::format("{} is the veth of instance '{}': anychaind keeps it attached while the instance is "
+                              "configured (anychain instance del {})",
+                              ifname, i.name, i.name),
+                  EBUSY);
+  if (ifname == slowpath::kFastIf)
+    return fail(fmt::format("{} is the slow path's interface, owned by anychaind (node.slow_path: false turns the "
+                            "slow path off; docs/slow-path.md)",
+                            ifname),
+                EBUSY);
   if (auto r = dataplane::Dataplane::detach(ifname); !r) return unexpected(r.error());
   if (auto r = store_.record_detach(ifname); !r) return r;
   if (auto r = apply(); !r) return unexpected(r.error());

@@ -34,6 +34,7 @@ LinkEvent event_of(rtnl_link* l, bool deleted) {
   e.exists = !deleted;
   unsigned flags = rtnl_link_get_flags(l);
   e.up = !deleted && (flags & IFF_UP) && (flags & IFF_LOWER_UP);
+  e.mtu = rtnl_link_get_mtu(l);
   e.admin_up = !deleted && (flags & IFF_UP);
   e.rx_packets = rtnl_link_get_stat(l, RTNL_LINK_RX_PACKETS);
   return e;
@@ -103,7 +104,7 @@ Result<LinkEvent> LinkWatcher::query(const std::string& ifname) {
 
 // The veth's peer (IFLA_LINK) may sit in another namespace (IFLA_LINK_NETNSID): ask the kernel
 // for it there with IFLA_TARGET_NETNSID.
-Result<Mac> veth_peer_mac(const std::string& veth) {
+Result<VethPeer> veth_peer(const std::string& veth) {
   std::unique_ptr<nl_sock, LinkWatcher::SockDeleter> s(nl_socket_alloc());
   if (!s || nl_connect(s.get(), NETLINK_ROUTE) < 0) return fail("netlink connect", EIO);
   rtnl_link* l = nullptr;
@@ -124,7 +125,7 @@ Result<Mac> veth_peer_mac(const std::string& veth) {
   nlmsg_free(msg);
   if (e < 0) return fail(fmt::format("netlink request: {}", nl_geterror(e)), EIO);
   struct Ctx {
-    Mac mac{};
+    VethPeer peer;
     bool found = false;
   } ctx;
   nl_socket_modify_cb(
@@ -134,15 +135,22 @@ Result<Mac> veth_peer_mac(const std::string& veth) {
         nlattr* tb[IFLA_MAX + 1];
         if (nlmsg_parse(nlmsg_hdr(m), sizeof(ifinfomsg), tb, IFLA_MAX, nullptr) == 0 && tb[IFLA_ADDRESS] &&
             nla_len(tb[IFLA_ADDRESS]) == 6) {
-          std::memcpy(c->mac.data(), nla_data(tb[IFLA_ADDRESS]), 6);
+          std::memcpy(c->peer.mac.data(), nla_data(tb[IFLA_ADDRESS]), 6);
           c->found = true;
+          if (tb[IFLA_MTU]) c->peer.mtu = nla_get_u32(tb[IFLA_MTU]);
         }
         return static_cast<int>(NL_OK);
       },
       &ctx);
   if (int r = nl_recvmsgs_default(s.get()); r < 0 || !ctx.found)
     return fail(fmt::format("MAC of the peer of {}: {}", veth, r < 0 ? nl_geterror(r) : "no address"), ENOENT);
-  return ctx.mac;
+  return ctx.peer;
+}
+
+Result<Mac> veth_peer_mac(const std::string& veth) {
+  auto p = veth_peer(veth);
+  if (!p) return unexpected(p.error());
+  return p->mac;
 }
 
 }  // namespace anychain::daemon

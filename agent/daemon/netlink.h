@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/net.h"
 
 struct nl_sock;
 
@@ -19,9 +20,17 @@ struct LinkEvent {
   std::string name;
   bool exists = true;   // false: the interface was deleted
   bool up = false;      // administratively up and carrier (IFF_UP and IFF_LOWER_UP)
+  unsigned mtu = 0;
   bool admin_up = false;     // IFF_UP
   uint64_t rx_packets = 0;   // packets received (on a VNF's veth: what the VNF sent back)
 };
+
+// The far end of a veth (which may live in another network namespace): its MAC and MTU.
+struct VethPeer {
+  Mac mac{};
+  unsigned mtu = 0;
+};
+Result<VethPeer> veth_peer(const std::string& veth);
 
 class LinkWatcher {
  public:

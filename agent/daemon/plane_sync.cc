@@ -55,8 +55,7 @@ SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router,
           }
           in.mac = *mac;
           in.if_mac = *ifmac;
-          auto r = dp_.set_interface(in.ifindex, AC_IF_VNF, pi.id, in.if_mac);
-          if (!r) rep.errors.push_back(r.error().str());
+          in.mtu = mtu_of ? mtu_of(pi.id) : 0;  // the veth's role is the daemon's Ports' to write
         } else {
           in.endpoint.s_addr = htonl(pi.endpoint);
         }

@@ -55,6 +55,9 @@ class PlaneSync {
   // apply() unless still wanted.
   void adopt(const std::vector<uint32_t>& live) { programmed_.insert(live.begin(), live.end()); }
   const std::map<uint32_t, ServiceState>& services() const { return services_; }
+  // The MTU a local instance's veth carries (0: not checked); the fast path hands longer packets
+  // to the slow path.
+  std::function<uint16_t(uint32_t instance_id)> mtu_of;
 
  private:
   dataplane::Dataplane& dp_;

@@ -68,6 +68,8 @@ struct AgentSpec {
   config::Timers timers;
   nf::SupervisorOptions nf;                      // where and how built-in NFs run
   bool flush_on_exit = false;
+  bool slow_path = true;                         // the agent's slow path (docs/slow-path.md)
+  uint16_t inner_mtu = 1500;                     // largest inner packet planned for (warnings)
 };
 
 }  // namespace anychain::daemon

@@ -162,6 +162,15 @@ class Dataplane {
   // bumps its generation, so flow cache entries pointing to the old placement are not used.
   Result<uint32_t> set_instance(const Instance& inst);
   Result<void> del_instance(uint32_t id);  // withdraw: cached flows are re-balanced
+  // A live local instance's veth MTU changed: packets longer than it go to the slow path (0: not
+  // checked). Not a change of where it is: its generation stays. Nothing to do for an instance
+  // that is not live and local.
+  Result<void> set_instance_mtu(uint32_t id, uint16_t mtu);
+
+  // The SFC proxy holds a flow's NSH under (veth, flow key); fragments of a datagram come back
+  // keyed by (veth, datagram key) (bpf/ac_proxy.h). Hold the flow's NSH under the datagram's key
+  // too, for fragments the slow path makes. Returns false when the flow's NSH is not held.
+  Result<bool> hold_proxy_for_fragments(uint32_t ifindex, uint32_t flow_key, uint32_t datagram_key);
 
   // Swap in a new bucket table (exactly AC_WCMP_BUCKETS entries) for a service, atomically.
   // Returns the fraction of buckets whose instance changed against the table it replaced.
@@ -189,6 +198,7 @@ class Dataplane {
 
   int prog_fd() const;
   int map_fd(std::string_view name) const;
+  uint32_t map_id(std::string_view name) const;  // the kernel's id of a map (0: none)
   const std::string& pin_root() const { return opts_.pin_root; }
 
   // XDP attach through libxdp (coexists with other programs via its dispatcher).

@@ -1,6 +1,7 @@
 // Loading the fast path's object: maps pinned under the pin root are reused (a restarted agent
 // adopts the running state), missing ones are created and pinned. Also the privilege and bpffs
 // checks, and removing the pins.
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 #include <sys/mount.h>
@@ -104,6 +105,13 @@ int Dataplane::prog_fd() const { return bpf_program__fd(skel_->progs.anychain_xd
 int Dataplane::map_fd(std::string_view name) const {
   bpf_map* m = bpf_object__find_map_by_name(skel_->obj, std::string(name).c_str());
   return m ? bpf_map__fd(m) : -1;
+}
+
+uint32_t Dataplane::map_id(std::string_view name) const {
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  int fd = map_fd(name);
+  return fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
 }
 
 Result<void> Dataplane::unpin_all(const std::string& pin_root) {

@@ -229,6 +229,31 @@ Result<void> Dataplane::del_instance(uint32_t id) {
   return {};
 }
 
+Result<void> Dataplane::set_instance_mtu(uint32_t id, uint16_t mtu) {
+  if (id == 0 || id >= AC_MAX_INSTANCES) return fail(fmt::format("instance id {} out of range", id), EINVAL);
+  int fd = bpf_map__fd(skel_->maps.ac_instances);
+  ac_instance v{};
+  if (bpf_map_lookup_elem(fd, &id, &v) != 0) return fail_errno(fmt::format("read instance {}", id));
+  if ((v.flags & (AC_INST_LIVE | AC_INST_LOCAL)) != (AC_INST_LIVE | AC_INST_LOCAL) || v.mtu == mtu) return {};
+  v.mtu = mtu;
+  if (bpf_map_update_elem(fd, &id, &v, BPF_ANY) != 0) return fail_errno(fmt::format("write the MTU of instance {}", id));
+  return {};
+}
+
+Result<bool> Dataplane::hold_proxy_for_fragments(uint32_t ifindex, uint32_t flow_key, uint32_t datagram_key) {
+  int fd = bpf_map__fd(skel_->maps.ac_proxy);
+  ac_proxy_key k{ifindex, flow_key};
+  ac_proxy_entry e{};
+  if (bpf_map_lookup_elem(fd, &k, &e) != 0) {
+    if (errno == ENOENT) return false;
+    return fail_errno(fmt::format("read the SFC proxy's entry of interface {}", ifindex));
+  }
+  k.hash = datagram_key;
+  if (bpf_map_update_elem(fd, &k, &e, BPF_ANY) != 0)
+    return fail_errno(fmt::format("hold the NSH for fragments on interface {}", ifindex));
+  return true;
+}
+
 Result<double> Dataplane::set_wcmp_table(uint32_t service_id, std::span<const uint32_t> buckets) {
   if (service_id == 0 || service_id >= AC_MAX_SERVICES)
     return fail(fmt::format("service id {} out of range 1..{}", service_id, AC_MAX_SERVICES - 1), EINVAL);

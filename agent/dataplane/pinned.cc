@@ -4,6 +4,8 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace anychain::dataplane {
 namespace {
 
@@ -55,6 +57,28 @@ Result<PinnedMaps> PinnedMaps::open(const std::string& pin_root) {
     *w.fd = std::move(*fd);
   }
   return m;
+}
+
+uint32_t PinnedMaps::stats_map_id() const {
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  return bpf_obj_get_info_by_fd(stats_.get(), &info, &len) == 0 ? info.id : 0;
+}
+
+Result<bool> PinnedMaps::used_by(uint32_t prog_id) const {
+  UniqueFd prog(bpf_prog_get_fd_by_id(prog_id));
+  if (!prog) return fail_errno(fmt::format("open XDP program {}", prog_id));
+  bpf_map_info mine{};
+  uint32_t len = sizeof mine;
+  if (bpf_obj_get_info_by_fd(stats_.get(), &mine, &len) != 0) return fail_errno("query the pinned ac_stats");
+  std::vector<uint32_t> ids(64);
+  bpf_prog_info info{};
+  info.nr_map_ids = static_cast<uint32_t>(ids.size());
+  info.map_ids = reinterpret_cast<uint64_t>(ids.data());
+  len = sizeof info;
+  if (bpf_obj_get_info_by_fd(prog.get(), &info, &len) != 0) return fail_errno(fmt::format("query XDP program {}", prog_id));
+  ids.resize(std::min<size_t>(info.nr_map_ids, ids.size()));
+  return std::find(ids.begin(), ids.end(), mine.id) != ids.end();
 }
 
 Result<std::vector<ac_counter>> PinnedMaps::stats() const { return read_stats(stats_.get()); }

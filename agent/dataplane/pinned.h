@@ -29,6 +29,9 @@ class PinnedMaps {
   uint32_t flow_cache_entries() const { return flow_sets_ * AC_FLOW_WAYS; }  // per CPU
   uint32_t proxy_entries() const { return proxy_entries_; }
   const std::string& pin_root() const { return pin_root_; }
+  uint32_t stats_map_id() const;  // the kernel's id of the pinned ac_stats (which fast path it is)
+  // Whether the XDP program prog_id works on these maps (and not on a set of its own).
+  Result<bool> used_by(uint32_t prog_id) const;
 
  private:
   PinnedMaps() = default;

@@ -116,6 +116,10 @@ def veth(j: Journal, ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
          "netns", ns_b])
 
 
+def set_mtu(ns: str, ifname: str, mtu: int) -> None:
+    run(["ip", "-n", ns, "link", "set", ifname, "mtu", str(mtu)])
+
+
 def addr_up(ns: str, ifname: str, addr: str) -> None:
     run(["ip", "-n", ns, "addr", "add", addr, "dev", ifname])
     run(["ip", "-n", ns, "link", "set", ifname, "up"])

@@ -18,6 +18,12 @@ from .names import LabError
 DEFAULT_POOL = "10.234.0.0/16"
 DEFAULT_AREA = "0.0.0.0"
 DEFAULT_HOST_COST = 10
+# Links and VNF veths: 1500-byte inner packets plus NSH (anychain builds 24 bytes for MD type 1,
+# 16 for its MD type 2) plus 36 bytes of outer IPv4/UDP/VXLAN-GPE between routers: 1560; 1600
+# leaves room for 40 more bytes of NSH metadata. Sources and sinks keep 1500 (the inner packet).
+DEFAULT_MTU = 1600
+MIN_MTU = 576
+MAX_MTU = 3500  # native XDP on a veth takes frames of one page (a 4 KiB page holds ~3.5 KB)
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 IFNAMSIZ = 15  # usable characters of a Linux interface name
 # Names become parts of interface names: to-<router>, vnf-<vnf>, h-<host>.
@@ -135,7 +141,7 @@ def resolve_topology(raw: dict, path: str) -> dict:
     _check_keys(raw, {"lab", "router", "link", "service", "vnf", "source", "sink"},
                 {"router"}, "top level")
     lab = raw.get("lab", {})
-    _check_keys(lab, {"name", "pool", "area", "hello_interval", "dead_interval"}, set(), "[lab]")
+    _check_keys(lab, {"name", "pool", "area", "hello_interval", "dead_interval", "mtu"}, set(), "[lab]")
     lab_name = lab.get("name", os.path.splitext(os.path.basename(path))[0])
     if not isinstance(lab_name, str):
         raise LabError(f"[lab] name: {lab_name!r} must be a string")
@@ -145,6 +151,10 @@ def resolve_topology(raw: dict, path: str) -> dict:
     dead = _int(lab.get("dead_interval", 4), "[lab] dead_interval", 1, 65535)
     if dead <= hello:
         raise LabError(f"[lab] dead_interval {dead} must be larger than hello_interval {hello}")
+    # MTU of links and VNF veths: room for 1500-byte inner packets with NSH (24 to 64 bytes as
+    # anychain builds it, up to 252) and, between routers, 36 bytes of outer headers. At most
+    # what native XDP on a veth accepts (one page per frame).
+    mtu = _int(lab.get("mtu", DEFAULT_MTU), "[lab] mtu", MIN_MTU, MAX_MTU)
 
     plan = AddressPlan(pool)
     names: dict[str, str] = {}  # router, vnf, source and sink names share the netns name space
@@ -191,7 +201,7 @@ def resolve_topology(raw: dict, path: str) -> dict:
     link_pending = []
     for i, l in enumerate(_array(raw, "link")):
         where = f"[[link]] #{i + 1}"
-        _check_keys(l, {"a", "b", "cost", "cost_ab", "cost_ba", "subnet"}, {"a", "b"}, where)
+        _check_keys(l, {"a", "b", "cost", "cost_ab", "cost_ba", "subnet", "mtu"}, {"a", "b"}, where)
         a = router_ref(l["a"], f"{where} a")
         b = router_ref(l["b"], f"{where} b")
         where = f"link {a}-{b}"
@@ -202,7 +212,8 @@ def resolve_topology(raw: dict, path: str) -> dict:
                            "(parallel links are not supported)")
         pairs.add(frozenset((a, b)))
         cost_ab, cost_ba = _link_costs(l, where)
-        link_pending.append((where, a, b, cost_ab, cost_ba, subnet_for(l, where)))
+        link_mtu = _int(l.get("mtu", mtu), f"{where} mtu", MIN_MTU, MAX_MTU)
+        link_pending.append((where, a, b, cost_ab, cost_ba, subnet_for(l, where), link_mtu))
 
     # Services
     services: dict[str, dict] = {}
@@ -226,7 +237,7 @@ def resolve_topology(raw: dict, path: str) -> dict:
     for i, v in enumerate(_array(raw, "vnf")):
         where = f"[[vnf]] #{i + 1}"
         _check_keys(v, {"name", "router", "service", "capacity", "nsh_aware", "instance_id",
-                        "start_after", "subnet", "run", "run_args", "slot"},
+                        "start_after", "subnet", "run", "run_args", "slot", "mtu"},
                     {"name", "router", "service", "capacity", "instance_id"}, where)
         vname = _name(v["name"], where, IFNAMSIZ - len(VNF_IF))
         where = f"vnf {vname!r}"
@@ -245,8 +256,9 @@ def resolve_topology(raw: dict, path: str) -> dict:
             raise LabError(f"{where}: nsh_aware must be true or false")
         start_after = _int(v.get("start_after", 0), f"{where} start_after", 0, 86400)
         program = _vnf_program(v, where, list(services).index(v["service"]))
+        vnf_mtu = _int(v.get("mtu", mtu), f"{where} mtu", MIN_MTU, MAX_MTU)
         vnf_pending.append((where, vname, rname, v["service"], capacity, iid, nsh,
-                            start_after, program, subnet_for(v, where)))
+                            start_after, program, subnet_for(v, where), vnf_mtu))
 
     # Sources and sinks
     host_pending = []
@@ -263,14 +275,14 @@ def resolve_topology(raw: dict, path: str) -> dict:
 
     # Addresses, in file order: links, VNF instances, hosts.
     links = []
-    for where, a, b, cost_ab, cost_ba, net in link_pending:
+    for where, a, b, cost_ab, cost_ba, net, link_mtu in link_pending:
         net = net or plan.allocate(where)
         addr_a, addr_b = endpoints(net)
         plen = net.prefixlen
         a_if, b_if = f"{ROUTER_IF}{b}", f"{ROUTER_IF}{a}"
         links.append({"a": a, "b": b, "cost_ab": cost_ab, "cost_ba": cost_ba,
                       "subnet": str(net), "a_if": a_if, "b_if": b_if,
-                      "a_addr": addr_a, "b_addr": addr_b})
+                      "a_addr": addr_a, "b_addr": addr_b, "mtu": link_mtu})
         # An OSPF cost belongs to the outgoing interface: a's interface carries a -> b.
         routers[a]["interfaces"].append({"name": a_if, "kind": "link", "peer": b,
                                          "address": f"{addr_a}/{plen}", "cost": cost_ab})
@@ -278,7 +290,7 @@ def resolve_topology(raw: dict, path: str) -> dict:
                                          "address": f"{addr_b}/{plen}", "cost": cost_ba})
 
     vnfs = []
-    for where, vname, rname, service, capacity, iid, nsh, start_after, program, net in vnf_pending:
+    for where, vname, rname, service, capacity, iid, nsh, start_after, program, net, vnf_mtu in vnf_pending:
         net = net or plan.allocate(where)
         r_addr, v_addr = endpoints(net)
         plen = net.prefixlen
@@ -286,7 +298,7 @@ def resolve_topology(raw: dict, path: str) -> dict:
                      "instance_id": iid, "nsh_aware": nsh, "start_after": start_after,
                      **program, "subnet": str(net), "router_if": f"{VNF_IF}{vname}",
                      "router_addr": f"{r_addr}/{plen}", "vnf_if": "eth0",
-                     "vnf_addr": f"{v_addr}/{plen}"})
+                     "vnf_addr": f"{v_addr}/{plen}", "mtu": vnf_mtu})
         routers[rname]["interfaces"].append({"name": f"{VNF_IF}{vname}", "kind": "vnf",
                                              "vnf": vname, "address": f"{r_addr}/{plen}"})
 
@@ -304,7 +316,7 @@ def resolve_topology(raw: dict, path: str) -> dict:
                                              "cost": cost})
 
     return {"name": lab_name, "area": area, "pool": str(pool), "hello_interval": hello,
-            "dead_interval": dead, "routers": routers, "links": links, "services": services,
+            "dead_interval": dead, "mtu": mtu, "routers": routers, "links": links, "services": services,
             "vnfs": vnfs, "hosts": hosts}
 
 

@@ -138,6 +138,8 @@ def build(j: netns.Journal, topo: dict, prefix: str, timeout: float,
     for l in topo["links"]:
         a, b = ns_name(prefix, l["a"]), ns_name(prefix, l["b"])
         netns.veth(j, a, l["a_if"], b, l["b_if"])
+        netns.set_mtu(a, l["a_if"], l["mtu"])
+        netns.set_mtu(b, l["b_if"], l["mtu"])
         plen = l["subnet"].split("/")[1]
         netns.addr_up(a, l["a_if"], f"{l['a_addr']}/{plen}")
         netns.addr_up(b, l["b_if"], f"{l['b_addr']}/{plen}")

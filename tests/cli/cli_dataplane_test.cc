@@ -9,8 +9,10 @@
 #include <net/if.h>
 
 #include <algorithm>
+#include <map>
 
 #include "bpf/fastpath_fixture.h"
+#include "dataplane/reasons.h"
 #include "test_support.h"
 
 using namespace anychain::test;
@@ -41,10 +43,21 @@ std::vector<uint32_t> send_flows(int n, uint16_t base_port) {
   return hashes;
 }
 
+// The JSON section of each kind of counter slot.
+const char* section_of(anychain::dataplane::StatKind k) {
+  switch (k) {
+    case anychain::dataplane::StatKind::Verdict: return "verdicts";
+    case anychain::dataplane::StatKind::Drop: return "drops";
+    case anychain::dataplane::StatKind::Note: return "notes";
+  }
+  return "?";
+}
+
 // The JSON entry of one ac_stats slot (entries are listed by kind, not indexed by slot).
 const json& reason(const json& stats, uint32_t slot) {
-  for (const auto& e : stats["reasons"])
-    if (e["id"].get<uint32_t>() == slot) return e;
+  for (const char* key : {"verdicts", "drops", "notes"})
+    for (const auto& e : stats[key])
+      if (e["id"].get<uint32_t>() == slot) return e;
   throw std::runtime_error("no reason with id " + std::to_string(slot));
 }
 
@@ -97,19 +110,25 @@ TEST(CliDataplane, StatsJson) {
   auto r = cli({"stats", "--json", "--pin-root", kPinRoot});
   ASSERT_EQ(r.rc, 0) << r.err;
   json j = json::parse(r.out);
+  // each slot once, in the section of its kind, in the library's order; verdicts and drops sum
+  // to the outcomes, notes do not
   auto names = anychain::dataplane::stat_reasons();
-  ASSERT_EQ(j["reasons"].size(), names.size());
-  size_t classified = names.size();
-  for (size_t k = 0; k < names.size(); ++k) {
-    uint32_t i = names[k].slot;
-    EXPECT_EQ(j["reasons"][k]["reason"], names[k].name);
-    EXPECT_EQ(j["reasons"][k]["id"].get<uint32_t>(), i);
-    EXPECT_EQ(j["reasons"][k]["packets"].get<uint64_t>(), (*lib)[i].packets) << names[k].name;
-    EXPECT_EQ(j["reasons"][k]["bytes"].get<uint64_t>(), (*lib)[i].bytes);
-    if (i == AC_NOTE_CLASSIFIED) classified = k;
+  std::map<std::string, size_t> next;
+  uint64_t outcomes = 0;
+  for (const auto& n : names) {
+    const char* key = section_of(n.kind);
+    ASSERT_LT(next[key], j[key].size()) << key;
+    const json& e = j[key][next[key]++];
+    EXPECT_EQ(e["reason"], n.name);
+    EXPECT_EQ(e["id"].get<uint32_t>(), n.slot);
+    EXPECT_EQ(e["packets"].get<uint64_t>(), (*lib)[n.slot].packets) << n.name;
+    EXPECT_EQ(e["bytes"].get<uint64_t>(), (*lib)[n.slot].bytes);
+    if (n.kind != anychain::dataplane::StatKind::Note) outcomes += e["packets"].get<uint64_t>();
   }
-  ASSERT_LT(classified, names.size());
-  EXPECT_GE(j["reasons"][classified]["packets"].get<uint64_t>(), 3u);
+  for (const char* key : {"verdicts", "drops", "notes"}) EXPECT_EQ(next[key], j[key].size()) << key;
+  EXPECT_EQ(j["outcomes"]["packets"].get<uint64_t>(), outcomes);
+  EXPECT_GE(reason(j, AC_NOTE_CLASSIFIED)["packets"].get<uint64_t>(), 3u);
+  EXPECT_EQ(j.count("reasons"), 0u);
   // per (SPI, SI): every fixture path, counters equal to the library's
   std::set<std::pair<int, int>> paths;
   for (const auto& p : j["paths"]) {

@@ -72,7 +72,10 @@ TEST(Config, ExampleFileParses) {
   EXPECT_FALSE(c->instances[1].mac.has_value());
   EXPECT_FALSE(c->instances[1].nsh_aware);
   EXPECT_EQ(c->instances[1].cgroup, "/sys/fs/cgroup/vnf/ids-a");
-  EXPECT_EQ(c->instances[0].mark.line, 76);  // "- name: fw-a"
+  EXPECT_EQ(c->instances[0].mark.line, 79);  // "- name: fw-a"
+  EXPECT_FALSE(c->node.oam_forward);
+  EXPECT_TRUE(c->node.slow_path);
+  EXPECT_EQ(c->node.inner_mtu, 1500);
 }
 
 TEST(Config, UnknownWcmpPolicyAndParamAreErrorsWithTheirLine) {
@@ -158,6 +161,31 @@ TEST(Config, Defaults) {
   EXPECT_EQ(c->timers.monitor_interval, 1s);
   EXPECT_DOUBLE_EQ(c->timers.cost_damping, 0.05);
   EXPECT_EQ(c->wcmp, cfg::Wcmp{});  // bottleneck, every parameter the agent's default
+  EXPECT_FALSE(c->node.oam_forward) << "RFC 8300 sec. 2.2: an SFF without OAM support SHOULD discard";
+  EXPECT_TRUE(c->node.slow_path);
+  EXPECT_EQ(c->node.inner_mtu, 1500);
+}
+
+// RFC 8300 edges and the slow path: node.oam, node.slow_path, node.inner_mtu, each checked at
+// its line and kept through a save.
+TEST(Config, OamSlowPathAndInnerMtu) {
+  auto c = cfg::parse("node:\n  nsh_endpoint: 10.0.0.1\n  oam: forward\n  slow_path: false\n  inner_mtu: 9000\n");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_TRUE(c->node.oam_forward);
+  EXPECT_FALSE(c->node.slow_path);
+  EXPECT_EQ(c->node.inner_mtu, 9000);
+  auto again = cfg::parse(cfg::to_yaml(*c));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(again->node.oam_forward);
+  EXPECT_FALSE(again->node.slow_path);
+  EXPECT_EQ(again->node.inner_mtu, 9000);
+  auto d = errors_of("node:\n  nsh_endpoint: 10.0.0.1\n  oam: keep\n  slow_path: sometimes\n  inner_mtu: 40\n");
+  auto got = lines(d);
+  ASSERT_EQ(got.size(), 3u) << ::testing::PrintToString(got);
+  EXPECT_EQ(got[0], (std::pair<int, std::string>{3, "node: oam 'keep' must be drop or forward"}));
+  EXPECT_EQ(got[1].first, 4);
+  EXPECT_THAT(got[1].second, HasSubstr("'slow_path' must be true or false"));
+  EXPECT_EQ(got[2], (std::pair<int, std::string>{5, "node: 'inner_mtu' = 40 out of range 68..65535"}));
 }
 
 TEST(Config, EveryErrorWithItsLine) {
@@ -216,7 +244,7 @@ TEST(Config, EveryErrorWithItsLine) {
   // sorted by position, each with file:line:col
   for (size_t i = 1; i < d.size(); ++i) EXPECT_LE(d[i - 1].mark.line, d[i].mark.line);
   EXPECT_EQ(d[0].str(), "t.yaml:3:3: error: node: unknown key 'colour' (expected one of: nsh_endpoint, pin_root, "
-                        "flow_cache_entries, flow_timeout_s, symmetric_hash, nsh_ttl)");
+                        "flow_cache_entries, flow_timeout_s, symmetric_hash, nsh_ttl, oam, slow_path, inner_mtu)");
 }
 
 TEST(Config, DuplicateInstanceIdsAndNames) {

@@ -186,7 +186,7 @@ TEST_F(ControlTest, ConfigCommandsValidateAndPersist) {
   ASSERT_FALSE(gone.has_value());
   EXPECT_EQ(gone.error().code, ENOENT);
   file = cfg::load_file(conf_);
-  ASSERT_TRUE(file.has_value());
+  ASSERT_TRUE(file.has_value()) << file.error().front().str();
   EXPECT_EQ(file->services.size(), 3u);
   EXPECT_EQ(file->policies.size(), 3u);
 }

@@ -28,8 +28,9 @@ SINK = [h for h in TOPO["hosts"] if h["kind"] == "sink"][0]
 SRC = [h for h in TOPO["hosts"] if h["kind"] == "source"][0]
 VNF = [v for v in TOPO["vnfs"] if v["router"] == "B"][0]
 # every attach the test makes, (router, interface, classify): each interface of each router (links,
-# VNFs, source and sink), then the source's interface again, classifying
-ATTACHES = [(r, i["name"], False) for r in ROUTERS for i in TOPO["routers"][r]["interfaces"]] + \
+# source and sink; not the VNF veths: anychaind attaches its instances' veths itself), then the
+# source's interface again, classifying
+ATTACHES = [(r, i["name"], False) for r in ROUTERS for i in TOPO["routers"][r]["interfaces"] if i["kind"] != "vnf"] + \
     [(SRC["router"], SRC["router_if"], True)]
 ATTACHED = sorted({(r, i) for r, i, _ in ATTACHES})
 
@@ -97,9 +98,15 @@ def test_attach(attached, router, ifname, classify):
 def test_status_shows_the_attachments_native(attached, router):
     st = attached.status[router]
     want = {i for r, i in ATTACHED if r == router}
-    got = {i["name"] for i in st["interfaces"]}
+    got = {i["name"] for i in st["interfaces"] if i["kind"] == "interface"}
     assert got == want
-    assert all(i["mode"] == "native" for i in st["interfaces"])
+    assert all(i["mode"] == "native" for i in st["interfaces"] if i["kind"] == "interface")
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+def test_status_shows_the_slow_path_port(attached, router):
+    slow = [i for i in attached.status[router]["interfaces"] if i["kind"] == "slow path"]
+    assert [(i["name"], i["mode"], i["attached"]) for i in slow] == [("ac-slow", "generic", True)]
 
 
 @pytest.mark.parametrize("router", ROUTERS)
@@ -145,6 +152,13 @@ def test_chain_list(configured):
     assert chains and chains[0]["name"] == "main" and chains[0]["spi"] == 7, chains
 
 
+def test_instance_veth_attached_by_the_daemon(cli, configured):
+    """No `anychain attach` for the VNF's veth: `instance add` is enough."""
+    assert wait_until(lambda: VNF["router_if"] in xdp_on(cli.lab.ns("B")), 10)
+    port = next(i for i in cli.json("B", "status")["interfaces"] if i["name"] == VNF["router_if"])
+    assert port["kind"] == "instance veth" and port["attached"], port
+
+
 def test_instance_learned_from_ospf(cli, configured):
     assert wait_until(lambda: any(i["id"] == VNF["instance_id"] for s in cli.json("A", "topology")["services"]
                                   for i in s["instances"]), 30), "A learns B's instance from OSPF"
@@ -187,7 +201,8 @@ def test_flows_json(traffic):
 
 def test_stats_json_reasons(traffic):
     ran(traffic.stats)
-    reasons = {x["reason"]: x["packets"] for x in json.loads(traffic.stats.out)["reasons"]}
+    st = json.loads(traffic.stats.out)
+    reasons = {x["reason"]: x["packets"] for k in ("verdicts", "drops", "notes") for x in st[k]}
     assert reasons.get("classified") == traffic.gen["packets_sent"]
     assert reasons.get("fwd_remote") == traffic.gen["packets_sent"]
 
@@ -228,11 +243,18 @@ def xdp_on(ns):
 
 @pytest.fixture(scope="module")
 def detached(cli, reloaded):
+    """Detach every configured interface; the ports anychaind owns (an instance's veth, the slow
+    path's end) are refused; the instance's veth is detached when the instance is removed."""
     calls = {}
     for name in ROUTERS:
         for i in cli.json(name, "status")["interfaces"]:
-            calls[(name, i["name"])] = cli(name, "detach", i["name"])
-    return SimpleNamespace(calls=calls, xdp={name: xdp_on(cli.lab.ns(name)) for name in ROUTERS})
+            if i["kind"] == "interface":
+                calls[(name, i["name"])] = cli(name, "detach", i["name"])
+    refused = {"veth": cli("B", "detach", VNF["router_if"]), "slow": cli("A", "detach", "ac-slow")}
+    removed = cli("B", "instance", "del", VNF["name"])
+    wait_until(lambda: VNF["router_if"] not in xdp_on(cli.lab.ns("B")), 10)
+    return SimpleNamespace(calls=calls, refused=refused, removed=removed,
+                           xdp={name: xdp_on(cli.lab.ns(name)) for name in ROUTERS})
 
 
 @pytest.mark.parametrize("router,ifname", ATTACHED)
@@ -240,9 +262,21 @@ def test_detach(detached, router, ifname):
     ran(detached.calls[(router, ifname)])
 
 
+def test_detach_refuses_the_ports_the_daemon_owns(detached):
+    ran(detached.refused["veth"], 1)
+    assert f"veth of instance '{VNF['name']}'" in detached.refused["veth"].err
+    ran(detached.refused["slow"], 1)
+    assert "slow path" in detached.refused["slow"].err
+
+
+def test_instance_removal_detaches_its_veth(detached):
+    ran(detached.removed)
+    assert VNF["router_if"] not in detached.xdp["B"]
+
+
 @pytest.mark.parametrize("router", ROUTERS)
 def test_no_xdp_program_left(detached, router):
-    assert detached.xdp[router] == []
+    assert detached.xdp[router] == ["ac-slow"], "only the slow path's end, while anychaind runs"
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +284,8 @@ def stopped(cli, detached, module_procs):
     """flush refused while the daemon runs; SIGTERM; then flush (D: a new agent with
     --flush-on-exit removes the pins itself when stopped); the pins left under each bpffs."""
     state = cli.lab.state
-    r = SimpleNamespace(flush_running={}, stopped={}, flush={}, d_up=None, d_pinned=None, left={})
+    r = SimpleNamespace(flush_running={}, stopped={}, flush={}, flush_slow={}, detach_slow={}, d_up=None,
+                        d_pinned=None, left={})
     for name in ROUTERS:
         r.flush_running[name] = cli(name, "flush", in_ns=True)
         with open(f"{state}/{name}/agent.pid") as f:
@@ -269,6 +304,9 @@ def stopped(cli, detached, module_procs):
             agent.send_signal(signal.SIGTERM)
             agent.wait(timeout=15)
         else:
+            # the slow path's end outlives the daemon (adopted at its next start): flush names it
+            r.flush_slow[name] = cli(name, "flush", in_ns=True)
+            r.detach_slow[name] = cli(name, "detach", "ac-slow", in_ns=True)
             r.flush[name] = cli(name, "flush", in_ns=True)
         top = f"{state}/{name}/bpffs"
         # maps.debug and progs.debug at a bpffs root are the kernel's own (BPF preload)
@@ -285,6 +323,13 @@ def test_flush_refused_while_the_daemon_runs(stopped, router):
 @pytest.mark.parametrize("router", ROUTERS)
 def test_agent_stops_on_sigterm(stopped, router):
     assert stopped.stopped[router], f"{router}: status exits 3 within 10 s"
+
+
+@pytest.mark.parametrize("router", [r for r in ROUTERS if r != "D"])
+def test_flush_names_the_slow_path_left_attached(stopped, router):
+    ran(stopped.flush_slow[router], 1)
+    assert "ac-slow is anychaind's slow path" in stopped.flush_slow[router].err
+    ran(stopped.detach_slow[router])
 
 
 @pytest.mark.parametrize("router", [r for r in ROUTERS if r != "D"])

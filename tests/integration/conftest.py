@@ -113,6 +113,11 @@ def paper_lab(request, build, module_procs):
         pytest.fail(f"scripts/lab up failed ({rc}): {err.strip()[-2000:]}")
     state = f"{labkit.STATE_ROOT}/{prefix}"
     topo = labkit.resolved_topology()
+    silent = labkit.silent_agents(build.cli, state, sorted(topo["routers"]))
+    if silent:
+        module_procs.stop()
+        labkit.lab("down", "--prefix", prefix)
+        pytest.fail(f"anychaind does not answer on its socket 30 s after the lab came up on {', '.join(silent)}")
     yield SimpleNamespace(prefix=prefix, state=state, topo=topo, routers=sorted(topo["routers"]),
                           ns=lambda *parts: "-".join(("acl", prefix) + parts))
     module_procs.stop()

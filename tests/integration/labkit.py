@@ -59,6 +59,15 @@ def wait_until(pred, timeout, interval=0.25):
         time.sleep(interval)
 
 
+def silent_agents(cli, state, routers, timeout=30):
+    """The routers whose anychaind does not answer on STATE/<router>/anychaind.sock within timeout
+    seconds. `scripts/lab up` returns once the agent hooks are started; anychaind listens only
+    after it has loaded the fast path, attached its ports and opened the slow path."""
+    def answers(r):
+        return run([cli, "--socket", f"{state}/{r}/anychaind.sock", "status"], check=False).returncode == 0
+    return [r for r in routers if not wait_until(lambda r=r: answers(r), timeout)]
+
+
 @functools.cache
 def resolved_topology(path=TOPO):
     """The topology as scripts/lab resolves it (interfaces, addresses, VNFs, hosts); no root needed,

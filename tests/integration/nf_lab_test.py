@@ -70,6 +70,11 @@ def lab(request, build, module_procs):
         labkit.lab("down", "--prefix", prefix)
         pytest.fail(f"scripts/lab up failed ({rc}): {err.strip()[-2000:]}")
     state = f"{labkit.STATE_ROOT}/{prefix}"
+    with open(f"{state}/lab.json") as f:
+        silent = labkit.silent_agents(build.cli, state, sorted(json.load(f)["routers"]))
+    if silent:
+        labkit.lab("down", "--prefix", prefix)
+        pytest.fail(f"anychaind does not answer on its socket 30 s after the lab came up on {', '.join(silent)}")
     yield SimpleNamespace(prefix=prefix, state=state, ns=lambda *parts: "-".join(("acl", prefix) + parts))
     module_procs.stop()
     failed = getattr(request.module, "ANYCHAIN_FAILED", False)
@@ -105,7 +110,7 @@ class Cli:
         """The router's fast-path counters: reason -> packets, and the last hop's packets of SPI."""
         j = json.loads(run([self.build.cli, "stats", "--json", "--pin-root",
                             f"{self.lab.state}/{router}/bpffs/anychain"]).stdout)
-        reasons = {x["reason"]: x["packets"] for x in j["reasons"]}
+        reasons = {x["reason"]: x["packets"] for k in ("verdicts", "drops", "notes") for x in j[k]}
         last = sum(p["packets"] for p in j["paths"] if p["spi"] == SPI and p["last_hop"])
         return SimpleNamespace(reasons=reasons, last_hop=last)
 

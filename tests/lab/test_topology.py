@@ -50,6 +50,19 @@ def test_paper_fig3_addresses():
     assert [v["start_after"] for v in t["vnfs"]] == [0, 0, 150]
     assert expected_neighbors(t, "A") == {"10.255.0.2": "to-B", "10.255.0.3": "to-C", "10.255.0.4": "to-D"}
     assert expected_neighbors(t, "C") == {"10.255.0.1": "to-A"}
+    # MTU headroom for 1500-byte inner packets: NSH and, between routers, 36 bytes of outer headers
+    assert t["mtu"] == 1600
+    assert [l["mtu"] for l in t["links"]] == [1600] * 3 and [v["mtu"] for v in t["vnfs"]] == [1600] * 3
+
+
+def test_mtu_per_lab_link_and_vnf():
+    t = resolve(ROUTERS + '[lab]\nmtu=1560\n[[link]]\na="A"\nb="B"\ncost=1\nmtu=1500\n'
+                '[[service]]\nname="fw"\nanycast="10.9.9.9"\n'
+                '[[vnf]]\nname="v"\nrouter="A"\nservice="fw"\ncapacity=1\ninstance_id=1\n'
+                '[[vnf]]\nname="w"\nrouter="B"\nservice="fw"\ncapacity=1\ninstance_id=2\nmtu=1400\n')
+    assert t["mtu"] == 1560
+    assert t["links"][0]["mtu"] == 1500
+    assert [(v["name"], v["mtu"]) for v in t["vnfs"]] == [("v", 1560), ("w", 1400)]
 
 
 def test_two_routers_explicit_31_and_pool():
@@ -200,10 +213,15 @@ def test_longest_names_make_15_character_interfaces(kind, head, maxlen):
 BAD = [
     # (what, file body, message)
     ("unknown top-level key", ROUTERS + "[[switch]]\nname='x'\n", "top level: unknown key(s) switch"),
-    ("unknown [lab] key", ROUTERS + "[lab]\nmtu=9000\n", "[lab]: unknown key(s) mtu"),
+    ("unknown [lab] key", ROUTERS + "[lab]\njumbo=9000\n", "[lab]: unknown key(s) jumbo"),
     ("unknown router key", '[[router]]\nname="A"\nrouter_id="10.0.0.1"\ncolour="red"\n',
      "[[router]] #1: unknown key(s) colour (allowed: loopback, name, router_id)"),
-    ("unknown link key", ROUTERS + '[[link]]\na="A"\nb="B"\ncost=1\nmtu=1500\n', "[[link]] #1: unknown key(s) mtu"),
+    ("unknown link key", ROUTERS + '[[link]]\na="A"\nb="B"\ncost=1\nspeed=1500\n', "[[link]] #1: unknown key(s) speed"),
+    ("lab MTU too big for XDP on a veth", ROUTERS + "[lab]\nmtu=9000\n", "[lab] mtu: 9000 must be an integer in 576..3500"),
+    ("link MTU too small", ROUTERS + '[[link]]\na="A"\nb="B"\ncost=1\nmtu=500\n',
+     "link A-B mtu: 500 must be an integer in 576..3500"),
+    ("vnf MTU not a number", ROUTERS + '[[service]]\nname="fw"\nanycast="10.9.9.9"\n[[vnf]]\nname="v"\n'
+     'router="A"\nservice="fw"\ncapacity=1\ninstance_id=1\nmtu="big"\n', "vnf 'v' mtu: 'big' must be an integer"),
     ("unknown vnf key", ROUTERS + '[[service]]\nname="fw"\nanycast="10.9.9.9"\n[[vnf]]\nname="v"\n'
      'router="A"\nservice="fw"\ncapacity=1\ninstance_id=1\ncpu=3\n', "[[vnf]] #1: unknown key(s) cpu"),
     ("unknown sink key", ROUTERS + '[[sink]]\nname="d"\nrouter="A"\nport=9000\n', "[[sink]] #1: unknown key(s) port"),

@@ -437,6 +437,18 @@ TEST(FromConfig, PolicyRulesAndFastPathConfig) {
   EXPECT_EQ(d->flow_timeout_ns, 60'000'000'000ULL);
   EXPECT_EQ(d->default_ttl, 63);
   EXPECT_TRUE(d->symmetric_hash);
+  EXPECT_FALSE(d->oam_forward) << "node.oam: drop (the default)";
+  c->node.oam_forward = true;
+  d = to_dataplane_config(*c);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_TRUE(d->oam_forward);
+  c->node.slow_path = false;
+  c->node.inner_mtu = 9000;
+  auto s = spec_from_config(*c);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_FALSE(s->slow_path);
+  EXPECT_EQ(s->inner_mtu, 9000);
+  EXPECT_TRUE(s->fastpath.oam_forward);
 }
 
 // anychaind --check-config: the parser's diagnostics (WCMP values included, at their line),

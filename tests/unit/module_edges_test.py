@@ -24,7 +24,8 @@ ALLOWED = {
     "plane": {"ospf", "common"},
     "dataplane": {"common"},
     "control": {"config", "common"},
-    "daemon": {"dataplane", "ospf", "plane", "config", "control", "nf", "common"},
+    "slowpath": {"common"},
+    "daemon": {"dataplane", "ospf", "plane", "slowpath", "config", "control", "nf", "common"},
     "cli": {"control", "config", "dataplane", "nf", "common"},
     "tools": {"common"},
     "ftc": {"common"},
@@ -40,6 +41,7 @@ TARGETS = {
     "anychain_dataplane": "dataplane",
     "anychain_wcmp": "dataplane",
     "anychain_control": "control",
+    "anychain_slowpath": "slowpath",
     "anychain_agent": "daemon",
     "anychaind": "daemon",
     "anychain": "cli",
@@ -51,7 +53,7 @@ TARGETS = {
 }
 
 # Modules that must build and link without the BPF object, libbpf or libxdp.
-NO_BPF = {"common", "config", "ospf", "plane", "control", "tools"}
+NO_BPF = {"common", "config", "ospf", "plane", "control", "tools", "slowpath"}
 # Tests that must build without clang or a skeleton.
 NO_BPF_TESTS = {"config_test", "control_test"}
 
