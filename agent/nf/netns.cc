@@ -24,30 +24,10 @@
 #define NSFS_MAGIC 0x6e736673
 #endif
 
+#include "common/netlink.h"
+
 namespace anychain::nf {
 namespace {
-
-struct SockFree {
-  void operator()(nl_sock* s) const { nl_socket_free(s); }
-};
-struct LinkPut {
-  void operator()(rtnl_link* l) const { rtnl_link_put(l); }
-};
-using Sock = std::unique_ptr<nl_sock, SockFree>;
-using Link = std::unique_ptr<rtnl_link, LinkPut>;
-
-Result<Sock> route_sock() {
-  Sock s(nl_socket_alloc());
-  if (!s) return fail("netlink: out of memory", ENOMEM);
-  if (int e = nl_connect(s.get(), NETLINK_ROUTE); e < 0) return fail(fmt::format("netlink connect: {}", nl_geterror(e)), EIO);
-  return s;
-}
-
-Link get_link(nl_sock* s, const std::string& name) {
-  rtnl_link* l = nullptr;
-  if (rtnl_link_get_kernel(s, 0, name.c_str(), &l) < 0) return Link();
-  return Link(l);
-}
 
 // /run/netns is a shared mount (as iproute2 makes it), so namespaces mounted later propagate to
 // every mount namespace that shares it.
@@ -140,18 +120,18 @@ Result<void> delete_netns(const std::string& name) {
 Result<void> ensure_veth(const VethSpec& v) {
   auto ns = open_netns(v.netns);
   if (!ns) return unexpected(ns.error());
-  auto s = route_sock();
+  auto s = nl_route_socket();
   if (!s) return unexpected(s.error());
-  if (Link host = get_link(s->get(), v.host)) {
+  if (NlLink host = nl_get_link(s->get(), v.host)) {
     // ours if it is a veth whose peer is v.peer inside the namespace, pointing back at it
     const int host_index = rtnl_link_get_ifindex(host.get()), peer_index = rtnl_link_get_link(host.get());
     const char* type = rtnl_link_get_type(host.get());
     bool ours = false;
     if (type && std::string_view(type) == "veth") {
       auto r = in_netns(ns->get(), [&]() -> Result<void> {
-        auto s2 = route_sock();
+        auto s2 = nl_route_socket();
         if (!s2) return unexpected(s2.error());
-        Link peer = get_link(s2->get(), v.peer);
+        NlLink peer = nl_get_link(s2->get(), v.peer);
         ours = peer && rtnl_link_get_ifindex(peer.get()) == peer_index && rtnl_link_get_link(peer.get()) == host_index;
         return {};
       });
@@ -160,7 +140,7 @@ Result<void> ensure_veth(const VethSpec& v) {
     if (!ours)
       return fail(fmt::format("interface {} exists and is not the veth of namespace {}", v.host, v.netns), EEXIST);
   } else {
-    Link l(rtnl_link_veth_alloc());
+    NlLink l(rtnl_link_veth_alloc());
     if (!l) return fail("netlink: out of memory", ENOMEM);
     rtnl_link* peer = rtnl_link_veth_get_peer(l.get());
     rtnl_link_set_name(l.get(), v.host.c_str());
@@ -177,9 +157,9 @@ Result<void> ensure_veth(const VethSpec& v) {
   }
   // both ends up
   auto up = [](nl_sock* sock, const std::string& name) -> Result<void> {
-    Link cur = get_link(sock, name);
+    NlLink cur = nl_get_link(sock, name);
     if (!cur) return fail(fmt::format("interface {} vanished", name), ENODEV);
-    Link change(rtnl_link_alloc());
+    NlLink change(rtnl_link_alloc());
     rtnl_link_set_flags(change.get(), IFF_UP);
     if (int e = rtnl_link_change(sock, cur.get(), change.get(), 0); e < 0)
       return fail(fmt::format("set {} up: {}", name, nl_geterror(e)), EIO);
@@ -190,16 +170,16 @@ Result<void> ensure_veth(const VethSpec& v) {
   write_sysctl(fmt::format("/proc/sys/net/ipv6/conf/{}/disable_ipv6", v.host).c_str(), "1");
   if (auto r = up(s->get(), v.host); !r) return r;
   return in_netns(ns->get(), [&]() -> Result<void> {
-    auto s2 = route_sock();
+    auto s2 = nl_route_socket();
     if (!s2) return unexpected(s2.error());
     return up(s2->get(), v.peer);
   });
 }
 
 Result<void> delete_link(const std::string& name) {
-  auto s = route_sock();
+  auto s = nl_route_socket();
   if (!s) return unexpected(s.error());
-  Link l = get_link(s->get(), name);
+  NlLink l = nl_get_link(s->get(), name);
   if (!l) return {};
   if (int e = rtnl_link_delete(s->get(), l.get()); e < 0)
     return fail(fmt::format("delete {}: {}", name, nl_geterror(e)), EIO);
@@ -207,9 +187,9 @@ Result<void> delete_link(const std::string& name) {
 }
 
 bool link_up(const std::string& name) {
-  auto s = route_sock();
+  auto s = nl_route_socket();
   if (!s) return false;
-  Link l = get_link(s->get(), name);
+  NlLink l = nl_get_link(s->get(), name);
   return l && (rtnl_link_get_flags(l.get()) & IFF_UP) && (rtnl_link_get_flags(l.get()) & IFF_LOWER_UP);
 }
 

@@ -22,6 +22,7 @@
 
 #include "anychain/slowpath.h"
 #include "common/log.h"
+#include "common/netlink.h"
 
 namespace anychain::slowpath {
 
@@ -48,28 +49,6 @@ constexpr CounterName kNames[] = {
     {"underlay_frag_needed", CounterKind::Note, &Counters::underlay_frag_needed},
     {"pmtu_probes", CounterKind::Note, &Counters::pmtu_probes},
 };
-
-struct NlSockDeleter {
-  void operator()(nl_sock* s) const { nl_socket_free(s); }
-};
-using NlSock = std::unique_ptr<nl_sock, NlSockDeleter>;
-struct LinkDeleter {
-  void operator()(rtnl_link* l) const { rtnl_link_put(l); }
-};
-using Link = std::unique_ptr<rtnl_link, LinkDeleter>;
-
-Result<NlSock> nl_route() {
-  NlSock s(nl_socket_alloc());
-  if (!s) return fail("allocate a netlink socket", ENOMEM);
-  if (int e = nl_connect(s.get(), NETLINK_ROUTE); e < 0) return fail(fmt::format("netlink connect: {}", nl_geterror(e)), EIO);
-  return s;
-}
-
-Link get_link(nl_sock* s, const std::string& name) {
-  rtnl_link* l = nullptr;
-  if (rtnl_link_get_kernel(s, 0, name.c_str(), &l) < 0) return Link();
-  return Link(l);
-}
 
 Result<void> ifreq_call(unsigned long req, ifreq& ifr, const std::string& what) {
   UniqueFd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -138,9 +117,9 @@ Result<std::unique_ptr<SlowPath>> SlowPath::open(Options o) {
   std::unique_ptr<SlowPath> sp(new SlowPath(std::move(o)));
   const auto& fast = sp->opts_.fast_if;
   const auto& agent = sp->opts_.agent_if;
-  auto s = nl_route();
+  auto s = nl_route_socket();
   if (!s) return unexpected(s.error());
-  Link fl = get_link(s->get(), fast), al = get_link(s->get(), agent);
+  NlLink fl = nl_get_link(s->get(), fast), al = nl_get_link(s->get(), agent);
   if (fl || al) {
     // adopt only our own pair: the two ends of one veth, with these names
     const bool ours = fl && al && rtnl_link_is_veth(fl.get()) && rtnl_link_get_link(fl.get()) == rtnl_link_get_ifindex(al.get());
@@ -477,9 +456,9 @@ nlohmann::json SlowPath::status() const {
 }
 
 Result<void> SlowPath::remove(const std::string& fast_if) {
-  auto s = nl_route();
+  auto s = nl_route_socket();
   if (!s) return unexpected(s.error());
-  Link l = get_link(s->get(), fast_if);
+  NlLink l = nl_get_link(s->get(), fast_if);
   if (!l) return {};
   if (int e = rtnl_link_delete(s->get(), l.get()); e < 0)
     return fail(fmt::format("delete {}: {}", fast_if, nl_geterror(e)), EIO);
