@@ -1,0 +1,188 @@
+// What anychaind reports: status (ports, slow path, OSPF, service plane, local instances,
+// built-in NFs, warnings), a service's selection and the topology the CLI shows. Apart from
+// agent.cc, which runs the daemon, because it only reads the agent's state.
+#include <arpa/inet.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+
+#include "daemon/agent.h"
+
+namespace anychain::daemon {
+
+namespace {
+
+std::string ip_str(uint32_t host_order) {
+  in_addr a{htonl(host_order)};
+  char b[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &a, b, sizeof b);
+  return b;
+}
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  char b[32];
+  std::strftime(b, sizeof b, "%FT%TZ", std::gmtime(&tt));
+  return b;
+}
+
+}  // namespace
+
+nlohmann::json Agent::status() const {
+  nlohmann::json j;
+  nlohmann::json warnings = nlohmann::json::array();
+  j["interfaces"] = ports_->status(spec_.inner_mtu, warnings);
+  if (slow_) {
+    j["slow_path"] = slow_->status();
+  } else {
+    j["slow_path"] = {{"state", spec_.slow_path ? "failed: " + slow_error_ : "off (node.slow_path: false)"}};
+    warnings.push_back(fmt::format("no slow path ({}): packets too big for their next hop are dropped (drop_too_big)",
+                                   spec_.slow_path ? slow_error_ : "node.slow_path: false"));
+  }
+  j["agent"] = {{"state", "running"}, {"pin_root", spec_.dataplane.pin_root},
+                {"stats_map_id", dp_.map_id("ac_stats")},
+                {"nsh_endpoint", ip_str(ntohl(spec_.nsh_endpoint.s_addr))},
+                {"nsh_endpoint_present", endpoint_present_}};
+  const auto& st = ospf_->stats();
+  auto self = self_router();
+  j["ospf"] = {{"server", fmt::format("{}:{}", spec_.ospf.server_addr, spec_.ospf.server_port)},
+               {"connected", ospf_->connected()},
+               {"ready", ospf_->ready()},
+               {"lsdb_trusted", lsdb_trusted_},
+               {"router_id", self ? ip_str(*self) : ""},
+               {"lsdb_size", ospf_->lsdb().size()},
+               {"connects", st.connects},
+               {"disconnects", st.disconnects},
+               {"notifications", st.notifications},
+               {"rejected_lsas", st.rejected_lsas},
+               {"bad_messages", st.bad_messages},
+               {"originations", st.originations},
+               {"reoriginations", st.reoriginations},
+               {"last_error", ospf_->last_error()}};
+  j["recompute"] = {{"count", recomputations_},
+                    {"last", last_recompute_ ? iso_time(*last_recompute_) : ""},
+                    {"services", last_report_.services},
+                    {"instances", last_report_.instances},
+                    {"errors", last_report_.errors},
+                    {"plane_error", last_plane_error_}};
+  if (last_view_)
+    j["plane"] = {{"routers", last_view_->routers},
+                  {"unreachable_instances", last_view_->unreachable_instances},
+                  {"down_instances", last_view_->down_instances},
+                  {"malformed_vnf_lsas", last_view_->stats.malformed_vnf_lsas},
+                  {"malformed_router_lsas", last_view_->stats.malformed_router_lsas},
+                  {"malformed_network_lsas", last_view_->stats.malformed_network_lsas},
+                  {"one_way_links", last_view_->stats.one_way_links}};
+  nlohmann::json local = nlohmann::json::array();
+  for (const auto& [id, l] : monitor_->loads()) {
+    nlohmann::json e = {{"id", id}, {"alive", l.alive}, {"pps", l.pps}, {"cpu", l.cpu}, {"load", l.load},
+                        {"cost", l.announced}, {"fresh_cost", l.fresh_cost}, {"announced", l.announced_once && l.alive}};
+    if (auto lv = liveness_.find(id); lv != liveness_.end() && !lv->second.alive()) {
+      e["down_reason"] = lv->second.reason();
+      if (auto r = lv->second.retry_at())
+        e["retry_in_s"] = std::round(std::chrono::duration<double>(*r - Clock::now()).count() * 10) / 10;
+    }
+    local.push_back(e);
+  }
+  j["local_instances"] = local;
+  j["nf"] = nf_ ? nf_->status() : nlohmann::json::array();
+  if (!endpoint_present_)
+    warnings.push_back(fmt::format("NSH endpoint {} is not an address of this node", ip_str(ntohl(spec_.nsh_endpoint.s_addr))));
+  j["warnings"] = warnings;
+  return j;
+}
+
+// Where the instance of service_id is chosen at each (SPI, SI) that uses it: SI 255 by the node
+// that classifies the flow, a later SI by the node of the instance that served the previous
+// service, each with its own weights (docs/wcmp-policy.md, "Where a service is chosen").
+nlohmann::json Agent::selection(uint32_t service_id) const {
+  auto service_name = [&](uint32_t sid) {
+    for (const auto& s : spec_.services)
+      if (s.id == sid) return s.name;
+    return fmt::format("#{}", sid);
+  };
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : spec_.paths) {
+    if (p.last_hop || p.service_id != service_id) continue;
+    bool here = false;
+    std::string why;
+    if (p.si == 255) {
+      std::vector<std::string> ifs;
+      for (const auto& i : spec_.interfaces)
+        if (i.classify) ifs.push_back(i.name);
+      here = !ifs.empty();
+      why = here ? fmt::format("this node classifies flows into the chain (on {})", fmt::join(ifs, ", "))
+                 : "chosen by the node that classifies the flow (this node classifies on no interface)";
+    } else {
+      auto prev = std::find_if(spec_.paths.begin(), spec_.paths.end(), [&](const dataplane::PathEntry& q) {
+        return q.spi == p.spi && q.si == p.si + 1;
+      });
+      uint32_t prev_sid = prev != spec_.paths.end() ? prev->service_id : 0;
+      std::vector<std::string> mine;
+      for (const auto& i : spec_.instances)
+        if (i.service_id == prev_sid) mine.push_back(fmt::format("{} ({})", i.name, i.id));
+      here = !mine.empty();
+      why = here ? fmt::format("after this node's instance {} of {}", fmt::join(mine, ", "), service_name(prev_sid))
+                 : fmt::format("chosen by the node of the {} instance that served the flow (this node has none)",
+                               service_name(prev_sid));
+    }
+    out.push_back({{"spi", p.spi}, {"si", p.si}, {"chosen_here", here}, {"why", why}});
+  }
+  return out;
+}
+
+nlohmann::json Agent::topology() const {
+  nlohmann::json j;
+  nlohmann::json routers = nlohmann::json::array();
+  if (auto self = self_router()) {
+    auto topo = plane::build_topology(ospf_->lsdb(), spec_.ospf.area, spec_.ospf.opaque_type);
+    if (auto spf = plane::spf(topo, *self); spf) {
+      for (size_t n = 0; n < topo.nodes.size(); ++n) {
+        if (topo.nodes[n].kind != plane::NodeKind::Router) continue;
+        nlohmann::json r = {{"router_id", ip_str(topo.nodes[n].id)}, {"self", topo.nodes[n].id == *self}};
+        if (spf->dist[n] == plane::kUnreachable) r["reachable"] = false;
+        else r["cost"] = spf->dist[n];
+        routers.push_back(r);
+      }
+    }
+  }
+  j["routers"] = routers;
+  const char* rule = "";
+  switch (spec_.wcmp.mode) {
+    case plane::WcmpMode::BottleneckResidual:
+      rule = spec_.wcmp.include_links ? "min(vnf_cost, bottleneck)" : "vnf_cost";
+      break;
+    case plane::WcmpMode::InverseCost: rule = "inverse_scale / path_cost"; break;
+    case plane::WcmpMode::EqualCostMultipath: rule = "1 for the lowest path_cost, else 0"; break;
+  }
+  j["weight_rule"] = spec_.wcmp.floor ? fmt::format("max({}, {})", rule, spec_.wcmp.floor) : std::string(rule);
+  nlohmann::json services = nlohmann::json::array();
+  for (const auto& [id, s] : sync_->services()) {
+    nlohmann::json inst = nlohmann::json::array();
+    uint64_t total = 0;
+    for (const auto& i : s.instances) total += i.weight;
+    for (const auto& i : s.instances) {
+      nlohmann::json e = {{"id", i.id}, {"router", ip_str(i.router)}, {"local", i.local}, {"nsh_aware", i.nsh_aware},
+                          {"endpoint", ip_str(i.endpoint)}, {"network_cost", i.network_cost},
+                          {"bottleneck", nullptr}, {"vnf_cost", i.vnf_cost}, {"path_cost", i.path_cost},
+                          {"weight", i.weight}, {"share", total ? static_cast<double>(i.weight) / total : 0.0},
+                          {"held", i.held}};
+      if (!i.local && i.link_bottleneck != plane::kNoBottleneck) e["bottleneck"] = i.link_bottleneck;
+      if (spec_.wcmp.mode == plane::WcmpMode::BottleneckResidual)
+        e["limited_by"] = spec_.wcmp.include_links && !i.local && i.link_bottleneck < i.vnf_cost ? "link" : "vnf";
+      inst.push_back(e);
+    }
+    nlohmann::json sel = selection(id);
+    bool here = std::any_of(sel.begin(), sel.end(), [](const nlohmann::json& x) { return x["chosen_here"].get<bool>(); });
+    services.push_back({{"id", id}, {"name", s.name}, {"chosen_here", here}, {"selection", sel},
+                        {"instances", inst}, {"last_moved", s.last_moved}});
+  }
+  j["services"] = services;
+  return j;
+}
+
+}  // namespace anychain::daemon
