@@ -11,6 +11,9 @@
  *
  * Concurrency: XDP on any CPU writes only slot 0 (atomic adds) and the touch words; the merge
  * program, run by one agent thread, writes everything else in place.
+ *
+ * Over 500 lines: each object's update, read and merge sit together so that the merge can be
+ * checked against the update it must commute with.
  */
 #ifndef NF_CRDT_H
 #define NF_CRDT_H

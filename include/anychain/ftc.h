@@ -11,6 +11,10 @@
  * bound.
  *
  * Wire fields are big-endian; record fields (maps) are host order.
+ *
+ * Over 500 lines: the wire format, the order rule and the walk/rebuild helpers must be one
+ * definition shared by the verifier-checked C and the C++ twin; splitting it would only add
+ * headers that are always included together.
  */
 #ifndef ANYCHAIN_FTC_H
 #define ANYCHAIN_FTC_H
