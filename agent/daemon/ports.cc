@@ -95,6 +95,7 @@ void Ports::attach(State& s, std::vector<Error>* errors) {
   s.attached = true;
   s.ifindex = a->ifindex;
   s.prog_id = a->prog_id;
+  if (auto e = dataplane::Dataplane::xdp_entry_id(s.ifindex)) s.entry_id = *e;
   s.mode = a->mode;
   s.problem.clear();
   if (changed) {
@@ -178,18 +179,21 @@ void Ports::on_link(const LinkEvent& e) {
 }
 
 void Ports::refresh_mtus() {
-  std::vector<std::string> names;
-  for (const auto& [n, s] : ports_)
-    if (s.attached) names.push_back(n);
-  auto live = dataplane::Dataplane::attached(names);
   for (auto& [n, s] : ports_) {
     if (!s.attached) continue;
-    const bool ours = live && std::any_of(live->begin(), live->end(), [&](const dataplane::Attachment& a) { return a.ifname == n; });
-    if (live && !ours) {
-      log::warn("{}: anychain's program was removed from it by someone else; attaching it again", what(s.spec));
-      s.attached = false;
-      attach(s, nullptr);
-      continue;
+    // Cheap first: the program the kernel runs there is the one it ran when we last saw ours.
+    // Only when it changed ask libxdp whether ours is (still) among them.
+    auto entry = dataplane::Dataplane::xdp_entry_id(s.ifindex);
+    if (!entry || *entry == 0 || *entry != s.entry_id) {
+      auto live = dataplane::Dataplane::attached({n});
+      const bool ours = live && std::any_of(live->begin(), live->end(), [&](const dataplane::Attachment& a) { return a.ifname == n; });
+      if (live && !ours) {
+        log::warn("{}: anychain's program was removed from it by someone else; attaching it again", what(s.spec));
+        s.attached = false;
+        attach(s, nullptr);
+        continue;
+      }
+      if (ours && entry) s.entry_id = *entry;
     }
     read_mtus(s);
   }
@@ -218,16 +222,23 @@ bool Ports::attached(const std::string& name) const {
   return it != ports_.end() && it->second.attached;
 }
 
+// The attachment the kernel has now: what we attached while the kernel runs the same entry
+// program there (one netlink query), else asked from libxdp.
+std::optional<dataplane::Attachment> Ports::live_attachment(const std::string& name, const State& s) const {
+  if (s.attached && s.ifindex && s.entry_id)
+    if (auto e = dataplane::Dataplane::xdp_entry_id(s.ifindex); e && *e == s.entry_id)
+      return dataplane::Attachment{name, s.ifindex, s.mode, s.prog_id, s.dispatcher};
+  if (auto live = dataplane::Dataplane::attached({name}))
+    for (const auto& x : *live)
+      if (x.ifname == name) return x;
+  return std::nullopt;
+}
+
 nlohmann::json Ports::status(uint16_t inner_mtu, nlohmann::json& warnings) const {
-  std::vector<std::string> names;
-  for (const auto& [n, s] : ports_) names.push_back(n);
-  auto live = dataplane::Dataplane::attached(names);
   nlohmann::json out = nlohmann::json::array();
   for (const auto& [n, s] : ports_) {
-    const dataplane::Attachment* a = nullptr;
-    if (live)
-      for (const auto& x : *live)
-        if (x.ifname == n) a = &x;
+    const std::optional<dataplane::Attachment> live = live_attachment(n, s);
+    const dataplane::Attachment* a = live ? &*live : nullptr;
     nlohmann::json j = {{"name", n}, {"kind", kind_name(s.spec.kind)}, {"roles", role_names(s.spec.roles)},
                         {"attached", a != nullptr}};
     if (s.spec.kind == PortSpec::Kind::InstanceVeth) j["instance"] = s.spec.instance;

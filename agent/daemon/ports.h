@@ -69,12 +69,15 @@ class Ports {
     int ifindex = 0;
     bool attached = false;      // by us, as far as we know
     uint32_t prog_id = 0;
+    uint32_t entry_id = 0;      // what the kernel runs first there when we last checked (ours
+                                // or libxdp's dispatcher running ours)
     XdpMode mode = XdpMode::Auto;
     bool dispatcher = true;
     unsigned mtu = 0, peer_mtu = 0;
     std::string problem;        // why it is not attached (logged once)
   };
   void attach(State& s, std::vector<Error>* errors);
+  std::optional<dataplane::Attachment> live_attachment(const std::string& name, const State& s) const;
   void read_mtus(State& s);
   dataplane::Dataplane& dp_;
   std::map<std::string, State> ports_;

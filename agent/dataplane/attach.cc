@@ -161,6 +161,13 @@ Result<std::vector<Attachment>> Dataplane::attached(const std::vector<std::strin
   return out;
 }
 
+Result<uint32_t> Dataplane::xdp_entry_id(int ifindex) {
+  LIBBPF_OPTS(bpf_xdp_query_opts, q);
+  if (int e = bpf_xdp_query(ifindex, 0, &q); e < 0) return fail_errno("query the XDP program", -e);
+  if (q.prog_id) return q.prog_id;
+  return q.drv_prog_id ? q.drv_prog_id : q.skb_prog_id ? q.skb_prog_id : q.hw_prog_id;
+}
+
 Result<Attachment> attach_interface(Dataplane& dp, const std::string& ifname, XdpMode mode, bool classify) {
   auto a = dp.attach(ifname, mode);
   if (!a) return a;

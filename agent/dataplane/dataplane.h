@@ -205,6 +205,10 @@ class Dataplane {
   Result<Attachment> attach(const std::string& ifname, XdpMode mode);
   static Result<void> detach(const std::string& ifname);
   static Result<std::vector<Attachment>> attached(const std::vector<std::string>& ifnames);
+  // The id of the XDP program the kernel runs first on ifindex (libxdp's dispatcher, or ours
+  // alone), 0 for none: one netlink query, no libxdp objects (querying those opens a file
+  // descriptor per program, which libxdp 1.3 does not all give back).
+  static Result<uint32_t> xdp_entry_id(int ifindex);
 
   // Remove every pin under pin_root (the fast path on interfaces keeps its own references).
   static Result<void> unpin_all(const std::string& pin_root);
