@@ -124,6 +124,7 @@ Result<std::vector<PolicyRule>> to_policy_rules(const config::Config& c) {
     r.spi = ch->spi;
     r.symmetric = p.symmetric.value_or(c.node.symmetric_hash);
     r.md2 = p.md_type == 2;
+    if (auto f = c.ftc_of(*ch)) r.ftc_f = static_cast<uint8_t>(f->f);  // validated: 1..4, MD2
     if (auto e = dataplane::encode_policy(r); !e)
       return fail(fmt::format("policy '{}': {}", p.name, e.error().message), e.error().code);
     out.push_back(r);
