@@ -10,8 +10,19 @@
 
 #include <cstring>
 
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <thread>
+
 #include "anychain/ftc.h"
 #include "fastpath_cases.h"
+#include "ftc/egress_port.h"
 
 namespace anychain::test {
 namespace {
@@ -274,6 +285,131 @@ TEST(FtcRecovering, PlacedFlowsAreHeldBackAndKeepTheirPlacement) {
   EXPECT_EQ(run_prog(prog(), "src0", in).verdict, XDP_REDIRECT);
   EXPECT_EQ(c.delta(AC_FWD_LOCAL_NSH), 1u);
   EXPECT_EQ(c.delta(AC_DROP_FTC_RECOVERING), 0u);
+}
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// The buffer with a real XDP attach: the fast path runs natively on vnf0; the chain's last VNF
+// (behind vnf0) sends FTC packets at chain 100's end (SI 253). The first carries a log held once
+// (f = 1: not yet f + 1 times), so the egress buffer's AF_XDP socket holds it and nothing leaves
+// the node; the second brings the tail's commit of that log: both are released, in order, their
+// FTC TLVs removed, re-run through the fast path, which pops the NSH and routes them out of core0.
+TEST(FtcEgressBuffer, HeldInTheAfXdpSocketUntilCommittedThenReleasedInOrder) {
+  auto& d = FastPathEnv::dataplane();
+  int vnf0 = FastPathEnv::ifindex("vnf0");
+  must("ip link set core0p up && ethtool -K core0p gro on >/dev/null");  // receives XDP redirects
+  // what core0p receives is not routed back out of core0 by this sandbox's stack (a loop that
+  // would flood the capture); vnf0's forwarding, which the fast path's FIB lookup needs, stays
+  must("sysctl -qw net.ipv4.conf.core0p.forwarding=0");
+  struct Restore {
+    ~Restore() { must("sysctl -qw net.ipv4.conf.core0p.forwarding=1"); }
+  } restore;
+  ASSERT_EQ(bpf_xdp_attach(vnf0, d.prog_fd(), XDP_FLAGS_DRV_MODE, nullptr), 0);
+  struct Detach {
+    int ifindex;
+    ~Detach() { bpf_xdp_detach(ifindex, XDP_FLAGS_DRV_MODE, nullptr); }
+  } detach{vnf0};
+  ftc::EgressOptions o;
+  o.ifname = "vnf0";
+  o.xskmap_fd = d.map_fd("ac_ftc_xsk");
+  o.prog_fd = d.prog_fd();
+  o.frames = 64;
+  auto port = ftc::EgressPort::open(o);
+  ASSERT_TRUE(port.has_value()) << port.error().str();
+
+  int tx = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+  int cap = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_IP));
+  ASSERT_GE(tx, 0);
+  ASSERT_GE(cap, 0);
+  sockaddr_ll to{};
+  to.sll_family = AF_PACKET;
+  to.sll_ifindex = FastPathEnv::ifindex("vnf0p");
+  to.sll_halen = 6;
+  sockaddr_ll at{};
+  at.sll_family = AF_PACKET;
+  at.sll_protocol = htons(ETH_P_IP);
+  at.sll_ifindex = FastPathEnv::ifindex("core0p");
+  ASSERT_EQ(bind(cap, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
+  auto captured = [&] {
+    std::vector<Bytes> out;
+    uint8_t buf[2048];
+    for (;;) {
+      ssize_t n = recv(cap, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      Bytes b(buf, buf + n);
+      if (n >= 34 && b[30] == 203 && b[31] == 0 && b[32] == 113 && b[33] == 10 ) out.push_back(b);
+    }
+    return out;
+  };
+  auto send_and_poll = [&](const Bytes& f, uint64_t want_rx) {
+    ASSERT_EQ(sendto(tx, f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+              static_cast<ssize_t>(f.size()));
+    for (int i = 0; i < 200 && (*port)->stats().rx < want_rx; ++i) {
+      pollfd pf{(*port)->fds()[0], POLLIN, 0};
+      ::poll(&pf, 1, 10);
+      (*port)->poll(now_ns());
+    }
+    ASSERT_EQ((*port)->stats().rx, want_rx);
+  };
+  // a no-op log of middlebox (7, incarnation 0, SI 254) at seq 1, held once
+  Bytes log = tlv(AC_MD_CLASS, AC_TLV_FTC_LOG, Bytes{0, 1, 0, 0, 0x00, 0x07, 0x00, 0xfe, 0, 0, 0, 1});
+  Bytes commit = tlv(AC_MD_CLASS, AC_TLV_FTC_COMMIT, Bytes{0x00, 0x07, 0x00, 0xfe, 0, 0, 0, 1});
+  Bytes first = nsh_frame(ftc_nsh(kV4, 100, 253, 40, 1, log));
+  // the same partition (the NSH's flow hash), another inner packet, to tell them apart
+  Flow other = kV4;
+  other.l4.sport = 4242;
+  Bytes second = nsh_frame(ftc_nsh(kV4, 100, 253, 40, 1, commit), other.ip());
+  (void)captured();
+  Counters c;
+  send_and_poll(first, 1);
+  EXPECT_EQ(c.delta(AC_FWD_FTC_BUFFER), 1u);
+  auto s = (*port)->stats();
+  EXPECT_EQ(s.held_now, 1u) << "held until its log is held f + 1 times";
+  EXPECT_EQ(s.released, 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(captured().empty()) << "nothing left the chain before the commit";
+  auto fb = (*port)->take_feedback();
+  ASSERT_EQ(fb.size(), 1u) << "the log goes back to the ingress forwarder";
+  EXPECT_EQ(fb[0].ingress, 0xc0000201u) << "192.0.2.1, from the control TLV";
+  ASSERT_EQ(fb[0].logs.size(), 1u);
+  EXPECT_TRUE(fb[0].logs[0].flags & AC_FTC_LOG_WRAPPED);
+
+  send_and_poll(second, 2);
+  s = (*port)->stats();
+  EXPECT_EQ(s.held_now, 0u);
+  EXPECT_EQ(s.released, 2u);
+  EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 2u) << "the re-runs popped the NSH and routed";
+  std::vector<Bytes> got;
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (auto& b : captured()) got.push_back(b);
+  }
+  ASSERT_EQ(got.size(), 2u) << [&] {
+    std::string t;
+    for (auto& b : got) t += hex(b) + "\n";
+    return t;
+  }();
+  EXPECT_EQ(hex(got[0]), hex(frame(kCore0Peer, kCore0, ETH_P_IP, kV4.ip(63)))) << "the held one first";
+  EXPECT_EQ(hex(got[1]), hex(frame(kCore0Peer, kCore0, ETH_P_IP, other.ip(63))));
+  close(tx);
+  close(cap);
+}
+
+TEST(FtcEgressBuffer, StripRemovesEveryFtcTlvAndGivesTheTtlBack) {
+  Nsh n = ftc_nsh(kV4, 100, 253, 40, 1, returned_log());
+  append(n.tlvs, tlv(0x0123, 0x45, Bytes{1, 2, 3, 4}));  // a foreign TLV stays
+  auto out = ftc::strip_ftc(nsh_frame(n));
+  ASSERT_TRUE(out.has_value()) << out.error().str();
+  Nsh want = n;
+  want.ttl = 41;
+  want.tlvs = flow_hash_tlv(kV4.hash());
+  append(want.tlvs, tlv(0x0123, 0x45, Bytes{1, 2, 3, 4}));
+  EXPECT_EQ(hex(*out), hex(nsh_frame(want)));
+  EXPECT_FALSE(ftc::strip_ftc(Bytes(20, 0)).has_value());
 }
 
 }  // namespace
