@@ -3,7 +3,7 @@
 // anychain-nf loads (not attached), run with BPF_PROG_TEST_RUN one packet per call.
 //
 //   head      the monitor without the control TLV (plain) and as the head of an f = 1 chain:
-//             its transaction's log appended (45 bytes: one write of the flow's counters)
+//             its transaction's log appended (52 bytes on the wire: one write of the flow's counters)
 //   replica   the firewall (stateless) as a replica of an f = 2 chain that is not the tail:
 //             the monitor's log (1 to 3 writes: 48 to 116 bytes on the wire) applied to its
 //             replica store and kept
