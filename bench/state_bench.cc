@@ -250,6 +250,7 @@ TransportRun run_transport(bool afxdp, double seconds, size_t raw_size) {
     o.ifname = s->ifname;
     o.local = s->local;
     o.xskmap_fd = afxdp ? s->fp->dp->map_fd("ac_state_xsk") : -1;
+    o.slot_stride = AC_XSK_QUEUES;
     auto t = open_transport(o);
     if (!t) throw std::runtime_error("transport: " + t.error().str());
     s->t = std::move(*t);

@@ -94,8 +94,8 @@ AC_INLINE int ac_ftc_to_buffer(struct xdp_md *ctx)
 	__u32 ifindex = ctx->ingress_ifindex, queue = ctx->rx_queue_index;
 	__u64 len = ac_pkt_len(ctx);
 
-	if (ifindex < AC_FTC_XSK_IFS && queue < AC_FTC_XSK_QUEUES &&
-	    bpf_redirect_map(&ac_ftc_xsk, AC_FTC_XSK_SLOT(ifindex, queue), 0) == XDP_REDIRECT) {
+	if (ifindex < AC_XSK_IFS && queue < AC_XSK_QUEUES &&
+	    bpf_redirect_map(&ac_ftc_xsk, AC_XSK_SLOT(ifindex, queue), 0) == XDP_REDIRECT) {
 		ac_counter_add(&ac_stats, AC_FWD_FTC_BUFFER, len);
 		return XDP_REDIRECT;
 	}

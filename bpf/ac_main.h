@@ -33,13 +33,17 @@ static __noinline const struct ac_iface *ac_iface_hi(__u32 ifindex)
 }
 
 /* State replication to our endpoint (docs/state.md 3.10): to the agent's AF_XDP socket of the
- * receiving queue; a queue without one passes the datagram to the stack, where the agent's UDP
- * socket on the same port receives it. Either way counted. */
+ * receiving interface and queue; a queue without one (or beyond the map's slots) passes the
+ * datagram to the stack, where the agent's UDP socket on the same port receives it. Either way
+ * counted. */
 AC_INLINE int ac_state_rx(struct xdp_md *ctx)
 {
 	__u64 len = ac_pkt_len(ctx);
-	int verdict = bpf_redirect_map(&ac_state_xsk, ctx->rx_queue_index, XDP_PASS);
+	__u32 ifindex = ctx->ingress_ifindex, queue = ctx->rx_queue_index;
+	int verdict = XDP_PASS;
 
+	if (ifindex < AC_XSK_IFS && queue < AC_XSK_QUEUES)
+		verdict = bpf_redirect_map(&ac_state_xsk, AC_XSK_SLOT(ifindex, queue), XDP_PASS);
 	ac_counter_add(&ac_stats, verdict == XDP_REDIRECT ? AC_FWD_STATE_XSK : AC_PASS_STATE_NO_XSK,
 		       len);
 	return verdict;

@@ -117,19 +117,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ac_proxy SEC(".maps");
 
-/* The agent's AF_XDP sockets of state replication, one per RX queue (docs/state.md 3.10) */
+/* The agent's AF_XDP sockets of state replication (docs/state.md 3.10): AC_XSK_SLOT(ifindex,
+ * RX queue) */
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, AC_STATE_XSK_QUEUES);
+	__uint(max_entries, AC_XSK_IFS * AC_XSK_QUEUES);
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ac_state_xsk SEC(".maps");
 
-/* The egress buffer's AF_XDP sockets (docs/ftc.md 5.1): AC_FTC_XSK_SLOT(ifindex, RX queue) */
+/* The egress buffer's AF_XDP sockets (docs/ftc.md 5.1): AC_XSK_SLOT(ifindex, RX queue) */
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, AC_FTC_XSK_IFS * AC_FTC_XSK_QUEUES);
+	__uint(max_entries, AC_XSK_IFS * AC_XSK_QUEUES);
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -60,11 +60,11 @@ Result<std::unique_ptr<EgressPort>> EgressPort::open(const EgressOptions& o) {
   if (!p->ifindex_) return fail_errno("FTC buffer: interface " + o.ifname);
   if (o.xskmap_fd < 0 || o.prog_fd < 0) return fail("FTC buffer: needs the fast path's ac_ftc_xsk and program");
   if (o.frames < 64 || (o.frames & (o.frames - 1))) return fail("FTC buffer: frames must be a power of two >= 64");
-  if (p->ifindex_ >= AC_FTC_XSK_IFS)
+  if (p->ifindex_ >= AC_XSK_IFS)
     return fail("FTC buffer: " + o.ifname + " has ifindex " + std::to_string(p->ifindex_) + ", the XSKMAP serves below " +
-                std::to_string(AC_FTC_XSK_IFS));
+                std::to_string(AC_XSK_IFS));
   for (uint32_t qid : o.queues) {
-    if (qid >= AC_FTC_XSK_QUEUES) return fail("FTC buffer: queue " + std::to_string(qid) + " beyond the XSKMAP's");
+    if (qid >= AC_XSK_QUEUES) return fail("FTC buffer: queue " + std::to_string(qid) + " beyond the XSKMAP's");
     auto q = std::make_unique<Queue>();
     q->id = qid;
     q->size = size_t{o.frames} * kFrameSize;
@@ -103,7 +103,7 @@ Result<std::unique_ptr<EgressPort>> EgressPort::open(const EgressOptions& o) {
     if (xsk_ring_prod__reserve(&q->fill, o.frames, &idx) != o.frames) return fail("FTC buffer: fill ring");
     for (uint32_t i = 0; i < o.frames; ++i) *xsk_ring_prod__fill_addr(&q->fill, idx + i) = uint64_t{i} * kFrameSize;
     xsk_ring_prod__submit(&q->fill, o.frames);
-    uint32_t slot = AC_FTC_XSK_SLOT(p->ifindex_, qid);
+    uint32_t slot = AC_XSK_SLOT(p->ifindex_, qid);
     int fd = xsk_socket__fd(q->xsk);
     if (bpf_map_update_elem(o.xskmap_fd, &slot, &fd, BPF_ANY) != 0)
       return fail_errno("FTC buffer: ac_ftc_xsk slot of " + o.ifname + " queue " + std::to_string(qid));
@@ -114,7 +114,7 @@ Result<std::unique_ptr<EgressPort>> EgressPort::open(const EgressOptions& o) {
 
 EgressPort::~EgressPort() {
   for (const auto& q : queues_) {
-    uint32_t slot = AC_FTC_XSK_SLOT(ifindex_, q->id);
+    uint32_t slot = AC_XSK_SLOT(ifindex_, q->id);
     bpf_map_delete_elem(opt_.xskmap_fd, &slot);
   }
 }

@@ -1,6 +1,6 @@
 // The egress buffer on AF_XDP (docs/ftc.md 5.1): the I/O around ftc::EgressBuffer. The fast
 // path's chain end redirects every packet that carries the FTC control TLV, NSH kept, into the
-// XSKMAP ac_ftc_xsk at AC_FTC_XSK_SLOT(ifindex, queue); this port binds one socket per queue of
+// XSKMAP ac_ftc_xsk at AC_XSK_SLOT(ifindex, queue); this port binds one socket per queue of
 // one interface there (libxdp's xsk API, copy mode unless zero-copy works), decodes each frame's
 // NSH (ftc/wire.h), and lets the buffer decide. A held frame is copied out of the UMEM (the
 // buffer's bounds are its memory bound) and its UMEM frame goes back to the fill ring at once.

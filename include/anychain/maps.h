@@ -31,13 +31,14 @@
 #define AC_LASTHOP_SLOTS 16384   /* last-hop cache entries per CPU, a power of two */
 #define AC_PROXY_DEFAULT 16384
 #define AC_PROXY_NSH_MAX 252     /* NSH bytes the SFC proxy keeps per flow (largest NSH) */
-#define AC_STATE_XSK_QUEUES 64   /* ac_state_xsk: RX queues that can have a replication socket */
-/* ac_ftc_xsk (docs/ftc.md 5.1): the egress buffer's AF_XDP sockets, one slot per (interface, RX
- * queue): AC_FTC_XSK_SLOT(ifindex, queue), for ifindexes below AC_FTC_XSK_IFS and queues below
- * AC_FTC_XSK_QUEUES (an FTC packet ending its chain elsewhere is dropped, ftc_no_buffer) */
-#define AC_FTC_XSK_QUEUES 16
-#define AC_FTC_XSK_IFS 1024
-#define AC_FTC_XSK_SLOT(ifindex, queue) ((__u32)(ifindex) * AC_FTC_XSK_QUEUES + (__u32)(queue))
+/* The node's AF_XDP sockets in XSKMAPs (ac_state_xsk: state replication, docs/state.md 3.10;
+ * ac_ftc_xsk: the FTC egress buffer, docs/ftc.md 5.1). A socket is bound to one interface's RX
+ * queue and the kernel drops a frame redirected to a socket of another device, so each map has
+ * one slot per (interface, RX queue): AC_XSK_SLOT(ifindex, queue), for ifindexes below
+ * AC_XSK_IFS and queues below AC_XSK_QUEUES (other frames: no socket, as the map's user says). */
+#define AC_XSK_QUEUES 16
+#define AC_XSK_IFS 1024
+#define AC_XSK_SLOT(ifindex, queue) ((__u32)(ifindex) * AC_XSK_QUEUES + (__u32)(queue))
 #define AC_FTC_PENDING_MAX 224   /* ac_ftc_pending: bytes of returned logs per partition (the room
 				  * of an FTC NSH after its base, flow hash and control TLVs) */
 #define AC_FTC_PENDING_DEFAULT 65536 /* ac_ftc_pending entries (partitions with returned logs) */
@@ -65,7 +66,7 @@ struct ac_config {
 				 * their next hop go there; 0 = none, they are dropped */
 	__u16 state_port;       /* UDP port of state replication (docs/state.md 3.10), host order:
 				 * IPv4/UDP to local_endpoint on it goes to the agent's AF_XDP socket
-				 * of its RX queue (ac_state_xsk); 0 = replication off */
+				 * of its interface and RX queue (ac_state_xsk); 0 = replication off */
 	__u16 pad2;
 };
 
@@ -287,9 +288,10 @@ enum ac_verdict_reason {
 	AC_FWD_SLOW_PATH,        /* too big for its next hop: to the agent, which fragments it
 				  * (IPv4 without DF) or answers ICMP (docs/slow-path.md) */
 	AC_FWD_STATE_XSK,        /* state replication datagram to the agent's AF_XDP socket of
-				  * its RX queue (docs/state.md 3.10) */
-	AC_PASS_STATE_NO_XSK,    /* state replication datagram on a queue without an AF_XDP socket:
-				  * to the stack, where the agent's UDP socket receives it */
+				  * its interface and RX queue (docs/state.md 3.10) */
+	AC_PASS_STATE_NO_XSK,    /* state replication datagram on a queue without an AF_XDP socket
+				  * (or beyond AC_XSK_IFS / AC_XSK_QUEUES): to the stack, where the
+				  * agent's UDP socket receives it */
 	AC_FWD_FTC_BUFFER,       /* an FTC packet (control TLV) at its chain's end: to the egress
 				  * buffer's AF_XDP socket with its NSH (docs/ftc.md 5.1) */
 	AC_VERDICT_END

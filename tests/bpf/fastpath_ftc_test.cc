@@ -193,7 +193,7 @@ TEST(FtcLastHop, FtcPacketsToTheBufferSocketNshKeptOrDroppedWithoutOne) {
   Bytes kept = nsh_frame(dec);
   int xskmap = FastPathEnv::dataplane().map_fd("ac_ftc_xsk");
   ASSERT_GE(xskmap, 0);
-  uint32_t slot = AC_FTC_XSK_SLOT(FastPathEnv::ifindex("vnf0"), 0);
+  uint32_t slot = AC_XSK_SLOT(FastPathEnv::ifindex("vnf0"), 0);
   {
     Counters c;
     auto r = run_prog(prog(), "vnf0", in);

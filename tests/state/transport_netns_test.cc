@@ -96,7 +96,7 @@ class TransportNetns : public ::testing::Test {
   }
   void open(Side& s, const Redirect* r, std::vector<uint32_t> queues = {}) {
     InNetns in(s.ns);
-    XskOptions o{.ifname = s.ifname, .local = s.local, .xskmap_fd = r ? r->xskmap() : -1, .queues = queues};
+    XskOptions o{.ifname = s.ifname, .local = s.local, .xskmap_fd = r ? r->xskmap() : -1, .slot_stride = AC_XSK_QUEUES, .queues = queues};
     auto t = open_transport(o);
     ASSERT_TRUE(t.has_value()) << t.error().str();
     s.transport = std::move(*t);
