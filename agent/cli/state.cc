@@ -45,6 +45,21 @@ void print_state(const json& s) {
                            num(s["instance_id"]), num(s["pid"]), num(s["prog_id"]), num(s["incarnation"]));
   print_counters("counters", s["counters"]);
   print_counters(fmt::format("ftc ({} records)", num(s["ftc"]["records"])).c_str(), s["ftc"]["counters"]);
+  if (s.contains("process")) print_counters("process (hold queue, overflow, reclaim, control)", s["process"]);
+  if (s["ftc"].contains("peers")) {
+    std::string peers;
+    for (const auto& [id, inc] : s["ftc"]["peers"].items()) peers += fmt::format("{}{}/{}", peers.empty() ? "" : " ", id, num(inc));
+    std::cout << fmt::format("ftc incarnation {}, peers (id/incarnation): {}\n", num(s["ftc"].value("incarnation", json(0))),
+                             peers.empty() ? "none" : peers);
+  }
+  if (s["ftc"].contains("replicas") && !s["ftc"]["replicas"].empty()) {
+    std::cout << fmt::format("\nreplica records: {}\n", s["ftc"]["replicas"].size());
+    Table t({"MIDDLEBOX", "HEAD SI", "PARTITION", "SEQ", "INC", "HELD", "KEYS"});
+    for (const auto& r : s["ftc"]["replicas"])
+      t.add({num(r["middlebox"]), num(r["head_si"]), fmt::format("{} {}", num(r["spi"]), num(r["hash"])), num(r["seq"]),
+             num(r["incarnation"]), num(r["held"]), std::to_string(r["slots"].size())});
+    t.print();
+  }
   if (s.contains("nat")) {
     const json& n = s["nat"];
     std::cout << fmt::format("\nexternal address {}, ports {}: {} of {} in use\n", num(n["address"]), num(n["ports"]),
