@@ -1,17 +1,13 @@
 #include "nf/ftc_control.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "anychain/ftc.h"
 #include "anychain/maps.h"
-#include "common/unique_fd.h"
+#include "nf/published.h"
 
 namespace anychain::nf {
 
@@ -100,35 +96,15 @@ Result<FtcControl> ftc_control_from_json(const json& j) {
 }
 
 Result<FtcControl> read_ftc_control(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return fail_errno(fmt::format("read {}", path));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded()) return fail(fmt::format("{}: not JSON", path), EINVAL);
-  auto c = ftc_control_from_json(j);
+  auto j = read_json_file(path);
+  if (!j) return unexpected(j.error());
+  auto c = ftc_control_from_json(*j);
   if (!c) return unexpected(wrap(c.error(), path));
   return c;
 }
 
 Result<void> write_ftc_control(const std::string& path, const FtcControl& c) {
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return fail(fmt::format("create {}: {}", dir.string(), ec.message()), ec.value());
-  const std::string tmp = path + ".tmp";
-  const std::string text = to_json(c).dump(1) + "\n";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd) return fail_errno(fmt::format("create {}", tmp));
-  for (size_t off = 0; off < text.size();) {
-    ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail_errno(fmt::format("write {}", tmp));
-    off += static_cast<size_t>(n);
-  }
-  fd.reset();
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail_errno(fmt::format("rename {} to {}", tmp, path));
-  return {};
+  return write_file_atomic(path, to_json(c).dump(1) + "\n");
 }
 
 }  // namespace anychain::nf
