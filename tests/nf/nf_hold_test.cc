@@ -166,6 +166,16 @@ TEST_F(NfHold, AGapIsHeldAndReleasedInOrderWhenTheMissingLogArrives) {
   EXPECT_EQ(s["ftc"]["replicas"][0]["seq"], 4u);
   EXPECT_EQ(s["ftc"]["replicas"][0]["middlebox"], 7u);
   EXPECT_EQ(s["ftc"]["counters"]["ftc_applied"], 4u);
+  // the CLI shows the same, with the control file's f and successors
+  const std::string cli = std::string(ANYCHAIN_CLI) + " state r1 --run-dir " + run_dir_.string();
+  json j = json::parse(sh_out(cli + " --json"));
+  EXPECT_EQ(j["ftc"]["control"]["successors"], json({9}));
+  EXPECT_EQ(j["ftc"]["control"]["f"], 2);
+  EXPECT_EQ(j["ftc"]["replicas"][0]["seq"], 4u);
+  const std::string text = sh_out(cli);
+  EXPECT_NE(text.find("replica records: 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("hold_queued 2, hold_released 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("ftc control: f 2, successors: 9"), std::string::npos) << text;
 }
 
 // A burst of gaps over the bounds (8 frames in all, 4 per partition): three partitions of 40
