@@ -42,6 +42,7 @@
 #include <anychain/nsh.h>
 #include <anychain/maps.h>
 #include <anychain/ftc.h>
+#include <anychain/nf.h>
 
 #ifndef AC_NF_HEAD_MAX
 #define AC_NF_HEAD_MAX 65536
@@ -89,7 +90,7 @@ struct ac_ftc_scratch {
 	__u8 zero[sizeof(struct ac_st_rec)]; /* an empty record, the value new records are created
 					      * from (bytes: a per-CPU map cannot hold a spin lock) */
 	struct ac_ftc_hop hop;   /* the hop's parameters for the replicate callback */
-	struct ac_ftc_overflow ovf;
+	struct ac_nf_overflow ovf; /* its eth is the arriving frame's Ethernet header */
 	__u8 eth[ETH_HLEN + 2];
 };
 
@@ -141,7 +142,17 @@ struct {
 	__uint(max_entries, AC_NF_OVERFLOW_BYTES);
 } nf_overflow SEC(".maps");
 
-/* packets held for a gap go to anychain-nf's AF_XDP socket in slot 0 */
+/* packets held for a gap go to anychain-nf's AF_XDP socket in slot 0 (the NF's veth has one RX
+ * queue: the socket is bound to queue 0) */
+/* anychain-nf's own counters (enum ac_nf_proc_stat): written by the process, never by XDP; in the
+ * object so that `anychain state` reads them by id like every other counter */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AC_NF_PROC_STAT_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} nf_proc_stats SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
 	__uint(max_entries, 1);
@@ -407,6 +418,8 @@ __attribute__((noinline)) int ac_ftc_replicate(__u32 k)
 		} else if (ord == AC_FTC_SATISFIED && have &&
 			   !ac_ftc_inc_older(AC_FTC_MBOX_INC(mbox), rec->inc)) {
 			rec->inc = AC_FTC_MBOX_INC(mbox);
+			rec->last_used = hop->now; /* a live partition (no-ops, duplicates) is not idle:
+						    * anychain-nf reclaims by last_used (6.2) */
 		}
 		bpf_spin_unlock(&rec->lock);
 	}
@@ -562,6 +575,9 @@ AC_INLINE enum ac_ftc_verdict ac_ftc_hop_begin(struct xdp_md *ctx, struct ac_ftc
 	hop->spi_si = ac_ftc_rd32(s->old, 4);
 	hop->hash = s->view.hash;
 	hop->f = s->view.f;
+	/* where a propagating packet of this partition goes (an overflow record, ac_st_commit) */
+	if (bpf_xdp_load_bytes(ctx, 0, s->ovf.eth, ETH_HLEN))
+		return AC_FTC_DROP;
 	hop->propagating = (s->view.cflags & AC_FTC_CTRL_PROPAGATING) != 0;
 	s->commits.n = 0;
 	if (s->view.ncommit && bpf_loop(AC_FTC_MAX_COMMITS, ac_ftc_commit_cb, 0, 0) < 0) {
@@ -768,13 +784,15 @@ AC_INLINE void ac_st_commit(struct ac_ftc_hop *hop, struct ac_st_tx *tx)
 	hop->own_len = o;
 	if (4 + ac_ftc_pad4(o) > ac_ftc_share(hop->f)) {
 		/* over the share: the whole log to anychain-nf, its stub on the packet */
-		s->ovf.spi_si = hop->spi_si;
-		s->ovf.hash = hop->hash;
-		s->ovf.len = o;
-		s->ovf.f = hop->f;
+		s->ovf.o.spi_si = hop->spi_si;
+		s->ovf.o.hash = hop->hash;
+		s->ovf.o.len = o;
+		s->ovf.o.f = hop->f;
+		s->ovf.ingress = s->view.ingress;
+		s->ovf.next_proto = s->old[3];
 #pragma unroll
 		for (__u32 i = 0; i < AC_FTC_LOG_MAX / 4; i++)
-			((__u32 *)s->ovf.log)[i] = ((__u32 *)s->own)[i];
+			((__u32 *)s->ovf.o.log)[i] = ((__u32 *)s->own)[i];
 		if (bpf_ringbuf_output(&nf_overflow, &s->ovf, sizeof(s->ovf), 0))
 			ac_ftc_count(AC_FTC_ST_RING_FULL);
 #pragma unroll

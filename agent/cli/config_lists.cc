@@ -280,7 +280,7 @@ const std::vector<Kind>& kinds() {
              "veth", value("IFACE"), "host side of its veth")("capacity", value("PPS"), "packets per second it can serve")(
              "mac", value("MAC"), "the VNF's MAC (learnt when not given)")("nsh-aware", value("yes|no"), "default yes")(
              "pid-file", value("FILE"), "for CPU load")("cgroup", value("PATH"), "for CPU load")(
-             "nf", value("KIND"), "run a built-in network function: nat, monitor or firewall")(
+             "nf", value("KIND"), "run a built-in network function: nat, monitor, firewall or replica (an FTC replica-only hop)")(
              "restart", value("always|never"), "nf: restart it when it dies (default always)")(
              "nat-address", value("ADDR"), "nat: the external IPv4 address")(
              "nat-ports", value("LO-HI"), "nat: the port pool (default 1024-65535)")(

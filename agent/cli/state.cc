@@ -5,11 +5,13 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 
 #include "anychain/nf.h"
 #include "cli/cli.h"
 #include "control/client.h"
+#include "nf/ftc_control.h"
 #include "nf/maps.h"
 #include "nf/published.h"
 #include "nf/state.h"
@@ -45,6 +47,28 @@ void print_state(const json& s) {
                            num(s["instance_id"]), num(s["pid"]), num(s["prog_id"]), num(s["incarnation"]));
   print_counters("counters", s["counters"]);
   print_counters(fmt::format("ftc ({} records)", num(s["ftc"]["records"])).c_str(), s["ftc"]["counters"]);
+  if (s.contains("process")) print_counters("process (hold queue, overflow, reclaim, control)", s["process"]);
+  if (s["ftc"].contains("peers")) {
+    std::string peers;
+    for (const auto& [id, inc] : s["ftc"]["peers"].items()) peers += fmt::format("{}{}/{}", peers.empty() ? "" : " ", id, num(inc));
+    std::cout << fmt::format("ftc incarnation {}, peers (id/incarnation): {}\n", num(s["ftc"].value("incarnation", json(0))),
+                             peers.empty() ? "none" : peers);
+  }
+  if (s["ftc"].contains("control")) {
+    std::string succ;
+    for (const auto& x : s["ftc"]["control"]["successors"]) succ += (succ.empty() ? "" : " ") + num(x);
+    std::cout << fmt::format("ftc control: f {}, successors: {}\n", num(s["ftc"]["control"]["f"]),
+                             succ.empty() ? "none" : succ);
+  }
+  if (s["ftc"].contains("control_error")) std::cout << "ftc control file: " << num(s["ftc"]["control_error"]) << "\n";
+  if (s["ftc"].contains("replicas") && !s["ftc"]["replicas"].empty()) {
+    std::cout << fmt::format("\nreplica records: {}\n", s["ftc"]["replicas"].size());
+    Table t({"MIDDLEBOX", "HEAD SI", "PARTITION", "SEQ", "INC", "HELD", "KEYS"});
+    for (const auto& r : s["ftc"]["replicas"])
+      t.add({num(r["middlebox"]), num(r["head_si"]), fmt::format("{} {}", num(r["spi"]), num(r["hash"])), num(r["seq"]),
+             num(r["incarnation"]), num(r["held"]), std::to_string(r["slots"].size())});
+    t.print();
+  }
   if (s.contains("nat")) {
     const json& n = s["nat"];
     std::cout << fmt::format("\nexternal address {}, ports {}: {} of {} in use\n", num(n["address"]), num(n["ports"]),
@@ -98,6 +122,12 @@ int state(const Invocation& in) {
   if (!maps) return runtime_error(maps.error().str());
   auto s = nf::decode_state(*maps);
   if (!s) return runtime_error(s.error().str());
+  // the FTC control file beside the published one: f and successors live only there
+  const std::string control = nf::ftc_control_path(std::filesystem::path(file).parent_path().string(), name);
+  if (auto c = nf::read_ftc_control(control))
+    (*s)["ftc"]["control"] = nf::to_json(*c);
+  else if (c.error().code != ENOENT)
+    (*s)["ftc"]["control_error"] = c.error().str();
   print_result(in.g, *s, [&] { print_state(*s); });
   return kOk;
 }

@@ -182,8 +182,8 @@ struct NfRule {
 
 // The built-in network function an instance runs (`nf:`, docs/nf.md): anychaind creates its
 // namespace and veth and runs anychain-nf for it.
-inline constexpr const char* kNfKinds[] = {"nat", "monitor", "firewall", "ids", "ratelimit"};
-inline constexpr const char* kNfKindsBuilt[] = {"nat", "monitor", "firewall"};  // with a program
+inline constexpr const char* kNfKinds[] = {"nat", "monitor", "firewall", "ids", "ratelimit", "replica"};
+inline constexpr const char* kNfKindsBuilt[] = {"nat", "monitor", "firewall", "replica"};  // with a program
 struct NfConfig {
   std::string kind;                         // one of kNfKindsBuilt
   bool restart = true;                      // restart: always (true) or never

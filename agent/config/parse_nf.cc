@@ -66,12 +66,12 @@ void read_nf(Ctx& ctx, MapReader& r, Instance& in) {
     return std::any_of(std::begin(list), std::end(list), [&](const char* k) { return s == k; });
   };
   if (!in_list(kNfKinds, nf.kind)) {
-    ctx.err(*kind, fmt::format("{}: unknown nf '{}' (nat, monitor, firewall)", what, nf.kind));
+    ctx.err(*kind, fmt::format("{}: unknown nf '{}' (nat, monitor, firewall, replica)", what, nf.kind));
     return;
   }
   if (!in_list(kNfKindsBuilt, nf.kind)) {
     ctx.err(*kind, fmt::format("{}: nf '{}' is not available yet (its program comes with the shared-state NFs); "
-                               "built: nat, monitor, firewall", what, nf.kind));
+                               "built: nat, monitor, firewall, replica", what, nf.kind));
     return;
   }
   if (auto v = r.scalar("restart", false, "always or never")) {

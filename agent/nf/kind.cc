@@ -5,6 +5,7 @@
 #include "nf_firewall.skel.h"
 #include "nf_monitor.skel.h"
 #include "nf_nat.skel.h"
+#include "nf_replica.skel.h"
 
 namespace anychain::nf {
 namespace {
@@ -15,6 +16,7 @@ constexpr KindInfo kKinds[] = {
     {Kind::Firewall, "firewall", "nf_firewall", false, 0, "stateless rules: first match passes or drops"},
     {Kind::Ids, "ids", "", true, 0, "port-scan detector (shared state: issue 14 phase B, not built yet)"},
     {Kind::Ratelimit, "ratelimit", "", true, 0, "distributed rate limiter (issue 14 phase B, not built yet)"},
+    {Kind::Replica, "replica", "nf_replica_hop", false, 0, "FTC replica-only hop for chains shorter than f + 1 (no function)"},
 };
 
 template <class F>
@@ -54,6 +56,7 @@ std::span<const uint8_t> object_bytes(Kind k) {
     case Kind::Nat: return bytes_of(nf_nat_bpf__elf_bytes);
     case Kind::Monitor: return bytes_of(nf_monitor_bpf__elf_bytes);
     case Kind::Firewall: return bytes_of(nf_firewall_bpf__elf_bytes);
+    case Kind::Replica: return bytes_of(nf_replica_bpf__elf_bytes);
     case Kind::Ids:
     case Kind::Ratelimit: break;
   }

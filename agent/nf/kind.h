@@ -10,7 +10,7 @@
 
 namespace anychain::nf {
 
-enum class Kind { Nat, Monitor, Firewall, Ids, Ratelimit };
+enum class Kind { Nat, Monitor, Firewall, Ids, Ratelimit, Replica };
 
 struct KindInfo {
   Kind kind;

@@ -216,8 +216,77 @@ bool Nf::iface_present() const {
   return if_nametoindex(opts_.iface.c_str()) == static_cast<unsigned>(pub_.ifindex);
 }
 
+void Nf::count(uint32_t s, uint64_t n) const {
+  int fd = map_fd("nf_proc_stats");
+  if (fd < 0 || !n) return;
+  uint64_t v = 0;
+  (void)bpf_map_lookup_elem(fd, &s, &v);
+  v += n;
+  (void)bpf_map_update_elem(fd, &s, &v, BPF_ANY);
+}
+
+Result<void> Nf::apply_control(const FtcControl& c) {
+  uint32_t k0 = 0;
+  int cfg = map_fd("nf_ftc_cfg"), peers = map_fd("nf_peers");
+  if (cfg < 0 || peers < 0) return fail("the program has no nf_ftc_cfg or nf_peers", ENOENT);
+  ac_nf_ftc_cfg fc{};
+  if (bpf_map_lookup_elem(cfg, &k0, &fc)) return fail_errno("read nf_ftc_cfg");
+  fc.inc = c.incarnation;
+  if (bpf_map_update_elem(cfg, &k0, &fc, 0)) return fail_errno("write nf_ftc_cfg");
+  std::set<uint32_t> now;
+  for (const auto& p : c.peers) {
+    uint32_t id = p.id, v = uint32_t{p.incarnation} + 1;
+    if (bpf_map_update_elem(peers, &id, &v, 0)) return fail_errno(fmt::format("write nf_peers[{}]", id));
+    now.insert(id);
+  }
+  for (const auto& p : control_.peers) {
+    uint32_t id = p.id, zero = 0;
+    if (!now.count(id) && bpf_map_update_elem(peers, &id, &zero, 0))
+      return fail_errno(fmt::format("clear nf_peers[{}]", id));
+  }
+  control_ = c;
+  count(AC_NF_PS_CONTROL_LOADS);
+  return {};
+}
+
+Result<uint64_t> Nf::reclaim_replicas(std::chrono::steady_clock::time_point now) {
+  int fd = map_fd("nf_replica");
+  if (fd < 0) return 0;
+  std::map<uint32_t, uint32_t> idle;  // peer id -> its idle timeout
+  for (const auto& p : control_.peers) idle[p.id] = p.idle_timeout_s;
+  std::vector<ac_st_rkey> keys;
+  ac_st_rkey k{}, next{};
+  for (void* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &k) {
+    keys.push_back(next);
+    k = next;
+  }
+  uint64_t n = 0;
+  decltype(seen_replica_) keep;
+  for (const auto& key : keys) {
+    auto it = idle.find(key.id);
+    const uint32_t t = it == idle.end() ? kFtcDefaultPeerIdle : it->second;
+    if (t == 0) continue;
+    ac_st_rec rec{};
+    if (bpf_map_lookup_elem_flags(fd, &key, &rec, BPF_F_LOCK)) continue;
+    const auto id = std::make_tuple(key.id, key.spi_si, key.hash);
+    auto s = seen_replica_.find(id);
+    Seen seen = s == seen_replica_.end() || s->second.last_used != rec.last_used ? Seen{rec.last_used, now} : s->second;
+    if (now - seen.since >= std::chrono::seconds(t)) {
+      if (bpf_map_delete_elem(fd, &key) == 0) ++n;
+      continue;
+    }
+    keep.emplace(id, seen);
+  }
+  seen_replica_ = std::move(keep);
+  return n;
+}
+
 Result<ReclaimStats> Nf::reclaim(std::chrono::steady_clock::time_point now) {
   ReclaimStats st;
+  auto rep = reclaim_replicas(now);
+  if (!rep) return unexpected(rep.error());
+  st.replicas = *rep;
+  count(AC_NF_PS_REPLICA_RECLAIMED, st.replicas);
   int head = map_fd("nf_head");
   if (head < 0 || params_.idle_timeout_s == 0) return st;
   const auto limit = std::chrono::seconds(params_.idle_timeout_s) + opts_.reclaim_grace;
@@ -247,6 +316,7 @@ Result<ReclaimStats> Nf::reclaim(std::chrono::steady_clock::time_point now) {
     if (!n) return unexpected(n.error());
     st.mappings = *n;
   }
+  count(AC_NF_PS_HEAD_RECLAIMED, st.records);
   return st;
 }
 

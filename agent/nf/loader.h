@@ -10,8 +10,10 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "common/error.h"
+#include "nf/ftc_control.h"
 #include "nf/params.h"
 #include "nf/published.h"
 
@@ -35,6 +37,7 @@ struct LoadOptions {
 
 struct ReclaimStats {
   uint64_t records = 0;                // nf_head records deleted (idle past timeout + grace)
+  uint64_t replicas = 0;               // nf_replica records deleted (idle past their head's timeout)
   uint64_t mappings = 0;               // NAT: reverse entries whose mapping is gone, ports given back
 };
 
@@ -51,11 +54,23 @@ class Nf {
   int prog_fd() const;
   int map_fd(const std::string& name) const;  // -1 if the object has no such map
 
-  // One reclaim pass. A record counts as idle once its last_used has not moved for the idle
-  // timeout plus the grace (docs/ftc.md 6.2), measured on `now` (so no kernel clock is needed): it is deleted. The
-  // NAT then gives back the ports (and drops the reverse entries) of mappings no record holds
-  // any more: those of deleted records and of mappings reset by an idle transaction.
+  // One reclaim pass (docs/ftc.md 6.2). A record counts as idle once its last_used has not moved
+  // for a while, measured on `now` (so no kernel clock is needed): a head record after the idle
+  // timeout plus the grace, a replica record after its head's idle timeout (the peer's
+  // idle_timeout_s in the FTC control, kFtcDefaultPeerIdle for a middlebox it does not list; 0:
+  // never), so replicas go first and a head that starts a partition anew at seq 1 meets no old
+  // replica record. Idle records are deleted. The NAT then gives back the ports (and drops the
+  // reverse entries) of mappings no record holds any more: those of deleted records and of
+  // mappings reset by an idle transaction. Counted in nf_proc_stats.
   Result<ReclaimStats> reclaim(std::chrono::steady_clock::time_point now);
+
+  // Apply an FTC control (docs/nf.md, "FTC control"): the incarnation into nf_ftc_cfg, the peers
+  // into nf_peers (listed ids set to incarnation + 1, the others cleared), the peers' idle
+  // timeouts for reclaim. Counted (control_loads) in nf_proc_stats.
+  Result<void> apply_control(const FtcControl& c);
+  const FtcControl& control() const { return control_; }
+  // Add n to slot s of nf_proc_stats (the process's own counters)
+  void count(uint32_t s, uint64_t n = 1) const;
 
   // The interface the program is attached to still exists with the same ifindex.
   bool iface_present() const;
@@ -78,6 +93,9 @@ class Nf {
     std::chrono::steady_clock::time_point since;
   };
   std::map<uint64_t, Seen> seen_;      // nf_head key (spi_si << 32 | hash) -> last_used and since when
+  std::map<std::tuple<uint32_t, uint32_t, uint32_t>, Seen> seen_replica_;  // nf_replica key -> the same
+  FtcControl control_;
+  Result<uint64_t> reclaim_replicas(std::chrono::steady_clock::time_point now);
 };
 
 // The kernel's tick, and a duration as jiffies (rounded up), for the idle timeouts the programs

@@ -4,9 +4,11 @@
 //   ip netns exec acnf-nat1 anychain-nf --name nat1 --kind nat --instance-id 3
 //       --nat-address 192.0.2.10 --nat-ports 20000-29999     (one line)
 //
-// Loads the kind's XDP program, attaches it to --iface with a bpf_link, publishes
-// <run-dir>/<name>.json and reclaims idle state every second until SIGTERM or SIGINT (a clean
-// exit: the file removed, the program detached). SIGKILL leaves the file behind; the program is
+// Loads the kind's XDP program, attaches it to --iface with a bpf_link, applies the FTC control
+// file (<run-dir>/ftc/<name>.json, again on SIGHUP and when it changes), opens the FTC hold queue
+// (an AF_XDP socket on --iface: held frames, re-run when their gap closes; stubbed logs sent in
+// propagating packets), publishes <run-dir>/<name>.json and reclaims idle state every second
+// until SIGTERM or SIGINT (a clean exit: the file removed, the program detached). SIGKILL leaves the file behind; the program is
 // detached and the maps freed by the kernel all the same. Exit status: 0 clean exit, 1 runtime
 // error (load, attach, the interface went away), 2 usage error.
 #include <arpa/inet.h>
@@ -15,6 +17,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -23,6 +27,7 @@
 #include <iostream>
 
 #include "common/options.h"
+#include "nf/hold.h"
 #include "nf/loader.h"
 
 namespace po = boost::program_options;
@@ -54,6 +59,10 @@ int main(int argc, char** argv) {
   std::string kind, address, ports, dflt = "pass", run_dir = AC_NF_RUN_DIR;
   std::vector<std::string> rules;
   int idle = -1;
+  std::string control_path;
+  HoldOptions hold;
+  uint32_t hold_timeout_ms = 1000;
+  bool no_hold = false;
   po::options_description desc(
       "anychain-nf: runs one built-in network function instance in its namespace (docs/nf.md)\n\n"
       "Usage: anychain-nf --name NAME --kind KIND --instance-id N [options]\n\n"
@@ -63,7 +72,7 @@ int main(int argc, char** argv) {
       "  anychain-nf --name nat1 --kind nat --instance-id 3 --nat-address 192.0.2.10 --nat-ports 20000-29999\n\n"
       "Options");
   desc.add_options()("help,h", "show this help")("name", po::value(&o.name)->required(), "the instance's name")(
-      "kind", po::value(&kind)->required(), "nat, monitor or firewall")(
+      "kind", po::value(&kind)->required(), "nat, monitor, firewall or replica")(
       "instance-id", po::value(&p.instance_id)->required(), "network-wide instance id, 1..16383")(
       "iface", po::value(&o.iface)->default_value(AC_NF_IFNAME), "where to attach the XDP program")(
       "run-dir", po::value(&run_dir)->default_value(AC_NF_RUN_DIR), "where <name>.json is published")(
@@ -76,6 +85,11 @@ int main(int argc, char** argv) {
       "program", po::value(&o.program), "with --object: the XDP program to attach (default: its first)")(
       "flows", po::value(&o.flows)->default_value(65536), "per-flow state records (partitions)")(
       "replica-records", po::value(&o.replica_records)->default_value(4096), "FTC replica records")(
+      "ftc-control", po::value(&control_path), "the FTC control file (default <run-dir>/ftc/<name>.json; docs/nf.md)")(
+      "hold-frames", po::value(&hold.frames)->default_value(4096), "FTC hold queue: frames held in all")(
+      "hold-per-partition", po::value(&hold.per_partition)->default_value(256), "FTC hold queue: frames held per partition")(
+      "hold-timeout-ms", po::value(&hold_timeout_ms)->default_value(1000), "FTC hold queue: a frame held longer is dropped")(
+      "no-hold", po::bool_switch(&no_hold), "no hold queue: a gap drops its packet (ftc_hold_unavailable)")(
       "verbose,v", po::bool_switch(&g_verbose), "libbpf's debug output");
   po::variables_map vm;
   if (auto rc = parse_command_line(argc, argv, desc, vm, "anychain-nf")) return *rc;
@@ -121,6 +135,38 @@ int main(int argc, char** argv) {
     say("{}", nf.error().str());
     return 1;
   }
+  hold.timeout = std::chrono::milliseconds(hold_timeout_ms);
+  if (control_path.empty()) control_path = ftc_control_path(run_dir, o.name);
+  // the FTC control: applied now if present, then on SIGHUP and whenever it changes
+  struct timespec control_mtime{};
+  off_t control_size = -1;
+  auto load_control = [&](bool force) {
+    struct stat sb{};
+    if (::stat(control_path.c_str(), &sb) != 0) return;  // none (yet): the last one applied stays
+    if (!force && sb.st_mtim.tv_sec == control_mtime.tv_sec && sb.st_mtim.tv_nsec == control_mtime.tv_nsec &&
+        sb.st_size == control_size)
+      return;
+    control_mtime = sb.st_mtim;
+    control_size = sb.st_size;
+    auto c = read_ftc_control(control_path);
+    Result<void> r = c ? (*nf)->apply_control(*c) : Result<void>(unexpected(c.error()));
+    if (!r) {
+      (*nf)->count(AC_NF_PS_CONTROL_ERRORS);
+      say("FTC control refused, the previous one stays: {}", r.error().str());
+      return;
+    }
+    say("FTC control {}: incarnation {}, f {}, {} peers, {} successors", control_path, c->incarnation, c->f,
+        c->peers.size(), c->successors.size());
+  };
+  load_control(true);
+  std::unique_ptr<HoldQueue> hq;
+  if (o.attach && !no_hold) {
+    auto h = HoldQueue::open(**nf, hold);
+    if (h)
+      hq = std::move(*h);
+    else
+      say("no FTC hold queue (a gap drops its packet, counted ftc_hold_unavailable): {}", h.error().str());
+  }
   const std::string file = published_path(run_dir, o.name);
   if (auto w = write_published(file, (*nf)->published()); !w) {
     say("{}", w.error().str());
@@ -129,25 +175,49 @@ int main(int argc, char** argv) {
   const auto& pub = (*nf)->published();
   say("{} attached to {} (program {}, link {}); published {}", pub.program, o.iface, pub.prog_id, pub.link_id, file);
   int rc = 0;
-  while (true) {
-    pollfd pf{sfd, POLLIN, 0};
-    int n = poll(&pf, 1, 1000);
-    if (n > 0) {
+  using Clock = std::chrono::steady_clock;
+  auto next_tick = Clock::now() + std::chrono::seconds(1);
+  bool stop = false;
+  while (!stop) {
+    std::vector<pollfd> pf{{sfd, POLLIN, 0}};
+    if (hq)
+      for (int fd : hq->fds()) pf.push_back({fd, POLLIN, 0});
+    // while frames are held their records are checked every 100 us (docs/ftc.md 4.2)
+    auto now = Clock::now();
+    auto wait = hq && hq->holding() ? std::chrono::nanoseconds(100'000)
+                                    : std::max<Clock::duration>(next_tick - now, Clock::duration::zero());
+    timespec ts{static_cast<time_t>(std::chrono::duration_cast<std::chrono::seconds>(wait).count()),
+                static_cast<long>((std::chrono::duration_cast<std::chrono::nanoseconds>(wait) % std::chrono::seconds(1)).count())};
+    int n = ppoll(pf.data(), pf.size(), &ts, nullptr);
+    if (n > 0 && (pf[0].revents & POLLIN)) {
       signalfd_siginfo si{};
-      if (read(sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGHUP) {
-        say("signal {}: exiting", si.ssi_signo);
-        break;
+      if (read(sfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+          load_control(true);
+        } else {
+          say("signal {}: exiting", si.ssi_signo);
+          stop = true;
+          continue;
+        }
       }
     }
+    now = Clock::now();
+    if (hq) {
+      hq->receive(now);
+      hq->release(now);
+    }
+    if (now < next_tick) continue;
+    next_tick = now + std::chrono::seconds(1);
     if (!(*nf)->iface_present()) {
       say("{} is gone: exiting", o.iface);
       rc = 1;
       break;
     }
-    if (auto r = (*nf)->reclaim(std::chrono::steady_clock::now()); !r)
+    load_control(false);
+    if (auto r = (*nf)->reclaim(now); !r)
       say("reclaim: {}", r.error().str());
-    else if (r->records || r->mappings)
-      say("reclaimed {} idle records, {} NAT mappings", r->records, r->mappings);
+    else if (r->records || r->mappings || r->replicas)
+      say("reclaimed {} idle records, {} replica records, {} NAT mappings", r->records, r->replicas, r->mappings);
   }
   ::unlink(file.c_str());
   return rc;

@@ -63,25 +63,22 @@ std::string published_path(const std::string& run_dir, const std::string& name) 
   return (std::filesystem::path(run_dir) / (name + ".json")).string();
 }
 
-Result<Published> read_published(const std::string& path) {
+Result<nlohmann::json> read_json_file(const std::string& path) {
   std::ifstream f(path);
   if (!f) return fail_errno(fmt::format("read {}", path));
   std::stringstream ss;
   ss << f.rdbuf();
   json j = json::parse(ss.str(), nullptr, false);
   if (j.is_discarded()) return fail(fmt::format("{}: not JSON", path), EINVAL);
-  auto p = published_from_json(j);
-  if (!p) return unexpected(wrap(p.error(), path));
-  return p;
+  return j;
 }
 
-Result<void> write_published(const std::string& path, const Published& p) {
+Result<void> write_file_atomic(const std::string& path, const std::string& text) {
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return fail(fmt::format("create {}: {}", dir.string(), ec.message()), ec.value());
   std::string tmp = path + ".tmp";
-  std::string text = to_json(p).dump(1) + "\n";
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd) return fail_errno(fmt::format("create {}", tmp));
   for (size_t off = 0; off < text.size();) {
@@ -93,6 +90,18 @@ Result<void> write_published(const std::string& path, const Published& p) {
   fd.reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail_errno(fmt::format("rename {} to {}", tmp, path));
   return {};
+}
+
+Result<Published> read_published(const std::string& path) {
+  auto j = read_json_file(path);
+  if (!j) return unexpected(j.error());
+  auto p = published_from_json(*j);
+  if (!p) return unexpected(wrap(p.error(), path));
+  return p;
+}
+
+Result<void> write_published(const std::string& path, const Published& p) {
+  return write_file_atomic(path, to_json(p).dump(1) + "\n");
 }
 
 }  // namespace anychain::nf

@@ -51,4 +51,9 @@ std::string published_path(const std::string& run_dir, const std::string& name);
 Result<Published> read_published(const std::string& path);
 Result<void> write_published(const std::string& path, const Published& p);  // atomic
 
+// The files of this module (published, FTC control): JSON read whole; text written atomically
+// (a temporary file beside it, renamed; the directory created).
+Result<nlohmann::json> read_json_file(const std::string& path);
+Result<void> write_file_atomic(const std::string& path, const std::string& text);
+
 }  // namespace anychain::nf

@@ -42,6 +42,27 @@ std::string_view nf_counter_name(uint32_t slot) {
   }
 }
 
+std::string_view proc_counter_name(uint32_t slot) {
+  switch (slot) {
+    case AC_NF_PS_HOLD_QUEUED: return "hold_queued";
+    case AC_NF_PS_HOLD_RELEASED: return "hold_released";
+    case AC_NF_PS_HOLD_FULL: return "hold_full";
+    case AC_NF_PS_HOLD_EXPIRED: return "hold_expired";
+    case AC_NF_PS_HOLD_RERUN_FAILED: return "hold_rerun_failed";
+    case AC_NF_PS_HOLD_BAD: return "hold_bad";
+    case AC_NF_PS_HOLD_RING_DROPPED: return "hold_ring_dropped";
+    case AC_NF_PS_HOLD_DEPTH: return "hold_depth";
+    case AC_NF_PS_HOLD_PARTITIONS: return "hold_partitions";
+    case AC_NF_PS_OVERFLOW_SENT: return "overflow_sent";
+    case AC_NF_PS_OVERFLOW_FAILED: return "overflow_failed";
+    case AC_NF_PS_HEAD_RECLAIMED: return "head_reclaimed";
+    case AC_NF_PS_REPLICA_RECLAIMED: return "replica_reclaimed";
+    case AC_NF_PS_CONTROL_LOADS: return "control_loads";
+    case AC_NF_PS_CONTROL_ERRORS: return "control_errors";
+    default: return "";
+  }
+}
+
 std::string_view ftc_counter_name(uint32_t slot) {
   switch (slot) {
     case AC_FTC_ST_APPLIED: return "ftc_applied";
@@ -106,7 +127,17 @@ json flow4(const uint8_t* k) {
 Result<json> counters(const InstanceMaps& m, const char* map, std::string_view (*name)(uint32_t)) {
   json out = json::object();
   if (!m.has(map)) return out;
-  auto c = m.counters(map);
+  Result<std::vector<uint64_t>> c = std::vector<uint64_t>{};
+  if (auto i = m.info(map); i && i->type == BPF_MAP_TYPE_ARRAY) {
+    // a plain array of __u64 (the process's own counters)
+    for (uint32_t k = 0; k < i->max_entries; ++k) {
+      uint64_t v = 0;
+      if (bpf_map_lookup_elem(m.fd(map), &k, &v)) return fail_errno(fmt::format("read {}", map));
+      c->push_back(v);
+    }
+  } else {
+    c = m.counters(map);
+  }
   if (!c) return unexpected(c.error());
   for (uint32_t i = 0; i < c->size(); ++i)
     if (auto n = name(i); !n.empty()) out[std::string(n)] = (*c)[i];
@@ -224,13 +255,57 @@ Result<json> decode_state(const InstanceMaps& m) {
   auto fc = counters(m, "nf_ftc_stats", ftc_counter_name);
   if (!fc) return unexpected(fc.error());
   j["ftc"] = {{"records", recs.size()}, {"counters", *fc}};
+  // the replica store: the partitions of the middleboxes this hop replicates (docs/ftc.md 3.1)
+  json reps = json::array();
+  if (m.has("nf_replica")) {
+    auto rr = m.replica_records();
+    if (!rr) return unexpected(rr.error());
+    for (const auto& [k, rec] : *rr) {
+      if (!(rec.flags & AC_ST_REC_VALID)) continue;  // created empty, never applied
+      json e{{"middlebox", k.id}, {"head_si", k.spi_si & 0xff}, {"spi", k.spi_si >> 8},
+             {"hash", fmt::format("{:#010x}", k.hash)}, {"seq", rec.seq}, {"incarnation", rec.inc},
+             {"held", rec.held}};
+      json slots = json::array();
+      for (const auto& sl : rec.slot)
+        if (sl.flags & AC_ST_USED)
+          slots.push_back({{"table", sl.table}, {"key", hex(sl.key, sl.klen)}, {"value", hex(sl.val, sl.vlen)}});
+      e["slots"] = slots;
+      reps.push_back(e);
+    }
+  }
+  j["ftc"]["replica_records"] = reps.size();
+  j["ftc"]["replicas"] = reps;
+  auto pc = counters(m, "nf_proc_stats", proc_counter_name);
+  if (!pc) return unexpected(pc.error());
+  j["process"] = *pc;
+  if (m.has("nf_ftc_cfg")) {
+    ac_nf_ftc_cfg c{};
+    uint32_t k0 = 0;
+    if (bpf_map_lookup_elem(m.fd("nf_ftc_cfg"), &k0, &c)) return fail_errno("read nf_ftc_cfg");
+    j["ftc"]["incarnation"] = c.inc;
+    j["ftc"]["stateful"] = (c.flags & AC_NF_STATEFUL) != 0;
+  }
+  if (m.has("nf_peers")) {
+    // the FTC instances whose logs this hop accepts (id -> incarnation), from the control file
+    json peers = json::object();
+    auto d = m.dump("nf_peers");
+    if (!d) return unexpected(d.error());
+    for (const auto& [k, v] : *d) {
+      uint32_t id = 0, val = 0;
+      std::memcpy(&id, k.data(), 4);
+      std::memcpy(&val, v.data(), 4);
+      if (val) peers[std::to_string(id)] = val - 1;
+    }
+    j["ftc"]["peers"] = peers;
+  }
   Result<json> kind = json::object();
   switch (p.kind) {
     case Kind::Nat: kind = nat_state(m, recs); break;
     case Kind::Monitor: kind = monitor_state(m, recs); break;
     case Kind::Firewall: kind = firewall_state(m); break;
     case Kind::Ids:
-    case Kind::Ratelimit: break;
+    case Kind::Ratelimit:
+    case Kind::Replica: break;
   }
   if (!kind) return unexpected(wrap(kind.error(), fmt::format("instance '{}'", p.name)));
   j[std::string(to_string(p.kind))] = *kind;

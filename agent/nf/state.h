@@ -14,6 +14,7 @@ namespace anychain::nf {
 // by slot ("" for an unused slot).
 std::string_view nf_counter_name(uint32_t slot);
 std::string_view ftc_counter_name(uint32_t slot);
+std::string_view proc_counter_name(uint32_t slot);  // anychain-nf's own (nf_proc_stats)
 
 Result<nlohmann::json> decode_state(const InstanceMaps& m);
 

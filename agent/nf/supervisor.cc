@@ -86,6 +86,7 @@ void Supervisor::configure(const std::vector<InstanceSpec>& specs) {
     }
     log::info("nf {}: {}", it->first, want == specs.end() ? "removed" : "changed: restarting it");
     stop(it->second, true);
+    if (want == specs.end()) ::unlink(ftc_control_file(it->first).c_str());
     it = inst_.erase(it);
   }
   for (const auto& s : specs) {
@@ -220,6 +221,15 @@ void Supervisor::stop(Inst& in, bool remove) {
   }
   in.reported_alive = false;
   if (was && on_change) on_change(in.spec.name, false);
+}
+
+Result<void> Supervisor::set_ftc_control(const std::string& name, const FtcControl& c) {
+  auto it = inst_.find(name);
+  if (it == inst_.end()) return fail(fmt::format("nf {}: no such instance", name), ENOENT);
+  if (auto r = write_ftc_control(ftc_control_file(name), c); !r) return r;
+  // a starting process blocks SIGHUP only once it runs; it reads the file itself (and re-checks it every second)
+  if (it->second.state == State::Running && it->second.pid > 0) kill(it->second.pid, SIGHUP);
+  return {};
 }
 
 void Supervisor::stop_all(bool remove) {

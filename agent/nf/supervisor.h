@@ -21,6 +21,7 @@
 #include "anychain/nf.h"
 #include "common/error.h"
 #include "common/unique_fd.h"
+#include "nf/ftc_control.h"
 #include "nf/params.h"
 
 namespace anychain::nf {
@@ -70,6 +71,14 @@ class Supervisor {
   std::optional<int> pid_of(const std::string& name) const;
   nlohmann::json status() const;
   const SupervisorOptions& options() const { return opts_; }
+
+  // The FTC control of an instance (docs/nf.md, "FTC control"): written atomically to
+  // <run_dir>/ftc/<name>.json, where its anychain-nf reads it at every start; a running process
+  // is told at once (SIGHUP). The file outlives restarts and is removed with the instance. This is
+  // how the daemon's FTC side (peers from the LSDB, incarnations from recovery, successors)
+  // reaches the NF.
+  Result<void> set_ftc_control(const std::string& name, const FtcControl& c);
+  std::string ftc_control_file(const std::string& name) const { return ftc_control_path(opts_.run_dir, name); }
 
   // Stop every process; with remove, delete their veths and namespaces too.
   void stop_all(bool remove);

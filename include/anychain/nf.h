@@ -12,6 +12,7 @@
 #include <linux/types.h>
 
 #include "anychain/flow_hash.h"
+#include "anychain/ftc.h"
 
 #define AC_NF_RUN_DIR "/run/anychain/nf"  /* <name>.json: what anychain-nf publishes */
 #define AC_NF_NETNS_PREFIX "acnf-"       /* an instance's network namespace: acnf-<name> */
@@ -145,11 +146,51 @@ struct ac_nf_nat_rval {
 	__u32 hash;
 };
 
+/* ---- FTC inside an NF (bpf/nf_state.h) and the anychain-nf process around it ---- */
+
+/* A record of the ring buffer nf_overflow: a whole log whose STUB went on the packet (docs/ftc.md
+ * 2.6), with what anychain-nf needs to send it at once in a propagating packet of the same
+ * partition out of eth0. The first part is ftc.h's record, unchanged. */
+struct ac_nf_overflow {
+	struct ac_ftc_overflow o; /* partition (SI at this hop), f, the log's value bytes */
+	__u32 ingress;           /* the control TLV's ingress endpoint (IPv4, host order) */
+	__u8 eth[14];            /* the packet's Ethernet header as it arrived: destination this NF,
+				  * source the fast path's side of the veth */
+	__u8 next_proto;         /* the NSH's next protocol */
+	__u8 pad;
+};
+
+/* anychain-nf's own counters (nf_proc_stats: an array of __u64 in every NF object, written by the
+ * process, read by `anychain state`): the hold queue (docs/ftc.md 4.2), the overflow sender (2.6),
+ * reclaiming (6.2) and the FTC control file (docs/nf.md, "FTC control"). */
+enum ac_nf_proc_stat {
+	AC_NF_PS_HOLD_QUEUED = 0,   /* frames taken into the hold queue */
+	AC_NF_PS_HOLD_RELEASED,     /* held frames re-run (live frames) once their gap closed */
+	AC_NF_PS_HOLD_FULL,         /* frames dropped: the queue (or the partition's share) was full */
+	AC_NF_PS_HOLD_EXPIRED,      /* held frames dropped: held longer than the hold timeout */
+	AC_NF_PS_HOLD_RERUN_FAILED, /* re-runs the kernel refused (the frame is lost) */
+	AC_NF_PS_HOLD_BAD,          /* frames in the queue's socket that are not held FTC packets */
+	AC_NF_PS_HOLD_RING_DROPPED, /* frames the kernel dropped before the queue: its socket's RX
+				     * ring or fill ring was empty or full (XDP_STATISTICS) */
+	AC_NF_PS_HOLD_DEPTH,        /* frames held now (a gauge) */
+	AC_NF_PS_HOLD_PARTITIONS,   /* partitions with held frames now (a gauge) */
+	AC_NF_PS_OVERFLOW_SENT,     /* propagating packets sent for stubbed logs */
+	AC_NF_PS_OVERFLOW_FAILED,   /* stubbed logs that could not be sent (no TX frame, too big) */
+	AC_NF_PS_HEAD_RECLAIMED,    /* idle head records deleted */
+	AC_NF_PS_REPLICA_RECLAIMED, /* idle replica records deleted */
+	AC_NF_PS_CONTROL_LOADS,     /* FTC control file versions applied */
+	AC_NF_PS_CONTROL_ERRORS,    /* FTC control file versions refused (the previous one stays) */
+	AC_NF_PS_END
+};
+#define AC_NF_PROC_STAT_SLOTS 32
+
 #ifdef __cplusplus
+static_assert(AC_NF_PS_END <= AC_NF_PROC_STAT_SLOTS, "anychain-nf counters overflow their map");
 static_assert(AC_NF_STAT_END <= AC_NF_STAT_SLOTS, "NF counters overflow their map");
 static_assert(sizeof(struct ac_nf_fw_rule) == 80, "firewall rule layout");
 static_assert(sizeof(struct ac_nf_nat_rkey) == 12 && sizeof(struct ac_nf_nat_rval) == 16, "NAT reverse layout");
 #else
+_Static_assert(AC_NF_PS_END <= AC_NF_PROC_STAT_SLOTS, "anychain-nf counters overflow their map");
 _Static_assert(AC_NF_STAT_END <= AC_NF_STAT_SLOTS, "NF counters overflow their map");
 _Static_assert(sizeof(struct ac_nf_fw_rule) == 80, "firewall rule layout");
 _Static_assert(sizeof(struct ac_nf_nat_rkey) == 12 && sizeof(struct ac_nf_nat_rval) == 16, "NAT reverse layout");

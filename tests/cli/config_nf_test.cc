@@ -82,6 +82,22 @@ TEST(Config, NfInstancesParseAndRoundTrip) {
   EXPECT_TRUE(cfg::check_interfaces(*c).empty());
 }
 
+// The replica-only hop of FTC chains (docs/ftc.md 5.4): a kind without a section of its own; a
+// section of another kind in it is refused.
+TEST(Config, NfReplicaParsesAndRefusesOtherKindsSections) {
+  auto c = cfg::parse(kNfBase + "  - {name: rep1, id: 21, service: fw, veth: nf-rep1, capacity: 100000, nf: replica}\n",
+                      "t.yaml");
+  ASSERT_TRUE(c.has_value());
+  ASSERT_EQ(c->instances.size(), 1u);
+  ASSERT_TRUE(c->instances[0].nf.has_value());
+  EXPECT_EQ(c->instances[0].nf->kind, "replica");
+  auto d = errors_of(kNfBase + "  - {name: rep1, id: 21, service: fw, veth: nf-rep1, capacity: 1, nf: replica,\n"
+                               "     monitor: {idle_timeout_s: 5}}\n");
+  auto got = lines(d);
+  ASSERT_EQ(got.size(), 1u) << ::testing::PrintToString(got);
+  EXPECT_THAT(got[0].second, HasSubstr("a 'monitor' section in an nf: replica instance"));
+}
+
 TEST(Config, NfErrorsWithTheirLine) {
   const std::string yaml = kNfBase +
       "  - {name: a, id: 1, service: fw, veth: va, capacity: 1, nf: router}\n"                   // 11 unknown kind

@@ -2,9 +2,11 @@
 // its encoding for the program (both ways), the proto and port forms, each kind's checks, the
 // command line the supervisor builds, and the published file's JSON.
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "anychain/maps.h"
+#include "nf/ftc_control.h"
 #include "nf/params.h"
 #include "nf/published.h"
 
@@ -119,7 +121,54 @@ TEST(NfParams, ValidateAndTheCommandLine) {
   EXPECT_EQ(v.error().code, EOPNOTSUPP);
   EXPECT_TRUE(nf::object_bytes(nf::Kind::Ids).empty());
   EXPECT_FALSE(nf::object_bytes(nf::Kind::Nat).empty());
-  EXPECT_EQ(nf::kind_names(), "nat, monitor, firewall");
+  EXPECT_EQ(nf::kind_names(), "nat, monitor, firewall, replica");
+  nf::Params rep;
+  rep.kind = nf::Kind::Replica;
+  rep.instance_id = 21;
+  EXPECT_TRUE(nf::validate(rep).has_value());
+  EXPECT_FALSE(nf::object_bytes(nf::Kind::Replica).empty());
+  EXPECT_EQ(nf::info(nf::Kind::Replica).program, "nf_replica_hop");
+  EXPECT_FALSE(nf::info(nf::Kind::Replica).stateful);
+}
+
+// The FTC control file (docs/nf.md, "FTC control"): a round trip, defaults, and every bad value
+// refused with the key that is at fault.
+TEST(NfParams, FtcControlRoundTripAndBadFiles) {
+  nf::FtcControl c;
+  c.f = 2;
+  c.incarnation = 5;
+  c.peers = {{7, 1, 60}, {9, 0, 0}};
+  c.successors = {9, 12};
+  auto back = nf::ftc_control_from_json(nf::to_json(c));
+  ASSERT_TRUE(back.has_value()) << back.error().str();
+  EXPECT_EQ(*back, c);
+  auto dflt = nf::ftc_control_from_json(nlohmann::json::parse(R"({"peers": [{"id": 3}]})"));
+  ASSERT_TRUE(dflt.has_value());
+  EXPECT_EQ(dflt->f, 1);
+  EXPECT_EQ(dflt->incarnation, 0);
+  EXPECT_EQ(dflt->peers[0].idle_timeout_s, nf::kFtcDefaultPeerIdle);
+  auto refused = [](const char* text) {
+    auto r = nf::ftc_control_from_json(nlohmann::json::parse(text));
+    return r ? std::string("accepted") : r.error().message;
+  };
+  EXPECT_THAT(refused(R"({"f": 5})"), ::testing::HasSubstr("f: 5 is out of range 1..4"));
+  EXPECT_THAT(refused(R"({"incarnation": 256})"), ::testing::HasSubstr("incarnation: 256"));
+  EXPECT_THAT(refused(R"({"peers": [{"id": 0}]})"), ::testing::HasSubstr("peers[0].id: 0 is out of range"));
+  EXPECT_THAT(refused(R"({"peers": [{"id": 16384}]})"), ::testing::HasSubstr("peers[0].id"));
+  EXPECT_THAT(refused(R"({"peers": [{"id": 4}, {"id": 4}]})"), ::testing::HasSubstr("peers[1].id: 4 listed twice"));
+  EXPECT_THAT(refused(R"({"peers": [{"id": 4, "inc": 1}]})"), ::testing::HasSubstr("unknown key 'inc'"));
+  EXPECT_THAT(refused(R"({"peers": [{"id": -4}]})"), ::testing::HasSubstr("peers[0].id: a number"));
+  EXPECT_THAT(refused(R"({"successors": [1, "x"]})"), ::testing::HasSubstr("successors[1]"));
+  EXPECT_THAT(refused(R"({"version": 2})"), ::testing::HasSubstr("version"));
+  EXPECT_THAT(refused(R"({"colour": "red"})"), ::testing::HasSubstr("unknown key 'colour'"));
+  EXPECT_THAT(refused(R"([1])"), ::testing::HasSubstr("not a JSON object"));
+  const std::string path = ::testing::TempDir() + "/ftc-control-test/x.json";
+  ASSERT_TRUE(nf::write_ftc_control(path, c).has_value());
+  auto r = nf::read_ftc_control(path);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*r, c);
+  EXPECT_FALSE(nf::read_ftc_control("/nonexistent/x.json").has_value());
+  EXPECT_EQ(nf::ftc_control_path("/run/anychain/nf", "nat1"), "/run/anychain/nf/ftc/nat1.json");
 }
 
 TEST(NfParams, PublishedJsonRoundTripAndBadFiles) {

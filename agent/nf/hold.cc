@@ -1,0 +1,301 @@
+#include "nf/hold.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+#include <linux/if_ether.h>
+#include <linux/if_xdp.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <xdp/xsk.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "anychain/ftc.h"
+#include "nf/loader.h"
+
+namespace anychain::nf {
+
+namespace {
+constexpr uint32_t kFrame = XSK_UMEM__DEFAULT_FRAME_SIZE;  // 4096: a 1752-byte veth frame fits
+constexpr uint8_t kTtl = 63;
+}  // namespace
+
+// The socket, its UMEM and rings; frames [0, n/2) circulate through the fill ring, [n/2, n) are
+// for TX.
+struct HoldQueue::Xsk {
+  void* area = nullptr;
+  size_t bytes = 0;
+  xsk_umem* umem = nullptr;
+  xsk_socket* sock = nullptr;
+  xsk_ring_prod fill{}, tx{};
+  xsk_ring_cons comp{}, rx{};
+  std::vector<uint64_t> tx_free;
+
+  ~Xsk() {
+    if (sock) xsk_socket__delete(sock);
+    if (umem) xsk_umem__delete(umem);
+    if (area) munmap(area, bytes);
+  }
+  uint8_t* at(uint64_t addr) const { return static_cast<uint8_t*>(xsk_umem__get_data(area, addr)); }
+  void complete() {
+    uint32_t i = 0, n = xsk_ring_cons__peek(&comp, 64, &i);
+    for (uint32_t k = 0; k < n; ++k) tx_free.push_back(*xsk_ring_cons__comp_addr(&comp, i + k));
+    if (n) xsk_ring_cons__release(&comp, n);
+  }
+};
+
+Result<std::unique_ptr<HoldQueue>> HoldQueue::open(Nf& nf, const HoldOptions& o) {
+  std::unique_ptr<HoldQueue> h(new HoldQueue);
+  h->nf_ = &nf;
+  h->opt_ = o;
+  const Published& pub = nf.published();
+  h->ifindex_ = pub.ifindex;
+  h->prog_fd_ = nf.prog_fd();
+  h->replica_fd_ = nf.map_fd("nf_replica");
+  h->stats_fd_ = nf.map_fd("nf_proc_stats");
+  h->own_id_ = pub.instance_id;
+  const int hold_fd = nf.map_fd("nf_hold"), ovf_fd = nf.map_fd("nf_overflow");
+  if (hold_fd < 0 || h->replica_fd_ < 0 || h->prog_fd_ < 0 || pub.iface.empty())
+    return fail(fmt::format("{}: the program has no FTC hold path (nf_hold, nf_replica) or is not attached", pub.program),
+                ENOENT);
+  if (o.umem_frames < 64 || (o.umem_frames & (o.umem_frames - 1)))
+    return fail("hold queue: UMEM frames must be a power of two >= 64", EINVAL);
+  auto x = std::make_unique<Xsk>();
+  x->bytes = size_t{o.umem_frames} * kFrame;
+  x->area = mmap(nullptr, x->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (x->area == MAP_FAILED) {
+    x->area = nullptr;
+    return fail_errno("hold queue: UMEM");
+  }
+  const uint32_t half = o.umem_frames / 2;
+  xsk_umem_config uc{};
+  uc.fill_size = half;
+  uc.comp_size = half;
+  uc.frame_size = kFrame;
+  if (int e = xsk_umem__create(&x->umem, x->area, x->bytes, &x->fill, &x->comp, &uc); e) {
+    x->umem = nullptr;
+    return fail_errno(fmt::format("hold queue: UMEM on {}", pub.iface), -e);
+  }
+  xsk_socket_config sc{};
+  sc.rx_size = half;
+  sc.tx_size = half;
+  sc.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;  // our program redirects, libxdp loads nothing
+  sc.bind_flags = XDP_COPY | XDP_USE_NEED_WAKEUP;          // a veth has no zero-copy
+  if (int e = xsk_socket__create(&x->sock, pub.iface.c_str(), 0, x->umem, &x->rx, &x->tx, &sc); e) {
+    x->sock = nullptr;
+    return fail_errno(fmt::format("hold queue: AF_XDP socket on {} queue 0", pub.iface), -e);
+  }
+  uint32_t idx = 0;
+  if (xsk_ring_prod__reserve(&x->fill, half, &idx) != half) return fail("hold queue: fill ring", EIO);
+  for (uint32_t i = 0; i < half; ++i) *xsk_ring_prod__fill_addr(&x->fill, idx + i) = uint64_t{i} * kFrame;
+  xsk_ring_prod__submit(&x->fill, half);
+  for (uint32_t i = half; i < o.umem_frames; ++i) x->tx_free.push_back(uint64_t{i} * kFrame);
+  if (int e = xsk_socket__update_xskmap(x->sock, hold_fd); e)
+    return fail_errno("hold queue: nf_hold slot 0", -e);
+  h->xsk_ = std::move(x);
+  if (ovf_fd >= 0) {
+    h->ring_ = ring_buffer__new(ovf_fd, &HoldQueue::on_overflow, h.get(), nullptr);
+    if (!h->ring_) return fail_errno("hold queue: the overflow ring buffer");
+  }
+  return h;
+}
+
+HoldQueue::~HoldQueue() {
+  if (ring_) ring_buffer__free(ring_);
+}
+
+std::vector<int> HoldQueue::fds() const {
+  std::vector<int> v{xsk_socket__fd(xsk_->sock)};
+  if (ring_) v.push_back(ring_buffer__epoll_fd(ring_));
+  return v;
+}
+
+void HoldQueue::count(uint32_t stat, uint64_t n) {
+  if (stats_fd_ < 0 || !n) return;
+  uint64_t v = 0;
+  (void)bpf_map_lookup_elem(stats_fd_, &stat, &v);
+  v += n;
+  (void)bpf_map_update_elem(stats_fd_, &stat, &v, BPF_ANY);
+}
+
+void HoldQueue::gauge(uint32_t stat, uint64_t v) {
+  if (stats_fd_ >= 0) (void)bpf_map_update_elem(stats_fd_, &stat, &v, BPF_ANY);
+}
+
+// Frames the kernel could not hand to the socket (its RX ring full, no fill frame): counted too
+void HoldQueue::poll_stats() {
+  xdp_statistics st{};
+  socklen_t len = sizeof st;
+  if (getsockopt(xsk_socket__fd(xsk_->sock), SOL_XDP, XDP_STATISTICS, &st, &len) != 0) return;
+  const uint64_t dropped = st.rx_dropped + st.rx_ring_full + st.rx_fill_ring_empty_descs;
+  if (dropped > ring_dropped_seen_) count(AC_NF_PS_HOLD_RING_DROPPED, dropped - ring_dropped_seen_);
+  ring_dropped_seen_ = dropped;
+}
+
+void HoldQueue::receive(Clock::time_point now) {
+  Xsk& x = *xsk_;
+  if (xsk_ring_prod__needs_wakeup(&x.fill)) (void)recvfrom(xsk_socket__fd(x.sock), nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+  for (;;) {
+    uint32_t idx = 0, n = xsk_ring_cons__peek(&x.rx, 64, &idx);
+    if (!n) break;
+    std::vector<uint64_t> back;
+    back.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      const xdp_desc* d = xsk_ring_cons__rx_desc(&x.rx, idx + i);
+      const uint64_t addr = xsk_umem__extract_addr(d->addr);
+      back.push_back(addr);
+      const uint8_t* f = x.at(d->addr);
+      Bytes frame(f, f + d->len);
+      // the partition: SPI/SI of the NSH and its flow hash TLV (the program held it: it walked)
+      uint8_t win[AC_FTC_WIN] = {};
+      ac_ftc_view v{};
+      const size_t nsh = frame.size() > ETH_HLEN + 1 ? (frame[ETH_HLEN + 1] & 0x3f) * 4u : 0;
+      if (nsh < AC_NSH_BASE_LEN || ETH_HLEN + nsh > frame.size()) {
+        count(AC_NF_PS_HOLD_BAD);
+        continue;
+      }
+      std::memcpy(win, frame.data() + ETH_HLEN, nsh);
+      if (ac_ftc_walk(win, static_cast<uint32_t>(nsh), &v) != AC_FTC_OK || !v.has_hash || !v.ctrl) {
+        count(AC_NF_PS_HOLD_BAD);
+        continue;
+      }
+      const Part p{ac_ftc_rd32(win, 4), v.hash};
+      auto& fifo = q_[p];
+      if (depth_ >= opt_.frames || fifo.size() >= opt_.per_partition) {
+        if (fifo.empty()) q_.erase(p);
+        count(AC_NF_PS_HOLD_FULL);
+        continue;
+      }
+      fifo.push_back(Held{std::move(frame), now});
+      ++depth_;
+      count(AC_NF_PS_HOLD_QUEUED);
+    }
+    xsk_ring_cons__release(&x.rx, n);
+    uint32_t fi = 0, got = xsk_ring_prod__reserve(&x.fill, static_cast<uint32_t>(back.size()), &fi);
+    for (uint32_t i = 0; i < got; ++i) *xsk_ring_prod__fill_addr(&x.fill, fi + i) = back[i];
+    xsk_ring_prod__submit(&x.fill, got);
+  }
+  if (ring_) ring_buffer__consume(ring_);
+  poll_stats();
+  gauge(AC_NF_PS_HOLD_DEPTH, depth_);
+  gauge(AC_NF_PS_HOLD_PARTITIONS, q_.size());
+}
+
+// No log of the frame is a gap against the replica records any more: the same order rule the
+// program applies (ac_ftc_order), on the records read under their locks.
+bool HoldQueue::ready(const Part& p, const Bytes& frame) const {
+  uint8_t win[AC_FTC_WIN] = {};
+  ac_ftc_view v{};
+  const size_t nsh = (frame[ETH_HLEN + 1] & 0x3f) * 4u;
+  std::memcpy(win, frame.data() + ETH_HLEN, nsh);
+  if (ac_ftc_walk(win, static_cast<uint32_t>(nsh), &v) != AC_FTC_OK) return true;  // the program drops it
+  for (uint32_t k = 0; k < v.nlogs && k < AC_FTC_MAX_LOGS; ++k) {
+    const uint32_t off = v.log[k];
+    const uint32_t mbox = ac_ftc_rd32(win, AC_FTC_LOG_MBOX_AT(off)), seq = ac_ftc_rd32(win, AC_FTC_LOG_SEQ_AT(off));
+    const uint32_t flags = win[AC_FTC_LOG_FLAGS_AT(off)], count = win[AC_FTC_LOG_COUNT_AT(off)];
+    if (AC_FTC_MBOX_ID(mbox) == own_id_) return true;  // dropped on the re-run, counted there
+    ac_st_rkey rk{AC_FTC_MBOX_ID(mbox), (p.first & 0xffffff00u) | AC_FTC_MBOX_SI(mbox), p.second};
+    ac_st_rec rec{};
+    int have = 0;
+    if (bpf_map_lookup_elem_flags(replica_fd_, &rk, &rec, BPF_F_LOCK) == 0) have = rec.flags & AC_ST_REC_VALID;
+    if (ac_ftc_order(have, rec.inc, rec.seq, AC_FTC_MBOX_INC(mbox), seq, count, flags & AC_FTC_LOG_STUB) == AC_FTC_GAP)
+      return false;
+  }
+  return true;
+}
+
+bool HoldQueue::rerun(const Bytes& frame) {
+  xdp_md ctx{};
+  ctx.data_end = static_cast<uint32_t>(frame.size());
+  ctx.ingress_ifindex = static_cast<uint32_t>(ifindex_);
+  ctx.rx_queue_index = 0;
+  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
+              .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+  return bpf_prog_test_run_opts(prog_fd_, &o) == 0;
+}
+
+size_t HoldQueue::release(Clock::time_point now) {
+  size_t done = 0;
+  for (auto it = q_.begin(); it != q_.end();) {
+    auto& fifo = it->second;
+    while (!fifo.empty()) {
+      Held& h = fifo.front();
+      if (ready(it->first, h.frame)) {
+        count(rerun(h.frame) ? AC_NF_PS_HOLD_RELEASED : AC_NF_PS_HOLD_RERUN_FAILED);
+        ++done;
+      } else if (now - h.at >= opt_.timeout) {
+        count(AC_NF_PS_HOLD_EXPIRED);
+      } else {
+        break;
+      }
+      fifo.pop_front();
+      --depth_;
+    }
+    it = fifo.empty() ? q_.erase(it) : std::next(it);
+  }
+  gauge(AC_NF_PS_HOLD_DEPTH, depth_);
+  gauge(AC_NF_PS_HOLD_PARTITIONS, q_.size());
+  return done;
+}
+
+HoldQueue::Bytes HoldQueue::propagating_frame(const ac_nf_overflow& r) {
+  const uint32_t len = std::min<uint32_t>(r.o.len, AC_FTC_LOG_MAX);
+  const uint32_t words = (AC_NSH_BASE_LEN + 8 + 4 + AC_FTC_CTRL_LEN + 4 + ac_ftc_pad4(len)) / 4;
+  Bytes f;
+  f.insert(f.end(), r.eth + 6, r.eth + 12);  // back where the packet came from
+  f.insert(f.end(), r.eth, r.eth + 6);
+  f.insert(f.end(), {static_cast<uint8_t>(AC_ETH_P_NSH >> 8), static_cast<uint8_t>(AC_ETH_P_NSH & 0xff)});
+  auto be32 = [&](uint32_t v) {
+    f.insert(f.end(), {static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16), static_cast<uint8_t>(v >> 8),
+                       static_cast<uint8_t>(v)});
+  };
+  const uint8_t si = static_cast<uint8_t>(r.o.spi_si & 0xff);
+  f.insert(f.end(), {static_cast<uint8_t>(kTtl >> 2), static_cast<uint8_t>((kTtl & 3) << 6 | words), AC_NSH_MD_TYPE2,
+                     r.next_proto});
+  be32((r.o.spi_si & 0xffffff00u) | static_cast<uint8_t>(si - 1));  // as the hop returns its packets
+  be32(uint32_t{AC_MD_CLASS} << 16 | uint32_t{AC_TLV_FLOW_HASH} << 8 | 4);
+  be32(r.o.hash);
+  be32(uint32_t{AC_MD_CLASS} << 16 | uint32_t{AC_TLV_FTC_CTRL} << 8 | AC_FTC_CTRL_LEN);
+  f.insert(f.end(), {AC_FTC_CTRL_PROPAGATING, r.o.f, 0, 0});
+  be32(r.ingress);
+  be32(uint32_t{AC_MD_CLASS} << 16 | uint32_t{AC_TLV_FTC_LOG} << 8 | len);
+  f.insert(f.end(), r.o.log, r.o.log + len);
+  f.resize(f.size() + ac_ftc_pad4(len) - len, 0);
+  return f;
+}
+
+void HoldQueue::send(const Bytes& frame) {
+  Xsk& x = *xsk_;
+  x.complete();
+  uint32_t idx = 0;
+  if (x.tx_free.empty() || frame.size() > kFrame || xsk_ring_prod__reserve(&x.tx, 1, &idx) != 1) {
+    count(AC_NF_PS_OVERFLOW_FAILED);
+    return;
+  }
+  const uint64_t addr = x.tx_free.back();
+  x.tx_free.pop_back();
+  std::memcpy(x.at(addr), frame.data(), frame.size());
+  xdp_desc* d = xsk_ring_prod__tx_desc(&x.tx, idx);
+  d->addr = addr;
+  d->len = static_cast<uint32_t>(frame.size());
+  xsk_ring_prod__submit(&x.tx, 1);
+  // copy mode transmits on this syscall
+  (void)sendto(xsk_socket__fd(x.sock), nullptr, 0, MSG_DONTWAIT, nullptr, 0);
+  count(AC_NF_PS_OVERFLOW_SENT);
+}
+
+int HoldQueue::on_overflow(void* ctx, void* data, size_t size) {
+  auto* h = static_cast<HoldQueue*>(ctx);
+  if (size < sizeof(ac_nf_overflow)) {
+    h->count(AC_NF_PS_OVERFLOW_FAILED);
+    return 0;
+  }
+  ac_nf_overflow r;
+  std::memcpy(&r, data, sizeof r);
+  h->send(propagating_frame(r));
+  return 0;
+}
+
+}  // namespace anychain::nf
