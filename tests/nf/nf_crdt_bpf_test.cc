@@ -9,6 +9,7 @@
 #include "anychain/crdt.h"
 #include "nf/crdt.h"
 #include "nf_bpf_fixture.h"
+#include "../state/sim.h"
 
 namespace anychain::test {
 namespace {
@@ -16,6 +17,7 @@ namespace {
 using namespace nfbpf;
 using state::CellValue;
 using state::Key;
+namespace sim = state::sim;
 
 // One NF instance of a shared-state service: the loaded object, its maps, its store.
 struct Inst {
@@ -37,18 +39,7 @@ struct Inst {
     if (!c) throw std::runtime_error(c.error().str());
     crdt = std::move(*c);
   }
-  Out run(const Bytes& frame) const {
-    Out o;
-    o.frame.resize(frame.size() + 512);
-    LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = frame.data(), .data_out = o.frame.data(),
-                .data_size_in = static_cast<uint32_t>(frame.size()),
-                .data_size_out = static_cast<uint32_t>(o.frame.size()), .repeat = 1);
-    int e = bpf_prog_test_run_opts(nf->prog_fd(), &t);
-    EXPECT_EQ(e, 0) << strerror(-e);
-    o.verdict = static_cast<int>(t.retval);
-    o.frame.resize(t.data_size_out);
-    return o;
-  }
+  Out run(const Bytes& frame) const { return run_prog(nf->prog_fd(), frame); }
   uint64_t count(uint32_t s) const {
     auto v = maps->percpu_sum("nf_stats", s);
     return v ? (*v)[0] : ~0ULL;
@@ -277,6 +268,53 @@ TEST_F(SharedStateNf, IdsScanSplitOverTwoInstancesIsFlaggedOnBothAfterMerging) {
   EXPECT_EQ(c.run(to_nf(md1(), icmp4("10.1.0.66", "10.2.0.2", 8, 1))).verdict, XDP_DROP);
   EXPECT_EQ(c.count(AC_NF_IDS_SCAN_PACKETS), 1u);
   EXPECT_EQ(c.count(AC_NF_IDS_SCAN_FLAGGED), 0u) << "flagged by the others";
+}
+
+// The same split scan with the real replication protocol between the two instances' stores over
+// a lossy simulated network (agent/state/replicator.*): the records it sends carry the window
+// they were read in (Store::epoch), so the merges accept them, and both instances flag.
+TEST_F(SharedStateNf, IdsScanFlaggedOnBothThroughTheReplicator) {
+  Inst a(ids(35, 6)), b(ids(36, 6));
+  sim::Net net(7);
+  net.set_all({.delay_us = 300, .jitter_us = 500, .loss = 0.1, .dup = 0.05});
+  auto keys = sim::test_keys();
+  sim::SimTransport ta(net, {sim::Node::addr_of(1), 4795}), tb(net, {sim::Node::addr_of(2), 4795});
+  auto cfg = [](uint32_t id) {
+    state::ReplicatorConfig c;
+    c.me = state::Identity{.service = 3, .id = id, .incarnation = 500 + id};
+    return c;
+  };
+  state::Replicator ra(cfg(1), *a.crdt.store, ta, keys, net.clock), rb(cfg(2), *b.crdt.store, tb, keys, net.clock);
+  std::vector<state::Replicator::Member> all = {{1, ta.me()}, {2, tb.me()}};
+  ra.set_members(all);
+  rb.set_members(all);
+  auto settle = [&] {
+    for (int ms = 0; ms < 3000; ++ms) {
+      net.clock.advance(1000);
+      ra.poll();
+      rb.poll();
+      if (ms > 50 && ra.peers()[0].acked == ra.stats().version && rb.peers()[0].acked == rb.stats().version) return;
+    }
+  };
+  settle();
+  for (uint16_t p = 1; p <= 4; ++p) a.run(to_nf(md1(), probe("10.1.0.66", p)));
+  for (uint16_t p = 5; p <= 8; ++p) b.run(to_nf(md1(), probe("10.1.0.66", p)));
+  settle();
+  EXPECT_EQ(a.crdt_count(AC_CRDT_ST_MERGE_STALE) + b.crdt_count(AC_CRDT_ST_MERGE_STALE), 0u)
+      << "every record carried its window";
+  EXPECT_GT(a.crdt_count(AC_CRDT_ST_MERGED), 0u);
+  EXPECT_EQ(a.run(to_nf(md1(), probe("10.1.0.66", 6))).verdict, XDP_TX);
+  EXPECT_EQ(b.run(to_nf(md1(), probe("10.1.0.66", 2))).verdict, XDP_TX);
+  EXPECT_EQ(a.count(AC_NF_IDS_SCAN_FLAGGED), 1u);
+  EXPECT_EQ(b.count(AC_NF_IDS_SCAN_FLAGGED), 1u);
+  EXPECT_EQ(a.count(AC_NF_IDS_NEW_PAIR) + b.count(AC_NF_IDS_NEW_PAIR), 8u) << "no pair counted twice";
+  settle();
+  for (Inst* i : {&a, &b}) {
+    json f = i->state()["ids"]["flagged"];
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0]["adds"], 2u) << "each holds both flags";
+    EXPECT_EQ(f[0]["ports_in_window"], 8u);
+  }
 }
 
 // Item 6 of docs/state.md 5: the merge checks a record's epoch against the window its
