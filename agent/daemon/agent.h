@@ -19,6 +19,7 @@
 #include "daemon/monitor.h"
 #include "daemon/netlink.h"
 #include "daemon/plane_sync.h"
+#include "daemon/ftc_egress.h"
 #include "daemon/ports.h"
 #include "daemon/spec.h"
 #include "daemon/throttle.h"
@@ -92,6 +93,7 @@ class Agent {
   plane::VnfHoldDown hold_;
   std::vector<PollSource> sources_;
   std::unique_ptr<nf::Supervisor> nf_;
+  std::unique_ptr<FtcEgress> ftc_;                // the FTC egress buffer; null: no FTC chain
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
   // restart never withdraws instances that merely have not been mirrored yet.

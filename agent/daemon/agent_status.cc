@@ -43,6 +43,7 @@ nlohmann::json Agent::status() const {
     warnings.push_back(fmt::format("no slow path ({}): packets too big for their next hop are dropped (drop_too_big)",
                                    spec_.slow_path ? slow_error_ : "node.slow_path: false"));
   }
+  if (ftc_) j["ftc_buffer"] = ftc_->status();
   j["agent"] = {{"state", "running"}, {"pin_root", spec_.dataplane.pin_root},
                 {"stats_map_id", dp_.map_id("ac_stats")},
                 {"nsh_endpoint", ip_str(ntohl(spec_.nsh_endpoint.s_addr))},
