@@ -39,6 +39,7 @@ struct ReclaimStats {
   uint64_t records = 0;                // nf_head records deleted (idle past timeout + grace)
   uint64_t replicas = 0;               // nf_replica records deleted (idle past their head's timeout)
   uint64_t mappings = 0;               // NAT: reverse entries whose mapping is gone, ports given back
+  uint64_t shared = 0;                 // NAT: shared-table entries whose merged `seen` is too old
 };
 
 class Nf {
@@ -71,6 +72,12 @@ class Nf {
   const FtcControl& control() const { return control_; }
   // Add n to slot s of nf_proc_stats (the process's own counters)
   void count(uint32_t s, uint64_t n = 1) const;
+  // Windowed objects (ids, ratelimit; docs/state.md 4.1): move to the window of `realtime_ns`
+  // (CLOCK_REALTIME, window_s long) if it is later than the current one: the generation of the
+  // new window is reset and given it (unless it was prepared already), the packet path switches
+  // to it, and the other generation is reset and given the next window. Returns whether the
+  // window moved; false as well for a kind without windows or a clock that went back.
+  Result<bool> roll_windows(uint64_t realtime_ns);
 
   // The interface the program is attached to still exists with the same ifindex.
   bool iface_present() const;
@@ -81,6 +88,10 @@ class Nf {
   Result<void> do_attach();
   Result<void> fill_ids();
   Result<uint64_t> reclaim_nat_ports();
+  // Delete the shared-table entries (every instance's) whose merged seen (CLOCK_TAI) is older
+  // than `limit`: each replica does the same from the same merged state (docs/state.md 4.3).
+  Result<uint64_t> expire_nat_shared(std::chrono::seconds limit);
+  Result<void> reset_generation(int g);  // every windowed object of generation g, all zero
 
   Params params_;
   LoadOptions opts_;

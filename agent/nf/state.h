@@ -15,6 +15,8 @@ namespace anychain::nf {
 std::string_view nf_counter_name(uint32_t slot);
 std::string_view ftc_counter_name(uint32_t slot);
 std::string_view proc_counter_name(uint32_t slot);  // anychain-nf's own (nf_proc_stats)
+// The names of the shared-state counters (enum ac_crdt_stat).
+std::string_view crdt_counter_name(uint32_t slot);
 
 Result<nlohmann::json> decode_state(const InstanceMaps& m);
 
