@@ -337,8 +337,20 @@ AC_INLINE int nat_work(struct xdp_md *ctx, struct ac_ftc_hop *hop, const struct 
 			return 1;
 		}
 	}
-	struct ac_nf_nat_rkey rk = {.remote = in->src[0], .remote_port = icmp ? 0 : in->sport,
-				    .port = icmp ? in->sport : in->dport, .proto = in->proto};
+	/* field by field on a zeroed key: with the ternaries in one initialiser clang may spill a
+	 * pointer with a 16-bit store on one path, which the verifier refuses ("invalid size of
+	 * register spill") */
+	struct ac_nf_nat_rkey rk;
+
+	__builtin_memset(&rk, 0, sizeof(rk));
+	rk.remote = in->src[0];
+	rk.proto = in->proto;
+	if (icmp) {
+		rk.port = in->sport;
+	} else {
+		rk.remote_port = in->sport;
+		rk.port = in->dport;
+	}
 
 	/* inbound: to the external address, a reply to a mapping: ours (a port of our pool, the
 	 * reverse index) or another instance's (any port of the service's pools: the shared table) */

@@ -28,6 +28,7 @@ std::vector<Published::Crdt::Object> crdt_objects(const Params& p) {
     case nf::Kind::Nat:
       return {obj(AC_NF_NAT_OBJ_SHARED, Kind::RegMap, "nat_shared", p.nat_shared_entries, sizeof(ac_nf_nat_rkey), 0, -1)};
     case nf::Kind::Monitor:
+    case nf::Kind::Replica:
     case nf::Kind::Firewall: break;
   }
   return {};

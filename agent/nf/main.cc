@@ -242,9 +242,9 @@ int main(int argc, char** argv) {
       break;
     }
     load_control(false);
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (auto r = (*nf)->roll_windows(static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec)); !r)
+    timespec rt{};
+    clock_gettime(CLOCK_REALTIME, &rt);
+    if (auto r = (*nf)->roll_windows(static_cast<uint64_t>(rt.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(rt.tv_nsec)); !r)
       say("window: {}", r.error().str());
     if (auto r = (*nf)->reclaim(now); !r)
       say("reclaim: {}", r.error().str());
