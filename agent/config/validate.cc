@@ -5,6 +5,7 @@
 #include <map>
 
 #include "config/config.h"
+#include "config/parse_state.h"
 #include "config/yaml_reader.h"
 
 namespace anychain::config {
@@ -61,6 +62,7 @@ Diagnostics validate(const Config& c, const std::string& file) {
     if (in.nf && names.count(in.veth))
       ctx.err(in.mark, fmt::format("instance '{}': veth '{}' is created by anychaind for its nf; it cannot also be "
                                    "under interfaces:", in.name, in.veth));
+  detail::validate_state(ctx, c);
   sort_diags(ctx.diags);
   return ctx.diags;
 }
