@@ -28,6 +28,13 @@ json to_json(const Published& p) {
                  {"changes_map_id", p.crdt->changes_map_id}, {"stats_map_id", p.crdt->stats_map_id}};
   else
     j["crdt"] = nullptr;
+  if (!p.crdt_objects.empty()) {
+    json objs = json::array();
+    for (const auto& o : p.crdt_objects)
+      objs.push_back({{"id", o.id}, {"kind", o.kind}, {"name", o.name}, {"cells", o.cells},
+                      {"key_size", o.key_size}, {"rows", o.rows}});
+    j["crdt_objects"] = objs;
+  }
   return j;
 }
 
@@ -53,6 +60,11 @@ Result<Published> published_from_json(const json& j) {
       p.crdt = Published::Crdt{c.at("merge_prog_id").get<uint32_t>(), c.at("ctl_map_id").get<uint32_t>(),
                                c.at("changes_map_id").get<uint32_t>(), c.at("stats_map_id").get<uint32_t>()};
     }
+    if (j.contains("crdt_objects"))
+      for (const json& o : j.at("crdt_objects"))
+        p.crdt_objects.push_back({o.at("id").get<uint8_t>(), o.at("kind").get<std::string>(),
+                                  o.at("name").get<std::string>(), o.at("cells").get<uint32_t>(),
+                                  o.value("key_size", uint8_t{0}), o.value("rows", uint8_t{0})});
     return p;
   } catch (const json::exception& e) {
     return fail(fmt::format("malformed: {}", e.what()), EINVAL);

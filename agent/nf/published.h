@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 #include "nf/kind.h"
@@ -36,6 +37,17 @@ struct Published {
     uint32_t ctl_map_id = 0, changes_map_id = 0, stats_map_id = 0;
   };
   std::optional<Crdt> crdt;
+  // The replicated objects (the service's schema, docs/state.md 1.2), with crdt: each object's
+  // map is the map of the same name in `maps`. Empty: the NF does not replicate.
+  struct CrdtObject {
+    uint8_t id = 0;
+    std::string kind;                    // as state::to_string(Kind): gcounter, pncounter, count-min, ...
+    std::string name;                    // its map's name
+    uint32_t cells = 0;
+    uint8_t key_size = 0, rows = 0;
+    bool operator==(const CrdtObject&) const = default;
+  };
+  std::vector<CrdtObject> crdt_objects;
 
   uint32_t map_id(const std::string& n) const {
     auto it = maps.find(n);
