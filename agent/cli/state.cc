@@ -17,6 +17,18 @@
 namespace anychain::cli {
 namespace {
 
+// The instance's shared-state replication as anychaind runs it (docs/state.md): its merged view
+// is in its own maps (read below), the protocol's counters, peers and refusals only in the agent.
+std::optional<json> replication_of(const Invocation& in, const std::string& name) {
+  auto c = control::Client::connect(in.g.socket, std::chrono::seconds(in.g.timeout_s));
+  if (!c) return std::nullopt;
+  auto st = c->call("status");
+  if (!st || !st->contains("state") || !(*st)["state"].contains("instances")) return std::nullopt;
+  for (const auto& e : (*st)["state"]["instances"])
+    if (e.value("name", "") == name) return e;
+  return std::nullopt;
+}
+
 // The published file of instance `name`: from --run-dir, else from anychaind's status, else the
 // default directory.
 std::string published_file(const Invocation& in, const std::string& name) {
@@ -83,6 +95,18 @@ void print_state(const json& s) {
     t.add({"-", "default " + num(f["default"]), num(f["default_hits"]["packets"]), num(f["default_hits"]["bytes"])});
     t.print();
   }
+  if (s.contains("replication")) {
+    const json& r = s["replication"];
+    std::cout << fmt::format("\nreplication: {} ({}), version {}, {} messages accepted\n", num(r["state"]),
+                             num(r["ready_how"]), num(r["counters"]["version"]), num(r["accepted"]));
+    print_counters("replication counters", r["counters"]);
+    print_counters("refused messages", r["rejected"]);
+    Table t({"PEER", "ADDRESS", "STATE", "SRTT_US", "MIN_RTT_US", "ACKED", "SENT", "RETRANSMITS", "RECEIVED"});
+    for (const auto& p : r["peers"])
+      t.add({num(p["id"]), num(p["address"]), num(p["state"]), num(p["srtt_us"]), num(p["min_rtt_us"]),
+             num(p["acked"]), num(p["sent"]), num(p["retransmits"]), num(p["msgs_received"])});
+    t.print();
+  }
 }
 
 int state(const Invocation& in) {
@@ -98,6 +122,8 @@ int state(const Invocation& in) {
   if (!maps) return runtime_error(maps.error().str());
   auto s = nf::decode_state(*maps);
   if (!s) return runtime_error(s.error().str());
+  if (!in.vm.count("run-dir"))
+    if (auto r = replication_of(in, name)) (*s)["replication"] = *r;
   print_result(in.g, *s, [&] { print_state(*s); });
   return kOk;
 }
