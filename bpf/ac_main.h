@@ -8,6 +8,8 @@
  *   IPv4/UDP 4790 to our endpoint     -> VXLAN-GPE decap -> forwarder (fragments: the stack
  *                                        reassembles them for the agent, which re-injects them)
  *   IP on a VNF veth                  -> SFC proxy restores the held NSH -> forwarder
+ *   IPv4/UDP state port to our endpoint -> the agent's AF_XDP socket of the RX queue
+ *                                        (ac_state_xsk), or the stack when it has none
  *   IP on a classifying interface     -> classifier assigns NSH (SI 255) -> forwarder, which
  *                                        writes it at delivery (with any outer headers)
  *   anything else                     -> XDP_PASS, counted
@@ -27,6 +29,19 @@
 static __noinline const struct ac_iface *ac_iface_hi(__u32 ifindex)
 {
 	return bpf_map_lookup_elem(&ac_ifaces_hi, &ifindex);
+}
+
+/* State replication to our endpoint (docs/state.md 3.10): to the agent's AF_XDP socket of the
+ * receiving queue; a queue without one passes the datagram to the stack, where the agent's UDP
+ * socket on the same port receives it. Either way counted. */
+AC_INLINE int ac_state_rx(struct xdp_md *ctx)
+{
+	__u64 len = ac_pkt_len(ctx);
+	int verdict = bpf_redirect_map(&ac_state_xsk, ctx->rx_queue_index, XDP_PASS);
+
+	ac_counter_add(&ac_stats, verdict == XDP_REDIRECT ? AC_FWD_STATE_XSK : AC_PASS_STATE_NO_XSK,
+		       len);
+	return verdict;
 }
 
 /* Plain IPv4/IPv6 that is not VXLAN-GPE for us: proxy return or classification. */
@@ -124,6 +139,8 @@ AC_INLINE int ac_main(struct xdp_md *ctx)
 			ac_note(ctx, AC_NOTE_GPE_DECAP);
 			return ac_nsh_restored_rx(ctx, cfg, rx_dmac, vni);
 		}
+		if (cfg->state_port && udp->dest == bpf_htons(cfg->state_port))
+			return ac_state_rx(ctx);
 	}
 	return ac_ip_rx(ctx, cfg, ifc, ETH_P_IP, rx_dmac);
 }

@@ -117,6 +117,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ac_proxy SEC(".maps");
 
+/* The agent's AF_XDP sockets of state replication, one per RX queue (docs/state.md 3.10) */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, AC_STATE_XSK_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_state_xsk SEC(".maps");
+
 /* FIB lookup parameters, off the stack: the forwarder is a subprogram that calls others, and
  * the verifier bounds the stack of a whole call chain (512 bytes) */
 struct {

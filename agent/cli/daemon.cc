@@ -19,6 +19,11 @@ int show(const Invocation& in) {
 // chosen and its candidates with what their weight is made of. Weights of a service this node
 // never chooses are not shown: they are computed, but only the nodes that choose use theirs.
 void print_topology(const json& t) {
+  if (t.contains("computed_ms_ago"))
+    std::cout << "computed " << t["computed_ms_ago"].dump() << " ms ago"
+              << (t.value("recompute_pending", false) ? " (the LSDB changed since: recomputing)" : "") << "\n";
+  else
+    std::cout << "not computed yet\n";
   Table r({"ROUTER", "COST"});
   for (const auto& x : t["routers"])
     r.add({field(x, "router_id") + (x.value("self", false) ? " (self)" : ""),

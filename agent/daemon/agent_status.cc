@@ -142,19 +142,21 @@ nlohmann::json Agent::selection(uint32_t service_id) const {
 
 nlohmann::json Agent::topology() const {
   nlohmann::json j;
+  // Routers and services from the same run (the last recomputation): the view is what the maps
+  // hold, never a mix of a fresh LSDB and the plane computed before it changed.
   nlohmann::json routers = nlohmann::json::array();
-  if (auto self = self_router()) {
-    auto topo = plane::build_topology(ospf_->lsdb(), spec_.ospf.area, spec_.ospf.opaque_type);
-    if (auto spf = plane::spf(topo, *self); spf) {
-      for (size_t n = 0; n < topo.nodes.size(); ++n) {
-        if (topo.nodes[n].kind != plane::NodeKind::Router) continue;
-        nlohmann::json r = {{"router_id", ip_str(topo.nodes[n].id)}, {"self", topo.nodes[n].id == *self}};
-        if (spf->dist[n] == plane::kUnreachable) r["reachable"] = false;
-        else r["cost"] = spf->dist[n];
-        routers.push_back(r);
-      }
+  auto self = self_router();
+  if (last_view_)
+    for (const auto& r : last_view_->router_dist) {
+      nlohmann::json e = {{"router_id", ip_str(r.router_id)}, {"self", self && r.router_id == *self}};
+      if (r.dist == plane::kUnreachable) e["reachable"] = false;
+      else e["cost"] = r.dist;
+      routers.push_back(e);
     }
-  }
+  if (last_recompute_)
+    j["computed_ms_ago"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now() - *last_recompute_).count();
+  j["recompute_pending"] = throttle_.due().has_value();
   j["routers"] = routers;
   const char* rule = "";
   switch (spec_.wcmp.mode) {

@@ -58,6 +58,7 @@ struct Config {
   uint8_t default_ttl = AC_NSH_DEFAULT_TTL;
   bool oam_forward = false;       // forward NSH with the O bit set (default: drop, counted)
   uint32_t slow_ifindex = 0;      // fast-path end of the agent's slow path (0: none)
+  uint16_t state_port = 0;        // UDP port of state replication to local_endpoint (0: off)
 };
 
 // The fast path's encoding of a rule (masks from the prefix lengths, flags).

@@ -63,6 +63,8 @@ Result<void> Dataplane::bump_path_epoch() {
 
 Result<void> Dataplane::set_config(const Config& c) {
   if (c.gpe_port == 0) return fail("VXLAN-GPE port must not be 0", EINVAL);
+  if (c.state_port != 0 && c.state_port == c.gpe_port)
+    return fail(fmt::format("state replication port {} is the VXLAN-GPE port", c.state_port), EINVAL);
   if (c.default_ttl < 2 || c.default_ttl > AC_NSH_TTL_MAX) return fail("NSH TTL must be 2..63", EINVAL);
   ac_config v{};
   v.local_endpoint = c.local_endpoint.s_addr;
@@ -80,6 +82,7 @@ Result<void> Dataplane::set_config(const Config& c) {
   v.default_ttl = c.default_ttl;
   if (c.oam_forward) v.flags |= AC_CFG_OAM_FORWARD;
   v.slow_ifindex = c.slow_ifindex;
+  v.state_port = c.state_port;
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ac_config), &zero, &v, BPF_ANY) != 0) return fail_errno("write config");
   return {};
 }
@@ -97,6 +100,7 @@ Result<Config> Dataplane::config() const {
   c.default_ttl = v.default_ttl;
   c.oam_forward = v.flags & AC_CFG_OAM_FORWARD;
   c.slow_ifindex = v.slow_ifindex;
+  c.state_port = v.state_port;
   return c;
 }
 

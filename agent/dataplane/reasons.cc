@@ -25,6 +25,8 @@ constexpr std::array kReasons = {
     V(AC_PASS_MULTICAST, "pass_multicast"),
     V(AC_PASS_GPE_FRAGMENT, "pass_gpe_fragment"),
     V(AC_FWD_SLOW_PATH, "fwd_slow_path"),
+    V(AC_FWD_STATE_XSK, "fwd_state_xsk"),
+    V(AC_PASS_STATE_NO_XSK, "pass_state_no_xsk"),
     D(AC_DROP_TRUNCATED, "drop_truncated"),
     D(AC_DROP_NSH_TRUNCATED, "drop_nsh_truncated"),
     D(AC_DROP_NSH_VERSION, "drop_nsh_version"),

@@ -58,6 +58,8 @@ Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg, 
   v.stats = topo.stats;
   v.routers = topo.router_index.size();
   v.down_instances = down;
+  for (std::size_t n = 0; n < topo.nodes.size(); ++n)
+    if (topo.nodes[n].kind == NodeKind::Router) v.router_dist.push_back({topo.nodes[n].id, s->dist[n]});
   return v;
 }
 

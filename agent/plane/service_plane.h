@@ -31,8 +31,17 @@ struct PlaneConfig {
   WcmpConfig wcmp;
 };
 
+struct RouterDistance {
+  std::uint32_t router_id = 0;
+  std::uint64_t dist = kUnreachable;   // SPF distance from this router (kUnreachable: none)
+};
+
 struct PlaneView {
   std::vector<ServiceRoute> services;  // sorted by key
+  // Every router of the area as the same SPF saw it: what `anychain topology` reports next to
+  // the services, so that both come from one computation (a router reachable in the LSDB now
+  // but not yet in the last run shows as unreachable until the next run, as in the maps).
+  std::vector<RouterDistance> router_dist;
   PlaneStats stats;
   std::size_t routers = 0;
   std::size_t unreachable_instances = 0;

@@ -31,6 +31,7 @@
 #define AC_LASTHOP_SLOTS 16384   /* last-hop cache entries per CPU, a power of two */
 #define AC_PROXY_DEFAULT 16384
 #define AC_PROXY_NSH_MAX 252     /* NSH bytes the SFC proxy keeps per flow (largest NSH) */
+#define AC_STATE_XSK_QUEUES 64   /* ac_state_xsk: RX queues that can have a replication socket */
 
 /* ac_config: the single entry of the config array */
 #define AC_CFG_SYMMETRIC_HASH (1u << 0) /* default for policies without their own flag */
@@ -53,7 +54,10 @@ struct ac_config {
 				     * endpoint, a chain's last hop), 0 = a FIB lookup per packet */
 	__u32 slow_ifindex;     /* the agent's slow path (docs/slow-path.md): packets too big for
 				 * their next hop go there; 0 = none, they are dropped */
-	__u32 pad2;
+	__u16 state_port;       /* UDP port of state replication (docs/state.md 3.10), host order:
+				 * IPv4/UDP to local_endpoint on it goes to the agent's AF_XDP socket
+				 * of its RX queue (ac_state_xsk); 0 = replication off */
+	__u16 pad2;
 };
 
 /* ac_ifaces: ifindex -> what the fast path knows of that interface. The program acts only on
@@ -265,6 +269,10 @@ enum ac_verdict_reason {
 				  * it for the agent's VXLAN-GPE socket, which re-injects it */
 	AC_FWD_SLOW_PATH,        /* too big for its next hop: to the agent, which fragments it
 				  * (IPv4 without DF) or answers ICMP (docs/slow-path.md) */
+	AC_FWD_STATE_XSK,        /* state replication datagram to the agent's AF_XDP socket of
+				  * its RX queue (docs/state.md 3.10) */
+	AC_PASS_STATE_NO_XSK,    /* state replication datagram on a queue without an AF_XDP socket:
+				  * to the stack, where the agent's UDP socket receives it */
 	AC_VERDICT_END
 };
 

@@ -33,7 +33,7 @@ std::vector<Layout> layouts() {
        {F(ac_config, local_endpoint), F(ac_config, flags), F(ac_config, policies), F(ac_config, gpe_port),
         F(ac_config, default_ttl), F(ac_config, pad), F(ac_config, flow_set_mask), F(ac_config, path_epoch),
         F(ac_config, flow_timeout_jiffies), F(ac_config, nexthop_ttl_jiffies), F(ac_config, slow_ifindex),
-        F(ac_config, pad2)}},
+        F(ac_config, state_port), F(ac_config, pad2)}},
       {"ac_iface", sizeof(ac_iface), {F(ac_iface, flags), F(ac_iface, instance_id), F(ac_iface, mac), F(ac_iface, pad)}},
       {"ac_policy", sizeof(ac_policy),
        {F(ac_policy, src), F(ac_policy, dst), F(ac_policy, src_mask), F(ac_policy, dst_mask), F(ac_policy, family), F(ac_policy, pad),

@@ -320,5 +320,49 @@ TEST(ProxyFragments, EveryFragmentOfADatagramFindsItsNsh) {
   EXPECT_EQ(c.delta(AC_PASS_PROXY_MISS), 0u);
 }
 
+// State replication (docs/state.md 3.10): IPv4/UDP to our endpoint on the configured port goes
+// to the agent's AF_XDP socket of its RX queue; with no socket on the queue (as here) it is
+// passed to the stack untouched, where the agent's UDP socket gets it. Counted either way; not
+// intercepted while replication is off, nor when addressed elsewhere; the port cannot be the
+// VXLAN-GPE port. (A socket in the map: tests/state/transport_netns_test.cc.)
+TEST(StateReplicationPort, PassedWithoutSocketCountedOffWhenUnset) {
+  auto& d = FastPathEnv::dataplane();
+  auto saved = d.config();
+  ASSERT_TRUE(saved.has_value());
+  L4 l4;
+  l4.sport = 4795;
+  l4.dport = 4795;
+  const Bytes ours = frame(kCore0, kCore0Peer, ETH_P_IP, ipv4("192.0.2.2", kLocalEndpoint, l4, 64));
+  const Bytes elsewhere = frame(kCore0, kCore0Peer, ETH_P_IP, ipv4("192.0.2.2", "192.0.2.9", l4, 64));
+  {
+    Counters c;
+    auto r = run_prog(prog(), "core0", ours);
+    EXPECT_EQ(r.verdict, XDP_PASS);
+    EXPECT_EQ(c.delta(AC_PASS_STATE_NO_XSK) + c.delta(AC_FWD_STATE_XSK), 0u) << "replication off (port 0)";
+  }
+  dp::Config on = *saved;
+  on.state_port = 4795;
+  ASSERT_TRUE(d.set_config(on).has_value());
+  {
+    Counters c;
+    auto r = run_prog(prog(), "core0", ours);
+    EXPECT_EQ(r.verdict, XDP_PASS);
+    EXPECT_EQ(hex(r.out), hex(ours));
+    EXPECT_EQ(c.delta(AC_PASS_STATE_NO_XSK), 1u);
+    EXPECT_EQ(c.delta(AC_FWD_STATE_XSK), 0u);
+  }
+  {
+    Counters c;
+    EXPECT_EQ(run_prog(prog(), "core0", elsewhere).verdict, XDP_PASS);
+    EXPECT_EQ(c.delta(AC_PASS_STATE_NO_XSK), 0u) << "not to our endpoint";
+  }
+  dp::Config clash = *saved;
+  clash.state_port = clash.gpe_port;
+  auto r = d.set_config(clash);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().str().find("VXLAN-GPE port"), std::string::npos) << r.error().str();
+  ASSERT_TRUE(d.set_config(*saved).has_value());
+}
+
 }  // namespace
 }  // namespace anychain::test

@@ -1,6 +1,6 @@
 // Two replicators in two network namespaces joined by a veth pair, with real sockets: AF_XDP
-// through libxdp (copy mode: veth has no zero-copy) with tests/state/xsk_redirect.bpf.c standing
-// in for the node's fast path; the UDP fallback; one of each, so the frames our AF_XDP transport
+// through libxdp (copy mode: veth has no zero-copy) behind the node's own fast path, which
+// redirects the replication port into its XSKMAP; the UDP fallback; one of each, so the frames our AF_XDP transport
 // writes (Ethernet, IPv4 and UDP headers and checksums) are received by the kernel's own stack;
 // and the fallback when AF_XDP cannot be set up, with its reason.
 #include <bpf/bpf.h>
@@ -14,10 +14,10 @@
 #include <thread>
 
 #include "common/netns.h"
+#include "dataplane/dataplane.h"
 #include "state/replicator.h"
 #include "state/twin_store.h"
 #include "state/xsk_transport.h"
-#include "xsk_redirect.skel.h"
 
 namespace anychain::state {
 namespace {
@@ -38,36 +38,35 @@ Schema schema() {
 
 std::shared_ptr<const Keyring> keys() { return *Keyring::make({{1, std::vector<uint8_t>(32, 0x5a)}}, 1); }
 
-// The redirect program on one interface, loaded and attached inside its namespace.
+// The node's fast path (bpf/anychain.bpf.c through the dataplane library) on one interface,
+// loaded, configured and attached inside its namespace: IPv4/UDP to its endpoint on the
+// replication port goes to the AF_XDP socket of the RX queue (ac_state_xsk), counted.
 struct Redirect {
-  Redirect(const std::string& ns, const std::string& ifname, uint32_t addr) {
+  Redirect(const std::string& ns, const std::string& ifname, uint32_t addr) : netns(ns), ifname(ifname) {
     InNetns in(ns);
-    skel = xsk_redirect_bpf__open();
-    if (!skel) throw std::runtime_error("open xsk_redirect");
-    skel->rodata->xr_addr = addr;
-    skel->rodata->xr_port = kPort;
-    if (xsk_redirect_bpf__load(skel)) throw std::runtime_error("load xsk_redirect");
-    ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
-    if (bpf_xdp_attach(ifindex, bpf_program__fd(skel->progs.xsk_redirect), XDP_FLAGS_DRV_MODE, nullptr))
-      throw std::runtime_error("attach xsk_redirect to " + ifname);
-    netns = ns;
+    pin_root = "/sys/fs/bpf/anychain-test-state-" + ns;
+    auto d = dataplane::Dataplane::open({.pin_root = pin_root});
+    if (!d) throw std::runtime_error("open the fast path: " + d.error().str());
+    dp = std::make_unique<dataplane::Dataplane>(std::move(*d));
+    dataplane::Config c;
+    c.local_endpoint.s_addr = addr;
+    c.state_port = kPort;
+    if (auto r = dp->set_config(c); !r) throw std::runtime_error("config: " + r.error().str());
+    if (auto r = dp->attach(ifname, XdpMode::Native); !r) throw std::runtime_error("attach to " + ifname + ": " + r.error().str());
   }
   ~Redirect() {
     InNetns in(netns);
-    bpf_xdp_detach(ifindex, XDP_FLAGS_DRV_MODE, nullptr);
-    xsk_redirect_bpf__destroy(skel);
+    (void)dataplane::Dataplane::detach(ifname);
+    dp.reset();
+    (void)dataplane::Dataplane::unpin_all(pin_root);
   }
-  uint64_t stat(uint32_t k) const {
-    std::vector<uint64_t> v(static_cast<size_t>(libbpf_num_possible_cpus()));
-    bpf_map_lookup_elem(bpf_map__fd(skel->maps.xr_stats), &k, v.data());
-    uint64_t s = 0;
-    for (uint64_t x : v) s += x;
-    return s;
+  uint64_t stat(ac_verdict_reason k) const {
+    auto st = dp->stats();
+    return st ? (*st)[k].packets : 0;
   }
-  int xskmap() const { return bpf_map__fd(skel->maps.xsks); }
-  xsk_redirect_bpf* skel = nullptr;
-  int ifindex = 0;
-  std::string netns;
+  int xskmap() const { return dp->map_fd("ac_state_xsk"); }
+  std::unique_ptr<dataplane::Dataplane> dp;
+  std::string netns, ifname, pin_root;
 };
 
 struct Side {
@@ -177,9 +176,9 @@ TEST_F(TransportNetns, AfXdpBothWays) {
     EXPECT_LT(st.tx_fallback * 10, st.tx_frames) << "the UDP socket only until the neighbour was resolved";
     EXPECT_EQ(st.rx_errors, 0u);
   }
-  EXPECT_GT(ra.stat(0), 100u) << "redirected into the XSKMAP";
-  EXPECT_GT(rb.stat(0), 100u);
-  EXPECT_EQ(ra.stat(1) + rb.stat(1), 0u) << "every queue had a socket";
+  EXPECT_GT(ra.stat(AC_FWD_STATE_XSK), 100u) << "redirected into the XSKMAP";
+  EXPECT_GT(rb.stat(AC_FWD_STATE_XSK), 100u);
+  EXPECT_EQ(ra.stat(AC_PASS_STATE_NO_XSK) + rb.stat(AC_PASS_STATE_NO_XSK), 0u) << "every queue had a socket";
 }
 
 TEST_F(TransportNetns, UdpBothWays) {
@@ -222,7 +221,8 @@ TEST_F(TransportNetns, AfXdpRefusedFallsBackToUdpWithTheReason) {
   EXPECT_NE(st.reason.find("queue 7"), std::string::npos) << st.reason;
   connect();
   exchange(500);
-  EXPECT_GT(ra.stat(1), 0u) << "no socket on the queue: the redirect passed them to the stack";
+  EXPECT_EQ(ra.stat(AC_FWD_STATE_XSK), 0u);
+  EXPECT_GT(ra.stat(AC_PASS_STATE_NO_XSK), 0u) << "no socket on the queue: the redirect passed them to the stack";
 }
 
 }  // namespace
