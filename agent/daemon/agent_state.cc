@@ -13,6 +13,23 @@
 
 namespace anychain::daemon {
 
+namespace {
+
+// The fast path redirects the replication port on every interface it runs on into one XSKMAP
+// indexed by RX queue alone: with sockets of one interface in it, a datagram that arrives on
+// another interface would be redirected to a socket of the wrong device and dropped. So AF_XDP
+// only where the fast path runs on one interface; else UDP (the fast path passes the port to
+// the stack when the map is empty). Returns the map's fd or why not.
+std::pair<int, std::string> xsk_choice(const AgentSpec& spec, const dataplane::Dataplane& dp) {
+  if (spec.interfaces.size() > 1)
+    return {-1, fmt::format("the fast path runs on {} interfaces and its XSKMAP is indexed by RX queue alone "
+                            "(AF_XDP needs one interface)", spec.interfaces.size())};
+  if (int fd = dp.map_fd("ac_state_xsk"); fd >= 0) return {fd, ""};
+  return {-1, "the fast path has no XSKMAP (ac_state_xsk)"};
+}
+
+}  // namespace
+
 void Agent::sync_state() {
   if (!spec_.state) {
     if (state_) log::info("state replication turned off (no state: section)");
@@ -21,16 +38,18 @@ void Agent::sync_state() {
     return;
   }
   if (state_) {
-    if (auto r = state_->reconfigure(*spec_.state); !r) {
+    auto [fd, why] = xsk_choice(spec_, dp_);
+    if (auto r = state_->reconfigure(*spec_.state, fd, why); !r) {
       state_error_ = r.error().str();
       log::error("state replication: {}; the previous keys and transports stay", state_error_);
     } else {
       state_error_.clear();
     }
   } else {
-    Replication::Options o{.spec = *spec_.state,
-                           .endpoint = spec_.nsh_endpoint,
-                           .xskmap_pin = spec_.dataplane.pin_root + "/ac_state_xsk"};
+    Replication::Options o;
+    o.spec = *spec_.state;
+    o.endpoint = spec_.nsh_endpoint;
+    std::tie(o.xskmap_fd, o.no_xsk) = xsk_choice(spec_, dp_);
     auto r = Replication::open(std::move(o), state_clock_);
     if (!r) {
       state_error_ = r.error().str();

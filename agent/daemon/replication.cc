@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <net/if.h>
-#include <sys/stat.h>
 
 #include <fmt/format.h>
 
@@ -100,25 +99,18 @@ Result<std::unique_ptr<Replication>> Replication::open(Options o, const state::C
 Result<void> Replication::open_transports() {
   links_.clear();
   state::Endpoint local{opt_.endpoint.s_addr, opt_.spec.port};
-  UniqueFd xskmap;
-  std::string no_map;
-  if (opt_.xskmap_pin.empty()) {
-    no_map = "no XSKMAP configured";
-  } else if (struct stat st {}; ::stat(opt_.xskmap_pin.c_str(), &st) != 0) {
-    no_map = fmt::format("the fast path has no XSKMAP ({} is missing)", opt_.xskmap_pin);
-  } else {
-    xskmap.reset(bpf_obj_get(opt_.xskmap_pin.c_str()));
-    if (!xskmap) no_map = fmt::format("open {}: {}", opt_.xskmap_pin, std::strerror(errno));
-  }
+  const int xskmap = opt_.xskmap_fd;
+  const std::string no_map = xskmap >= 0 ? "" : (opt_.no_xsk.empty() ? "no XSKMAP" : opt_.no_xsk);
   // The XSKMAP is indexed by RX queue, one for the node: AF_XDP on the first interface that
-  // takes it; the others keep UDP (their sockets share the port with SO_REUSEPORT).
+  // takes it; the others keep UDP (their sockets share the port with SO_REUSEPORT). The agent
+  // gives no map when the fast path runs on more than one interface (see Agent::sync_state).
   std::string afxdp_on;
   for (const auto& ifname : opt_.spec.interfaces) {
     Link l{ifname, if_nametoindex(ifname.c_str()), nullptr};
     state::XskOptions xo;
     xo.ifname = ifname;
     xo.local = local;
-    xo.xskmap_fd = afxdp_on.empty() ? xskmap.get() : -1;
+    xo.xskmap_fd = afxdp_on.empty() ? xskmap : -1;
     Result<std::unique_ptr<state::Transport>> t =
         xo.xskmap_fd >= 0 ? state::open_transport(xo)
                           : [&]() -> Result<std::unique_ptr<state::Transport>> {
@@ -142,11 +134,14 @@ Result<void> Replication::open_transports() {
   return {};
 }
 
-Result<void> Replication::reconfigure(const ReplicationSpec& spec) {
+Result<void> Replication::reconfigure(const ReplicationSpec& spec, int xskmap_fd, const std::string& no_xsk) {
   auto keys = state::Keyring::make(spec.keys, spec.send_key);
   if (!keys) return unexpected(wrap(keys.error(), "state: keys"));
-  bool reopen = spec.port != opt_.spec.port || spec.interfaces != opt_.spec.interfaces;
+  bool reopen = spec.port != opt_.spec.port || spec.interfaces != opt_.spec.interfaces ||
+                xskmap_fd != opt_.xskmap_fd || no_xsk != opt_.no_xsk;
   opt_.spec = spec;
+  opt_.xskmap_fd = xskmap_fd;
+  opt_.no_xsk = no_xsk;
   keys_ = std::move(*keys);
   for (auto& [id, r] : replicas_) r->rep->set_keyring(keys_);
   for (auto& r : leaving_) r->rep->set_keyring(keys_);

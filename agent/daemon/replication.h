@@ -62,15 +62,16 @@ class Replication {
   struct Options {
     ReplicationSpec spec;
     in_addr endpoint{};                  // the node's NSH endpoint: our address for replication
-    std::string xskmap_pin;              // the fast path's pinned XSKMAP ("" or absent: UDP only)
+    int xskmap_fd = -1;                  // the fast path's XSKMAP (borrowed; -1: UDP only)
+    std::string no_xsk;                  // why AF_XDP is not used (with xskmap_fd -1)
     uint64_t join_timeout_us = 5'000'000;  // a join that gets no snapshot: serve alone after this
   };
   static Result<std::unique_ptr<Replication>> open(Options o, const state::Clock& clock);
   ~Replication();
 
-  // New keys (rotation) or timers: the keyring is swapped in every replicator; a new port or
-  // interface list reopens the transports.
-  Result<void> reconfigure(const ReplicationSpec& spec);
+  // New keys (rotation) or timers: the keyring is swapped in every replicator; a new port,
+  // interface list or XSKMAP choice reopens the transports.
+  Result<void> reconfigure(const ReplicationSpec& spec, int xskmap_fd, const std::string& no_xsk);
 
   // The local instances that may replicate. Each one's published file is read again (an
   // instance whose process restarted has a new incarnation: its replicator starts over and

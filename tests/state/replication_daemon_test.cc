@@ -277,9 +277,9 @@ TEST_F(ReplicationDaemonTest, ThreeNodesReplicateRefuseForgeriesAndRotateKeys) {
     s.send_key = send;
     return s;
   };
-  for (auto* n : all) ASSERT_TRUE(n->reconfigure(spec_with({key(1, 0x11), key(2, 0x22)}, 1)).has_value());
-  for (auto* n : all) ASSERT_TRUE(n->reconfigure(spec_with({key(1, 0x11), key(2, 0x22)}, 2)).has_value());
-  for (auto* n : all) ASSERT_TRUE(n->reconfigure(spec_with({key(2, 0x22)}, 2)).has_value());
+  for (auto* n : all) ASSERT_TRUE(n->reconfigure(spec_with({key(1, 0x11), key(2, 0x22)}, 1), -1, "").has_value());
+  for (auto* n : all) ASSERT_TRUE(n->reconfigure(spec_with({key(1, 0x11), key(2, 0x22)}, 2), -1, "").has_value());
+  for (auto* n : all) ASSERT_TRUE(n->reconfigure(spec_with({key(2, 0x22)}, 2), -1, "").has_value());
   a.add(3, 100);
   ASSERT_TRUE(run(all, [&] { return b.value(3) == 112 && c.value(3) == 112; })) << b.value(3) << " " << c.value(3);
   EXPECT_GT(instance_of(*nb, "ids2")["accepted_by_key"]["2"].get<uint64_t>(), 0u);
