@@ -122,8 +122,7 @@ int state(const Invocation& in) {
   if (!maps) return runtime_error(maps.error().str());
   auto s = nf::decode_state(*maps);
   if (!s) return runtime_error(s.error().str());
-  if (!in.vm.count("run-dir"))
-    if (auto r = replication_of(in, name)) (*s)["replication"] = *r;
+  if (auto r = replication_of(in, name)) (*s)["replication"] = *r;
   print_result(in.g, *s, [&] { print_state(*s); });
   return kOk;
 }
