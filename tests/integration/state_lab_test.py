@@ -29,11 +29,12 @@ import pytest
 import yaml
 
 import labkit
-from labkit import LAB_AGENT, run, wait_until
+from labkit import run, wait_until
 
-LAB_KIND = "s"
-TOPO_FILE = os.path.join(labkit.TOPOS, "nf-chain.toml")
-TOPO = labkit.resolved_topology(TOPO_FILE)
+LAB_KIND = "r"  # lab prefix actr<pid>
+LAB_TOPO = os.path.join(labkit.TOPOS, "nf-chain.toml")
+LAB_AGENT_ARGS = ["--bare"]
+TOPO = labkit.resolved_topology(LAB_TOPO)
 ROUTERS = sorted(TOPO["routers"])
 SERVICE = ("ids", 1, "10.100.6.1/32")
 # name -> (router, instance id)
@@ -57,24 +58,9 @@ def build(build):
 
 
 @pytest.fixture(scope="module")
-def lab(request, build, module_procs):
-    prefix = labkit.lab_prefix(LAB_KIND)
-    labkit.lab("down", "--prefix", prefix)
-    rc, _, err = labkit.lab("up", TOPO_FILE, "--prefix", prefix, "--agent-cmd",
-                            f"{LAB_AGENT} run --bare {{labdir}} {{router}} {{statedir}} {build.anychaind}")
-    if rc != 0:
-        labkit.lab("down", "--prefix", prefix)
-        pytest.fail(f"scripts/lab up failed ({rc}): {err.strip()[-2000:]}")
-    state = f"{labkit.STATE_ROOT}/{prefix}"
-    silent = labkit.silent_agents(build.cli, state, ROUTERS)
-    if silent:
-        labkit.lab("down", "--prefix", prefix)
-        pytest.fail(f"anychaind does not answer on its socket 30 s after the lab came up on {', '.join(silent)}")
-    yield SimpleNamespace(prefix=prefix, state=state, ns=lambda *parts: "-".join(("acl", prefix) + parts))
-    module_procs.stop()
-    failed = getattr(request.module, "ANYCHAIN_FAILED", False)
-    if not (failed and os.environ.get("ANYCHAIN_KEEP")):
-        labkit.lab("down", "--prefix", prefix)
+def lab(paper_lab):
+    """nf-chain.toml (LAB_TOPO) up with bare agents (conftest's paper_lab)."""
+    return paper_lab
 
 
 class Cli:
@@ -82,14 +68,11 @@ class Cli:
         self.lab, self.build = lab, build
 
     def __call__(self, router, *args):
-        r = run([self.build.cli, "--socket", f"{self.lab.state}/{router}/anychaind.sock", *args], check=False)
-        return SimpleNamespace(args=args, rc=r.returncode, out=r.stdout, err=r.stderr.strip())
+        rc, out, err = labkit.anychain(self.build.cli, self.lab.state, router, *args)
+        return SimpleNamespace(args=args, rc=rc, out=out, err=err)
 
     def json(self, router, *args):
-        r = self(router, *args, "--json")
-        if r.rc != 0:
-            raise RuntimeError(f"anychain {' '.join(r.args)} on {router}: exit {r.rc}: {r.err}")
-        return json.loads(r.out)
+        return labkit.anychain_json(self.build.cli, self.lab.state, router, *args)
 
     def replica(self, name):
         """The instance's replication in its agent's status (None while it does not replicate)."""

@@ -21,8 +21,7 @@
 #include <thread>
 
 #include "common/unique_fd.h"
-#include "crdt_test.h"
-#include "crdt_test.skel.h"
+#include "crdt_test_nf.h"
 #include "daemon/replication.h"
 #include "nf/published.h"
 #include "state/wire.h"
@@ -35,40 +34,12 @@ using namespace std::chrono_literals;
 
 constexpr uint16_t kService = 7;
 
-uint32_t id_of_map(bpf_map* m) {
-  bpf_map_info info{};
-  uint32_t len = sizeof info;
-  bpf_obj_get_info_by_fd(bpf_map__fd(m), &info, &len);
-  return info.id;
-}
-
 // One loaded test program, published like an NF instance.
 struct TestNf {
   TestNf(const std::filesystem::path& dir, const std::string& name, uint32_t id, uint64_t incarnation) {
     skel = crdt_test_bpf__open_and_load();
     if (!skel) throw std::runtime_error("load crdt_test");
-    nf::Published p;
-    p.name = name;
-    p.instance_id = id;
-    p.pid = getpid();
-    p.incarnation = incarnation;
-    p.iface = "eth0";
-    p.program = "crdt_update";
-    for (bpf_map* m : {skel->maps.t_gc, skel->maps.t_gck, skel->maps.t_pn, skel->maps.t_cms, skel->maps.t_cbf,
-                       skel->maps.t_set, skel->maps.t_reg, skel->maps.ac_crdt_ctl, skel->maps.ac_crdt_changes,
-                       skel->maps.ac_crdt_stats})
-      p.maps[bpf_map__name(m)] = id_of_map(m);
-    bpf_prog_info pi{};
-    uint32_t len = sizeof pi;
-    bpf_obj_get_info_by_fd(bpf_program__fd(skel->progs.crdt_merge), &pi, &len);
-    p.crdt = nf::Published::Crdt{pi.id, p.map_id("ac_crdt_ctl"), p.map_id("ac_crdt_changes"), p.map_id("ac_crdt_stats")};
-    p.crdt_objects = {{CT_OBJ_GC, "gcounter", "t_gc", CT_GC_CELLS, 0, 0},
-                      {CT_OBJ_GCK, "gcounter", "t_gck", CT_GCK_KEYS, 8, 0},
-                      {CT_OBJ_PN, "pncounter", "t_pn", CT_PN_CELLS, 0, 0},
-                      {CT_OBJ_CMS, "count-min", "t_cms", CT_CMS_ROWS * CT_CMS_WIDTH, 0, CT_CMS_ROWS},
-                      {CT_OBJ_CBF, "counting-bloom", "t_cbf", CT_CBF_CELLS, 0, CT_CBF_HASHES},
-                      {CT_OBJ_SET, "add-wins-set", "t_set", CT_SET_KEYS, 16, 0},
-                      {CT_OBJ_REG, "winner-map", "t_reg", CT_REG_KEYS, 16, 0}};
+    nf::Published p = state::test::crdt_test_published(skel, name, id, incarnation, getpid());
     path = nf::published_path(dir.string(), name);
     if (auto r = nf::write_published(path, p); !r) throw std::runtime_error(r.error().str());
     this->id = id;
@@ -77,20 +48,10 @@ struct TestNf {
   ~TestNf() { crdt_test_bpf__destroy(skel); }
   void add(uint32_t index, uint64_t amount) {
     crdt_test_op o{.code = CT_GC_ADD, .index = index, .amount = amount};
-    uint8_t frame[14 + sizeof o] = {};
-    std::memcpy(frame + 14, &o, sizeof o);
-    uint8_t out[sizeof frame + 64];
-    LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = frame, .data_out = out, .data_size_in = sizeof frame,
-                .data_size_out = sizeof out, .repeat = 1);
-    if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.crdt_update), &t) || t.retval != XDP_PASS)
-      throw std::runtime_error("crdt_update failed");
+    state::test::crdt_test_run(skel, o);
   }
   // what XDP reads: own slot + the merged others
-  uint64_t value(uint32_t index) const {
-    ac_gcounter c{};
-    if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.t_gc), &index, &c)) return 0;
-    return c.slot[0] + c.others;
-  }
+  uint64_t value(uint32_t index) const { return state::test::crdt_test_gc_value(skel, index); }
   crdt_test_bpf* skel = nullptr;
   std::string path, name;
   uint32_t id = 0;
