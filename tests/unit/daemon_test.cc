@@ -478,9 +478,6 @@ TEST(CheckConfig, TheDaemonBinaryReportsWhatItWouldRefuse) {
   std::filesystem::remove(path);
 }
 
-}  // namespace
-}  // namespace anychain::daemon
-
 // The state: section onto the agent: keys from hex, AF_XDP interfaces defaulting to the fast
 // path's, microseconds, and the port the fast path redirects (docs/state.md).
 TEST(FromConfig, StateSectionToTheReplicationSpec) {
@@ -527,3 +524,6 @@ TEST(VnfMonitor, JoiningInstanceIsAnnouncedOnlyOnceJoined) {
   EXPECT_TRUE(m.set_joining(7, false));
   EXPECT_EQ(m.tick({{7, 0}}, t0 + 3s, false).size(), 1u) << "announced at the first tick after, not the next announce";
 }
+
+}  // namespace
+}  // namespace anychain::daemon
