@@ -88,7 +88,11 @@ class Replication {
   std::vector<int> fds() const;
   void on_readable();
   void tick();
-  std::chrono::microseconds interval() const { return std::chrono::microseconds(opt_.spec.scan_interval_us); }
+  // The next tick: every scan interval while an instance replicates, else 100 ms (nothing to
+  // scan; datagrams still wake the loop).
+  std::chrono::microseconds interval() const {
+    return std::chrono::microseconds(replicas_.empty() && leaving_.empty() ? 100'000 : opt_.spec.scan_interval_us);
+  }
 
   // status: mode per interface, peers with RTT and state, the dispatcher's drops
   nlohmann::json status() const;
