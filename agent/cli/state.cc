@@ -52,6 +52,20 @@ void print_counters(const char* what, const json& c) {
   std::cout << what << ": " << (line.empty() ? "all zero" : line) << "\n";
 }
 
+// The instance's replication as anychaind reports it (docs/state.md): state, counters, refused
+// messages by reason, peers with their RTT.
+void print_replication(const json& r) {
+  std::cout << fmt::format("\nreplication: {} ({}), version {}, {} messages accepted\n", num(r["state"]),
+                           num(r["ready_how"]), num(r["counters"]["version"]), num(r["accepted"]));
+  print_counters("replication counters", r["counters"]);
+  print_counters("refused messages", r["rejected"]);
+  Table t({"PEER", "ADDRESS", "STATE", "SRTT_US", "MIN_RTT_US", "ACKED", "SENT", "RETRANSMITS", "RECEIVED"});
+  for (const auto& p : r["peers"])
+    t.add({num(p["id"]), num(p["address"]), num(p["state"]), num(p["srtt_us"]), num(p["min_rtt_us"]),
+           num(p["acked"]), num(p["sent"]), num(p["retransmits"]), num(p["msgs_received"])});
+  t.print();
+}
+
 void print_state(const json& s) {
   std::cout << fmt::format("{} ({}, instance {}): pid {}, program {}, incarnation {}\n", num(s["name"]), num(s["kind"]),
                            num(s["instance_id"]), num(s["pid"]), num(s["prog_id"]), num(s["incarnation"]));
@@ -95,23 +109,25 @@ void print_state(const json& s) {
     t.add({"-", "default " + num(f["default"]), num(f["default_hits"]["packets"]), num(f["default_hits"]["bytes"])});
     t.print();
   }
-  if (s.contains("replication")) {
-    const json& r = s["replication"];
-    std::cout << fmt::format("\nreplication: {} ({}), version {}, {} messages accepted\n", num(r["state"]),
-                             num(r["ready_how"]), num(r["counters"]["version"]), num(r["accepted"]));
-    print_counters("replication counters", r["counters"]);
-    print_counters("refused messages", r["rejected"]);
-    Table t({"PEER", "ADDRESS", "STATE", "SRTT_US", "MIN_RTT_US", "ACKED", "SENT", "RETRANSMITS", "RECEIVED"});
-    for (const auto& p : r["peers"])
-      t.add({num(p["id"]), num(p["address"]), num(p["state"]), num(p["srtt_us"]), num(p["min_rtt_us"]),
-             num(p["acked"]), num(p["sent"]), num(p["retransmits"]), num(p["msgs_received"])});
-    t.print();
-  }
+  if (s.contains("replication")) print_replication(s["replication"]);
 }
 
 int state(const Invocation& in) {
   const std::string& name = in.operands[0];
-  const std::string file = published_file(in, name);
+  auto repl = replication_of(in, name);
+  std::string file;
+  try {
+    file = published_file(in, name);
+  } catch (const ExitError&) {
+    if (!repl) throw;
+    // not a built-in NF, but anychaind replicates it (a process that publishes its own objects)
+    json j{{"name", name}, {"replication", *repl}};
+    print_result(in.g, j, [&] {
+      std::cout << name << ": not a built-in network function; replicated by anychaind\n";
+      print_replication(*repl);
+    });
+    return kOk;
+  }
   auto pub = nf::read_published(file);
   if (!pub) {
     if (pub.error().code == ENOENT)
@@ -122,7 +138,7 @@ int state(const Invocation& in) {
   if (!maps) return runtime_error(maps.error().str());
   auto s = nf::decode_state(*maps);
   if (!s) return runtime_error(s.error().str());
-  if (auto r = replication_of(in, name)) (*s)["replication"] = *r;
+  if (repl) (*s)["replication"] = *repl;
   print_result(in.g, *s, [&] { print_state(*s); });
   return kOk;
 }

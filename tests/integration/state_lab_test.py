@@ -191,6 +191,11 @@ def test_two_instances_replicate(setup, cli):
     assert [p["id"] for p in peers if p["member"]] == [22], peers
     # lagging: an RTT above twice its minimum, which a loaded 2-core host gives any peer
     assert peers[0]["state"] in ("active", "lagging") and peers[0]["srtt_us"] > 0, peers
+    # anychain state NAME: the replication as anychaind reports it (not a built-in NF here)
+    st = cli.json("B", "state", "ids1")
+    assert st["replication"]["state"] == "ready" and st["replication"]["peers"], st
+    text = cli("B", "state", "ids1")
+    assert text.rc == 0 and "replication: ready" in text.out and "10.255.6.3:4795" in text.out, text
     # AF_XDP on the one fast-path interface (copy mode on veth), both ways, and the fast path
     # redirected the replication port into it
     for r in ("B", "C"):
