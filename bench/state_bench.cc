@@ -27,14 +27,23 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <atomic>
+#include <deque>
+#include <pthread.h>
+#include <sched.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <vector>
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
 #include "common/netns.h"
+#include "crdt_test.h"
+#include "crdt_test.skel.h"
 #include "dataplane/dataplane.h"
 #include "sim.h"
+#include "state/bpf_store.h"
 #include "state/replicator.h"
 #include "state/twin_store.h"
 #include "state/xsk_transport.h"
@@ -47,6 +56,10 @@ namespace {
 
 constexpr uint8_t kCounters = 1;
 constexpr uint16_t kPort = 4795;
+
+void must_ok(bool ok, const std::string& what) {
+  if (!ok) throw std::runtime_error(what);
+}
 
 Schema schema() {
   static const Schema s = *Schema::make({{.id = kCounters, .kind = Kind::GCounter, .name = "per_key",
@@ -376,6 +389,188 @@ json bench_transport(int reps, double seconds, size_t raw_size) {
   return out;
 }
 
+
+// ---- delay -----------------------------------------------------------------------------------
+
+// An in-process link that holds every datagram for `delay_us` (this kernel has no netem).
+struct DelayNet {
+  uint64_t delay_us = 0;
+  struct Item {
+    std::chrono::steady_clock::time_point due;
+    Endpoint from, to;
+    Bytes data;
+  };
+  std::deque<Item> q;
+};
+class DelayTransport final : public Transport {
+ public:
+  DelayTransport(DelayNet& n, Endpoint me) : n_(n), me_(me) {}
+  Result<void> send(const Endpoint& to, ByteView d) override {
+    n_.q.push_back({std::chrono::steady_clock::now() + std::chrono::microseconds(n_.delay_us), me_, to,
+                    Bytes(d.begin(), d.end())});
+    return {};
+  }
+  size_t receive(const RecvFn& fn, size_t max) override {
+    size_t got = 0;
+    auto now = std::chrono::steady_clock::now();
+    for (auto it = n_.q.begin(); it != n_.q.end() && got < max;) {
+      if (it->due > now) break;  // one delay for all: the queue is in due order
+      if (it->to == me_) {
+        DelayNet::Item i = std::move(*it);
+        it = n_.q.erase(it);
+        fn(i.data, i.from);
+        ++got;
+      } else {
+        ++it;
+      }
+    }
+    return got;
+  }
+  std::vector<int> fds() const override { return {}; }
+  TransportStatus status() const override { return {}; }
+
+ private:
+  DelayNet& n_;
+  Endpoint me_;
+};
+
+Schema crdt_test_schema() {
+  static const Schema s = *Schema::make({
+      {.id = CT_OBJ_GC, .kind = Kind::GCounter, .name = "t_gc", .cells = CT_GC_CELLS},
+      {.id = CT_OBJ_GCK, .kind = Kind::GCounter, .name = "t_gck", .cells = CT_GCK_KEYS, .key_size = 8},
+      {.id = CT_OBJ_PN, .kind = Kind::PNCounter, .name = "t_pn", .cells = CT_PN_CELLS},
+      {.id = CT_OBJ_CMS, .kind = Kind::CountMin, .name = "t_cms", .cells = CT_CMS_ROWS * CT_CMS_WIDTH,
+       .rows = CT_CMS_ROWS},
+      {.id = CT_OBJ_CBF, .kind = Kind::CountingBloom, .name = "t_cbf", .cells = CT_CBF_CELLS, .rows = CT_CBF_HASHES},
+      {.id = CT_OBJ_SET, .kind = Kind::AwSet, .name = "t_set", .cells = CT_SET_KEYS, .key_size = 16},
+      {.id = CT_OBJ_REG, .kind = Kind::RegMap, .name = "t_reg", .cells = CT_REG_KEYS, .key_size = 16},
+  });
+  return s;
+}
+
+void pin_to(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+// The packet path (tests/state/crdt_test.bpf.c's update program doing a count-min sketch add,
+// the port-scan detector's update) run on CPU 1 in calls of 10,000 repeats for `seconds`, while
+// on CPU 0 its replicator (a BpfStore over the program's maps, merging through its merge
+// program) exchanges with a second instance across a link of `delay_us` (none: no replication
+// at all). The second instance writes 20 updates per ms, so merges land in the maps the packet
+// path is updating. Returns packets per second of the program's own time (the kernel's
+// duration); after the run both replicas must converge.
+double run_delay(std::optional<uint64_t> delay_us, double seconds) {
+  crdt_test_bpf* skel = crdt_test_bpf__open_and_load();
+  must_ok(skel != nullptr, "load crdt_test");
+  BpfStoreMaps m;
+  m.objects = {{CT_OBJ_GC, bpf_map__fd(skel->maps.t_gc)},   {CT_OBJ_GCK, bpf_map__fd(skel->maps.t_gck)},
+               {CT_OBJ_PN, bpf_map__fd(skel->maps.t_pn)},   {CT_OBJ_CMS, bpf_map__fd(skel->maps.t_cms)},
+               {CT_OBJ_CBF, bpf_map__fd(skel->maps.t_cbf)}, {CT_OBJ_SET, bpf_map__fd(skel->maps.t_set)},
+               {CT_OBJ_REG, bpf_map__fd(skel->maps.t_reg)}};
+  m.ctl_fd = bpf_map__fd(skel->maps.ac_crdt_ctl);
+  m.changes_fd = bpf_map__fd(skel->maps.ac_crdt_changes);
+  m.stats_fd = bpf_map__fd(skel->maps.ac_crdt_stats);
+  m.merge_prog_fd = bpf_program__fd(skel->progs.crdt_merge);
+  auto bs = BpfStore::open(crdt_test_schema(), m);
+  must_ok(bs.has_value(), "BpfStore");
+  std::unique_ptr<BpfStore> a_store = std::move(*bs);
+  TwinStore b_store(crdt_test_schema());
+  DelayNet net;
+  net.delay_us = delay_us.value_or(0);
+  const Endpoint ea{0x0100000a, kPort}, eb{0x0200000a, kPort};
+  DelayTransport ta(net, ea), tb(net, eb);
+  SystemClock clock;
+  auto keys = *Keyring::make({{1, std::vector<uint8_t>(32, 0x5a)}}, 1);
+  ReplicatorConfig ca, cb;
+  ca.me = Identity{.service = 9, .id = 1, .incarnation = 1001};
+  cb.me = Identity{.service = 9, .id = 2, .incarnation = 1002};
+  Replicator ra(ca, *a_store, ta, keys, clock), rb(cb, b_store, tb, keys, clock);
+  ra.set_members({{2, eb}});
+  rb.set_members({{1, ea}});
+
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> b_updates{0};
+  std::thread repl;
+  if (delay_us) {
+    repl = std::thread([&] {
+      pin_to(0);
+      std::mt19937_64 rng(5);
+      auto next = std::chrono::steady_clock::now();
+      while (!stop.load(std::memory_order_relaxed)) {
+        if (std::chrono::steady_clock::now() >= next) {
+          for (int i = 0; i < 20; ++i) b_store.cms_add(CT_OBJ_CMS, rng() % 4096, 1);
+          b_updates += 20;
+          next += std::chrono::milliseconds(1);
+        }
+        ra.poll();
+        rb.poll();
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    });
+  }
+  pin_to(1);
+  crdt_test_op op{};
+  op.code = CT_CMS_ADD;
+  op.amount = 1;
+  uint8_t frame[14 + sizeof op] = {};
+  uint8_t out[sizeof frame + 64];
+  uint64_t packets = 0, kernel_ns = 0, calls = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  double elapsed = 0;
+  while (elapsed < seconds) {
+    op.hash = ac_mix64(packets);  // another sketch cell every call, as scanned ports would
+    std::memcpy(frame + 14, &op, sizeof op);
+    LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = frame, .data_out = out, .data_size_in = sizeof frame,
+                .data_size_out = sizeof out, .repeat = 10000);
+    must_ok(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.crdt_update), &t) == 0 && t.retval == XDP_PASS,
+            "crdt_update");
+    packets += 10000;
+    kernel_ns += t.duration;
+    ++calls;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  stop = true;
+  if (repl.joinable()) repl.join();
+  if (delay_us) {  // settle, then both must hold the same state
+    for (auto t1 = std::chrono::steady_clock::now(); std::chrono::steady_clock::now() - t1 < std::chrono::seconds(30);) {
+      ra.poll();
+      rb.poll();
+      if (ra.peers()[0].acked == ra.stats().version && rb.peers()[0].acked == rb.stats().version && net.q.empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    must_ok(sim::canonical(*a_store, ra) == sim::canonical(b_store, rb),
+            "delay " + std::to_string(*delay_us / 1000) + " ms: the replicas did not converge");
+    must_ok(b_updates > 0 && ra.stats().records_applied > 0 && a_store->stats().merged > 0,
+            "no merge landed in the packet path's maps");
+  }
+  a_store.reset();
+  crdt_test_bpf__destroy(skel);
+  // The kernel's own time of the program (t.duration: ns per repeat, time the thread was
+  // rescheduled left out), so that what other jobs on the machine take from CPU 1 does not count.
+  return 1e9 / (static_cast<double>(kernel_ns) / static_cast<double>(calls));
+}
+
+json bench_delay(int reps, double seconds) {
+  const std::vector<std::optional<uint64_t>> delays = {std::nullopt, 0, 10'000, 50'000, 100'000};
+  std::map<int, std::vector<double>> mpps;
+  std::printf("delay: packet path (count-min add) on CPU 1, replication on CPU 0 across a delayed link;\n"
+              "%d interleaved repetitions of %.1f s\n", reps, seconds);
+  for (int r = 0; r < reps; ++r)
+    for (size_t i = 0; i < delays.size(); ++i) mpps[static_cast<int>(i)].push_back(run_delay(delays[i], seconds) / 1e6);
+  json out = json::array();
+  const double base = spread(mpps[0]).median;
+  for (size_t i = 0; i < delays.size(); ++i) {
+    Spread s = spread(mpps[static_cast<int>(i)]);
+    std::string name = delays[i] ? std::to_string(*delays[i] / 1000) + " ms" : "no replication";
+    std::printf("%-16s %.2f / %.2f / %.2f Mpps   %.3fx\n", name.c_str(), s.min, s.median, s.max, s.median / base);
+    out.push_back({{"delay", name}, {"mpps", {s.min, s.median, s.max}}, {"ratio", s.median / base}});
+  }
+  return out;
+}
+
 }  // namespace
 }  // namespace anychain::state
 
@@ -384,7 +579,7 @@ int main(int argc, char** argv) {
       "anychain-bench-state: shared-state replication figures (docs/performance.md, \"Shared state\").\n"
       "Needs root for the transport benchmark (namespaces, XDP, AF_XDP).\nOptions");
   opts.add_options()("help,h", "this help")(
-      "bench", po::value<std::string>()->default_value("coalescing,transport"), "which: coalescing, transport")(
+      "bench", po::value<std::string>()->default_value("coalescing,delay,transport"), "which: coalescing, delay, transport (comma-separated)")(
       "reps", po::value<int>()->default_value(3), "transport: interleaved repetitions per mode")(
       "seconds", po::value<double>()->default_value(3.0), "transport: length of one repetition")(
       "seed", po::value<uint64_t>()->default_value(7), "coalescing: seed of the update mix and the network")(
@@ -409,6 +604,8 @@ int main(int argc, char** argv) {
   json out;
   try {
     if (which.find("coalescing") != std::string::npos) out["coalescing"] = anychain::state::bench_coalescing(vm["seed"].as<uint64_t>());
+    if (which.find("delay") != std::string::npos)
+      out["delay"] = anychain::state::bench_delay(vm["reps"].as<int>(), vm["seconds"].as<double>());
     if (which.find("transport") != std::string::npos) {
       if (::geteuid() != 0) {
         std::fprintf(stderr, "anychain-bench-state: the transport benchmark needs root\n");

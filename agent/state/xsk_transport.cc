@@ -1,5 +1,6 @@
 #include "state/xsk_transport.h"
 
+#include <bpf/bpf.h>
 #include <linux/ethtool.h>
 #include <linux/if_ether.h>
 #include <linux/if_xdp.h>
@@ -71,7 +72,7 @@ struct XskTransport::Queue {
 namespace {
 // One socket on one queue with its own UMEM: half the frames wait in the fill ring for RX, half
 // are free for TX.
-Result<void> setup_queue(XskTransport::Queue& q, const XskOptions& o, bool zerocopy) {
+Result<void> setup_queue(XskTransport::Queue& q, const XskOptions& o, uint32_t ifindex, bool zerocopy) {
   q.size = size_t{o.frames} * kFrameSize;
   q.area = mmap(nullptr, q.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (q.area == MAP_FAILED) {
@@ -106,8 +107,15 @@ Result<void> setup_queue(XskTransport::Queue& q, const XskOptions& o, bool zeroc
   for (uint32_t i = 0; i < half; ++i) *xsk_ring_prod__fill_addr(&q.fill, idx + i) = uint64_t{i} * kFrameSize;
   xsk_ring_prod__submit(&q.fill, half);
   for (uint32_t i = half; i < o.frames; ++i) q.free_tx.push_back(uint64_t{i} * kFrameSize);
-  err = xsk_socket__update_xskmap(q.xsk, o.xskmap_fd);
-  if (err) return fail_errno("AF_XDP: XSKMAP entry for queue " + std::to_string(q.id), err);
+  if (o.slot_stride) {
+    const uint32_t key = ifindex * o.slot_stride + q.id;
+    const int fd = xsk_socket__fd(q.xsk);
+    if (bpf_map_update_elem(o.xskmap_fd, &key, &fd, BPF_ANY) != 0)
+      return fail_errno("AF_XDP: XSKMAP slot " + std::to_string(key) + " for " + o.ifname + " queue " + std::to_string(q.id));
+  } else {
+    err = xsk_socket__update_xskmap(q.xsk, o.xskmap_fd);
+    if (err) return fail_errno("AF_XDP: XSKMAP entry for queue " + std::to_string(q.id), err);
+  }
   return {};
 }
 }  // namespace
@@ -136,13 +144,16 @@ Result<std::unique_ptr<XskTransport>> XskTransport::open(const XskOptions& o) {
   if (!neigh) return unexpected(neigh.error());
   t->neigh_ = std::move(*neigh);
   for (uint32_t id : queues) {
+    if (o.slot_stride && id >= o.slot_stride)
+      return fail("AF_XDP: " + o.ifname + " queue " + std::to_string(id) + " has no XSKMAP slot (queues below " +
+                  std::to_string(o.slot_stride) + ")");
     auto q = std::make_unique<Queue>();
     q->id = id;
-    auto r = o.zerocopy ? setup_queue(*q, o, true) : fail("");
+    auto r = o.zerocopy ? setup_queue(*q, o, t->ifindex_, true) : fail("");
     if (!r) {
       q = std::make_unique<Queue>();
       q->id = id;
-      r = setup_queue(*q, o, false);
+      r = setup_queue(*q, o, t->ifindex_, false);
     }
     if (!r) return unexpected(r.error());
     t->queues_.push_back(std::move(q));

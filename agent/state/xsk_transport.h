@@ -22,6 +22,10 @@ struct XskOptions {
   std::string ifname;
   Endpoint local;                 // our IPv4 address on ifname and the replication port
   int xskmap_fd = -1;             // the XSKMAP the interface's XDP program redirects into
+  // 0: a queue's socket is at key = its RX queue (one map per interface, libxdp's
+  // xsk_socket__update_xskmap); else at key = ifindex * slot_stride + queue, one map shared by
+  // every interface of the node (the fast path's AC_XSK_SLOT), queues >= slot_stride refused.
+  uint32_t slot_stride = 0;
   std::vector<uint32_t> queues;   // RX queues to bind (empty: every RX queue of the interface)
   uint32_t frames = 2048;         // UMEM frames per queue (half for RX, half for TX)
   bool zerocopy = true;           // try zero-copy first, then copy mode
