@@ -53,6 +53,14 @@ struct {
 	__uint(max_entries, AC_CRDT_STATS);
 } ac_crdt_stats SEC(".maps");
 
+/* The windows of the NF's windowed objects (include/anychain/crdt.h), written by its process. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct ac_crdt_windows);
+	__uint(max_entries, 1);
+} ac_crdt_win SEC(".maps");
+
 struct ac_crdt_scratch {
 	__u8 b[AC_CRDT_SCRATCH];
 };
@@ -78,6 +86,31 @@ AC_INLINE __u32 ac_crdt_epoch(void)
 	const struct ac_crdt_ctl *c = bpf_map_lookup_elem(&ac_crdt_ctl, &zero);
 
 	return c ? c->epoch : 0;
+}
+
+/* The generation the packet path writes: 0 or 1, or -1 while no window is set up (the process
+ * has not rolled one yet, or the current one is being reset: the packet is not counted). */
+AC_INLINE int ac_crdt_win_gen(void)
+{
+	__u32 zero = 0;
+	const struct ac_crdt_windows *w = bpf_map_lookup_elem(&ac_crdt_win, &zero);
+
+	if (!w || !w->cur || ((w->cur & 1) ? w->gen[1] : w->gen[0]) != w->cur)
+		return -1;
+	return w->cur & 1;
+}
+
+/* Whether generation gen holds the window a record carries (its epoch): the merge's check. */
+AC_INLINE int ac_crdt_win_holds(__u32 gen, __u16 epoch)
+{
+	__u32 zero = 0;
+	const struct ac_crdt_windows *w = bpf_map_lookup_elem(&ac_crdt_win, &zero);
+
+	if (!w || gen > 1)
+		return 0;
+	__u32 held = gen ? w->gen[1] : w->gen[0]; /* constant offsets: the verifier's bounds */
+
+	return held && held != AC_CRDT_WIN_NONE && ac_crdt_win_epoch(held) == epoch;
 }
 
 /* ---- change log ---------------------------------------------------------------------------- */
@@ -304,6 +337,7 @@ AC_INLINE void ac_crdt_reg_seen(struct ac_register *r, __u8 object, const void *
 
 /* ---- merge program: applying one record ---------------------------------------------------- */
 
+#define AC_CRDT_APPLY_STALE (-2) /* refused: a windowed object's record for a window not held */
 #define AC_CRDT_APPLY_BAD (-1)   /* refused: counted, skipped */
 #define AC_CRDT_APPLY_NOOP 0     /* valid, changed nothing (a duplicate or an older value) */
 #define AC_CRDT_APPLY_CHANGED 1
@@ -445,7 +479,7 @@ AC_INLINE int ac_crdt_apply_reg(void *map, const struct ac_crdt_op *op, const __
 
 struct ac_crdt_fold_ctx {
 	__u32 slot;
-	__u32 op;                /* AC_CRDT_OP_FOLD or AC_CRDT_OP_CLEAR */
+	__u32 op;                /* AC_CRDT_OP_FOLD, AC_CRDT_OP_CLEAR or AC_CRDT_OP_RESET */
 	__u32 cells;             /* cells visited */
 	__u32 live;              /* set elements whose slot still has a live add */
 };
@@ -455,7 +489,9 @@ static long ac_crdt_fold_gc_cb(void *map, const void *key, void *value, void *ct
 	struct ac_crdt_fold_ctx *f = ctx;
 	struct ac_gcounter *c = value;
 
-	if (f->op == AC_CRDT_OP_FOLD)
+	if (f->op == AC_CRDT_OP_RESET)
+		__builtin_memset(c, 0, sizeof(*c));
+	else if (f->op == AC_CRDT_OP_FOLD)
 		ac_gc_fold(c, f->slot);
 	else
 		ac_gc_clear_slot(c, f->slot);
@@ -468,7 +504,9 @@ static long ac_crdt_fold_pn_cb(void *map, const void *key, void *value, void *ct
 	struct ac_crdt_fold_ctx *f = ctx;
 	struct ac_pncounter *c = value;
 
-	if (f->op == AC_CRDT_OP_FOLD) {
+	if (f->op == AC_CRDT_OP_RESET) {
+		__builtin_memset(c, 0, sizeof(*c));
+	} else if (f->op == AC_CRDT_OP_FOLD) {
 		ac_gc_fold(&c->inc, f->slot);
 		ac_gc_fold(&c->dec, f->slot);
 	} else {
@@ -492,9 +530,12 @@ static long ac_crdt_fold_set_cb(void *map, const void *key, void *value, void *c
 	return 0;
 }
 
-/* Fold or clear slot f->slot in every cell of one object of the given kind. */
+/* Fold or clear slot f->slot in every cell of one object of the given kind; reset every cell of
+ * a counter object (the NF's fold() allows RESET on its windowed objects only). */
 AC_INLINE void ac_crdt_fold_object(void *map, __u32 kind, struct ac_crdt_fold_ctx *f)
 {
+	if (f->op == AC_CRDT_OP_RESET && (kind == AC_CRDT_AWSET || kind == AC_CRDT_REGMAP))
+		return;
 	if (kind == AC_CRDT_PNCOUNTER)
 		bpf_for_each_map_elem(map, ac_crdt_fold_pn_cb, f, 0);
 	else if (kind == AC_CRDT_AWSET)
@@ -508,7 +549,7 @@ AC_INLINE void ac_crdt_fold_object(void *map, __u32 kind, struct ac_crdt_fold_ct
 struct ac_crdt_walk {
 	__u32 off;               /* next record in the scratch buffer */
 	__u32 len;               /* batch bytes */
-	__u16 applied, changed, rejected, pad;
+	__u16 applied, changed, rejected, stale;
 };
 
 /*
@@ -516,7 +557,9 @@ struct ac_crdt_walk {
  *   int apply(const struct ac_crdt_op *op, const __u8 *key, const void *val): dispatch on
  *       op->object to ac_crdt_apply_*() with the object's map; AC_CRDT_APPLY_BAD if unknown.
  *   int fold(__u8 object, struct ac_crdt_fold_ctx *f): ac_crdt_fold_object() with the object's
- *       map and kind; -1 if unknown.
+ *       map and kind; -1 if unknown, and for RESET (f->op) on an object that is not windowed.
+ * A windowed object's apply checks op->epoch with ac_crdt_win_holds() and returns
+ * AC_CRDT_APPLY_STALE for a window its generation does not hold (counted apart, and rejected).
  * A batch whose first record is FOLD or CLEAR is that one whole-object operation (the agent
  * sends it alone); `changed` is then the number of cells visited and `rejected` the number of
  * set elements whose slot stays live.
@@ -542,6 +585,8 @@ struct ac_crdt_walk {
 			w->rejected++;                                                           \
 		else                                                                             \
 			w->applied++;                                                            \
+		if (r == AC_CRDT_APPLY_STALE)                                                    \
+			w->stale++;                                                              \
 		if (r > 0)                                                                       \
 			w->changed++;                                                            \
 		w->off += sizeof(*op) + klen + vlen;                                             \
@@ -568,9 +613,11 @@ struct ac_crdt_walk {
 		struct ac_crdt_walk w = { .off = sizeof(*h), .len = len };                       \
 		const struct ac_crdt_op *first = (const void *)&sb->b[sizeof(*h)];               \
 		if (h->count == 1 && len >= sizeof(*h) + sizeof(*first) &&                       \
-		    (first->op == AC_CRDT_OP_FOLD || first->op == AC_CRDT_OP_CLEAR)) {           \
+		    (first->op == AC_CRDT_OP_FOLD || first->op == AC_CRDT_OP_CLEAR ||            \
+		     first->op == AC_CRDT_OP_RESET)) {                                           \
 			struct ac_crdt_fold_ctx f = { .slot = first->slot, .op = first->op };   \
-			if (first->slot == 0 || first->slot >= AC_CRDT_SLOTS ||                  \
+			if ((first->op != AC_CRDT_OP_RESET &&                                    \
+			     (first->slot == 0 || first->slot >= AC_CRDT_SLOTS)) ||              \
 			    fold(first->object, &f) < 0) {                                       \
 				w.rejected = 1;                                                  \
 			} else {                                                                 \
@@ -583,6 +630,7 @@ struct ac_crdt_walk {
 			ac_crdt_count(AC_CRDT_ST_MERGED, w.applied);                             \
 			ac_crdt_count(AC_CRDT_ST_MERGE_NOOP, w.applied - w.changed);             \
 			ac_crdt_count(AC_CRDT_ST_MERGE_BAD, w.rejected);                         \
+			ac_crdt_count(AC_CRDT_ST_MERGE_STALE, w.stale);                          \
 		}                                                                                \
 		bpf_xdp_store_bytes(ctx, __builtin_offsetof(struct ac_crdt_batch_hdr, applied),  \
 				    &w.applied, 6);                                              \

@@ -2,21 +2,30 @@
 /*
  * The built-in NAT (docs/nf.md): NAPT44 of TCP, UDP and ICMP echo onto one external address and
  * a pool of ports.
- *   - Outbound (anything not addressed to the external address and a pool port): the flow's
+ *   - Outbound (anything not addressed to the external address): the flow's
  *     mapping is its per-flow state (bpf/nf_state.h: table AC_NF_TABLE_FLOW, key the 13-byte
  *     5-tuple, value external address and port), read by every packet and written by the first
  *     one (FTC logs that write; every other packet is a no-op transaction). The source address
  *     and port (ICMP: the echo id) are rewritten, checksums updated incrementally.
- *   - Inbound (to the external address and a pool port): nf_nat_rev names the flow the reply
- *     belongs to; the destination is rewritten back. No mapping: dropped, counted.
+ *   - Inbound (to the external address): nf_nat_rev names the flow the reply belongs to (a port
+ *     of our pool), else nat_shared (another instance's port); the destination is rewritten
+ *     back. No mapping: dropped, counted.
  *   - The port pool is a bitmap (nf_nat_ports, one bit per port, mmapable): a port is taken with
  *     an atomic test-and-set before the transaction that creates the mapping and given back if
  *     another CPU created it first. The bitmap and nf_nat_rev are derived state (rebuilt from
  *     the mappings, never replicated; anychain-nf gives back the ports of reclaimed records).
+ *   - nat_shared (docs/state.md 4.3): every mapping is also written to a deterministic-winner
+ *     map replicated between the service's NAT instances (bpf/nf_crdt.h, the merge program
+ *     nf_nat_merge), so that a reply reaching an instance that did not make the mapping (an
+ *     asymmetric route) is translated all the same (nat_in_shared). Instances of one service
+ *     use disjoint pools; should two map the same external port, the larger mapping wins on
+ *     every replica. Its `seen` (CLOCK_TAI) moves with the flow's packets; anychain-nf deletes
+ *     the entries whose merged `seen` is older than the idle timeout.
  * IPv6 passes untranslated (counted); other protocols and non-first fragments are dropped
  * (counted).
  */
 #include "nf_common.h"
+#include "nf_crdt.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -39,6 +48,21 @@ struct {
 	__type(key, struct ac_nf_nat_rkey);
 	__type(value, struct ac_nf_nat_rval);
 } nf_nat_rev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ac_nf_nat_rkey);
+	__type(value, struct ac_register);
+} nat_shared SEC(".maps");
+
+/* The shared entry of a mapping was used now: its seen moves (replicated at most once a second). */
+AC_INLINE void nat_shared_seen(struct ac_register *r, const struct ac_nf_nat_rkey *rk)
+{
+	ac_crdt_reg_seen(r, AC_NF_NAT_OBJ_SHARED, rk, sizeof(*rk), bpf_ktime_get_tai_ns(),
+			 AC_NF_NAT_SHARED_SEEN_NS, ac_crdt_epoch());
+}
 
 /* The index of the one bit set in b (b a power of two) */
 AC_INLINE __u32 nat_bit_index(__u64 b)
@@ -262,6 +286,32 @@ AC_INLINE int nat_rewrite(struct xdp_md *ctx, const struct ac_nf_inner *in, int 
 	return 0;
 }
 
+/* A new mapping into the shared table (an entry there already, another instance's for the same
+ * external port and remote: the larger wins, as the merge decides). A global function (scalars
+ * only: remote, remote port << 16 | external port, protocol << 16 | inside port, all but the
+ * protocol as on the wire): its stack is its own, not added to the NAT's. */
+__attribute__((noinline)) int nat_share(__u32 remote, __u32 ports, __u32 proto_iport, __u32 external, __u32 inside)
+{
+	__u32 k0 = 0;
+	const struct ac_nf_ftc_cfg *fc = bpf_map_lookup_elem(&nf_ftc_cfg, &k0);
+	struct ac_nf_nat_rkey rk = {.remote = remote, .remote_port = (__be16)(ports >> 16), .port = (__be16)ports,
+				    .proto = (__u8)(proto_iport >> 16)};
+	struct ac_reg_value v = {};
+	struct ac_nf_nat_shared *m = (void *)v.data;
+
+	m->external = external;
+	m->external_port = rk.port;
+	m->inside = inside;
+	m->inside_port = (__be16)proto_iport;
+	v.writer = fc ? fc->instance : 0;
+	v.seen = bpf_ktime_get_tai_ns();
+	if (!ac_crdt_reg_insert(&nat_shared, AC_NF_NAT_OBJ_SHARED, &rk, sizeof(rk), &v, ac_crdt_epoch())) {
+		ac_nf_count(AC_NF_NAT_SHARED_FULL);
+		return -1;
+	}
+	return 0;
+}
+
 /* What the NAT does with one inner IPv4 packet: 0 translated, 1 filtered (counted), -1 bad. */
 AC_INLINE int nat_work(struct xdp_md *ctx, struct ac_ftc_hop *hop, const struct ac_nf_nat_cfg *cfg, __u64 idle,
 		       const struct ac_nf_inner *in)
@@ -287,16 +337,36 @@ AC_INLINE int nat_work(struct xdp_md *ctx, struct ac_ftc_hop *hop, const struct 
 			return 1;
 		}
 	}
-	if (in->dst[0] == cfg->address && pool_port >= cfg->port_lo && pool_port <= cfg->port_hi) {
-		/* inbound: a reply to a mapping */
-		struct ac_nf_nat_rkey rk = {.remote = in->src[0], .remote_port = icmp ? 0 : in->sport,
-					    .port = icmp ? in->sport : in->dport, .proto = in->proto};
-		struct ac_nf_nat_rval *rv = bpf_map_lookup_elem(&nf_nat_rev, &rk);
+	struct ac_nf_nat_rkey rk = {.remote = in->src[0], .remote_port = icmp ? 0 : in->sport,
+				    .port = icmp ? in->sport : in->dport, .proto = in->proto};
+
+	/* inbound: to the external address, a reply to a mapping: ours (a port of our pool, the
+	 * reverse index) or another instance's (any port of the service's pools: the shared table) */
+	if (in->dst[0] == cfg->address) {
+		struct ac_nf_nat_rval *rv = pool_port >= cfg->port_lo && pool_port <= cfg->port_hi
+						    ? bpf_map_lookup_elem(&nf_nat_rev, &rk) : 0;
+		struct ac_register *sr = bpf_map_lookup_elem(&nat_shared, &rk);
 
 		if (!rv) {
-			ac_nf_count(AC_NF_NAT_REV_MISS);
-			return 1;
+			/* another instance's mapping, merged into our replica of the shared table */
+			const struct ac_nf_nat_shared *m = sr ? (const void *)sr->v.data : 0;
+
+			if (!m || m->external != cfg->address || m->external_port != rk.port) {
+				ac_nf_count(AC_NF_NAT_REV_MISS);
+				return 1;
+			}
+			__be32 inside = m->inside;
+			__be16 inside_port = m->inside_port;
+
+			nat_shared_seen(sr, &rk);
+			if (nat_rewrite(ctx, in, 0, inside, inside_port))
+				return -1;
+			ac_nf_count(AC_NF_NAT_IN);
+			ac_nf_count(AC_NF_NAT_IN_SHARED);
+			return 0;
 		}
+		if (sr)
+			nat_shared_seen(sr, &rk);
 		if (nat_rewrite(ctx, in, 0, rv->inside, rv->inside_port))
 			return -1;
 		ac_nf_count(AC_NF_NAT_IN);
@@ -350,6 +420,15 @@ AC_INLINE int nat_work(struct xdp_md *ctx, struct ac_ftc_hop *hop, const struct 
 
 		bpf_map_update_elem(&nf_nat_rev, &rk, &rv, BPF_ANY);
 		ac_nf_count(AC_NF_NAT_NEW);
+		nat_share(rk.remote, ((__u32)rk.remote_port << 16) | rk.port, ((__u32)rk.proto << 16) | in->sport,
+			  cfg->address, in->src[0]);
+	} else {
+		struct ac_nf_nat_rkey rk = {.remote = in->dst[0], .remote_port = icmp ? 0 : in->dport,
+					    .port = bpf_htons((__u16)ext), .proto = in->proto};
+		struct ac_register *sr = bpf_map_lookup_elem(&nat_shared, &rk);
+
+		if (sr)
+			nat_shared_seen(sr, &rk);
 	}
 	if (nat_rewrite(ctx, in, 1, cfg->address, bpf_htons((__u16)ext)))
 		return -1;
@@ -388,5 +467,22 @@ int nf_nat(struct xdp_md *ctx)
 	}
 	return ac_nf_finish(ctx, &hop, v, r);
 }
+
+/* ---- the merge program (docs/state.md 2.2): the shared table's records ---- */
+
+AC_INLINE int nat_apply(const struct ac_crdt_op *op, const __u8 *key, const void *val)
+{
+	if (op->object != AC_NF_NAT_OBJ_SHARED)
+		return AC_CRDT_APPLY_BAD;
+	return ac_crdt_apply_reg(&nat_shared, op, key, val, sizeof(struct ac_nf_nat_rkey));
+}
+
+AC_INLINE int nat_fold(__u8 object, struct ac_crdt_fold_ctx *f)
+{
+	/* a register's origin is its writer, not a slot: nothing to fold; not windowed */
+	return object == AC_NF_NAT_OBJ_SHARED && f->op != AC_CRDT_OP_RESET ? 0 : -1;
+}
+
+AC_CRDT_MERGE_PROGRAM(nf_nat_merge, nat_apply, nat_fold)
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

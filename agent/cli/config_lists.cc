@@ -88,6 +88,26 @@ void nf_args(const po::variables_map& vm, json& args) {
     opt(vm, t, "idle-timeout", "idle_timeout_s", true);
     section(kind.c_str())["idle_timeout_s"] = t["idle_timeout_s"];
   }
+  if (vm.count("window")) {
+    if (kind != "ids" && kind != "ratelimit") throw UsageError("--window is for --nf ids or --nf ratelimit");
+    json t;
+    opt(vm, t, "window", "window_s", true);
+    section(kind.c_str())["window_s"] = t["window_s"];
+  }
+  if (vm.count("ids-threshold")) {
+    json t;
+    opt(vm, t, "ids-threshold", "threshold", true);
+    section("ids")["threshold"] = t["threshold"];
+  }
+  if (vm.count("ids-action")) section("ids")["action"] = vm["ids-action"].as<std::string>();
+  if (vm.count("ids-filter")) section("ids")["filter"] = vm["ids-filter"].as<std::string>();
+  if (vm.count("ids-sketch")) section("ids")["sketch"] = vm["ids-sketch"].as<std::string>();
+  if (vm.count("rl-limit")) {
+    json t;
+    opt(vm, t, "rl-limit", "limit", true);
+    section("ratelimit")["limit"] = t["limit"];
+  }
+  if (vm.count("rl-unit")) section("ratelimit")["unit"] = vm["rl-unit"].as<std::string>();
   if (vm.count("fw-default")) section("firewall")["default"] = vm["fw-default"].as<std::string>();
   if (vm.count("fw-rule")) {
     json rules = json::array();
@@ -141,7 +161,7 @@ void print_instances(const json& list) {
   std::vector<std::string> head{"NAME", "ID", "SERVICE", "VETH", "MAC", "CAPACITY", "NSH", "NF"};
   static const std::vector<std::string> known{"name",     "id",     "service", "veth",    "mac",     "capacity",
                                               "nsh_aware", "pid_file", "cgroup", "nf",      "restart", "nat",
-                                              "monitor",  "firewall"};
+                                              "monitor",  "firewall", "ids",     "ratelimit"};
   std::vector<std::string> extra;  // live fields a daemon adds (load, cost, ...)
   for (const auto& e : list)
     for (const auto& [k, v] : e.items())
@@ -162,6 +182,12 @@ void print_instances(const json& list) {
       if (e.contains("firewall"))
         nf += fmt::format(" ({} rules, default {})", e["firewall"].value("rules", json::array()).size(),
                           field(e["firewall"], "default"));
+      if (e.contains("ids"))
+        nf += fmt::format(" (threshold {}, {}, window {} s)", field(e["ids"], "threshold"), field(e["ids"], "action"),
+                          field(e["ids"], "window_s"));
+      if (e.contains("ratelimit"))
+        nf += fmt::format(" ({} {} per {} s)", field(e["ratelimit"], "limit"), field(e["ratelimit"], "unit"),
+                          field(e["ratelimit"], "window_s"));
       nf += fmt::format(", restart {}", field(e, "restart"));
     }
     std::vector<std::string> row{field(e, "name"),     field(e, "id"),       field(e, "service"),
@@ -248,7 +274,7 @@ const std::vector<Kind>& kinds() {
        .add_synopsis = "NAME --id N --service S --veth IFACE --capacity PPS [--mac MAC] [--nsh-aware yes|no]\n"
                        "                      [--pid-file FILE] [--cgroup PATH]\n"
                        "       anychain instance add NAME --id N --service S --veth IFACE --capacity PPS\n"
-                       "                      --nf nat|monitor|firewall [NF OPTIONS] [--restart always|never]",
+                       "                      --nf nat|monitor|firewall|ids|ratelimit [NF OPTIONS] [--restart always|never]",
        .add_brief = "Add a local VNF instance (id 1..16383, unique in the network; MAC learnt when not given).",
        .add_details =
            "A local instance only: a VNF of this node behind the veth IFACE. anychaind attaches the fast path\n"
@@ -263,13 +289,21 @@ const std::vector<Kind>& kinds() {
            "  nat:      --nat-address ADDR (required), --nat-ports LO-HI (default 1024-65535)\n"
            "  firewall: --fw-rule 'ACTION [src P] [dst P] [proto P] [sport N[-M]] [dport N[-M]]'\n"
            "            (repeat, in order; ACTION pass or drop), --fw-default pass|drop (default pass)\n"
-           "  nat, monitor: --idle-timeout SECONDS (per-flow state; default nat 300, monitor 60)",
+           "  nat, monitor: --idle-timeout SECONDS (per-flow state; default nat 300, monitor 60)\n"
+           "  ids:      --ids-threshold PORTS (default 64), --ids-action pass|drop (default pass),\n"
+           "            --ids-filter HASHESxCELLS (3x65536), --ids-sketch ROWSxWIDTH (4x4096)\n"
+           "  ratelimit: --rl-limit N (required, per window over every instance), --rl-unit bytes|packets\n"
+           "  ids, ratelimit: --window SECONDS (default 10; the same on every instance of the service)",
        .add_examples = "  anychain instance add fw-a --id 101 --service fw --veth vfw-a --capacity 200000\n"
                        "  anychain instance add ids-a --id 102 --service ids --veth vids-a --capacity 1e5 --nsh-aware no\n"
                        "  anychain instance add fw1 --id 1 --service fw --veth nf-fw1 --capacity 100000 --nf firewall \\\n"
                        "      --fw-rule 'drop proto udp dport 53' --fw-rule 'drop src 10.9.0.0/16'\n"
                        "  anychain instance add nat1 --id 3 --service nat --veth nf-nat1 --capacity 100000 --nf nat \\\n"
-                       "      --nat-address 192.0.2.10 --nat-ports 20000-29999 --restart always\n",
+                       "      --nat-address 192.0.2.10 --nat-ports 20000-29999 --restart always\n"
+                       "  anychain instance add ids1 --id 4 --service ids --veth nf-ids1 --capacity 100000 --nf ids \\\n"
+                       "      --ids-threshold 64 --ids-action drop --window 10\n"
+                       "  anychain instance add rl1 --id 5 --service rl --veth nf-rl1 --capacity 100000 --nf ratelimit \\\n"
+                       "      --rl-limit 100000 --rl-unit packets --window 1\n",
        .del_brief = "Delete a local VNF instance (its flows are re-balanced).",
        .del_examples = "  anychain instance del fw-a\n",
        .list_brief = "List the local VNF instances.",
@@ -280,14 +314,21 @@ const std::vector<Kind>& kinds() {
              "veth", value("IFACE"), "host side of its veth")("capacity", value("PPS"), "packets per second it can serve")(
              "mac", value("MAC"), "the VNF's MAC (learnt when not given)")("nsh-aware", value("yes|no"), "default yes")(
              "pid-file", value("FILE"), "for CPU load")("cgroup", value("PATH"), "for CPU load")(
-             "nf", value("KIND"), "run a built-in network function: nat, monitor or firewall")(
+             "nf", value("KIND"), "run a built-in network function: nat, monitor, firewall, ids or ratelimit")(
              "restart", value("always|never"), "nf: restart it when it dies (default always)")(
              "nat-address", value("ADDR"), "nat: the external IPv4 address")(
              "nat-ports", value("LO-HI"), "nat: the port pool (default 1024-65535)")(
              "fw-rule", po::value<std::vector<std::string>>()->composing()->value_name("RULE"),
              "firewall: 'ACTION [src P] [dst P] [proto P] [sport N[-M]] [dport N[-M]]' (repeat, in order)")(
              "fw-default", value("pass|drop"), "firewall: the action when no rule matches (default pass)")(
-             "idle-timeout", value("SECONDS"), "nat, monitor: per-flow state idle longer is reset");
+             "idle-timeout", value("SECONDS"), "nat, monitor: per-flow state idle longer is reset")(
+             "ids-threshold", value("PORTS"), "ids: distinct ports of a source in a window that flag it (default 64)")(
+             "ids-action", value("pass|drop"), "ids: what happens to a flagged source's packets (default pass: counted)")(
+             "ids-filter", value("KxM"), "ids: pair filter, hashes x cells (default 3x65536)")(
+             "ids-sketch", value("RxW"), "ids: source sketch, rows x width (default 4x4096)")(
+             "rl-limit", value("N"), "ratelimit: the limit per window over every instance")(
+             "rl-unit", value("bytes|packets"), "ratelimit: what the limit counts (default bytes)")(
+             "window", value("SECONDS"), "ids, ratelimit: the window of their shared counts (default 10)");
        },
        .add_args = [](const po::variables_map& vm, json& args) {
          opt(vm, args, "id", "id", true);

@@ -71,6 +71,28 @@ void print_state(const json& s) {
                            num(s["instance_id"]), num(s["pid"]), num(s["prog_id"]), num(s["incarnation"]));
   print_counters("counters", s["counters"]);
   print_counters(fmt::format("ftc ({} records)", num(s["ftc"]["records"])).c_str(), s["ftc"]["counters"]);
+  if (s.contains("crdt")) print_counters("shared state", s["crdt"]["counters"]);
+  auto window = [](const json& w) {
+    return w["generation"].get<int>() < 0 ? std::string("no window set up")
+                                          : fmt::format("window {} ({} s)", num(w["current"]), num(w["length_s"]));
+  };
+  if (s.contains("ids")) {
+    const json& d = s["ids"];
+    std::cout << fmt::format("\n{}: threshold {} ports, action {}; {} distinct pairs counted ({} here)\n",
+                             window(d["window"]), num(d["threshold"]), num(d["action"]), num(d["pairs"]["merged"]),
+                             num(d["pairs"]["own"]));
+    Table t({"SOURCE", "FLAGGED", "BY THIS INSTANCE", "PORTS IN WINDOW"});
+    for (const auto& f : d["flagged"])
+      t.add({num(f["source"]), f["flagged"] ? "yes" : "no (removed)", f["by_this_instance"] ? "yes" : "no",
+             num(f["ports_in_window"])});
+    t.print();
+  }
+  if (s.contains("ratelimit")) {
+    const json& d = s["ratelimit"];
+    std::cout << fmt::format("\n{}: {} of {} {} ({} here, {} merged from the others){}\n", window(d["window"]),
+                             num(d["count"]["merged"]), num(d["limit"]), num(d["unit"]), num(d["count"]["own"]),
+                             num(d["count"]["others"]), d["over_limit"] ? ": over the limit, dropping" : "");
+  }
   if (s.contains("nat")) {
     const json& n = s["nat"];
     std::cout << fmt::format("\nexternal address {}, ports {}: {} of {} in use\n", num(n["address"]), num(n["ports"]),
@@ -148,11 +170,11 @@ int state(const Invocation& in) {
 std::vector<Command> nf_commands() {
   return {{.name = "state",
            .synopsis = "NAME [--run-dir DIR]",
-           .brief = "Show a built-in NF instance's state: NAT mappings and pool, monitor flows, firewall rules.",
+           .brief = "Show a built-in NF instance's state: NAT mappings, monitor flows, firewall rules, IDS flags, rate limit.",
            .details = "Read from the instance's own maps by the ids its anychain-nf published in\n"
                       "<run_dir>/NAME.json (anychaind's nf.run_dir, /run/anychain/nf by default). Works without\n"
                       "anychaind; the instance's process must run (its state lives and dies with it).",
-           .examples = "  anychain state nat1\n  anychain state mon1 --json\n"
+           .examples = "  anychain state nat1\n  anychain state mon1 --json\n  anychain state ids1\n"
                        "  anychain state fw1 --run-dir /run/anychain/nf\n",
            .operands = Operands::Name,
            .options = [](po::options_description& o) {

@@ -153,7 +153,7 @@ struct NfRule {
 // The built-in network function an instance runs (`nf:`, docs/nf.md): anychaind creates its
 // namespace and veth and runs anychain-nf for it.
 inline constexpr const char* kNfKinds[] = {"nat", "monitor", "firewall", "ids", "ratelimit"};
-inline constexpr const char* kNfKindsBuilt[] = {"nat", "monitor", "firewall"};  // with a program
+inline constexpr const char* kNfKindsBuilt[] = {"nat", "monitor", "firewall", "ids", "ratelimit"};  // with a program
 struct NfConfig {
   std::string kind;                         // one of kNfKindsBuilt
   bool restart = true;                      // restart: always (true) or never
@@ -162,6 +162,15 @@ struct NfConfig {
   uint16_t nat_port_lo = 1024, nat_port_hi = 65535;
   bool fw_default_drop = false;             // firewall: the action when no rule matches
   std::vector<NfRule> fw_rules;             // firewall: in order, at most AC_NF_FW_RULES (64)
+  // ids, ratelimit (docs/state.md 4): the window of their shared counts, the same on every instance
+  uint32_t window_s = 10;
+  uint32_t ids_threshold = 64;              // ids: distinct ports of a source in a window that flag it
+  bool ids_drop = false;                    // ids: drop a flagged source's packets (else count only)
+  uint32_t ids_filter_hashes = 3, ids_filter_cells = 65536;  // ids: pair filter (k x m)
+  uint32_t ids_sketch_rows = 4, ids_sketch_width = 4096;     // ids: source sketch
+  uint32_t ids_flagged = 4096;              // ids: flagged sources held
+  uint64_t rl_limit = 0;                    // ratelimit: per window over every instance (required)
+  bool rl_packets = false;                  // ratelimit: packets (else inner L3 bytes)
 };
 
 struct Instance {

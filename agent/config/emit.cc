@@ -164,6 +164,21 @@ std::string to_yaml(const Config& c) {
       } else if (nf.kind == "monitor" && nf.idle_timeout_s) {
         e << YAML::Key << "monitor" << YAML::Value << YAML::BeginMap;
         e << YAML::Key << "idle_timeout_s" << YAML::Value << *nf.idle_timeout_s << YAML::EndMap;
+      } else if (nf.kind == "ids") {
+        e << YAML::Key << "ids" << YAML::Value << YAML::BeginMap;
+        e << YAML::Key << "threshold" << YAML::Value << nf.ids_threshold;
+        e << YAML::Key << "action" << YAML::Value << (nf.ids_drop ? "drop" : "pass");
+        e << YAML::Key << "window_s" << YAML::Value << nf.window_s;
+        e << YAML::Key << "filter" << YAML::Value << fmt::format("{}x{}", nf.ids_filter_hashes, nf.ids_filter_cells);
+        e << YAML::Key << "sketch" << YAML::Value << fmt::format("{}x{}", nf.ids_sketch_rows, nf.ids_sketch_width);
+        e << YAML::Key << "flagged" << YAML::Value << nf.ids_flagged;
+        e << YAML::EndMap;
+      } else if (nf.kind == "ratelimit") {
+        e << YAML::Key << "ratelimit" << YAML::Value << YAML::BeginMap;
+        e << YAML::Key << "limit" << YAML::Value << nf.rl_limit;
+        e << YAML::Key << "unit" << YAML::Value << (nf.rl_packets ? "packets" : "bytes");
+        e << YAML::Key << "window_s" << YAML::Value << nf.window_s;
+        e << YAML::EndMap;
       } else if (nf.kind == "firewall") {
         e << YAML::Key << "firewall" << YAML::Value << YAML::BeginMap;
         e << YAML::Key << "default" << YAML::Value << (nf.fw_default_drop ? "drop" : "pass");

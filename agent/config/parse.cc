@@ -116,7 +116,7 @@ std::optional<Policy> read_policy(Ctx& ctx, const YAML::Node& n) {
 std::optional<Instance> read_instance(Ctx& ctx, const YAML::Node& n) {
   MapReader r(ctx, n, entry_what("instance", n),
               {"name", "id", "service", "veth", "mac", "capacity", "nsh_aware", "pid_file", "cgroup", "nf", "restart",
-               "nat", "monitor", "firewall"});
+               "nat", "monitor", "firewall", "ids", "ratelimit"});
   if (!r.ok()) return std::nullopt;
   size_t before = ctx.diags.size();
   Instance in;

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <iterator>
 #include <tuple>
 
@@ -56,7 +57,7 @@ void read_nf(Ctx& ctx, MapReader& r, Instance& in) {
   auto kind = r.scalar("nf", false, "a network function kind");
   const std::string what = r.what();
   if (!kind) {
-    for (const char* k : {"restart", "nat", "monitor", "firewall"})
+    for (const char* k : {"restart", "nat", "monitor", "firewall", "ids", "ratelimit"})
       if (auto v = r.get(k, false)) ctx.err(*v, fmt::format("{}: '{}' is only for a built-in network function (nf:)", what, k));
     return;
   }
@@ -66,7 +67,7 @@ void read_nf(Ctx& ctx, MapReader& r, Instance& in) {
     return std::any_of(std::begin(list), std::end(list), [&](const char* k) { return s == k; });
   };
   if (!in_list(kNfKinds, nf.kind)) {
-    ctx.err(*kind, fmt::format("{}: unknown nf '{}' (nat, monitor, firewall)", what, nf.kind));
+    ctx.err(*kind, fmt::format("{}: unknown nf '{}' (nat, monitor, firewall, ids, ratelimit)", what, nf.kind));
     return;
   }
   if (!in_list(kNfKindsBuilt, nf.kind)) {
@@ -79,7 +80,7 @@ void read_nf(Ctx& ctx, MapReader& r, Instance& in) {
     else if (v->Scalar() == "never") nf.restart = false;
     else ctx.err(*v, fmt::format("{}: bad restart '{}' (always or never)", what, v->Scalar()));
   }
-  for (const char* k : {"nat", "monitor", "firewall"})
+  for (const char* k : {"nat", "monitor", "firewall", "ids", "ratelimit"})
     if (k != nf.kind)
       if (auto v = r.get(k, false)) ctx.err(*v, fmt::format("{}: a '{}' section in an nf: {} instance", what, k, nf.kind));
   if (in.mac) ctx.err(r.mark(), fmt::format("{}: 'mac' is set by anychaind for an nf instance", what));
@@ -110,6 +111,46 @@ void read_nf(Ctx& ctx, MapReader& r, Instance& in) {
       MapReader mr(ctx, *sec, what + " monitor", {"idle_timeout_s"});
       uint32_t t = 0;
       if (mr.ok() && mr.uint("idle_timeout_s", t, 0, 604800)) nf.idle_timeout_s = t;
+    }
+  } else if (nf.kind == "ids") {
+    if (auto sec = r.get("ids", false); sec && !sec->IsNull()) {
+      MapReader ir(ctx, *sec, what + " ids", {"threshold", "action", "window_s", "filter", "sketch", "flagged"});
+      if (ir.ok()) {
+        ir.uint("threshold", nf.ids_threshold, 1, 1u << 20);
+        ir.uint("window_s", nf.window_s, 1, 86400);
+        ir.uint("flagged", nf.ids_flagged, 1, 1u << 20);
+        if (auto v = ir.scalar("action", false, "pass or drop")) {
+          if (v->Scalar() == "drop") nf.ids_drop = true;
+          else if (v->Scalar() != "pass") ctx.err(*v, fmt::format("{} ids: bad action '{}' (pass or drop)", what, v->Scalar()));
+        }
+        // "HASHESxCELLS" / "ROWSxWIDTH": up to 8 hashes or rows, cells and width powers of two
+        auto geometry = [&](const char* key, uint32_t& a, uint32_t& b, uint32_t lo, uint32_t hi) {
+          auto v = ir.scalar(key, false, "NxM");
+          if (!v) return;
+          unsigned x = 0, y = 0;
+          char tail = 0;
+          if (std::sscanf(v->Scalar().c_str(), "%ux%u%c", &x, &y, &tail) != 2 || x < 1 || x > 8 || y < lo || y > hi ||
+              (y & (y - 1)))
+            ctx.err(*v, fmt::format("{} ids: bad {} '{}' (NxM: N 1..8, M a power of two {}..{})", what, key, v->Scalar(), lo, hi));
+          else
+            a = x, b = y;
+        };
+        geometry("filter", nf.ids_filter_hashes, nf.ids_filter_cells, 64, 1u << 22);
+        geometry("sketch", nf.ids_sketch_rows, nf.ids_sketch_width, 16, 1u << 20);
+      }
+    }
+  } else if (nf.kind == "ratelimit") {
+    auto sec = r.get("ratelimit", true);
+    if (sec) {
+      MapReader lr(ctx, *sec, what + " ratelimit", {"limit", "unit", "window_s"});
+      if (lr.ok()) {
+        lr.uint("limit", nf.rl_limit, 1, uint64_t{1} << 62, true);
+        lr.uint("window_s", nf.window_s, 1, 86400);
+        if (auto v = lr.scalar("unit", false, "bytes or packets")) {
+          if (v->Scalar() == "packets") nf.rl_packets = true;
+          else if (v->Scalar() != "bytes") ctx.err(*v, fmt::format("{} ratelimit: bad unit '{}' (bytes or packets)", what, v->Scalar()));
+        }
+      }
     }
   } else if (nf.kind == "firewall") {
     if (auto sec = r.get("firewall", false); sec && !sec->IsNull()) {

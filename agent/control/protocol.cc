@@ -89,6 +89,12 @@ json to_json(const config::Instance& i) {
       if (nf.idle_timeout_s) j["nat"]["idle_timeout_s"] = *nf.idle_timeout_s;
     } else if (nf.kind == "monitor" && nf.idle_timeout_s) {
       j["monitor"] = {{"idle_timeout_s", *nf.idle_timeout_s}};
+    } else if (nf.kind == "ids") {
+      j["ids"] = {{"threshold", nf.ids_threshold}, {"action", nf.ids_drop ? "drop" : "pass"}, {"window_s", nf.window_s},
+                  {"filter", fmt::format("{}x{}", nf.ids_filter_hashes, nf.ids_filter_cells)},
+                  {"sketch", fmt::format("{}x{}", nf.ids_sketch_rows, nf.ids_sketch_width)}, {"flagged", nf.ids_flagged}};
+    } else if (nf.kind == "ratelimit") {
+      j["ratelimit"] = {{"limit", nf.rl_limit}, {"unit", nf.rl_packets ? "packets" : "bytes"}, {"window_s", nf.window_s}};
     } else if (nf.kind == "firewall") {
       json rules = json::array();
       for (const auto& r : nf.fw_rules) {

@@ -46,6 +46,16 @@ Result<nf::InstanceSpec> to_nf_spec(const config::Instance& in) {
   s.params.nat_port_lo = c.nat_port_lo;
   s.params.nat_port_hi = c.nat_port_hi;
   s.params.fw_default_drop = c.fw_default_drop;
+  s.params.window_s = c.window_s;
+  s.params.ids_threshold = c.ids_threshold;
+  s.params.ids_drop = c.ids_drop;
+  s.params.ids_pairs_hashes = c.ids_filter_hashes;
+  s.params.ids_pairs_cells = c.ids_filter_cells;
+  s.params.ids_sketch_rows = c.ids_sketch_rows;
+  s.params.ids_sketch_width = c.ids_sketch_width;
+  s.params.ids_flagged_max = c.ids_flagged;
+  s.params.rl_limit = c.rl_limit;
+  s.params.rl_packets = c.rl_packets;
   for (const auto& r : c.fw_rules) {
     std::string text = fmt::format("{} src {} dst {} proto {}", r.drop ? "drop" : "pass", r.src, r.dst,
                                    config::proto_name(r.proto));

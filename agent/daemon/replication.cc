@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/unique_fd.h"
+#include "nf/crdt.h"
 #include "state/neigh.h"
 #include "state/udp_transport.h"
 #include "state/xsk_transport.h"
@@ -154,47 +155,13 @@ Result<void> Replication::reconfigure(const ReplicationSpec& spec, int xskmap_fd
 }
 
 Result<std::unique_ptr<Replication::Replica>> Replication::make_replica(const ReplicaSpec& r, const nf::Published& p) {
-  std::vector<state::ObjectSpec> objs;
-  for (const auto& o : p.crdt_objects) {
-    std::optional<state::Kind> kind;
-    for (auto k : {state::Kind::GCounter, state::Kind::PNCounter, state::Kind::CountMin, state::Kind::CountingBloom,
-                   state::Kind::AwSet, state::Kind::RegMap})
-      if (o.kind == state::to_string(k)) kind = k;
-    if (!kind) return fail(fmt::format("object {} ({}): unknown kind '{}'", o.id, o.name, o.kind), EINVAL);
-    objs.push_back({.id = o.id, .kind = *kind, .name = o.name, .cells = o.cells, .key_size = o.key_size, .rows = o.rows});
-  }
-  auto schema = state::Schema::make(std::move(objs));
-  if (!schema) return unexpected(schema.error());
+  auto opened = nf::open_crdt_store(p);  // the schema from the published objects, maps by id
+  if (!opened) return unexpected(opened.error());
   auto rep = std::make_unique<Replica>();
   rep->spec = r;
   rep->pub = p;
-  auto map_fd = [&](uint32_t id, const std::string& what) -> Result<int> {
-    if (!id) return fail(fmt::format("{}: no id published", what), ENOENT);
-    int fd = bpf_map_get_fd_by_id(id);
-    if (fd < 0) return fail_errno(fmt::format("{}: map id {}", what, id));
-    rep->fds.emplace_back(fd);
-    return fd;
-  };
-  state::BpfStoreMaps m;
-  for (const auto& o : schema->objects()) {
-    auto fd = map_fd(p.map_id(o.name), "object " + o.name);
-    if (!fd) return unexpected(fd.error());
-    m.objects.push_back({o.id, *fd});
-  }
-  for (auto [id, what, out] : {std::tuple{p.crdt->ctl_map_id, "ac_crdt_ctl", &m.ctl_fd},
-                               std::tuple{p.crdt->changes_map_id, "ac_crdt_changes", &m.changes_fd},
-                               std::tuple{p.crdt->stats_map_id, "ac_crdt_stats", &m.stats_fd}}) {
-    auto fd = map_fd(id, what);
-    if (!fd) return unexpected(fd.error());
-    *out = *fd;
-  }
-  int pfd = p.crdt->merge_prog_id ? bpf_prog_get_fd_by_id(p.crdt->merge_prog_id) : -1;
-  if (pfd < 0) return fail_errno(fmt::format("merge program id {}", p.crdt->merge_prog_id));
-  rep->fds.emplace_back(pfd);
-  m.merge_prog_fd = pfd;
-  auto store = state::BpfStore::open(std::move(*schema), m);
-  if (!store) return unexpected(store.error());
-  rep->store = std::move(*store);
+  rep->fds = std::move(opened->fds);
+  rep->store = std::move(opened->store);
   state::ReplicatorConfig rc;
   rc.me = {r.service, r.id, p.incarnation};
   rc.keepalive_us = opt_.spec.keepalive_us;
@@ -209,7 +176,7 @@ void Replication::set_local(const std::vector<ReplicaSpec>& instances) {
   std::map<uint32_t, std::unique_ptr<Replica>> keep;
   for (const auto& s : instances) {
     auto p = nf::read_published(s.published);
-    bool replicates = p && p->crdt && !p->crdt_objects.empty() && p->instance_id == s.id;
+    bool replicates = p && p->crdt && !p->crdt->objects.empty() && p->instance_id == s.id;
     auto it = replicas_.find(s.id);
     if (it != replicas_.end() && replicates && it->second->pub.incarnation == p->incarnation &&
         it->second->pub.pid == p->pid) {

@@ -3,8 +3,10 @@
 #include <string>
 
 #include "nf_firewall.skel.h"
+#include "nf_ids.skel.h"
 #include "nf_monitor.skel.h"
 #include "nf_nat.skel.h"
+#include "nf_ratelimit.skel.h"
 
 namespace anychain::nf {
 namespace {
@@ -13,8 +15,8 @@ constexpr KindInfo kKinds[] = {
     {Kind::Nat, "nat", "nf_nat", true, 300, "NAPT44: one external address, a port pool"},
     {Kind::Monitor, "monitor", "nf_monitor", true, 60, "per-flow and total packet and byte counters"},
     {Kind::Firewall, "firewall", "nf_firewall", false, 0, "stateless rules: first match passes or drops"},
-    {Kind::Ids, "ids", "", true, 0, "port-scan detector (shared state: issue 14 phase B, not built yet)"},
-    {Kind::Ratelimit, "ratelimit", "", true, 0, "distributed rate limiter (issue 14 phase B, not built yet)"},
+    {Kind::Ids, "ids", "nf_ids", false, 0, "port-scan detector: distinct ports per source over every instance (shared state)"},
+    {Kind::Ratelimit, "ratelimit", "nf_ratelimit", false, 0, "distributed rate limiter: one windowed limit over every instance (shared state)"},
 };
 
 template <class F>
@@ -54,8 +56,8 @@ std::span<const uint8_t> object_bytes(Kind k) {
     case Kind::Nat: return bytes_of(nf_nat_bpf__elf_bytes);
     case Kind::Monitor: return bytes_of(nf_monitor_bpf__elf_bytes);
     case Kind::Firewall: return bytes_of(nf_firewall_bpf__elf_bytes);
-    case Kind::Ids:
-    case Kind::Ratelimit: break;
+    case Kind::Ids: return bytes_of(nf_ids_bpf__elf_bytes);
+    case Kind::Ratelimit: return bytes_of(nf_ratelimit_bpf__elf_bytes);
   }
   return {};
 }

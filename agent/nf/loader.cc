@@ -16,7 +16,9 @@
 #include <set>
 #include <vector>
 
+#include "anychain/crdt.h"
 #include "anychain/ftc.h"
+#include "nf/crdt.h"
 
 namespace anychain::nf {
 
@@ -97,6 +99,8 @@ Result<std::unique_ptr<Nf>> Nf::load(const Params& p, const LoadOptions& o) {
   size("nf_head", o.flows);
   size("nf_replica", o.replica_records);
   size("nf_nat_rev", o.flows * AC_ST_SLOTS);
+  if (o.object_path.empty())  // the shared-state objects' geometry, from the parameters
+    for (const auto& c : crdt_objects(p)) size(c.map.c_str(), c.cells);
   // the program to attach: the kind's, or the named one, or the object's first XDP program
   std::string prog = o.program.empty() && o.object_path.empty() ? std::string(info(p.kind).program) : o.program;
   if (prog.empty()) {
@@ -166,7 +170,92 @@ Result<void> Nf::configure() {
     c.port_hi = params_.nat_port_hi;
     if (bpf_map_update_elem(cfg, &k0, &c, 0)) return fail_errno("write nf_nat_cfg");
   }
+  if (params_.kind == Kind::Ids && opts_.object_path.empty()) {
+    int cfg = map_fd("nf_ids_cfg");
+    if (cfg < 0) return fail("the ids object has no nf_ids_cfg", ENOENT);
+    ac_nf_ids_cfg c{};
+    c.threshold = params_.ids_threshold;
+    c.action = params_.ids_drop ? AC_NF_IDS_DROP : AC_NF_IDS_PASS;
+    c.pairs_mask = params_.ids_pairs_cells - 1;
+    c.pairs_hashes = params_.ids_pairs_hashes;
+    c.ports_mask = params_.ids_sketch_width - 1;
+    c.ports_rows = params_.ids_sketch_rows;
+    if (bpf_map_update_elem(cfg, &k0, &c, 0)) return fail_errno("write nf_ids_cfg");
+  }
+  if (params_.kind == Kind::Ratelimit && opts_.object_path.empty()) {
+    int cfg = map_fd("nf_rl_cfg");
+    if (cfg < 0) return fail("the ratelimit object has no nf_rl_cfg", ENOENT);
+    ac_nf_rl_cfg c{};
+    c.limit = params_.rl_limit;
+    c.unit = params_.rl_packets ? AC_NF_RL_PACKETS : AC_NF_RL_BYTES;
+    if (bpf_map_update_elem(cfg, &k0, &c, 0)) return fail_errno("write nf_rl_cfg");
+  }
+  if (windowed(params_.kind) && opts_.object_path.empty()) {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    auto r = roll_windows(static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec));
+    if (!r) return unexpected(r.error());
+  }
   return {};
+}
+
+Result<void> Nf::reset_generation(int g) {
+  int merge = -1;
+  bpf_program* q = nullptr;
+  bpf_object__for_each_program(q, obj_) {
+    if (ends_with(bpf_program__name(q), "_merge")) merge = bpf_program__fd(q);
+  }
+  if (merge < 0) return fail("no merge program to reset a window with", ENOENT);
+  for (const auto& o : crdt_objects(params_)) {
+    if (o.generation != g) continue;
+    // one RESET record: the merge program zeroes every cell of the object in the kernel
+    struct {
+      ac_crdt_batch_hdr h;
+      ac_crdt_op op;
+    } b{};
+    b.h.magic = AC_CRDT_BATCH_MAGIC;
+    b.h.version = AC_CRDT_BATCH_VERSION;
+    b.h.count = 1;
+    b.op.op = AC_CRDT_OP_RESET;
+    b.op.object = o.id;
+    decltype(b) out{};
+    LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = &b, .data_out = &out, .data_size_in = sizeof b,
+                .data_size_out = sizeof out, .repeat = 1);
+    if (int e = bpf_prog_test_run_opts(merge, &t); e) return fail_errno(fmt::format("reset {}", o.map), -e);
+    if (t.retval != XDP_PASS || out.h.applied != 1 || out.h.changed != static_cast<uint16_t>(o.cells))  // cells visited, mod 2^16
+      return fail(fmt::format("reset {}: the merge program reset {} of {} cells", o.map, out.h.changed, o.cells), EIO);
+  }
+  return {};
+}
+
+Result<bool> Nf::roll_windows(uint64_t realtime_ns) {
+  int fd = map_fd("ac_crdt_win");
+  if (!windowed(params_.kind) || fd < 0 || params_.window_s == 0) return false;
+  const uint64_t n64 = realtime_ns / (uint64_t{params_.window_s} * 1'000'000'000ULL);
+  const auto n = static_cast<uint32_t>(n64);
+  if (n == 0 || n >= AC_CRDT_WIN_NONE - 1) return fail(fmt::format("window number {} out of range", n64), ERANGE);
+  uint32_t k0 = 0;
+  ac_crdt_windows w{};
+  if (bpf_map_lookup_elem(fd, &k0, &w)) return fail_errno("read ac_crdt_win");
+  if (w.cur >= n) return false;  // the same window, or the clock went back: keep counting in this one
+  auto put = [&]() -> Result<void> {
+    if (bpf_map_update_elem(fd, &k0, &w, 0)) return fail_errno("write ac_crdt_win");
+    return {};
+  };
+  const int g = static_cast<int>(n & 1), o = g ^ 1;
+  if (w.gen[g] != n) {  // not prepared (the first window, or a jump of several windows)
+    w.gen[g] = AC_CRDT_WIN_NONE;
+    if (auto r = put(); !r) return unexpected(r.error());
+    if (auto r = reset_generation(g); !r) return unexpected(r.error());
+    w.gen[g] = n;
+  }
+  w.cur = n;
+  w.gen[o] = AC_CRDT_WIN_NONE;  // the past window: its late records are refused from now on
+  if (auto r = put(); !r) return unexpected(r.error());
+  if (auto r = reset_generation(o); !r) return unexpected(r.error());
+  w.gen[o] = n + 1;  // a peer whose clock is ahead may already send the next window's records
+  if (auto r = put(); !r) return unexpected(r.error());
+  return true;
 }
 
 Result<void> Nf::do_attach() {
@@ -205,9 +294,22 @@ Result<void> Nf::fill_ids() {
     uint32_t len = sizeof li;
     if (bpf_obj_get_info_by_fd(bpf_link__fd(link_), &li, &len) == 0) pub_.link_id = li.id;
   }
-  if (pub_.map_id("ac_crdt_ctl") && pub_.map_id("ac_crdt_changes") && pub_.map_id("ac_crdt_stats"))
-    pub_.crdt = Published::Crdt{merge, pub_.map_id("ac_crdt_ctl"), pub_.map_id("ac_crdt_changes"),
-                                pub_.map_id("ac_crdt_stats")};
+  if (pub_.map_id("ac_crdt_ctl") && pub_.map_id("ac_crdt_changes") && pub_.map_id("ac_crdt_stats")) {
+    pub_.crdt.emplace();
+    pub_.crdt->merge_prog_id = merge;
+    pub_.crdt->ctl_map_id = pub_.map_id("ac_crdt_ctl");
+    pub_.crdt->changes_map_id = pub_.map_id("ac_crdt_changes");
+    pub_.crdt->stats_map_id = pub_.map_id("ac_crdt_stats");
+    pub_.crdt->win_map_id = pub_.map_id("ac_crdt_win");
+    if (opts_.object_path.empty()) {
+      pub_.crdt->objects = crdt_objects(params_);
+      for (auto& o : pub_.crdt->objects) {
+        o.map_id = pub_.map_id(o.map);
+        if (!o.map_id) return fail(fmt::format("the {} object has no map {}", to_string(params_.kind), o.map), ENOENT);
+        if (o.generation >= 0) pub_.crdt->window_s = params_.window_s;
+      }
+    }
+  }
   return {};
 }
 
@@ -246,8 +348,33 @@ Result<ReclaimStats> Nf::reclaim(std::chrono::steady_clock::time_point now) {
     auto n = reclaim_nat_ports();
     if (!n) return unexpected(n.error());
     st.mappings = *n;
+    auto e = expire_nat_shared(limit);
+    if (!e) return unexpected(e.error());
+    st.shared = *e;
   }
   return st;
+}
+
+Result<uint64_t> Nf::expire_nat_shared(std::chrono::seconds limit) {
+  int fd = map_fd("nat_shared");
+  if (fd < 0) return uint64_t{0};
+  timespec ts{};
+  clock_gettime(CLOCK_TAI, &ts);
+  const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+  const uint64_t age = static_cast<uint64_t>(limit.count()) * 1'000'000'000ULL;
+  std::vector<ac_nf_nat_rkey> keys;
+  ac_nf_nat_rkey k{}, next{};
+  for (void* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &k) {
+    keys.push_back(next);
+    k = next;
+  }
+  uint64_t n = 0;
+  for (const auto& rk : keys) {
+    ac_register r{};
+    if (bpf_map_lookup_elem(fd, &rk, &r)) continue;
+    if (r.v.seen + age < now && bpf_map_delete_elem(fd, &rk) == 0) ++n;
+  }
+  return n;
 }
 
 Result<uint64_t> Nf::reclaim_nat_ports() {

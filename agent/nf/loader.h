@@ -36,6 +36,7 @@ struct LoadOptions {
 struct ReclaimStats {
   uint64_t records = 0;                // nf_head records deleted (idle past timeout + grace)
   uint64_t mappings = 0;               // NAT: reverse entries whose mapping is gone, ports given back
+  uint64_t shared = 0;                 // NAT: shared-table entries whose merged `seen` is too old
 };
 
 class Nf {
@@ -57,6 +58,13 @@ class Nf {
   // any more: those of deleted records and of mappings reset by an idle transaction.
   Result<ReclaimStats> reclaim(std::chrono::steady_clock::time_point now);
 
+  // Windowed objects (ids, ratelimit; docs/state.md 4.1): move to the window of `realtime_ns`
+  // (CLOCK_REALTIME, window_s long) if it is later than the current one: the generation of the
+  // new window is reset and given it (unless it was prepared already), the packet path switches
+  // to it, and the other generation is reset and given the next window. Returns whether the
+  // window moved; false as well for a kind without windows or a clock that went back.
+  Result<bool> roll_windows(uint64_t realtime_ns);
+
   // The interface the program is attached to still exists with the same ifindex.
   bool iface_present() const;
 
@@ -66,6 +74,10 @@ class Nf {
   Result<void> do_attach();
   Result<void> fill_ids();
   Result<uint64_t> reclaim_nat_ports();
+  // Delete the shared-table entries (every instance's) whose merged seen (CLOCK_TAI) is older
+  // than `limit`: each replica does the same from the same merged state (docs/state.md 4.3).
+  Result<uint64_t> expire_nat_shared(std::chrono::seconds limit);
+  Result<void> reset_generation(int g);  // every windowed object of generation g, all zero
 
   Params params_;
   LoadOptions opts_;

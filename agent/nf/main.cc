@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   Params p;
   LoadOptions o;
   std::string kind, address, ports, dflt = "pass", run_dir = AC_NF_RUN_DIR;
+  std::string ids_action = "pass", ids_filter = "3x65536", ids_sketch = "4x4096", rl_unit = "bytes";
   std::vector<std::string> rules;
   int idle = -1;
   po::options_description desc(
@@ -60,10 +61,12 @@ int main(int argc, char** argv) {
       "Kinds: " + kind_names() + "\n\n"
       "Examples:\n"
       "  anychain-nf --name fw1 --kind firewall --instance-id 1 --rule 'drop proto udp dport 53' --default pass\n"
-      "  anychain-nf --name nat1 --kind nat --instance-id 3 --nat-address 192.0.2.10 --nat-ports 20000-29999\n\n"
+      "  anychain-nf --name nat1 --kind nat --instance-id 3 --nat-address 192.0.2.10 --nat-ports 20000-29999\n"
+      "  anychain-nf --name ids1 --kind ids --instance-id 4 --ids-threshold 64 --ids-action drop --window 10\n"
+      "  anychain-nf --name rl1 --kind ratelimit --instance-id 5 --rl-limit 1000 --rl-unit packets --window 1\n\n"
       "Options");
   desc.add_options()("help,h", "show this help")("name", po::value(&o.name)->required(), "the instance's name")(
-      "kind", po::value(&kind)->required(), "nat, monitor or firewall")(
+      "kind", po::value(&kind)->required(), "nat, monitor, firewall, ids or ratelimit")(
       "instance-id", po::value(&p.instance_id)->required(), "network-wide instance id, 1..16383")(
       "iface", po::value(&o.iface)->default_value(AC_NF_IFNAME), "where to attach the XDP program")(
       "run-dir", po::value(&run_dir)->default_value(AC_NF_RUN_DIR), "where <name>.json is published")(
@@ -72,6 +75,16 @@ int main(int argc, char** argv) {
       "nat-ports", po::value(&ports)->default_value("1024-65535"), "nat: the port pool, LO-HI")(
       "default", po::value(&dflt)->default_value("pass"), "firewall: pass or drop when no rule matches")(
       "rule", po::value(&rules), "firewall: ACTION [src P] [dst P] [proto P] [sport N[-M]] [dport N[-M]] (repeat, in order)")(
+      "window", po::value(&p.window_s)->default_value(10), "ids, ratelimit: the window in seconds (wall clock, "
+      "the same on every instance)")(
+      "ids-threshold", po::value(&p.ids_threshold)->default_value(64),
+      "ids: distinct (protocol, port) pairs of one source in a window, over every instance, that flag it")(
+      "ids-action", po::value(&ids_action)->default_value("pass"), "ids: pass (count only) or drop a flagged source's packets")(
+      "ids-filter", po::value(&ids_filter)->default_value("3x65536"), "ids: pair filter, HASHESxCELLS (cells a power of two)")(
+      "ids-sketch", po::value(&ids_sketch)->default_value("4x4096"), "ids: source sketch, ROWSxWIDTH (width a power of two)")(
+      "ids-flagged", po::value(&p.ids_flagged_max)->default_value(4096), "ids: flagged sources held")(
+      "rl-limit", po::value(&p.rl_limit), "ratelimit: the limit per window over every instance")(
+      "rl-unit", po::value(&rl_unit)->default_value("bytes"), "ratelimit: bytes (inner L3) or packets")(
       "object", po::value(&o.object_path), "load this BPF object instead of the kind's (development)")(
       "program", po::value(&o.program), "with --object: the XDP program to attach (default: its first)")(
       "flows", po::value(&o.flows)->default_value(65536), "per-flow state records (partitions)")(
@@ -95,6 +108,21 @@ int main(int argc, char** argv) {
     if (!r) return usage(r.error().message);
     p.nat_port_lo = r->first;
     p.nat_port_hi = r->second;
+  }
+  if (p.kind == Kind::Ids) {
+    if (ids_action != "pass" && ids_action != "drop")
+      return usage(fmt::format("--ids-action takes pass or drop, not '{}'", ids_action));
+    p.ids_drop = ids_action == "drop";
+    auto f = parse_geometry(ids_filter), s = parse_geometry(ids_sketch);
+    if (!f) return usage("--ids-filter: " + f.error().message);
+    if (!s) return usage("--ids-sketch: " + s.error().message);
+    std::tie(p.ids_pairs_hashes, p.ids_pairs_cells) = *f;
+    std::tie(p.ids_sketch_rows, p.ids_sketch_width) = *s;
+  }
+  if (p.kind == Kind::Ratelimit) {
+    if (rl_unit != "bytes" && rl_unit != "packets")
+      return usage(fmt::format("--rl-unit takes bytes or packets, not '{}'", rl_unit));
+    p.rl_packets = rl_unit == "packets";
   }
   if (p.kind == Kind::Firewall) {
     if (dflt != "pass" && dflt != "drop") return usage(fmt::format("--default takes pass or drop, not '{}'", dflt));
@@ -144,10 +172,14 @@ int main(int argc, char** argv) {
       rc = 1;
       break;
     }
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (auto r = (*nf)->roll_windows(static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec)); !r)
+      say("window: {}", r.error().str());
     if (auto r = (*nf)->reclaim(std::chrono::steady_clock::now()); !r)
       say("reclaim: {}", r.error().str());
-    else if (r->records || r->mappings)
-      say("reclaimed {} idle records, {} NAT mappings", r->records, r->mappings);
+    else if (r->records || r->mappings || r->shared)
+      say("reclaimed {} idle records, {} NAT mappings, {} shared NAT entries", r->records, r->mappings, r->shared);
   }
   ::unlink(file.c_str());
   return rc;

@@ -1,5 +1,6 @@
 #include "nf/params.h"
 
+#include "anychain/crdt.h"
 #include "anychain/maps.h"
 
 #include <arpa/inet.h>
@@ -177,6 +178,16 @@ FirewallRule decode(const ac_nf_fw_rule& e) {
   return r;
 }
 
+bool windowed(Kind k) { return k == Kind::Ids || k == Kind::Ratelimit; }
+
+Result<std::pair<uint32_t, uint32_t>> parse_geometry(std::string_view s) {
+  auto x = s.find('x');
+  uint64_t a = 0, b = 0;
+  if (x == std::string_view::npos || !parse_u(s.substr(0, x), 0xffffffffu, a) || !parse_u(s.substr(x + 1), 0xffffffffu, b))
+    return fail(fmt::format("bad geometry '{}' (NxM: hashes or rows x cells or width, e.g. 4x4096)", s), EINVAL);
+  return std::pair{static_cast<uint32_t>(a), static_cast<uint32_t>(b)};
+}
+
 Result<void> validate(const Params& p) {
   const KindInfo& k = info(p.kind);
   if (k.program.empty())
@@ -188,6 +199,24 @@ Result<void> validate(const Params& p) {
     if (p.nat_port_lo == 0 || p.nat_port_lo > p.nat_port_hi)
       return fail(fmt::format("nat: bad port pool {}-{} (1..65535, lo <= hi)", p.nat_port_lo, p.nat_port_hi), EINVAL);
   }
+  auto pow2 = [](uint64_t v) { return v && (v & (v - 1)) == 0; };
+  if (windowed(p.kind) && (p.window_s == 0 || p.window_s > 86400))
+    return fail(fmt::format("{}: window {} s out of range 1..86400", k.name, p.window_s), EINVAL);
+  if (p.kind == Kind::Ids) {
+    if (p.ids_threshold == 0) return fail("ids: the threshold must be at least 1 port", EINVAL);
+    if (!pow2(p.ids_pairs_cells) || p.ids_pairs_cells < 64 || p.ids_pairs_cells > (1u << 22))
+      return fail(fmt::format("ids: {} filter cells: a power of two, 64..4194304", p.ids_pairs_cells), EINVAL);
+    if (p.ids_pairs_hashes < 1 || p.ids_pairs_hashes > AC_CRDT_MAX_ROWS)
+      return fail(fmt::format("ids: {} filter hashes, 1..{}", p.ids_pairs_hashes, AC_CRDT_MAX_ROWS), EINVAL);
+    if (p.ids_sketch_rows < 1 || p.ids_sketch_rows > AC_CRDT_MAX_ROWS)
+      return fail(fmt::format("ids: {} sketch rows, 1..{}", p.ids_sketch_rows, AC_CRDT_MAX_ROWS), EINVAL);
+    if (!pow2(p.ids_sketch_width) || p.ids_sketch_width < 16 || p.ids_sketch_width > (1u << 20))
+      return fail(fmt::format("ids: sketch width {}: a power of two, 16..1048576", p.ids_sketch_width), EINVAL);
+    if (p.ids_flagged_max < 1 || p.ids_flagged_max > (1u << 20))
+      return fail(fmt::format("ids: {} flagged sources, 1..1048576", p.ids_flagged_max), EINVAL);
+  }
+  if (p.kind == Kind::Ratelimit && p.rl_limit == 0)
+    return fail("ratelimit: the limit is missing (bytes or packets per window, at least 1)", EINVAL);
   if (p.fw_rules.size() > AC_NF_FW_RULES)
     return fail(fmt::format("firewall: {} rules, at most {}", p.fw_rules.size(), AC_NF_FW_RULES), EINVAL);
   if (p.kind != Kind::Firewall && (!p.fw_rules.empty() || p.fw_default_drop))
@@ -203,6 +232,14 @@ std::vector<std::string> to_args(const Params& p) {
     inet_ntop(AF_INET, &p.nat_address, b, sizeof b);
     a.insert(a.end(), {"--nat-address", b, "--nat-ports", fmt::format("{}-{}", p.nat_port_lo, p.nat_port_hi)});
   }
+  if (windowed(p.kind)) a.insert(a.end(), {"--window", std::to_string(p.window_s)});
+  if (p.kind == Kind::Ids)
+    a.insert(a.end(), {"--ids-threshold", std::to_string(p.ids_threshold), "--ids-action", p.ids_drop ? "drop" : "pass",
+                       "--ids-filter", fmt::format("{}x{}", p.ids_pairs_hashes, p.ids_pairs_cells), "--ids-sketch",
+                       fmt::format("{}x{}", p.ids_sketch_rows, p.ids_sketch_width), "--ids-flagged",
+                       std::to_string(p.ids_flagged_max)});
+  if (p.kind == Kind::Ratelimit)
+    a.insert(a.end(), {"--rl-limit", std::to_string(p.rl_limit), "--rl-unit", p.rl_packets ? "packets" : "bytes"});
   if (p.kind == Kind::Firewall) {
     a.insert(a.end(), {"--default", p.fw_default_drop ? "drop" : "pass"});
     for (const auto& r : p.fw_rules) a.insert(a.end(), {"--rule", to_text(r)});

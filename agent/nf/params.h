@@ -52,10 +52,30 @@ struct Params {
   // nat
   in_addr nat_address{};
   uint16_t nat_port_lo = 1024, nat_port_hi = 65535;
+  uint32_t nat_shared_entries = 262144;  // the shared mapping table (docs/state.md 4.3)
   // firewall
   bool fw_default_drop = false;
   std::vector<FirewallRule> fw_rules;
+  // ids and ratelimit: their windowed objects' window (docs/state.md 4.1, 4.2)
+  uint32_t window_s = 10;
+  // ids: distinct (protocol, port) pairs per source in a window that flag it; what to do then
+  uint32_t ids_threshold = 64;
+  bool ids_drop = false;
+  uint32_t ids_pairs_cells = 65536;   // counting Bloom filter: cells (a power of two) ...
+  uint32_t ids_pairs_hashes = 3;      // ... and hashes (1..8)
+  uint32_t ids_sketch_rows = 4;       // count-min sketch of sources: rows (1..8) ...
+  uint32_t ids_sketch_width = 4096;   // ... and width (a power of two)
+  uint32_t ids_flagged_max = 4096;    // flagged sources held
+  // ratelimit: the limit per window over every instance, in bytes (inner L3) or packets
+  uint64_t rl_limit = 0;
+  bool rl_packets = false;
 };
+
+// Whether the kind keeps shared state with windows (ids, ratelimit).
+bool windowed(Kind k);
+
+// "NxM" (filter hashes x cells, sketch rows x width)
+Result<std::pair<uint32_t, uint32_t>> parse_geometry(std::string_view s);
 
 // Check what the kind needs (a NAT address, a pool inside 1..65535, at most AC_NF_FW_RULES rules).
 Result<void> validate(const Params& p);

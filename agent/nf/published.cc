@@ -23,17 +23,16 @@ json to_json(const Published& p) {
          {"ifindex", p.ifindex},   {"program", p.program},
          {"prog_id", p.prog_id},   {"link_id", p.link_id},
          {"maps", p.maps},         {"progs", p.progs}};
-  if (p.crdt)
-    j["crdt"] = {{"merge_prog_id", p.crdt->merge_prog_id}, {"ctl_map_id", p.crdt->ctl_map_id},
-                 {"changes_map_id", p.crdt->changes_map_id}, {"stats_map_id", p.crdt->stats_map_id}};
-  else
-    j["crdt"] = nullptr;
-  if (!p.crdt_objects.empty()) {
+  if (p.crdt) {
     json objs = json::array();
-    for (const auto& o : p.crdt_objects)
-      objs.push_back({{"id", o.id}, {"kind", o.kind}, {"name", o.name}, {"cells", o.cells},
-                      {"key_size", o.key_size}, {"rows", o.rows}});
-    j["crdt_objects"] = objs;
+    for (const auto& o : p.crdt->objects)
+      objs.push_back({{"id", o.id}, {"kind", o.kind}, {"map", o.map}, {"cells", o.cells}, {"key_size", o.key_size},
+                      {"rows", o.rows}, {"generation", o.generation}, {"map_id", o.map_id}});
+    j["crdt"] = {{"merge_prog_id", p.crdt->merge_prog_id}, {"ctl_map_id", p.crdt->ctl_map_id},
+                 {"changes_map_id", p.crdt->changes_map_id}, {"stats_map_id", p.crdt->stats_map_id},
+                 {"win_map_id", p.crdt->win_map_id}, {"window_s", p.crdt->window_s}, {"objects", objs}};
+  } else {
+    j["crdt"] = nullptr;
   }
   return j;
 }
@@ -57,14 +56,20 @@ Result<Published> published_from_json(const json& j) {
     p.progs = j.at("progs").get<std::map<std::string, uint32_t>>();
     if (j.contains("crdt") && !j["crdt"].is_null()) {
       const json& c = j["crdt"];
-      p.crdt = Published::Crdt{c.at("merge_prog_id").get<uint32_t>(), c.at("ctl_map_id").get<uint32_t>(),
-                               c.at("changes_map_id").get<uint32_t>(), c.at("stats_map_id").get<uint32_t>()};
+      p.crdt.emplace();
+      p.crdt->merge_prog_id = c.at("merge_prog_id").get<uint32_t>();
+      p.crdt->ctl_map_id = c.at("ctl_map_id").get<uint32_t>();
+      p.crdt->changes_map_id = c.at("changes_map_id").get<uint32_t>();
+      p.crdt->stats_map_id = c.at("stats_map_id").get<uint32_t>();
+      p.crdt->win_map_id = c.value("win_map_id", 0u);
+      p.crdt->window_s = c.value("window_s", 0u);
+      if (c.contains("objects"))
+        for (const json& o : c["objects"])
+          p.crdt->objects.push_back({o.at("id").get<uint8_t>(), o.at("kind").get<std::string>(),
+                                     o.at("map").get<std::string>(), o.at("cells").get<uint32_t>(),
+                                     o.at("key_size").get<uint8_t>(), o.at("rows").get<uint8_t>(),
+                                     o.at("generation").get<int>(), o.at("map_id").get<uint32_t>()});
     }
-    if (j.contains("crdt_objects"))
-      for (const json& o : j.at("crdt_objects"))
-        p.crdt_objects.push_back({o.at("id").get<uint8_t>(), o.at("kind").get<std::string>(),
-                                  o.at("name").get<std::string>(), o.at("cells").get<uint32_t>(),
-                                  o.value("key_size", uint8_t{0}), o.value("rows", uint8_t{0})});
     return p;
   } catch (const json::exception& e) {
     return fail(fmt::format("malformed: {}", e.what()), EINVAL);

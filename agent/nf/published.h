@@ -35,19 +35,22 @@ struct Published {
   struct Crdt {
     uint32_t merge_prog_id = 0;          // the never-attached merge program (0: none)
     uint32_t ctl_map_id = 0, changes_map_id = 0, stats_map_id = 0;
+    uint32_t win_map_id = 0;             // ac_crdt_win (windowed objects' generations)
+    uint32_t window_s = 0;               // the windows' length (0: no windowed object)
+    // The replicated objects (the schema every instance of the service must share, agent/nf/crdt.h)
+    struct Object {
+      uint8_t id = 0;
+      std::string kind;                  // state::to_string(Kind): gcounter, count-min, ...
+      std::string map;                   // the map's name in the object
+      uint32_t cells = 0;
+      uint8_t key_size = 0, rows = 0;
+      int generation = -1;               // windowed: 0 or 1
+      uint32_t map_id = 0;
+      bool operator==(const Object&) const = default;
+    };
+    std::vector<Object> objects;
   };
   std::optional<Crdt> crdt;
-  // The replicated objects (the service's schema, docs/state.md 1.2), with crdt: each object's
-  // map is the map of the same name in `maps`. Empty: the NF does not replicate.
-  struct CrdtObject {
-    uint8_t id = 0;
-    std::string kind;                    // as state::to_string(Kind): gcounter, pncounter, count-min, ...
-    std::string name;                    // its map's name
-    uint32_t cells = 0;
-    uint8_t key_size = 0, rows = 0;
-    bool operator==(const CrdtObject&) const = default;
-  };
-  std::vector<CrdtObject> crdt_objects;
 
   uint32_t map_id(const std::string& n) const {
     auto it = maps.find(n);

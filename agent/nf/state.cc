@@ -4,8 +4,10 @@
 #include <bpf/bpf.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "anychain/crdt.h"
 #include "anychain/nf.h"
 #include "nf/params.h"
 
@@ -38,6 +40,17 @@ std::string_view nf_counter_name(uint32_t slot) {
     case AC_NF_NAT_NOT_IPV4: return "nat_not_ipv4";
     case AC_NF_NAT_STORE_FULL: return "nat_store_full";
     case AC_NF_NAT_PORT_RACE: return "nat_port_race";
+    case AC_NF_NAT_IN_SHARED: return "nat_in_shared";
+    case AC_NF_NAT_SHARED_FULL: return "nat_shared_full";
+    case AC_NF_IDS_NEW_PAIR: return "ids_new_pair";
+    case AC_NF_IDS_SCAN_FLAGGED: return "ids_scan_flagged";
+    case AC_NF_IDS_SCAN_PACKETS: return "ids_scan_packets";
+    case AC_NF_IDS_NO_WINDOW: return "ids_no_window";
+    case AC_NF_IDS_FLAG_FULL: return "ids_flag_full";
+    case AC_NF_IDS_NO_PORTS: return "ids_no_ports";
+    case AC_NF_RL_PASSED: return "rl_passed";
+    case AC_NF_RL_DROPPED: return "rl_dropped";
+    case AC_NF_RL_NO_WINDOW: return "rl_no_window";
     default: return "";
   }
 }
@@ -65,6 +78,20 @@ std::string_view ftc_counter_name(uint32_t slot) {
     case AC_FTC_ST_FILTERED: return "ftc_filtered";
     case AC_FTC_ST_HOLD_UNAVAILABLE: return "ftc_hold_unavailable";
     case AC_FTC_ST_RING_FULL: return "ftc_ring_full";
+    default: return "";
+  }
+}
+
+std::string_view crdt_counter_name(uint32_t slot) {
+  switch (slot) {
+    case AC_CRDT_ST_LOGGED: return "logged";
+    case AC_CRDT_ST_LOST: return "lost";
+    case AC_CRDT_ST_INSERT_RACE: return "insert_race";
+    case AC_CRDT_ST_FULL: return "full";
+    case AC_CRDT_ST_MERGED: return "merged";
+    case AC_CRDT_ST_MERGE_NOOP: return "merge_noop";
+    case AC_CRDT_ST_MERGE_BAD: return "merge_refused";
+    case AC_CRDT_ST_MERGE_STALE: return "merge_stale";
     default: return "";
   }
 }
@@ -149,6 +176,26 @@ Result<json> nat_state(const InstanceMaps& m, const std::vector<std::pair<ac_st_
       maps.push_back(e);
     }
   j["mappings"] = maps;
+  // the shared table (docs/state.md 4.3): every instance's mappings as this replica merged them
+  json shared = json::array();
+  if (m.has("nat_shared")) {
+    auto all = m.dump("nat_shared");
+    if (!all) return unexpected(all.error());
+    for (const auto& [k, v] : *all) {
+      if (k.size() != sizeof(ac_nf_nat_rkey) || v.size() != sizeof(ac_register)) continue;
+      ac_nf_nat_rkey rk{};
+      ac_register r{};
+      std::memcpy(&rk, k.data(), sizeof rk);
+      std::memcpy(&r, v.data(), sizeof r);
+      ac_nf_nat_shared s{};
+      std::memcpy(&s, r.v.data, sizeof s);
+      shared.push_back({{"proto", proto_text(rk.proto)}, {"remote", ip4(&rk.remote)}, {"remote_port", ntohs(rk.remote_port)},
+                        {"external", ip4(&s.external)}, {"external_port", ntohs(s.external_port)},
+                        {"inside", ip4(&s.inside)}, {"inside_port", ntohs(s.inside_port)}, {"writer", r.v.writer},
+                        {"seen_tai_ns", r.v.seen}});
+    }
+  }
+  j["shared"] = shared;
   return j;
 }
 
@@ -206,6 +253,108 @@ Result<json> firewall_state(const InstanceMaps& m) {
   return j;
 }
 
+// The windows of a windowed NF: the current one and its generation (-1: none set up).
+Result<std::pair<ac_crdt_windows, int>> windows(const InstanceMaps& m) {
+  ac_crdt_windows w{};
+  uint32_t k0 = 0;
+  if (bpf_map_lookup_elem(m.fd("ac_crdt_win"), &k0, &w)) return fail_errno("read ac_crdt_win");
+  int g = w.cur && w.gen[w.cur & 1] == w.cur ? static_cast<int>(w.cur & 1) : -1;
+  return std::pair{w, g};
+}
+
+json window_json(const InstanceMaps& m, const ac_crdt_windows& w, int g) {
+  uint32_t len = m.published().crdt ? m.published().crdt->window_s : 0;
+  json j{{"current", w.cur}, {"generation", g}, {"length_s", len}, {"epoch", ac_crdt_win_epoch(w.cur)}};
+  if (len) j["start_unix_s"] = uint64_t{w.cur} * len;
+  return j;
+}
+
+Result<ac_gcounter> cell(int fd, uint32_t i) {
+  ac_gcounter c{};
+  if (bpf_map_lookup_elem(fd, &i, &c)) return fail_errno(fmt::format("read cell {}", i));
+  return c;
+}
+
+Result<json> ids_state(const InstanceMaps& m) {
+  json j;
+  ac_nf_ids_cfg cfg{};
+  uint32_t k0 = 0;
+  if (bpf_map_lookup_elem(m.fd("nf_ids_cfg"), &k0, &cfg)) return fail_errno("read nf_ids_cfg");
+  j["threshold"] = cfg.threshold;
+  j["action"] = cfg.action == AC_NF_IDS_DROP ? "drop" : "pass";
+  j["filter"] = {{"hashes", cfg.pairs_hashes}, {"cells", cfg.pairs_mask + 1}};
+  j["sketch"] = {{"rows", cfg.ports_rows}, {"width", cfg.ports_mask + 1}};
+  auto w = windows(m);
+  if (!w) return unexpected(w.error());
+  const int g = w->second;
+  j["window"] = window_json(m, w->first, g);
+  const int ports = g < 0 ? -1 : m.fd(g ? "ids_ports1" : "ids_ports0");
+  // the distinct pairs counted in the window, every instance's (a sketch row sums them all)
+  uint64_t pairs = 0, own = 0;
+  for (uint32_t i = 0; ports >= 0 && i <= cfg.ports_mask; ++i) {
+    auto c = cell(ports, i);
+    if (!c) return unexpected(c.error());
+    pairs += ac_gc_value(&*c);
+    own += c->slot[0];
+  }
+  j["pairs"] = {{"merged", pairs}, {"own", own}};
+  // the merged estimate of a source: the smallest of its sketch cells
+  auto estimate = [&](const ac_nf_ids_src& s) -> Result<uint64_t> {
+    if (ports < 0) return uint64_t{0};
+    const uint64_t h = ac_nf_ids_src_hash(&s);
+    uint64_t best = ~0ULL;
+    for (uint32_t r = 0; r < cfg.ports_rows && r < AC_CRDT_MAX_ROWS; ++r) {
+      auto c = cell(ports, ac_cms_cell(h, r, cfg.ports_mask));
+      if (!c) return unexpected(c.error());
+      best = std::min<uint64_t>(best, ac_gc_value(&*c));
+    }
+    return best == ~0ULL ? 0 : best;
+  };
+  auto set = m.dump("ids_flagged");
+  if (!set) return unexpected(set.error());
+  json flagged = json::array();
+  for (const auto& [k, v] : *set) {
+    if (k.size() != sizeof(ac_nf_ids_src) || v.size() != sizeof(ac_awset_elem)) continue;
+    ac_nf_ids_src src{};
+    ac_awset_elem e{};
+    std::memcpy(&src, k.data(), sizeof src);
+    std::memcpy(&e, v.data(), sizeof e);
+    uint32_t adds = 0;
+    for (uint32_t a : e.add) adds += a;
+    auto est = estimate(src);
+    if (!est) return unexpected(est.error());
+    flagged.push_back({{"source", src.family == 6 ? ip6(src.addr) : ip4(src.addr)},
+                       {"flagged", ac_set_contains(&e) != 0},
+                       {"by_this_instance", e.add[0] > e.rm[0]},
+                       {"adds", adds},
+                       {"ports_in_window", *est}});
+  }
+  j["flagged"] = flagged;
+  return j;
+}
+
+Result<json> ratelimit_state(const InstanceMaps& m) {
+  json j;
+  ac_nf_rl_cfg cfg{};
+  uint32_t k0 = 0;
+  if (bpf_map_lookup_elem(m.fd("nf_rl_cfg"), &k0, &cfg)) return fail_errno("read nf_rl_cfg");
+  j["limit"] = cfg.limit;
+  j["unit"] = cfg.unit == AC_NF_RL_PACKETS ? "packets" : "bytes";
+  auto w = windows(m);
+  if (!w) return unexpected(w.error());
+  const int g = w->second;
+  j["window"] = window_json(m, w->first, g);
+  ac_gcounter c{};
+  if (g >= 0) {
+    auto r = cell(m.fd(g ? "rl_count1" : "rl_count0"), 0);
+    if (!r) return unexpected(r.error());
+    c = *r;
+  }
+  j["count"] = {{"merged", ac_gc_value(&c)}, {"own", c.slot[0]}, {"others", c.others}};
+  j["over_limit"] = ac_gc_value(&c) >= cfg.limit;
+  return j;
+}
+
 }  // namespace
 
 Result<json> decode_state(const InstanceMaps& m) {
@@ -224,13 +373,18 @@ Result<json> decode_state(const InstanceMaps& m) {
   auto fc = counters(m, "nf_ftc_stats", ftc_counter_name);
   if (!fc) return unexpected(fc.error());
   j["ftc"] = {{"records", recs.size()}, {"counters", *fc}};
+  if (m.has("ac_crdt_stats")) {  // shared state: the objects' change log and merges
+    auto cc = counters(m, "ac_crdt_stats", crdt_counter_name);
+    if (!cc) return unexpected(cc.error());
+    j["crdt"] = {{"counters", *cc}};
+  }
   Result<json> kind = json::object();
   switch (p.kind) {
     case Kind::Nat: kind = nat_state(m, recs); break;
     case Kind::Monitor: kind = monitor_state(m, recs); break;
     case Kind::Firewall: kind = firewall_state(m); break;
-    case Kind::Ids:
-    case Kind::Ratelimit: break;
+    case Kind::Ids: kind = ids_state(m); break;
+    case Kind::Ratelimit: kind = ratelimit_state(m); break;
   }
   if (!kind) return unexpected(wrap(kind.error(), fmt::format("instance '{}'", p.name)));
   j[std::string(to_string(p.kind))] = *kind;

@@ -14,6 +14,8 @@ namespace anychain::nf {
 // by slot ("" for an unused slot).
 std::string_view nf_counter_name(uint32_t slot);
 std::string_view ftc_counter_name(uint32_t slot);
+// The names of the shared-state counters (enum ac_crdt_stat).
+std::string_view crdt_counter_name(uint32_t slot);
 
 Result<nlohmann::json> decode_state(const InstanceMaps& m);
 

@@ -58,6 +58,7 @@ struct Value {
 Result<std::unique_ptr<BpfStore>> BpfStore::open(Schema schema, BpfStoreMaps maps) {
   std::unique_ptr<BpfStore> s(new BpfStore());
   s->fds_.fill(-1);
+  s->gen_.fill(-1);
   if (maps.ctl_fd < 0 || maps.changes_fd < 0 || maps.stats_fd < 0 || maps.merge_prog_fd < 0)
     return fail("state store: the control, change-log and stats maps and the merge program are all needed");
   for (const auto& o : maps.objects) {
@@ -77,12 +78,17 @@ Result<std::unique_ptr<BpfStore>> BpfStore::open(Schema schema, BpfStoreMaps map
       return fail(what + ": " + std::to_string(info.max_entries) + " entries, want " + std::to_string(spec->cells));
     if (spec->keyed() && !(info.map_flags & BPF_F_NO_PREALLOC))
       return fail(what + ": a hash map object needs BPF_F_NO_PREALLOC (readers must never see a reused element)");
+    if (o.generation > 1) return fail(what + ": generation " + std::to_string(o.generation) + " (0 or 1)");
+    if (o.generation >= 0 && maps.win_fd < 0) return fail(what + ": windowed, but no ac_crdt_win map");
+    if (o.generation >= 0 && spec->keyed()) return fail(what + ": only array objects are windowed");
     s->fds_[o.id] = o.fd;
+    s->gen_[o.id] = o.generation;
   }
   for (const ObjectSpec& o : schema.objects())
     if (s->fds_[o.id] < 0) return fail("state store: no map for object " + o.name);
   s->schema_ = std::move(schema);
   s->maps_ = maps;
+  if (auto w = s->windows()) s->gen_window_ = {w->gen[0], w->gen[1]};
   s->rb_ = ring_buffer__new(
       maps.changes_fd,
       [](void* ctx, void* data, size_t size) -> int {
@@ -147,6 +153,24 @@ std::optional<uint64_t> BpfStore::own_fingerprint(const ObjectSpec& s, const Key
   return std::nullopt;
 }
 
+std::optional<ac_crdt_windows> BpfStore::windows() const {
+  if (maps_.win_fd < 0) return std::nullopt;
+  uint32_t zero = 0;
+  ac_crdt_windows w{};
+  if (bpf_map_lookup_elem(maps_.win_fd, &zero, &w)) return std::nullopt;
+  return w;
+}
+
+void BpfStore::windows_moved() {
+  auto w = windows();
+  if (!w) return;
+  for (int g = 0; g < 2; ++g) {
+    if (w->gen[g] == gen_window_[g]) continue;
+    gen_window_[g] = w->gen[g];
+    std::erase_if(shadow_, [&](const auto& e) { return gen_[e.first.object] == g; });
+  }
+}
+
 uint64_t BpfStore::lost() const {
   std::vector<uint64_t> v(static_cast<size_t>(libbpf_num_possible_cpus()));
   uint32_t k = AC_CRDT_ST_LOST;
@@ -163,6 +187,7 @@ Result<void> BpfStore::changes(const CellFn& fn) {
   ac_crdt_ctl ctl{.epoch = epoch_, .pad = 0};
   if (bpf_map_update_elem(maps_.ctl_fd, &zero, &ctl, 0)) return fail_errno("state store: scan epoch");
   ++stats_.scans;
+  windows_moved();
   drained_.clear();
   if (ring_buffer__consume(rb_) < 0) return fail_errno("state store: change log");
   uint64_t l = lost();
@@ -207,9 +232,22 @@ Result<bool> BpfStore::read(uint8_t object, const Key& key, SlotMask mask, const
   std::array<uint8_t, AC_CRDT_KEY_MAX> mk;
   if (!map_key(*s, key, mk)) return false;
   Value v;
+  std::optional<ac_crdt_windows> before;
+  int8_t g = gen_[object];
+  if (g >= 0) {
+    // a windowed cell: read between two looks at its generation's window; a cell whose
+    // generation is being reset (or was, meanwhile) is not read (the new window logs it again)
+    before = windows();
+    if (!before || before->gen[g] == AC_CRDT_WIN_NONE || before->gen[g] == 0) return false;
+  }
   if (bpf_map_lookup_elem(fd_of(object), mk.data(), v.b)) {
     if (errno == ENOENT) return false;
     return fail_errno("state store: read " + s->name);
+  }
+  if (g >= 0) {
+    auto after = windows();
+    if (!after || after->gen[g] != before->gen[g]) return false;
+    read_epoch_[object] = ac_crdt_win_epoch(before->gen[g]);
   }
   switch (s->kind) {
     case Kind::GCounter:

@@ -21,12 +21,14 @@ struct BpfStoreMaps {
   struct Object {
     uint8_t id = 0;
     int fd = -1;              // the object's map (array or hash, as its spec says)
+    int8_t generation = -1;   // a windowed object's generation (0 or 1: ac_crdt_win), else -1
   };
   std::vector<Object> objects;
   int ctl_fd = -1;            // ac_crdt_ctl
   int changes_fd = -1;        // ac_crdt_changes (ring buffer)
   int stats_fd = -1;          // ac_crdt_stats
   int merge_prog_fd = -1;     // the NF's merge program
+  int win_fd = -1;            // ac_crdt_win: needed when an object is windowed
 };
 
 struct BpfStoreStats {
@@ -50,6 +52,7 @@ class BpfStore final : public Store {
   Result<void> merge(uint8_t object, const Key& key, uint8_t slot, const CellValue& v, uint16_t epoch) override;
   Result<void> flush() override;
   Result<bool> fold(uint8_t slot) override;
+  uint16_t epoch(uint8_t object) const override { return read_epoch_[object]; }
 
   // A local remove from an add-wins set (through the merge program, serialised with merges);
   // reported as a change at the next scan.
@@ -76,10 +79,18 @@ class BpfStore final : public Store {
   std::optional<uint64_t> own_fingerprint(const ObjectSpec& s, const Key& k) const;
   uint64_t lost() const;
   void note(uint8_t object, const void* key, uint32_t len);
+  // The windows of the generations (ac_crdt_win), or nothing without windowed objects.
+  std::optional<ac_crdt_windows> windows() const;
+  // A generation that took a new window was reset to zero by the NF: forget its cells' shadows,
+  // so that what the new window writes is reported even if it equals the old value.
+  void windows_moved();
 
   Schema schema_;
   BpfStoreMaps maps_;
   std::array<int, 256> fds_{};
+  std::array<int8_t, 256> gen_{};       // object -> generation, -1: not windowed
+  std::array<uint16_t, 256> read_epoch_{};  // object -> epoch of the cell last read
+  std::array<uint32_t, 2> gen_window_{};    // the windows the shadows belong to
   ring_buffer* rb_ = nullptr;
   uint32_t epoch_ = 0;
   bool scanned_ = false;

@@ -318,7 +318,8 @@ void Replicator::send_range(Peer& p, size_t max_msgs) {
         m.origins.push_back(r.slot == 0 ? self() : *origin_of_[r.slot]);
         size += kOriginBytes;
       }
-      m.records.push_back({.object = c.object, .origin = static_cast<uint8_t>(index_of[r.slot]), .epoch = 0,
+      m.records.push_back({.object = c.object, .origin = static_cast<uint8_t>(index_of[r.slot]),
+                           .epoch = store_.epoch(c.object),
                            .key = c.key, .value = r.v});
       size += record_size(*spec);
     }
@@ -610,7 +611,7 @@ void Replicator::on_snap_req(Peer& p, const Message& m) {
         chunk.clear();
         size = base;
       }
-      chunk.push_back({.object = obj, .origin = origin, .epoch = 0, .key = k, .value = v});
+      chunk.push_back({.object = obj, .origin = origin, .epoch = store_.epoch(obj), .key = k, .value = v});
       size += record_size(*spec);
     });
   });

@@ -45,6 +45,12 @@ class Store {
   // set elements clear it where none of its adds is live. Returns whether the slot is now empty
   // everywhere (it can then be given to another origin).
   virtual Result<bool> fold(uint8_t slot) = 0;
+  // The epoch its records carry: for a windowed object (docs/state.md 4.1), the window of the
+  // cell last read from it by read(); 0 for every other object.
+  virtual uint16_t epoch(uint8_t object) const {
+    (void)object;
+    return 0;
+  }
 };
 
 }  // namespace anychain::state

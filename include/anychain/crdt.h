@@ -349,6 +349,8 @@ enum ac_crdt_op_code {
 	AC_CRDT_OP_REMOVE = 2,   /* add-wins set: local remove of key (observes every add) */
 	AC_CRDT_OP_FOLD = 3,     /* every cell of the object: fold slot into retired */
 	AC_CRDT_OP_CLEAR = 4,    /* every cell of the object: slot := 0 (sets: if not live) */
+	AC_CRDT_OP_RESET = 5,    /* every cell of a windowed object: all zero, own slot included
+				  * (the instance's own process, before a generation takes a new window) */
 };
 
 /* A record: this header, key (key_len bytes), value (value_len bytes); each padded to 8. */
@@ -373,6 +375,27 @@ struct ac_crdt_set_value {
 	__u32 rm;
 };
 
+/* ---- windowed objects (docs/state.md 4.1, 4.2) ---------------------------------------------- */
+
+/* A windowed object has two generations, two maps: window n lives in generation n & 1. The NF's
+ * own process (anychain-nf) rolls the windows from the wall clock (every node runs NTP): before
+ * the packet path moves to window n, generation n & 1 was reset and given window n; right after,
+ * the other generation is marked AC_CRDT_WIN_NONE, reset, and given window n + 1, so that a
+ * replica holds the current and the next window (a peer whose clock is slightly ahead) and a
+ * late record for a past window is refused by the merge (op->epoch, ac_crdt_win_epoch()). */
+#define AC_CRDT_WIN_NONE 0xffffffffu
+struct ac_crdt_windows {         /* ac_crdt_win[0], written by the NF's process only */
+	__u32 cur;               /* the window the packet path writes (0: none yet) */
+	__u32 pad;
+	__u32 gen[2];            /* the window each generation holds (AC_CRDT_WIN_NONE: resetting) */
+};
+
+/* A window as it travels in a record's epoch: 1..65535 (0 is a plain object's). */
+AC_INLINE __u16 ac_crdt_win_epoch(__u32 window)
+{
+	return (__u16)(window % 65535u + 1u);
+}
+
 /* ac_crdt_stats: per-CPU counters of an NF's objects */
 enum ac_crdt_stat {
 	AC_CRDT_ST_LOGGED = 0,   /* change-log records written */
@@ -381,7 +404,9 @@ enum ac_crdt_stat {
 	AC_CRDT_ST_FULL,         /* a hash map object full: update not recorded */
 	AC_CRDT_ST_MERGED,       /* merge records applied */
 	AC_CRDT_ST_MERGE_NOOP,   /* merge records that changed nothing (duplicates, old) */
-	AC_CRDT_ST_MERGE_BAD,    /* merge records refused */
+	AC_CRDT_ST_MERGE_BAD,    /* merge records refused (stale ones included) */
+	AC_CRDT_ST_MERGE_STALE,  /* records of a windowed object for a window this replica no longer
+				  * (or not yet) holds: refused */
 	AC_CRDT_ST_END
 };
 #define AC_CRDT_STATS 16
@@ -399,6 +424,7 @@ AC_CRDT_ASSERT(sizeof(struct ac_register) == 72, "ac_register layout");
 AC_CRDT_ASSERT(sizeof(struct ac_crdt_change) == 44, "ac_crdt_change layout");
 AC_CRDT_ASSERT(sizeof(struct ac_crdt_op) == 8, "ac_crdt_op layout");
 AC_CRDT_ASSERT(sizeof(struct ac_crdt_batch_hdr) == 12, "ac_crdt_batch_hdr layout");
+AC_CRDT_ASSERT(sizeof(struct ac_crdt_windows) == 16, "ac_crdt_windows layout");
 AC_CRDT_ASSERT(AC_CRDT_ST_END <= AC_CRDT_STATS, "crdt stats overflow");
 
 #endif /* ANYCHAIN_CRDT_H */

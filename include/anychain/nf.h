@@ -48,9 +48,23 @@ enum ac_nf_stat {
 	AC_NF_NAT_NOT_IPV4,      /* returned untranslated: IPv6 (the NAT is NAPT44) */
 	AC_NF_NAT_STORE_FULL,    /* dropped: no state record or slot for the flow */
 	AC_NF_NAT_PORT_RACE,     /* another CPU mapped the flow first: the port taken is given back */
+	AC_NF_NAT_IN_SHARED,     /* replies translated by a mapping another instance made (nat_shared;
+				  * also counted NAT_IN) */
+	AC_NF_NAT_SHARED_FULL,   /* a new mapping not shared: nat_shared full (counted in ac_crdt_stats too) */
+	/* ids (port-scan detector) */
+	AC_NF_IDS_NEW_PAIR = 48, /* (source, protocol, destination port) pairs no replica had seen */
+	AC_NF_IDS_SCAN_FLAGGED,  /* sources this instance flagged (the estimate reached the threshold) */
+	AC_NF_IDS_SCAN_PACKETS,  /* packets from flagged sources (with action drop: also DROP_FILTERED) */
+	AC_NF_IDS_NO_WINDOW,     /* packets not counted: no window set up (the process is rolling it) */
+	AC_NF_IDS_FLAG_FULL,     /* a source to flag, but the flagged set is full */
+	AC_NF_IDS_NO_PORTS,      /* TCP/UDP-less packets (ICMP, fragments): only the flag is checked */
+	/* ratelimit */
+	AC_NF_RL_PASSED = 56,    /* packets under the global limit: counted and passed */
+	AC_NF_RL_DROPPED,        /* packets over it (the merged count reached the limit): dropped */
+	AC_NF_RL_NO_WINDOW,      /* packets passed uncounted: no window set up */
 	AC_NF_STAT_END
 };
-#define AC_NF_STAT_SLOTS 48
+#define AC_NF_STAT_SLOTS 64
 
 /* State tables inside the NF's partition records (bpf/nf_state.h, table ids of the FTC log) */
 #define AC_NF_TABLE_FLOW 1       /* monitor: flow counters; nat: the flow's mapping */
@@ -145,10 +159,73 @@ struct ac_nf_nat_rval {
 	__u32 hash;
 };
 
+/* ---- shared-state NFs (docs/state.md 4.1, 4.2; bpf/nf_crdt.h) ---- */
+/* ids (bpf/nf_ids.bpf.c): its objects (ids of the replication schema, agent/nf/crdt.*). The
+ * pairs filter and the ports sketch are windowed: generation g of each is the map ids_<obj><g>. */
+#define AC_NF_IDS_OBJ_PAIRS0 1   /* counting Bloom filter over (source, protocol, port): k x m */
+#define AC_NF_IDS_OBJ_PAIRS1 2
+#define AC_NF_IDS_OBJ_PORTS0 3   /* count-min sketch over sources: distinct ports, rows x width */
+#define AC_NF_IDS_OBJ_PORTS1 4
+#define AC_NF_IDS_OBJ_FLAGGED 5  /* add-wins set of flagged sources (struct ac_nf_ids_src) */
+#define AC_NF_IDS_PASS 0
+#define AC_NF_IDS_DROP 1
+/* nf_ids_cfg[0] */
+struct ac_nf_ids_cfg {
+	__u32 threshold;         /* distinct ports in a window that flag a source */
+	__u32 action;            /* AC_NF_IDS_PASS (count only) or AC_NF_IDS_DROP */
+	__u32 pairs_mask;        /* filter cells - 1 (a power of two) */
+	__u32 pairs_hashes;      /* k, 1..8 */
+	__u32 ports_mask;        /* sketch width - 1 (a power of two) */
+	__u32 ports_rows;        /* 1..8 */
+};
+/* A source host: the flagged set's key */
+struct ac_nf_ids_src {
+	__be32 addr[4];          /* IPv4 in addr[0], the rest 0 */
+	__u8 family;             /* 4 or 6 */
+	__u8 pad[3];
+};
+/* The sketch's key hash of a source, and the filter's of a (source, protocol, port) pair */
+AC_INLINE __u64 ac_nf_ids_src_hash(const struct ac_nf_ids_src *s)
+{
+	__u64 h = ac_mix64((((__u64)s->addr[0] << 32) | s->addr[1]) ^ ((__u64)s->family * AC_HASH_M1));
+
+	return ac_mix64(h ^ (((__u64)s->addr[2] << 32) | s->addr[3]));
+}
+AC_INLINE __u64 ac_nf_ids_pair_hash(__u64 src_hash, __u8 proto, __u16 dport)
+{
+	return ac_mix64(src_hash + (((__u64)proto << 16) | dport) * AC_HASH_M1 + 1);
+}
+
+/* ratelimit (bpf/nf_ratelimit.bpf.c): one windowed G-counter cell, generation g = object g + 1 */
+#define AC_NF_RL_OBJ_COUNT0 1
+#define AC_NF_RL_OBJ_COUNT1 2
+#define AC_NF_RL_BYTES 0
+#define AC_NF_RL_PACKETS 1
+/* nf_rl_cfg[0] */
+struct ac_nf_rl_cfg {
+	__u64 limit;             /* per window, over every instance of the service */
+	__u32 unit;              /* AC_NF_RL_BYTES (inner L3 bytes) or AC_NF_RL_PACKETS */
+	__u32 pad;
+};
+
+/* nat_shared (docs/state.md 4.3): every instance's mappings, a deterministic-winner map replicated
+ * between the NAT instances of a service (object AC_NF_NAT_OBJ_SHARED), keyed like nf_nat_rev
+ * (struct ac_nf_nat_rkey), the register's data a struct ac_nf_nat_shared (its first bytes, the
+ * external address and port, rank concurrent writers), seen a CLOCK_TAI time in ns */
+#define AC_NF_NAT_OBJ_SHARED 1
+#define AC_NF_NAT_SHARED_SEEN_NS 1000000000ULL /* seen replicated when it moved by more than 1 s */
+struct ac_nf_nat_shared {
+	__be32 external;
+	__be16 external_port;
+	__be16 inside_port;
+	__be32 inside;
+};
+
 #ifdef __cplusplus
 static_assert(AC_NF_STAT_END <= AC_NF_STAT_SLOTS, "NF counters overflow their map");
 static_assert(sizeof(struct ac_nf_fw_rule) == 80, "firewall rule layout");
 static_assert(sizeof(struct ac_nf_nat_rkey) == 12 && sizeof(struct ac_nf_nat_rval) == 16, "NAT reverse layout");
+static_assert(sizeof(struct ac_nf_ids_src) == 20 && sizeof(struct ac_nf_ids_cfg) == 24, "ids layouts");
 #else
 _Static_assert(AC_NF_STAT_END <= AC_NF_STAT_SLOTS, "NF counters overflow their map");
 _Static_assert(sizeof(struct ac_nf_fw_rule) == 80, "firewall rule layout");

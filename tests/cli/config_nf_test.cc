@@ -82,10 +82,50 @@ TEST(Config, NfInstancesParseAndRoundTrip) {
   EXPECT_TRUE(cfg::check_interfaces(*c).empty());
 }
 
+// The shared-state NFs' sections (docs/state.md 4): read, defaults, written back the same.
+TEST(Config, IdsAndRatelimitSections) {
+  const std::string yaml = kNfBase +
+      "  - {name: i1, id: 1, service: fw, veth: vi, capacity: 1, nf: ids,\n"
+      "     ids: {threshold: 32, action: drop, window_s: 5, filter: 2x1024, sketch: 3x256, flagged: 100}}\n"
+      "  - {name: i2, id: 2, service: fw, veth: vj, capacity: 1, nf: ids}\n"
+      "  - {name: r1, id: 3, service: fw, veth: vr, capacity: 1, nf: ratelimit,\n"
+      "     ratelimit: {limit: 5000, unit: packets, window_s: 1}}\n";
+  auto c = cfg::parse(yaml);
+  ASSERT_TRUE(c.has_value()) << ::testing::PrintToString(c.error());
+  const cfg::NfConfig& a = *c->instances[0].nf;
+  EXPECT_EQ(a.ids_threshold, 32u);
+  EXPECT_TRUE(a.ids_drop);
+  EXPECT_EQ(a.window_s, 5u);
+  EXPECT_EQ(a.ids_filter_hashes, 2u);
+  EXPECT_EQ(a.ids_filter_cells, 1024u);
+  EXPECT_EQ(a.ids_sketch_rows, 3u);
+  EXPECT_EQ(a.ids_sketch_width, 256u);
+  EXPECT_EQ(a.ids_flagged, 100u);
+  const cfg::NfConfig& d = *c->instances[1].nf;
+  EXPECT_EQ(d.ids_threshold, 64u) << "defaults";
+  EXPECT_FALSE(d.ids_drop);
+  EXPECT_EQ(d.window_s, 10u);
+  const cfg::NfConfig& r = *c->instances[2].nf;
+  EXPECT_EQ(r.rl_limit, 5000u);
+  EXPECT_TRUE(r.rl_packets);
+  EXPECT_EQ(r.window_s, 1u);
+  std::string text = cfg::to_yaml(*c);
+  auto b = cfg::parse(text);
+  ASSERT_TRUE(b.has_value()) << text;
+  EXPECT_EQ(cfg::to_yaml(*b), text);
+  EXPECT_EQ(b->instances[0].nf->ids_sketch_width, 256u);
+  EXPECT_EQ(b->instances[2].nf->rl_limit, 5000u);
+  auto e = errors_of(kNfBase + "  - {name: r, id: 3, service: fw, veth: vr, capacity: 1, nf: ratelimit}\n");
+  EXPECT_EQ(lines(e).size(), 1u) << ::testing::PrintToString(lines(e));
+  e = errors_of(kNfBase + "  - {name: r, id: 3, service: fw, veth: vr, capacity: 1, nf: ratelimit,\n"
+                          "     ratelimit: {limit: 0, unit: frames}}\n");
+  EXPECT_EQ(lines(e).size(), 2u) << ::testing::PrintToString(lines(e));
+}
+
 TEST(Config, NfErrorsWithTheirLine) {
   const std::string yaml = kNfBase +
       "  - {name: a, id: 1, service: fw, veth: va, capacity: 1, nf: router}\n"                   // 11 unknown kind
-      "  - {name: b, id: 2, service: fw, veth: vb, capacity: 1, nf: ids}\n"                      // 12 not built
+      "  - {name: b, id: 2, service: fw, veth: vb, capacity: 1, nf: ids, ids: {filter: 3x1000}}\n"  // 12 geometry
       "  - {name: c, id: 3, service: fw, veth: vc, capacity: 1, nf: nat}\n"                      // 13 nat: missing
       "  - {name: d, id: 4, service: fw, veth: vd, capacity: 1, nf: monitor, restart: often}\n"  // 14 restart
       "  - {name: e, id: 5, service: fw, veth: ve, capacity: 1, nf: monitor, nat: {address: 1.2.3.4}}\n"  // 15
@@ -104,7 +144,7 @@ TEST(Config, NfErrorsWithTheirLine) {
                        [&](const auto& e) { return e.first == line && e.second.find(text) != std::string::npos; });
   };
   EXPECT_TRUE(has(11, "unknown nf 'router'"));
-  EXPECT_TRUE(has(12, "nf 'ids' is not available yet"));
+  EXPECT_TRUE(has(12, "bad filter '3x1000'"));
   EXPECT_TRUE(has(13, "missing required key 'nat'"));
   EXPECT_TRUE(has(14, "bad restart 'often'"));
   EXPECT_TRUE(has(15, "a 'nat' section in an nf: monitor instance"));

@@ -81,6 +81,20 @@ inline Bytes icmp4(const std::string& src, const std::string& dst, uint8_t type,
   return ipv4(src, dst, L4{IPPROTO_ICMP, 0, 0, b});
 }
 
+// One frame through an XDP program (BPF_PROG_TEST_RUN): its verdict and the frame it leaves.
+inline Out run_prog(int prog_fd, const Bytes& frame) {
+  Out o;
+  o.frame.resize(frame.size() + 512);
+  LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = frame.data(), .data_out = o.frame.data(),
+              .data_size_in = static_cast<uint32_t>(frame.size()),
+              .data_size_out = static_cast<uint32_t>(o.frame.size()), .repeat = 1);
+  int e = bpf_prog_test_run_opts(prog_fd, &t);
+  EXPECT_EQ(e, 0) << strerror(-e);
+  o.verdict = static_cast<int>(t.retval);
+  o.frame.resize(t.data_size_out);
+  return o;
+}
+
 class NfBpf : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -101,18 +115,7 @@ class NfBpf : public ::testing::Test {
     ASSERT_TRUE(m.has_value()) << m.error().str();
     maps_.emplace(std::move(*m));
   }
-  Out run(const Bytes& frame) const {
-    Out o;
-    o.frame.resize(frame.size() + 512);
-    LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = frame.data(), .data_out = o.frame.data(),
-                .data_size_in = static_cast<uint32_t>(frame.size()),
-                .data_size_out = static_cast<uint32_t>(o.frame.size()), .repeat = 1);
-    int e = bpf_prog_test_run_opts(nf_->prog_fd(), &t);
-    EXPECT_EQ(e, 0) << strerror(-e);
-    o.verdict = static_cast<int>(t.retval);
-    o.frame.resize(t.data_size_out);
-    return o;
-  }
+  Out run(const Bytes& frame) const { return run_prog(nf_->prog_fd(), frame); }
   uint64_t count(enum ac_nf_stat s) const {
     auto v = maps_->percpu_sum("nf_stats", s);
     EXPECT_TRUE(v.has_value());

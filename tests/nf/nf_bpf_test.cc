@@ -369,7 +369,12 @@ TEST_F(NfBpf, PublishedIdsOpenTheLoadedObjects) {
     EXPECT_GT(p.map_id(m), 0u) << m;
     EXPECT_TRUE(maps_->has(m)) << m;
   }
-  EXPECT_FALSE(p.crdt.has_value()) << "no shared-state objects in the NAT yet";
+  ASSERT_TRUE(p.crdt.has_value()) << "the shared mapping table (docs/state.md 4.3)";
+  ASSERT_EQ(p.crdt->objects.size(), 1u);
+  EXPECT_EQ(p.crdt->objects[0].map, "nat_shared");
+  EXPECT_EQ(p.crdt->objects[0].kind, "winner-map");
+  EXPECT_EQ(p.crdt->objects[0].map_id, p.map_id("nat_shared"));
+  EXPECT_EQ(p.crdt->merge_prog_id, p.progs.at("nf_nat_merge"));
   auto j = nf::to_json(p);
   auto back = nf::published_from_json(j);
   ASSERT_TRUE(back.has_value());

@@ -114,12 +114,17 @@ TEST(NfParams, ValidateAndTheCommandLine) {
   nf::Params ids;
   ids.kind = nf::Kind::Ids;
   ids.instance_id = 1;
-  auto v = nf::validate(ids);
-  ASSERT_FALSE(v.has_value());
-  EXPECT_EQ(v.error().code, EOPNOTSUPP);
-  EXPECT_TRUE(nf::object_bytes(nf::Kind::Ids).empty());
+  EXPECT_TRUE(nf::validate(ids).has_value()) << "the defaults";
+  nf::Params rl;
+  rl.kind = nf::Kind::Ratelimit;
+  rl.instance_id = 1;
+  auto v = nf::validate(rl);
+  ASSERT_FALSE(v.has_value()) << "a rate limiter needs its limit";
+  EXPECT_EQ(v.error().code, EINVAL);
+  EXPECT_FALSE(nf::object_bytes(nf::Kind::Ids).empty());
+  EXPECT_FALSE(nf::object_bytes(nf::Kind::Ratelimit).empty());
   EXPECT_FALSE(nf::object_bytes(nf::Kind::Nat).empty());
-  EXPECT_EQ(nf::kind_names(), "nat, monitor, firewall");
+  EXPECT_EQ(nf::kind_names(), "nat, monitor, firewall, ids, ratelimit");
 }
 
 TEST(NfParams, PublishedJsonRoundTripAndBadFiles) {
@@ -140,10 +145,23 @@ TEST(NfParams, PublishedJsonRoundTripAndBadFiles) {
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(nf::to_json(*back), nf::to_json(p));
   EXPECT_TRUE(nf::to_json(p)["crdt"].is_null());
-  p.crdt = nf::Published::Crdt{20, 21, 22, 23};
+  p.crdt.emplace();
+  p.crdt->merge_prog_id = 20;
+  p.crdt->ctl_map_id = 21;
+  p.crdt->changes_map_id = 22;
+  p.crdt->stats_map_id = 23;
+  p.crdt->win_map_id = 24;
+  p.crdt->window_s = 10;
+  p.crdt->objects.push_back({3, "count-min", "ids_ports0", 16384, 0, 4, 0, 25});
+  p.crdt->objects.push_back({5, "add-wins-set", "ids_flagged", 4096, 20, 0, -1, 26});
   back = nf::published_from_json(nf::to_json(p));
   ASSERT_TRUE(back && back->crdt);
   EXPECT_EQ(back->crdt->changes_map_id, 22u);
+  EXPECT_EQ(back->crdt->win_map_id, 24u);
+  EXPECT_EQ(back->crdt->window_s, 10u);
+  EXPECT_EQ(back->crdt->objects, p.crdt->objects);
+  EXPECT_EQ(nf::to_json(*back), nf::to_json(p));
+  EXPECT_EQ(nf::to_json(p)["crdt"]["objects"][1]["generation"], -1);
   nlohmann::json j = nf::to_json(p);
   j.erase("prog_id");
   EXPECT_FALSE(nf::published_from_json(j).has_value());

@@ -6,6 +6,7 @@
 // (the namespaces it names are act-<pid>-...: a killed run's leftovers are reaped by the next).
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
@@ -17,12 +18,14 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <thread>
 
 #include "common/netns.h"
 #include "common/packet.h"
 #include "common/proc.h"
+#include "nf/crdt.h"
 #include "nf/maps.h"
 #include "nf/netns.h"
 #include "nf/published.h"
@@ -293,6 +296,64 @@ TEST_F(NfProcess, AnychainNfExitsCleanlyOnSigtermAndLeavesNothingUsableOnSigkill
   EXPECT_EQ(m.error().code, ENOENT) << m.error().str();
 }
 
+// anychain-nf --kind ids by hand: what it publishes for the agent (docs/state.md 5, item 2) names
+// the merge program and every map of its shared state by ids the kernel resolves (bpftool), and
+// the agent's store opens them and sees what the packet path counts on the real veth.
+TEST_F(NfProcess, AnIdsInstancePublishesItsSharedStateForTheAgent) {
+  const std::string ns = prefix() + "i1";
+  made_.push_back(ns);
+  ASSERT_TRUE(nf::create_netns(ns).has_value());
+  ASSERT_TRUE(nf::ensure_veth({"nfi1", ns, "eth0", nf::nf_mac(12), 1752}).has_value());
+  must("ip -force link set dev nfi1 xdpdrv obj " ANYCHAIN_XDP_PASS " sec xdp");
+  const std::string file = nf::published_path(run_dir_, "i1");
+  Proc p(ns, {ANYCHAIN_NF_BIN, "--name", "i1", "--kind", "ids", "--instance-id", "12", "--run-dir", run_dir_.string(),
+              "--ids-threshold", "3", "--ids-filter", "2x1024", "--ids-sketch", "2x256", "--window", "30"});
+  ASSERT_TRUE(wait_for_file(file, 10s));
+  std::ifstream f(file);
+  json j = json::parse(f);
+  EXPECT_EQ(j["kind"], "ids");
+  EXPECT_EQ(j["pid"], p.pid());
+  EXPECT_GT(j["incarnation"].get<uint64_t>(), 1'600'000'000'000'000'000ULL);
+  const json& c = j["crdt"];
+  ASSERT_TRUE(c.is_object()) << j.dump();
+  EXPECT_EQ(c["window_s"], 30u);
+  auto bpftool = [](const std::string& what, uint64_t id) {
+    return json::parse(sh_out(fmt::format("bpftool -j {} show id {}", what, id)), nullptr, false);
+  };
+  EXPECT_EQ(bpftool("prog", c["merge_prog_id"])["name"], "nf_ids_merge");
+  EXPECT_EQ(bpftool("prog", j["prog_id"])["name"], "nf_ids");
+  for (auto [key, name] : {std::pair{"ctl_map_id", "ac_crdt_ctl"}, std::pair{"changes_map_id", "ac_crdt_changes"},
+                           std::pair{"stats_map_id", "ac_crdt_stats"}, std::pair{"win_map_id", "ac_crdt_win"}})
+    EXPECT_EQ(bpftool("map", c[key])["name"], name) << key;
+  ASSERT_EQ(c["objects"].size(), 5u);
+  for (const json& o : c["objects"]) {
+    json m = bpftool("map", o["map_id"]);
+    EXPECT_EQ(m["name"], o["map"]);
+    EXPECT_EQ(m["max_entries"], o["cells"]) << o.dump();
+  }
+  EXPECT_EQ(c["objects"][0]["cells"], 1024u);
+  EXPECT_EQ(c["objects"][2]["cells"], 512u) << "2 rows x 256";
+  // the agent's view: the store over the instance's maps; a scan, then a frame on the veth
+  auto pub = nf::read_published(file);
+  ASSERT_TRUE(pub.has_value());
+  auto store = nf::open_crdt_store(*pub);
+  ASSERT_TRUE(store.has_value()) << store.error().str();
+  ASSERT_TRUE(store->store->changes([](uint8_t, const state::Key&) {}).has_value());
+  ASSERT_TRUE(ping("nfi1", 12, 4000).has_value()) << "the frame came back";
+  size_t changed = 0;
+  ASSERT_TRUE(store->store->changes([&](uint8_t, const state::Key&) { ++changed; }).has_value());
+  EXPECT_GE(changed, 2u) << "the new pair's filter and sketch cells";
+  EXPECT_LE(changed, 4u);
+  json st = state("i1");
+  EXPECT_EQ(st["counters"]["ids_new_pair"], 1u);
+  EXPECT_EQ(st["ids"]["pairs"]["merged"], 1u);
+  EXPECT_GT(st["crdt"]["counters"]["logged"].get<uint64_t>(), 0u);
+  store->store.reset();
+  store->fds.clear();  // our fds would keep the maps alive
+  EXPECT_EQ(p.stop(), 0);
+  EXPECT_FALSE(nf::open_crdt_store(*pub).has_value()) << "gone with the process";
+}
+
 TEST_F(NfProcess, AnychainNfRefusesBadUsage) {
   auto rc = [&](std::vector<std::string> args) {
     args.insert(args.begin(), ANYCHAIN_NF_BIN);
@@ -301,7 +362,10 @@ TEST_F(NfProcess, AnychainNfRefusesBadUsage) {
   };
   EXPECT_EQ(rc({"--name", "x", "--kind", "router", "--instance-id", "1"}), 2);
   EXPECT_EQ(rc({"--name", "x", "--kind", "nat", "--instance-id", "1"}), 2) << "no address";
-  EXPECT_EQ(rc({"--name", "x", "--kind", "ids", "--instance-id", "1"}), 2) << "no program yet";
+  EXPECT_EQ(rc({"--name", "x", "--kind", "ratelimit", "--instance-id", "1"}), 2) << "no limit";
+  EXPECT_EQ(rc({"--name", "x", "--kind", "ids", "--instance-id", "1", "--ids-action", "block"}), 2);
+  EXPECT_EQ(rc({"--name", "x", "--kind", "ids", "--instance-id", "1", "--ids-filter", "3x1000"}), 2) << "not a power of two";
+  EXPECT_EQ(rc({"--name", "x", "--kind", "ids", "--instance-id", "1", "--window", "0"}), 2);
   EXPECT_EQ(rc({"--name", "x", "--kind", "firewall", "--instance-id", "1", "--rule", "drop dport 53"}), 2);
   EXPECT_EQ(rc({"--name", "x", "--kind", "monitor", "--instance-id", "0"}), 2);
   EXPECT_EQ(rc({"--name", "x", "--kind", "monitor", "--instance-id", "1", "--iface", "nosuch0"}), 1);

@@ -162,6 +162,8 @@ AC_INLINE int crdt_test_apply(const struct ac_crdt_op *op, const __u8 *key, cons
 
 AC_INLINE int crdt_test_fold(__u8 object, struct ac_crdt_fold_ctx *f)
 {
+	if (f->op == AC_CRDT_OP_RESET)
+		return -1; /* no windowed objects here */
 	switch (object) {
 	case CT_OBJ_GC:
 		ac_crdt_fold_object(&t_gc, AC_CRDT_GCOUNTER, f);

@@ -59,14 +59,29 @@ inline nf::Published crdt_test_published(crdt_test_bpf* skel, const std::string&
   bpf_prog_info pi{};
   uint32_t len = sizeof pi;
   bpf_obj_get_info_by_fd(bpf_program__fd(skel->progs.crdt_merge), &pi, &len);
-  p.crdt = nf::Published::Crdt{pi.id, p.map_id("ac_crdt_ctl"), p.map_id("ac_crdt_changes"), p.map_id("ac_crdt_stats")};
-  p.crdt_objects = {{CT_OBJ_GC, "gcounter", "t_gc", CT_GC_CELLS, 0, 0},
-                    {CT_OBJ_GCK, "gcounter", "t_gck", CT_GCK_KEYS, 8, 0},
-                    {CT_OBJ_PN, "pncounter", "t_pn", CT_PN_CELLS, 0, 0},
-                    {CT_OBJ_CMS, "count-min", "t_cms", CT_CMS_ROWS * CT_CMS_WIDTH, 0, CT_CMS_ROWS},
-                    {CT_OBJ_CBF, "counting-bloom", "t_cbf", CT_CBF_CELLS, 0, CT_CBF_HASHES},
-                    {CT_OBJ_SET, "add-wins-set", "t_set", CT_SET_KEYS, 16, 0},
-                    {CT_OBJ_REG, "winner-map", "t_reg", CT_REG_KEYS, 16, 0}};
+  p.crdt = nf::Published::Crdt{};
+  p.crdt->merge_prog_id = pi.id;
+  p.crdt->ctl_map_id = p.map_id("ac_crdt_ctl");
+  p.crdt->changes_map_id = p.map_id("ac_crdt_changes");
+  p.crdt->stats_map_id = p.map_id("ac_crdt_stats");
+  auto obj = [&](uint8_t oid, const char* kind, const char* map, uint32_t cells, uint8_t key_size, uint8_t rows) {
+    nf::Published::Crdt::Object o;
+    o.id = oid;
+    o.kind = kind;
+    o.map = map;
+    o.cells = cells;
+    o.key_size = key_size;
+    o.rows = rows;
+    o.map_id = p.map_id(map);
+    return o;
+  };
+  p.crdt->objects = {obj(CT_OBJ_GC, "gcounter", "t_gc", CT_GC_CELLS, 0, 0),
+                     obj(CT_OBJ_GCK, "gcounter", "t_gck", CT_GCK_KEYS, 8, 0),
+                     obj(CT_OBJ_PN, "pncounter", "t_pn", CT_PN_CELLS, 0, 0),
+                     obj(CT_OBJ_CMS, "count-min", "t_cms", CT_CMS_ROWS * CT_CMS_WIDTH, 0, CT_CMS_ROWS),
+                     obj(CT_OBJ_CBF, "counting-bloom", "t_cbf", CT_CBF_CELLS, 0, CT_CBF_HASHES),
+                     obj(CT_OBJ_SET, "add-wins-set", "t_set", CT_SET_KEYS, 16, 0),
+                     obj(CT_OBJ_REG, "winner-map", "t_reg", CT_REG_KEYS, 16, 0)};
   return p;
 }
 
