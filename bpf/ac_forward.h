@@ -8,6 +8,7 @@
 #include "ac_select.h"
 #include "ac_proxy.h"
 #include "ac_slow.h"
+#include "ac_ftc.h"
 
 /* Route the frame at ctx->data as p describes (addresses, protocol, TOS, length, ingress
  * interface): from the last-hop cache when it holds the answer for these addresses, else through
@@ -163,6 +164,9 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 	if (!path.service_id) {
 		if (f)
 			f->last_seen = now;
+		/* an FTC packet leaves the chain through the egress buffer */
+		if (ni->md == AC_NSH_MD_TYPE2 && !ni->pending && ac_ftc_marked(ctx))
+			return ac_ftc_to_buffer(ctx);
 		return ac_last_hop(ctx, cfg, ni, rx_dmac, now);
 	}
 
@@ -179,7 +183,9 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 
 		if (named && (named->flags & AC_INST_LOCAL) && named->service_id == path.service_id) {
 			if (!(named->flags & AC_INST_LIVE))
-				return ac_drop(ctx, AC_DROP_INSTANCE_GONE);
+				return ac_drop(ctx, (named->flags & AC_INST_RECOVERING) ?
+							    AC_DROP_FTC_RECOVERING :
+							    AC_DROP_INSTANCE_GONE);
 			inst = named;
 			id = vni;
 		}
@@ -188,15 +194,19 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 		inst = ac_select(ctx, cfg, path.service_id, ni->spsi, ni->hash, f, cached, now, &id);
 
 	if (!inst)
-		return ac_drop(ctx, AC_DROP_NO_INSTANCE);
+		return ac_drop(ctx, id == AC_FTC_FROZEN_ID ? AC_DROP_FTC_RECOVERING : AC_DROP_NO_INSTANCE);
 	ac_counter_add(&ac_inst_stats, id, bytes);
 	if (!(inst->flags & AC_INST_LOCAL))
 		return ac_gpe_encap_fwd(ctx, cfg, inst, id, ni, now, rx_dmac);
-	if (!(inst->flags & AC_INST_NSH_AWARE))
+	if (!(inst->flags & AC_INST_NSH_AWARE)) {
+		if (ni->md == AC_NSH_MD_TYPE2 && !ni->pending && ac_ftc_marked(ctx))
+			return ac_drop(ctx, AC_DROP_FTC_PROXY);
 		return ac_proxy_deliver(ctx, cfg, ni, inst);
+	}
 
 	if (ni->pending && bpf_xdp_adjust_head(ctx, -(int)ni->len))
 		return ac_drop(ctx, AC_DROP_NO_ROOM);
+
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;

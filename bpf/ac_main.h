@@ -11,7 +11,8 @@
  *   IPv4/UDP state port to our endpoint -> the agent's AF_XDP socket of the RX queue
  *                                        (ac_state_xsk), or the stack when it has none
  *   IP on a classifying interface     -> classifier assigns NSH (SI 255) -> forwarder, which
- *                                        writes it at delivery (with any outer headers)
+ *                                        writes it at delivery (with any outer headers); an
+ *                                        FTC chain's with the control TLV and returned logs
  *   anything else                     -> XDP_PASS, counted
  */
 #ifndef AC_MAIN_H
@@ -42,6 +43,43 @@ AC_INLINE int ac_state_rx(struct xdp_md *ctx)
 	ac_counter_add(&ac_stats, verdict == XDP_REDIRECT ? AC_FWD_STATE_XSK : AC_PASS_STATE_NO_XSK,
 		       len);
 	return verdict;
+}
+
+/* A packet of an FTC chain (docs/ftc.md 2.1, 5.2): its NSH (MD2: flow hash, control TLV, the
+ * partition's pending logs) is written at once, so the forwarder takes it as an NSH packet
+ * (the subprogram every received NSH packet goes through) and the classified path of other
+ * chains stays as it is. */
+AC_INLINE int ac_ftc_classified_rx(struct xdp_md *ctx, const struct ac_config *cfg,
+				   const struct ac_policy *pol, struct ac_nsh_info *ni,
+				   const __u8 *rx_dmac)
+{
+	struct ac_ftc_staged *s = NULL;
+	__u32 extra = ac_ftc_stage(cfg, pol, ni->hash, &s);
+
+	if (!s || extra < AC_FTC_CTRL_TLV_LEN || extra > sizeof(s->tlvs))
+		return ac_drop(ctx, AC_DROP_NO_ROOM);
+	__u32 len = AC_NSH_BASE_LEN + sizeof(struct ac_nsh_tlv) + 4 + extra;
+
+	if (bpf_xdp_adjust_head(ctx, -(int)len))
+		return ac_drop(ctx, AC_DROP_NO_ROOM);
+	if (bpf_xdp_store_bytes(ctx, sizeof(struct ethhdr) + AC_NSH_BASE_LEN + sizeof(struct ac_nsh_tlv) + 4,
+				s->tlvs, extra))
+		return ac_drop(ctx, AC_DROP_TRUNCATED);
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	const struct ethhdr *old = data + len;
+
+	if ((void *)(eth + 1) > data_end || (void *)(old + 1) > data_end)
+		return ac_drop(ctx, AC_DROP_TRUNCATED);
+	ac_copy_mac(eth->h_dest, old->h_dest);
+	ac_copy_mac(eth->h_source, old->h_source);
+	eth->h_proto = bpf_htons(AC_ETH_P_NSH);
+	ni->len = len;
+	if (ac_nsh_build(eth + 1, data_end, ni, ac_classified_ttl(cfg)))
+		return ac_drop(ctx, AC_DROP_TRUNCATED);
+	ni->pending = 0;
+	return ac_forward(ctx, cfg, ni, rx_dmac);
 }
 
 /* Plain IPv4/IPv6 that is not VXLAN-GPE for us: proxy return or classification. */
@@ -77,8 +115,10 @@ AC_INLINE int ac_ip_rx(struct xdp_md *ctx, const struct ac_config *cfg,
 	int symmetric = (pol->flags & AC_POL_SYMMETRIC) || (cfg->flags & AC_CFG_SYMMETRIC_HASH);
 
 	ni.hash = ac_flow_hash(&t, symmetric, AC_HASH_SEED);
-	ac_nsh_classified(&ni, pol->spi, eth_proto, pol->flags & AC_POL_MD2);
+	ac_nsh_classified(&ni, pol->spi, eth_proto, pol->flags & (AC_POL_MD2 | AC_POL_FTC));
 	ac_note(ctx, AC_NOTE_CLASSIFIED);
+	if (pol->flags & AC_POL_FTC)
+		return ac_ftc_classified_rx(ctx, cfg, pol, &ni, rx_dmac);
 	return ac_forward_body(ctx, cfg, &ni, rx_dmac);
 }
 

@@ -126,6 +126,31 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ac_state_xsk SEC(".maps");
 
+/* The egress buffer's AF_XDP sockets (docs/ftc.md 5.1): AC_FTC_XSK_SLOT(ifindex, RX queue) */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, AC_FTC_XSK_IFS * AC_FTC_XSK_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_ftc_xsk SEC(".maps");
+
+/* The forwarder's returned logs per partition (docs/ftc.md 5.2), written by the agent */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AC_FTC_PENDING_DEFAULT);
+	__type(key, struct ac_ftc_pending_key);
+	__type(value, struct ac_ftc_pending);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_ftc_pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ac_ftc_staged);
+} ac_ftc_staged SEC(".maps");
+
 /* FIB lookup parameters, off the stack: the forwarder is a subprogram that calls others, and
  * the verifier bounds the stack of a whole call chain (512 bytes) */
 struct {

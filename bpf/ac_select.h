@@ -4,6 +4,7 @@
 #define AC_SELECT_H
 
 #include "ac_counters.h"
+#include "ac_ftc.h"
 
 AC_INLINE const struct ac_instance *ac_instance(__u32 id)
 {
@@ -144,10 +145,20 @@ static __noinline const struct ac_instance *ac_place(struct xdp_md *ctx, __u32 s
 			ac_note(ctx, AC_NOTE_AFFINITY_HIT);
 			return inst;
 		}
+		/* placed on an FTC instance under recovery: keep the placement, wait */
+		if (ac_ftc_frozen(AC_AFFINITY_ID(seen), AC_AFFINITY_GEN(seen), service_id, 0)) {
+			*id = AC_FTC_FROZEN_ID;
+			return NULL;
+		}
 	}
+	*id = 0;
 	inst = ac_wcmp_pick(service_id, hash, id);
-	if (!inst)
+	if (!inst) {
+		/* WCMP keeps a recovering instance's buckets: a new flow there waits too */
+		if (*id && ac_ftc_frozen(*id, 0, service_id, 1))
+			*id = AC_FTC_FROZEN_ID;
 		return NULL;
+	}
 	__u64 mine = AC_AFFINITY(*id, inst->generation);
 
 	if (a) {

@@ -110,6 +110,7 @@ struct Sample {
   std::vector<dp::PathCounter> paths;
   uint64_t t_ns;
   json slow_path;  // anychaind's slow path counters, or null
+  json ftc_buffer;  // anychaind's FTC egress buffer counters (docs/ftc.md 5.1), or null
 };
 
 // The three kinds of counter slot, as the JSON's sections: every packet ends under exactly one
@@ -119,7 +120,7 @@ constexpr std::pair<dp::StatKind, const char*> kSections[] = {
 
 // The slow path's counters from anychaind (they live in the agent, not in a map): only from
 // the daemon that pins under this --pin-root; null with the reason otherwise.
-json slow_path_counters(const Global& g, uint32_t stats_map_id, std::string& why) {
+json slow_path_counters(const Global& g, uint32_t stats_map_id, std::string& why, json* ftc_buffer) {
   auto c = control::Client::connect(g.socket, std::chrono::seconds(2));
   if (!c) {
     why = control::daemon_absent(c.error()) ? "anychaind is not running" : c.error().str();
@@ -136,6 +137,7 @@ json slow_path_counters(const Global& g, uint32_t stats_map_id, std::string& why
     why = fmt::format("anychaind on {} runs another fast path (its maps: {})", g.socket, agent.value("pin_root", "?"));
     return nullptr;
   }
+  if (ftc_buffer && st->contains("ftc_buffer")) *ftc_buffer = (*st)["ftc_buffer"];
   if (!st->contains("slow_path") || !(*st)["slow_path"].contains("handed_over")) {
     why = st->contains("slow_path") ? (*st)["slow_path"].value("state", "off") : "off";
     return nullptr;
@@ -186,7 +188,24 @@ json stats_json(const Sample& s, const Sample* prev) {
   }
   out["paths"] = paths;
   out["slow_path"] = s.slow_path;
+  out["ftc_buffer"] = s.ftc_buffer;
   return out;
+}
+
+// The FTC egress buffer's counters per interface (only when anychaind runs one)
+void print_ftc_buffer(const json& fb) {
+  if (fb.is_null() || !fb.contains("ports")) return;
+  Table t({"FTC BUFFER", "RX", "HELD", "RELEASED", "CONSUMED", "FULL", "EXPIRED", "FENCED", "BAD"});
+  for (const auto& [name, c] : fb["ports"].items())
+    t.add({name, c.value("rx", json(0)).dump(), c.value("held", json(0)).dump(), c.value("released", json(0)).dump(),
+           c.value("consumed", json(0)).dump(), c.value("drop_full", json(0)).dump(),
+           c.value("drop_expired", json(0)).dump(), c.value("drop_fenced", json(0)).dump(),
+           json(c.value("drop_bad_nsh", 0u) + c.value("drop_not_ftc", 0u) + c.value("release_failed", 0u)).dump()});
+  std::cout << "\n";
+  t.print();
+  if (!fb.contains("unbound")) return;
+  for (const auto& [name, why] : fb["unbound"].items())
+    std::cout << "FTC buffer not bound on " << name << ": " << why.get<std::string>() << "\n";
 }
 
 void print_stats_text(const json& j, bool rates, bool all, const std::string& slow_why) {
@@ -229,6 +248,7 @@ void print_stats_text(const json& j, bool rates, bool all, const std::string& sl
   const json& sp = j["slow_path"];
   if (sp.is_null()) {
     std::cout << "slow path: no counters (" << slow_why << ")\n";
+    print_ftc_buffer(j["ftc_buffer"]);
     return;
   }
   Table t({"SLOW PATH (anychaind)", "PACKETS"});
@@ -246,6 +266,7 @@ void print_stats_text(const json& j, bool rates, bool all, const std::string& sl
     t.print();
   else
     std::cout << "slow path: nothing handed over or re-injected yet\n";
+  print_ftc_buffer(j["ftc_buffer"]);
 }
 
 int stats(const Invocation& in) {
@@ -272,7 +293,9 @@ int stats(const Invocation& in) {
       runtime_error((!r ? r.error() : p.error()).str());
       return std::nullopt;
     }
-    return Sample{std::move(*r), std::move(*p), monotonic_ns(), slow_path_counters(g, maps.stats_map_id(), slow_why)};
+    json ftc_buffer;
+    json slow = slow_path_counters(g, maps.stats_map_id(), slow_why, &ftc_buffer);
+    return Sample{std::move(*r), std::move(*p), monotonic_ns(), std::move(slow), std::move(ftc_buffer)};
   };
   auto first = sample();
   if (!first) return kRuntime;

@@ -41,6 +41,7 @@ struct PolicyRule {
   uint32_t spi = 0;
   bool symmetric = false;
   bool md2 = false;
+  uint8_t ftc_f = 0;              // an FTC chain (docs/ftc.md 2.1) with this f, 1..4; forces MD2
 };
 
 }  // namespace anychain

@@ -120,10 +120,40 @@ struct Service {
   Mark mark;
 };
 
+// FTC (docs/ftc.md, docs/config.md "ftc"): the top-level ftc: section holds the defaults and the
+// node's FTC channel; a chain's ftc: (true, or a map overriding the defaults) makes it an FTC
+// chain. Unset fields take the top-level value, then the built-in default (FtcChain below).
+struct FtcParams {
+  std::optional<uint32_t> f;                    // 1..4: failures a released packet survives
+  std::optional<uint32_t> buffer_frames;        // egress buffer: frames held in all
+  std::optional<uint32_t> buffer_per_partition; // egress buffer: frames held per partition
+  std::optional<uint32_t> hold_timeout_ms;      // a held frame older than this is dropped
+  std::optional<uint32_t> propagate_after_ms;   // pending logs not committed: propagating packet
+  bool operator==(const FtcParams&) const = default;
+};
+
+inline constexpr uint16_t kFtcPortDefault = 4796;
+struct FtcNode {
+  FtcParams defaults;
+  uint16_t port = kFtcPortDefault;              // the FTC channel (TCP, docs/ftc.md 4.4)
+  std::string key_file;                         // its HMAC key; empty: none configured
+  bool operator==(const FtcNode&) const = default;
+};
+
+// A chain's FTC parameters with every default applied.
+struct FtcChain {
+  uint32_t f = 1;
+  uint32_t buffer_frames = 65536;
+  uint32_t buffer_per_partition = 4096;
+  uint32_t hold_timeout_ms = 1000;
+  uint32_t propagate_after_ms = 1;
+};
+
 struct Chain {
   std::string name;
   uint32_t spi = 0;                         // 1..2^24-1
   std::vector<std::string> services;        // SI 255 = services[0], 254 = services[1], ...
+  std::optional<FtcParams> ftc;             // set: an FTC chain (ftc: true or a map)
   Mark mark;
 };
 
@@ -233,6 +263,7 @@ struct Config {
   Wcmp wcmp;
   NfNode nf;
   std::optional<State> state;               // absent: no replication (stateful NFs run alone)
+  FtcNode ftc;
   std::vector<Service> services;
   std::vector<Chain> chains;
   std::vector<Policy> policies;             // ordered: first match wins
@@ -240,6 +271,8 @@ struct Config {
 
   const Service* find_service(std::string_view name) const;
   const Chain* find_chain(std::string_view name) const;
+  // ch's FTC parameters with the defaults applied; nullopt for a chain without ftc:
+  std::optional<FtcChain> ftc_of(const Chain& ch) const;
 };
 
 template <class T>

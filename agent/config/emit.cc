@@ -30,6 +30,19 @@ std::string port_range(uint16_t lo, uint16_t hi) {
 }
 
 
+// the set fields of an ftc: map (a chain's or the top-level defaults)
+static void emit_ftc_params(YAML::Emitter& e, const FtcParams& p) {
+  if (p.f) e << YAML::Key << "f" << YAML::Value << *p.f;
+  if (p.buffer_frames || p.buffer_per_partition) {
+    e << YAML::Key << "buffer" << YAML::Value << YAML::BeginMap;
+    if (p.buffer_frames) e << YAML::Key << "frames" << YAML::Value << *p.buffer_frames;
+    if (p.buffer_per_partition) e << YAML::Key << "per_partition" << YAML::Value << *p.buffer_per_partition;
+    e << YAML::EndMap;
+  }
+  if (p.hold_timeout_ms) e << YAML::Key << "hold_timeout_ms" << YAML::Value << *p.hold_timeout_ms;
+  if (p.propagate_after_ms) e << YAML::Key << "propagate_after_ms" << YAML::Value << *p.propagate_after_ms;
+}
+
 std::string to_yaml(const Config& c) {
   auto num = [](double d) { return fmt::format("{:.15g}", d); };
   YAML::Emitter e;
@@ -87,6 +100,12 @@ std::string to_yaml(const Config& c) {
   if (!c.nf.program.empty()) e << YAML::Key << "program" << YAML::Value << c.nf.program;
   e << YAML::EndMap;
 
+  e << YAML::Key << "ftc" << YAML::Value << YAML::BeginMap;
+  emit_ftc_params(e, c.ftc.defaults);
+  e << YAML::Key << "port" << YAML::Value << c.ftc.port;
+  if (!c.ftc.key_file.empty()) e << YAML::Key << "key_file" << YAML::Value << c.ftc.key_file;
+  e << YAML::EndMap;
+
   if (c.state) {
     const State& st = *c.state;
     e << YAML::Key << "state" << YAML::Value << YAML::BeginMap;
@@ -122,7 +141,13 @@ std::string to_yaml(const Config& c) {
   for (const auto& ch : c.chains) {
     e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << ch.name;
     e << YAML::Key << "spi" << YAML::Value << ch.spi;
-    e << YAML::Key << "services" << YAML::Value << YAML::Flow << ch.services << YAML::EndMap;
+    e << YAML::Key << "services" << YAML::Value << YAML::Flow << ch.services;
+    if (ch.ftc) {
+      e << YAML::Key << "ftc" << YAML::Value << YAML::BeginMap;
+      emit_ftc_params(e, *ch.ftc);
+      e << YAML::EndMap;
+    }
+    e << YAML::EndMap;
   }
   e << YAML::EndSeq;
 

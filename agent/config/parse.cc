@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "config/config.h"
+#include "config/parse_ftc.h"
 #include "config/parse_nf.h"
 #include "config/parse_state.h"
 #include "config/yaml_reader.h"
@@ -49,7 +50,7 @@ std::optional<Service> read_service(Ctx& ctx, const YAML::Node& n) {
 }
 
 std::optional<Chain> read_chain(Ctx& ctx, const YAML::Node& n) {
-  MapReader r(ctx, n, entry_what("chain", n), {"name", "spi", "services"});
+  MapReader r(ctx, n, entry_what("chain", n), {"name", "spi", "services", "ftc"});
   if (!r.ok()) return std::nullopt;
   size_t before = ctx.diags.size();
   Chain c;
@@ -72,6 +73,7 @@ std::optional<Chain> read_chain(Ctx& ctx, const YAML::Node& n) {
       }
     }
   }
+  read_chain_ftc(ctx, r, c);
   if (ctx.diags.size() != before) return std::nullopt;
   return c;
 }
@@ -282,7 +284,8 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
     return std::unexpected(std::move(ctx.diags));
   }
   MapReader top(ctx, root, "config",
-                {"node", "interfaces", "ospf", "timers", "wcmp", "nf", "state", "services", "chains", "policies", "instances"});
+                {"node", "interfaces", "ospf", "timers", "wcmp", "nf", "ftc", "state", "services", "chains", "policies",
+                 "instances"});
   if (!top.ok()) return std::unexpected(std::move(ctx.diags));
 
   if (auto n = top.get("node", true)) {
@@ -358,6 +361,7 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
   }
   if (auto n = top.get("wcmp", false)) read_wcmp(ctx, *n, c.wcmp);
   if (auto n = top.get("nf", false); n && !n->IsNull()) read_nf_node(ctx, *n, c.nf);
+  if (auto n = top.get("ftc", false); n && !n->IsNull()) read_ftc_node(ctx, *n, c.ftc);
   if (auto n = top.get("state", false); n && !n->IsNull()) read_state(ctx, *n, c.state.emplace());
   read_list(ctx, root, "services", c.services, read_service);
   read_list(ctx, root, "chains", c.chains, read_chain);

@@ -63,7 +63,24 @@ Result<std::string> name_arg(const json& args, const char* key = "name") {
 
 json to_json(const config::Service& s) { return {{"name", s.name}, {"id", s.id}, {"anycast", s.anycast}}; }
 
-json to_json(const config::Chain& c) { return {{"name", c.name}, {"spi", c.spi}, {"services", c.services}}; }
+json to_json(const config::Chain& c) {
+  json j{{"name", c.name}, {"spi", c.spi}, {"services", c.services}};
+  if (c.ftc) {
+    json f = json::object();
+    const config::FtcParams& p = *c.ftc;
+    if (p.f) f["f"] = *p.f;
+    if (p.buffer_frames || p.buffer_per_partition) {
+      json b = json::object();
+      if (p.buffer_frames) b["frames"] = *p.buffer_frames;
+      if (p.buffer_per_partition) b["per_partition"] = *p.buffer_per_partition;
+      f["buffer"] = b;
+    }
+    if (p.hold_timeout_ms) f["hold_timeout_ms"] = *p.hold_timeout_ms;
+    if (p.propagate_after_ms) f["propagate_after_ms"] = *p.propagate_after_ms;
+    j["ftc"] = f;
+  }
+  return j;
+}
 
 json to_json(const config::Policy& p) {
   json j{{"name", p.name}, {"chain", p.chain}, {"src", p.src}, {"dst", p.dst},

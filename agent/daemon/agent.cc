@@ -44,6 +44,11 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
                  [p = a.get()](int fd, short ev) {
                    if (p->slow_) p->slow_->on_event(fd, ev);
                  }});
+  if (a->spec_.ftc_buffer) {
+    a->ftc_ = std::make_unique<FtcEgress>(a->dp_, *a->spec_.ftc_buffer);
+    a->add_source({[p = a.get()] { return p->ftc_->poll_fds(); },
+                   [p = a.get()](int fd, short ev) { p->ftc_->on_event(fd, ev); }});
+  }
   if (auto live = a->dp_.live_instances(); live) {
     a->sync_->adopt(*live);
     if (!live->empty()) log::info("adopted {} live instances from the pinned maps", live->size());
@@ -493,6 +498,14 @@ int Agent::run(const std::function<bool()>& should_stop) {
     }
     ospf_->on_timer(Clock::now());
     if (nf_) nf_->on_timer(Clock::now());
+    if (ftc_) {
+      // every interface a chain can end on: the configured ones and the instances' veths
+      std::vector<std::string> names;
+      for (const auto& i : spec_.interfaces) names.push_back(i.name);
+      for (const auto& i : spec_.instances) names.push_back(i.veth);
+      ftc_->ensure(names);
+      ftc_->on_timer();
+    }
   }
   shutdown();
   return 0;

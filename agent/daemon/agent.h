@@ -19,6 +19,7 @@
 #include "daemon/monitor.h"
 #include "daemon/netlink.h"
 #include "daemon/plane_sync.h"
+#include "daemon/ftc_egress.h"
 #include "daemon/ports.h"
 #include "daemon/spec.h"
 #include "daemon/throttle.h"
@@ -102,6 +103,7 @@ class Agent {
   std::unique_ptr<Replication> state_;            // null: no state: section, or it failed
   std::string state_error_;
   Clock::time_point next_state_tick_{};
+  std::unique_ptr<FtcEgress> ftc_;                // the FTC egress buffer; null: no FTC chain
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
   // restart never withdraws instances that merely have not been mirrored yet.

@@ -43,6 +43,7 @@ nlohmann::json Agent::status() const {
     warnings.push_back(fmt::format("no slow path ({}): packets too big for their next hop are dropped (drop_too_big)",
                                    spec_.slow_path ? slow_error_ : "node.slow_path: false"));
   }
+  if (ftc_) j["ftc_buffer"] = ftc_->status();
   if (state_)
     j["state"] = state_->status();
   else if (spec_.state)

@@ -134,6 +134,7 @@ Result<std::vector<PolicyRule>> to_policy_rules(const config::Config& c) {
     r.spi = ch->spi;
     r.symmetric = p.symmetric.value_or(c.node.symmetric_hash);
     r.md2 = p.md_type == 2;
+    if (auto f = c.ftc_of(*ch)) r.ftc_f = static_cast<uint8_t>(f->f);  // validated: 1..4, MD2
     if (auto e = dataplane::encode_policy(r); !e)
       return fail(fmt::format("policy '{}': {}", p.name, e.error().message), e.error().code);
     out.push_back(r);
@@ -154,6 +155,15 @@ Result<dataplane::Config> to_dataplane_config(const config::Config& c) {
 
 Result<AgentSpec> spec_from_config(const config::Config& c) {
   AgentSpec s;
+  for (const auto& ch : c.chains) {
+    auto f = c.ftc_of(ch);
+    if (!f) continue;
+    if (!s.ftc_buffer) s.ftc_buffer = ftc::BufferLimits{.packets = 0, .bytes = 64u << 20, .per_flow = 0, .max_hold_ns = 0};
+    auto& b = *s.ftc_buffer;
+    b.packets = std::max<size_t>(b.packets, f->buffer_frames);
+    b.per_flow = std::max<size_t>(b.per_flow, f->buffer_per_partition);
+    b.max_hold_ns = std::max<uint64_t>(b.max_hold_ns, uint64_t{f->hold_timeout_ms} * 1'000'000);
+  }
   auto ep = dotted(c.node.nsh_endpoint, "node.nsh_endpoint");
   if (!ep) return unexpected(ep.error());
   s.nsh_endpoint.s_addr = htonl(*ep);

@@ -2,6 +2,7 @@
 // (or directly by tests), resolved to ids and addresses so the core never looks names up.
 #pragma once
 
+#include "ftc/buffer.h"
 #include <netinet/in.h>
 
 #include <chrono>
@@ -69,6 +70,9 @@ struct AgentSpec {
   config::Timers timers;
   nf::SupervisorOptions nf;                      // where and how built-in NFs run
   bool flush_on_exit = false;
+  // the FTC egress buffer (docs/ftc.md 5.1): set when a chain uses FTC, from its ftc: values
+  // (the largest of the chains': the buffer is the node's)
+  std::optional<ftc::BufferLimits> ftc_buffer;
   bool slow_path = true;                         // the agent's slow path (docs/slow-path.md)
   uint16_t inner_mtu = 1500;                     // largest inner packet planned for (warnings)
   std::optional<ReplicationSpec> state;          // shared state replication (docs/state.md)

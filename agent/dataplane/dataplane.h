@@ -163,6 +163,14 @@ class Dataplane {
   // bumps its generation, so flow cache entries pointing to the old placement are not used.
   Result<uint32_t> set_instance(const Instance& inst);
   Result<void> del_instance(uint32_t id);  // withdraw: cached flows are re-balanced
+  // An FTC instance failed and is being recovered (docs/ftc.md 7.2): not live, generation kept,
+  // AC_INST_RECOVERING: flows placed on it keep their placement and their packets are dropped
+  // (drop_ftc_recovering) until set_instance() makes it (its replacement) live again.
+  Result<void> set_instance_recovering(uint32_t id);
+  // The forwarder's returned logs of partition (spi, hash) (docs/ftc.md 5.2): whole TLVs, a
+  // multiple of 4 bytes, at most AC_FTC_PENDING_MAX; the classifier piggybacks them on every
+  // packet of the partition after the control TLV. Empty: delete the entry.
+  Result<void> set_ftc_pending(uint32_t spi, uint32_t hash, std::span<const uint8_t> tlvs);
   // A live local instance's veth MTU changed: packets longer than it go to the slow path (0: not
   // checked). Not a change of where it is: its generation stays. Nothing to do for an instance
   // that is not live and local.

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "anychain.skel.h"
+#include "anychain/ftc.h"
 #include "common/unique_fd.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/internal.h"
@@ -23,6 +24,8 @@ Result<ac_policy> encode_policy(const PolicyRule& r) {
   int family = r.dst.len ? r.dst.family : r.src.family;
   if (r.spi == 0 || r.spi > 0xffffff) return fail(fmt::format("SPI {} out of range 1..16777215", r.spi), EINVAL);
   if (r.sport_lo > r.sport_hi || r.dport_lo > r.dport_hi) return fail("port range with low > high", EINVAL);
+  if (r.ftc_f > AC_FTC_F_MAX)
+    return fail(fmt::format("FTC f {} out of range 1..{}", r.ftc_f, AC_FTC_F_MAX), EINVAL);
   ac_policy p{};
   p.family = family == AF_INET6 ? 6 : 4;
   auto mask_into = [&](const Prefix& pf, __be32* out, __be32* mask) {
@@ -42,7 +45,9 @@ Result<ac_policy> encode_policy(const PolicyRule& r) {
   p.dport_lo = r.dport_lo;
   p.dport_hi = r.dport_hi;
   p.spi = r.spi;
-  p.flags = (r.symmetric ? AC_POL_SYMMETRIC : 0) | (r.md2 ? AC_POL_MD2 : 0);
+  p.flags = (r.symmetric ? AC_POL_SYMMETRIC : 0) | (r.md2 || r.ftc_f ? AC_POL_MD2 : 0) |
+            (r.ftc_f ? AC_POL_FTC : 0);
+  p.ftc_f = r.ftc_f;
   return p;
 }
 
@@ -230,6 +235,38 @@ Result<void> Dataplane::del_instance(uint32_t id) {
   v.flags &= ~AC_INST_LIVE;
   ++v.generation;
   if (bpf_map_update_elem(fd, &id, &v, BPF_ANY) != 0) return fail_errno(fmt::format("withdraw instance {}", id));
+  return {};
+}
+
+Result<void> Dataplane::set_instance_recovering(uint32_t id) {
+  if (id == 0 || id >= AC_MAX_INSTANCES) return fail(fmt::format("instance id {} out of range", id), EINVAL);
+  int fd = bpf_map__fd(skel_->maps.ac_instances);
+  ac_instance v{};
+  if (bpf_map_lookup_elem(fd, &id, &v) != 0) return fail_errno(fmt::format("read instance {}", id));
+  v.flags = static_cast<uint8_t>((v.flags & ~AC_INST_LIVE) | AC_INST_RECOVERING);
+  if (bpf_map_update_elem(fd, &id, &v, BPF_ANY) != 0)
+    return fail_errno(fmt::format("mark instance {} recovering", id));
+  return {};
+}
+
+Result<void> Dataplane::set_ftc_pending(uint32_t spi, uint32_t hash, std::span<const uint8_t> tlvs) {
+  if (spi == 0 || spi > 0xffffff) return fail(fmt::format("SPI {} out of range 1..16777215", spi), EINVAL);
+  if (tlvs.size() > AC_FTC_PENDING_MAX || tlvs.size() % 4)
+    return fail(fmt::format("{} bytes of pending FTC logs: whole 4-byte words, at most {}", tlvs.size(),
+                            AC_FTC_PENDING_MAX),
+                EINVAL);
+  int fd = bpf_map__fd(skel_->maps.ac_ftc_pending);
+  ac_ftc_pending_key key{.spi = spi, .hash = hash};
+  if (tlvs.empty()) {
+    if (bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT)
+      return fail_errno(fmt::format("delete pending FTC logs of SPI {} hash {:#x}", spi, hash));
+    return {};
+  }
+  ac_ftc_pending v{};
+  v.len = static_cast<uint16_t>(tlvs.size());
+  std::copy(tlvs.begin(), tlvs.end(), v.tlvs);
+  if (bpf_map_update_elem(fd, &key, &v, BPF_ANY) != 0)
+    return fail_errno(fmt::format("write pending FTC logs of SPI {} hash {:#x}", spi, hash));
   return {};
 }
 

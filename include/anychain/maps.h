@@ -32,6 +32,15 @@
 #define AC_PROXY_DEFAULT 16384
 #define AC_PROXY_NSH_MAX 252     /* NSH bytes the SFC proxy keeps per flow (largest NSH) */
 #define AC_STATE_XSK_QUEUES 64   /* ac_state_xsk: RX queues that can have a replication socket */
+/* ac_ftc_xsk (docs/ftc.md 5.1): the egress buffer's AF_XDP sockets, one slot per (interface, RX
+ * queue): AC_FTC_XSK_SLOT(ifindex, queue), for ifindexes below AC_FTC_XSK_IFS and queues below
+ * AC_FTC_XSK_QUEUES (an FTC packet ending its chain elsewhere is dropped, ftc_no_buffer) */
+#define AC_FTC_XSK_QUEUES 16
+#define AC_FTC_XSK_IFS 1024
+#define AC_FTC_XSK_SLOT(ifindex, queue) ((__u32)(ifindex) * AC_FTC_XSK_QUEUES + (__u32)(queue))
+#define AC_FTC_PENDING_MAX 224   /* ac_ftc_pending: bytes of returned logs per partition (the room
+				  * of an FTC NSH after its base, flow hash and control TLVs) */
+#define AC_FTC_PENDING_DEFAULT 65536 /* ac_ftc_pending entries (partitions with returned logs) */
 
 /* ac_config: the single entry of the config array */
 #define AC_CFG_SYMMETRIC_HASH (1u << 0) /* default for policies without their own flag */
@@ -78,13 +87,17 @@ struct ac_iface {
 /* ac_policy: classifier rule; prefixes in network order, IPv4 in addr[0] */
 #define AC_POL_SYMMETRIC (1u << 0) /* hash both directions of a flow alike */
 #define AC_POL_MD2 (1u << 1)       /* push MD type 2 (flow hash as a TLV) instead of MD type 1 */
+#define AC_POL_FTC (1u << 2)       /* an FTC chain (docs/ftc.md 2.1): MD type 2 with the control TLV
+				    * (ftc_f, this node's endpoint) and the partition's returned logs
+				    * (ac_ftc_pending) after the flow hash TLV */
 struct ac_policy {
 	__be32 src[4];           /* prefix, already masked */
 	__be32 dst[4];
 	__be32 src_mask[4];      /* the prefix length as a mask per word (the program only ANDs) */
 	__be32 dst_mask[4];
 	__u8 family;             /* 4 or 6 */
-	__u8 pad[2];
+	__u8 ftc_f;              /* AC_POL_FTC: f, 1..4 (the control TLV's) */
+	__u8 pad;
 	__u8 proto;              /* 0 = any */
 	__u16 sport_lo, sport_hi; /* inclusive, host order */
 	__u16 dport_lo, dport_hi;
@@ -110,6 +123,10 @@ struct ac_path {
 #define AC_INST_LOCAL (1u << 0)     /* behind a local veth (ifindex) */
 #define AC_INST_NSH_AWARE (1u << 1) /* gets NSH over Ethernet; else served through the proxy */
 #define AC_INST_LIVE (1u << 2)      /* cleared on withdrawal; the generation is kept */
+#define AC_INST_RECOVERING (1u << 3) /* an FTC instance that failed and is being recovered (not
+				      * live, docs/ftc.md 7.2): flows placed on it keep their
+				      * placement and their packets are dropped (drop_ftc_recovering)
+				      * instead of being placed elsewhere without their state */
 struct ac_instance {
 	__u32 ifindex;           /* local: host-side veth */
 	__be32 endpoint;         /* remote: NSH endpoint of its node (VXLAN-GPE outer dst) */
@@ -273,6 +290,8 @@ enum ac_verdict_reason {
 				  * its RX queue (docs/state.md 3.10) */
 	AC_PASS_STATE_NO_XSK,    /* state replication datagram on a queue without an AF_XDP socket:
 				  * to the stack, where the agent's UDP socket receives it */
+	AC_FWD_FTC_BUFFER,       /* an FTC packet (control TLV) at its chain's end: to the egress
+				  * buffer's AF_XDP socket with its NSH (docs/ftc.md 5.1) */
 	AC_VERDICT_END
 };
 
@@ -299,6 +318,12 @@ enum ac_drop_reason {
 	AC_DROP_INSTANCE_GONE,   /* VXLAN-GPE naming a local instance that is no longer live: the
 				  * sending node owns the choice and places the flow again; this node
 				  * never re-places it (a moved flow moves once) */
+	AC_DROP_FTC_RECOVERING,  /* placed on an FTC instance under recovery (AC_INST_RECOVERING):
+				  * held back until its replacement has the flow's state */
+	AC_DROP_FTC_NO_BUFFER,   /* an FTC packet at its chain's end with no buffer socket for its
+				  * interface and RX queue: never released uncommitted */
+	AC_DROP_FTC_PROXY,       /* an FTC packet for an NSH-unaware instance: the SFC proxy keeps
+				  * one NSH per flow, per-packet logs cannot cross it */
 	AC_DROP_END
 };
 
@@ -324,6 +349,27 @@ enum ac_note {
 AC_STATIC_ASSERT(AC_VERDICT_END <= AC_STAT_DROP_BASE, "verdict reasons overflow their range");
 AC_STATIC_ASSERT(AC_DROP_END <= AC_STAT_NOTE_BASE, "drop reasons overflow their range");
 AC_STATIC_ASSERT(AC_NOTE_END <= AC_STAT_SLOTS, "notes overflow their range");
+
+/* ac_ftc_pending (docs/ftc.md 5.2): the forwarder's returned logs of a partition, written by
+ * the agent of the chain's ingress node; the classifier copies the first len bytes (whole TLVs)
+ * into every packet of the partition after the control TLV. */
+struct ac_ftc_pending_key {
+	__u32 spi;               /* host order, 24 bits */
+	__u32 hash;              /* flow hash */
+};
+
+struct ac_ftc_pending {
+	__u16 len;               /* bytes of tlvs in use: a multiple of 4, <= AC_FTC_PENDING_MAX */
+	__u16 pad;
+	__u8 tlvs[AC_FTC_PENDING_MAX];
+};
+
+/* Per-CPU scratch of the classifier (not pinned): the FTC TLVs it assigned to the packet in
+ * flight (the control TLV, then the pending logs), written into the NSH at delivery. */
+struct ac_ftc_staged {
+	__u32 len;               /* bytes of tlvs: 12 + the pending logs' */
+	__u8 tlvs[12 + AC_FTC_PENDING_MAX];
+};
 
 struct ac_counter {
 	__u64 packets;

@@ -527,3 +527,52 @@ TEST(VnfMonitor, JoiningInstanceIsAnnouncedOnlyOnceJoined) {
 
 }  // namespace
 }  // namespace anychain::daemon
+
+namespace anychain::daemon {
+namespace {
+
+// An FTC chain (docs/ftc.md, docs/config.md "ftc"): its policies carry f (MD2 forced) into the
+// classifier, and the node gets an egress buffer sized by the largest of the chains' values.
+TEST(FromConfig, FtcChainsGiveFtcPoliciesAndTheBuffer) {
+  const std::string yaml =
+      "node: {nsh_endpoint: 10.0.0.1}\n"
+      "ftc: {buffer: {frames: 2048, per_partition: 64}, hold_timeout_ms: 300}\n"
+      "services:\n"
+      "  - {name: fw, id: 1, anycast: 10.100.0.1}\n"
+      "  - {name: mon, id: 2, anycast: 10.100.0.2}\n"
+      "  - {name: nat, id: 3, anycast: 10.100.0.3}\n"
+      "chains:\n"
+      "  - {name: a, spi: 10, services: [fw, mon, nat], ftc: {f: 2, buffer: {frames: 4096}}}\n"
+      "  - {name: b, spi: 11, services: [mon, nat], ftc: true}\n"
+      "  - {name: c, spi: 12, services: [nat]}\n"
+      "policies:\n"
+      "  - {name: pa, chain: a, dst: 10.2.0.0/16, md_type: 2}\n"
+      "  - {name: pb, chain: b, dst: 10.3.0.0/16, md_type: 2}\n"
+      "  - {name: pc, chain: c, dst: 10.4.0.0/16}\n";
+  auto c = config::parse(yaml, "t.yaml");
+  ASSERT_TRUE(c.has_value());
+  auto rules = to_policy_rules(*c);
+  ASSERT_TRUE(rules.has_value()) << rules.error().str();
+  EXPECT_EQ((*rules)[0].ftc_f, 2);
+  EXPECT_EQ((*rules)[1].ftc_f, 1);
+  EXPECT_EQ((*rules)[2].ftc_f, 0);
+  auto p = dataplane::encode_policy((*rules)[0]);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->flags & (AC_POL_FTC | AC_POL_MD2), AC_POL_FTC | AC_POL_MD2);
+  EXPECT_EQ(p->ftc_f, 2);
+  auto s = spec_from_config(*c);
+  ASSERT_TRUE(s.has_value()) << s.error().str();
+  ASSERT_TRUE(s->ftc_buffer.has_value());
+  EXPECT_EQ(s->ftc_buffer->packets, 4096u);
+  EXPECT_EQ(s->ftc_buffer->per_flow, 64u);
+  EXPECT_EQ(s->ftc_buffer->max_hold_ns, 300'000'000u);
+  c->chains[0].ftc.reset();
+  c->chains[1].ftc.reset();
+  EXPECT_FALSE(spec_from_config(*c)->ftc_buffer.has_value()) << "no FTC chain, no buffer";
+  auto bad = (*rules)[0];
+  bad.ftc_f = 5;
+  EXPECT_FALSE(dataplane::encode_policy(bad).has_value());
+}
+
+}  // namespace
+}  // namespace anychain::daemon

@@ -1,0 +1,101 @@
+// FTC in the config file (docs/config.md "ftc"): each value with its type and range, checked
+// here only; the daemon maps them without checking again.
+#include "config/parse_ftc.h"
+
+#include "anychain/ftc.h"
+
+namespace anychain::config {
+
+std::optional<FtcChain> Config::ftc_of(const Chain& ch) const {
+  if (!ch.ftc) return std::nullopt;
+  FtcChain out;
+  auto pick = [&](std::optional<uint32_t> FtcParams::*field, uint32_t& dst) {
+    if (((*ch.ftc).*field)) dst = *((*ch.ftc).*field);
+    else if (ftc.defaults.*field) dst = *(ftc.defaults.*field);
+  };
+  pick(&FtcParams::f, out.f);
+  pick(&FtcParams::buffer_frames, out.buffer_frames);
+  pick(&FtcParams::buffer_per_partition, out.buffer_per_partition);
+  pick(&FtcParams::hold_timeout_ms, out.hold_timeout_ms);
+  pick(&FtcParams::propagate_after_ms, out.propagate_after_ms);
+  return out;
+}
+
+namespace detail {
+namespace {
+
+constexpr uint32_t kBufferFramesMax = 1u << 20;
+
+// the keys of FtcParams in a map read by r (what names the map in messages)
+void read_params(Ctx& ctx, MapReader& r, const std::string& what, FtcParams& out) {
+  uint32_t v = 0;
+  if (r.uint("f", v, AC_FTC_F_MIN, AC_FTC_F_MAX)) out.f = v;
+  if (auto b = r.get("buffer", false); b && !b->IsNull()) {
+    MapReader br(ctx, *b, what + ".buffer", {"frames", "per_partition"});
+    if (br.ok()) {
+      if (br.uint("frames", v, 1, kBufferFramesMax)) out.buffer_frames = v;
+      if (br.uint("per_partition", v, 1, kBufferFramesMax)) out.buffer_per_partition = v;
+    }
+  }
+  if (r.uint("hold_timeout_ms", v, 1, 60'000)) out.hold_timeout_ms = v;
+  if (r.uint("propagate_after_ms", v, 1, 1'000)) out.propagate_after_ms = v;
+}
+
+}  // namespace
+
+void read_chain_ftc(Ctx& ctx, MapReader& r, Chain& c) {
+  auto n = r.get("ftc", false);
+  if (!n || n->IsNull()) return;
+  if (n->IsScalar()) {
+    bool on = false;
+    if (r.boolean("ftc", on) && on) c.ftc = FtcParams{};
+    return;
+  }
+  MapReader fr(ctx, *n, r.what() + ".ftc", {"f", "buffer", "hold_timeout_ms", "propagate_after_ms"});
+  if (!fr.ok()) return;
+  FtcParams p;
+  read_params(ctx, fr, r.what() + ".ftc", p);
+  c.ftc = p;
+}
+
+void read_ftc_node(Ctx& ctx, const YAML::Node& n, FtcNode& out) {
+  MapReader r(ctx, n, "ftc", {"f", "buffer", "hold_timeout_ms", "propagate_after_ms", "port", "key_file"});
+  if (!r.ok()) return;
+  read_params(ctx, r, "ftc", out.defaults);
+  r.uint("port", out.port, 1, 65535);
+  if (auto v = r.scalar("key_file", false, "an absolute path")) {
+    if (!v->Scalar().starts_with("/"))
+      ctx.err(*v, fmt::format("ftc: key_file '{}' must be an absolute path", v->Scalar()));
+    else
+      out.key_file = v->Scalar();
+  }
+}
+
+void validate_ftc(Ctx& ctx, const Config& c) {
+  if (c.ftc.defaults.buffer_frames && c.ftc.defaults.buffer_per_partition &&
+      *c.ftc.defaults.buffer_per_partition > *c.ftc.defaults.buffer_frames)
+    ctx.err(Mark{}, fmt::format("ftc: buffer.per_partition {} is more than buffer.frames {}",
+                                *c.ftc.defaults.buffer_per_partition, *c.ftc.defaults.buffer_frames));
+  for (const auto& ch : c.chains) {
+    auto f = c.ftc_of(ch);
+    if (!f) continue;
+    // every service of an FTC chain is an FTC hop (docs/ftc.md 1, 5.4)
+    if (ch.services.size() < f->f + 1)
+      ctx.err(ch.mark, fmt::format("chain '{}': FTC with f = {} needs at least {} FTC hops (each update held "
+                                   "f + 1 times), the chain has {}; add replica services or lower f",
+                                   ch.name, f->f, f->f + 1, ch.services.size()));
+    if (f->buffer_per_partition > f->buffer_frames)
+      ctx.err(ch.mark, fmt::format("chain '{}': ftc buffer.per_partition {} is more than buffer.frames {}", ch.name,
+                                   f->buffer_per_partition, f->buffer_frames));
+  }
+  for (const auto& p : c.policies) {
+    const Chain* ch = c.find_chain(p.chain);
+    if (ch && ch->ftc && p.md_type != 2)
+      ctx.err(p.mark, fmt::format("policy '{}': chain '{}' uses FTC, whose control TLV and logs need NSH MD type 2; "
+                                  "set md_type: 2",
+                                  p.name, p.chain));
+  }
+}
+
+}  // namespace detail
+}  // namespace anychain::config

@@ -1,0 +1,79 @@
+#include "daemon/ftc_egress.h"
+
+#include <net/if.h>
+
+#include <chrono>
+
+#include "common/log.h"
+
+namespace anychain::daemon {
+
+namespace {
+uint64_t now_ns() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+}  // namespace
+
+void FtcEgress::ensure(const std::vector<std::string>& ifnames) {
+  for (const auto& name : ifnames) {
+    if (ports_.count(name) || if_nametoindex(name.c_str()) == 0) continue;
+    ftc::EgressOptions o;
+    o.ifname = name;
+    o.xskmap_fd = dp_.map_fd("ac_ftc_xsk");
+    o.prog_fd = dp_.prog_fd();
+    o.limits = limits_;
+    auto p = ftc::EgressPort::open(o);
+    if (!p) {
+      if (errors_[name] != p.error().str()) log::warn("{}", p.error().str());
+      errors_[name] = p.error().str();
+      continue;
+    }
+    errors_.erase(name);
+    log::info("FTC egress buffer bound on {}", name);
+    ports_.emplace(name, std::move(*p));
+  }
+}
+
+std::vector<pollfd> FtcEgress::poll_fds() const {
+  std::vector<pollfd> out;
+  for (const auto& [_, p] : ports_)
+    for (int fd : p->fds()) out.push_back({fd, POLLIN, 0});
+  return out;
+}
+
+void FtcEgress::on_event(int fd, short) {
+  for (auto& [_, p] : ports_)
+    for (int f : p->fds())
+      if (f == fd) p->poll(now_ns());
+}
+
+void FtcEgress::on_timer() {
+  uint64_t now = now_ns();
+  for (auto& [_, p] : ports_) {
+    p->poll(now);
+    p->expire(now);
+    feedback_unsent_ += p->take_feedback().size();
+  }
+}
+
+nlohmann::json FtcEgress::status() const {
+  nlohmann::json ports = nlohmann::json::object();
+  for (const auto& [name, p] : ports_) {
+    auto s = p->stats();
+    ports[name] = {{"rx", s.rx},           {"held", s.held_now},     {"held_bytes", s.held_bytes},
+                   {"released", s.released}, {"consumed", s.consumed}, {"drop_full", s.full},
+                   {"drop_expired", s.expired}, {"drop_fenced", s.fenced}, {"drop_bad_nsh", s.bad_nsh},
+                   {"drop_not_ftc", s.not_ftc}, {"release_failed", s.release_failed}};
+  }
+  nlohmann::json unbound = nlohmann::json::object();
+  for (const auto& [name, why] : errors_) unbound[name] = why;
+  return {{"ports", ports},
+          {"unbound", unbound},
+          {"limits", {{"frames", limits_.packets}, {"per_partition", limits_.per_flow},
+                      {"hold_timeout_ms", limits_.max_hold_ns / 1'000'000}}},
+          {"feedback_unsent", feedback_unsent_}};
+}
+
+}  // namespace anychain::daemon

@@ -1,0 +1,416 @@
+// The fast path's part of FTC (docs/ftc.md 2.1, 5.1, 5.2, 7.2), exact bytes: the classifier
+// writes the control TLV (and the partition's pending logs) for an FTC policy and not otherwise,
+// to a local NSH-aware VNF and over VXLAN-GPE; a chain's last hop hands FTC packets, NSH kept, to
+// the egress buffer's XSKMAP (dropped without a socket, never released); flows placed on a
+// recovering instance are held back (drop_ftc_recovering) and keep their placement.
+#include <linux/if_ether.h>
+#include <linux/if_xdp.h>
+#include <sys/mman.h>
+#include <xdp/xsk.h>
+
+#include <cstring>
+
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <thread>
+
+#include "anychain/ftc.h"
+#include "fastpath_cases.h"
+#include "ftc/egress_port.h"
+
+namespace anychain::test {
+namespace {
+
+constexpr uint8_t kTtl = AC_NSH_DEFAULT_TTL - 1;  // classified, decremented by this node's SFF
+
+std::vector<dp::PolicyRule> ftc_rule(const Flow& f, uint32_t spi, uint8_t ftc_f, bool md2 = true) {
+  auto r = rule_for(f, spi);
+  r[0].md2 = md2;
+  r[0].ftc_f = ftc_f;
+  return r;
+}
+
+// control TLV value: flags 0, f, reserved, ingress endpoint 192.0.2.1 (the fixture node's)
+Bytes ctrl_tlv(uint8_t f, uint8_t flags = 0) {
+  return tlv(AC_MD_CLASS, AC_TLV_FTC_CTRL, Bytes{flags, f, 0, 0, 192, 0, 2, 1});
+}
+
+// the NSH the classifier assigns to flow fl of an FTC chain, with `pending` after the control TLV
+Nsh ftc_nsh(const Flow& fl, uint32_t spi, uint8_t si, uint8_t ttl, uint8_t f, const Bytes& pending = {}) {
+  Nsh n;
+  n.spi = spi;
+  n.si = si;
+  n.ttl = ttl;
+  n.md_type = AC_NSH_MD_TYPE2;
+  n.next_proto = fl.np();
+  n.tlvs = flow_hash_tlv(fl.hash());
+  append(n.tlvs, ctrl_tlv(f));
+  append(n.tlvs, pending);
+  return n;
+}
+
+// A returned (WRAPPED) no-op log of instance 7 at SI 255, seq 5, held 1: what the buffer sends back
+Bytes returned_log() {
+  return tlv(AC_MD_CLASS, AC_TLV_FTC_LOG,
+             Bytes{AC_FTC_LOG_WRAPPED, 1, 0, 0, 0x00, 0x07, 0x00, 0xff, 0x00, 0x00, 0x00, 0x05});
+}
+
+TEST(FtcClassify, ControlTlvForAnFtcPolicyOnlyAndMd2Forced) {
+  for (uint8_t f : {1, 4}) {
+    ScopedChain sc(ftc_rule(kV4, 100, f, /*md2=*/false), 100, 255, kSvcLocal, false, std::pair{kSvcLocal, false});
+    ASSERT_TRUE(sc.ok_);
+    Counters c;
+    auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, kV4.ip()));
+    EXPECT_EQ(r.verdict, XDP_REDIRECT);
+    Bytes want = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
+    append(want, nsh(ftc_nsh(kV4, 100, 255, kTtl, f)));
+    append(want, kV4.ip());
+    // base 8 + flow hash 8 + control 12 = 28 bytes: length 7 words
+    EXPECT_EQ(hex(r.out), hex(want)) << "f = " << int(f);
+    EXPECT_EQ(r.out[14 + 1] & 0x3f, 7) << "NSH length in words";
+    EXPECT_EQ(c.delta(AC_FWD_LOCAL_NSH), 1u);
+  }
+  // the same rule without FTC: MD2 with the flow hash only
+  ScopedChain sc(ftc_rule(kV4, 100, 0), 100, 255, kSvcLocal, false, std::pair{kSvcLocal, false});
+  ASSERT_TRUE(sc.ok_);
+  auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, kV4.ip()));
+  Nsh plain = ftc_nsh(kV4, 100, 255, kTtl, 1);
+  plain.tlvs = flow_hash_tlv(kV4.hash());
+  Bytes want = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
+  append(want, nsh(plain));
+  append(want, kV4.ip());
+  EXPECT_EQ(hex(r.out), hex(want));
+}
+
+TEST(FtcClassify, PendingLogsRideAfterTheControlTlvOfTheirPartitionOnly) {
+  auto& d = FastPathEnv::dataplane();
+  ScopedChain sc(ftc_rule(kV4, 100, 1), 100, 255, kSvcLocal, false, std::pair{kSvcLocal, false});
+  ASSERT_TRUE(sc.ok_);
+  Bytes logs = returned_log();
+  append(logs, returned_log());
+  logs[16 + 4 + 11] = 6;  // the second one: seq 6
+  ASSERT_TRUE(d.set_ftc_pending(100, kV4.hash(), logs).has_value());
+  ASSERT_TRUE(d.set_ftc_pending(100, kV4.hash() ^ 1, returned_log()).has_value()) << "another partition";
+  auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, kV4.ip()));
+  EXPECT_EQ(r.verdict, XDP_REDIRECT);
+  Bytes want = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
+  append(want, nsh(ftc_nsh(kV4, 100, 255, kTtl, 1, logs)));
+  append(want, kV4.ip());
+  EXPECT_EQ(hex(r.out), hex(want));
+  EXPECT_EQ(r.out[14 + 1] & 0x3f, 15) << "28 + 32 bytes";
+
+  // over VXLAN-GPE to the remote instance (the chain's first service there)
+  {
+    ScopedChain remote(ftc_rule(kV4, 100, 1), 100, 255, kSvcRemote, false, std::pair{kSvcLocal, false});
+    ASSERT_TRUE(remote.ok_);
+    Counters c;
+    auto g = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, kV4.ip()));
+    Bytes inner = nsh(ftc_nsh(kV4, 100, 255, kTtl, 1, logs));
+    append(inner, kV4.ip());
+    Bytes gwant = eth(kCore0Peer, kCore0, ETH_P_IP);
+    append(gwant, gpe_outer(kLocalEndpoint, kRemoteEndpoint, 0xc000 | (kV4.hash() & 0x3fff), inner.size(),
+                            AC_GPE_NP_NSH, AC_GPE_FLAG_I | AC_GPE_FLAG_P, 7));
+    append(gwant, inner);
+    EXPECT_EQ(g.verdict, XDP_REDIRECT);
+    EXPECT_EQ(hex(g.out), hex(gwant));
+    EXPECT_EQ(c.delta(AC_FWD_REMOTE), 1u);
+  }
+  ASSERT_TRUE(d.set_policies(ftc_rule(kV4, 100, 1)).has_value()) << "the inner scope restored the fixture's";
+  // the forwarder pruned them: the packet carries the control TLV only
+  ASSERT_TRUE(d.set_ftc_pending(100, kV4.hash(), {}).has_value());
+  r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, kV4.ip()));
+  want = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
+  append(want, nsh(ftc_nsh(kV4, 100, 255, kTtl, 1)));
+  append(want, kV4.ip());
+  EXPECT_EQ(hex(r.out), hex(want));
+  ASSERT_TRUE(d.set_ftc_pending(100, kV4.hash() ^ 1, {}).has_value());
+  // bad blobs are refused by the writer
+  EXPECT_FALSE(d.set_ftc_pending(100, 1, Bytes(3, 0)).has_value()) << "not whole words";
+  EXPECT_FALSE(d.set_ftc_pending(100, 1, Bytes(AC_FTC_PENDING_MAX + 4, 0)).has_value()) << "over the room";
+  EXPECT_FALSE(d.set_ftc_pending(0, 1, Bytes(4, 0)).has_value()) << "SPI 0";
+}
+
+TEST(FtcClassify, NshUnawareInstanceRefusesFtcPackets) {
+  // chain 200 is the proxied instance: the proxy keeps one NSH per flow, logs cannot cross it
+  Flow f = kV4;
+  f.l4.proto = IPPROTO_TCP;
+  f.l4.dport = 80;
+  f.dst = "203.0.113.200";
+  auto rules = ftc_rule(f, 200, 1);
+  ScopedChain sc(rules, 200, 255, kSvcProxy, false, std::pair{kSvcProxy, false});
+  ASSERT_TRUE(sc.ok_);
+  Counters c;
+  auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, f.ip()));
+  EXPECT_EQ(r.verdict, XDP_DROP);
+  EXPECT_EQ(c.delta(AC_DROP_FTC_PROXY), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_LOCAL_PROXY), 0u);
+}
+
+// An AF_XDP socket on vnf0's queue 0 (copy mode), for the buffer's XSKMAP slot of vnf0.
+class BufferSocket {
+ public:
+  BufferSocket() {
+    area_ = mmap(nullptr, kFrames * kFrameSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (area_ == MAP_FAILED) return;
+    if (xsk_umem__create(&umem_, area_, kFrames * kFrameSize, &fill_, &comp_, nullptr)) return;
+    xsk_socket_config xc{};
+    xc.rx_size = XSK_RING_CONS__DEFAULT_NUM_DESCS;
+    xc.tx_size = XSK_RING_PROD__DEFAULT_NUM_DESCS;
+    xc.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;
+    xc.bind_flags = XDP_COPY;
+    err_ = xsk_socket__create(&xsk_, "vnf0", 0, umem_, &rx_, &tx_, &xc);
+  }
+  ~BufferSocket() {
+    if (xsk_) xsk_socket__delete(xsk_);
+    if (umem_) xsk_umem__delete(umem_);
+    if (area_ != MAP_FAILED) munmap(area_, kFrames * kFrameSize);
+  }
+  int fd() const { return xsk_ ? xsk_socket__fd(xsk_) : -1; }
+  int err() const { return err_; }
+
+ private:
+  static constexpr uint32_t kFrames = 64, kFrameSize = XSK_UMEM__DEFAULT_FRAME_SIZE;
+  void* area_ = MAP_FAILED;
+  xsk_umem* umem_ = nullptr;
+  xsk_socket* xsk_ = nullptr;
+  xsk_ring_prod fill_{}, tx_{};
+  xsk_ring_cons comp_{}, rx_{};
+  int err_ = -1;
+};
+
+TEST(FtcLastHop, FtcPacketsToTheBufferSocketNshKeptOrDroppedWithoutOne) {
+  // chain 100 ends at SI 253; a packet back from the local VNF at SI 253 with the control TLV
+  Nsh n = ftc_nsh(kV4, 100, 253, 40, 1, returned_log());
+  Bytes in = nsh_frame(n);
+  Nsh dec = n;
+  dec.ttl = 39;  // this SFF decrements before its lookup
+  Bytes kept = nsh_frame(dec);
+  int xskmap = FastPathEnv::dataplane().map_fd("ac_ftc_xsk");
+  ASSERT_GE(xskmap, 0);
+  uint32_t slot = AC_FTC_XSK_SLOT(FastPathEnv::ifindex("vnf0"), 0);
+  {
+    Counters c;
+    auto r = run_prog(prog(), "vnf0", in);
+    EXPECT_EQ(r.verdict, XDP_DROP) << "no socket: never released uncommitted";
+    EXPECT_EQ(c.delta(AC_DROP_FTC_NO_BUFFER), 1u);
+    EXPECT_EQ(c.delta(AC_FWD_LAST_HOP) + c.delta(AC_PASS_LAST_HOP), 0u);
+  }
+  BufferSocket s;
+  ASSERT_EQ(s.err(), 0) << "xsk_socket__create: " << strerror(-s.err());
+  int fd = s.fd();
+  ASSERT_EQ(bpf_map_update_elem(xskmap, &slot, &fd, BPF_ANY), 0) << strerror(errno);
+  {
+    Counters c;
+    auto r = run_prog(prog(), "vnf0", in);
+    EXPECT_EQ(r.verdict, XDP_REDIRECT);
+    EXPECT_EQ(hex(r.out), hex(kept)) << "the NSH stays for the buffer";
+    EXPECT_EQ(c.delta(AC_FWD_FTC_BUFFER), 1u);
+    EXPECT_EQ(c.delta(AC_DROP_FTC_NO_BUFFER), 0u);
+  }
+  {
+    // another interface's packet does not use vnf0's socket
+    Counters c;
+    Bytes inner = nsh(n);
+    append(inner, kV4.ip());
+    Bytes gin = eth(kCore0, kCore0Peer, ETH_P_IP);
+    append(gin, gpe_outer(kRemoteEndpoint, kLocalEndpoint, 0xc123, inner.size()));
+    append(gin, inner);
+    EXPECT_EQ(run_prog(prog(), "core0", gin).verdict, XDP_DROP);
+    EXPECT_EQ(c.delta(AC_DROP_FTC_NO_BUFFER), 1u);
+  }
+  {
+    // without the control TLV, the same chain end pops and routes as always
+    Counters c;
+    Nsh plain = n;
+    plain.tlvs = flow_hash_tlv(kV4.hash());
+    auto r = run_prog(prog(), "vnf0", nsh_frame(plain));
+    EXPECT_EQ(r.verdict, XDP_REDIRECT);
+    EXPECT_EQ(hex(r.out), hex(frame(kCore0Peer, kCore0, ETH_P_IP, kV4.ip(63))));
+    EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 1u);
+    EXPECT_EQ(c.delta(AC_FWD_FTC_BUFFER), 0u);
+  }
+  ASSERT_EQ(bpf_map_delete_elem(xskmap, &slot), 0);
+}
+
+TEST(FtcRecovering, PlacedFlowsAreHeldBackAndKeepTheirPlacement) {
+  auto& d = FastPathEnv::dataplane();
+  PinCpu pin;
+  ScopedChain sc(ftc_rule(kV4, 100, 1), 100, 255, kSvcLocal, false, std::pair{kSvcLocal, false});
+  ASSERT_TRUE(sc.ok_);
+  Bytes in = frame(kSrc0, kSrcHost, ETH_P_IP, kV4.ip());
+  ASSERT_EQ(run_prog(prog(), "src0", in).verdict, XDP_REDIRECT) << "placed on the local instance";
+  ASSERT_TRUE(d.set_instance_recovering(kInstLocal).has_value());
+  {
+    Counters c;
+    auto r = run_prog(prog(), "src0", in);
+    EXPECT_EQ(r.verdict, XDP_DROP);
+    EXPECT_EQ(c.delta(AC_DROP_FTC_RECOVERING), 1u);
+    EXPECT_EQ(c.delta(AC_NOTE_AFFINITY_NEW), 0u) << "not placed elsewhere";
+  }
+  {
+    // a new flow whose WCMP bucket names the recovering instance waits too
+    Flow other = kV4;
+    other.l4.sport = 4242;
+    Counters c;
+    EXPECT_EQ(run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, other.ip())).verdict, XDP_DROP);
+    EXPECT_EQ(c.delta(AC_DROP_FTC_RECOVERING), 1u);
+    EXPECT_EQ(c.delta(AC_DROP_NO_INSTANCE), 0u);
+  }
+  {
+    // VXLAN-GPE from a node that placed the flow on it (VNI names it): held back as well
+    Counters c;
+    Nsh n = ftc_nsh(kV4, 100, 255, 40, 1);
+    Bytes inner = nsh(n);
+    append(inner, kV4.ip());
+    Bytes gin = eth(kCore0, kCore0Peer, ETH_P_IP);
+    append(gin, gpe_outer(kRemoteEndpoint, kLocalEndpoint, 0xc123, inner.size(), AC_GPE_NP_NSH,
+                          AC_GPE_FLAG_I | AC_GPE_FLAG_P, kInstLocal));
+    append(gin, inner);
+    EXPECT_EQ(run_prog(prog(), "core0", gin).verdict, XDP_DROP);
+    EXPECT_EQ(c.delta(AC_DROP_FTC_RECOVERING), 1u);
+    EXPECT_EQ(c.delta(AC_DROP_INSTANCE_GONE), 0u);
+  }
+  // the replacement is live again: the flow resumes there
+  dp::Instance local{.id = kInstLocal, .local = true, .nsh_aware = true,
+                     .ifindex = static_cast<uint32_t>(FastPathEnv::ifindex("vnf0")), .mac = kVnf0Peer,
+                     .if_mac = kVnf0Host, .service_id = kSvcLocal};
+  ASSERT_TRUE(d.set_instance(local).has_value());
+  Counters c;
+  EXPECT_EQ(run_prog(prog(), "src0", in).verdict, XDP_REDIRECT);
+  EXPECT_EQ(c.delta(AC_FWD_LOCAL_NSH), 1u);
+  EXPECT_EQ(c.delta(AC_DROP_FTC_RECOVERING), 0u);
+}
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// The buffer with a real XDP attach: the fast path runs natively on vnf0; the chain's last VNF
+// (behind vnf0) sends FTC packets at chain 100's end (SI 253). The first carries a log held once
+// (f = 1: not yet f + 1 times), so the egress buffer's AF_XDP socket holds it and nothing leaves
+// the node; the second brings the tail's commit of that log: both are released, in order, their
+// FTC TLVs removed, re-run through the fast path, which pops the NSH and routes them out of core0.
+TEST(FtcEgressBuffer, HeldInTheAfXdpSocketUntilCommittedThenReleasedInOrder) {
+  auto& d = FastPathEnv::dataplane();
+  int vnf0 = FastPathEnv::ifindex("vnf0");
+  must("ip link set core0p up && ethtool -K core0p gro on >/dev/null");  // receives XDP redirects
+  // what core0p receives is not routed back out of core0 by this sandbox's stack (a loop that
+  // would flood the capture); vnf0's forwarding, which the fast path's FIB lookup needs, stays
+  must("sysctl -qw net.ipv4.conf.core0p.forwarding=0");
+  struct Restore {
+    ~Restore() { must("sysctl -qw net.ipv4.conf.core0p.forwarding=1"); }
+  } restore;
+  ASSERT_EQ(bpf_xdp_attach(vnf0, d.prog_fd(), XDP_FLAGS_DRV_MODE, nullptr), 0);
+  struct Detach {
+    int ifindex;
+    ~Detach() { bpf_xdp_detach(ifindex, XDP_FLAGS_DRV_MODE, nullptr); }
+  } detach{vnf0};
+  ftc::EgressOptions o;
+  o.ifname = "vnf0";
+  o.xskmap_fd = d.map_fd("ac_ftc_xsk");
+  o.prog_fd = d.prog_fd();
+  o.frames = 64;
+  auto port = ftc::EgressPort::open(o);
+  ASSERT_TRUE(port.has_value()) << port.error().str();
+
+  int tx = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+  int cap = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_IP));
+  ASSERT_GE(tx, 0);
+  ASSERT_GE(cap, 0);
+  sockaddr_ll to{};
+  to.sll_family = AF_PACKET;
+  to.sll_ifindex = FastPathEnv::ifindex("vnf0p");
+  to.sll_halen = 6;
+  sockaddr_ll at{};
+  at.sll_family = AF_PACKET;
+  at.sll_protocol = htons(ETH_P_IP);
+  at.sll_ifindex = FastPathEnv::ifindex("core0p");
+  ASSERT_EQ(bind(cap, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
+  auto captured = [&] {
+    std::vector<Bytes> out;
+    uint8_t buf[2048];
+    for (;;) {
+      ssize_t n = recv(cap, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      Bytes b(buf, buf + n);
+      if (n >= 34 && b[30] == 203 && b[31] == 0 && b[32] == 113 && b[33] == 10 ) out.push_back(b);
+    }
+    return out;
+  };
+  auto send_and_poll = [&](const Bytes& f, uint64_t want_rx) {
+    ASSERT_EQ(sendto(tx, f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+              static_cast<ssize_t>(f.size()));
+    for (int i = 0; i < 200 && (*port)->stats().rx < want_rx; ++i) {
+      pollfd pf{(*port)->fds()[0], POLLIN, 0};
+      ::poll(&pf, 1, 10);
+      (*port)->poll(now_ns());
+    }
+    ASSERT_EQ((*port)->stats().rx, want_rx);
+  };
+  // a no-op log of middlebox (7, incarnation 0, SI 254) at seq 1, held once
+  Bytes log = tlv(AC_MD_CLASS, AC_TLV_FTC_LOG, Bytes{0, 1, 0, 0, 0x00, 0x07, 0x00, 0xfe, 0, 0, 0, 1});
+  Bytes commit = tlv(AC_MD_CLASS, AC_TLV_FTC_COMMIT, Bytes{0x00, 0x07, 0x00, 0xfe, 0, 0, 0, 1});
+  Bytes first = nsh_frame(ftc_nsh(kV4, 100, 253, 40, 1, log));
+  // the same partition (the NSH's flow hash), another inner packet, to tell them apart
+  Flow other = kV4;
+  other.l4.sport = 4242;
+  Bytes second = nsh_frame(ftc_nsh(kV4, 100, 253, 40, 1, commit), other.ip());
+  (void)captured();
+  Counters c;
+  send_and_poll(first, 1);
+  EXPECT_EQ(c.delta(AC_FWD_FTC_BUFFER), 1u);
+  auto s = (*port)->stats();
+  EXPECT_EQ(s.held_now, 1u) << "held until its log is held f + 1 times";
+  EXPECT_EQ(s.released, 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(captured().empty()) << "nothing left the chain before the commit";
+  auto fb = (*port)->take_feedback();
+  ASSERT_EQ(fb.size(), 1u) << "the log goes back to the ingress forwarder";
+  EXPECT_EQ(fb[0].ingress, 0xc0000201u) << "192.0.2.1, from the control TLV";
+  ASSERT_EQ(fb[0].logs.size(), 1u);
+  EXPECT_TRUE(fb[0].logs[0].flags & AC_FTC_LOG_WRAPPED);
+
+  send_and_poll(second, 2);
+  s = (*port)->stats();
+  EXPECT_EQ(s.held_now, 0u);
+  EXPECT_EQ(s.released, 2u);
+  EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 2u) << "the re-runs popped the NSH and routed";
+  std::vector<Bytes> got;
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (auto& b : captured()) got.push_back(b);
+  }
+  ASSERT_EQ(got.size(), 2u) << [&] {
+    std::string t;
+    for (auto& b : got) t += hex(b) + "\n";
+    return t;
+  }();
+  EXPECT_EQ(hex(got[0]), hex(frame(kCore0Peer, kCore0, ETH_P_IP, kV4.ip(63)))) << "the held one first";
+  EXPECT_EQ(hex(got[1]), hex(frame(kCore0Peer, kCore0, ETH_P_IP, other.ip(63))));
+  close(tx);
+  close(cap);
+}
+
+TEST(FtcEgressBuffer, StripRemovesEveryFtcTlvAndGivesTheTtlBack) {
+  Nsh n = ftc_nsh(kV4, 100, 253, 40, 1, returned_log());
+  append(n.tlvs, tlv(0x0123, 0x45, Bytes{1, 2, 3, 4}));  // a foreign TLV stays
+  auto out = ftc::strip_ftc(nsh_frame(n));
+  ASSERT_TRUE(out.has_value()) << out.error().str();
+  Nsh want = n;
+  want.ttl = 41;
+  want.tlvs = flow_hash_tlv(kV4.hash());
+  append(want.tlvs, tlv(0x0123, 0x45, Bytes{1, 2, 3, 4}));
+  EXPECT_EQ(hex(*out), hex(nsh_frame(want)));
+  EXPECT_FALSE(ftc::strip_ftc(Bytes(20, 0)).has_value());
+}
+
+}  // namespace
+}  // namespace anychain::test

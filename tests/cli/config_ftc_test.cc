@@ -1,0 +1,122 @@
+// Config of FTC (docs/config.md "ftc", docs/ftc.md): the top-level ftc: section, a chain's ftc:
+// (true or a map), the defaults applied, every error at its line: f out of 1..4, fewer than f + 1
+// FTC hops, an FTC chain's policy without MD type 2, unknown keys.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+#include "config_helpers.h"
+
+namespace cfg = anychain::config;
+using namespace anychain::config::test;
+using ::testing::HasSubstr;
+
+namespace {
+
+const std::string kFtcBase =
+    "node:\n"                                        // 1
+    "  nsh_endpoint: 10.0.0.1\n"                     // 2
+    "services:\n"                                    // 3
+    "  - {name: fw, id: 1, anycast: 10.100.0.1}\n"   // 4
+    "  - {name: mon, id: 2, anycast: 10.100.0.2}\n"  // 5
+    "  - {name: nat, id: 3, anycast: 10.100.0.3}\n"; // 6
+
+std::string diag_text(const cfg::Diagnostics& d) {
+  std::ostringstream o;
+  cfg::print(o, d);
+  return o.str();
+}
+
+TEST(ConfigFtc, ChainsAndDefaultsParseApplyAndRoundTrip) {
+  const std::string yaml = kFtcBase +
+                           "ftc:\n"                                              // 7
+                           "  f: 2\n"                                            // 8
+                           "  buffer: {frames: 1000, per_partition: 10}\n"       // 9
+                           "  hold_timeout_ms: 500\n"                            // 10
+                           "  port: 4800\n"                                      // 11
+                           "  key_file: /etc/anychain/ftc.key\n"                 // 12
+                           "chains:\n"                                           // 13
+                           "  - {name: c1, spi: 10, services: [fw, mon, nat], ftc: true}\n"
+                           "  - {name: c2, spi: 11, services: [mon, nat], ftc: {f: 1, propagate_after_ms: 5}}\n"
+                           "  - {name: c3, spi: 12, services: [nat]}\n"
+                           "policies:\n"
+                           "  - {name: p1, chain: c1, dst: 10.2.0.0/16, md_type: 2}\n"
+                           "  - {name: p2, chain: c3, dst: 10.3.0.0/16}\n";
+  auto c = cfg::parse(yaml, "t.yaml");
+  ASSERT_TRUE(c.has_value()) << diag_text(c.error());
+  EXPECT_EQ(c->ftc.port, 4800);
+  EXPECT_EQ(c->ftc.key_file, "/etc/anychain/ftc.key");
+  auto f1 = c->ftc_of(c->chains[0]);
+  ASSERT_TRUE(f1.has_value());
+  EXPECT_EQ(f1->f, 2u) << "the top-level default";
+  EXPECT_EQ(f1->buffer_frames, 1000u);
+  EXPECT_EQ(f1->buffer_per_partition, 10u);
+  EXPECT_EQ(f1->hold_timeout_ms, 500u);
+  EXPECT_EQ(f1->propagate_after_ms, 1u) << "the built-in default";
+  auto f2 = c->ftc_of(c->chains[1]);
+  ASSERT_TRUE(f2.has_value());
+  EXPECT_EQ(f2->f, 1u) << "the chain's own";
+  EXPECT_EQ(f2->propagate_after_ms, 5u);
+  EXPECT_FALSE(c->ftc_of(c->chains[2]).has_value()) << "not an FTC chain";
+  std::string text = cfg::to_yaml(*c);
+  auto b = cfg::parse(text, "again.yaml");
+  ASSERT_TRUE(b.has_value()) << diag_text(b.error()) << text;
+  EXPECT_EQ(cfg::to_yaml(*b), text);
+  EXPECT_EQ(b->ftc, c->ftc);
+  EXPECT_EQ(b->chains[1].ftc, c->chains[1].ftc);
+  EXPECT_FALSE(b->chains[2].ftc.has_value());
+  // without a top-level section: f = 1, port 4796
+  auto d = cfg::parse(kFtcBase + "chains:\n  - {name: c1, spi: 10, services: [fw, mon], ftc: true}\n", "d.yaml");
+  ASSERT_TRUE(d.has_value()) << diag_text(d.error());
+  EXPECT_EQ(d->ftc_of(d->chains[0])->f, 1u);
+  EXPECT_EQ(d->ftc.port, cfg::kFtcPortDefault);
+  // ftc: false is not an FTC chain
+  auto e = cfg::parse(kFtcBase + "chains:\n  - {name: c1, spi: 10, services: [fw], ftc: false}\n", "e.yaml");
+  ASSERT_TRUE(e.has_value()) << diag_text(e.error());
+  EXPECT_FALSE(e->chains[0].ftc.has_value());
+}
+
+TEST(ConfigFtc, ErrorsNameTheInputAndItsLine) {
+  auto f_range = errors_of(kFtcBase + "chains:\n  - {name: c1, spi: 10, services: [fw, mon, nat], ftc: {f: 5}}\n");
+  ASSERT_EQ(f_range.size(), 1u);
+  EXPECT_THAT(f_range[0].message, HasSubstr("'f' = 5 out of range 1..4"));
+  EXPECT_THAT(f_range[0].message, HasSubstr("chain 'c1'.ftc"));
+  EXPECT_EQ(f_range[0].mark.line, 8);
+
+  auto hops = errors_of(kFtcBase + "chains:\n  - {name: c1, spi: 10, services: [fw, mon], ftc: {f: 2}}\n");
+  ASSERT_EQ(hops.size(), 1u);
+  EXPECT_THAT(hops[0].message, HasSubstr("chain 'c1': FTC with f = 2 needs at least 3 FTC hops"));
+  EXPECT_THAT(hops[0].message, HasSubstr("the chain has 2"));
+  EXPECT_EQ(hops[0].mark.line, 8);
+
+  auto md = errors_of(kFtcBase +
+                      "chains:\n  - {name: c1, spi: 10, services: [fw, mon], ftc: true}\n"
+                      "policies:\n  - {name: p1, chain: c1, dst: 10.2.0.0/16}\n");
+  ASSERT_EQ(md.size(), 1u);
+  EXPECT_THAT(md[0].message, HasSubstr("policy 'p1': chain 'c1' uses FTC"));
+  EXPECT_THAT(md[0].message, HasSubstr("set md_type: 2"));
+  EXPECT_EQ(md[0].mark.line, 10);
+
+  auto keys = errors_of(kFtcBase + "ftc:\n  replicas: 3\n");
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_THAT(keys[0].message, HasSubstr("replicas"));
+
+  auto buf = errors_of(kFtcBase + "chains:\n  - {name: c1, spi: 10, services: [fw, mon], "
+                                  "ftc: {buffer: {frames: 10, per_partition: 20}}}\n");
+  ASSERT_EQ(buf.size(), 1u);
+  EXPECT_THAT(buf[0].message, HasSubstr("per_partition 20 is more than buffer.frames 10"));
+
+  auto key = errors_of(kFtcBase + "ftc:\n  key_file: ftc.key\n");
+  ASSERT_EQ(key.size(), 1u);
+  EXPECT_THAT(key[0].message, HasSubstr("must be an absolute path"));
+
+  auto port = errors_of(kFtcBase + "ftc:\n  port: 0\n");
+  ASSERT_EQ(port.size(), 1u);
+  EXPECT_THAT(port[0].message, HasSubstr("'port' = 0 out of range 1..65535"));
+
+  auto kind = errors_of(kFtcBase + "chains:\n  - {name: c1, spi: 10, services: [fw, mon], ftc: maybe}\n");
+  ASSERT_EQ(kind.size(), 1u);
+  EXPECT_THAT(kind[0].message, HasSubstr("true or false"));
+}
+
+}  // namespace
