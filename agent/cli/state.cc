@@ -19,6 +19,18 @@
 namespace anychain::cli {
 namespace {
 
+// The instance's shared-state replication as anychaind runs it (docs/state.md): its merged view
+// is in its own maps (read below), the protocol's counters, peers and refusals only in the agent.
+std::optional<json> replication_of(const Invocation& in, const std::string& name) {
+  auto c = control::Client::connect(in.g.socket, std::chrono::seconds(in.g.timeout_s));
+  if (!c) return std::nullopt;
+  auto st = c->call("status");
+  if (!st || !st->contains("state") || !(*st)["state"].contains("instances")) return std::nullopt;
+  for (const auto& e : (*st)["state"]["instances"])
+    if (e.value("name", "") == name) return e;
+  return std::nullopt;
+}
+
 // The published file of instance `name`: from --run-dir, else from anychaind's status, else the
 // default directory.
 std::string published_file(const Invocation& in, const std::string& name) {
@@ -40,6 +52,20 @@ void print_counters(const char* what, const json& c) {
   for (const auto& [k, v] : c.items())
     if (v.is_number() && v.get<uint64_t>() != 0) line += fmt::format("{}{} {}", line.empty() ? "" : ", ", k, num(v));
   std::cout << what << ": " << (line.empty() ? "all zero" : line) << "\n";
+}
+
+// The instance's replication as anychaind reports it (docs/state.md): state, counters, refused
+// messages by reason, peers with their RTT.
+void print_replication(const json& r) {
+  std::cout << fmt::format("\nreplication: {} ({}), version {}, {} messages accepted\n", num(r["state"]),
+                           num(r["ready_how"]), num(r["counters"]["version"]), num(r["accepted"]));
+  print_counters("replication counters", r["counters"]);
+  print_counters("refused messages", r["rejected"]);
+  Table t({"PEER", "ADDRESS", "STATE", "SRTT_US", "MIN_RTT_US", "ACKED", "SENT", "RETRANSMITS", "RECEIVED"});
+  for (const auto& p : r["peers"])
+    t.add({num(p["id"]), num(p["address"]), num(p["state"]), num(p["srtt_us"]), num(p["min_rtt_us"]),
+           num(p["acked"]), num(p["sent"]), num(p["retransmits"]), num(p["msgs_received"])});
+  t.print();
 }
 
 void print_state(const json& s) {
@@ -129,11 +155,25 @@ void print_state(const json& s) {
     t.add({"-", "default " + num(f["default"]), num(f["default_hits"]["packets"]), num(f["default_hits"]["bytes"])});
     t.print();
   }
+  if (s.contains("replication")) print_replication(s["replication"]);
 }
 
 int state(const Invocation& in) {
   const std::string& name = in.operands[0];
-  const std::string file = published_file(in, name);
+  auto repl = replication_of(in, name);
+  std::string file;
+  try {
+    file = published_file(in, name);
+  } catch (const ExitError&) {
+    if (!repl) throw;
+    // not a built-in NF, but anychaind replicates it (a process that publishes its own objects)
+    json j{{"name", name}, {"replication", *repl}};
+    print_result(in.g, j, [&] {
+      std::cout << name << ": not a built-in network function; replicated by anychaind\n";
+      print_replication(*repl);
+    });
+    return kOk;
+  }
   auto pub = nf::read_published(file);
   if (!pub) {
     if (pub.error().code == ENOENT)
@@ -150,6 +190,7 @@ int state(const Invocation& in) {
     (*s)["ftc"]["control"] = nf::to_json(*c);
   else if (c.error().code != ENOENT)
     (*s)["ftc"]["control_error"] = c.error().str();
+  if (repl) (*s)["replication"] = *repl;
   print_result(in.g, *s, [&] { print_state(*s); });
   return kOk;
 }

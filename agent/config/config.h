@@ -225,6 +225,36 @@ struct NfNode {
   bool operator==(const NfNode&) const = default;
 };
 
+// Shared state replication (`state:` section, docs/state.md 3.9-3.10): the port, the interfaces
+// it runs on, the HMAC keys and the protocol's timers. Keys are hex in the file (32..64 bytes);
+// the keyring is swapped on reload without a restart (key rotation).
+inline constexpr uint16_t kStatePortDefault = 4795;
+struct StateKey {
+  uint8_t id = 0;                           // 1..255
+  std::string hex;                          // 64..128 hex digits (lower case after parsing)
+  Mark mark;
+  bool operator==(const StateKey& o) const { return id == o.id && hex == o.hex; }
+};
+struct State {
+  uint16_t port = kStatePortDefault;        // UDP port of replication messages (AF_XDP or UDP)
+  std::vector<std::string> interfaces;      // where AF_XDP runs; empty: every interface of interfaces:
+  std::vector<StateKey> keys;               // 1..4, distinct ids
+  uint8_t send_key = 0;                     // the key id used to send; 0: the only key
+  uint32_t max_skew_s = 60;                 // wall-clock freshness of messages; 0 = not checked
+  uint32_t scan_interval_ms = 1;            // change-log scan and protocol tick
+  uint32_t keepalive_ms = 100;              // an idle peer gets an acknowledgement this often
+  uint32_t peer_window_kb = 256;            // sent and not acknowledged per peer before it is lagging
+  uint32_t window_s = 60;                   // a windowed object's generation (ids, ratelimit)
+  Mark mark;
+  // the send key's id (send_key, or the only key)
+  uint8_t send_id() const { return send_key ? send_key : (keys.size() == 1 ? keys[0].id : 0); }
+  bool operator==(const State& o) const {
+    return port == o.port && interfaces == o.interfaces && keys == o.keys && send_key == o.send_key &&
+           max_skew_s == o.max_skew_s && scan_interval_ms == o.scan_interval_ms && keepalive_ms == o.keepalive_ms &&
+           peer_window_kb == o.peer_window_kb && window_s == o.window_s;
+  }
+};
+
 struct Config {
   Node node;
   std::vector<Interface> interfaces;
@@ -232,6 +262,7 @@ struct Config {
   Timers timers;
   Wcmp wcmp;
   NfNode nf;
+  std::optional<State> state;               // absent: no replication (stateful NFs run alone)
   FtcNode ftc;
   std::vector<Service> services;
   std::vector<Chain> chains;

@@ -106,6 +106,29 @@ std::string to_yaml(const Config& c) {
   if (!c.ftc.key_file.empty()) e << YAML::Key << "key_file" << YAML::Value << c.ftc.key_file;
   e << YAML::EndMap;
 
+  if (c.state) {
+    const State& st = *c.state;
+    e << YAML::Key << "state" << YAML::Value << YAML::BeginMap;
+    e << YAML::Key << "port" << YAML::Value << st.port;
+    if (!st.interfaces.empty()) {
+      e << YAML::Key << "interfaces" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+      for (const auto& i : st.interfaces) e << i;
+      e << YAML::EndSeq;
+    }
+    e << YAML::Key << "keys" << YAML::Value << YAML::BeginSeq;
+    for (const auto& k : st.keys)
+      e << YAML::Flow << YAML::BeginMap << YAML::Key << "id" << YAML::Value << static_cast<unsigned>(k.id)
+        << YAML::Key << "key" << YAML::Value << k.hex << YAML::EndMap;
+    e << YAML::EndSeq;
+    if (st.send_key) e << YAML::Key << "send_key" << YAML::Value << static_cast<unsigned>(st.send_key);
+    e << YAML::Key << "max_skew_s" << YAML::Value << st.max_skew_s;
+    e << YAML::Key << "scan_interval_ms" << YAML::Value << st.scan_interval_ms;
+    e << YAML::Key << "keepalive_ms" << YAML::Value << st.keepalive_ms;
+    e << YAML::Key << "peer_window_kb" << YAML::Value << st.peer_window_kb;
+    e << YAML::Key << "window_s" << YAML::Value << st.window_s;
+    e << YAML::EndMap;
+  }
+
   e << YAML::Key << "services" << YAML::Value << YAML::BeginSeq;
   for (const auto& s : c.services) {
     e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << s.name;

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "config/parse_ftc.h"
 #include "config/parse_nf.h"
+#include "config/parse_state.h"
 #include "config/yaml_reader.h"
 
 namespace anychain::config {
@@ -283,7 +284,8 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
     return std::unexpected(std::move(ctx.diags));
   }
   MapReader top(ctx, root, "config",
-                {"node", "interfaces", "ospf", "timers", "wcmp", "nf", "ftc", "services", "chains", "policies", "instances"});
+                {"node", "interfaces", "ospf", "timers", "wcmp", "nf", "ftc", "state", "services", "chains", "policies",
+                 "instances"});
   if (!top.ok()) return std::unexpected(std::move(ctx.diags));
 
   if (auto n = top.get("node", true)) {
@@ -360,6 +362,7 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
   if (auto n = top.get("wcmp", false)) read_wcmp(ctx, *n, c.wcmp);
   if (auto n = top.get("nf", false); n && !n->IsNull()) read_nf_node(ctx, *n, c.nf);
   if (auto n = top.get("ftc", false); n && !n->IsNull()) read_ftc_node(ctx, *n, c.ftc);
+  if (auto n = top.get("state", false); n && !n->IsNull()) read_state(ctx, *n, c.state.emplace());
   read_list(ctx, root, "services", c.services, read_service);
   read_list(ctx, root, "chains", c.chains, read_chain);
   read_list(ctx, root, "policies", c.policies, read_policy);

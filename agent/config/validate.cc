@@ -6,6 +6,7 @@
 
 #include "config/config.h"
 #include "config/parse_ftc.h"
+#include "config/parse_state.h"
 #include "config/yaml_reader.h"
 
 namespace anychain::config {
@@ -63,6 +64,7 @@ Diagnostics validate(const Config& c, const std::string& file) {
       ctx.err(in.mark, fmt::format("instance '{}': veth '{}' is created by anychaind for its nf; it cannot also be "
                                    "under interfaces:", in.name, in.veth));
   detail::validate_ftc(ctx, c);
+  detail::validate_state(ctx, c);
   sort_diags(ctx.diags);
   return ctx.diags;
 }

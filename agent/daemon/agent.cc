@@ -62,6 +62,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
 
   a->ospf_ = std::make_unique<ospf::Client>(a->spec_.ospf);
   a->sync_nf();
+  a->sync_state();
   a->ospf_->on_lsdb_changed = [p = a.get()](const ospf::Lsdb&) {
     if (p->lsdb_trusted_) p->throttle_.kick(Clock::now());
   };
@@ -168,6 +169,7 @@ Result<void> Agent::reload(AgentSpec spec) {
   }
   if (auto r = apply_static(); !r) return r;
   sync_nf();
+  sync_state();
   warn_liveness_sources();
   check_liveness(now);
   next_monitor_ = next_announce_ = now;
@@ -200,6 +202,7 @@ void Agent::recompute(Clock::time_point now) {
   last_report_ = sync_->apply(*view, *self, [this](uint32_t id) { return monitor_->alive(id); });
   for (const auto& e : last_report_.errors) log::warn("{}", e);
   last_view_ = std::move(*view);
+  state_members();
   last_recompute_ = std::chrono::system_clock::now();
   ++recomputations_;
   log::debug("recomputed: {} services, {} instances, {} withdrawn", last_report_.services, last_report_.instances,
@@ -220,7 +223,10 @@ void Agent::sync_nf() {
     }
     nf_ = std::move(*s);
     // an instance that dies (or comes back) is withdrawn (announced) at once
-    nf_->on_change = [this](const std::string&, bool) { check_liveness(Clock::now()); };
+    nf_->on_change = [this](const std::string&, bool) {
+      state_local();  // a new incarnation replicates afresh (and joins) before it is announced
+      check_liveness(Clock::now());
+    };
     nf_->on_veth = [this](const std::string& name, const std::string& veth) { on_nf_veth(name, veth); };
   }
   nf_->configure(specs);
@@ -336,6 +342,7 @@ void Agent::on_link(const LinkEvent& e) {
 
 void Agent::monitor_tick(Clock::time_point now, bool announce) {
   ports_->refresh_mtus();
+  state_local();
   std::map<uint32_t, uint64_t> packets;
   for (const auto& i : spec_.instances)
     if (auto c = dp_.instance_stats(i.id); c) packets[i.id] = c->packets;
@@ -427,6 +434,7 @@ int Agent::run(const std::function<bool()>& should_stop) {
     }
     withdraw_due(now);
     nf_down_due(now);
+    state_tick(now);
     // next deadline
     Clock::time_point wake = std::min(next_monitor_, next_announce_);
     for (const auto& [id, t] : withdraw_at_) wake = std::min(wake, t);
@@ -437,7 +445,8 @@ int Agent::run(const std::function<bool()>& should_stop) {
     if (nexthops_dirty_) wake = std::min(wake, last_nexthop_flush_ + std::chrono::milliseconds(100));
     if (nf_)
       if (auto t = nf_->next_timer()) wake = std::min(wake, *t);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count();
+    if (state_) wake = std::min(wake, next_state_tick_);
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count();
     int timeout = static_cast<int>(std::clamp<long long>(ms, 0, 1000));
 
     std::vector<pollfd> pfds;
@@ -449,7 +458,11 @@ int Agent::run(const std::function<bool()>& should_stop) {
     if (nf_)
       for (const auto& p : nf_->fds()) pfds.push_back(p);
     const size_t nf_end = pfds.size();
+    if (state_)
+      for (int fd : state_->fds()) pfds.push_back({fd, POLLIN, 0});
+    const size_t state_end = pfds.size();
     std::vector<size_t> owner(pfds.size(), SIZE_MAX);
+    bool state_input = false;
     for (size_t si = 0; si < sources_.size(); ++si)
       for (const auto& p : sources_[si].fds()) {
         pfds.push_back(p);
@@ -467,6 +480,8 @@ int Agent::run(const std::function<bool()>& should_stop) {
         sources_[owner[k]].on_event(p.fd, p.revents);
       } else if (k >= nf_first && k < nf_end) {
         if (nf_) nf_->on_event(p.fd, p.revents);
+      } else if (k >= nf_end && k < state_end) {
+        state_input = true;
       } else if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) {
         continue;
       } else if (std::find(ofds.begin(), ofds.end(), p.fd) != ofds.end()) {
@@ -476,6 +491,10 @@ int Agent::run(const std::function<bool()>& should_stop) {
       } else if (ospfd_watch_ && p.fd == ospfd_watch_.get()) {
         on_ospfd_pid_file();
       }
+    }
+    if (state_input && state_) {
+      state_->on_readable();
+      state_->tick();  // acknowledgements and merges of what just came in
     }
     ospf_->on_timer(Clock::now());
     if (nf_) nf_->on_timer(Clock::now());

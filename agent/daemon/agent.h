@@ -77,6 +77,12 @@ class Agent {
   // The built-in NFs of the config to the supervisor (created with the first one).
   void sync_nf();
   void on_nf_veth(const std::string& name, const std::string& veth);
+  // Shared state (docs/state.md): opened, reconfigured (keys: rotation without restart) or
+  // closed after the spec; the local instances and the members from the LSDB handed to it.
+  void sync_state();
+  void state_local();
+  void state_members();
+  void state_tick(Clock::time_point now);
   std::optional<uint32_t> self_router() const;
   void shutdown();
 
@@ -93,6 +99,10 @@ class Agent {
   plane::VnfHoldDown hold_;
   std::vector<PollSource> sources_;
   std::unique_ptr<nf::Supervisor> nf_;
+  state::SystemClock state_clock_;
+  std::unique_ptr<Replication> state_;            // null: no state: section, or it failed
+  std::string state_error_;
+  Clock::time_point next_state_tick_{};
   std::unique_ptr<FtcEgress> ftc_;                // the FTC egress buffer; null: no FTC chain
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a

@@ -44,6 +44,11 @@ nlohmann::json Agent::status() const {
                                    spec_.slow_path ? slow_error_ : "node.slow_path: false"));
   }
   if (ftc_) j["ftc_buffer"] = ftc_->status();
+  if (state_)
+    j["state"] = state_->status();
+  else if (spec_.state)
+    j["state"] = {{"error", state_error_}};
+  if (!state_error_.empty()) warnings.push_back("state replication: " + state_error_);
   j["agent"] = {{"state", "running"}, {"pin_root", spec_.dataplane.pin_root},
                 {"stats_map_id", dp_.map_id("ac_stats")},
                 {"nsh_endpoint", ip_str(ntohl(spec_.nsh_endpoint.s_addr))},

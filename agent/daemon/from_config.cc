@@ -225,6 +225,25 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
   s.nf.program = nf_program(c.nf.program);
   s.nf.run_dir = c.nf.run_dir;
   s.nf.netns_prefix = c.nf.netns_prefix;
+  if (c.state) {
+    ReplicationSpec r;
+    r.port = c.state->port;
+    r.interfaces = c.state->interfaces;
+    if (r.interfaces.empty())
+      for (const auto& i : c.interfaces) r.interfaces.push_back(i.name);
+    for (const auto& k : c.state->keys) {
+      auto secret = state::parse_hex_key(k.hex);
+      if (!secret) return unexpected(wrap(secret.error(), fmt::format("state: key {}", k.id)));
+      r.keys.push_back({k.id, std::move(*secret)});
+    }
+    r.send_key = c.state->send_id();
+    r.max_skew_us = uint64_t{c.state->max_skew_s} * 1'000'000;
+    r.scan_interval_us = uint64_t{c.state->scan_interval_ms} * 1'000;
+    r.keepalive_us = uint64_t{c.state->keepalive_ms} * 1'000;
+    r.window_bytes = uint64_t{c.state->peer_window_kb} * 1024;
+    s.fastpath.state_port = r.port;  // the fast path hands this port to the agent's AF_XDP sockets
+    s.state = std::move(r);
+  }
   return s;
 }
 

@@ -80,7 +80,7 @@ std::vector<ospf::VnfInfo> VnfMonitor::tick(const std::map<uint32_t, uint64_t>& 
       l.load = load;
       l.fresh_cost = plane::vnf_cost(l.load, p);
     }
-    if (!l.alive) continue;
+    if (!l.alive || l.joining) continue;
     if (!l.announced_once) {
       // first announcement, or back from dead: nothing measured yet is this instance's load
       l.announced = announce ? l.fresh_cost : plane::vnf_cost(0, p);
@@ -105,6 +105,14 @@ bool VnfMonitor::set_alive(uint32_t id, bool alive) {
   if (it == loads_.end() || it->second.alive == alive) return false;
   it->second.alive = alive;
   if (alive) it->second.announced_once = false;  // announce again at the next tick
+  return true;
+}
+
+bool VnfMonitor::set_joining(uint32_t id, bool joining) {
+  auto it = loads_.find(id);
+  if (it == loads_.end() || it->second.joining == joining) return false;
+  it->second.joining = joining;
+  if (!joining) it->second.announced_once = false;  // announce at the next tick
   return true;
 }
 

@@ -23,6 +23,7 @@ struct InstanceLoad {
   uint32_t fresh_cost = 0;     // cost of that load
   uint32_t announced = 0;      // cost in the LSA (after damping)
   bool alive = true;
+  bool joining = false;        // its shared state is not in yet (docs/state.md 3.4): not announced
   bool announced_once = false;
 };
 
@@ -42,6 +43,9 @@ class VnfMonitor {
   // Liveness (veth up, process alive). Returns true if it changed.
   bool set_alive(uint32_t id, bool alive);
   bool alive(uint32_t id) const;
+  // An instance joining its service's shared state is not announced until the snapshot is in;
+  // it is announced at the first tick after. Returns true if it changed.
+  bool set_joining(uint32_t id, bool joining);
   ospf::VnfInfo info(uint32_t id) const;  // the LSA content for an instance now
   // The LSA of an instance that died: flagged down (peers drop it without a hold-down), cost 0.
   ospf::VnfInfo down_info(uint32_t id) const;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "daemon/replication.h"
 #include "dataplane/dataplane.h"
 #include "nf/supervisor.h"
 #include "ospf/client.h"
@@ -74,6 +75,7 @@ struct AgentSpec {
   std::optional<ftc::BufferLimits> ftc_buffer;
   bool slow_path = true;                         // the agent's slow path (docs/slow-path.md)
   uint16_t inner_mtu = 1500;                     // largest inner packet planned for (warnings)
+  std::optional<ReplicationSpec> state;          // shared state replication (docs/state.md)
 };
 
 }  // namespace anychain::daemon

@@ -11,6 +11,10 @@ Result<std::unique_ptr<UdpTransport>> UdpTransport::open(const Endpoint& local, 
   std::unique_ptr<UdpTransport> t(new UdpTransport());
   t->fd_.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!t->fd_) return fail_errno("state transport: UDP socket");
+  // Every interface's transport of a node binds the same address and port (docs/state.md 3.10):
+  // the datagrams land on any of them and one dispatcher reads them all.
+  int one = 1;
+  (void)setsockopt(t->fd_.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   int buf = 4 << 20;
   (void)setsockopt(t->fd_.get(), SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
   (void)setsockopt(t->fd_.get(), SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);

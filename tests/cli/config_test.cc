@@ -365,7 +365,7 @@ TEST(Config, CheckInterfacesAndCheckFile) {
   d = cfg::check_file(path);
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].str(), path + ":3:1: error: config: unknown key 'bogus' (expected one of: node, interfaces, ospf, "
-                               "timers, wcmp, nf, ftc, services, chains, policies, instances)");
+                               "timers, wcmp, nf, ftc, state, services, chains, policies, instances)");
 
   d = cfg::check_file((dir / "missing.yaml").string());
   ASSERT_EQ(d.size(), 1u);

@@ -98,21 +98,23 @@ def module_procs():
 
 @pytest.fixture(scope="module")
 def paper_lab(request, build, module_procs):
-    """The paper's topology (scripts/topologies/paper-fig3.toml) up under a prefix of this run
-    (act<LAB_KIND><pid>, LAB_KIND set by the test file), anychaind on every router through
-    scripts/lab-agent (`run` plus the file's LAB_AGENT_ARGS, e.g. --bare); taken down after the
-    file's last test (kept after a failure with ANYCHAIN_KEEP=1)."""
+    """The paper's topology (scripts/topologies/paper-fig3.toml; another with the file's
+    LAB_TOPO) up under a prefix of this run (act<LAB_KIND><pid>, LAB_KIND set by the test file),
+    anychaind on every router through scripts/lab-agent (`run` plus the file's LAB_AGENT_ARGS,
+    e.g. --bare); taken down after the file's last test (kept after a failure with
+    ANYCHAIN_KEEP=1)."""
     prefix = labkit.lab_prefix(request.module.LAB_KIND)
     agent_args = " ".join(getattr(request.module, "LAB_AGENT_ARGS", []))
+    topo_file = getattr(request.module, "LAB_TOPO", labkit.TOPO)
     labkit.lab("down", "--prefix", prefix)
-    rc, out, err = labkit.lab("up", labkit.TOPO, "--prefix", prefix, "--agent-cmd",
+    rc, out, err = labkit.lab("up", topo_file, "--prefix", prefix, "--agent-cmd",
                               f"{labkit.LAB_AGENT} run {agent_args} {{labdir}} {{router}} {{statedir}} "
                               f"{build.anychaind}")
     if rc != 0:
         labkit.lab("down", "--prefix", prefix)
         pytest.fail(f"scripts/lab up failed ({rc}): {err.strip()[-2000:]}")
     state = f"{labkit.STATE_ROOT}/{prefix}"
-    topo = labkit.resolved_topology()
+    topo = labkit.resolved_topology(topo_file)
     silent = labkit.silent_agents(build.cli, state, sorted(topo["routers"]))
     if silent:
         module_procs.stop()

@@ -41,6 +41,21 @@ def lab(*args, timeout=120):
     return r.returncode, r.stdout, r.stderr
 
 
+def anychain(cli, state, router, *args):
+    """The anychain CLI against a lab router's anychaind (its socket in the lab's state dir):
+    (exit status, stdout, stderr)."""
+    r = run([cli, "--socket", f"{state}/{router}/anychaind.sock", *args], check=False)
+    return r.returncode, r.stdout, r.stderr.strip()
+
+
+def anychain_json(cli, state, router, *args):
+    """anychain ARGS --json on a lab router, parsed; a failure raises RuntimeError."""
+    rc, out, err = anychain(cli, state, router, *args, "--json")
+    if rc != 0:
+        raise RuntimeError(f"anychain {' '.join(args)} on {router}: exit {rc}: {err}")
+    return json.loads(out)
+
+
 def vtysh_json(prefix, router, command):
     return json.loads(run([LAB, "vtysh", "--prefix", prefix, router, "-c", command]).stdout)
 

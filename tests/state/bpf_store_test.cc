@@ -13,8 +13,7 @@
 #include <random>
 #include <set>
 
-#include "crdt_test.h"
-#include "crdt_test.skel.h"
+#include "crdt_test_nf.h"
 #include "sim.h"
 #include "state/bpf_store.h"
 
@@ -65,14 +64,7 @@ struct Instance {
   }
   // The packet path: one operation through the XDP update program; returns its read result.
   uint64_t op(crdt_test_op o) {
-    uint8_t frame[14 + sizeof o] = {};
-    std::memcpy(frame + 14, &o, sizeof o);
-    uint8_t out[sizeof frame + 64];
-    LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = frame, .data_out = out, .data_size_in = sizeof frame,
-                .data_size_out = sizeof out, .repeat = 1);
-    if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.crdt_update), &t) || t.retval != XDP_PASS)
-      throw std::runtime_error("crdt_update failed");
-    std::memcpy(&o, out + 14, sizeof o);
+    test::crdt_test_run(skel, o);
     return o.result;
   }
   void set_ctl_epoch(uint32_t e) {

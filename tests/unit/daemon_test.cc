@@ -478,6 +478,53 @@ TEST(CheckConfig, TheDaemonBinaryReportsWhatItWouldRefuse) {
   std::filesystem::remove(path);
 }
 
+// The state: section onto the agent: keys from hex, AF_XDP interfaces defaulting to the fast
+// path's, microseconds, and the port the fast path redirects (docs/state.md).
+TEST(FromConfig, StateSectionToTheReplicationSpec) {
+  const std::string k1(64, 'a'), k2 = std::string(62, '0') + "ff";
+  auto c = config::parse("node: {nsh_endpoint: 10.255.0.1}\n"
+                         "interfaces: [{name: eth0}, {name: eth1}]\n"
+                         "state:\n  port: 5001\n  keys: [{id: 3, key: " + k1 + "}, {id: 9, key: " + k2 + "}]\n"
+                         "  send_key: 9\n  max_skew_s: 0\n  scan_interval_ms: 2\n  keepalive_ms: 50\n"
+                         "  peer_window_kb: 64\n");
+  ASSERT_TRUE(c.has_value());
+  auto s = spec_from_config(*c);
+  ASSERT_TRUE(s.has_value()) << s.error().str();
+  ASSERT_TRUE(s->state.has_value());
+  EXPECT_EQ(s->state->port, 5001);
+  EXPECT_EQ(s->fastpath.state_port, 5001) << "the fast path redirects the replication port";
+  EXPECT_EQ(s->state->interfaces, (std::vector<std::string>{"eth0", "eth1"})) << "default: the fast path's";
+  ASSERT_EQ(s->state->keys.size(), 2u);
+  EXPECT_EQ(s->state->keys[0].id, 3);
+  EXPECT_EQ(s->state->keys[0].secret, std::vector<uint8_t>(32, 0xaa));
+  EXPECT_EQ(s->state->keys[1].secret.back(), 0xff);
+  EXPECT_EQ(s->state->send_key, 9);
+  EXPECT_EQ(s->state->max_skew_us, 0u);
+  EXPECT_EQ(s->state->scan_interval_us, 2000u);
+  EXPECT_EQ(s->state->keepalive_us, 50'000u);
+  EXPECT_EQ(s->state->window_bytes, 64u * 1024);
+
+  auto none = config::parse("node: {nsh_endpoint: 10.255.0.1}\n");
+  ASSERT_TRUE(none.has_value());
+  auto n = spec_from_config(*none);
+  ASSERT_TRUE(n.has_value());
+  EXPECT_FALSE(n->state.has_value());
+  EXPECT_EQ(n->fastpath.state_port, 0) << "no state: section, no redirect";
+}
+
+// A joining instance (its shared state not in yet) is not announced; once joined, at once.
+TEST(VnfMonitor, JoiningInstanceIsAnnouncedOnlyOnceJoined) {
+  AgentSpec s = one_instance(100);
+  VnfMonitor m(s);
+  auto t0 = Clock::now();
+  EXPECT_TRUE(m.set_joining(7, true));
+  EXPECT_FALSE(m.set_joining(7, true)) << "no change";
+  EXPECT_TRUE(m.tick({{7, 0}}, t0).empty());
+  EXPECT_TRUE(m.tick({{7, 0}}, t0 + 2s).empty());
+  EXPECT_TRUE(m.set_joining(7, false));
+  EXPECT_EQ(m.tick({{7, 0}}, t0 + 3s, false).size(), 1u) << "announced at the first tick after, not the next announce";
+}
+
 }  // namespace
 }  // namespace anychain::daemon
 

@@ -25,7 +25,7 @@ ALLOWED = {
     "dataplane": {"common"},
     "control": {"config", "common"},
     "slowpath": {"common"},
-    "daemon": {"dataplane", "ospf", "plane", "slowpath", "config", "control", "nf", "ftc", "common"},
+    "daemon": {"dataplane", "ospf", "plane", "slowpath", "config", "control", "nf", "ftc", "state", "common"},
     "cli": {"control", "config", "dataplane", "nf", "common"},
     "tools": {"common"},
     "ftc": {"common"},

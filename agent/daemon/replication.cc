@@ -1,0 +1,416 @@
+#include "daemon/replication.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <net/if.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "common/log.h"
+#include "common/unique_fd.h"
+#include "nf/crdt.h"
+#include "state/neigh.h"
+#include "state/udp_transport.h"
+#include "state/xsk_transport.h"
+
+namespace anychain::daemon {
+
+using json = nlohmann::json;
+
+bool ReplicationSpec::operator==(const ReplicationSpec& o) const {
+  auto same_keys = [&] {
+    if (keys.size() != o.keys.size()) return false;
+    for (size_t i = 0; i < keys.size(); ++i)
+      if (keys[i].id != o.keys[i].id || keys[i].secret != o.keys[i].secret) return false;
+    return true;
+  };
+  return port == o.port && interfaces == o.interfaces && same_keys() && send_key == o.send_key &&
+         max_skew_us == o.max_skew_us && scan_interval_us == o.scan_interval_us && keepalive_us == o.keepalive_us &&
+         window_bytes == o.window_bytes;
+}
+
+std::map<uint16_t, std::vector<state::Replicator::Member>> members_from_topology(
+    const plane::Topology& topo, const std::vector<ServicePrefix>& services, uint16_t port) {
+  std::map<uint16_t, std::vector<state::Replicator::Member>> out;
+  for (const auto& s : services) out[s.id];  // a service whose instances all left: no members
+  for (const auto& in : topo.instances) {
+    if (in.held || in.info.down()) continue;  // withdrawn or dead: no longer a member
+    for (const auto& s : services)
+      if (s.addr == in.info.service_addr && s.len == in.info.service_len)
+        out[s.id].push_back({in.info.instance_id, state::Endpoint{htonl(in.info.nsh_endpoint), port}});
+  }
+  for (auto& [id, v] : out)
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  return out;
+}
+
+// What every replicator sends through: the transport of the interface the kernel routes the
+// peer through (the AF_XDP transports fall back to their UDP socket on their own when the next
+// hop is not resolved), else the first one. Receiving is the dispatcher's.
+class Replication::Sender final : public state::Transport {
+ public:
+  explicit Sender(Replication& r) : r_(r) {
+    if (auto n = state::NeighbourTable::open()) neigh_.emplace(std::move(*n));
+  }
+  Result<void> send(const state::Endpoint& to, state::ByteView d) override {
+    if (r_.links_.empty()) return fail("state: no transport", ENETDOWN);
+    state::Transport* t = r_.links_.front().t.get();
+    if (r_.links_.size() > 1 && neigh_)
+      if (auto hop = neigh_->lookup(to.addr, r_.clock_.mono_us()))
+        for (const auto& l : r_.links_)
+          if (l.ifindex == hop->ifindex) t = l.t.get();
+    return t->send(to, d);
+  }
+  size_t receive(const state::RecvFn&, size_t) override { return 0; }
+  std::vector<int> fds() const override { return {}; }
+  state::TransportStatus status() const override { return {}; }
+
+ private:
+  Replication& r_;
+  std::optional<state::NeighbourTable> neigh_;
+};
+
+struct Replication::Replica {
+  ReplicaSpec spec;
+  nf::Published pub;
+  std::vector<UniqueFd> fds;                  // the NF's maps and merge program, by id
+  std::unique_ptr<state::BpfStore> store;
+  std::unique_ptr<state::Replicator> rep;
+  uint64_t created_us = 0, join_started_us = 0;
+  bool ready = false, join_started = false, leaving = false;
+  std::string ready_how;                      // "joined from N", "alone", "join timed out"
+};
+
+Replication::Replication(Options o, const state::Clock& clock) : opt_(std::move(o)), clock_(clock) {}
+
+Replication::~Replication() = default;
+
+Result<std::unique_ptr<Replication>> Replication::open(Options o, const state::Clock& clock) {
+  auto keys = state::Keyring::make(o.spec.keys, o.spec.send_key);
+  if (!keys) return unexpected(wrap(keys.error(), "state: keys"));
+  std::unique_ptr<Replication> r(new Replication(std::move(o), clock));
+  r->keys_ = std::move(*keys);
+  r->sender_ = std::make_unique<Sender>(*r);
+  if (auto t = r->open_transports(); !t) return unexpected(t.error());
+  return r;
+}
+
+Result<void> Replication::open_transports() {
+  links_.clear();
+  state::Endpoint local{opt_.endpoint.s_addr, opt_.spec.port};
+  const int xskmap = opt_.xskmap_fd;
+  const std::string no_map = xskmap >= 0 ? "" : (opt_.no_xsk.empty() ? "no XSKMAP" : opt_.no_xsk);
+  // The XSKMAP is indexed by RX queue, one for the node: AF_XDP on the first interface that
+  // takes it; the others keep UDP (their sockets share the port with SO_REUSEPORT). The agent
+  // gives no map when the fast path runs on more than one interface (see Agent::sync_state).
+  std::string afxdp_on;
+  for (const auto& ifname : opt_.spec.interfaces) {
+    Link l{ifname, if_nametoindex(ifname.c_str()), nullptr};
+    state::XskOptions xo;
+    xo.ifname = ifname;
+    xo.local = local;
+    xo.xskmap_fd = afxdp_on.empty() ? xskmap : -1;
+    Result<std::unique_ptr<state::Transport>> t =
+        xo.xskmap_fd >= 0 ? state::open_transport(xo)
+                          : [&]() -> Result<std::unique_ptr<state::Transport>> {
+                              auto u = state::UdpTransport::open(
+                                  local, !no_map.empty() ? no_map : fmt::format("AF_XDP is on {} (one XSKMAP per node)", afxdp_on));
+                              if (!u) return unexpected(u.error());
+                              return std::unique_ptr<state::Transport>(std::move(*u));
+                            }();
+    if (!t) return unexpected(wrap(t.error(), fmt::format("state: interface {}", ifname)));
+    if ((*t)->status().mode != "udp" && afxdp_on.empty()) afxdp_on = ifname;
+    l.t = std::move(*t);
+    log::info("state replication on {}: {}{}", ifname, l.t->status().mode,
+              l.t->status().reason.empty() ? "" : " (" + l.t->status().reason + ")");
+    links_.push_back(std::move(l));
+  }
+  if (links_.empty()) {
+    auto u = state::UdpTransport::open(local, "no state interfaces");
+    if (!u) return unexpected(u.error());
+    links_.push_back({"", 0, std::move(*u)});
+  }
+  return {};
+}
+
+Result<void> Replication::reconfigure(const ReplicationSpec& spec, int xskmap_fd, const std::string& no_xsk) {
+  auto keys = state::Keyring::make(spec.keys, spec.send_key);
+  if (!keys) return unexpected(wrap(keys.error(), "state: keys"));
+  bool reopen = spec.port != opt_.spec.port || spec.interfaces != opt_.spec.interfaces ||
+                xskmap_fd != opt_.xskmap_fd || no_xsk != opt_.no_xsk;
+  opt_.spec = spec;
+  opt_.xskmap_fd = xskmap_fd;
+  opt_.no_xsk = no_xsk;
+  keys_ = std::move(*keys);
+  for (auto& [id, r] : replicas_) r->rep->set_keyring(keys_);
+  for (auto& r : leaving_) r->rep->set_keyring(keys_);
+  if (reopen) {
+    if (auto t = open_transports(); !t) return t;
+    // members sit at our port on their nodes: new endpoints
+    set_members(std::map(members_));
+  }
+  return {};
+}
+
+Result<std::unique_ptr<Replication::Replica>> Replication::make_replica(const ReplicaSpec& r, const nf::Published& p) {
+  auto opened = nf::open_crdt_store(p);  // the schema from the published objects, maps by id
+  if (!opened) return unexpected(opened.error());
+  auto rep = std::make_unique<Replica>();
+  rep->spec = r;
+  rep->pub = p;
+  rep->fds = std::move(opened->fds);
+  rep->store = std::move(opened->store);
+  state::ReplicatorConfig rc;
+  rc.me = {r.service, r.id, p.incarnation};
+  rc.keepalive_us = opt_.spec.keepalive_us;
+  rc.window_bytes = opt_.spec.window_bytes;
+  rc.max_skew_us = opt_.spec.max_skew_us;
+  rep->rep = std::make_unique<state::Replicator>(rc, *rep->store, *sender_, keys_, clock_);
+  rep->created_us = clock_.mono_us();
+  return rep;
+}
+
+void Replication::set_local(const std::vector<ReplicaSpec>& instances) {
+  std::map<uint32_t, std::unique_ptr<Replica>> keep;
+  for (const auto& s : instances) {
+    auto p = nf::read_published(s.published);
+    bool replicates = p && p->crdt && !p->crdt->objects.empty() && p->instance_id == s.id;
+    auto it = replicas_.find(s.id);
+    if (it != replicas_.end() && replicates && it->second->pub.incarnation == p->incarnation &&
+        it->second->pub.pid == p->pid) {
+      keep[s.id] = std::move(it->second);
+      continue;
+    }
+    if (!replicates) continue;  // not (yet) published, or not a replicating NF
+    if (it != replicas_.end())
+      log::info("state: instance {} ({}) has a new incarnation {}: replicating it afresh", s.name, s.id, p->incarnation);
+    auto r = make_replica(s, *p);
+    if (!r) {
+      log::error("state: instance {} ({}): {}; not replicated", s.name, s.id, r.error().str());
+      continue;
+    }
+    if (auto m = members_.find(s.service); m != members_.end()) {
+      std::vector<state::Replicator::Member> others;
+      for (const auto& x : m->second)
+        if (x.id != s.id) others.push_back(x);
+      (*r)->rep->set_members(others);
+    }
+    log::info("state: replicating instance {} ({}), service {}, incarnation {}", s.name, s.id, s.service, p->incarnation);
+    keep[s.id] = std::move(*r);
+  }
+  for (auto& [id, r] : replicas_) {
+    if (!r || keep.contains(id)) continue;
+    // gone from the config (or its process is gone): drain what it has while its maps last
+    log::info("state: instance {} ({}) leaves: draining", r->spec.name, id);
+    r->leaving = true;
+    r->rep->leave();
+    leaving_.push_back(std::move(r));
+  }
+  replicas_ = std::move(keep);
+}
+
+void Replication::set_members(const std::map<uint16_t, std::vector<state::Replicator::Member>>& members) {
+  members_ = members;
+  members_known_ = true;
+  for (auto& [id, m] : members_)
+    for (auto& x : m) x.addr.port = opt_.spec.port;
+  auto apply = [&](Replica& r) {
+    std::vector<state::Replicator::Member> others;
+    if (auto m = members_.find(r.spec.service); m != members_.end())
+      for (const auto& x : m->second)
+        if (x.id != r.spec.id) others.push_back(x);
+    r.rep->set_members(others);
+  };
+  for (auto& [id, r] : replicas_) apply(*r);
+  for (auto& r : leaving_) apply(*r);
+}
+
+bool Replication::ready(uint32_t instance) const {
+  auto it = replicas_.find(instance);
+  return it == replicas_.end() || it->second->ready;
+}
+
+std::vector<int> Replication::fds() const {
+  std::vector<int> out;
+  for (const auto& l : links_)
+    for (int fd : l.t->fds()) out.push_back(fd);
+  return out;
+}
+
+void Replication::dispatch(state::ByteView d, const state::Endpoint& from) {
+  ++dstats_.datagrams;
+  auto dst = state::peek_destination(d);
+  if (!dst) {
+    ++dstats_.malformed;
+    return;
+  }
+  auto deliver = [&](Replica& r) {
+    if (r.spec.id != dst->receiver || r.spec.service != dst->service) return false;
+    r.rep->on_datagram(d, from);
+    return true;
+  };
+  if (auto it = replicas_.find(dst->receiver); it != replicas_.end() && deliver(*it->second)) return;
+  for (auto& r : leaving_)
+    if (deliver(*r)) return;
+  ++dstats_.no_receiver;
+}
+
+void Replication::on_readable() {
+  for (auto& l : links_) l.t->receive([this](state::ByteView d, const state::Endpoint& from) { dispatch(d, from); }, 4096);
+}
+
+void Replication::tick() {
+  uint64_t now = clock_.mono_us();
+  for (auto& [id, r] : replicas_) {
+    r->rep->tick();
+    if (r->ready) continue;
+    if (r->rep->join_state() == state::JoinState::Done) {
+      r->ready = true;
+      r->ready_how = "joined from a snapshot";
+      log::info("state: instance {} ({}) joined from a snapshot", r->spec.name, id);
+      continue;
+    }
+    if (!r->join_started && members_known_) {
+      auto m = members_.find(r->spec.service);
+      bool others = m != members_.end() &&
+                    std::any_of(m->second.begin(), m->second.end(), [&](const auto& x) { return x.id != id; });
+      if (!others) {
+        r->ready = true;
+        r->ready_how = "first of its service";
+        continue;
+      }
+      if (r->rep->join()) {
+        r->join_started = true;
+        r->join_started_us = now;
+      } else if (now - r->created_us > opt_.join_timeout_us) {
+        r->ready = true;  // members, but none to ask (all unreachable)
+        r->ready_how = "no member to join from";
+        continue;
+      }
+    }
+    if (r->join_started && now - r->join_started_us > opt_.join_timeout_us) {
+      r->ready = true;
+      r->ready_how = "join timed out";
+      log::warn("state: instance {} ({}): no snapshot within {} ms; serving with its own state (it converges "
+                "through deltas)", r->spec.name, id, opt_.join_timeout_us / 1000);
+    }
+  }
+  for (auto it = leaving_.begin(); it != leaving_.end();) {
+    (*it)->rep->tick();
+    if ((*it)->rep->drained() || (*it)->rep->drain_timed_out()) {
+      if ((*it)->rep->drain_timed_out())
+        log::warn("state: instance {} ({}): drain timed out", (*it)->spec.name, (*it)->spec.id);
+      it = leaving_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+namespace {
+
+json transport_json(const state::TransportStatus& t) {
+  json j{{"interface", t.ifname}, {"mode", t.mode},          {"queues", t.queues},
+         {"tx_frames", t.tx_frames}, {"tx_bytes", t.tx_bytes}, {"rx_frames", t.rx_frames},
+         {"rx_bytes", t.rx_bytes}, {"tx_fallback", t.tx_fallback}, {"rx_fallback", t.rx_fallback},
+         {"tx_errors", t.tx_errors}, {"rx_errors", t.rx_errors}};
+  if (!t.reason.empty()) j["reason"] = t.reason;
+  return j;
+}
+
+json peer_json(const state::PeerStatus& p) {
+  return {{"id", p.id},
+          {"address", p.addr.str()},
+          {"member", p.member},
+          {"incarnation", p.incarnation},
+          {"state", state::to_string(p.state)},
+          {"joining", p.joining},
+          {"draining", p.draining},
+          {"acked", p.acked},
+          {"sent", p.sent},
+          {"srtt_us", p.srtt_us},
+          {"min_rtt_us", p.min_rtt_us},
+          {"rto_us", p.rto_us},
+          {"in_flight_bytes", p.in_flight_bytes},
+          {"msgs_sent", p.msgs_sent},
+          {"bytes_sent", p.bytes_sent},
+          {"records_sent", p.records_sent},
+          {"retransmits", p.retransmits},
+          {"coalesced", p.coalesced},
+          {"msgs_received", p.msgs_received}};
+}
+
+json rejected_json(const state::Gate& g) {
+  json j = json::object();
+  for (size_t i = 0; i < static_cast<size_t>(state::Reject::Count); ++i)
+    j[state::to_string(static_cast<state::Reject>(i))] = g.rejected(static_cast<state::Reject>(i));
+  return j;
+}
+
+}  // namespace
+
+json Replication::status() const {
+  json links = json::array();
+  for (const auto& l : links_) {
+    auto st = l.t->status();
+    st.ifname = l.ifname;
+    links.push_back(transport_json(st));
+  }
+  json inst = json::array();
+  for (const auto& [id, r] : replicas_) inst.push_back(*instance(r->spec.name));
+  for (const auto& r : leaving_) inst.push_back(*instance(r->spec.name));
+  return {{"port", opt_.spec.port},
+          {"send_key", keys_->send_id()},
+          {"keys", keys_->ids()},
+          {"transports", links},
+          {"dispatch", {{"datagrams", dstats_.datagrams}, {"malformed", dstats_.malformed}, {"no_receiver", dstats_.no_receiver}}},
+          {"instances", inst}};
+}
+
+std::optional<json> Replication::instance(const std::string& name) const {
+  const Replica* r = nullptr;
+  for (const auto& [id, x] : replicas_)
+    if (x->spec.name == name) r = x.get();
+  for (const auto& x : leaving_)
+    if (x->spec.name == name) r = x.get();
+  if (!r) return std::nullopt;
+  const auto& s = r->rep->stats();
+  const auto& b = r->store->stats();
+  json peers = json::array();
+  for (const auto& p : r->rep->peers()) peers.push_back(peer_json(p));
+  json slots = json::object();
+  for (const auto& [slot, o] : r->rep->slots()) slots[std::to_string(slot)] = {{"id", o.id}, {"incarnation", o.incarnation}};
+  json by_key = json::object();
+  for (const auto& [k, n] : r->rep->gate().by_key()) by_key[std::to_string(k)] = n;
+  json received = json::array();
+  for (const auto& [o, v] : r->rep->received())
+    received.push_back({{"id", o.id}, {"incarnation", o.incarnation}, {"version", v}});
+  return json{{"name", r->spec.name},
+              {"id", r->spec.id},
+              {"service", r->spec.service},
+              {"incarnation", r->pub.incarnation},
+              {"schema_digest", r->store->schema().digest()},
+              {"state", r->leaving ? "leaving" : r->ready ? "ready" : "joining"},
+              {"ready_how", r->ready_how},
+              {"counters",
+               {{"version", s.version},           {"changes", s.changes},
+                {"records_applied", s.records_applied}, {"records_own_origin", s.records_own_origin},
+                {"records_folded_origin", s.records_folded_origin}, {"records_no_slot", s.records_no_slot},
+                {"not_member", s.not_member},     {"send_errors", s.send_errors},
+                {"snapshots_served", s.snapshots_served}, {"snapshot_chunks_sent", s.snapshot_chunks_sent},
+                {"folded", s.folded},             {"gone", s.gone},
+                {"relayed_cells", s.relayed_cells}, {"store_errors", s.store_errors}}},
+              {"store",
+               {{"scans", b.scans}, {"full_scans", b.full_scans}, {"logged", b.logged}, {"reported", b.reported},
+                {"batches", b.batches}, {"merged", b.merged}, {"merge_rejected", b.merge_rejected}}},
+              {"accepted", r->rep->gate().accepted()},
+              {"accepted_by_key", by_key},
+              {"rejected", rejected_json(r->rep->gate())},
+              {"received", received},
+              {"slots", slots},
+              {"peers", peers}};
+}
+
+}  // namespace anychain::daemon
