@@ -15,15 +15,10 @@ namespace anychain::daemon {
 
 namespace {
 
-// The fast path redirects the replication port on every interface it runs on into one XSKMAP
-// indexed by RX queue alone: with sockets of one interface in it, a datagram that arrives on
-// another interface would be redirected to a socket of the wrong device and dropped. So AF_XDP
-// only where the fast path runs on one interface; else UDP (the fast path passes the port to
-// the stack when the map is empty). Returns the map's fd or why not.
-std::pair<int, std::string> xsk_choice(const AgentSpec& spec, const dataplane::Dataplane& dp) {
-  if (spec.interfaces.size() > 1)
-    return {-1, fmt::format("the fast path runs on {} interfaces and its XSKMAP is indexed by RX queue alone "
-                            "(AF_XDP needs one interface)", spec.interfaces.size())};
+// The fast path redirects the replication port into its XSKMAP at a slot per (interface, RX
+// queue) (AC_XSK_SLOT): AF_XDP on every state interface, UDP where it cannot be set up (the fast
+// path passes datagrams of a slot without a socket to the stack). Returns the map's fd or why not.
+std::pair<int, std::string> xsk_choice(const dataplane::Dataplane& dp) {
   if (int fd = dp.map_fd("ac_state_xsk"); fd >= 0) return {fd, ""};
   return {-1, "the fast path has no XSKMAP (ac_state_xsk)"};
 }
@@ -38,7 +33,7 @@ void Agent::sync_state() {
     return;
   }
   if (state_) {
-    auto [fd, why] = xsk_choice(spec_, dp_);
+    auto [fd, why] = xsk_choice(dp_);
     if (auto r = state_->reconfigure(*spec_.state, fd, why); !r) {
       state_error_ = r.error().str();
       log::error("state replication: {}; the previous keys and transports stay", state_error_);
@@ -49,7 +44,7 @@ void Agent::sync_state() {
     Replication::Options o;
     o.spec = *spec_.state;
     o.endpoint = spec_.nsh_endpoint;
-    std::tie(o.xskmap_fd, o.no_xsk) = xsk_choice(spec_, dp_);
+    std::tie(o.xskmap_fd, o.no_xsk) = xsk_choice(dp_);
     auto r = Replication::open(std::move(o), state_clock_);
     if (!r) {
       state_error_ = r.error().str();

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "anychain/maps.h"
 #include "common/log.h"
 #include "common/unique_fd.h"
 #include "nf/crdt.h"
@@ -102,26 +103,24 @@ Result<void> Replication::open_transports() {
   state::Endpoint local{opt_.endpoint.s_addr, opt_.spec.port};
   const int xskmap = opt_.xskmap_fd;
   const std::string no_map = xskmap >= 0 ? "" : (opt_.no_xsk.empty() ? "no XSKMAP" : opt_.no_xsk);
-  // The XSKMAP is indexed by RX queue, one for the node: AF_XDP on the first interface that
-  // takes it; the others keep UDP (their sockets share the port with SO_REUSEPORT). The agent
-  // gives no map when the fast path runs on more than one interface (see Agent::sync_state).
-  std::string afxdp_on;
+  // The XSKMAP has a slot per (interface, RX queue) (AC_XSK_SLOT): AF_XDP on every state
+  // interface that takes it, UDP with the reason on the others (the sockets share the port with
+  // SO_REUSEPORT).
   for (const auto& ifname : opt_.spec.interfaces) {
     Link l{ifname, if_nametoindex(ifname.c_str()), nullptr};
     state::XskOptions xo;
     xo.ifname = ifname;
     xo.local = local;
-    xo.xskmap_fd = afxdp_on.empty() ? xskmap : -1;
+    xo.xskmap_fd = xskmap;
+    xo.slot_stride = AC_XSK_QUEUES;
     Result<std::unique_ptr<state::Transport>> t =
         xo.xskmap_fd >= 0 ? state::open_transport(xo)
                           : [&]() -> Result<std::unique_ptr<state::Transport>> {
-                              auto u = state::UdpTransport::open(
-                                  local, !no_map.empty() ? no_map : fmt::format("AF_XDP is on {} (one XSKMAP per node)", afxdp_on));
+                              auto u = state::UdpTransport::open(local, no_map);
                               if (!u) return unexpected(u.error());
                               return std::unique_ptr<state::Transport>(std::move(*u));
                             }();
     if (!t) return unexpected(wrap(t.error(), fmt::format("state: interface {}", ifname)));
-    if ((*t)->status().mode != "udp" && afxdp_on.empty()) afxdp_on = ifname;
     l.t = std::move(*t);
     log::info("state replication on {}: {}{}", ifname, l.t->status().mode,
               l.t->status().reason.empty() ? "" : " (" + l.t->status().reason + ")");

@@ -39,8 +39,7 @@ ROUTERS = sorted(TOPO["routers"])
 SERVICE = ("ids", 1, "10.100.6.1/32")
 # name -> (router, instance id)
 INSTANCES = {"ids1": ("B", 21), "ids2": ("C", 22), "ids3": ("D", 23)}
-# The one interface each router runs the fast path on (its XSKMAP is indexed by RX queue alone, so
-# the agent takes AF_XDP only on a node whose fast path has one interface): towards the others.
+# The interface each router runs the fast path on, towards the others.
 # C's datagrams from D arrive on to-D, which has no XDP: the stack gives them to the UDP socket.
 XSK_IF = {"B": "to-C", "C": "to-B", "D": "to-C"}
 KEY1 = bytes(range(32))
