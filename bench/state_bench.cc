@@ -41,6 +41,7 @@
 #include "common/netns.h"
 #include "crdt_test.h"
 #include "crdt_test.skel.h"
+#include "crdt_test_store.h"
 #include "dataplane/dataplane.h"
 #include "sim.h"
 #include "state/bpf_store.h"
@@ -435,20 +436,6 @@ class DelayTransport final : public Transport {
   Endpoint me_;
 };
 
-Schema crdt_test_schema() {
-  static const Schema s = *Schema::make({
-      {.id = CT_OBJ_GC, .kind = Kind::GCounter, .name = "t_gc", .cells = CT_GC_CELLS},
-      {.id = CT_OBJ_GCK, .kind = Kind::GCounter, .name = "t_gck", .cells = CT_GCK_KEYS, .key_size = 8},
-      {.id = CT_OBJ_PN, .kind = Kind::PNCounter, .name = "t_pn", .cells = CT_PN_CELLS},
-      {.id = CT_OBJ_CMS, .kind = Kind::CountMin, .name = "t_cms", .cells = CT_CMS_ROWS * CT_CMS_WIDTH,
-       .rows = CT_CMS_ROWS},
-      {.id = CT_OBJ_CBF, .kind = Kind::CountingBloom, .name = "t_cbf", .cells = CT_CBF_CELLS, .rows = CT_CBF_HASHES},
-      {.id = CT_OBJ_SET, .kind = Kind::AwSet, .name = "t_set", .cells = CT_SET_KEYS, .key_size = 16},
-      {.id = CT_OBJ_REG, .kind = Kind::RegMap, .name = "t_reg", .cells = CT_REG_KEYS, .key_size = 16},
-  });
-  return s;
-}
-
 void pin_to(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -466,15 +453,7 @@ void pin_to(int cpu) {
 double run_delay(std::optional<uint64_t> delay_us, double seconds) {
   crdt_test_bpf* skel = crdt_test_bpf__open_and_load();
   must_ok(skel != nullptr, "load crdt_test");
-  BpfStoreMaps m;
-  m.objects = {{CT_OBJ_GC, bpf_map__fd(skel->maps.t_gc)},   {CT_OBJ_GCK, bpf_map__fd(skel->maps.t_gck)},
-               {CT_OBJ_PN, bpf_map__fd(skel->maps.t_pn)},   {CT_OBJ_CMS, bpf_map__fd(skel->maps.t_cms)},
-               {CT_OBJ_CBF, bpf_map__fd(skel->maps.t_cbf)}, {CT_OBJ_SET, bpf_map__fd(skel->maps.t_set)},
-               {CT_OBJ_REG, bpf_map__fd(skel->maps.t_reg)}};
-  m.ctl_fd = bpf_map__fd(skel->maps.ac_crdt_ctl);
-  m.changes_fd = bpf_map__fd(skel->maps.ac_crdt_changes);
-  m.stats_fd = bpf_map__fd(skel->maps.ac_crdt_stats);
-  m.merge_prog_fd = bpf_program__fd(skel->progs.crdt_merge);
+  BpfStoreMaps m = crdt_test_maps(skel);
   auto bs = BpfStore::open(crdt_test_schema(), m);
   must_ok(bs.has_value(), "BpfStore");
   std::unique_ptr<BpfStore> a_store = std::move(*bs);

@@ -14,25 +14,14 @@
 #include <set>
 
 #include "crdt_test_nf.h"
+#include "crdt_test_store.h"
 #include "sim.h"
 #include "state/bpf_store.h"
 
 namespace anychain::state {
 namespace {
 
-Schema test_schema() {
-  static const Schema s = *Schema::make({
-      {.id = CT_OBJ_GC, .kind = Kind::GCounter, .name = "t_gc", .cells = CT_GC_CELLS},
-      {.id = CT_OBJ_GCK, .kind = Kind::GCounter, .name = "t_gck", .cells = CT_GCK_KEYS, .key_size = 8},
-      {.id = CT_OBJ_PN, .kind = Kind::PNCounter, .name = "t_pn", .cells = CT_PN_CELLS},
-      {.id = CT_OBJ_CMS, .kind = Kind::CountMin, .name = "t_cms", .cells = CT_CMS_ROWS * CT_CMS_WIDTH,
-       .rows = CT_CMS_ROWS},
-      {.id = CT_OBJ_CBF, .kind = Kind::CountingBloom, .name = "t_cbf", .cells = CT_CBF_CELLS, .rows = CT_CBF_HASHES},
-      {.id = CT_OBJ_SET, .kind = Kind::AwSet, .name = "t_set", .cells = CT_SET_KEYS, .key_size = 16},
-      {.id = CT_OBJ_REG, .kind = Kind::RegMap, .name = "t_reg", .cells = CT_REG_KEYS, .key_size = 16},
-  });
-  return s;
-}
+const Schema& test_schema() { return crdt_test_schema(); }
 
 ct_key16 k16(uint32_t v) {
   ct_key16 k{};
@@ -45,15 +34,7 @@ struct Instance {
   Instance() {
     skel = crdt_test_bpf__open_and_load();
     if (!skel) throw std::runtime_error("load crdt_test");
-    BpfStoreMaps m;
-    m.objects = {{CT_OBJ_GC, bpf_map__fd(skel->maps.t_gc)},   {CT_OBJ_GCK, bpf_map__fd(skel->maps.t_gck)},
-                 {CT_OBJ_PN, bpf_map__fd(skel->maps.t_pn)},   {CT_OBJ_CMS, bpf_map__fd(skel->maps.t_cms)},
-                 {CT_OBJ_CBF, bpf_map__fd(skel->maps.t_cbf)}, {CT_OBJ_SET, bpf_map__fd(skel->maps.t_set)},
-                 {CT_OBJ_REG, bpf_map__fd(skel->maps.t_reg)}};
-    m.ctl_fd = bpf_map__fd(skel->maps.ac_crdt_ctl);
-    m.changes_fd = bpf_map__fd(skel->maps.ac_crdt_changes);
-    m.stats_fd = bpf_map__fd(skel->maps.ac_crdt_stats);
-    m.merge_prog_fd = bpf_program__fd(skel->progs.crdt_merge);
+    BpfStoreMaps m = crdt_test_maps(skel);
     auto s = BpfStore::open(test_schema(), m);
     if (!s) throw std::runtime_error(s.error().str());
     store = std::move(*s);

@@ -19,6 +19,7 @@
 
 #include "crdt_test.h"
 #include "crdt_test.skel.h"
+#include "crdt_test_store.h"
 #include "state/twin_store.h"
 
 namespace anychain::state {
@@ -32,21 +33,7 @@ void pin_to(int cpu) {
   if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) throw std::runtime_error("pin to a CPU");
 }
 
-Schema test_schema() {
-  auto s = Schema::make({
-      {.id = CT_OBJ_GC, .kind = Kind::GCounter, .name = "t_gc", .cells = CT_GC_CELLS},
-      {.id = CT_OBJ_GCK, .kind = Kind::GCounter, .name = "t_gck", .cells = CT_GCK_KEYS, .key_size = 8},
-      {.id = CT_OBJ_PN, .kind = Kind::PNCounter, .name = "t_pn", .cells = CT_PN_CELLS},
-      {.id = CT_OBJ_CMS, .kind = Kind::CountMin, .name = "t_cms", .cells = CT_CMS_ROWS * CT_CMS_WIDTH,
-       .rows = CT_CMS_ROWS},
-      {.id = CT_OBJ_CBF, .kind = Kind::CountingBloom, .name = "t_cbf", .cells = CT_CBF_CELLS,
-       .rows = CT_CBF_HASHES},
-      {.id = CT_OBJ_SET, .kind = Kind::AwSet, .name = "t_set", .cells = CT_SET_KEYS, .key_size = 16},
-      {.id = CT_OBJ_REG, .kind = Kind::RegMap, .name = "t_reg", .cells = CT_REG_KEYS, .key_size = 16},
-  });
-  if (!s) throw std::runtime_error(s.error().str());
-  return *s;
-}
+const Schema& test_schema() { return crdt_test_schema(); }
 
 ct_key16 k16(uint32_t v) {
   ct_key16 k{};
