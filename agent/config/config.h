@@ -199,6 +199,7 @@ struct NfConfig {
   uint32_t ids_filter_hashes = 3, ids_filter_cells = 65536;  // ids: pair filter (k x m)
   uint32_t ids_sketch_rows = 4, ids_sketch_width = 4096;     // ids: source sketch
   uint32_t ids_flagged = 4096;              // ids: flagged sources held
+  uint32_t ids_flag_expire_s = 600;         // ids: a flag expires this long after its last add (0: never)
   uint64_t rl_limit = 0;                    // ratelimit: per window over every instance (required)
   bool rl_packets = false;                  // ratelimit: packets (else inner L3 bytes)
 };

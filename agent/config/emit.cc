@@ -197,6 +197,7 @@ std::string to_yaml(const Config& c) {
         e << YAML::Key << "filter" << YAML::Value << fmt::format("{}x{}", nf.ids_filter_hashes, nf.ids_filter_cells);
         e << YAML::Key << "sketch" << YAML::Value << fmt::format("{}x{}", nf.ids_sketch_rows, nf.ids_sketch_width);
         e << YAML::Key << "flagged" << YAML::Value << nf.ids_flagged;
+        e << YAML::Key << "flag_expire_s" << YAML::Value << nf.ids_flag_expire_s;
         e << YAML::EndMap;
       } else if (nf.kind == "ratelimit") {
         e << YAML::Key << "ratelimit" << YAML::Value << YAML::BeginMap;

@@ -114,11 +114,12 @@ void read_nf(Ctx& ctx, MapReader& r, Instance& in) {
     }
   } else if (nf.kind == "ids") {
     if (auto sec = r.get("ids", false); sec && !sec->IsNull()) {
-      MapReader ir(ctx, *sec, what + " ids", {"threshold", "action", "window_s", "filter", "sketch", "flagged"});
+      MapReader ir(ctx, *sec, what + " ids", {"threshold", "action", "window_s", "filter", "sketch", "flagged", "flag_expire_s"});
       if (ir.ok()) {
         ir.uint("threshold", nf.ids_threshold, 1, 1u << 20);
         ir.uint("window_s", nf.window_s, 1, 86400);
         ir.uint("flagged", nf.ids_flagged, 1, 1u << 20);
+        ir.uint("flag_expire_s", nf.ids_flag_expire_s, 0, 604800);
         if (auto v = ir.scalar("action", false, "pass or drop")) {
           if (v->Scalar() == "drop") nf.ids_drop = true;
           else if (v->Scalar() != "pass") ctx.err(*v, fmt::format("{} ids: bad action '{}' (pass or drop)", what, v->Scalar()));

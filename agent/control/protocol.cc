@@ -109,7 +109,8 @@ json to_json(const config::Instance& i) {
     } else if (nf.kind == "ids") {
       j["ids"] = {{"threshold", nf.ids_threshold}, {"action", nf.ids_drop ? "drop" : "pass"}, {"window_s", nf.window_s},
                   {"filter", fmt::format("{}x{}", nf.ids_filter_hashes, nf.ids_filter_cells)},
-                  {"sketch", fmt::format("{}x{}", nf.ids_sketch_rows, nf.ids_sketch_width)}, {"flagged", nf.ids_flagged}};
+                  {"sketch", fmt::format("{}x{}", nf.ids_sketch_rows, nf.ids_sketch_width)}, {"flagged", nf.ids_flagged},
+                  {"flag_expire_s", nf.ids_flag_expire_s}};
     } else if (nf.kind == "ratelimit") {
       j["ratelimit"] = {{"limit", nf.rl_limit}, {"unit", nf.rl_packets ? "packets" : "bytes"}, {"window_s", nf.window_s}};
     } else if (nf.kind == "firewall") {

@@ -54,6 +54,7 @@ Result<nf::InstanceSpec> to_nf_spec(const config::Instance& in) {
   s.params.ids_sketch_rows = c.ids_sketch_rows;
   s.params.ids_sketch_width = c.ids_sketch_width;
   s.params.ids_flagged_max = c.ids_flagged;
+  s.params.ids_flag_expire_s = c.ids_flag_expire_s;
   s.params.rl_limit = c.rl_limit;
   s.params.rl_packets = c.rl_packets;
   for (const auto& r : c.fw_rules) {

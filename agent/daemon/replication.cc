@@ -79,6 +79,8 @@ struct Replication::Replica {
   std::vector<UniqueFd> fds;                  // the NF's maps and merge program, by id
   std::unique_ptr<state::BpfStore> store;
   std::unique_ptr<state::Replicator> rep;
+  std::unique_ptr<state::Expiry> expiry;      // the objects whose entries expire (null: none)
+  uint64_t next_expiry_us = 0;
   uint64_t created_us = 0, join_started_us = 0;
   bool ready = false, join_started = false, leaving = false;
   std::string ready_how;                      // "joined from N", "alone", "join timed out"
@@ -167,6 +169,11 @@ Result<std::unique_ptr<Replication::Replica>> Replication::make_replica(const Re
   rc.window_bytes = opt_.spec.window_bytes;
   rc.max_skew_us = opt_.spec.max_skew_us;
   rep->rep = std::make_unique<state::Replicator>(rc, *rep->store, *sender_, keys_, clock_);
+  std::vector<state::ExpiryRule> rules;
+  for (const auto& o : p.crdt->objects)
+    if (o.expire_s && (o.kind == state::to_string(state::Kind::AwSet) || o.kind == state::to_string(state::Kind::RegMap)))
+      rules.push_back({o.id, std::chrono::seconds(o.expire_s)});
+  if (!rules.empty()) rep->expiry = std::make_unique<state::Expiry>(std::move(rules));
   rep->created_us = clock_.mono_us();
   return rep;
 }
@@ -260,11 +267,27 @@ void Replication::on_readable() {
   for (auto& l : links_) l.t->receive([this](state::ByteView d, const state::Endpoint& from) { dispatch(d, from); }, 4096);
 }
 
+// Once a second, a ready replica's expiring objects are swept (state/expiry.h): the IDS's flags,
+// the NAT's idle shared entries. A set remove is a change the replicator sends at its next tick.
+void Replication::expire(Replica& r, uint64_t now_us) {
+  if (!r.expiry || now_us < r.next_expiry_us) return;
+  r.next_expiry_us = now_us + 1'000'000;
+  timespec ts{};
+  clock_gettime(CLOCK_TAI, &ts);
+  const uint64_t tai = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+  const auto mono = std::chrono::steady_clock::time_point(std::chrono::microseconds(now_us));
+  if (auto s = r.expiry->sweep(*r.store, mono, tai); !s)
+    log::warn("state: instance {} ({}): expiry: {}", r.spec.name, r.spec.id, s.error().str());
+}
+
 void Replication::tick() {
   uint64_t now = clock_.mono_us();
   for (auto& [id, r] : replicas_) {
     r->rep->tick();
-    if (r->ready) continue;
+    if (r->ready) {
+      expire(*r, now);
+      continue;
+    }
     if (r->rep->join_state() == state::JoinState::Done) {
       r->ready = true;
       r->ready_how = "joined from a snapshot";
@@ -386,9 +409,15 @@ std::optional<json> Replication::instance(const std::string& name) const {
   json received = json::array();
   for (const auto& [o, v] : r->rep->received())
     received.push_back({{"id", o.id}, {"incarnation", o.incarnation}, {"version", v}});
+  json expiry = nullptr;
+  if (r->expiry) {
+    const auto& e = r->expiry->stats();
+    expiry = {{"sweeps", e.sweeps}, {"set_removed", e.set_removed}, {"reg_deleted", e.reg_deleted}, {"errors", e.errors}};
+  }
   return json{{"name", r->spec.name},
               {"id", r->spec.id},
               {"service", r->spec.service},
+              {"expiry", expiry},
               {"incarnation", r->pub.incarnation},
               {"schema_digest", r->store->schema().digest()},
               {"state", r->leaving ? "leaving" : r->ready ? "ready" : "joining"},

@@ -22,6 +22,7 @@
 #include "nf/published.h"
 #include "plane/topology.h"
 #include "state/bpf_store.h"
+#include "state/expiry.h"
 #include "state/replicator.h"
 
 namespace anychain::daemon {
@@ -113,6 +114,7 @@ class Replication {
   Result<void> open_transports();
   Result<std::unique_ptr<Replica>> make_replica(const ReplicaSpec& r, const nf::Published& p);
   void dispatch(state::ByteView d, const state::Endpoint& from);
+  void expire(Replica& r, uint64_t now_us);
 
   Options opt_;
   const state::Clock& clock_;

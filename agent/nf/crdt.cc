@@ -9,8 +9,9 @@ namespace anychain::nf {
 
 std::vector<Published::Crdt::Object> crdt_objects(const Params& p) {
   using state::Kind;
-  auto obj = [](uint8_t id, Kind k, const char* map, uint32_t cells, uint8_t key, uint8_t rows, int gen) {
-    return Published::Crdt::Object{id, state::to_string(k), map, cells, key, rows, gen, 0};
+  auto obj = [](uint8_t id, Kind k, const char* map, uint32_t cells, uint8_t key, uint8_t rows, int gen,
+                uint32_t expire_s = 0) {
+    return Published::Crdt::Object{id, state::to_string(k), map, cells, key, rows, gen, 0, expire_s};
   };
   switch (p.kind) {
     case nf::Kind::Ids: {
@@ -20,13 +21,15 @@ std::vector<Published::Crdt::Object> crdt_objects(const Params& p) {
               obj(AC_NF_IDS_OBJ_PAIRS1, Kind::CountingBloom, "ids_pairs1", p.ids_pairs_cells, 0, h, 1),
               obj(AC_NF_IDS_OBJ_PORTS0, Kind::CountMin, "ids_ports0", sketch, 0, r, 0),
               obj(AC_NF_IDS_OBJ_PORTS1, Kind::CountMin, "ids_ports1", sketch, 0, r, 1),
-              obj(AC_NF_IDS_OBJ_FLAGGED, Kind::AwSet, "ids_flagged", p.ids_flagged_max, sizeof(ac_nf_ids_src), 0, -1)};
+              obj(AC_NF_IDS_OBJ_FLAGGED, Kind::AwSet, "ids_flagged", p.ids_flagged_max, sizeof(ac_nf_ids_src), 0, -1,
+                  p.ids_flag_expire_s)};
     }
     case nf::Kind::Ratelimit:
       return {obj(AC_NF_RL_OBJ_COUNT0, Kind::GCounter, "rl_count0", 1, 0, 0, 0),
               obj(AC_NF_RL_OBJ_COUNT1, Kind::GCounter, "rl_count1", 1, 0, 0, 1)};
     case nf::Kind::Nat:
-      return {obj(AC_NF_NAT_OBJ_SHARED, Kind::RegMap, "nat_shared", p.nat_shared_entries, sizeof(ac_nf_nat_rkey), 0, -1)};
+      return {obj(AC_NF_NAT_OBJ_SHARED, Kind::RegMap, "nat_shared", p.nat_shared_entries, sizeof(ac_nf_nat_rkey), 0, -1,
+                  p.idle_timeout_s ? p.idle_timeout_s + kNatSharedGrace : 0)};
     case nf::Kind::Monitor:
     case nf::Kind::Replica:
     case nf::Kind::Firewall: break;

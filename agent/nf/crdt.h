@@ -15,6 +15,9 @@
 
 namespace anychain::nf {
 
+// The NAT's shared entries are deleted this long after the idle timeout (as its own records).
+inline constexpr uint32_t kNatSharedGrace = 30;
+
 // The objects of an NF with its parameters' geometry (map ids 0); empty for a kind without
 // shared state.
 std::vector<Published::Crdt::Object> crdt_objects(const Params& p);

@@ -92,6 +92,8 @@ int main(int argc, char** argv) {
       "ids-filter", po::value(&ids_filter)->default_value("3x65536"), "ids: pair filter, HASHESxCELLS (cells a power of two)")(
       "ids-sketch", po::value(&ids_sketch)->default_value("4x4096"), "ids: source sketch, ROWSxWIDTH (width a power of two)")(
       "ids-flagged", po::value(&p.ids_flagged_max)->default_value(4096), "ids: flagged sources held")(
+      "ids-flag-expire", po::value(&p.ids_flag_expire_s)->default_value(600),
+      "ids: seconds after its last flagging that a source's flag is removed (by the replicating agent; 0: never)")(
       "rl-limit", po::value(&p.rl_limit), "ratelimit: the limit per window over every instance")(
       "rl-unit", po::value(&rl_unit)->default_value("bytes"), "ratelimit: bytes (inner L3) or packets")(
       "object", po::value(&o.object_path), "load this BPF object instead of the kind's (development)")(

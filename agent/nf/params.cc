@@ -214,6 +214,8 @@ Result<void> validate(const Params& p) {
       return fail(fmt::format("ids: sketch width {}: a power of two, 16..1048576", p.ids_sketch_width), EINVAL);
     if (p.ids_flagged_max < 1 || p.ids_flagged_max > (1u << 20))
       return fail(fmt::format("ids: {} flagged sources, 1..1048576", p.ids_flagged_max), EINVAL);
+    if (p.ids_flag_expire_s > 7 * 86400)
+      return fail(fmt::format("ids: flag expiry {} s, 0 (never) ..604800", p.ids_flag_expire_s), EINVAL);
   }
   if (p.kind == Kind::Ratelimit && p.rl_limit == 0)
     return fail("ratelimit: the limit is missing (bytes or packets per window, at least 1)", EINVAL);
@@ -237,7 +239,7 @@ std::vector<std::string> to_args(const Params& p) {
     a.insert(a.end(), {"--ids-threshold", std::to_string(p.ids_threshold), "--ids-action", p.ids_drop ? "drop" : "pass",
                        "--ids-filter", fmt::format("{}x{}", p.ids_pairs_hashes, p.ids_pairs_cells), "--ids-sketch",
                        fmt::format("{}x{}", p.ids_sketch_rows, p.ids_sketch_width), "--ids-flagged",
-                       std::to_string(p.ids_flagged_max)});
+                       std::to_string(p.ids_flagged_max), "--ids-flag-expire", std::to_string(p.ids_flag_expire_s)});
   if (p.kind == Kind::Ratelimit)
     a.insert(a.end(), {"--rl-limit", std::to_string(p.rl_limit), "--rl-unit", p.rl_packets ? "packets" : "bytes"});
   if (p.kind == Kind::Firewall) {

@@ -66,6 +66,7 @@ struct Params {
   uint32_t ids_sketch_rows = 4;       // count-min sketch of sources: rows (1..8) ...
   uint32_t ids_sketch_width = 4096;   // ... and width (a power of two)
   uint32_t ids_flagged_max = 4096;    // flagged sources held
+  uint32_t ids_flag_expire_s = 600;   // a flag expires this long after its last add (0: never)
   // ratelimit: the limit per window over every instance, in bytes (inner L3) or packets
   uint64_t rl_limit = 0;
   bool rl_packets = false;

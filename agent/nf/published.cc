@@ -27,7 +27,7 @@ json to_json(const Published& p) {
     json objs = json::array();
     for (const auto& o : p.crdt->objects)
       objs.push_back({{"id", o.id}, {"kind", o.kind}, {"map", o.map}, {"cells", o.cells}, {"key_size", o.key_size},
-                      {"rows", o.rows}, {"generation", o.generation}, {"map_id", o.map_id}});
+                      {"rows", o.rows}, {"generation", o.generation}, {"map_id", o.map_id}, {"expire_s", o.expire_s}});
     j["crdt"] = {{"merge_prog_id", p.crdt->merge_prog_id}, {"ctl_map_id", p.crdt->ctl_map_id},
                  {"changes_map_id", p.crdt->changes_map_id}, {"stats_map_id", p.crdt->stats_map_id},
                  {"win_map_id", p.crdt->win_map_id}, {"window_s", p.crdt->window_s}, {"objects", objs}};
@@ -68,7 +68,8 @@ Result<Published> published_from_json(const json& j) {
           p.crdt->objects.push_back({o.at("id").get<uint8_t>(), o.at("kind").get<std::string>(),
                                      o.at("map").get<std::string>(), o.at("cells").get<uint32_t>(),
                                      o.at("key_size").get<uint8_t>(), o.at("rows").get<uint8_t>(),
-                                     o.at("generation").get<int>(), o.at("map_id").get<uint32_t>()});
+                                     o.at("generation").get<int>(), o.at("map_id").get<uint32_t>(),
+                                     o.value("expire_s", 0u)});
     }
     return p;
   } catch (const json::exception& e) {

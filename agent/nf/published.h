@@ -46,6 +46,9 @@ struct Published {
       uint8_t key_size = 0, rows = 0;
       int generation = -1;               // windowed: 0 or 1
       uint32_t map_id = 0;
+      // an add-wins set: seconds an element stays after its last add; a winner map: seconds after
+      // its merged `seen` (CLOCK_TAI ns) an entry is deleted; 0: never (state/expiry.h)
+      uint32_t expire_s = 0;
       bool operator==(const Object&) const = default;
     };
     std::vector<Object> objects;

@@ -282,20 +282,41 @@ Result<bool> BpfStore::read(uint8_t object, const Key& key, SlotMask mask, const
 }
 
 Result<void> BpfStore::cells(const CellFn& fn) {
-  for (const ObjectSpec& s : schema_.objects()) {
-    if (!s.keyed()) {
-      for (uint32_t i = 0; i < s.cells; ++i) fn(s.id, Key::index(i));
-      continue;
-    }
-    std::array<uint8_t, AC_CRDT_KEY_MAX> k{}, next{};
-    int fd = fd_of(s.id);
-    for (int err = bpf_map_get_next_key(fd, nullptr, next.data()); !err;
-         err = bpf_map_get_next_key(fd, k.data(), next.data())) {
-      k = next;
-      fn(s.id, Key::bytes(k.data(), s.key_size));
-    }
+  for (const ObjectSpec& s : schema_.objects())
+    if (auto r = cells_of(s.id, fn); !r) return r;
+  return {};
+}
+
+Result<void> BpfStore::cells_of(uint8_t object, const CellFn& fn) {
+  const ObjectSpec* s = schema_.find(object);
+  if (!s) return fail("state store: no object " + std::to_string(object), ENOENT);
+  if (!s->keyed()) {
+    for (uint32_t i = 0; i < s->cells; ++i) fn(s->id, Key::index(i));
+    return {};
+  }
+  std::array<uint8_t, AC_CRDT_KEY_MAX> k{}, next{};
+  int fd = fd_of(s->id);
+  for (int err = bpf_map_get_next_key(fd, nullptr, next.data()); !err;
+       err = bpf_map_get_next_key(fd, k.data(), next.data())) {
+    k = next;
+    fn(s->id, Key::bytes(k.data(), s->key_size));
   }
   return {};
+}
+
+Result<bool> BpfStore::local_delete(uint8_t object, const Key& key) {
+  const ObjectSpec* s = schema_.find(object);
+  std::array<uint8_t, AC_CRDT_KEY_MAX> mk;
+  if (!s || s->kind != Kind::RegMap || !map_key(*s, key, mk)) return fail("state store: not an entry of a winner map", EINVAL);
+  if (auto r = flush(); !r) return unexpected(r.error());
+  const CellRef c{object, key};
+  shadow_.erase(c);
+  forced_.erase(c);
+  if (bpf_map_delete_elem(fd_of(object), mk.data())) {
+    if (errno == ENOENT) return false;
+    return fail_errno("state store: delete from " + s->name);
+  }
+  return true;
 }
 
 Result<void> BpfStore::run_batch(std::vector<uint8_t>& batch, uint16_t count, uint16_t* changed, uint16_t* rejected) {

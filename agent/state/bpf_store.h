@@ -49,9 +49,14 @@ class BpfStore final : public Store {
   Result<void> changes(const CellFn& fn) override;
   Result<bool> read(uint8_t object, const Key& key, SlotMask mask, const SlotFn& fn) override;
   Result<void> cells(const CellFn& fn) override;
+  Result<void> cells_of(uint8_t object, const CellFn& fn) override;
   Result<void> merge(uint8_t object, const Key& key, uint8_t slot, const CellValue& v, uint16_t epoch) override;
   Result<void> flush() override;
   Result<bool> fold(uint8_t slot) override;
+  Result<void> local_remove(uint8_t object, const Key& key) override { return set_remove(object, key); }
+  // bpf_map_delete_elem: a hash map element is freed after an RCU grace period, so XDP holding
+  // it finishes on the old element; a packet of the entry in the same instant may find it gone.
+  Result<bool> local_delete(uint8_t object, const Key& key) override;
   uint16_t epoch(uint8_t object) const override { return read_epoch_[object]; }
 
   // A local remove from an add-wins set (through the merge program, serialised with merges);

@@ -36,6 +36,8 @@ class Store {
   virtual Result<bool> read(uint8_t object, const Key& key, SlotMask mask, const SlotFn& fn) = 0;
   // Every existing cell (a snapshot, a relay of a departed origin's slot).
   virtual Result<void> cells(const CellFn& fn) = 0;
+  // Every existing cell of one object.
+  virtual Result<void> cells_of(uint8_t object, const CellFn& fn) = 0;
   // Merge one remote record into slot `slot` (kRetiredSlot: a retired total). May be buffered
   // until flush(). Slot 0 of a counter or a set's adds are never written by a merge.
   virtual Result<void> merge(uint8_t object, const Key& key, uint8_t slot, const CellValue& v,
@@ -45,6 +47,12 @@ class Store {
   // set elements clear it where none of its adds is live. Returns whether the slot is now empty
   // everywhere (it can then be given to another origin).
   virtual Result<bool> fold(uint8_t slot) = 0;
+  // Expiry (state/expiry.h). A local remove of an add-wins set element (it observes every add
+  // this replica holds), reported as a change so that it replicates; ENOENT if there is none.
+  virtual Result<void> local_remove(uint8_t object, const Key& key) = 0;
+  // A local delete of a deterministic-winner map entry (not replicated: every replica deletes by
+  // the same merged `seen`). Returns false when the key was not there.
+  virtual Result<bool> local_delete(uint8_t object, const Key& key) = 0;
   // The epoch its records carry: for a windowed object (docs/state.md 4.1), the window of the
   // cell last read from it by read(); 0 for every other object.
   virtual uint16_t epoch(uint8_t object) const {

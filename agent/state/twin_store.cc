@@ -252,18 +252,39 @@ Result<bool> TwinStore::read(uint8_t object, const Key& key, SlotMask mask, cons
 }
 
 Result<void> TwinStore::cells(const CellFn& fn) {
-  for (const ObjectSpec& s : schema_.objects()) {
-    Obj& o = objs_[s.id];
-    if (!s.keyed()) {
-      for (uint32_t i = 0; i < s.cells; ++i) fn(s.id, Key::index(i));
-      continue;
-    }
-    for (const auto& kv : o.gck) fn(s.id, kv.first);
-    for (const auto& kv : o.pnk) fn(s.id, kv.first);
-    for (const auto& kv : o.set) fn(s.id, kv.first);
-    for (const auto& kv : o.reg) fn(s.id, kv.first);
-  }
+  for (const ObjectSpec& s : schema_.objects())
+    if (auto r = cells_of(s.id, fn); !r) return r;
   return {};
+}
+
+Result<void> TwinStore::cells_of(uint8_t object, const CellFn& fn) {
+  const ObjectSpec* s = schema_.find(object);
+  if (!s) return fail("state store: no object " + std::to_string(object), ENOENT);
+  Obj& o = objs_[s->id];
+  if (!s->keyed()) {
+    for (uint32_t i = 0; i < s->cells; ++i) fn(s->id, Key::index(i));
+    return {};
+  }
+  for (const auto& kv : o.gck) fn(s->id, kv.first);
+  for (const auto& kv : o.pnk) fn(s->id, kv.first);
+  for (const auto& kv : o.set) fn(s->id, kv.first);
+  for (const auto& kv : o.reg) fn(s->id, kv.first);
+  return {};
+}
+
+Result<void> TwinStore::local_remove(uint8_t object, const Key& key) {
+  Obj* o = obj(object);
+  if (!o || o->spec->kind != Kind::AwSet) return fail("state store: not an element of a set", EINVAL);
+  if (!o->set.contains(key)) return fail("state store: no such element to remove", ENOENT);
+  set_remove(object, key);
+  return {};
+}
+
+Result<bool> TwinStore::local_delete(uint8_t object, const Key& key) {
+  Obj* o = obj(object);
+  if (!o || o->spec->kind != Kind::RegMap) return fail("state store: not an entry of a winner map", EINVAL);
+  changed_.erase({object, key});
+  return o->reg.erase(key) > 0;
 }
 
 Result<void> TwinStore::merge(uint8_t object, const Key& key, uint8_t slot, const CellValue& v, uint16_t) {

@@ -51,9 +51,12 @@ class TwinStore final : public Store {
   Result<void> changes(const CellFn& fn) override;
   Result<bool> read(uint8_t object, const Key& key, SlotMask mask, const SlotFn& fn) override;
   Result<void> cells(const CellFn& fn) override;
+  Result<void> cells_of(uint8_t object, const CellFn& fn) override;
   Result<void> merge(uint8_t object, const Key& key, uint8_t slot, const CellValue& v, uint16_t epoch) override;
   Result<void> flush() override { return {}; }
   Result<bool> fold(uint8_t slot) override;
+  Result<void> local_remove(uint8_t object, const Key& key) override;
+  Result<bool> local_delete(uint8_t object, const Key& key) override;
 
   uint64_t merges_applied() const { return merged_; }
   uint64_t merges_refused() const { return refused_; }

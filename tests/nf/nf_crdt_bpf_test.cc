@@ -8,6 +8,7 @@
 
 #include "anychain/crdt.h"
 #include "nf/crdt.h"
+#include "state/expiry.h"
 #include "nf_bpf_fixture.h"
 #include "../state/sim.h"
 
@@ -409,6 +410,8 @@ TEST_F(SharedStateNf, IdsPublishesItsObjectsForTheAgent) {
   EXPECT_EQ(p.crdt->objects[2].cells, 4u * 1024);
   EXPECT_EQ(p.crdt->objects[4].kind, "add-wins-set");
   EXPECT_EQ(p.crdt->objects[4].key_size, sizeof(ac_nf_ids_src));
+  EXPECT_EQ(p.crdt->objects[4].expire_s, 600u) << "the flag expiry (ids_flag_expire_s)";
+  EXPECT_EQ(p.crdt->objects[0].expire_s, 0u);
   // the JSON round trip gives the same store
   auto back = nf::published_from_json(nf::to_json(p));
   ASSERT_TRUE(back.has_value());
@@ -427,6 +430,66 @@ TEST_F(SharedStateNf, IdsPublishesItsObjectsForTheAgent) {
   nf::Published none = p;
   none.crdt.reset();
   EXPECT_FALSE(nf::open_crdt_store(none).has_value());
+}
+
+// Flag expiry (docs/state.md 3.11), on the real maps: the agent's sweep removes a flag through
+// a's merge program once it has been present for the expiry time; the remove is a change a's
+// store reports and b merges, so b holds the source unflagged too; once the windows that counted
+// the scan are gone, the source's packets are no longer scan packets on either instance.
+TEST_F(SharedStateNf, IdsFlagExpiresAndTheRemoveReplicates) {
+  nf::Params pa = ids(41, 3), pb = ids(42, 3);
+  pa.ids_flag_expire_s = pb.ids_flag_expire_s = 120;
+  Inst a(pa), b(pb);
+  EXPECT_EQ(replicate(a, b, 1), 0u);
+  EXPECT_EQ(replicate(b, a, 1), 0u);
+  for (uint16_t port = 1; port <= 3; ++port) EXPECT_EQ(a.run(to_nf(md1(), probe("10.1.0.77", port))).verdict, XDP_TX);
+  ASSERT_EQ(a.count(AC_NF_IDS_SCAN_FLAGGED), 1u);
+  EXPECT_GT(replicate(a, b, 1), 0u);
+  const ac_nf_ids_src src = src4("10.1.0.77");
+  auto present = [&](Inst& i) {
+    ac_awset_elem e{};
+    if (bpf_map_lookup_elem(i.maps->fd("ids_flagged"), &src, &e)) return false;
+    return ac_set_contains(&e) != 0;
+  };
+  ASSERT_TRUE(present(a));
+  ASSERT_TRUE(present(b)) << "b learnt the flag from the merge";
+  // the rule as the agent builds it from the published object
+  const auto& o = a.nf->published().crdt->objects.at(4);
+  ASSERT_EQ(o.map, "ids_flagged");
+  ASSERT_EQ(o.expire_s, 120u);
+  state::Expiry e({{o.id, std::chrono::seconds(o.expire_s)}});
+  const std::chrono::steady_clock::time_point t0{};
+  ASSERT_TRUE(e.sweep(*a.crdt.store, t0, 0).has_value());
+  ASSERT_TRUE(e.sweep(*a.crdt.store, t0 + std::chrono::seconds(119), 0).has_value());
+  EXPECT_TRUE(present(a));
+  EXPECT_EQ(replicate(a, b, 1), 0u) << "nothing changed";
+  ASSERT_TRUE(e.sweep(*a.crdt.store, t0 + std::chrono::seconds(120), 0).has_value());
+  EXPECT_EQ(e.stats().set_removed, 1u);
+  EXPECT_EQ(e.stats().errors, 0u);
+  EXPECT_FALSE(present(a)) << "removed through a's merge program";
+  ac_awset_elem el{};
+  ASSERT_EQ(bpf_map_lookup_elem(a.maps->fd("ids_flagged"), &src, &el), 0);
+  EXPECT_EQ(el.add[0], 1u);
+  EXPECT_EQ(el.rm[0], 1u) << "the remove observed a's add";
+  EXPECT_EQ(replicate(a, b, 1), 1u) << "the remove is a change: the element";
+  EXPECT_FALSE(present(b)) << "b merged the remove";
+  EXPECT_EQ(a.state()["ids"]["flagged"][0]["flagged"], false);
+  // within the window the scan still counts: the next packet flags the source again (a new add,
+  // which would win over a concurrent remove)
+  EXPECT_EQ(a.run(to_nf(md1(), probe("10.1.0.77", 1))).verdict, XDP_TX);
+  EXPECT_EQ(a.count(AC_NF_IDS_SCAN_FLAGGED), 2u);
+  ASSERT_TRUE(present(a));
+  ASSERT_TRUE(e.sweep(*a.crdt.store, t0 + std::chrono::seconds(121), 0).has_value());
+  EXPECT_TRUE(present(a)) << "a new add restarts the age";
+  // two windows later the counts are gone; the expired flag stays gone
+  ASSERT_TRUE(a.next_window());
+  ASSERT_TRUE(a.next_window());
+  ASSERT_TRUE(e.sweep(*a.crdt.store, t0 + std::chrono::seconds(241), 0).has_value());
+  EXPECT_FALSE(present(a));
+  const uint64_t scan = a.count(AC_NF_IDS_SCAN_PACKETS);
+  EXPECT_EQ(a.run(to_nf(md1(), probe("10.1.0.77", 1))).verdict, XDP_TX);
+  EXPECT_EQ(a.count(AC_NF_IDS_SCAN_PACKETS), scan) << "no longer a flagged source";
+  EXPECT_EQ(a.count(AC_NF_IDS_SCAN_FLAGGED), 2u);
 }
 
 // ---------------------------------------------------------------------------------- nat
@@ -513,6 +576,56 @@ TEST_F(SharedStateNf, NatTranslatesAReplyOnTheInstanceThatDidNotMakeTheMapping) 
     EXPECT_EQ(s.inside, htonl(0x0a010009)) << "10.1.0.9 > 10.1.0.1";
     EXPECT_EQ(w.v.writer, 73u);
   }
+}
+
+// Expiry of the shared table by the merged `seen` (docs/state.md 3.11): b deletes a's entry once
+// it is older than the published expiry (idle timeout + 30 s); a reply reaching b is then dropped
+// as before the merge; a late record of it is deleted again at the next sweep.
+TEST_F(SharedStateNf, NatSharedEntryExpiresByItsMergedSeen) {
+  Inst a(nat_in(81, "20032-20095")), b(nat_in(82, "20096-20159"));
+  EXPECT_EQ(replicate(a, b, 1), 0u);
+  Out o = a.run(to_nf(md1(), ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000))));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  ASSERT_EQ(replicate(a, b, 1), 1u);
+  const Bytes reply = ipv4("198.51.100.7", "192.0.2.10", udp(9000, 20032));
+  ASSERT_EQ(b.run(to_nf(md1(0x9999), reply)).verdict, XDP_TX) << "translated by the merged entry";
+  ac_nf_nat_rkey rk{};
+  inet_pton(AF_INET, "198.51.100.7", &rk.remote);
+  rk.remote_port = htons(9000);
+  rk.port = htons(20032);
+  rk.proto = IPPROTO_UDP;
+  ac_register r{};
+  ASSERT_EQ(bpf_map_lookup_elem(b.maps->fd("nat_shared"), &rk, &r), 0);
+  const auto& obj = b.nf->published().crdt->objects.at(0);
+  ASSERT_EQ(obj.map, "nat_shared");
+  ASSERT_EQ(obj.expire_s, 300u + nf::kNatSharedGrace) << "idle timeout + grace";
+  state::Expiry e({{obj.id, std::chrono::seconds(obj.expire_s)}});
+  const uint64_t after = uint64_t{obj.expire_s} * 1'000'000'000ULL;
+  const std::chrono::steady_clock::time_point t0{};
+  ASSERT_TRUE(e.sweep(*b.crdt.store, t0, r.v.seen + after).has_value());
+  EXPECT_EQ(bpf_map_lookup_elem(b.maps->fd("nat_shared"), &rk, &r), 0) << "exactly the expiry: kept";
+  ASSERT_TRUE(e.sweep(*b.crdt.store, t0, r.v.seen + after + 1).has_value());
+  EXPECT_NE(bpf_map_lookup_elem(b.maps->fd("nat_shared"), &rk, &r), 0) << "older: deleted";
+  EXPECT_EQ(e.stats().reg_deleted, 1u);
+  const uint64_t miss = b.count(AC_NF_NAT_REV_MISS);
+  EXPECT_EQ(b.run(to_nf(md1(0x9999), reply)).verdict, XDP_DROP);
+  EXPECT_EQ(b.count(AC_NF_NAT_REV_MISS), miss + 1);
+  // a late record (a's entry, its seen unchanged) re-creates it on b: the next sweep deletes it
+  ac_register ar{};
+  ASSERT_EQ(bpf_map_lookup_elem(a.maps->fd("nat_shared"), &rk, &ar), 0);
+  state::CellValue v;
+  v.reg = ar.v;
+  ASSERT_TRUE(b.crdt.store->merge(obj.id, Key::bytes(&rk, sizeof rk), 1, v, 0).has_value());
+  ASSERT_TRUE(b.crdt.store->flush().has_value());
+  ASSERT_EQ(bpf_map_lookup_elem(b.maps->fd("nat_shared"), &rk, &r), 0);
+  ASSERT_TRUE(e.sweep(*b.crdt.store, t0, ar.v.seen + after + 2).has_value());
+  EXPECT_NE(bpf_map_lookup_elem(b.maps->fd("nat_shared"), &rk, &r), 0);
+  EXPECT_EQ(e.stats().reg_deleted, 2u);
+  EXPECT_EQ(e.stats().errors, 0u);
+  // a's own entry (its mapping) is kept while a's clock says it is fresh
+  state::Expiry ea({{obj.id, std::chrono::seconds(obj.expire_s)}});
+  ASSERT_TRUE(ea.sweep(*a.crdt.store, t0, ar.v.seen + 1).has_value());
+  EXPECT_EQ(bpf_map_lookup_elem(a.maps->fd("nat_shared"), &rk, &r), 0);
 }
 
 // ---------------------------------------------------------------------------------- ratelimit
