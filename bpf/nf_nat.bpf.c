@@ -19,8 +19,13 @@
  *     nf_nat_merge), so that a reply reaching an instance that did not make the mapping (an
  *     asymmetric route) is translated all the same (nat_in_shared). Instances of one service
  *     use disjoint pools; should two map the same external port, the larger mapping wins on
- *     every replica. Its `seen` (CLOCK_TAI) moves with the flow's packets; anychain-nf deletes
- *     the entries whose merged `seen` is older than the idle timeout.
+ *     every replica. Its `seen` (CLOCK_TAI) moves with the flow's packets; the replicating agent
+ *     (and anychain-nf) deletes the entries whose merged `seen` is older than the idle timeout
+ *     plus 30 s.
+ *   - nat_fwd: the same mappings keyed by the inside flow (struct ac_nf_nat_fkey), replicated
+ *     alike, so that an outbound packet of a flow another instance mapped (the flow moved, or
+ *     another ingress node's WCMP sent it here) leaves with that instance's external port
+ *     (nat_out_shared) instead of getting a second mapping. An instance's own mapping comes first.
  * IPv6 passes untranslated (counted); other protocols and non-first fragments are dropped
  * (counted).
  */
@@ -56,6 +61,14 @@ struct {
 	__type(key, struct ac_nf_nat_rkey);
 	__type(value, struct ac_register);
 } nat_shared SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ac_nf_nat_fkey);
+	__type(value, struct ac_register);
+} nat_fwd SEC(".maps");
 
 /* The shared entry of a mapping was used now: its seen moves (replicated at most once a second). */
 AC_INLINE void nat_shared_seen(struct ac_register *r, const struct ac_nf_nat_rkey *rk)
@@ -294,22 +307,102 @@ __attribute__((noinline)) int nat_share(__u32 remote, __u32 ports, __u32 proto_i
 {
 	__u32 k0 = 0;
 	const struct ac_nf_ftc_cfg *fc = bpf_map_lookup_elem(&nf_ftc_cfg, &k0);
-	struct ac_nf_nat_rkey rk = {.remote = remote, .remote_port = (__be16)(ports >> 16), .port = (__be16)ports,
-				    .proto = (__u8)(proto_iport >> 16)};
+	/* one stack slot for both keys: the NAT's stack and this function's share the 512 bytes */
+	union {
+		struct ac_nf_nat_rkey rk;
+		struct ac_nf_nat_fkey fk;
+	} k;
 	struct ac_reg_value v = {};
 	struct ac_nf_nat_shared *m = (void *)v.data;
 
+	__builtin_memset(&k, 0, sizeof(k));
+	k.rk.remote = remote;
+	k.rk.remote_port = (__be16)(ports >> 16);
+	k.rk.port = (__be16)ports;
+	k.rk.proto = (__u8)(proto_iport >> 16);
 	m->external = external;
-	m->external_port = rk.port;
+	m->external_port = (__be16)ports;
 	m->inside = inside;
 	m->inside_port = (__be16)proto_iport;
 	v.writer = fc ? fc->instance : 0;
 	v.seen = bpf_ktime_get_tai_ns();
-	if (!ac_crdt_reg_insert(&nat_shared, AC_NF_NAT_OBJ_SHARED, &rk, sizeof(rk), &v, ac_crdt_epoch())) {
+	if (!ac_crdt_reg_insert(&nat_shared, AC_NF_NAT_OBJ_SHARED, &k.rk, sizeof(k.rk), &v, ac_crdt_epoch())) {
+		ac_nf_count(AC_NF_NAT_SHARED_FULL);
+		return -1;
+	}
+	/* the same mapping by its inside flow, for outbound packets reaching another instance */
+	__builtin_memset(&k, 0, sizeof(k));
+	k.fk.inside = inside;
+	k.fk.remote = remote;
+	k.fk.inside_port = (__be16)proto_iport;
+	k.fk.remote_port = (__be16)(ports >> 16);
+	k.fk.proto = (__u8)(proto_iport >> 16);
+	if (!ac_crdt_reg_insert(&nat_fwd, AC_NF_NAT_OBJ_FWD, &k.fk, sizeof(k.fk), &v, ac_crdt_epoch())) {
 		ac_nf_count(AC_NF_NAT_SHARED_FULL);
 		return -1;
 	}
 	return 0;
+}
+
+/* A mapping was used (a packet either way, on any instance): the seen of its entries in nat_fwd
+ * and nat_shared move. A global function (scalars only: inside, remote, inside port << 16 |
+ * remote port, protocol, external port; ports as on the wire). */
+__attribute__((noinline)) int nat_used(__u32 inside, __u32 remote, __u32 ports, __u32 proto, __u32 ext_port)
+{
+	struct ac_nf_nat_fkey fk;
+	struct ac_nf_nat_rkey rk;
+	struct ac_register *r;
+
+	__builtin_memset(&fk, 0, sizeof(fk));
+	fk.inside = inside;
+	fk.remote = remote;
+	fk.inside_port = (__be16)(ports >> 16);
+	fk.remote_port = (__be16)ports;
+	fk.proto = (__u8)proto;
+	r = bpf_map_lookup_elem(&nat_fwd, &fk);
+	if (r)
+		ac_crdt_reg_seen(r, AC_NF_NAT_OBJ_FWD, &fk, sizeof(fk), bpf_ktime_get_tai_ns(), AC_NF_NAT_SHARED_SEEN_NS,
+				 ac_crdt_epoch());
+	__builtin_memset(&rk, 0, sizeof(rk));
+	rk.remote = remote;
+	rk.remote_port = (__be16)ports;
+	rk.port = (__be16)ext_port;
+	rk.proto = (__u8)proto;
+	r = bpf_map_lookup_elem(&nat_shared, &rk);
+	if (r)
+		nat_shared_seen(r, &rk);
+	return 0;
+}
+
+/* Another instance's mapping of an outbound flow (nat_fwd, merged): its external port (network
+ * order, in the low 16 bits), 0 when there is none for our external address or the entry is our
+ * own (a mapping of ours whose record went away gets a new one, as without sharing; the caller moves
+ * the entries' seen with nat_used()). A global function (scalars only: inside, remote, inside port << 16 | remote
+ * port and the protocol, ports as on the wire): its stack is its own. */
+__attribute__((noinline)) int nat_out_shared(__u32 inside, __u32 remote, __u32 ports, __u32 proto, __u32 address)
+{
+	__u32 k0 = 0;
+	const struct ac_nf_ftc_cfg *fc = bpf_map_lookup_elem(&nf_ftc_cfg, &k0);
+	struct ac_nf_nat_fkey fk;
+	struct ac_register *fr;
+	const struct ac_nf_nat_shared *m;
+	__u32 ext;
+
+	__builtin_memset(&fk, 0, sizeof(fk));
+	fk.inside = inside;
+	fk.remote = remote;
+	fk.inside_port = (__be16)(ports >> 16);
+	fk.remote_port = (__be16)ports;
+	fk.proto = (__u8)proto;
+	fr = bpf_map_lookup_elem(&nat_fwd, &fk);
+	if (!fr)
+		return 0;
+	m = (const void *)fr->v.data;
+	/* our own mapping whose record went away (reclaimed, idle): the flow gets a new one */
+	if (m->external != address || !m->external_port || (fc && fr->v.writer == fc->instance))
+		return 0;
+	ext = m->external_port;
+	return ext;
 }
 
 /* What the NAT does with one inner IPv4 packet: 0 translated, 1 filtered (counted), -1 bad. */
@@ -357,10 +450,10 @@ AC_INLINE int nat_work(struct xdp_md *ctx, struct ac_ftc_hop *hop, const struct 
 	if (in->dst[0] == cfg->address) {
 		struct ac_nf_nat_rval *rv = pool_port >= cfg->port_lo && pool_port <= cfg->port_hi
 						    ? bpf_map_lookup_elem(&nf_nat_rev, &rk) : 0;
-		struct ac_register *sr = bpf_map_lookup_elem(&nat_shared, &rk);
 
 		if (!rv) {
 			/* another instance's mapping, merged into our replica of the shared table */
+			struct ac_register *sr = bpf_map_lookup_elem(&nat_shared, &rk);
 			const struct ac_nf_nat_shared *m = sr ? (const void *)sr->v.data : 0;
 
 			if (!m || m->external != cfg->address || m->external_port != rk.port) {
@@ -370,15 +463,14 @@ AC_INLINE int nat_work(struct xdp_md *ctx, struct ac_ftc_hop *hop, const struct 
 			__be32 inside = m->inside;
 			__be16 inside_port = m->inside_port;
 
-			nat_shared_seen(sr, &rk);
+			nat_used(inside, rk.remote, ((__u32)inside_port << 16) | rk.remote_port, rk.proto, rk.port);
 			if (nat_rewrite(ctx, in, 0, inside, inside_port))
 				return -1;
 			ac_nf_count(AC_NF_NAT_IN);
 			ac_nf_count(AC_NF_NAT_IN_SHARED);
 			return 0;
 		}
-		if (sr)
-			nat_shared_seen(sr, &rk);
+		nat_used(rv->inside, rk.remote, ((__u32)rv->inside_port << 16) | rk.remote_port, rk.proto, rk.port);
 		if (nat_rewrite(ctx, in, 0, rv->inside, rv->inside_port))
 			return -1;
 		ac_nf_count(AC_NF_NAT_IN);
@@ -397,6 +489,19 @@ AC_INLINE int nat_work(struct xdp_md *ctx, struct ac_ftc_hop *hop, const struct 
 	ns->idle = idle;
 	ns->address = cfg->address;
 	if (!nat_peek(hop, ns->key, idle)) {
+		/* no mapping of ours: another instance's, merged into nat_fwd? */
+		__u32 shared = nat_out_shared(in->src[0], in->dst[0], ((__u32)in->sport << 16) | (icmp ? 0 : in->dport),
+					      in->proto, cfg->address);
+
+		if (shared) {
+			nat_used(in->src[0], in->dst[0], ((__u32)in->sport << 16) | (icmp ? 0 : in->dport), in->proto,
+				 shared);
+			if (nat_rewrite(ctx, in, 1, cfg->address, (__be16)shared))
+				return -1;
+			ac_nf_count(AC_NF_NAT_OUT);
+			ac_nf_count(AC_NF_NAT_OUT_SHARED);
+			return 0;
+		}
 		port = nat_take_port(cfg, hop->hash ^ sport);
 		if (!port) {
 			ac_nf_count(AC_NF_NAT_NO_PORT);
@@ -435,12 +540,8 @@ AC_INLINE int nat_work(struct xdp_md *ctx, struct ac_ftc_hop *hop, const struct 
 		nat_share(rk.remote, ((__u32)rk.remote_port << 16) | rk.port, ((__u32)rk.proto << 16) | in->sport,
 			  cfg->address, in->src[0]);
 	} else {
-		struct ac_nf_nat_rkey rk = {.remote = in->dst[0], .remote_port = icmp ? 0 : in->dport,
-					    .port = bpf_htons((__u16)ext), .proto = in->proto};
-		struct ac_register *sr = bpf_map_lookup_elem(&nat_shared, &rk);
-
-		if (sr)
-			nat_shared_seen(sr, &rk);
+		nat_used(in->src[0], in->dst[0], ((__u32)in->sport << 16) | (icmp ? 0 : in->dport), in->proto,
+			 bpf_htons((__u16)ext));
 	}
 	if (nat_rewrite(ctx, in, 1, cfg->address, bpf_htons((__u16)ext)))
 		return -1;
@@ -484,15 +585,17 @@ int nf_nat(struct xdp_md *ctx)
 
 AC_INLINE int nat_apply(const struct ac_crdt_op *op, const __u8 *key, const void *val)
 {
-	if (op->object != AC_NF_NAT_OBJ_SHARED)
-		return AC_CRDT_APPLY_BAD;
-	return ac_crdt_apply_reg(&nat_shared, op, key, val, sizeof(struct ac_nf_nat_rkey));
+	if (op->object == AC_NF_NAT_OBJ_SHARED)
+		return ac_crdt_apply_reg(&nat_shared, op, key, val, sizeof(struct ac_nf_nat_rkey));
+	if (op->object == AC_NF_NAT_OBJ_FWD)
+		return ac_crdt_apply_reg(&nat_fwd, op, key, val, sizeof(struct ac_nf_nat_fkey));
+	return AC_CRDT_APPLY_BAD;
 }
 
 AC_INLINE int nat_fold(__u8 object, struct ac_crdt_fold_ctx *f)
 {
 	/* a register's origin is its writer, not a slot: nothing to fold; not windowed */
-	return object == AC_NF_NAT_OBJ_SHARED && f->op != AC_CRDT_OP_RESET ? 0 : -1;
+	return (object == AC_NF_NAT_OBJ_SHARED || object == AC_NF_NAT_OBJ_FWD) && f->op != AC_CRDT_OP_RESET ? 0 : -1;
 }
 
 AC_CRDT_MERGE_PROGRAM(nf_nat_merge, nat_apply, nat_fold)

@@ -27,9 +27,13 @@ std::vector<Published::Crdt::Object> crdt_objects(const Params& p) {
     case nf::Kind::Ratelimit:
       return {obj(AC_NF_RL_OBJ_COUNT0, Kind::GCounter, "rl_count0", 1, 0, 0, 0),
               obj(AC_NF_RL_OBJ_COUNT1, Kind::GCounter, "rl_count1", 1, 0, 0, 1)};
-    case nf::Kind::Nat:
+    case nf::Kind::Nat: {
+      const uint32_t expire = p.idle_timeout_s ? p.idle_timeout_s + kNatSharedGrace : 0;
       return {obj(AC_NF_NAT_OBJ_SHARED, Kind::RegMap, "nat_shared", p.nat_shared_entries, sizeof(ac_nf_nat_rkey), 0, -1,
-                  p.idle_timeout_s ? p.idle_timeout_s + kNatSharedGrace : 0)};
+                  expire),
+              obj(AC_NF_NAT_OBJ_FWD, Kind::RegMap, "nat_fwd", p.nat_shared_entries, sizeof(ac_nf_nat_fkey), 0, -1,
+                  expire)};
+    }
     case nf::Kind::Monitor:
     case nf::Kind::Replica:
     case nf::Kind::Firewall: break;

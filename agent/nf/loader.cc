@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -426,23 +427,28 @@ Result<ReclaimStats> Nf::reclaim(std::chrono::steady_clock::time_point now) {
 }
 
 Result<uint64_t> Nf::expire_nat_shared(std::chrono::seconds limit) {
-  int fd = map_fd("nat_shared");
-  if (fd < 0) return uint64_t{0};
   timespec ts{};
   clock_gettime(CLOCK_TAI, &ts);
   const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
   const uint64_t age = static_cast<uint64_t>(limit.count()) * 1'000'000'000ULL;
-  std::vector<ac_nf_nat_rkey> keys;
-  ac_nf_nat_rkey k{}, next{};
-  for (void* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &k) {
-    keys.push_back(next);
-    k = next;
-  }
   uint64_t n = 0;
-  for (const auto& rk : keys) {
-    ac_register r{};
-    if (bpf_map_lookup_elem(fd, &rk, &r)) continue;
-    if (r.v.seen + age < now && bpf_map_delete_elem(fd, &rk) == 0) ++n;
+  // the reply and the outbound tables (docs/state.md 4.3), by the same merged seen as the agent's
+  // expiry (state/expiry.h): an instance that does not replicate keeps them bounded too
+  static_assert(sizeof(ac_nf_nat_rkey) <= 16 && sizeof(ac_nf_nat_fkey) <= 16);
+  for (const char* map : {"nat_shared", "nat_fwd"}) {
+    int fd = map_fd(map);
+    if (fd < 0) continue;
+    std::vector<std::array<uint8_t, 16>> keys;
+    std::array<uint8_t, 16> k{}, next{};
+    for (void* prev = nullptr; bpf_map_get_next_key(fd, prev, next.data()) == 0; prev = k.data()) {
+      keys.push_back(next);
+      k = next;
+    }
+    for (const auto& key : keys) {
+      ac_register r{};
+      if (bpf_map_lookup_elem(fd, key.data(), &r)) continue;
+      if (r.v.seen + age < now && bpf_map_delete_elem(fd, key.data()) == 0) ++n;
+    }
   }
   return n;
 }

@@ -42,6 +42,7 @@ std::string_view nf_counter_name(uint32_t slot) {
     case AC_NF_NAT_PORT_RACE: return "nat_port_race";
     case AC_NF_NAT_IN_SHARED: return "nat_in_shared";
     case AC_NF_NAT_SHARED_FULL: return "nat_shared_full";
+    case AC_NF_NAT_OUT_SHARED: return "nat_out_shared";
     case AC_NF_IDS_NEW_PAIR: return "ids_new_pair";
     case AC_NF_IDS_SCAN_FLAGGED: return "ids_scan_flagged";
     case AC_NF_IDS_SCAN_PACKETS: return "ids_scan_packets";

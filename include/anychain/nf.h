@@ -51,7 +51,10 @@ enum ac_nf_stat {
 	AC_NF_NAT_PORT_RACE,     /* another CPU mapped the flow first: the port taken is given back */
 	AC_NF_NAT_IN_SHARED,     /* replies translated by a mapping another instance made (nat_shared;
 				  * also counted NAT_IN) */
-	AC_NF_NAT_SHARED_FULL,   /* a new mapping not shared: nat_shared full (counted in ac_crdt_stats too) */
+	AC_NF_NAT_SHARED_FULL,   /* a new mapping not shared: nat_shared or nat_fwd full (counted in
+				  * ac_crdt_stats too) */
+	AC_NF_NAT_OUT_SHARED,    /* outbound packets translated by a mapping another instance made
+				  * (nat_fwd; also counted NAT_OUT) */
 	/* ids (port-scan detector) */
 	AC_NF_IDS_NEW_PAIR = 48, /* (source, protocol, destination port) pairs no replica had seen */
 	AC_NF_IDS_SCAN_FLAGGED,  /* sources this instance flagged (the estimate reached the threshold) */
@@ -259,18 +262,32 @@ struct ac_nf_nat_shared {
 	__be16 inside_port;
 	__be32 inside;
 };
+/* nat_fwd (docs/state.md 4.3): the same mappings keyed by the inside flow, so that an outbound
+ * packet of a flow another instance mapped is translated with that mapping (object
+ * AC_NF_NAT_OBJ_FWD, data a struct ac_nf_nat_shared as nat_shared's, seen alike) */
+#define AC_NF_NAT_OBJ_FWD 2
+struct ac_nf_nat_fkey {
+	__be32 inside;           /* the flow's inside source */
+	__be32 remote;           /* its destination */
+	__be16 inside_port;      /* source port (ICMP: the echo id) */
+	__be16 remote_port;      /* destination port (ICMP: 0) */
+	__u8 proto;
+	__u8 pad[3];
+};
 
 #ifdef __cplusplus
 static_assert(AC_NF_PS_END <= AC_NF_PROC_STAT_SLOTS, "anychain-nf counters overflow their map");
 static_assert(AC_NF_STAT_END <= AC_NF_STAT_SLOTS, "NF counters overflow their map");
 static_assert(sizeof(struct ac_nf_fw_rule) == 80, "firewall rule layout");
 static_assert(sizeof(struct ac_nf_nat_rkey) == 12 && sizeof(struct ac_nf_nat_rval) == 16, "NAT reverse layout");
+static_assert(sizeof(struct ac_nf_nat_fkey) == 16, "NAT forward key layout");
 static_assert(sizeof(struct ac_nf_ids_src) == 20 && sizeof(struct ac_nf_ids_cfg) == 24, "ids layouts");
 #else
 _Static_assert(AC_NF_PS_END <= AC_NF_PROC_STAT_SLOTS, "anychain-nf counters overflow their map");
 _Static_assert(AC_NF_STAT_END <= AC_NF_STAT_SLOTS, "NF counters overflow their map");
 _Static_assert(sizeof(struct ac_nf_fw_rule) == 80, "firewall rule layout");
 _Static_assert(sizeof(struct ac_nf_nat_rkey) == 12 && sizeof(struct ac_nf_nat_rval) == 16, "NAT reverse layout");
+_Static_assert(sizeof(struct ac_nf_nat_fkey) == 16, "NAT forward key layout");
 #endif
 
 #endif /* ANYCHAIN_NF_H */

@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "nf/crdt.h"
 #include "nf_bpf_fixture.h"
 
 namespace anychain::test {
@@ -370,10 +371,15 @@ TEST_F(NfBpf, PublishedIdsOpenTheLoadedObjects) {
     EXPECT_TRUE(maps_->has(m)) << m;
   }
   ASSERT_TRUE(p.crdt.has_value()) << "the shared mapping table (docs/state.md 4.3)";
-  ASSERT_EQ(p.crdt->objects.size(), 1u);
+  ASSERT_EQ(p.crdt->objects.size(), 2u);
   EXPECT_EQ(p.crdt->objects[0].map, "nat_shared");
   EXPECT_EQ(p.crdt->objects[0].kind, "winner-map");
   EXPECT_EQ(p.crdt->objects[0].map_id, p.map_id("nat_shared"));
+  EXPECT_EQ(p.crdt->objects[1].map, "nat_fwd") << "outbound packets of another instance's flows (4.3)";
+  EXPECT_EQ(p.crdt->objects[1].kind, "winner-map");
+  EXPECT_EQ(p.crdt->objects[1].key_size, sizeof(ac_nf_nat_fkey));
+  EXPECT_EQ(p.crdt->objects[1].map_id, p.map_id("nat_fwd"));
+  EXPECT_EQ(p.crdt->objects[1].expire_s, 300u + nf::kNatSharedGrace);
   EXPECT_EQ(p.crdt->merge_prog_id, p.progs.at("nf_nat_merge"));
   auto j = nf::to_json(p);
   auto back = nf::published_from_json(j);

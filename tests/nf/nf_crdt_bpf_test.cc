@@ -533,7 +533,7 @@ TEST_F(SharedStateNf, NatTranslatesAReplyOnTheInstanceThatDidNotMakeTheMapping) 
   const uint64_t tai = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
   EXPECT_LE(r.v.seen, tai);
   EXPECT_GT(r.v.seen + 10'000'000'000ULL, tai) << "seen is CLOCK_TAI";
-  EXPECT_EQ(replicate(a, b, 1), 1u) << "one register";
+  EXPECT_EQ(replicate(a, b, 1), 2u) << "one mapping: its nat_shared and nat_fwd entries";
   o = b.run(to_nf(md1(0x9999), reply));
   ASSERT_EQ(o.verdict, XDP_TX);
   EXPECT_EQ(hex(o.frame), hex(back)) << "translated on b as on a";
@@ -586,7 +586,7 @@ TEST_F(SharedStateNf, NatSharedEntryExpiresByItsMergedSeen) {
   EXPECT_EQ(replicate(a, b, 1), 0u);
   Out o = a.run(to_nf(md1(), ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000))));
   ASSERT_EQ(o.verdict, XDP_TX);
-  ASSERT_EQ(replicate(a, b, 1), 1u);
+  ASSERT_EQ(replicate(a, b, 1), 2u) << "nat_shared and nat_fwd";
   const Bytes reply = ipv4("198.51.100.7", "192.0.2.10", udp(9000, 20032));
   ASSERT_EQ(b.run(to_nf(md1(0x9999), reply)).verdict, XDP_TX) << "translated by the merged entry";
   ac_nf_nat_rkey rk{};
@@ -626,6 +626,92 @@ TEST_F(SharedStateNf, NatSharedEntryExpiresByItsMergedSeen) {
   state::Expiry ea({{obj.id, std::chrono::seconds(obj.expire_s)}});
   ASSERT_TRUE(ea.sweep(*a.crdt.store, t0, ar.v.seen + 1).has_value());
   EXPECT_EQ(bpf_map_lookup_elem(a.maps->fd("nat_shared"), &rk, &r), 0);
+}
+
+// The outbound half (docs/state.md 4.3, nat_fwd): a flow a mapped moves to b (another ingress
+// node's WCMP, a withdrawn instance). Once b merged a's records, b translates the flow's outbound
+// packets with a's mapping, to the same bytes, without a mapping or a port of its own; its replies
+// reach b or a alike; ICMP echo by its id. The entry's bytes exactly; its seen moves on b and the
+// change reaches a.
+TEST_F(SharedStateNf, NatTranslatesOutboundPacketsOfAFlowAnotherInstanceMapped) {
+  Inst a(nat_in(91, "20032-20095")), b(nat_in(92, "20096-20159"));
+  EXPECT_EQ(replicate(a, b, 1), 0u);
+  EXPECT_EQ(replicate(b, a, 1), 0u);
+  const Bytes out = ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000));
+  const Bytes translated = from_nf(md1(), ipv4("192.0.2.10", "198.51.100.7", udp(20032, 9000)));
+  Out o = a.run(to_nf(md1(), out));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  ASSERT_EQ(hex(o.frame), hex(translated));
+  const Bytes ping = icmp4("10.1.0.2", "198.51.100.7", 8, 0x1234);
+  o = a.run(to_nf(md1(), ping));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  const Bytes ping_out = o.frame;
+  // the outbound entry, exactly: key the inside flow, data as nat_shared's, writer a
+  ac_nf_nat_fkey fk{};
+  inet_pton(AF_INET, "10.1.0.1", &fk.inside);
+  inet_pton(AF_INET, "198.51.100.7", &fk.remote);
+  fk.inside_port = htons(40000);
+  fk.remote_port = htons(9000);
+  fk.proto = IPPROTO_UDP;
+  ac_register r{};
+  ASSERT_EQ(bpf_map_lookup_elem(a.maps->fd("nat_fwd"), &fk, &r), 0);
+  EXPECT_EQ(r.v.writer, 91u);
+  EXPECT_EQ(hex(Bytes(r.v.data, r.v.data + sizeof(ac_nf_nat_shared))), "c000 020a 4e40 9c40 0a01 0001 ");
+  EXPECT_TRUE(std::all_of(r.v.data + sizeof(ac_nf_nat_shared), r.v.data + AC_CRDT_REG_DATA,
+                          [](uint8_t x) { return x == 0; }));
+  EXPECT_EQ(replicate(a, b, 1), 4u) << "two mappings, each in nat_shared and nat_fwd";
+  // b: the same flow's outbound packets leave with a's external port, byte for byte
+  for (int i = 0; i < 3; ++i) {
+    o = b.run(to_nf(md1(), out));
+    ASSERT_EQ(o.verdict, XDP_TX);
+    EXPECT_EQ(hex(o.frame), hex(translated)) << "packet " << i;
+  }
+  EXPECT_EQ(b.count(AC_NF_NAT_OUT), 3u);
+  EXPECT_EQ(b.count(AC_NF_NAT_OUT_SHARED), 3u);
+  EXPECT_EQ(b.count(AC_NF_NAT_NEW), 0u) << "no mapping of b's own";
+  o = b.run(to_nf(md1(), ping));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  EXPECT_EQ(hex(o.frame), hex(ping_out)) << "the echo id a gave it";
+  EXPECT_EQ(b.count(AC_NF_NAT_OUT_SHARED), 4u);
+  EXPECT_EQ(b.state()["nat"]["mappings"].size(), 0u);
+  // the reply reaches b: translated by the shared reply table (as before)
+  o = b.run(to_nf(md1(0x9999), ipv4("198.51.100.7", "192.0.2.10", udp(9000, 20032))));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  EXPECT_EQ(hex(o.frame), hex(from_nf(md1(0x9999), ipv4("198.51.100.7", "10.1.0.1", udp(9000, 40000)))));
+  // b's pool is untouched: its first own flow takes its first port
+  o = b.run(to_nf(md1(), ipv4("10.1.0.3", "198.51.100.7", udp(40000, 9000))));
+  EXPECT_EQ(hex(o.frame), hex(from_nf(md1(), ipv4("192.0.2.10", "198.51.100.7", udp(20096, 9000)))));
+  EXPECT_EQ(b.count(AC_NF_NAT_NEW), 1u);
+  // another flow of the same host (another port) is not a's: b maps it itself
+  o = b.run(to_nf(md1(), ipv4("10.1.0.1", "198.51.100.7", udp(40001, 9000))));
+  EXPECT_EQ(hex(o.frame), hex(from_nf(md1(), ipv4("192.0.2.10", "198.51.100.7", udp(20097, 9000)))));
+  EXPECT_EQ(b.count(AC_NF_NAT_OUT_SHARED), 4u);
+  // a NAT of another external address does not use the entry (m->external must be ours)
+  nf::Params other = nat_in(93, "20160-20223");
+  inet_pton(AF_INET, "192.0.2.11", &other.nat_address);
+  Inst c(other);
+  ASSERT_EQ(bpf_map_lookup_elem(a.maps->fd("nat_fwd"), &fk, &r), 0);
+  CellValue fv;
+  fv.reg = r.v;
+  ASSERT_TRUE(c.crdt.store->merge(AC_NF_NAT_OBJ_FWD, Key::bytes(&fk, sizeof fk), 1, fv, 0).has_value());
+  ASSERT_TRUE(c.crdt.store->flush().has_value());
+  ac_register cr{};
+  ASSERT_EQ(bpf_map_lookup_elem(c.maps->fd("nat_fwd"), &fk, &cr), 0) << "c holds the merged entry";
+  o = c.run(to_nf(md1(), out));
+  EXPECT_EQ(hex(o.frame), hex(from_nf(md1(), ipv4("192.0.2.11", "198.51.100.7", udp(20160, 9000)))));
+  EXPECT_EQ(c.count(AC_NF_NAT_OUT_SHARED), 0u);
+  // b's use moves the entry's seen (past the 1 s granularity): b reports it, a merges the max
+  ASSERT_EQ(bpf_map_lookup_elem(b.maps->fd("nat_fwd"), &fk, &r), 0);
+  const uint64_t before = r.v.seen;
+  usleep(1'100'000);
+  EXPECT_EQ(b.run(to_nf(md1(), out)).verdict, XDP_TX);
+  ASSERT_EQ(bpf_map_lookup_elem(b.maps->fd("nat_fwd"), &fk, &r), 0);
+  EXPECT_GT(r.v.seen, before + 1'000'000'000ULL);
+  EXPECT_GE(replicate(b, a, 1), 2u) << "the moved entries (nat_fwd, nat_shared) and b's own mappings";
+  ac_register ar{};
+  ASSERT_EQ(bpf_map_lookup_elem(a.maps->fd("nat_fwd"), &fk, &ar), 0);
+  EXPECT_EQ(ar.v.seen, r.v.seen) << "a holds b's later use";
+  EXPECT_EQ(ar.v.writer, 91u) << "still a's mapping";
 }
 
 // ---------------------------------------------------------------------------------- ratelimit
