@@ -637,4 +637,19 @@ struct ac_crdt_walk {
 		return XDP_PASS;                                                                 \
 	}
 
+/* Benchmark only (bench/nf_state_*.bpf.c, anychain-bench-nf-state): BPF_PROG_TEST_RUN repeats a
+ * program on one buffer and restores nothing, and an NF lowers the NSH SI on every run, so the
+ * bench builds put it back at the start of every run (one byte, in both builds it compares). */
+#ifdef AC_NF_BENCH_LOOP
+AC_INLINE void ac_nf_bench_rewind(struct xdp_md *ctx)
+{
+	__u8 *si = (__u8 *)(long)ctx->data + 14 + 7;
+
+	if ((void *)(si + 1) <= (void *)(long)ctx->data_end)
+		*si = 255;
+}
+#else
+#define ac_nf_bench_rewind(ctx) ((void)0)
+#endif
+
 #endif /* NF_CRDT_H */

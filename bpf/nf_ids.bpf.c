@@ -70,6 +70,10 @@ AC_INLINE int ids_work(const struct ac_nf_ids_cfg *cfg, const struct ac_nf_inner
 	int flagged, gen;
 	__u64 hs, hp, est;
 
+#ifdef AC_NF_BENCH_NO_OBJECTS
+	/* benchmark ablation only (bench/nf_state_ablation_*.bpf.c): the same NF without its objects */
+	return 0;
+#endif
 	src.family = in->family;
 	src.addr[0] = in->src[0];
 	if (in->family == 6) {
@@ -117,6 +121,7 @@ int nf_ids(struct xdp_md *ctx)
 	enum ac_ftc_verdict v;
 	int r;
 
+	ac_nf_bench_rewind(ctx);
 	r = ac_nf_begin(ctx, cfg != 0, &hop, &v, &in);
 	if (r != AC_NF_WORK)
 		return r;

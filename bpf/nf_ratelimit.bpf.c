@@ -32,25 +32,45 @@ struct {
 RL_ARRAY(rl_count0);
 RL_ARRAY(rl_count1);
 
+/* One generation's counter: 1 to drop (its merged value reached the limit), else the packet
+ * is added to the own slot. One lookup of the cell for the read and the add, and a constant map
+ * at each call site: the verifier inlines an array lookup only when the map is known there (a
+ * map pointer chosen at run time costs a helper call through the map's ops on every packet). */
+AC_INLINE int rl_take(void *count, __u8 object, const struct ac_nf_rl_cfg *cfg, __u64 n)
+{
+	__u32 k0 = 0;
+	struct ac_gcounter *c = bpf_map_lookup_elem(count, &k0);
+
+	if (!c)
+		return 0;
+	if (ac_gc_value(c) >= cfg->limit) {
+		ac_nf_count(AC_NF_RL_DROPPED);
+		return 1;
+	}
+	ac_gc_add_own(c, n);
+	ac_crdt_log(&c->touch, ac_crdt_epoch(), object, &k0, sizeof(k0));
+	ac_nf_count(AC_NF_RL_PASSED);
+	return 0;
+}
+
 /* 1 to drop the packet: the window's merged count has reached the limit. */
 AC_INLINE int rl_work(const struct ac_nf_rl_cfg *cfg, const struct ac_nf_inner *in)
 {
 	int gen = ac_crdt_win_gen();
 	__u64 n = cfg->unit == AC_NF_RL_PACKETS ? 1 : in->len;
-	void *count;
 
+#ifdef AC_NF_BENCH_NO_OBJECTS
+	/* benchmark ablation only (bench/nf_state_*_noobj.bpf.c): the same NF without its object */
+	ac_nf_count(AC_NF_RL_PASSED);
+	return 0;
+#endif
 	if (gen < 0) {
 		ac_nf_count(AC_NF_RL_NO_WINDOW);
 		return 0;
 	}
-	count = gen ? (void *)&rl_count1 : (void *)&rl_count0;
-	if (ac_crdt_gc_value_idx(count, 0) >= cfg->limit) {
-		ac_nf_count(AC_NF_RL_DROPPED);
-		return 1;
-	}
-	ac_crdt_gc_add_idx(count, gen ? AC_NF_RL_OBJ_COUNT1 : AC_NF_RL_OBJ_COUNT0, 0, n, ac_crdt_epoch());
-	ac_nf_count(AC_NF_RL_PASSED);
-	return 0;
+	if (gen)
+		return rl_take(&rl_count1, AC_NF_RL_OBJ_COUNT1, cfg, n);
+	return rl_take(&rl_count0, AC_NF_RL_OBJ_COUNT0, cfg, n);
 }
 
 SEC("xdp")
@@ -63,6 +83,7 @@ int nf_ratelimit(struct xdp_md *ctx)
 	enum ac_ftc_verdict v;
 	int r;
 
+	ac_nf_bench_rewind(ctx);
 	r = ac_nf_begin(ctx, cfg != 0, &hop, &v, &in);
 	if (r != AC_NF_WORK)
 		return r;
