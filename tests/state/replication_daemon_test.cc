@@ -253,6 +253,56 @@ TEST_F(ReplicationDaemonTest, ThreeNodesReplicateRefuseForgeriesAndRotateKeys) {
   EXPECT_EQ(a.value(9), 1u);
 }
 
+// The expiry hook of the daemon (docs/state.md 3.11): an object published with expire_s is swept
+// by the replication tick; a set element added on a's packet path reaches b, then expires (a
+// local remove on whichever node swept it first, replicated to the other) about a second after
+// its add, and the instance status counts it.
+TEST_F(ReplicationDaemonTest, PublishedExpiryRemovesASetElementOnEveryNode) {
+  TestNf a(dir, "exp1", 1, 1000), b(dir, "exp2", 2, 2000);
+  for (TestNf* t : {&a, &b}) {
+    nf::Published p = state::test::crdt_test_published(t->skel, t->name, t->id, t->id * 1000, getpid());
+    for (auto& o : p.crdt->objects)
+      if (o.map == "t_set") o.expire_s = 1;
+    ASSERT_TRUE(nf::write_published(t->path, p).has_value());
+  }
+  auto na = node("127.0.0.1", {key(1, 0x11)}, 1);
+  auto nb = node("127.0.0.2", {key(1, 0x11)}, 1);
+  std::map<uint16_t, std::vector<state::Replicator::Member>> members;
+  for (auto [id, addr] : {std::pair{1u, "127.0.0.1"}, std::pair{2u, "127.0.0.2"}}) {
+    in_addr ia{};
+    inet_pton(AF_INET, addr, &ia);
+    members[kService].push_back({id, {ia.s_addr, port}});
+  }
+  na->set_members({{kService, {members[kService][0]}}});
+  na->set_local({{"exp1", 1, kService, a.path}});
+  na->tick();
+  ASSERT_TRUE(na->ready(1));
+  na->set_members(members);
+  nb->set_members(members);
+  nb->set_local({{"exp2", 2, kService, b.path}});
+  ASSERT_TRUE(run({na.get(), nb.get()}, [&] { return nb->ready(2); }));
+  auto contains = [](TestNf& t) {
+    crdt_test_op o{.code = CT_SET_CONTAINS};
+    o.key.b[0] = 0x5c;
+    state::test::crdt_test_run(t.skel, o);
+    return o.result != 0;
+  };
+  crdt_test_op add{.code = CT_SET_ADD};
+  add.key.b[0] = 0x5c;
+  state::test::crdt_test_run(a.skel, add);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(run({na.get(), nb.get()}, [&] { return contains(b); })) << "the add replicated";
+  ASSERT_TRUE(run({na.get(), nb.get()}, [&] { return !contains(a) && !contains(b); }, 5000ms))
+      << "expired on both";
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 1s) << "not before its expiry time";
+  const uint64_t removed = instance_of(*na, "exp1")["expiry"]["set_removed"].get<uint64_t>() +
+                           instance_of(*nb, "exp2")["expiry"]["set_removed"].get<uint64_t>();
+  EXPECT_GE(removed, 1u);
+  EXPECT_LE(removed, 2u) << "at most one remove per node";
+  EXPECT_GT(instance_of(*na, "exp1")["expiry"]["sweeps"].get<uint64_t>(), 0u);
+  EXPECT_EQ(instance_of(*na, "exp1")["expiry"]["errors"], 0u);
+}
+
 TEST(ReplicationMembers, FromTheLsdbTopology) {
   plane::Topology t;
   auto inst = [](uint32_t router, uint32_t id, uint32_t svc_addr, uint32_t ep, uint32_t flags, bool held = false) {
