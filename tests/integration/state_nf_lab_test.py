@@ -23,7 +23,9 @@ is real UDP datagrams from sockets in the host namespaces, from extra source add
    every instance holds the same merged counts again;
 4. forged and replayed replication messages sent to C's instance from router A are refused and
    counted, and change none of its values;
-5. leave: ids3 is deleted with the CLI; what it counted stays in the others' merged values.
+5. leave: ids3 is deleted with the CLI while a source sends to new ports; it drains (its
+   replica leaves D's status without a drain timeout) and what it counted stays in the others'
+   merged estimate of that source.
 The delays measured are printed (pytest -s) and documented in docs/state.md 6.
 """
 import json
@@ -54,7 +56,7 @@ INSTANCES = {"ids1": ("B", 21), "ids2": ("C", 22), "ids3": ("D", 23)}
 THRESHOLD = 120
 WINDOW_S = 86400
 SCANNERS = "198.51.100.0/24"
-LOAD_SRC, SCAN_SRC, PART_SRC = "198.51.100.1", "198.51.100.2", "198.51.100.3"
+LOAD_SRC, SCAN_SRC, PART_SRC, DRAIN_SRC = "198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"
 SCAN_GAP_S = 0.004
 # The bound of the detection delay: the agent's scan interval (1 ms) and a few RTTs between
 # namespaces on this host are a few ms; what makes it long here is a 2-core host shared with
@@ -182,7 +184,7 @@ def setup(cli, lab):
         calls.append(cli(r, "policy", "add", "to-sink", "--chain", "scan", "--dst", SINK["subnet"], "--proto", "udp"))
         calls.append(cli(r, "policy", "add", "to-scanners", "--chain", "scan", "--dst", SCANNERS, "--proto", "udp"))
         calls.append(set_state_section(lab, cli, r))
-    for a in (LOAD_SRC, SCAN_SRC, PART_SRC):
+    for a in (LOAD_SRC, SCAN_SRC, PART_SRC, DRAIN_SRC):
         run(["ip", "netns", "exec", lab.ns(SRC["name"]), "ip", "addr", "add", f"{a}/32", "dev", SRC["host_if"]])
     for n in ("ids1", "ids2"):
         calls.append(add_instance(cli, n))
@@ -426,27 +428,53 @@ def test_forged_and_replayed_messages_are_refused_and_counted(partitioned, cli, 
 
 # 5. leave and drain
 
+def new_pairs(cli):
+    return {n: cli.state(n)["counters"].get("ids_new_pair", 0) for n in INSTANCES}
+
+
 @pytest.fixture(scope="module")
 def left(partitioned, cli, lab):
-    # ids3's own share, replicated (the three agree, test above)
-    _, own3, _ = ids_of(cli.state("ids3"))
-    before = {n: ids_of(cli.state(n))[0] for n in ("ids1", "ids2")}
+    """ids3 is deleted while a source sends to new ports: what it counted (its ids_new_pair, read
+    just before) stays in the others' merged estimate of that source."""
+    log_at = os.path.getsize(f"{lab.state}/D/agent.log")
+    before = new_pairs(cli)
+    load = sender(lab, SRC["name"], DRAIN_SRC, SINK_ADDR, 60000, 400, 0.004)  # 1.6 s
+    share3 = 0
+
+    def ids3_counted():
+        nonlocal share3
+        share3 = cli.state("ids3")["counters"].get("ids_new_pair", 0) - before["ids3"]
+        return share3 >= 20
+    counted = wait_until(ids3_counted, 10, 0.02)
     res = cli("D", "instance", "del", "ids3")
+    sent = finish(load)
+    # the leaving replica shows in D's status until it drained (or its drain timed out: logged)
+    drained = wait_until(lambda: cli.replica("ids3") is None, 30)
+    with open(f"{lab.state}/D/agent.log") as f:
+        f.seek(log_at)
+        log = f.read()
     gone = wait_until(lambda: not any(23 in {i["id"] for s in cli.json(r, "topology")["services"]
                                              for i in s["instances"]} for r in ("A", "B", "C")), 45)
-    # the others no longer count it as a member
-    dropped = wait_until(lambda: all(all(p["id"] != 23 or not p["member"] for p in cli.replica(n)["peers"])
-                                     for n in ("ids1", "ids2")), 30)
-    after = {n: ids_of(cli.state(n))[0] for n in ("ids1", "ids2")}
-    return SimpleNamespace(res=res, own3=own3, before=before, gone=gone, dropped=dropped, after=after,
-                           peers={n: cli.replica(n)["peers"] for n in ("ids1", "ids2")})
+    equal = wait_until(lambda: same_counts(cli, ("ids1", "ids2"), [DRAIN_SRC]) is not None, 20)
+    after = {n: cli.state(n) for n in ("ids1", "ids2")}
+    return SimpleNamespace(res=res, counted=counted, share3=share3, sent=sent, drained=drained, log=log, gone=gone,
+                           equal=equal, before=before, after=after)
 
 
-def test_left_instance_is_withdrawn(left):
+def test_left_instance_drains_and_is_withdrawn(left):
+    assert left.counted, left.share3
     assert left.res.rc == 0, left.res.err
-    assert left.gone and left.dropped, left.peers
+    assert "instance ids3 (23) leaves: draining" in left.log, left.log
+    assert left.drained
+    assert "ids3 (23): drain timed out" not in left.log, left.log
+    assert left.gone
 
 
 def test_left_instance_contributions_remain(left):
-    assert left.own3 > 0
-    assert left.after == left.before, (left.before, left.after)
+    """The source's merged estimate in the others (equal in both) holds their own new pairs and
+    ids3's: a count-min sketch never under-estimates, so the sum is a lower bound."""
+    assert left.equal, {n: ids_of(s)[2].get(DRAIN_SRC) for n, s in left.after.items()}
+    own = sum(left.after[n]["counters"].get("ids_new_pair", 0) - left.before[n] for n in ("ids1", "ids2"))
+    est = ids_of(left.after["ids1"])[2][DRAIN_SRC]["ports_in_window"]
+    assert est >= own + left.share3, (est, own, left.share3)
+    assert est <= len(left.sent) + 3, (est, len(left.sent))
