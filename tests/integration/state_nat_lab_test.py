@@ -22,11 +22,10 @@ import time
 from types import SimpleNamespace
 
 import pytest
-import yaml
 
 import labkit
+import statekit
 from labkit import PYTHON, run, wait_until
-from state_lab_test import KEY1, PORT
 
 LAB_KIND = "j"  # lab prefix actj<pid>
 LAB_TOPO = os.path.join(labkit.TOPOS, "nf-chain.toml")
@@ -59,56 +58,15 @@ def lab(paper_lab):
     return paper_lab
 
 
-class Cli:
-    def __init__(self, lab, build):
-        self.lab, self.build = lab, build
-
-    def __call__(self, router, *args):
-        rc, out, err = labkit.anychain(self.build.cli, self.lab.state, router, *args)
-        return SimpleNamespace(args=args, rc=rc, out=out, err=err)
-
-    def json(self, router, *args):
-        return labkit.anychain_json(self.build.cli, self.lab.state, router, *args)
-
-    def state(self, name):
-        return self.json(INSTANCES[name][0], "state", name)
-
-    def replica(self, name):
-        for e in self.json(INSTANCES[name][0], "status").get("state", {}).get("instances", []):
-            if e["name"] == name:
-                return e
-        return None
-
-
 @pytest.fixture(scope="module")
 def cli(lab, build):
-    return Cli(lab, build)
-
-
-def set_state_section(lab, cli, router):
-    path = f"{lab.state}/{router}/anychaind.yaml"
-    with open(path) as f:
-        c = yaml.safe_load(f)
-    c["state"] = {"port": PORT, "keys": [{"id": 1, "key": KEY1.hex()}], "send_key": 1}
-    with open(path, "w") as f:
-        yaml.safe_dump(c, f)
-    return cli(router, "reload")
+    return statekit.Cli(lab, build, INSTANCES)
 
 
 @pytest.fixture(scope="module")
 def setup(cli, lab):
-    calls = []
-    for r in ROUTERS:
-        for i in TOPO["routers"][r]["interfaces"]:
-            classify = (r, i["name"]) in ((SRC["router"], SRC["router_if"]), (SINK["router"], SINK["router_if"]))
-            calls.append(cli(r, "attach", i["name"], "--mode", "native", *(["--classify"] if classify else [])))
-        calls.append(cli(r, "service", "add", SERVICE[0], "--id", str(SERVICE[1]), "--anycast", SERVICE[2]))
-        calls.append(cli(r, "chain", "add", "out", "--spi", "11", "--services", SERVICE[0]))
-        calls.append(cli(r, "chain", "add", "back", "--spi", "12", "--services", SERVICE[0]))
-        calls.append(cli(r, "policy", "add", "to-sink", "--chain", "out", "--dst", SINK["subnet"], "--proto", "udp"))
-        calls.append(cli(r, "policy", "add", "replies", "--chain", "back", "--dst", f"{NAT_ADDR}/32", "--proto",
-                         "udp"))
-        calls.append(set_state_section(lab, cli, r))
+    calls = statekit.configure(cli, lab, TOPO, SERVICE, [("out", 11), ("back", 12)],
+                               [("to-sink", "out", SINK["subnet"]), ("replies", "back", f"{NAT_ADDR}/32")])
     for n, (r, iid, ports) in INSTANCES.items():
         calls.append(cli(r, "instance", "add", n, "--id", str(iid), "--service", SERVICE[0], "--veth", f"nf-{n}",
                          "--capacity", "100000", "--nf", "nat", "--nat-address", NAT_ADDR, "--nat-ports", ports))
@@ -121,7 +79,7 @@ def setup(cli, lab):
 
 
 def test_configured_with_the_cli(setup, cli):
-    bad = [f"{' '.join(c.args)}: exit {c.rc}: {c.err}" for c in setup.calls if c.rc != 0]
+    bad = statekit.failed_calls(setup.calls)
     assert not bad, bad
     assert setup.ready, {n: cli.replica(n) for n in INSTANCES}
     assert setup.learnt
