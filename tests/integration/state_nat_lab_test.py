@@ -25,6 +25,7 @@ import pytest
 
 import labkit
 import statekit
+from statekit import build, lab  # noqa: F401 (fixtures)
 from labkit import PYTHON, run, wait_until
 
 LAB_KIND = "j"  # lab prefix actj<pid>
@@ -43,19 +44,6 @@ NAT_ADDR = "192.0.2.10"
 INSTANCES = {"nat1": ("B", 31, "20000-20499"), "nat2": ("C", 32, "20500-20999")}
 FLOWS = 16
 SINK_PORT = 9000
-
-
-@pytest.fixture(scope="module")
-def build(build):
-    nf = os.path.join(build.dir, "agent", "nf", "anychain-nf")
-    if not os.access(nf, os.X_OK):
-        pytest.fail(f"{nf} not built")
-    return build
-
-
-@pytest.fixture(scope="module")
-def lab(paper_lab):
-    return paper_lab
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ import pytest
 
 import labkit
 import statekit
+from statekit import build, lab  # noqa: F401 (fixtures)
 from labkit import PYTHON, run, wait_until
 from state_lab_test import KEY1, PORT, message
 from statekit import finish, sender
@@ -63,19 +64,6 @@ SCAN_GAP_S = 0.004
 # other builds (the agents, three NFs and the CLI polling them compete for the CPUs) and the
 # polling itself (one `anychain state` per instance in turn, 200-250 ms each measured there).
 DETECT_BOUND_S = 1.5
-
-
-@pytest.fixture(scope="module")
-def build(build):
-    nf = os.path.join(build.dir, "agent", "nf", "anychain-nf")
-    if not os.access(nf, os.X_OK):
-        pytest.fail(f"{nf} not built")
-    return build
-
-
-@pytest.fixture(scope="module")
-def lab(paper_lab):
-    return paper_lab
 
 
 LAB_TOPO = TOPO_FILE

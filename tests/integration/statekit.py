@@ -3,12 +3,31 @@ state_nat_lab_test.py) have in common: the CLI against a lab's agents for a set 
 the fast path attached with the source's and the sink's interfaces classifying, the `state:`
 section, and the datagram senders run in the lab's hosts."""
 import json
+import os
 import subprocess
 from types import SimpleNamespace
+
+import pytest
 
 import labkit
 from labkit import PYTHON
 from state_lab_test import KEY1, set_state_section
+
+
+# The fixtures of both files: import them into the test module (`from statekit import build, lab`).
+@pytest.fixture(scope="module")
+def build(build):
+    """conftest's build, with anychain-nf (the built-in NFs' process)."""
+    nf = os.path.join(build.dir, "agent", "nf", "anychain-nf")
+    if not os.access(nf, os.X_OK):
+        pytest.fail(f"{nf} not built")
+    return build
+
+
+@pytest.fixture(scope="module")
+def lab(paper_lab):
+    """The test module's LAB_TOPO up with its LAB_AGENT_ARGS (conftest's paper_lab)."""
+    return paper_lab
 
 
 class Cli:
