@@ -247,6 +247,17 @@ bool Replicator::send(Peer& p, Message& m, size_t records) {
   return true;
 }
 
+// A leaver we hold completely is told so.
+void Replicator::answer_leave(uint32_t id, Peer& p) {
+  if (!p.leave_seen || p.leave_ack_sent >= p.leave_final) return;
+  auto r = recv_.find(Origin{id, p.incarnation});
+  if (r != recv_.end() && r->second.contig >= p.leave_final) {
+    Message m = header_for(p, MsgType::LeaveAck);
+    m.final_version = p.leave_final;
+    if (send(p, m, 0)) p.leave_ack_sent = p.leave_final;
+  }
+}
+
 void Replicator::send_keepalive(Peer& p) {
   Message m = header_for(p, MsgType::Delta);
   m.from = m.to = p.sent;
@@ -370,7 +381,15 @@ void Replicator::tick() {
   uint64_t now = clock_.mono_us();
   extract();
   for (auto& [id, p] : peers_) {
-    if (!p.member) continue;
+    if (!p.member) {
+      // A leaver is announced down as it leaves, so the LSDB may take it out of the members
+      // before it drained: it still gets our acknowledgements and the answer to its LEAVE.
+      if (p.draining && p.incarnation) {
+        answer_leave(id, p);
+        if (p.ack_owed && now - p.ack_owed_since_us >= cfg_.ack_delay_us) send_keepalive(p);
+      }
+      continue;
+    }
     update_state(p, now);
     if (!p.incarnation || p.state == PeerState::Unreachable) {
       // never heard, or silent: keepalives only (they also carry our acks)
@@ -394,15 +413,7 @@ void Replicator::tick() {
       }
       if (due && p.in_flight_bytes < cfg_.window_bytes) send_range(p, cfg_.max_messages_per_tick);
     }
-    // a leaver we hold completely is told so
-    if (p.leave_seen && p.leave_ack_sent < p.leave_final) {
-      auto r = recv_.find(Origin{id, p.incarnation});
-      if (r != recv_.end() && r->second.contig >= p.leave_final) {
-        Message m = header_for(p, MsgType::LeaveAck);
-        m.final_version = p.leave_final;
-        if (send(p, m, 0)) p.leave_ack_sent = p.leave_final;
-      }
-    }
+    answer_leave(id, p);
     if ((p.ack_owed && now - p.ack_owed_since_us >= cfg_.ack_delay_us) || now - p.last_tx_us >= cfg_.keepalive_us)
       send_keepalive(p);
   }

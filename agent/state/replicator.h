@@ -203,6 +203,7 @@ class Replicator {
   bool send(Peer& p, Message& m, size_t records);
   void send_range(Peer& p, size_t max_msgs);
   void send_keepalive(Peer& p);
+  void answer_leave(uint32_t id, Peer& p);
   std::vector<AckEntry> ack_vector() const;
   void update_state(Peer& p, uint64_t now);
   // receiving
