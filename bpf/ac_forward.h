@@ -21,11 +21,14 @@ AC_INLINE long ac_last_hop_route(struct xdp_md *ctx, const struct ac_config *cfg
 				 __u16 tot_len, const __u8 *rx_dmac, __u64 now, __u32 *out_ifindex)
 {
 	__u64 ttl = cfg->nexthop_ttl_jiffies;
+	/* read before the FIB is asked: a change after this read makes the entry stale */
+	__u16 gen = AC_READ_ONCE(cfg->fib_gen);
 	__u32 in_ifindex = ctx->ingress_ifindex;
 	__u32 slot = ac_lasthop_slot(src, dst, in_ifindex);
 	struct ac_lasthop *lh = ttl ? bpf_map_lookup_elem(&ac_lasthop, &slot) : NULL;
 
-	if (lh && now < lh->expires && lh->in_ifindex == in_ifindex && lh->family == family &&
+	if (lh && now < lh->expires && lh->fib_gen == gen && lh->in_ifindex == in_ifindex &&
+	    lh->family == family &&
 	    lh->tos == tos && lh->l4_protocol == l4_protocol && tot_len <= lh->mtu &&
 	    lh->src[0] == src[0] && lh->dst[0] == dst[0] && lh->src[1] == src[1] &&
 	    lh->dst[1] == dst[1] && lh->src[2] == src[2] && lh->dst[2] == dst[2] &&
@@ -60,6 +63,7 @@ AC_INLINE long ac_last_hop_route(struct xdp_md *ctx, const struct ac_config *cfg
 		lh->family = family;
 		lh->tos = tos;
 		lh->l4_protocol = l4_protocol;
+		lh->fib_gen = gen;
 	}
 	long rc = ac_fib_resolve(ctx, p, rx_dmac, NULL);
 
