@@ -157,6 +157,57 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
 	return ac_redirect(ctx, AC_FWD_LAST_HOP, out_ifindex);
 }
 
+/* Proxy return at the end of a chain (a proxied VNF last, the common case): when the held NSH e
+ * is an MD1 header that the forwarder would accept after SI - 1, and this CPU's flow cache
+ * already knows that (SPI, SI - 1) of the flow as a last hop of the current path epoch, the
+ * packet is routed as the VNF sent it back: the NSH is neither put back nor popped again (two
+ * bpf_xdp_adjust_head() calls and the forwarder's call fewer). Everything the forwarder does for
+ * it is done here as it would do it (the note, the path counter with the NSH's bytes, the way's
+ * last use, the last hop); every other case (another SI, a miss, MD2, an NSH the forwarder
+ * would drop) returns -1 and takes the full restore, so the forwarder decides and counts it. */
+AC_INLINE int ac_proxy_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
+				const struct ac_proxy_entry *e, __u16 eth_proto, const __u8 *rx_dmac)
+{
+	if (e->len != AC_NSH_MD1_LEN)
+		return -1;
+	const struct ac_nsh_base *nb = (const void *)e->nsh;
+	const struct ac_nsh_sp *sp = (const void *)(nb + 1);
+	const struct ac_nsh_md1 *m1 = (const void *)(sp + 1);
+	__u16 w0 = bpf_ntohs(nb->ver_flags_ttl_len);
+	__u32 spsi = bpf_ntohl(sp->spi_si);
+
+	/* ac_nsh_read()'s checks, on the NSH as the restore would write it */
+	if (AC_NSH_W0_VER(w0) != AC_NSH_VERSION || AC_NSH_W0_LEN(w0) * 4 != AC_NSH_MD1_LEN ||
+	    (nb->md_type & 0x0f) != AC_NSH_MD_TYPE1 || AC_NSH_W0_TTL(w0) == 1 ||
+	    (AC_NSH_W0_OAM(w0) && !(cfg->flags & AC_CFG_OAM_FORWARD)) || (spsi & 0xff) < 2)
+		return -1;
+	__u32 epoch = AC_READ_ONCE(cfg->path_epoch);
+	__u32 next = bpf_htonl(spsi - 1);
+	__u32 hash = bpf_ntohl(m1->ctx[0]);
+	__u32 idx = ac_flow_set_of(next, hash, cfg->flow_set_mask);
+	struct ac_flow_set *set = bpf_map_lookup_elem(&ac_flow_cache, &idx);
+	struct ac_flow *f = set ? ac_flow_find(set, next, hash) : NULL;
+
+	if (!f || f->path_epoch != epoch || f->service_id)
+		return -1;
+	struct ac_nsh_info ni = {
+		.spsi = next,
+		.hash = hash,
+		.len = AC_NSH_MD1_LEN,
+		.np = eth_proto == ETH_P_IP ? AC_NSH_NP_IPV4 : AC_NSH_NP_IPV6,
+		.md = AC_NSH_MD_TYPE1,
+		.has_hash = 1,
+		.pending = 1, /* not in the packet: ac_last_hop() routes the packet as it is */
+	};
+	__u64 now = bpf_jiffies64();
+	__u64 bytes = ac_pkt_len(ctx) + AC_NSH_MD1_LEN; /* as counted with the NSH restored */
+
+	ac_counter_add(&ac_stats, AC_NOTE_PROXY_RETURN, bytes);
+	ac_counter_add(&ac_path_stats, f->path_slot, bytes);
+	f->last_seen = now;
+	return ac_last_hop(ctx, cfg, &ni, rx_dmac, now);
+}
+
 /* Forward a packet laid out [eth][NSH][inner] whose NSH is described by ni. */
 AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 			      const struct ac_nsh_info *ni, const __u8 *rx_dmac)
