@@ -28,9 +28,10 @@ ALLOWED = {
     "daemon": {"dataplane", "ospf", "plane", "slowpath", "config", "control", "nf", "ftc", "state", "common"},
     "cli": {"control", "config", "dataplane", "nf", "common"},
     "tools": {"common"},
-    "ftc": {"common"},
-    "state": {"common"},
-    "nf": {"state", "common"},  # an NF's shared objects opened as a state::BpfStore (nf/crdt.h)
+    "ftc": {"xsk", "common"},  # the egress buffer's port (anychain_ftc_xsk) on xsk::Socket
+    "state": {"xsk", "common"},
+    "nf": {"state", "xsk", "common"},  # an NF's shared objects opened as a state::BpfStore (nf/crdt.h)
+    "xsk": {"common"},  # one AF_XDP socket (libxdp), shared by state, ftc and nf
 }
 
 TARGETS = {
@@ -49,6 +50,7 @@ TARGETS = {
     "anychain_ftc": "ftc",
     "anychain_ftc_xsk": "ftc",
     "anychain_state": "state",
+    "anychain_xsk": "xsk",
     "anychain_nf": "nf",
     "anychain-nf": "nf",
 }
