@@ -13,6 +13,8 @@
 #include <bpf/bpf_endian.h>
 
 #define AC_INLINE static __always_inline
+/* one load of a value another CPU or the agent may change, where it is written in the code */
+#define AC_READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
 
 #include <anychain/nsh.h>
 #include <anychain/maps.h>

@@ -10,26 +10,29 @@
 #include "ac_slow.h"
 #include "ac_ftc.h"
 
-/* Route the frame at ctx->data as p describes (addresses, protocol, TOS, length, ingress
- * interface): from the last-hop cache when it holds the answer for these addresses, else through
- * the FIB, keeping a success for the next packets (see struct ac_lasthop). The addresses are
- * read as four words for both families: p comes zeroed from ac_fib_params(), so an IPv4
- * address is word 0 and three zero words. Returns what ac_fib_resolve() returns. */
-AC_INLINE long ac_last_hop_route(struct xdp_md *ctx, const struct ac_config *cfg,
-				 struct bpf_fib_lookup *p, const __u8 *rx_dmac, __u64 now)
+/* Route the frame at ctx->data, whose inner packet has these addresses (four words for both
+ * families: an IPv4 address is word 0 and three zero words), TOS, protocol and length and came in
+ * on the ingress interface: from the last-hop cache when it holds the answer, else through the
+ * FIB, keeping a success for the next packets (see struct ac_lasthop). A hit reads the packet's
+ * fields as they are and touches no FIB parameters. *out_ifindex gets the egress interface.
+ * Returns what ac_fib_resolve() returns, or -2 without FIB parameters. */
+AC_INLINE long ac_last_hop_route(struct xdp_md *ctx, const struct ac_config *cfg, const __be32 *src,
+				 const __be32 *dst, __u8 family, __u8 tos, __u8 l4_protocol,
+				 __u16 tot_len, const __u8 *rx_dmac, __u64 now, __u32 *out_ifindex)
 {
 	__u64 ttl = cfg->nexthop_ttl_jiffies;
-	__u32 in_ifindex = p->ifindex;
-	__u16 tot_len = p->tot_len; /* the lookup overwrites it (mtu_result) */
-	__u32 slot = ac_lasthop_slot(p->ipv6_src, p->ipv6_dst, in_ifindex);
+	/* read before the FIB is asked: a change after this read makes the entry stale */
+	__u16 gen = AC_READ_ONCE(cfg->fib_gen);
+	__u32 in_ifindex = ctx->ingress_ifindex;
+	__u32 slot = ac_lasthop_slot(src, dst, in_ifindex);
 	struct ac_lasthop *lh = ttl ? bpf_map_lookup_elem(&ac_lasthop, &slot) : NULL;
 
-	if (lh && now < lh->expires && lh->in_ifindex == in_ifindex && lh->family == p->family &&
-	    lh->tos == p->tos && lh->l4_protocol == p->l4_protocol && tot_len <= lh->mtu &&
-	    lh->src[0] == p->ipv6_src[0] && lh->dst[0] == p->ipv6_dst[0] &&
-	    lh->src[1] == p->ipv6_src[1] && lh->dst[1] == p->ipv6_dst[1] &&
-	    lh->src[2] == p->ipv6_src[2] && lh->dst[2] == p->ipv6_dst[2] &&
-	    lh->src[3] == p->ipv6_src[3] && lh->dst[3] == p->ipv6_dst[3]) {
+	if (lh && now < lh->expires && lh->fib_gen == gen && lh->in_ifindex == in_ifindex &&
+	    lh->family == family &&
+	    lh->tos == tos && lh->l4_protocol == l4_protocol && tot_len <= lh->mtu &&
+	    lh->src[0] == src[0] && lh->dst[0] == dst[0] && lh->src[1] == src[1] &&
+	    lh->dst[1] == dst[1] && lh->src[2] == src[2] && lh->dst[2] == dst[2] &&
+	    lh->src[3] == src[3] && lh->dst[3] == dst[3]) {
 		void *data = (void *)(long)ctx->data;
 		struct ethhdr *eth = data;
 
@@ -37,21 +40,34 @@ AC_INLINE long ac_last_hop_route(struct xdp_md *ctx, const struct ac_config *cfg
 			return -1;
 		ac_copy_mac(eth->h_dest, lh->dmac);
 		ac_copy_mac(eth->h_source, lh->smac);
-		p->ifindex = lh->ifindex;
+		*out_ifindex = lh->ifindex;
 		return BPF_FIB_LKUP_RET_SUCCESS;
 	}
+	struct bpf_fib_lookup *p = ac_fib_params();
+
+	if (!p)
+		return -2;
+	p->family = family;
+	p->tos = tos;
+	p->l4_protocol = l4_protocol;
+	p->tot_len = tot_len;
+	p->ifindex = in_ifindex;
+	__builtin_memcpy(p->ipv6_src, src, sizeof(p->ipv6_src));
+	__builtin_memcpy(p->ipv6_dst, dst, sizeof(p->ipv6_dst));
 	/* the key before the lookup: on success the FIB writes the gateway into the destination */
 	if (lh) {
 		lh->expires = 0; /* valid again only after a successful lookup */
-		__builtin_memcpy(lh->src, p->ipv6_src, sizeof(lh->src));
-		__builtin_memcpy(lh->dst, p->ipv6_dst, sizeof(lh->dst));
+		__builtin_memcpy(lh->src, src, sizeof(lh->src));
+		__builtin_memcpy(lh->dst, dst, sizeof(lh->dst));
 		lh->in_ifindex = in_ifindex;
-		lh->family = p->family;
-		lh->tos = p->tos;
-		lh->l4_protocol = p->l4_protocol;
+		lh->family = family;
+		lh->tos = tos;
+		lh->l4_protocol = l4_protocol;
+		lh->fib_gen = gen;
 	}
 	long rc = ac_fib_resolve(ctx, p, rx_dmac, NULL);
 
+	*out_ifindex = p->ifindex;
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS || !lh)
 		return rc;
 	lh->ifindex = p->ifindex;
@@ -91,12 +107,8 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 
-	struct bpf_fib_lookup *p = ac_fib_params();
+	__u32 out_ifindex = 0;
 
-	if (!p)
-		return ac_drop(ctx, AC_DROP_NO_ROOM);
-
-	p->ifindex = ctx->ingress_ifindex;
 	if (proto == ETH_P_IP) {
 		struct iphdr *ip = data + sizeof(struct ethhdr);
 
@@ -104,13 +116,12 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		if (ip->ttl <= 1)
 			return ac_pass(ctx, AC_PASS_LAST_HOP); /* the stack sends time exceeded */
-		p->family = AF_INET;
-		p->tos = ip->tos;
-		p->l4_protocol = ip->protocol;
-		p->tot_len = bpf_ntohs(ip->tot_len);
-		p->ipv4_src = ip->saddr;
-		p->ipv4_dst = ip->daddr;
-		rc = ac_last_hop_route(ctx, cfg, p, rx_dmac, now);
+		__be32 src[4] = { ip->saddr }, dst[4] = { ip->daddr };
+
+		rc = ac_last_hop_route(ctx, cfg, src, dst, AF_INET, ip->tos, ip->protocol,
+				       bpf_ntohs(ip->tot_len), rx_dmac, now, &out_ifindex);
+		if (rc == -2)
+			return ac_drop(ctx, AC_DROP_NO_ROOM);
 		if (rc < 0)
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
@@ -119,7 +130,7 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
 		if ((void *)(ip + 1) > (void *)(long)ctx->data_end)
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		ac_ipv4_dec_ttl(ip);
-		return ac_redirect(ctx, AC_FWD_LAST_HOP, p->ifindex);
+		return ac_redirect(ctx, AC_FWD_LAST_HOP, out_ifindex);
 	}
 	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
 
@@ -127,12 +138,14 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	if (ip6->hop_limit <= 1)
 		return ac_pass(ctx, AC_PASS_LAST_HOP);
-	p->family = AF_INET6;
-	p->l4_protocol = ip6->nexthdr;
-	p->tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
-	__builtin_memcpy(p->ipv6_src, &ip6->saddr, 16);
-	__builtin_memcpy(p->ipv6_dst, &ip6->daddr, 16);
-	rc = ac_last_hop_route(ctx, cfg, p, rx_dmac, now);
+	__be32 src6[4], dst6[4];
+
+	__builtin_memcpy(src6, &ip6->saddr, sizeof(src6));
+	__builtin_memcpy(dst6, &ip6->daddr, sizeof(dst6));
+	rc = ac_last_hop_route(ctx, cfg, src6, dst6, AF_INET6, 0, ip6->nexthdr,
+			       bpf_ntohs(ip6->payload_len) + sizeof(*ip6), rx_dmac, now, &out_ifindex);
+	if (rc == -2)
+		return ac_drop(ctx, AC_DROP_NO_ROOM);
 	if (rc < 0)
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
@@ -141,7 +154,58 @@ AC_INLINE int ac_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
 	if ((void *)(ip6 + 1) > (void *)(long)ctx->data_end)
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	ip6->hop_limit--;
-	return ac_redirect(ctx, AC_FWD_LAST_HOP, p->ifindex);
+	return ac_redirect(ctx, AC_FWD_LAST_HOP, out_ifindex);
+}
+
+/* Proxy return at the end of a chain (a proxied VNF last, the common case): when the held NSH e
+ * is an MD1 header that the forwarder would accept after SI - 1, and this CPU's flow cache
+ * already knows that (SPI, SI - 1) of the flow as a last hop of the current path epoch, the
+ * packet is routed as the VNF sent it back: the NSH is neither put back nor popped again (two
+ * bpf_xdp_adjust_head() calls and the forwarder's call fewer). Everything the forwarder does for
+ * it is done here as it would do it (the note, the path counter with the NSH's bytes, the way's
+ * last use, the last hop); every other case (another SI, a miss, MD2, an NSH the forwarder
+ * would drop) returns -1 and takes the full restore, so the forwarder decides and counts it. */
+AC_INLINE int ac_proxy_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
+				const struct ac_proxy_entry *e, __u16 eth_proto, const __u8 *rx_dmac)
+{
+	if (e->len != AC_NSH_MD1_LEN)
+		return -1;
+	const struct ac_nsh_base *nb = (const void *)e->nsh;
+	const struct ac_nsh_sp *sp = (const void *)(nb + 1);
+	const struct ac_nsh_md1 *m1 = (const void *)(sp + 1);
+	__u16 w0 = bpf_ntohs(nb->ver_flags_ttl_len);
+	__u32 spsi = bpf_ntohl(sp->spi_si);
+
+	/* ac_nsh_read()'s checks, on the NSH as the restore would write it */
+	if (AC_NSH_W0_VER(w0) != AC_NSH_VERSION || AC_NSH_W0_LEN(w0) * 4 != AC_NSH_MD1_LEN ||
+	    (nb->md_type & 0x0f) != AC_NSH_MD_TYPE1 || AC_NSH_W0_TTL(w0) == 1 ||
+	    (AC_NSH_W0_OAM(w0) && !(cfg->flags & AC_CFG_OAM_FORWARD)) || (spsi & 0xff) < 2)
+		return -1;
+	__u32 epoch = AC_READ_ONCE(cfg->path_epoch);
+	__u32 next = bpf_htonl(spsi - 1);
+	__u32 hash = bpf_ntohl(m1->ctx[0]);
+	__u32 idx = ac_flow_set_of(next, hash, cfg->flow_set_mask);
+	struct ac_flow_set *set = bpf_map_lookup_elem(&ac_flow_cache, &idx);
+	struct ac_flow *f = set ? ac_flow_find(set, next, hash) : NULL;
+
+	if (!f || f->path_epoch != epoch || f->service_id)
+		return -1;
+	struct ac_nsh_info ni = {
+		.spsi = next,
+		.hash = hash,
+		.len = AC_NSH_MD1_LEN,
+		.np = eth_proto == ETH_P_IP ? AC_NSH_NP_IPV4 : AC_NSH_NP_IPV6,
+		.md = AC_NSH_MD_TYPE1,
+		.has_hash = 1,
+		.pending = 1, /* not in the packet: ac_last_hop() routes the packet as it is */
+	};
+	__u64 now = bpf_jiffies64();
+	__u64 bytes = ac_pkt_len(ctx) + AC_NSH_MD1_LEN; /* as counted with the NSH restored */
+
+	ac_counter_add(&ac_stats, AC_NOTE_PROXY_RETURN, bytes);
+	ac_counter_add(&ac_path_stats, f->path_slot, bytes);
+	f->last_seen = now;
+	return ac_last_hop(ctx, cfg, &ni, rx_dmac, now);
 }
 
 /* Forward a packet laid out [eth][NSH][inner] whose NSH is described by ni. */

@@ -96,11 +96,13 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 	/* Next-hop cache: a FIB result for this instance, asked for the same ingress interface and
 	 * source, is used until it expires or the instance's generation changes. */
 	__u64 nh_ttl = cfg->nexthop_ttl_jiffies;
+	/* read before the FIB is asked: a change after this read makes the entry stale */
+	__u16 fib_gen = AC_READ_ONCE(cfg->fib_gen);
 	__u32 in_ifindex = ctx->ingress_ifindex;
 	__u32 slot = ac_nexthop_slot(id, in_ifindex);
 	struct ac_nexthop *nh = nh_ttl ? bpf_map_lookup_elem(&ac_nexthop, &slot) : NULL;
 
-	if (nh && now < nh->expires && nh->instance_id == id &&
+	if (nh && now < nh->expires && nh->instance_id == id && nh->fib_gen == fib_gen &&
 	    nh->generation == inst->generation && nh->in_ifindex == in_ifindex &&
 	    nh->saddr == saddr && ip_len <= nh->mtu) {
 		ac_copy_mac(eth->h_dest, nh->dmac);
@@ -125,6 +127,7 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 		nh->expires = 0; /* valid again only after a successful lookup */
 		nh->instance_id = id;
 		nh->generation = inst->generation;
+		nh->fib_gen = fib_gen;
 		nh->in_ifindex = in_ifindex;
 		nh->saddr = saddr;
 	}

@@ -91,13 +91,20 @@ AC_INLINE int ac_ip_rx(struct xdp_md *ctx, const struct ac_config *cfg,
 		       const struct ac_iface *ifc, __u16 eth_proto, const __u8 *rx_dmac)
 {
 	if (ifc->flags & AC_IF_VNF) {
-		int held = 0;
-		enum ac_drop_reason r = ac_proxy_restore(ctx, eth_proto, &held);
+		struct ac_proxy_entry *e = NULL;
+		enum ac_drop_reason r = ac_proxy_held(ctx, eth_proto, &e);
 
 		if (r)
 			return ac_drop(ctx, r);
-		if (!held)
+		if (!e)
 			return ac_pass(ctx, AC_PASS_PROXY_MISS);
+		int verdict = ac_proxy_last_hop(ctx, cfg, e, eth_proto, rx_dmac);
+
+		if (verdict >= 0)
+			return verdict;
+		r = ac_proxy_restore(ctx, eth_proto, e);
+		if (r)
+			return ac_drop(ctx, r);
 		ac_note(ctx, AC_NOTE_PROXY_RETURN);
 		return ac_nsh_restored_rx(ctx, cfg, rx_dmac, 0);
 	}

@@ -130,34 +130,42 @@ AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_config *cfg,
 	return ac_redirect(ctx, AC_FWD_LOCAL_PROXY, inst->ifindex);
 }
 
-/* A bare IP packet back from the VNF on veth ifindex: put its NSH back with SI - 1, making the
- * packet [eth][NSH][L3]. *held is set when an NSH was held for it (else it is not chain traffic
- * and nothing changed). Returns 0 or the drop reason. */
-AC_INLINE enum ac_drop_reason ac_proxy_restore(struct xdp_md *ctx, __u16 eth_proto, int *held)
+/* The NSH held for a bare IP packet back from the VNF on its veth (ctx->ingress_ifindex): *ep is
+ * set when one is held (else the packet is not chain traffic). Returns 0 or the drop reason. */
+AC_INLINE enum ac_drop_reason ac_proxy_held(struct xdp_md *ctx, __u16 eth_proto,
+					    struct ac_proxy_entry **ep)
 {
 	struct ac_proxy_key key;
-	struct ethhdr eth;
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
 
-	*held = 0;
+	*ep = NULL;
 	if (ac_proxy_key_of(ctx, sizeof(struct ethhdr), eth_proto, ctx->ingress_ifindex, &key))
 		return AC_DROP_TRUNCATED;
 	struct ac_proxy_entry *e = bpf_map_lookup_elem(&ac_proxy, &key);
 
-	if (!e)
-		return AC_DROP_NONE;
+	if (e && e->len >= AC_NSH_BASE_LEN && e->len <= AC_PROXY_NSH_MAX)
+		*ep = e;
+	return AC_DROP_NONE;
+}
+
+/* Put the held NSH e (from ac_proxy_held) back with SI - 1, making the packet [eth][NSH][L3].
+ * Returns 0 or the drop reason. */
+AC_INLINE enum ac_drop_reason ac_proxy_restore(struct xdp_md *ctx, __u16 eth_proto,
+					       const struct ac_proxy_entry *e)
+{
+	struct ethhdr eth;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
 	__u32 len = e->len;
 
 	if (len < AC_NSH_BASE_LEN || len > AC_PROXY_NSH_MAX)
-		return AC_DROP_NONE;
+		return AC_DROP_NSH_TRUNCATED;
 	if (data + sizeof(eth) > data_end)
 		return AC_DROP_TRUNCATED;
 	__builtin_memcpy(&eth, data, sizeof(eth));
 	eth.h_proto = bpf_htons(AC_ETH_P_NSH);
 	if (bpf_xdp_adjust_head(ctx, -(int)len))
 		return AC_DROP_NO_ROOM;
-	if (ac_nsh_copy(ctx, e->nsh, len, AC_NSH_TO_PACKET))
+	if (ac_nsh_copy(ctx, (__u8 *)e->nsh, len, AC_NSH_TO_PACKET))
 		return AC_DROP_NO_ROOM;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
@@ -173,7 +181,6 @@ AC_INLINE enum ac_drop_reason ac_proxy_restore(struct xdp_md *ctx, __u16 eth_pro
 
 	if (spsi & 0xff)
 		sp->spi_si = bpf_htonl(spsi - 1);
-	*held = 1;
 	return AC_DROP_NONE;
 }
 

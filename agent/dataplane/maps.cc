@@ -83,6 +83,7 @@ Result<void> Dataplane::set_config(const Config& c) {
   v.policies = old.policies;
   v.flow_set_mask = old.flow_set_mask;
   v.path_epoch = old.path_epoch;
+  v.fib_gen = old.fib_gen;
   v.gpe_port = c.gpe_port;
   v.default_ttl = c.default_ttl;
   if (c.oam_forward) v.flags |= AC_CFG_OAM_FORWARD;
@@ -364,7 +365,15 @@ Result<void> empty_percpu_slots(int fd, uint32_t slots, const char* what) {
 }  // namespace
 
 Result<void> Dataplane::flush_nexthops() {
-  // the agent flushes on every neighbour, route or rule change
+  // The agent calls this on every neighbour, route, rule or link change. One config write makes
+  // every cached FIB result of the older generation stale at once, on every CPU; the entries
+  // stamp the generation they read before asking the FIB, so a lookup racing with the change
+  // is not kept either. The generation has 16 bits: every AC_FIB_GEN_FLUSH bumps both caches are
+  // emptied as well, so no entry lives to see its generation come back.
+  uint16_t gen = 0;
+  if (auto r = modify_config([&](ac_config& v) { gen = ++v.fib_gen; }, "write config (FIB generation)"); !r)
+    return r;
+  if (gen % AC_FIB_GEN_FLUSH != 0) return {};
   if (auto r = empty_percpu_slots<ac_nexthop>(bpf_map__fd(skel_->maps.ac_nexthop), AC_NEXTHOP_SLOTS,
                                              "flush next-hop cache");
       !r)

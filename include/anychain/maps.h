@@ -67,8 +67,13 @@ struct ac_config {
 	__u16 state_port;       /* UDP port of state replication (docs/state.md 3.10), host order:
 				 * IPv4/UDP to local_endpoint on it goes to the agent's AF_XDP socket
 				 * of its interface and RX queue (ac_state_xsk); 0 = replication off */
-	__u16 pad2;
+	__u16 fib_gen;          /* FIB generation: bumped when a route, rule, neighbour or link
+				 * changes; a cached FIB result (ac_nexthop, ac_lasthop) of another
+				 * generation is not used. 16 bits: the library empties both caches
+				 * every AC_FIB_GEN_FLUSH bumps, so a generation never comes back
+				 * while an entry stamped with it is still in a cache */
 };
+#define AC_FIB_GEN_FLUSH 0x8000u
 
 /* ac_ifaces: ifindex -> what the fast path knows of that interface. The program acts only on
  * frames addressed to the interface's own unicast MAC; an interface without AC_IF_ATTACHED is
@@ -203,7 +208,7 @@ struct ac_nexthop {
 	__u8 smac[6];
 	__u8 dmac[6];
 	__u16 mtu;               /* the FIB's MTU for the route: longer packets ask the FIB */
-	__u16 pad;
+	__u16 fib_gen;           /* ac_config.fib_gen when it was filled */
 	__u32 pad2;
 };
 
@@ -219,7 +224,7 @@ static inline __u32 ac_nexthop_slot(__u32 instance_id, __u32 in_ifindex)
  * ask the FIB for every packet. Everything the lookup was asked with except the ports is kept
  * and compared (a collision costs a lookup): with the kernel's default L3 multipath hash the
  * answer depends on nothing else. Valid until it expires (ac_config.nexthop_ttl_jiffies) or the
- * agent flushes it on a route, rule, neighbour or link change. */
+ * agent bumps ac_config.fib_gen on a route, rule, neighbour or link change. */
 struct ac_lasthop {
 	__u64 expires;           /* jiffies; the entry is used only before this; 0 = empty */
 	__be32 src[4];           /* inner source and destination; IPv4 in [0], the rest 0 */
@@ -232,7 +237,9 @@ struct ac_lasthop {
 	__u8 family;             /* AF_INET or AF_INET6 */
 	__u8 tos;                /* IPv4 TOS the FIB was asked with (0 for IPv6) */
 	__u8 l4_protocol;
-	__u8 pad[7];
+	__u8 pad;
+	__u16 fib_gen;           /* ac_config.fib_gen when it was filled */
+	__u8 pad2[4];
 };
 
 static inline __u32 ac_lasthop_slot(const __be32 *src, const __be32 *dst, __u32 in_ifindex)

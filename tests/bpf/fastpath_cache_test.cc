@@ -403,6 +403,50 @@ TEST_F(LastHopCache, ZeroTtlAsksTheFibForEveryPacket) {
   EXPECT_EQ(dst_mac(last_hop(kV4)), mac_bytes(kMoved));
 }
 
+// A flush is one bump of the FIB generation (ac_config.fib_gen), which set_config() keeps; the
+// entries carry the generation they were filled in, and every AC_FIB_GEN_FLUSH bumps the slots
+// are emptied as well, so a 16-bit generation that comes back finds no entry of its own.
+TEST_F(LastHopCache, AFlushIsOneGenerationBumpThatSetConfigKeeps) {
+  const int cfg_fd = d().map_fd("ac_config");
+  const int lh_fd = d().map_fd("ac_lasthop");
+  auto gen = [&] {
+    uint32_t zero = 0;
+    ac_config v{};
+    EXPECT_EQ(bpf_map_lookup_elem(cfg_fd, &zero, &v), 0);
+    return v.fib_gen;
+  };
+  __be32 src[4] = {}, dst[4] = {};
+  ASSERT_EQ(inet_pton(AF_INET, kV4.src.c_str(), &src[0]), 1);
+  ASSERT_EQ(inet_pton(AF_INET, kV4.dst.c_str(), &dst[0]), 1);
+  uint32_t slot = ac_lasthop_slot(src, dst, static_cast<uint32_t>(FastPathEnv::ifindex("core0")));
+  auto entries = [&] {  // the slot's filled entries (one per CPU that routed the flow)
+    std::vector<ac_lasthop> v(static_cast<size_t>(libbpf_num_possible_cpus()));
+    EXPECT_EQ(bpf_map_lookup_elem(lh_fd, &slot, v.data()), 0);
+    std::vector<ac_lasthop> filled;
+    for (const auto& e : v)
+      if (e.expires) filled.push_back(e);
+    return filled;
+  };
+  ttl(60'000'000'000ULL);
+  const uint16_t g0 = gen();
+  ASSERT_TRUE(d().flush_nexthops().has_value());
+  EXPECT_EQ(gen(), static_cast<uint16_t>(g0 + 1));
+  ttl(60'000'000'000ULL);
+  EXPECT_EQ(gen(), static_cast<uint16_t>(g0 + 1)) << "set_config() keeps the generation";
+  EXPECT_EQ(last_hop(kV4).verdict, XDP_REDIRECT);
+  auto e = entries();
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].fib_gen, static_cast<uint16_t>(g0 + 1));
+  // bump up to the last generation before a multiple of AC_FIB_GEN_FLUSH: the entry stays (stale)
+  while ((gen() + 1u) % AC_FIB_GEN_FLUSH != 0) ASSERT_TRUE(d().flush_nexthops().has_value());
+  EXPECT_EQ(entries().size(), 1u) << "a bump alone leaves the slots as they are";
+  ASSERT_TRUE(d().flush_nexthops().has_value());
+  EXPECT_EQ(gen() % AC_FIB_GEN_FLUSH, 0u);
+  EXPECT_TRUE(entries().empty()) << "every AC_FIB_GEN_FLUSH bumps the slots are emptied";
+  move_neighbour(kV4, kMoved);
+  EXPECT_EQ(dst_mac(last_hop(kV4)), mac_bytes(kMoved));
+}
+
 // 11: the SFC proxy holds a flow's latest NSH: a packet with the NSH already held leaves the
 // entry as it is, one with another NSH replaces it.
 TEST(ProxyHold, KeepsTheLatestNshOfAFlow) {

@@ -85,6 +85,66 @@ TEST_P(FastPath, SfcProxyStripsAndRestores) {
   EXPECT_GE(ps->packets, 1u);
 }
 
+// 5: a proxy return whose next SI this CPU's flow cache already knows as the chain's last hop is
+// routed without putting the NSH back and popping it again: the frame, the verdict and every
+// counter (packets and bytes, reasons and the path's) must be as on the full restore, which the
+// first return takes (its way is not cached yet). An NSH the forwarder would drop still is.
+TEST_P(FastPath, SfcProxyReturnAtTheLastHopSameWithTheWayCached) {
+  PinCpu pin;  // the flow cache is per CPU
+  Flow f = GetParam();
+  f.l4.proto = IPPROTO_TCP;
+  f.l4.dport = 80;
+  f.l4.sport = 5151;
+  if (f.np() == AC_NSH_NP_IPV4) f.dst = "203.0.113.201";  // rule 0: TCP/80 to .128/25 -> SPI 200
+  auto& d = FastPathEnv::dataplane();
+  auto deliver = [&](uint8_t ttl) {
+    Bytes in = eth(kVnf0Host, kVnf0Peer, AC_ETH_P_NSH);
+    append(in, nsh(nsh_for(f, 200, 255, ttl)));
+    append(in, f.ip());
+    EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
+  };
+  struct Seen {
+    RunResult r;
+    ac_counter last_hop, note, path;
+  };
+  auto give_back = [&] {
+    auto s0 = d.stats();
+    auto p0 = d.path_stats(200, 254);
+    Seen s{run_prog(prog(), "vnf1", frame(kVnf1Host, kVnf1Peer, f.ethertype(), f.ip())), {}, {}, {}};
+    auto s1 = d.stats();
+    auto p1 = d.path_stats(200, 254);
+    EXPECT_TRUE(s0 && s1 && p0 && p1);
+    auto delta = [&](uint32_t slot) {
+      return ac_counter{(*s1)[slot].packets - (*s0)[slot].packets, (*s1)[slot].bytes - (*s0)[slot].bytes};
+    };
+    s.last_hop = delta(AC_FWD_LAST_HOP);
+    s.note = delta(AC_NOTE_PROXY_RETURN);
+    s.path = ac_counter{p1->packets - p0->packets, p1->bytes - p0->bytes};
+    return s;
+  };
+  ASSERT_TRUE(d.flush_flows().has_value());  // the first return finds no way for SI 254
+  deliver(40);
+  const Seen first = give_back();
+  const Seen second = give_back();
+  for (const Seen* s : {&first, &second}) {
+    EXPECT_EQ(s->r.verdict, XDP_REDIRECT);
+    EXPECT_EQ(hex(s->r.out), hex(frame(kCore0Peer, kCore0, f.ethertype(), f.ip(63))));
+    EXPECT_EQ(s->last_hop.packets, 1u);
+    EXPECT_EQ(s->note.packets, 1u);
+    EXPECT_EQ(s->path.packets, 1u);
+  }
+  EXPECT_EQ(second.last_hop.bytes, first.last_hop.bytes);
+  EXPECT_EQ(second.note.bytes, first.note.bytes) << "the note counts the frame with its NSH";
+  EXPECT_EQ(second.path.bytes, first.path.bytes);
+  // a held NSH whose TTL ends here is dropped by the forwarder, way cached or not
+  deliver(2);
+  Counters c;
+  auto expired = run_prog(prog(), "vnf1", frame(kVnf1Host, kVnf1Peer, f.ethertype(), f.ip()));
+  EXPECT_EQ(expired.verdict, XDP_DROP);
+  EXPECT_EQ(c.delta(AC_DROP_TTL), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 0u);
+}
+
 // 3: MD type 2 classification carries the flow hash as anychain's TLV
 TEST_P(FastPath, ClassifyMd2PushesHashTlv) {
   Flow f = GetParam();
