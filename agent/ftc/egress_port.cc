@@ -167,6 +167,8 @@ void EgressPort::handle(const uint8_t* data, size_t len, uint64_t now) {
   frames_.emplace(token, Bytes(frame.begin(), frame.end()));
   auto a = buffer_.receive(*nsh, token, len, now);
   if (a.feedback) feedback_.push_back(std::move(*a.feedback));
+  if (!nsh->commits.empty() && nsh->ctrl)
+    if (auto h = nsh->hash()) commits_changed_[Flow{nsh->spi, *h}] = nsh->ctrl->ingress;
   for (uint64_t t : a.dropped) {
     frames_.erase(t);
     st_.fenced++;
@@ -215,9 +217,18 @@ void EgressPort::expire(uint64_t now) {
     frames_.erase(t);
     st_.expired++;
   }
+  for (auto& fb : buffer_.due_feedback(now)) feedback_.push_back(std::move(fb));
 }
 
 std::vector<Feedback> EgressPort::take_feedback() { return std::exchange(feedback_, {}); }
+
+std::vector<EgressPort::Released> EgressPort::take_released() {
+  std::vector<Released> out;
+  for (const auto& [flow, ingress] : commits_changed_)
+    if (const CommitVector* cv = buffer_.commits(flow); cv && !cv->empty()) out.push_back({ingress, flow, *cv});
+  commits_changed_.clear();
+  return out;
+}
 
 EgressPort::Stats EgressPort::stats() const {
   Stats s = st_;

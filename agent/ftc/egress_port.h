@@ -43,10 +43,19 @@ class EgressPort {
 
   // Read up to max frames from every queue and act on them; returns the frames read.
   size_t poll(uint64_t now_ns, size_t max = 256);
-  // Held frames older than the hold timeout are dropped (counted).
+  // Held frames older than the hold timeout are dropped (counted); the feedback of frames still
+  // held is queued again every feedback interval (at-least-once to the forwarder).
   void expire(uint64_t now_ns);
   // Feedback the buffer produced (the forwarder's part: to the chain's ingress node).
   std::vector<Feedback> take_feedback();
+  // Partitions whose commit vector grew since the last call, with the ingress node their packets
+  // named and the whole vector: the RELEASED messages for the forwarder (pruning, 5.2).
+  struct Released {
+    uint32_t ingress = 0;
+    Flow flow;
+    CommitVector cv;
+  };
+  std::vector<Released> take_released();
   std::vector<int> fds() const;
 
   struct Stats {
@@ -77,6 +86,7 @@ class EgressPort {
   std::map<uint64_t, Bytes> frames_;  // held frames by token
   uint64_t next_token_ = 1;
   std::vector<Feedback> feedback_;
+  std::map<Flow, uint32_t> commits_changed_;  // flow -> ingress
   Stats st_;
 };
 
