@@ -88,7 +88,7 @@ Result<void> FtcChannel::open_channel() {
   ch_->on_peer = [](uint32_t node, bool up) {
     log::info("ftc channel: peer {} {}", dotted(node), up ? "up" : "down");
   };
-  log::info("ftc channel: listening on {}:{} (heartbeat {} ms, down after {} missed)", dotted(spec_.self), spec_.port,
+  log::info("ftc channel: listening on {}:{} (heartbeat {} ms, down after {} missed)", dotted(spec_.self), ch_->local_port(),
             spec_.interval.count(), spec_.misses);
   return {};
 }
