@@ -9,15 +9,6 @@
 
 namespace anychain::daemon {
 
-namespace {
-std::string dotted(uint32_t a) {
-  in_addr ia{htonl(a)};
-  char b[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &ia, b, sizeof b);
-  return b;
-}
-}  // namespace
-
 bool FtcChannelSpec::operator==(const FtcChannelSpec& o) const {
   auto same_keys = [](const std::vector<state::KeySpec>& a, const std::vector<state::KeySpec>& b) {
     if (a.size() != b.size()) return false;
@@ -86,9 +77,9 @@ Result<void> FtcChannel::open_channel() {
   for (size_t t = 0; t < handlers_.size(); ++t)
     if (handlers_[t]) ch_->on(static_cast<ftc::chan::Type>(t), handlers_[t]);
   ch_->on_peer = [](uint32_t node, bool up) {
-    log::info("ftc channel: peer {} {}", dotted(node), up ? "up" : "down");
+    log::info("ftc channel: peer {} {}", ftc::node_str(node), up ? "up" : "down");
   };
-  log::info("ftc channel: listening on {}:{} (heartbeat {} ms, down after {} missed)", dotted(spec_.self), ch_->local_port(),
+  log::info("ftc channel: listening on {}:{} (heartbeat {} ms, down after {} missed)", ftc::node_str(spec_.self), ch_->local_port(),
             spec_.interval.count(), spec_.misses);
   return {};
 }
@@ -158,14 +149,14 @@ nlohmann::json FtcChannel::status() const {
     rejected[ftc::chan::to_string(static_cast<ftc::chan::Reject>(r))] = s.rejected[r];
   nlohmann::json peers = nlohmann::json::array();
   for (const auto& p : ch_->peers()) {
-    nlohmann::json j = {{"node", dotted(p.node)}, {"up", p.up},           {"wanted", p.wanted},
+    nlohmann::json j = {{"node", ftc::node_str(p.node)}, {"up", p.up},           {"wanted", p.wanted},
                         {"connections", p.connections}, {"queued", p.queued}, {"sent", p.sent},
                         {"received", p.received}, {"downs", p.downs}};
     if (p.last_heard) j["last_heard_ms"] = p.last_heard->count();
     if (!p.last_error.empty()) j["last_error"] = p.last_error;
     peers.push_back(std::move(j));
   }
-  return {{"node", dotted(spec_.self)},
+  return {{"node", ftc::node_str(spec_.self)},
           {"port", ch_->local_port()},
           {"detect", {{"interval_ms", spec_.interval.count()}, {"misses", spec_.misses}}},
           {"keys", spec_.key_file.empty() ? "state.keys" : spec_.key_file},

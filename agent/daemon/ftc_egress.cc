@@ -8,13 +8,11 @@
 
 namespace anychain::daemon {
 
-namespace {
-uint64_t now_ns() {
+uint64_t ftc_now_ns() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
           .count());
 }
-}  // namespace
 
 void FtcEgress::ensure(const std::vector<std::string>& ifnames) {
   for (const auto& name : ifnames) {
@@ -46,12 +44,12 @@ std::vector<pollfd> FtcEgress::poll_fds() const {
 void FtcEgress::on_event(int fd, short) {
   for (auto& [_, p] : ports_)
     for (int f : p->fds())
-      if (f == fd) p->poll(now_ns());
+      if (f == fd) p->poll(ftc_now_ns());
   send_out();
 }
 
 void FtcEgress::on_timer() {
-  uint64_t now = now_ns();
+  uint64_t now = ftc_now_ns();
   for (auto& [_, p] : ports_) {
     p->poll(now);
     p->expire(now);

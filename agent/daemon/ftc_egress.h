@@ -19,6 +19,9 @@
 
 namespace anychain::daemon {
 
+// The monotonic clock in ns, as the FTC buffer and forwarder count time.
+uint64_t ftc_now_ns();
+
 class FtcEgress {
  public:
   FtcEgress(dataplane::Dataplane& dp, ftc::BufferLimits limits) : dp_(dp), limits_(limits) {}

@@ -8,17 +8,13 @@
 #include <chrono>
 
 #include "common/log.h"
+#include "daemon/ftc_egress.h"
+#include "ftc/egress_port.h"
 #include "ftc/wire.h"
 
 namespace anychain::daemon {
 
 namespace {
-uint64_t now_ns() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-          .count());
-}
-
 Result<std::vector<uint8_t>> encode_logs(const std::vector<ftc::Log>& logs) {
   std::vector<uint8_t> out;
   for (const auto& l : logs) {
@@ -77,7 +73,7 @@ void FtcForwarder::feedback(const ftc::Feedback& fb) {
     ++st_.foreign_ingress;
     return;
   }
-  fw_.feedback(fb, now_ns());
+  fw_.feedback(fb, ftc_now_ns());
   write(fb.flow);
 }
 
@@ -88,7 +84,7 @@ void FtcForwarder::released(const ftc::Flow& flow, const ftc::CommitVector& cv) 
 }
 
 void FtcForwarder::on_timer(const std::string& ifname) {
-  auto due = fw_.due(now_ns());
+  auto due = fw_.due(ftc_now_ns());
   if (due.empty()) return;
   unsigned ifindex = ifname.empty() ? 0 : if_nametoindex(ifname.c_str());
   auto mac = ifindex ? dataplane::interface_mac(ifname) : Result<Mac>(fail("no interface"));
@@ -106,14 +102,9 @@ void FtcForwarder::on_timer(const std::string& ifname) {
         last_error_ = frame.error().str();
         continue;
       }
-      xdp_md ctx{};
-      ctx.data_end = static_cast<uint32_t>(frame->size());
-      ctx.ingress_ifindex = ifindex;
-      LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame->data(), .data_size_in = static_cast<uint32_t>(frame->size()),
-                  .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-      if (bpf_prog_test_run_opts(dp_.prog_fd(), &o) != 0) {
+      if (auto r = ftc::run_live_frame(dp_.prog_fd(), ifindex, *frame); !r) {
         ++st_.propagate_failed;
-        last_error_ = fmt::format("propagating packet: BPF_PROG_TEST_RUN: {}", std::strerror(errno));
+        last_error_ = "propagating packet: " + r.error().str();
         continue;
       }
       ++st_.propagating;

@@ -45,13 +45,14 @@ struct Channel::Peer {
   std::string last_error;
 };
 
-namespace {
-std::string addr_str(uint32_t a) {
+std::string node_str(uint32_t a) {
   in_addr ia{htonl(a)};
   char b[INET_ADDRSTRLEN] = {};
   inet_ntop(AF_INET, &ia, b, sizeof b);
   return b;
 }
+
+namespace {
 void no_delay(int fd) {
   int one = 1;
   (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -77,7 +78,7 @@ Result<std::unique_ptr<Channel>> Channel::open(ChannelOptions o, std::shared_ptr
   sa.sin_port = htons(o.port);
   sa.sin_addr.s_addr = o.bind_any ? htonl(INADDR_ANY) : htonl(o.self);
   if (bind(l.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
-    return fail(fmt::format("ftc channel: bind {}:{}", o.bind_any ? "0.0.0.0" : addr_str(o.self), o.port), errno);
+    return fail(fmt::format("ftc channel: bind {}:{}", o.bind_any ? "0.0.0.0" : node_str(o.self), o.port), errno);
   if (listen(l.get(), 64) < 0) return fail("ftc channel: listen", errno);
   socklen_t len = sizeof sa;
   if (getsockname(l.get(), reinterpret_cast<sockaddr*>(&sa), &len) < 0) return fail("ftc channel: getsockname", errno);
@@ -144,7 +145,7 @@ void Channel::set_peers(const std::vector<uint32_t>& nodes) {
 }
 
 Result<void> Channel::send(uint32_t node, const chan::Body& msg) {
-  if (node == 0 || node == opt_.self) return fail("ftc channel: cannot send to node " + addr_str(node));
+  if (node == 0 || node == opt_.self) return fail("ftc channel: cannot send to node " + node_str(node));
   Peer& p = peer(node);
   if (Conn* c = live(p)) {
     auto f = c->s.seal(msg);
@@ -153,13 +154,13 @@ Result<void> Channel::send(uint32_t node, const chan::Body& msg) {
       return unexpected(f.error());
     }
     if (!write_frame(*c, chan::type_of(msg), *f))
-      return fail(fmt::format("ftc channel: {} is not reading (output over {} bytes)", addr_str(node), opt_.max_out_bytes));
+      return fail(fmt::format("ftc channel: {} is not reading (output over {} bytes)", node_str(node), opt_.max_out_bytes));
     ++p.sent;
     return {};
   }
   if (p.queue.size() >= opt_.max_queued) {
     ++stats_.queue_full;
-    return fail(fmt::format("ftc channel: {} messages wait for {}, dropped", p.queue.size(), addr_str(node)));
+    return fail(fmt::format("ftc channel: {} messages wait for {}, dropped", p.queue.size(), node_str(node)));
   }
   // encode now, so that a bad message fails here and not later
   if (auto b = chan::encode_body(msg); !b) {
@@ -196,7 +197,7 @@ void Channel::connect_to(Peer& p, Clock::time_point now) {
   int r = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
   if (r < 0 && errno != EINPROGRESS) {
     ++stats_.connect_failed;
-    p.last_error = fmt::format("connect {}:{}: {}", addr_str(p.node), ntohs(sa.sin_port), std::strerror(errno));
+    p.last_error = fmt::format("connect {}:{}: {}", node_str(p.node), ntohs(sa.sin_port), std::strerror(errno));
     return;
   }
   auto c = std::make_unique<Conn>(keys_, opt_.self, p.node, fresh_nonce());
@@ -333,7 +334,7 @@ void Channel::readable(Conn& c) {
     if (!m) {
       ++stats_.rejected[static_cast<size_t>(m.error())];
       log::warn("ftc channel: refused a frame from {}: {}; closing the connection",
-                c.node ? addr_str(c.node) : std::string("an unauthenticated peer"), chan::to_string(m.error()));
+                c.node ? node_str(c.node) : std::string("an unauthenticated peer"), chan::to_string(m.error()));
       close(c, std::string("refused: ") + chan::to_string(m.error()));
       return;
     }
@@ -405,7 +406,7 @@ void Channel::close(Conn& c, const std::string& why) {
   if (p.up && p.live == 0) {
     p.up = false;
     ++p.downs;
-    log::info("ftc channel: {} down ({})", addr_str(p.node), why);
+    log::info("ftc channel: {} down ({})", node_str(p.node), why);
     if (on_peer) on_peer(p.node, false);
   }
 }

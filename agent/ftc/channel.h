@@ -23,6 +23,9 @@
 
 namespace anychain::ftc {
 
+// A node's name in messages and status: its endpoint in dotted form.
+std::string node_str(uint32_t node);
+
 struct ChannelOptions {
   uint32_t self = 0;            // this node (its NSH endpoint); the listener binds it unless bind_any
   uint16_t port = 4796;         // listen here; 0: an ephemeral port (tests), see local_port()

@@ -200,16 +200,21 @@ void EgressPort::release(uint64_t token) {
     st_.release_failed++;
     return;
   }
-  xdp_md ctx{};
-  ctx.data_end = static_cast<uint32_t>(out->size());
-  ctx.ingress_ifindex = ifindex_;
-  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = out->data(), .data_size_in = static_cast<uint32_t>(out->size()),
-              .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-  if (bpf_prog_test_run_opts(opt_.prog_fd, &o) != 0) {
+  if (!run_live_frame(opt_.prog_fd, ifindex_, *out)) {
     st_.release_failed++;
     return;
   }
   st_.released++;
+}
+
+Result<void> run_live_frame(int prog_fd, uint32_t ifindex, Bytes& frame) {
+  xdp_md ctx{};
+  ctx.data_end = static_cast<uint32_t>(frame.size());
+  ctx.ingress_ifindex = ifindex;
+  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
+              .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+  if (bpf_prog_test_run_opts(prog_fd, &o) != 0) return fail("BPF_PROG_TEST_RUN of a live frame", errno);
+  return {};
 }
 
 void EgressPort::expire(uint64_t now) {

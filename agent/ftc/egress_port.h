@@ -35,6 +35,10 @@ struct EgressOptions {
 // first pass decremented it; capped at 63). Fails on a frame that is not [Ethernet][NSH MD2].
 Result<Bytes> strip_ftc(std::span<const uint8_t> frame);
 
+// Run frame once through prog as if it arrived on ifindex, as a live frame
+// (BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES): its verdict's redirect or TX happens.
+Result<void> run_live_frame(int prog_fd, uint32_t ifindex, Bytes& frame);
+
 class EgressPort {
  public:
   // Call in the interface's network namespace.
