@@ -136,7 +136,9 @@ inline constexpr uint16_t kFtcPortDefault = 4796;
 struct FtcNode {
   FtcParams defaults;
   uint16_t port = kFtcPortDefault;              // the FTC channel (TCP, docs/ftc.md 4.4)
-  std::string key_file;                         // its HMAC key; empty: none configured
+  std::string key_file;                         // its HMAC keys; empty: state.keys
+  uint32_t detect_interval_ms = 100;            // heartbeats on the channel (docs/ftc.md 7.1)
+  uint32_t detect_misses = 3;                   // silent intervals before a peer node is down
   bool operator==(const FtcNode&) const = default;
 };
 

@@ -104,6 +104,9 @@ std::string to_yaml(const Config& c) {
   emit_ftc_params(e, c.ftc.defaults);
   e << YAML::Key << "port" << YAML::Value << c.ftc.port;
   if (!c.ftc.key_file.empty()) e << YAML::Key << "key_file" << YAML::Value << c.ftc.key_file;
+  e << YAML::Key << "detect" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "interval_ms"
+    << YAML::Value << c.ftc.detect_interval_ms << YAML::Key << "misses" << YAML::Value << c.ftc.detect_misses
+    << YAML::EndMap;
   e << YAML::EndMap;
 
   if (c.state) {

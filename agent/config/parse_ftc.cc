@@ -59,10 +59,17 @@ void read_chain_ftc(Ctx& ctx, MapReader& r, Chain& c) {
 }
 
 void read_ftc_node(Ctx& ctx, const YAML::Node& n, FtcNode& out) {
-  MapReader r(ctx, n, "ftc", {"f", "buffer", "hold_timeout_ms", "propagate_after_ms", "port", "key_file"});
+  MapReader r(ctx, n, "ftc", {"f", "buffer", "hold_timeout_ms", "propagate_after_ms", "port", "key_file", "detect"});
   if (!r.ok()) return;
   read_params(ctx, r, "ftc", out.defaults);
   r.uint("port", out.port, 1, 65535);
+  if (auto d = r.get("detect", false); d && !d->IsNull()) {
+    MapReader dr(ctx, *d, "ftc.detect", {"interval_ms", "misses"});
+    if (dr.ok()) {
+      dr.uint("interval_ms", out.detect_interval_ms, 10, 10'000);
+      dr.uint("misses", out.detect_misses, 2, 100);
+    }
+  }
   if (auto v = r.scalar("key_file", false, "an absolute path")) {
     if (!v->Scalar().starts_with("/"))
       ctx.err(*v, fmt::format("ftc: key_file '{}' must be an absolute path", v->Scalar()));

@@ -49,6 +49,11 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
     a->add_source({[p = a.get()] { return p->ftc_->poll_fds(); },
                    [p = a.get()](int fd, short ev) { p->ftc_->on_event(fd, ev); }});
   }
+  a->sync_ftc();
+  a->add_source({[p = a.get()] { return p->ftc_channel_ ? p->ftc_channel_->poll_fds() : std::vector<pollfd>{}; },
+                 [p = a.get()](int fd, short ev) {
+                   if (p->ftc_channel_) p->ftc_channel_->on_event(fd, ev);
+                 }});
   if (auto live = a->dp_.live_instances(); live) {
     a->sync_->adopt(*live);
     if (!live->empty()) log::info("adopted {} live instances from the pinned maps", live->size());
@@ -170,6 +175,7 @@ Result<void> Agent::reload(AgentSpec spec) {
   if (auto r = apply_static(); !r) return r;
   sync_nf();
   sync_state();
+  sync_ftc();
   warn_liveness_sources();
   check_liveness(now);
   next_monitor_ = next_announce_ = now;
@@ -446,6 +452,7 @@ int Agent::run(const std::function<bool()>& should_stop) {
     if (nf_)
       if (auto t = nf_->next_timer()) wake = std::min(wake, *t);
     if (state_) wake = std::min(wake, next_state_tick_);
+    if (auto t = ftc_wake()) wake = std::min(wake, *t);
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count();
     int timeout = static_cast<int>(std::clamp<long long>(ms, 0, 1000));
 
@@ -506,6 +513,7 @@ int Agent::run(const std::function<bool()>& should_stop) {
       ftc_->ensure(names);
       ftc_->on_timer();
     }
+    ftc_tick();
   }
   shutdown();
   return 0;

@@ -20,6 +20,7 @@
 #include "daemon/netlink.h"
 #include "daemon/plane_sync.h"
 #include "daemon/ftc_egress.h"
+#include "daemon/ftc_forwarder.h"
 #include "daemon/ports.h"
 #include "daemon/spec.h"
 #include "daemon/throttle.h"
@@ -52,6 +53,8 @@ class Agent {
   void add_source(PollSource s) { sources_.push_back(std::move(s)); }
 
   nlohmann::json status() const;
+  // The FTC channel (for the parts that add handlers: recovery); null when it is not open.
+  FtcChannel* ftc_channel() { return ftc_channel_.get(); }
   nlohmann::json topology() const;
   nlohmann::json selection(uint32_t service_id) const;  // where this service is chosen (topology)
   const AgentSpec& spec() const { return spec_; }
@@ -104,6 +107,14 @@ class Agent {
   std::string state_error_;
   Clock::time_point next_state_tick_{};
   std::unique_ptr<FtcEgress> ftc_;                // the FTC egress buffer; null: no FTC chain
+  // FTC channel and forwarder (agent_ftc.cc): opened, re-keyed or closed after the spec
+  void sync_ftc();
+  void ftc_tick();
+  std::optional<Clock::time_point> ftc_wake() const;
+  std::unique_ptr<FtcChannel> ftc_channel_;       // null: no FTC chain, or it could not open
+  std::string ftc_channel_error_;
+  Clock::time_point ftc_retry_at_{};              // the channel failed to open: try again then
+  std::unique_ptr<FtcForwarder> ftc_fwd_;
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
   // restart never withdraws instances that merely have not been mirrored yet.

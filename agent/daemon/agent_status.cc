@@ -44,6 +44,10 @@ nlohmann::json Agent::status() const {
                                    spec_.slow_path ? slow_error_ : "node.slow_path: false"));
   }
   if (ftc_) j["ftc_buffer"] = ftc_->status();
+  if (ftc_channel_) j["ftc_channel"] = ftc_channel_->status();
+  else if (spec_.ftc_channel) j["ftc_channel"] = {{"error", ftc_channel_error_}};
+  if (!ftc_channel_error_.empty()) warnings.push_back("ftc channel: " + ftc_channel_error_);
+  if (ftc_fwd_) j["ftc_forwarder"] = ftc_fwd_->status();
   if (state_)
     j["state"] = state_->status();
   else if (spec_.state)

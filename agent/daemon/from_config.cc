@@ -168,6 +168,27 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
   auto ep = dotted(c.node.nsh_endpoint, "node.nsh_endpoint");
   if (!ep) return unexpected(ep.error());
   s.nsh_endpoint.s_addr = htonl(*ep);
+  if (s.ftc_buffer) {
+    FtcChannelSpec ch;
+    ch.self = *ep;
+    ch.port = c.ftc.port;
+    ch.interval = std::chrono::milliseconds(c.ftc.detect_interval_ms);
+    ch.misses = c.ftc.detect_misses;
+    ch.key_file = c.ftc.key_file;
+    if (ch.key_file.empty() && c.state) {
+      for (const auto& k : c.state->keys) {
+        auto secret = state::parse_hex_key(k.hex);
+        if (!secret) return unexpected(wrap(secret.error(), fmt::format("state: key {}", k.id)));
+        ch.keys.push_back({k.id, std::move(*secret)});
+      }
+      ch.send_key = c.state->send_id();
+    }
+    s.ftc_channel = std::move(ch);
+    s.ftc_propagate_after_ns = UINT64_MAX;
+    for (const auto& chn : c.chains)
+      if (auto f = c.ftc_of(chn))
+        s.ftc_propagate_after_ns = std::min<uint64_t>(s.ftc_propagate_after_ns, uint64_t{f->propagate_after_ms} * 1'000'000);
+  }
   s.dataplane.pin_root = c.node.pin_root;
   s.dataplane.flow_cache_entries = c.node.flow_cache_entries;
   auto fc = to_dataplane_config(c);

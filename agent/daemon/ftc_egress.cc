@@ -8,13 +8,11 @@
 
 namespace anychain::daemon {
 
-namespace {
-uint64_t now_ns() {
+uint64_t ftc_now_ns() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
           .count());
 }
-}  // namespace
 
 void FtcEgress::ensure(const std::vector<std::string>& ifnames) {
   for (const auto& name : ifnames) {
@@ -46,16 +44,41 @@ std::vector<pollfd> FtcEgress::poll_fds() const {
 void FtcEgress::on_event(int fd, short) {
   for (auto& [_, p] : ports_)
     for (int f : p->fds())
-      if (f == fd) p->poll(now_ns());
+      if (f == fd) p->poll(ftc_now_ns());
+  send_out();
 }
 
 void FtcEgress::on_timer() {
-  uint64_t now = now_ns();
+  uint64_t now = ftc_now_ns();
   for (auto& [_, p] : ports_) {
     p->poll(now);
     p->expire(now);
-    feedback_unsent_ += p->take_feedback().size();
   }
+  send_out();
+}
+
+void FtcEgress::send_out() {
+  for (auto& [name, p] : ports_) {
+    for (auto& fb : p->take_feedback()) {
+      uint32_t to = fb.ingress;
+      if (channel_ && channel_->send(to, std::move(fb)))
+        ++feedback_sent_;
+      else
+        ++feedback_unsent_;
+    }
+    for (auto& r : p->take_released()) {
+      if (channel_ && channel_->send(r.ingress, ftc::chan::Released{r.flow, std::move(r.cv)}))
+        ++released_sent_;
+      else
+        ++released_unsent_;
+    }
+  }
+}
+
+size_t FtcEgress::held() const {
+  size_t n = 0;
+  for (const auto& [_, p] : ports_) n += p->stats().held_now;
+  return n;
 }
 
 nlohmann::json FtcEgress::status() const {
@@ -73,7 +96,10 @@ nlohmann::json FtcEgress::status() const {
           {"unbound", unbound},
           {"limits", {{"frames", limits_.packets}, {"per_partition", limits_.per_flow},
                       {"hold_timeout_ms", limits_.max_hold_ns / 1'000'000}}},
-          {"feedback_unsent", feedback_unsent_}};
+          {"feedback_sent", feedback_sent_},
+          {"feedback_unsent", feedback_unsent_},
+          {"released_sent", released_sent_},
+          {"released_unsent", released_unsent_}};
 }
 
 }  // namespace anychain::daemon

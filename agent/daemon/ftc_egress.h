@@ -1,8 +1,8 @@
 // The node's FTC egress buffer (docs/ftc.md 5.1) in anychaind: one ftc::EgressPort per interface
 // an FTC chain can end on (the configured interfaces and the instances' veths), bound when the
-// interface exists and retried until it does. Feedback for the forwarder is counted and dropped
-// until the FTC channel exists (docs/ftc.md Section 9): held packets are then released only by
-// commits that reach the buffer on later packets of their partition.
+// interface exists and retried until it does. Its FEEDBACK (returned logs) and RELEASED (commit
+// vectors) go to the ingress node named in the packets' control TLV over the FTC channel
+// (docs/ftc.md 5.1-5.2); without a channel (no key configured) they are counted as unsent.
 #pragma once
 
 #include <poll.h>
@@ -14,9 +14,13 @@
 #include <vector>
 
 #include "dataplane/dataplane.h"
+#include "daemon/ftc_channel.h"
 #include "ftc/egress_port.h"
 
 namespace anychain::daemon {
+
+// The monotonic clock in ns, as the FTC buffer and forwarder count time.
+uint64_t ftc_now_ns();
 
 class FtcEgress {
  public:
@@ -27,6 +31,9 @@ class FtcEgress {
   std::vector<pollfd> poll_fds() const;
   void on_event(int fd, short events);
   void on_timer();
+  // Where FEEDBACK and RELEASED go (null: counted as unsent).
+  void set_channel(FtcChannel* ch) { channel_ = ch; }
+  size_t held() const;
   nlohmann::json status() const;
 
  private:
@@ -34,7 +41,9 @@ class FtcEgress {
   ftc::BufferLimits limits_;
   std::map<std::string, std::unique_ptr<ftc::EgressPort>> ports_;
   std::map<std::string, std::string> errors_;  // interfaces not bound, and why
-  uint64_t feedback_unsent_ = 0;
+  void send_out();
+  FtcChannel* channel_ = nullptr;
+  uint64_t feedback_sent_ = 0, feedback_unsent_ = 0, released_sent_ = 0, released_unsent_ = 0;
 };
 
 }  // namespace anychain::daemon

@@ -2,6 +2,7 @@
 // (or directly by tests), resolved to ids and addresses so the core never looks names up.
 #pragma once
 
+#include "daemon/ftc_channel.h"
 #include "ftc/buffer.h"
 #include <netinet/in.h>
 
@@ -73,6 +74,9 @@ struct AgentSpec {
   // the FTC egress buffer (docs/ftc.md 5.1): set when a chain uses FTC, from its ftc: values
   // (the largest of the chains': the buffer is the node's)
   std::optional<ftc::BufferLimits> ftc_buffer;
+  // the FTC channel and the ingress forwarder (docs/ftc.md 4.4, 5.2): set when a chain uses FTC
+  std::optional<FtcChannelSpec> ftc_channel;
+  uint64_t ftc_propagate_after_ns = 1'000'000;   // the smallest of the chains'
   bool slow_path = true;                         // the agent's slow path (docs/slow-path.md)
   uint16_t inner_mtu = 1500;                     // largest inner packet planned for (warnings)
   std::optional<ReplicationSpec> state;          // shared state replication (docs/state.md)

@@ -93,6 +93,8 @@ void EgressPort::handle(const uint8_t* data, size_t len, uint64_t now) {
   frames_.emplace(token, Bytes(frame.begin(), frame.end()));
   auto a = buffer_.receive(*nsh, token, len, now);
   if (a.feedback) feedback_.push_back(std::move(*a.feedback));
+  if (!nsh->commits.empty() && nsh->ctrl)
+    if (auto h = nsh->hash()) commits_changed_[Flow{nsh->spi, *h}] = nsh->ctrl->ingress;
   for (uint64_t t : a.dropped) {
     frames_.erase(t);
     st_.fenced++;
@@ -124,16 +126,21 @@ void EgressPort::release(uint64_t token) {
     st_.release_failed++;
     return;
   }
-  xdp_md ctx{};
-  ctx.data_end = static_cast<uint32_t>(out->size());
-  ctx.ingress_ifindex = ifindex_;
-  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = out->data(), .data_size_in = static_cast<uint32_t>(out->size()),
-              .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-  if (bpf_prog_test_run_opts(opt_.prog_fd, &o) != 0) {
+  if (!run_live_frame(opt_.prog_fd, ifindex_, *out)) {
     st_.release_failed++;
     return;
   }
   st_.released++;
+}
+
+Result<void> run_live_frame(int prog_fd, uint32_t ifindex, Bytes& frame) {
+  xdp_md ctx{};
+  ctx.data_end = static_cast<uint32_t>(frame.size());
+  ctx.ingress_ifindex = ifindex;
+  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
+              .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+  if (bpf_prog_test_run_opts(prog_fd, &o) != 0) return fail("BPF_PROG_TEST_RUN of a live frame", errno);
+  return {};
 }
 
 void EgressPort::expire(uint64_t now) {
@@ -141,9 +148,18 @@ void EgressPort::expire(uint64_t now) {
     frames_.erase(t);
     st_.expired++;
   }
+  for (auto& fb : buffer_.due_feedback(now)) feedback_.push_back(std::move(fb));
 }
 
 std::vector<Feedback> EgressPort::take_feedback() { return std::exchange(feedback_, {}); }
+
+std::vector<EgressPort::Released> EgressPort::take_released() {
+  std::vector<Released> out;
+  for (const auto& [flow, ingress] : commits_changed_)
+    if (const CommitVector* cv = buffer_.commits(flow); cv && !cv->empty()) out.push_back({ingress, flow, *cv});
+  commits_changed_.clear();
+  return out;
+}
 
 EgressPort::Stats EgressPort::stats() const {
   Stats s = st_;

@@ -36,6 +36,10 @@ struct EgressOptions {
 // first pass decremented it; capped at 63). Fails on a frame that is not [Ethernet][NSH MD2].
 Result<Bytes> strip_ftc(std::span<const uint8_t> frame);
 
+// Run frame once through prog as if it arrived on ifindex, as a live frame
+// (BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES): its verdict's redirect or TX happens.
+Result<void> run_live_frame(int prog_fd, uint32_t ifindex, Bytes& frame);
+
 class EgressPort {
  public:
   // Call in the interface's network namespace.
@@ -44,10 +48,19 @@ class EgressPort {
 
   // Read up to max frames from every queue and act on them; returns the frames read.
   size_t poll(uint64_t now_ns, size_t max = 256);
-  // Held frames older than the hold timeout are dropped (counted).
+  // Held frames older than the hold timeout are dropped (counted); the feedback of frames still
+  // held is queued again every feedback interval (at-least-once to the forwarder).
   void expire(uint64_t now_ns);
   // Feedback the buffer produced (the forwarder's part: to the chain's ingress node).
   std::vector<Feedback> take_feedback();
+  // Partitions whose commit vector grew since the last call, with the ingress node their packets
+  // named and the whole vector: the RELEASED messages for the forwarder (pruning, 5.2).
+  struct Released {
+    uint32_t ingress = 0;
+    Flow flow;
+    CommitVector cv;
+  };
+  std::vector<Released> take_released();
   std::vector<int> fds() const;
 
   struct Stats {
@@ -77,6 +90,7 @@ class EgressPort {
   std::map<uint64_t, Bytes> frames_;  // held frames by token
   uint64_t next_token_ = 1;
   std::vector<Feedback> feedback_;
+  std::map<Flow, uint32_t> commits_changed_;  // flow -> ingress
   Stats st_;
 };
 

@@ -2,7 +2,10 @@
 // writes the control TLV (and the partition's pending logs) for an FTC policy and not otherwise,
 // to a local NSH-aware VNF and over VXLAN-GPE; a chain's last hop hands FTC packets, NSH kept, to
 // the egress buffer's XSKMAP (dropped without a socket, never released); flows placed on a
-// recovering instance are held back (drop_ftc_recovering) and keep their placement.
+// recovering instance are held back (drop_ftc_recovering) and keep their placement; the agent's
+// forwarder (daemon/ftc_forwarder.*) turns the buffer's FEEDBACK into the pending map, the next
+// packet of the partition carries the returned log, the buffer's RELEASED prunes it, and pending
+// logs not committed in time leave in a propagating packet through the fast path.
 #include <linux/if_ether.h>
 #include <linux/if_xdp.h>
 #include <sys/mman.h>
@@ -22,6 +25,7 @@
 
 #include "anychain/ftc.h"
 #include "fastpath_cases.h"
+#include "daemon/ftc_forwarder.h"
 #include "ftc/egress_port.h"
 
 namespace anychain::test {
@@ -293,42 +297,68 @@ uint64_t now_ns() {
                                    .count());
 }
 
+// vnf0 with the fast path attached natively and the egress buffer's socket bound there; frames
+// sent from vnf0p arrive as from the chain's last VNF. core0p captures what is routed out.
+struct BufferRig {
+  dp::Dataplane& d = FastPathEnv::dataplane();
+  int vnf0 = FastPathEnv::ifindex("vnf0");
+  int tx = -1;
+  sockaddr_ll to{};
+  std::unique_ptr<ftc::EgressPort> port;
+  bool ok = false;
+  BufferRig() {
+    must("ip link set core0p up && ethtool -K core0p gro on >/dev/null");  // receives XDP redirects
+    // what core0p receives is not routed back out of core0 by this sandbox's stack (a loop that
+    // would flood the capture); vnf0's forwarding, which the fast path's FIB lookup needs, stays
+    must("sysctl -qw net.ipv4.conf.core0p.forwarding=0");
+    if (bpf_xdp_attach(vnf0, d.prog_fd(), XDP_FLAGS_DRV_MODE, nullptr) != 0) return;
+    ftc::EgressOptions o;
+    o.ifname = "vnf0";
+    o.xskmap_fd = d.map_fd("ac_ftc_xsk");
+    o.prog_fd = d.prog_fd();
+    o.frames = 64;
+    auto p = ftc::EgressPort::open(o);
+    if (!p) {
+      ADD_FAILURE() << p.error().str();
+      return;
+    }
+    port = std::move(*p);
+    tx = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    to.sll_family = AF_PACKET;
+    to.sll_ifindex = FastPathEnv::ifindex("vnf0p");
+    to.sll_halen = 6;
+    ok = tx >= 0;
+  }
+  ~BufferRig() {
+    if (tx >= 0) close(tx);
+    port.reset();
+    bpf_xdp_detach(vnf0, XDP_FLAGS_DRV_MODE, nullptr);
+    must("sysctl -qw net.ipv4.conf.core0p.forwarding=1");
+  }
+  // send f from vnf0p and poll the buffer until it read want_rx frames in all
+  void send(const Bytes& f, uint64_t want_rx) {
+    ASSERT_EQ(sendto(tx, f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+              static_cast<ssize_t>(f.size()));
+    for (int i = 0; i < 200 && port->stats().rx < want_rx; ++i) {
+      pollfd pf{port->fds()[0], POLLIN, 0};
+      ::poll(&pf, 1, 10);
+      port->poll(now_ns());
+    }
+    ASSERT_EQ(port->stats().rx, want_rx);
+  }
+};
+
 // The buffer with a real XDP attach: the fast path runs natively on vnf0; the chain's last VNF
 // (behind vnf0) sends FTC packets at chain 100's end (SI 253). The first carries a log held once
 // (f = 1: not yet f + 1 times), so the egress buffer's AF_XDP socket holds it and nothing leaves
 // the node; the second brings the tail's commit of that log: both are released, in order, their
 // FTC TLVs removed, re-run through the fast path, which pops the NSH and routes them out of core0.
 TEST(FtcEgressBuffer, HeldInTheAfXdpSocketUntilCommittedThenReleasedInOrder) {
-  auto& d = FastPathEnv::dataplane();
-  int vnf0 = FastPathEnv::ifindex("vnf0");
-  must("ip link set core0p up && ethtool -K core0p gro on >/dev/null");  // receives XDP redirects
-  // what core0p receives is not routed back out of core0 by this sandbox's stack (a loop that
-  // would flood the capture); vnf0's forwarding, which the fast path's FIB lookup needs, stays
-  must("sysctl -qw net.ipv4.conf.core0p.forwarding=0");
-  struct Restore {
-    ~Restore() { must("sysctl -qw net.ipv4.conf.core0p.forwarding=1"); }
-  } restore;
-  ASSERT_EQ(bpf_xdp_attach(vnf0, d.prog_fd(), XDP_FLAGS_DRV_MODE, nullptr), 0);
-  struct Detach {
-    int ifindex;
-    ~Detach() { bpf_xdp_detach(ifindex, XDP_FLAGS_DRV_MODE, nullptr); }
-  } detach{vnf0};
-  ftc::EgressOptions o;
-  o.ifname = "vnf0";
-  o.xskmap_fd = d.map_fd("ac_ftc_xsk");
-  o.prog_fd = d.prog_fd();
-  o.frames = 64;
-  auto port = ftc::EgressPort::open(o);
-  ASSERT_TRUE(port.has_value()) << port.error().str();
-
-  int tx = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+  BufferRig rig;
+  ASSERT_TRUE(rig.ok);
+  auto& port = rig.port;
   int cap = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_IP));
-  ASSERT_GE(tx, 0);
   ASSERT_GE(cap, 0);
-  sockaddr_ll to{};
-  to.sll_family = AF_PACKET;
-  to.sll_ifindex = FastPathEnv::ifindex("vnf0p");
-  to.sll_halen = 6;
   sockaddr_ll at{};
   at.sll_family = AF_PACKET;
   at.sll_protocol = htons(ETH_P_IP);
@@ -345,16 +375,7 @@ TEST(FtcEgressBuffer, HeldInTheAfXdpSocketUntilCommittedThenReleasedInOrder) {
     }
     return out;
   };
-  auto send_and_poll = [&](const Bytes& f, uint64_t want_rx) {
-    ASSERT_EQ(sendto(tx, f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
-              static_cast<ssize_t>(f.size()));
-    for (int i = 0; i < 200 && (*port)->stats().rx < want_rx; ++i) {
-      pollfd pf{(*port)->fds()[0], POLLIN, 0};
-      ::poll(&pf, 1, 10);
-      (*port)->poll(now_ns());
-    }
-    ASSERT_EQ((*port)->stats().rx, want_rx);
-  };
+  auto send_and_poll = [&](const Bytes& f, uint64_t want_rx) { rig.send(f, want_rx); };
   // a no-op log of middlebox (7, incarnation 0, SI 254) at seq 1, held once
   Bytes log = tlv(AC_MD_CLASS, AC_TLV_FTC_LOG, Bytes{0, 1, 0, 0, 0x00, 0x07, 0x00, 0xfe, 0, 0, 0, 1});
   Bytes commit = tlv(AC_MD_CLASS, AC_TLV_FTC_COMMIT, Bytes{0x00, 0x07, 0x00, 0xfe, 0, 0, 0, 1});
@@ -367,19 +388,19 @@ TEST(FtcEgressBuffer, HeldInTheAfXdpSocketUntilCommittedThenReleasedInOrder) {
   Counters c;
   send_and_poll(first, 1);
   EXPECT_EQ(c.delta(AC_FWD_FTC_BUFFER), 1u);
-  auto s = (*port)->stats();
+  auto s = port->stats();
   EXPECT_EQ(s.held_now, 1u) << "held until its log is held f + 1 times";
   EXPECT_EQ(s.released, 0u);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_TRUE(captured().empty()) << "nothing left the chain before the commit";
-  auto fb = (*port)->take_feedback();
+  auto fb = port->take_feedback();
   ASSERT_EQ(fb.size(), 1u) << "the log goes back to the ingress forwarder";
   EXPECT_EQ(fb[0].ingress, 0xc0000201u) << "192.0.2.1, from the control TLV";
   ASSERT_EQ(fb[0].logs.size(), 1u);
   EXPECT_TRUE(fb[0].logs[0].flags & AC_FTC_LOG_WRAPPED);
 
   send_and_poll(second, 2);
-  s = (*port)->stats();
+  s = port->stats();
   EXPECT_EQ(s.held_now, 0u);
   EXPECT_EQ(s.released, 2u);
   EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 2u) << "the re-runs popped the NSH and routed";
@@ -395,8 +416,113 @@ TEST(FtcEgressBuffer, HeldInTheAfXdpSocketUntilCommittedThenReleasedInOrder) {
   }();
   EXPECT_EQ(hex(got[0]), hex(frame(kCore0Peer, kCore0, ETH_P_IP, kV4.ip(63)))) << "the held one first";
   EXPECT_EQ(hex(got[1]), hex(frame(kCore0Peer, kCore0, ETH_P_IP, other.ip(63))));
-  close(tx);
   close(cap);
+}
+
+TEST(FtcForwarder, ReturnedLogRidesOnTheNextPacketCommitReleasesAndPrunes) {
+  BufferRig rig;
+  ASSERT_TRUE(rig.ok);
+  auto& d = rig.d;
+  auto& port = rig.port;
+  auto send_and_poll = [&](const Bytes& f, uint64_t want_rx) { rig.send(f, want_rx); };
+  // the chain's last middlebox (7, SI 254) logged seq 1; its packet reaches the buffer held once
+  Bytes log = tlv(AC_MD_CLASS, AC_TLV_FTC_LOG, Bytes{0, 1, 0, 0, 0x00, 0x07, 0x00, 0xfe, 0, 0, 0, 1});
+  Bytes commit = tlv(AC_MD_CLASS, AC_TLV_FTC_COMMIT, Bytes{0x00, 0x07, 0x00, 0xfe, 0, 0, 0, 1});
+  send_and_poll(nsh_frame(ftc_nsh(kV4, 100, 253, 40, 1, log)), 1);
+  ASSERT_EQ(port->stats().held_now, 1u);
+  auto fb = port->take_feedback();
+  ASSERT_EQ(fb.size(), 1u);
+
+  // the ingress node's forwarder (this node: 192.0.2.1, the control TLV's ingress)
+  ftc::ForwarderLimits lim;
+  lim.propagate_after_ns = 3'600'000'000'000ULL;  // not in this part
+  daemon::FtcForwarder fw(d, 0xc0000201, lim);
+  fw.feedback(fb[0]);
+  EXPECT_EQ(fw.status()["pending_writes"], 1);
+  Bytes returned = tlv(AC_MD_CLASS, AC_TLV_FTC_LOG, Bytes{AC_FTC_LOG_WRAPPED, 1, 0, 0, 0x00, 0x07, 0x00, 0xfe, 0, 0, 0, 1});
+  {
+    ScopedChain sc(ftc_rule(kV4, 100, 1), 100, 255, kSvcLocal, false, std::pair{kSvcLocal, false});
+    ASSERT_TRUE(sc.ok_);
+    auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, kV4.ip()));
+    EXPECT_EQ(r.verdict, XDP_REDIRECT);
+    Bytes want = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
+    append(want, nsh(ftc_nsh(kV4, 100, 255, kTtl, 1, returned)));
+    append(want, kV4.ip());
+    EXPECT_EQ(hex(r.out), hex(want)) << "the next packet of the partition carries the returned log, WRAPPED";
+  }
+  ASSERT_TRUE(d.set_policies(ftc_rule(kV4, 100, 1)).has_value());
+  // a feedback naming another ingress node is not this forwarder's
+  auto foreign = fb[0];
+  foreign.ingress = 0xc0000202;
+  fw.feedback(foreign);
+  EXPECT_EQ(fw.status()["foreign_ingress"], 1);
+
+  // that packet came round the chain: the log's tail committed it; the buffer releases the held
+  // packet and tells the forwarder, which prunes the pending log
+  Flow other = kV4;
+  other.l4.sport = 4242;
+  send_and_poll(nsh_frame(ftc_nsh(kV4, 100, 253, 40, 1, commit), other.ip()), 2);
+  auto s = port->stats();
+  EXPECT_EQ(s.held_now, 0u);
+  EXPECT_EQ(s.released, 2u) << "the held packet left with the one that brought the commit";
+  auto rel = port->take_released();
+  ASSERT_EQ(rel.size(), 1u);
+  EXPECT_EQ(rel[0].ingress, 0xc0000201u);
+  EXPECT_EQ(rel[0].flow.spi, 100u);
+  EXPECT_EQ(rel[0].flow.hash, kV4.hash());
+  ASSERT_EQ(rel[0].cv.size(), 1u);
+  EXPECT_EQ(rel[0].cv.begin()->second.second, 1u);
+  EXPECT_TRUE(port->take_released().empty()) << "once per change";
+  ac_ftc_pending_key key{.spi = 100, .hash = kV4.hash()};
+  ac_ftc_pending val{};
+  ASSERT_EQ(bpf_map_lookup_elem(d.map_fd("ac_ftc_pending"), &key, &val), 0) << "pending until RELEASED";
+  fw.released(rel[0].flow, rel[0].cv);
+  EXPECT_NE(bpf_map_lookup_elem(d.map_fd("ac_ftc_pending"), &key, &val), 0) << "pruned: the entry is gone";
+  EXPECT_EQ(fw.logic().flows(), 0u);
+}
+
+TEST(FtcForwarder, UncommittedLogsLeaveInAPropagatingPacketThroughTheFastPath) {
+  auto& d = FastPathEnv::dataplane();
+  ScopedChain sc(ftc_rule(kV4, 100, 1), 100, 255, kSvcLocal, false, std::pair{kSvcLocal, false});
+  ASSERT_TRUE(sc.ok_);
+  ftc::ForwarderLimits lim;
+  lim.propagate_after_ns = 1'000'000;  // 1 ms
+  daemon::FtcForwarder fw(d, 0xc0000201, lim);
+  ftc::Feedback fb;
+  fb.flow = {100, kV4.hash()};
+  fb.ingress = 0xc0000201;
+  fb.f = 1;
+  ftc::Log l;
+  l.flags = AC_FTC_LOG_WRAPPED;
+  l.count = 0;
+  l.mbox = {7, 0, 254};
+  l.seq = 2;
+  fb.logs.push_back(l);
+  fw.feedback(fb);
+  fw.on_timer("src0");
+  EXPECT_EQ(fw.status()["propagating"], 0) << "not due yet";
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  Counters c;
+  fw.on_timer("src0");
+  EXPECT_EQ(fw.status()["propagating"], 1) << fw.status().dump();
+  EXPECT_EQ(fw.status()["propagate_failed"], 0) << fw.status().dump();
+  EXPECT_EQ(c.delta(AC_FWD_LOCAL_NSH), 1u) << "placed like the flow's packets: to the SI 255 instance";
+  // the frame that went in: NSH only, SI 255, control PROPAGATING, the pending log
+  auto mac = dataplane::interface_mac("src0");
+  ASSERT_TRUE(mac.has_value());
+  auto f = daemon::propagating_frame(fb.flow, 1, 0xc0000201, fb.logs, *mac);
+  ASSERT_TRUE(f.has_value()) << f.error().str();
+  Nsh want;
+  want.spi = 100;
+  want.si = 255;
+  want.ttl = AC_NSH_DEFAULT_TTL;
+  want.md_type = AC_NSH_MD_TYPE2;
+  want.next_proto = AC_NSH_NP_IPV4;
+  want.tlvs = flow_hash_tlv(kV4.hash());
+  append(want.tlvs, ctrl_tlv(1, AC_FTC_CTRL_PROPAGATING));
+  append(want.tlvs, tlv(AC_MD_CLASS, AC_TLV_FTC_LOG, Bytes{AC_FTC_LOG_WRAPPED, 1, 0, 0, 0, 7, 0, 0xfe, 0, 0, 0, 2}));
+  EXPECT_EQ(hex(Bytes(f->begin() + 14, f->end())), hex(nsh(want)));
+  ASSERT_TRUE(d.set_ftc_pending(100, kV4.hash(), {}).has_value());
 }
 
 TEST(FtcEgressBuffer, StripRemovesEveryFtcTlvAndGivesTheTtlBack) {

@@ -35,7 +35,8 @@ TEST(ConfigFtc, ChainsAndDefaultsParseApplyAndRoundTrip) {
                            "  hold_timeout_ms: 500\n"                            // 10
                            "  port: 4800\n"                                      // 11
                            "  key_file: /etc/anychain/ftc.key\n"                 // 12
-                           "chains:\n"                                           // 13
+                           "  detect: {interval_ms: 50, misses: 4}\n"            // 13
+                           "chains:\n"                                           // 14
                            "  - {name: c1, spi: 10, services: [fw, mon, nat], ftc: true}\n"
                            "  - {name: c2, spi: 11, services: [mon, nat], ftc: {f: 1, propagate_after_ms: 5}}\n"
                            "  - {name: c3, spi: 12, services: [nat]}\n"
@@ -46,6 +47,8 @@ TEST(ConfigFtc, ChainsAndDefaultsParseApplyAndRoundTrip) {
   ASSERT_TRUE(c.has_value()) << diag_text(c.error());
   EXPECT_EQ(c->ftc.port, 4800);
   EXPECT_EQ(c->ftc.key_file, "/etc/anychain/ftc.key");
+  EXPECT_EQ(c->ftc.detect_interval_ms, 50u);
+  EXPECT_EQ(c->ftc.detect_misses, 4u);
   auto f1 = c->ftc_of(c->chains[0]);
   ASSERT_TRUE(f1.has_value());
   EXPECT_EQ(f1->f, 2u) << "the top-level default";
@@ -70,6 +73,8 @@ TEST(ConfigFtc, ChainsAndDefaultsParseApplyAndRoundTrip) {
   ASSERT_TRUE(d.has_value()) << diag_text(d.error());
   EXPECT_EQ(d->ftc_of(d->chains[0])->f, 1u);
   EXPECT_EQ(d->ftc.port, cfg::kFtcPortDefault);
+  EXPECT_EQ(d->ftc.detect_interval_ms, 100u);
+  EXPECT_EQ(d->ftc.detect_misses, 3u);
   // ftc: false is not an FTC chain
   auto e = cfg::parse(kFtcBase + "chains:\n  - {name: c1, spi: 10, services: [fw], ftc: false}\n", "e.yaml");
   ASSERT_TRUE(e.has_value()) << diag_text(e.error());
@@ -113,6 +118,11 @@ TEST(ConfigFtc, ErrorsNameTheInputAndItsLine) {
   auto port = errors_of(kFtcBase + "ftc:\n  port: 0\n");
   ASSERT_EQ(port.size(), 1u);
   EXPECT_THAT(port[0].message, HasSubstr("'port' = 0 out of range 1..65535"));
+
+  auto det = errors_of(kFtcBase + "ftc:\n  detect: {interval_ms: 5, misses: 3, grace: 1}\n");
+  ASSERT_EQ(det.size(), 2u);
+  EXPECT_THAT(det[0].message + det[1].message, HasSubstr("'interval_ms' = 5 out of range 10..10000"));
+  EXPECT_THAT(det[0].message + det[1].message, HasSubstr("grace"));
 
   auto kind = errors_of(kFtcBase + "chains:\n  - {name: c1, spi: 10, services: [fw, mon], ftc: maybe}\n");
   ASSERT_EQ(kind.size(), 1u);

@@ -28,7 +28,7 @@ ALLOWED = {
     "daemon": {"dataplane", "ospf", "plane", "slowpath", "config", "control", "nf", "ftc", "state", "common"},
     "cli": {"control", "config", "dataplane", "nf", "common"},
     "tools": {"common"},
-    "ftc": {"xsk", "common"},  # the egress buffer's port (anychain_ftc_xsk) on xsk::Socket
+    "ftc": {"xsk", "state", "common"},  # the egress buffer's port on xsk::Socket; the FTC channel authenticates with state's keyring (state/auth.h)
     "state": {"xsk", "common"},
     "nf": {"state", "xsk", "common"},  # an NF's shared objects opened as a state::BpfStore (nf/crdt.h)
     "xsk": {"common"},  # one AF_XDP socket (libxdp), shared by state, ftc and nf
@@ -49,6 +49,8 @@ TARGETS = {
     "anychain_toolsupport": "tools",
     "anychain_ftc": "ftc",
     "anychain_ftc_xsk": "ftc",
+    "anychain_ftc_channel": "ftc",
+    "anychain_auth": "state",
     "anychain_state": "state",
     "anychain_xsk": "xsk",
     "anychain_nf": "nf",
