@@ -576,3 +576,71 @@ TEST(FromConfig, FtcChainsGiveFtcPoliciesAndTheBuffer) {
 
 }  // namespace
 }  // namespace anychain::daemon
+
+namespace anychain::daemon {
+namespace {
+
+// An instance of a service on an FTC chain is announced with the FTC flag and its incarnation
+// (docs/vnf-lsa.md); a new incarnation is announced at the next tick, encodable as an LSA.
+TEST(VnfMonitor, FtcInstanceAnnouncesFlagAndIncarnation) {
+  AgentSpec s = one_instance(100);
+  s.instances[0].ftc = true;
+  VnfMonitor m(s);
+  auto t0 = Clock::now();
+  auto a = m.tick({{7, 0}}, t0);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_TRUE(a[0].ftc());
+  EXPECT_EQ(a[0].incarnation, 0u);
+  EXPECT_TRUE(m.tick({{7, 0}}, t0 + 1s, false).empty());
+  EXPECT_TRUE(m.set_incarnation(7, 4));
+  EXPECT_FALSE(m.set_incarnation(7, 4)) << "no change";
+  EXPECT_FALSE(m.set_incarnation(99, 1)) << "not an instance of this node";
+  a = m.tick({{7, 0}}, t0 + 2s, false);
+  ASSERT_EQ(a.size(), 1u) << "a new incarnation is announced at once";
+  EXPECT_EQ(a[0].incarnation, 4u);
+  auto lsa = ospf::build_vnf_lsa(a[0], 200);
+  ASSERT_TRUE(lsa.has_value()) << lsa.error().str();
+  auto back = ospf::parse_vnf_payload(ospf::ByteView(*lsa).subspan(ospf::kLsaHeaderSize));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->incarnation, 4u);
+  EXPECT_TRUE(back->ftc());
+  EXPECT_TRUE(m.down_info(7).ftc()) << "the down LSA keeps the FTC flag: peers freeze, not drop";
+  s.instances[0].ftc = false;
+  VnfMonitor plain(s);
+  auto p = plain.tick({{7, 0}}, t0);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_FALSE(p[0].ftc());
+}
+
+TEST(FromConfig, FtcHopsAndRecoveryHold) {
+  const std::string yaml =
+      "node: {nsh_endpoint: 10.0.0.1}\n"
+      "ftc: {recovery_hold_ms: 1500}\n"
+      "services:\n"
+      "  - {name: fw, id: 1, anycast: 10.100.0.1}\n"
+      "  - {name: mon, id: 2, anycast: 10.100.0.2}\n"
+      "  - {name: web, id: 3, anycast: 10.100.0.3}\n"
+      "chains:\n"
+      "  - {name: a, spi: 10, services: [fw, mon], ftc: {f: 1}}\n"
+      "  - {name: c, spi: 12, services: [web]}\n"
+      "policies:\n"
+      "  - {name: pa, chain: a, dst: 10.2.0.0/16, md_type: 2}\n"
+      "instances:\n"
+      "  - {name: m1, id: 5, service: mon, veth: vm1, capacity: 100}\n"
+      "  - {name: w1, id: 6, service: web, veth: vw1, capacity: 100}\n";
+  auto c = config::parse(yaml, "t.yaml");
+  ASSERT_TRUE(c.has_value());
+  auto s = spec_from_config(*c);
+  ASSERT_TRUE(s.has_value()) << s.error().str();
+  ASSERT_EQ(s->ftc_chains.size(), 1u);
+  EXPECT_EQ(s->ftc_chains[0].spi, 10u);
+  EXPECT_EQ(s->ftc_chains[0].services, (std::vector<uint32_t>{1, 2}));
+  EXPECT_TRUE(s->instances[0].ftc);
+  EXPECT_FALSE(s->instances[1].ftc);
+  EXPECT_EQ(s->ftc_recovery_hold, std::chrono::milliseconds(1500));
+  auto bad = config::parse("node: {nsh_endpoint: 10.0.0.1}\nftc: {recovery_hold_ms: 5}\n", "t.yaml");
+  EXPECT_FALSE(bad.has_value()) << "recovery_hold_ms under 100 ms refused";
+}
+
+}  // namespace
+}  // namespace anychain::daemon
