@@ -23,7 +23,7 @@ Agent::Agent(AgentSpec spec, dataplane::Dataplane dp, LinkWatcher links)
       dp_(std::move(dp)),
       links_(std::move(links)),
       throttle_(spec_.timers.spf_delay, spec_.timers.spf_hold),
-      hold_(spec_.hold_down) {}
+      hold_(spec_.hold_down, spec_.ftc_recovery_hold) {}
 
 Agent::~Agent() = default;
 
@@ -152,6 +152,7 @@ Result<void> Agent::reload(AgentSpec spec) {
   for (const auto& i : spec.instances) withdraw_at_.erase(i.id);  // configured again
   const bool endpoint_moved = spec.nsh_endpoint.s_addr != spec_.nsh_endpoint.s_addr;
   spec_ = std::move(spec);
+  hold_.set_ftc_hold(spec_.ftc_recovery_hold);
   monitor_ = std::make_unique<VnfMonitor>(spec_);
   std::erase_if(liveness_, [&](const auto& kv) {
     return std::none_of(spec_.instances.begin(), spec_.instances.end(),
