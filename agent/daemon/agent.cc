@@ -204,6 +204,7 @@ void Agent::recompute(Clock::time_point now) {
   for (const auto& e : last_report_.errors) log::warn("{}", e);
   last_view_ = std::move(*view);
   state_members();
+  sync_ftc_controls();
   last_recompute_ = std::chrono::system_clock::now();
   ++recomputations_;
   log::debug("recomputed: {} services, {} instances, {} withdrawn", last_report_.services, last_report_.instances,
@@ -231,6 +232,7 @@ void Agent::sync_nf() {
     nf_->on_veth = [this](const std::string& name, const std::string& veth) { on_nf_veth(name, veth); };
   }
   nf_->configure(specs);
+  load_ftc_incarnations();
 }
 
 // The host side of an NF's veth was (re)created: the fast path goes on it (native XDP: the

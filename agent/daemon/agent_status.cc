@@ -52,6 +52,10 @@ nlohmann::json Agent::status() const {
                        {"instances_frozen", fs.frozen}, {"instances_resumed", fs.resumed},
                        {"placements_repointed", fs.placements_repointed}, {"instances_abandoned", fs.abandoned},
                        {"ftc_partitions_abandoned", fs.partitions_abandoned}};
+    nlohmann::json incs = nlohmann::json::object();
+    for (const auto& [id, inc] : ftc_inc_) incs[std::to_string(id)] = inc;
+    j["ftc_control"] = {{"writes", ftc_control_writes_}, {"errors", ftc_control_errors_},
+                        {"problems", ftc_control_problems_}, {"incarnations", incs}};
   }
   if (state_)
     j["state"] = state_->status();
