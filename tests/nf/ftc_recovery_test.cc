@@ -1,0 +1,224 @@
+// FTC recovery between two in-process agents over the real FTC channel (TCP on loopback, HMAC
+// sessions), on the real NF programs (docs/ftc.md 7.3-7.5): monitor 7 heads a partition, replica
+// 8 (the next hop, f = 1) holds its log; 7 dies; its replacement (same id, incarnation 1, fresh
+// maps) asks the holder's agent (RECOVER_REQ), which fences its record of 7 and answers
+// (RECOVER, RECOVER_DONE) from the maps under their locks; the plan puts the record into the
+// replacement, whose next packet of the partition continues the sequence and the count.
+#include "nf_bpf_fixture.h"
+
+#include <bpf/libbpf.h>
+#include <poll.h>
+
+#include "daemon/ftc_recovery.h"
+#include "ftc/channel.h"
+#include "nf/loader.h"
+#include "state/auth.h"
+
+namespace anychain::test {
+namespace {
+
+using namespace nfbpf;
+using namespace std::chrono_literals;
+namespace chan = ftc::chan;
+
+constexpr uint32_t kHolderNode = 0x7f000001, kReplNode = 0x7f000002;
+
+struct Loaded {
+  std::unique_ptr<nf::Nf> nf;
+  std::optional<nf::InstanceMaps> maps;
+};
+
+Loaded load_nf(const nf::Params& p, const std::string& name) {
+  nf::LoadOptions o;
+  o.name = name;
+  o.attach = false;
+  auto r = nf::Nf::load(p, o);
+  EXPECT_TRUE(r.has_value()) << r.error().str();
+  Loaded l;
+  if (!r) return l;
+  l.nf = std::move(*r);
+  auto m = nf::InstanceMaps::open(l.nf->published());
+  EXPECT_TRUE(m.has_value()) << m.error().str();
+  if (m) l.maps.emplace(std::move(*m));
+  return l;
+}
+
+Bytes control_nsh(uint8_t si) {  // SPI 42, hash 0x11223344, control TLV f = 1, ingress 10.0.0.1
+  ftc::Nsh n;
+  n.spi = kSpi;
+  n.si = si;
+  n.other.push_back(ftc::flow_hash_tlv(kHash));
+  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
+  return *ftc::encode_nsh(n);
+}
+
+// The NSH of a frame an NF sent back
+Bytes nsh_of(const Bytes& frame) {
+  const size_t len = (frame[15] & 0x3f) * 4;
+  return Bytes(frame.begin() + 14, frame.begin() + 14 + len);
+}
+
+std::shared_ptr<const state::Keyring> ring() {
+  auto k = state::Keyring::make({{1, std::vector<uint8_t>(32, 0x5a)}}, 1);
+  EXPECT_TRUE(k.has_value());
+  return *k;
+}
+
+class FtcRecoveryNf : public NfBpf {};
+
+TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel) {
+  const Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
+  Loaded mon = load_nf(monitor(7), "t-mon7");
+  nf::Params rp;
+  rp.kind = nf::Kind::Replica;
+  rp.instance_id = 8;
+  Loaded rep = load_nf(rp, "t-rep8");
+  ASSERT_TRUE(mon.maps && rep.maps);
+  uint32_t peer = 7, one = 1;
+  ASSERT_EQ(bpf_map_update_elem(rep.maps->fd("nf_peers"), &peer, &one, 0), 0);
+
+  // five packets: the monitor's log of each applied (and stripped: held 2 = f + 1) by the replica
+  for (int i = 0; i < 5; ++i) {
+    Out o = run_prog(mon.nf->prog_fd(), to_nf(control_nsh(255), inner));
+    ASSERT_EQ(o.verdict, XDP_TX);
+    Bytes n = nsh_of(o.frame);
+    n[7] = 254;  // the fast path's SI decrement between the hops
+    Out r = run_prog(rep.nf->prog_fd(), to_nf(n, Bytes(o.frame.begin() + 14 + n.size(), o.frame.end())));
+    ASSERT_EQ(r.verdict, XDP_TX);
+  }
+  auto heads = mon.maps->head_records();
+  ASSERT_TRUE(heads.has_value());
+  ASSERT_EQ(heads->size(), 1u);
+  const ftc::Record at_head = daemon::record_from_nf(heads->at(0).second);
+  ASSERT_EQ(at_head.seq, 5u);
+  auto reps = rep.maps->replica_records();
+  ASSERT_TRUE(reps.has_value());
+  ASSERT_EQ(reps->size(), 1u);
+  EXPECT_EQ(reps->at(0).second.seq, 5u);
+  EXPECT_EQ(daemon::record_from_nf(reps->at(0).second).kv, at_head.kv) << "the replica holds the head's state";
+
+  // 7 dies (its process and maps are gone); its replacement: same id, fresh maps
+  const auto detected = std::chrono::steady_clock::now();
+  mon = Loaded{};
+  Loaded repl = load_nf(monitor(7), "t-mon7b");
+  ASSERT_TRUE(repl.maps);
+  ASSERT_TRUE(repl.maps->head_records()->empty());
+
+  // two agents over the FTC channel
+  std::map<uint32_t, uint16_t> ports;
+  auto make = [&](uint32_t self) {
+    ftc::ChannelOptions o;
+    o.self = self;
+    o.port = 0;
+    o.port_of = [&ports](uint32_t n) { return ports.at(n); };
+    auto c = ftc::Channel::open(o, ring());
+    EXPECT_TRUE(c.has_value()) << c.error().str();
+    ports[self] = (*c)->local_port();
+    return std::move(*c);
+  };
+  auto holder = make(kHolderNode);
+  auto agent = make(kReplNode);
+  // the holder's agent: answers from its local NF (the replica 8)
+  uint64_t fenced = 0;
+  holder->on(chan::Type::RecoverReq, [&](uint32_t from, const chan::Body& b) {
+    auto a = daemon::answer_recover_req({{8, &*rep.maps}}, std::get<chan::RecoverReq>(b));
+    fenced += a.fenced;
+    for (const auto& e : a.errors) ADD_FAILURE() << e;
+    for (const auto& m : a.batches) ASSERT_TRUE(holder->send(from, m).has_value());
+    ASSERT_TRUE(holder->send(from, a.done).has_value());
+  });
+  daemon::RecoverySession s(7, 1, ftc::Geometry{}, {kHolderNode}, 100, detected, std::chrono::steady_clock::now());
+  auto send_all = [&](const std::vector<std::pair<uint32_t, chan::RecoverReq>>& reqs) {
+    for (const auto& [node, r] : reqs) ASSERT_TRUE(agent->send(node, r).has_value());
+  };
+  agent->on(chan::Type::Recover, [&](uint32_t from, const chan::Body& b) {
+    send_all(s.on_recover(from, std::get<chan::Recover>(b)));
+  });
+  agent->on(chan::Type::RecoverDone, [&](uint32_t from, const chan::Body& b) {
+    send_all(s.on_done(from, std::get<chan::RecoverDone>(b)));
+  });
+  send_all(s.start(std::chrono::steady_clock::now()));
+  const auto end = std::chrono::steady_clock::now() + 5s;
+  while (!s.complete() && std::chrono::steady_clock::now() < end) {
+    std::vector<pollfd> fds;
+    std::vector<ftc::Channel*> owner;
+    for (auto* c : {holder.get(), agent.get()})
+      for (auto p : c->poll_fds()) {
+        fds.push_back(p);
+        owner.push_back(c);
+      }
+    poll(fds.data(), fds.size(), 5);
+    for (size_t i = 0; i < fds.size(); ++i)
+      if (fds[i].revents) owner[i]->on_event(fds[i].fd, fds[i].revents);
+    holder->on_timer();
+    agent->on_timer();
+  }
+  ASSERT_TRUE(s.complete()) << "round " << s.round();
+  EXPECT_EQ(fenced, 1u);
+  EXPECT_EQ(rep.maps->replica_records()->at(0).second.inc, 1) << "the holder's record fenced with incarnation 1";
+
+  auto plan = s.plan();
+  EXPECT_FALSE(plan.conflict);
+  ASSERT_EQ(plan.transfers.size(), 1u);
+  EXPECT_TRUE(plan.transfers[0].head);
+  auto inst = s.install(*repl.maps, plan, std::chrono::steady_clock::now());
+  for (const auto& e : inst.errors) ADD_FAILURE() << e;
+  EXPECT_EQ(inst.heads, 1u);
+  nf::FtcControl ctl;
+  ctl.incarnation = 1;
+  ctl.peers = {{.id = 8, .incarnation = 0, .idle_timeout_s = 60}};
+  ASSERT_TRUE(repl.nf->apply_control(ctl).has_value());
+  s.rerouted(std::chrono::steady_clock::now());
+  EXPECT_GT(s.times().detection_ms, 0);
+  EXPECT_GT(s.times().transfer_ms, 0);
+  EXPECT_GE(s.times().rerouting_ms, 0);
+
+  // the replacement's next packet of the partition: seq 6 under incarnation 1, 6 packets counted
+  Out o = run_prog(repl.nf->prog_fd(), to_nf(control_nsh(255), inner));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  auto d = ftc::decode_nsh(nsh_of(o.frame));
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  ASSERT_EQ(d->logs.size(), 1u);
+  EXPECT_EQ(d->logs[0].seq, 6u);
+  EXPECT_EQ(d->logs[0].mbox.inc, 1);
+  auto after = repl.maps->head_records();
+  ASSERT_TRUE(after.has_value());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ(after->at(0).second.seq, 6u);
+  // the replica applies the new incarnation's log in order
+  Bytes n = nsh_of(o.frame);
+  n[7] = 254;
+  Out r = run_prog(rep.nf->prog_fd(), to_nf(n, Bytes(o.frame.begin() + 14 + n.size(), o.frame.end())));
+  EXPECT_EQ(r.verdict, XDP_TX);
+  EXPECT_EQ(rep.maps->replica_records()->at(0).second.seq, 6u);
+}
+
+// A holder already fenced by a newer replacement answers Conflict, and the plan says so.
+TEST_F(FtcRecoveryNf, HolderFencedByANewerIncarnationAnswersConflict) {
+  nf::Params rp;
+  rp.kind = nf::Kind::Replica;
+  rp.instance_id = 8;
+  Loaded rep = load_nf(rp, "t-rep8c");
+  ASSERT_TRUE(rep.maps);
+  ftc::Record rec;
+  rec.seq = 3;
+  rec.inc = 5;
+  rec.held = 2;
+  rec.kv[{1, {1, 2, 3}}] = {9};
+  auto nrec = daemon::record_to_nf(rec);
+  ASSERT_TRUE(nrec.has_value());
+  ASSERT_TRUE(rep.maps->install_replica(ac_st_rkey{7, daemon::spi_si_of(kSpi, 255), kHash}, *nrec).has_value());
+  chan::RecoverReq req{.req = 1, .instance = 7, .new_inc = 2, .round = 1, .mboxes = {}, .flows = {}};
+  auto a = daemon::answer_recover_req({{8, &*rep.maps}}, req);
+  EXPECT_EQ(a.done.status, chan::RecoverStatus::Conflict);
+  EXPECT_EQ(a.fenced, 0u);
+  EXPECT_EQ(rep.maps->replica_records()->at(0).second.inc, 5) << "never fenced backwards";
+  ASSERT_EQ(a.batches.size(), 1u);
+  EXPECT_EQ(a.batches[0].records.at(0).rec, rec);
+  // and a record the NF cannot hold is refused by the converter
+  for (int i = 0; i < 5; ++i) rec.kv[{1, {static_cast<uint8_t>(10 + i)}}] = {1};
+  EXPECT_FALSE(daemon::record_to_nf(rec).has_value());
+}
+
+}  // namespace
+}  // namespace anychain::test
