@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include <bpf/bpf.h>
+#include <netinet/in.h>
+
 #include <fmt/format.h>
 
+#include "anychain/nf.h"
 #include "dataplane/dataplane.h"
 
 namespace anychain::daemon {
@@ -137,6 +141,40 @@ HolderAnswer answer_recover_req(const std::vector<LocalHolder>& locals, const ch
   a.done.batches = static_cast<uint32_t>(a.batches.size());
   a.done.status = conflict ? chan::RecoverStatus::Conflict : failed ? chan::RecoverStatus::Failed : chan::RecoverStatus::Ok;
   return a;
+}
+
+Result<size_t> rebuild_nat_derived(const nf::InstanceMaps& nat) {
+  const int ports = nat.fd("nf_nat_ports"), rev = nat.fd("nf_nat_rev");
+  if (ports < 0 || rev < 0) return fail("not a NAT instance: no nf_nat_ports or nf_nat_rev", EINVAL);
+  auto heads = nat.head_records();
+  if (!heads) return unexpected(heads.error());
+  size_t n = 0;
+  for (const auto& [k, rec] : *heads) {
+    if (!(rec.flags & AC_ST_REC_VALID)) continue;
+    for (const auto& s : rec.slot) {
+      // table 1: the 5-tuple (src 4, dst 4, proto 1, sport 2, dport 2) -> external address 4, port 2
+      if (!(s.flags & AC_ST_USED) || s.table != AC_NF_TABLE_FLOW || s.klen != 13 || s.vlen < 6) continue;
+      ac_nf_nat_rkey rk{};
+      ac_nf_nat_rval rv{};
+      std::memcpy(&rv.inside, s.key, 4);
+      std::memcpy(&rk.remote, s.key + 4, 4);
+      rk.proto = s.key[8];
+      std::memcpy(&rv.inside_port, s.key + 9, 2);
+      if (rk.proto != IPPROTO_ICMP) std::memcpy(&rk.remote_port, s.key + 11, 2);
+      std::memcpy(&rk.port, s.val + 4, 2);
+      rv.spi_si = k.spi_si;
+      rv.hash = k.hash;
+      if (bpf_map_update_elem(rev, &rk, &rv, BPF_ANY) != 0) return fail_errno("write nf_nat_rev");
+      const uint32_t port = static_cast<uint32_t>(s.val[4]) << 8 | s.val[5];
+      uint32_t word = port / 64;
+      uint64_t bits = 0;
+      if (bpf_map_lookup_elem(ports, &word, &bits) != 0) return fail_errno("read nf_nat_ports");
+      bits |= 1ULL << (port % 64);
+      if (bpf_map_update_elem(ports, &word, &bits, BPF_ANY) != 0) return fail_errno("write nf_nat_ports");
+      ++n;
+    }
+  }
+  return n;
 }
 
 RecoverySession::RecoverySession(uint16_t failed, uint8_t new_inc, ftc::Geometry geo, std::set<uint32_t> holders,

@@ -49,6 +49,12 @@ struct HolderAnswer {
 // the middleboxes.
 HolderAnswer answer_recover_req(const std::vector<LocalHolder>& locals, const ftc::chan::RecoverReq& req);
 
+// The NAT's derived state rebuilt from its head records (docs/ftc.md 6.1, 7.5): the port of each
+// mapping taken in the bitmap (nf_nat_ports) and its reply entry (nf_nat_rev) written. Run on a
+// replacement after install() and before it is live. Returns the mappings rebuilt; an instance
+// without the NAT's maps is refused (EINVAL).
+Result<size_t> rebuild_nat_derived(const nf::InstanceMaps& nat);
+
 // Durations of one recovery (docs/ftc.md 7.6), milliseconds; detection is from the failure's
 // first sign (the process exit, the down LSA, the detector) to the start of the recovery.
 struct RecoveryTimes {

@@ -222,3 +222,53 @@ TEST_F(FtcRecoveryNf, HolderFencedByANewerIncarnationAnswersConflict) {
 
 }  // namespace
 }  // namespace anychain::test
+
+namespace anychain::test {
+namespace {
+
+// The NAT's replacement: its mapping recovered from the holder's replica record is installed,
+// then its derived state rebuilt: the reply is translated back (nf_nat_rev) and a new flow does
+// not get the recovered flow's port (the bitmap). Without the rebuild the reply is dropped.
+TEST_F(FtcRecoveryNf, NatReplacementRebuildsPortsAndReplyEntries) {
+  Loaded nat0 = load_nf(nat(), "t-nat9");
+  ASSERT_TRUE(nat0.maps);
+  Out o = run_prog(nat0.nf->prog_fd(), to_nf(md2(0x7777), ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000))));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  auto heads = nat0.maps->head_records();
+  ASSERT_TRUE(heads.has_value());
+  ASSERT_EQ(heads->size(), 1u);
+  const auto [pkey, prec] = heads->at(0);
+  nat0 = Loaded{};
+
+  Loaded nat1 = load_nf(nat(), "t-nat9b");
+  ASSERT_TRUE(nat1.maps);
+  const Bytes reply = ipv4("198.51.100.7", "192.0.2.10", udp(9000, 20032));
+  EXPECT_EQ(run_prog(nat1.nf->prog_fd(), to_nf(md1(0x9999), reply)).verdict, XDP_DROP) << "no reply entry yet";
+  ftc::RecoveryPlan plan;
+  plan.failed = 9;
+  plan.new_inc = 1;
+  plan.transfers.push_back({ftc::RecordKey{9, static_cast<uint8_t>(pkey.spi_si & 0xff), {pkey.spi_si >> 8, pkey.hash}},
+                            1, true, daemon::record_from_nf(prec)});
+  daemon::RecoverySession s(9, 1, {}, {}, 1, std::chrono::steady_clock::now(), std::chrono::steady_clock::now());
+  auto inst = s.install(*nat1.maps, plan, std::chrono::steady_clock::now());
+  ASSERT_EQ(inst.heads, 1u);
+  auto n = daemon::rebuild_nat_derived(*nat1.maps);
+  ASSERT_TRUE(n.has_value()) << n.error().str();
+  EXPECT_EQ(*n, 1u);
+  o = run_prog(nat1.nf->prog_fd(), to_nf(md1(0x9999), reply));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  EXPECT_EQ(hex(o.frame), hex(from_nf(md1(0x9999), ipv4("198.51.100.7", "10.1.0.1", udp(9000, 40000)))));
+  o = run_prog(nat1.nf->prog_fd(), to_nf(md2(0x5555), ipv4("10.1.0.2", "198.51.100.7", udp(40000, 9000))));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  EXPECT_EQ(hex(o.frame), hex(from_nf(md2(0x5555), ipv4("192.0.2.10", "198.51.100.7", udp(20033, 9000)))))
+      << "the recovered flow's port 20032 stays taken";
+  // the recovered flow itself keeps its port
+  o = run_prog(nat1.nf->prog_fd(), to_nf(md2(0x7777), ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000))));
+  EXPECT_EQ(hex(o.frame), hex(from_nf(md2(0x7777), ipv4("192.0.2.10", "198.51.100.7", udp(20032, 9000)))));
+  Loaded mon = load_nf(monitor(7), "t-mon7n");
+  ASSERT_TRUE(mon.maps);
+  EXPECT_FALSE(daemon::rebuild_nat_derived(*mon.maps).has_value()) << "not a NAT";
+}
+
+}  // namespace
+}  // namespace anychain::test
