@@ -82,6 +82,7 @@ class RecoverySession {
   std::vector<std::pair<uint32_t, ftc::chan::RecoverReq>> forget(uint32_t node);
   [[nodiscard]] bool complete() const { return round_ == 2 && pending_.empty(); }
   [[nodiscard]] int round() const { return round_; }
+  [[nodiscard]] const std::set<uint32_t>& pending() const { return pending_; }
 
   // The plan over every holding received (every agent computes the same one from the same reports).
   [[nodiscard]] ftc::RecoveryPlan plan() const;

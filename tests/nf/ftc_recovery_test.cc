@@ -10,6 +10,7 @@
 #include <poll.h>
 
 #include "daemon/ftc_recovery.h"
+#include "daemon/ftc_recovery_service.h"
 #include "ftc/channel.h"
 #include "nf/loader.h"
 #include "state/auth.h"
@@ -118,28 +119,18 @@ TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel
   };
   auto holder = make(kHolderNode);
   auto agent = make(kReplNode);
-  // the holder's agent: answers from its local NF (the replica 8)
-  uint64_t fenced = 0;
-  holder->on(chan::Type::RecoverReq, [&](uint32_t from, const chan::Body& b) {
-    auto a = daemon::answer_recover_req({{8, &*rep.maps}}, std::get<chan::RecoverReq>(b));
-    fenced += a.fenced;
-    for (const auto& e : a.errors) ADD_FAILURE() << e;
-    for (const auto& m : a.batches) ASSERT_TRUE(holder->send(from, m).has_value());
-    ASSERT_TRUE(holder->send(from, a.done).has_value());
-  });
-  daemon::RecoverySession s(7, 1, ftc::Geometry{}, {kHolderNode}, 100, detected, std::chrono::steady_clock::now());
-  auto send_all = [&](const std::vector<std::pair<uint32_t, chan::RecoverReq>>& reqs) {
-    for (const auto& [node, r] : reqs) ASSERT_TRUE(agent->send(node, r).has_value());
-  };
-  agent->on(chan::Type::Recover, [&](uint32_t from, const chan::Body& b) {
-    send_all(s.on_recover(from, std::get<chan::Recover>(b)));
-  });
-  agent->on(chan::Type::RecoverDone, [&](uint32_t from, const chan::Body& b) {
-    send_all(s.on_done(from, std::get<chan::RecoverDone>(b)));
-  });
-  send_all(s.start(std::chrono::steady_clock::now()));
+  ports[0x7f000003] = 9;  // a node whose agent is down: nothing listens there
+  // the holder's agent answers from its local NF (replica 8); the replacement's agent recovers
+  daemon::FtcRecoveryService at_holder(*holder, [&] { return std::vector<daemon::LocalHolder>{{8, &*rep.maps}}; });
+  daemon::FtcRecoveryService at_repl(*agent, [] { return std::vector<daemon::LocalHolder>{}; }, 500ms);
+  std::optional<daemon::FtcRecoveryService::Result> done;
+  at_repl.on_recovered = [&](const daemon::FtcRecoveryService::Result& r) { done = r; };
+  // holders: the replica's node and a node that never answers (its agent is down)
+  ASSERT_TRUE(at_repl.begin(7, 1, ftc::Geometry{}, {kHolderNode, 0x7f000003}, &*repl.maps, false, detected).has_value());
+  EXPECT_FALSE(at_repl.begin(7, 1, ftc::Geometry{}, {kHolderNode}, &*repl.maps, false, detected).has_value())
+      << "one recovery per instance at a time";
   const auto end = std::chrono::steady_clock::now() + 5s;
-  while (!s.complete() && std::chrono::steady_clock::now() < end) {
+  while (!done && std::chrono::steady_clock::now() < end) {
     std::vector<pollfd> fds;
     std::vector<ftc::Channel*> owner;
     for (auto* c : {holder.get(), agent.get()})
@@ -152,26 +143,27 @@ TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel
       if (fds[i].revents) owner[i]->on_event(fds[i].fd, fds[i].revents);
     holder->on_timer();
     agent->on_timer();
+    at_repl.on_timer(std::chrono::steady_clock::now());
   }
-  ASSERT_TRUE(s.complete()) << "round " << s.round();
-  EXPECT_EQ(fenced, 1u);
+  ASSERT_TRUE(done.has_value()) << "the recovery did not end";
+  EXPECT_FALSE(done->conflict);
+  EXPECT_EQ(done->heads, 1u);
+  EXPECT_EQ(done->holders_gone, 1u) << "the silent node was given up after the timeout";
+  for (const auto& e : done->errors) ADD_FAILURE() << e;
+  EXPECT_EQ(at_holder.stats().records_fenced, 1u);
+  EXPECT_EQ(at_holder.stats().requests_answered, 1u) << "round 2 not needed: the monitor replicates nothing here";
+  EXPECT_EQ(at_repl.stats().records_installed, 1u);
   EXPECT_EQ(rep.maps->replica_records()->at(0).second.inc, 1) << "the holder's record fenced with incarnation 1";
-
-  auto plan = s.plan();
-  EXPECT_FALSE(plan.conflict);
-  ASSERT_EQ(plan.transfers.size(), 1u);
-  EXPECT_TRUE(plan.transfers[0].head);
-  auto inst = s.install(*repl.maps, plan, std::chrono::steady_clock::now());
-  for (const auto& e : inst.errors) ADD_FAILURE() << e;
-  EXPECT_EQ(inst.heads, 1u);
   nf::FtcControl ctl;
   ctl.incarnation = 1;
   ctl.peers = {{.id = 8, .incarnation = 0, .idle_timeout_s = 60}};
   ASSERT_TRUE(repl.nf->apply_control(ctl).has_value());
-  s.rerouted(std::chrono::steady_clock::now());
-  EXPECT_GT(s.times().detection_ms, 0);
-  EXPECT_GT(s.times().transfer_ms, 0);
-  EXPECT_GE(s.times().rerouting_ms, 0);
+  at_repl.rerouted(7, std::chrono::steady_clock::now());
+  const auto& t = at_repl.last().at(7).times;
+  EXPECT_GT(t.detection_ms, 0);
+  EXPECT_GT(t.transfer_ms, 0);
+  EXPECT_GE(t.rerouting_ms, 0);
+  EXPECT_LT(t.rerouting_ms, 1000);
 
   // the replacement's next packet of the partition: seq 6 under incarnation 1, 6 packets counted
   Out o = run_prog(repl.nf->prog_fd(), to_nf(control_nsh(255), inner));
@@ -268,6 +260,55 @@ TEST_F(FtcRecoveryNf, NatReplacementRebuildsPortsAndReplyEntries) {
   Loaded mon = load_nf(monitor(7), "t-mon7n");
   ASSERT_TRUE(mon.maps);
   EXPECT_FALSE(daemon::rebuild_nat_derived(*mon.maps).has_value()) << "not a NAT";
+}
+
+}  // namespace
+}  // namespace anychain::test
+
+namespace anychain::test {
+namespace {
+
+// The replacement's two rounds (docs/ftc.md 7.4) without maps: round 2 asks every holder for the
+// flows X headed (from round 1's head records) at the SIs X replicated; a holder that goes down
+// is not waited for; the plan takes the highest sequence of the head record.
+TEST(FtcRecoverySession, RoundTwoAsksForTheHeadedFlowsAtTheReplicatedSis) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ftc::Geometry geo;
+  geo.replicated_sis[42] = {254};
+  daemon::RecoverySession s(7, 3, geo, {1, 2, 3}, 10, t0 - 5ms, t0);
+  auto r1 = s.start(t0);
+  ASSERT_EQ(r1.size(), 3u);
+  for (const auto& [node, r] : r1) {
+    EXPECT_EQ(r.round, 1);
+    EXPECT_EQ(r.instance, 7);
+    EXPECT_EQ(r.new_inc, 3);
+  }
+  ftc::Record a;
+  a.seq = 9;
+  a.held = 2;
+  ftc::Record b = a;
+  b.seq = 8;
+  const ftc::RecordKey k{7, 255, {42, 0xabc}};
+  EXPECT_TRUE(s.on_recover(1, chan::Recover{.req = r1[0].second.req, .batch = 0,
+                                            .records = {{k, chan::Role::Replica, a}}}).empty());
+  EXPECT_TRUE(s.on_recover(3, chan::Recover{.req = r1[0].second.req, .batch = 0, .records = {{k, chan::Role::Replica, b}}})
+                  .empty())
+      << "an answer to another node's request is ignored";
+  EXPECT_TRUE(s.on_done(1, chan::RecoverDone{.req = r1[0].second.req, .batches = 1, .records = 1}).empty());
+  EXPECT_TRUE(s.forget(3).empty());
+  auto r2 = s.on_done(2, chan::RecoverDone{.req = r1[1].second.req, .batches = 0, .records = 0});
+  ASSERT_EQ(r2.size(), 3u) << "round 2 to every holder";
+  EXPECT_EQ(s.round(), 2);
+  EXPECT_EQ(r2[0].second.round, 2);
+  EXPECT_EQ(r2[0].second.flows, (std::vector<ftc::Flow>{{42, 0xabc}}));
+  EXPECT_EQ(r2[0].second.mboxes, (std::vector<std::pair<uint16_t, uint8_t>>{{0, 254}}));
+  for (const auto& [node, r] : r2) s.on_done(node, chan::RecoverDone{.req = r.req, .batches = 0, .records = 0});
+  EXPECT_TRUE(s.complete());
+  auto plan = s.plan();
+  ASSERT_EQ(plan.transfers.size(), 1u);
+  EXPECT_EQ(plan.transfers[0].rec.seq, 9u);
+  EXPECT_EQ(s.records_received(), 1u);
+  EXPECT_GE(s.times().detection_ms, 5.0);
 }
 
 }  // namespace
