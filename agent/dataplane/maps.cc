@@ -249,6 +249,21 @@ Result<void> Dataplane::set_instance_recovering(uint32_t id) {
   return {};
 }
 
+namespace {
+// Every placement of ac_affinity (one that vanishes during the walk is skipped)
+template <class Fn>
+void each_placement(int fd, Fn&& fn) {
+  ac_affinity_key key{}, next{};
+  bool first = true;
+  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
+    first = false;
+    key = next;
+    ac_affinity a{};
+    if (bpf_map_lookup_elem(fd, &key, &a) == 0) fn(key, a);
+  }
+}
+}  // namespace
+
 Result<size_t> Dataplane::repoint_affinity(uint32_t id) {
   if (id == 0 || id >= AC_MAX_INSTANCES) return fail(fmt::format("instance id {} out of range", id), EINVAL);
   ac_instance v{};
@@ -257,19 +272,19 @@ Result<size_t> Dataplane::repoint_affinity(uint32_t id) {
   if (!(v.flags & AC_INST_RECOVERING))
     return fail(fmt::format("instance {} is not recovering: no placement to re-point", id), EINVAL);
   const uint64_t from = AC_AFFINITY(id, v.generation), to = AC_AFFINITY(id, v.generation + 1);
-  int fd = bpf_map__fd(skel_->maps.ac_affinity);
-  ac_affinity_key key{}, next{};
+  const int fd = bpf_map__fd(skel_->maps.ac_affinity);
   size_t n = 0;
-  bool first = true;
-  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
-    first = false;
-    key = next;
-    ac_affinity a{};
-    if (bpf_map_lookup_elem(fd, &key, &a) != 0 || a.pick != from) continue;
+  int err = 0;
+  each_placement(fd, [&](const ac_affinity_key& key, ac_affinity a) {
+    if (a.pick != from || err) return;
     a.pick = to;
     // BPF_EXIST: a placement the LRU evicted meanwhile is not brought back
     if (bpf_map_update_elem(fd, &key, &a, BPF_EXIST) == 0) ++n;
-    else if (errno != ENOENT) return fail_errno(fmt::format("re-point a placement of instance {}", id));
+    else if (errno != ENOENT) err = errno;
+  });
+  if (err) {
+    errno = err;
+    return fail_errno(fmt::format("re-point a placement of instance {}", id));
   }
   return n;
 }
@@ -280,16 +295,10 @@ Result<size_t> Dataplane::count_affinity(uint32_t id) const {
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ac_instances), &id, &v) != 0)
     return fail_errno(fmt::format("read instance {}", id));
   const uint64_t pick = AC_AFFINITY(id, v.generation);
-  int fd = bpf_map__fd(skel_->maps.ac_affinity);
-  ac_affinity_key key{}, next{};
   size_t n = 0;
-  bool first = true;
-  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
-    first = false;
-    key = next;
-    ac_affinity a{};
-    if (bpf_map_lookup_elem(fd, &key, &a) == 0 && a.pick == pick) ++n;
-  }
+  each_placement(bpf_map__fd(skel_->maps.ac_affinity), [&](const ac_affinity_key&, ac_affinity a) {
+    n += a.pick == pick;
+  });
   return n;
 }
 
