@@ -139,6 +139,9 @@ struct FtcNode {
   std::string key_file;                         // its HMAC keys; empty: state.keys
   uint32_t detect_interval_ms = 100;            // heartbeats on the channel (docs/ftc.md 7.1)
   uint32_t detect_misses = 3;                   // silent intervals before a peer node is down
+  // how long a withdrawn FTC instance's flows stay frozen (RECOVERING) waiting for its
+  // replacement before they are placed again without state (docs/ftc.md 7.2)
+  uint32_t recovery_hold_ms = 30000;
   bool operator==(const FtcNode&) const = default;
 };
 

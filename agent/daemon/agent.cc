@@ -23,7 +23,7 @@ Agent::Agent(AgentSpec spec, dataplane::Dataplane dp, LinkWatcher links)
       dp_(std::move(dp)),
       links_(std::move(links)),
       throttle_(spec_.timers.spf_delay, spec_.timers.spf_hold),
-      hold_(spec_.hold_down) {}
+      hold_(spec_.hold_down, spec_.ftc_recovery_hold) {}
 
 Agent::~Agent() = default;
 
@@ -157,6 +157,7 @@ Result<void> Agent::reload(AgentSpec spec) {
   for (const auto& i : spec.instances) withdraw_at_.erase(i.id);  // configured again
   const bool endpoint_moved = spec.nsh_endpoint.s_addr != spec_.nsh_endpoint.s_addr;
   spec_ = std::move(spec);
+  hold_.set_ftc_hold(spec_.ftc_recovery_hold);
   monitor_ = std::make_unique<VnfMonitor>(spec_);
   std::erase_if(liveness_, [&](const auto& kv) {
     return std::none_of(spec_.instances.begin(), spec_.instances.end(),
@@ -209,6 +210,7 @@ void Agent::recompute(Clock::time_point now) {
   for (const auto& e : last_report_.errors) log::warn("{}", e);
   last_view_ = std::move(*view);
   state_members();
+  sync_ftc_controls();
   last_recompute_ = std::chrono::system_clock::now();
   ++recomputations_;
   log::debug("recomputed: {} services, {} instances, {} withdrawn", last_report_.services, last_report_.instances,
@@ -236,6 +238,7 @@ void Agent::sync_nf() {
     nf_->on_veth = [this](const std::string& name, const std::string& veth) { on_nf_veth(name, veth); };
   }
   nf_->configure(specs);
+  load_ftc_incarnations();
 }
 
 // The host side of an NF's veth was (re)created: the fast path goes on it (native XDP: the
@@ -270,7 +273,7 @@ void Agent::set_dead(const LocalInstanceSpec& i, const std::string& why) {
   if (ospf_)
     if (auto r = ospf_->announce(monitor_->down_info(i.id)); !r)
       log::warn("announce instance {} down: {}", i.id, r.error().str());
-  (void)dp_.del_instance(i.id);
+  withdraw_local(i);
 }
 
 void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint64_t>* delivered) {
@@ -300,12 +303,13 @@ void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint6
     monitor_->set_alive(i.id, alive);
     if (alive) {
       log::info("instance {} ({}) is up", i.name, i.id);
+      if (!fresh) ftc_restarted(i, now);  // an FTC instance back: a new incarnation
       nf_down_at_.erase(i.id);
       next_monitor_ = std::min(next_monitor_, now);  // announce it at once
     } else if (i.nf && i.nf->restart == nf::Restart::Always && ospf_) {
       log::warn("instance {} ({}) is down: {}; withdrawn here, announced down unless it is back within {} ms",
                 i.name, i.id, it->second.reason(), kNfRestartGrace.count());
-      (void)dp_.del_instance(i.id);
+      withdraw_local(i);
       nf_down_at_.try_emplace(i.id, now + kNfRestartGrace);
     } else {
       set_dead(i, it->second.reason());
