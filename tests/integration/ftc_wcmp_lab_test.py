@@ -1,0 +1,129 @@
+"""FTC with two instances of the NAT behind WCMP (docs/ftc.md 6, "What a replica holds for an
+instance with several successors"), four nodes with real FRR and anychaind (pytest, issue 13).
+Root only (exit 77 otherwise).
+
+The lab of ftclab.py (nf-chain.toml: src -- A -- B -- C -- D -- dst), chain fw -> mon -> nat with
+f = 1: fw1 on B, mon1 on C, and two NATs: nat1 on D, nat2 on A (distinct nodes, so every
+replication group spans two nodes). C's fast path spreads the monitor's flows over both NATs by
+WCMP and pins each flow to one (ac_affinity). Under traffic:
+- each flow is mapped by exactly one NAT, and reaches the sink from that NAT's address and port;
+- the monitor's replicated store is sharded over its successors: the NAT a flow crossed holds
+  that flow's counters (same value and sequence as the head), the other NAT holds nothing of
+  it, and the shards' union is the monitor's whole head store;
+- each NAT's egress buffer (on its own node) accounts for its packets;
+- every packet the sink received has its flow's updates on f + 1 stores (ftclab).
+"""
+import os
+from types import SimpleNamespace
+
+import pytest
+
+import ftclab
+from ftclab import flow_key, key_hex, replicas_of
+
+LAB_KIND = "m"  # lab prefix actm<pid>
+CHAIN = ftclab.Chain({
+    "fw1": ("B", 31, "fw", "firewall", ftclab.FW_RULE),
+    "mon1": ("C", 32, "mon", "monitor", {}),
+    "nat1": ("D", 33, "nat", "nat", ftclab.nat_section("20000-20999")),
+    "nat2": ("A", 34, "nat", "nat", ftclab.nat_section("21000-21999")),
+})
+NFS = CHAIN.nfs
+NATS = {"nat1": "D", "nat2": "A"}
+
+
+@pytest.fixture(scope="module")
+def build(build):
+    nf = os.path.join(build.dir, "agent", "nf", "anychain-nf")
+    if not os.access(nf, os.X_OK):
+        pytest.fail(f"{nf} not built")
+    return build
+
+
+@pytest.fixture(scope="module")
+def lab(request, build, module_procs):
+    lab, why = ftclab.lab_up(CHAIN, LAB_KIND, build)
+    if lab is None:
+        pytest.fail(why)
+    yield lab
+    module_procs.stop()
+    failed = getattr(request.module, "ANYCHAIN_FAILED", False)
+    if not (failed and os.environ.get("ANYCHAIN_KEEP")):
+        ftclab.labkit.lab("down", "--prefix", lab.prefix)
+
+
+@pytest.fixture(scope="module")
+def cli(lab, build):
+    return ftclab.Cli(lab, build, CHAIN)
+
+
+@pytest.fixture(scope="module")
+def configured(cli, lab):
+    return ftclab.configure(cli, lab, CHAIN)
+
+
+def test_nfs_run_apply_their_control_files_and_are_learnt(configured, cli):
+    assert configured.running, {n: cli.nf_status(n) for n in NFS}
+    assert configured.peers, {n: cli.state(n)["ftc"].get("peers") for n in NFS}
+    assert configured.learnt
+    assert CHAIN.control("mon1")["successors"] == [33, 34]
+
+
+def snapshot(cli):
+    return SimpleNamespace(state={n: cli.state(n) for n in NFS},
+                           buffer={n: cli.buffer(r)["ports"][f"nf-{n}"] for n, r in NATS.items()})
+
+
+STREAMS = [(9000, 10, 1, 10, 2)]  # 20 flows of 10 packets
+
+
+@pytest.fixture(scope="module")
+def steady(cli, lab, build, module_procs, configured):
+    before = snapshot(cli)
+    gen, sink = ftclab.send(lab, build, module_procs, STREAMS, sink_s=5)
+    settled = ftclab.wait_until(lambda: all(cli.buffer(r)["ports"][f"nf-{n}"]["held"] == 0 for n, r in NATS.items()),
+                                ftclab.HOLD_TIMEOUT_MS / 1000 + 5)
+    return SimpleNamespace(gen=gen[9000], sink=sink, before=before, after=snapshot(cli), settled=settled)
+
+
+def test_each_flow_is_mapped_by_exactly_one_nat_and_both_serve(steady):
+    maps = {n: {flow_key(m) for m in steady.after.state[n]["nat"]["mappings"]} for n in NATS}
+    assert not maps["nat1"] & maps["nat2"]
+    assert len(maps["nat1"] | maps["nat2"]) == steady.gen["flows_started"]
+    assert maps["nat1"] and maps["nat2"], "WCMP placed flows on both NATs"
+
+
+def test_the_monitors_replicas_are_sharded_over_its_successors(steady):
+    mon = steady.after.state["mon1"]
+    head = {key_hex(f): f["packets"] for f in mon["monitor"]["flows"]}
+    assert len(head) == steady.gen["flows_started"]
+    shards = {}
+    for n in NATS:
+        rep = replicas_of(steady.after.state[n], NFS["mon1"][1])
+        own = {key_hex(m) for m in steady.after.state[n]["nat"]["mappings"]}
+        assert set(rep) == own, f"{n} holds the monitor's records of exactly the flows it maps"
+        for k, (value, seq) in rep.items():
+            assert int(value[:16], 16) == head[k] == seq, (n, k, value, seq)
+        shards[n] = set(rep)
+    assert not shards["nat1"] & shards["nat2"]
+    assert shards["nat1"] | shards["nat2"] == set(head)
+
+
+def test_each_nats_buffer_accounts_for_its_packets(steady):
+    assert steady.settled, steady.after.buffer
+    rx = 0
+    for n in NATS:
+        b, a = steady.before.buffer[n], steady.after.buffer[n]
+        d = {k: a[k] - b[k] for k in a if k != "held_bytes"}
+        assert d["drop_bad_nsh"] == d["drop_not_ftc"] == d["release_failed"] == d["drop_fenced"] == 0, (n, d)
+        assert d["rx"] == d["released"] + d["consumed"] + d["held"] + d["drop_full"] + d["drop_expired"], (n, d)
+        flows = steady.after.state[n]["nat"]["mappings"]
+        assert d["rx"] == steady.gen["packets_per_flow"] * len(flows), (n, d)
+        rx += d["rx"]
+    assert rx == steady.gen["packets_sent"]
+
+
+def test_every_packet_the_sink_received_was_held_f_plus_one_times(steady):
+    released = sum(steady.after.buffer[n]["released"] - steady.before.buffer[n]["released"] for n in NATS)
+    assert released == steady.sink["packets"]
+    assert not ftclab.f_plus_one_violations(CHAIN, steady.sink, steady.after.state)
