@@ -107,13 +107,14 @@ AC_INLINE int ac_ftc_to_buffer(struct xdp_md *ctx)
 #define AC_FTC_FROZEN_ID 0xffffffffu
 
 /* Instance id under FTC recovery that still serves service_id (and, with any_gen 0, has this
- * generation): its flows wait for the replacement (docs/ftc.md 7.2) */
+ * generation, or the next one: a placement the agent already re-pointed to the replacement it is
+ * about to make live, docs/ftc.md 7.5): its flows wait for the replacement (docs/ftc.md 7.2) */
 AC_INLINE int ac_ftc_frozen(__u32 id, __u32 generation, __u32 service_id, int any_gen)
 {
 	const struct ac_instance *inst = bpf_map_lookup_elem(&ac_instances, &id);
 
 	return inst && (inst->flags & AC_INST_RECOVERING) && inst->service_id == service_id &&
-	       (any_gen || inst->generation == generation);
+	       (any_gen || inst->generation == generation || inst->generation + 1 == generation);
 }
 
 #endif

@@ -137,6 +137,9 @@ struct FtcNode {
   FtcParams defaults;
   uint16_t port = kFtcPortDefault;              // the FTC channel (TCP, docs/ftc.md 4.4)
   std::string key_file;                         // its HMAC key; empty: none configured
+  // how long a withdrawn FTC instance's flows stay frozen (RECOVERING) waiting for its
+  // replacement before they are placed again without state (docs/ftc.md 7.2)
+  uint32_t recovery_hold_ms = 30000;
   bool operator==(const FtcNode&) const = default;
 };
 

@@ -103,6 +103,7 @@ std::string to_yaml(const Config& c) {
   e << YAML::Key << "ftc" << YAML::Value << YAML::BeginMap;
   emit_ftc_params(e, c.ftc.defaults);
   e << YAML::Key << "port" << YAML::Value << c.ftc.port;
+  e << YAML::Key << "recovery_hold_ms" << YAML::Value << c.ftc.recovery_hold_ms;
   if (!c.ftc.key_file.empty()) e << YAML::Key << "key_file" << YAML::Value << c.ftc.key_file;
   e << YAML::EndMap;
 

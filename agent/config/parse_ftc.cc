@@ -59,10 +59,12 @@ void read_chain_ftc(Ctx& ctx, MapReader& r, Chain& c) {
 }
 
 void read_ftc_node(Ctx& ctx, const YAML::Node& n, FtcNode& out) {
-  MapReader r(ctx, n, "ftc", {"f", "buffer", "hold_timeout_ms", "propagate_after_ms", "port", "key_file"});
+  MapReader r(ctx, n, "ftc", {"f", "buffer", "hold_timeout_ms", "propagate_after_ms", "port", "key_file",
+                              "recovery_hold_ms"});
   if (!r.ok()) return;
   read_params(ctx, r, "ftc", out.defaults);
   r.uint("port", out.port, 1, 65535);
+  r.uint("recovery_hold_ms", out.recovery_hold_ms, 100, 3'600'000);
   if (auto v = r.scalar("key_file", false, "an absolute path")) {
     if (!v->Scalar().starts_with("/"))
       ctx.err(*v, fmt::format("ftc: key_file '{}' must be an absolute path", v->Scalar()));

@@ -23,7 +23,7 @@ Agent::Agent(AgentSpec spec, dataplane::Dataplane dp, LinkWatcher links)
       dp_(std::move(dp)),
       links_(std::move(links)),
       throttle_(spec_.timers.spf_delay, spec_.timers.spf_hold),
-      hold_(spec_.hold_down) {}
+      hold_(spec_.hold_down, spec_.ftc_recovery_hold) {}
 
 Agent::~Agent() = default;
 
@@ -152,6 +152,7 @@ Result<void> Agent::reload(AgentSpec spec) {
   for (const auto& i : spec.instances) withdraw_at_.erase(i.id);  // configured again
   const bool endpoint_moved = spec.nsh_endpoint.s_addr != spec_.nsh_endpoint.s_addr;
   spec_ = std::move(spec);
+  hold_.set_ftc_hold(spec_.ftc_recovery_hold);
   monitor_ = std::make_unique<VnfMonitor>(spec_);
   std::erase_if(liveness_, [&](const auto& kv) {
     return std::none_of(spec_.instances.begin(), spec_.instances.end(),
@@ -203,6 +204,7 @@ void Agent::recompute(Clock::time_point now) {
   for (const auto& e : last_report_.errors) log::warn("{}", e);
   last_view_ = std::move(*view);
   state_members();
+  sync_ftc_controls();
   last_recompute_ = std::chrono::system_clock::now();
   ++recomputations_;
   log::debug("recomputed: {} services, {} instances, {} withdrawn", last_report_.services, last_report_.instances,
@@ -230,6 +232,7 @@ void Agent::sync_nf() {
     nf_->on_veth = [this](const std::string& name, const std::string& veth) { on_nf_veth(name, veth); };
   }
   nf_->configure(specs);
+  load_ftc_incarnations();
 }
 
 // The host side of an NF's veth was (re)created: the fast path goes on it (native XDP: the

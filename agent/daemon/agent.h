@@ -85,6 +85,11 @@ class Agent {
   void state_tick(Clock::time_point now);
   std::optional<uint32_t> self_router() const;
   void shutdown();
+  // FTC (daemon/agent_ftc.cc): the NFs' control files from the config and the last plane, written
+  // when they change; the incarnations of the local FTC instances (kept across agent restarts by
+  // those files, announced by the monitor).
+  void sync_ftc_controls();
+  void load_ftc_incarnations();
 
   AgentSpec spec_;
   dataplane::Dataplane dp_;
@@ -104,6 +109,10 @@ class Agent {
   std::string state_error_;
   Clock::time_point next_state_tick_{};
   std::unique_ptr<FtcEgress> ftc_;                // the FTC egress buffer; null: no FTC chain
+  std::map<uint32_t, uint8_t> ftc_inc_;           // local FTC instance id -> its incarnation
+  std::map<std::string, nf::FtcControl> ftc_written_;  // control files as last written, by NF name
+  std::vector<std::string> ftc_control_problems_;
+  uint64_t ftc_control_writes_ = 0, ftc_control_errors_ = 0;
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
   // restart never withdraws instances that merely have not been mirrored yet.

@@ -44,6 +44,19 @@ nlohmann::json Agent::status() const {
                                    spec_.slow_path ? slow_error_ : "node.slow_path: false"));
   }
   if (ftc_) j["ftc_buffer"] = ftc_->status();
+  if (!spec_.ftc_chains.empty()) {
+    const auto& fs = sync_->ftc_stats();
+    const auto& hc = hold_.ftc_counts();
+    j["ftc_freeze"] = {{"recovery_hold_ms", spec_.ftc_recovery_hold.count()}, {"recovering_now", hold_.recovering()},
+                       {"frozen", hc.frozen}, {"replaced", hc.recovered}, {"expired", hc.abandoned},
+                       {"instances_frozen", fs.frozen}, {"instances_resumed", fs.resumed},
+                       {"placements_repointed", fs.placements_repointed}, {"instances_abandoned", fs.abandoned},
+                       {"ftc_partitions_abandoned", fs.partitions_abandoned}};
+    nlohmann::json incs = nlohmann::json::object();
+    for (const auto& [id, inc] : ftc_inc_) incs[std::to_string(id)] = inc;
+    j["ftc_control"] = {{"writes", ftc_control_writes_}, {"errors", ftc_control_errors_},
+                        {"problems", ftc_control_problems_}, {"incarnations", incs}};
+  }
   if (state_)
     j["state"] = state_->status();
   else if (spec_.state)
@@ -178,7 +191,7 @@ nlohmann::json Agent::topology() const {
                           {"endpoint", ip_str(i.endpoint)}, {"network_cost", i.network_cost},
                           {"bottleneck", nullptr}, {"vnf_cost", i.vnf_cost}, {"path_cost", i.path_cost},
                           {"weight", i.weight}, {"share", total ? static_cast<double>(i.weight) / total : 0.0},
-                          {"held", i.held}};
+                          {"held", i.held}, {"recovering", i.recovering}};
       if (!i.local && i.link_bottleneck != plane::kNoBottleneck) e["bottleneck"] = i.link_bottleneck;
       if (spec_.wcmp.mode == plane::WcmpMode::BottleneckResidual)
         e["limited_by"] = spec_.wcmp.include_links && !i.local && i.link_bottleneck < i.vnf_cost ? "link" : "vnf";

@@ -197,6 +197,19 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
     }
     s.instances.push_back(l);
   }
+  for (const auto& ch : c.chains) {
+    auto f = c.ftc_of(ch);
+    if (!f) continue;
+    FtcChainSpec fc{.spi = ch.spi, .f = static_cast<uint8_t>(f->f), .services = {}};
+    for (const auto& name : ch.services)
+      for (const auto& sv : s.services)
+        if (sv.name == name) fc.services.push_back(sv.id);
+    s.ftc_chains.push_back(std::move(fc));
+  }
+  for (auto& l : s.instances)
+    for (const auto& fc : s.ftc_chains)
+      if (std::find(fc.services.begin(), fc.services.end(), l.service_id) != fc.services.end()) l.ftc = true;
+  s.ftc_recovery_hold = std::chrono::milliseconds(c.ftc.recovery_hold_ms);
   auto paths = chain_paths(c);
   if (!paths) return unexpected(paths.error());
   s.paths = std::move(*paths);

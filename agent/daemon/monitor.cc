@@ -29,10 +29,11 @@ ospf::VnfInfo VnfMonitor::info(uint32_t id) const {
     v.instance_id = i.id;
     v.capacity = i.capacity;
     v.nsh_endpoint = ntohl(spec_.nsh_endpoint.s_addr);
-    v.flags = i.nsh_aware ? ospf::kVnfFlagNshAware : 0;
+    v.flags = (i.nsh_aware ? ospf::kVnfFlagNshAware : 0) | (i.ftc ? ospf::kVnfFlagFtc : 0);
   }
   auto it = loads_.find(id);
   v.cost = it != loads_.end() ? it->second.announced : 0;
+  if (v.ftc() && it != loads_.end()) v.incarnation = it->second.incarnation;
   return v;
 }
 
@@ -113,6 +114,14 @@ bool VnfMonitor::set_joining(uint32_t id, bool joining) {
   if (it == loads_.end() || it->second.joining == joining) return false;
   it->second.joining = joining;
   if (!joining) it->second.announced_once = false;  // announce at the next tick
+  return true;
+}
+
+bool VnfMonitor::set_incarnation(uint32_t id, uint8_t incarnation) {
+  auto it = loads_.find(id);
+  if (it == loads_.end() || it->second.incarnation == incarnation) return false;
+  it->second.incarnation = incarnation;
+  it->second.announced_once = false;  // announce at the next tick
   return true;
 }
 

@@ -25,6 +25,7 @@ struct InstanceLoad {
   bool alive = true;
   bool joining = false;        // its shared state is not in yet (docs/state.md 3.4): not announced
   bool announced_once = false;
+  uint8_t incarnation = 0;     // FTC instances: the incarnation announced (docs/ftc.md 7.3)
 };
 
 class VnfMonitor {
@@ -46,6 +47,9 @@ class VnfMonitor {
   // An instance joining its service's shared state is not announced until the snapshot is in;
   // it is announced at the first tick after. Returns true if it changed.
   bool set_joining(uint32_t id, bool joining);
+  // An FTC instance's incarnation (a restart or a recovery made a new one): announced at the next
+  // tick. Returns true if it changed.
+  bool set_incarnation(uint32_t id, uint8_t incarnation);
   ospf::VnfInfo info(uint32_t id) const;  // the LSA content for an instance now
   // The LSA of an instance that died: flagged down (peers drop it without a hold-down), cost 0.
   ospf::VnfInfo down_info(uint32_t id) const;

@@ -19,6 +19,7 @@ SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router,
                             const std::function<bool(uint32_t)>& local_alive) {
   SyncReport rep;
   std::set<uint32_t> wanted;
+  std::set<uint32_t> frozen;
   std::map<uint32_t, ServiceState> next;
 
   for (const auto& svc : spec_.services) {
@@ -38,7 +39,29 @@ SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router,
                               .link_bottleneck = c.link_bottleneck, .path_cost = c.path_cost, .vnf_cost = c.info.cost,
                               .weight = route->weights[i], .held = c.held};
         dataplane::Instance in{.id = pi.id, .local = pi.local, .nsh_aware = pi.nsh_aware, .service_id = svc.id};
-        if (pi.local && local_alive && !local_alive(pi.id)) continue;
+        const bool dead_here = pi.local && local_alive && !local_alive(pi.id);
+        // An FTC instance withdrawn (or dead here, before its own down LSA is back): frozen, its
+        // buckets kept at the weight it had, its flows' packets dropped until the replacement
+        // (docs/ftc.md 7.2). Only an instance that is in the maps can be frozen.
+        if ((c.recovering || (dead_here && c.info.ftc())) && programmed_.contains(pi.id)) {
+          if (!recovering_.contains(pi.id)) {
+            if (auto r = dp_.set_instance_recovering(pi.id); !r) {
+              rep.errors.push_back(r.error().str());
+              continue;
+            }
+            ++ftc_.frozen;
+          }
+          pi.recovering = true;
+          auto lw = last_weight_.find(pi.id);
+          pi.weight = lw != last_weight_.end() ? lw->second : 1;
+          wanted.insert(pi.id);
+          frozen.insert(pi.id);
+          ++rep.recovering;
+          members.push_back({pi.id, static_cast<double>(pi.weight)});
+          st.instances.push_back(pi);
+          continue;
+        }
+        if (c.recovering || dead_here) continue;
         if (pi.local) {
           const LocalInstanceSpec* ls = local_spec(spec_, pi.id);
           if (!ls) {
@@ -59,10 +82,21 @@ SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router,
         } else {
           in.endpoint.s_addr = htonl(pi.endpoint);
         }
+        if (recovering_.contains(pi.id)) {
+          // the replacement: its frozen flows' placements first name its next generation, then it
+          // is made live (set_instance gives it that generation), so they resume on it (7.5)
+          if (auto n = dp_.repoint_affinity(pi.id); n) ftc_.placements_repointed += *n;
+          else rep.errors.push_back(n.error().str());
+        }
         if (auto r = dp_.set_instance(in); !r) {
           rep.errors.push_back(r.error().str());
           continue;
         }
+        if (recovering_.contains(pi.id)) {
+          ++ftc_.resumed;
+          if (on_resumed) on_resumed(pi.id);
+        }
+        last_weight_[pi.id] = pi.weight;
         wanted.insert(pi.id);
         if (pi.weight > 0) members.push_back({pi.id, static_cast<double>(pi.weight)});
         st.instances.push_back(pi);
@@ -81,10 +115,17 @@ SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router,
   // Instances we programmed that no service uses any more: withdraw (flows re-balance).
   for (uint32_t id : programmed_) {
     if (wanted.count(id)) continue;
+    if (recovering_.contains(id)) {
+      // frozen and no replacement came in time: its flows are placed again without their state
+      ++ftc_.abandoned;
+      if (auto n = dp_.count_affinity(id); n) ftc_.partitions_abandoned += *n;
+    }
+    last_weight_.erase(id);
     if (auto r = dp_.del_instance(id); r) ++rep.withdrawn;
     else rep.errors.push_back(r.error().str());
   }
   programmed_ = std::move(wanted);
+  recovering_ = std::move(frozen);
   rep.instances = programmed_.size();
   services_ = std::move(next);
   return rep;

@@ -27,6 +27,7 @@ struct ProgrammedInstance {
   uint32_t vnf_cost = 0;
   uint32_t weight = 0;
   bool held = false;
+  bool recovering = false;     // FTC instance frozen for recovery (docs/ftc.md 7.2): AC_INST_RECOVERING
 };
 
 struct ServiceState {
@@ -41,6 +42,16 @@ struct SyncReport {
   size_t instances = 0;        // instances programmed
   size_t withdrawn = 0;        // instances removed from the maps by this run
   std::vector<std::string> errors;  // per-item problems (the rest was still applied)
+  size_t recovering = 0;       // FTC instances frozen (AC_INST_RECOVERING) by this run
+};
+
+// The FTC side of the plane (docs/ftc.md 7.2, 7.5), cumulative.
+struct FtcPlaneStats {
+  uint64_t frozen = 0;                   // instances marked RECOVERING
+  uint64_t resumed = 0;                  // recovering instances made live again (a replacement)
+  uint64_t placements_repointed = 0;     // ac_affinity entries moved to a replacement's generation
+  uint64_t abandoned = 0;                // recovering instances withdrawn without a replacement
+  uint64_t partitions_abandoned = 0;     // their placed flows, placed again without state
 };
 
 class PlaneSync {
@@ -55,6 +66,10 @@ class PlaneSync {
   // apply() unless still wanted.
   void adopt(const std::vector<uint32_t>& live) { programmed_.insert(live.begin(), live.end()); }
   const std::map<uint32_t, ServiceState>& services() const { return services_; }
+  const FtcPlaneStats& ftc_stats() const { return ftc_; }
+  // Called with the instance id when a recovering instance is made live again in the maps (the
+  // steering phase of a recovery ends there, docs/ftc.md 7.6).
+  std::function<void(uint32_t)> on_resumed;
   // The MTU a local instance's veth carries (0: not checked); the fast path hands longer packets
   // to the slow path.
   std::function<uint16_t(uint32_t instance_id)> mtu_of;
@@ -64,6 +79,9 @@ class PlaneSync {
   const AgentSpec& spec_;
   std::set<uint32_t> programmed_;                // instance ids in the maps, written by us
   std::map<uint32_t, ServiceState> services_;    // by service id
+  std::set<uint32_t> recovering_;                // instance ids marked RECOVERING by us
+  std::map<uint32_t, uint32_t> last_weight_;     // the WCMP weight last programmed (kept while frozen)
+  FtcPlaneStats ftc_;
 };
 
 // The MAC of the far end of a veth (which may live in another network namespace).

@@ -42,6 +42,15 @@ struct LocalInstanceSpec {
   // A built-in network function the agent runs for the instance (docs/nf.md): its namespace,
   // veth and anychain-nf process; the instance is alive while that runs.
   std::optional<nf::InstanceSpec> nf;
+  bool ftc = false;           // its service is a hop of an FTC chain: announced with the FTC
+                              // flag and its incarnation (docs/vnf-lsa.md, docs/ftc.md 7)
+};
+
+// An FTC chain as the daemon's FTC side needs it (docs/ftc.md 7): its hops' services in order.
+struct FtcChainSpec {
+  uint32_t spi = 0;
+  uint8_t f = 1;
+  std::vector<uint32_t> services;  // service ids, SI 255 first
 };
 
 struct InterfaceSpec {
@@ -73,6 +82,8 @@ struct AgentSpec {
   // the FTC egress buffer (docs/ftc.md 5.1): set when a chain uses FTC, from its ftc: values
   // (the largest of the chains': the buffer is the node's)
   std::optional<ftc::BufferLimits> ftc_buffer;
+  std::vector<FtcChainSpec> ftc_chains;          // the FTC chains, for control files and recovery
+  std::chrono::milliseconds ftc_recovery_hold{30000};  // ftc.recovery_hold_ms (docs/ftc.md 7.2)
   bool slow_path = true;                         // the agent's slow path (docs/slow-path.md)
   uint16_t inner_mtu = 1500;                     // largest inner packet planned for (warnings)
   std::optional<ReplicationSpec> state;          // shared state replication (docs/state.md)

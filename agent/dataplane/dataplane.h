@@ -167,6 +167,19 @@ class Dataplane {
   // AC_INST_RECOVERING: flows placed on it keep their placement and their packets are dropped
   // (drop_ftc_recovering) until set_instance() makes it (its replacement) live again.
   Result<void> set_instance_recovering(uint32_t id);
+  // FTC recovery (docs/ftc.md 7.5), on ac_affinity, the flows' shared placements:
+  // - the replacement of a RECOVERING instance is about to be made live by set_instance(), which
+  //   gives it the next generation: every placement naming (id, its generation now) is re-pointed
+  //   to (id, generation + 1) first, so that its frozen flows resume on it with their state.
+  //   Returns how many were re-pointed; EINVAL if the instance is not RECOVERING.
+  Result<size_t> repoint_affinity(uint32_t id);
+  // - how many placements name the instance at its current generation (what a withdrawal of a
+  //   recovering instance abandons: each is a flow placed again without state).
+  Result<size_t> count_affinity(uint32_t id) const;
+  // - the replacement's node writes where each of its partitions went next (the successor that
+  //   held its head record) as that flow's placement at (spi, si): (id, its current generation).
+  //   Written whether or not the flow is placed already. EINVAL for an instance that is not live.
+  Result<void> set_affinity(uint32_t spi, uint8_t si, uint32_t hash, uint32_t id);
   // The forwarder's returned logs of partition (spi, hash) (docs/ftc.md 5.2): whole TLVs, a
   // multiple of 4 bytes, at most AC_FTC_PENDING_MAX; the classifier piggybacks them on every
   // packet of the partition after the control TLV. Empty: delete the entry.

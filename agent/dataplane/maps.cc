@@ -232,7 +232,7 @@ Result<void> Dataplane::del_instance(uint32_t id) {
   int fd = bpf_map__fd(skel_->maps.ac_instances);
   ac_instance v{};
   if (bpf_map_lookup_elem(fd, &id, &v) != 0) return fail_errno(fmt::format("read instance {}", id));
-  v.flags &= ~AC_INST_LIVE;
+  v.flags &= static_cast<uint8_t>(~(AC_INST_LIVE | AC_INST_RECOVERING));  // a freeze ends with it
   ++v.generation;
   if (bpf_map_update_elem(fd, &id, &v, BPF_ANY) != 0) return fail_errno(fmt::format("withdraw instance {}", id));
   return {};
@@ -246,6 +246,64 @@ Result<void> Dataplane::set_instance_recovering(uint32_t id) {
   v.flags = static_cast<uint8_t>((v.flags & ~AC_INST_LIVE) | AC_INST_RECOVERING);
   if (bpf_map_update_elem(fd, &id, &v, BPF_ANY) != 0)
     return fail_errno(fmt::format("mark instance {} recovering", id));
+  return {};
+}
+
+Result<size_t> Dataplane::repoint_affinity(uint32_t id) {
+  if (id == 0 || id >= AC_MAX_INSTANCES) return fail(fmt::format("instance id {} out of range", id), EINVAL);
+  ac_instance v{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ac_instances), &id, &v) != 0)
+    return fail_errno(fmt::format("read instance {}", id));
+  if (!(v.flags & AC_INST_RECOVERING))
+    return fail(fmt::format("instance {} is not recovering: no placement to re-point", id), EINVAL);
+  const uint64_t from = AC_AFFINITY(id, v.generation), to = AC_AFFINITY(id, v.generation + 1);
+  int fd = bpf_map__fd(skel_->maps.ac_affinity);
+  ac_affinity_key key{}, next{};
+  size_t n = 0;
+  bool first = true;
+  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
+    first = false;
+    key = next;
+    ac_affinity a{};
+    if (bpf_map_lookup_elem(fd, &key, &a) != 0 || a.pick != from) continue;
+    a.pick = to;
+    // BPF_EXIST: a placement the LRU evicted meanwhile is not brought back
+    if (bpf_map_update_elem(fd, &key, &a, BPF_EXIST) == 0) ++n;
+    else if (errno != ENOENT) return fail_errno(fmt::format("re-point a placement of instance {}", id));
+  }
+  return n;
+}
+
+Result<size_t> Dataplane::count_affinity(uint32_t id) const {
+  if (id == 0 || id >= AC_MAX_INSTANCES) return fail(fmt::format("instance id {} out of range", id), EINVAL);
+  ac_instance v{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ac_instances), &id, &v) != 0)
+    return fail_errno(fmt::format("read instance {}", id));
+  const uint64_t pick = AC_AFFINITY(id, v.generation);
+  int fd = bpf_map__fd(skel_->maps.ac_affinity);
+  ac_affinity_key key{}, next{};
+  size_t n = 0;
+  bool first = true;
+  while (bpf_map_get_next_key(fd, first ? nullptr : &key, &next) == 0) {
+    first = false;
+    key = next;
+    ac_affinity a{};
+    if (bpf_map_lookup_elem(fd, &key, &a) == 0 && a.pick == pick) ++n;
+  }
+  return n;
+}
+
+Result<void> Dataplane::set_affinity(uint32_t spi, uint8_t si, uint32_t hash, uint32_t id) {
+  if (spi == 0 || spi > 0xffffff) return fail(fmt::format("SPI {} out of range 1..16777215", spi), EINVAL);
+  if (id == 0 || id >= AC_MAX_INSTANCES) return fail(fmt::format("instance id {} out of range", id), EINVAL);
+  ac_instance v{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.ac_instances), &id, &v) != 0)
+    return fail_errno(fmt::format("read instance {}", id));
+  if (!(v.flags & AC_INST_LIVE)) return fail(fmt::format("instance {} is not live: no placement on it", id), EINVAL);
+  ac_affinity_key key{spsi_key(spi, si), hash};
+  ac_affinity a{AC_AFFINITY(id, v.generation)};
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ac_affinity), &key, &a, BPF_ANY) != 0)
+    return fail_errno(fmt::format("write the placement of SPI {} SI {} hash {:#x}", spi, si, hash));
   return {};
 }
 

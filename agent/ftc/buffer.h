@@ -38,6 +38,7 @@ struct Feedback {
   uint32_t ingress = 0;
   uint8_t f = 1;
   std::vector<Log> logs;  // WRAPPED set
+  bool operator==(const Feedback&) const = default;
 };
 
 class EgressBuffer {

@@ -140,6 +140,10 @@ void put_tlv_u32(Writer& w, VnfTlv t, std::uint32_t v) {
 
 Result<Bytes> encode_vnf_payload(const VnfInfo& v) {
   if (v.service_len > 32) return fail(fmt::format("service prefix length {} > 32", v.service_len), EINVAL);
+  if (v.incarnation > kVnfMaxIncarnation)
+    return fail(fmt::format("FTC incarnation {} > {}", v.incarnation, kVnfMaxIncarnation), EINVAL);
+  if (v.incarnation != 0 && !v.ftc())
+    return fail(fmt::format("FTC incarnation {} on an instance without the FTC flag", v.incarnation), EINVAL);
   Bytes out;
   Writer w(out);
   w.u8(kVnfPayloadVersion);
@@ -154,6 +158,7 @@ Result<Bytes> encode_vnf_payload(const VnfInfo& v) {
   put_tlv_u32(w, VnfTlv::Capacity, v.capacity);
   put_tlv_u32(w, VnfTlv::NshEndpoint, v.nsh_endpoint);
   put_tlv_u32(w, VnfTlv::Flags, v.flags);
+  if (v.ftc()) put_tlv_u32(w, VnfTlv::Incarnation, v.incarnation);
   if (out.size() > kMaxOpaqueData) return fail("VNF payload over 1480 bytes", EMSGSIZE);
   return out;
 }
@@ -176,7 +181,7 @@ Result<VnfInfo> parse_vnf_payload(ByteView data) {
     auto value = r.take(*len);
     if (!value || !r.skip(padded - *len))
       return fail(fmt::format("TLV {} length {} runs past the payload", *type, *len), EBADMSG);
-    if (*type == 0 || *type > static_cast<std::uint16_t>(VnfTlv::Flags)) continue;  // unknown: skip
+    if (*type == 0 || *type > static_cast<std::uint16_t>(VnfTlv::Incarnation)) continue;  // unknown: skip
     std::uint32_t bit = 1u << *type;
     if (seen & bit) return fail(fmt::format("duplicate TLV {}", *type), EBADMSG);
     seen |= bit;
@@ -197,6 +202,11 @@ Result<VnfInfo> parse_vnf_payload(ByteView data) {
       case VnfTlv::Capacity: v.capacity = x; break;
       case VnfTlv::NshEndpoint: v.nsh_endpoint = x; break;
       case VnfTlv::Flags: v.flags = x; break;
+      case VnfTlv::Incarnation:
+        if (x > kVnfMaxIncarnation)
+          return fail(fmt::format("FTC incarnation {} > {}", x, kVnfMaxIncarnation), EBADMSG);
+        v.incarnation = x;
+        break;
       case VnfTlv::ServicePrefix: break;
     }
   }
@@ -204,6 +214,9 @@ Result<VnfInfo> parse_vnf_payload(ByteView data) {
     if (!(seen & (1u << static_cast<unsigned>(need))))
       return fail(fmt::format("mandatory TLV {} missing", static_cast<unsigned>(need)), EBADMSG);
   }
+  const bool has_inc = seen & (1u << static_cast<unsigned>(VnfTlv::Incarnation));
+  if (v.ftc() && !has_inc) return fail("FTC flag without the incarnation TLV 7", EBADMSG);
+  if (!v.ftc() && has_inc) return fail("incarnation TLV 7 without the FTC flag", EBADMSG);
   return v;
 }
 

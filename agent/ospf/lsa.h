@@ -94,13 +94,19 @@ enum class VnfTlv : std::uint16_t {
   Cost = 3,           // u32
   Capacity = 4,       // u32
   NshEndpoint = 5,    // IPv4 (4)
-  Flags = 6,          // u32, bit 0: NSH-aware (clear: behind the SFC proxy); bit 1: down
+  Flags = 6,          // u32, bit 0: NSH-aware (clear: behind the SFC proxy); bit 1: down; bit 2: FTC
+  Incarnation = 7,    // u32, 0..255: the FTC incarnation (required with the FTC flag, else absent)
 };
 
 inline constexpr std::uint32_t kVnfFlagNshAware = 0x1;
 // The instance died and its own node says so: every router drops it at once, without the
 // hold-down that keeps instances whose LSA merely vanished (docs/vnf-lsa.md).
 inline constexpr std::uint32_t kVnfFlagDown = 0x2;
+// The instance runs FTC (its service is a hop of an FTC chain, docs/ftc.md): its withdrawal
+// freezes its flows for recovery instead of moving them (docs/ftc.md 7.2), and the Incarnation
+// TLV says which incarnation of it is announced (fencing, 7.5).
+inline constexpr std::uint32_t kVnfFlagFtc = 0x4;
+inline constexpr std::uint32_t kVnfMaxIncarnation = 255;  // nf_ftc_cfg.inc is 8 bits
 
 struct VnfInfo {
   std::uint32_t service_addr = 0;  // anycast prefix, host order
@@ -110,12 +116,15 @@ struct VnfInfo {
   std::uint32_t capacity = 0;
   std::uint32_t nsh_endpoint = 0;  // host order
   std::uint32_t flags = 0;
+  std::uint32_t incarnation = 0;   // FTC incarnation, 0..255; encoded only with kVnfFlagFtc
   [[nodiscard]] bool nsh_aware() const { return (flags & kVnfFlagNshAware) != 0; }
   [[nodiscard]] bool down() const { return (flags & kVnfFlagDown) != 0; }
+  [[nodiscard]] bool ftc() const { return (flags & kVnfFlagFtc) != 0; }
   bool operator==(const VnfInfo&) const = default;
 };
 
-// Encodes the opaque data (version + TLVs). Refuses > kMaxOpaqueData or a bad prefix length.
+// Encodes the opaque data (version + TLVs; the Incarnation TLV only with kVnfFlagFtc). Refuses
+// > kMaxOpaqueData, a bad prefix length, an incarnation over 255 or one without the FTC flag.
 Result<Bytes> encode_vnf_payload(const VnfInfo& v);
 // Parses the opaque data. Unknown TLVs are skipped; wrong version, truncation, bad lengths,
 // duplicates and missing mandatory TLVs are errors (EBADMSG, or EPROTONOSUPPORT for version).

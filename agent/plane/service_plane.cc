@@ -12,18 +12,22 @@ std::vector<ServiceRoute> service_routes(const Topology& topo, const SpfResult& 
   std::size_t lost = 0;
   for (const auto& inst : topo.instances) {
     auto it = topo.router_index.find(inst.router);
-    if (it == topo.router_index.end() || spf.dist[it->second] == kUnreachable) {
+    const bool reach = it != topo.router_index.end() && spf.dist[it->second] != kUnreachable;
+    if (!reach && !inst.recovering) {
       ++lost;
       continue;
     }
     Candidate c;
     c.router = inst.router;
     c.info = inst.info;
-    c.network_cost = spf.dist[it->second];
-    c.path_cost = c.network_cost + inst.info.cost;
-    c.link_bottleneck = spf.bottleneck[it->second];
-    c.local = it->second == spf.root;
+    // a recovering instance of a dead router keeps its buckets (no route to it is needed: its
+    // packets are dropped until the replacement is live)
+    c.network_cost = reach ? spf.dist[it->second] : kUnreachable;
+    c.path_cost = reach ? c.network_cost + inst.info.cost : kUnreachable;
+    c.link_bottleneck = reach ? spf.bottleneck[it->second] : 0;
+    c.local = reach && it->second == spf.root;
     c.held = inst.held;
+    c.recovering = inst.recovering;
     // Mask host bits so that all announcements of one prefix meet in one service.
     std::uint32_t mask = inst.info.service_len == 0 ? 0 : ~std::uint32_t{0} << (32 - inst.info.service_len);
     by_service[ServiceKey{inst.info.service_addr & mask, inst.info.service_len}].push_back(c);
@@ -35,7 +39,15 @@ std::vector<ServiceRoute> service_routes(const Topology& topo, const SpfResult& 
       return std::tie(a.path_cost, a.router, a.info.instance_id) < std::tie(b.path_cost, b.router, b.info.instance_id);
     });
     ServiceRoute r{key, std::move(cands), {}};
-    r.weights = wcmp_weights(r.candidates, wcmp);
+    // WCMP over the instances that can take flows; a recovering one gets weight 0 here (the
+    // dataplane keeps the buckets it had: daemon/plane_sync)
+    std::vector<Candidate> usable;
+    for (const auto& c : r.candidates)
+      if (!c.recovering) usable.push_back(c);
+    auto w = wcmp_weights(usable, wcmp);
+    r.weights.reserve(r.candidates.size());
+    std::size_t k = 0;
+    for (const auto& c : r.candidates) r.weights.push_back(c.recovering ? 0 : w[k++]);
     out.push_back(std::move(r));
   }
   if (unreachable) *unreachable = lost;
@@ -47,12 +59,17 @@ Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg, 
   Topology topo = build_topology(lsdb, cfg.area, cfg.vnf_opaque_type);
   std::size_t down = std::count_if(topo.instances.begin(), topo.instances.end(),
                                    [](const Instance& i) { return i.info.down(); });
-  if (hold)
-    topo.instances = hold->apply(std::move(topo.instances), now);
-  else
-    std::erase_if(topo.instances, [](const Instance& i) { return i.info.down(); });
-  auto s = spf(topo, cfg.self_router);
+  auto s = spf(topo, cfg.self_router);  // routers and networks only: the instances do not change it
   if (!s) return unexpected(s.error());
+  if (hold) {
+    auto reachable = [&](std::uint32_t router) {
+      auto it = topo.router_index.find(router);
+      return it != topo.router_index.end() && s->dist[it->second] != kUnreachable;
+    };
+    topo.instances = hold->apply(std::move(topo.instances), now, reachable);
+  } else {
+    std::erase_if(topo.instances, [](const Instance& i) { return i.info.down(); });
+  }
   PlaneView v;
   v.services = service_routes(topo, *s, cfg.wcmp, &v.unreachable_instances);
   v.stats = topo.stats;

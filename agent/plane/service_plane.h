@@ -46,6 +46,7 @@ struct PlaneView {
   std::size_t routers = 0;
   std::size_t unreachable_instances = 0;
   std::size_t down_instances = 0;  // flagged down by their own node (ospf::kVnfFlagDown): not candidates
+                                   // (FTC ones that were live come back as recovering candidates)
 };
 
 // Candidates per service: every instance whose router is reachable, with

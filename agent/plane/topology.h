@@ -35,6 +35,7 @@ struct Instance {
   std::uint32_t router = 0;  // advertising router id
   ospf::VnfInfo info;
   bool held = false;  // LSA withdrawn, kept by VnfHoldDown
+  bool recovering = false;  // FTC instance withdrawn, frozen by VnfHoldDown (docs/ftc.md 7.2)
 };
 
 struct PlaneStats {

@@ -20,6 +20,7 @@ struct Candidate {
   std::uint32_t link_bottleneck = 0xFFFFFFFFu;  // smallest link metric on the path (max if local)
   bool local = false;
   bool held = false;  // its LSA was withdrawn; kept during the hold-down (plane/hold_down.h)
+  bool recovering = false;  // FTC instance frozen for recovery: keeps its buckets, takes nothing new
 };
 
 enum class WcmpMode : std::uint8_t {

@@ -576,3 +576,150 @@ TEST(FromConfig, FtcChainsGiveFtcPoliciesAndTheBuffer) {
 
 }  // namespace
 }  // namespace anychain::daemon
+
+namespace anychain::daemon {
+namespace {
+
+// An instance of a service on an FTC chain is announced with the FTC flag and its incarnation
+// (docs/vnf-lsa.md); a new incarnation is announced at the next tick, encodable as an LSA.
+TEST(VnfMonitor, FtcInstanceAnnouncesFlagAndIncarnation) {
+  AgentSpec s = one_instance(100);
+  s.instances[0].ftc = true;
+  VnfMonitor m(s);
+  auto t0 = Clock::now();
+  auto a = m.tick({{7, 0}}, t0);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_TRUE(a[0].ftc());
+  EXPECT_EQ(a[0].incarnation, 0u);
+  EXPECT_TRUE(m.tick({{7, 0}}, t0 + 1s, false).empty());
+  EXPECT_TRUE(m.set_incarnation(7, 4));
+  EXPECT_FALSE(m.set_incarnation(7, 4)) << "no change";
+  EXPECT_FALSE(m.set_incarnation(99, 1)) << "not an instance of this node";
+  a = m.tick({{7, 0}}, t0 + 2s, false);
+  ASSERT_EQ(a.size(), 1u) << "a new incarnation is announced at once";
+  EXPECT_EQ(a[0].incarnation, 4u);
+  auto lsa = ospf::build_vnf_lsa(a[0], 200);
+  ASSERT_TRUE(lsa.has_value()) << lsa.error().str();
+  auto back = ospf::parse_vnf_payload(ospf::ByteView(*lsa).subspan(ospf::kLsaHeaderSize));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->incarnation, 4u);
+  EXPECT_TRUE(back->ftc());
+  EXPECT_TRUE(m.down_info(7).ftc()) << "the down LSA keeps the FTC flag: peers freeze, not drop";
+  s.instances[0].ftc = false;
+  VnfMonitor plain(s);
+  auto p = plain.tick({{7, 0}}, t0);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_FALSE(p[0].ftc());
+}
+
+TEST(FromConfig, FtcHopsAndRecoveryHold) {
+  const std::string yaml =
+      "node: {nsh_endpoint: 10.0.0.1}\n"
+      "ftc: {recovery_hold_ms: 1500}\n"
+      "services:\n"
+      "  - {name: fw, id: 1, anycast: 10.100.0.1}\n"
+      "  - {name: mon, id: 2, anycast: 10.100.0.2}\n"
+      "  - {name: web, id: 3, anycast: 10.100.0.3}\n"
+      "chains:\n"
+      "  - {name: a, spi: 10, services: [fw, mon], ftc: {f: 1}}\n"
+      "  - {name: c, spi: 12, services: [web]}\n"
+      "policies:\n"
+      "  - {name: pa, chain: a, dst: 10.2.0.0/16, md_type: 2}\n"
+      "instances:\n"
+      "  - {name: m1, id: 5, service: mon, veth: vm1, capacity: 100}\n"
+      "  - {name: w1, id: 6, service: web, veth: vw1, capacity: 100}\n";
+  auto c = config::parse(yaml, "t.yaml");
+  ASSERT_TRUE(c.has_value());
+  auto s = spec_from_config(*c);
+  ASSERT_TRUE(s.has_value()) << s.error().str();
+  ASSERT_EQ(s->ftc_chains.size(), 1u);
+  EXPECT_EQ(s->ftc_chains[0].spi, 10u);
+  EXPECT_EQ(s->ftc_chains[0].services, (std::vector<uint32_t>{1, 2}));
+  EXPECT_TRUE(s->instances[0].ftc);
+  EXPECT_FALSE(s->instances[1].ftc);
+  EXPECT_EQ(s->ftc_recovery_hold, std::chrono::milliseconds(1500));
+  auto bad = config::parse("node: {nsh_endpoint: 10.0.0.1}\nftc: {recovery_hold_ms: 5}\n", "t.yaml");
+  EXPECT_FALSE(bad.has_value()) << "recovery_hold_ms under 100 ms refused";
+}
+
+}  // namespace
+}  // namespace anychain::daemon
+
+#include "daemon/ftc_peers.h"
+
+namespace anychain::daemon {
+namespace {
+
+// Chain fw -> mon -> nat, f = 1 (a ring: nat's successor is fw), and chain mon -> nat, f = 1;
+// this node runs mon 5 and nat 9 as built-in NFs; the plane knows fw 3 and 4, mon 5 and 6 (6
+// recovering, incarnation 2), nat 9.
+TEST(FtcControls, PeersSuccessorsAndIncarnationsFromThePlane) {
+  AgentSpec s;
+  s.services = {{"fw", 1, 0x0a640001, 32}, {"mon", 2, 0x0a640002, 32}, {"nat", 3, 0x0a640003, 32}};
+  auto nf_inst = [](std::string name, uint32_t id, uint32_t svc, uint32_t idle) {
+    LocalInstanceSpec l;
+    l.name = name;
+    l.id = id;
+    l.service_id = svc;
+    l.veth = "v" + name;
+    l.ftc = true;
+    nf::InstanceSpec n;
+    n.name = name;
+    n.params.idle_timeout_s = idle;
+    l.nf = n;
+    return l;
+  };
+  s.instances = {nf_inst("mon5", 5, 2, 60), nf_inst("nat9", 9, 3, 300)};
+  s.ftc_chains = {{.spi = 10, .f = 1, .services = {1, 2, 3}}, {.spi = 11, .f = 1, .services = {2, 3}}};
+  plane::PlaneView v;
+  auto route = [](uint32_t addr, std::vector<std::pair<uint32_t, uint32_t>> ids) {
+    plane::ServiceRoute r;
+    r.key = {addr, 32};
+    for (auto [id, inc] : ids) {
+      plane::Candidate c;
+      c.info.instance_id = id;
+      c.info.incarnation = inc;
+      c.info.flags = ospf::kVnfFlagFtc;
+      c.recovering = id == 6;
+      r.candidates.push_back(c);
+      r.weights.push_back(1);
+    }
+    return r;
+  };
+  v.services = {route(0x0a640001, {{3, 0}, {4, 1}}), route(0x0a640002, {{5, 0}, {6, 2}}), route(0x0a640003, {{9, 0}})};
+  auto c = compute_ftc_controls(s, v, {{5, 7}});
+  EXPECT_TRUE(c.problems.empty());
+  ASSERT_EQ(c.by_name.size(), 2u);
+  const auto& mon = c.by_name.at("mon5");
+  EXPECT_EQ(mon.f, 1);
+  EXPECT_EQ(mon.incarnation, 7);
+  // chain 10: after mon comes nat (9), before it fw (3, 4); chain 11: nat after and before (ring of 2)
+  EXPECT_EQ(mon.successors, (std::vector<uint16_t>{9}));
+  std::vector<uint16_t> ids;
+  for (const auto& p : mon.peers) ids.push_back(p.id);
+  EXPECT_EQ(ids, (std::vector<uint16_t>{3, 4, 9}));
+  EXPECT_EQ(mon.peers[1].incarnation, 1);
+  EXPECT_EQ(mon.peers[2].idle_timeout_s, 300u) << "a local peer's idle timeout is its NF's";
+  EXPECT_EQ(mon.peers[0].idle_timeout_s, nf::kFtcDefaultPeerIdle);
+  const auto& nat = c.by_name.at("nat9");
+  EXPECT_EQ(nat.incarnation, 0);
+  // chain 10: the tail's successor wraps to fw; chain 11: mon; predecessors mon (both chains)
+  EXPECT_EQ(nat.successors, (std::vector<uint16_t>{3, 4, 5, 6}));
+  ids.clear();
+  for (const auto& p : nat.peers) ids.push_back(p.id);
+  EXPECT_EQ(ids, (std::vector<uint16_t>{3, 4, 5, 6}));
+  EXPECT_EQ(nat.peers[3].incarnation, 2) << "a recovering peer keeps its id and incarnation";
+  EXPECT_TRUE(nf::ftc_control_from_json(nf::to_json(nat)).has_value()) << "what the NF accepts";
+
+  // a service with no instance yet, and an id that does not fit nf_peers
+  v.services[0].candidates.clear();
+  v.services[0].candidates.push_back({});
+  v.services[0].candidates[0].info.instance_id = 70000;
+  auto d = compute_ftc_controls(s, v, {});
+  EXPECT_EQ(d.by_name.at("mon5").successors, (std::vector<uint16_t>{9}));
+  ASSERT_FALSE(d.problems.empty());
+  EXPECT_NE(d.problems[0].find("70000"), std::string::npos) << d.problems[0];
+}
+
+}  // namespace
+}  // namespace anychain::daemon

@@ -229,3 +229,94 @@ TEST(VnfLsa, EncoderRefusesOversizeOpaqueData) {
   v.service_len = 33;
   EXPECT_FALSE(build_vnf_lsa(v, 200));
 }
+
+// An FTC instance (docs/vnf-lsa.md): flags NSH-aware | FTC, then the Incarnation TLV 7.
+namespace {
+Bytes ftc_lsa(std::uint32_t incarnation) {
+  Bytes b = kVnfLsa;
+  b[kVnfLsa.size() - 1] = 0x5;  // flags: NSH-aware | FTC
+  Bytes inc = {0, 7, 0, 4, static_cast<std::uint8_t>(incarnation >> 24), static_cast<std::uint8_t>(incarnation >> 16),
+               static_cast<std::uint8_t>(incarnation >> 8), static_cast<std::uint8_t>(incarnation)};
+  b.insert(b.end(), inc.begin(), inc.end());
+  return with_length(b);
+}
+}  // namespace
+
+TEST(VnfLsa, FtcFixture) {
+  const Bytes lsa = ftc_lsa(3);
+  ASSERT_EQ(lsa.size(), 84u);
+  auto v = parse_vnf_payload(body(lsa));
+  ASSERT_TRUE(v) << v.error().str();
+  EXPECT_TRUE(v->ftc());
+  EXPECT_TRUE(v->nsh_aware());
+  EXPECT_EQ(v->incarnation, 3u);
+  auto built = build_vnf_lsa(*v, 200, 0x01010101);
+  ASSERT_TRUE(built) << built.error().str();
+  Bytes expect = lsa;
+  expect[12] = 0, expect[15] = 0;
+  EXPECT_EQ(*built, expect);
+  // Incarnation 0 of an FTC instance is still encoded (the flag requires the TLV).
+  v->incarnation = 0;
+  auto zero = encode_vnf_payload(*v);
+  ASSERT_TRUE(zero);
+  EXPECT_EQ(zero->size(), 64u);
+  auto back = parse_vnf_payload(*zero);
+  ASSERT_TRUE(back) << back.error().str();
+  EXPECT_EQ(*back, *v);
+}
+
+TEST(VnfLsa, OldLsaWithoutFtcStillDecodes) {
+  // The 76-byte LSA of before (no TLV 7, no FTC flag) decodes as incarnation 0, not FTC; a
+  // non-FTC instance is encoded exactly as before.
+  auto v = parse_vnf_payload(body(kVnfLsa));
+  ASSERT_TRUE(v);
+  EXPECT_FALSE(v->ftc());
+  EXPECT_EQ(v->incarnation, 0u);
+  auto e = encode_vnf_payload(*v);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->size(), 56u);
+}
+
+TEST(VnfLsa, FtcFieldsBadInputRejected) {
+  {
+    Bytes b = ftc_lsa(256);  // incarnation over 8 bits
+    auto v = parse_vnf_payload(body(b));
+    ASSERT_FALSE(v);
+    EXPECT_EQ(v.error().code, EBADMSG);
+    EXPECT_NE(v.error().message.find("incarnation 256"), std::string::npos) << v.error().message;
+  }
+  {
+    Bytes b = ftc_lsa(1);
+    b[b.size() - 8 + 3] = 2;  // TLV 7 with length 2
+    EXPECT_FALSE(parse_vnf_payload(body(b)));
+  }
+  {
+    Bytes b = kVnfLsa;  // FTC flag without TLV 7
+    b[kVnfLsa.size() - 1] = 0x5;
+    auto v = parse_vnf_payload(body(b));
+    ASSERT_FALSE(v);
+    EXPECT_NE(v.error().message.find("without the incarnation"), std::string::npos) << v.error().message;
+  }
+  {
+    Bytes b = ftc_lsa(1);  // TLV 7 without the FTC flag
+    b[kVnfLsa.size() - 1] = 0x1;
+    auto v = parse_vnf_payload(body(b));
+    ASSERT_FALSE(v);
+    EXPECT_NE(v.error().message.find("without the FTC flag"), std::string::npos) << v.error().message;
+  }
+  {
+    Bytes b = ftc_lsa(1);  // duplicate TLV 7
+    Bytes dup = {0, 7, 0, 4, 0, 0, 0, 2};
+    b.insert(b.end(), dup.begin(), dup.end());
+    EXPECT_FALSE(parse_vnf_payload(body(with_length(b))));
+  }
+  {
+    Bytes b = ftc_lsa(1);  // TLV 7 cut short
+    EXPECT_FALSE(parse_vnf_payload(body(b).first(body(b).size() - 2)));
+  }
+  VnfInfo v{0x0a640001, 32, 1, 1, 1, 1, kVnfFlagFtc, 256};
+  EXPECT_FALSE(encode_vnf_payload(v)) << "incarnation over 255";
+  v.flags = 0;
+  v.incarnation = 1;
+  EXPECT_FALSE(encode_vnf_payload(v)) << "incarnation without the FTC flag";
+}

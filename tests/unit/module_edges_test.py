@@ -28,7 +28,7 @@ ALLOWED = {
     "daemon": {"dataplane", "ospf", "plane", "slowpath", "config", "control", "nf", "ftc", "state", "common"},
     "cli": {"control", "config", "dataplane", "nf", "common"},
     "tools": {"common"},
-    "ftc": {"common"},
+    "ftc": {"state", "common"},  # the FTC channel authenticates with state's keyring (state/auth.h)
     "state": {"common"},
     "nf": {"state", "common"},  # an NF's shared objects opened as a state::BpfStore (nf/crdt.h)
 }
@@ -48,6 +48,8 @@ TARGETS = {
     "anychain_toolsupport": "tools",
     "anychain_ftc": "ftc",
     "anychain_ftc_xsk": "ftc",
+    "anychain_ftc_channel": "ftc",
+    "anychain_auth": "state",
     "anychain_state": "state",
     "anychain_nf": "nf",
     "anychain-nf": "nf",

@@ -1,0 +1,78 @@
+#include "daemon/ftc_peers.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "anychain/maps.h"
+
+namespace anychain::daemon {
+
+namespace {
+
+// The instances the plane knows for a service (live, held or recovering), by id.
+std::vector<const plane::Candidate*> instances_of(const AgentSpec& spec, const plane::PlaneView& view, uint32_t svc) {
+  std::vector<const plane::Candidate*> out;
+  for (const auto& s : spec.services) {
+    if (s.id != svc) continue;
+    for (const auto& r : view.services)
+      if (r.key.addr == s.anycast_addr && r.key.len == s.anycast_len)
+        for (const auto& c : r.candidates) out.push_back(&c);
+  }
+  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->info.instance_id < b->info.instance_id; });
+  return out;
+}
+
+}  // namespace
+
+FtcControls compute_ftc_controls(const AgentSpec& spec, const plane::PlaneView& view,
+                                 const std::map<uint32_t, uint8_t>& incarnations) {
+  FtcControls out;
+  std::map<uint32_t, uint32_t> local_idle;  // instance id -> its NF's idle timeout (this node's)
+  for (const auto& i : spec.instances)
+    if (i.nf && i.nf->params.idle_timeout_s) local_idle[i.id] = i.nf->params.idle_timeout_s;
+  for (const auto& x : spec.instances) {
+    if (!x.ftc || !x.nf) continue;
+    nf::FtcControl c;
+    c.f = 0;
+    if (auto it = incarnations.find(x.id); it != incarnations.end()) c.incarnation = it->second;
+    std::map<uint16_t, nf::FtcPeer> peers;
+    std::vector<uint16_t> successors;
+    std::set<uint16_t> succ_seen;
+    auto add = [&](uint32_t svc, bool successor) {
+      auto insts = instances_of(spec, view, svc);
+      if (insts.empty()) out.problems.push_back(fmt::format("{}: no instance of service {} announced yet", x.name, svc));
+      for (const auto* p : insts) {
+        const uint32_t id = p->info.instance_id;
+        if (id == x.id) continue;
+        if (id == 0 || id >= AC_MAX_INSTANCES) {
+          out.problems.push_back(fmt::format("{}: peer instance {} does not fit an FTC middlebox id (1..{})", x.name, id,
+                                             AC_MAX_INSTANCES - 1));
+          continue;
+        }
+        nf::FtcPeer peer{.id = static_cast<uint16_t>(id), .incarnation = static_cast<uint8_t>(p->info.incarnation),
+                         .idle_timeout_s = nf::kFtcDefaultPeerIdle};
+        if (auto li = local_idle.find(id); li != local_idle.end()) peer.idle_timeout_s = li->second;
+        peers[peer.id] = peer;
+        if (successor && succ_seen.insert(peer.id).second) successors.push_back(peer.id);
+      }
+    };
+    for (const auto& ch : spec.ftc_chains) {
+      const size_t n = ch.services.size();
+      for (size_t h = 0; h < n; ++h) {
+        if (ch.services[h] != x.service_id) continue;
+        c.f = std::max(c.f, ch.f);
+        for (size_t d = 1; d <= ch.f && d < n; ++d) add(ch.services[(h + d) % n], true);
+        for (size_t d = 1; d <= ch.f && d < n; ++d) add(ch.services[(h + n - d) % n], false);
+      }
+    }
+    if (c.f == 0) continue;  // ftc set but on no FTC chain (cannot happen from a config)
+    for (const auto& [id, p] : peers) c.peers.push_back(p);
+    c.successors = std::move(successors);
+    out.by_name[x.nf->name] = std::move(c);
+  }
+  return out;
+}
+
+}  // namespace anychain::daemon

@@ -1,0 +1,32 @@
+// The FTC control of each local NF instance (docs/ftc.md 7, docs/nf.md "FTC control"), computed
+// from the config and the service plane (the LSDB): for an instance X of a service at hop h of
+// an FTC chain of n hops with f,
+// - peers: every instance of the services at hops h - f .. h - 1 and h + 1 .. h + f (ring order:
+//   the chain wraps, returned logs travel from the tail back to the head), X itself left out,
+//   each with the incarnation its VNF LSA announces (recovering ones included: their
+//   replacement keeps the id) and, for an instance of this node, its NF's idle timeout;
+// - successors: the instances of hops h + 1 .. h + f, nearest hop first (who holds X's replicas);
+// - f: the largest f of the chains X's service is on; incarnation: X's own, as given.
+// Peers must fit nf_peers' ids (1..AC_MAX_INSTANCES - 1); others are left out and reported.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "daemon/spec.h"
+#include "nf/ftc_control.h"
+#include "plane/service_plane.h"
+
+namespace anychain::daemon {
+
+struct FtcControls {
+  std::map<std::string, nf::FtcControl> by_name;  // local NF instances of FTC services
+  std::vector<std::string> problems;              // ids that do not fit, services with no instance
+};
+
+FtcControls compute_ftc_controls(const AgentSpec& spec, const plane::PlaneView& view,
+                                 const std::map<uint32_t, uint8_t>& incarnations);
+
+}  // namespace anychain::daemon
