@@ -1,8 +1,8 @@
 """Helpers of the FTC lab tests (ftc_lab_test.py, ftc_wcmp_lab_test.py; docs/ftc.md): the lab
 scripts/topologies/nf-chain.toml (src -- A -- B -- C -- D -- dst) with each anychaind's file made
 of lab-agent's bare one plus an FTC chain fw -> mon -> nat (f = 1, `ftc: true`, policy
-`md_type: 2`) and the router's built-in NF instances; the FTC control files written as an
-operator would (docs/nf.md "FTC control"); traffic from src to the sink; reading the NFs' head
+`md_type: 2`) and the router's built-in NF instances; the FTC control files anychaind writes
+(docs/nf.md "FTC control") checked against the chain; traffic from src to the sink; reading the NFs' head
 and replica stores back from `anychain state`, and the check every packet the sink received
 must pass: its flow's updates held f + 1 times."""
 import json
@@ -64,13 +64,15 @@ class Chain:
         }
 
     def control(self, name):
-        """An instance's FTC control file: f, every other instance of the chain as a peer, the
-        instances of the next f services round the chain as its successors."""
+        """What anychaind must write into an instance's FTC control file (daemon/ftc_peers.h):
+        f, as peers every instance of the services within f hops either way round the chain,
+        as successors the instances of the next f services (nearest first, then by id)."""
         svcs = [s[0] for s in SERVICES]
         i = svcs.index(self.nfs[name][2])
-        succ = sorted(self.nfs[n][1] for k in range(1, F + 1) for n in self.of_service(svcs[(i + k) % len(svcs)]))
-        return {"version": 1, "f": F, "incarnation": 0,
-                "peers": [{"id": v[1]} for n, v in self.nfs.items() if n != name],
+        ids = lambda svc: sorted(self.nfs[n][1] for n in self.of_service(svc))  # noqa: E731
+        succ = [x for k in range(1, F + 1) for x in ids(svcs[(i + k) % len(svcs)])]
+        pred = [x for k in range(1, F + 1) for x in ids(svcs[(i - k) % len(svcs)])]
+        return {"f": F, "incarnation": 0, "peers": sorted(set(succ + pred) - {self.nfs[name][1]}),
                 "successors": succ}
 
 
@@ -117,33 +119,39 @@ class Cli:
     def buffer(self, router):
         return self.json(router, "status")["ftc_buffer"]
 
+    def dp(self, router):
+        """The router's fast-path counters: reason -> packets."""
+        j = json.loads(labkit.run([self.build.cli, "stats", "--json", "--pin-root",
+                                   f"{self.lab.state}/{router}/bpffs/anychain"]).stdout)
+        return {x["reason"]: x["packets"] for k in ("verdicts", "drops", "notes") for x in j[k]}
+
 
 def configure(cli, lab, chain):
-    """The NFs running, their control files written and applied (the peers in nf_peers), every
-    agent knowing every instance from OSPF."""
+    """The NFs running, the control files anychaind wrote for them (from the config and the
+    LSDB) applied by each NF (the peers in its nf_peers), every agent knowing every instance
+    from OSPF. Returns what the NFs show as their control when it is not what it must be."""
     running = wait_until(lambda: all(cli.nf_status(n)["alive"] for n in chain.nfs), 30)
-    for name, (r, *_rest) in chain.nfs.items():
-        d = f"{lab.state}/{r}/nf/ftc"
-        os.makedirs(d, exist_ok=True)
-        with open(f"{d}/{name}.json.tmp", "w") as f:
-            json.dump(chain.control(name), f)
-        os.rename(f"{d}/{name}.json.tmp", f"{d}/{name}.json")
-
-    def applied(name):
-        want = {str(p["id"]) for p in chain.control(name)["peers"]}
-        return set(cli.state(name)["ftc"]["peers"]) == want
-    peers = wait_until(lambda: all(applied(n) for n in chain.nfs), 15)
     ids = {v[1] for v in chain.nfs.values()}
 
     def learnt():
         return all(ids <= {i["id"] for s in cli.json(r, "topology")["services"] for i in s["instances"]}
                    for r in ROUTERS)
-    return SimpleNamespace(running=running, peers=peers, learnt=wait_until(learnt, 45))
+    learnt = wait_until(learnt, 45)
+
+    def shown(name):
+        f = cli.state(name)["ftc"]
+        c = f.get("control", {})
+        return {"f": c.get("f"), "incarnation": f.get("incarnation"),
+                "peers": sorted(int(p) for p in f.get("peers", {})), "successors": c.get("successors")}
+    control = wait_until(lambda: all(shown(n) == chain.control(n) for n in chain.nfs), 20)
+    wrong = {} if control else {n: shown(n) for n in chain.nfs if shown(n) != chain.control(n)}
+    return SimpleNamespace(running=running, learnt=learnt, control=control, wrong=wrong)
 
 
-def send(lab, build, procs, streams, sink_s):
+def send(lab, build, procs, streams, sink_s, during=None):
     """anychain-sink on dst and one anychain-trafgen per (dport, flows/s, flow duration, rate,
-    duration) stream from src. Returns the generators' reports by dport and the sink's report."""
+    duration) stream from src; `during` (seconds, fn) runs fn that long after the traffic
+    started. Returns the generators' reports by dport, the sink's report and what fn returned."""
     out = f"{lab.state}/sink-{time.monotonic_ns()}.json"
     sink = procs.start(lab.ns(SINK["name"]), [f"{build.tools}/anychain-sink", "--port", "9000", "--json", out,
                                               "--duration", str(sink_s)], os.devnull)
@@ -156,10 +164,14 @@ def send(lab, build, procs, streams, sink_s):
              "--dport", str(dport), "--flows-per-sec", str(fps), "--flow-duration", str(fdur), "--flow-rate",
              str(rate), "--duration", str(dur), "--flow-id-base", str(base)], stdout=subprocess.PIPE, text=True)
         base += 10000
+    extra = None
+    if during:
+        time.sleep(during[0])
+        extra = during[1]()
     reports = {d: json.loads(g.communicate(timeout=60)[0].splitlines()[-1]) for d, g in gens.items()}
     sink.wait(timeout=60)
     with open(out) as f:
-        return reports, json.load(f)
+        return reports, json.load(f), extra
 
 
 def flow_key(f):
