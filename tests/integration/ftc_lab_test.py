@@ -25,6 +25,7 @@ highest sequence number and the NAT's external address as the source):
   by reason; it never releases a packet whose NAT log is held once.
 """
 import os
+import signal
 from types import SimpleNamespace
 
 import pytest
@@ -187,3 +188,79 @@ def test_no_packet_leaves_while_the_nats_log_is_held_once(steady):
         assert a["drop_expired"] - b["drop_expired"] == steady.gen[9000]["packets_sent"]
     else:
         assert released == steady.sink["packets"] > 0
+
+
+# The monitor's process is SIGKILLed mid-stream (its node's anychaind restarts it)
+
+@pytest.fixture(scope="module")
+def monitor_killed(cli, lab, build, module_procs, steady):
+    before = snapshot(cli)
+    dp_before = {r: cli.dp(r) for r in ("B", "C")}
+
+    def kill():
+        # the NAT's copy of the monitor's records the moment the monitor died
+        rep = replicas_of(cli.state("nat1"), NFS["mon1"][1])
+        pid = cli.nf_status("mon1")["pid"]
+        os.kill(pid, signal.SIGKILL)
+        return SimpleNamespace(pid=pid, rep=rep)
+    # 4 flows/s of 3 s at 20 packets/s for 3 s; the kill 1.5 s in
+    gen, sink, killed = ftclab.send(lab, build, module_procs, [(9000, 4, 3, 20, 3)], sink_s=8, during=(1.5, kill))
+    back = wait_until(lambda: cli.nf_status("mon1")["alive"], 15)
+    settled = wait_until(lambda: cli.buffer("D")["ports"]["nf-nat1"]["held"] == 0, HOLD_TIMEOUT_MS / 1000 + 5)
+    return SimpleNamespace(before=before, after=snapshot(cli), gen=gen[9000], sink=sink, killed=killed, back=back,
+                           settled=settled, dp=(dp_before, {r: cli.dp(r) for r in ("B", "C")}),
+                           status={n: cli.nf_status(n) for n in NFS})
+
+
+def test_monitor_died_mid_stream_and_is_restarted(monitor_killed):
+    k = monitor_killed
+    assert k.killed.rep, "the NAT held replicas of the monitor when it died"
+    st = k.status["mon1"]
+    assert k.back and st["deaths"] == 1 and st["pid"] != k.killed.pid, st
+
+
+def test_monitors_packets_were_frozen_while_it_was_down(monitor_killed):
+    """Packets for the dead monitor were dropped as drop_ftc_recovering (at C, its node, from the
+    process's exit; at B, which places the monitor hop, if the LSDB said so first), never sent
+    on without it."""
+    b, a = monitor_killed.dp
+    frozen = sum(a[r].get("drop_ftc_recovering", 0) - b[r].get("drop_ftc_recovering", 0) for r in a)
+    assert frozen > 0, (b, a)
+
+
+def test_the_surviving_copy_of_the_monitors_state_is_kept(monitor_killed):
+    """With f = 1 the NAT holds the only copy of the monitor's records once the monitor died:
+    every record it held then is still there, never older (what recovery installs from)."""
+    now = replicas_of(monitor_killed.after.state["nat1"], NFS["mon1"][1])
+    for key, (value, seq) in monitor_killed.killed.rep.items():
+        assert key in now and now[key][1] >= seq and int(now[key][0][:16], 16) >= int(value[:16], 16), key
+
+
+def test_fw_and_nat_keep_their_processes_and_the_nats_mappings(monitor_killed):
+    k = monitor_killed
+    for n in ("fw1", "nat1"):
+        assert k.status[n]["deaths"] == 0 and k.status[n]["pid"] == k.before.state[n]["pid"], k.status[n]
+    kept = {key_hex(m): m["external_port"] for m in k.after.state["nat1"]["nat"]["mappings"]}
+    for m in k.before.state["nat1"]["nat"]["mappings"]:
+        assert kept.get(key_hex(m)) == m["external_port"], m
+
+
+def test_flows_after_the_restart_are_counted_whole_and_replicated(monitor_killed):
+    """A flow the restarted monitor saw from its first packet has every packet counted at the
+    head and the same value and sequence at the NAT."""
+    k = monitor_killed
+    rep = replicas_of(k.after.state["nat1"], NFS["mon1"][1])
+    whole = [f for f in k.after.state["mon1"]["monitor"]["flows"]
+             if f["packets"] == k.gen["packets_per_flow"] and key_hex(f) not in k.killed.rep]
+    assert whole, k.after.state["mon1"]["monitor"]["flows"]
+    for f in whole:
+        value, seq = rep[key_hex(f)]
+        assert int(value[:16], 16) == f["packets"] == seq, (f, value, seq)
+
+
+def test_buffer_released_nothing_uncommitted_during_the_failure(monitor_killed):
+    k = monitor_killed
+    assert k.settled
+    b, a = k.before.buffer["ports"]["nf-nat1"], k.after.buffer["ports"]["nf-nat1"]
+    assert a["released"] - b["released"] == k.sink["packets"]
+    assert not ftclab.f_plus_one_violations(CHAIN, k.sink, k.after.state)
