@@ -41,37 +41,8 @@ CHAIN = ftclab.Chain({
     "nat1": ("D", 13, "nat", "nat", ftclab.nat_section("20000-20999")),
 })
 NFS = CHAIN.nfs
-
-
-@pytest.fixture(scope="module")
-def build(build):
-    nf = os.path.join(build.dir, "agent", "nf", "anychain-nf")
-    if not os.access(nf, os.X_OK):
-        pytest.fail(f"{nf} not built")
-    return build
-
-
-@pytest.fixture(scope="module")
-def lab(request, build, module_procs):
-    """The lab under actl<pid>; down after the last test (kept after a failure with ANYCHAIN_KEEP=1)."""
-    lab, why = ftclab.lab_up(CHAIN, LAB_KIND, build)
-    if lab is None:
-        pytest.fail(why)
-    yield lab
-    module_procs.stop()
-    failed = getattr(request.module, "ANYCHAIN_FAILED", False)
-    if not (failed and os.environ.get("ANYCHAIN_KEEP")):
-        ftclab.labkit.lab("down", "--prefix", lab.prefix)
-
-
-@pytest.fixture(scope="module")
-def cli(lab, build):
-    return ftclab.Cli(lab, build, CHAIN)
-
-
-@pytest.fixture(scope="module")
-def configured(cli, lab):
-    return ftclab.configure(cli, lab, CHAIN)
+# the lab's fixtures (ftclab.py), for CHAIN and LAB_KIND
+build, lab, cli, configured = ftclab.build, ftclab.lab, ftclab.cli, ftclab.configured
 
 
 def test_nfs_run_with_the_control_files_anychaind_writes(configured, cli):

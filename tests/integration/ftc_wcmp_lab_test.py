@@ -35,37 +35,9 @@ CHAIN = ftclab.Chain({
     "nat2": ("A", 34, "nat", "nat", ftclab.nat_section("21000-21999")),
 })
 NFS = CHAIN.nfs
+# the lab's fixtures (ftclab.py), for CHAIN and LAB_KIND
+build, lab, cli, configured = ftclab.build, ftclab.lab, ftclab.cli, ftclab.configured
 NATS = {"nat1": "D", "nat2": "A"}
-
-
-@pytest.fixture(scope="module")
-def build(build):
-    nf = os.path.join(build.dir, "agent", "nf", "anychain-nf")
-    if not os.access(nf, os.X_OK):
-        pytest.fail(f"{nf} not built")
-    return build
-
-
-@pytest.fixture(scope="module")
-def lab(request, build, module_procs):
-    lab, why = ftclab.lab_up(CHAIN, LAB_KIND, build)
-    if lab is None:
-        pytest.fail(why)
-    yield lab
-    module_procs.stop()
-    failed = getattr(request.module, "ANYCHAIN_FAILED", False)
-    if not (failed and os.environ.get("ANYCHAIN_KEEP")):
-        ftclab.labkit.lab("down", "--prefix", lab.prefix)
-
-
-@pytest.fixture(scope="module")
-def cli(lab, build):
-    return ftclab.Cli(lab, build, CHAIN)
-
-
-@pytest.fixture(scope="module")
-def configured(cli, lab):
-    return ftclab.configure(cli, lab, CHAIN)
 
 
 def test_nfs_run_with_the_control_files_anychaind_writes_and_are_learnt(configured, cli):

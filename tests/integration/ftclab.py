@@ -13,6 +13,7 @@ import tempfile
 import time
 from types import SimpleNamespace
 
+import pytest
 import yaml
 
 import labkit
@@ -235,3 +236,37 @@ def f_plus_one_violations(chain, sink, state):
             if nr is None or not nr[0].startswith(mapping_hex(m)):
                 bad.append((f["flow_id"], f"{nat}'s mapping replica at {fw}", nr, mapping_hex(m)))
     return bad
+
+
+# The fixtures of a test file that sets CHAIN (a Chain) and LAB_KIND (its lab prefix act<kind><pid>);
+# it imports them from here.
+
+@pytest.fixture(scope="module")
+def build(build):
+    nf = os.path.join(build.dir, "agent", "nf", "anychain-nf")
+    if not os.access(nf, os.X_OK):
+        pytest.fail(f"{nf} not built")
+    return build
+
+
+@pytest.fixture(scope="module")
+def lab(request, build, module_procs):
+    """The file's lab; down after its last test (kept after a failure with ANYCHAIN_KEEP=1)."""
+    lab, why = lab_up(request.module.CHAIN, request.module.LAB_KIND, build)
+    if lab is None:
+        pytest.fail(why)
+    yield lab
+    module_procs.stop()
+    failed = getattr(request.module, "ANYCHAIN_FAILED", False)
+    if not (failed and os.environ.get("ANYCHAIN_KEEP")):
+        labkit.lab("down", "--prefix", lab.prefix)
+
+
+@pytest.fixture(scope="module")
+def cli(request, lab, build):
+    return Cli(lab, build, request.module.CHAIN)
+
+
+@pytest.fixture(scope="module")
+def configured(request, cli, lab):
+    return configure(cli, lab, request.module.CHAIN)
