@@ -39,6 +39,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/netns.h"
+#include "common/netns_fastpath.h"
 #include "crdt_test.h"
 #include "crdt_test.skel.h"
 #include "crdt_test_store.h"
@@ -185,29 +186,6 @@ json bench_coalescing(uint64_t seed) {
 // ---- transport -------------------------------------------------------------------------------
 
 // The node's fast path on one interface in its namespace, redirecting the replication port.
-struct FastPath {
-  FastPath(const std::string& ns, const std::string& ifname, uint32_t addr) : netns(ns), ifname(ifname) {
-    test::InNetns in(ns);
-    pin_root = "/sys/fs/bpf/anychain-bench-state-" + ns;
-    auto d = dataplane::Dataplane::open({.pin_root = pin_root});
-    if (!d) throw std::runtime_error("open the fast path: " + d.error().str());
-    dp = std::make_unique<dataplane::Dataplane>(std::move(*d));
-    dataplane::Config c;
-    c.local_endpoint.s_addr = addr;
-    c.state_port = kPort;
-    if (auto r = dp->set_config(c); !r) throw std::runtime_error("config: " + r.error().str());
-    if (auto r = dp->attach(ifname, XdpMode::Native); !r) throw std::runtime_error("attach: " + r.error().str());
-  }
-  ~FastPath() {
-    test::InNetns in(netns);
-    (void)dataplane::Dataplane::detach(ifname);
-    dp.reset();
-    (void)dataplane::Dataplane::unpin_all(pin_root);
-  }
-  std::unique_ptr<dataplane::Dataplane> dp;
-  std::string netns, ifname, pin_root;
-};
-
 double cpu_seconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -234,7 +212,7 @@ TransportRun run_transport(bool afxdp, double seconds, size_t raw_size) {
     std::string ns, ifname;
     Endpoint local;
     TwinStore store{schema()};
-    std::unique_ptr<FastPath> fp;
+    std::unique_ptr<test::NetnsFastPath> fp;
     std::unique_ptr<Transport> t;
     std::unique_ptr<Replicator> rep;
     uint64_t written = 0;
@@ -245,12 +223,12 @@ TransportRun run_transport(bool afxdp, double seconds, size_t raw_size) {
   SystemClock clock;
   auto keys = *Keyring::make({{1, std::vector<uint8_t>(32, 0x5a)}}, 1);
   for (Side* s : {&a, &b}) {
-    s->fp = std::make_unique<FastPath>(s->ns, s->ifname, s->local.addr);
+    s->fp = std::make_unique<test::NetnsFastPath>(s->ns, s->ifname, s->local.addr, kPort, "/sys/fs/bpf/anychain-bench-state-");
     test::InNetns in(s->ns);
     XskOptions o;
     o.ifname = s->ifname;
     o.local = s->local;
-    o.xskmap_fd = afxdp ? s->fp->dp->map_fd("ac_state_xsk") : -1;
+    o.xskmap_fd = afxdp ? s->fp->map_fd("ac_state_xsk") : -1;
     o.slot_stride = AC_XSK_QUEUES;
     auto t = open_transport(o);
     if (!t) throw std::runtime_error("transport: " + t.error().str());

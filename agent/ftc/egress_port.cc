@@ -2,38 +2,14 @@
 
 #include <bpf/bpf.h>
 #include <linux/if_ether.h>
-#include <linux/if_xdp.h>
 #include <net/if.h>
-#include <sys/mman.h>
-#include <xdp/xsk.h>
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 
 #include "anychain/maps.h"
 
 namespace anychain::ftc {
-
-namespace {
-constexpr uint32_t kFrameSize = XSK_UMEM__DEFAULT_FRAME_SIZE;
-}
-
-struct EgressPort::Queue {
-  uint32_t id = 0;
-  void* area = nullptr;
-  size_t size = 0;
-  xsk_umem* umem = nullptr;
-  xsk_socket* xsk = nullptr;
-  xsk_ring_prod fill{}, tx{};
-  xsk_ring_cons comp{}, rx{};
-
-  ~Queue() {
-    if (xsk) xsk_socket__delete(xsk);
-    if (umem) xsk_umem__delete(umem);
-    if (area) munmap(area, size);
-  }
-};
 
 Result<Bytes> strip_ftc(std::span<const uint8_t> frame) {
   if (frame.size() < sizeof(ethhdr) + AC_NSH_BASE_LEN) return fail("frame shorter than Ethernet and NSH");
@@ -65,90 +41,40 @@ Result<std::unique_ptr<EgressPort>> EgressPort::open(const EgressOptions& o) {
                 std::to_string(AC_XSK_IFS));
   for (uint32_t qid : o.queues) {
     if (qid >= AC_XSK_QUEUES) return fail("FTC buffer: queue " + std::to_string(qid) + " beyond the XSKMAP's");
-    auto q = std::make_unique<Queue>();
-    q->id = qid;
-    q->size = size_t{o.frames} * kFrameSize;
-    q->area = mmap(nullptr, q->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (q->area == MAP_FAILED) {
-      q->area = nullptr;
-      return fail_errno("FTC buffer: UMEM");
-    }
-    xsk_umem_config ucfg{};
-    ucfg.fill_size = o.frames;
-    ucfg.comp_size = XSK_RING_CONS__DEFAULT_NUM_DESCS;
-    ucfg.frame_size = kFrameSize;
-    if (int e = xsk_umem__create(&q->umem, q->area, q->size, &q->fill, &q->comp, &ucfg)) {
-      q->umem = nullptr;
-      return fail_errno("FTC buffer: UMEM on " + o.ifname, -e);
-    }
-    xsk_socket_config scfg{};
-    scfg.rx_size = o.frames;
-    scfg.tx_size = XSK_RING_PROD__DEFAULT_NUM_DESCS;
-    scfg.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;
-    int e = 0;
-    // a socket just closed on this queue (a restarted agent) is released by the kernel after a
-    // grace period: EBUSY until then, so retry for up to a second
-    for (int attempt = 0; attempt < 50; ++attempt) {
-      for (uint16_t mode : {uint16_t{XDP_ZEROCOPY}, uint16_t{XDP_COPY}}) {
-        scfg.bind_flags = mode;
-        e = xsk_socket__create(&q->xsk, o.ifname.c_str(), qid, q->umem, &q->rx, &q->tx, &scfg);
-        if (!e) break;
-        q->xsk = nullptr;
-      }
-      if (e != -EBUSY) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (e) return fail_errno("FTC buffer: AF_XDP socket on " + o.ifname + " queue " + std::to_string(qid), -e);
-    uint32_t idx = 0;
-    if (xsk_ring_prod__reserve(&q->fill, o.frames, &idx) != o.frames) return fail("FTC buffer: fill ring");
-    for (uint32_t i = 0; i < o.frames; ++i) *xsk_ring_prod__fill_addr(&q->fill, idx + i) = uint64_t{i} * kFrameSize;
-    xsk_ring_prod__submit(&q->fill, o.frames);
-    uint32_t slot = AC_XSK_SLOT(p->ifindex_, qid);
-    int fd = xsk_socket__fd(q->xsk);
-    if (bpf_map_update_elem(o.xskmap_fd, &slot, &fd, BPF_ANY) != 0)
-      return fail_errno("FTC buffer: ac_ftc_xsk slot of " + o.ifname + " queue " + std::to_string(qid));
-    p->queues_.push_back(std::move(q));
+    xsk::Options xo;
+    xo.what = "FTC buffer";
+    xo.ifname = o.ifname;
+    xo.queue = qid;
+    xo.frames = o.frames;
+    xo.rx_frames = o.frames;  // all for RX: releases go through the fast path, not our TX ring
+    xo.need_wakeup = false;
+    xo.busy_retry = std::chrono::seconds(1);  // a restarted agent's old socket on this queue
+    auto q = xsk::Socket::open(xo);
+    if (!q) return unexpected(q.error());
+    if (auto in = (*q)->insert(o.xskmap_fd, AC_XSK_SLOT(p->ifindex_, qid)); !in) return unexpected(in.error());
+    p->queues_.push_back(std::move(*q));
   }
   return p;
 }
 
 EgressPort::~EgressPort() {
   for (const auto& q : queues_) {
-    uint32_t slot = AC_XSK_SLOT(ifindex_, q->id);
+    uint32_t slot = AC_XSK_SLOT(ifindex_, q->queue());
     bpf_map_delete_elem(opt_.xskmap_fd, &slot);
   }
 }
 
 std::vector<int> EgressPort::fds() const {
   std::vector<int> out;
-  for (const auto& q : queues_) out.push_back(xsk_socket__fd(q->xsk));
+  for (const auto& q : queues_) out.push_back(q->fd());
   return out;
 }
 
 size_t EgressPort::poll(uint64_t now, size_t max) {
   size_t total = 0;
-  for (auto& q : queues_) {
-    uint32_t idx = 0;
-    uint32_t n = xsk_ring_cons__peek(&q->rx, static_cast<uint32_t>(max), &idx);
-    if (!n) continue;
-    std::vector<uint64_t> addrs;
-    addrs.reserve(n);
-    for (uint32_t i = 0; i < n; ++i) {
-      const xdp_desc* d = xsk_ring_cons__rx_desc(&q->rx, idx + i);
-      const auto* data = static_cast<const uint8_t*>(xsk_umem__get_data(q->area, d->addr));
-      handle(data, d->len, now);
-      addrs.push_back(xsk_umem__extract_addr(d->addr));
-    }
-    xsk_ring_cons__release(&q->rx, n);
-    // the frames' contents were copied: their UMEM frames go back at once
-    uint32_t fi = 0;
-    if (xsk_ring_prod__reserve(&q->fill, n, &fi) == n) {
-      for (uint32_t i = 0; i < n; ++i) *xsk_ring_prod__fill_addr(&q->fill, fi + i) = addrs[i];
-      xsk_ring_prod__submit(&q->fill, n);
-    }
-    st_.rx += n;
-    total += n;
-  }
+  // a held frame is copied out (handle()): its UMEM frame goes back to the fill ring at once
+  for (auto& q : queues_) total += q->receive(max, [&](std::span<const uint8_t> f) { handle(f.data(), f.size(), now); });
+  st_.rx += total;
   return total;
 }
 

@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "ftc/buffer.h"
 #include "ftc/wire.h"
+#include "xsk/socket.h"
 
 namespace anychain::ftc {
 
@@ -64,7 +65,6 @@ class EgressPort {
   };
   Stats stats() const;
 
-  struct Queue;
 
  private:
   EgressPort() = default;
@@ -72,7 +72,7 @@ class EgressPort {
   void release(uint64_t token);
   EgressOptions opt_;
   uint32_t ifindex_ = 0;
-  std::vector<std::unique_ptr<Queue>> queues_;
+  std::vector<std::unique_ptr<xsk::Socket>> queues_;
   EgressBuffer buffer_;
   std::map<uint64_t, Bytes> frames_;  // held frames by token
   uint64_t next_token_ = 1;

@@ -4,10 +4,6 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 #include <linux/if_ether.h>
-#include <linux/if_xdp.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <xdp/xsk.h>
 
 #include <algorithm>
 #include <cstring>
@@ -18,33 +14,8 @@
 namespace anychain::nf {
 
 namespace {
-constexpr uint32_t kFrame = XSK_UMEM__DEFAULT_FRAME_SIZE;  // 4096: a 1752-byte veth frame fits
 constexpr uint8_t kTtl = 63;
 }  // namespace
-
-// The socket, its UMEM and rings; frames [0, n/2) circulate through the fill ring, [n/2, n) are
-// for TX.
-struct HoldQueue::Xsk {
-  void* area = nullptr;
-  size_t bytes = 0;
-  xsk_umem* umem = nullptr;
-  xsk_socket* sock = nullptr;
-  xsk_ring_prod fill{}, tx{};
-  xsk_ring_cons comp{}, rx{};
-  std::vector<uint64_t> tx_free;
-
-  ~Xsk() {
-    if (sock) xsk_socket__delete(sock);
-    if (umem) xsk_umem__delete(umem);
-    if (area) munmap(area, bytes);
-  }
-  uint8_t* at(uint64_t addr) const { return static_cast<uint8_t*>(xsk_umem__get_data(area, addr)); }
-  void complete() {
-    uint32_t i = 0, n = xsk_ring_cons__peek(&comp, 64, &i);
-    for (uint32_t k = 0; k < n; ++k) tx_free.push_back(*xsk_ring_cons__comp_addr(&comp, i + k));
-    if (n) xsk_ring_cons__release(&comp, n);
-  }
-};
 
 Result<std::unique_ptr<HoldQueue>> HoldQueue::open(Nf& nf, const HoldOptions& o) {
   std::unique_ptr<HoldQueue> h(new HoldQueue);
@@ -62,39 +33,16 @@ Result<std::unique_ptr<HoldQueue>> HoldQueue::open(Nf& nf, const HoldOptions& o)
                 ENOENT);
   if (o.umem_frames < 64 || (o.umem_frames & (o.umem_frames - 1)))
     return fail("hold queue: UMEM frames must be a power of two >= 64", EINVAL);
-  auto x = std::make_unique<Xsk>();
-  x->bytes = size_t{o.umem_frames} * kFrame;
-  x->area = mmap(nullptr, x->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (x->area == MAP_FAILED) {
-    x->area = nullptr;
-    return fail_errno("hold queue: UMEM");
-  }
-  const uint32_t half = o.umem_frames / 2;
-  xsk_umem_config uc{};
-  uc.fill_size = half;
-  uc.comp_size = half;
-  uc.frame_size = kFrame;
-  if (int e = xsk_umem__create(&x->umem, x->area, x->bytes, &x->fill, &x->comp, &uc); e) {
-    x->umem = nullptr;
-    return fail_errno(fmt::format("hold queue: UMEM on {}", pub.iface), -e);
-  }
-  xsk_socket_config sc{};
-  sc.rx_size = half;
-  sc.tx_size = half;
-  sc.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;  // our program redirects, libxdp loads nothing
-  sc.bind_flags = XDP_COPY | XDP_USE_NEED_WAKEUP;          // a veth has no zero-copy
-  if (int e = xsk_socket__create(&x->sock, pub.iface.c_str(), 0, x->umem, &x->rx, &x->tx, &sc); e) {
-    x->sock = nullptr;
-    return fail_errno(fmt::format("hold queue: AF_XDP socket on {} queue 0", pub.iface), -e);
-  }
-  uint32_t idx = 0;
-  if (xsk_ring_prod__reserve(&x->fill, half, &idx) != half) return fail("hold queue: fill ring", EIO);
-  for (uint32_t i = 0; i < half; ++i) *xsk_ring_prod__fill_addr(&x->fill, idx + i) = uint64_t{i} * kFrame;
-  xsk_ring_prod__submit(&x->fill, half);
-  for (uint32_t i = half; i < o.umem_frames; ++i) x->tx_free.push_back(uint64_t{i} * kFrame);
-  if (int e = xsk_socket__update_xskmap(x->sock, hold_fd); e)
-    return fail_errno("hold queue: nf_hold slot 0", -e);
-  h->xsk_ = std::move(x);
+  xsk::Options xo;
+  xo.what = "hold queue";
+  xo.ifname = pub.iface;
+  xo.queue = 0;
+  xo.frames = o.umem_frames;  // half RX (fill ring), half TX (overflow sender)
+  xo.zerocopy = false;        // a veth has no zero-copy
+  auto x = xsk::Socket::open(xo);
+  if (!x) return unexpected(x.error());
+  if (auto in = (*x)->insert_at_queue(hold_fd); !in) return unexpected(in.error());
+  h->xsk_ = std::move(*x);
   if (ovf_fd >= 0) {
     h->ring_ = ring_buffer__new(ovf_fd, &HoldQueue::on_overflow, h.get(), nullptr);
     if (!h->ring_) return fail_errno("hold queue: the overflow ring buffer");
@@ -107,7 +55,7 @@ HoldQueue::~HoldQueue() {
 }
 
 std::vector<int> HoldQueue::fds() const {
-  std::vector<int> v{xsk_socket__fd(xsk_->sock)};
+  std::vector<int> v{xsk_->fd()};
   if (ring_) v.push_back(ring_buffer__epoll_fd(ring_));
   return v;
 }
@@ -126,57 +74,42 @@ void HoldQueue::gauge(uint32_t stat, uint64_t v) {
 
 // Frames the kernel could not hand to the socket (its RX ring full, no fill frame): counted too
 void HoldQueue::poll_stats() {
-  xdp_statistics st{};
-  socklen_t len = sizeof st;
-  if (getsockopt(xsk_socket__fd(xsk_->sock), SOL_XDP, XDP_STATISTICS, &st, &len) != 0) return;
+  auto r = xsk_->statistics();
+  if (!r) return;
+  const xdp_statistics& st = *r;
   const uint64_t dropped = st.rx_dropped + st.rx_ring_full + st.rx_fill_ring_empty_descs;
   if (dropped > ring_dropped_seen_) count(AC_NF_PS_HOLD_RING_DROPPED, dropped - ring_dropped_seen_);
   ring_dropped_seen_ = dropped;
 }
 
 void HoldQueue::receive(Clock::time_point now) {
-  Xsk& x = *xsk_;
-  if (xsk_ring_prod__needs_wakeup(&x.fill)) (void)recvfrom(xsk_socket__fd(x.sock), nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
-  for (;;) {
-    uint32_t idx = 0, n = xsk_ring_cons__peek(&x.rx, 64, &idx);
-    if (!n) break;
-    std::vector<uint64_t> back;
-    back.reserve(n);
-    for (uint32_t i = 0; i < n; ++i) {
-      const xdp_desc* d = xsk_ring_cons__rx_desc(&x.rx, idx + i);
-      const uint64_t addr = xsk_umem__extract_addr(d->addr);
-      back.push_back(addr);
-      const uint8_t* f = x.at(d->addr);
-      Bytes frame(f, f + d->len);
-      // the partition: SPI/SI of the NSH and its flow hash TLV (the program held it: it walked)
-      uint8_t win[AC_FTC_WIN] = {};
-      ac_ftc_view v{};
-      const size_t nsh = frame.size() > ETH_HLEN + 1 ? (frame[ETH_HLEN + 1] & 0x3f) * 4u : 0;
-      if (nsh < AC_NSH_BASE_LEN || ETH_HLEN + nsh > frame.size()) {
-        count(AC_NF_PS_HOLD_BAD);
-        continue;
-      }
-      std::memcpy(win, frame.data() + ETH_HLEN, nsh);
-      if (ac_ftc_walk(win, static_cast<uint32_t>(nsh), &v) != AC_FTC_OK || !v.has_hash || !v.ctrl) {
-        count(AC_NF_PS_HOLD_BAD);
-        continue;
-      }
-      const Part p{ac_ftc_rd32(win, 4), v.hash};
-      auto& fifo = q_[p];
-      if (depth_ >= opt_.frames || fifo.size() >= opt_.per_partition) {
-        if (fifo.empty()) q_.erase(p);
-        count(AC_NF_PS_HOLD_FULL);
-        continue;
-      }
-      fifo.push_back(Held{std::move(frame), now});
-      ++depth_;
-      count(AC_NF_PS_HOLD_QUEUED);
+  // every frame is copied out, so its UMEM frame goes back to the fill ring at once
+  xsk_->receive(SIZE_MAX, [&](std::span<const uint8_t> f) {
+    Bytes frame(f.begin(), f.end());
+    // the partition: SPI/SI of the NSH and its flow hash TLV (the program held it: it walked)
+    uint8_t win[AC_FTC_WIN] = {};
+    ac_ftc_view v{};
+    const size_t nsh = frame.size() > ETH_HLEN + 1 ? (frame[ETH_HLEN + 1] & 0x3f) * 4u : 0;
+    if (nsh < AC_NSH_BASE_LEN || ETH_HLEN + nsh > frame.size()) {
+      count(AC_NF_PS_HOLD_BAD);
+      return;
     }
-    xsk_ring_cons__release(&x.rx, n);
-    uint32_t fi = 0, got = xsk_ring_prod__reserve(&x.fill, static_cast<uint32_t>(back.size()), &fi);
-    for (uint32_t i = 0; i < got; ++i) *xsk_ring_prod__fill_addr(&x.fill, fi + i) = back[i];
-    xsk_ring_prod__submit(&x.fill, got);
-  }
+    std::memcpy(win, frame.data() + ETH_HLEN, nsh);
+    if (ac_ftc_walk(win, static_cast<uint32_t>(nsh), &v) != AC_FTC_OK || !v.has_hash || !v.ctrl) {
+      count(AC_NF_PS_HOLD_BAD);
+      return;
+    }
+    const Part p{ac_ftc_rd32(win, 4), v.hash};
+    auto& fifo = q_[p];
+    if (depth_ >= opt_.frames || fifo.size() >= opt_.per_partition) {
+      if (fifo.empty()) q_.erase(p);
+      count(AC_NF_PS_HOLD_FULL);
+      return;
+    }
+    fifo.push_back(Held{std::move(frame), now});
+    ++depth_;
+    count(AC_NF_PS_HOLD_QUEUED);
+  });
   if (ring_) ring_buffer__consume(ring_);
   poll_stats();
   gauge(AC_NF_PS_HOLD_DEPTH, depth_);
@@ -267,22 +200,10 @@ HoldQueue::Bytes HoldQueue::propagating_frame(const ac_nf_overflow& r) {
 }
 
 void HoldQueue::send(const Bytes& frame) {
-  Xsk& x = *xsk_;
-  x.complete();
-  uint32_t idx = 0;
-  if (x.tx_free.empty() || frame.size() > kFrame || xsk_ring_prod__reserve(&x.tx, 1, &idx) != 1) {
+  if (!xsk_->send(frame)) {
     count(AC_NF_PS_OVERFLOW_FAILED);
     return;
   }
-  const uint64_t addr = x.tx_free.back();
-  x.tx_free.pop_back();
-  std::memcpy(x.at(addr), frame.data(), frame.size());
-  xdp_desc* d = xsk_ring_prod__tx_desc(&x.tx, idx);
-  d->addr = addr;
-  d->len = static_cast<uint32_t>(frame.size());
-  xsk_ring_prod__submit(&x.tx, 1);
-  // copy mode transmits on this syscall
-  (void)sendto(xsk_socket__fd(x.sock), nullptr, 0, MSG_DONTWAIT, nullptr, 0);
   count(AC_NF_PS_OVERFLOW_SENT);
 }
 

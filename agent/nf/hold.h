@@ -29,6 +29,7 @@
 
 #include "anychain/nf.h"
 #include "common/error.h"
+#include "xsk/socket.h"
 
 struct ring_buffer;
 
@@ -84,8 +85,7 @@ class HoldQueue {
   HoldOptions opt_;
   int ifindex_ = 0, prog_fd_ = -1, replica_fd_ = -1, stats_fd_ = -1;
   uint32_t own_id_ = 0;
-  struct Xsk;
-  std::unique_ptr<Xsk> xsk_;
+  std::unique_ptr<xsk::Socket> xsk_;
   ring_buffer* ring_ = nullptr;
   std::map<Part, std::deque<Held>> q_;
   size_t depth_ = 0;

@@ -15,6 +15,7 @@
 #include "state/neigh.h"
 #include "state/transport.h"
 #include "state/udp_transport.h"
+#include "xsk/socket.h"
 
 namespace anychain::state {
 
@@ -43,7 +44,6 @@ class XskTransport final : public Transport {
   std::vector<int> fds() const override;
   TransportStatus status() const override;
 
-  struct Queue;
 
  private:
   XskTransport() = default;
@@ -51,7 +51,7 @@ class XskTransport final : public Transport {
   XskOptions opt_;
   uint32_t ifindex_ = 0;
   std::array<uint8_t, 6> mac_{};
-  std::vector<std::unique_ptr<Queue>> queues_;
+  std::vector<std::unique_ptr<xsk::Socket>> queues_;
   std::unique_ptr<UdpTransport> udp_;
   NeighbourTable neigh_;
   mutable TransportStatus st_;

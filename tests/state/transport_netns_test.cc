@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/netns.h"
+#include "common/netns_fastpath.h"
 #include "dataplane/dataplane.h"
 #include "state/replicator.h"
 #include "state/twin_store.h"
@@ -41,32 +42,10 @@ std::shared_ptr<const Keyring> keys() { return *Keyring::make({{1, std::vector<u
 // The node's fast path (bpf/anychain.bpf.c through the dataplane library) on one interface,
 // loaded, configured and attached inside its namespace: IPv4/UDP to its endpoint on the
 // replication port goes to the AF_XDP socket of the RX queue (ac_state_xsk), counted.
-struct Redirect {
-  Redirect(const std::string& ns, const std::string& ifname, uint32_t addr) : netns(ns), ifname(ifname) {
-    InNetns in(ns);
-    pin_root = "/sys/fs/bpf/anychain-test-state-" + ns;
-    auto d = dataplane::Dataplane::open({.pin_root = pin_root});
-    if (!d) throw std::runtime_error("open the fast path: " + d.error().str());
-    dp = std::make_unique<dataplane::Dataplane>(std::move(*d));
-    dataplane::Config c;
-    c.local_endpoint.s_addr = addr;
-    c.state_port = kPort;
-    if (auto r = dp->set_config(c); !r) throw std::runtime_error("config: " + r.error().str());
-    if (auto r = dp->attach(ifname, XdpMode::Native); !r) throw std::runtime_error("attach to " + ifname + ": " + r.error().str());
-  }
-  ~Redirect() {
-    InNetns in(netns);
-    (void)dataplane::Dataplane::detach(ifname);
-    dp.reset();
-    (void)dataplane::Dataplane::unpin_all(pin_root);
-  }
-  uint64_t stat(ac_verdict_reason k) const {
-    auto st = dp->stats();
-    return st ? (*st)[k].packets : 0;
-  }
-  int xskmap() const { return dp->map_fd("ac_state_xsk"); }
-  std::unique_ptr<dataplane::Dataplane> dp;
-  std::string netns, ifname, pin_root;
+struct Redirect : test::NetnsFastPath {
+  Redirect(const std::string& ns, const std::string& ifname, uint32_t addr)
+      : NetnsFastPath(ns, ifname, addr, kPort, "/sys/fs/bpf/anychain-test-state-") {}
+  int xskmap() const { return map_fd("ac_state_xsk"); }
 };
 
 struct Side {

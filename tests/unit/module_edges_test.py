@@ -28,9 +28,10 @@ ALLOWED = {
     "daemon": {"dataplane", "ospf", "plane", "slowpath", "config", "control", "nf", "ftc", "state", "common"},
     "cli": {"control", "config", "dataplane", "nf", "common"},
     "tools": {"common"},
-    "ftc": {"state", "common"},  # the FTC channel authenticates with state's keyring (state/auth.h)
-    "state": {"common"},
-    "nf": {"state", "common"},  # an NF's shared objects opened as a state::BpfStore (nf/crdt.h)
+    "ftc": {"state", "xsk", "common"},  # the channel authenticates with state's keyring (state/auth.h); the egress buffer's port on xsk::Socket
+    "state": {"xsk", "common"},
+    "nf": {"state", "xsk", "common"},  # an NF's shared objects opened as a state::BpfStore (nf/crdt.h)
+    "xsk": {"common"},  # one AF_XDP socket (libxdp), shared by state, ftc and nf
 }
 
 TARGETS = {
@@ -51,6 +52,7 @@ TARGETS = {
     "anychain_ftc_channel": "ftc",
     "anychain_auth": "state",
     "anychain_state": "state",
+    "anychain_xsk": "xsk",
     "anychain_nf": "nf",
     "anychain-nf": "nf",
 }
