@@ -267,7 +267,7 @@ void Agent::set_dead(const LocalInstanceSpec& i, const std::string& why) {
   if (ospf_)
     if (auto r = ospf_->announce(monitor_->down_info(i.id)); !r)
       log::warn("announce instance {} down: {}", i.id, r.error().str());
-  (void)dp_.del_instance(i.id);
+  withdraw_local(i);
 }
 
 void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint64_t>* delivered) {
@@ -297,12 +297,13 @@ void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint6
     monitor_->set_alive(i.id, alive);
     if (alive) {
       log::info("instance {} ({}) is up", i.name, i.id);
+      if (!fresh) ftc_restarted(i, now);  // an FTC instance back: a new incarnation
       nf_down_at_.erase(i.id);
       next_monitor_ = std::min(next_monitor_, now);  // announce it at once
     } else if (i.nf && i.nf->restart == nf::Restart::Always && ospf_) {
       log::warn("instance {} ({}) is down: {}; withdrawn here, announced down unless it is back within {} ms",
                 i.name, i.id, it->second.reason(), kNfRestartGrace.count());
-      (void)dp_.del_instance(i.id);
+      withdraw_local(i);
       nf_down_at_.try_emplace(i.id, now + kNfRestartGrace);
     } else {
       set_dead(i, it->second.reason());

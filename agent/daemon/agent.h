@@ -90,6 +90,12 @@ class Agent {
   // those files, announced by the monitor).
   void sync_ftc_controls();
   void load_ftc_incarnations();
+  // A local instance found dead: withdrawn from this node's fast path, or for an FTC instance
+  // frozen (RECOVERING: its flows wait for the replacement, docs/ftc.md 7.2).
+  void withdraw_local(const LocalInstanceSpec& i);
+  // A local FTC instance alive again after it died: its process is new, so is its incarnation
+  // (docs/ftc.md 7.3): written to its control file and announced.
+  void ftc_restarted(const LocalInstanceSpec& i, Clock::time_point now);
 
   AgentSpec spec_;
   dataplane::Dataplane dp_;
@@ -113,6 +119,9 @@ class Agent {
   std::map<std::string, nf::FtcControl> ftc_written_;  // control files as last written, by NF name
   std::vector<std::string> ftc_control_problems_;
   uint64_t ftc_control_writes_ = 0, ftc_control_errors_ = 0;
+  std::map<uint32_t, Clock::time_point> ftc_died_at_;  // local FTC instances found dead, since
+  uint64_t ftc_restarts_ = 0;
+  double ftc_last_restart_ms_ = 0;                      // death noticed .. new process alive
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
   // restart never withdraws instances that merely have not been mirrored yet.

@@ -49,4 +49,29 @@ void Agent::sync_ftc_controls() {
   }
 }
 
+void Agent::withdraw_local(const LocalInstanceSpec& i) {
+  if (!i.ftc) {
+    (void)dp_.del_instance(i.id);
+    return;
+  }
+  ftc_died_at_.try_emplace(i.id, Clock::now());
+  if (auto r = dp_.set_instance_recovering(i.id); !r)
+    log::warn("ftc: freeze instance {} ({}): {}", i.name, i.id, r.error().str());
+}
+
+void Agent::ftc_restarted(const LocalInstanceSpec& i, Clock::time_point now) {
+  if (!i.ftc) return;
+  const uint8_t inc = static_cast<uint8_t>(ftc_inc_[i.id] + 1);  // wraps: compared in serial arithmetic
+  ftc_inc_[i.id] = inc;
+  monitor_->set_incarnation(i.id, inc);
+  ++ftc_restarts_;
+  if (auto d = ftc_died_at_.find(i.id); d != ftc_died_at_.end()) {
+    ftc_last_restart_ms_ = std::chrono::duration<double, std::milli>(now - d->second).count();
+    ftc_died_at_.erase(d);
+  }
+  log::info("ftc: instance {} ({}) restarted as incarnation {} ({:.1f} ms after its death was noticed)", i.name, i.id,
+            inc, ftc_last_restart_ms_);
+  sync_ftc_controls();  // the NF gets its incarnation before the plane makes it live again
+}
+
 }  // namespace anychain::daemon

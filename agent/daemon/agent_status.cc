@@ -55,7 +55,8 @@ nlohmann::json Agent::status() const {
     nlohmann::json incs = nlohmann::json::object();
     for (const auto& [id, inc] : ftc_inc_) incs[std::to_string(id)] = inc;
     j["ftc_control"] = {{"writes", ftc_control_writes_}, {"errors", ftc_control_errors_},
-                        {"problems", ftc_control_problems_}, {"incarnations", incs}};
+                        {"problems", ftc_control_problems_}, {"incarnations", incs},
+                        {"restarts", ftc_restarts_}, {"last_restart_ms", ftc_last_restart_ms_}};
   }
   if (state_)
     j["state"] = state_->status();

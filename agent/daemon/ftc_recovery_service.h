@@ -1,0 +1,85 @@
+// FTC recovery on a node's FTC channel (docs/ftc.md 7.3-7.5): answers the RECOVER_REQs of other
+// agents from this node's NFs (fence, then snapshot) and runs this node's recoveries (one
+// RecoverySession per failed instance it replaces) to their end: plan, install into the
+// replacement's maps, the NAT's derived state, then `on_recovered` (the caller sets the
+// incarnation and announces). What the daemon plugs into its ftc::Channel.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <set>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/ftc_recovery.h"
+#include "ftc/channel.h"
+
+namespace anychain::daemon {
+
+class FtcRecoveryService {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // The local NF instances that may hold records (their maps opened by the caller, kept open for
+  // the duration of the call).
+  using LocalsFn = std::function<std::vector<LocalHolder>()>;
+
+  struct Result {
+    uint16_t failed = 0;
+    uint8_t new_inc = 0;
+    bool conflict = false;          // another replacement won: do not announce
+    size_t heads = 0, replicas = 0, lost = 0, nat_rebuilt = 0, holders_gone = 0;
+    std::vector<std::string> errors;
+    RecoveryTimes times;            // rerouting filled by rerouted()
+  };
+
+  // Registers the RECOVER_REQ, RECOVER and RECOVER_DONE handlers on `channel`.
+  FtcRecoveryService(ftc::Channel& channel, LocalsFn locals, std::chrono::milliseconds timeout = std::chrono::seconds(2));
+
+  // Recover `failed` into `replacement` (the new process's maps, which must stay open until
+  // on_recovered ran). holders: the nodes to ask. Refused while a recovery of the same id runs.
+  ::anychain::Result<void> begin(uint16_t failed, uint8_t new_inc, ftc::Geometry geo, std::set<uint32_t> holders,
+                                 const nf::InstanceMaps* replacement, bool nat, Clock::time_point detected);
+  // Holders that went down are not waited for; sessions past the timeout forget their pending
+  // holders (their records are then not sources: the plan takes the next best). Call from the
+  // loop's timer.
+  void on_timer(Clock::time_point now);
+  void on_peer_down(uint32_t node);
+  // The replacement is live in this node's maps: its rerouting time.
+  void rerouted(uint16_t failed, Clock::time_point now);
+
+  std::function<void(const Result&)> on_recovered;
+
+  struct Stats {
+    uint64_t requests_answered = 0, records_sent = 0, records_fenced = 0, answer_errors = 0;
+    uint64_t recoveries = 0, recoveries_conflict = 0, records_installed = 0, records_lost = 0;
+  };
+  [[nodiscard]] const Stats& stats() const { return stats_; }
+  [[nodiscard]] const std::map<uint16_t, Result>& last() const { return last_; }
+  [[nodiscard]] bool running(uint16_t failed) const { return sessions_.contains(failed); }
+
+ private:
+  struct Running {
+    std::unique_ptr<RecoverySession> s;
+    const nf::InstanceMaps* replacement = nullptr;
+    bool nat = false;
+    Clock::time_point deadline;
+    size_t gone = 0;
+  };
+  void send_reqs(const std::vector<std::pair<uint32_t, ftc::chan::RecoverReq>>& reqs);
+  void finish_if_complete(uint16_t failed);
+  Running* session_of_req(uint32_t req);
+
+  ftc::Channel& ch_;
+  LocalsFn locals_;
+  std::chrono::milliseconds timeout_;
+  std::map<uint16_t, Running> sessions_;
+  std::map<uint32_t, uint16_t> req_owner_;  // request id -> failed instance
+  uint32_t next_req_ = 1;
+  std::map<uint16_t, Result> last_;
+  std::map<uint16_t, Clock::time_point> installed_at_;  // recoveries waiting for rerouted()
+  Stats stats_;
+};
+
+}  // namespace anychain::daemon

@@ -1,0 +1,315 @@
+// FTC recovery between two in-process agents over the real FTC channel (TCP on loopback, HMAC
+// sessions), on the real NF programs (docs/ftc.md 7.3-7.5): monitor 7 heads a partition, replica
+// 8 (the next hop, f = 1) holds its log; 7 dies; its replacement (same id, incarnation 1, fresh
+// maps) asks the holder's agent (RECOVER_REQ), which fences its record of 7 and answers
+// (RECOVER, RECOVER_DONE) from the maps under their locks; the plan puts the record into the
+// replacement, whose next packet of the partition continues the sequence and the count.
+#include "nf_bpf_fixture.h"
+
+#include <bpf/libbpf.h>
+#include <poll.h>
+
+#include "daemon/ftc_recovery.h"
+#include "daemon/ftc_recovery_service.h"
+#include "ftc/channel.h"
+#include "nf/loader.h"
+#include "state/auth.h"
+
+namespace anychain::test {
+namespace {
+
+using namespace nfbpf;
+using namespace std::chrono_literals;
+namespace chan = ftc::chan;
+
+constexpr uint32_t kHolderNode = 0x7f000001, kReplNode = 0x7f000002;
+
+struct Loaded {
+  std::unique_ptr<nf::Nf> nf;
+  std::optional<nf::InstanceMaps> maps;
+};
+
+Loaded load_nf(const nf::Params& p, const std::string& name) {
+  nf::LoadOptions o;
+  o.name = name;
+  o.attach = false;
+  auto r = nf::Nf::load(p, o);
+  EXPECT_TRUE(r.has_value()) << r.error().str();
+  Loaded l;
+  if (!r) return l;
+  l.nf = std::move(*r);
+  auto m = nf::InstanceMaps::open(l.nf->published());
+  EXPECT_TRUE(m.has_value()) << m.error().str();
+  if (m) l.maps.emplace(std::move(*m));
+  return l;
+}
+
+Bytes control_nsh(uint8_t si) {  // SPI 42, hash 0x11223344, control TLV f = 1, ingress 10.0.0.1
+  ftc::Nsh n;
+  n.spi = kSpi;
+  n.si = si;
+  n.other.push_back(ftc::flow_hash_tlv(kHash));
+  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
+  return *ftc::encode_nsh(n);
+}
+
+// The NSH of a frame an NF sent back
+Bytes nsh_of(const Bytes& frame) {
+  const size_t len = (frame[15] & 0x3f) * 4;
+  return Bytes(frame.begin() + 14, frame.begin() + 14 + len);
+}
+
+std::shared_ptr<const state::Keyring> ring() {
+  auto k = state::Keyring::make({{1, std::vector<uint8_t>(32, 0x5a)}}, 1);
+  EXPECT_TRUE(k.has_value());
+  return *k;
+}
+
+class FtcRecoveryNf : public NfBpf {};
+
+TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel) {
+  const Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
+  Loaded mon = load_nf(monitor(7), "t-mon7");
+  nf::Params rp;
+  rp.kind = nf::Kind::Replica;
+  rp.instance_id = 8;
+  Loaded rep = load_nf(rp, "t-rep8");
+  ASSERT_TRUE(mon.maps && rep.maps);
+  uint32_t peer = 7, one = 1;
+  ASSERT_EQ(bpf_map_update_elem(rep.maps->fd("nf_peers"), &peer, &one, 0), 0);
+
+  // five packets: the monitor's log of each applied (and stripped: held 2 = f + 1) by the replica
+  for (int i = 0; i < 5; ++i) {
+    Out o = run_prog(mon.nf->prog_fd(), to_nf(control_nsh(255), inner));
+    ASSERT_EQ(o.verdict, XDP_TX);
+    Bytes n = nsh_of(o.frame);
+    n[7] = 254;  // the fast path's SI decrement between the hops
+    Out r = run_prog(rep.nf->prog_fd(), to_nf(n, Bytes(o.frame.begin() + 14 + n.size(), o.frame.end())));
+    ASSERT_EQ(r.verdict, XDP_TX);
+  }
+  auto heads = mon.maps->head_records();
+  ASSERT_TRUE(heads.has_value());
+  ASSERT_EQ(heads->size(), 1u);
+  const ftc::Record at_head = daemon::record_from_nf(heads->at(0).second);
+  ASSERT_EQ(at_head.seq, 5u);
+  auto reps = rep.maps->replica_records();
+  ASSERT_TRUE(reps.has_value());
+  ASSERT_EQ(reps->size(), 1u);
+  EXPECT_EQ(reps->at(0).second.seq, 5u);
+  EXPECT_EQ(daemon::record_from_nf(reps->at(0).second).kv, at_head.kv) << "the replica holds the head's state";
+
+  // 7 dies (its process and maps are gone); its replacement: same id, fresh maps
+  const auto detected = std::chrono::steady_clock::now();
+  mon = Loaded{};
+  Loaded repl = load_nf(monitor(7), "t-mon7b");
+  ASSERT_TRUE(repl.maps);
+  ASSERT_TRUE(repl.maps->head_records()->empty());
+
+  // two agents over the FTC channel
+  std::map<uint32_t, uint16_t> ports;
+  auto make = [&](uint32_t self) {
+    ftc::ChannelOptions o;
+    o.self = self;
+    o.port = 0;
+    o.port_of = [&ports](uint32_t n) { return ports.at(n); };
+    auto c = ftc::Channel::open(o, ring());
+    EXPECT_TRUE(c.has_value()) << c.error().str();
+    ports[self] = (*c)->local_port();
+    return std::move(*c);
+  };
+  auto holder = make(kHolderNode);
+  auto agent = make(kReplNode);
+  ports[0x7f000003] = 9;  // a node whose agent is down: nothing listens there
+  // the holder's agent answers from its local NF (replica 8); the replacement's agent recovers
+  daemon::FtcRecoveryService at_holder(*holder, [&] { return std::vector<daemon::LocalHolder>{{8, &*rep.maps}}; });
+  daemon::FtcRecoveryService at_repl(*agent, [] { return std::vector<daemon::LocalHolder>{}; }, 500ms);
+  std::optional<daemon::FtcRecoveryService::Result> done;
+  at_repl.on_recovered = [&](const daemon::FtcRecoveryService::Result& r) { done = r; };
+  // holders: the replica's node and a node that never answers (its agent is down)
+  ASSERT_TRUE(at_repl.begin(7, 1, ftc::Geometry{}, {kHolderNode, 0x7f000003}, &*repl.maps, false, detected).has_value());
+  EXPECT_FALSE(at_repl.begin(7, 1, ftc::Geometry{}, {kHolderNode}, &*repl.maps, false, detected).has_value())
+      << "one recovery per instance at a time";
+  const auto end = std::chrono::steady_clock::now() + 5s;
+  while (!done && std::chrono::steady_clock::now() < end) {
+    std::vector<pollfd> fds;
+    std::vector<ftc::Channel*> owner;
+    for (auto* c : {holder.get(), agent.get()})
+      for (auto p : c->poll_fds()) {
+        fds.push_back(p);
+        owner.push_back(c);
+      }
+    poll(fds.data(), fds.size(), 5);
+    for (size_t i = 0; i < fds.size(); ++i)
+      if (fds[i].revents) owner[i]->on_event(fds[i].fd, fds[i].revents);
+    holder->on_timer();
+    agent->on_timer();
+    at_repl.on_timer(std::chrono::steady_clock::now());
+  }
+  ASSERT_TRUE(done.has_value()) << "the recovery did not end";
+  EXPECT_FALSE(done->conflict);
+  EXPECT_EQ(done->heads, 1u);
+  EXPECT_EQ(done->holders_gone, 1u) << "the silent node was given up after the timeout";
+  for (const auto& e : done->errors) ADD_FAILURE() << e;
+  EXPECT_EQ(at_holder.stats().records_fenced, 1u);
+  EXPECT_EQ(at_holder.stats().requests_answered, 1u) << "round 2 not needed: the monitor replicates nothing here";
+  EXPECT_EQ(at_repl.stats().records_installed, 1u);
+  EXPECT_EQ(rep.maps->replica_records()->at(0).second.inc, 1) << "the holder's record fenced with incarnation 1";
+  nf::FtcControl ctl;
+  ctl.incarnation = 1;
+  ctl.peers = {{.id = 8, .incarnation = 0, .idle_timeout_s = 60}};
+  ASSERT_TRUE(repl.nf->apply_control(ctl).has_value());
+  at_repl.rerouted(7, std::chrono::steady_clock::now());
+  const auto& t = at_repl.last().at(7).times;
+  EXPECT_GT(t.detection_ms, 0);
+  EXPECT_GT(t.transfer_ms, 0);
+  EXPECT_GE(t.rerouting_ms, 0);
+  EXPECT_LT(t.rerouting_ms, 1000);
+
+  // the replacement's next packet of the partition: seq 6 under incarnation 1, 6 packets counted
+  Out o = run_prog(repl.nf->prog_fd(), to_nf(control_nsh(255), inner));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  auto d = ftc::decode_nsh(nsh_of(o.frame));
+  ASSERT_TRUE(d.has_value()) << d.error().message;
+  ASSERT_EQ(d->logs.size(), 1u);
+  EXPECT_EQ(d->logs[0].seq, 6u);
+  EXPECT_EQ(d->logs[0].mbox.inc, 1);
+  auto after = repl.maps->head_records();
+  ASSERT_TRUE(after.has_value());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ(after->at(0).second.seq, 6u);
+  // the replica applies the new incarnation's log in order
+  Bytes n = nsh_of(o.frame);
+  n[7] = 254;
+  Out r = run_prog(rep.nf->prog_fd(), to_nf(n, Bytes(o.frame.begin() + 14 + n.size(), o.frame.end())));
+  EXPECT_EQ(r.verdict, XDP_TX);
+  EXPECT_EQ(rep.maps->replica_records()->at(0).second.seq, 6u);
+}
+
+// A holder already fenced by a newer replacement answers Conflict, and the plan says so.
+TEST_F(FtcRecoveryNf, HolderFencedByANewerIncarnationAnswersConflict) {
+  nf::Params rp;
+  rp.kind = nf::Kind::Replica;
+  rp.instance_id = 8;
+  Loaded rep = load_nf(rp, "t-rep8c");
+  ASSERT_TRUE(rep.maps);
+  ftc::Record rec;
+  rec.seq = 3;
+  rec.inc = 5;
+  rec.held = 2;
+  rec.kv[{1, {1, 2, 3}}] = {9};
+  auto nrec = daemon::record_to_nf(rec);
+  ASSERT_TRUE(nrec.has_value());
+  ASSERT_TRUE(rep.maps->install_replica(ac_st_rkey{7, daemon::spi_si_of(kSpi, 255), kHash}, *nrec).has_value());
+  chan::RecoverReq req{.req = 1, .instance = 7, .new_inc = 2, .round = 1, .mboxes = {}, .flows = {}};
+  auto a = daemon::answer_recover_req({{8, &*rep.maps}}, req);
+  EXPECT_EQ(a.done.status, chan::RecoverStatus::Conflict);
+  EXPECT_EQ(a.fenced, 0u);
+  EXPECT_EQ(rep.maps->replica_records()->at(0).second.inc, 5) << "never fenced backwards";
+  ASSERT_EQ(a.batches.size(), 1u);
+  EXPECT_EQ(a.batches[0].records.at(0).rec, rec);
+  // and a record the NF cannot hold is refused by the converter
+  for (int i = 0; i < 5; ++i) rec.kv[{1, {static_cast<uint8_t>(10 + i)}}] = {1};
+  EXPECT_FALSE(daemon::record_to_nf(rec).has_value());
+}
+
+}  // namespace
+}  // namespace anychain::test
+
+namespace anychain::test {
+namespace {
+
+// The NAT's replacement: its mapping recovered from the holder's replica record is installed,
+// then its derived state rebuilt: the reply is translated back (nf_nat_rev) and a new flow does
+// not get the recovered flow's port (the bitmap). Without the rebuild the reply is dropped.
+TEST_F(FtcRecoveryNf, NatReplacementRebuildsPortsAndReplyEntries) {
+  Loaded nat0 = load_nf(nat(), "t-nat9");
+  ASSERT_TRUE(nat0.maps);
+  Out o = run_prog(nat0.nf->prog_fd(), to_nf(md2(0x7777), ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000))));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  auto heads = nat0.maps->head_records();
+  ASSERT_TRUE(heads.has_value());
+  ASSERT_EQ(heads->size(), 1u);
+  const auto [pkey, prec] = heads->at(0);
+  nat0 = Loaded{};
+
+  Loaded nat1 = load_nf(nat(), "t-nat9b");
+  ASSERT_TRUE(nat1.maps);
+  const Bytes reply = ipv4("198.51.100.7", "192.0.2.10", udp(9000, 20032));
+  EXPECT_EQ(run_prog(nat1.nf->prog_fd(), to_nf(md1(0x9999), reply)).verdict, XDP_DROP) << "no reply entry yet";
+  ftc::RecoveryPlan plan;
+  plan.failed = 9;
+  plan.new_inc = 1;
+  plan.transfers.push_back({ftc::RecordKey{9, static_cast<uint8_t>(pkey.spi_si & 0xff), {pkey.spi_si >> 8, pkey.hash}},
+                            1, true, daemon::record_from_nf(prec)});
+  daemon::RecoverySession s(9, 1, {}, {}, 1, std::chrono::steady_clock::now(), std::chrono::steady_clock::now());
+  auto inst = s.install(*nat1.maps, plan, std::chrono::steady_clock::now());
+  ASSERT_EQ(inst.heads, 1u);
+  auto n = daemon::rebuild_nat_derived(*nat1.maps);
+  ASSERT_TRUE(n.has_value()) << n.error().str();
+  EXPECT_EQ(*n, 1u);
+  o = run_prog(nat1.nf->prog_fd(), to_nf(md1(0x9999), reply));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  EXPECT_EQ(hex(o.frame), hex(from_nf(md1(0x9999), ipv4("198.51.100.7", "10.1.0.1", udp(9000, 40000)))));
+  o = run_prog(nat1.nf->prog_fd(), to_nf(md2(0x5555), ipv4("10.1.0.2", "198.51.100.7", udp(40000, 9000))));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  EXPECT_EQ(hex(o.frame), hex(from_nf(md2(0x5555), ipv4("192.0.2.10", "198.51.100.7", udp(20033, 9000)))))
+      << "the recovered flow's port 20032 stays taken";
+  // the recovered flow itself keeps its port
+  o = run_prog(nat1.nf->prog_fd(), to_nf(md2(0x7777), ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000))));
+  EXPECT_EQ(hex(o.frame), hex(from_nf(md2(0x7777), ipv4("192.0.2.10", "198.51.100.7", udp(20032, 9000)))));
+  Loaded mon = load_nf(monitor(7), "t-mon7n");
+  ASSERT_TRUE(mon.maps);
+  EXPECT_FALSE(daemon::rebuild_nat_derived(*mon.maps).has_value()) << "not a NAT";
+}
+
+}  // namespace
+}  // namespace anychain::test
+
+namespace anychain::test {
+namespace {
+
+// The replacement's two rounds (docs/ftc.md 7.4) without maps: round 2 asks every holder for the
+// flows X headed (from round 1's head records) at the SIs X replicated; a holder that goes down
+// is not waited for; the plan takes the highest sequence of the head record.
+TEST(FtcRecoverySession, RoundTwoAsksForTheHeadedFlowsAtTheReplicatedSis) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ftc::Geometry geo;
+  geo.replicated_sis[42] = {254};
+  daemon::RecoverySession s(7, 3, geo, {1, 2, 3}, 10, t0 - 5ms, t0);
+  auto r1 = s.start(t0);
+  ASSERT_EQ(r1.size(), 3u);
+  for (const auto& [node, r] : r1) {
+    EXPECT_EQ(r.round, 1);
+    EXPECT_EQ(r.instance, 7);
+    EXPECT_EQ(r.new_inc, 3);
+  }
+  ftc::Record a;
+  a.seq = 9;
+  a.held = 2;
+  ftc::Record b = a;
+  b.seq = 8;
+  const ftc::RecordKey k{7, 255, {42, 0xabc}};
+  EXPECT_TRUE(s.on_recover(1, chan::Recover{.req = r1[0].second.req, .batch = 0,
+                                            .records = {{k, chan::Role::Replica, a}}}).empty());
+  EXPECT_TRUE(s.on_recover(3, chan::Recover{.req = r1[0].second.req, .batch = 0, .records = {{k, chan::Role::Replica, b}}})
+                  .empty())
+      << "an answer to another node's request is ignored";
+  EXPECT_TRUE(s.on_done(1, chan::RecoverDone{.req = r1[0].second.req, .batches = 1, .records = 1}).empty());
+  EXPECT_TRUE(s.forget(3).empty());
+  auto r2 = s.on_done(2, chan::RecoverDone{.req = r1[1].second.req, .batches = 0, .records = 0});
+  ASSERT_EQ(r2.size(), 3u) << "round 2 to every holder";
+  EXPECT_EQ(s.round(), 2);
+  EXPECT_EQ(r2[0].second.round, 2);
+  EXPECT_EQ(r2[0].second.flows, (std::vector<ftc::Flow>{{42, 0xabc}}));
+  EXPECT_EQ(r2[0].second.mboxes, (std::vector<std::pair<uint16_t, uint8_t>>{{0, 254}}));
+  for (const auto& [node, r] : r2) s.on_done(node, chan::RecoverDone{.req = r.req, .batches = 0, .records = 0});
+  EXPECT_TRUE(s.complete());
+  auto plan = s.plan();
+  ASSERT_EQ(plan.transfers.size(), 1u);
+  EXPECT_EQ(plan.transfers[0].rec.seq, 9u);
+  EXPECT_EQ(s.records_received(), 1u);
+  EXPECT_GE(s.times().detection_ms, 5.0);
+}
+
+}  // namespace
+}  // namespace anychain::test
