@@ -73,8 +73,7 @@ class Chain:
         ids = lambda svc: sorted(self.nfs[n][1] for n in self.of_service(svc))  # noqa: E731
         succ = [x for k in range(1, F + 1) for x in ids(svcs[(i + k) % len(svcs)])]
         pred = [x for k in range(1, F + 1) for x in ids(svcs[(i - k) % len(svcs)])]
-        return {"f": F, "incarnation": 0, "peers": sorted(set(succ + pred) - {self.nfs[name][1]}),
-                "successors": succ}
+        return {"f": F, "peers": sorted(set(succ + pred) - {self.nfs[name][1]}), "successors": succ}
 
 
 def lab_up(chain, kind, build):
@@ -139,13 +138,18 @@ def configure(cli, lab, chain):
                    for r in ROUTERS)
     learnt = wait_until(learnt, 45)
 
+    def want(name):
+        # and the incarnation its agent announces for it (status ftc_control), in the NF's nf_ftc_cfg
+        incs = cli.json(chain.nfs[name][0], "status")["ftc_control"]["incarnations"]
+        return {**chain.control(name), "incarnation": incs.get(str(chain.nfs[name][1]), 0)}
+
     def shown(name):
         f = cli.state(name)["ftc"]
         c = f.get("control", {})
         return {"f": c.get("f"), "incarnation": f.get("incarnation"),
                 "peers": sorted(int(p) for p in f.get("peers", {})), "successors": c.get("successors")}
-    control = wait_until(lambda: all(shown(n) == chain.control(n) for n in chain.nfs), 20)
-    wrong = {} if control else {n: shown(n) for n in chain.nfs if shown(n) != chain.control(n)}
+    control = wait_until(lambda: all(shown(n) == want(n) for n in chain.nfs), 20)
+    wrong = {} if control else {n: (shown(n), want(n)) for n in chain.nfs if shown(n) != want(n)}
     return SimpleNamespace(running=running, learnt=learnt, control=control, wrong=wrong)
 
 
