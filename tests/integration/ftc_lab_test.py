@@ -131,13 +131,15 @@ def test_firewall_appends_nothing_and_filtered_packets_propagate(steady):
 
 def test_buffer_accounts_for_every_packet(steady):
     """Each packet of the chain reaches D's buffer: the 200 passed ones are held, released or
-    dropped by reason; the 20 filtered ones arrive as propagating packets and are consumed."""
+    dropped by reason; the 20 filtered ones arrive as propagating packets and are consumed (as
+    are the forwarder's propagating packets, once the FTC channel brings it feedback)."""
     assert steady.settled, steady.after.buffer
     b, a = steady.before.buffer["ports"]["nf-nat1"], steady.after.buffer["ports"]["nf-nat1"]
     d = {k: a[k] - b[k] for k in a if k != "held_bytes"}
-    assert d["consumed"] == steady.gen[9001]["packets_sent"], d
+    # consumed: the filtered packets, and any propagating packet of the ingress forwarder
+    assert d["consumed"] >= steady.gen[9001]["packets_sent"], d
     assert d["drop_bad_nsh"] == d["drop_not_ftc"] == d["release_failed"] == d["drop_fenced"] == 0, d
-    assert d["rx"] == steady.gen[9000]["packets_sent"] + steady.gen[9001]["packets_sent"], d
+    assert d["rx"] - d["consumed"] == steady.gen[9000]["packets_sent"], d
     assert d["rx"] == d["released"] + d["consumed"] + d["held"] + d["drop_full"] + d["drop_expired"], d
     assert d["released"] == steady.sink["packets"], (d, steady.sink["packets"])
 
