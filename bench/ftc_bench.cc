@@ -9,7 +9,9 @@
 //             replica store and kept
 //   tail      the NAT as the tail of an f = 1 chain after the monitor: the log applied,
 //             stripped, and the NAT's own no-op log appended
-// at inner packets of 64, 512 and 1500 bytes. Every call's verdict and the FTC counters are
+// at inner packets of 64, 512 and 1500 bytes (--bench hops), and chains of 2 to 5 of those
+// programs with and without FTC, the logs left at the chain's end returned on the next packet as
+// the buffer and forwarder do (--bench chain, run_chains below). Every call's verdict and the FTC counters are
 // checked (every log applied in order, nothing refused); a run that does not add up fails.
 //
 // Timing: the kernel's own duration of each single run (repeat 1: the program and the test
@@ -24,6 +26,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -238,6 +241,126 @@ json run(int calls) {
   return out;
 }
 
+// Chains of n = 2..5 hops of the real NF programs, fw -> mon -> nat -> mon -> nat (the first n),
+// with FTC (f = 1) and without: each packet of one flow runs through every hop in turn, the
+// output frame of one hop the input of the next (the NFs decrement SI and swap MACs as on their
+// veth). With FTC the packet starts as the classifier writes it (flow hash, control TLV) plus
+// the logs the previous packet still carried at the chain's end, marked WRAPPED: what the egress
+// buffer returns and the ingress forwarder piggybacks while the flow is busy (docs/ftc.md 5),
+// so the first hops apply and strip the last hops' logs and commit them. The buffer and the
+// forwarder themselves (the agent) are not in the timing.
+//
+// Per length: the kernel's time per packet summed over the hops (the CPU a packet costs the
+// chain) and the slowest hop's (each hop is its own node: a pipelined chain's throughput is
+// 1 / the slowest hop), both medians over the packets; throughput ratio = plain slowest hop /
+// FTC slowest hop. Checked: every log applied in order and every returned log stripped and
+// committed at its tail, no gap, nothing refused.
+nf::Params chain_hop(size_t k) {
+  switch (k) {
+    case 0: return firewall();
+    case 1: case 3: {
+      nf::Params p = monitor();
+      p.instance_id = static_cast<uint16_t>(kMonitorId + 10 * (k / 2));
+      return p;
+    }
+    default: {
+      nf::Params p = nat();
+      p.instance_id = static_cast<uint16_t>(9 + 10 * (k / 3));
+      return p;
+    }
+  }
+}
+
+struct ChainResult {
+  double sum_ns = 0, max_hop_ns = 0;
+  std::vector<double> hop_ns;
+};
+
+ChainResult run_chain(size_t n, bool ftc, int calls, const Bytes& in) {
+  std::vector<Loaded> hops;
+  for (size_t k = 0; k < n; ++k) hops.push_back(load(chain_hop(k)));
+  if (ftc)
+    for (size_t k = 0; k < n; ++k)
+      for (size_t j = 0; j < n; ++j)
+        if (j != k) hops[k].peer(chain_hop(j).instance_id);
+  std::vector<std::vector<uint32_t>> d(n);
+  std::vector<uint32_t> sum, worst;
+  std::vector<uint8_t> out(4096);
+  std::vector<ftc::Log> returned;
+  for (int i = 1; i <= calls; ++i) {
+    ftc::Nsh h = base(255, ftc ? std::optional<uint8_t>(1) : std::nullopt);
+    h.logs = returned;
+    Bytes f = frame(h, in);
+    uint32_t total = 0, slowest = 0;
+    for (size_t k = 0; k < n; ++k) {
+      LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = f.data(), .data_out = out.data(),
+                  .data_size_in = static_cast<uint32_t>(f.size()), .data_size_out = static_cast<uint32_t>(out.size()),
+                  .repeat = 1);
+      must(bpf_prog_test_run_opts(hops[k].fd(), &t) == 0, "BPF_PROG_TEST_RUN failed");
+      if (t.retval != XDP_TX)
+        throw std::runtime_error("chain of " + std::to_string(n) + ", hop " + std::to_string(k + 1) + ": verdict " +
+                                 std::to_string(t.retval));
+      d[k].push_back(t.duration);
+      total += t.duration;
+      slowest = std::max(slowest, t.duration);
+      f.assign(out.begin(), out.begin() + t.data_size_out);
+    }
+    sum.push_back(total);
+    worst.push_back(slowest);
+    if (ftc) {
+      // the chain's end: what the buffer would return to the forwarder
+      const size_t nsh_len = size_t{f[14 + 1] & 0x3fu} * 4;
+      auto nsh = ftc::decode_nsh(std::span<const uint8_t>(f).subspan(14, nsh_len));
+      must(nsh.has_value(), "decode the NSH at the chain's end");
+      must(nsh->si == static_cast<uint8_t>(255 - n), "SI at the chain's end");
+      returned = nsh->logs;
+      for (auto& l : returned) l.flags |= AC_FTC_LOG_WRAPPED;
+    }
+  }
+  if (ftc) {
+    const auto c = static_cast<uint64_t>(calls);
+    for (size_t k = 0; k < n; ++k) {
+      const std::string name = "chain of " + std::to_string(n) + ", hop " + std::to_string(k + 1) + ": ";
+      for (const char* bad : {"ftc_gap", "ftc_hold_unavailable", "ftc_stale", "ftc_unknown_mbox", "ftc_bad_tlv",
+                              "ftc_overflow", "ftc_own_log", "ftc_stub"})
+        must(hops[k].ftc(bad) == 0, name + bad);
+      // f = 1: every hop is the tail of its predecessor's log, the first one of the last hop's
+      // returned log from the second packet on; the firewall (hop 1) appends none
+      must(hops[k].ftc("ftc_tail_stripped") == (k == 0 ? c - 1 : k == 1 ? 0 : c), name + "a log stripped per packet");
+    }
+    must(hops[0].ftc("ftc_commits") == c - 1, "chain of " + std::to_string(n) + ": the returned log committed");
+  }
+  ChainResult r;
+  for (size_t k = 0; k < n; ++k) r.hop_ns.push_back(median(d[k]));
+  r.sum_ns = median(sum);
+  r.max_hop_ns = median(worst);
+  return r;
+}
+
+json run_chains(int calls) {
+  json out = json::array();
+  const Bytes in = inner(64);
+  std::printf("\nFTC against chain length (f = 1; fw -> mon -> nat -> mon -> nat, the first n; 64-byte inner packets):\n"
+              "median over %d packets of the kernel's time per packet, summed over the hops and of the slowest hop (ns)\n",
+              calls);
+  std::printf("%-6s %9s %9s %7s %10s %10s %12s\n", "hops", "plain", "FTC", "ratio", "plain max", "FTC max",
+              "throughput");
+  for (size_t n = 2; n <= 5; ++n) {
+    // interleaved: plain, FTC, plain, FTC; the lower median of each
+    ChainResult p = run_chain(n, false, calls, in), f = run_chain(n, true, calls, in);
+    ChainResult p2 = run_chain(n, false, calls, in), f2 = run_chain(n, true, calls, in);
+    if (p2.sum_ns < p.sum_ns) p = p2;
+    if (f2.sum_ns < f.sum_ns) f = f2;
+    const double thr = p.max_hop_ns / f.max_hop_ns;
+    std::printf("%-6zu %9.0f %9.0f %6.2fx %10.0f %10.0f %11.2fx\n", n, p.sum_ns, f.sum_ns, f.sum_ns / p.sum_ns,
+                p.max_hop_ns, f.max_hop_ns, thr);
+    out.push_back({{"case", "chain"}, {"hops", n}, {"plain_ns", p.sum_ns}, {"ftc_ns", f.sum_ns},
+                   {"ratio", f.sum_ns / p.sum_ns}, {"plain_max_hop_ns", p.max_hop_ns}, {"ftc_max_hop_ns", f.max_hop_ns},
+                   {"plain_hop_ns", p.hop_ns}, {"ftc_hop_ns", f.hop_ns}, {"throughput_ratio", thr}});
+  }
+  return out;
+}
+
 }  // namespace
 }  // namespace anychain::bench
 
@@ -247,7 +370,9 @@ int main(int argc, char** argv) {
       "Needs root (BPF).\nOptions");
   opts.add_options()("help,h", "this help")("calls", po::value<int>()->default_value(20000),
                                             "single runs per case (median reported)")(
-      "json", po::value<std::string>(), "also write the results as JSON to this file");
+      "json", po::value<std::string>(), "also write the results as JSON to this file")(
+      "bench", po::value<std::string>()->default_value("hops,chain"),
+      "what to run, comma-separated: hops (each hop's cost), chain (chains of 2..5 hops)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -270,7 +395,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    json out = anychain::bench::run(calls);
+    bool hops = false, chain = false;
+    std::stringstream list(vm["bench"].as<std::string>());
+    for (std::string w; std::getline(list, w, ',');) {
+      if (w == "hops") hops = true;
+      else if (w == "chain") chain = true;
+      else {
+        std::fprintf(stderr, "anychain-bench-ftc: --bench: unknown '%s' (hops, chain)\n", w.c_str());
+        return 2;
+      }
+    }
+    json out = json::array();
+    if (hops) out = anychain::bench::run(calls);
+    if (chain)
+      for (auto& x : anychain::bench::run_chains(calls)) out.push_back(std::move(x));
     if (vm.count("json")) {
       FILE* f = std::fopen(vm["json"].as<std::string>().c_str(), "w");
       if (!f) throw std::runtime_error("cannot write " + vm["json"].as<std::string>());

@@ -1,0 +1,276 @@
+"""Helpers of the FTC lab tests (ftc_lab_test.py, ftc_wcmp_lab_test.py; docs/ftc.md): the lab
+scripts/topologies/nf-chain.toml (src -- A -- B -- C -- D -- dst) with each anychaind's file made
+of lab-agent's bare one plus an FTC chain fw -> mon -> nat (f = 1, `ftc: true`, policy
+`md_type: 2`) and the router's built-in NF instances; the FTC control files anychaind writes
+(docs/nf.md "FTC control") checked against the chain; traffic from src to the sink; reading the NFs' head
+and replica stores back from `anychain state`, and the check every packet the sink received
+must pass: its flow's updates held f + 1 times."""
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+import labkit
+from labkit import wait_until
+
+TOPO_FILE = os.path.join(labkit.TOPOS, "nf-chain.toml")
+TOPO = labkit.resolved_topology(TOPO_FILE)
+ROUTERS = sorted(TOPO["routers"])
+SRC = [h for h in TOPO["hosts"] if h["kind"] == "source"][0]
+SINK = [h for h in TOPO["hosts"] if h["kind"] == "sink"][0]
+SRC_ADDR = SRC["host_addr"].split("/")[0]
+SINK_ADDR = SINK["host_addr"].split("/")[0]
+NAT_ADDR = "192.0.2.10"
+F = 1
+SPI = 9
+HOLD_TIMEOUT_MS = 1000
+SERVICES = [("fw", 1, "10.100.6.1/32"), ("mon", 2, "10.100.6.2/32"), ("nat", 3, "10.100.6.3/32")]
+FW_RULE = {"firewall": {"default": "pass", "rules": [{"action": "drop", "proto": "udp", "dport": "9001"}]}}
+
+
+def nat_section(ports):
+    return {"nat": {"address": NAT_ADDR, "ports": ports}}
+
+
+class Chain:
+    """nfs: name -> (router, instance id, service, kind, the instance's section in the file)."""
+
+    def __init__(self, nfs):
+        self.nfs = nfs
+
+    def of_service(self, svc):
+        return [n for n, v in self.nfs.items() if v[2] == svc]
+
+    def router_config(self, router):
+        """What is added to lab-agent's bare file of `router`: the fast path on every interface
+        (the source's classifying), services, the FTC chain, its MD2 policy, the router's NFs."""
+        ifs = [{"name": i["name"], "mode": "native", **({"classify": True} if i["name"] == SRC["router_if"] else {})}
+               for i in TOPO["routers"][router]["interfaces"]]
+        insts = [{"name": n, "id": iid, "service": svc, "veth": f"nf-{n}", "capacity": 100000, "nf": kind, **extra}
+                 for n, (r, iid, svc, kind, extra) in self.nfs.items() if r == router]
+        return {
+            "interfaces": ifs,
+            "services": [{"name": n, "id": i, "anycast": a} for n, i, a in SERVICES],
+            "ftc": {"f": F, "hold_timeout_ms": HOLD_TIMEOUT_MS},
+            "chains": [{"name": "ftcchain", "spi": SPI, "services": [s[0] for s in SERVICES], "ftc": True}],
+            "policies": [{"name": "to-sink", "chain": "ftcchain", "dst": SINK["subnet"], "proto": "udp",
+                          "md_type": 2}],
+            "instances": insts,
+        }
+
+    def control(self, name):
+        """What anychaind must write into an instance's FTC control file (daemon/ftc_peers.h):
+        f, as peers every instance of the services within f hops either way round the chain,
+        as successors the instances of the next f services (nearest first, then by id)."""
+        svcs = [s[0] for s in SERVICES]
+        i = svcs.index(self.nfs[name][2])
+        ids = lambda svc: sorted(self.nfs[n][1] for n in self.of_service(svc))  # noqa: E731
+        succ = [x for k in range(1, F + 1) for x in ids(svcs[(i + k) % len(svcs)])]
+        pred = [x for k in range(1, F + 1) for x in ids(svcs[(i - k) % len(svcs)])]
+        return {"f": F, "peers": sorted(set(succ + pred) - {self.nfs[name][1]}), "successors": succ}
+
+
+def lab_up(chain, kind, build):
+    """nf-chain.toml up under act<kind><pid>; each agent's file is lab-agent's bare one plus
+    chain.router_config(). Returns (lab, None) or (None, why)."""
+    prefix = labkit.lab_prefix(kind)
+    labkit.lab("down", "--prefix", prefix)
+    frag = tempfile.mkdtemp(prefix="anychain-ftc-lab-")
+    for r in ROUTERS:
+        with open(f"{frag}/{r}.yaml", "w") as f:
+            yaml.safe_dump(chain.router_config(r), f)
+    script = (f"{labkit.LAB_AGENT} config --bare {{labdir}} {{router}} > {{statedir}}/anychaind.yaml && "
+              f"cat {frag}/{{router}}.yaml >> {{statedir}}/anychaind.yaml && "
+              f"exec {build.anychaind} --config {{statedir}}/anychaind.yaml --socket {{statedir}}/anychaind.sock")
+    rc, _, err = labkit.lab("up", TOPO_FILE, "--prefix", prefix, "--agent-cmd", f"/bin/sh -c {shlex.quote(script)}")
+    if rc != 0:
+        labkit.lab("down", "--prefix", prefix)
+        return None, f"scripts/lab up failed ({rc}): {err.strip()[-2000:]}"
+    state = f"{labkit.STATE_ROOT}/{prefix}"
+    silent = labkit.silent_agents(build.cli, state, ROUTERS)
+    if silent:
+        labkit.lab("down", "--prefix", prefix)
+        return None, f"anychaind does not answer on its socket 30 s after the lab came up on {', '.join(silent)}"
+    return SimpleNamespace(prefix=prefix, state=state, ns=lambda *parts: "-".join(("acl", prefix) + parts)), None
+
+
+class Cli:
+    def __init__(self, lab, build, chain):
+        self.lab, self.build, self.chain = lab, build, chain
+
+    def json(self, router, *args):
+        return labkit.anychain_json(self.build.cli, self.lab.state, router, *args)
+
+    def state(self, name):
+        return self.json(self.chain.nfs[name][0], "state", name)
+
+    def nf_status(self, name):
+        for e in self.json(self.chain.nfs[name][0], "status")["nf"]:
+            if e["name"] == name:
+                return e
+        raise KeyError(name)
+
+    def buffer(self, router):
+        return self.json(router, "status")["ftc_buffer"]
+
+    def dp(self, router):
+        """The router's fast-path counters: reason -> packets."""
+        j = json.loads(labkit.run([self.build.cli, "stats", "--json", "--pin-root",
+                                   f"{self.lab.state}/{router}/bpffs/anychain"]).stdout)
+        return {x["reason"]: x["packets"] for k in ("verdicts", "drops", "notes") for x in j[k]}
+
+
+def configure(cli, lab, chain):
+    """The NFs running, the control files anychaind wrote for them (from the config and the
+    LSDB) applied by each NF (the peers in its nf_peers), every agent knowing every instance
+    from OSPF. Returns what the NFs show as their control when it is not what it must be."""
+    running = wait_until(lambda: all(cli.nf_status(n)["alive"] for n in chain.nfs), 30)
+    ids = {v[1] for v in chain.nfs.values()}
+
+    def learnt():
+        return all(ids <= {i["id"] for s in cli.json(r, "topology")["services"] for i in s["instances"]}
+                   for r in ROUTERS)
+    learnt = wait_until(learnt, 45)
+
+    def want(name):
+        # and the incarnation its agent announces for it (status ftc_control), in the NF's nf_ftc_cfg
+        incs = cli.json(chain.nfs[name][0], "status")["ftc_control"]["incarnations"]
+        return {**chain.control(name), "incarnation": incs.get(str(chain.nfs[name][1]), 0)}
+
+    def shown(name):
+        f = cli.state(name)["ftc"]
+        c = f.get("control", {})
+        return {"f": c.get("f"), "incarnation": f.get("incarnation"),
+                "peers": sorted(int(p) for p in f.get("peers", {})), "successors": c.get("successors")}
+    control = wait_until(lambda: all(shown(n) == want(n) for n in chain.nfs), 20)
+    wrong = {} if control else {n: (shown(n), want(n)) for n in chain.nfs if shown(n) != want(n)}
+    return SimpleNamespace(running=running, learnt=learnt, control=control, wrong=wrong)
+
+
+def send(lab, build, procs, streams, sink_s, during=None):
+    """anychain-sink on dst and one anychain-trafgen per (dport, flows/s, flow duration, rate,
+    duration) stream from src; `during` (seconds, fn) runs fn that long after the traffic
+    started. Returns the generators' reports by dport, the sink's report and what fn returned."""
+    out = f"{lab.state}/sink-{time.monotonic_ns()}.json"
+    sink = procs.start(lab.ns(SINK["name"]), [f"{build.tools}/anychain-sink", "--port", "9000", "--json", out,
+                                              "--duration", str(sink_s)], os.devnull)
+    time.sleep(0.5)
+    gens = {}
+    base = 1
+    for dport, fps, fdur, rate, dur in streams:
+        gens[dport] = subprocess.Popen(
+            ["ip", "netns", "exec", lab.ns(SRC["name"]), f"{build.tools}/anychain-trafgen", "--dst", SINK_ADDR,
+             "--dport", str(dport), "--flows-per-sec", str(fps), "--flow-duration", str(fdur), "--flow-rate",
+             str(rate), "--duration", str(dur), "--flow-id-base", str(base)], stdout=subprocess.PIPE, text=True)
+        base += 10000
+    extra = None
+    if during:
+        time.sleep(during[0])
+        extra = during[1]()
+    reports = {d: json.loads(g.communicate(timeout=60)[0].splitlines()[-1]) for d, g in gens.items()}
+    sink.wait(timeout=60)
+    with open(out) as f:
+        return reports, json.load(f), extra
+
+
+def flow_key(f):
+    return (f["src"], f["sport"], f["dst"], f["dport"], f["proto"])
+
+
+def key_hex(f):
+    """The NFs' 13-byte flow key (docs/ftc.md 2.5) of a flow in `anychain state`'s form."""
+    def ip(a):
+        return bytes(int(x) for x in a.split("."))
+    proto = {"udp": 17, "tcp": 6}[f["proto"]]
+    return (ip(f["src"]) + ip(f["dst"]) + bytes([proto]) + f["sport"].to_bytes(2, "big")
+            + f["dport"].to_bytes(2, "big")).hex()
+
+
+def replicas_of(state, middlebox):
+    """key hex -> (value hex, seq) of the replica records `state` holds of `middlebox`."""
+    out = {}
+    for r in state["ftc"]["replicas"]:
+        if r["middlebox"] == middlebox:
+            for s in r["slots"]:
+                out[s["key"]] = (s["value"], r["seq"])
+    return out
+
+
+def mapping_hex(m):
+    """A NAT mapping's value as its log carries it: external address, port (docs/ftc.md 6.1)."""
+    return bytes(int(x) for x in m["external"].split(".")).hex() + m["external_port"].to_bytes(2, "big").hex()
+
+
+def f_plus_one_violations(chain, sink, state):
+    """Every packet the sink received must have left the chain with its updates held f + 1
+    times: for its flow (found through the NAT mapping whose external address and port the sink
+    saw as its source), the monitor's packet count at least the packet's number in its flow at the
+    monitor (head) and at the NAT that served the flow (the monitor's successor), and the mapping
+    at that NAT (head) and at the firewall (the NAT's successor round the chain, through the
+    buffer and the ingress forwarder). What is wrong, per flow (empty: nothing)."""
+    fw, = chain.of_service("fw")
+    mon, = chain.of_service("mon")
+    mon_id, fw_state = chain.nfs[mon][1], state[fw]
+    mon_head = {flow_key(f): f["packets"] for f in state[mon]["monitor"]["flows"]}
+    by_ext = {}
+    for nat in chain.of_service("nat"):
+        for m in state[nat]["nat"]["mappings"]:
+            by_ext[f"{m['external']}:{m['external_port']}"] = (nat, m)
+    bad = []
+    for f in sink["per_flow"]:
+        need = f["max_seq"] + 1  # the flow's packets are numbered from 0
+        for src in f["sources"]:
+            if src not in by_ext:
+                bad.append((f["flow_id"], src, "no NAT mapping at any NAT"))
+                continue
+            nat, m = by_ext[src]
+            k = key_hex(m)
+            if mon_head.get(flow_key(m), 0) < need:
+                bad.append((f["flow_id"], "monitor count at its head", mon_head.get(flow_key(m)), need))
+            rep = replicas_of(state[nat], mon_id).get(k)
+            if rep is None or int(rep[0][:16], 16) < need:
+                bad.append((f["flow_id"], f"monitor count replica at {nat}", rep, need))
+            nr = replicas_of(fw_state, chain.nfs[nat][1]).get(k)
+            if nr is None or not nr[0].startswith(mapping_hex(m)):
+                bad.append((f["flow_id"], f"{nat}'s mapping replica at {fw}", nr, mapping_hex(m)))
+    return bad
+
+
+# The fixtures of a test file that sets CHAIN (a Chain) and LAB_KIND (its lab prefix act<kind><pid>);
+# it imports them from here.
+
+@pytest.fixture(scope="module")
+def build(build):
+    nf = os.path.join(build.dir, "agent", "nf", "anychain-nf")
+    if not os.access(nf, os.X_OK):
+        pytest.fail(f"{nf} not built")
+    return build
+
+
+@pytest.fixture(scope="module")
+def lab(request, build, module_procs):
+    """The file's lab; down after its last test (kept after a failure with ANYCHAIN_KEEP=1)."""
+    lab, why = lab_up(request.module.CHAIN, request.module.LAB_KIND, build)
+    if lab is None:
+        pytest.fail(why)
+    yield lab
+    module_procs.stop()
+    failed = getattr(request.module, "ANYCHAIN_FAILED", False)
+    if not (failed and os.environ.get("ANYCHAIN_KEEP")):
+        labkit.lab("down", "--prefix", lab.prefix)
+
+
+@pytest.fixture(scope="module")
+def cli(request, lab, build):
+    return Cli(lab, build, request.module.CHAIN)
+
+
+@pytest.fixture(scope="module")
+def configured(request, cli, lab):
+    return configure(cli, lab, request.module.CHAIN)
