@@ -40,6 +40,7 @@ FtcControls compute_ftc_controls(const AgentSpec& spec, const plane::PlaneView& 
     std::map<uint16_t, nf::FtcPeer> peers;
     std::vector<uint16_t> successors;
     std::set<uint16_t> succ_seen;
+    FtcRecoveryTarget target;
     auto add = [&](uint32_t svc, bool successor) {
       auto insts = instances_of(spec, view, svc);
       if (insts.empty()) out.problems.push_back(fmt::format("{}: no instance of service {} announced yet", x.name, svc));
@@ -55,6 +56,11 @@ FtcControls compute_ftc_controls(const AgentSpec& spec, const plane::PlaneView& 
                          .idle_timeout_s = nf::kFtcDefaultPeerIdle};
         if (auto li = local_idle.find(id); li != local_idle.end()) peer.idle_timeout_s = li->second;
         peers[peer.id] = peer;
+        if (p->info.nsh_endpoint)
+          target.holders.insert(p->info.nsh_endpoint);
+        else
+          out.problems.push_back(fmt::format("{}: peer instance {} announces no NSH endpoint (not asked in recovery)",
+                                             x.name, id));
         if (successor && succ_seen.insert(peer.id).second) successors.push_back(peer.id);
       }
     };
@@ -64,13 +70,20 @@ FtcControls compute_ftc_controls(const AgentSpec& spec, const plane::PlaneView& 
         if (ch.services[h] != x.service_id) continue;
         c.f = std::max(c.f, ch.f);
         for (size_t d = 1; d <= ch.f && d < n; ++d) add(ch.services[(h + d) % n], true);
-        for (size_t d = 1; d <= ch.f && d < n; ++d) add(ch.services[(h + n - d) % n], false);
+        for (size_t d = 1; d <= ch.f && d < n; ++d) {
+          const size_t before = (h + n - d) % n;
+          add(ch.services[before], false);
+          auto& sis = target.geo.replicated_sis[ch.spi];
+          const auto si = static_cast<uint8_t>(255 - before);  // SI 255 is the chain's first hop
+          if (std::find(sis.begin(), sis.end(), si) == sis.end()) sis.push_back(si);
+        }
       }
     }
     if (c.f == 0) continue;  // ftc set but on no FTC chain (cannot happen from a config)
     for (const auto& [id, p] : peers) c.peers.push_back(p);
     c.successors = std::move(successors);
     out.by_name[x.nf->name] = std::move(c);
+    out.recovery[x.id] = std::move(target);
   }
   return out;
 }

@@ -8,21 +8,34 @@
 // - successors: the instances of hops h + 1 .. h + f, nearest hop first (who holds X's replicas);
 // - f: the largest f of the chains X's service is on; incarnation: X's own, as given.
 // Peers must fit nf_peers' ids (1..AC_MAX_INSTANCES - 1); others are left out and reported.
+// For the recovery of X's replacement (docs/ftc.md 7.4), by X's id:
+// - holders: the NSH endpoints (host order) of the nodes that host X's peers, the nodes to send
+//   RECOVER_REQ to (this node included when it hosts a peer; peers that announce no endpoint are
+//   left out and reported);
+// - geo: per chain SPI, the head SIs of the f hops before X's (the middleboxes X replicates).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "daemon/spec.h"
+#include "ftc/recovery.h"
 #include "nf/ftc_control.h"
 #include "plane/service_plane.h"
 
 namespace anychain::daemon {
 
+struct FtcRecoveryTarget {
+  ftc::Geometry geo;
+  std::set<uint32_t> holders;
+};
+
 struct FtcControls {
   std::map<std::string, nf::FtcControl> by_name;  // local NF instances of FTC services
+  std::map<uint32_t, FtcRecoveryTarget> recovery; // the same instances, by id
   std::vector<std::string> problems;              // ids that do not fit, services with no instance
 };
 

@@ -7,6 +7,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -652,8 +653,9 @@ namespace {
 
 // Chain fw -> mon -> nat, f = 1 (a ring: nat's successor is fw), and chain mon -> nat, f = 1;
 // this node runs mon 5 and nat 9 as built-in NFs; the plane knows fw 3 and 4, mon 5 and 6 (6
-// recovering, incarnation 2), nat 9.
+// recovering, incarnation 2), nat 9. fw 3 and 4 run on node A, mon 6 on C, 5 and 9 here (B).
 TEST(FtcControls, PeersSuccessorsAndIncarnationsFromThePlane) {
+  constexpr uint32_t kNodeA = 0x0a0a0001, kNodeB = 0x0a0a0002, kNodeC = 0x0a0a0003;
   AgentSpec s;
   s.services = {{"fw", 1, 0x0a640001, 32}, {"mon", 2, 0x0a640002, 32}, {"nat", 3, 0x0a640003, 32}};
   auto nf_inst = [](std::string name, uint32_t id, uint32_t svc, uint32_t idle) {
@@ -681,6 +683,7 @@ TEST(FtcControls, PeersSuccessorsAndIncarnationsFromThePlane) {
       c.info.incarnation = inc;
       c.info.flags = ospf::kVnfFlagFtc;
       c.recovering = id == 6;
+      c.info.nsh_endpoint = id <= 4 ? kNodeA : id == 6 ? kNodeC : kNodeB;  // B is this node (5, 9)
       r.candidates.push_back(c);
       r.weights.push_back(1);
     }
@@ -711,6 +714,15 @@ TEST(FtcControls, PeersSuccessorsAndIncarnationsFromThePlane) {
   EXPECT_EQ(nat.peers[3].incarnation, 2) << "a recovering peer keeps its id and incarnation";
   EXPECT_TRUE(nf::ftc_control_from_json(nf::to_json(nat)).has_value()) << "what the NF accepts";
 
+  // recovery: ask the nodes of the peers (this one too); replicate the f hops before each hop
+  ASSERT_EQ(c.recovery.size(), 2u);
+  EXPECT_EQ(c.recovery.at(5).holders, (std::set<uint32_t>{kNodeA, kNodeB}));
+  EXPECT_EQ(c.recovery.at(5).geo.replicated_sis,
+            (std::map<uint32_t, std::vector<uint8_t>>{{10, {255}}, {11, {254}}}))
+      << "chain 10: fw (SI 255) before mon; chain 11: nat (SI 254) before mon on the ring";
+  EXPECT_EQ(c.recovery.at(9).holders, (std::set<uint32_t>{kNodeA, kNodeB, kNodeC}));
+  EXPECT_EQ(c.recovery.at(9).geo.replicated_sis, (std::map<uint32_t, std::vector<uint8_t>>{{10, {254}}, {11, {255}}}));
+
   // a service with no instance yet, and an id that does not fit nf_peers
   v.services[0].candidates.clear();
   v.services[0].candidates.push_back({});
@@ -719,6 +731,13 @@ TEST(FtcControls, PeersSuccessorsAndIncarnationsFromThePlane) {
   EXPECT_EQ(d.by_name.at("mon5").successors, (std::vector<uint16_t>{9}));
   ASSERT_FALSE(d.problems.empty());
   EXPECT_NE(d.problems[0].find("70000"), std::string::npos) << d.problems[0];
+
+  // a peer that announces no endpoint cannot be asked: reported, left out of the holders
+  v.services[2].candidates[0].info.nsh_endpoint = 0;
+  auto e = compute_ftc_controls(s, v, {});
+  EXPECT_EQ(e.recovery.at(5).holders, (std::set<uint32_t>{}));
+  EXPECT_TRUE(std::any_of(e.problems.begin(), e.problems.end(),
+                          [](const std::string& p) { return p.find("peer instance 9 announces no NSH endpoint") != std::string::npos; }));
 }
 
 }  // namespace
