@@ -207,6 +207,14 @@ void Agent::recompute(Clock::time_point now) {
   }
   last_plane_error_.clear();
   last_report_ = sync_->apply(*view, *self, [this](uint32_t id) { return monitor_->alive(id); });
+  // recovered FTC instances are live in this node's maps now: their rerouting time
+  for (auto it = ftc_rerouting_.begin(); it != ftc_rerouting_.end();)
+    if (ftc_recovery_ && monitor_->alive(*it)) {
+      ftc_recovery_->rerouted(static_cast<uint16_t>(*it), Clock::now());
+      it = ftc_rerouting_.erase(it);
+    } else {
+      ++it;
+    }
   for (const auto& e : last_report_.errors) log::warn("{}", e);
   last_view_ = std::move(*view);
   state_members();
@@ -300,10 +308,16 @@ void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint6
     bool alive = it->second.alive();
     if (fresh && !alive) changed = true;  // dead at start: say so (peers may still hold its old LSA)
     if (!changed) continue;
+    // an FTC instance back: a new incarnation, announced once its state is recovered
+    if (alive && !fresh && ftc_restarted(i, now)) {
+      log::info("instance {} ({}) is up; recovering its state before it is announced", i.name, i.id);
+      nf_down_at_.erase(i.id);
+      continue;
+    }
     monitor_->set_alive(i.id, alive);
     if (alive) {
       log::info("instance {} ({}) is up", i.name, i.id);
-      if (!fresh) ftc_restarted(i, now);  // an FTC instance back: a new incarnation
+      ftc_was_alive_.insert(i.id);
       nf_down_at_.erase(i.id);
       next_monitor_ = std::min(next_monitor_, now);  // announce it at once
     } else if (i.nf && i.nf->restart == nf::Restart::Always && ospf_) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <poll.h>
+#include <set>
 #include <vector>
 #include <string>
 
@@ -21,6 +22,8 @@
 #include "daemon/plane_sync.h"
 #include "daemon/ftc_egress.h"
 #include "daemon/ftc_forwarder.h"
+#include "daemon/ftc_peers.h"
+#include "daemon/ftc_recovery_service.h"
 #include "daemon/ports.h"
 #include "daemon/spec.h"
 #include "daemon/throttle.h"
@@ -97,8 +100,15 @@ class Agent {
   // frozen (RECOVERING: its flows wait for the replacement, docs/ftc.md 7.2).
   void withdraw_local(const LocalInstanceSpec& i);
   // A local FTC instance alive again after it died: its process is new, so is its incarnation
-  // (docs/ftc.md 7.3): written to its control file and announced.
-  void ftc_restarted(const LocalInstanceSpec& i, Clock::time_point now);
+  // (docs/ftc.md 7.3), written to its control file. Returns true when a recovery of its state
+  // began: the instance is announced when it ends (ftc_recovered), not now.
+  bool ftc_restarted(const LocalInstanceSpec& i, Clock::time_point now);
+  // Recovery (docs/ftc.md 7.3-7.5, daemon/agent_ftc_control.cc): the service on the channel, the
+  // local NFs' maps it answers from, the end of a local instance's recovery.
+  void sync_ftc_recovery();
+  bool ftc_begin_recovery(const LocalInstanceSpec& i, uint8_t inc, Clock::time_point detected);
+  void ftc_recovered(const FtcRecoveryService::Result& r);
+  std::vector<LocalHolder> ftc_local_holders();
 
   AgentSpec spec_;
   dataplane::Dataplane dp_;
@@ -133,6 +143,17 @@ class Agent {
   std::map<uint32_t, Clock::time_point> ftc_died_at_;  // local FTC instances found dead, since
   uint64_t ftc_restarts_ = 0;
   double ftc_last_restart_ms_ = 0;                      // death noticed .. new process alive
+  std::map<uint32_t, FtcRecoveryTarget> ftc_targets_;   // recovery targets of the local FTC instances
+  std::unique_ptr<FtcRecoveryService> ftc_recovery_;    // null: no channel
+  const FtcChannel* ftc_recovery_on_ = nullptr;         // the channel it registered on
+  // messages to this node: delivered from the loop, never inside the send (a session's request
+  // to this node would otherwise be answered inside its own begin())
+  std::vector<ftc::chan::Body> ftc_local_q_;
+  std::vector<std::unique_ptr<nf::InstanceMaps>> ftc_holder_maps_;  // open during one answer
+  std::map<uint32_t, std::unique_ptr<nf::InstanceMaps>> ftc_replacements_;  // recovering locally
+  std::set<uint32_t> ftc_rerouting_;                    // recovered, waiting to be live in the maps
+  std::set<uint32_t> ftc_was_alive_;                    // local instances alive once since the start
+  uint64_t ftc_recoveries_started_ = 0, ftc_recoveries_unrecovered_ = 0, ftc_recoveries_conflict_ = 0;
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
   // restart never withdraws instances that merely have not been mirrored yet.

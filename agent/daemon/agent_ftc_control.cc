@@ -31,6 +31,7 @@ void Agent::load_ftc_incarnations() {
 void Agent::sync_ftc_controls() {
   if (!nf_ || spec_.ftc_chains.empty() || !last_view_) return;
   auto controls = compute_ftc_controls(spec_, *last_view_, ftc_inc_);
+  ftc_targets_ = controls.recovery;
   if (controls.problems != ftc_control_problems_)
     for (const auto& p : controls.problems) log::warn("ftc control: {}", p);
   ftc_control_problems_ = std::move(controls.problems);
@@ -59,19 +60,111 @@ void Agent::withdraw_local(const LocalInstanceSpec& i) {
     log::warn("ftc: freeze instance {} ({}): {}", i.name, i.id, r.error().str());
 }
 
-void Agent::ftc_restarted(const LocalInstanceSpec& i, Clock::time_point now) {
-  if (!i.ftc) return;
+bool Agent::ftc_restarted(const LocalInstanceSpec& i, Clock::time_point now) {
+  if (!i.ftc) return false;
   const uint8_t inc = static_cast<uint8_t>(ftc_inc_[i.id] + 1);  // wraps: compared in serial arithmetic
   ftc_inc_[i.id] = inc;
   monitor_->set_incarnation(i.id, inc);
   ++ftc_restarts_;
+  Clock::time_point detected = now;
   if (auto d = ftc_died_at_.find(i.id); d != ftc_died_at_.end()) {
+    detected = d->second;
     ftc_last_restart_ms_ = std::chrono::duration<double, std::milli>(now - d->second).count();
     ftc_died_at_.erase(d);
   }
   log::info("ftc: instance {} ({}) restarted as incarnation {} ({:.1f} ms after its death was noticed)", i.name, i.id,
             inc, ftc_last_restart_ms_);
   sync_ftc_controls();  // the NF gets its incarnation before the plane makes it live again
+  // an instance that was never alive since the agent started (its first start, or one that was
+  // not up yet at the first check) has nothing of its own to recover
+  if (!ftc_was_alive_.contains(i.id)) return false;
+  return ftc_begin_recovery(i, inc, detected);
+}
+
+std::vector<LocalHolder> Agent::ftc_local_holders() {
+  ftc_holder_maps_.clear();
+  std::vector<LocalHolder> out;
+  if (!nf_) return out;
+  for (const auto& i : spec_.instances) {
+    if (!i.ftc || !i.nf || !nf_->alive(i.nf->name)) continue;
+    auto m = nf::InstanceMaps::open(nf_->options().run_dir, i.nf->name);
+    if (!m) {
+      log::warn("ftc recovery: maps of {}: {}", i.nf->name, m.error().str());
+      continue;
+    }
+    ftc_holder_maps_.push_back(std::make_unique<nf::InstanceMaps>(std::move(*m)));
+    out.push_back({static_cast<uint16_t>(i.id), ftc_holder_maps_.back().get()});
+  }
+  return out;
+}
+
+// The recovery service lives on the channel: every node answers RECOVER_REQ for its NFs, and
+// runs the recoveries of its own restarted instances. Made again when the channel object is.
+void Agent::sync_ftc_recovery() {
+  if (ftc_recovery_ && ftc_recovery_on_ == ftc_channel_.get()) return;
+  ftc_recovery_.reset();
+  ftc_recovery_on_ = ftc_channel_.get();
+  if (!ftc_channel_) return;
+  FtcRecoveryService::Link link{
+      [this](ftc::chan::Type t, ftc::Channel::Handler h) {
+        if (ftc_channel_) ftc_channel_->on(t, std::move(h));
+      },
+      [this](uint32_t node, const ftc::chan::Body& m) -> Result<void> {
+        if (!ftc_channel_) return fail("ftc channel closed", ENOTCONN);
+        if (node == ftc_channel_->self()) {
+          ftc_local_q_.push_back(m);
+          return {};
+        }
+        return ftc_channel_->send(node, m);
+      }};
+  ftc_recovery_ = std::make_unique<FtcRecoveryService>(std::move(link), [this] { return ftc_local_holders(); });
+  ftc_recovery_->on_recovered = [this](const FtcRecoveryService::Result& r) { ftc_recovered(r); };
+}
+
+bool Agent::ftc_begin_recovery(const LocalInstanceSpec& i, uint8_t inc, Clock::time_point detected) {
+  if (!ftc_recovery_ || !i.nf) {
+    ++ftc_recoveries_unrecovered_;
+    log::warn("ftc: instance {} ({}) announced without its state: no FTC channel ({})", i.name, i.id,
+              ftc_channel_error_.empty() ? "no key" : ftc_channel_error_);
+    return false;
+  }
+  auto t = ftc_targets_.find(i.id);
+  auto m = nf::InstanceMaps::open(nf_->options().run_dir, i.nf->name);
+  if (t == ftc_targets_.end() || !m) {
+    ++ftc_recoveries_unrecovered_;
+    log::warn("ftc: instance {} ({}) announced without its state: {}", i.name, i.id,
+              !m ? "its maps: " + m.error().str() : std::string("no recovery target (no plane yet)"));
+    return false;
+  }
+  auto maps = std::make_unique<nf::InstanceMaps>(std::move(*m));
+  const bool nat = i.nf->params.kind == nf::Kind::Nat;
+  auto r = ftc_recovery_->begin(static_cast<uint16_t>(i.id), inc, t->second.geo, t->second.holders, maps.get(), nat,
+                                detected);
+  if (!r) {
+    ++ftc_recoveries_unrecovered_;
+    log::warn("ftc: recovery of {} ({}): {}; announced without its state", i.name, i.id, r.error().str());
+    return false;
+  }
+  ++ftc_recoveries_started_;
+  ftc_replacements_[i.id] = std::move(maps);
+  return true;
+}
+
+void Agent::ftc_recovered(const FtcRecoveryService::Result& r) {
+  ftc_replacements_.erase(r.failed);
+  if (r.conflict) {
+    ++ftc_recoveries_conflict_;
+    log::error("ftc: instance {}: another replacement won its recovery; not announced here", r.failed);
+    return;
+  }
+  for (const auto& e : r.errors) log::warn("ftc: recovery of instance {}: {}", r.failed, e);
+  auto l = liveness_.find(r.failed);
+  if (l == liveness_.end() || !l->second.alive()) return;  // died again meanwhile: its next start recovers
+  const auto now = Clock::now();
+  monitor_->set_alive(r.failed, true);
+  ftc_rerouting_.insert(r.failed);
+  next_monitor_ = std::min(next_monitor_, now);  // announce it at once
+  throttle_.kick(now);
 }
 
 }  // namespace anychain::daemon

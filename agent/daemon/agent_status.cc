@@ -58,6 +58,27 @@ nlohmann::json Agent::status() const {
                        {"ftc_partitions_abandoned", fs.partitions_abandoned}};
     nlohmann::json incs = nlohmann::json::object();
     for (const auto& [id, inc] : ftc_inc_) incs[std::to_string(id)] = inc;
+    nlohmann::json rec = {{"started", ftc_recoveries_started_}, {"without_state", ftc_recoveries_unrecovered_},
+                          {"conflicts", ftc_recoveries_conflict_}, {"running", ftc_replacements_.size()}};
+    if (ftc_recovery_) {
+      const auto& st = ftc_recovery_->stats();
+      rec["requests_answered"] = st.requests_answered;
+      rec["records_sent"] = st.records_sent;
+      rec["records_fenced"] = st.records_fenced;
+      rec["answer_errors"] = st.answer_errors;
+      rec["recoveries"] = st.recoveries;
+      rec["records_installed"] = st.records_installed;
+      rec["records_lost"] = st.records_lost;
+      nlohmann::json last = nlohmann::json::object();
+      for (const auto& [id, r] : ftc_recovery_->last())
+        last[std::to_string(id)] = {{"incarnation", r.new_inc}, {"conflict", r.conflict}, {"heads", r.heads},
+                                    {"replicas", r.replicas}, {"lost", r.lost}, {"nat_rebuilt", r.nat_rebuilt},
+                                    {"holders_gone", r.holders_gone}, {"errors", r.errors},
+                                    {"detection_ms", r.times.detection_ms}, {"transfer_ms", r.times.transfer_ms},
+                                    {"rerouting_ms", r.times.rerouting_ms}};
+      rec["last"] = last;
+    }
+    j["ftc_recovery"] = rec;
     j["ftc_control"] = {{"writes", ftc_control_writes_}, {"errors", ftc_control_errors_},
                         {"problems", ftc_control_problems_}, {"incarnations", incs},
                         {"restarts", ftc_restarts_}, {"last_restart_ms", ftc_last_restart_ms_}};

@@ -9,7 +9,12 @@ namespace anychain::daemon {
 namespace chan = ftc::chan;
 
 FtcRecoveryService::FtcRecoveryService(ftc::Channel& channel, LocalsFn locals, std::chrono::milliseconds timeout)
-    : ch_(channel), locals_(std::move(locals)), timeout_(timeout) {
+    : FtcRecoveryService(Link{[&channel](chan::Type t, ftc::Channel::Handler h) { channel.on(t, std::move(h)); },
+                              [&channel](uint32_t node, const chan::Body& m) { return channel.send(node, m); }},
+                         std::move(locals), timeout) {}
+
+FtcRecoveryService::FtcRecoveryService(Link link, LocalsFn locals, std::chrono::milliseconds timeout)
+    : ch_(std::move(link)), locals_(std::move(locals)), timeout_(timeout) {
   ch_.on(chan::Type::RecoverReq, [this](uint32_t node, const chan::Body& b) {
     const auto& req = std::get<chan::RecoverReq>(b);
     auto a = answer_recover_req(locals_(), req);

@@ -34,7 +34,15 @@ class FtcRecoveryService {
     RecoveryTimes times;            // rerouting filled by rerouted()
   };
 
-  // Registers the RECOVER_REQ, RECOVER and RECOVER_DONE handlers on `channel`.
+  // What the service needs of a channel: registering a handler by type, sending to a node. The
+  // daemon's FtcChannel gives both (its handlers survive a reopen; a message to this node is
+  // handed to its handler at once), as does a bare ftc::Channel (the tests).
+  struct Link {
+    std::function<void(ftc::chan::Type, ftc::Channel::Handler)> on;
+    std::function<::anychain::Result<void>(uint32_t node, const ftc::chan::Body&)> send;
+  };
+  // Registers the RECOVER_REQ, RECOVER and RECOVER_DONE handlers on the link.
+  FtcRecoveryService(Link link, LocalsFn locals, std::chrono::milliseconds timeout = std::chrono::seconds(2));
   FtcRecoveryService(ftc::Channel& channel, LocalsFn locals, std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
   // Recover `failed` into `replacement` (the new process's maps, which must stay open until
@@ -71,7 +79,7 @@ class FtcRecoveryService {
   void finish_if_complete(uint16_t failed);
   Running* session_of_req(uint32_t req);
 
-  ftc::Channel& ch_;
+  Link ch_;
   LocalsFn locals_;
   std::chrono::milliseconds timeout_;
   std::map<uint16_t, Running> sessions_;

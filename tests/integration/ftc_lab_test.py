@@ -182,7 +182,8 @@ def monitor_killed(cli, lab, build, module_procs, steady):
     settled = wait_until(lambda: cli.buffer("D")["ports"]["nf-nat1"]["held"] == 0, HOLD_TIMEOUT_MS / 1000 + 5)
     return SimpleNamespace(before=before, after=snapshot(cli), gen=gen[9000], sink=sink, killed=killed, back=back,
                            settled=settled, dp=(dp_before, {r: cli.dp(r) for r in ("B", "C")}),
-                           status={n: cli.nf_status(n) for n in NFS})
+                           status={n: cli.nf_status(n) for n in NFS},
+                           recovery=cli.json(CHAIN.nfs["mon1"][0], "status").get("ftc_recovery"))
 
 
 def test_monitor_died_mid_stream_and_is_restarted(monitor_killed):

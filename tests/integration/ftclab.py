@@ -47,9 +47,11 @@ class Chain:
     def of_service(self, svc):
         return [n for n, v in self.nfs.items() if v[2] == svc]
 
-    def router_config(self, router):
+    def router_config(self, router, key_file=None):
         """What is added to lab-agent's bare file of `router`: the fast path on every interface
-        (the source's classifying), services, the FTC chain, its MD2 policy, the router's NFs."""
+        (the source's classifying), services, the FTC chain, its MD2 policy, the router's NFs;
+        with key_file, the FTC channel's key (without one the agents open no channel: the
+        buffer's FEEDBACK never reaches the forwarder and nothing is released)."""
         ifs = [{"name": i["name"], "mode": "native", **({"classify": True} if i["name"] == SRC["router_if"] else {})}
                for i in TOPO["routers"][router]["interfaces"]]
         insts = [{"name": n, "id": iid, "service": svc, "veth": f"nf-{n}", "capacity": 100000, "nf": kind, **extra}
@@ -57,7 +59,7 @@ class Chain:
         return {
             "interfaces": ifs,
             "services": [{"name": n, "id": i, "anycast": a} for n, i, a in SERVICES],
-            "ftc": {"f": F, "hold_timeout_ms": HOLD_TIMEOUT_MS},
+            "ftc": {"f": F, "hold_timeout_ms": HOLD_TIMEOUT_MS, **({"key_file": key_file} if key_file else {})},
             "chains": [{"name": "ftcchain", "spi": SPI, "services": [s[0] for s in SERVICES], "ftc": True}],
             "policies": [{"name": "to-sink", "chain": "ftcchain", "dst": SINK["subnet"], "proto": "udp",
                           "md_type": 2}],
@@ -76,15 +78,21 @@ class Chain:
         return {"f": F, "peers": sorted(set(succ + pred) - {self.nfs[name][1]}), "successors": succ}
 
 
-def lab_up(chain, kind, build):
+def lab_up(chain, kind, build, keyed=False):
     """nf-chain.toml up under act<kind><pid>; each agent's file is lab-agent's bare one plus
-    chain.router_config(). Returns (lab, None) or (None, why)."""
+    chain.router_config(), with one FTC channel key for every agent when keyed. Returns
+    (lab, None) or (None, why)."""
     prefix = labkit.lab_prefix(kind)
     labkit.lab("down", "--prefix", prefix)
     frag = tempfile.mkdtemp(prefix="anychain-ftc-lab-")
+    key_file = None
+    if keyed:
+        key_file = f"{frag}/ftc.key"
+        with open(key_file, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
     for r in ROUTERS:
         with open(f"{frag}/{r}.yaml", "w") as f:
-            yaml.safe_dump(chain.router_config(r), f)
+            yaml.safe_dump(chain.router_config(r, key_file), f)
     script = (f"{labkit.LAB_AGENT} config --bare {{labdir}} {{router}} > {{statedir}}/anychaind.yaml && "
               f"cat {frag}/{{router}}.yaml >> {{statedir}}/anychaind.yaml && "
               f"exec {build.anychaind} --config {{statedir}}/anychaind.yaml --socket {{statedir}}/anychaind.sock")
@@ -256,7 +264,8 @@ def build(build):
 @pytest.fixture(scope="module")
 def lab(request, build, module_procs):
     """The file's lab; down after its last test (kept after a failure with ANYCHAIN_KEEP=1)."""
-    lab, why = lab_up(request.module.CHAIN, request.module.LAB_KIND, build)
+    lab, why = lab_up(request.module.CHAIN, request.module.LAB_KIND, build,
+                      getattr(request.module, "CHANNEL_KEYED", False))
     if lab is None:
         pytest.fail(why)
     yield lab
