@@ -64,3 +64,4 @@ def test_the_nat_answered_as_the_holder(monitor_killed, cli):
     rec = cli.json("D", "status")["ftc_recovery"]
     assert rec["requests_answered"] >= 1 and rec["records_sent"] >= len(monitor_killed.killed.rep), rec
     assert rec["records_fenced"] >= len(monitor_killed.killed.rep) and rec["answer_errors"] == 0, rec
+
