@@ -253,12 +253,7 @@ def f_plus_one_violations(chain, sink, state):
 # The fixtures of a test file that sets CHAIN (a Chain) and LAB_KIND (its lab prefix act<kind><pid>);
 # it imports them from here.
 
-@pytest.fixture(scope="module")
-def build(build):
-    nf = os.path.join(build.dir, "agent", "nf", "anychain-nf")
-    if not os.access(nf, os.X_OK):
-        pytest.fail(f"{nf} not built")
-    return build
+build = labkit.nf_build  # the fixture `build`, with anychain-nf
 
 
 @pytest.fixture(scope="module")

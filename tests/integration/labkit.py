@@ -8,6 +8,8 @@ import re
 import subprocess
 import time
 
+import pytest
+
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB = os.path.join(SRC, "scripts", "lab")
 LAB_AGENT = os.path.join(SRC, "scripts", "lab-agent")
@@ -187,3 +189,13 @@ def steady_samples_missing(summary, phase, vnf, least=20):
     if s is None or s["samples"] < least:
         return f"phase {phase} {vnf}: {s and s['samples']} steady samples, fewer than {least}"
     return None
+
+
+@pytest.fixture(scope="module", name="build")
+def nf_build(build):
+    """conftest's build, with anychain-nf (the built-in NFs' process) required: the labs of the
+    built-in NFs import it into their module, where it stands for `build`."""
+    nf = os.path.join(build.dir, "agent", "nf", "anychain-nf")
+    if not os.access(nf, os.X_OK):
+        pytest.fail(f"{nf} not built")
+    return build

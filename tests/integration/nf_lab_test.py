@@ -50,12 +50,7 @@ SPI = 9
 MAX_IN_FLIGHT = 20
 
 
-@pytest.fixture(scope="module")
-def build(build):
-    nf = os.path.join(build.dir, "agent", "nf", "anychain-nf")
-    if not os.access(nf, os.X_OK):
-        pytest.fail(f"{nf} not built")
-    return build
+build = labkit.nf_build  # the fixture `build`, with anychain-nf
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,7 @@ from state_lab_test import KEY1, set_state_section
 
 
 # The fixtures of both files: import them into the test module (`from statekit import build, lab`).
-@pytest.fixture(scope="module")
-def build(build):
-    """conftest's build, with anychain-nf (the built-in NFs' process)."""
-    nf = os.path.join(build.dir, "agent", "nf", "anychain-nf")
-    if not os.access(nf, os.X_OK):
-        pytest.fail(f"{nf} not built")
-    return build
+build = labkit.nf_build  # the fixture `build`, with anychain-nf
 
 
 @pytest.fixture(scope="module")
