@@ -12,7 +12,6 @@ the kill from its fixtures), with one difference: every agent has the FTC channe
   new process's maps, and times detection, transfer and rerouting (`anychain status`'s
   `ftc_recovery`).
 """
-import pytest
 
 import ftclab
 from ftclab import key_hex, replicas_of

@@ -8,9 +8,7 @@ must pass: its flow's updates held f + 1 times."""
 import json
 import os
 import shlex
-import subprocess
 import tempfile
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -162,29 +160,8 @@ def configure(cli, lab, chain):
 
 
 def send(lab, build, procs, streams, sink_s, during=None):
-    """anychain-sink on dst and one anychain-trafgen per (dport, flows/s, flow duration, rate,
-    duration) stream from src; `during` (seconds, fn) runs fn that long after the traffic
-    started. Returns the generators' reports by dport, the sink's report and what fn returned."""
-    out = f"{lab.state}/sink-{time.monotonic_ns()}.json"
-    sink = procs.start(lab.ns(SINK["name"]), [f"{build.tools}/anychain-sink", "--port", "9000", "--json", out,
-                                              "--duration", str(sink_s)], os.devnull)
-    time.sleep(0.5)
-    gens = {}
-    base = 1
-    for dport, fps, fdur, rate, dur in streams:
-        gens[dport] = subprocess.Popen(
-            ["ip", "netns", "exec", lab.ns(SRC["name"]), f"{build.tools}/anychain-trafgen", "--dst", SINK_ADDR,
-             "--dport", str(dport), "--flows-per-sec", str(fps), "--flow-duration", str(fdur), "--flow-rate",
-             str(rate), "--duration", str(dur), "--flow-id-base", str(base)], stdout=subprocess.PIPE, text=True)
-        base += 10000
-    extra = None
-    if during:
-        time.sleep(during[0])
-        extra = during[1]()
-    reports = {d: json.loads(g.communicate(timeout=60)[0].splitlines()[-1]) for d, g in gens.items()}
-    sink.wait(timeout=60)
-    with open(out) as f:
-        return reports, json.load(f), extra
+    """labkit.send_streams from src to dst, each stream's flows numbered from its own base."""
+    return labkit.send_streams(lab, build, procs, SRC, SINK, streams, sink_s, during, distinct_flow_ids=True)
 
 
 def flow_key(f):

@@ -199,3 +199,31 @@ def nf_build(build):
     if not os.access(nf, os.X_OK):
         pytest.fail(f"{nf} not built")
     return build
+
+
+def send_streams(lab, build, procs, src, sink, streams, sink_s, during=None, distinct_flow_ids=False):
+    """anychain-sink (UDP port 9000) on the topology's host `sink` for sink_s seconds and one
+    anychain-trafgen per (dport, flows/s, flow duration, rate, duration) stream from host `src` to
+    it; `during` (seconds, fn) runs fn that long after the traffic started. With
+    distinct_flow_ids, each stream numbers its flows from its own base (1, 10001, ...). Returns the
+    generators' reports by dport, the sink's report and what fn returned."""
+    out = f"{lab.state}/sink-{time.monotonic_ns()}.json"
+    sink_proc = procs.start(lab.ns(sink["name"]), [f"{build.tools}/anychain-sink", "--port", "9000", "--json", out,
+                                                   "--duration", str(sink_s)], os.devnull)
+    time.sleep(0.5)
+    dst = sink["host_addr"].split("/")[0]
+    gens = {}
+    for i, (dport, fps, fdur, rate, dur) in enumerate(streams):
+        base = ["--flow-id-base", str(1 + 10000 * i)] if distinct_flow_ids else []
+        gens[dport] = subprocess.Popen(
+            ["ip", "netns", "exec", lab.ns(src["name"]), f"{build.tools}/anychain-trafgen", "--dst", dst,
+             "--dport", str(dport), "--flows-per-sec", str(fps), "--flow-duration", str(fdur), "--flow-rate",
+             str(rate), "--duration", str(dur), *base], stdout=subprocess.PIPE, text=True)
+    extra = None
+    if during:
+        time.sleep(during[0])
+        extra = during[1]()
+    reports = {d: json.loads(g.communicate(timeout=60)[0].splitlines()[-1]) for d, g in gens.items()}
+    sink_proc.wait(timeout=60)
+    with open(out) as f:
+        return reports, json.load(f), extra

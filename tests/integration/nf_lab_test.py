@@ -18,8 +18,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -163,28 +161,10 @@ def test_every_agent_learns_the_instances_from_ospf(configured):
 
 
 def send(cli, lab, build, module_procs, streams, during=None, sink_s=None):
-    """Run the sink and one trafgen per (dport, flows/s, flow duration, rate, duration) stream
-    from src; `during` (seconds, fn) runs fn that long after the traffic started. Returns the
-    trafgen reports by dport and the sink's report."""
-    out = f"{lab.state}/sink-{time.monotonic_ns()}.json"
+    """labkit.send_streams from src to dst; the sink runs until 4 s after the longest stream
+    unless sink_s says otherwise."""
     longest = max(s[4] + s[2] for s in streams)
-    sink = module_procs.start(lab.ns(SINK["name"]), [f"{build.tools}/anychain-sink", "--port", "9000", "--json",
-                                                     out, "--duration", str(sink_s or longest + 4)], os.devnull)
-    time.sleep(0.5)
-    gens = {}
-    for dport, fps, fdur, rate, dur in streams:
-        gens[dport] = subprocess.Popen(
-            ["ip", "netns", "exec", lab.ns(SRC["name"]), f"{build.tools}/anychain-trafgen", "--dst", SINK_ADDR,
-             "--dport", str(dport), "--flows-per-sec", str(fps), "--flow-duration", str(fdur), "--flow-rate",
-             str(rate), "--duration", str(dur)], stdout=subprocess.PIPE, text=True)
-    extra = None
-    if during:
-        time.sleep(during[0])
-        extra = during[1]()
-    reports = {d: json.loads(g.communicate(timeout=60)[0].splitlines()[-1]) for d, g in gens.items()}
-    sink.wait(timeout=60)
-    with open(out) as f:
-        return reports, json.load(f), extra
+    return labkit.send_streams(lab, build, module_procs, SRC, SINK, streams, sink_s or longest + 4, during)
 
 
 def flow_key(f):

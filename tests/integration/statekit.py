@@ -3,7 +3,6 @@ state_nat_lab_test.py) have in common: the CLI against a lab's agents for a set 
 the fast path attached with the source's and the sink's interfaces classifying, the `state:`
 section, and the datagram senders run in the lab's hosts."""
 import json
-import os
 import subprocess
 from types import SimpleNamespace
 
