@@ -176,10 +176,9 @@ AC_INLINE int ac_proxy_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
 	__u16 w0 = bpf_ntohs(nb->ver_flags_ttl_len);
 	__u32 spsi = bpf_ntohl(sp->spi_si);
 
-	/* ac_nsh_read()'s checks, on the NSH as the restore would write it */
-	if (AC_NSH_W0_VER(w0) != AC_NSH_VERSION || AC_NSH_W0_LEN(w0) * 4 != AC_NSH_MD1_LEN ||
-	    (nb->md_type & 0x0f) != AC_NSH_MD_TYPE1 || AC_NSH_W0_TTL(w0) == 1 ||
-	    (AC_NSH_W0_OAM(w0) && !(cfg->flags & AC_CFG_OAM_FORWARD)) || (spsi & 0xff) < 2)
+	/* ac_nsh_read()'s checks, on the NSH as the restore would write it (with SI - 1) */
+	if ((nb->md_type & 0x0f) != AC_NSH_MD_TYPE1 || (spsi & 0xff) < 2 ||
+	    ac_nsh_check(w0, nb->md_type, 1, nb->next_proto, sp->spi_si, cfg->flags))
 		return -1;
 	__u32 epoch = AC_READ_ONCE(cfg->path_epoch);
 	__u32 next = bpf_htonl(spsi - 1);

@@ -46,6 +46,40 @@ AC_INLINE enum ac_drop_reason ac_nsh_md2_walk(void *nsh, void *data_end, __u32 l
 	return AC_DROP_NONE;
 }
 
+/* The checks of an NSH's base and service path headers (w0: the first word in host order, md_type
+ * and next_proto as in the header, spi_si in network order), in this order: version, MD type
+ * against the length, whether the header's length fits (fits: the caller's answer), next
+ * protocol, TTL, OAM, SI. Returns 0, or the drop reason. */
+AC_INLINE enum ac_drop_reason ac_nsh_check(__u16 w0, __u8 md_type, int fits, __u8 next_proto,
+					   __be32 spi_si, __u32 cfg_flags)
+{
+	__u32 len = AC_NSH_W0_LEN(w0) * 4;
+	__u8 md = md_type & 0x0f;
+
+	if (AC_NSH_W0_VER(w0) != AC_NSH_VERSION)
+		return AC_DROP_NSH_VERSION;
+	if (md == AC_NSH_MD_TYPE1) {
+		if (len != AC_NSH_MD1_LEN)
+			return AC_DROP_NSH_MD_TYPE;
+	} else if (md == AC_NSH_MD_TYPE2) {
+		if (len < AC_NSH_BASE_LEN)
+			return AC_DROP_NSH_MD_TYPE;
+	} else {
+		return AC_DROP_NSH_MD_TYPE;
+	}
+	if (!fits)
+		return AC_DROP_NSH_TRUNCATED;
+	if (next_proto < AC_NSH_NP_IPV4 || next_proto > AC_NSH_NP_ETH)
+		return AC_DROP_NSH_NEXT_PROTO;
+	if (AC_NSH_W0_TTL(w0) == 1)
+		return AC_DROP_TTL;
+	if (AC_NSH_W0_OAM(w0) && !(cfg_flags & AC_CFG_OAM_FORWARD))
+		return AC_DROP_OAM;
+	if ((spi_si & bpf_htonl(0xff)) == 0)
+		return AC_DROP_SI_ZERO;
+	return AC_DROP_NONE;
+}
+
 /* Validate the NSH after the Ethernet header, decrement its TTL in place (RFC 8300 sec. 2.2:
  * before the forwarding lookup; 0 decrements to 63, and what reaches 0 is not forwarded) and
  * fill ni. cfg_flags: ac_config.flags (OAM handling). Returns 0, or the drop reason. */
@@ -60,31 +94,13 @@ AC_INLINE enum ac_drop_reason ac_nsh_read(struct xdp_md *ctx, __u32 cfg_flags,
 	if ((void *)(sp + 1) > data_end)
 		return AC_DROP_NSH_TRUNCATED;
 	__u16 w0 = bpf_ntohs(nb->ver_flags_ttl_len);
-
-	if (AC_NSH_W0_VER(w0) != AC_NSH_VERSION)
-		return AC_DROP_NSH_VERSION;
 	__u32 len = AC_NSH_W0_LEN(w0) * 4;
 	__u8 md = nb->md_type & 0x0f;
+	enum ac_drop_reason r0 = ac_nsh_check(w0, nb->md_type, (void *)nb + len <= data_end,
+					       nb->next_proto, sp->spi_si, cfg_flags);
 
-	if (md == AC_NSH_MD_TYPE1) {
-		if (len != AC_NSH_MD1_LEN)
-			return AC_DROP_NSH_MD_TYPE;
-	} else if (md == AC_NSH_MD_TYPE2) {
-		if (len < AC_NSH_BASE_LEN)
-			return AC_DROP_NSH_MD_TYPE;
-	} else {
-		return AC_DROP_NSH_MD_TYPE;
-	}
-	if ((void *)nb + len > data_end)
-		return AC_DROP_NSH_TRUNCATED;
-	if (nb->next_proto < AC_NSH_NP_IPV4 || nb->next_proto > AC_NSH_NP_ETH)
-		return AC_DROP_NSH_NEXT_PROTO;
-	if (AC_NSH_W0_TTL(w0) == 1)
-		return AC_DROP_TTL;
-	if (AC_NSH_W0_OAM(w0) && !(cfg_flags & AC_CFG_OAM_FORWARD))
-		return AC_DROP_OAM;
-	if ((sp->spi_si & bpf_htonl(0xff)) == 0)
-		return AC_DROP_SI_ZERO;
+	if (r0)
+		return r0;
 
 	ni->spsi = sp->spi_si;
 	ni->len = len;
