@@ -195,10 +195,17 @@ def mapping_hex(m):
 def f_plus_one_violations(chain, sink, state):
     """Every packet the sink received must have left the chain with its updates held f + 1
     times: for its flow (found through the NAT mapping whose external address and port the sink
-    saw as its source), the monitor's packet count at least the packet's number in its flow at the
-    monitor (head) and at the NAT that served the flow (the monitor's successor), and the mapping
-    at that NAT (head) and at the firewall (the NAT's successor round the chain, through the
-    buffer and the ingress forwarder). What is wrong, per flow (empty: nothing)."""
+    saw as its source), the monitor's packet count at least the number of the flow's packets the
+    sink received, at the monitor (head) and at the NAT that served the flow (the monitor's
+    successor), and the mapping at that NAT (head) and at the firewall (the NAT's successor round
+    the chain, through the buffer and the ingress forwarder). What is wrong, per flow (empty:
+    nothing).
+
+    The bound is the count received, not the highest sequence number the sink saw: packets
+    dropped before the monitor (frozen while it recovers, docs/ftc.md 7.2) were never counted,
+    so a flow that spans a failure has fewer counted packets than its sequence numbers say,
+    while every packet that left the chain was counted and replicated before it left. A packet
+    received twice would let the count pass with fewer updates, so duplicates are a violation."""
     fw, = chain.of_service("fw")
     mon, = chain.of_service("mon")
     mon_id, fw_state = chain.nfs[mon][1], state[fw]
@@ -209,7 +216,9 @@ def f_plus_one_violations(chain, sink, state):
             by_ext[f"{m['external']}:{m['external_port']}"] = (nat, m)
     bad = []
     for f in sink["per_flow"]:
-        need = f["max_seq"] + 1  # the flow's packets are numbered from 0
+        need = f["packets"]
+        if need > f["max_seq"] + 1:  # the flow's packets are numbered from 0
+            bad.append((f["flow_id"], "more packets received than sent: duplicates", need, f["max_seq"] + 1))
         for src in f["sources"]:
             if src not in by_ext:
                 bad.append((f["flow_id"], src, "no NAT mapping at any NAT"))
