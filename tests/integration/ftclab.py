@@ -37,10 +37,11 @@ def nat_section(ports):
 
 
 class Chain:
-    """nfs: name -> (router, instance id, service, kind, the instance's section in the file)."""
+    """nfs: name -> (router, instance id, service, kind, the instance's section in the file);
+    f: the chain's FTC f (each update held f + 1 times)."""
 
-    def __init__(self, nfs):
-        self.nfs = nfs
+    def __init__(self, nfs, f=F):
+        self.nfs, self.f = nfs, f
 
     def of_service(self, svc):
         return [n for n, v in self.nfs.items() if v[2] == svc]
@@ -57,7 +58,7 @@ class Chain:
         return {
             "interfaces": ifs,
             "services": [{"name": n, "id": i, "anycast": a} for n, i, a in SERVICES],
-            "ftc": {"f": F, "hold_timeout_ms": HOLD_TIMEOUT_MS, **({"key_file": key_file} if key_file else {})},
+            "ftc": {"f": self.f, "hold_timeout_ms": HOLD_TIMEOUT_MS, **({"key_file": key_file} if key_file else {})},
             "chains": [{"name": "ftcchain", "spi": SPI, "services": [s[0] for s in SERVICES], "ftc": True}],
             "policies": [{"name": "to-sink", "chain": "ftcchain", "dst": SINK["subnet"], "proto": "udp",
                           "md_type": 2}],
@@ -71,9 +72,9 @@ class Chain:
         svcs = [s[0] for s in SERVICES]
         i = svcs.index(self.nfs[name][2])
         ids = lambda svc: sorted(self.nfs[n][1] for n in self.of_service(svc))  # noqa: E731
-        succ = [x for k in range(1, F + 1) for x in ids(svcs[(i + k) % len(svcs)])]
-        pred = [x for k in range(1, F + 1) for x in ids(svcs[(i - k) % len(svcs)])]
-        return {"f": F, "peers": sorted(set(succ + pred) - {self.nfs[name][1]}), "successors": succ}
+        succ = [x for k in range(1, self.f + 1) for x in ids(svcs[(i + k) % len(svcs)])]
+        pred = [x for k in range(1, self.f + 1) for x in ids(svcs[(i - k) % len(svcs)])]
+        return {"f": self.f, "peers": sorted(set(succ + pred) - {self.nfs[name][1]}), "successors": succ}
 
 
 def lab_up(chain, kind, build, keyed=False):
@@ -196,10 +197,10 @@ def f_plus_one_violations(chain, sink, state):
     """Every packet the sink received must have left the chain with its updates held f + 1
     times: for its flow (found through the NAT mapping whose external address and port the sink
     saw as its source), the monitor's packet count at least the number of the flow's packets the
-    sink received, at the monitor (head) and at the NAT that served the flow (the monitor's
-    successor), and the mapping at that NAT (head) and at the firewall (the NAT's successor round
-    the chain, through the buffer and the ingress forwarder). What is wrong, per flow (empty:
-    nothing).
+    sink received, at the monitor (head) and at the next f hops of the flow's path after it (with
+    f = 1 the NAT that served the flow), and the mapping at that NAT (head) and at the next f hops
+    after it round the chain (with f = 1 the firewall, reached through the buffer and the ingress
+    forwarder). What is wrong, per flow (empty: nothing).
 
     The bound is the count received, not the highest sequence number the sink saw: packets
     dropped before the monitor (frozen while it recovers, docs/ftc.md 7.2) were never counted,
@@ -208,12 +209,17 @@ def f_plus_one_violations(chain, sink, state):
     received twice would let the count pass with fewer updates, so duplicates are a violation."""
     fw, = chain.of_service("fw")
     mon, = chain.of_service("mon")
-    mon_id, fw_state = chain.nfs[mon][1], state[fw]
+    svcs = [s[0] for s in SERVICES]
     mon_head = {flow_key(f): f["packets"] for f in state[mon]["monitor"]["flows"]}
     by_ext = {}
     for nat in chain.of_service("nat"):
         for m in state[nat]["nat"]["mappings"]:
             by_ext[f"{m['external']}:{m['external_port']}"] = (nat, m)
+
+    def holders(path, head):
+        """The instances after `head` on the flow's path that hold its records: the next f hops."""
+        i = svcs.index(chain.nfs[head][2])
+        return [path[svcs[(i + k) % len(svcs)]] for k in range(1, chain.f + 1)]
     bad = []
     for f in sink["per_flow"]:
         need = f["packets"]
@@ -224,16 +230,49 @@ def f_plus_one_violations(chain, sink, state):
                 bad.append((f["flow_id"], src, "no NAT mapping at any NAT"))
                 continue
             nat, m = by_ext[src]
-            k = key_hex(m)
+            k, path = key_hex(m), {"fw": fw, "mon": mon, "nat": nat}
             if mon_head.get(flow_key(m), 0) < need:
                 bad.append((f["flow_id"], "monitor count at its head", mon_head.get(flow_key(m)), need))
-            rep = replicas_of(state[nat], mon_id).get(k)
-            if rep is None or int(rep[0][:16], 16) < need:
-                bad.append((f["flow_id"], f"monitor count replica at {nat}", rep, need))
-            nr = replicas_of(fw_state, chain.nfs[nat][1]).get(k)
-            if nr is None or not nr[0].startswith(mapping_hex(m)):
-                bad.append((f["flow_id"], f"{nat}'s mapping replica at {fw}", nr, mapping_hex(m)))
+            for h in holders(path, mon):
+                rep = replicas_of(state[h], chain.nfs[mon][1]).get(k)
+                if rep is None or int(rep[0][:16], 16) < need:
+                    bad.append((f["flow_id"], f"monitor count replica at {h}", rep, need))
+            for h in holders(path, nat):
+                nr = replicas_of(state[h], chain.nfs[nat][1]).get(k)
+                if nr is None or not nr[0].startswith(mapping_hex(m)):
+                    bad.append((f["flow_id"], f"{nat}'s mapping replica at {h}", nr, mapping_hex(m)))
     return bad
+
+
+def check_released_across_failure(chain, k):
+    """The sink check over a phase in which the monitor was killed and recovered (`k`: the phase,
+    as ftc_lab_test.py's monitor_killed fixture returns it), the flows that spanned the failure
+    included: every packet the buffer released in the phase is one the sink received, each with
+    its updates on f + 1 stores; and the counts are exactly what the released packets imply:
+    every packet the monitor counted in this phase reached the sink or was dropped by the buffer
+    (counted), and every replica of the monitor's records equals the head (value and sequence).
+    A spanning flow lost the packets frozen while the monitor recovered (never counted, never
+    released); the ones released after the recovery count on from the recovered value."""
+    mon, = chain.of_service("mon")
+    nat, = chain.of_service("nat")
+    assert k.settled, k.after.buffer
+    b, a = k.before.buffer["ports"][f"nf-{nat}"], k.after.buffer["ports"][f"nf-{nat}"]
+    assert a["released"] - b["released"] == k.sink["packets"] > 0, (a, b, k.sink["packets"])
+    by_ext = {f"{m['external']}:{m['external_port']}": key_hex(m) for m in k.after.state[nat]["nat"]["mappings"]}
+    spanning = [f for f in k.sink["per_flow"] if any(by_ext.get(s) in k.killed.rep for s in f["sources"])]
+    assert spanning, "some flows were running when the monitor died"
+    bad = f_plus_one_violations(chain, k.sink, k.after.state)
+    assert not bad, bad
+    head = {key_hex(f): f["packets"] for f in k.after.state[mon]["monitor"]["flows"]}
+    keys = {by_ext[s] for f in k.sink["per_flow"] for s in f["sources"]}
+    svcs = [s[0] for s in SERVICES]
+    i = svcs.index("mon")
+    for h in [chain.of_service(svcs[(i + d) % len(svcs)])[0] for d in range(1, chain.f + 1)]:
+        rep = replicas_of(k.after.state[h], chain.nfs[mon][1])
+        assert all(int(rep[kh][0][:16], 16) == head[kh] == rep[kh][1] for kh in keys), \
+            (h, [(kh, head[kh], rep.get(kh)) for kh in keys])
+    dropped = sum(a[c] - b[c] for c in a if c.startswith("drop_") or c == "release_failed")
+    assert sum(head[kh] for kh in keys) == k.sink["packets"] + dropped, (head, k.sink["packets"], a, b)
 
 
 # The fixtures of a test file that sets CHAIN (a Chain) and LAB_KIND (its lab prefix act<kind><pid>);
