@@ -12,10 +12,16 @@ dies, C's anychaind recovers its head records from two holders (NAT and firewall
 each the newest (docs/ftc.md 7.4).
 """
 
+from types import SimpleNamespace
+
+import pytest
+
 import ftclab
+import labkit
 from ftclab import key_hex, replicas_of
+from labkit import wait_until
 # the phases of ftc_lab_test.py (fixtures only: its tests are not collected again here)
-from ftc_lab_test import NFS, monitor_killed, steady  # noqa: F401
+from ftc_lab_test import NFS, monitor_killed, snapshot, steady  # noqa: F401
 
 LAB_KIND = "t"  # lab prefix actt<pid>
 CHANNEL_KEYED = True
@@ -68,3 +74,39 @@ def test_the_monitor_is_recovered_from_two_holders(monitor_killed, cli):
 
 def test_packets_released_across_the_failure_had_their_updates_on_three_stores(monitor_killed):
     ftclab.check_released_across_failure(CHAIN, monitor_killed)
+
+
+@pytest.fixture(scope="module")
+def full_size(cli, lab, build, module_procs, monitor_killed):
+    """Full-size datagrams (1,472-byte UDP payloads: 1,500-byte IP packets, as from a host on a
+    1,500-byte network) through the FTC chain, after the failure. The lab's links have room for
+    them with the largest NSH (nf-chain.toml: mtu 1788)."""
+    before = snapshot(cli)
+    gen, sink, _ = ftclab.send(lab, build, module_procs, [(9000, 4, 1, 20, 1, 1472)], sink_s=4)
+    settled = wait_until(lambda: cli.buffer("D")["ports"]["nf-nat1"]["held"] == 0, ftclab.HOLD_TIMEOUT_MS / 1000 + 5)
+    return SimpleNamespace(gen=gen[9000], sink=sink, before=before, after=snapshot(cli), settled=settled)
+
+
+def test_full_size_packets_cross_the_ftc_chain_whole(full_size):
+    """Every 1,500-byte packet reaches the sink whole (none fragmented, refused or dropped), each
+    with its updates on three stores."""
+    k = full_size
+    assert k.settled
+    assert k.gen["send_errors"] == 0, k.gen
+    assert k.sink["packets"] == k.gen["packets_sent"] == 80, (k.gen, k.sink["packets"])
+    assert k.sink["bytes"] == 80 * 1472, k.sink["bytes"]
+    bad = ftclab.f_plus_one_violations(CHAIN, k.sink, k.after.state)
+    assert not bad, bad
+
+
+def test_a_link_without_room_for_ftcs_nsh_is_a_warning(full_size, cli, lab):
+    """On a node with an FTC chain, `anychain status` counts the largest NSH (252 bytes), not MD
+    type 1's 24, in the room a link must have: 1,600 bytes leave 1,312 for inner packets."""
+    def warned():
+        return [w for w in cli.json("D", "status")["warnings"] if "to-C: MTU 1600 leaves room for inner packets of 1312" in w]
+    labkit.run(["ip", "-n", lab.ns("D"), "link", "set", "to-C", "mtu", "1600"])
+    try:
+        assert wait_until(warned, 15), cli.json("D", "status")["warnings"]
+    finally:
+        labkit.run(["ip", "-n", lab.ns("D"), "link", "set", "to-C", "mtu", "1788"])
+    assert wait_until(lambda: not warned(), 15)

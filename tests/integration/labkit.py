@@ -203,8 +203,8 @@ def nf_build(build):
 
 def send_streams(lab, build, procs, src, sink, streams, sink_s, during=None, distinct_flow_ids=False):
     """anychain-sink (UDP port 9000) on the topology's host `sink` for sink_s seconds and one
-    anychain-trafgen per (dport, flows/s, flow duration, rate, duration) stream from host `src` to
-    it; `during` (seconds, fn) runs fn that long after the traffic started. With
+    anychain-trafgen per (dport, flows/s, flow duration, rate, duration[, UDP payload bytes])
+    stream from host `src` to it; `during` (seconds, fn) runs fn that long after the traffic started. With
     distinct_flow_ids, each stream numbers its flows from its own base (1, 10001, ...). Returns the
     generators' reports by dport, the sink's report and what fn returned."""
     out = f"{lab.state}/sink-{time.monotonic_ns()}.json"
@@ -213,8 +213,9 @@ def send_streams(lab, build, procs, src, sink, streams, sink_s, during=None, dis
     time.sleep(0.5)
     dst = sink["host_addr"].split("/")[0]
     gens = {}
-    for i, (dport, fps, fdur, rate, dur) in enumerate(streams):
+    for i, (dport, fps, fdur, rate, dur, *size) in enumerate(streams):
         base = ["--flow-id-base", str(1 + 10000 * i)] if distinct_flow_ids else []
+        base += ["--payload-size", str(size[0])] if size else []
         gens[dport] = subprocess.Popen(
             ["ip", "netns", "exec", lab.ns(src["name"]), f"{build.tools}/anychain-trafgen", "--dst", dst,
              "--dport", str(dport), "--flows-per-sec", str(fps), "--flow-duration", str(fdur), "--flow-rate",
