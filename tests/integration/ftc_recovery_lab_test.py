@@ -13,10 +13,19 @@ the kill from its fixtures), with one difference: every agent has the FTC channe
   `ftc_recovery`).
 """
 
+import json
+import os
+import sys
+from types import SimpleNamespace
+
+import pytest
+
 import ftclab
+import labkit
 from ftclab import key_hex, replicas_of
+from labkit import wait_until
 # the phases of ftc_lab_test.py (fixtures only: its tests are not collected again here)
-from ftc_lab_test import CHAIN, NFS, monitor_killed, steady  # noqa: F401
+from ftc_lab_test import CHAIN, NFS, monitor_killed, snapshot, steady  # noqa: F401
 
 LAB_KIND = "r"  # lab prefix actr<pid>
 CHANNEL_KEYED = True
@@ -70,3 +79,41 @@ def test_packets_released_across_the_failure_had_their_updates_on_f_plus_one_sto
     """The sink check over the phase with the kill, flows that spanned it included
     (ftclab.check_released_across_failure)."""
     ftclab.check_released_across_failure(CHAIN, monitor_killed)
+
+
+@pytest.fixture(scope="module")
+def two_cpus(cli, lab, build, module_procs, monitor_killed):
+    """Each of 8 flows sent from CPU 0 and CPU 1 at once (two_cpu_sender.py: one socket per
+    flow and CPU on the same source port), 1,000 packets per second per flow for 0.4 s: the
+    same partitions' transactions on two CPUs of every hop, their packets free to overtake each
+    other on the way."""
+    before = snapshot(cli)
+    receiver = labkit.sink_start(lab, build, module_procs, ftclab.SINK, 6)
+    r = labkit.run(["ip", "netns", "exec", lab.ns(ftclab.SRC["name"]), sys.executable,
+                    os.path.join(os.path.dirname(__file__), "two_cpu_sender.py"), "--dst", ftclab.SINK_ADDR,
+                    "--flows", "8", "--packets", "400", "--rate", "1000", "--flow-id-base", "50001"])
+    sent = json.loads(r.stdout.splitlines()[-1])
+    sink = labkit.sink_report(receiver)
+    settled = wait_until(lambda: cli.buffer("D")["ports"]["nf-nat1"]["held"] == 0, ftclab.HOLD_TIMEOUT_MS / 1000 + 5)
+    return SimpleNamespace(sent=sent, sink=sink, before=before, after=snapshot(cli), settled=settled)
+
+
+def test_flows_sent_from_two_cpus_at_once_lose_no_update(two_cpus):
+    """Every packet sent from both CPUs is released and received (none dropped, none expired in
+    a hold), and each flow's count at the monitor and at its replica is exactly the packets the
+    sink received, with the replica at the head's sequence number: no update lost or applied
+    twice whatever the interleaving."""
+    k = two_cpus
+    assert k.settled and k.sent["send_errors"] == 0 and min(k.sent["per_cpu"]) > 0, k.sent
+    assert k.sink["packets"] == k.sent["packets_sent"] == 8 * 400, (k.sent, k.sink["packets"])
+    b, a = k.before.buffer["ports"]["nf-nat1"], k.after.buffer["ports"]["nf-nat1"]
+    assert a["released"] - b["released"] == k.sink["packets"], (a, b)
+    bad = ftclab.f_plus_one_violations(CHAIN, k.sink, k.after.state)
+    assert not bad, bad
+    by_ext = {f"{m['external']}:{m['external_port']}": key_hex(m) for m in k.after.state["nat1"]["nat"]["mappings"]}
+    head = {key_hex(f): f["packets"] for f in k.after.state["mon1"]["monitor"]["flows"]}
+    rep = replicas_of(k.after.state["nat1"], NFS["mon1"][1])
+    for f in k.sink["per_flow"]:
+        (src,) = f["sources"]
+        kh = by_ext[src]
+        assert head[kh] == f["packets"] == int(rep[kh][0][:16], 16) == rep[kh][1] == 400, (f, head[kh], rep[kh])
