@@ -10,7 +10,11 @@ the kill from its fixtures), with one difference: every agent has the FTC channe
   and, before announcing it, recovers its head records over the channel from the holders the
   plane names (the NAT, its successor: with f = 1 the only other copy), installs them into the
   new process's maps, and times detection, transfer and rerouting (`anychain status`'s
-  `ftc_recovery`).
+  `ftc_recovery`);
+- the sink check holds across that failure, flows that spanned it included;
+- flows sent from two CPUs at once (two_cpu_sender.py) lose no update;
+- the NAT's namespace deleted mid-stream: D's anychaind recovers its mappings from fw1 (its
+  successor round the chain), every flow keeps its external port, the sink check holds.
 """
 
 import json
@@ -117,3 +121,49 @@ def test_flows_sent_from_two_cpus_at_once_lose_no_update(two_cpus):
         (src,) = f["sources"]
         kh = by_ext[src]
         assert head[kh] == f["packets"] == int(rep[kh][0][:16], 16) == rep[kh][1] == 400, (f, head[kh], rep[kh])
+
+
+@pytest.fixture(scope="module")
+def nat_ns_deleted(cli, lab, build, module_procs, two_cpus):
+    """The NAT's namespace deleted mid-stream (the issue's kill: its process, maps and veth go
+    with it). With f = 1 its mappings' only other copy is at fw1, its successor round the chain;
+    D's anychaind restarts it and recovers them from B before announcing it."""
+    before = snapshot(cli)
+
+    def kill():
+        rep = replicas_of(cli.state("fw1"), NFS["nat1"][1])
+        rc = labkit.run(["ip", "netns", "del", lab.ns("D", "nat1")], check=False).returncode
+        return SimpleNamespace(rep=rep, rc=rc)
+    gen, sink, killed = ftclab.send(lab, build, module_procs, [(9000, 4, 3, 20, 3)], sink_s=8, during=(1.5, kill))
+    back = wait_until(lambda: cli.nf_status("nat1")["alive"], 15)
+    settled = wait_until(lambda: cli.buffer("D")["ports"]["nf-nat1"]["held"] == 0, ftclab.HOLD_TIMEOUT_MS / 1000 + 5)
+    return SimpleNamespace(before=before, after=snapshot(cli), gen=gen[9000], sink=sink, killed=killed, back=back,
+                           settled=settled, status=cli.nf_status("nat1"),
+                           recovery=cli.json("D", "status").get("ftc_recovery"),
+                           holder=cli.json("B", "status").get("ftc_recovery"))
+
+
+def test_the_nat_is_recovered_after_its_namespace_is_deleted(nat_ns_deleted):
+    k = nat_ns_deleted
+    assert k.killed.rc == 0 and k.killed.rep, "the namespace was deleted while fw1 held the NAT's mappings"
+    assert k.back and k.status["deaths"] == 1 and k.status["starts"] == 2, k.status
+    last = k.recovery["last"][str(NFS["nat1"][1])]
+    assert last["heads"] >= len(k.killed.rep) and last["lost"] == 0 and not last["errors"], last
+    assert last["incarnation"] == k.after.state["nat1"]["ftc"]["control"]["incarnation"], last
+    assert k.holder["requests_answered"] >= 1 and k.holder["answer_errors"] == 0, k.holder
+
+
+def test_every_mapping_survives_the_nats_failure(nat_ns_deleted):
+    """Every mapping fw1 held when the NAT died is at the restarted NAT with the same external
+    address and port; every flow of the phase reached the sink from one external port (the
+    flows that spanned the failure kept theirs); no two flows share a port."""
+    k = nat_ns_deleted
+    now = {key_hex(m): ftclab.mapping_hex(m) for m in k.after.state["nat1"]["nat"]["mappings"]}
+    for key, (value, _seq) in k.killed.rep.items():
+        assert key in now and value.startswith(now[key]), (key, value, now.get(key))
+    assert all(len(f["sources"]) == 1 for f in k.sink["per_flow"]), [f["sources"] for f in k.sink["per_flow"]]
+    assert len(set(now.values())) == len(now)
+
+
+def test_packets_released_across_the_nats_failure_had_their_updates_on_f_plus_one_stores(nat_ns_deleted):
+    ftclab.check_released_across_failure(CHAIN, nat_ns_deleted, killed="nat")
