@@ -38,10 +38,27 @@ def nat_section(ports):
 
 class Chain:
     """nfs: name -> (router, instance id, service, kind, the instance's section in the file);
-    f: the chain's FTC f (each update held f + 1 times)."""
+    f: the chain's FTC f (each update held f + 1 times); services: the chain's (name, id,
+    anycast) in order, fw -> mon -> nat and any replica services after them."""
 
-    def __init__(self, nfs, f=F):
-        self.nfs, self.f = nfs, f
+    def __init__(self, nfs, f=F, services=SERVICES):
+        self.nfs, self.f, self.services = nfs, f, services
+        self.svcs = [s[0] for s in services]
+
+    def egress(self):
+        """The NF whose veth the egress buffer runs on: the chain's last hop."""
+        last, = self.of_service(self.svcs[-1])
+        return last
+
+    def path(self, nat):
+        """service -> the instance of a flow's path, for a flow that the NAT `nat` served."""
+        return {svc: nat if svc == "nat" else self.of_service(svc)[0] for svc in self.svcs}
+
+    def holders(self, path, head):
+        """The instances after `head` on a flow's path (`path()`) that hold its records: the next
+        f hops round the chain."""
+        i = self.svcs.index(self.nfs[head][2])
+        return [path[self.svcs[(i + k) % len(self.svcs)]] for k in range(1, self.f + 1)]
 
     def of_service(self, svc):
         return [n for n, v in self.nfs.items() if v[2] == svc]
@@ -57,9 +74,9 @@ class Chain:
                  for n, (r, iid, svc, kind, extra) in self.nfs.items() if r == router]
         return {
             "interfaces": ifs,
-            "services": [{"name": n, "id": i, "anycast": a} for n, i, a in SERVICES],
+            "services": [{"name": n, "id": i, "anycast": a} for n, i, a in self.services],
             "ftc": {"f": self.f, "hold_timeout_ms": HOLD_TIMEOUT_MS, **({"key_file": key_file} if key_file else {})},
-            "chains": [{"name": "ftcchain", "spi": SPI, "services": [s[0] for s in SERVICES], "ftc": True}],
+            "chains": [{"name": "ftcchain", "spi": SPI, "services": self.svcs, "ftc": True}],
             "policies": [{"name": "to-sink", "chain": "ftcchain", "dst": SINK["subnet"], "proto": "udp",
                           "md_type": 2}],
             "instances": insts,
@@ -69,7 +86,7 @@ class Chain:
         """What anychaind must write into an instance's FTC control file (daemon/ftc_peers.h):
         f, as peers every instance of the services within f hops either way round the chain,
         as successors the instances of the next f services (nearest first, then by id)."""
-        svcs = [s[0] for s in SERVICES]
+        svcs = self.svcs
         i = svcs.index(self.nfs[name][2])
         ids = lambda svc: sorted(self.nfs[n][1] for n in self.of_service(svc))  # noqa: E731
         succ = [x for k in range(1, self.f + 1) for x in ids(svcs[(i + k) % len(svcs)])]
@@ -207,19 +224,12 @@ def f_plus_one_violations(chain, sink, state):
     so a flow that spans a failure has fewer counted packets than its sequence numbers say,
     while every packet that left the chain was counted and replicated before it left. A packet
     received twice would let the count pass with fewer updates, so duplicates are a violation."""
-    fw, = chain.of_service("fw")
     mon, = chain.of_service("mon")
-    svcs = [s[0] for s in SERVICES]
     mon_head = {flow_key(f): f["packets"] for f in state[mon]["monitor"]["flows"]}
     by_ext = {}
     for nat in chain.of_service("nat"):
         for m in state[nat]["nat"]["mappings"]:
             by_ext[f"{m['external']}:{m['external_port']}"] = (nat, m)
-
-    def holders(path, head):
-        """The instances after `head` on the flow's path that hold its records: the next f hops."""
-        i = svcs.index(chain.nfs[head][2])
-        return [path[svcs[(i + k) % len(svcs)]] for k in range(1, chain.f + 1)]
     bad = []
     for f in sink["per_flow"]:
         need = f["packets"]
@@ -230,14 +240,14 @@ def f_plus_one_violations(chain, sink, state):
                 bad.append((f["flow_id"], src, "no NAT mapping at any NAT"))
                 continue
             nat, m = by_ext[src]
-            k, path = key_hex(m), {"fw": fw, "mon": mon, "nat": nat}
+            k, path = key_hex(m), chain.path(nat)
             if mon_head.get(flow_key(m), 0) < need:
                 bad.append((f["flow_id"], "monitor count at its head", mon_head.get(flow_key(m)), need))
-            for h in holders(path, mon):
+            for h in chain.holders(path, mon):
                 rep = replicas_of(state[h], chain.nfs[mon][1]).get(k)
                 if rep is None or int(rep[0][:16], 16) < need:
                     bad.append((f["flow_id"], f"monitor count replica at {h}", rep, need))
-            for h in holders(path, nat):
+            for h in chain.holders(path, nat):
                 nr = replicas_of(state[h], chain.nfs[nat][1]).get(k)
                 if nr is None or not nr[0].startswith(mapping_hex(m)):
                     bad.append((f["flow_id"], f"{nat}'s mapping replica at {h}", nr, mapping_hex(m)))
@@ -263,7 +273,7 @@ def check_released_across_failure(chain, k, killed="mon"):
     mon, = chain.of_service("mon")
     nat, = chain.of_service("nat")
     assert k.settled, k.after.buffer
-    b, a = k.before.buffer["ports"][f"nf-{nat}"], k.after.buffer["ports"][f"nf-{nat}"]
+    b, a = k.before.buffer["ports"][f"nf-{chain.egress()}"], k.after.buffer["ports"][f"nf-{chain.egress()}"]
     assert a["released"] - b["released"] == k.sink["packets"] > 0, (a, b, k.sink["packets"])
     by_ext = {f"{m['external']}:{m['external_port']}": key_hex(m) for m in k.after.state[nat]["nat"]["mappings"]}
     spanning = [f for f in k.sink["per_flow"] if any(by_ext.get(s) in k.killed.rep for s in f["sources"])]
@@ -274,9 +284,7 @@ def check_released_across_failure(chain, k, killed="mon"):
         return
     head = {key_hex(f): f["packets"] for f in k.after.state[mon]["monitor"]["flows"]}
     keys = {by_ext[s] for f in k.sink["per_flow"] for s in f["sources"]}
-    svcs = [s[0] for s in SERVICES]
-    i = svcs.index("mon")
-    for h in [chain.of_service(svcs[(i + d) % len(svcs)])[0] for d in range(1, chain.f + 1)]:
+    for h in chain.holders(chain.path(nat), mon):
         rep = replicas_of(k.after.state[h], chain.nfs[mon][1])
         assert all(int(rep[kh][0][:16], 16) == head[kh] == rep[kh][1] for kh in keys), \
             (h, [(kh, head[kh], rep.get(kh)) for kh in keys])
