@@ -1,0 +1,153 @@
+// anychaind's standby watch (daemon/ftc_standby.h, docs/ftc.md 7.3) over plane computations of
+// synthetic LSDBs, as seen from each router: exactly one of several standbys starts the
+// replacement (the reachable one with the lowest router id), with incarnation + 1; it starts at
+// once when the node is lost and after the grace when the instance is withdrawn by a live node;
+// a node that comes back (its instance live again) starts nothing; a start is reported once.
+#include "daemon/ftc_standby.h"
+
+#include <gtest/gtest.h>
+
+#include "plane/hold_down.h"
+#include "plane_fixtures.h"
+
+using namespace anychain;
+using namespace anychain::daemon;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr std::uint32_t kSvc = 0x0a640003;
+using Clock = FtcStandbyWatch::Clock;
+
+ospf::VnfInfo ftc(std::uint32_t id, std::uint32_t router, std::uint32_t inc, bool down = false) {
+  return {kSvc, 32, id, 40, 150, 0xc0000200 + router,
+          ospf::kVnfFlagNshAware | ospf::kVnfFlagFtc | (down ? ospf::kVnfFlagDown : 0u), inc};
+}
+ospf::VnfInfo standby(std::uint32_t id, std::uint32_t router) {
+  return {kSvc, 32, id, 0, 0, 0xc0000200 + router, ospf::kVnfFlagStandby, 0};
+}
+
+// routers 1..4 in a full mesh minus `cut`; instance 3 on router 2 (incarnation 7), standbys for
+// it on routers 4 and 3
+test::LsdbBuilder net(const std::vector<std::uint32_t>& cut, bool a_down = false, bool a_live = true) {
+  test::LsdbBuilder b;
+  auto in = [&](std::uint32_t r) { return std::find(cut.begin(), cut.end(), r) == cut.end(); };
+  for (std::uint32_t x = 1; x <= 4; ++x) {
+    b.router(x);
+    for (std::uint32_t y = x + 1; y <= 4; ++y)
+      if (in(x) && in(y)) b.link(x, y, 10, 10);
+  }
+  if (a_live) b.vnf(2, ftc(3, 2, 7, a_down));
+  b.vnf(4, standby(3, 4));
+  b.vnf(3, standby(3, 3));
+  return b;
+}
+
+LocalInstanceSpec sb() {
+  LocalInstanceSpec s;
+  s.name = "nat1-sb";
+  s.id = 3;
+  s.service_id = 3;
+  s.ftc = true;
+  return s;
+}
+
+// One router's agent: its own hold-down, plane and watch.
+struct Node {
+  std::uint32_t self;
+  plane::VnfHoldDown hold{8s, 30s};
+  FtcStandbyWatch watch{6s};
+  std::vector<FtcStandbyWatch::Start> step(const test::LsdbBuilder& b, Clock::time_point now,
+                                           std::vector<std::uint32_t> failed_endpoints = {}) {
+    plane::PlaneConfig cfg;
+    cfg.self_router = self;
+    cfg.failed_endpoints = std::move(failed_endpoints);
+    auto v = plane::compute_plane(b.build(), cfg, &hold, now);
+    EXPECT_TRUE(v);
+    return v ? watch.update(*v, self, {sb()}, now) : std::vector<FtcStandbyWatch::Start>{};
+  }
+};
+}  // namespace
+
+TEST(FtcStandby, NodeLostExactlyTheLowestReachableStandbyStarts) {
+  Clock::time_point t{};
+  Node r3{3}, r4{4};
+  EXPECT_TRUE(r3.step(net({}), t).empty());
+  EXPECT_TRUE(r4.step(net({}), t).empty());
+  t += 1s;
+  auto s3 = r3.step(net({2}), t);
+  auto s4 = r4.step(net({2}), t);
+  ASSERT_EQ(s3.size(), 1u) << "router 3 has the lowest id among the standbys";
+  EXPECT_EQ(s3[0].id, 3u);
+  EXPECT_EQ(s3[0].new_inc, 8u);
+  EXPECT_EQ(s3[0].failed_router, 2u);
+  EXPECT_EQ(s3[0].detected, t);
+  EXPECT_TRUE(s4.empty()) << "router 4 waits";
+  EXPECT_EQ(r4.watch.status(t)["standbys"][0]["acting_router"], "0.0.0.3");
+  // reported once
+  t += 1s;
+  EXPECT_TRUE(r3.step(net({2}), t).empty());
+  EXPECT_EQ(r3.watch.status(t)["started"], 1u);
+}
+
+TEST(FtcStandby, NextStandbyWhenTheLowestIsLostToo) {
+  Clock::time_point t{};
+  Node r4{4};
+  r4.step(net({}), t);
+  t += 1s;
+  auto s = r4.step(net({2, 3}), t);
+  ASSERT_EQ(s.size(), 1u) << "router 3 is unreachable: router 4's standby acts";
+  EXPECT_EQ(s[0].new_inc, 8u);
+}
+
+TEST(FtcStandby, HeartbeatDetectorStartsItWhileOspfStillReachesTheNode) {
+  Clock::time_point t{};
+  Node r3{3};
+  r3.step(net({}), t);
+  t += 300ms;
+  auto s = r3.step(net({}), t, {0xc0000202});
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].why, "its node is lost");
+}
+
+TEST(FtcStandby, WithdrawnByALiveNodeWaitsForItsRestartThere) {
+  Clock::time_point t{};
+  Node r3{3};
+  r3.step(net({}), t);
+  t += 1s;
+  EXPECT_TRUE(r3.step(net({}, true), t).empty()) << "withdrawn (down LSA), node reachable: its own restart first";
+  ASSERT_TRUE(r3.watch.next_due());
+  EXPECT_EQ(*r3.watch.next_due(), t + 6s);
+  t += 3s;
+  EXPECT_TRUE(r3.step(net({}, true), t).empty());
+  t += 3s;
+  auto s = r3.step(net({}, true), t);
+  ASSERT_EQ(s.size(), 1u) << "not back 6 s after: the standby acts";
+  EXPECT_EQ(s[0].why, "withdrawn and not restarted");
+  EXPECT_EQ(s[0].detected, t - 6s);
+}
+
+TEST(FtcStandby, FailedNodeComingBackStartsNothing) {
+  Clock::time_point t{};
+  Node r3{3};
+  r3.step(net({}), t);
+  t += 1s;
+  EXPECT_TRUE(r3.step(net({}, true), t).empty());
+  t += 2s;
+  EXPECT_TRUE(r3.step(net({}), t).empty()) << "restarted in place, announced live again";
+  t += 10s;
+  EXPECT_TRUE(r3.step(net({}), t).empty());
+  EXPECT_EQ(r3.watch.status(t)["standbys"][0]["state"], "standing by");
+  EXPECT_FALSE(r3.watch.next_due());
+  // the heartbeat verdict withdrawn before the grace of anything: nothing either
+  EXPECT_EQ(r3.watch.status(t)["started"], 0u);
+}
+
+TEST(FtcStandby, LowerStandbyFailedByTheDetectorIsPassedOver) {
+  Clock::time_point t{};
+  Node r4{4};
+  r4.step(net({}), t);
+  t += 1s;
+  // router 4 sees itself cut from router 3 and 2 only
+  auto s = r4.step(net({2}), t, {0xc0000203});
+  ASSERT_EQ(s.size(), 1u) << "router 3 failed by the detector: router 4 acts";
+}
