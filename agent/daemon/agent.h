@@ -118,6 +118,7 @@ class Agent {
   bool ftc_standby_waiting(const LocalInstanceSpec& i, bool alive, Clock::time_point now);
   void ftc_standby_channel_peers();
   nlohmann::json ftc_standby_status() const;
+  void ftc_standby_affinity(const FtcRecoveryService::Result& r);
 
   AgentSpec spec_;
   dataplane::Dataplane dp_;
@@ -170,6 +171,7 @@ class Agent {
   std::set<uint32_t> ftc_standby_active_;               // standbys running as their instance
   std::map<uint32_t, Clock::time_point> ftc_standby_pending_;  // started, NF not up yet: detected at
   uint64_t ftc_standby_starts_ = 0;
+  uint64_t ftc_standby_affinity_written_ = 0, ftc_standby_affinity_skipped_ = 0;
   std::vector<uint32_t> ftc_channel_peers_;             // as last given to the channel
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a

@@ -119,12 +119,35 @@ void Agent::ftc_standby_channel_peers() {
   ftc_channel_->set_peers(v);
 }
 
+// A standby's replacement is recovered: its flows' next hops are the successors that held its
+// head records (docs/ftc.md 7.5 step 3), written before it is announced.
+void Agent::ftc_standby_affinity(const FtcRecoveryService::Result& r) {
+  if (!ftc_standby_active_.contains(r.failed) || !last_view_) return;
+  size_t skipped = 0;
+  size_t written = 0;
+  for (const auto& w : replacement_next_hops(r.head_sources, spec_, *last_view_, &skipped)) {
+    if (auto e = dp_.set_affinity(w.spi, w.si, w.hash, w.id); !e) {
+      ++skipped;
+      log::warn("ftc standby: next hop of instance {} (spi {} si {} hash {:#x} -> {}): {}", r.failed, w.spi, w.si,
+                w.hash, w.id, e.error().str());
+      continue;
+    }
+    ++written;
+  }
+  ftc_standby_affinity_written_ += written;
+  ftc_standby_affinity_skipped_ += skipped;
+  log::info("ftc standby: instance {}: {} next-hop placements written from its recovered head records, {} left to WCMP",
+            r.failed, written, skipped);
+}
+
 nlohmann::json Agent::ftc_standby_status() const {
   auto j = ftc_standby_.status(Clock::now());
   j["replacements_started"] = ftc_standby_starts_;
   nlohmann::json active = nlohmann::json::array();
   for (auto id : ftc_standby_active_) active.push_back(id);
   j["running_as"] = active;
+  j["next_hops_written"] = ftc_standby_affinity_written_;
+  j["next_hops_left_to_wcmp"] = ftc_standby_affinity_skipped_;
   return j;
 }
 

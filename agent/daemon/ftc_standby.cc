@@ -74,4 +74,37 @@ nlohmann::json FtcStandbyWatch::status(Clock::time_point now) const {
   return {{"standbys", list}, {"started", starts_}, {"withdrawn_grace_ms", grace_.count()}};
 }
 
+std::vector<AffinityWrite> replacement_next_hops(const std::vector<FtcRecoveryService::Result::HeadSource>& heads,
+                                                 const AgentSpec& spec, const plane::PlaneView& v, size_t* skipped) {
+  std::vector<AffinityWrite> out;
+  size_t skip = 0;
+  for (const auto& h : heads) {
+    const uint8_t next = static_cast<uint8_t>(h.si - 1);
+    auto path = std::find_if(spec.paths.begin(), spec.paths.end(), [&](const dataplane::PathEntry& p) {
+      return p.spi == h.spi && p.si == next && !p.last_hop && p.service_id;
+    });
+    const ServiceSpec* svc = nullptr;
+    if (path != spec.paths.end())
+      for (const auto& s : spec.services)
+        if (s.id == path->service_id) svc = &s;
+    std::optional<uint32_t> id;
+    size_t found = 0;
+    if (svc)
+      for (const auto& r : v.services)
+        if (r.key.addr == svc->anycast_addr && r.key.len == svc->anycast_len)
+          for (const auto& c : r.candidates)
+            if (!c.recovering && c.info.nsh_endpoint == h.node) {
+              id = c.info.instance_id;
+              ++found;
+            }
+    if (found != 1) {
+      ++skip;
+      continue;
+    }
+    out.push_back({h.spi, next, h.hash, *id});
+  }
+  if (skipped) *skipped = skip;
+  return out;
+}
+
 }  // namespace anychain::daemon

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/ftc_recovery_service.h"
 #include "daemon/spec.h"
 #include "plane/standby.h"
 
@@ -57,5 +58,22 @@ class FtcStandbyWatch {
   std::set<uint32_t> started_;
   uint64_t starts_ = 0;
 };
+
+// The next-hop placements a replacement on another node writes into its node's ac_affinity
+// (docs/ftc.md 7.5 step 3): for each head record it recovered, the flow's placement at the next
+// hop (SI - 1 on its chain) is the instance of that hop's service on the node that held the
+// record (its successor on the flow's path), when the view has exactly one such live instance
+// there. Others (the chain's last hop, a holder farther than the next hop, none or several
+// instances there) are left to WCMP and counted in `skipped`.
+struct AffinityWrite {
+  uint32_t spi = 0;
+  uint8_t si = 0;
+  uint32_t hash = 0;
+  uint32_t id = 0;
+  bool operator==(const AffinityWrite&) const = default;
+};
+std::vector<AffinityWrite> replacement_next_hops(const std::vector<FtcRecoveryService::Result::HeadSource>& heads,
+                                                 const AgentSpec& spec, const plane::PlaneView& v,
+                                                 size_t* skipped = nullptr);
 
 }  // namespace anychain::daemon

@@ -151,3 +151,38 @@ TEST(FtcStandby, LowerStandbyFailedByTheDetectorIsPassedOver) {
   auto s = r4.step(net({2}), t, {0xc0000203});
   ASSERT_EQ(s.size(), 1u) << "router 3 failed by the detector: router 4 acts";
 }
+
+// The next hops a standby's replacement writes (docs/ftc.md 7.5 step 3): chain 9 = fw (SI 255),
+// mon (254), nat (253); the replacement is the monitor (head SI 254). Its head records came from
+// the NAT's node: the flow's placement at SI 253 is the NAT instance on that node.
+TEST(FtcStandby, ReplacementNextHopsFromTheHoldersOfItsHeadRecords) {
+  AgentSpec spec;
+  spec.services = {{"fw", 1, 0x0a640001, 32}, {"mon", 2, 0x0a640002, 32}, {"nat", 3, 0x0a640003, 32}};
+  spec.paths = {{9, 255, 1, false}, {9, 254, 2, false}, {9, 253, 3, false}, {9, 252, 0, true}};
+  plane::PlaneView v;
+  auto cand = [](std::uint32_t svc, std::uint32_t id, std::uint32_t endpoint, bool recovering = false) {
+    plane::Candidate c;
+    c.info = {svc, 32, id, 10, 10, endpoint, ospf::kVnfFlagFtc, 0};
+    c.recovering = recovering;
+    return c;
+  };
+  v.services.push_back({{0x0a640003, 32}, {cand(0x0a640003, 31, 0xc0000204), cand(0x0a640003, 32, 0xc0000205),
+                                           cand(0x0a640003, 33, 0xc0000206), cand(0x0a640003, 34, 0xc0000206),
+                                           cand(0x0a640003, 35, 0xc0000207, true)}, {}});
+  using HS = FtcRecoveryService::Result::HeadSource;
+  std::vector<HS> heads{
+      {9, 0x1111, 254, 0xc0000204},  // the NAT 31's node: placement at SI 253 -> 31
+      {9, 0x2222, 254, 0xc0000205},  // -> 32
+      {9, 0x3333, 254, 0xc0000206},  // two NATs on that node: left to WCMP
+      {9, 0x4444, 254, 0xc0000207},  // its NAT is recovering itself: left to WCMP
+      {9, 0x5555, 254, 0xc0000299},  // no NAT there (a holder farther along): left to WCMP
+      {9, 0x6666, 253, 0xc0000204},  // a head at the chain's last hop: no next hop here
+      {7, 0x7777, 254, 0xc0000204},  // an SPI this node has no path of
+  };
+  size_t skipped = 0;
+  auto w = replacement_next_hops(heads, spec, v, &skipped);
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(w[0], (AffinityWrite{9, 253, 0x1111, 31}));
+  EXPECT_EQ(w[1], (AffinityWrite{9, 253, 0x2222, 32}));
+  EXPECT_EQ(skipped, 5u);
+}
