@@ -63,6 +63,9 @@ class Agent {
   nlohmann::json selection(uint32_t service_id) const;  // where this service is chosen (topology)
   const AgentSpec& spec() const { return spec_; }
   dataplane::Dataplane& dataplane() { return dp_; }
+  // A standby about to be added (`instance add --standby-for`), against the LSDB once it is
+  // trusted (docs/ftc.md 7.3); accepted before (nothing to check against yet).
+  Result<void> check_standby(const std::string& name, uint32_t id, const std::string& service) const;
 
  private:
   Agent(AgentSpec spec, dataplane::Dataplane dp, LinkWatcher links);

@@ -140,6 +140,14 @@ void Agent::ftc_standby_affinity(const FtcRecoveryService::Result& r) {
             r.failed, written, skipped);
 }
 
+Result<void> Agent::check_standby(const std::string& name, uint32_t id, const std::string& service) const {
+  if (!lsdb_trusted_ || !last_view_) return {};
+  auto svc = std::find_if(spec_.services.begin(), spec_.services.end(),
+                          [&](const ServiceSpec& s) { return s.name == service; });
+  if (svc == spec_.services.end()) return {};  // a new service: the config's checks say what is wrong
+  return check_standby_target(*last_view_, name, id, svc->anycast_addr, svc->anycast_len);
+}
+
 nlohmann::json Agent::ftc_standby_status() const {
   auto j = ftc_standby_.status(Clock::now());
   j["replacements_started"] = ftc_standby_starts_;

@@ -74,6 +74,30 @@ nlohmann::json FtcStandbyWatch::status(Clock::time_point now) const {
   return {{"standbys", list}, {"started", starts_}, {"withdrawn_grace_ms", grace_.count()}};
 }
 
+Result<void> check_standby_target(const plane::PlaneView& v, const std::string& name, uint32_t id,
+                                  uint32_t service_addr, uint8_t service_len) {
+  for (const auto& r : v.services)
+    for (const auto& c : r.candidates) {
+      if (c.info.instance_id != id) continue;
+      if (!c.info.ftc())
+        return fail(fmt::format("instance '{}': standby for instance {}, which is not an FTC instance (router {} "
+                                "announces it without the FTC flag: its service is on no chain with ftc:); only an "
+                                "FTC instance's state survives its node",
+                                name, id, ftc::node_str(c.router)),
+                    EINVAL);
+      if (r.key.addr != service_addr || r.key.len != service_len)
+        return fail(fmt::format("instance '{}': standby for instance {} of another service (router {} announces it "
+                                "for {}/{}): give the standby the instance's service",
+                                name, id, ftc::node_str(c.router), ftc::node_str(r.key.addr), r.key.len),
+                    EINVAL);
+      return {};
+    }
+  return fail(fmt::format("instance '{}': standby for unknown instance {}: no router announces it (`anychain topology` "
+                          "lists the network's instances)",
+                          name, id),
+              ENOENT);
+}
+
 std::vector<AffinityWrite> replacement_next_hops(const std::vector<FtcRecoveryService::Result::HeadSource>& heads,
                                                  const AgentSpec& spec, const plane::PlaneView& v, size_t* skipped) {
   std::vector<AffinityWrite> out;

@@ -59,6 +59,12 @@ class FtcStandbyWatch {
   uint64_t starts_ = 0;
 };
 
+// What a new standby for instance `id` of service (addr, len) is checked against when the LSDB
+// is known (`anychain instance add --standby-for`): ENOENT when no router announces the instance,
+// EINVAL when it is not an FTC instance or is of another service. The name is the entry's.
+Result<void> check_standby_target(const plane::PlaneView& v, const std::string& name, uint32_t id,
+                                  uint32_t service_addr, uint8_t service_len);
+
 // The next-hop placements a replacement on another node writes into its node's ac_affinity
 // (docs/ftc.md 7.5 step 3): for each head record it recovered, the flow's placement at the next
 // hop (SI - 1 on its chain) is the instance of that hop's service on the node that held the

@@ -186,3 +186,33 @@ TEST(FtcStandby, ReplacementNextHopsFromTheHoldersOfItsHeadRecords) {
   EXPECT_EQ(w[1], (AffinityWrite{9, 253, 0x2222, 32}));
   EXPECT_EQ(skipped, 5u);
 }
+
+// `instance add --standby-for` against the LSDB: an unknown instance, a non-FTC one, one of
+// another service are refused with the entry's name; an FTC instance of the service, also a
+// frozen one, is accepted.
+TEST(FtcStandby, StandbyTargetCheckedAgainstTheLsdb) {
+  plane::PlaneView v;
+  auto cand = [](std::uint32_t svc, std::uint32_t id, std::uint32_t flags, bool recovering = false) {
+    plane::Candidate c;
+    c.router = 2;
+    c.info = {svc, 32, id, 10, 10, 0xc0000202, flags, 0};
+    c.recovering = recovering;
+    return c;
+  };
+  v.services.push_back({{kSvc, 32}, {cand(kSvc, 3, ospf::kVnfFlagFtc), cand(kSvc, 4, 0), cand(kSvc, 5, ospf::kVnfFlagFtc, true)}, {}});
+  v.services.push_back({{0x0a640009, 32}, {cand(0x0a640009, 6, ospf::kVnfFlagFtc)}, {}});
+  EXPECT_TRUE(check_standby_target(v, "sb", 3, kSvc, 32));
+  EXPECT_TRUE(check_standby_target(v, "sb", 5, kSvc, 32)) << "failed already (frozen): a standby is still welcome";
+  auto unknown = check_standby_target(v, "sb", 77, kSvc, 32);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, ENOENT);
+  EXPECT_NE(unknown.error().str().find("instance 'sb': standby for unknown instance 77: no router announces it"),
+            std::string::npos) << unknown.error().str();
+  auto plain = check_standby_target(v, "sb", 4, kSvc, 32);
+  ASSERT_FALSE(plain);
+  EXPECT_NE(plain.error().str().find("instance 'sb': standby for instance 4, which is not an FTC instance"),
+            std::string::npos) << plain.error().str();
+  auto other = check_standby_target(v, "sb", 6, kSvc, 32);
+  ASSERT_FALSE(other);
+  EXPECT_NE(other.error().str().find("of another service"), std::string::npos) << other.error().str();
+}
