@@ -56,9 +56,9 @@ Topology build_topology(const ospf::Lsdb& lsdb, std::uint32_t area, std::uint8_t
         ++t.stats.malformed_vnf_lsas;
         continue;
       }
-      if (v->standby())
-        t.standbys.push_back({key.adv_router, *v, false});
-      else
+      if (v->standby()) {
+        if (!v->down()) t.standbys.push_back({key.adv_router, *v, false});  // down: removed from its config
+      } else
         vnfs.push_back({key.adv_router, *v, false});
     }
   }

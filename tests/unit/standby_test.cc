@@ -71,6 +71,14 @@ TEST(Standby, FlagRoundTripsAndIsNeverACandidate) {
   ASSERT_EQ(v.standbys.size(), 3u);
   EXPECT_EQ(v.standbys[0], (StandbyAd{3, 5, true}));
   EXPECT_TRUE(failed_ftc_instances(v).empty()) << "nothing failed";
+  // a standby removed from its node's config is announced down until its LSA is deleted: gone
+  auto b = net();
+  auto gone = standby(5, 1);
+  gone.flags |= ospf::kVnfFlagDown;
+  b.vnf(1, gone);
+  v = r.at(b);
+  EXPECT_EQ(v.standbys.size(), 3u);
+  EXPECT_EQ(v.services[0].candidates.size(), 2u);
 }
 
 TEST(Standby, NodeLostLowestReachableStandbyActs) {
