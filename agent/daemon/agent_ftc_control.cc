@@ -197,6 +197,7 @@ void Agent::ftc_recovered(const FtcRecoveryService::Result& r) {
   for (const auto& e : r.errors) log::warn("ftc: recovery of instance {}: {}", r.failed, e);
   auto l = liveness_.find(r.failed);
   if (l == liveness_.end() || !l->second.alive()) return;  // died again meanwhile: its next start recovers
+  ftc_standby_affinity(r);  // a standby's replacement: its flows' next hops (agent_ftc_standby.cc)
   const auto now = Clock::now();
   monitor_->set_alive(r.failed, true);
   ftc_rerouting_.insert(r.failed);
