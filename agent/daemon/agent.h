@@ -24,6 +24,7 @@
 #include "daemon/ftc_forwarder.h"
 #include "daemon/ftc_peers.h"
 #include "daemon/ftc_recovery_service.h"
+#include "daemon/ftc_resync.h"
 #include "daemon/ports.h"
 #include "daemon/spec.h"
 #include "daemon/throttle.h"
@@ -109,6 +110,11 @@ class Agent {
   bool ftc_begin_recovery(const LocalInstanceSpec& i, uint8_t inc, Clock::time_point detected);
   void ftc_recovered(const FtcRecoveryService::Result& r);
   std::vector<LocalHolder> ftc_local_holders();
+  // Re-requests of the NFs' gaps (docs/ftc.md 4.3, daemon/agent_ftc_resync.cc)
+  void sync_ftc_resync();
+  std::vector<LocalHolder> ftc_resync_locals();
+  void ftc_resync_receive();
+  nlohmann::json ftc_resync_status() const;
 
   AgentSpec spec_;
   dataplane::Dataplane dp_;
@@ -154,6 +160,10 @@ class Agent {
   std::set<uint32_t> ftc_rerouting_;                    // recovered, waiting to be live in the maps
   std::set<uint32_t> ftc_was_alive_;                    // local instances alive once since the start
   uint64_t ftc_recoveries_started_ = 0, ftc_recoveries_unrecovered_ = 0, ftc_recoveries_conflict_ = 0;
+  std::unique_ptr<FtcResyncService> ftc_resync_;        // null: no channel or no NFs
+  const FtcChannel* ftc_resync_on_ = nullptr;
+  std::unique_ptr<nf::ResyncListener> ftc_resync_sock_; // the NFs' asks
+  std::map<std::string, nf::InstanceMaps> ftc_resync_maps_;  // local FTC NFs' maps, by name
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
   // restart never withdraws instances that merely have not been mirrored yet.
