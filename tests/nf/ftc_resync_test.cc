@@ -7,17 +7,12 @@
 // lock); B installs it into the replica's record, and the held frame's gap is closed: re-run, it
 // passes. Then the refusals: NONE for a partition the head does not have, a stale answer, an
 // answer that matches no request.
-#include "nf_bpf_fixture.h"
-
-#include <poll.h>
-
 #include <filesystem>
 
 #include "daemon/ftc_recovery.h"
 #include "daemon/ftc_resync.h"
-#include "ftc/channel.h"
+#include "ftc_agents_fixture.h"
 #include "nf/resync.h"
-#include "state/auth.h"
 
 namespace anychain::test {
 namespace {
@@ -27,26 +22,6 @@ using namespace std::chrono_literals;
 namespace chan = ftc::chan;
 
 constexpr uint32_t kNodeA = 0x7f000001, kNodeB = 0x7f000002;
-
-struct Loaded {
-  std::unique_ptr<nf::Nf> nf;
-  std::optional<nf::InstanceMaps> maps;
-};
-
-Loaded load_nf(const nf::Params& p, const std::string& name) {
-  nf::LoadOptions o;
-  o.name = name;
-  o.attach = false;
-  auto r = nf::Nf::load(p, o);
-  EXPECT_TRUE(r.has_value()) << r.error().str();
-  Loaded l;
-  if (!r) return l;
-  l.nf = std::move(*r);
-  auto m = nf::InstanceMaps::open(l.nf->published());
-  EXPECT_TRUE(m.has_value()) << m.error().str();
-  if (m) l.maps.emplace(std::move(*m));
-  return l;
-}
 
 // SPI 42, the flow's hash, control TLV f = 1, ingress 10.0.0.1
 Bytes ctrl_nsh(uint32_t hash = kHash) {
@@ -65,52 +40,6 @@ Bytes to_next_hop(const Bytes& out) {
   n[7] = 254;
   return to_nf(n, Bytes(out.begin() + 14 + len, out.end()));
 }
-
-std::shared_ptr<const state::Keyring> ring() {
-  auto k = state::Keyring::make({{1, std::vector<uint8_t>(32, 0x3c)}}, 1);
-  EXPECT_TRUE(k.has_value());
-  return *k;
-}
-
-// Two agents' channels on loopback, pumped by hand
-struct Agents {
-  std::map<uint32_t, uint16_t> ports;
-  std::unique_ptr<ftc::Channel> a, b;
-  Agents() {
-    a = open(kNodeA);
-    b = open(kNodeB);
-  }
-  std::unique_ptr<ftc::Channel> open(uint32_t self) {
-    ftc::ChannelOptions o;
-    o.self = self;
-    o.port = 0;
-    o.port_of = [this](uint32_t n) { return ports.at(n); };
-    auto c = ftc::Channel::open(o, ring());
-    EXPECT_TRUE(c.has_value()) << c.error().str();
-    ports[self] = (*c)->local_port();
-    return std::move(*c);
-  }
-  // Until pred() or 5 s
-  bool pump(const std::function<bool()>& pred, const std::function<void()>& also = {}) {
-    const auto end = std::chrono::steady_clock::now() + 5s;
-    while (!pred() && std::chrono::steady_clock::now() < end) {
-      std::vector<pollfd> fds;
-      std::vector<ftc::Channel*> owner;
-      for (auto* c : {a.get(), b.get()})
-        for (auto p : c->poll_fds()) {
-          fds.push_back(p);
-          owner.push_back(c);
-        }
-      poll(fds.data(), fds.size(), 5);
-      for (size_t i = 0; i < fds.size(); ++i)
-        if (fds[i].revents) owner[i]->on_event(fds[i].fd, fds[i].revents);
-      a->on_timer();
-      b->on_timer();
-      if (also) also();
-    }
-    return pred();
-  }
-};
 
 daemon::FtcRecoveryService::Link link_of(ftc::Channel& c) {
   return {[&c](chan::Type t, ftc::Channel::Handler h) { c.on(t, std::move(h)); },
@@ -152,7 +81,7 @@ TEST_F(FtcResyncNf, AHeldFrameIsReleasedByTheReRequestNotByExpiry) {
 
   // node B's agent: the socket its NFs ask on, the service on its channel; node A's: the service
   // answering from the monitor's maps
-  Agents ag;
+  Agents ag(kNodeA, kNodeB);
   daemon::FtcResyncService at_a(link_of(*ag.a), [&] { return std::vector<daemon::LocalHolder>{{7, &*mon.maps}}; },
                                 [](uint16_t) { return std::optional<uint32_t>{}; });
   daemon::FtcResyncService at_b(link_of(*ag.b), [&] { return std::vector<daemon::LocalHolder>{{8, &*rep.maps}}; },
