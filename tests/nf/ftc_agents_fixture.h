@@ -32,6 +32,30 @@ inline Loaded load_nf(const nf::Params& p, const std::string& name) {
   return l;
 }
 
+// A replica-only NF `id` that knows the middleboxes `peers` (incarnation 0)
+inline Loaded load_replica(uint32_t id, const std::string& name, std::initializer_list<uint32_t> peers) {
+  nf::Params rp;
+  rp.kind = nf::Kind::Replica;
+  rp.instance_id = id;
+  Loaded l = load_nf(rp, name);
+  if (!l.maps) return l;
+  for (uint32_t peer : peers) {
+    const uint32_t known = 1;  // incarnation 0 + 1
+    EXPECT_EQ(bpf_map_update_elem(l.maps->fd("nf_peers"), &peer, &known, 0), 0);
+  }
+  return l;
+}
+
+// SPI 42, the flow's hash, the control TLV with f = 1 and ingress 10.0.0.1
+inline Bytes control_nsh(uint8_t si, uint32_t hash = kHash) {
+  ftc::Nsh n;
+  n.spi = kSpi;
+  n.si = si;
+  n.other.push_back(ftc::flow_hash_tlv(hash));
+  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
+  return *ftc::encode_nsh(n);
+}
+
 inline std::shared_ptr<const state::Keyring> test_ring() {
   auto k = state::Keyring::make({{1, std::vector<uint8_t>(32, 0x5a)}}, 1);
   EXPECT_TRUE(k.has_value());

@@ -20,15 +20,6 @@ namespace chan = ftc::chan;
 
 constexpr uint32_t kHolderNode = 0x7f000001, kReplNode = 0x7f000002;
 
-Bytes control_nsh(uint8_t si) {  // SPI 42, hash 0x11223344, control TLV f = 1, ingress 10.0.0.1
-  ftc::Nsh n;
-  n.spi = kSpi;
-  n.si = si;
-  n.other.push_back(ftc::flow_hash_tlv(kHash));
-  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
-  return *ftc::encode_nsh(n);
-}
-
 // The NSH of a frame an NF sent back
 Bytes nsh_of(const Bytes& frame) {
   const size_t len = (frame[15] & 0x3f) * 4;
@@ -40,13 +31,8 @@ class FtcRecoveryNf : public NfBpf {};
 TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel) {
   const Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
   Loaded mon = load_nf(monitor(7), "t-mon7");
-  nf::Params rp;
-  rp.kind = nf::Kind::Replica;
-  rp.instance_id = 8;
-  Loaded rep = load_nf(rp, "t-rep8");
+  Loaded rep = load_replica(8, "t-rep8", {7});
   ASSERT_TRUE(mon.maps && rep.maps);
-  uint32_t peer = 7, one = 1;
-  ASSERT_EQ(bpf_map_update_elem(rep.maps->fd("nf_peers"), &peer, &one, 0), 0);
 
   // five packets: the monitor's log of each applied (and stripped: held 2 = f + 1) by the replica
   for (int i = 0; i < 5; ++i) {
@@ -132,10 +118,7 @@ TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel
 
 // A holder already fenced by a newer replacement answers Conflict, and the plan says so.
 TEST_F(FtcRecoveryNf, HolderFencedByANewerIncarnationAnswersConflict) {
-  nf::Params rp;
-  rp.kind = nf::Kind::Replica;
-  rp.instance_id = 8;
-  Loaded rep = load_nf(rp, "t-rep8c");
+  Loaded rep = load_replica(8, "t-rep8c", {});
   ASSERT_TRUE(rep.maps);
   ftc::Record rec;
   rec.seq = 3;

@@ -23,16 +23,6 @@ namespace chan = ftc::chan;
 
 constexpr uint32_t kNodeA = 0x7f000001, kNodeB = 0x7f000002;
 
-// SPI 42, the flow's hash, control TLV f = 1, ingress 10.0.0.1
-Bytes ctrl_nsh(uint32_t hash = kHash) {
-  ftc::Nsh n;
-  n.spi = kSpi;
-  n.si = 255;
-  n.other.push_back(ftc::flow_hash_tlv(hash));
-  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
-  return *ftc::encode_nsh(n);
-}
-
 // The monitor's output as the replica receives it: SI decremented by the fast path
 Bytes to_next_hop(const Bytes& out) {
   const size_t len = (out[15] & 0x3f) * 4;
@@ -51,19 +41,14 @@ class FtcResyncNf : public NfBpf {};
 TEST_F(FtcResyncNf, AHeldFrameIsReleasedByTheReRequestNotByExpiry) {
   const Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
   Loaded mon = load_nf(monitor(7), "t-rsmon7");
-  nf::Params rp;
-  rp.kind = nf::Kind::Replica;
-  rp.instance_id = 8;
-  Loaded rep = load_nf(rp, "t-rsrep8");
+  Loaded rep = load_replica(8, "t-rsrep8", {7});
   ASSERT_TRUE(mon.maps && rep.maps);
-  uint32_t peer = 7, one = 1;
-  ASSERT_EQ(bpf_map_update_elem(rep.maps->fd("nf_peers"), &peer, &one, 0), 0);
 
   // log 1 reaches the replica; the frame with log 2 is lost; log 3 is a gap: held (no hold
   // socket here: the program's redirect falls back to a drop, counted ftc_hold_unavailable)
   std::vector<Bytes> at_replica;
   for (int i = 0; i < 3; ++i) {
-    Out o = run_prog(mon.nf->prog_fd(), to_nf(ctrl_nsh(), inner));
+    Out o = run_prog(mon.nf->prog_fd(), to_nf(control_nsh(255), inner));
     ASSERT_EQ(o.verdict, XDP_TX);
     at_replica.push_back(to_next_hop(o.frame));
   }
