@@ -54,6 +54,11 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
                  [p = a.get()](int fd, short ev) {
                    if (p->ftc_channel_) p->ftc_channel_->on_event(fd, ev);
                  }});
+  a->add_source({[p = a.get()] {
+                   return p->ftc_resync_sock_ ? std::vector<pollfd>{{p->ftc_resync_sock_->fd(), POLLIN, 0}}
+                                              : std::vector<pollfd>{};
+                 },
+                 [p = a.get()](int, short) { p->ftc_resync_receive(); }});
   if (auto live = a->dp_.live_instances(); live) {
     a->sync_->adopt(*live);
     if (!live->empty()) log::info("adopted {} live instances from the pinned maps", live->size());

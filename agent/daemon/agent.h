@@ -25,6 +25,7 @@
 #include "daemon/ftc_peers.h"
 #include "daemon/ftc_recovery_service.h"
 #include "daemon/ftc_standby.h"
+#include "daemon/ftc_resync.h"
 #include "daemon/ports.h"
 #include "daemon/spec.h"
 #include "daemon/throttle.h"
@@ -127,6 +128,11 @@ class Agent {
   void ftc_standby_channel_peers();
   nlohmann::json ftc_standby_status() const;
   void ftc_standby_affinity(const FtcRecoveryService::Result& r);
+  // Re-requests of the NFs' gaps (docs/ftc.md 4.3, daemon/agent_ftc_resync.cc)
+  void sync_ftc_resync();
+  std::vector<LocalHolder> ftc_resync_locals();
+  void ftc_resync_receive();
+  nlohmann::json ftc_resync_status() const;
 
   AgentSpec spec_;
   dataplane::Dataplane dp_;
@@ -187,6 +193,10 @@ class Agent {
   uint64_t ftc_standby_starts_ = 0;
   uint64_t ftc_standby_affinity_written_ = 0, ftc_standby_affinity_skipped_ = 0;
   std::vector<uint32_t> ftc_channel_peers_;             // as last given to the channel
+  std::unique_ptr<FtcResyncService> ftc_resync_;        // null: no channel or no NFs
+  const FtcChannel* ftc_resync_on_ = nullptr;
+  std::unique_ptr<nf::ResyncListener> ftc_resync_sock_; // the NFs' asks
+  std::map<std::string, nf::InstanceMaps> ftc_resync_maps_;  // local FTC NFs' maps, by name
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
   // restart never withdraws instances that merely have not been mirrored yet.

@@ -49,6 +49,8 @@ void Agent::ftc_tick() {
   // handlers now, outside the send that queued them; answering may queue more
   for (int round = 0; round < 8 && ftc_channel_ && !ftc_local_q_.empty(); ++round)
     for (auto& m : std::exchange(ftc_local_q_, {})) (void)ftc_channel_->send(ftc_channel_->self(), m);
+  sync_ftc_resync();
+  if (ftc_resync_) ftc_resync_->on_timer(Clock::now());
   if (!ftc_deferred_.empty()) ftc_start_deferred(Clock::now());
   if (ftc_recovery_) ftc_recovery_->on_timer(Clock::now());
   else if (spec_.ftc_channel && Clock::now() >= ftc_retry_at_) {

@@ -81,6 +81,7 @@ nlohmann::json Agent::status() const {
       rec["last"] = last;
     }
     j["ftc_recovery"] = rec;
+    j["ftc_resync"] = ftc_resync_status();
     j["ftc_control"] = {{"writes", ftc_control_writes_}, {"errors", ftc_control_errors_},
                         {"problems", ftc_control_problems_}, {"incarnations", incs},
                         {"restarts", ftc_restarts_}, {"last_restart_ms", ftc_last_restart_ms_}};

@@ -43,6 +43,9 @@ Result<std::unique_ptr<HoldQueue>> HoldQueue::open(Nf& nf, const HoldOptions& o)
   if (!x) return unexpected(x.error());
   if (auto in = (*x)->insert_at_queue(hold_fd); !in) return unexpected(in.error());
   h->xsk_ = std::move(*x);
+  if (!o.resync_socket.empty())
+    h->asker_ = std::make_unique<ResyncAsker>(
+        ResyncAsker::Options{o.resync_socket, o.resync_retry, o.resync_per_second});
   if (ovf_fd >= 0) {
     h->ring_ = ring_buffer__new(ovf_fd, &HoldQueue::on_overflow, h.get(), nullptr);
     if (!h->ring_) return fail_errno("hold queue: the overflow ring buffer");
@@ -116,27 +119,15 @@ void HoldQueue::receive(Clock::time_point now) {
   gauge(AC_NF_PS_HOLD_PARTITIONS, q_.size());
 }
 
-// No log of the frame is a gap against the replica records any more: the same order rule the
-// program applies (ac_ftc_order), on the records read under their locks.
-bool HoldQueue::ready(const Part& p, const Bytes& frame) const {
-  uint8_t win[AC_FTC_WIN] = {};
-  ac_ftc_view v{};
-  const size_t nsh = (frame[ETH_HLEN + 1] & 0x3f) * 4u;
-  std::memcpy(win, frame.data() + ETH_HLEN, nsh);
-  if (ac_ftc_walk(win, static_cast<uint32_t>(nsh), &v) != AC_FTC_OK) return true;  // the program drops it
-  for (uint32_t k = 0; k < v.nlogs && k < AC_FTC_MAX_LOGS; ++k) {
-    const uint32_t off = v.log[k];
-    const uint32_t mbox = ac_ftc_rd32(win, AC_FTC_LOG_MBOX_AT(off)), seq = ac_ftc_rd32(win, AC_FTC_LOG_SEQ_AT(off));
-    const uint32_t flags = win[AC_FTC_LOG_FLAGS_AT(off)], count = win[AC_FTC_LOG_COUNT_AT(off)];
-    if (AC_FTC_MBOX_ID(mbox) == own_id_) return true;  // dropped on the re-run, counted there
-    ac_st_rkey rk{AC_FTC_MBOX_ID(mbox), (p.first & 0xffffff00u) | AC_FTC_MBOX_SI(mbox), p.second};
-    ac_st_rec rec{};
-    int have = 0;
-    if (bpf_map_lookup_elem_flags(replica_fd_, &rk, &rec, BPF_F_LOCK) == 0) have = rec.flags & AC_ST_REC_VALID;
-    if (ac_ftc_order(have, rec.inc, rec.seq, AC_FTC_MBOX_INC(mbox), seq, count, flags & AC_FTC_LOG_STUB) == AC_FTC_GAP)
-      return false;
+// A gap still open after reorder_wait: the agent is asked for the record (docs/ftc.md 4.3)
+void HoldQueue::resync(const Gap& g, Clock::time_point now) {
+  const ResyncAsk a{static_cast<uint16_t>(own_id_), g.key.spi_si >> 8, g.key.hash, g.mbox, g.have};
+  switch (asker_->ask(a, now)) {
+    case ResyncAsker::Outcome::Asked: count(AC_NF_PS_RESYNC_ASKED); break;
+    case ResyncAsker::Outcome::Limited: count(AC_NF_PS_RESYNC_LIMITED); break;
+    case ResyncAsker::Outcome::Unsent: count(AC_NF_PS_RESYNC_UNSENT); break;
+    case ResyncAsker::Outcome::Waiting: break;
   }
-  return true;
 }
 
 bool HoldQueue::rerun(const Bytes& frame) {
@@ -155,12 +146,16 @@ size_t HoldQueue::release(Clock::time_point now) {
     auto& fifo = it->second;
     while (!fifo.empty()) {
       Held& h = fifo.front();
-      if (ready(it->first, h.frame)) {
+      // no log of the frame is a gap against the replica records any more: the program's own
+      // rule (ac_ftc_order) on the records read under their locks
+      const auto gap = first_gap(replica_fd_, own_id_, h.frame);
+      if (!gap) {
         count(rerun(h.frame) ? AC_NF_PS_HOLD_RELEASED : AC_NF_PS_HOLD_RERUN_FAILED);
         ++done;
       } else if (now - h.at >= opt_.timeout) {
         count(AC_NF_PS_HOLD_EXPIRED);
       } else {
+        if (asker_ && now - h.at >= opt_.reorder_wait) resync(*gap, now);
         break;
       }
       fifo.pop_front();

@@ -13,6 +13,10 @@
 //   logs, runs the NF and transmits it with XDP_TX as if it had just arrived. Frames of one
 //   partition are re-run in the order they were held. A frame held longer than the hold timeout
 //   is dropped (hold_expired).
+// - re-request (docs/ftc.md 4.3): a partition's first frame still waiting `reorder_wait` after it
+//   was held asks the node's agent for the newer record of the log it waits for (nf/resync.h:
+//   a datagram on the agent's socket, rate-limited); the agent installs it into nf_replica and
+//   the next check finds the gap closed.
 // - TX: the whole logs the program stubbed (ring buffer nf_overflow), each sent at once out of
 //   eth0 in a propagating packet of its partition (flow hash, control PROPAGATING, the log).
 // Counters in the object's nf_proc_stats (enum ac_nf_proc_stat), read by `anychain state`.
@@ -29,6 +33,7 @@
 
 #include "anychain/nf.h"
 #include "common/error.h"
+#include "nf/resync.h"
 #include "xsk/socket.h"
 
 struct ring_buffer;
@@ -42,6 +47,10 @@ struct HoldOptions {
   uint32_t per_partition = 256;              // held frames per partition
   std::chrono::milliseconds timeout{1000};   // a frame held longer is dropped
   uint32_t umem_frames = 1024;               // UMEM frames: half RX (fill ring), half TX
+  std::chrono::microseconds reorder_wait{1000};  // a gap still open this long is re-requested
+  std::string resync_socket;                 // the agent's socket (nf/resync.h); empty: never re-request
+  std::chrono::milliseconds resync_retry{10};  // the same record asked again only after this
+  uint32_t resync_per_second = 1000;         // re-requests in all
 };
 
 class HoldQueue {
@@ -73,7 +82,7 @@ class HoldQueue {
     Clock::time_point at;
   };
   using Part = std::pair<uint32_t, uint32_t>;  // SPI << 8 | SI, flow hash
-  bool ready(const Part& p, const Bytes& frame) const;
+  void resync(const Gap& g, Clock::time_point now);
   bool rerun(const Bytes& frame);
   void send(const Bytes& frame);
   void count(uint32_t stat, uint64_t n = 1);
@@ -86,6 +95,7 @@ class HoldQueue {
   int ifindex_ = 0, prog_fd_ = -1, replica_fd_ = -1, stats_fd_ = -1;
   uint32_t own_id_ = 0;
   std::unique_ptr<xsk::Socket> xsk_;
+  std::unique_ptr<ResyncAsker> asker_;  // null: no re-requests
   ring_buffer* ring_ = nullptr;
   std::map<Part, std::deque<Held>> q_;
   size_t depth_ = 0;

@@ -6,8 +6,8 @@
 //
 // Loads the kind's XDP program, attaches it to --iface with a bpf_link, applies the FTC control
 // file (<run-dir>/ftc/<name>.json, again on SIGHUP and when it changes), opens the FTC hold queue
-// (an AF_XDP socket on --iface: held frames, re-run when their gap closes; stubbed logs sent in
-// propagating packets), publishes <run-dir>/<name>.json and reclaims idle state every second
+// (an AF_XDP socket on --iface: held frames, re-run when their gap closes, re-requested from the
+// agent when it stays open; stubbed logs sent in propagating packets), publishes <run-dir>/<name>.json and reclaims idle state every second
 // until SIGTERM or SIGINT (a clean exit: the file removed, the program detached). SIGKILL leaves the file behind; the program is
 // detached and the maps freed by the kernel all the same. Exit status: 0 clean exit, 1 runtime
 // error (load, attach, the interface went away), 2 usage error.
@@ -62,8 +62,9 @@ int main(int argc, char** argv) {
   int idle = -1;
   std::string control_path;
   HoldOptions hold;
-  uint32_t hold_timeout_ms = 1000;
-  bool no_hold = false;
+  uint32_t hold_timeout_ms = 1000, reorder_wait_us = 1000;
+  bool no_hold = false, no_resync = false;
+  std::string resync_socket;
   po::options_description desc(
       "anychain-nf: runs one built-in network function instance in its namespace (docs/nf.md)\n\n"
       "Usage: anychain-nf --name NAME --kind KIND --instance-id N [options]\n\n"
@@ -105,6 +106,10 @@ int main(int argc, char** argv) {
       "hold-per-partition", po::value(&hold.per_partition)->default_value(256), "FTC hold queue: frames held per partition")(
       "hold-timeout-ms", po::value(&hold_timeout_ms)->default_value(1000), "FTC hold queue: a frame held longer is dropped")(
       "no-hold", po::bool_switch(&no_hold), "no hold queue: a gap drops its packet (ftc_hold_unavailable)")(
+      "reorder-wait-us", po::value(&reorder_wait_us)->default_value(1000),
+      "FTC: a gap still open this long after its first frame was held is re-requested from the agent")(
+      "resync-socket", po::value(&resync_socket), "FTC: the agent's re-request socket (default <run-dir>/ftc/resync.sock)")(
+      "no-resync", po::bool_switch(&no_resync), "FTC: never re-request a gap (held frames wait for the log or expire)")(
       "verbose,v", po::bool_switch(&g_verbose), "libbpf's debug output");
   po::variables_map vm;
   if (auto rc = parse_command_line(argc, argv, desc, vm, "anychain-nf")) return *rc;
@@ -166,6 +171,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   hold.timeout = std::chrono::milliseconds(hold_timeout_ms);
+  hold.reorder_wait = std::chrono::microseconds(reorder_wait_us);
+  if (!no_resync) hold.resync_socket = resync_socket.empty() ? resync_socket_path(run_dir) : resync_socket;
   if (control_path.empty()) control_path = ftc_control_path(run_dir, o.name);
   // the FTC control: applied now if present, then on SIGHUP and whenever it changes
   struct timespec control_mtime{};

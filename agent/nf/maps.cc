@@ -143,6 +143,28 @@ Result<std::vector<std::pair<ac_st_rkey, ac_st_rec>>> InstanceMaps::replica_reco
   return records<ac_st_rkey>(*this, "nf_replica");
 }
 
+namespace {
+template <class K>
+Result<std::optional<ac_st_rec>> record(const InstanceMaps& m, const char* map, const K& k) {
+  const int fd = m.fd(map);
+  if (fd < 0) return fail(fmt::format("{}: no map {}", m.published().name, map), ENOENT);
+  ac_st_rec r{};
+  if (bpf_map_lookup_elem_flags(fd, &k, &r, BPF_F_LOCK) != 0) {
+    if (errno == ENOENT) return std::optional<ac_st_rec>{};
+    return fail_errno(fmt::format("{}: read {}", m.published().name, map));
+  }
+  if (!(r.flags & AC_ST_REC_VALID)) return std::optional<ac_st_rec>{};
+  return std::optional<ac_st_rec>{r};
+}
+}  // namespace
+
+Result<std::optional<ac_st_rec>> InstanceMaps::head_record(const ac_st_pkey& k) const {
+  return record(*this, "nf_head", k);
+}
+Result<std::optional<ac_st_rec>> InstanceMaps::replica_record(const ac_st_rkey& k) const {
+  return record(*this, "nf_replica", k);
+}
+
 Result<void> InstanceMaps::install_head(const ac_st_pkey& k, const ac_st_rec& r) const {
   if (bpf_map_update_elem(fd("nf_head"), &k, &r, BPF_F_LOCK)) return fail_errno("install a head record");
   return {};

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,6 +54,9 @@ class InstanceMaps {
   // re-requests exchange (docs/ftc.md 4.3, 7).
   Result<std::vector<std::pair<ac_st_pkey, ac_st_rec>>> head_records() const;
   Result<std::vector<std::pair<ac_st_rkey, ac_st_rec>>> replica_records() const;
+  // One record (BPF_F_LOCK); nullopt when absent or not VALID.
+  Result<std::optional<ac_st_rec>> head_record(const ac_st_pkey& k) const;
+  Result<std::optional<ac_st_rec>> replica_record(const ac_st_rkey& k) const;
   Result<void> install_head(const ac_st_pkey& k, const ac_st_rec& r) const;     // BPF_F_LOCK
   Result<void> install_replica(const ac_st_rkey& k, const ac_st_rec& r) const;  // BPF_F_LOCK
 

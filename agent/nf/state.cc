@@ -73,6 +73,9 @@ std::string_view proc_counter_name(uint32_t slot) {
     case AC_NF_PS_REPLICA_RECLAIMED: return "replica_reclaimed";
     case AC_NF_PS_CONTROL_LOADS: return "control_loads";
     case AC_NF_PS_CONTROL_ERRORS: return "control_errors";
+    case AC_NF_PS_RESYNC_ASKED: return "resync_asked";
+    case AC_NF_PS_RESYNC_LIMITED: return "resync_limited";
+    case AC_NF_PS_RESYNC_UNSENT: return "resync_unsent";
     default: return "";
   }
 }

@@ -197,6 +197,9 @@ enum ac_nf_proc_stat {
 	AC_NF_PS_REPLICA_RECLAIMED, /* idle replica records deleted */
 	AC_NF_PS_CONTROL_LOADS,     /* FTC control file versions applied */
 	AC_NF_PS_CONTROL_ERRORS,    /* FTC control file versions refused (the previous one stays) */
+	AC_NF_PS_RESYNC_ASKED,      /* re-requests of a gap's record sent to the agent (docs/ftc.md 4.3) */
+	AC_NF_PS_RESYNC_LIMITED,    /* re-requests not sent: over the rate limit */
+	AC_NF_PS_RESYNC_UNSENT,     /* re-requests the agent's socket did not take (no agent, full) */
 	AC_NF_PS_END
 };
 #define AC_NF_PROC_STAT_SLOTS 32

@@ -4,16 +4,12 @@
 // maps) asks the holder's agent (RECOVER_REQ), which fences its record of 7 and answers
 // (RECOVER, RECOVER_DONE) from the maps under their locks; the plan puts the record into the
 // replacement, whose next packet of the partition continues the sequence and the count.
-#include "nf_bpf_fixture.h"
-
 #include <bpf/libbpf.h>
-#include <poll.h>
 
 #include "daemon/ftc_recovery.h"
 #include "daemon/ftc_recovery_service.h"
-#include "ftc/channel.h"
+#include "ftc_agents_fixture.h"
 #include "nf/loader.h"
-#include "state/auth.h"
 
 namespace anychain::test {
 namespace {
@@ -24,45 +20,10 @@ namespace chan = ftc::chan;
 
 constexpr uint32_t kHolderNode = 0x7f000001, kReplNode = 0x7f000002;
 
-struct Loaded {
-  std::unique_ptr<nf::Nf> nf;
-  std::optional<nf::InstanceMaps> maps;
-};
-
-Loaded load_nf(const nf::Params& p, const std::string& name) {
-  nf::LoadOptions o;
-  o.name = name;
-  o.attach = false;
-  auto r = nf::Nf::load(p, o);
-  EXPECT_TRUE(r.has_value()) << r.error().str();
-  Loaded l;
-  if (!r) return l;
-  l.nf = std::move(*r);
-  auto m = nf::InstanceMaps::open(l.nf->published());
-  EXPECT_TRUE(m.has_value()) << m.error().str();
-  if (m) l.maps.emplace(std::move(*m));
-  return l;
-}
-
-Bytes control_nsh(uint8_t si) {  // SPI 42, hash 0x11223344, control TLV f = 1, ingress 10.0.0.1
-  ftc::Nsh n;
-  n.spi = kSpi;
-  n.si = si;
-  n.other.push_back(ftc::flow_hash_tlv(kHash));
-  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
-  return *ftc::encode_nsh(n);
-}
-
 // The NSH of a frame an NF sent back
 Bytes nsh_of(const Bytes& frame) {
   const size_t len = (frame[15] & 0x3f) * 4;
   return Bytes(frame.begin() + 14, frame.begin() + 14 + len);
-}
-
-std::shared_ptr<const state::Keyring> ring() {
-  auto k = state::Keyring::make({{1, std::vector<uint8_t>(32, 0x5a)}}, 1);
-  EXPECT_TRUE(k.has_value());
-  return *k;
 }
 
 class FtcRecoveryNf : public NfBpf {};
@@ -70,13 +31,8 @@ class FtcRecoveryNf : public NfBpf {};
 TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel) {
   const Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
   Loaded mon = load_nf(monitor(7), "t-mon7");
-  nf::Params rp;
-  rp.kind = nf::Kind::Replica;
-  rp.instance_id = 8;
-  Loaded rep = load_nf(rp, "t-rep8");
+  Loaded rep = load_replica(8, "t-rep8", {7});
   ASSERT_TRUE(mon.maps && rep.maps);
-  uint32_t peer = 7, one = 1;
-  ASSERT_EQ(bpf_map_update_elem(rep.maps->fd("nf_peers"), &peer, &one, 0), 0);
 
   // five packets: the monitor's log of each applied (and stripped: held 2 = f + 1) by the replica
   for (int i = 0; i < 5; ++i) {
@@ -106,20 +62,10 @@ TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel
   ASSERT_TRUE(repl.maps->head_records()->empty());
 
   // two agents over the FTC channel
-  std::map<uint32_t, uint16_t> ports;
-  auto make = [&](uint32_t self) {
-    ftc::ChannelOptions o;
-    o.self = self;
-    o.port = 0;
-    o.port_of = [&ports](uint32_t n) { return ports.at(n); };
-    auto c = ftc::Channel::open(o, ring());
-    EXPECT_TRUE(c.has_value()) << c.error().str();
-    ports[self] = (*c)->local_port();
-    return std::move(*c);
-  };
-  auto holder = make(kHolderNode);
-  auto agent = make(kReplNode);
-  ports[0x7f000003] = 9;  // a node whose agent is down: nothing listens there
+  Agents ag(kHolderNode, kReplNode);
+  auto& holder = ag.a;
+  auto& agent = ag.b;
+  ag.ports[0x7f000003] = 9;  // a node whose agent is down: nothing listens there
   // the holder's agent answers from its local NF (replica 8); the replacement's agent recovers
   daemon::FtcRecoveryService at_holder(*holder, [&] { return std::vector<daemon::LocalHolder>{{8, &*rep.maps}}; });
   daemon::FtcRecoveryService at_repl(*agent, [] { return std::vector<daemon::LocalHolder>{}; }, 500ms);
@@ -129,22 +75,7 @@ TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel
   ASSERT_TRUE(at_repl.begin(7, 1, ftc::Geometry{}, {kHolderNode, 0x7f000003}, &*repl.maps, false, detected).has_value());
   EXPECT_FALSE(at_repl.begin(7, 1, ftc::Geometry{}, {kHolderNode}, &*repl.maps, false, detected).has_value())
       << "one recovery per instance at a time";
-  const auto end = std::chrono::steady_clock::now() + 5s;
-  while (!done && std::chrono::steady_clock::now() < end) {
-    std::vector<pollfd> fds;
-    std::vector<ftc::Channel*> owner;
-    for (auto* c : {holder.get(), agent.get()})
-      for (auto p : c->poll_fds()) {
-        fds.push_back(p);
-        owner.push_back(c);
-      }
-    poll(fds.data(), fds.size(), 5);
-    for (size_t i = 0; i < fds.size(); ++i)
-      if (fds[i].revents) owner[i]->on_event(fds[i].fd, fds[i].revents);
-    holder->on_timer();
-    agent->on_timer();
-    at_repl.on_timer(std::chrono::steady_clock::now());
-  }
+  ag.pump([&] { return done.has_value(); }, [&] { at_repl.on_timer(std::chrono::steady_clock::now()); });
   ASSERT_TRUE(done.has_value()) << "the recovery did not end";
   EXPECT_FALSE(done->conflict);
   EXPECT_EQ(done->heads, 1u);
@@ -187,10 +118,7 @@ TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel
 
 // A holder already fenced by a newer replacement answers Conflict, and the plan says so.
 TEST_F(FtcRecoveryNf, HolderFencedByANewerIncarnationAnswersConflict) {
-  nf::Params rp;
-  rp.kind = nf::Kind::Replica;
-  rp.instance_id = 8;
-  Loaded rep = load_nf(rp, "t-rep8c");
+  Loaded rep = load_replica(8, "t-rep8c", {});
   ASSERT_TRUE(rep.maps);
   ftc::Record rec;
   rec.seq = 3;

@@ -8,6 +8,7 @@
 
 #include "common/proc.h"
 #include "nf/ftc_control.h"
+#include "nf/resync.h"
 #include "nf_process_fixture.h"
 
 namespace anychain::test {
@@ -252,6 +253,65 @@ TEST_F(NfHold, AStubbedLogLeavesInAPropagatingPacket) {
   json s = state("m9");
   EXPECT_EQ(s["ftc"]["counters"]["ftc_stub"], 1u);
   EXPECT_EQ(s["process"]["overflow_sent"], 1u);
+}
+
+
+// The re-request (docs/ftc.md 4.3) from the process's side: log 2 is lost, log 3 is held; 1 ms
+// later the process asks the agent's socket (here the test is the agent) for the record of
+// middlebox 7; the test installs the head's record at seq 3 into the replica's nf_replica under
+// its lock, as the agent does, and the held frame leaves before its hold timeout (1 s): it
+// was released by the re-request, not by expiry. Asks are rate-limited per record (10 ms).
+TEST_F(NfHold, AGapIsReRequestedFromTheAgentAndReleasedByTheInstalledRecord) {
+  auto listener = nf::ResyncListener::open(nf::resync_socket_path(run_dir_.string()));
+  ASSERT_TRUE(listener.has_value()) << listener.error().str();
+  supervise();
+  sup_->configure({replica("r3", 8)});
+  ASSERT_TRUE(drive([&] { return sup_->alive("r3"); })) << sup_->status().dump();
+  nf::FtcControl c;
+  c.f = 2;
+  c.peers = {{7, 0, 60}};
+  ASSERT_TRUE(sup_->set_ftc_control("r3", c).has_value());
+  ASSERT_TRUE(settle([&] { return state("r3")["ftc"]["peers"].contains("7"); })) << state("r3").dump();
+  Wire w("nfr3", 8);
+  ASSERT_TRUE(w.ok());
+  w.send_nsh(cat(head(20, 0x11223344, 2), mon_log(1)), inner_packet());
+  ASSERT_EQ(seqs(w.recv(1)), std::vector<uint32_t>{1});
+  const auto held_at = std::chrono::steady_clock::now();
+  w.send_nsh(cat(head(20, 0x11223344, 2), mon_log(3)), inner_packet());
+  std::vector<nf::ResyncAsk> asks;
+  ASSERT_TRUE(settle([&] {
+    (*listener)->receive([&](const nf::ResyncAsk& a) { asks.push_back(a); });
+    return !asks.empty();
+  })) << state("r3").dump();
+  EXPECT_EQ(asks[0], (nf::ResyncAsk{8, kSpi, 0x11223344, AC_FTC_MBOX(7, 0, 255), 1}));
+  EXPECT_EQ(proc("r3", "hold_depth"), 1u);
+  // the head's record at seq 3 (the monitor's packets and bytes for the flow), installed
+  auto maps = nf::InstanceMaps::open(run_dir_.string(), "r3");
+  ASSERT_TRUE(maps.has_value()) << maps.error().str();
+  ac_st_rec rec{};
+  rec.seq = 3;
+  rec.held = 2;
+  rec.flags = AC_ST_REC_VALID;
+  rec.slot[0].table = 1;
+  rec.slot[0].flags = AC_ST_USED;
+  rec.slot[0].klen = 13;
+  rec.slot[0].vlen = 16;
+  const Bytes key = {0x0a, 0x01, 0x00, 0x01, 0xc6, 0x33, 0x64, 0x07, 0x11, 0x9c, 0x40, 0x23, 0x28};
+  std::memcpy(rec.slot[0].key, key.data(), key.size());
+  rec.slot[0].val[7] = 3;
+  rec.slot[0].val[15] = 180;
+  ASSERT_TRUE(maps->install_replica(ac_st_rkey{7, kSpi << 8 | 255, 0x11223344}, rec).has_value());
+  ASSERT_EQ(seqs(w.recv(1)), std::vector<uint32_t>{3});
+  EXPECT_LT(std::chrono::steady_clock::now() - held_at, 900ms) << "released by the re-request, not by expiry";
+  json s = state("r3");
+  EXPECT_EQ(s["process"]["hold_released"], 1u);
+  EXPECT_EQ(s["process"]["hold_expired"], 0u);
+  EXPECT_GE(s["process"]["resync_asked"].get<uint64_t>(), 1u);
+  EXPECT_EQ(s["process"]["resync_unsent"], 0u);
+  EXPECT_EQ(s["ftc"]["replicas"][0]["seq"], 3u);
+  (*listener)->receive([&](const nf::ResyncAsk& a) { asks.push_back(a); });
+  EXPECT_EQ(asks.size(), s["process"]["resync_asked"].get<uint64_t>()) << "every ask reached the agent";
+  EXPECT_EQ((*listener)->malformed, 0u);
 }
 
 }  // namespace
