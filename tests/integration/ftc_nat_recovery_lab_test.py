@@ -24,10 +24,11 @@ live. Checked:
   run` comes out translated back to the flow's inside address and port (XDP_TX);
 - nat1 untouched: same process, every mapping kept, every packet of its flows of the phase at the
   sink; the buffers released exactly what the sink received.
-Reported, not asserted: nat2's flows that spanned the failure do not resume (the monitor's logs
+- every packet the buffers released reached the sink with its updates on f + 1 stores (ftclab's
+  check), across the failure too.
+Reported, not asserted: nat2's flows that spanned the failure mostly do not resume (the monitor's logs
 of their packets dropped while nat2 was frozen leave a gap at the recovered nat2 that only the
-re-request of 4.3 would close; docs/ftc.md 7.7), and the f + 1 check across the failure (the
-spanning-flow release bug of docs/ftc.md 7.7).
+re-request of 4.3 would close; docs/ftc.md 7.7).
 """
 import os
 import signal
@@ -247,7 +248,8 @@ def test_report_nat2s_flows_that_spanned_the_failure(nat2_recovered):
     while nat2 was frozen were dropped at C after mon1 had logged them, so at the recovered nat2
     the next log of such a flow is a gap (its replica of mon1 is at the recovered sequence), held
     and never closed without the re-request of a gap (4.3, not in yet): those flows reach the
-    sink again only once re-requests exist. Printed: how many resumed."""
+    sink again only once re-requests exist (in 3 of 4 runs none did; in one, all). Printed: how
+    many resumed."""
     k = nat2_recovered
     spanning = [ps for ps in flows_at_sink(k).values() if ps[0].sport in BLOCKS["nat2"] and ps[0].t < k.killed.t]
     resumed = [ps for ps in spanning if ps[-1].t > k.killed.t]
@@ -281,12 +283,12 @@ def test_nat1_and_its_flows_are_untouched(nat2_recovered):
         assert f["packets"] == k.gen["packets_per_flow"], f
 
 
-def test_buffers_settle_and_the_spanning_flow_check_is_reported(nat2_recovered):
-    """Every packet the buffers released reached the sink. The f + 1 check for the flows that
-    spanned the failure is the open bug of docs/ftc.md 7.7 (the lead's): printed, not asserted."""
+def test_every_packet_released_across_the_failure_had_its_updates_on_f_plus_one_stores(nat2_recovered):
+    """Every packet the buffers released in the phase is one the sink received, and each had its
+    flow's monitor count (bounded by the packets received, ftclab) and its NAT's mapping on
+    f + 1 stores, the flows that spanned the failure included."""
     k = nat2_recovered
     assert k.settled
     released = sum(k.after.buffer[n]["released"] - k.before.buffer[n]["released"] for n in NATS)
     assert released == k.sink["packets"]
-    bad = ftclab.f_plus_one_violations(CHAIN, k.sink, k.after.state)
-    print(f"f + 1 violations across nat2's failure (docs/ftc.md 7.7): {len(bad)}: {bad[:10]}")
+    assert not ftclab.f_plus_one_violations(CHAIN, k.sink, k.after.state)
