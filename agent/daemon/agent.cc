@@ -219,6 +219,7 @@ void Agent::recompute(Clock::time_point now) {
   last_view_ = std::move(*view);
   state_members();
   sync_ftc_controls();
+  ftc_start_deferred(Clock::now());
   last_recompute_ = std::chrono::system_clock::now();
   ++recomputations_;
   log::debug("recomputed: {} services, {} instances, {} withdrawn", last_report_.services, last_report_.instances,
@@ -314,22 +315,29 @@ void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint6
       nf_down_at_.erase(i.id);
       continue;
     }
-    monitor_->set_alive(i.id, alive);
     if (alive) {
-      log::info("instance {} ({}) is up", i.name, i.id);
-      ftc_was_alive_.insert(i.id);
-      nf_down_at_.erase(i.id);
-      next_monitor_ = std::min(next_monitor_, now);  // announce it at once
-    } else if (i.nf && i.nf->restart == nf::Restart::Always && ospf_) {
-      log::warn("instance {} ({}) is down: {}; withdrawn here, announced down unless it is back within {} ms",
-                i.name, i.id, it->second.reason(), kNfRestartGrace.count());
-      withdraw_local(i);
-      nf_down_at_.try_emplace(i.id, now + kNfRestartGrace);
+      instance_up(i, now);
     } else {
-      set_dead(i, it->second.reason());
+      monitor_->set_alive(i.id, false);
+      if (i.nf && i.nf->restart == nf::Restart::Always && ospf_) {
+        log::warn("instance {} ({}) is down: {}; withdrawn here, announced down unless it is back within {} ms",
+                  i.name, i.id, it->second.reason(), kNfRestartGrace.count());
+        withdraw_local(i);
+        nf_down_at_.try_emplace(i.id, now + kNfRestartGrace);
+      } else {
+        set_dead(i, it->second.reason());
+      }
     }
     throttle_.kick(now);
   }
+}
+
+void Agent::instance_up(const LocalInstanceSpec& i, Clock::time_point now) {
+  monitor_->set_alive(i.id, true);
+  log::info("instance {} ({}) is up", i.name, i.id);
+  ftc_was_alive_.insert(i.id);
+  nf_down_at_.erase(i.id);
+  next_monitor_ = std::min(next_monitor_, now);  // announce it at once
 }
 
 void Agent::check_endpoint() {

@@ -107,6 +107,11 @@ class Agent {
   // local NFs' maps it answers from, the end of a local instance's recovery.
   void sync_ftc_recovery();
   bool ftc_begin_recovery(const LocalInstanceSpec& i, uint8_t inc, Clock::time_point detected);
+  // recoveries that wait for the first service plane (their holders come from it): started on
+  // the next computation, or given up (announced without state) after kFtcPlaneWait
+  void ftc_start_deferred(Clock::time_point now);
+  // a local instance found alive: announced (and frozen flows resume on it)
+  void instance_up(const LocalInstanceSpec& i, Clock::time_point now);
   void ftc_recovered(const FtcRecoveryService::Result& r);
   std::vector<LocalHolder> ftc_local_holders();
 
@@ -152,7 +157,13 @@ class Agent {
   std::vector<std::unique_ptr<nf::InstanceMaps>> ftc_holder_maps_;  // open during one answer
   std::map<uint32_t, std::unique_ptr<nf::InstanceMaps>> ftc_replacements_;  // recovering locally
   std::set<uint32_t> ftc_rerouting_;                    // recovered, waiting to be live in the maps
-  std::set<uint32_t> ftc_was_alive_;                    // local instances alive once since the start
+  std::set<uint32_t> ftc_was_alive_;                    // local instances alive once since the start, or
+                                                        // under the previous agent (a control file)
+  struct FtcDeferred {
+    uint8_t inc;
+    Clock::time_point detected, since;
+  };
+  std::map<uint32_t, FtcDeferred> ftc_deferred_;        // recoveries waiting for the first plane
   uint64_t ftc_recoveries_started_ = 0, ftc_recoveries_unrecovered_ = 0, ftc_recoveries_conflict_ = 0;
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
@@ -171,6 +182,8 @@ class Agent {
   // MinLSInterval (5 s) before it may announce it up again.
   std::map<uint32_t, Clock::time_point> nf_down_at_;
   static constexpr std::chrono::milliseconds kNfRestartGrace{2000};
+  // how long a restarted FTC instance waits for the first service plane to recover from
+  static constexpr std::chrono::seconds kFtcPlaneWait{10};
   UniqueFd ospfd_watch_;              // inotify on the directory of ospfd's pid file
   std::string ospfd_pid_name_;        // its file name there
   // last recomputation, for status/topology
