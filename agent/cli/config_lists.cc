@@ -274,7 +274,9 @@ const std::vector<Kind>& kinds() {
        .add_synopsis = "NAME --id N --service S --veth IFACE --capacity PPS [--mac MAC] [--nsh-aware yes|no]\n"
                        "                      [--pid-file FILE] [--cgroup PATH]\n"
                        "       anychain instance add NAME --id N --service S --veth IFACE --capacity PPS\n"
-                       "                      --nf nat|monitor|firewall|ids|ratelimit [NF OPTIONS] [--restart always|never]",
+                       "                      --nf nat|monitor|firewall|ids|ratelimit [NF OPTIONS] [--restart always|never]\n"
+                       "       anychain instance add NAME --standby-for ID --service S --veth IFACE --capacity PPS\n"
+                       "                      --nf KIND [NF OPTIONS]",
        .add_brief = "Add a local VNF instance (id 1..16383, unique in the network; MAC learnt when not given).",
        .add_details =
            "A local instance only: a VNF of this node behind the veth IFACE. anychaind attaches the fast path\n"
@@ -293,7 +295,13 @@ const std::vector<Kind>& kinds() {
            "  ids:      --ids-threshold PORTS (default 64), --ids-action pass|drop (default pass),\n"
            "            --ids-filter HASHESxCELLS (3x65536), --ids-sketch ROWSxWIDTH (4x4096)\n"
            "  ratelimit: --rl-limit N (required, per window over every instance), --rl-unit bytes|packets\n"
-           "  ids, ratelimit: --window SECONDS (default 10; the same on every instance of the service)",
+           "  ids, ratelimit: --window SECONDS (default 10; the same on every instance of the service)\n"
+           "With --standby-for ID, the entry stands by for the FTC instance ID of another node (docs/ftc.md\n"
+           "7.3): nothing runs and this node announces only that it stands by. When that instance's node\n"
+           "fails (unreachable in OSPF, or silent on the FTC channel) or it stays withdrawn, the standby on the\n"
+           "reachable router with the lowest router id starts it here as ID, incarnation + 1, with the state\n"
+           "recovered from its replicas, and announces it. Same service and NF options as the instance (a NAT:\n"
+           "the same address and port block); --id may be left out. One standby per instance and node.",
        .add_examples = "  anychain instance add fw-a --id 101 --service fw --veth vfw-a --capacity 200000\n"
                        "  anychain instance add ids-a --id 102 --service ids --veth vids-a --capacity 1e5 --nsh-aware no\n"
                        "  anychain instance add fw1 --id 1 --service fw --veth nf-fw1 --capacity 100000 --nf firewall \\\n"
@@ -303,7 +311,9 @@ const std::vector<Kind>& kinds() {
                        "  anychain instance add ids1 --id 4 --service ids --veth nf-ids1 --capacity 100000 --nf ids \\\n"
                        "      --ids-threshold 64 --ids-action drop --window 10\n"
                        "  anychain instance add rl1 --id 5 --service rl --veth nf-rl1 --capacity 100000 --nf ratelimit \\\n"
-                       "      --rl-limit 100000 --rl-unit packets --window 1\n",
+                       "      --rl-limit 100000 --rl-unit packets --window 1\n"
+                       "  anychain instance add nat1-sb --standby-for 3 --service nat --veth nf-nat1 --capacity 100000 \\\n"
+                       "      --nf nat --nat-address 192.0.2.10 --nat-ports 20000-29999\n",
        .del_brief = "Delete a local VNF instance (its flows are re-balanced).",
        .del_examples = "  anychain instance del fw-a\n",
        .list_brief = "List the local VNF instances.",
@@ -328,10 +338,12 @@ const std::vector<Kind>& kinds() {
              "ids-sketch", value("RxW"), "ids: source sketch, rows x width (default 4x4096)")(
              "rl-limit", value("N"), "ratelimit: the limit per window over every instance")(
              "rl-unit", value("bytes|packets"), "ratelimit: what the limit counts (default bytes)")(
-             "window", value("SECONDS"), "ids, ratelimit: the window of their shared counts (default 10)");
+             "window", value("SECONDS"), "ids, ratelimit: the window of their shared counts (default 10)")(
+             "standby-for", value("ID"), "stand by for the FTC instance ID of another node (docs/ftc.md 7.3)");
        },
        .add_args = [](const po::variables_map& vm, json& args) {
          opt(vm, args, "id", "id", true);
+         opt(vm, args, "standby-for", "standby_for", true);
          for (const char* k : {"service", "veth", "mac", "cgroup"}) opt(vm, args, k, k);
          opt(vm, args, "capacity", "capacity", true);
          opt(vm, args, "pid-file", "pid_file");

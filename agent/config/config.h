@@ -220,6 +220,10 @@ struct Instance {
   std::string pid_file;                     // optional
   std::string cgroup;                       // optional
   std::optional<NfConfig> nf;               // a built-in network function run by the daemon
+  // A standby (docs/ftc.md 7.3): the id of an FTC instance on another node that this entry
+  // replaces when that node fails; the entry then runs as that instance (its id, id may be left
+  // out). Until then nothing runs: the node only announces that it stands by.
+  std::optional<uint32_t> standby_for;
   Mark mark;
 };
 

@@ -172,7 +172,10 @@ std::string to_yaml(const Config& c) {
   e << YAML::Key << "instances" << YAML::Value << YAML::BeginSeq;
   for (const auto& in : c.instances) {
     e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << in.name;
-    e << YAML::Key << "id" << YAML::Value << in.id;
+    if (in.standby_for)
+      e << YAML::Key << "standby_for" << YAML::Value << *in.standby_for;
+    else
+      e << YAML::Key << "id" << YAML::Value << in.id;
     e << YAML::Key << "service" << YAML::Value << in.service;
     e << YAML::Key << "veth" << YAML::Value << in.veth;
     if (in.mac) e << YAML::Key << "mac" << YAML::Value << mac_str(*in.mac);

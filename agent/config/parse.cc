@@ -118,13 +118,21 @@ std::optional<Policy> read_policy(Ctx& ctx, const YAML::Node& n) {
 std::optional<Instance> read_instance(Ctx& ctx, const YAML::Node& n) {
   MapReader r(ctx, n, entry_what("instance", n),
               {"name", "id", "service", "veth", "mac", "capacity", "nsh_aware", "pid_file", "cgroup", "nf", "restart",
-               "nat", "monitor", "firewall", "ids", "ratelimit"});
+               "nat", "monitor", "firewall", "ids", "ratelimit", "standby_for"});
   if (!r.ok()) return std::nullopt;
   size_t before = ctx.diags.size();
   Instance in;
   in.mark = r.mark();
   r.name("name", in.name);
-  r.uint("id", in.id, 1, AC_MAX_INSTANCES - 1, true);
+  uint32_t standby_for = 0;
+  if (r.uint("standby_for", standby_for, 1, AC_MAX_INSTANCES - 1)) in.standby_for = standby_for;
+  const bool standby_key = n.IsMap() && n["standby_for"];  // also when its value was refused
+  const bool id_given = r.uint("id", in.id, 1, AC_MAX_INSTANCES - 1, !standby_key);
+  if (in.standby_for && id_given && in.id != *in.standby_for)
+    ctx.err(r.mark(), fmt::format("{}: a standby runs as the instance it stands by for: id {} is not standby_for {} "
+                                  "(leave id out)", r.what(), in.id, *in.standby_for));
+  else if (in.standby_for)
+    in.id = *in.standby_for;
   r.name("service", in.service);
   if (auto v = r.scalar("veth", true, "an interface name")) {
     if (v->Scalar().empty() || v->Scalar().size() >= IF_NAMESIZE || v->Scalar().find('/') != std::string::npos)

@@ -2,6 +2,9 @@
 // here only; the daemon maps them without checking again.
 #include "config/parse_ftc.h"
 
+#include <algorithm>
+#include <map>
+
 #include "anychain/ftc.h"
 
 namespace anychain::config {
@@ -103,6 +106,38 @@ void validate_ftc(Ctx& ctx, const Config& c) {
       ctx.err(p.mark, fmt::format("policy '{}': chain '{}' uses FTC, whose control TLV and logs need NSH MD type 2; "
                                   "set md_type: 2",
                                   p.name, p.chain));
+  }
+}
+
+void validate_standbys(Ctx& ctx, const Config& c) {
+  std::map<uint32_t, const Instance*> local, standby;
+  for (const auto& in : c.instances)
+    if (!in.standby_for) local.emplace(in.id, &in);
+  for (const auto& in : c.instances) {
+    if (!in.standby_for) continue;
+    const uint32_t a = *in.standby_for;
+    if (auto it = local.find(a); it != local.end()) {
+      ctx.err(in.mark, fmt::format("instance '{}': standby for instance {}, which is '{}' on this node: a standby "
+                                   "replaces an instance of another node (this node restarts its own in place)",
+                                   in.name, a, it->second->name));
+      continue;
+    }
+    if (auto [it, fresh] = standby.emplace(a, &in); !fresh) {
+      ctx.err(in.mark, fmt::format("instance '{}': a second standby for instance {} on this node ('{}' is one): "
+                                   "one standby per instance and node, put the others on other nodes",
+                                   in.name, a, it->second->name));
+      continue;
+    }
+    const bool ftc = std::any_of(c.chains.begin(), c.chains.end(), [&](const Chain& ch) {
+      return c.ftc_of(ch) && std::find(ch.services.begin(), ch.services.end(), in.service) != ch.services.end();
+    });
+    if (c.find_service(in.service) && !ftc)
+      ctx.err(in.mark, fmt::format("instance '{}': standby for instance {} of service '{}', which is on no FTC chain: "
+                                   "only an FTC instance's state survives its node (a chain with ftc:)",
+                                   in.name, a, in.service));
+    if (!in.nf)
+      ctx.err(in.mark, fmt::format("instance '{}': a standby needs nf: (anychaind starts the replacement as a "
+                                   "built-in network function)", in.name));
   }
 }
 

@@ -13,5 +13,8 @@ void read_chain_ftc(Ctx& ctx, MapReader& r, Chain& c);
 void read_ftc_node(Ctx& ctx, const YAML::Node& n, FtcNode& out);
 // The whole-config checks of FTC chains and the policies that use them
 void validate_ftc(Ctx& ctx, const Config& c);
+// Standbys (instance standby_for, docs/ftc.md 7.3): of an FTC service, with a built-in NF, for an
+// instance of another node, at most one per instance on a node
+void validate_standbys(Ctx& ctx, const Config& c);
 
 }  // namespace anychain::config::detail

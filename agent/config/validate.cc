@@ -52,7 +52,7 @@ Diagnostics validate(const Config& c, const std::string& file) {
   std::map<std::string, Mark> veths;
   for (const auto& in : c.instances) {
     dup(names, in.name, in.mark, fmt::format("duplicate instance name '{}'", in.name));
-    dup(ids, in.id, in.mark, fmt::format("instance '{}': duplicate instance id {}", in.name, in.id));
+    if (!in.standby_for) dup(ids, in.id, in.mark, fmt::format("instance '{}': duplicate instance id {}", in.name, in.id));
     dup(veths, in.veth, in.mark, fmt::format("instance '{}': veth '{}' already belongs to another instance", in.name, in.veth));
     if (!c.find_service(in.service))
       ctx.err(in.mark, fmt::format("instance '{}': unknown service '{}'", in.name, in.service));
@@ -64,6 +64,7 @@ Diagnostics validate(const Config& c, const std::string& file) {
       ctx.err(in.mark, fmt::format("instance '{}': veth '{}' is created by anychaind for its nf; it cannot also be "
                                    "under interfaces:", in.name, in.veth));
   detail::validate_ftc(ctx, c);
+  detail::validate_standbys(ctx, c);
   detail::validate_state(ctx, c);
   sort_diags(ctx.diags);
   return ctx.diags;

@@ -141,9 +141,11 @@ Result<void> Agent::reload(AgentSpec spec) {
   auto now = Clock::now();
   auto linger = std::max<std::chrono::milliseconds>(spec.hold_down, std::chrono::seconds(5)) + std::chrono::seconds(1);
   std::vector<ospf::VnfInfo> gone;
+  ftc_standby_apply(spec);
   for (const auto& [id, info] : ospf_->local()) {
-    bool still = std::any_of(spec.instances.begin(), spec.instances.end(),
-                             [id = id](const LocalInstanceSpec& i) { return i.id == id; });
+    auto has = [id = id](const LocalInstanceSpec& i) { return i.id == id; };
+    bool still = std::any_of(spec.instances.begin(), spec.instances.end(), has) ||
+                 std::any_of(spec.standbys.begin(), spec.standbys.end(), has);
     if (!still && !withdraw_at_.contains(id)) {
       gone.push_back(info);
       withdraw_at_[id] = now + linger;
@@ -198,7 +200,7 @@ void Agent::recompute(Clock::time_point now) {
     return;
   }
   plane::PlaneConfig pc{.self_router = *self, .area = spec_.ospf.area, .vnf_opaque_type = spec_.ospf.opaque_type,
-                        .wcmp = spec_.wcmp};
+                        .wcmp = spec_.wcmp, .failed_endpoints = ftc_failed_endpoints()};
   auto view = plane::compute_plane(ospf_->lsdb(), pc, &hold_, now);
   if (!view) {
     last_plane_error_ = view.error().str();
@@ -219,11 +221,13 @@ void Agent::recompute(Clock::time_point now) {
   last_view_ = std::move(*view);
   state_members();
   sync_ftc_controls();
+  ftc_start_deferred(Clock::now());
   last_recompute_ = std::chrono::system_clock::now();
   ++recomputations_;
   log::debug("recomputed: {} services, {} instances, {} withdrawn", last_report_.services, last_report_.instances,
              last_report_.withdrawn);
   if (auto exp = hold_.next_expiry()) throttle_.kick(std::max(now, *exp - spec_.timers.spf_delay));
+  ftc_standby_tick(now);
 }
 
 void Agent::sync_nf() {
@@ -308,28 +312,36 @@ void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint6
     bool alive = it->second.alive();
     if (fresh && !alive) changed = true;  // dead at start: say so (peers may still hold its old LSA)
     if (!changed) continue;
+    if (ftc_standby_waiting(i, alive, now)) continue;
     // an FTC instance back: a new incarnation, announced once its state is recovered
     if (alive && !fresh && ftc_restarted(i, now)) {
       log::info("instance {} ({}) is up; recovering its state before it is announced", i.name, i.id);
       nf_down_at_.erase(i.id);
       continue;
     }
-    monitor_->set_alive(i.id, alive);
     if (alive) {
-      log::info("instance {} ({}) is up", i.name, i.id);
-      ftc_was_alive_.insert(i.id);
-      nf_down_at_.erase(i.id);
-      next_monitor_ = std::min(next_monitor_, now);  // announce it at once
-    } else if (i.nf && i.nf->restart == nf::Restart::Always && ospf_) {
-      log::warn("instance {} ({}) is down: {}; withdrawn here, announced down unless it is back within {} ms",
-                i.name, i.id, it->second.reason(), kNfRestartGrace.count());
-      withdraw_local(i);
-      nf_down_at_.try_emplace(i.id, now + kNfRestartGrace);
+      instance_up(i, now);
     } else {
-      set_dead(i, it->second.reason());
+      monitor_->set_alive(i.id, false);
+      if (i.nf && i.nf->restart == nf::Restart::Always && ospf_) {
+        log::warn("instance {} ({}) is down: {}; withdrawn here, announced down unless it is back within {} ms",
+                  i.name, i.id, it->second.reason(), kNfRestartGrace.count());
+        withdraw_local(i);
+        nf_down_at_.try_emplace(i.id, now + kNfRestartGrace);
+      } else {
+        set_dead(i, it->second.reason());
+      }
     }
     throttle_.kick(now);
   }
+}
+
+void Agent::instance_up(const LocalInstanceSpec& i, Clock::time_point now) {
+  monitor_->set_alive(i.id, true);
+  log::info("instance {} ({}) is up", i.name, i.id);
+  ftc_was_alive_.insert(i.id);
+  nf_down_at_.erase(i.id);
+  next_monitor_ = std::min(next_monitor_, now);  // announce it at once
 }
 
 void Agent::check_endpoint() {

@@ -24,6 +24,7 @@
 #include "daemon/ftc_forwarder.h"
 #include "daemon/ftc_peers.h"
 #include "daemon/ftc_recovery_service.h"
+#include "daemon/ftc_standby.h"
 #include "daemon/ports.h"
 #include "daemon/spec.h"
 #include "daemon/throttle.h"
@@ -62,6 +63,9 @@ class Agent {
   nlohmann::json selection(uint32_t service_id) const;  // where this service is chosen (topology)
   const AgentSpec& spec() const { return spec_; }
   dataplane::Dataplane& dataplane() { return dp_; }
+  // A standby about to be added (`instance add --standby-for`), against the LSDB once it is
+  // trusted (docs/ftc.md 7.3); accepted before (nothing to check against yet).
+  Result<void> check_standby(const std::string& name, uint32_t id, const std::string& service) const;
 
  private:
   Agent(AgentSpec spec, dataplane::Dataplane dp, LinkWatcher links);
@@ -107,8 +111,22 @@ class Agent {
   // local NFs' maps it answers from, the end of a local instance's recovery.
   void sync_ftc_recovery();
   bool ftc_begin_recovery(const LocalInstanceSpec& i, uint8_t inc, Clock::time_point detected);
+  // recoveries that wait for the first service plane (their holders come from it): started on
+  // the next computation, or given up (announced without state) after kFtcPlaneWait
+  void ftc_start_deferred(Clock::time_point now);
+  // a local instance found alive: announced (and frozen flows resume on it)
+  void instance_up(const LocalInstanceSpec& i, Clock::time_point now);
   void ftc_recovered(const FtcRecoveryService::Result& r);
   std::vector<LocalHolder> ftc_local_holders();
+  // Standbys (daemon/agent_ftc_standby.cc, docs/ftc.md 7.3) and the heartbeat detector's verdicts
+  void ftc_standby_apply(AgentSpec& s) const;
+  std::vector<uint32_t> ftc_failed_endpoints() const;
+  void ftc_standby_announce();
+  void ftc_standby_tick(Clock::time_point now);
+  bool ftc_standby_waiting(const LocalInstanceSpec& i, bool alive, Clock::time_point now);
+  void ftc_standby_channel_peers();
+  nlohmann::json ftc_standby_status() const;
+  void ftc_standby_affinity(const FtcRecoveryService::Result& r);
 
   AgentSpec spec_;
   dataplane::Dataplane dp_;
@@ -152,8 +170,23 @@ class Agent {
   std::vector<std::unique_ptr<nf::InstanceMaps>> ftc_holder_maps_;  // open during one answer
   std::map<uint32_t, std::unique_ptr<nf::InstanceMaps>> ftc_replacements_;  // recovering locally
   std::set<uint32_t> ftc_rerouting_;                    // recovered, waiting to be live in the maps
-  std::set<uint32_t> ftc_was_alive_;                    // local instances alive once since the start
+  std::set<uint32_t> ftc_was_alive_;                    // local instances alive once since the start, or
+                                                        // under the previous agent (a control file)
+  struct FtcDeferred {
+    uint8_t inc;
+    Clock::time_point detected, since;
+  };
+  std::map<uint32_t, FtcDeferred> ftc_deferred_;        // recoveries waiting for the first plane
   uint64_t ftc_recoveries_started_ = 0, ftc_recoveries_unrecovered_ = 0, ftc_recoveries_conflict_ = 0;
+  // an instance withdrawn by a node still reachable is given this long to come back there
+  // (ospfd lets its up LSA out at most every 5 s after its down one) before a standby acts
+  static constexpr std::chrono::milliseconds kStandbyWithdrawnGrace{6000};
+  FtcStandbyWatch ftc_standby_{kStandbyWithdrawnGrace};
+  std::set<uint32_t> ftc_standby_active_;               // standbys running as their instance
+  std::map<uint32_t, Clock::time_point> ftc_standby_pending_;  // started, NF not up yet: detected at
+  uint64_t ftc_standby_starts_ = 0;
+  uint64_t ftc_standby_affinity_written_ = 0, ftc_standby_affinity_skipped_ = 0;
+  std::vector<uint32_t> ftc_channel_peers_;             // as last given to the channel
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
   // restart never withdraws instances that merely have not been mirrored yet.
@@ -171,6 +204,8 @@ class Agent {
   // MinLSInterval (5 s) before it may announce it up again.
   std::map<uint32_t, Clock::time_point> nf_down_at_;
   static constexpr std::chrono::milliseconds kNfRestartGrace{2000};
+  // how long a restarted FTC instance waits for the first service plane to recover from
+  static constexpr std::chrono::seconds kFtcPlaneWait{10};
   UniqueFd ospfd_watch_;              // inotify on the directory of ospfd's pid file
   std::string ospfd_pid_name_;        // its file name there
   // last recomputation, for status/topology

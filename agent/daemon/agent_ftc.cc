@@ -49,6 +49,7 @@ void Agent::ftc_tick() {
   // handlers now, outside the send that queued them; answering may queue more
   for (int round = 0; round < 8 && ftc_channel_ && !ftc_local_q_.empty(); ++round)
     for (auto& m : std::exchange(ftc_local_q_, {})) (void)ftc_channel_->send(ftc_channel_->self(), m);
+  if (!ftc_deferred_.empty()) ftc_start_deferred(Clock::now());
   if (ftc_recovery_) ftc_recovery_->on_timer(Clock::now());
   else if (spec_.ftc_channel && Clock::now() >= ftc_retry_at_) {
     ftc_retry_at_ = Clock::now() + std::chrono::seconds(1);
@@ -62,6 +63,10 @@ std::optional<Agent::Clock::time_point> Agent::ftc_wake() const {
   std::optional<Clock::time_point> t;
   if (ftc_channel_) t = ftc_channel_->next_timer();
   if (!ftc_local_q_.empty()) t = Clock::now();
+  if (!ftc_deferred_.empty()) {
+    auto p = Clock::now() + std::chrono::milliseconds(100);  // a deferred recovery's give-up
+    t = t ? std::min(*t, p) : p;
+  }
   if (!ftc_replacements_.empty()) {
     auto p = Clock::now() + std::chrono::milliseconds(50);  // a recovery's holders' timeout
     t = t ? std::min(*t, p) : p;

@@ -1,6 +1,7 @@
 // The agent's FTC side that needs neither the channel nor the NFs' maps: the control files of
 // the local NF instances of FTC services (docs/ftc.md 7, docs/nf.md "FTC control") and the
 // instances' incarnations.
+#include <algorithm>
 #include <filesystem>
 
 #include "common/log.h"
@@ -10,7 +11,9 @@
 namespace anychain::daemon {
 
 // An agent that restarts finds the incarnation each NF runs with in its control file (the NF
-// applied it to nf_ftc_cfg): it keeps announcing that one.
+// applied it to nf_ftc_cfg): it keeps announcing that one. Such an NF ran under the previous
+// agent, and died with it (its process is the agent's child): its state now lives only in the
+// other hops' replicas, so its next start is a restart to recover, like one seen by this agent.
 void Agent::load_ftc_incarnations() {
   if (!nf_) return;
   for (const auto& i : spec_.instances) {
@@ -21,6 +24,7 @@ void Agent::load_ftc_incarnations() {
     if (auto c = nf::read_ftc_control(path); c) {
       ftc_inc_[i.id] = c->incarnation;
       ftc_written_[i.nf->name] = *c;
+      ftc_was_alive_.insert(i.id);
     } else {
       log::warn("ftc: {}: {} (its incarnation starts at 0)", path, c.error().str());
     }
@@ -129,6 +133,12 @@ bool Agent::ftc_begin_recovery(const LocalInstanceSpec& i, uint8_t inc, Clock::t
     return false;
   }
   auto t = ftc_targets_.find(i.id);
+  if (t == ftc_targets_.end() && !last_view_) {
+    // the agent has just started: the holders come from the first service plane
+    if (ftc_deferred_.try_emplace(i.id, FtcDeferred{inc, detected, Clock::now()}).second)
+      log::info("ftc: recovery of {} ({}) waits for the service plane", i.name, i.id);
+    return true;
+  }
   auto m = nf::InstanceMaps::open(nf_->options().run_dir, i.nf->name);
   if (t == ftc_targets_.end() || !m) {
     ++ftc_recoveries_unrecovered_;
@@ -150,6 +160,33 @@ bool Agent::ftc_begin_recovery(const LocalInstanceSpec& i, uint8_t inc, Clock::t
   return true;
 }
 
+void Agent::ftc_start_deferred(Clock::time_point now) {
+  for (auto it = ftc_deferred_.begin(); it != ftc_deferred_.end();) {
+    const auto id = it->first;
+    const FtcDeferred d = it->second;
+    auto spec = std::find_if(spec_.instances.begin(), spec_.instances.end(),
+                             [&](const LocalInstanceSpec& x) { return x.id == id; });
+    auto l = liveness_.find(id);
+    if (spec == spec_.instances.end() || l == liveness_.end() || !l->second.alive()) {
+      it = ftc_deferred_.erase(it);  // removed, or died again: its next start recovers
+      continue;
+    }
+    if (!last_view_ && now - d.since < kFtcPlaneWait) {
+      ++it;
+      continue;
+    }
+    it = ftc_deferred_.erase(it);
+    if (last_view_ && ftc_begin_recovery(*spec, d.inc, d.detected)) continue;
+    if (!last_view_) {
+      ++ftc_recoveries_unrecovered_;
+      log::warn("ftc: instance {} ({}) announced without its state: no service plane after {} s", spec->name, id,
+                std::chrono::duration_cast<std::chrono::seconds>(kFtcPlaneWait).count());
+    }
+    instance_up(*spec, now);
+    throttle_.kick(now);
+  }
+}
+
 void Agent::ftc_recovered(const FtcRecoveryService::Result& r) {
   ftc_replacements_.erase(r.failed);
   if (r.conflict) {
@@ -160,6 +197,7 @@ void Agent::ftc_recovered(const FtcRecoveryService::Result& r) {
   for (const auto& e : r.errors) log::warn("ftc: recovery of instance {}: {}", r.failed, e);
   auto l = liveness_.find(r.failed);
   if (l == liveness_.end() || !l->second.alive()) return;  // died again meanwhile: its next start recovers
+  ftc_standby_affinity(r);  // a standby's replacement: its flows' next hops (agent_ftc_standby.cc)
   const auto now = Clock::now();
   monitor_->set_alive(r.failed, true);
   ftc_rerouting_.insert(r.failed);

@@ -84,6 +84,7 @@ nlohmann::json Agent::status() const {
     j["ftc_control"] = {{"writes", ftc_control_writes_}, {"errors", ftc_control_errors_},
                         {"problems", ftc_control_problems_}, {"incarnations", incs},
                         {"restarts", ftc_restarts_}, {"last_restart_ms", ftc_last_restart_ms_}};
+    if (!spec_.standbys.empty() || !ftc_standby_active_.empty()) j["ftc_standby"] = ftc_standby_status();
   }
   if (state_)
     j["state"] = state_->status();

@@ -217,7 +217,7 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
       l.nf = std::move(*n);
       l.mac = nf::nf_mac(in.id);  // the NF side of the veth the agent creates
     }
-    s.instances.push_back(l);
+    (in.standby_for ? s.standbys : s.instances).push_back(l);
   }
   for (const auto& ch : c.chains) {
     auto f = c.ftc_of(ch);
@@ -228,9 +228,10 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
         if (sv.name == name) fc.services.push_back(sv.id);
     s.ftc_chains.push_back(std::move(fc));
   }
-  for (auto& l : s.instances)
-    for (const auto& fc : s.ftc_chains)
-      if (std::find(fc.services.begin(), fc.services.end(), l.service_id) != fc.services.end()) l.ftc = true;
+  for (auto* list : {&s.instances, &s.standbys})
+    for (auto& l : *list)
+      for (const auto& fc : s.ftc_chains)
+        if (std::find(fc.services.begin(), fc.services.end(), l.service_id) != fc.services.end()) l.ftc = true;
   s.ftc_recovery_hold = std::chrono::milliseconds(c.ftc.recovery_hold_ms);
   auto paths = chain_paths(c);
   if (!paths) return unexpected(paths.error());

@@ -64,6 +64,7 @@ Result<std::shared_ptr<const state::Keyring>> FtcChannel::keyring(const FtcChann
 }
 
 Result<void> FtcChannel::open_channel() {
+  detected_.clear();  // a new channel knows nothing of the old one's verdicts
   auto keys = keyring(spec_);
   if (!keys) return unexpected(keys.error());
   ftc::ChannelOptions o;
@@ -76,8 +77,19 @@ Result<void> FtcChannel::open_channel() {
   ch_ = std::move(*ch);
   for (size_t t = 0; t < handlers_.size(); ++t)
     if (handlers_[t]) ch_->on(static_cast<ftc::chan::Type>(t), handlers_[t]);
-  ch_->on_peer = [](uint32_t node, bool up) {
+  detector_seen_ = 0;
+  ch_->on_peer = [this](uint32_t node, bool up) {
     log::info("ftc channel: peer {} {}", ftc::node_str(node), up ? "up" : "down");
+    bool changed = false;
+    if (up) {
+      changed = detected_.erase(node) > 0;
+    } else if (ch_ && ch_->stats().detector_down != detector_seen_) {  // the detector closed it
+      detector_seen_ = ch_->stats().detector_down;
+      changed = detected_.insert(node).second;
+      log::warn("ftc channel: peer {} failed: no heartbeat for {} intervals of {} ms", ftc::node_str(node), spec_.misses,
+                spec_.interval.count());
+    }
+    if (changed && on_detected) on_detected();
   };
   log::info("ftc channel: listening on {}:{} (heartbeat {} ms, down after {} missed)", ftc::node_str(spec_.self), ch_->local_port(),
             spec_.interval.count(), spec_.misses);
@@ -158,7 +170,11 @@ nlohmann::json FtcChannel::status() const {
   }
   return {{"node", ftc::node_str(spec_.self)},
           {"port", ch_->local_port()},
-          {"detect", {{"interval_ms", spec_.interval.count()}, {"misses", spec_.misses}}},
+          {"detect", {{"interval_ms", spec_.interval.count()}, {"misses", spec_.misses}, {"failed", [&] {
+             nlohmann::json f = nlohmann::json::array();
+             for (auto n : detected_) f.push_back(ftc::node_str(n));
+             return f;
+           }()}}},
           {"keys", spec_.key_file.empty() ? "state.keys" : spec_.key_file},
           {"peers", peers},
           {"sent", sent},

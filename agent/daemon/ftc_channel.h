@@ -8,7 +8,9 @@
 
 #include <poll.h>
 
+#include <functional>
 #include <memory>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -47,6 +49,11 @@ class FtcChannel {
   void on_timer() { ch_->on_timer(); }
   ftc::Channel::Clock::time_point next_timer() const { return ch_->next_timer(); }
   [[nodiscard]] uint32_t self() const { return spec_.self; }
+  // Nodes the heartbeat detector declared down (silent for ftc.detect's misses x interval, the
+  // failure input of docs/ftc.md 7.1), until they are heard again; a connection that merely
+  // closed (an agent restarting) is not in it. on_detected is called when the set changes.
+  [[nodiscard]] const std::set<uint32_t>& detected_down() const { return detected_; }
+  std::function<void()> on_detected;
   ftc::Channel& channel() { return *ch_; }
   nlohmann::json status() const;
 
@@ -58,6 +65,8 @@ class FtcChannel {
   std::unique_ptr<ftc::Channel> ch_;
   std::array<ftc::Channel::Handler, ftc::chan::kTypeSlots> handlers_{};
   uint64_t local_ = 0, send_failed_ = 0;
+  std::set<uint32_t> detected_;
+  uint64_t detector_seen_ = 0;           // ch_'s detector_down when last looked at
   std::string last_send_error_;
 };
 

@@ -184,6 +184,12 @@ RecoverySession::RecoverySession(uint16_t failed, uint8_t new_inc, ftc::Geometry
   times_.detection_ms = std::chrono::duration<double, std::milli>(now - detected_).count();
 }
 
+std::optional<uint32_t> RecoverySession::node_of(uint16_t holder) const {
+  for (const auto& [node, id] : holder_ids_)
+    if (id == holder) return node;
+  return std::nullopt;
+}
+
 uint16_t RecoverySession::holder_of(uint32_t node) {
   auto [it, fresh] = holder_ids_.try_emplace(node, static_cast<uint16_t>(holder_ids_.size() + 1));
   return it->second;

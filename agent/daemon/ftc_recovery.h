@@ -97,6 +97,8 @@ class RecoverySession {
   // The replacement became live in this node's maps (rerouting done).
   void rerouted(Clock::time_point now);
   [[nodiscard]] const RecoveryTimes& times() const { return times_; }
+  // The holder node behind a plan's source (Transfer::source), if it is one of this session's.
+  [[nodiscard]] std::optional<uint32_t> node_of(uint16_t holder) const;
   [[nodiscard]] uint16_t failed() const { return failed_; }
   [[nodiscard]] uint8_t new_inc() const { return new_inc_; }
   [[nodiscard]] bool conflict() const { return conflict_; }

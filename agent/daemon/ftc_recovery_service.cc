@@ -87,6 +87,10 @@ void FtcRecoveryService::finish_if_complete(uint16_t failed) {
   res.conflict = plan.conflict;
   if (!plan.conflict) {
     auto inst = run.s->install(*run.replacement, plan, Clock::now());
+    for (const auto& t : plan.transfers)
+      if (t.head && t.key.id == failed)
+        if (auto node = run.s->node_of(t.source))
+          res.head_sources.push_back({t.key.flow.spi, t.key.flow.hash, t.key.si, *node});
     res.heads = inst.heads;
     res.replicas = inst.replicas;
     res.lost = inst.lost;

@@ -32,6 +32,14 @@ class FtcRecoveryService {
     size_t heads = 0, replicas = 0, lost = 0, nat_rebuilt = 0, holders_gone = 0;
     std::vector<std::string> errors;
     RecoveryTimes times;            // rerouting filled by rerouted()
+    // where each head record of the failed instance came from: the node of the successor that
+    // held it (a replacement on another node writes its flows' next hops from these, 7.5)
+    struct HeadSource {
+      uint32_t spi = 0, hash = 0;
+      uint8_t si = 0;               // the failed instance's hop
+      uint32_t node = 0;            // NSH endpoint of the holder
+    };
+    std::vector<HeadSource> head_sources;
   };
 
   // What the service needs of a channel: registering a handler by type, sending to a node. The

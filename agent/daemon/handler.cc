@@ -61,7 +61,11 @@ Result<json> DaemonHandler::detach(const std::string& ifname) {
 Result<json> DaemonHandler::service_add(const config::Service& s) { return then_apply(store_.add_service(s)); }
 Result<json> DaemonHandler::service_del(const std::string& n) { return then_apply(store_.del_service(n)); }
 Result<json> DaemonHandler::service_list() { return store_.list_services(); }
-Result<json> DaemonHandler::instance_add(const config::Instance& i) { return then_apply(store_.add_instance(i)); }
+Result<json> DaemonHandler::instance_add(const config::Instance& i) {
+  if (i.standby_for)
+    if (auto r = agent_.check_standby(i.name, *i.standby_for, i.service); !r) return unexpected(r.error());
+  return then_apply(store_.add_instance(i));
+}
 Result<json> DaemonHandler::instance_del(const std::string& n) { return then_apply(store_.del_instance(n)); }
 Result<json> DaemonHandler::instance_list() { return store_.list_instances(); }
 Result<json> DaemonHandler::chain_add(const config::Chain& c) { return then_apply(store_.add_chain(c)); }

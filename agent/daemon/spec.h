@@ -67,6 +67,9 @@ struct AgentSpec {
   std::vector<InterfaceSpec> interfaces;
   std::vector<ServiceSpec> services;
   std::vector<LocalInstanceSpec> instances;
+  // standbys (instance standby_for, docs/ftc.md 7.3): id is the instance they stand by for; not
+  // run, only announced as standing by, until one takes over (it then moves to instances)
+  std::vector<LocalInstanceSpec> standbys;
   std::vector<dataplane::PathEntry> paths;
   std::vector<PolicyRule> policies;
   ospf::ClientConfig ospf;

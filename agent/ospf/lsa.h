@@ -94,7 +94,8 @@ enum class VnfTlv : std::uint16_t {
   Cost = 3,           // u32
   Capacity = 4,       // u32
   NshEndpoint = 5,    // IPv4 (4)
-  Flags = 6,          // u32, bit 0: NSH-aware (clear: behind the SFC proxy); bit 1: down; bit 2: FTC
+  Flags = 6,          // u32, bit 0: NSH-aware (clear: behind the SFC proxy); bit 1: down; bit 2: FTC;
+                      // bit 3: standby
   Incarnation = 7,    // u32, 0..255: the FTC incarnation (required with the FTC flag, else absent)
 };
 
@@ -107,6 +108,10 @@ inline constexpr std::uint32_t kVnfFlagDown = 0x2;
 // TLV says which incarnation of it is announced (fencing, 7.5).
 inline constexpr std::uint32_t kVnfFlagFtc = 0x4;
 inline constexpr std::uint32_t kVnfMaxIncarnation = 255;  // nf_ftc_cfg.inc is 8 bits
+// Not an instance: the advertising router stands by to replace the FTC instance of this id when
+// it fails on another node (`instance add B --standby-for A`, docs/ftc.md 7.3). Receivers never
+// make it a candidate; with several, the reachable one with the lowest router id acts.
+inline constexpr std::uint32_t kVnfFlagStandby = 0x8;
 
 struct VnfInfo {
   std::uint32_t service_addr = 0;  // anycast prefix, host order
@@ -120,6 +125,7 @@ struct VnfInfo {
   [[nodiscard]] bool nsh_aware() const { return (flags & kVnfFlagNshAware) != 0; }
   [[nodiscard]] bool down() const { return (flags & kVnfFlagDown) != 0; }
   [[nodiscard]] bool ftc() const { return (flags & kVnfFlagFtc) != 0; }
+  [[nodiscard]] bool standby() const { return (flags & kVnfFlagStandby) != 0; }
   bool operator==(const VnfInfo&) const = default;
 };
 

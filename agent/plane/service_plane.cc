@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <tuple>
 
 namespace anychain::plane {
@@ -61,11 +62,18 @@ Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg, 
                                    [](const Instance& i) { return i.info.down(); });
   auto s = spf(topo, cfg.self_router);  // routers and networks only: the instances do not change it
   if (!s) return unexpected(s.error());
+  std::set<std::uint32_t> detected;  // routers whose endpoint the detector declared down
+  if (!cfg.failed_endpoints.empty()) {
+    const std::set<std::uint32_t> eps(cfg.failed_endpoints.begin(), cfg.failed_endpoints.end());
+    for (const auto* list : {&topo.instances, &topo.standbys})
+      for (const auto& i : *list)
+        if (eps.contains(i.info.nsh_endpoint) && i.router != cfg.self_router) detected.insert(i.router);
+  }
+  auto reachable = [&](std::uint32_t router) {
+    auto it = topo.router_index.find(router);
+    return it != topo.router_index.end() && s->dist[it->second] != kUnreachable && !detected.contains(router);
+  };
   if (hold) {
-    auto reachable = [&](std::uint32_t router) {
-      auto it = topo.router_index.find(router);
-      return it != topo.router_index.end() && s->dist[it->second] != kUnreachable;
-    };
     topo.instances = hold->apply(std::move(topo.instances), now, reachable);
   } else {
     std::erase_if(topo.instances, [](const Instance& i) { return i.info.down(); });
@@ -77,7 +85,17 @@ Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg, 
   v.down_instances = down;
   for (std::size_t n = 0; n < topo.nodes.size(); ++n)
     if (topo.nodes[n].kind == NodeKind::Router) v.router_dist.push_back({topo.nodes[n].id, s->dist[n]});
+  for (const auto& sb : topo.standbys) v.standbys.push_back({sb.router, sb.info.instance_id, reachable(sb.router)});
+  std::sort(v.standbys.begin(), v.standbys.end());
+  v.detected_down.assign(detected.begin(), detected.end());
   return v;
+}
+
+bool PlaneView::router_usable(std::uint32_t router) const {
+  if (std::binary_search(detected_down.begin(), detected_down.end(), router)) return false;
+  for (const auto& r : router_dist)
+    if (r.router_id == router) return r.dist != kUnreachable;
+  return false;
 }
 
 }  // namespace anychain::plane

@@ -29,6 +29,18 @@ struct PlaneConfig {
   std::uint32_t area = 0;
   std::uint8_t vnf_opaque_type = ospf::kDefaultVnfOpaqueType;
   WcmpConfig wcmp;
+  // NSH endpoints a failure detector declared down (the FTC channel's heartbeats, docs/ftc.md
+  // 7.1): the routers announcing VNF LSAs with one of them count as unreachable for the freeze
+  // of their FTC instances and for standby selection, as if SPF had lost them.
+  std::vector<std::uint32_t> failed_endpoints;
+};
+
+// A router standing by for an FTC instance (a VNF LSA flagged ospf::kVnfFlagStandby).
+struct StandbyAd {
+  std::uint32_t router = 0;
+  std::uint32_t instance_id = 0;
+  bool reachable = false;  // by SPF and not failed by the detector
+  auto operator<=>(const StandbyAd&) const = default;
 };
 
 struct RouterDistance {
@@ -47,6 +59,10 @@ struct PlaneView {
   std::size_t unreachable_instances = 0;
   std::size_t down_instances = 0;  // flagged down by their own node (ospf::kVnfFlagDown): not candidates
                                    // (FTC ones that were live come back as recovering candidates)
+  std::vector<StandbyAd> standbys;             // sorted
+  std::vector<std::uint32_t> detected_down;    // routers lost by the failure detector (sorted)
+  // reachable by SPF and not failed by the detector
+  [[nodiscard]] bool router_usable(std::uint32_t router) const;
 };
 
 // Candidates per service: every instance whose router is reachable, with

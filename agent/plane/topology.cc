@@ -56,7 +56,10 @@ Topology build_topology(const ospf::Lsdb& lsdb, std::uint32_t area, std::uint8_t
         ++t.stats.malformed_vnf_lsas;
         continue;
       }
-      vnfs.push_back({key.adv_router, *v, false});
+      if (v->standby()) {
+        if (!v->down()) t.standbys.push_back({key.adv_router, *v, false});  // down: removed from its config
+      } else
+        vnfs.push_back({key.adv_router, *v, false});
     }
   }
 

@@ -51,6 +51,7 @@ struct Topology {
   std::unordered_map<std::uint32_t, std::uint32_t> router_index;   // router id -> node
   std::unordered_map<std::uint32_t, std::uint32_t> network_index;  // network LSID -> node
   std::vector<Instance> instances;
+  std::vector<Instance> standbys;   // LSAs flagged ospf::kVnfFlagStandby: never candidates
   PlaneStats stats;
   std::uint32_t max_link_cost = 0;  // largest router link metric in the area
 

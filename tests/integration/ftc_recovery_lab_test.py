@@ -19,7 +19,9 @@ the kill from its fixtures), with one difference: every agent has the FTC channe
 
 import json
 import os
+import signal
 import sys
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -81,8 +83,9 @@ def test_the_nat_answered_as_the_holder(monitor_killed, cli):
 
 def test_packets_released_across_the_failure_had_their_updates_on_f_plus_one_stores(monitor_killed):
     """The sink check over the phase with the kill, flows that spanned it included
-    (ftclab.check_released_across_failure)."""
+    (ftclab.check_released_across_failure), and traffic through the chain after the recovery."""
     ftclab.check_released_across_failure(CHAIN, monitor_killed)
+    ftclab.check_delivered_after_recovery(monitor_killed)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +127,51 @@ def test_flows_sent_from_two_cpus_at_once_lose_no_update(two_cpus):
 
 
 @pytest.fixture(scope="module")
-def nat_ns_deleted(cli, lab, build, module_procs, two_cpus):
+def agent_killed(cli, lab, build, module_procs, two_cpus):
+    """C's anychaind SIGKILLed mid-stream (its NFs die with it: the monitor's process goes), and
+    started again 0.5 s later, as a service manager would."""
+    before = snapshot(cli)
+    inc_before = before.state["mon1"]["ftc"]["control"]["incarnation"]
+
+    def kill():
+        rep = replicas_of(cli.state("nat1"), NFS["mon1"][1])
+        with open(f"{lab.state}/C/agent.pid") as f:
+            pid = int(f.read())
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        rc = labkit.lab("agent", "start", "C", "--prefix", lab.prefix)[0]
+        return SimpleNamespace(rep=rep, pid=pid, rc=rc)
+    # the agent's own start (maps, ospfd, its NFs) comes before the recovery: new flows for 6 s
+    gen, sink, killed = ftclab.send(lab, build, module_procs, [(9000, 4, 3, 20, 6)], sink_s=12, during=(1.5, kill))
+    back = wait_until(lambda: cli.nf_status("mon1")["alive"], 20)
+    settled = wait_until(lambda: cli.buffer("D")["ports"]["nf-nat1"]["held"] == 0, ftclab.HOLD_TIMEOUT_MS / 1000 + 5)
+    after = snapshot(cli)
+    return SimpleNamespace(before=before, after=after, gen=gen[9000], sink=sink, killed=killed, back=back,
+                           settled=settled, inc_before=inc_before, recovery=cli.json("C", "status").get("ftc_recovery"))
+
+
+def test_a_killed_agent_recovers_its_nfs_when_it_starts_again(agent_killed):
+    """The monitor died with its agent; the new agent runs it as the next incarnation and
+    recovers its records from the NAT before announcing it: every record the NAT held at the
+    kill is at the new monitor with at least that count."""
+    k = agent_killed
+    assert k.killed.rc == 0 and k.killed.rep and k.back, (k.killed, k.back)
+    inc = k.after.state["mon1"]["ftc"]["control"]["incarnation"]
+    assert inc == (k.inc_before + 1) % 256, (k.inc_before, inc)
+    head = {key_hex(f): f["packets"] for f in k.after.state["mon1"]["monitor"]["flows"]}
+    for key, (value, _seq) in k.killed.rep.items():
+        assert key in head and head[key] >= int(value[:16], 16), (key, value, head.get(key))
+    last = k.recovery["last"][str(NFS["mon1"][1])]
+    assert last["heads"] >= len(k.killed.rep) and last["lost"] == 0 and not last["errors"], last
+
+
+def test_packets_released_across_the_agents_failure_had_their_updates_on_f_plus_one_stores(agent_killed):
+    ftclab.check_released_across_failure(CHAIN, agent_killed)
+    ftclab.check_delivered_after_recovery(agent_killed)
+
+
+@pytest.fixture(scope="module")
+def nat_ns_deleted(cli, lab, build, module_procs, agent_killed):
     """The NAT's namespace deleted mid-stream (the issue's kill: its process, maps and veth go
     with it). With f = 1 its mappings' only other copy is at fw1, its successor round the chain;
     D's anychaind restarts it and recovers them from B before announcing it."""
@@ -167,3 +214,4 @@ def test_every_mapping_survives_the_nats_failure(nat_ns_deleted):
 
 def test_packets_released_across_the_nats_failure_had_their_updates_on_f_plus_one_stores(nat_ns_deleted):
     ftclab.check_released_across_failure(CHAIN, nat_ns_deleted, killed="nat")
+    ftclab.check_delivered_after_recovery(nat_ns_deleted)

@@ -292,6 +292,17 @@ def check_released_across_failure(chain, k, killed="mon"):
     assert sum(head[kh] for kh in keys) == k.sink["packets"] + dropped, (head, k.sink["packets"], a, b)
 
 
+def check_delivered_after_recovery(k):
+    """The chain carries traffic again after a failure: the flows that were still sending when
+    the phase's last packets left (its last flows, which start 1.5 s or more after the kill and
+    last 3 s) reached the sink up to their last packet. Without this a recovery that leaves a
+    chain holding or dropping every packet would pass the sink check, which only bounds what was
+    released."""
+    ppf = k.gen["packets_per_flow"]
+    whole = [f for f in k.sink["per_flow"] if f["max_seq"] == ppf - 1]
+    assert whole, [(f["flow_id"], f["packets"], f["max_seq"]) for f in k.sink["per_flow"]]
+
+
 # The fixtures of a test file that sets CHAIN (a Chain) and LAB_KIND (its lab prefix act<kind><pid>);
 # it imports them from here.
 

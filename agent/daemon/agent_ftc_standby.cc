@@ -1,0 +1,162 @@
+// The agent's standbys (docs/ftc.md 7.3): a standby is announced as such (a VNF LSA flagged
+// standby under the id of the instance it stands by for) and, when plane/standby.h says it acts,
+// becomes that instance: it moves to the spec's instances (reload), its NF starts with the failed
+// instance's incarnation + 1, its state is recovered from the holders like a restart in place
+// (agent_ftc_control.cc), then it is announced and the plane re-points the frozen flows to it.
+// The FTC channel's heartbeat detector is an input of the same path (docs/ftc.md 7.1).
+#include <algorithm>
+
+#include "common/log.h"
+#include "daemon/agent.h"
+
+namespace anychain::daemon {
+
+void Agent::ftc_standby_apply(AgentSpec& s) const {
+  for (auto it = s.standbys.begin(); it != s.standbys.end();) {
+    if (!ftc_standby_active_.contains(it->id)) {
+      ++it;
+      continue;
+    }
+    s.instances.push_back(std::move(*it));
+    it = s.standbys.erase(it);
+  }
+}
+
+std::vector<uint32_t> Agent::ftc_failed_endpoints() const {
+  if (!ftc_channel_) return {};
+  const auto& d = ftc_channel_->detected_down();
+  return {d.begin(), d.end()};
+}
+
+void Agent::ftc_standby_announce() {
+  if (!ospf_) return;
+  const uint32_t endpoint = ntohl(spec_.nsh_endpoint.s_addr);
+  for (const auto& sb : spec_.standbys) {
+    auto svc = std::find_if(spec_.services.begin(), spec_.services.end(),
+                            [&](const ServiceSpec& x) { return x.id == sb.service_id; });
+    if (svc == spec_.services.end()) continue;
+    ospf::VnfInfo v{.service_addr = svc->anycast_addr, .service_len = svc->anycast_len, .instance_id = sb.id,
+                    .cost = 0, .capacity = 0, .nsh_endpoint = endpoint, .flags = ospf::kVnfFlagStandby, .incarnation = 0};
+    if (auto it = ospf_->local().find(sb.id); it != ospf_->local().end() && it->second == v) continue;
+    if (auto r = ospf_->announce(v); !r)
+      log::warn("ftc standby {}: announce it stands by for instance {}: {}", sb.name, sb.id, r.error().str());
+    else
+      log::info("ftc standby {}: announced standing by for instance {}", sb.name, sb.id);
+  }
+}
+
+// After every plane computation.
+void Agent::ftc_standby_tick(Clock::time_point now) {
+  if (ftc_channel_ && !ftc_channel_->on_detected)
+    ftc_channel_->on_detected = [this] { throttle_.kick(Clock::now()); };
+  ftc_standby_channel_peers();
+  if (spec_.standbys.empty() || !last_view_) return;
+  ftc_standby_.set_grace(std::min<std::chrono::milliseconds>(kStandbyWithdrawnGrace, spec_.ftc_recovery_hold / 2));
+  ftc_standby_announce();
+  auto self = self_router();
+  if (!self) return;
+  auto starts = ftc_standby_.update(*last_view_, *self, spec_.standbys, now);
+  if (auto t = ftc_standby_.next_due()) throttle_.kick(std::max(now, *t));
+  if (starts.empty()) return;
+  AgentSpec next = spec_;
+  for (const auto& s : starts) {
+    auto sb = std::find_if(next.standbys.begin(), next.standbys.end(),
+                           [&](const LocalInstanceSpec& x) { return x.id == s.id; });
+    if (sb == next.standbys.end()) continue;
+    log::warn("ftc standby {}: instance {} failed on router {} ({}): this node's standby acts (the reachable one "
+              "with the lowest router id); starting it as incarnation {}",
+              sb->name, s.id, ftc::node_str(s.failed_router), s.why, s.new_inc);
+    ftc_standby_active_.insert(s.id);
+    ftc_inc_[s.id] = s.new_inc;
+    ftc_standby_pending_[s.id] = s.detected;
+    ++ftc_standby_starts_;
+  }
+  if (auto r = reload(std::move(next)); !r)
+    log::error("ftc standby: starting the replacement: {}", r.error().str());
+}
+
+// A standby started as its instance: not alive yet (its NF starting) or alive for the first
+// time: its state is recovered before it is announced (like a restart in place). True when the
+// liveness change was handled here.
+bool Agent::ftc_standby_waiting(const LocalInstanceSpec& i, bool alive, Clock::time_point now) {
+  auto p = ftc_standby_pending_.find(i.id);
+  if (p == ftc_standby_pending_.end()) return false;
+  if (!alive) {
+    monitor_->set_alive(i.id, false);  // never announced before its state is in
+    return true;
+  }
+  const Clock::time_point detected = p->second;
+  ftc_standby_pending_.erase(p);
+  ftc_was_alive_.insert(i.id);
+  const uint8_t inc = ftc_inc_[i.id];
+  monitor_->set_incarnation(i.id, inc);
+  sync_ftc_controls();  // its control file (incarnation, peers) before the recovery
+  if (ftc_begin_recovery(i, inc, detected)) {
+    log::info("ftc standby: instance {} ({}) is up here; recovering its state before it is announced", i.name, i.id);
+    return true;
+  }
+  monitor_->set_alive(i.id, true);  // without its state (counted by ftc_begin_recovery)
+  next_monitor_ = std::min(next_monitor_, now);
+  throttle_.kick(now);
+  return true;
+}
+
+// The channel's peers (connected and watched by the heartbeat detector): the nodes of the
+// instances this node stands by for, and the holders of this node's FTC instances' records.
+void Agent::ftc_standby_channel_peers() {
+  if (!ftc_channel_ || !last_view_) return;
+  std::set<uint32_t> peers;
+  std::set<uint32_t> ids;
+  for (const auto& sb : spec_.standbys) ids.insert(sb.id);
+  for (const auto& s : last_view_->services)
+    for (const auto& c : s.candidates)
+      if (ids.contains(c.info.instance_id) && !c.local && c.info.nsh_endpoint) peers.insert(c.info.nsh_endpoint);
+  for (const auto& [id, t] : ftc_targets_) peers.insert(t.holders.begin(), t.holders.end());
+  peers.erase(ftc_channel_->self());
+  std::vector<uint32_t> v(peers.begin(), peers.end());
+  if (v == ftc_channel_peers_) return;
+  ftc_channel_peers_ = v;
+  ftc_channel_->set_peers(v);
+}
+
+// A standby's replacement is recovered: its flows' next hops are the successors that held its
+// head records (docs/ftc.md 7.5 step 3), written before it is announced.
+void Agent::ftc_standby_affinity(const FtcRecoveryService::Result& r) {
+  if (!ftc_standby_active_.contains(r.failed) || !last_view_) return;
+  size_t skipped = 0;
+  size_t written = 0;
+  for (const auto& w : replacement_next_hops(r.head_sources, spec_, *last_view_, &skipped)) {
+    if (auto e = dp_.set_affinity(w.spi, w.si, w.hash, w.id); !e) {
+      ++skipped;
+      log::warn("ftc standby: next hop of instance {} (spi {} si {} hash {:#x} -> {}): {}", r.failed, w.spi, w.si,
+                w.hash, w.id, e.error().str());
+      continue;
+    }
+    ++written;
+  }
+  ftc_standby_affinity_written_ += written;
+  ftc_standby_affinity_skipped_ += skipped;
+  log::info("ftc standby: instance {}: {} next-hop placements written from its recovered head records, {} left to WCMP",
+            r.failed, written, skipped);
+}
+
+Result<void> Agent::check_standby(const std::string& name, uint32_t id, const std::string& service) const {
+  if (!lsdb_trusted_ || !last_view_) return {};
+  auto svc = std::find_if(spec_.services.begin(), spec_.services.end(),
+                          [&](const ServiceSpec& s) { return s.name == service; });
+  if (svc == spec_.services.end()) return {};  // a new service: the config's checks say what is wrong
+  return check_standby_target(*last_view_, name, id, svc->anycast_addr, svc->anycast_len);
+}
+
+nlohmann::json Agent::ftc_standby_status() const {
+  auto j = ftc_standby_.status(Clock::now());
+  j["replacements_started"] = ftc_standby_starts_;
+  nlohmann::json active = nlohmann::json::array();
+  for (auto id : ftc_standby_active_) active.push_back(id);
+  j["running_as"] = active;
+  j["next_hops_written"] = ftc_standby_affinity_written_;
+  j["next_hops_left_to_wcmp"] = ftc_standby_affinity_skipped_;
+  return j;
+}
+
+}  // namespace anychain::daemon

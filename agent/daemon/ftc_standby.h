@@ -1,0 +1,85 @@
+// The standbys of this node (instance standby_for, docs/ftc.md 7.3): after every plane
+// computation, which of them must start the replacement of a failed FTC instance now. The
+// decision is plane/standby.h's, the same on every agent with the same LSDB; this adds time (an
+// instance withdrawn by a node that is still reachable is given `withdrawn_grace` to come back by
+// its own restart) and what `anychain status` shows of it ("ftc_standby").
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "daemon/ftc_recovery_service.h"
+#include "daemon/spec.h"
+#include "plane/standby.h"
+
+namespace anychain::daemon {
+
+class FtcStandbyWatch {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  struct Start {
+    uint32_t id = 0;
+    uint8_t new_inc = 0;               // the failed instance's incarnation + 1 (serial)
+    uint32_t failed_router = 0;
+    Clock::time_point detected{};      // first computation that found it failed
+    std::string why;
+  };
+
+  explicit FtcStandbyWatch(std::chrono::milliseconds withdrawn_grace) : grace_(withdrawn_grace) {}
+  void set_grace(std::chrono::milliseconds g) { grace_ = g; }
+
+  // `standbys`: this node's, not started. Returns the ones to start now (each once: a started one
+  // is reported again only after forget()).
+  std::vector<Start> update(const plane::PlaneView& v, uint32_t self_router,
+                            const std::vector<LocalInstanceSpec>& standbys, Clock::time_point now);
+  // The standby of `id` no longer runs as the instance (removed from the config): it may act again.
+  void forget(uint32_t id) { started_.erase(id); }
+  // When a withdrawn instance's grace ends (recompute then), if one is running.
+  [[nodiscard]] std::optional<Clock::time_point> next_due() const;
+  [[nodiscard]] nlohmann::json status(Clock::time_point now) const;
+
+ private:
+  struct Seen {
+    Clock::time_point since{};
+    std::string state;                 // what status() shows
+    std::optional<uint32_t> acting;    // the router whose standby acts
+    uint32_t failed_router = 0;
+    bool waiting = false;              // withdrawn by a reachable node: its grace runs
+  };
+  std::chrono::milliseconds grace_;
+  std::map<uint32_t, Seen> seen_;      // by standby id (this node's standbys only)
+  std::set<uint32_t> started_;
+  uint64_t starts_ = 0;
+};
+
+// What a new standby for instance `id` of service (addr, len) is checked against when the LSDB
+// is known (`anychain instance add --standby-for`): ENOENT when no router announces the instance,
+// EINVAL when it is not an FTC instance or is of another service. The name is the entry's.
+Result<void> check_standby_target(const plane::PlaneView& v, const std::string& name, uint32_t id,
+                                  uint32_t service_addr, uint8_t service_len);
+
+// The next-hop placements a replacement on another node writes into its node's ac_affinity
+// (docs/ftc.md 7.5 step 3): for each head record it recovered, the flow's placement at the next
+// hop (SI - 1 on its chain) is the instance of that hop's service on the node that held the
+// record (its successor on the flow's path), when the view has exactly one such live instance
+// there. Others (the chain's last hop, a holder farther than the next hop, none or several
+// instances there) are left to WCMP and counted in `skipped`.
+struct AffinityWrite {
+  uint32_t spi = 0;
+  uint8_t si = 0;
+  uint32_t hash = 0;
+  uint32_t id = 0;
+  bool operator==(const AffinityWrite&) const = default;
+};
+std::vector<AffinityWrite> replacement_next_hops(const std::vector<FtcRecoveryService::Result::HeadSource>& heads,
+                                                 const AgentSpec& spec, const plane::PlaneView& v,
+                                                 size_t* skipped = nullptr);
+
+}  // namespace anychain::daemon

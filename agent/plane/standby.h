@@ -1,0 +1,32 @@
+// Standbys for FTC instances on other nodes (docs/ftc.md 7.3): which failed FTC instance a
+// standby replaces, and which of several standbys acts. Everything is read from one plane
+// computation (the LSDB, SPF, the failure detector's verdicts), so every agent that has the same
+// LSDB reaches the same answer: no election.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "plane/service_plane.h"
+
+namespace anychain::plane {
+
+// An FTC instance the view keeps frozen (recovering) and that no router announces live.
+struct FailedInstance {
+  std::uint32_t id = 0;
+  std::uint32_t router = 0;          // the router that announced it last
+  ospf::VnfInfo last;                // its last live announcement (service, incarnation, ...)
+  bool node_lost = false;            // its router is unreachable (SPF) or failed by the detector
+  bool operator==(const FailedInstance&) const = default;
+};
+
+// Sorted by id.
+std::vector<FailedInstance> failed_ftc_instances(const PlaneView& v);
+
+// The router whose standby replaces instance `f`: the lowest router id among the reachable
+// routers announcing a standby for it, the failed instance's own router excluded; none when no
+// standby is reachable.
+std::optional<std::uint32_t> acting_standby(const PlaneView& v, const FailedInstance& f);
+
+}  // namespace anychain::plane
