@@ -19,11 +19,25 @@
 // of the per-repetition ratios. Every run's verdict and the counters are checked (every packet
 // passed and, with the object, counted in its own slot); a run that does not add up fails.
 // Needs root (BPF). Run it on a quiet machine: chrt -f 50 taskset -c 1.
+//
+// --path: the same comparison where a packet really goes. bench/e2e_topo.h's one-service chain
+// (gen -> r1: classify + NSH push -> veth -> the NF's XDP -> XDP_TX back -> r1: pop + route ->
+// sink) with anychain's fast path on r1 and, on the VNF's veth, the NF as built (bpf/nf_*.bpf.o)
+// or built without its objects (bench/nf_state_*_path_noobj.bpf.c: no SI rewind either); live
+// frames from bench/e2e.bpf.c's generator on --gen-cpu, the router's NAPI (and with it the NF's,
+// a veth runs its peer's NAPI on the sending CPU) pinned to --router-cpu, Mpps counted by the
+// sink's XDP. The two builds are swapped on the veth (bpf_xdp_attach) between interleaved
+// samples; the ratio is per sample pair, the median reported. Every packet the NF saw must have
+// gone back (nf_stats rx == tx) and, with the object, been counted in its own slot.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/if_link.h>
 
 #include <algorithm>
+#include <cstring>
+#include <fstream>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -32,11 +46,19 @@
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "anychain/crdt.h"
 #include "anychain/ftc.h"
 #include "anychain/nf.h"
 #include "anychain/nsh.h"
+#include "common/netns.h"
 #include "common/packet.h"
+#include "e2e.skel.h"
+#include "e2e_maps.h"
+#include "e2e_topo.h"
 
 namespace po = boost::program_options;
 using nlohmann::json;
@@ -197,6 +219,138 @@ json bench(const std::string& kind, const std::string& with, const std::string& 
   return out;
 }
 
+// ---- --path: the NF on a veth behind the fast path, live frames ----
+
+// The generator: bench/e2e.bpf.c's e2e_gen in BPF_PROG_TEST_RUN with live frames, redirecting a
+// 64-byte UDP frame (one flow: the IDS sees one pair, the rate limiter adds on every packet) into
+// the router's ingress, on its own CPU until stopped.
+class LiveFrames {
+ public:
+  LiveFrames(const Topo& t, int cpu) : gen_(t.gen_if().ns, false) {
+    L4 l4{IPPROTO_UDP, 10000, 9, Bytes(64 - E2E_HDR_LEN, 0)};
+    frame_ = eth(t.router_in().mac, t.gen_if().mac, ETH_P_IP, {ipv4("198.18.0.2", "198.19.0.2", l4)});
+    frame_[40] = frame_[41] = 0;  // no UDP checksum: the generator writes the source port
+    e2e_gen_cfg c{};
+    std::memcpy(c.hdr, frame_.data(), E2E_HDR_LEN);
+    c.base_port = 10000;
+    c.flows = 1;
+    c.ifindex = static_cast<uint32_t>(t.gen_if().ifindex);
+    const uint32_t zero = 0;
+    if (bpf_map_update_elem(bpf_map__fd(gen_.skel()->maps.e2e_gen_cfg), &zero, &c, BPF_ANY))
+      throw std::runtime_error("write the generator's configuration");
+    thread_ = std::thread([this, cpu, ns = t.gen_if().ns] {
+      try {
+        pin_thread(0, cpu);
+        InNetns in(ns);
+        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame_.data(),
+                    .data_size_in = static_cast<uint32_t>(frame_.size()), .repeat = 1u << 16,
+                    .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = 64);
+        const int fd = bpf_program__fd(gen_.skel()->progs.e2e_gen);
+        while (!stop_)
+          if (int err = bpf_prog_test_run_opts(fd, &o)) throw std::runtime_error(std::strerror(-err));
+      } catch (const std::exception& e) {
+        err_ = std::string("generator: ") + e.what();
+      }
+    });
+  }
+  ~LiveFrames() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (!err_.empty()) throw std::runtime_error(err_);
+  }
+
+ private:
+  BenchObj gen_;
+  Bytes frame_;
+  std::atomic<bool> stop_{false};
+  std::string err_;
+  std::thread thread_;
+};
+
+// CPU time (ns) the tasks ran, from the scheduler's own accounting (/proc/<tid>/schedstat)
+uint64_t cpu_ns(const std::vector<int>& tids) {
+  uint64_t sum = 0;
+  for (int tid : tids) {
+    std::ifstream f("/proc/" + std::to_string(tid) + "/schedstat");
+    uint64_t ns = 0;
+    if (tid > 0 && !(f >> ns)) throw std::runtime_error("read /proc/" + std::to_string(tid) + "/schedstat");
+    sum += ns;
+  }
+  return sum;
+}
+
+void attach(const Nf& nf, const Iface& v) {
+  InNetns in(v.ns);
+  if (int err = bpf_xdp_attach(v.ifindex, nf.prog, XDP_FLAGS_DRV_MODE, nullptr))
+    throw std::runtime_error("attach the NF to " + v.name + ": " + std::strerror(-err));
+}
+
+json path_bench(const std::string& kind, const std::string& with, const std::string& without, const std::string& prog,
+                int reps, double seconds, int gen_cpu, int router_cpu) {
+  Topo t(TopoSpec{Kind::Chain, 1}, router_cpu, AC_FLOW_CACHE_DEFAULT);
+  t.set_mode(Mode::Anychain);
+  const Iface v = t.steps().at(0).next;  // the VNF's veth
+  t.vnfs().at(0)->detach_all();
+  Nf a, b;
+  load(a, with, prog, kind);
+  load(b, without, prog, kind);
+  LiveFrames gen(t, gen_cpu);
+  // one sample: Mpps at the sink, and the router CPU's ns per packet (its NAPI thread and
+  // ksoftirqd, which run the fast path, the veth hops and the NF's XDP: the figure that does not
+  // depend on how much of the CPU other processes took)
+  auto sample = [&](const Nf& nf) {
+    attach(nf, v);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the other build's frames gone
+    const auto tasks = t.router_tasks();
+    const uint64_t r0 = t.receiver().packets(), c0 = cpu_ns(tasks);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    const uint64_t r1 = t.receiver().packets(), c1 = cpu_ns(tasks);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (r1 == r0) throw std::runtime_error(kind + " on the path: nothing reached the sink");
+    return std::pair<double, double>{static_cast<double>(r1 - r0) / dt / 1e6,
+                                     static_cast<double>(c1 - c0) / static_cast<double>(r1 - r0)};
+  };
+  std::vector<double> m_with, m_without, ns_with, ns_without, ratio;
+  for (int r = 0; r < reps; ++r) {
+    const auto x = sample(a), y = sample(b);
+    m_with.push_back(x.first);
+    m_without.push_back(y.first);
+    ns_with.push_back(x.second);
+    ns_without.push_back(y.second);
+    ratio.push_back(x.second / y.second);  // router CPU per packet, with the objects over without
+  }
+  gen.stop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  {
+    InNetns in(v.ns);
+    bpf_xdp_detach(v.ifindex, XDP_FLAGS_DRV_MODE, nullptr);
+  }
+  for (const Nf* n : {&a, &b})
+    if (n->stat(AC_NF_RX) == 0 || n->stat(AC_NF_RX) != n->stat(AC_NF_TX))
+      throw std::runtime_error(kind + " on the path: the NF's packets received/returned do not add up (rx " +
+                               std::to_string(n->stat(AC_NF_RX)) + ", tx " + std::to_string(n->stat(AC_NF_TX)) + ")");
+  if (kind == "ratelimit") {
+    uint32_t k0 = 0;
+    ac_gcounter c{};
+    if (bpf_map_lookup_elem(a.fd("rl_count0"), &k0, &c) || c.slot[0] != a.stat(AC_NF_RL_PASSED) || c.slot[0] == 0)
+      throw std::runtime_error("ratelimit on the path: the own slot does not hold every packet passed");
+  }
+  const double q = median(ratio);
+  std::printf("%-9s path, 64 B frames: with objects %.0f ns/pkt of the router CPU (%.3f Mpps), without %.0f ns/pkt "
+              "(%.3f Mpps); ratio %.3f (+%.1f %%) [%.3f..%.3f over %d reps]\n",
+              kind.c_str(), median(ns_with), median(m_with), median(ns_without), median(m_without), q, (q - 1) * 100,
+              *std::min_element(ratio.begin(), ratio.end()), *std::max_element(ratio.begin(), ratio.end()), reps);
+  return {{"nf", kind}, {"frame_bytes", 64}, {"mpps_with", median(m_with)}, {"mpps_without", median(m_without)},
+          {"cpu_ns_with", median(ns_with)}, {"cpu_ns_without", median(ns_without)},
+          {"ratio", q}, {"ratio_min", *std::min_element(ratio.begin(), ratio.end())},
+          {"ratio_max", *std::max_element(ratio.begin(), ratio.end())}};
+}
+
 std::vector<size_t> sizes_of(const std::string& s) {
   std::vector<size_t> v;
   size_t pos = 0;
@@ -224,6 +378,11 @@ int main(int argc, char** argv) {
       "sizes", po::value<std::string>()->default_value("64,1500"), "inner IPv4 packet sizes in bytes (64..1500)")(
       "reps", po::value<int>()->default_value(15), "interleaved repetitions")(
       "repeat", po::value<uint32_t>()->default_value(2'000'000), "packets per BPF_PROG_TEST_RUN")(
+      "path", "measure on the packet's whole path (fast path, veth, the NF's XDP and back; see the top of "
+              "bench/nf_state_bench.cc) instead of the NF alone")(
+      "seconds", po::value<double>()->default_value(1.0), "--path: seconds per sample")(
+      "gen-cpu", po::value<int>()->default_value(0), "--path: the generator's CPU")(
+      "router-cpu", po::value<int>()->default_value(1), "--path: the router's (and the NF's) CPU")(
       "json", "print the figures as JSON");
   po::variables_map vm;
   try {
@@ -244,6 +403,19 @@ int main(int argc, char** argv) {
     const uint32_t repeat = vm["repeat"].as<uint32_t>();
     if (reps < 1 || repeat < 1) throw std::runtime_error("--reps and --repeat: at least 1");
     json out;
+    if (vm.count("path")) {
+      if (auto e = anychain::test::enter_sandbox(); !e.empty()) throw std::runtime_error(e);
+      const double secs = vm["seconds"].as<double>();
+      const int gc = vm["gen-cpu"].as<int>(), rc = vm["router-cpu"].as<int>();
+      if (nfs.find("ratelimit") != std::string::npos)
+        out["ratelimit_path"] = anychain::bench::path_bench("ratelimit", NF_RATELIMIT_REAL, NF_RATELIMIT_PATH_ABLATED,
+                                                            "nf_ratelimit", reps, secs, gc, rc);
+      if (nfs.find("ids") != std::string::npos)
+        out["ids_path"] =
+            anychain::bench::path_bench("ids", NF_IDS_REAL, NF_IDS_PATH_ABLATED, "nf_ids", reps, secs, gc, rc);
+      if (vm.count("json")) std::cout << out.dump(2) << "\n";
+      return 0;
+    }
     if (nfs.find("ratelimit") != std::string::npos)
       out["ratelimit"] = anychain::bench::bench("ratelimit", NF_RATELIMIT_OBJ, NF_RATELIMIT_ABLATED, "nf_ratelimit",
                                                 sizes, reps, repeat);

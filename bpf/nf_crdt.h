@@ -53,6 +53,28 @@ struct {
 	__uint(max_entries, AC_CRDT_STATS);
 } ac_crdt_stats SEC(".maps");
 
+/* Per add-wins set object (by object id): nonzero once an element was ever inserted, by the
+ * packet path or a merge, set before the insert. A set that never held an element answers
+ * "not present" without a hash lookup (the port-scan detector asks for every packet, and no
+ * source is flagged most of the time: docs/performance.md "Shared state"). Never cleared: removed
+ * elements stay in the map (their rm[] observed the adds), so the hint only ever saves the lookup
+ * of a set that is empty. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 256);
+} ac_crdt_sets SEC(".maps");
+
+AC_INLINE void ac_crdt_set_hint(__u8 object)
+{
+	__u32 k = object;
+	__u32 *h = bpf_map_lookup_elem(&ac_crdt_sets, &k);
+
+	if (h && !*h)
+		*h = 1;
+}
+
 /* The windows of the NF's windowed objects (include/anychain/crdt.h), written by its process. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -287,6 +309,7 @@ AC_INLINE int ac_crdt_set_add(void *map, __u8 object, const void *key, __u32 key
 
 		init.add[0] = 1;
 		init.touch = epoch;
+		ac_crdt_set_hint(object);
 		int r = ac_crdt_insert(map, object, key, key_len, &init, epoch);
 
 		if (r)
@@ -300,8 +323,13 @@ AC_INLINE int ac_crdt_set_add(void *map, __u8 object, const void *key, __u32 key
 	return 0;
 }
 
-AC_INLINE int ac_crdt_set_contains(void *map, const void *key)
+AC_INLINE int ac_crdt_set_contains(void *map, __u8 object, const void *key)
 {
+	__u32 k = object;
+	const __u32 *h = bpf_map_lookup_elem(&ac_crdt_sets, &k);
+
+	if (!h || !*h)
+		return 0; /* never held an element */
 	const struct ac_awset_elem *e = bpf_map_lookup_elem(map, key);
 
 	return e ? ac_set_contains(e) : 0;
@@ -425,6 +453,7 @@ AC_INLINE int ac_crdt_apply_set(void *map, const struct ac_crdt_op *op, const __
 	if (!e) {
 		struct ac_awset_elem init = {};
 
+		ac_crdt_set_hint(op->object);
 		if (bpf_map_update_elem(map, key, &init, BPF_NOEXIST) &&
 		    bpf_map_lookup_elem(map, key) == 0) {
 			ac_crdt_count(AC_CRDT_ST_FULL, 1);

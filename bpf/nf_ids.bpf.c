@@ -81,7 +81,7 @@ AC_INLINE int ids_work(const struct ac_nf_ids_cfg *cfg, const struct ac_nf_inner
 		src.addr[2] = in->src[2];
 		src.addr[3] = in->src[3];
 	}
-	flagged = ac_crdt_set_contains(&ids_flagged, &src);
+	flagged = ac_crdt_set_contains(&ids_flagged, AC_NF_IDS_OBJ_FLAGGED, &src);
 	if (flagged)
 		ac_nf_count(AC_NF_IDS_SCAN_PACKETS);
 	if (!in->l4 || (in->proto != IPPROTO_TCP && in->proto != IPPROTO_UDP)) {

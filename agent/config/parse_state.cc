@@ -105,7 +105,29 @@ void read_state(Ctx& ctx, const YAML::Node& n, State& out) {
   r.uint("window_s", out.window_s, 1, 86400);
 }
 
+// Two NAT instances of this node with the same external address must allocate from disjoint
+// blocks of ports (docs/state.md 4.3): with overlapping blocks both may give the same external
+// port to different flows and the shared tables then keep one winner for both, delivering one
+// flow's replies to the other's client. Instances on other nodes are not in this file: the agent
+// checks their mappings in the replicated table (agent/state/nat_pool.h).
+void validate_nat_pools(Ctx& ctx, const Config& c) {
+  std::vector<const Instance*> nats;
+  for (const auto& in : c.instances)
+    if (in.nf && in.nf->kind == "nat" && !in.nf->nat_address.empty()) nats.push_back(&in);
+  for (size_t i = 0; i < nats.size(); ++i)
+    for (size_t j = 0; j < i; ++j) {
+      const NfConfig &a = *nats[j]->nf, &b = *nats[i]->nf;
+      if (a.nat_address != b.nat_address || b.nat_port_hi < a.nat_port_lo || a.nat_port_hi < b.nat_port_lo) continue;
+      ctx.err(nats[i]->mark,
+              fmt::format("instance '{}': nat ports {}-{} of {} overlap instance '{}''s {}-{} (line {}); each NAT "
+                          "instance needs its own block of the pool, or both may give one external port to two "
+                          "flows", nats[i]->name, b.nat_port_lo, b.nat_port_hi, b.nat_address, nats[j]->name,
+                          a.nat_port_lo, a.nat_port_hi, nats[j]->mark.line));
+    }
+}
+
 void validate_state(Ctx& ctx, const Config& c) {
+  validate_nat_pools(ctx, c);
   if (!c.state) return;
   const State& s = *c.state;
   for (const auto& name : s.interfaces)

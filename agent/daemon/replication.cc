@@ -12,6 +12,8 @@
 #include "common/log.h"
 #include "common/unique_fd.h"
 #include "nf/crdt.h"
+#include "anychain/nf.h"
+#include "state/nat_pool.h"
 #include "state/neigh.h"
 #include "state/udp_transport.h"
 #include "state/xsk_transport.h"
@@ -80,6 +82,7 @@ struct Replication::Replica {
   std::unique_ptr<state::BpfStore> store;
   std::unique_ptr<state::Replicator> rep;
   std::unique_ptr<state::Expiry> expiry;      // the objects whose entries expire (null: none)
+  std::unique_ptr<state::NatPoolCheck> nat_pool;  // a NAT: others' mappings inside its block
   uint64_t next_expiry_us = 0;
   uint64_t created_us = 0, join_started_us = 0;
   bool ready = false, join_started = false, leaving = false;
@@ -155,6 +158,29 @@ Result<void> Replication::reconfigure(const ReplicationSpec& spec, int xskmap_fd
   return {};
 }
 
+namespace {
+
+// A NAT's own address and block, from its configuration map (nf_nat_cfg), for the check of
+// overlapping blocks across instances (state/nat_pool.h); nothing for other NFs or a NAT whose
+// map cannot be read (logged: the check is then off for it).
+std::optional<state::NatPool> nat_pool_of(const nf::Published& p) {
+  auto m = p.maps.find("nf_nat_cfg");
+  if (p.kind != nf::Kind::Nat || m == p.maps.end() || !p.crdt) return std::nullopt;
+  bool shared = std::any_of(p.crdt->objects.begin(), p.crdt->objects.end(),
+                            [](const auto& o) { return o.id == AC_NF_NAT_OBJ_SHARED; });
+  UniqueFd fd(bpf_map_get_fd_by_id(m->second));
+  ac_nf_nat_cfg c{};
+  const uint32_t k0 = 0;
+  if (!shared || fd.get() < 0 || bpf_map_lookup_elem(fd.get(), &k0, &c) != 0 || c.address == 0) {
+    log::warn("state: instance {} ({}): cannot read its NAT pool; overlapping pools are not checked", p.name,
+              p.instance_id);
+    return std::nullopt;
+  }
+  return state::NatPool{p.instance_id, c.address, c.port_lo, c.port_hi, AC_NF_NAT_OBJ_SHARED};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Replication::Replica>> Replication::make_replica(const ReplicaSpec& r, const nf::Published& p) {
   auto opened = nf::open_crdt_store(p);  // the schema from the published objects, maps by id
   if (!opened) return unexpected(opened.error());
@@ -174,6 +200,7 @@ Result<std::unique_ptr<Replication::Replica>> Replication::make_replica(const Re
     if (o.expire_s && (o.kind == state::to_string(state::Kind::AwSet) || o.kind == state::to_string(state::Kind::RegMap)))
       rules.push_back({o.id, std::chrono::seconds(o.expire_s)});
   if (!rules.empty()) rep->expiry = std::make_unique<state::Expiry>(std::move(rules));
+  if (auto pool = nat_pool_of(p)) rep->nat_pool = std::make_unique<state::NatPoolCheck>(*pool);
   rep->created_us = clock_.mono_us();
   return rep;
 }
@@ -269,15 +296,30 @@ void Replication::on_readable() {
 
 // Once a second, a ready replica's expiring objects are swept (state/expiry.h): the IDS's flags,
 // the NAT's idle shared entries. A set remove is a change the replicator sends at its next tick.
+// A NAT's shared table is also checked for other instances' mappings inside its block.
 void Replication::expire(Replica& r, uint64_t now_us) {
-  if (!r.expiry || now_us < r.next_expiry_us) return;
+  if ((!r.expiry && !r.nat_pool) || now_us < r.next_expiry_us) return;
   r.next_expiry_us = now_us + 1'000'000;
   timespec ts{};
   clock_gettime(CLOCK_TAI, &ts);
   const uint64_t tai = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
   const auto mono = std::chrono::steady_clock::time_point(std::chrono::microseconds(now_us));
-  if (auto s = r.expiry->sweep(*r.store, mono, tai); !s)
+  if (auto s = r.expiry ? r.expiry->sweep(*r.store, mono, tai) : Result<void>{}; !s)
     log::warn("state: instance {} ({}): expiry: {}", r.spec.name, r.spec.id, s.error().str());
+  if (!r.nat_pool) return;
+  auto found = r.nat_pool->sweep(*r.store);
+  if (!found) {
+    log::warn("state: instance {} ({}): NAT pool check: {}", r.spec.name, r.spec.id, found.error().str());
+    return;
+  }
+  const auto& pool = r.nat_pool->pool();
+  char addr[INET_ADDRSTRLEN] = "?";
+  inet_ntop(AF_INET, &pool.address, addr, sizeof(addr));
+  for (const auto& o : *found)
+    log::error("state: instance {} ({}): instance {} mapped external port {} of {}, inside this instance's block "
+               "{}-{} ({} such mappings): the two instances' NAT port blocks overlap and both may give one port to "
+               "two flows; give each instance its own block (nat: ports, docs/state.md 4.3)",
+               r.spec.name, r.spec.id, o.writer, o.first_port, addr, pool.lo, pool.hi, o.mappings);
 }
 
 void Replication::tick() {
@@ -414,10 +456,20 @@ std::optional<json> Replication::instance(const std::string& name) const {
     const auto& e = r->expiry->stats();
     expiry = {{"sweeps", e.sweeps}, {"set_removed", e.set_removed}, {"reg_deleted", e.reg_deleted}, {"errors", e.errors}};
   }
+  json nat_pool = nullptr;
+  if (r->nat_pool) {
+    json overlaps = json::array();
+    for (const auto& [w, o] : r->nat_pool->overlaps())
+      overlaps.push_back({{"instance", w}, {"mappings", o.mappings}, {"first_port", o.first_port}});
+    nat_pool = {{"block", fmt::format("{}-{}", r->nat_pool->pool().lo, r->nat_pool->pool().hi)},
+                {"sweeps", r->nat_pool->sweeps()},
+                {"overlaps", overlaps}};
+  }
   return json{{"name", r->spec.name},
               {"id", r->spec.id},
               {"service", r->spec.service},
               {"expiry", expiry},
+              {"nat_pool", nat_pool},
               {"incarnation", r->pub.incarnation},
               {"schema_digest", r->store->schema().digest()},
               {"state", r->leaving ? "leaving" : r->ready ? "ready" : "joining"},

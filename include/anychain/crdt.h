@@ -76,10 +76,21 @@ struct ac_register {
 
 /* ---- indexes of sketches and filters ------------------------------------------------------ */
 
-/* The i-th index (row or hash function) of a 64-bit key hash, in a power-of-two width. */
+/* The i-th index (row or hash function) of a key hash h, in a power-of-two width (mask + 1 cells,
+ * at most 2^32). h must be a well-mixed 64-bit hash (the NFs hash their keys with flow_hash.h's
+ * mixer): it is cut into fields, of 16 bits for widths up to 65536 cells, else of 32 bits, and
+ * index i is field i; the fields past those of h come from ac_mix64(h + j * AC_HASH_M1), word j.
+ * One key's indexes are disjoint bits of one hash, as independent as those bits are, and the
+ * usual geometries (up to 4 rows or hashes of up to 65536 cells) need no mixing per index: the
+ * packet path's cost (docs/performance.md "Shared state"). */
 AC_INLINE __u32 ac_crdt_index(__u64 h, __u32 i, __u32 mask)
 {
-	return (__u32)ac_mix64(h + (__u64)(i + 1) * AC_HASH_M1) & mask;
+	__u32 wide = mask > 0xffff;             /* 32-bit fields, two per word */
+	__u32 j = i >> (wide ? 1 : 2);          /* the word */
+	__u32 f = i & (wide ? 1 : 3);           /* the field in it */
+	__u64 w = j ? ac_mix64(h + (__u64)j * AC_HASH_M1) : h;
+
+	return (__u32)(w >> (f << (wide ? 5 : 4))) & mask;
 }
 
 /* The cell of hash i of a key hash in a sketch whose hashes index (mask + 1) cells each, `stride`

@@ -119,3 +119,31 @@ TEST(ConfigState, BadInputNamed) {
     EXPECT_TRUE(found) << "want line " << k.line << ": " << k.what << "\ngot:\n" << messages(d);
   }
 }
+
+// Two NAT instances of one node with the same external address and overlapping port blocks are
+// refused at the second one's line, naming both blocks; disjoint blocks, or another address, pass.
+TEST(ConfigState, NatPoolsOverlappingOnOneNodeRefused) {
+  const std::string base =
+      "node:\n"                                        // 1
+      "  nsh_endpoint: 10.0.0.1\n"                     // 2
+      "services:\n"                                    // 3
+      "  - {name: nat, id: 3, anycast: 10.100.0.3}\n"  // 4
+      "instances:\n"                                   // 5
+      "  - {name: nat1, id: 1, service: nat, veth: n1, capacity: 1, nf: nat,\n"  // 6
+      "     nat: {address: 192.0.2.10, ports: 20000-29999}}\n";                  // 7
+  auto second = [&](const std::string& nat) {
+    return base + "  - {name: nat2, id: 2, service: nat, veth: n2, capacity: 1, nf: nat,\n     nat: {" + nat + "}}\n";
+  };
+  auto d = errors_of(second("address: 192.0.2.10, ports: 29999-40000"));
+  ASSERT_EQ(d.size(), 1u) << messages(d);
+  EXPECT_EQ(d[0].mark.line, 8);
+  EXPECT_THAT(d[0].message, HasSubstr("instance 'nat2': nat ports 29999-40000 of 192.0.2.10 overlap instance "
+                                      "'nat1''s 20000-29999 (line 6)"));
+  d = errors_of(second("address: 192.0.2.10"));  // the default pool, 1024-65535, holds nat1's block
+  ASSERT_EQ(d.size(), 1u) << messages(d);
+  EXPECT_THAT(d[0].message, HasSubstr("nat ports 1024-65535 of 192.0.2.10 overlap"));
+  for (const char* ok : {"address: 192.0.2.10, ports: 30000-39999", "address: 192.0.2.11, ports: 20000-29999"}) {
+    auto c = cfg::parse(second(ok), "t.yaml");
+    EXPECT_TRUE(c.has_value()) << ok << ":\n" << (c ? "" : messages(c.error()));
+  }
+}

@@ -199,3 +199,18 @@ def test_replies_crossed_to_the_instance_that_did_not_map_them(exchanged):
     assert sum(inbound.values()) == FLOWS, (crossed, inbound)
     assert sum(crossed.values()) > 0, (crossed, inbound)
     assert all(delta(n, "nat_rev_miss") == 0 for n in INSTANCES)
+
+
+def test_disjoint_blocks_are_not_reported_as_overlapping(exchanged, cli):
+    # each agent reads its NAT's block from the NF's own map and checks the other's mappings in
+    # its replica of nat_shared once a second (docs/state.md 4.3): both blocks' mappings are in
+    # both replicas by now, and none of the other instance's lies inside one's own block
+    pools = {}
+
+    def swept():
+        pools.update({n: (cli.replica(n) or {}).get("nat_pool") or {} for n in INSTANCES})
+        return all(p.get("sweeps", 0) >= 2 for p in pools.values())
+    assert wait_until(swept, 10), pools
+    for n, (_, _, ports) in INSTANCES.items():
+        assert pools[n]["block"] == ports, pools
+        assert pools[n]["overlaps"] == [], pools

@@ -104,10 +104,10 @@ int crdt_update(struct xdp_md *ctx)
 		break;
 	case CT_SET_ADD:
 		err = ac_crdt_set_add(&t_set, CT_OBJ_SET, &op.key, sizeof(op.key), epoch);
-		op.result = ac_crdt_set_contains(&t_set, &op.key);
+		op.result = ac_crdt_set_contains(&t_set, CT_OBJ_SET, &op.key);
 		break;
 	case CT_SET_CONTAINS:
-		op.result = ac_crdt_set_contains(&t_set, &op.key);
+		op.result = ac_crdt_set_contains(&t_set, CT_OBJ_SET, &op.key);
 		break;
 	case CT_REG_INSERT: {
 		struct ac_register *r = ac_crdt_reg_insert(&t_reg, CT_OBJ_REG, &op.key, sizeof(op.key), &op.reg, epoch);
