@@ -177,6 +177,8 @@ struct PathDef {
   uint32_t max_chunk = 1;                // runs on one buffer that all stay on this path
   std::function<void()> reset;           // before every call, outside the timed region
   std::function<void()> prepare;         // once, before the warm-up (state other paths leave)
+  uint32_t loop_flows = 0;               // restored loop over this many flows (ac_loop_flows)
+  uint32_t loop_hash_off = 0;            // where the frame carries the flow hash
   int prog_fd = -1;
   uint32_t ifidx = 0;
 };
@@ -367,6 +369,7 @@ struct Options {
   bool json = false;
   std::string path;
   bool list = false;
+  uint32_t flows = 10000;  // cache_hit_local_nsh_flows (0 or 1: not measured)
 };
 
 void usage() {
@@ -376,6 +379,8 @@ void usage() {
                "  --json       print the results as JSON\n"
                "  --path NAME  measure only this path (the empty program is always measured)\n"
                "  --list       list the paths and exit\n"
+               "  --flows N    flows of cache_hit_local_nsh_flows (default 10000, at most the flow\n"
+               "               cache's sets; 0 leaves the path out)\n"
                "Needs root (BPF, netns); runs in a private network namespace and bpffs.\n";
 }
 
@@ -556,6 +561,14 @@ int bench_main(const Options& opt) {
     add("pass_not_ours", "IPv4 on a non-chain interface: XDP_PASS, counted", "core0",
         test::eth(kCore0, kCore0Peer, ETH_P_IP, {other.ip()}), XDP_PASS, {{AC_PASS_NOT_OURS, 1}}, UINT32_MAX);
   }
+  if (opt.flows > 1) {
+    // last: its flows take a way each (one per set, so no other path's way is evicted)
+    add("cache_hit_local_nsh_flows", fmt::format("as cache_hit_local_nsh over {} flows in turn (restored loop only; "
+                                                 "one set each, all hits)", opt.flows),
+        "vnf0", nsh_in, XDP_REDIRECT, {{AC_NOTE_CACHE_HIT, 1}, {AC_FWD_LOCAL_NSH, 1}});
+    paths.back().loop_flows = opt.flows;
+    paths.back().loop_hash_off = sizeof(ethhdr) + 8;  // MD1 context header 0: the flow hash
+  }
 
   if (opt.list) {
     for (const auto& p : paths)
@@ -631,6 +644,13 @@ int bench_main(const Options& opt) {
       r.hot_ratio = *r.hot_ns / empty_hot;
     }
     if (!p.baseline && !p.reset) {
+      loop->bss->ac_loop_flows = p.loop_flows;
+      loop->bss->ac_loop_hash_off = p.loop_hash_off;
+      if (p.loop_flows) {
+        // twice over the flows: the first round places each one (misses), the second hits
+        Call w = run(loop_fast_fd, p.ifidx, p.frame, 2 * p.loop_flows, true);
+        check_verdict(p, w);
+      }
       r.loop_raw = hot_loop(d, p, pairs, loop_fast_fd, true, p.per_run, p.verdict, p.name + " (restored loop)");
       r.loop_empty = hot_loop(d, p, pairs, loop_empty_fd, true, {}, XDP_PASS, p.name + " (restored loop, empty)");
       r.loop_ns = *r.loop_raw - *r.loop_empty + empty_hot;
@@ -644,6 +664,7 @@ int bench_main(const Options& opt) {
       Call le = run(loop_empty_fd, p.ifidx, p.frame, kLongRepeat, true);
       check_verdict(p, le, XDP_PASS);
       r.loop_1m = static_cast<double>(lf.duration) - static_cast<double>(le.duration) + empty_hot;
+      loop->bss->ac_loop_flows = 0;
     }
     for (auto [reason, c] : p.per_run) r.counters.push_back(dp::reason_name(reason));
     results.push_back(r);
@@ -754,6 +775,16 @@ int main(int argc, char** argv) {
         opt.repeat = std::stoull(value());
       } catch (const std::exception&) {
         std::cerr << "--repeat needs a number\n";
+        return 2;
+      }
+    } else if (a == "--flows") {
+      try {
+        unsigned long f = std::stoul(value());
+        if (f > AC_FLOW_CACHE_DEFAULT / AC_FLOW_WAYS) throw std::out_of_range("flows");
+        opt.flows = static_cast<uint32_t>(f);
+      } catch (const std::exception&) {
+        std::cerr << "--flows needs a number up to " << AC_FLOW_CACHE_DEFAULT / AC_FLOW_WAYS
+                  << " (the flow cache's sets)\n";
         return 2;
       }
     } else if (a == "--json") {
