@@ -322,8 +322,10 @@ Memory memory() {
   Memory m{};
   m.cpus = libbpf_num_possible_cpus();
   const uint32_t a = AC_FLOW_CACHE_DEFAULT / AC_FLOW_WAYS, b = 2 * a;  // sets
-  uint64_t fa = map_memlock(BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t), sizeof(ac_flow_set), a);
-  uint64_t fb = map_memlock(BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t), sizeof(ac_flow_set), b);
+  // one array holds every CPU's sets
+  const uint32_t n = static_cast<uint32_t>(m.cpus);
+  uint64_t fa = map_memlock(BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(ac_flow_set), a * n);
+  uint64_t fb = map_memlock(BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(ac_flow_set), b * n);
   m.flow_set = static_cast<double>(fb - fa) / (b - a);
   m.flow_entry = m.flow_set / AC_FLOW_WAYS;
   m.flow_default = fa;
@@ -402,7 +404,7 @@ int bench_main(const Options& opt) {
   std::unique_ptr<fastpath_loop_bpf, void (*)(fastpath_loop_bpf*)> loop(fastpath_loop_bpf__open_opts(&lo),
                                                                         fastpath_loop_bpf__destroy);
   if (!loop) throw std::runtime_error("open fastpath_loop");
-  bpf_map__set_max_entries(loop->maps.ac_flow_cache, d.flow_sets());
+  bpf_map__set_max_entries(loop->maps.ac_flow_cache, d.flow_sets() * static_cast<uint32_t>(libbpf_num_possible_cpus()));
   {
     bpf_map_info info{};
     uint32_t len = sizeof info;
@@ -470,14 +472,18 @@ int bench_main(const Options& opt) {
     const uint32_t set = ac_flow_set_of(spsi, hash, d.flow_sets() - 1);
     auto sets = std::make_shared<std::vector<ac_flow_set>>(libbpf_num_possible_cpus());
     const int aff_fd = d.map_fd("ac_affinity");
-    auto forget_way = [flow_fd, set, sets, spsi, hash] {
-      if (bpf_map_lookup_elem(flow_fd, &set, sets->data()) != 0)
-        throw std::runtime_error("read flow cache set: " + std::string(std::strerror(errno)));
-      for (auto& s : *sets)
+    const uint32_t nsets = d.flow_sets();
+    auto forget_way = [flow_fd, set, nsets, sets, spsi, hash] {
+      for (uint32_t cpu = 0; cpu < sets->size(); ++cpu) {  // CPU c's set: element c * nsets + set
+        const uint32_t key = cpu * nsets + set;
+        auto& s = (*sets)[cpu];
+        if (bpf_map_lookup_elem(flow_fd, &key, &s) != 0)
+          throw std::runtime_error("read flow cache set: " + std::string(std::strerror(errno)));
         for (auto& w : s.way)
           if (w.spi_si == spsi && w.hash == hash) w = ac_flow{};
-      if (bpf_map_update_elem(flow_fd, &set, sets->data(), BPF_ANY) != 0)
-        throw std::runtime_error("write flow cache set: " + std::string(std::strerror(errno)));
+        if (bpf_map_update_elem(flow_fd, &key, &s, BPF_ANY) != 0)
+          throw std::runtime_error("write flow cache set: " + std::string(std::strerror(errno)));
+      }
     };
     add("cache_miss_affinity", "NSH in, flow cache miss, path + shared placement + cache insert, redirect local",
         "vnf0", nsh_in, XDP_REDIRECT, {{AC_NOTE_CACHE_MISS, 1}, {AC_NOTE_AFFINITY_HIT, 1}, {AC_FWD_LOCAL_NSH, 1}}, 1,
