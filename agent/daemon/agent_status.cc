@@ -10,6 +10,7 @@
 #include <cmath>
 #include <ctime>
 
+#include "anychain/nsh.h"
 #include "daemon/agent.h"
 
 namespace anychain::daemon {
@@ -35,7 +36,8 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
 nlohmann::json Agent::status() const {
   nlohmann::json j;
   nlohmann::json warnings = nlohmann::json::array();
-  j["interfaces"] = ports_->status(spec_.inner_mtu, warnings);
+  // FTC's logs ride in the NSH, which can then grow to its largest (docs/ftc.md 2.6)
+  j["interfaces"] = ports_->status(spec_.inner_mtu, spec_.ftc_chains.empty() ? AC_NSH_MD1_LEN : AC_NSH_MAX_LEN, warnings);
   if (slow_) {
     j["slow_path"] = slow_->status();
   } else {

@@ -234,7 +234,7 @@ std::optional<dataplane::Attachment> Ports::live_attachment(const std::string& n
   return std::nullopt;
 }
 
-nlohmann::json Ports::status(uint16_t inner_mtu, nlohmann::json& warnings) const {
+nlohmann::json Ports::status(uint16_t inner_mtu, unsigned nsh_len, nlohmann::json& warnings) const {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& [n, s] : ports_) {
     const std::optional<dataplane::Attachment> live = live_attachment(n, s);
@@ -267,17 +267,18 @@ nlohmann::json Ports::status(uint16_t inner_mtu, nlohmann::json& warnings) const
                                            who, j["problem"].get<std::string>())
                              : fmt::format("{} has no anychain XDP program ({})", who, j["problem"].get<std::string>()));
     }
-    // room for NSH: a VNF veth carries the inner packet plus the NSH (or the bare packet through
-    // the SFC proxy), a link to other nodes the inner packet plus NSH plus 36 bytes
+    // room for NSH (nsh_len: MD type 1's 24 bytes, or the largest NSH where FTC logs ride in it):
+    // a VNF veth carries the inner packet plus the NSH (or the bare packet through the SFC proxy),
+    // a link to other nodes the inner packet plus NSH plus 36 bytes
     unsigned carries = s.mtu;
     if (s.peer_mtu && s.peer_mtu < carries) carries = s.peer_mtu;
     unsigned overhead = 0;
     bool check = false;
     if (s.spec.kind == PortSpec::Kind::InstanceVeth) {
-      overhead = s.spec.nsh_aware ? AC_NSH_MD1_LEN : 0;
+      overhead = s.spec.nsh_aware ? nsh_len : 0;
       check = true;
     } else if (s.spec.kind == PortSpec::Kind::Interface && !(s.spec.roles & AC_IF_CLASSIFY)) {
-      overhead = AC_NSH_MD1_LEN + kOuterLen;
+      overhead = nsh_len + kOuterLen;
       check = true;
     }
     if (check && carries && carries < inner_mtu + overhead) {
@@ -287,7 +288,7 @@ nlohmann::json Ports::status(uint16_t inner_mtu, nlohmann::json& warnings) const
           "{}: MTU {} leaves room for inner packets of {} bytes at most ({} needed for {}-byte inner packets{}): "
           "larger ones go through the slow path, fragmented or refused with ICMP (docs/slow-path.md)",
           who, carries, room, inner_mtu + overhead, inner_mtu,
-          overhead ? fmt::format(" with {} bytes of NSH{}", AC_NSH_MD1_LEN, overhead > AC_NSH_MD1_LEN ? " and 36 of outer headers" : "")
+          overhead ? fmt::format(" with {} bytes of NSH{}", nsh_len, overhead > nsh_len ? " and 36 of outer headers" : "")
                    : ""));
     }
     out.push_back(j);

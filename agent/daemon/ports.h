@@ -59,8 +59,8 @@ class Ports {
 
   // Every port with its live attachment (asked from the kernel now), and warnings: an instance
   // veth without the program, an MTU that leaves no room for NSH (inner_mtu: the largest inner
-  // packet planned for).
-  nlohmann::json status(uint16_t inner_mtu, nlohmann::json& warnings) const;
+  // packet planned for; nsh_len: the largest NSH the node's chains put on it).
+  nlohmann::json status(uint16_t inner_mtu, unsigned nsh_len, nlohmann::json& warnings) const;
   bool attached(const std::string& name) const;
 
  private:

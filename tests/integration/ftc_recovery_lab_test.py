@@ -10,13 +10,26 @@ the kill from its fixtures), with one difference: every agent has the FTC channe
   and, before announcing it, recovers its head records over the channel from the holders the
   plane names (the NAT, its successor: with f = 1 the only other copy), installs them into the
   new process's maps, and times detection, transfer and rerouting (`anychain status`'s
-  `ftc_recovery`).
+  `ftc_recovery`);
+- the sink check holds across that failure, flows that spanned it included;
+- flows sent from two CPUs at once (two_cpu_sender.py) lose no update;
+- the NAT's namespace deleted mid-stream: D's anychaind recovers its mappings from fw1 (its
+  successor round the chain), every flow keeps its external port, the sink check holds.
 """
 
+import json
+import os
+import sys
+from types import SimpleNamespace
+
+import pytest
+
 import ftclab
+import labkit
 from ftclab import key_hex, replicas_of
+from labkit import wait_until
 # the phases of ftc_lab_test.py (fixtures only: its tests are not collected again here)
-from ftc_lab_test import CHAIN, NFS, monitor_killed, steady  # noqa: F401
+from ftc_lab_test import CHAIN, NFS, monitor_killed, snapshot, steady  # noqa: F401
 
 LAB_KIND = "r"  # lab prefix actr<pid>
 CHANNEL_KEYED = True
@@ -64,3 +77,93 @@ def test_the_nat_answered_as_the_holder(monitor_killed, cli):
     assert rec["requests_answered"] >= 1 and rec["records_sent"] >= len(monitor_killed.killed.rep), rec
     assert rec["records_fenced"] >= len(monitor_killed.killed.rep) and rec["answer_errors"] == 0, rec
 
+
+
+def test_packets_released_across_the_failure_had_their_updates_on_f_plus_one_stores(monitor_killed):
+    """The sink check over the phase with the kill, flows that spanned it included
+    (ftclab.check_released_across_failure)."""
+    ftclab.check_released_across_failure(CHAIN, monitor_killed)
+
+
+@pytest.fixture(scope="module")
+def two_cpus(cli, lab, build, module_procs, monitor_killed):
+    """Each of 8 flows sent from CPU 0 and CPU 1 at once (two_cpu_sender.py: one socket per
+    flow and CPU on the same source port), 1,000 packets per second per flow for 0.4 s: the
+    same partitions' transactions on two CPUs of every hop, their packets free to overtake each
+    other on the way."""
+    before = snapshot(cli)
+    receiver = labkit.sink_start(lab, build, module_procs, ftclab.SINK, 6)
+    r = labkit.run(["ip", "netns", "exec", lab.ns(ftclab.SRC["name"]), sys.executable,
+                    os.path.join(os.path.dirname(__file__), "two_cpu_sender.py"), "--dst", ftclab.SINK_ADDR,
+                    "--flows", "8", "--packets", "400", "--rate", "1000", "--flow-id-base", "50001"])
+    sent = json.loads(r.stdout.splitlines()[-1])
+    sink = labkit.sink_report(receiver)
+    settled = wait_until(lambda: cli.buffer("D")["ports"]["nf-nat1"]["held"] == 0, ftclab.HOLD_TIMEOUT_MS / 1000 + 5)
+    return SimpleNamespace(sent=sent, sink=sink, before=before, after=snapshot(cli), settled=settled)
+
+
+def test_flows_sent_from_two_cpus_at_once_lose_no_update(two_cpus):
+    """Every packet sent from both CPUs is released and received (none dropped, none expired in
+    a hold), and each flow's count at the monitor and at its replica is exactly the packets the
+    sink received, with the replica at the head's sequence number: no update lost or applied
+    twice whatever the interleaving."""
+    k = two_cpus
+    assert k.settled and k.sent["send_errors"] == 0 and min(k.sent["per_cpu"]) > 0, k.sent
+    assert k.sink["packets"] == k.sent["packets_sent"] == 8 * 400, (k.sent, k.sink["packets"])
+    b, a = k.before.buffer["ports"]["nf-nat1"], k.after.buffer["ports"]["nf-nat1"]
+    assert a["released"] - b["released"] == k.sink["packets"], (a, b)
+    bad = ftclab.f_plus_one_violations(CHAIN, k.sink, k.after.state)
+    assert not bad, bad
+    by_ext = {f"{m['external']}:{m['external_port']}": key_hex(m) for m in k.after.state["nat1"]["nat"]["mappings"]}
+    head = {key_hex(f): f["packets"] for f in k.after.state["mon1"]["monitor"]["flows"]}
+    rep = replicas_of(k.after.state["nat1"], NFS["mon1"][1])
+    for f in k.sink["per_flow"]:
+        (src,) = f["sources"]
+        kh = by_ext[src]
+        assert head[kh] == f["packets"] == int(rep[kh][0][:16], 16) == rep[kh][1] == 400, (f, head[kh], rep[kh])
+
+
+@pytest.fixture(scope="module")
+def nat_ns_deleted(cli, lab, build, module_procs, two_cpus):
+    """The NAT's namespace deleted mid-stream (the issue's kill: its process, maps and veth go
+    with it). With f = 1 its mappings' only other copy is at fw1, its successor round the chain;
+    D's anychaind restarts it and recovers them from B before announcing it."""
+    before = snapshot(cli)
+
+    def kill():
+        rep = replicas_of(cli.state("fw1"), NFS["nat1"][1])
+        rc = labkit.run(["ip", "netns", "del", lab.ns("D", "nat1")], check=False).returncode
+        return SimpleNamespace(rep=rep, rc=rc)
+    gen, sink, killed = ftclab.send(lab, build, module_procs, [(9000, 4, 3, 20, 3)], sink_s=8, during=(1.5, kill))
+    back = wait_until(lambda: cli.nf_status("nat1")["alive"], 15)
+    settled = wait_until(lambda: cli.buffer("D")["ports"]["nf-nat1"]["held"] == 0, ftclab.HOLD_TIMEOUT_MS / 1000 + 5)
+    return SimpleNamespace(before=before, after=snapshot(cli), gen=gen[9000], sink=sink, killed=killed, back=back,
+                           settled=settled, status=cli.nf_status("nat1"),
+                           recovery=cli.json("D", "status").get("ftc_recovery"),
+                           holder=cli.json("B", "status").get("ftc_recovery"))
+
+
+def test_the_nat_is_recovered_after_its_namespace_is_deleted(nat_ns_deleted):
+    k = nat_ns_deleted
+    assert k.killed.rc == 0 and k.killed.rep, "the namespace was deleted while fw1 held the NAT's mappings"
+    assert k.back and k.status["deaths"] == 1 and k.status["starts"] == 2, k.status
+    last = k.recovery["last"][str(NFS["nat1"][1])]
+    assert last["heads"] >= len(k.killed.rep) and last["lost"] == 0 and not last["errors"], last
+    assert last["incarnation"] == k.after.state["nat1"]["ftc"]["control"]["incarnation"], last
+    assert k.holder["requests_answered"] >= 1 and k.holder["answer_errors"] == 0, k.holder
+
+
+def test_every_mapping_survives_the_nats_failure(nat_ns_deleted):
+    """Every mapping fw1 held when the NAT died is at the restarted NAT with the same external
+    address and port; every flow of the phase reached the sink from one external port (the
+    flows that spanned the failure kept theirs); no two flows share a port."""
+    k = nat_ns_deleted
+    now = {key_hex(m): ftclab.mapping_hex(m) for m in k.after.state["nat1"]["nat"]["mappings"]}
+    for key, (value, _seq) in k.killed.rep.items():
+        assert key in now and value.startswith(now[key]), (key, value, now.get(key))
+    assert all(len(f["sources"]) == 1 for f in k.sink["per_flow"]), [f["sources"] for f in k.sink["per_flow"]]
+    assert len(set(now.values())) == len(now)
+
+
+def test_packets_released_across_the_nats_failure_had_their_updates_on_f_plus_one_stores(nat_ns_deleted):
+    ftclab.check_released_across_failure(CHAIN, nat_ns_deleted, killed="nat")

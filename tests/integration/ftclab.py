@@ -37,10 +37,28 @@ def nat_section(ports):
 
 
 class Chain:
-    """nfs: name -> (router, instance id, service, kind, the instance's section in the file)."""
+    """nfs: name -> (router, instance id, service, kind, the instance's section in the file);
+    f: the chain's FTC f (each update held f + 1 times); services: the chain's (name, id,
+    anycast) in order, fw -> mon -> nat and any replica services after them."""
 
-    def __init__(self, nfs):
-        self.nfs = nfs
+    def __init__(self, nfs, f=F, services=SERVICES):
+        self.nfs, self.f, self.services = nfs, f, services
+        self.svcs = [s[0] for s in services]
+
+    def egress(self):
+        """The NF whose veth the egress buffer runs on: the chain's last hop."""
+        last, = self.of_service(self.svcs[-1])
+        return last
+
+    def path(self, nat):
+        """service -> the instance of a flow's path, for a flow that the NAT `nat` served."""
+        return {svc: nat if svc == "nat" else self.of_service(svc)[0] for svc in self.svcs}
+
+    def holders(self, path, head):
+        """The instances after `head` on a flow's path (`path()`) that hold its records: the next
+        f hops round the chain."""
+        i = self.svcs.index(self.nfs[head][2])
+        return [path[self.svcs[(i + k) % len(self.svcs)]] for k in range(1, self.f + 1)]
 
     def of_service(self, svc):
         return [n for n, v in self.nfs.items() if v[2] == svc]
@@ -56,9 +74,9 @@ class Chain:
                  for n, (r, iid, svc, kind, extra) in self.nfs.items() if r == router]
         return {
             "interfaces": ifs,
-            "services": [{"name": n, "id": i, "anycast": a} for n, i, a in SERVICES],
-            "ftc": {"f": F, "hold_timeout_ms": HOLD_TIMEOUT_MS, **({"key_file": key_file} if key_file else {})},
-            "chains": [{"name": "ftcchain", "spi": SPI, "services": [s[0] for s in SERVICES], "ftc": True}],
+            "services": [{"name": n, "id": i, "anycast": a} for n, i, a in self.services],
+            "ftc": {"f": self.f, "hold_timeout_ms": HOLD_TIMEOUT_MS, **({"key_file": key_file} if key_file else {})},
+            "chains": [{"name": "ftcchain", "spi": SPI, "services": self.svcs, "ftc": True}],
             "policies": [{"name": "to-sink", "chain": "ftcchain", "dst": SINK["subnet"], "proto": "udp",
                           "md_type": 2}],
             "instances": insts,
@@ -68,12 +86,12 @@ class Chain:
         """What anychaind must write into an instance's FTC control file (daemon/ftc_peers.h):
         f, as peers every instance of the services within f hops either way round the chain,
         as successors the instances of the next f services (nearest first, then by id)."""
-        svcs = [s[0] for s in SERVICES]
+        svcs = self.svcs
         i = svcs.index(self.nfs[name][2])
         ids = lambda svc: sorted(self.nfs[n][1] for n in self.of_service(svc))  # noqa: E731
-        succ = [x for k in range(1, F + 1) for x in ids(svcs[(i + k) % len(svcs)])]
-        pred = [x for k in range(1, F + 1) for x in ids(svcs[(i - k) % len(svcs)])]
-        return {"f": F, "peers": sorted(set(succ + pred) - {self.nfs[name][1]}), "successors": succ}
+        succ = [x for k in range(1, self.f + 1) for x in ids(svcs[(i + k) % len(svcs)])]
+        pred = [x for k in range(1, self.f + 1) for x in ids(svcs[(i - k) % len(svcs)])]
+        return {"f": self.f, "peers": sorted(set(succ + pred) - {self.nfs[name][1]}), "successors": succ}
 
 
 def lab_up(chain, kind, build, keyed=False):
@@ -195,13 +213,18 @@ def mapping_hex(m):
 def f_plus_one_violations(chain, sink, state):
     """Every packet the sink received must have left the chain with its updates held f + 1
     times: for its flow (found through the NAT mapping whose external address and port the sink
-    saw as its source), the monitor's packet count at least the packet's number in its flow at the
-    monitor (head) and at the NAT that served the flow (the monitor's successor), and the mapping
-    at that NAT (head) and at the firewall (the NAT's successor round the chain, through the
-    buffer and the ingress forwarder). What is wrong, per flow (empty: nothing)."""
-    fw, = chain.of_service("fw")
+    saw as its source), the monitor's packet count at least the number of the flow's packets the
+    sink received, at the monitor (head) and at the next f hops of the flow's path after it (with
+    f = 1 the NAT that served the flow), and the mapping at that NAT (head) and at the next f hops
+    after it round the chain (with f = 1 the firewall, reached through the buffer and the ingress
+    forwarder). What is wrong, per flow (empty: nothing).
+
+    The bound is the count received, not the highest sequence number the sink saw: packets
+    dropped before the monitor (frozen while it recovers, docs/ftc.md 7.2) were never counted,
+    so a flow that spans a failure has fewer counted packets than its sequence numbers say,
+    while every packet that left the chain was counted and replicated before it left. A packet
+    received twice would let the count pass with fewer updates, so duplicates are a violation."""
     mon, = chain.of_service("mon")
-    mon_id, fw_state = chain.nfs[mon][1], state[fw]
     mon_head = {flow_key(f): f["packets"] for f in state[mon]["monitor"]["flows"]}
     by_ext = {}
     for nat in chain.of_service("nat"):
@@ -209,22 +232,64 @@ def f_plus_one_violations(chain, sink, state):
             by_ext[f"{m['external']}:{m['external_port']}"] = (nat, m)
     bad = []
     for f in sink["per_flow"]:
-        need = f["max_seq"] + 1  # the flow's packets are numbered from 0
+        need = f["packets"]
+        if need > f["max_seq"] + 1:  # the flow's packets are numbered from 0
+            bad.append((f["flow_id"], "more packets received than sent: duplicates", need, f["max_seq"] + 1))
         for src in f["sources"]:
             if src not in by_ext:
                 bad.append((f["flow_id"], src, "no NAT mapping at any NAT"))
                 continue
             nat, m = by_ext[src]
-            k = key_hex(m)
+            k, path = key_hex(m), chain.path(nat)
             if mon_head.get(flow_key(m), 0) < need:
                 bad.append((f["flow_id"], "monitor count at its head", mon_head.get(flow_key(m)), need))
-            rep = replicas_of(state[nat], mon_id).get(k)
-            if rep is None or int(rep[0][:16], 16) < need:
-                bad.append((f["flow_id"], f"monitor count replica at {nat}", rep, need))
-            nr = replicas_of(fw_state, chain.nfs[nat][1]).get(k)
-            if nr is None or not nr[0].startswith(mapping_hex(m)):
-                bad.append((f["flow_id"], f"{nat}'s mapping replica at {fw}", nr, mapping_hex(m)))
+            for h in chain.holders(path, mon):
+                rep = replicas_of(state[h], chain.nfs[mon][1]).get(k)
+                if rep is None or int(rep[0][:16], 16) < need:
+                    bad.append((f["flow_id"], f"monitor count replica at {h}", rep, need))
+            for h in chain.holders(path, nat):
+                nr = replicas_of(state[h], chain.nfs[nat][1]).get(k)
+                if nr is None or not nr[0].startswith(mapping_hex(m)):
+                    bad.append((f["flow_id"], f"{nat}'s mapping replica at {h}", nr, mapping_hex(m)))
     return bad
+
+
+def check_released_across_failure(chain, k, killed="mon"):
+    """The sink check over a phase in which the instance of service `killed` died and was
+    recovered (`k`: the phase, as ftc_lab_test.py's monitor_killed fixture returns it, with
+    `killed.rep` the records its successor held of it at the kill), the flows that spanned the
+    failure included: every packet the buffer released in the phase is one the sink received,
+    each with its updates on f + 1 stores.
+
+    When the monitor was the one killed, the counts are exactly what the released packets imply:
+    every replica of the monitor's records equals the head (value and sequence), and every packet
+    it counted in this phase reached the sink or was dropped by the buffer (counted); a spanning
+    flow lost the packets frozen while the monitor recovered (never counted, never released), and
+    the ones released after the recovery count on from the recovered value. When a later hop was
+    killed, the packets frozen before it had been counted by the monitor already and their logs
+    went no further: the monitor's count and its replicas are then only bounded by the packets
+    received (a flow that ended during the freeze keeps a head ahead of its replica by the
+    packets that were never released)."""
+    mon, = chain.of_service("mon")
+    nat, = chain.of_service("nat")
+    assert k.settled, k.after.buffer
+    b, a = k.before.buffer["ports"][f"nf-{chain.egress()}"], k.after.buffer["ports"][f"nf-{chain.egress()}"]
+    assert a["released"] - b["released"] == k.sink["packets"] > 0, (a, b, k.sink["packets"])
+    by_ext = {f"{m['external']}:{m['external_port']}": key_hex(m) for m in k.after.state[nat]["nat"]["mappings"]}
+    spanning = [f for f in k.sink["per_flow"] if any(by_ext.get(s) in k.killed.rep for s in f["sources"])]
+    assert spanning, f"some flows were running when the {killed} died"
+    bad = f_plus_one_violations(chain, k.sink, k.after.state)
+    assert not bad, bad
+    if killed != "mon":
+        return
+    head = {key_hex(f): f["packets"] for f in k.after.state[mon]["monitor"]["flows"]}
+    keys = {by_ext[s] for f in k.sink["per_flow"] for s in f["sources"]}
+    for h in chain.holders(chain.path(nat), mon):
+        rep = replicas_of(k.after.state[h], chain.nfs[mon][1])
+        assert all(int(rep[kh][0][:16], 16) == head[kh] == rep[kh][1] for kh in keys), \
+            (h, [(kh, head[kh], rep.get(kh)) for kh in keys])
+    dropped = sum(a[c] - b[c] for c in a if c.startswith("drop_") or c == "release_failed")
+    assert sum(head[kh] for kh in keys) == k.sink["packets"] + dropped, (head, k.sink["packets"], a, b)
 
 
 # The fixtures of a test file that sets CHAIN (a Chain) and LAB_KIND (its lab prefix act<kind><pid>);

@@ -203,18 +203,16 @@ def nf_build(build):
 
 def send_streams(lab, build, procs, src, sink, streams, sink_s, during=None, distinct_flow_ids=False):
     """anychain-sink (UDP port 9000) on the topology's host `sink` for sink_s seconds and one
-    anychain-trafgen per (dport, flows/s, flow duration, rate, duration) stream from host `src` to
-    it; `during` (seconds, fn) runs fn that long after the traffic started. With
+    anychain-trafgen per (dport, flows/s, flow duration, rate, duration[, UDP payload bytes])
+    stream from host `src` to it; `during` (seconds, fn) runs fn that long after the traffic started. With
     distinct_flow_ids, each stream numbers its flows from its own base (1, 10001, ...). Returns the
     generators' reports by dport, the sink's report and what fn returned."""
-    out = f"{lab.state}/sink-{time.monotonic_ns()}.json"
-    sink_proc = procs.start(lab.ns(sink["name"]), [f"{build.tools}/anychain-sink", "--port", "9000", "--json", out,
-                                                   "--duration", str(sink_s)], os.devnull)
-    time.sleep(0.5)
+    receiver = sink_start(lab, build, procs, sink, sink_s)
     dst = sink["host_addr"].split("/")[0]
     gens = {}
-    for i, (dport, fps, fdur, rate, dur) in enumerate(streams):
+    for i, (dport, fps, fdur, rate, dur, *size) in enumerate(streams):
         base = ["--flow-id-base", str(1 + 10000 * i)] if distinct_flow_ids else []
+        base += ["--payload-size", str(size[0])] if size else []
         gens[dport] = subprocess.Popen(
             ["ip", "netns", "exec", lab.ns(src["name"]), f"{build.tools}/anychain-trafgen", "--dst", dst,
              "--dport", str(dport), "--flows-per-sec", str(fps), "--flow-duration", str(fdur), "--flow-rate",
@@ -224,6 +222,21 @@ def send_streams(lab, build, procs, src, sink, streams, sink_s, during=None, dis
         time.sleep(during[0])
         extra = during[1]()
     reports = {d: json.loads(g.communicate(timeout=60)[0].splitlines()[-1]) for d, g in gens.items()}
-    sink_proc.wait(timeout=60)
+    return reports, sink_report(receiver), extra
+
+
+def sink_start(lab, build, procs, sink, sink_s):
+    """anychain-sink on UDP port 9000 of the topology's host `sink` for sink_s seconds, ready
+    when this returns; sink_report() waits for it and returns its JSON report."""
+    out = f"{lab.state}/sink-{time.monotonic_ns()}.json"
+    proc = procs.start(lab.ns(sink["name"]), [f"{build.tools}/anychain-sink", "--port", "9000", "--json", out,
+                                              "--duration", str(sink_s)], os.devnull)
+    time.sleep(0.5)
+    return proc, out
+
+
+def sink_report(receiver):
+    proc, out = receiver
+    proc.wait(timeout=60)
     with open(out) as f:
-        return reports, json.load(f), extra
+        return json.load(f)
