@@ -177,6 +177,8 @@ struct PathDef {
   uint32_t max_chunk = 1;                // runs on one buffer that all stay on this path
   std::function<void()> reset;           // before every call, outside the timed region
   std::function<void()> prepare;         // once, before the warm-up (state other paths leave)
+  uint32_t loop_flows = 0;               // restored loop over this many flows (ac_loop_flows)
+  uint32_t loop_hash_off = 0;            // where the frame carries the flow hash
   int prog_fd = -1;
   uint32_t ifidx = 0;
 };
@@ -320,8 +322,10 @@ Memory memory() {
   Memory m{};
   m.cpus = libbpf_num_possible_cpus();
   const uint32_t a = AC_FLOW_CACHE_DEFAULT / AC_FLOW_WAYS, b = 2 * a;  // sets
-  uint64_t fa = map_memlock(BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t), sizeof(ac_flow_set), a);
-  uint64_t fb = map_memlock(BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t), sizeof(ac_flow_set), b);
+  // one array holds every CPU's sets
+  const uint32_t n = static_cast<uint32_t>(m.cpus);
+  uint64_t fa = map_memlock(BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(ac_flow_set), a * n);
+  uint64_t fb = map_memlock(BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(ac_flow_set), b * n);
   m.flow_set = static_cast<double>(fb - fa) / (b - a);
   m.flow_entry = m.flow_set / AC_FLOW_WAYS;
   m.flow_default = fa;
@@ -367,6 +371,7 @@ struct Options {
   bool json = false;
   std::string path;
   bool list = false;
+  uint32_t flows = 10000;  // cache_hit_local_nsh_flows (0 or 1: not measured)
 };
 
 void usage() {
@@ -376,6 +381,8 @@ void usage() {
                "  --json       print the results as JSON\n"
                "  --path NAME  measure only this path (the empty program is always measured)\n"
                "  --list       list the paths and exit\n"
+               "  --flows N    flows of cache_hit_local_nsh_flows (default 10000, at most the flow\n"
+               "               cache's sets; 0 leaves the path out)\n"
                "Needs root (BPF, netns); runs in a private network namespace and bpffs.\n";
 }
 
@@ -397,7 +404,7 @@ int bench_main(const Options& opt) {
   std::unique_ptr<fastpath_loop_bpf, void (*)(fastpath_loop_bpf*)> loop(fastpath_loop_bpf__open_opts(&lo),
                                                                         fastpath_loop_bpf__destroy);
   if (!loop) throw std::runtime_error("open fastpath_loop");
-  bpf_map__set_max_entries(loop->maps.ac_flow_cache, d.flow_sets());
+  bpf_map__set_max_entries(loop->maps.ac_flow_cache, d.flow_sets() * static_cast<uint32_t>(libbpf_num_possible_cpus()));
   {
     bpf_map_info info{};
     uint32_t len = sizeof info;
@@ -465,14 +472,18 @@ int bench_main(const Options& opt) {
     const uint32_t set = ac_flow_set_of(spsi, hash, d.flow_sets() - 1);
     auto sets = std::make_shared<std::vector<ac_flow_set>>(libbpf_num_possible_cpus());
     const int aff_fd = d.map_fd("ac_affinity");
-    auto forget_way = [flow_fd, set, sets, spsi, hash] {
-      if (bpf_map_lookup_elem(flow_fd, &set, sets->data()) != 0)
-        throw std::runtime_error("read flow cache set: " + std::string(std::strerror(errno)));
-      for (auto& s : *sets)
+    const uint32_t nsets = d.flow_sets();
+    auto forget_way = [flow_fd, set, nsets, sets, spsi, hash] {
+      for (uint32_t cpu = 0; cpu < sets->size(); ++cpu) {  // CPU c's set: element c * nsets + set
+        const uint32_t key = cpu * nsets + set;
+        auto& s = (*sets)[cpu];
+        if (bpf_map_lookup_elem(flow_fd, &key, &s) != 0)
+          throw std::runtime_error("read flow cache set: " + std::string(std::strerror(errno)));
         for (auto& w : s.way)
           if (w.spi_si == spsi && w.hash == hash) w = ac_flow{};
-      if (bpf_map_update_elem(flow_fd, &set, sets->data(), BPF_ANY) != 0)
-        throw std::runtime_error("write flow cache set: " + std::string(std::strerror(errno)));
+        if (bpf_map_update_elem(flow_fd, &key, &s, BPF_ANY) != 0)
+          throw std::runtime_error("write flow cache set: " + std::string(std::strerror(errno)));
+      }
     };
     add("cache_miss_affinity", "NSH in, flow cache miss, path + shared placement + cache insert, redirect local",
         "vnf0", nsh_in, XDP_REDIRECT, {{AC_NOTE_CACHE_MISS, 1}, {AC_NOTE_AFFINITY_HIT, 1}, {AC_FWD_LOCAL_NSH, 1}}, 1,
@@ -556,6 +567,14 @@ int bench_main(const Options& opt) {
     add("pass_not_ours", "IPv4 on a non-chain interface: XDP_PASS, counted", "core0",
         test::eth(kCore0, kCore0Peer, ETH_P_IP, {other.ip()}), XDP_PASS, {{AC_PASS_NOT_OURS, 1}}, UINT32_MAX);
   }
+  if (opt.flows > 1) {
+    // last: its flows take a way each (one per set, so no other path's way is evicted)
+    add("cache_hit_local_nsh_flows", fmt::format("as cache_hit_local_nsh over {} flows in turn (restored loop only; "
+                                                 "one set each, all hits)", opt.flows),
+        "vnf0", nsh_in, XDP_REDIRECT, {{AC_NOTE_CACHE_HIT, 1}, {AC_FWD_LOCAL_NSH, 1}});
+    paths.back().loop_flows = opt.flows;
+    paths.back().loop_hash_off = sizeof(ethhdr) + 8;  // MD1 context header 0: the flow hash
+  }
 
   if (opt.list) {
     for (const auto& p : paths)
@@ -631,6 +650,13 @@ int bench_main(const Options& opt) {
       r.hot_ratio = *r.hot_ns / empty_hot;
     }
     if (!p.baseline && !p.reset) {
+      loop->bss->ac_loop_flows = p.loop_flows;
+      loop->bss->ac_loop_hash_off = p.loop_hash_off;
+      if (p.loop_flows) {
+        // twice over the flows: the first round places each one (misses), the second hits
+        Call w = run(loop_fast_fd, p.ifidx, p.frame, 2 * p.loop_flows, true);
+        check_verdict(p, w);
+      }
       r.loop_raw = hot_loop(d, p, pairs, loop_fast_fd, true, p.per_run, p.verdict, p.name + " (restored loop)");
       r.loop_empty = hot_loop(d, p, pairs, loop_empty_fd, true, {}, XDP_PASS, p.name + " (restored loop, empty)");
       r.loop_ns = *r.loop_raw - *r.loop_empty + empty_hot;
@@ -644,6 +670,7 @@ int bench_main(const Options& opt) {
       Call le = run(loop_empty_fd, p.ifidx, p.frame, kLongRepeat, true);
       check_verdict(p, le, XDP_PASS);
       r.loop_1m = static_cast<double>(lf.duration) - static_cast<double>(le.duration) + empty_hot;
+      loop->bss->ac_loop_flows = 0;
     }
     for (auto [reason, c] : p.per_run) r.counters.push_back(dp::reason_name(reason));
     results.push_back(r);
@@ -754,6 +781,16 @@ int main(int argc, char** argv) {
         opt.repeat = std::stoull(value());
       } catch (const std::exception&) {
         std::cerr << "--repeat needs a number\n";
+        return 2;
+      }
+    } else if (a == "--flows") {
+      try {
+        unsigned long f = std::stoul(value());
+        if (f > AC_FLOW_CACHE_DEFAULT / AC_FLOW_WAYS) throw std::out_of_range("flows");
+        opt.flows = static_cast<uint32_t>(f);
+      } catch (const std::exception&) {
+        std::cerr << "--flows needs a number up to " << AC_FLOW_CACHE_DEFAULT / AC_FLOW_WAYS
+                  << " (the flow cache's sets)\n";
         return 2;
       }
     } else if (a == "--json") {

@@ -25,7 +25,17 @@ struct ac_loop_saved {
 	__u64 w[AC_LOOP_WORDS];
 	__u64 len;   /* frame length before the run */
 	__u64 words; /* words saved */
+	__u32 flow;  /* many flows: this run's flow, 0 .. ac_loop_flows - 1 */
+	__u32 pad;
 };
+
+/* Many flows (set by the benchmark between phases; 0 = off): after the frame is saved, the
+ * 32-bit word at ac_loop_hash_off (an NSH MD1 context header's flow hash) is replaced by the
+ * hash of flow 0, 1, ..., ac_loop_flows - 1, 0, ... in turn, one per run, in both wrappers
+ * alike. The hashes are i * an odd constant: distinct in their low bits, so up to as many flows
+ * as the cache has sets each take a set of its own (no conflict misses), in no memory order. */
+volatile __u32 ac_loop_flows;
+volatile __u32 ac_loop_hash_off;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -55,6 +65,17 @@ AC_INLINE int ac_loop_save(struct xdp_md *ctx)
 			break;
 		s->w[i] = *p;
 		s->words = i + 1;
+	}
+	__u32 flows = ac_loop_flows;
+
+	if (flows) {
+		__u32 off = ac_loop_hash_off & 0xff;
+		__u32 *h = data + off;
+
+		if ((void *)(h + 1) > data_end)
+			return -1;
+		*h = bpf_htonl(s->flow * 0x9e3779b1u + 0x5bd1e995u);
+		s->flow = s->flow + 1 >= flows ? 0 : s->flow + 1;
 	}
 	return 0;
 }

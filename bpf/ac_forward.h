@@ -183,8 +183,7 @@ AC_INLINE int ac_proxy_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
 	__u32 epoch = AC_READ_ONCE(cfg->path_epoch);
 	__u32 next = bpf_htonl(spsi - 1);
 	__u32 hash = bpf_ntohl(m1->ctx[0]);
-	__u32 idx = ac_flow_set_of(next, hash, cfg->flow_set_mask);
-	struct ac_flow_set *set = bpf_map_lookup_elem(&ac_flow_cache, &idx);
+	struct ac_flow_set *set = ac_flow_set_get(cfg, ac_flow_set_of(next, hash, cfg->flow_set_mask));
 	struct ac_flow *f = set ? ac_flow_find(set, next, hash) : NULL;
 
 	if (!f || f->path_epoch != epoch || f->service_id)

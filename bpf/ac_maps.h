@@ -72,10 +72,14 @@ struct {
 	__array(values, struct ac_wcmp_table);
 } ac_wcmp SEC(".maps");
 
-/* Per-CPU set-associative flow cache: max_entries sets (a power of two, set by the loader; the
- * program indexes with ac_config.flow_set_mask) of AC_FLOW_WAYS ways. */
+/* Per-CPU set-associative flow cache, one plain array for every CPU: CPU c's sets are the
+ * elements c * sets .. c * sets + sets - 1 (sets: a power of two, ac_config.flow_set_mask + 1;
+ * max_entries = sets x possible CPUs, set by the loader), AC_FLOW_WAYS ways each. Not a
+ * per-CPU array: there each set is an allocation of its own, reached through a pointer per set,
+ * so a packet of a random flow paid two dependent memory reads (docs/performance.md). */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, AC_FLOW_CACHE_DEFAULT / AC_FLOW_WAYS);
 	__type(key, __u32);
 	__type(value, struct ac_flow_set);

@@ -13,6 +13,14 @@ AC_INLINE const struct ac_instance *ac_instance(__u32 id)
 	return inst && (inst->flags & AC_INST_LIVE) ? inst : NULL;
 }
 
+/* Set number set (ac_flow_set_of) of this CPU's flow cache, or NULL if out of range */
+AC_INLINE struct ac_flow_set *ac_flow_set_get(const struct ac_config *cfg, __u32 set)
+{
+	__u32 idx = bpf_get_smp_processor_id() * (cfg->flow_set_mask + 1) + set;
+
+	return bpf_map_lookup_elem(&ac_flow_cache, &idx);
+}
+
 /* The way of set holding (spsi, hash), or NULL */
 AC_INLINE struct ac_flow *ac_flow_find(struct ac_flow_set *set, __u32 spsi, __u32 hash)
 {
@@ -57,8 +65,7 @@ AC_INLINE int ac_flow_path(const struct ac_config *cfg, const struct ac_nsh_info
 	/* read the epoch before ac_paths: a path written after this read is re-read next time */
 	__u32 epoch = cfg->path_epoch;
 	__u32 spsi = ni->spsi, hash = ni->hash;
-	__u32 idx = ac_flow_set_of(spsi, hash, cfg->flow_set_mask);
-	struct ac_flow_set *set = bpf_map_lookup_elem(&ac_flow_cache, &idx);
+	struct ac_flow_set *set = ac_flow_set_get(cfg, ac_flow_set_of(spsi, hash, cfg->flow_set_mask));
 	struct ac_flow *f = set ? ac_flow_find(set, spsi, hash) : NULL;
 
 	*fp = f;

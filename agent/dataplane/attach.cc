@@ -96,7 +96,8 @@ Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
   bpf_object* obj = bpf_object__open_mem(elf, sz, &oo);
   if (!obj) return fail_errno("open the anychain BPF object");
   std::unique_ptr<bpf_object, void (*)(bpf_object*)> obj_guard(obj, bpf_object__close);
-  bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_flow_cache"), opts_.flow_cache_entries / AC_FLOW_WAYS);
+  bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_flow_cache"),
+                           internal::flow_cache_elements(opts_.flow_cache_entries / AC_FLOW_WAYS));
   bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_proxy"), opts_.proxy_entries);
   bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_affinity"), opts_.flow_cache_entries);
   DECLARE_LIBXDP_OPTS(xdp_program_opts, xo, .obj = obj, .prog_name = kProgName);

@@ -21,6 +21,15 @@ inline uint32_t spsi_key(uint32_t spi, uint8_t si) { return htonl(AC_SPI_SI(spi,
 // Possible CPUs: the value count of every per-CPU map lookup.
 int num_cpus();
 
+// ac_flow_cache holds every CPU's sets in one array (CPU c's set i is element c * sets + i):
+// its max_entries for sets per CPU, 0 if that does not fit in 32 bits.
+inline uint32_t flow_cache_elements(uint32_t sets) {
+  uint64_t n = static_cast<uint64_t>(sets) * static_cast<uint64_t>(num_cpus());
+  return n > UINT32_MAX ? 0 : static_cast<uint32_t>(n);
+}
+// Sets per CPU of an ac_flow_cache of max_entries elements.
+inline uint32_t flow_cache_sets(uint32_t max_entries) { return max_entries / static_cast<uint32_t>(num_cpus()); }
+
 // The embedded ELF of the fast path (from the skeleton; one copy in the binary).
 const void* elf_bytes(size_t* size);
 

@@ -67,11 +67,16 @@ Result<Dataplane> Dataplane::open(const Options& opts) {
     return fail(fmt::format("flow cache needs a power of two >= {} entries (got {}) and the proxy >= 256",
                        AC_FLOW_CACHE_MIN, opts.flow_cache_entries), EINVAL);
 
+  const uint32_t flow_elements = internal::flow_cache_elements(opts.flow_cache_entries / AC_FLOW_WAYS);
+  if (!flow_elements)
+    return fail(fmt::format("a flow cache of {} entries on each of {} CPUs is too large", opts.flow_cache_entries,
+                            internal::num_cpus()), EINVAL);
+
   LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = opts.pin_root.c_str());
   ::anychain_bpf* raw = anychain_bpf__open_opts(&oo);
   if (!raw) return fail_errno("open the anychain BPF object");
   std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel(raw, [](::anychain_bpf* s) { anychain_bpf__destroy(s); });
-  bpf_map__set_max_entries(skel->maps.ac_flow_cache, opts.flow_cache_entries / AC_FLOW_WAYS);
+  bpf_map__set_max_entries(skel->maps.ac_flow_cache, flow_elements);
   bpf_map__set_max_entries(skel->maps.ac_proxy, opts.proxy_entries);
   bpf_map__set_max_entries(skel->maps.ac_affinity, opts.flow_cache_entries);
   if (int err = anychain_bpf__load(skel.get()); err != 0)
@@ -89,7 +94,9 @@ Result<void> Dataplane::init_config() {
   return modify_config([&](ac_config& v) { v.flow_set_mask = flow_sets() - 1; }, "write config");
 }
 
-uint32_t Dataplane::flow_sets() const { return bpf_map__max_entries(skel_->maps.ac_flow_cache); }
+uint32_t Dataplane::flow_sets() const {
+  return internal::flow_cache_sets(bpf_map__max_entries(skel_->maps.ac_flow_cache));
+}
 
 // Counter slots of the paths already pinned (a restarted agent keeps their counters).
 Result<void> Dataplane::load_path_slots() {

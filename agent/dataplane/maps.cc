@@ -400,10 +400,16 @@ Result<void> Dataplane::del_wcmp_table(uint32_t service_id) {
 
 Result<void> Dataplane::flush_flows() {
   int fd = bpf_map__fd(skel_->maps.ac_flow_cache);
-  std::vector<ac_flow_set> empty(num_cpus());
-  const uint32_t n = flow_sets();
-  for (uint32_t idx = 0; idx < n; ++idx)
-    if (bpf_map_update_elem(fd, &idx, empty.data(), BPF_ANY) != 0) return fail_errno("flush flow cache");
+  // every CPU's sets, in batches of one syscall
+  const uint32_t n = bpf_map__max_entries(skel_->maps.ac_flow_cache);
+  constexpr uint32_t kBatch = 4096;
+  std::vector<ac_flow_set> empty(std::min(n, kBatch));
+  std::vector<uint32_t> keys(empty.size());
+  for (uint32_t first = 0; first < n; first += kBatch) {
+    uint32_t count = std::min(kBatch, n - first);
+    for (uint32_t i = 0; i < count; ++i) keys[i] = first + i;
+    if (bpf_map_update_batch(fd, keys.data(), empty.data(), &count, nullptr) != 0) return fail_errno("flush flow cache");
+  }
   // and the shared placements, so that flows are placed again by the tables in force
   int afd = bpf_map__fd(skel_->maps.ac_affinity);
   ac_affinity_key key{}, next{};

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "dataplane/internal.h"
+
 namespace anychain::dataplane {
 namespace {
 
@@ -56,6 +58,7 @@ Result<PinnedMaps> PinnedMaps::open(const std::string& pin_root) {
     if (!fd) return std::unexpected(fd.error());
     *w.fd = std::move(*fd);
   }
+  m.flow_sets_ = internal::flow_cache_sets(m.flow_sets_);  // every CPU's sets in one array
   return m;
 }
 

@@ -122,7 +122,12 @@ Result<std::vector<FlowEntry>> read_flow_sets(int fd, uint32_t nsets, size_t lim
   std::vector<ac_flow_set> sets(num_cpus());
   auto now = current_jiffies();
   for (uint32_t idx = 0; idx < nsets && out.size() < limit; ++idx) {
-    if (bpf_map_lookup_elem(fd, &idx, sets.data()) != 0) return fail_errno(fmt::format("read flow cache set {}", idx));
+    // CPU c's set idx is element c * nsets + idx
+    for (size_t cpu = 0; cpu < sets.size(); ++cpu) {
+      uint32_t key = static_cast<uint32_t>(cpu) * nsets + idx;
+      if (bpf_map_lookup_elem(fd, &key, &sets[cpu]) != 0)
+        return fail_errno(fmt::format("read flow cache set {} of CPU {}", idx, cpu));
+    }
     // the same key can sit in this set on several CPUs: one entry, newest choice
     size_t first = out.size();
     for (size_t cpu = 0; cpu < sets.size(); ++cpu) {

@@ -148,7 +148,7 @@ struct ac_instance {
 	__u16 pad2;
 };
 
-/* ac_flow_cache: per-CPU array of sets, AC_FLOW_WAYS ways each. (SPI, SI, flow hash) selects a
+/* ac_flow_cache: every CPU's sets in one array (CPU c's set i: element c * sets + i), AC_FLOW_WAYS ways each. (SPI, SI, flow hash) selects a
  * set (ac_flow_set_of) and is compared against every way's key; a miss replaces the set's least
  * recently used way. A way caches the chosen instance and, tagged with the path epoch, what the
  * forwarder needs from ac_paths, so a hit needs neither the path nor the WCMP lookup. */
