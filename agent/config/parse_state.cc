@@ -117,6 +117,8 @@ void validate_nat_pools(Ctx& ctx, const Config& c) {
   for (size_t i = 0; i < nats.size(); ++i)
     for (size_t j = 0; j < i; ++j) {
       const NfConfig &a = *nats[j]->nf, &b = *nats[i]->nf;
+      // a standby runs as the instance it stands by for (the same id): the same block, by design
+      if (nats[i]->id && nats[i]->id == nats[j]->id) continue;
       if (a.nat_address != b.nat_address || b.nat_port_hi < a.nat_port_lo || a.nat_port_hi < b.nat_port_lo) continue;
       ctx.err(nats[i]->mark,
               fmt::format("instance '{}': nat ports {}-{} of {} overlap instance '{}''s {}-{} (line {}); each NAT "

@@ -181,8 +181,10 @@ TEST(ConfigStandby, TwoStandbysForOneInstanceOnANode) {
   ASSERT_EQ(d.size(), 1u);
   EXPECT_THAT(d[0].message, HasSubstr("instance 'sb2': a second standby for instance 3 on this node ('sb1' is one)"));
   EXPECT_EQ(d[0].mark.line, 14);
-  // standbys for two different instances on one node are fine
-  EXPECT_TRUE(cfg::parse(kBase + nat_standby("sb1", "standby_for: 3") + nat_standby("sb2", "standby_for: 5")));
+  // standbys for two different instances on one node are fine (each with its instance's own block)
+  EXPECT_TRUE(cfg::parse(kBase + nat_standby("sb1", "standby_for: 3") +
+                         "  - {name: sb2, standby_for: 5, service: nat, veth: nf-sb2, capacity: 1000, nf: nat, "
+                         "nat: {address: 192.0.2.10, ports: 30000-39999}}\n"));
 }
 
 TEST(ConfigStandby, StandbyOfANonFtcService) {
