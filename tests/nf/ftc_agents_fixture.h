@@ -56,6 +56,12 @@ inline Bytes control_nsh(uint8_t si, uint32_t hash = kHash) {
   return *ftc::encode_nsh(n);
 }
 
+// The NSH of a frame an NF sent back (after its Ethernet header)
+inline Bytes nsh_of(const Bytes& frame) {
+  const size_t len = (frame[15] & 0x3f) * 4;
+  return Bytes(frame.begin() + 14, frame.begin() + 14 + len);
+}
+
 inline std::shared_ptr<const state::Keyring> test_ring() {
   auto k = state::Keyring::make({{1, std::vector<uint8_t>(32, 0x5a)}}, 1);
   EXPECT_TRUE(k.has_value());

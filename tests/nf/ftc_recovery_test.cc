@@ -20,11 +20,6 @@ namespace chan = ftc::chan;
 
 constexpr uint32_t kHolderNode = 0x7f000001, kReplNode = 0x7f000002;
 
-// The NSH of a frame an NF sent back
-Bytes nsh_of(const Bytes& frame) {
-  const size_t len = (frame[15] & 0x3f) * 4;
-  return Bytes(frame.begin() + 14, frame.begin() + 14 + len);
-}
 
 class FtcRecoveryNf : public NfBpf {};
 

@@ -25,10 +25,10 @@ constexpr uint32_t kNodeA = 0x7f000001, kNodeB = 0x7f000002;
 
 // The monitor's output as the replica receives it: SI decremented by the fast path
 Bytes to_next_hop(const Bytes& out) {
-  const size_t len = (out[15] & 0x3f) * 4;
-  Bytes n(out.begin() + 14, out.begin() + 14 + len);
+  Bytes n = nsh_of(out);
+  const size_t end = 14 + n.size();
   n[7] = 254;
-  return to_nf(n, Bytes(out.begin() + 14 + len, out.end()));
+  return to_nf(n, Bytes(out.begin() + end, out.end()));
 }
 
 daemon::FtcRecoveryService::Link link_of(ftc::Channel& c) {
