@@ -216,8 +216,8 @@ def test_packets_released_across_the_nats_failure_had_their_updates_on_f_plus_on
     ftclab.check_released_across_failure(CHAIN, nat_ns_deleted, killed="nat")
 
 
-@pytest.mark.xfail(strict=True, reason="known bug (docs/ftc.md 7.7, 'Found by ftc_nat_recovery_lab'): the "
-                   "monitor's logs of packets frozen before the recovered NAT leave gaps at it that the "
-                   "re-request (4.3) does not close yet in this lab, so it holds every later packet")
+@pytest.mark.xfail(strict=True, reason="known bug (docs/ftc.md 10, item 7): after its namespace is deleted "
+                   "and it is recovered, the restarted NAT receives no packet at all (its FTC and hold "
+                   "counters stay 0, nothing is re-requested): cause not found yet")
 def test_traffic_reaches_the_sink_after_the_nats_recovery(nat_ns_deleted):
     ftclab.check_delivered_after_recovery(nat_ns_deleted)
