@@ -130,7 +130,6 @@ class Agent {
   void ftc_standby_affinity(const FtcRecoveryService::Result& r);
   // Re-requests of the NFs' gaps (docs/ftc.md 4.3, daemon/agent_ftc_resync.cc)
   void sync_ftc_resync();
-  std::vector<LocalHolder> ftc_resync_locals();
   void ftc_resync_receive();
   nlohmann::json ftc_resync_status() const;
 
@@ -173,7 +172,6 @@ class Agent {
   // messages to this node: delivered from the loop, never inside the send (a session's request
   // to this node would otherwise be answered inside its own begin())
   std::vector<ftc::chan::Body> ftc_local_q_;
-  std::vector<std::unique_ptr<nf::InstanceMaps>> ftc_holder_maps_;  // open during one answer
   std::map<uint32_t, std::unique_ptr<nf::InstanceMaps>> ftc_replacements_;  // recovering locally
   std::set<uint32_t> ftc_rerouting_;                    // recovered, waiting to be live in the maps
   std::set<uint32_t> ftc_was_alive_;                    // local instances alive once since the start, or
@@ -196,7 +194,7 @@ class Agent {
   std::unique_ptr<FtcResyncService> ftc_resync_;        // null: no channel or no NFs
   const FtcChannel* ftc_resync_on_ = nullptr;
   std::unique_ptr<nf::ResyncListener> ftc_resync_sock_; // the NFs' asks
-  std::map<std::string, nf::InstanceMaps> ftc_resync_maps_;  // local FTC NFs' maps, by name
+  std::map<std::string, nf::InstanceMaps> ftc_local_maps_;   // local FTC NFs' maps, by name (ftc_local_holders)
 
   // The LSDB is only trusted once the dump after a (re)connection has settled, so that a
   // restart never withdraws instances that merely have not been mirrored yet.

@@ -85,23 +85,6 @@ bool Agent::ftc_restarted(const LocalInstanceSpec& i, Clock::time_point now) {
   return ftc_begin_recovery(i, inc, detected);
 }
 
-std::vector<LocalHolder> Agent::ftc_local_holders() {
-  ftc_holder_maps_.clear();
-  std::vector<LocalHolder> out;
-  if (!nf_) return out;
-  for (const auto& i : spec_.instances) {
-    if (!i.ftc || !i.nf || !nf_->alive(i.nf->name)) continue;
-    auto m = nf::InstanceMaps::open(nf_->options().run_dir, i.nf->name);
-    if (!m) {
-      log::warn("ftc recovery: maps of {}: {}", i.nf->name, m.error().str());
-      continue;
-    }
-    ftc_holder_maps_.push_back(std::make_unique<nf::InstanceMaps>(std::move(*m)));
-    out.push_back({static_cast<uint16_t>(i.id), ftc_holder_maps_.back().get()});
-  }
-  return out;
-}
-
 // The recovery service lives on the channel: every node answers RECOVER_REQ for its NFs, and
 // runs the recoveries of its own restarted instances. Made again when the channel object is.
 void Agent::sync_ftc_recovery() {

@@ -32,7 +32,7 @@ void Agent::sync_ftc_resync() {
         if (c.info.instance_id == id && c.info.nsh_endpoint) return c.info.nsh_endpoint;
     return std::nullopt;
   };
-  ftc_resync_ = std::make_unique<FtcResyncService>(std::move(link), [this] { return ftc_resync_locals(); }, node_of);
+  ftc_resync_ = std::make_unique<FtcResyncService>(std::move(link), [this] { return ftc_local_holders(); }, node_of);
   if (!ftc_resync_sock_) {
     auto l = nf::ResyncListener::open(nf::resync_socket_path(nf_->options().run_dir));
     if (!l) {
@@ -44,26 +44,27 @@ void Agent::sync_ftc_resync() {
   }
 }
 
-// The local FTC NFs' maps, kept open while the same process runs (opened again after a restart).
-std::vector<LocalHolder> Agent::ftc_resync_locals() {
+// The local FTC NFs' maps, kept open while the same process runs (opened again after a restart):
+// what the recovery service answers RECOVER_REQ from and the re-request service RESYNC_REQ.
+std::vector<LocalHolder> Agent::ftc_local_holders() {
   std::vector<LocalHolder> out;
   if (!nf_) return out;
   for (const auto& i : spec_.instances) {
     if (!i.ftc || !i.nf || !nf_->alive(i.nf->name)) {
-      if (i.nf) ftc_resync_maps_.erase(i.nf->name);
+      if (i.nf) ftc_local_maps_.erase(i.nf->name);
       continue;
     }
     auto pub = nf::read_published(nf::published_path(nf_->options().run_dir, i.nf->name));
     if (!pub) continue;
-    auto it = ftc_resync_maps_.find(i.nf->name);
-    if (it == ftc_resync_maps_.end() || it->second.published().pid != pub->pid ||
+    auto it = ftc_local_maps_.find(i.nf->name);
+    if (it == ftc_local_maps_.end() || it->second.published().pid != pub->pid ||
         it->second.published().prog_id != pub->prog_id) {
       auto m = nf::InstanceMaps::open(*pub);
       if (!m) {
-        ftc_resync_maps_.erase(i.nf->name);
+        ftc_local_maps_.erase(i.nf->name);
         continue;
       }
-      it = ftc_resync_maps_.insert_or_assign(i.nf->name, std::move(*m)).first;
+      it = ftc_local_maps_.insert_or_assign(i.nf->name, std::move(*m)).first;
     }
     out.push_back({static_cast<uint16_t>(i.id), &it->second});
   }
