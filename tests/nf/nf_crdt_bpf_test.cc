@@ -39,6 +39,15 @@ struct Inst {
     auto c = nf::open_crdt_store(nf->published());
     if (!c) throw std::runtime_error(c.error().str());
     crdt = std::move(*c);
+    // The loader starts in the wall clock's window; two instances loaded either side of a
+    // minute's end would hold different windows. Every instance of the test process moves to
+    // the same window, well ahead of the clock, so no test depends on when it runs.
+    if (nf->params().window_s != 0) {
+      static const uint64_t kAhead_s = static_cast<uint64_t>(std::time(nullptr)) + 1'000'000;
+      const uint64_t window = kAhead_s / nf->params().window_s;
+      auto w = nf->roll_windows(window * nf->params().window_s * 1'000'000'000ULL);
+      if (!w) throw std::runtime_error(w.error().str());
+    }
   }
   Out run(const Bytes& frame) const { return run_prog(nf->prog_fd(), frame); }
   uint64_t count(uint32_t s) const {
