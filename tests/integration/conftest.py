@@ -101,15 +101,16 @@ def paper_lab(request, build, module_procs):
     """The paper's topology (scripts/topologies/paper-fig3.toml; another with the file's
     LAB_TOPO) up under a prefix of this run (act<LAB_KIND><pid>, LAB_KIND set by the test file),
     anychaind on every router through scripts/lab-agent (`run` plus the file's LAB_AGENT_ARGS,
-    e.g. --bare); taken down after the file's last test (kept after a failure with
+    e.g. --bare, and anychaind's own arguments from its ANYCHAIND_ARGS); taken down after the file's last test (kept after a failure with
     ANYCHAIN_KEEP=1)."""
     prefix = labkit.lab_prefix(request.module.LAB_KIND)
     agent_args = " ".join(getattr(request.module, "LAB_AGENT_ARGS", []))
+    anychaind_args = " ".join(getattr(request.module, "ANYCHAIND_ARGS", []))  # e.g. --log-level debug
     topo_file = getattr(request.module, "LAB_TOPO", labkit.TOPO)
     labkit.lab("down", "--prefix", prefix)
     rc, out, err = labkit.lab("up", topo_file, "--prefix", prefix, "--agent-cmd",
                               f"{labkit.LAB_AGENT} run {agent_args} {{labdir}} {{router}} {{statedir}} "
-                              f"{build.anychaind}")
+                              f"{build.anychaind} {anychaind_args}".rstrip())
     if rc != 0:
         labkit.lab("down", "--prefix", prefix)
         pytest.fail(f"scripts/lab up failed ({rc}): {err.strip()[-2000:]}")
