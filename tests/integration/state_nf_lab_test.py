@@ -25,7 +25,10 @@ is real UDP datagrams from sockets in the host namespaces, from extra source add
    counted, and change none of its values;
 5. leave: ids3 is deleted with the CLI while a source sends to new ports; it drains (its
    replica leaves D's status without a drain timeout) and what it counted stays in the others'
-   merged estimate of that source.
+   merged estimate of that source;
+6. crash: ids1's process is killed with SIGKILL; the agent restarts it as a new incarnation; the
+   old incarnation is declared gone, relayed and folded on both ids1 and ids2 (no slot holds it,
+   nothing announced any more), and every merged estimate equals what it was before the kill.
 The delays measured are printed (pytest -s) and documented in docs/state.md 6.
 """
 import json
@@ -392,3 +395,56 @@ def test_left_instance_contributions_remain(left):
     est = ids_of(left.after["ids1"])[2][DRAIN_SRC]["ports_in_window"]
     assert est >= own + left.share3, (est, own, left.share3)
     assert est <= len(left.sent) + 3, (est, len(left.sent))
+
+
+# 6. a crashed instance is folded (docs/state.md 3.12)
+
+@pytest.fixture(scope="module")
+def crashed(left, cli, lab):
+    """ids1's process is killed with SIGKILL (no leave, no drain): the agent restarts it as a new
+    incarnation, which joins from ids2's snapshot; ids2 declares the old incarnation gone, both
+    relay and fold it. What the old incarnation counted is in the merged estimates once: equal
+    before the kill and after the fold, on both instances, and no slot holds the dead origin."""
+    sources = [LOAD_SRC, SCAN_SRC, PART_SRC, SINK_ADDR, DRAIN_SRC]
+    assert wait_until(lambda: same_counts(cli, ("ids1", "ids2"), sources) is not None, 20)
+    before = same_counts(cli, ("ids1", "ids2"), sources)
+    st = cli.state("ids1")
+    old = (21, st["incarnation"])
+    os.kill(int(st["pid"]), 9)
+    t0 = time.monotonic()
+
+    def restarted():
+        r = cli.replica("ids1")
+        return r is not None and r["incarnation"] != old[1] and r["state"] == "ready"
+    back = wait_until(restarted, 30, 0.1)
+
+    def folded(n):
+        r = cli.replica(n)
+        if not r or r["counters"].get("folded_gone", 0) < 1 or r["gone"]:
+            return False
+        return all((o["id"], o["incarnation"]) != old for o in r["slots"].values())
+    done = wait_until(lambda: folded("ids1") and folded("ids2"), 60, 0.2)
+    t_fold = time.monotonic() - t0
+    print(f"\ncrash: ids1 back as a new incarnation and its old one folded on both {t_fold:.1f} s after SIGKILL")
+    after = same_counts(cli, ("ids1", "ids2"), sources)
+    return SimpleNamespace(before=before, after=after, back=back, done=done, old=old,
+                           replicas={n: cli.replica(n) for n in ("ids1", "ids2")})
+
+
+def test_crashed_instance_is_folded(crashed):
+    assert crashed.back, crashed.replicas["ids1"]
+    assert crashed.done, {n: (r or {}).get("slots") for n, r in crashed.replicas.items()}
+    r2 = crashed.replicas["ids2"]
+    assert r2["counters"]["gone"] >= 1 and r2["counters"]["relayed_cells"] > 0, r2["counters"]
+    assert r2["rejected"]["version"] == 0, r2["rejected"]
+    for p in r2["peers"]:
+        if p["member"]:
+            assert p["wire_version"] == 2, p
+
+
+def test_crashed_instance_counts_stay_counted_once(crashed):
+    """A count-min estimate held before the kill: neither lost (the dead slot folded into the
+    retired totals) nor doubled (the new incarnation starts from zero, the old one's records are
+    refused after the fold)."""
+    assert crashed.before is not None
+    assert crashed.after == crashed.before, (crashed.before, crashed.after)
