@@ -113,33 +113,42 @@ struct Expect {
   uint64_t ops = 0;
 };
 
-void random_op(Node& n, Expect& e, std::mt19937_64& rng, std::set<uint32_t>& removed) {
-  ++e.ops;
-  switch (rng() % 7) {
+// A counter update of one kind (0: keyed G-counter, 1: PN counter, 2: sketch) and its reference.
+void counter_update(Node& n, Expect& e, std::mt19937_64& rng, uint64_t kind) {
+  switch (kind) {
     case 0: {
-      uint32_t i = static_cast<uint32_t>(rng() % 8);
-      n.store.gc_add(kGc, Key::index(i), 1 + rng() % 3);
-      break;
-    }
-    case 1: {
       uint64_t k = rng() % 50, v = 1 + rng() % 4;
       n.store.gc_add(kGcKeyed, key8(k), v);
       e.gck[k] += v;
       return;
     }
-    case 2: {
+    case 1: {
       uint32_t i = static_cast<uint32_t>(rng() % 4);
       int64_t v = static_cast<int64_t>(rng() % 9) - 4;
       n.store.pn_add(kPn, Key::index(i), v);
       e.pn[i] += v;
       return;
     }
-    case 3: {
+    default: {
       uint64_t h = ac_mix64(rng() % 40);
       n.store.cms_add(kCms, h, 1);
       for (uint32_t r = 0; r < 4; ++r) ++e.cms_cells[ac_cms_cell(h, r, 63)];
       return;
     }
+  }
+}
+
+void random_op(Node& n, Expect& e, std::mt19937_64& rng, std::set<uint32_t>& removed) {
+  ++e.ops;
+  switch (uint64_t r = rng() % 7) {
+    case 0: {
+      uint32_t i = static_cast<uint32_t>(rng() % 8);
+      n.store.gc_add(kGc, Key::index(i), 1 + rng() % 3);
+      break;
+    }
+    case 1:
+    case 2:
+    case 3: counter_update(n, e, rng, r - 1); return;
     case 4: {
       uint32_t el = static_cast<uint32_t>(rng() % 12);
       if (rng() % 4 == 0) {
@@ -519,27 +528,7 @@ TEST(Replicator, ACrashedOriginIsRelayedBySurvivors) {
 // until removes make them dead, which a test of the fold would have to wait for).
 void counter_op(Node& n, Expect& e, std::mt19937_64& rng) {
   ++e.ops;
-  switch (rng() % 3) {
-    case 0: {
-      uint64_t k = rng() % 50, v = 1 + rng() % 4;
-      n.store.gc_add(kGcKeyed, key8(k), v);
-      e.gck[k] += v;
-      return;
-    }
-    case 1: {
-      uint32_t i = static_cast<uint32_t>(rng() % 4);
-      int64_t v = static_cast<int64_t>(rng() % 9) - 4;
-      n.store.pn_add(kPn, Key::index(i), v);
-      e.pn[i] += v;
-      return;
-    }
-    default: {
-      uint64_t h = ac_mix64(rng() % 40);
-      n.store.cms_add(kCms, h, 1);
-      for (uint32_t r = 0; r < 4; ++r) ++e.cms_cells[ac_cms_cell(h, r, 63)];
-      return;
-    }
-  }
+  counter_update(n, e, rng, rng() % 3);
 }
 
 // The crashed node's last updates reach one survivor only: it runs until node `to` holds

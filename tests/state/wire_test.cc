@@ -80,6 +80,19 @@ void resign(Bytes& b, const Keyring& k) {
   std::copy(t.begin(), t.end(), b.end() - kTagSize);
 }
 
+// The encoded size is what base_size() and record_size() predict, and it decodes to m (signed
+// with key 1).
+void expect_round_trip(const Message& m, const Bytes& b, const Schema& s, const Keyring& k) {
+  size_t sizes = 0;
+  for (const auto& r : m.records) sizes += record_size(*s.find(r.object));
+  EXPECT_EQ(b.size(), base_size(m) + sizes);
+  auto d = decode(b, s, k);
+  ASSERT_TRUE(d.has_value()) << to_string(d.error());
+  Message want = m;
+  want.h.key_id = 1;
+  EXPECT_EQ(*d, want);
+}
+
 TEST(Wire, DeltaRoundTripAndByteLayout) {
   Schema s = schema();
   auto k = ring({1}, 1);
@@ -119,15 +132,7 @@ TEST(Wire, DeltaRoundTripAndByteLayout) {
   EXPECT_EQ((*b)[rec + 5], 8) << "record: value length";
   EXPECT_EQ(be(*b, rec + 6, 4), 3u) << "array index, big-endian";
   EXPECT_EQ(be(*b, rec + 10, 8), 1000u);
-  size_t sizes = 0;
-  for (const auto& r : m.records) sizes += record_size(*s.find(r.object));
-  EXPECT_EQ(b->size(), base_size(m) + sizes);
-
-  auto d = decode(*b, s, *k);
-  ASSERT_TRUE(d.has_value()) << to_string(d.error());
-  Message want = m;
-  want.h.key_id = 1;
-  EXPECT_EQ(*d, want);
+  expect_round_trip(m, *b, s, *k);
 }
 
 TEST(Wire, EveryTypeRoundTrips) {
@@ -198,14 +203,7 @@ TEST(Wire, GoneSectionAndWireVersions) {
   EXPECT_EQ(be(*b, g + 12, 8), 41u) << "relay version";
   EXPECT_EQ(be(*b, g + 32, 8), kGoneFolded);
   EXPECT_EQ((*b)[g + 2 * kGoneBytes], 1) << "the records follow: first record's object";
-  size_t sizes = 0;
-  for (const auto& r : m.records) sizes += record_size(*s.find(r.object));
-  EXPECT_EQ(b->size(), base_size(m) + sizes);
-  auto d = decode(*b, s, *k);
-  ASSERT_TRUE(d.has_value()) << to_string(d.error());
-  Message want = m;
-  want.h.key_id = 1;
-  EXPECT_EQ(*d, want);
+  expect_round_trip(m, *b, s, *k);
 
   // an entry naming no instance is malformed
   Bytes zero = *b;
