@@ -119,6 +119,17 @@ void Replicator::extract() {
 
 // ---- origins and slots -------------------------------------------------------------------------
 
+std::optional<uint8_t> Replicator::reserved_slot(const Origin& o) {
+  if (auto it = slot_.find(o); it != slot_.end()) return it->second;
+  for (uint8_t s = 1; s < AC_CRDT_SLOTS; ++s)
+    if (!origin_of_[s]) {
+      origin_of_[s] = o;
+      slot_[o] = s;
+      return s;
+    }
+  return std::nullopt;
+}
+
 std::optional<uint8_t> Replicator::slot_of(const Origin& o, bool allocate) {
   if (o == self()) return 0;
   if (auto it = slot_.find(o); it != slot_.end()) return it->second;
@@ -652,11 +663,19 @@ size_t Replicator::apply_records(const Message& m) {
     } else {
       const Origin& o = m.origins[r.origin];
       if (o == self()) ++stats_.records_own_origin;
+      std::optional<uint8_t> s;
       if (folded_.count(o)) {
-        ++stats_.records_folded_origin;
-        continue;
+        // A folded origin's live set adds in a snapshot: held in a reserved slot until removes
+        // make them dead (try_folds); anything else of it is late and dropped.
+        const ObjectSpec* spec = store_.schema().find(r.object);
+        if (!snapshot || !spec || spec->kind != Kind::AwSet) {
+          ++stats_.records_folded_origin;
+          continue;
+        }
+        s = reserved_slot(o);
+      } else {
+        s = slot_of(o, true);
       }
-      auto s = slot_of(o, true);
       if (!s) {
         ++stats_.records_no_slot;
         continue;
@@ -728,8 +747,10 @@ void Replicator::on_snap_req(Peer& p, const Message& m) {
   index_of.fill(-1);
   index_of[0] = 0;
   s.origins.push_back(self());
+  // every held slot, those of folded origins too: what remains of them are set elements with
+  // live adds (their counters were folded into the retired totals), which the joiner must hold
   for (uint8_t i = 1; i < AC_CRDT_SLOTS; ++i)
-    if (origin_of_[i] && !folded_.count(*origin_of_[i])) {
+    if (origin_of_[i]) {
       index_of[i] = static_cast<int>(s.origins.size());
       s.origins.push_back(*origin_of_[i]);
     }
@@ -746,7 +767,7 @@ void Replicator::on_snap_req(Peer& p, const Message& m) {
       uint8_t origin;
       if (slot == kRetiredSlot) origin = kRetiredOrigin;
       else if (slot < AC_CRDT_SLOTS && index_of[slot] >= 0) origin = static_cast<uint8_t>(index_of[slot]);
-      else return;  // a folded origin's leftovers (set elements): not part of the state
+      else return;
       if (size + record_size(*spec) > cfg_.max_message && !chunk.empty()) {
         s.chunks.push_back(std::move(chunk));
         chunk.clear();

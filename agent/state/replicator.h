@@ -211,6 +211,7 @@ class Replicator {
   void extract();
   // origins and slots
   std::optional<uint8_t> slot_of(const Origin& o, bool allocate);
+  std::optional<uint8_t> reserved_slot(const Origin& o);  // a folded origin's live set adds
   void origin_gone(const Origin& o);
   void try_folds();
   void try_gone_folds();

@@ -26,9 +26,9 @@ is real UDP datagrams from sockets in the host namespaces, from extra source add
 5. leave: ids3 is deleted with the CLI while a source sends to new ports; it drains (its
    replica leaves D's status without a drain timeout) and what it counted stays in the others'
    merged estimate of that source;
-6. crash: ids1's process is killed with SIGKILL; the agent restarts it as a new incarnation; the
-   old incarnation is declared gone, relayed and folded on both ids1 and ids2 (no slot holds it,
-   nothing announced any more), and every merged estimate equals what it was before the kill.
+6. crash: ids1's process is killed with SIGKILL; its agent drains the old incarnation from the
+   maps it holds and restarts the NF as a new incarnation, which joins from a snapshot; ids2 folds
+   the old one, and every merged estimate (flags included) equals what it was before the kill.
 The delays measured are printed (pytest -s) and documented in docs/state.md 6.
 """
 import json
@@ -401,13 +401,15 @@ def test_left_instance_contributions_remain(left):
 
 @pytest.fixture(scope="module")
 def crashed(left, cli, lab):
-    """ids1's process is killed with SIGKILL (no leave, no drain): the agent restarts it as a new
-    incarnation, which joins from ids2's snapshot; ids2 declares the old incarnation gone, both
-    relay and fold it. What the old incarnation counted is in the merged estimates once: equal
-    before the kill and after the fold, on both instances, and no slot holds the dead origin."""
+    """ids1's process is killed with SIGKILL: its agent still holds its maps, so it drains the old
+    incarnation from them (a leave, as for a deleted instance) and restarts the NF as a new
+    incarnation, which joins from ids2's snapshot; ids2 folds the old one (its slot stays reserved
+    while the IDS's flags hold live adds of it). What the old incarnation counted is in the merged
+    estimates once: equal before the kill and after, on both instances, flags included."""
     sources = [LOAD_SRC, SCAN_SRC, PART_SRC, SINK_ADDR, DRAIN_SRC]
     assert wait_until(lambda: same_counts(cli, ("ids1", "ids2"), sources) is not None, 20)
     before = same_counts(cli, ("ids1", "ids2"), sources)
+    folded_before = cli.replica("ids2")["counters"]["folded"]
     st = cli.state("ids1")
     old = (21, st["incarnation"])
     os.kill(int(st["pid"]), 9)
@@ -418,24 +420,33 @@ def crashed(left, cli, lab):
         return r is not None and r["incarnation"] != old[1] and r["state"] == "ready"
     back = wait_until(restarted, 30, 0.1)
 
-    def folded(n):
-        r = cli.replica(n)
-        if not r or r["counters"].get("folded_gone", 0) < 1 or r["gone"]:
-            return False
-        return all((o["id"], o["incarnation"]) != old for o in r["slots"].values())
-    done = wait_until(lambda: folded("ids1") and folded("ids2"), 60, 0.2)
+    def folded():
+        r = cli.replica("ids2")
+        return bool(r) and r["counters"]["folded"] > folded_before and not r["gone"]
+    done = wait_until(folded, 60, 0.2)
     t_fold = time.monotonic() - t0
-    print(f"\ncrash: ids1 back as a new incarnation and its old one folded on both {t_fold:.1f} s after SIGKILL")
+    print(f"\ncrash: ids1 back as a new incarnation and its old one folded {t_fold:.1f} s after SIGKILL")
+    after = wait_until(lambda: same_counts(cli, ("ids1", "ids2"), sources) is not None, 10)
     after = same_counts(cli, ("ids1", "ids2"), sources)
-    return SimpleNamespace(before=before, after=after, back=back, done=done, old=old,
+    keys = ("gone", "gone_adopted", "folded_gone", "folded", "gone_sender", "declared_gone_self", "relayed_cells",
+            "records_no_slot", "records_folded_origin")
+    diag = {}
+    for n in ("ids1", "ids2"):
+        r = cli.replica(n) or {}
+        merged, _, fl = ids_of(cli.state(n))
+        diag[n] = dict(incarnation=r.get("incarnation"), ready_how=r.get("ready_how"), gone=r.get("gone"),
+                       slots=r.get("slots"), peers=[(p["id"], p["incarnation"], p["member"], p["wire_version"])
+                                                     for p in r.get("peers", [])], counters={k: r.get("counters", {}).get(k) for k in keys},
+                       counts=(merged, tuple(fl.get(s, {}).get("ports_in_window") for s in sources)))
+    print(f"crash: old incarnation {old}, before {before}; " + json.dumps(diag))
+    return SimpleNamespace(before=before, after=after, back=back, done=done, old=old, diag=diag,
                            replicas={n: cli.replica(n) for n in ("ids1", "ids2")})
 
 
 def test_crashed_instance_is_folded(crashed):
-    assert crashed.back, crashed.replicas["ids1"]
-    assert crashed.done, {n: (r or {}).get("slots") for n, r in crashed.replicas.items()}
+    assert crashed.back, crashed.diag
+    assert crashed.done, crashed.diag
     r2 = crashed.replicas["ids2"]
-    assert r2["counters"]["gone"] >= 1 and r2["counters"]["relayed_cells"] > 0, r2["counters"]
     assert r2["rejected"]["version"] == 0, r2["rejected"]
     for p in r2["peers"]:
         if p["member"]:
@@ -447,4 +458,4 @@ def test_crashed_instance_counts_stay_counted_once(crashed):
     retired totals) nor doubled (the new incarnation starts from zero, the old one's records are
     refused after the fold)."""
     assert crashed.before is not None
-    assert crashed.after == crashed.before, (crashed.before, crashed.after)
+    assert crashed.after == crashed.before, (crashed.before, crashed.diag)

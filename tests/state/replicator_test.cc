@@ -460,6 +460,36 @@ TEST(Replicator, DrainOnLeaveThenFold) {
   EXPECT_EQ(c.at(1).store.gc_value(kGc, Key::index(2)), 65u);
 }
 
+// A leaver's set add is still live when it is folded (its slot stays reserved); a joiner's
+// snapshot carries that slot, so the joiner holds the element like the others (the IDS lab found
+// a restarted instance missing flags that only a drained incarnation's adds held).
+TEST(Replicator, AJoinerHoldsTheLiveSetAddsOfAFoldedLeaver) {
+  Cluster c(3, 16);
+  c.run(5);
+  c.at(3).store.set_add(kSet, key4(7));
+  c.at(3).store.gc_add(kGc, Key::index(1), 9);
+  c.settle();
+  c.at(3).rep->leave();
+  for (int ms = 0; ms < 2000 && !c.at(3).rep->drained(); ++ms) c.step();
+  ASSERT_TRUE(c.at(3).rep->drained());
+  Origin three = c.at(3).rep->self();
+  c.nodes.pop_back();
+  c.members();
+  c.run(1500);
+  ASSERT_TRUE(c.at(1).rep->folded().count(three));
+  Node& j = c.add(4);
+  c.members();
+  c.run(2);
+  ASSERT_TRUE(j.rep->join(1).has_value());
+  for (int ms = 0; ms < 3000 && j.rep->join_state() != JoinState::Done; ++ms) c.step();
+  ASSERT_EQ(j.rep->join_state(), JoinState::Done);
+  c.settle();
+  EXPECT_TRUE(j.store.set_contains(kSet, key4(7))) << "the folded leaver's live add";
+  EXPECT_EQ(j.store.gc_value(kGc, Key::index(1)), 9u) << "its counts, in the retired total";
+  EXPECT_TRUE(j.rep->folded().count(three));
+  c.expect_converged("after the join");
+}
+
 TEST(Replicator, DrainTimesOutWithAnUnreachableMember) {
   ReplicatorConfig cfg;
   cfg.drain_timeout_us = 2'000'000;
