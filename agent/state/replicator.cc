@@ -134,13 +134,7 @@ std::optional<uint8_t> Replicator::slot_of(const Origin& o, bool allocate) {
   if (o == self()) return 0;
   if (auto it = slot_.find(o); it != slot_.end()) return it->second;
   if (!allocate || folded_.count(o)) return std::nullopt;
-  for (uint8_t s = 1; s < AC_CRDT_SLOTS; ++s)
-    if (!origin_of_[s]) {
-      origin_of_[s] = o;
-      slot_[o] = s;
-      return s;
-    }
-  return std::nullopt;
+  return reserved_slot(o);
 }
 
 // An origin that will send no more (crashed, restarted, removed without a leave): from now on
