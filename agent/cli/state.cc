@@ -61,10 +61,19 @@ void print_replication(const json& r) {
                            num(r["ready_how"]), num(r["counters"]["version"]), num(r["accepted"]));
   print_counters("replication counters", r["counters"]);
   print_counters("refused messages", r["rejected"]);
-  Table t({"PEER", "ADDRESS", "STATE", "SRTT_US", "MIN_RTT_US", "ACKED", "SENT", "RETRANSMITS", "RECEIVED"});
+  if (r.contains("gone") && !r["gone"].empty()) {
+    std::string g;
+    for (const auto& o : r["gone"])
+      g += fmt::format("{}{}/{} ({})", g.empty() ? "" : ", ", num(o["id"]), num(o["incarnation"]),
+                       o.value("folded", false) ? "folded" : "relay version " + num(o["relay_version"]));
+    std::cout << "gone origins being folded (id/incarnation): " << g << "\n";
+  }
+  if (r["counters"].value("declared_gone_self", uint64_t{0}))
+    std::cout << "warning: another instance declared this incarnation gone and refuses its messages: restart it\n";
+  Table t({"PEER", "ADDRESS", "STATE", "WIRE", "SRTT_US", "MIN_RTT_US", "ACKED", "SENT", "RETRANSMITS", "RECEIVED"});
   for (const auto& p : r["peers"])
-    t.add({num(p["id"]), num(p["address"]), num(p["state"]), num(p["srtt_us"]), num(p["min_rtt_us"]),
-           num(p["acked"]), num(p["sent"]), num(p["retransmits"]), num(p["msgs_received"])});
+    t.add({num(p["id"]), num(p["address"]), num(p["state"]), num(p.value("wire_version", json(0))), num(p["srtt_us"]),
+           num(p["min_rtt_us"]), num(p["acked"]), num(p["sent"]), num(p["retransmits"]), num(p["msgs_received"])});
   t.print();
 }
 

@@ -276,6 +276,14 @@ void Replication::dispatch(state::ByteView d, const state::Endpoint& from) {
   ++dstats_.datagrams;
   auto dst = state::peek_destination(d);
   if (!dst) {
+    if (d.size() >= state::kHeaderSize && !state::wire_version_supported(d[0])) {
+      // Another release on the other end: said once per version, counted always.
+      ++dstats_.bad_version;
+      if (warned_versions_.insert(d[0]).second)
+        log::warn("state: refusing replication messages of wire version {} from {} (this agent speaks {} to {})", d[0],
+                  from.str(), state::kWireVersionMin, state::kWireVersion);
+      return;
+    }
     ++dstats_.malformed;
     return;
   }
@@ -392,6 +400,7 @@ json peer_json(const state::PeerStatus& p) {
           {"state", state::to_string(p.state)},
           {"joining", p.joining},
           {"draining", p.draining},
+          {"wire_version", p.wire_version},
           {"acked", p.acked},
           {"sent", p.sent},
           {"srtt_us", p.srtt_us},
@@ -429,7 +438,8 @@ json Replication::status() const {
           {"send_key", keys_->send_id()},
           {"keys", keys_->ids()},
           {"transports", links},
-          {"dispatch", {{"datagrams", dstats_.datagrams}, {"malformed", dstats_.malformed}, {"no_receiver", dstats_.no_receiver}}},
+          {"dispatch", {{"datagrams", dstats_.datagrams}, {"malformed", dstats_.malformed}, {"bad_version", dstats_.bad_version},
+                        {"no_receiver", dstats_.no_receiver}}},
           {"instances", inst}};
 }
 
@@ -448,6 +458,10 @@ std::optional<json> Replication::instance(const std::string& name) const {
   for (const auto& [slot, o] : r->rep->slots()) slots[std::to_string(slot)] = {{"id", o.id}, {"incarnation", o.incarnation}};
   json by_key = json::object();
   for (const auto& [k, n] : r->rep->gate().by_key()) by_key[std::to_string(k)] = n;
+  json gone = json::array();  // gone origins still announced (docs/state.md 3.12)
+  for (const auto& [o, v] : r->rep->gone())
+    gone.push_back({{"id", o.id}, {"incarnation", o.incarnation}, {"folded", v == state::kGoneFolded},
+                    {"relay_version", v == state::kGoneFolded ? json(nullptr) : json(v)}});
   json received = json::array();
   for (const auto& [o, v] : r->rep->received())
     received.push_back({{"id", o.id}, {"incarnation", o.incarnation}, {"version", v}});
@@ -481,7 +495,9 @@ std::optional<json> Replication::instance(const std::string& name) const {
                 {"not_member", s.not_member},     {"send_errors", s.send_errors},
                 {"snapshots_served", s.snapshots_served}, {"snapshot_chunks_sent", s.snapshot_chunks_sent},
                 {"folded", s.folded},             {"gone", s.gone},
-                {"relayed_cells", s.relayed_cells}, {"store_errors", s.store_errors}}},
+                {"relayed_cells", s.relayed_cells}, {"store_errors", s.store_errors},
+                {"folded_gone", s.folded_gone},   {"gone_adopted", s.gone_adopted},
+                {"gone_sender", s.gone_sender},   {"declared_gone_self", s.declared_gone_self}}},
               {"store",
                {{"scans", b.scans}, {"full_scans", b.full_scans}, {"logged", b.logged}, {"reported", b.reported},
                 {"batches", b.batches}, {"merged", b.merged}, {"merge_rejected", b.merge_rejected}}},
@@ -490,6 +506,7 @@ std::optional<json> Replication::instance(const std::string& name) const {
               {"rejected", rejected_json(r->rep->gate())},
               {"received", received},
               {"slots", slots},
+              {"gone", gone},
               {"peers", peers}};
 }
 

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -103,6 +104,7 @@ class Replication {
   struct DispatchStats {
     uint64_t datagrams = 0;
     uint64_t malformed = 0;              // too short to name a destination
+    uint64_t bad_version = 0;            // a wire version this agent does not speak (another release)
     uint64_t no_receiver = 0;            // no local replicator for (service, receiver)
   };
   const DispatchStats& dispatch_stats() const { return dstats_; }
@@ -131,6 +133,7 @@ class Replication {
   std::map<uint16_t, std::vector<state::Replicator::Member>> members_;
   bool members_known_ = false;           // set_members() was called: "no other member" means it
   DispatchStats dstats_;
+  std::set<uint8_t> warned_versions_;  // wire versions refused and logged once
 };
 
 }  // namespace anychain::daemon

@@ -29,7 +29,7 @@ void ReplayWindow::commit(uint64_t incarnation, uint64_t seq) {
 }
 
 std::optional<Destination> peek_destination(ByteView d) {
-  if (d.size() < kHeaderSize || d[0] != kWireVersion) return std::nullopt;
+  if (d.size() < kHeaderSize || !wire_version_supported(d[0])) return std::nullopt;
   Destination to;
   to.service = static_cast<uint16_t>((d[4] << 8) | d[5]);
   to.receiver = (uint32_t{d[24]} << 24) | (uint32_t{d[25]} << 16) | (uint32_t{d[26]} << 8) | d[27];

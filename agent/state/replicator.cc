@@ -88,12 +88,15 @@ void Replicator::set_members(const std::vector<Member>& members) {
       p.lagging_since_us = now;
       p.leave_sent_us = 0;
     }
+    p.removed_us = 0;
     p.addr = m.addr;
   }
   for (auto& [id, p] : peers_) {
     if (!p.member || ids.count(id)) continue;
     p.member = false;
-    if (!p.leave_seen && p.incarnation) origin_gone({id, p.incarnation});
+    // Gone unless it turns out to be leaving: the LSDB may withdraw a leaver before its first
+    // DRAINING message arrives, and a gone origin's messages are refused (tick()).
+    if (!p.leave_seen && !p.draining && p.incarnation) p.removed_us = now;
   }
 }
 
@@ -101,7 +104,7 @@ void Replicator::set_members(const std::vector<Member>& members) {
 
 void Replicator::stamp(const CellId& c) {
   auto it = version_of_.find(c);
-  if (it != version_of_.end()) index_.erase(it->second);
+  if (it != version_of_.end() && !pins_.count(it->second)) index_.erase(it->second);
   ++cur_;
   index_[cur_] = c;
   version_of_[c] = cur_;
@@ -116,10 +119,8 @@ void Replicator::extract() {
 
 // ---- origins and slots -------------------------------------------------------------------------
 
-std::optional<uint8_t> Replicator::slot_of(const Origin& o, bool allocate) {
-  if (o == self()) return 0;
+std::optional<uint8_t> Replicator::reserved_slot(const Origin& o) {
   if (auto it = slot_.find(o); it != slot_.end()) return it->second;
-  if (!allocate || folded_.count(o)) return std::nullopt;
   for (uint8_t s = 1; s < AC_CRDT_SLOTS; ++s)
     if (!origin_of_[s]) {
       origin_of_[s] = o;
@@ -129,10 +130,21 @@ std::optional<uint8_t> Replicator::slot_of(const Origin& o, bool allocate) {
   return std::nullopt;
 }
 
-// An origin that will send no more (crashed, restarted, removed without a leave): every member
-// relays what it holds of it, so they all converge on the most complete view.
+std::optional<uint8_t> Replicator::slot_of(const Origin& o, bool allocate) {
+  if (o == self()) return 0;
+  if (auto it = slot_.find(o); it != slot_.end()) return it->second;
+  if (!allocate || folded_.count(o)) return std::nullopt;
+  return reserved_slot(o);
+}
+
+// An origin that will send no more (crashed, restarted, removed without a leave): from now on
+// its own messages are refused (its inputs are frozen) and every member relays what it holds
+// of it, so they all converge on the most complete view; the relay stamps are pinned and their
+// highest version is announced in the gone section until the origin is folded (3.12).
 void Replicator::origin_gone(const Origin& o) {
-  if (folded_.count(o) || !gone_.insert(o).second) return;
+  if (o == self() || folded_.count(o) || gone_.count(o)) return;
+  GoneState& g = gone_[o];
+  dead_.insert(o);
   ++stats_.gone;
   auto s = slot_of(o, false);
   if (!s || *s == 0) return;
@@ -143,8 +155,115 @@ void Replicator::origin_gone(const Origin& o) {
     (void)store_.read(obj, k, 1u << *s, [&](uint8_t slot, const CellValue&) { has |= slot == *s; });
     if (has) cells.push_back({obj, k});
   });
-  for (const CellId& c : cells) stamp(c);
+  for (const CellId& c : cells) {
+    stamp(c);
+    g.pins.push_back(cur_);
+    ++pins_[cur_];
+  }
+  if (!cells.empty()) g.relay = cur_;
   stats_.relayed_cells += cells.size();
+}
+
+void Replicator::unpin(std::vector<uint64_t>& pins) {
+  for (uint64_t v : pins) {
+    auto p = pins_.find(v);
+    if (p == pins_.end() || --p->second) continue;
+    pins_.erase(p);
+    auto it = index_.find(v);
+    if (it == index_.end()) continue;
+    auto cur = version_of_.find(it->second);
+    if (cur == version_of_.end() || cur->second != v) index_.erase(it);  // superseded meanwhile
+  }
+  pins.clear();
+}
+
+// Fold an origin's slot into the retired totals and remember it as folded. False if set
+// elements still hold live adds of it: the slot stays reserved and is retried (try_folds).
+bool Replicator::fold_slot(const Origin& o) {
+  folded_.insert(o);
+  recv_.erase(o);
+  ++stats_.folded;
+  auto s = slot_of(o, false);
+  if (!s || !*s) return true;
+  auto empty = store_.fold(*s);
+  if (!empty) ++stats_.store_errors;
+  relayed_ &= ~(1u << *s);
+  if (empty && *empty) {
+    origin_of_[*s].reset();
+    slot_.erase(o);
+    return true;
+  }
+  return false;
+}
+
+// A member's gone section: its relay version of each origin it declared gone. An origin we did
+// not know to be gone is adopted (declared gone here too: a member saw it crash or restart, or
+// we never heard of it), so that every member takes part in its fold.
+void Replicator::on_gone(Peer& p, const Message& m) {
+  const std::vector<GoneEntry>& gone = m.gone;
+  for (const GoneEntry& g : gone) {
+    if (g.origin == self()) {
+      ++stats_.declared_gone_self;
+      continue;
+    }
+    auto [it, fresh] = p.their_gone.try_emplace(g.origin, TheirGone{g.relay, m.h.seq});
+    if (!fresh) {
+      it->second.relay = std::max(it->second.relay, g.relay);
+      it->second.since_seq = std::min(it->second.since_seq, m.h.seq);
+    }
+    if (!folded_.count(g.origin) && !gone_.count(g.origin)) {
+      origin_gone(g.origin);
+      ++stats_.gone_adopted;
+    }
+  }
+  // A member stops announcing an origin only once it folded it (and saw every member fold it):
+  // a message sent after one that announced it (sequence numbers grow) and without it means
+  // folded there, even if the announcement of the fold was lost.
+  for (auto& [o, r] : p.their_gone)
+    if (r.relay != kGoneFolded && m.h.seq > r.since_seq &&
+        std::none_of(gone.begin(), gone.end(), [&o = o](const GoneEntry& g) { return g.origin == o; }))
+      r.relay = kGoneFolded;
+}
+
+// A gone origin is folded once, for every member N, we hold N's view of it (our contiguous
+// version of N reaches N's relay version, or N folded it already) and N holds ours (N's ack of
+// us reaches our relay version). Every member then holds the maximum of all members' views,
+// which are the same values everywhere, and nobody needs our copy any more (3.12).
+void Replicator::try_gone_folds() {
+  for (auto it = gone_.begin(); it != gone_.end();) {
+    const Origin o = it->first;
+    GoneState& g = it->second;
+    bool ready = true, all_folded = true;
+    for (auto& [qid, q] : peers_) {
+      if (!q.member) continue;
+      // A member not heard from yet, or heard only in the gone incarnation (it restarted and
+      // its new incarnation has not reached us, or our LSDB still lists it): wait for it.
+      auto r = q.incarnation && Origin{qid, q.incarnation} != o ? q.their_gone.find(o) : q.their_gone.end();
+      if (r == q.their_gone.end()) {
+        ready = all_folded = false;
+        break;
+      }
+      if (r->second.relay != kGoneFolded) {
+        all_folded = false;
+        auto rc = recv_.find(Origin{qid, q.incarnation});
+        if ((rc == recv_.end() ? 0 : rc->second.contig) < r->second.relay) ready = false;
+      }
+      auto a = q.their_acks.find(self());
+      if (g.relay && (a == q.their_acks.end() || a->second < g.relay)) ready = false;
+    }
+    if (!g.folded && ready) {
+      g.folded = true;
+      unpin(g.pins);
+      fold_slot(o);
+      ++stats_.folded_gone;
+    }
+    if (g.folded && all_folded) {  // every member folded it: no need to announce it any more
+      for (auto& [qid, q] : peers_) q.their_gone.erase(o);
+      it = gone_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 // A member that left gracefully is folded once every member's ack vector shows its final
@@ -167,20 +286,13 @@ void Replicator::try_folds() {
       }
     }
     if (!stable) continue;
-    folded_.insert(l);
-    gone_.erase(l);
-    recv_.erase(l);
-    ++stats_.folded;
-    if (auto s = slot_of(l, false); s && *s) {
-      auto empty = store_.fold(*s);
-      if (!empty) ++stats_.store_errors;
-      relayed_ &= ~(1u << *s);
-      if (empty && *empty) {
-        origin_of_[*s].reset();
-        slot_.erase(l);
-      }
+    if (auto g = gone_.find(l); g != gone_.end()) {  // it left after all: its final values are known
+      unpin(g->second.pins);
+      gone_.erase(g);
     }
+    fold_slot(l);
   }
+  try_gone_folds();
   // slots whose fold left live set elements: tried again now and then
   static_assert(AC_CRDT_SLOTS <= 32);
   for (uint8_t s = 1; s < AC_CRDT_SLOTS; ++s) {
@@ -207,6 +319,7 @@ std::vector<AckEntry> Replicator::ack_vector() const {
 
 Message Replicator::header_for(Peer& p, MsgType t) {
   Message m;
+  m.h.version = p.wire_version ? p.wire_version : kWireVersion;  // an older peer gets what it speaks
   m.h.type = t;
   m.h.flags = static_cast<uint8_t>((join_ == JoinState::Requested || join_ == JoinState::Receiving ? kFlagJoining : 0) |
                                    (leaving_ ? kFlagDraining : 0));
@@ -258,10 +371,18 @@ void Replicator::answer_leave(uint32_t id, Peer& p) {
   }
 }
 
+std::vector<GoneEntry> Replicator::gone_section(const Peer& p) const {
+  std::vector<GoneEntry> v;
+  if (p.wire_version && p.wire_version < 2) return v;
+  for (const auto& [o, g] : gone_) v.push_back({o, g.folded ? kGoneFolded : g.relay});
+  return v;
+}
+
 void Replicator::send_keepalive(Peer& p) {
   Message m = header_for(p, MsgType::Delta);
   m.from = m.to = p.sent;
   m.acks = ack_vector();
+  m.gone = gone_section(p);
   send(p, m, 0);
 }
 
@@ -270,6 +391,7 @@ void Replicator::send_range(Peer& p, size_t max_msgs) {
   if (p.sent >= cur_) return;
   const Schema& schema = store_.schema();
   std::vector<AckEntry> acks = ack_vector();
+  std::vector<GoneEntry> gone = gone_section(p);
   std::vector<uint64_t> vanished;
   size_t msgs = 0;
 
@@ -280,6 +402,7 @@ void Replicator::send_range(Peer& p, size_t max_msgs) {
     m = header_for(p, MsgType::Delta);
     m.from = from;
     m.acks = acks;
+    m.gone = gone;
     index_of.fill(-1);
     size = base_size(m);
     cells = 0;
@@ -343,7 +466,7 @@ void Replicator::send_range(Peer& p, size_t max_msgs) {
   for (uint64_t v : vanished) {
     auto it = index_.find(v);
     if (it == index_.end()) continue;
-    version_of_.erase(it->second);
+    if (auto vo = version_of_.find(it->second); vo != version_of_.end() && vo->second == v) version_of_.erase(vo);
     index_.erase(it);
   }
 }
@@ -382,6 +505,11 @@ void Replicator::tick() {
   extract();
   for (auto& [id, p] : peers_) {
     if (!p.member) {
+      if (p.removed_us && (p.draining || p.leave_seen)) p.removed_us = 0;  // a leaver after all
+      if (p.removed_us && now - p.removed_us >= cfg_.gone_grace_us) {
+        p.removed_us = 0;
+        origin_gone({id, p.incarnation});
+      }
       // A leaver is announced down as it leaves, so the LSDB may take it out of the members
       // before it drained: it still gets our acknowledgements and the answer to its LEAVE.
       if (p.draining && p.incarnation) {
@@ -434,6 +562,10 @@ void Replicator::on_datagram(ByteView d, const Endpoint& from) {
   auto m = gate_.admit(d, store_.schema(), *keys_, clock_.wall_us());
   if (!m) return;
   uint64_t now = clock_.mono_us();
+  if (dead_.count(m->h.sender)) {  // its inputs are frozen: only relays of it count now (3.12)
+    ++stats_.gone_sender;
+    return;
+  }
   Peer& p = peers_[m->h.sender.id];
   if (!p.id) {  // not a member (yet): a joiner, or the LSDB is behind
     p.id = m->h.sender.id;
@@ -450,12 +582,14 @@ void Replicator::on_datagram(ByteView d, const Endpoint& from) {
     p.in_flight.clear();
     p.in_flight_bytes = 0;
     p.their_acks.clear();
+    p.their_gone.clear();
     p.leave_seen = false;
     p.leave_final = p.leave_ack_sent = p.leave_acked = 0;
     p.echo_tx_us = 0;
     p.last_progress_us = now;
   }
   ++p.msgs_received;
+  p.wire_version = m->h.version;
   p.last_rx_us = now;
   p.joining = m->h.flags & kFlagJoining;
   p.draining = m->h.flags & kFlagDraining;
@@ -523,11 +657,19 @@ size_t Replicator::apply_records(const Message& m) {
     } else {
       const Origin& o = m.origins[r.origin];
       if (o == self()) ++stats_.records_own_origin;
+      std::optional<uint8_t> s;
       if (folded_.count(o)) {
-        ++stats_.records_folded_origin;
-        continue;
+        // A folded origin's live set adds in a snapshot: held in a reserved slot until removes
+        // make them dead (try_folds); anything else of it is late and dropped.
+        const ObjectSpec* spec = store_.schema().find(r.object);
+        if (!snapshot || !spec || spec->kind != Kind::AwSet) {
+          ++stats_.records_folded_origin;
+          continue;
+        }
+        s = reserved_slot(o);
+      } else {
+        s = slot_of(o, true);
       }
-      auto s = slot_of(o, true);
       if (!s) {
         ++stats_.records_no_slot;
         continue;
@@ -545,6 +687,7 @@ size_t Replicator::apply_records(const Message& m) {
 void Replicator::on_delta(Peer& p, const Message& m) {
   uint64_t now = clock_.mono_us();
   on_ack(p, m.acks, now);
+  if (m.h.version >= 2) on_gone(p, m);
   apply_records(m);
   if (m.to > m.from) {
     recv_[m.h.sender].add(m.from, m.to);
@@ -598,8 +741,10 @@ void Replicator::on_snap_req(Peer& p, const Message& m) {
   index_of.fill(-1);
   index_of[0] = 0;
   s.origins.push_back(self());
+  // every held slot, those of folded origins too: what remains of them are set elements with
+  // live adds (their counters were folded into the retired totals), which the joiner must hold
   for (uint8_t i = 1; i < AC_CRDT_SLOTS; ++i)
-    if (origin_of_[i] && !folded_.count(*origin_of_[i])) {
+    if (origin_of_[i]) {
       index_of[i] = static_cast<int>(s.origins.size());
       s.origins.push_back(*origin_of_[i]);
     }
@@ -616,7 +761,7 @@ void Replicator::on_snap_req(Peer& p, const Message& m) {
       uint8_t origin;
       if (slot == kRetiredSlot) origin = kRetiredOrigin;
       else if (slot < AC_CRDT_SLOTS && index_of[slot] >= 0) origin = static_cast<uint8_t>(index_of[slot]);
-      else return;  // a folded origin's leftovers (set elements): not part of the state
+      else return;
       if (size + record_size(*spec) > cfg_.max_message && !chunk.empty()) {
         s.chunks.push_back(std::move(chunk));
         chunk.clear();
@@ -807,6 +952,7 @@ std::vector<PeerStatus> Replicator::peers() const {
     s.retransmits = p.retransmits;
     s.coalesced = p.coalesced;
     s.msgs_received = p.msgs_received;
+    s.wire_version = p.wire_version;
     v.push_back(s);
   }
   return v;
@@ -815,6 +961,12 @@ std::vector<PeerStatus> Replicator::peers() const {
 std::map<Origin, uint64_t> Replicator::received() const {
   std::map<Origin, uint64_t> v;
   for (const auto& [o, r] : recv_) v[o] = r.contig;
+  return v;
+}
+
+std::map<Origin, uint64_t> Replicator::gone() const {
+  std::map<Origin, uint64_t> v;
+  for (const auto& [o, g] : gone_) v[o] = g.folded ? kGoneFolded : g.relay;
   return v;
 }
 

@@ -41,6 +41,7 @@ struct ReplicatorConfig {
   size_t snapshot_burst = 64;           // snapshot chunks sent per tick
   uint64_t snapshot_linger_us = 30'000'000;  // a served snapshot is kept for re-requests
   uint64_t drain_timeout_us = 10'000'000;
+  uint64_t gone_grace_us = 2'000'000;   // removed from the members without a leave: gone after this
   size_t max_messages_per_tick = 256;   // per peer
   bool coalesce = true;                 // false: a lagging peer is sent like any other
 };
@@ -61,6 +62,7 @@ struct PeerStatus {
   uint64_t msgs_sent = 0, bytes_sent = 0, records_sent = 0, retransmits = 0;
   uint64_t coalesced = 0;               // versions superseded before they were sent
   uint64_t msgs_received = 0;
+  uint8_t wire_version = 0;             // of its last message (0: none yet); 1 cannot fold crashes
 };
 
 struct ReplicatorStats {
@@ -74,6 +76,10 @@ struct ReplicatorStats {
   uint64_t send_errors = 0;
   uint64_t snapshots_served = 0, snapshot_chunks_sent = 0;
   uint64_t folded = 0, gone = 0, relayed_cells = 0;
+  uint64_t folded_gone = 0;             // of `folded`: gone (crashed) origins folded (3.12)
+  uint64_t gone_adopted = 0;            // of `gone`: learnt from another member's gone section
+  uint64_t gone_sender = 0;             // messages sent by an origin declared gone: dropped
+  uint64_t declared_gone_self = 0;      // another member names this incarnation gone: restart it
   uint64_t store_errors = 0;
 };
 
@@ -119,6 +125,8 @@ class Replicator {
   // The origin held in each local slot (1..15), for status and tests.
   std::map<uint8_t, Origin> slots() const;
   const std::set<Origin>& folded() const { return folded_; }
+  // Gone origins still announced: relay version, or kGoneFolded once folded here (3.12).
+  std::map<Origin, uint64_t> gone() const;
 
  private:
   struct CellId {
@@ -139,6 +147,10 @@ class Replicator {
     uint64_t to;
     size_t bytes;
   };
+  struct TheirGone {
+    uint64_t relay = 0;                // its relay version, kGoneFolded once it folded (max)
+    uint64_t since_seq = 0;            // the first of its messages that announced it
+  };
   struct Peer {
     uint32_t id = 0;
     Endpoint addr;
@@ -157,10 +169,13 @@ class Replicator {
     uint64_t ack_owed_since_us = 0;
     bool joining = false, draining = false;
     std::map<Origin, uint64_t> their_acks;
+    std::map<Origin, TheirGone> their_gone;  // its gone section
+    uint8_t wire_version = 0;               // of its last message
     PeerState state = PeerState::Active;
     uint64_t lagging_since_us = 0;
     uint64_t next_flush_us = 0;
     // its leave
+    uint64_t removed_us = 0;           // taken out of the members (not leaving): gone after the grace
     bool leave_seen = false;
     uint64_t leave_final = 0;
     uint64_t leave_ack_sent = 0;       // the final version we acknowledged to it
@@ -196,8 +211,13 @@ class Replicator {
   void extract();
   // origins and slots
   std::optional<uint8_t> slot_of(const Origin& o, bool allocate);
+  std::optional<uint8_t> reserved_slot(const Origin& o);  // a folded origin's live set adds
   void origin_gone(const Origin& o);
   void try_folds();
+  void try_gone_folds();
+  bool fold_slot(const Origin& o);
+  void unpin(std::vector<uint64_t>& pins);
+  void on_gone(Peer& p, const Message& m);
   // sending
   Message header_for(Peer& p, MsgType t);
   bool send(Peer& p, Message& m, size_t records);
@@ -205,6 +225,7 @@ class Replicator {
   void send_keepalive(Peer& p);
   void answer_leave(uint32_t id, Peer& p);
   std::vector<AckEntry> ack_vector() const;
+  std::vector<GoneEntry> gone_section(const Peer& p) const;
   void update_state(Peer& p, uint64_t now);
   // receiving
   Peer* peer_for(const Message& m);
@@ -236,7 +257,17 @@ class Replicator {
   std::map<Origin, uint8_t> slot_;                        // remote origin -> local slot
   std::array<std::optional<Origin>, AC_CRDT_SLOTS> origin_of_{};
   std::set<Origin> folded_;
-  std::set<Origin> gone_;
+  // A gone origin (3.12): the versions of its relay stamps stay in index_ (pinned) until it is
+  // folded, so a member that acknowledged our relay version holds every relayed cell even if
+  // the cell was stamped again since.
+  struct GoneState {
+    uint64_t relay = 0;                 // our relay version (0: we held none of it)
+    std::vector<uint64_t> pins;
+    bool folded = false;                // folded here; still announced until every member folded it
+  };
+  std::map<Origin, GoneState> gone_;
+  std::map<uint64_t, uint32_t> pins_;   // version -> gone origins pinning it
+  std::set<Origin> dead_;               // every origin ever declared gone: its messages are refused
   std::map<Origin, RecvState> recv_;
 
   std::map<uint32_t, Peer> peers_;

@@ -144,7 +144,8 @@ size_t base_size(const Message& m) {
   switch (m.h.type) {
     case MsgType::Delta:
     case MsgType::Snap:
-      n += kRangeBytes + kSectionsHeader + m.acks.size() * kAckBytes + m.origins.size() * kOriginBytes;
+      n += kRangeBytes + kSectionsHeader + m.acks.size() * kAckBytes + m.origins.size() * kOriginBytes +
+           m.gone.size() * kGoneBytes;
       break;
     case MsgType::SnapReq: n += 10 + m.bitmap.size(); break;
     case MsgType::Leave:
@@ -157,7 +158,9 @@ Result<Bytes> encode(const Message& m, const Schema& schema, const Keyring& keys
   Bytes b;
   b.reserve(base_size(m) + m.records.size() * 32);
   Out o{b};
-  o.put<uint8_t>(kWireVersion);
+  if (!wire_version_supported(m.h.version)) return fail("state message: wire version " + std::to_string(m.h.version) + " not supported");
+  if (m.h.version < 2 && !m.gone.empty()) return fail("state message: wire version 1 has no gone section");
+  o.put<uint8_t>(m.h.version);
   o.put<uint8_t>(static_cast<uint8_t>(m.h.type));
   o.put<uint8_t>(keys.send_id());
   o.put<uint8_t>(m.h.flags);
@@ -196,12 +199,12 @@ Result<Bytes> encode(const Message& m, const Schema& schema, const Keyring& keys
     case MsgType::LeaveAck: o.put<uint64_t>(m.final_version); break;
   }
   if (has_sections(m.h.type)) {
-    if (m.acks.size() > 0xffff || m.origins.size() > 0xfe || m.records.size() > 0xffff)
-      return fail("state message: too many acks, origins or records");
+    if (m.acks.size() > 0xffff || m.origins.size() > 0xfe || m.records.size() > 0xffff || m.gone.size() > 0xffff)
+      return fail("state message: too many acks, origins, records or gone origins");
     o.put<uint16_t>(static_cast<uint16_t>(m.acks.size()));
     o.put<uint16_t>(static_cast<uint16_t>(m.origins.size()));
     o.put<uint16_t>(static_cast<uint16_t>(m.records.size()));
-    o.put<uint16_t>(0);
+    o.put<uint16_t>(static_cast<uint16_t>(m.gone.size()));  // reserved (0) in version 1
     for (const AckEntry& a : m.acks) {
       o.put<uint32_t>(a.origin.id);
       o.put<uint64_t>(a.origin.incarnation);
@@ -210,6 +213,11 @@ Result<Bytes> encode(const Message& m, const Schema& schema, const Keyring& keys
     for (const Origin& g : m.origins) {
       o.put<uint32_t>(g.id);
       o.put<uint64_t>(g.incarnation);
+    }
+    for (const GoneEntry& g : m.gone) {
+      o.put<uint32_t>(g.origin.id);
+      o.put<uint64_t>(g.origin.incarnation);
+      o.put<uint64_t>(g.relay);
     }
     for (const WireRecord& r : m.records) {
       const ObjectSpec* s = schema.find(r.object);
@@ -239,7 +247,7 @@ namespace {
 Decoded<Message> parse(ByteView d, const Schema& schema) {
   Message m;
   In in{d.first(d.size() - kTagBytes)};
-  in.get<uint8_t>();  // version, checked by the caller
+  m.h.version = in.get<uint8_t>();  // checked by the caller
   uint8_t type = in.get<uint8_t>();
   m.h.key_id = in.get<uint8_t>();
   m.h.flags = in.get<uint8_t>();
@@ -290,9 +298,11 @@ Decoded<Message> parse(ByteView d, const Schema& schema) {
   }
   if (has_sections(m.h.type)) {
     uint16_t acks = in.get<uint16_t>(), origins = in.get<uint16_t>(), records = in.get<uint16_t>();
-    if (in.get<uint16_t>() != 0 || origins > 0xfe) return unexpected(Reject::Malformed);
+    uint16_t gone = in.get<uint16_t>();
+    if ((m.h.version < 2 && gone != 0) || origins > 0xfe) return unexpected(Reject::Malformed);
     // every count must fit the bytes left before anything is allocated
-    if (in.bad || size_t{acks} * kAckBytes + size_t{origins} * kOriginBytes + size_t{records} * 6 > in.left())
+    if (in.bad || size_t{acks} * kAckBytes + size_t{origins} * kOriginBytes + size_t{gone} * kGoneBytes +
+                          size_t{records} * 6 > in.left())
       return unexpected(Reject::Malformed);
     m.acks.resize(acks);
     for (AckEntry& a : m.acks) {
@@ -306,6 +316,13 @@ Decoded<Message> parse(ByteView d, const Schema& schema) {
       g.id = in.get<uint32_t>();
       g.incarnation = in.get<uint64_t>();
       if (g.id == 0 || g.incarnation == 0) return unexpected(Reject::Malformed);
+    }
+    m.gone.resize(gone);
+    for (GoneEntry& g : m.gone) {
+      g.origin.id = in.get<uint32_t>();
+      g.origin.incarnation = in.get<uint64_t>();
+      g.relay = in.get<uint64_t>();
+      if (g.origin.id == 0 || g.origin.incarnation == 0) return unexpected(Reject::Malformed);
     }
     m.records.reserve(records);
     for (uint16_t i = 0; i < records; ++i) {
@@ -333,7 +350,7 @@ Decoded<Message> parse(ByteView d, const Schema& schema) {
 // The fixed header's own checks: what is known before the tag is.
 std::optional<Reject> check_frame(ByteView d) {
   if (d.size() < kHeaderSize + kTagBytes || d.size() > kMaxMessage) return Reject::Truncated;
-  if (d[0] != kWireVersion) return Reject::Version;
+  if (!wire_version_supported(d[0])) return Reject::Version;
   size_t body = (size_t{d[6]} << 8) | d[7];
   if (kHeaderSize + body + kTagBytes != d.size()) return Reject::Truncated;
   return std::nullopt;

@@ -18,7 +18,11 @@ namespace anychain::state {
 using Bytes = std::vector<uint8_t>;
 using ByteView = std::span<const uint8_t>;
 
-inline constexpr uint8_t kWireVersion = 1;
+// Version 2 added the gone section (docs/state.md 3.12); version 1 (no gone section) is still
+// decoded and sent to a peer that speaks only 1, so a service upgrades one instance at a time.
+inline constexpr uint8_t kWireVersion = 2;
+inline constexpr uint8_t kWireVersionMin = 1;
+inline bool wire_version_supported(uint8_t v) { return v >= kWireVersionMin && v <= kWireVersion; }
 inline constexpr size_t kHeaderSize = 80;
 inline constexpr size_t kMaxMessage = 9000;   // largest datagram decode() accepts (jumbo frames)
 inline constexpr size_t kDefaultMessage = 1400;
@@ -43,6 +47,16 @@ struct AckEntry {
   bool operator==(const AckEntry&) const = default;
 };
 
+// A gone origin as one member sees it (docs/state.md 3.12): its relay version (the member's
+// version once it had re-stamped every cell holding the origin's slot; 0: it held none), or
+// kGoneFolded once it folded the origin.
+inline constexpr uint64_t kGoneFolded = ~uint64_t{0};
+struct GoneEntry {
+  Origin origin;
+  uint64_t relay = 0;
+  bool operator==(const GoneEntry&) const = default;
+};
+
 struct WireRecord {
   uint8_t object = 0;
   uint8_t origin = 0;   // index into the message's origins, or kRetiredOrigin
@@ -53,6 +67,7 @@ struct WireRecord {
 };
 
 struct Header {
+  uint8_t version = kWireVersion;  // 1: no gone section
   MsgType type = MsgType::Delta;
   uint8_t key_id = 0;        // filled by encode() from the keyring
   uint8_t flags = 0;
@@ -80,6 +95,7 @@ struct Message {
   std::vector<AckEntry> acks;
   std::vector<Origin> origins;
   std::vector<WireRecord> records;
+  std::vector<GoneEntry> gone;  // version 2 only
   // SnapReq: chunks first_missing + i for every bit i set in bitmap (LSB first)
   uint32_t first_missing = 0;
   Bytes bitmap;
@@ -95,7 +111,8 @@ inline constexpr size_t kSectionsHeader = 8;
 inline constexpr size_t kRangeBytes = 16;     // Delta from/to, Snap id/chunk/chunks/reserved
 inline constexpr size_t kAckBytes = 20;
 inline constexpr size_t kOriginBytes = 12;
-size_t base_size(const Message& m);            // header + fixed body + acks + origins + tag
+inline constexpr size_t kGoneBytes = 20;
+size_t base_size(const Message& m);            // header + fixed body + acks + origins + gone + tag
 
 // Encode and sign with the keyring's send key. Fails on a record whose object is not in the
 // schema or whose key does not fit it, and on a message over kMaxMessage.
@@ -104,7 +121,7 @@ Result<Bytes> encode(const Message& m, const Schema& schema, const Keyring& keys
 // Why a datagram was refused (each has a counter).
 enum class Reject : uint8_t {
   Truncated,        // shorter than header + tag, or the body length disagrees with the size
-  Version,
+  Version,          // a wire version this agent does not speak (another release)
   UnknownKey,       // key id not in the keyring
   BadTag,           // forged or corrupted
   Malformed,        // structure: type, counts, lengths, indexes, ranges, reserved bits

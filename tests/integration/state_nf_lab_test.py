@@ -25,7 +25,10 @@ is real UDP datagrams from sockets in the host namespaces, from extra source add
    counted, and change none of its values;
 5. leave: ids3 is deleted with the CLI while a source sends to new ports; it drains (its
    replica leaves D's status without a drain timeout) and what it counted stays in the others'
-   merged estimate of that source.
+   merged estimate of that source;
+6. crash: ids1's process is killed with SIGKILL; its agent drains the old incarnation from the
+   maps it holds and restarts the NF as a new incarnation, which joins from a snapshot; ids2 folds
+   the old one, and every merged estimate (flags included) equals what it was before the kill.
 The delays measured are printed (pytest -s) and documented in docs/state.md 6.
 """
 import json
@@ -392,3 +395,67 @@ def test_left_instance_contributions_remain(left):
     est = ids_of(left.after["ids1"])[2][DRAIN_SRC]["ports_in_window"]
     assert est >= own + left.share3, (est, own, left.share3)
     assert est <= len(left.sent) + 3, (est, len(left.sent))
+
+
+# 6. a crashed instance is folded (docs/state.md 3.12)
+
+@pytest.fixture(scope="module")
+def crashed(left, cli, lab):
+    """ids1's process is killed with SIGKILL: its agent still holds its maps, so it drains the old
+    incarnation from them (a leave, as for a deleted instance) and restarts the NF as a new
+    incarnation, which joins from ids2's snapshot; ids2 folds the old one (its slot stays reserved
+    while the IDS's flags hold live adds of it). What the old incarnation counted is in the merged
+    estimates once: equal before the kill and after, on both instances, flags included."""
+    sources = [LOAD_SRC, SCAN_SRC, PART_SRC, SINK_ADDR, DRAIN_SRC]
+    assert wait_until(lambda: same_counts(cli, ("ids1", "ids2"), sources) is not None, 20)
+    before = same_counts(cli, ("ids1", "ids2"), sources)
+    folded_before = cli.replica("ids2")["counters"]["folded"]
+    st = cli.state("ids1")
+    old = (21, st["incarnation"])
+    os.kill(int(st["pid"]), 9)
+    t0 = time.monotonic()
+
+    def restarted():
+        r = cli.replica("ids1")
+        return r is not None and r["incarnation"] != old[1] and r["state"] == "ready"
+    back = wait_until(restarted, 30, 0.1)
+
+    def folded():
+        r = cli.replica("ids2")
+        return bool(r) and r["counters"]["folded"] > folded_before and not r["gone"]
+    done = wait_until(folded, 60, 0.2)
+    t_fold = time.monotonic() - t0
+    print(f"\ncrash: ids1 back as a new incarnation and its old one folded {t_fold:.1f} s after SIGKILL")
+    after = wait_until(lambda: same_counts(cli, ("ids1", "ids2"), sources) is not None, 10)
+    after = same_counts(cli, ("ids1", "ids2"), sources)
+    keys = ("gone", "gone_adopted", "folded_gone", "folded", "gone_sender", "declared_gone_self", "relayed_cells",
+            "records_no_slot", "records_folded_origin")
+    diag = {}
+    for n in ("ids1", "ids2"):
+        r = cli.replica(n) or {}
+        merged, _, fl = ids_of(cli.state(n))
+        diag[n] = dict(incarnation=r.get("incarnation"), ready_how=r.get("ready_how"), gone=r.get("gone"),
+                       slots=r.get("slots"), peers=[(p["id"], p["incarnation"], p["member"], p["wire_version"])
+                                                     for p in r.get("peers", [])], counters={k: r.get("counters", {}).get(k) for k in keys},
+                       counts=(merged, tuple(fl.get(s, {}).get("ports_in_window") for s in sources)))
+    print(f"crash: old incarnation {old}, before {before}; " + json.dumps(diag))
+    return SimpleNamespace(before=before, after=after, back=back, done=done, old=old, diag=diag,
+                           replicas={n: cli.replica(n) for n in ("ids1", "ids2")})
+
+
+def test_crashed_instance_is_folded(crashed):
+    assert crashed.back, crashed.diag
+    assert crashed.done, crashed.diag
+    r2 = crashed.replicas["ids2"]
+    assert r2["rejected"]["version"] == 0, r2["rejected"]
+    for p in r2["peers"]:
+        if p["member"]:
+            assert p["wire_version"] == 2, p
+
+
+def test_crashed_instance_counts_stay_counted_once(crashed):
+    """A count-min estimate held before the kill: neither lost (the dead slot folded into the
+    retired totals) nor doubled (the new incarnation starts from zero, the old one's records are
+    refused after the fold)."""
+    assert crashed.before is not None
+    assert crashed.after == crashed.before, (crashed.before, crashed.diag)

@@ -229,6 +229,15 @@ TEST_F(ReplicationDaemonTest, ThreeNodesReplicateRefuseForgeriesAndRotateKeys) {
   json d = nb->status()["dispatch"];
   EXPECT_EQ(d["malformed"], 1);
   EXPECT_EQ(d["no_receiver"], 1);
+  // a wire version from another release: refused as such, not as malformed
+  m.h.receiver = 2;
+  m.h.seq = 4;
+  auto other = *state::encode(m, schema, *genuine);
+  other[0] = state::kWireVersion + 1;
+  inject("127.0.0.2", other);
+  ASSERT_TRUE(run(all, [&] { return nb->dispatch_stats().bad_version == 1; }));
+  EXPECT_EQ(nb->status()["dispatch"]["bad_version"], 1);
+  EXPECT_EQ(nb->dispatch_stats().malformed, 1u);
 
   // key rotation without a restart: add key 2 everywhere, send with it, drop key 1
   auto spec_with = [&](std::vector<state::KeySpec> keys, uint8_t send) {

@@ -113,33 +113,42 @@ struct Expect {
   uint64_t ops = 0;
 };
 
-void random_op(Node& n, Expect& e, std::mt19937_64& rng, std::set<uint32_t>& removed) {
-  ++e.ops;
-  switch (rng() % 7) {
+// A counter update of one kind (0: keyed G-counter, 1: PN counter, 2: sketch) and its reference.
+void counter_update(Node& n, Expect& e, std::mt19937_64& rng, uint64_t kind) {
+  switch (kind) {
     case 0: {
-      uint32_t i = static_cast<uint32_t>(rng() % 8);
-      n.store.gc_add(kGc, Key::index(i), 1 + rng() % 3);
-      break;
-    }
-    case 1: {
       uint64_t k = rng() % 50, v = 1 + rng() % 4;
       n.store.gc_add(kGcKeyed, key8(k), v);
       e.gck[k] += v;
       return;
     }
-    case 2: {
+    case 1: {
       uint32_t i = static_cast<uint32_t>(rng() % 4);
       int64_t v = static_cast<int64_t>(rng() % 9) - 4;
       n.store.pn_add(kPn, Key::index(i), v);
       e.pn[i] += v;
       return;
     }
-    case 3: {
+    default: {
       uint64_t h = ac_mix64(rng() % 40);
       n.store.cms_add(kCms, h, 1);
       for (uint32_t r = 0; r < 4; ++r) ++e.cms_cells[ac_cms_cell(h, r, 63)];
       return;
     }
+  }
+}
+
+void random_op(Node& n, Expect& e, std::mt19937_64& rng, std::set<uint32_t>& removed) {
+  ++e.ops;
+  switch (uint64_t r = rng() % 7) {
+    case 0: {
+      uint32_t i = static_cast<uint32_t>(rng() % 8);
+      n.store.gc_add(kGc, Key::index(i), 1 + rng() % 3);
+      break;
+    }
+    case 1:
+    case 2:
+    case 3: counter_update(n, e, rng, r - 1); return;
     case 4: {
       uint32_t el = static_cast<uint32_t>(rng() % 12);
       if (rng() % 4 == 0) {
@@ -451,6 +460,36 @@ TEST(Replicator, DrainOnLeaveThenFold) {
   EXPECT_EQ(c.at(1).store.gc_value(kGc, Key::index(2)), 65u);
 }
 
+// A leaver's set add is still live when it is folded (its slot stays reserved); a joiner's
+// snapshot carries that slot, so the joiner holds the element like the others (the IDS lab found
+// a restarted instance missing flags that only a drained incarnation's adds held).
+TEST(Replicator, AJoinerHoldsTheLiveSetAddsOfAFoldedLeaver) {
+  Cluster c(3, 16);
+  c.run(5);
+  c.at(3).store.set_add(kSet, key4(7));
+  c.at(3).store.gc_add(kGc, Key::index(1), 9);
+  c.settle();
+  c.at(3).rep->leave();
+  for (int ms = 0; ms < 2000 && !c.at(3).rep->drained(); ++ms) c.step();
+  ASSERT_TRUE(c.at(3).rep->drained());
+  Origin three = c.at(3).rep->self();
+  c.nodes.pop_back();
+  c.members();
+  c.run(1500);
+  ASSERT_TRUE(c.at(1).rep->folded().count(three));
+  Node& j = c.add(4);
+  c.members();
+  c.run(2);
+  ASSERT_TRUE(j.rep->join(1).has_value());
+  for (int ms = 0; ms < 3000 && j.rep->join_state() != JoinState::Done; ++ms) c.step();
+  ASSERT_EQ(j.rep->join_state(), JoinState::Done);
+  c.settle();
+  EXPECT_TRUE(j.store.set_contains(kSet, key4(7))) << "the folded leaver's live add";
+  EXPECT_EQ(j.store.gc_value(kGc, Key::index(1)), 9u) << "its counts, in the retired total";
+  EXPECT_TRUE(j.rep->folded().count(three));
+  c.expect_converged("after the join");
+}
+
 TEST(Replicator, DrainTimesOutWithAnUnreachableMember) {
   ReplicatorConfig cfg;
   cfg.drain_timeout_us = 2'000'000;
@@ -511,6 +550,174 @@ TEST(Replicator, ACrashedOriginIsRelayedBySurvivors) {
   c.settle();
   for (uint32_t id : {1u, 2u, 3u}) EXPECT_EQ(c.at(id).store.gc_value(kGc, Key::index(4)), 18u) << id;
   c.expect_converged("after the restart");
+}
+
+// ---- folding crashed origins (docs/state.md 3.12) ------------------------------------------------
+
+// A counter update only (no set adds: a slot with live adds of a folded origin stays reserved
+// until removes make them dead, which a test of the fold would have to wait for).
+void counter_op(Node& n, Expect& e, std::mt19937_64& rng) {
+  ++e.ops;
+  counter_update(n, e, rng, rng() % 3);
+}
+
+// The crashed node's last updates reach one survivor only: it runs until node `to` holds
+// every version of node `from` (over whatever the links do).
+void deliver_only_to(Cluster& c, uint32_t from, uint32_t to) {
+  Origin o = c.at(from).rep->self();
+  for (int ms = 0; ms < 10000; ++ms) {
+    c.step();  // its tick stamps what it did since the last one
+    auto r = c.at(to).rep->received();
+    if (r.count(o) && r.at(o) >= c.at(from).rep->stats().version) return;
+  }
+  ADD_FAILURE() << "node " << to << " never held node " << from << "'s last version";
+}
+
+void expect_folded(Cluster& c, const Origin& g, const std::string& what) {
+  for (auto& n : c.nodes) {
+    EXPECT_TRUE(n->rep->folded().count(g)) << what << ": node " << n->id;
+    EXPECT_EQ(n->rep->stats().folded_gone, 1u) << what << ": node " << n->id;
+    for (auto& [s, o] : n->rep->slots()) EXPECT_NE(o, g) << what << ": node " << n->id << " still holds its slot";
+    EXPECT_TRUE(n->rep->gone().empty()) << what << ": node " << n->id << " still announces a gone origin";
+    EXPECT_EQ(n->rep->stats().store_errors, 0u);
+  }
+}
+
+// Four instances on a lossy, duplicating, reordering network. Node 1 crashes after its last
+// updates reached node 2 only (others never got them directly) and comes back as a new
+// incarnation that never heard of the old one. While every instance keeps updating (the new
+// node 1 too), the survivors relay the old origin, announce their relay versions, and fold it:
+// every replica ends with the sequential reference's values, no slot of the dead origin, the
+// same retired totals, and the late messages of the dead origin refused.
+TEST(Replicator, ACrashedOriginIsFoldedWhileTheOthersKeepReplicating) {
+  for (uint32_t seed : {21u, 22u, 23u, 24u, 25u, 26u, 27u, 28u}) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    Cluster c(4, seed);
+    sim::Link lossy{.delay_us = 300, .jitter_us = 1500, .loss = 0.15, .dup = 0.1};
+    c.net.set_all(lossy);
+    std::mt19937_64 rng(seed);
+    Expect e;
+    std::set<uint32_t> removed;
+    for (int ms = 0; ms < 200; ++ms) {
+      counter_op(c.at(1), e, rng);
+      for (int k = 0; k < 2; ++k) random_op(*c.nodes[1 + rng() % 3], e, rng, removed);
+      c.step();
+    }
+    // node 1's last words reach node 2 only
+    c.net.link(1, 3).down = c.net.link(1, 4).down = true;
+    c.net.capture = true;  // its datagrams, for a replay after the fold
+    for (int ms = 0; ms < 30; ++ms) {
+      counter_op(c.at(1), e, rng);
+      c.step();
+    }
+    deliver_only_to(c, 1, 2);
+    Origin g = c.at(1).rep->self();
+    c.nodes.erase(c.nodes.begin());
+    c.net.link(1, 3).down = c.net.link(1, 4).down = false;
+    c.add(1, 9000);  // restarted: a new incarnation with empty maps
+    c.members();
+    for (int ms = 0; ms < 1500; ++ms) {
+      for (int k = 0; k < 2; ++k) random_op(*c.nodes[rng() % c.nodes.size()], e, rng, removed);
+      c.step();
+    }
+    c.net.capture = false;
+    c.net.set_all({.delay_us = 300});
+    c.settle();
+    c.run(3000);  // folds, then the end of the announcements
+    expect_folded(c, g, "after the restart");
+    c.expect_converged("after the fold");
+    for (auto& node : c.nodes) expect_values(*node, e, removed);
+    EXPECT_GE(c.at(1).rep->stats().gone_adopted, 1u) << "the new incarnation learnt of the old one from the others";
+    uint64_t relayed = 0;
+    for (auto& node : c.nodes) relayed += node->rep->stats().relayed_cells;
+    EXPECT_GT(relayed, 0u);
+    uint64_t retired = 0;
+    for (auto& [k, v] : e.gck) retired += c.at(3).store.gc_cell(kGcKeyed, key8(k))->retired;
+    EXPECT_GT(retired, 0u) << "the dead origin's counts moved into the retired totals";
+    for (auto& node : c.nodes)
+      for (auto& p : node->rep->peers()) EXPECT_EQ(p.wire_version, kWireVersion);
+    // the dead incarnation's datagrams, delivered again after the fold, change nothing
+    size_t stale = 0;
+    for (auto& [from, to, d] : c.net.captured) {
+      uint64_t inc = 0;
+      for (size_t i = 16; i < 24; ++i) inc = inc << 8 | d[i];
+      if (from != Node::addr_of(1) || inc != g.incarnation) continue;
+      c.net.inject({from, 4795}, {to, 4795}, d);
+      ++stale;
+    }
+    EXPECT_GT(stale, 0u);
+    c.run(50);
+    c.expect_converged("after stale datagrams of the dead origin");
+    for (auto& node : c.nodes) expect_values(*node, e, removed);
+  }
+}
+
+// Removed from the LSDB without a leave (no restart), during a partition between the two
+// survivors: nobody folds while one cannot hear the other (the condition needs every member),
+// a joiner arriving meanwhile takes part, and after the heal all three fold to the same values.
+TEST(Replicator, AFoldWaitsForAPartitionToHealAndIncludesAJoiner) {
+  Cluster c(3, 31);
+  c.run(5);
+  std::mt19937_64 rng(31);
+  Expect e;
+  std::set<uint32_t> removed;
+  for (int i = 0; i < 300; ++i) counter_op(*c.nodes[i % 3], e, rng);
+  c.settle();
+  c.net.link(1, 3).down = true;
+  for (int i = 0; i < 50; ++i) counter_op(c.at(1), e, rng);
+  deliver_only_to(c, 1, 2);
+  Origin g = c.at(1).rep->self();
+  c.nodes.erase(c.nodes.begin());
+  c.members();
+  c.net.link(2, 3).down = c.net.link(3, 2).down = true;
+  c.run(1000);
+  for (uint32_t id : {2u, 3u}) EXPECT_EQ(c.at(id).rep->stats().gone, 0u) << "within the grace, not gone yet";
+  c.run(2000);
+  for (uint32_t id : {2u, 3u}) {
+    EXPECT_EQ(c.at(id).rep->stats().gone, 1u) << id;
+    EXPECT_EQ(c.at(id).rep->stats().folded_gone, 0u) << id << ": folded during a partition";
+  }
+  // a joiner arrives (from node 2) while the fold is pending
+  Node& j = c.add(4);
+  c.members();
+  c.run(2);
+  ASSERT_TRUE(j.rep->join(2).has_value());
+  for (int ms = 0; ms < 5000 && j.rep->join_state() != JoinState::Done; ++ms) {
+    if (ms % 4 == 0) counter_op(c.at(2), e, rng);
+    c.step();
+  }
+  ASSERT_EQ(j.rep->join_state(), JoinState::Done);
+  c.run(1000);
+  // the joiner may fold already (it hears both survivors), the survivors may not
+  for (uint32_t id : {2u, 3u}) EXPECT_EQ(c.at(id).rep->stats().folded_gone, 0u) << id;
+  c.net.link(2, 3).down = c.net.link(3, 2).down = false;
+  c.settle();
+  c.run(3000);
+  expect_folded(c, g, "after the heal");
+  c.expect_converged("after the heal");
+  for (auto& node : c.nodes) expect_values(*node, e, removed);
+}
+
+// A message of an origin declared gone is refused and counted (its inputs are frozen): here
+// node 2's LSDB dropped a live instance, which keeps sending; node 3 still lists it, adopts the
+// declaration from node 2's gone section, and tells node 1, which counts that it was declared
+// gone (an operator restarts it: a new incarnation).
+TEST(Replicator, MessagesOfAGoneOriginAreRefused) {
+  Cluster c(3, 41);
+  c.run(5);
+  c.at(1).store.gc_add(kGc, Key::index(1), 4);
+  c.settle();
+  c.at(2).rep->set_members(c.member_list(1));
+  c.run(2500);
+  EXPECT_EQ(c.at(2).rep->stats().gone, 1u);
+  EXPECT_EQ(c.at(3).rep->stats().gone_adopted, 1u);
+  c.at(1).store.gc_add(kGc, Key::index(1), 3);
+  c.run(500);
+  for (uint32_t id : {2u, 3u}) {
+    EXPECT_EQ(c.at(id).store.gc_value(kGc, Key::index(1)), 4u) << id << ": a frozen origin's new counts are not taken";
+    EXPECT_GT(c.at(id).rep->stats().gone_sender, 0u) << id;
+  }
+  EXPECT_GT(c.at(1).rep->stats().declared_gone_self, 0u) << "it learns that the others declared it gone";
 }
 
 // ---- forged, replayed, rotated -------------------------------------------------------------------

@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)decode(in, schema(), keys());
   if (size < kHeaderSize + kTagSize || size > kMaxMessage) return 0;
   Bytes b(data, data + size);
-  b[0] = kWireVersion;
+  b[0] = (data[0] & 2) ? kWireVersionMin : kWireVersion;  // both versions a peer may speak
   b[2] = 1;
   size_t body = size - kHeaderSize - kTagSize;
   b[6] = static_cast<uint8_t>(body >> 8);

@@ -80,6 +80,19 @@ void resign(Bytes& b, const Keyring& k) {
   std::copy(t.begin(), t.end(), b.end() - kTagSize);
 }
 
+// The encoded size is what base_size() and record_size() predict, and it decodes to m (signed
+// with key 1).
+void expect_round_trip(const Message& m, const Bytes& b, const Schema& s, const Keyring& k) {
+  size_t sizes = 0;
+  for (const auto& r : m.records) sizes += record_size(*s.find(r.object));
+  EXPECT_EQ(b.size(), base_size(m) + sizes);
+  auto d = decode(b, s, k);
+  ASSERT_TRUE(d.has_value()) << to_string(d.error());
+  Message want = m;
+  want.h.key_id = 1;
+  EXPECT_EQ(*d, want);
+}
+
 TEST(Wire, DeltaRoundTripAndByteLayout) {
   Schema s = schema();
   auto k = ring({1}, 1);
@@ -87,7 +100,7 @@ TEST(Wire, DeltaRoundTripAndByteLayout) {
   auto b = encode(m, s, *k);
   ASSERT_TRUE(b.has_value()) << b.error().str();
   // the layout, field by field
-  EXPECT_EQ((*b)[0], 1);
+  EXPECT_EQ((*b)[0], 2) << "wire version";
   EXPECT_EQ((*b)[1], 1) << "type delta";
   EXPECT_EQ((*b)[2], 1) << "key id";
   EXPECT_EQ((*b)[3], kFlagDraining);
@@ -109,6 +122,7 @@ TEST(Wire, DeltaRoundTripAndByteLayout) {
   EXPECT_EQ(be(*b, 96, 2), 2u) << "acks";
   EXPECT_EQ(be(*b, 98, 2), 2u) << "origins";
   EXPECT_EQ(be(*b, 100, 2), 5u) << "records";
+  EXPECT_EQ(be(*b, 102, 2), 0u) << "gone origins";
   size_t rec = 104 + 2 * kAckBytes + 2 * kOriginBytes;
   EXPECT_EQ(be(*b, 104, 4), 11u) << "first ack: instance";
   EXPECT_EQ(be(*b, 116, 8), 44u) << "first ack: version";
@@ -118,15 +132,7 @@ TEST(Wire, DeltaRoundTripAndByteLayout) {
   EXPECT_EQ((*b)[rec + 5], 8) << "record: value length";
   EXPECT_EQ(be(*b, rec + 6, 4), 3u) << "array index, big-endian";
   EXPECT_EQ(be(*b, rec + 10, 8), 1000u);
-  size_t sizes = 0;
-  for (const auto& r : m.records) sizes += record_size(*s.find(r.object));
-  EXPECT_EQ(b->size(), base_size(m) + sizes);
-
-  auto d = decode(*b, s, *k);
-  ASSERT_TRUE(d.has_value()) << to_string(d.error());
-  Message want = m;
-  want.h.key_id = 1;
-  EXPECT_EQ(*d, want);
+  expect_round_trip(m, *b, s, *k);
 }
 
 TEST(Wire, EveryTypeRoundTrips) {
@@ -177,6 +183,70 @@ TEST(Wire, EveryTypeRoundTrips) {
     m.h.key_id = 9;
     EXPECT_EQ(*d, m) << to_string(m.h.type);
   }
+}
+
+// Version 2's gone section (docs/state.md 3.12): after the origins, 20 bytes per entry; version
+// 1 (no gone section, the count word reserved) still decodes and encodes; any other version is
+// refused as such before the tag is checked.
+TEST(Wire, GoneSectionAndWireVersions) {
+  Schema s = schema();
+  auto k = ring({1}, 1);
+  Message m = delta(s);
+  m.gone = {{{14, 0x0102030405060708ULL}, 41}, {{15, 2}, kGoneFolded}};
+  auto b = encode(m, s, *k);
+  ASSERT_TRUE(b.has_value()) << b.error().str();
+  EXPECT_EQ((*b)[0], 2);
+  EXPECT_EQ(be(*b, 102, 2), 2u) << "gone count in the section header";
+  size_t g = 104 + 2 * kAckBytes + 2 * kOriginBytes;
+  EXPECT_EQ(be(*b, g, 4), 14u);
+  EXPECT_EQ(be(*b, g + 4, 8), 0x0102030405060708ULL);
+  EXPECT_EQ(be(*b, g + 12, 8), 41u) << "relay version";
+  EXPECT_EQ(be(*b, g + 32, 8), kGoneFolded);
+  EXPECT_EQ((*b)[g + 2 * kGoneBytes], 1) << "the records follow: first record's object";
+  expect_round_trip(m, *b, s, *k);
+
+  // an entry naming no instance is malformed
+  Bytes zero = *b;
+  for (size_t i = g; i < g + 4; ++i) zero[i] = 0;
+  resign(zero, *k);
+  ASSERT_FALSE(decode(zero, s, *k).has_value());
+  EXPECT_EQ(decode(zero, s, *k).error(), Reject::Malformed);
+
+  // version 1: no gone section; an older peer's message decodes and re-encodes byte for byte
+  Message v1 = delta(s);
+  v1.h.version = 1;
+  auto b1 = encode(v1, s, *k);
+  ASSERT_TRUE(b1.has_value()) << b1.error().str();
+  EXPECT_EQ((*b1)[0], 1);
+  auto d1 = decode(*b1, s, *k);
+  ASSERT_TRUE(d1.has_value()) << to_string(d1.error());
+  EXPECT_EQ(d1->h.version, 1);
+  auto again = encode(*d1, s, *k);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(*again, *b1);
+  v1.gone = m.gone;
+  EXPECT_FALSE(encode(v1, s, *k).has_value()) << "version 1 cannot carry a gone section";
+  // a version 1 message with the reserved word set is malformed, not a gone section
+  Bytes r1 = *b1;
+  r1[103] = 1;
+  resign(r1, *k);
+  ASSERT_FALSE(decode(r1, s, *k).has_value());
+  EXPECT_EQ(decode(r1, s, *k).error(), Reject::Malformed);
+
+  // versions this agent does not speak: refused as "version", whatever the rest says
+  for (uint8_t v : {uint8_t{0}, uint8_t{3}, uint8_t{0xff}}) {
+    Bytes o = *b;
+    o[0] = v;
+    resign(o, *k);
+    auto r = decode(o, s, *k);
+    ASSERT_FALSE(r.has_value()) << int{v};
+    EXPECT_EQ(r.error(), Reject::Version) << int{v};
+    EXPECT_FALSE(peek_destination(o).has_value()) << "the dispatcher refuses it too";
+    Message bad = m;
+    bad.h.version = v;
+    EXPECT_FALSE(encode(bad, s, *k).has_value()) << int{v};
+  }
+  EXPECT_STREQ(to_string(Reject::Version), "version");
 }
 
 TEST(Wire, EncodeRefusesRecordsThatDoNotFitTheSchema) {
