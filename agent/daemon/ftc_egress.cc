@@ -27,6 +27,17 @@ void FtcEgress::ensure(const std::vector<std::string>& ifnames) {
       lost_with_interface_ += held;
       log::warn("FTC egress buffer on {}: the interface is {}; {} held frames dropped{}", name,
                 ifindex ? "new" : "gone", held, ifindex ? ", binding the new one" : "");
+      auto& base = before_[name];
+      const auto s = it->second.port->stats();
+      base.rx += s.rx;
+      base.bad_nsh += s.bad_nsh;
+      base.not_ftc += s.not_ftc;
+      base.released += s.released;
+      base.release_failed += s.release_failed;
+      base.consumed += s.consumed;
+      base.full += s.full;
+      base.expired += s.expired;
+      base.fenced += s.fenced;
       ports_.erase(it);
       ++rebound_;
     }
@@ -100,6 +111,17 @@ nlohmann::json FtcEgress::status() const {
   nlohmann::json ports = nlohmann::json::object();
   for (const auto& [name, b] : ports_) {
     auto s = b.port->stats();
+    if (auto o = before_.find(name); o != before_.end()) {  // the interface's counters, not the port's
+      s.rx += o->second.rx;
+      s.bad_nsh += o->second.bad_nsh;
+      s.not_ftc += o->second.not_ftc;
+      s.released += o->second.released;
+      s.release_failed += o->second.release_failed;
+      s.consumed += o->second.consumed;
+      s.full += o->second.full;
+      s.expired += o->second.expired;
+      s.fenced += o->second.fenced;
+    }
     ports[name] = {{"ifindex", b.ifindex}, {"rx", s.rx},           {"held", s.held_now},     {"held_bytes", s.held_bytes},
                    {"released", s.released}, {"consumed", s.consumed}, {"drop_full", s.full},
                    {"drop_expired", s.expired}, {"drop_fenced", s.fenced}, {"drop_bad_nsh", s.bad_nsh},

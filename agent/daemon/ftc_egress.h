@@ -45,6 +45,7 @@ class FtcEgress {
     uint32_t ifindex = 0;  // the interface the port's sockets are bound to
     std::unique_ptr<ftc::EgressPort> port;
   };
+  std::map<std::string, ftc::EgressPort::Stats> before_;  // counters of an interface's closed ports
   std::map<std::string, Bound> ports_;
   std::map<std::string, std::string> errors_;  // interfaces not bound, and why
   void send_out();
