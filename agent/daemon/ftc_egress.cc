@@ -8,6 +8,21 @@
 
 namespace anychain::daemon {
 
+namespace {
+// to: plus the counters of from (not the gauges held_now, held_bytes)
+void add_counters(ftc::EgressPort::Stats& to, const ftc::EgressPort::Stats& from) {
+  to.rx += from.rx;
+  to.bad_nsh += from.bad_nsh;
+  to.not_ftc += from.not_ftc;
+  to.released += from.released;
+  to.release_failed += from.release_failed;
+  to.consumed += from.consumed;
+  to.full += from.full;
+  to.expired += from.expired;
+  to.fenced += from.fenced;
+}
+}  // namespace
+
 uint64_t ftc_now_ns() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -27,17 +42,7 @@ void FtcEgress::ensure(const std::vector<std::string>& ifnames) {
       lost_with_interface_ += held;
       log::warn("FTC egress buffer on {}: the interface is {}; {} held frames dropped{}", name,
                 ifindex ? "new" : "gone", held, ifindex ? ", binding the new one" : "");
-      auto& base = before_[name];
-      const auto s = it->second.port->stats();
-      base.rx += s.rx;
-      base.bad_nsh += s.bad_nsh;
-      base.not_ftc += s.not_ftc;
-      base.released += s.released;
-      base.release_failed += s.release_failed;
-      base.consumed += s.consumed;
-      base.full += s.full;
-      base.expired += s.expired;
-      base.fenced += s.fenced;
+      add_counters(before_[name], it->second.port->stats());
       ports_.erase(it);
       ++rebound_;
     }
@@ -111,17 +116,7 @@ nlohmann::json FtcEgress::status() const {
   nlohmann::json ports = nlohmann::json::object();
   for (const auto& [name, b] : ports_) {
     auto s = b.port->stats();
-    if (auto o = before_.find(name); o != before_.end()) {  // the interface's counters, not the port's
-      s.rx += o->second.rx;
-      s.bad_nsh += o->second.bad_nsh;
-      s.not_ftc += o->second.not_ftc;
-      s.released += o->second.released;
-      s.release_failed += o->second.release_failed;
-      s.consumed += o->second.consumed;
-      s.full += o->second.full;
-      s.expired += o->second.expired;
-      s.fenced += o->second.fenced;
-    }
+    if (auto o = before_.find(name); o != before_.end()) add_counters(s, o->second);  // the interface's, not the port's
     ports[name] = {{"ifindex", b.ifindex}, {"rx", s.rx},           {"held", s.held_now},     {"held_bytes", s.held_bytes},
                    {"released", s.released}, {"consumed", s.consumed}, {"drop_full", s.full},
                    {"drop_expired", s.expired}, {"drop_fenced", s.fenced}, {"drop_bad_nsh", s.bad_nsh},
