@@ -27,6 +27,8 @@ class FtcEgress {
   FtcEgress(dataplane::Dataplane& dp, ftc::BufferLimits limits) : dp_(dp), limits_(limits) {}
 
   // Bind a port on each of ifnames not bound yet (those that fail are retried at the next call).
+  // A port whose interface was deleted, or made again under its name (a new ifindex: an NF's
+  // veth after its namespace went), is closed and bound again on the new one.
   void ensure(const std::vector<std::string>& ifnames);
   std::vector<pollfd> poll_fds() const;
   void on_event(int fd, short events);
@@ -39,11 +41,18 @@ class FtcEgress {
  private:
   dataplane::Dataplane& dp_;
   ftc::BufferLimits limits_;
-  std::map<std::string, std::unique_ptr<ftc::EgressPort>> ports_;
+  struct Bound {
+    uint32_t ifindex = 0;  // the interface the port's sockets are bound to
+    std::unique_ptr<ftc::EgressPort> port;
+  };
+  std::map<std::string, ftc::EgressPort::Stats> before_;  // counters of an interface's closed ports
+  std::map<std::string, Bound> ports_;
   std::map<std::string, std::string> errors_;  // interfaces not bound, and why
   void send_out();
   FtcChannel* channel_ = nullptr;
   uint64_t feedback_sent_ = 0, feedback_unsent_ = 0, released_sent_ = 0, released_unsent_ = 0;
+  uint64_t rebound_ = 0;              // ports closed because their interface went or was made again
+  uint64_t lost_with_interface_ = 0;  // frames they held, dropped
 };
 
 }  // namespace anychain::daemon

@@ -25,6 +25,7 @@
 
 #include "anychain/ftc.h"
 #include "fastpath_cases.h"
+#include "daemon/ftc_egress.h"
 #include "daemon/ftc_forwarder.h"
 #include "ftc/egress_port.h"
 
@@ -523,6 +524,53 @@ TEST(FtcForwarder, UncommittedLogsLeaveInAPropagatingPacketThroughTheFastPath) {
   append(want.tlvs, tlv(AC_MD_CLASS, AC_TLV_FTC_LOG, Bytes{AC_FTC_LOG_WRAPPED, 1, 0, 0, 0, 7, 0, 0xfe, 0, 0, 0, 2}));
   EXPECT_EQ(hex(Bytes(f->begin() + 14, f->end())), hex(nsh(want)));
   ASSERT_TRUE(d.set_ftc_pending(100, kV4.hash(), {}).has_value());
+}
+
+// An NF's veth deleted with its namespace and made again under its name (the NF restarted) is a
+// new interface: the egress buffer's sockets were bound to the old one's XSKMAP slot, so the
+// chain's last-hop packets from the new one found no socket and were all dropped
+// (drop_ftc_no_buffer: the chain carried nothing after a NAT's recovery, ftc_recovery_lab).
+// FtcEgress binds the new one.
+TEST(FtcEgressBuffer, AnInterfaceMadeAgainUnderItsNameIsBoundAgain) {
+  auto& d = FastPathEnv::dataplane();
+  const std::string up = "ip link set egr0 up && ip link set egr0p up";
+  must("ip link add egr0 type veth peer name egr0p && " + up);
+  std::vector<uint32_t> described;
+  // egr0 plays vnf0's part (the local VNF's veth, with its MAC, so nsh_frame()'s frames are for it)
+  auto describe = [&] {
+    described.push_back(static_cast<uint32_t>(FastPathEnv::ifindex("egr0")));
+    return d.set_interface(described.back(), AC_IF_VNF, kInstLocal, kVnf0Host).has_value();
+  };
+  struct Gone {
+    dp::Dataplane& d;
+    std::vector<uint32_t>& described;
+    ~Gone() {
+      for (auto i : described) (void)d.del_interface(i);
+      (void)system("ip link del egr0 2>/dev/null");
+    }
+  } gone{d, described};
+  ASSERT_TRUE(describe());
+  daemon::FtcEgress egress(d, ftc::BufferLimits{.packets = 64, .bytes = 1u << 20, .per_flow = 0, .max_hold_ns = 0});
+  Bytes in = nsh_frame(ftc_nsh(kV4, 100, 253, 40, 1, returned_log()));  // at chain 100's end
+  auto to_buffer = [&] {
+    Counters c;
+    auto r = run_prog(prog(), "egr0", in);
+    return r.verdict == XDP_REDIRECT && c.delta(AC_FWD_FTC_BUFFER) == 1 && c.delta(AC_DROP_FTC_NO_BUFFER) == 0;
+  };
+  egress.ensure({"egr0"});
+  ASSERT_TRUE(to_buffer()) << egress.status().dump();
+  const int first = FastPathEnv::ifindex("egr0");
+  must("ip link del egr0 && ip link add egr0 type veth peer name egr0p && " + up);
+  ASSERT_NE(FastPathEnv::ifindex("egr0"), first);
+  ASSERT_TRUE(describe());
+  EXPECT_FALSE(to_buffer()) << "no socket on the new interface yet";
+  egress.ensure({"egr0"});
+  EXPECT_TRUE(to_buffer()) << "bound again on the new interface: " << egress.status().dump();
+  auto st = egress.status();
+  EXPECT_EQ(st["rebound"], 1u);
+  EXPECT_EQ(st["ports"]["egr0"]["ifindex"], FastPathEnv::ifindex("egr0"));
+  egress.ensure({"egr0"});
+  EXPECT_EQ(egress.status()["rebound"], 1u) << "the same interface is not bound twice";
 }
 
 TEST(FtcEgressBuffer, StripRemovesEveryFtcTlvAndGivesTheTtlBack) {

@@ -216,8 +216,30 @@ def test_packets_released_across_the_nats_failure_had_their_updates_on_f_plus_on
     ftclab.check_released_across_failure(CHAIN, nat_ns_deleted, killed="nat")
 
 
-@pytest.mark.xfail(strict=True, reason="known bug (docs/ftc.md 10, item 7): after its namespace is deleted "
-                   "and it is recovered, the restarted NAT receives no packet at all (its FTC and hold "
-                   "counters stay 0, nothing is re-requested): cause not found yet")
-def test_traffic_reaches_the_sink_after_the_nats_recovery(nat_ns_deleted):
-    ftclab.check_delivered_after_recovery(nat_ns_deleted)
+def test_traffic_reaches_the_sink_after_the_nats_recovery(nat_ns_deleted, cli, lab, build, module_procs):
+    """The NAT's veth went with its namespace; the restarted NAT's is a new interface (new
+    ifindex) under the same name. D's egress buffer binds it again (FtcEgress::ensure): before,
+    its sockets stayed on the old interface's XSKMAP slot and every packet leaving the restarted
+    NAT was dropped at the chain's end (drop_ftc_no_buffer), so nothing reached the sink. Flows
+    sent once the recovery settled arrive whole. (Whether the phase's own last flows arrive whole
+    depends on when C's plane makes the NAT live again, which can be after they end: reported in
+    docs/ftc.md 7.7, not asserted.)"""
+    buf = cli.buffer("D")
+    assert buf["rebound"] >= 1 and buf["ports"]["nf-nat1"]["ifindex"] > 0, buf
+
+    def nat_live(router):
+        for svc in cli.json(router, "topology")["services"]:
+            for i in svc["instances"]:
+                if i["id"] == NFS["nat1"][1]:
+                    return not i["recovering"]
+        return False
+    # every node that places the NAT's hop has made it live again (C may have frozen it on its
+    # heartbeat detector's verdict, and waits for D's next LSA)
+    assert wait_until(lambda: nat_live("C") and nat_live("D"), 30), cli.json("C", "status")["ftc_freeze"]
+    before = buf["ports"]["nf-nat1"]["released"]
+    gen, sink, _ = ftclab.send(lab, build, module_procs, [(9000, 4, 1, 20, 2)], sink_s=6)
+    flows = {f["flow_id"]: f for f in sink["per_flow"]}
+    assert gen[9000]["flows_started"] > 0 and len(flows) == gen[9000]["flows_started"], (gen, flows.keys())
+    assert all(f["packets"] == gen[9000]["packets_per_flow"] for f in flows.values()), \
+        [(i, f["packets"]) for i, f in flows.items()]
+    assert cli.buffer("D")["ports"]["nf-nat1"]["released"] - before >= sink["packets"] > 0
