@@ -43,6 +43,21 @@ TEST(Throttle, FirstRunAfterDelayThenAtLeastHoldApartAndCoalesced) {
   EXPECT_EQ(*t.due(), t0 + 1050ms);
 }
 
+// The agent schedules deadlines with kick(later) (an FTC freeze's end, 30 s ahead): an LSDB change
+// before it (the replacement's announcement) is recomputed after the delay, not at the deadline.
+TEST(Throttle, AFarDeadlineDoesNotDelayAnEarlierChange) {
+  Throttle t(50ms, 200ms);
+  auto t0 = Clock::now();
+  t.kick(t0 + 30s);
+  EXPECT_EQ(*t.due(), t0 + 30s + 50ms);
+  t.kick(t0 + 1s);
+  EXPECT_EQ(*t.due(), t0 + 1050ms) << "the change is run after the delay";
+  t.kick(t0 + 20s);
+  EXPECT_EQ(*t.due(), t0 + 1050ms) << "the earliest due run is kept";
+  EXPECT_TRUE(t.take(t0 + 1050ms));
+  EXPECT_FALSE(t.due().has_value()) << "the caller schedules its deadline again after the run";
+}
+
 AgentSpec one_instance(uint32_t capacity, std::string cgroup = "") {
   AgentSpec s;
   inet_pton(AF_INET, "10.255.0.2", &s.nsh_endpoint);
