@@ -226,6 +226,7 @@ void Agent::recompute(Clock::time_point now) {
   last_view_ = std::move(*view);
   state_members();
   sync_ftc_controls();
+  ftc_stand_down(now);  // a node back after its standby took over (agent_ftc_standby.cc)
   ftc_start_deferred(Clock::now());
   last_recompute_ = std::chrono::system_clock::now();
   ++recomputations_;

@@ -128,6 +128,8 @@ class Agent {
   void ftc_standby_channel_peers();
   nlohmann::json ftc_standby_status() const;
   void ftc_standby_affinity(const FtcRecoveryService::Result& r);
+  std::optional<uint32_t> ftc_superseded(const LocalInstanceSpec& i) const;
+  void ftc_stand_down(Clock::time_point now);
   // Re-requests of the NFs' gaps (docs/ftc.md 4.3, daemon/agent_ftc_resync.cc)
   void sync_ftc_resync();
   void ftc_resync_receive();
@@ -190,6 +192,8 @@ class Agent {
   std::map<uint32_t, Clock::time_point> ftc_standby_pending_;  // started, NF not up yet: detected at
   uint64_t ftc_standby_starts_ = 0;
   uint64_t ftc_standby_affinity_written_ = 0, ftc_standby_affinity_skipped_ = 0;
+  std::map<uint32_t, uint32_t> ftc_stood_down_;         // local instances run live elsewhere: id -> that router
+  uint64_t ftc_stand_downs_ = 0;
   std::vector<uint32_t> ftc_channel_peers_;             // as last given to the channel
   std::unique_ptr<FtcResyncService> ftc_resync_;        // null: no channel or no NFs
   const FtcChannel* ftc_resync_on_ = nullptr;

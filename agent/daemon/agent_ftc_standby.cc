@@ -12,14 +12,51 @@
 namespace anychain::daemon {
 
 void Agent::ftc_standby_apply(AgentSpec& s) const {
-  for (auto it = s.standbys.begin(); it != s.standbys.end();) {
-    if (!ftc_standby_active_.contains(it->id)) {
-      ++it;
-      continue;
+  std::set<uint32_t> down;
+  for (const auto& [id, router] : ftc_stood_down_) down.insert(id);
+  apply_standby_roles(s, ftc_standby_active_, down);
+}
+
+// The router another router's live copy of local FTC instance `i` makes it yield to, if any
+// (plane/standby.h superseded_by): its own live incarnation counts only while it is announced.
+std::optional<uint32_t> Agent::ftc_superseded(const LocalInstanceSpec& i) const {
+  if (!i.ftc || !last_view_ || !lsdb_trusted_) return std::nullopt;
+  auto self = self_router();
+  if (!self) return std::nullopt;
+  std::optional<uint8_t> own;
+  if (monitor_->alive(i.id))
+    if (auto inc = ftc_inc_.find(i.id); inc != ftc_inc_.end()) own = inc->second;
+  return plane::superseded_by(*last_view_, *self, i.id, own);
+}
+
+// A node back after a standby took its FTC instance over stands down (docs/ftc.md 7.3): the
+// replacement keeps the instance and its flows (their state is at its head only, fenced against
+// this node's older incarnation); this node stops its copy before recovering or announcing it,
+// and stands by for it in turn (announced as a standby: it acts if the replacement fails).
+// After every plane computation, before deferred recoveries start.
+void Agent::ftc_stand_down(Clock::time_point now) {
+  if (!last_view_) return;
+  std::vector<std::pair<uint32_t, uint32_t>> yield;
+  for (const auto& i : spec_.instances)
+    if (auto w = ftc_superseded(i)) {
+      yield.emplace_back(i.id, *w);
+      log::warn("ftc: instance {} ({}) runs live on router {}{}: this node stands down (its copy stops) and stands "
+                "by for it",
+                i.name, i.id, ftc::node_str(*w),
+                monitor_->alive(i.id) ? " with a newer incarnation" : " (a standby took it over while this node was away)");
     }
-    s.instances.push_back(std::move(*it));
-    it = s.standbys.erase(it);
+  if (yield.empty()) return;
+  for (const auto& [id, router] : yield) {
+    ftc_stood_down_[id] = router;
+    ftc_standby_active_.erase(id);
+    ftc_standby_pending_.erase(id);
+    ftc_deferred_.erase(id);
+    ftc_standby_.forget(id);
+    ++ftc_stand_downs_;
   }
+  if (auto r = reload(spec_); !r) log::error("ftc: standing down: {}", r.error().str());
+  ftc_standby_announce();
+  throttle_.kick(now);
 }
 
 std::vector<uint32_t> Agent::ftc_failed_endpoints() const {
@@ -67,6 +104,7 @@ void Agent::ftc_standby_tick(Clock::time_point now) {
               "with the lowest router id); starting it as incarnation {}",
               sb->name, s.id, ftc::node_str(s.failed_router), s.why, s.new_inc);
     ftc_standby_active_.insert(s.id);
+    ftc_stood_down_.erase(s.id);  // a node that stood down for it acts again (its replacement failed)
     ftc_inc_[s.id] = s.new_inc;
     ftc_standby_pending_[s.id] = s.detected;
     ++ftc_standby_starts_;
@@ -79,6 +117,13 @@ void Agent::ftc_standby_tick(Clock::time_point now) {
 // time: its state is recovered before it is announced (like a restart in place). True when the
 // liveness change was handled here.
 bool Agent::ftc_standby_waiting(const LocalInstanceSpec& i, bool alive, Clock::time_point now) {
+  if (alive && ftc_superseded(i)) {
+    // another router runs it live: neither recovered nor announced here; it stands down on the
+    // next computation (ftc_stand_down)
+    monitor_->set_alive(i.id, false);
+    throttle_.kick(now);
+    return true;
+  }
   auto p = ftc_standby_pending_.find(i.id);
   if (p == ftc_standby_pending_.end()) return false;
   if (!alive) {
@@ -156,6 +201,10 @@ nlohmann::json Agent::ftc_standby_status() const {
   j["running_as"] = active;
   j["next_hops_written"] = ftc_standby_affinity_written_;
   j["next_hops_left_to_wcmp"] = ftc_standby_affinity_skipped_;
+  nlohmann::json down = nlohmann::json::array();
+  for (const auto& [id, router] : ftc_stood_down_) down.push_back({{"id", id}, {"live_on", ftc::node_str(router)}});
+  j["stood_down"] = down;
+  j["stand_downs"] = ftc_stand_downs_;
   return j;
 }
 

@@ -74,6 +74,21 @@ nlohmann::json FtcStandbyWatch::status(Clock::time_point now) const {
   return {{"standbys", list}, {"started", starts_}, {"withdrawn_grace_ms", grace_.count()}};
 }
 
+void apply_standby_roles(AgentSpec& s, const std::set<uint32_t>& acting, const std::set<uint32_t>& stood_down) {
+  auto move = [](std::vector<LocalInstanceSpec>& from, std::vector<LocalInstanceSpec>& to, const std::set<uint32_t>& ids) {
+    for (auto it = from.begin(); it != from.end();) {
+      if (!ids.contains(it->id)) {
+        ++it;
+        continue;
+      }
+      to.push_back(std::move(*it));
+      it = from.erase(it);
+    }
+  };
+  move(s.instances, s.standbys, stood_down);
+  move(s.standbys, s.instances, acting);
+}
+
 Result<void> check_standby_target(const plane::PlaneView& v, const std::string& name, uint32_t id,
                                   uint32_t service_addr, uint8_t service_len) {
   for (const auto& r : v.services)

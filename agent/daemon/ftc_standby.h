@@ -59,6 +59,13 @@ class FtcStandbyWatch {
   uint64_t starts_ = 0;
 };
 
+// The roles of a node's entries for FTC instances (docs/ftc.md 7.3), applied to every spec the
+// agent runs (its config's and each reload's): a standby acting as its instance (`acting`) moves
+// to the instances, so it runs; an instance that stood down because another router runs it live
+// (`stood_down`: a node back after its standby took over) moves to the standbys, so its process
+// stops and the node announces a standby for it instead. Order within each list is kept.
+void apply_standby_roles(AgentSpec& s, const std::set<uint32_t>& acting, const std::set<uint32_t>& stood_down);
+
 // What a new standby for instance `id` of service (addr, len) is checked against when the LSDB
 // is known (`anychain instance add --standby-for`): ENOENT when no router announces the instance,
 // EINVAL when it is not an FTC instance or is of another service. The name is the entry's.

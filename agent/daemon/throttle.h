@@ -15,7 +15,9 @@ class Throttle {
   using Clock = std::chrono::steady_clock;
   Throttle(std::chrono::milliseconds delay, std::chrono::milliseconds hold) : delay_(delay), hold_(hold) {}
 
-  // Something changed at `now`: make sure a run is scheduled.
+  // Something changed at `now` (or will at a later `now`: a deadline such as a hold-down's
+  // end): make sure a run is scheduled by then. The earliest wins: a deadline far ahead never
+  // delays the run a change before it needs.
   void kick(Clock::time_point now) {
     Clock::time_point at = now + delay_;
     if (last_) at = std::max(at, *last_ + hold_);

@@ -29,4 +29,16 @@ std::vector<FailedInstance> failed_ftc_instances(const PlaneView& v);
 // standby is reachable.
 std::optional<std::uint32_t> acting_standby(const PlaneView& v, const FailedInstance& f);
 
+// A node that comes back after a standby took its FTC instance over stands down (docs/ftc.md
+// 7.3): a flow's state lives on one head, the newest incarnation's, so the instance `id` this
+// router runs (or is about to run) yields to another router that announces it live. `own_live`
+// is the incarnation this router announces it live with, none while it is not announced live
+// (its process starting, its state being recovered, the agent back after a failure): then any
+// live announcement elsewhere wins. Between two live ones the newer incarnation wins (serial
+// arithmetic, as the fence compares them), then the lower router id. Returns the winning
+// router when it is not this one. Only live FTC announcements of reachable routers count
+// (frozen, held or standby ones do not).
+std::optional<std::uint32_t> superseded_by(const PlaneView& v, std::uint32_t self_router, std::uint32_t id,
+                                           std::optional<std::uint8_t> own_live);
+
 }  // namespace anychain::plane

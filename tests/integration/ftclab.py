@@ -39,11 +39,20 @@ def nat_section(ports):
 class Chain:
     """nfs: name -> (router, instance id, service, kind, the instance's section in the file);
     f: the chain's FTC f (each update held f + 1 times); services: the chain's (name, id,
-    anycast) in order, fw -> mon -> nat and any replica services after them."""
+    anycast) in order, fw -> mon -> nat and any replica services after them; standbys: name ->
+    (router, the instance id it stands by for, service, kind, its section), entries with
+    `standby_for` (docs/ftc.md 7.3); topo_file: the lab's topology (nf-chain.toml unless
+    given), with one source and one sink."""
 
-    def __init__(self, nfs, f=F, services=SERVICES):
+    def __init__(self, nfs, f=F, services=SERVICES, standbys=None, topo_file=TOPO_FILE):
         self.nfs, self.f, self.services = nfs, f, services
         self.svcs = [s[0] for s in services]
+        self.standbys = standbys or {}
+        self.topo_file = topo_file
+        self.topo = TOPO if topo_file == TOPO_FILE else labkit.resolved_topology(topo_file)
+        self.routers = sorted(self.topo["routers"])
+        self.src = [h for h in self.topo["hosts"] if h["kind"] == "source"][0]
+        self.sink = [h for h in self.topo["hosts"] if h["kind"] == "sink"][0]
 
     def egress(self):
         """The NF whose veth the egress buffer runs on: the chain's last hop."""
@@ -68,16 +77,19 @@ class Chain:
         (the source's classifying), services, the FTC chain, its MD2 policy, the router's NFs;
         with key_file, the FTC channel's key (without one the agents open no channel: the
         buffer's FEEDBACK never reaches the forwarder and nothing is released)."""
-        ifs = [{"name": i["name"], "mode": "native", **({"classify": True} if i["name"] == SRC["router_if"] else {})}
-               for i in TOPO["routers"][router]["interfaces"]]
+        ifs = [{"name": i["name"], "mode": "native",
+                **({"classify": True} if router == self.src["router"] and i["name"] == self.src["router_if"] else {})}
+               for i in self.topo["routers"][router]["interfaces"]]
         insts = [{"name": n, "id": iid, "service": svc, "veth": f"nf-{n}", "capacity": 100000, "nf": kind, **extra}
                  for n, (r, iid, svc, kind, extra) in self.nfs.items() if r == router]
+        insts += [{"name": n, "standby_for": of, "service": svc, "veth": f"nf-{n}", "capacity": 100000, "nf": kind,
+                   **extra} for n, (r, of, svc, kind, extra) in self.standbys.items() if r == router]
         return {
             "interfaces": ifs,
             "services": [{"name": n, "id": i, "anycast": a} for n, i, a in self.services],
             "ftc": {"f": self.f, "hold_timeout_ms": HOLD_TIMEOUT_MS, **({"key_file": key_file} if key_file else {})},
             "chains": [{"name": "ftcchain", "spi": SPI, "services": self.svcs, "ftc": True}],
-            "policies": [{"name": "to-sink", "chain": "ftcchain", "dst": SINK["subnet"], "proto": "udp",
+            "policies": [{"name": "to-sink", "chain": "ftcchain", "dst": self.sink["subnet"], "proto": "udp",
                           "md_type": 2}],
             "instances": insts,
         }
@@ -106,18 +118,18 @@ def lab_up(chain, kind, build, keyed=False):
         key_file = f"{frag}/ftc.key"
         with open(key_file, "w") as f:
             f.write(os.urandom(32).hex() + "\n")
-    for r in ROUTERS:
+    for r in chain.routers:
         with open(f"{frag}/{r}.yaml", "w") as f:
             yaml.safe_dump(chain.router_config(r, key_file), f)
     script = (f"{labkit.LAB_AGENT} config --bare {{labdir}} {{router}} > {{statedir}}/anychaind.yaml && "
               f"cat {frag}/{{router}}.yaml >> {{statedir}}/anychaind.yaml && "
               f"exec {build.anychaind} --config {{statedir}}/anychaind.yaml --socket {{statedir}}/anychaind.sock")
-    rc, _, err = labkit.lab("up", TOPO_FILE, "--prefix", prefix, "--agent-cmd", f"/bin/sh -c {shlex.quote(script)}")
+    rc, _, err = labkit.lab("up", chain.topo_file, "--prefix", prefix, "--agent-cmd", f"/bin/sh -c {shlex.quote(script)}")
     if rc != 0:
         labkit.lab("down", "--prefix", prefix)
         return None, f"scripts/lab up failed ({rc}): {err.strip()[-2000:]}"
     state = f"{labkit.STATE_ROOT}/{prefix}"
-    silent = labkit.silent_agents(build.cli, state, ROUTERS)
+    silent = labkit.silent_agents(build.cli, state, chain.routers)
     if silent:
         labkit.lab("down", "--prefix", prefix)
         return None, f"anychaind does not answer on its socket 30 s after the lab came up on {', '.join(silent)}"
@@ -159,7 +171,7 @@ def configure(cli, lab, chain):
 
     def learnt():
         return all(ids <= {i["id"] for s in cli.json(r, "topology")["services"] for i in s["instances"]}
-                   for r in ROUTERS)
+                   for r in chain.routers)
     learnt = wait_until(learnt, 45)
 
     def want(name):
@@ -177,9 +189,11 @@ def configure(cli, lab, chain):
     return SimpleNamespace(running=running, learnt=learnt, control=control, wrong=wrong)
 
 
-def send(lab, build, procs, streams, sink_s, during=None):
-    """labkit.send_streams from src to dst, each stream's flows numbered from its own base."""
-    return labkit.send_streams(lab, build, procs, SRC, SINK, streams, sink_s, during, distinct_flow_ids=True)
+def send(lab, build, procs, streams, sink_s, during=None, chain=None):
+    """labkit.send_streams from src to dst (those of chain's topology when given), each stream's
+    flows numbered from its own base."""
+    src, sink = (chain.src, chain.sink) if chain else (SRC, SINK)
+    return labkit.send_streams(lab, build, procs, src, sink, streams, sink_s, during, distinct_flow_ids=True)
 
 
 def flow_key(f):

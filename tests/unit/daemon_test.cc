@@ -44,7 +44,8 @@ TEST(Throttle, FirstRunAfterDelayThenAtLeastHoldApartAndCoalesced) {
 }
 
 // A run booked for a timer (a hold-down expiring in 8 s) must not hold back a change that comes
-// now: the liveness lab's ingress kept a dead instance for seconds after its down LSA arrived.
+// now: the liveness lab's ingress kept a dead instance for seconds after its down LSA arrived, and
+// the standby lab's replacement waited 28.5 s for the end of the FTC freeze to be recomputed.
 TEST(Throttle, AChangeIsNotDelayedByARunBookedForLater) {
   Throttle t(50ms, 200ms);
   auto t0 = Clock::now();

@@ -209,3 +209,43 @@ TEST(FtcStandby, StandbyTargetCheckedAgainstTheLsdb) {
   ASSERT_FALSE(other);
   EXPECT_NE(other.error().str().find("of another service"), std::string::npos) << other.error().str();
 }
+
+// The roles applied to each spec the agent runs (docs/ftc.md 7.3): an acting standby runs as its
+// instance; an instance that stood down (its node came back after a standby took it over) is a
+// standby, so its process stops and its node announces a standby LSA for it.
+TEST(FtcStandby, RolesMoveEntriesBetweenInstancesAndStandbys) {
+  AgentSpec s;
+  LocalInstanceSpec fw;
+  fw.name = "fw1";
+  fw.id = 1;
+  LocalInstanceSpec nat = sb();
+  nat.name = "nat1";
+  s.instances = {fw, nat};
+  LocalInstanceSpec other = sb();
+  other.name = "mon1-sb";
+  other.id = 2;
+  s.standbys = {other};
+  auto names = [](const std::vector<LocalInstanceSpec>& l) {
+    std::vector<std::string> n;
+    for (const auto& x : l) n.push_back(x.name);
+    return n;
+  };
+  auto t = s;
+  apply_standby_roles(t, {}, {});
+  EXPECT_EQ(names(t.instances), (std::vector<std::string>{"fw1", "nat1"}));
+  // nat1's node came back after another router's standby took instance 3 over: it stands by
+  apply_standby_roles(t, {}, {3});
+  EXPECT_EQ(names(t.instances), (std::vector<std::string>{"fw1"}));
+  EXPECT_EQ(names(t.standbys), (std::vector<std::string>{"mon1-sb", "nat1"}));
+  // and if that replacement fails, this node's standby acts: instance 3 runs here again; the
+  // standby for 2 acts too
+  apply_standby_roles(t, {2, 3}, {});
+  EXPECT_EQ(names(t.instances), (std::vector<std::string>{"fw1", "mon1-sb", "nat1"}));
+  EXPECT_TRUE(t.standbys.empty());
+  // applied to the config's spec again (a reload) with the same roles: the same result
+  t = s;
+  apply_standby_roles(t, {}, {3});
+  apply_standby_roles(t, {}, {3});
+  EXPECT_EQ(names(t.instances), (std::vector<std::string>{"fw1"}));
+  EXPECT_EQ(names(t.standbys), (std::vector<std::string>{"mon1-sb", "nat1"}));
+}

@@ -177,3 +177,48 @@ TEST(Standby, StandbyOnTheFailedRouterItselfNeverActs) {
   f[0].router = 2;
   EXPECT_FALSE(acting_standby(v, f[0]).has_value());
 }
+
+// A node back after a standby took its instance over (docs/ftc.md 7.3): the standby keeps it, the
+// node that comes back stands down (the flows' state is at the replacement's head only).
+TEST(Standby, NodeBackAfterTheStandbyActedStandsDown) {
+  Plane r;
+  auto v = r.at(net());
+  EXPECT_FALSE(superseded_by(v, 2, 5, 3).has_value()) << "alone live: standby LSAs are not live announcements";
+  EXPECT_FALSE(superseded_by(v, 2, 5, std::nullopt).has_value()) << "starting, and nobody else runs it";
+  r.at(net({2}));
+  // router 3's standby took over as incarnation 4; router 2 is back, its instance not announced yet
+  auto b = net({}, false);
+  b.vnf(3, ftc(5, 3, 4));
+  v = r.at(b);
+  EXPECT_EQ(superseded_by(v, 2, 5, std::nullopt), 3u) << "router 2 must not start or recover it";
+  EXPECT_FALSE(superseded_by(v, 3, 5, 4).has_value()) << "the replacement keeps it";
+  // router 2 still announces its old incarnation live (a partition that healed): the newer one wins
+  b = net();
+  b.vnf(3, ftc(5, 3, 4));
+  v = r.at(b);
+  EXPECT_EQ(superseded_by(v, 2, 5, 3), 3u);
+  EXPECT_FALSE(superseded_by(v, 3, 5, 4).has_value());
+  // a replacement that is itself frozen or unreachable is not live: it supersedes nothing
+  v = r.at(b, {0xc0000203});
+  EXPECT_FALSE(superseded_by(v, 2, 5, std::nullopt).has_value());
+}
+
+TEST(Standby, StandDownOrderIsSerialThenRouterId) {
+  Plane r;
+  auto with = [](std::uint32_t inc2, std::uint32_t inc3) {
+    test::LsdbBuilder b;
+    b.router(1);
+    for (std::uint32_t rt : {2u, 3u}) b.link(1, rt, 10, 10);
+    b.vnf(2, ftc(5, 2, inc2));
+    b.vnf(3, ftc(5, 3, inc3));
+    return b;
+  };
+  // 0 follows 255: router 3's incarnation 0 is the newer one
+  auto v = r.at(with(255, 0));
+  EXPECT_EQ(superseded_by(v, 2, 5, 255), 3u);
+  EXPECT_FALSE(superseded_by(v, 3, 5, 0).has_value());
+  // the same incarnation on two routers: the lower router id keeps it
+  v = r.at(with(7, 7));
+  EXPECT_FALSE(superseded_by(v, 2, 5, 7).has_value());
+  EXPECT_EQ(superseded_by(v, 3, 5, 7), 2u);
+}
