@@ -129,6 +129,41 @@ TEST(ConfigFtc, ErrorsNameTheInputAndItsLine) {
   EXPECT_THAT(kind[0].message, HasSubstr("true or false"));
 }
 
+// The node's NF limits (anychain-nf --replica-records, --reorder-wait-us): defaults, values,
+// round trip, and each bad value named with its range and line.
+TEST(ConfigFtc, ReplicaRecordsAndReorderWait) {
+  auto d = cfg::parse(kFtcBase, "d.yaml");
+  ASSERT_TRUE(d.has_value()) << diag_text(d.error());
+  EXPECT_EQ(d->ftc.replica_records, 4096u);
+  EXPECT_EQ(d->ftc.reorder_wait_us, 1000u);
+  auto c = cfg::parse(kFtcBase + "ftc:\n  replica_records: 65536\n  reorder_wait_us: 250\n", "t.yaml");
+  ASSERT_TRUE(c.has_value()) << diag_text(c.error());
+  EXPECT_EQ(c->ftc.replica_records, 65536u);
+  EXPECT_EQ(c->ftc.reorder_wait_us, 250u);
+  std::string text = cfg::to_yaml(*c);
+  auto b = cfg::parse(text, "again.yaml");
+  ASSERT_TRUE(b.has_value()) << diag_text(b.error()) << text;
+  EXPECT_EQ(b->ftc, c->ftc);
+
+  auto zero = errors_of(kFtcBase + "ftc:\n  replica_records: 0\n");
+  ASSERT_EQ(zero.size(), 1u);
+  EXPECT_THAT(zero[0].message, HasSubstr("ftc: 'replica_records' = 0 out of range 1..4194304"));
+  EXPECT_EQ(zero[0].mark.line, 8);
+  auto big = errors_of(kFtcBase + "ftc:\n  replica_records: 5000000\n");
+  ASSERT_EQ(big.size(), 1u);
+  EXPECT_THAT(big[0].message, HasSubstr("'replica_records' = 5000000 out of range"));
+  auto text_val = errors_of(kFtcBase + "ftc:\n  replica_records: many\n");
+  ASSERT_EQ(text_val.size(), 1u);
+  EXPECT_THAT(text_val[0].message, HasSubstr("'replica_records' must be an integer, got 'many'"));
+  auto wait = errors_of(kFtcBase + "ftc:\n  reorder_wait_us: 1000000\n");
+  ASSERT_EQ(wait.size(), 1u);
+  EXPECT_THAT(wait[0].message, HasSubstr("ftc: 'reorder_wait_us' = 1000000 out of range 1..999999"));
+  EXPECT_EQ(wait[0].mark.line, 8);
+  auto wait0 = errors_of(kFtcBase + "ftc:\n  reorder_wait_us: 0\n");
+  ASSERT_EQ(wait0.size(), 1u);
+  EXPECT_THAT(wait0[0].message, HasSubstr("'reorder_wait_us' = 0 out of range"));
+}
+
 }  // namespace
 
 // Standbys (instance standby_for, docs/ftc.md 7.3, docs/config.md): a standby parses, takes the
