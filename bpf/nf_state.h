@@ -832,8 +832,8 @@ AC_INLINE void ac_st_commit(struct ac_ftc_hop *hop, struct ac_st_tx *tx)
 		return; /* not an FTC packet: no log */
 
 #pragma unroll
-	for (__u32 i = 0; i < (AC_FTC_LOG_MAX + 4 + AC_FTC_KEY_MAX + AC_FTC_VAL_MAX) / 4; i++)
-		((__u32 *)s->own)[i] = 0;
+	for (__u32 i = 0; i < (AC_FTC_LOG_MAX + 4 + AC_FTC_KEY_MAX + AC_FTC_VAL_MAX) / 8; i++)
+		((__u64 *)s->own)[i] = 0;
 	ac_ftc_put_log_hdr(s->own, 0, 0, 1, n, n ? 1 : 0, AC_FTC_MBOX(hop->id, hop->inc, hop->spi_si & 0xff), seq);
 	/* the writes, one bpf_loop step each (s->rb is free until the rebuild) */
 	s->rb.out = AC_FTC_LOG_HDR;
