@@ -145,23 +145,20 @@ TEST(ConfigFtc, ReplicaRecordsAndReorderWait) {
   ASSERT_TRUE(b.has_value()) << diag_text(b.error()) << text;
   EXPECT_EQ(b->ftc, c->ftc);
 
-  auto zero = errors_of(kFtcBase + "ftc:\n  replica_records: 0\n");
-  ASSERT_EQ(zero.size(), 1u);
-  EXPECT_THAT(zero[0].message, HasSubstr("ftc: 'replica_records' = 0 out of range 1..4194304"));
-  EXPECT_EQ(zero[0].mark.line, 8);
-  auto big = errors_of(kFtcBase + "ftc:\n  replica_records: 5000000\n");
-  ASSERT_EQ(big.size(), 1u);
-  EXPECT_THAT(big[0].message, HasSubstr("'replica_records' = 5000000 out of range"));
-  auto text_val = errors_of(kFtcBase + "ftc:\n  replica_records: many\n");
-  ASSERT_EQ(text_val.size(), 1u);
-  EXPECT_THAT(text_val[0].message, HasSubstr("'replica_records' must be an integer, got 'many'"));
-  auto wait = errors_of(kFtcBase + "ftc:\n  reorder_wait_us: 1000000\n");
-  ASSERT_EQ(wait.size(), 1u);
-  EXPECT_THAT(wait[0].message, HasSubstr("ftc: 'reorder_wait_us' = 1000000 out of range 1..999999"));
-  EXPECT_EQ(wait[0].mark.line, 8);
-  auto wait0 = errors_of(kFtcBase + "ftc:\n  reorder_wait_us: 0\n");
-  ASSERT_EQ(wait0.size(), 1u);
-  EXPECT_THAT(wait0[0].message, HasSubstr("'reorder_wait_us' = 0 out of range"));
+  // each bad value alone: one error, on line 8, naming the key, the value and the range
+  const std::pair<const char*, const char*> bad[] = {
+      {"replica_records: 0", "ftc: 'replica_records' = 0 out of range 1..4194304"},
+      {"replica_records: 5000000", "ftc: 'replica_records' = 5000000 out of range 1..4194304"},
+      {"replica_records: many", "ftc: 'replica_records' must be an integer, got 'many'"},
+      {"reorder_wait_us: 1000000", "ftc: 'reorder_wait_us' = 1000000 out of range 1..999999"},
+      {"reorder_wait_us: 0", "ftc: 'reorder_wait_us' = 0 out of range 1..999999"},
+  };
+  for (const auto& [line, message] : bad) {
+    auto e = errors_of(kFtcBase + "ftc:\n  " + line + "\n");
+    ASSERT_EQ(e.size(), 1u) << line;
+    EXPECT_THAT(e[0].message, HasSubstr(message));
+    EXPECT_EQ(e[0].mark.line, 8) << line;
+  }
 }
 
 }  // namespace
