@@ -81,7 +81,11 @@ struct ac_ftc_scratch {
 	__u8 old[AC_FTC_WIN];    /* the NSH as received (held counts and strip marks updated); at
 				  * least 32 bytes follow it in this struct (ac_st_load_words) */
 	struct ac_ftc_rebuild rb;
-	__u8 nsh[AC_FTC_WIN];    /* the NSH rebuilt */
+	__u8 eth_pad[2];
+	__u8 eth[ETH_HLEN];      /* the frame's Ethernet header as it arrived (the NFs do not write
+				  * it before ac_ftc_hop_finish; ac_nf_tx swaps the MACs after),
+				  * right before the rebuilt NSH: one store writes both */
+	__u8 nsh[AC_FTC_WIN];    /* the NSH rebuilt (8-byte aligned) */
 	__u8 own[AC_FTC_WIN];    /* this hop's log value, zero after its end */
 	struct ac_ftc_view view;
 	struct ac_ftc_commits commits;
@@ -90,9 +94,12 @@ struct ac_ftc_scratch {
 	__u8 zero[sizeof(struct ac_st_rec)]; /* an empty record, the value new records are created
 					      * from (bytes: a per-CPU map cannot hold a spin lock) */
 	struct ac_ftc_hop hop;   /* the hop's parameters for the replicate callback */
-	struct ac_nf_overflow ovf; /* its eth is the arriving frame's Ethernet header */
-	__u8 eth[ETH_HLEN + 2];
+	struct ac_nf_overflow ovf; /* its eth is copied from eth when a record is written */
 };
+_Static_assert(__builtin_offsetof(struct ac_ftc_scratch, nsh) % 8 == 0 &&
+		       __builtin_offsetof(struct ac_ftc_scratch, eth) + ETH_HLEN ==
+			       __builtin_offsetof(struct ac_ftc_scratch, nsh),
+	       "the rebuilt NSH follows the Ethernet header, 8-byte aligned");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -491,20 +498,67 @@ static long ac_ftc_encode_cb(__u32 i, void *unused)
 {
 	struct ac_ftc_scratch *s = ac_ftc_scratch();
 	struct ac_st_slot *w;
+	__u32 o, klen, vlen;
+	__u8 *p;
 
 	if (!s || i >= s->rb.keep || i >= AC_FTC_MAX_WRITES)
 		return 1;
 	w = &s->staged[ac_ftc_mask(i, AC_FTC_MAX_WRITES - 1)];
-	s->rb.out = ac_ftc_put_write(s->own, s->rb.out, w->table, w->flags, w->key, w->klen & 0x1f, w->val,
-				     w->flags ? 0 : w->vlen & 0x3f);
+	/* the bytes of ac_ftc_put_write (ftc.h), in words: the header, the key's 16 bytes, then the
+	 * value's 32 from the key's end (both zero after their lengths) */
+	o = ac_ftc_mask(s->rb.out, 0xff);
+	klen = w->klen & 0x1f;
+	vlen = w->flags ? 0 : w->vlen & 0x3f;
+	p = s->own + o;
+	p[0] = w->table;
+	p[1] = w->flags;
+	p[2] = (__u8)klen;
+	p[3] = (__u8)vlen;
+	*(__u64 *)(p + 4) = ((__u64 *)w->key)[0];
+	*(__u64 *)(p + 12) = ((__u64 *)w->key)[1];
+	p += AC_FTC_WRITE_HDR + klen;
+#pragma unroll
+	for (__u32 q = 0; q < AC_FTC_VAL_MAX / 8; q++)
+		((__u64 *)p)[q] = ((__u64 *)w->val)[q];
+	s->rb.out = o + AC_FTC_WRITE_HDR + klen + vlen;
 	return 0;
 }
 
+/* n bytes (n <= 136, rounded up to 8) from src to dst, both inside the scratch with at least 136
+ * bytes after them: 64-bit words, not bytes (the bytes past n that it also writes are
+ * overwritten by what follows them or lie past the NSH's end) */
+AC_INLINE void ac_ftc_copy_words(__u8 *dst, const __u8 *src, __u32 n)
+{
+#pragma unroll
+	for (__u32 q = 0; q < 17; q++)
+		if (8 * q < n)
+			((__u64 *)dst)[q] = ((const __u64 *)src)[q];
+}
+
+/* One TLV of the received NSH into the rebuilt one, whole (s->rb.i is its byte offset): the
+ * bytes ac_ftc_rebuild_step writes a word at a time (include/anychain/ftc.h, the C++ hop's
+ * reference), one bpf_loop step per TLV instead of one per word. The walk checked every TLV's
+ * length against the NSH's, so a TLV lies inside it. */
 static long ac_ftc_rebuild_cb(__u32 i, void *unused)
 {
 	struct ac_ftc_scratch *s = ac_ftc_scratch();
+	__u32 off, tl, cls, type, out;
 
-	return s ? ac_ftc_rebuild_step(s->old, &s->view, s->nsh, &s->rb) : 1;
+	if (!s)
+		return 1;
+	off = s->rb.i;
+	if (off >= s->view.len || off >= AC_NSH_MAX_LEN)
+		return 1;
+	cls = ac_ftc_rd16(s->old, off);
+	type = AC_FTC_B(s->old, off + 2);
+	tl = 4 + ac_ftc_pad4(AC_FTC_B(s->old, off + 3) & 0x7f);
+	s->rb.i = off + tl;
+	if (cls == AC_MD_CLASS && (type == AC_TLV_FTC_COMMIT || type == AC_TLV_FTC_STRIP))
+		return 0;
+	out = s->rb.out;
+	ac_ftc_copy_words(s->nsh + ac_ftc_mask(out, 0xff), s->old + ac_ftc_mask(off, 0xff), tl);
+	s->rb.out = out + tl;
+	return 0;
 }
 
 /* Parse the NSH after the Ethernet header and replicate its logs (docs/ftc.md 3.5 steps 1-3).
@@ -575,9 +629,15 @@ AC_INLINE enum ac_ftc_verdict ac_ftc_hop_begin(struct xdp_md *ctx, struct ac_ftc
 	hop->spi_si = ac_ftc_rd32(s->old, 4);
 	hop->hash = s->view.hash;
 	hop->f = s->view.f;
-	/* where a propagating packet of this partition goes (an overflow record, ac_st_commit) */
-	if (bpf_xdp_load_bytes(ctx, 0, s->ovf.eth, ETH_HLEN))
+	/* the Ethernet header, for the rebuild and for where a propagating packet of this
+	 * partition goes (an overflow record, ac_st_commit): read in place, not by a helper */
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + ETH_HLEN > data_end)
 		return AC_FTC_DROP;
+	*(__u64 *)s->eth = *(const __u64 *)data;
+	*(__u32 *)(s->eth + 8) = *(const __u32 *)(data + 8);
+	*(__u16 *)(s->eth + 12) = *(const __u16 *)(data + 12);
 	hop->propagating = (s->view.cflags & AC_FTC_CTRL_PROPAGATING) != 0;
 	s->commits.n = 0;
 	if (s->view.ncommit && bpf_loop(AC_FTC_MAX_COMMITS, ac_ftc_commit_cb, 0, 0) < 0) {
@@ -772,8 +832,8 @@ AC_INLINE void ac_st_commit(struct ac_ftc_hop *hop, struct ac_st_tx *tx)
 		return; /* not an FTC packet: no log */
 
 #pragma unroll
-	for (__u32 i = 0; i < (AC_FTC_LOG_MAX + 4 + AC_FTC_KEY_MAX + AC_FTC_VAL_MAX) / 4; i++)
-		((__u32 *)s->own)[i] = 0;
+	for (__u32 i = 0; i < (AC_FTC_LOG_MAX + 4 + AC_FTC_KEY_MAX + AC_FTC_VAL_MAX) / 8; i++)
+		((__u64 *)s->own)[i] = 0;
 	ac_ftc_put_log_hdr(s->own, 0, 0, 1, n, n ? 1 : 0, AC_FTC_MBOX(hop->id, hop->inc, hop->spi_si & 0xff), seq);
 	/* the writes, one bpf_loop step each (s->rb is free until the rebuild) */
 	s->rb.out = AC_FTC_LOG_HDR;
@@ -790,6 +850,7 @@ AC_INLINE void ac_st_commit(struct ac_ftc_hop *hop, struct ac_st_tx *tx)
 		s->ovf.o.f = hop->f;
 		s->ovf.ingress = s->view.ingress;
 		s->ovf.next_proto = s->old[3];
+		__builtin_memcpy(s->ovf.eth, s->eth, ETH_HLEN);
 #pragma unroll
 		for (__u32 i = 0; i < AC_FTC_LOG_MAX / 4; i++)
 			((__u32 *)s->ovf.o.log)[i] = ((__u32 *)s->own)[i];
@@ -817,7 +878,7 @@ AC_INLINE void ac_ftc_propagate(struct ac_ftc_hop *hop)
 AC_INLINE enum ac_ftc_verdict ac_ftc_hop_finish(struct xdp_md *ctx, struct ac_ftc_hop *hop)
 {
 	struct ac_ftc_scratch *s = ac_ftc_scratch();
-	__u32 len, pkt_len;
+	__u32 len, pkt_len, own;
 	int delta;
 
 	if (!s)
@@ -833,21 +894,38 @@ AC_INLINE enum ac_ftc_verdict ac_ftc_hop_finish(struct xdp_md *ctx, struct ac_ft
 		}
 	}
 	ac_ftc_rebuild_begin(s->old, s->nsh, &s->rb);
-	bpf_loop(AC_FTC_REBUILD_STEPS, ac_ftc_rebuild_cb, 0, 0);
-	len = ac_ftc_rebuild_end(s->nsh, s->own, hop->own_len, &s->commits, &s->rb) & 0xfc;
+	s->rb.i = AC_NSH_BASE_LEN; /* a byte offset here (ac_ftc_rebuild_cb) */
+	bpf_loop(AC_FTC_WALK_STEPS, ac_ftc_rebuild_cb, 0, 0);
+	own = hop->own_len;
+	if (own) {
+		/* this hop's log TLV, its value copied in words (s->own is zero after its end);
+		 * then ac_ftc_rebuild_end adds the commits and the length as for any NSH */
+		__u32 out = s->rb.out & 0xff;
+
+		if (own > AC_FTC_LOG_MAX || out + 4 + ac_ftc_pad4(own) > AC_NSH_MAX_LEN) {
+			ac_ftc_count(AC_FTC_ST_OVERFLOW);
+			return AC_FTC_DROP;
+		}
+		ac_ftc_wr16(s->nsh, out, AC_MD_CLASS);
+		AC_FTC_B(s->nsh, out + 2) = AC_TLV_FTC_LOG;
+		AC_FTC_B(s->nsh, out + 3) = (__u8)own;
+		ac_ftc_copy_words(s->nsh + out + 4, s->own, ac_ftc_pad4(own));
+		s->rb.out = out + 4 + ac_ftc_pad4(own);
+	}
+	len = ac_ftc_rebuild_end(s->nsh, s->own, 0, &s->commits, &s->rb) & 0xfc;
 	if (len < AC_NSH_BASE_LEN) {
 		ac_ftc_count(AC_FTC_ST_OVERFLOW);
 		return AC_FTC_DROP;
 	}
-	if (bpf_xdp_load_bytes(ctx, 0, s->eth, ETH_HLEN))
-		return AC_FTC_DROP;
 	delta = (int)hop->nsh_len - (int)len;
-	if (delta && bpf_xdp_adjust_head(ctx, delta)) {
+	if (!delta) /* the frame's head did not move: the NSH alone is rewritten */
+		return bpf_xdp_store_bytes(ctx, ETH_HLEN, s->nsh, len) ? AC_FTC_DROP : AC_FTC_CONTINUE;
+	if (bpf_xdp_adjust_head(ctx, delta)) {
 		ac_ftc_count(AC_FTC_ST_OVERFLOW);
 		return AC_FTC_DROP;
 	}
-	if (bpf_xdp_store_bytes(ctx, 0, s->eth, ETH_HLEN) ||
-	    bpf_xdp_store_bytes(ctx, ETH_HLEN, s->nsh, len))
+	/* the Ethernet header (read by ac_ftc_hop_begin) and the NSH in one store */
+	if (bpf_xdp_store_bytes(ctx, 0, s->eth, ETH_HLEN + len))
 		return AC_FTC_DROP;
 	return AC_FTC_CONTINUE;
 }

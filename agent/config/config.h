@@ -142,6 +142,10 @@ struct FtcNode {
   // how long a withdrawn FTC instance's flows stay frozen (RECOVERING) waiting for its
   // replacement before they are placed again without state (docs/ftc.md 7.2)
   uint32_t recovery_hold_ms = 30000;
+  // every built-in NF of this node (anychain-nf --replica-records, --reorder-wait-us; docs/ftc.md
+  // 3.2, 4.3): its replica store's records, and how long a gap is held before it is re-requested
+  uint32_t replica_records = 4096;
+  uint32_t reorder_wait_us = 1000;
   bool operator==(const FtcNode&) const = default;
 };
 

@@ -104,6 +104,8 @@ std::string to_yaml(const Config& c) {
   emit_ftc_params(e, c.ftc.defaults);
   e << YAML::Key << "port" << YAML::Value << c.ftc.port;
   e << YAML::Key << "recovery_hold_ms" << YAML::Value << c.ftc.recovery_hold_ms;
+  e << YAML::Key << "replica_records" << YAML::Value << c.ftc.replica_records;
+  e << YAML::Key << "reorder_wait_us" << YAML::Value << c.ftc.reorder_wait_us;
   if (!c.ftc.key_file.empty()) e << YAML::Key << "key_file" << YAML::Value << c.ftc.key_file;
   e << YAML::Key << "detect" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "interval_ms"
     << YAML::Value << c.ftc.detect_interval_ms << YAML::Key << "misses" << YAML::Value << c.ftc.detect_misses

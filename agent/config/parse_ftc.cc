@@ -63,11 +63,15 @@ void read_chain_ftc(Ctx& ctx, MapReader& r, Chain& c) {
 
 void read_ftc_node(Ctx& ctx, const YAML::Node& n, FtcNode& out) {
   MapReader r(ctx, n, "ftc", {"f", "buffer", "hold_timeout_ms", "propagate_after_ms", "port", "key_file", "detect",
-                              "recovery_hold_ms"});
+                              "recovery_hold_ms", "replica_records", "reorder_wait_us"});
   if (!r.ok()) return;
   read_params(ctx, r, "ftc", out.defaults);
   r.uint("port", out.port, 1, 65535);
   r.uint("recovery_hold_ms", out.recovery_hold_ms, 100, 3'600'000);
+  // the ranges of agent/nf/params.h (kReplicaRecordsMax; a gap is re-requested before anychain-nf's
+  // 1 s hold timeout drops its frames)
+  r.uint("replica_records", out.replica_records, 1, 1u << 22);
+  r.uint("reorder_wait_us", out.reorder_wait_us, 1, 999'999);
   if (auto d = r.get("detect", false); d && !d->IsNull()) {
     MapReader dr(ctx, *d, "ftc.detect", {"interval_ms", "misses"});
     if (dr.ok()) {

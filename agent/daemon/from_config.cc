@@ -30,7 +30,7 @@ plane::WcmpMode to_wcmp_mode(config::WcmpPolicy p) {
 }
 
 // An instance's nf: entry as anychain-nf runs it
-Result<nf::InstanceSpec> to_nf_spec(const config::Instance& in) {
+Result<nf::InstanceSpec> to_nf_spec(const config::Instance& in, const config::FtcNode& ftc) {
   const config::NfConfig& c = *in.nf;
   auto kind = nf::parse_kind(c.kind);
   if (!kind) return fail(fmt::format("instance {}: unknown nf '{}'", in.name, c.kind), EINVAL);
@@ -57,6 +57,8 @@ Result<nf::InstanceSpec> to_nf_spec(const config::Instance& in) {
   s.params.ids_flag_expire_s = c.ids_flag_expire_s;
   s.params.rl_limit = c.rl_limit;
   s.params.rl_packets = c.rl_packets;
+  s.params.replica_records = ftc.replica_records;
+  s.params.reorder_wait_us = ftc.reorder_wait_us;
   for (const auto& r : c.fw_rules) {
     std::string text = fmt::format("{} src {} dst {} proto {}", r.drop ? "drop" : "pass", r.src, r.dst,
                                    config::proto_name(r.proto));
@@ -212,7 +214,7 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
       if (sv.name == in.service) l.service_id = sv.id;
     if (!l.service_id) return fail(fmt::format("instance {}: unknown service '{}'", in.name, in.service), EINVAL);
     if (in.nf) {
-      auto n = to_nf_spec(in);
+      auto n = to_nf_spec(in, c.ftc);
       if (!n) return unexpected(n.error());
       l.nf = std::move(*n);
       l.mac = nf::nf_mac(in.id);  // the NF side of the veth the agent creates

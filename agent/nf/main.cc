@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   int idle = -1;
   std::string control_path;
   HoldOptions hold;
-  uint32_t hold_timeout_ms = 1000, reorder_wait_us = 1000;
+  uint32_t hold_timeout_ms = 1000;
   bool no_hold = false, no_resync = false;
   std::string resync_socket;
   po::options_description desc(
@@ -100,14 +100,16 @@ int main(int argc, char** argv) {
       "object", po::value(&o.object_path), "load this BPF object instead of the kind's (development)")(
       "program", po::value(&o.program), "with --object: the XDP program to attach (default: its first)")(
       "flows", po::value(&o.flows)->default_value(65536), "per-flow state records (partitions)")(
-      "replica-records", po::value(&o.replica_records)->default_value(4096), "FTC replica records")(
+      "replica-records", po::value(&p.replica_records)->default_value(kReplicaRecordsDefault),
+      "FTC replica records (partitions of its predecessors this instance holds), 1..4194304")(
       "ftc-control", po::value(&control_path), "the FTC control file (default <run-dir>/ftc/<name>.json; docs/nf.md)")(
       "hold-frames", po::value(&hold.frames)->default_value(4096), "FTC hold queue: frames held in all")(
       "hold-per-partition", po::value(&hold.per_partition)->default_value(256), "FTC hold queue: frames held per partition")(
       "hold-timeout-ms", po::value(&hold_timeout_ms)->default_value(1000), "FTC hold queue: a frame held longer is dropped")(
       "no-hold", po::bool_switch(&no_hold), "no hold queue: a gap drops its packet (ftc_hold_unavailable)")(
-      "reorder-wait-us", po::value(&reorder_wait_us)->default_value(1000),
-      "FTC: a gap still open this long after its first frame was held is re-requested from the agent")(
+      "reorder-wait-us", po::value(&p.reorder_wait_us)->default_value(kReorderWaitUsDefault),
+      "FTC: a gap still open this long after its first frame was held is re-requested from the agent, "
+      "1..999999")(
       "resync-socket", po::value(&resync_socket), "FTC: the agent's re-request socket (default <run-dir>/ftc/resync.sock)")(
       "no-resync", po::bool_switch(&no_resync), "FTC: never re-request a gap (held frames wait for the log or expire)")(
       "verbose,v", po::bool_switch(&g_verbose), "libbpf's debug output");
@@ -156,7 +158,10 @@ int main(int argc, char** argv) {
   }
   if (o.object_path.empty()) {
     if (auto v = validate(p); !v) return usage(v.error().message);
+  } else if (auto v = validate_ftc(p); !v) {
+    return usage(v.error().message);
   }
+  o.replica_records = p.replica_records;
   libbpf_set_print(libbpf_print);
 
   sigset_t set;
@@ -171,7 +176,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   hold.timeout = std::chrono::milliseconds(hold_timeout_ms);
-  hold.reorder_wait = std::chrono::microseconds(reorder_wait_us);
+  hold.reorder_wait = std::chrono::microseconds(p.reorder_wait_us);
   if (!no_resync) hold.resync_socket = resync_socket.empty() ? resync_socket_path(run_dir) : resync_socket;
   if (control_path.empty()) control_path = ftc_control_path(run_dir, o.name);
   // the FTC control: applied now if present, then on SIGHUP and whenever it changes

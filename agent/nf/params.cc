@@ -219,10 +219,22 @@ Result<void> validate(const Params& p) {
   }
   if (p.kind == Kind::Ratelimit && p.rl_limit == 0)
     return fail("ratelimit: the limit is missing (bytes or packets per window, at least 1)", EINVAL);
+  if (auto f = validate_ftc(p); !f) return f;
   if (p.fw_rules.size() > AC_NF_FW_RULES)
     return fail(fmt::format("firewall: {} rules, at most {}", p.fw_rules.size(), AC_NF_FW_RULES), EINVAL);
   if (p.kind != Kind::Firewall && (!p.fw_rules.empty() || p.fw_default_drop))
     return fail(fmt::format("firewall rules given to a {}", k.name), EINVAL);
+  return {};
+}
+
+Result<void> validate_ftc(const Params& p) {
+  if (p.replica_records < 1 || p.replica_records > kReplicaRecordsMax)
+    return fail(fmt::format("replica records {}: out of range 1..{}", p.replica_records, kReplicaRecordsMax), EINVAL);
+  if (p.reorder_wait_us < 1 || p.reorder_wait_us > kReorderWaitUsMax)
+    return fail(fmt::format("reorder wait {} us: out of range 1..{} (a gap must be re-requested before its held "
+                            "frames time out after 1 s)",
+                            p.reorder_wait_us, kReorderWaitUsMax),
+                EINVAL);
   return {};
 }
 
@@ -246,6 +258,8 @@ std::vector<std::string> to_args(const Params& p) {
     a.insert(a.end(), {"--default", p.fw_default_drop ? "drop" : "pass"});
     for (const auto& r : p.fw_rules) a.insert(a.end(), {"--rule", to_text(r)});
   }
+  a.insert(a.end(), {"--replica-records", std::to_string(p.replica_records), "--reorder-wait-us",
+                     std::to_string(p.reorder_wait_us)});
   return a;
 }
 

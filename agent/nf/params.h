@@ -45,6 +45,10 @@ std::string proto_text(uint8_t proto);
 // "N" or "N-M"
 Result<std::pair<uint16_t, uint16_t>> parse_port_range(std::string_view s);
 
+// FTC limits of anychain-nf (--replica-records, --reorder-wait-us; the config's ftc: section)
+inline constexpr uint32_t kReplicaRecordsDefault = 4096, kReplicaRecordsMax = 1u << 22;
+inline constexpr uint32_t kReorderWaitUsDefault = 1000, kReorderWaitUsMax = 999'999;  // below the 1 s hold timeout
+
 struct Params {
   Kind kind = Kind::Monitor;
   uint32_t instance_id = 0;       // network-wide: the FTC middlebox id, the CRDT origin
@@ -70,6 +74,10 @@ struct Params {
   // ratelimit: the limit per window over every instance, in bytes (inner L3) or packets
   uint64_t rl_limit = 0;
   bool rl_packets = false;
+  // FTC (docs/ftc.md 3.2, 4.3): the replica store's records (partitions of predecessors held)
+  // and how long a gap stays held before it is re-requested from the agent
+  uint32_t replica_records = kReplicaRecordsDefault;
+  uint32_t reorder_wait_us = kReorderWaitUsDefault;
 };
 
 // Whether the kind keeps shared state with windows (ids, ratelimit).
@@ -80,6 +88,9 @@ Result<std::pair<uint32_t, uint32_t>> parse_geometry(std::string_view s);
 
 // Check what the kind needs (a NAT address, a pool inside 1..65535, at most AC_NF_FW_RULES rules).
 Result<void> validate(const Params& p);
+
+// The FTC limits alone (replica_records, reorder_wait_us): validate() checks them too.
+Result<void> validate_ftc(const Params& p);
 
 // anychain-nf's options for p (after --name/--iface, which the launcher adds).
 std::vector<std::string> to_args(const Params& p);

@@ -114,6 +114,21 @@ AC_INLINE __u32 ac_ftc_mask(__u32 v, __u32 m)
 #endif
 #define AC_FTC_B(b, o) ((b)[ac_ftc_mask((o), AC_FTC_WMASK)])
 
+#if defined(__BPF__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* In BPF one (unaligned) load and a byte swap instead of a masked load per byte: b is a window of
+ * AC_FTC_WIN bytes followed by at least 3 more inside the same map value (bpf/nf_state.h's
+ * scratch), so o & AC_FTC_WMASK plus 4 stays inside it. x86-64 and arm64 BPF take unaligned
+ * loads from map values. */
+AC_INLINE __u32 ac_ftc_rd16(const __u8 *b, __u32 o)
+{
+	return __builtin_bswap16(*(const __u16 *)&AC_FTC_B(b, o));
+}
+
+AC_INLINE __u32 ac_ftc_rd32(const __u8 *b, __u32 o)
+{
+	return __builtin_bswap32(*(const __u32 *)&AC_FTC_B(b, o));
+}
+#else
 AC_INLINE __u32 ac_ftc_rd16(const __u8 *b, __u32 o)
 {
 	return ((__u32)AC_FTC_B(b, o) << 8) | AC_FTC_B(b, o + 1);
@@ -124,6 +139,7 @@ AC_INLINE __u32 ac_ftc_rd32(const __u8 *b, __u32 o)
 	return ((__u32)AC_FTC_B(b, o) << 24) | ((__u32)AC_FTC_B(b, o + 1) << 16) |
 	       ((__u32)AC_FTC_B(b, o + 2) << 8) | AC_FTC_B(b, o + 3);
 }
+#endif
 
 AC_INLINE void ac_ftc_wr16(__u8 *b, __u32 o, __u32 v)
 {

@@ -129,6 +129,38 @@ TEST(ConfigFtc, ErrorsNameTheInputAndItsLine) {
   EXPECT_THAT(kind[0].message, HasSubstr("true or false"));
 }
 
+// The node's NF limits (anychain-nf --replica-records, --reorder-wait-us): defaults, values,
+// round trip, and each bad value named with its range and line.
+TEST(ConfigFtc, ReplicaRecordsAndReorderWait) {
+  auto d = cfg::parse(kFtcBase, "d.yaml");
+  ASSERT_TRUE(d.has_value()) << diag_text(d.error());
+  EXPECT_EQ(d->ftc.replica_records, 4096u);
+  EXPECT_EQ(d->ftc.reorder_wait_us, 1000u);
+  auto c = cfg::parse(kFtcBase + "ftc:\n  replica_records: 65536\n  reorder_wait_us: 250\n", "t.yaml");
+  ASSERT_TRUE(c.has_value()) << diag_text(c.error());
+  EXPECT_EQ(c->ftc.replica_records, 65536u);
+  EXPECT_EQ(c->ftc.reorder_wait_us, 250u);
+  std::string text = cfg::to_yaml(*c);
+  auto b = cfg::parse(text, "again.yaml");
+  ASSERT_TRUE(b.has_value()) << diag_text(b.error()) << text;
+  EXPECT_EQ(b->ftc, c->ftc);
+
+  // each bad value alone: one error, on line 8, naming the key, the value and the range
+  const std::pair<const char*, const char*> bad[] = {
+      {"replica_records: 0", "ftc: 'replica_records' = 0 out of range 1..4194304"},
+      {"replica_records: 5000000", "ftc: 'replica_records' = 5000000 out of range 1..4194304"},
+      {"replica_records: many", "ftc: 'replica_records' must be an integer, got 'many'"},
+      {"reorder_wait_us: 1000000", "ftc: 'reorder_wait_us' = 1000000 out of range 1..999999"},
+      {"reorder_wait_us: 0", "ftc: 'reorder_wait_us' = 0 out of range 1..999999"},
+  };
+  for (const auto& [line, message] : bad) {
+    auto e = errors_of(kFtcBase + "ftc:\n  " + line + "\n");
+    ASSERT_EQ(e.size(), 1u) << line;
+    EXPECT_THAT(e[0].message, HasSubstr(message));
+    EXPECT_EQ(e[0].mark.line, 8) << line;
+  }
+}
+
 }  // namespace
 
 // Standbys (instance standby_for, docs/ftc.md 7.3, docs/config.md): a standby parses, takes the

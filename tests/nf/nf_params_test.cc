@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "anychain/maps.h"
 #include "nf/ftc_control.h"
 #include "nf/params.h"
@@ -95,13 +97,15 @@ TEST(NfParams, ValidateAndTheCommandLine) {
   p.idle_timeout_s = 300;
   ASSERT_TRUE(nf::validate(p).has_value());
   EXPECT_EQ(nf::to_args(p), (std::vector<std::string>{"--kind", "nat", "--instance-id", "3", "--idle-timeout", "300",
-                                                       "--nat-address", "192.0.2.10", "--nat-ports", "1000-2000"}));
+                                                       "--nat-address", "192.0.2.10", "--nat-ports", "1000-2000",
+                                                       "--replica-records", "4096", "--reorder-wait-us", "1000"}));
   nf::Params f;
   f.kind = nf::Kind::Firewall;
   f.instance_id = 1;
   f.fw_rules.push_back(*nf::parse_rule("drop proto udp dport 53"));
   EXPECT_EQ(nf::to_args(f), (std::vector<std::string>{"--kind", "firewall", "--instance-id", "1", "--idle-timeout", "0",
-                                                       "--default", "pass", "--rule", "drop proto udp dport 53"}));
+                                                       "--default", "pass", "--rule", "drop proto udp dport 53",
+                                                       "--replica-records", "4096", "--reorder-wait-us", "1000"}));
   f.fw_rules.resize(AC_NF_FW_RULES + 1, f.fw_rules[0]);
   EXPECT_FALSE(nf::validate(f).has_value()) << "65 rules";
   nf::Params m;
@@ -111,6 +115,25 @@ TEST(NfParams, ValidateAndTheCommandLine) {
   m.instance_id = AC_MAX_INSTANCES;
   EXPECT_FALSE(nf::validate(m).has_value());
   m.instance_id = 1;
+  // the FTC limits (the config's ftc: replica_records, reorder_wait_us): the bad value named
+  for (auto [records, wait, bad] : {std::tuple{0u, 1000u, "replica records 0"},
+                                    std::tuple{nf::kReplicaRecordsMax + 1, 1000u, "replica records 4194305"},
+                                    std::tuple{4096u, 0u, "reorder wait 0 us"},
+                                    std::tuple{4096u, 1'000'000u, "reorder wait 1000000 us"}}) {
+    m.replica_records = records;
+    m.reorder_wait_us = wait;
+    auto v = nf::validate(m);
+    ASSERT_FALSE(v.has_value()) << bad;
+    EXPECT_NE(v.error().message.find(bad), std::string::npos) << v.error().message;
+    EXPECT_FALSE(nf::validate_ftc(m).has_value());
+  }
+  m.replica_records = nf::kReplicaRecordsMax;
+  m.reorder_wait_us = 250;
+  ASSERT_TRUE(nf::validate(m).has_value());
+  EXPECT_EQ(nf::to_args(m), (std::vector<std::string>{"--kind", "monitor", "--instance-id", "1", "--idle-timeout", "0",
+                                                       "--replica-records", "4194304", "--reorder-wait-us", "250"}));
+  m.replica_records = nf::kReplicaRecordsDefault;
+  m.reorder_wait_us = nf::kReorderWaitUsDefault;
   m.fw_rules.push_back(*nf::parse_rule("drop"));
   EXPECT_FALSE(nf::validate(m).has_value()) << "rules for a monitor";
   nf::Params ids;

@@ -18,6 +18,7 @@
 #include "daemon/liveness.h"
 #include "daemon/monitor.h"
 #include "daemon/throttle.h"
+#include "nf/params.h"
 
 namespace anychain::daemon {
 namespace {
@@ -659,6 +660,35 @@ TEST(FromConfig, FtcHopsAndRecoveryHold) {
   EXPECT_EQ(s->ftc_recovery_hold, std::chrono::milliseconds(1500));
   auto bad = config::parse("node: {nsh_endpoint: 10.0.0.1}\nftc: {recovery_hold_ms: 5}\n", "t.yaml");
   EXPECT_FALSE(bad.has_value()) << "recovery_hold_ms under 100 ms refused";
+}
+
+// ftc: replica_records and reorder_wait_us reach every built-in NF's anychain-nf command line
+TEST(FromConfig, NfReplicaRecordsAndReorderWait) {
+  auto yaml = [](const std::string& ftc) {
+    return "node: {nsh_endpoint: 10.0.0.1}\n" + ftc +
+           "services:\n"
+           "  - {name: mon, id: 2, anycast: 10.100.0.2}\n"
+           "instances:\n"
+           "  - {name: m1, id: 5, service: mon, veth: vm1, capacity: 100, nf: monitor}\n";
+  };
+  auto args_of = [&](const std::string& ftc) {
+    auto c = config::parse(yaml(ftc), "t.yaml");
+    EXPECT_TRUE(c.has_value());
+    auto s = spec_from_config(*c);
+    EXPECT_TRUE(s.has_value()) << s.error().str();
+    EXPECT_TRUE(s->instances.at(0).nf.has_value());
+    return nf::to_args(s->instances.at(0).nf->params);
+  };
+  auto value = [](const std::vector<std::string>& a, const std::string& k) {
+    auto it = std::find(a.begin(), a.end(), k);
+    return it == a.end() || it + 1 == a.end() ? std::string() : *(it + 1);
+  };
+  auto dflt = args_of("");
+  EXPECT_EQ(value(dflt, "--replica-records"), "4096");
+  EXPECT_EQ(value(dflt, "--reorder-wait-us"), "1000");
+  auto set = args_of("ftc: {replica_records: 32768, reorder_wait_us: 300}\n");
+  EXPECT_EQ(value(set, "--replica-records"), "32768");
+  EXPECT_EQ(value(set, "--reorder-wait-us"), "300");
 }
 
 }  // namespace
