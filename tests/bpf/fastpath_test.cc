@@ -59,6 +59,69 @@ TEST_P(FastPath, VxlanGpeInLastHopRoutesInner) {
   EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 1u);
 }
 
+// The same at the last hop with the flow's way cached: the outer headers and the NSH go in one
+// move (ac_gpe_last_hop). Frame, verdict and every counter (packets and bytes) as the full path's.
+TEST_P(FastPath, VxlanGpeInLastHopSameWithTheWayCached) {
+  PinCpu pin;  // the flow cache is per CPU
+  const Flow& f = GetParam();
+  auto& d = FastPathEnv::dataplane();
+  auto gpe_in = [&](uint8_t ttl) {
+    Bytes inner = nsh(nsh_for(f, 100, 253, ttl));
+    append(inner, f.ip());
+    Bytes in = eth(kCore0, kCore0Peer, ETH_P_IP);
+    append(in, gpe_outer(kRemoteEndpoint, kLocalEndpoint, 0xc123, inner.size()));
+    append(in, inner);
+    return in;
+  };
+  struct Seen {
+    RunResult r;
+    ac_counter last_hop, note, path;
+  };
+  auto receive = [&] {
+    auto s0 = d.stats();
+    auto p0 = d.path_stats(100, 253);
+    Seen s{run_prog(prog(), "core0", gpe_in(60)), {}, {}, {}};
+    auto s1 = d.stats();
+    auto p1 = d.path_stats(100, 253);
+    EXPECT_TRUE(s0 && s1 && p0 && p1);
+    auto delta = [&](uint32_t slot) {
+      return ac_counter{(*s1)[slot].packets - (*s0)[slot].packets, (*s1)[slot].bytes - (*s0)[slot].bytes};
+    };
+    s.last_hop = delta(AC_FWD_LAST_HOP);
+    s.note = delta(AC_NOTE_GPE_DECAP);
+    s.path = ac_counter{p1->packets - p0->packets, p1->bytes - p0->bytes};
+    return s;
+  };
+  ASSERT_TRUE(d.flush_flows().has_value());  // the first packet finds no way: the full path
+  const Seen first = receive();
+  const Seen second = receive();
+  for (const Seen* s : {&first, &second}) {
+    EXPECT_EQ(s->r.verdict, XDP_REDIRECT);
+    EXPECT_EQ(hex(s->r.out), hex(frame(kCore0Peer, kCore0, f.ethertype(), f.ip(63))));
+    EXPECT_EQ(s->last_hop.packets, 1u);
+    EXPECT_EQ(s->note.packets, 1u);
+    EXPECT_EQ(s->path.packets, 1u);
+  }
+  EXPECT_EQ(second.last_hop.bytes, first.last_hop.bytes);
+  EXPECT_EQ(second.note.bytes, first.note.bytes) << "the note counts the frame as decapsulated";
+  EXPECT_EQ(second.path.bytes, first.path.bytes);
+  // an NSH whose TTL ends here is dropped, way cached or not
+  Counters c;
+  auto expired = run_prog(prog(), "core0", gpe_in(1));
+  EXPECT_EQ(expired.verdict, XDP_DROP);
+  EXPECT_EQ(c.delta(AC_DROP_TTL), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 0u);
+  // an inner packet cut short behind the NSH takes the full path, which drops it as truncated
+  Bytes cut = gpe_in(60);
+  cut.resize(cut.size() - f.ip().size() + 10);
+  Counters c2;
+  auto truncated = run_prog(prog(), "core0", cut);
+  EXPECT_EQ(truncated.verdict, XDP_DROP);
+  EXPECT_EQ(c2.delta(AC_DROP_TRUNCATED), 1u);
+  EXPECT_EQ(c2.delta(AC_DROP_NO_ROOM), 0u);
+  EXPECT_EQ(c2.delta(AC_FWD_LAST_HOP), 0u);
+}
+
 // 5: NSH-unaware VNF: the proxy strips NSH on delivery and restores it (SI - 1) on return
 TEST_P(FastPath, SfcProxyStripsAndRestores) {
   Flow f = GetParam();
