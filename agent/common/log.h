@@ -1,8 +1,13 @@
-// Leveled logging to stderr (the journal under systemd): "anychaind: <level>: message".
+// Leveled logging to stderr: "2026/11/28 00:13:14.123 anychaind: <level>: message" (the time as
+// FRR's daemons write it, local time with milliseconds), or, under systemd (JOURNAL_STREAM set),
+// "<prio>anychaind: <level>: message", the journal adding the time itself.
 #pragma once
+
+#include <sys/time.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,6 +31,16 @@ inline bool parse_level(std::string_view s, Level& out) {
   return true;
 }
 
+// "2026/11/28 00:13:14.123 " (local time; empty if the clock cannot be read).
+inline std::string stamp() {
+  timeval tv{};
+  tm t{};
+  char buf[32];
+  if (gettimeofday(&tv, nullptr) != 0 || !localtime_r(&tv.tv_sec, &t) || !std::strftime(buf, sizeof buf, "%Y/%m/%d %H:%M:%S", &t))
+    return {};
+  return fmt::format("{}.{:03d} ", buf, static_cast<int>(tv.tv_usec / 1000));
+}
+
 template <class... A>
 void write(Level l, fmt::format_string<A...> f, A&&... a) {
   if (l > threshold()) return;
@@ -33,7 +48,7 @@ void write(Level l, fmt::format_string<A...> f, A&&... a) {
   // <N> prefixes are read by journald as syslog priorities
   static constexpr int prio[] = {3, 4, 6, 7};
   static const bool journal = std::getenv("JOURNAL_STREAM") != nullptr;
-  std::string line = (journal ? "<" + std::to_string(prio[static_cast<int>(l)]) + ">" : std::string()) +
+  std::string line = (journal ? "<" + std::to_string(prio[static_cast<int>(l)]) + ">" : stamp()) +
                      "anychaind: " + names[static_cast<int>(l)] + ": " + fmt::format(f, std::forward<A>(a)...) + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);

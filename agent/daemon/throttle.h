@@ -1,5 +1,7 @@
 // Recomputation throttle in the manner of FRR's SPF timers: the first run comes `delay` after
-// a change, and two runs are at least `hold` apart; changes meanwhile are coalesced.
+// a change, and two runs are at least `hold` apart; changes meanwhile are coalesced. A run
+// booked for later (a timer: kick(t) with t in the future, e.g. when a hold-down expires) never
+// delays one a change needs sooner: the earliest wins.
 #pragma once
 
 #include <algorithm>
@@ -15,10 +17,9 @@ class Throttle {
 
   // Something changed at `now`: make sure a run is scheduled.
   void kick(Clock::time_point now) {
-    if (due_) return;
     Clock::time_point at = now + delay_;
     if (last_) at = std::max(at, *last_ + hold_);
-    due_ = at;
+    if (!due_ || at < *due_) due_ = at;
   }
   std::optional<Clock::time_point> due() const { return due_; }
   // True if a run is due at `now`; the caller runs it and the throttle records the run.

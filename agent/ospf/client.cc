@@ -13,6 +13,8 @@
 #include <utility>
 #include <fmt/format.h>
 
+#include "common/log.h"
+
 namespace anychain::ospf {
 namespace {
 
@@ -422,6 +424,7 @@ void Client::handle_notification(const api::Message& m) {
   } else if (const auto* up = std::get_if<api::LsaUpdateNotify>(&m.body)) {
     apply(lsdb_.apply_update(up->area, up->lsa, up->is_self, generation_));
     if (auto h = parse_lsa_header(up->lsa)) {
+      log_vnf_lsa("update", *h);
       if (up->is_self && h->age < kMaxAge) self_router_ = h->adv_router;
       if (h->age >= kMaxAge)
         flushed(up->area, *h, up->is_self);
@@ -431,9 +434,22 @@ void Client::handle_notification(const api::Message& m) {
     }
   } else if (const auto* del = std::get_if<api::LsaDeleteNotify>(&m.body)) {
     apply(lsdb_.apply_delete(del->area, del->lsa));
-    if (auto h = parse_lsa_header(del->lsa)) flushed(del->area, *h, del->is_self);
+    if (auto h = parse_lsa_header(del->lsa)) {
+      log_vnf_lsa("delete", *h);
+      flushed(del->area, *h, del->is_self);
+    }
   }
   // Interface/neighbour/router-id notifications are not used by the service plane.
+}
+
+// A VNF LSA's arrival, at debug level: when it reached this node, to line up with the ospfd logs.
+void Client::log_vnf_lsa(const char* what, const LsaHeader& h) const {
+  if (log::threshold() < log::Level::Debug || h.type != 10 || opaque_type_of(h.id) != cfg_.opaque_type) return;
+  in_addr adv{.s_addr = htonl(h.adv_router)};
+  char a[INET_ADDRSTRLEN] = "?";
+  inet_ntop(AF_INET, &adv, a, sizeof a);
+  log::debug("lsdb: {} of VNF LSA {} from {}, seq {:#x}, age {}", what, opaque_id_of(h.id), a,
+             static_cast<std::uint32_t>(h.seq), h.age);
 }
 
 // One of our VNF LSAs left the LSDB without our asking (we erase an instance from local_ before

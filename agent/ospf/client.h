@@ -116,6 +116,7 @@ class Client {
   void read_sync_unsolicited();
   void handle_notification(const api::Message& m);
   void lost_connection(const std::string& why);
+  void log_vnf_lsa(const char* what, const LsaHeader& h) const;
   void flushed(std::uint32_t area, const LsaHeader& h, bool is_self);
   void schedule_reconnect();
   void after_io();  // deferred work: originate on ready, callbacks

@@ -43,6 +43,23 @@ TEST(Throttle, FirstRunAfterDelayThenAtLeastHoldApartAndCoalesced) {
   EXPECT_EQ(*t.due(), t0 + 1050ms);
 }
 
+// A run booked for a timer (a hold-down expiring in 8 s) must not hold back a change that comes
+// now: the liveness lab's ingress kept a dead instance for seconds after its down LSA arrived.
+TEST(Throttle, AChangeIsNotDelayedByARunBookedForLater) {
+  Throttle t(50ms, 200ms);
+  auto t0 = Clock::now();
+  t.kick(t0 + 8000ms);  // the timer's run
+  EXPECT_EQ(*t.due(), t0 + 8050ms);
+  t.kick(t0 + 100ms);  // an LSA changed
+  EXPECT_EQ(*t.due(), t0 + 150ms);
+  EXPECT_TRUE(t.take(t0 + 150ms));
+  t.kick(t0 + 8000ms);  // booked again after the run
+  t.kick(t0 + 200ms);   // a change within the hold: not before last run + hold
+  EXPECT_EQ(*t.due(), t0 + 350ms);
+  t.kick(t0 + 300ms);  // a later change coalesces into the earlier run
+  EXPECT_EQ(*t.due(), t0 + 350ms);
+}
+
 AgentSpec one_instance(uint32_t capacity, std::string cgroup = "") {
   AgentSpec s;
   inet_pton(AF_INET, "10.255.0.2", &s.nsh_endpoint);
