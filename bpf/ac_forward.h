@@ -206,6 +206,89 @@ AC_INLINE int ac_proxy_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
 	return ac_last_hop(ctx, cfg, &ni, rx_dmac, now);
 }
 
+/* VXLAN-GPE decap at the last hop (the end of a chain on the node the flow last crossed to):
+ * when the NSH behind the outer headers is an MD1 header the forwarder would accept, with an
+ * inner IPv4/IPv6 header behind it, and this CPU's flow cache already knows that (SPI, SI) of
+ * the flow as a last hop of the current path epoch, the outer headers and the NSH go in one
+ * bpf_xdp_adjust_head() and the inner packet is routed; the full path would decap (one move),
+ * then pop (a second), through the forwarder's subprogram call. ip is the outer IPv4 header, its
+ * UDP destination port checked by the caller. What the full path counts is counted here alike
+ * (the decap note and the path counter with the frame as decapsulated, the way's last use);
+ * anything else (a miss, MD2, an Ethernet payload, any header the full path would drop, an
+ * inner header cut short) returns -1 and takes the full path, which decides and counts. */
+AC_INLINE int ac_gpe_last_hop(struct xdp_md *ctx, const struct ac_config *cfg, struct iphdr *ip,
+			      const __u8 *rx_dmac)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u32 ihl = ip->ihl * 4;
+	struct ac_vxlan_gpe *gpe = (void *)ip + ihl + sizeof(struct udphdr);
+	struct ac_nsh_base *nb = (void *)(gpe + 1);
+	struct ac_nsh_sp *sp = (void *)(nb + 1);
+	struct ac_nsh_md1 *m1 = (void *)(sp + 1);
+
+	if (ihl > 60 || (void *)(eth + 1) > data_end || (void *)(m1 + 1) > data_end)
+		return -1;
+	if (!(gpe->flags & AC_GPE_FLAG_P) || (gpe->flags & AC_GPE_VER_MASK) ||
+	    gpe->next_proto != AC_GPE_NP_NSH)
+		return -1;
+	__u16 w0 = bpf_ntohs(nb->ver_flags_ttl_len);
+	__u8 np = nb->next_proto;
+
+	if ((nb->md_type & 0x0f) != AC_NSH_MD_TYPE1 || np == AC_NSH_NP_ETH ||
+	    ac_nsh_check(w0, nb->md_type, 1, np, sp->spi_si, cfg->flags))
+		return -1;
+	/* the inner L3 header is there: the move below cannot fail, and the last hop reads it */
+	void *l3 = (void *)(m1 + 1);
+
+	if (l3 + (np == AC_NSH_NP_IPV4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr)) > data_end)
+		return -1;
+	__u32 epoch = AC_READ_ONCE(cfg->path_epoch);
+	__u32 spsi = sp->spi_si;
+	__u32 hash = bpf_ntohl(m1->ctx[0]);
+	struct ac_flow_set *set = ac_flow_set_get(cfg, ac_flow_set_of(spsi, hash, cfg->flow_set_mask));
+	struct ac_flow *f = set ? ac_flow_find(set, spsi, hash) : NULL;
+
+	if (!f || f->path_epoch != epoch || f->service_id)
+		return -1;
+	__u32 outer = ihl + sizeof(struct udphdr) + sizeof(*gpe);
+	/* the frame as the full path counts it: [eth][NSH][inner] */
+	__u64 bytes = ac_pkt_len(ctx) - outer;
+	__u16 proto = ac_np_to_ethertype(np);
+	struct ethhdr neth;
+
+	/* ac_nsh_pop()'s header: to our MAC from the sender's */
+	ac_copy_mac(neth.h_dest, rx_dmac);
+	ac_copy_mac(neth.h_source, eth->h_source);
+	neth.h_proto = bpf_htons(proto);
+	/* cannot fail (the inner L3 header is behind); a failure invalidates the caller's
+	 * packet pointers, so it is not handed back to the full path */
+	if (bpf_xdp_adjust_head(ctx, (int)(outer + AC_NSH_MD1_LEN)))
+		return ac_drop(ctx, AC_DROP_NO_ROOM);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + sizeof(neth) > data_end)
+		return ac_drop(ctx, AC_DROP_TRUNCATED);
+	__builtin_memcpy(data, &neth, sizeof(neth));
+
+	struct ac_nsh_info ni = {
+		.spsi = spsi,
+		.hash = hash,
+		.len = AC_NSH_MD1_LEN,
+		.np = np,
+		.md = AC_NSH_MD_TYPE1,
+		.has_hash = 1,
+		.pending = 1, /* popped already: ac_last_hop() routes the packet as it is */
+	};
+	__u64 now = bpf_jiffies64();
+
+	ac_counter_add(&ac_stats, AC_NOTE_GPE_DECAP, bytes);
+	ac_counter_add(&ac_path_stats, f->path_slot, bytes);
+	f->last_seen = now;
+	return ac_last_hop(ctx, cfg, &ni, rx_dmac, now);
+}
+
 /* Forward a packet laid out [eth][NSH][inner] whose NSH is described by ni. */
 AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 			      const struct ac_nsh_info *ni, const __u8 *rx_dmac)

@@ -182,6 +182,16 @@ AC_INLINE int ac_main(struct xdp_md *ctx)
 		if (ip->ihl < 5 || (void *)(udp + 1) > data_end)
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		if (udp->dest == bpf_htons(cfg->gpe_port)) {
+			int verdict = ac_gpe_last_hop(ctx, cfg, ip, rx_dmac);
+
+			if (verdict >= 0)
+				return verdict;
+			/* the frame is as it came (the verifier cannot tell: the pointers again) */
+			data = (void *)(long)ctx->data;
+			data_end = (void *)(long)ctx->data_end;
+			ip = data + sizeof(struct ethhdr);
+			if ((void *)(ip + 1) > data_end)
+				return ac_drop(ctx, AC_DROP_TRUNCATED);
 			__u32 vni = 0;
 			enum ac_drop_reason r = ac_gpe_decap(ctx, ip, data_end, &vni);
 

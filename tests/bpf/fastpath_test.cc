@@ -11,6 +11,44 @@ namespace {
 
 class FastPath : public ::testing::TestWithParam<Flow> {};
 
+// One run and what it moved: the last hop's verdict counter, a note's, and a path's counter.
+struct LastHopSeen {
+  RunResult r;
+  ac_counter last_hop, note, path;
+};
+LastHopSeen last_hop_seen(const char* ifname, const Bytes& in, uint32_t note, uint32_t spi, uint8_t si) {
+  auto& d = FastPathEnv::dataplane();
+  auto s0 = d.stats();
+  auto p0 = d.path_stats(spi, si);
+  LastHopSeen s{run_prog(prog(), ifname, in), {}, {}, {}};
+  auto s1 = d.stats();
+  auto p1 = d.path_stats(spi, si);
+  EXPECT_TRUE(s0 && s1 && p0 && p1);
+  if (!(s0 && s1 && p0 && p1)) return s;
+  auto delta = [&](uint32_t slot) {
+    return ac_counter{(*s1)[slot].packets - (*s0)[slot].packets, (*s1)[slot].bytes - (*s0)[slot].bytes};
+  };
+  s.last_hop = delta(AC_FWD_LAST_HOP);
+  s.note = delta(note);
+  s.path = ac_counter{p1->packets - p0->packets, p1->bytes - p0->bytes};
+  return s;
+}
+
+// Both runs routed the same frame to the last hop and moved every counter alike (packets and bytes).
+void expect_same_last_hop(const LastHopSeen& first, const LastHopSeen& second, const Bytes& want,
+                          const char* note_why) {
+  for (const LastHopSeen* s : {&first, &second}) {
+    EXPECT_EQ(s->r.verdict, XDP_REDIRECT);
+    EXPECT_EQ(hex(s->r.out), hex(want));
+    EXPECT_EQ(s->last_hop.packets, 1u);
+    EXPECT_EQ(s->note.packets, 1u);
+    EXPECT_EQ(s->path.packets, 1u);
+  }
+  EXPECT_EQ(second.last_hop.bytes, first.last_hop.bytes);
+  EXPECT_EQ(second.note.bytes, first.note.bytes) << note_why;
+  EXPECT_EQ(second.path.bytes, first.path.bytes);
+}
+
 // 1 + 4: classify at SI 255, deliver to the local NSH-aware VNF as NSH over Ethernet
 TEST_P(FastPath, ClassifyToLocalNshAwareVnf) {
   const Flow& f = GetParam();
@@ -59,6 +97,42 @@ TEST_P(FastPath, VxlanGpeInLastHopRoutesInner) {
   EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 1u);
 }
 
+// The same at the last hop with the flow's way cached: the outer headers and the NSH go in one
+// move (ac_gpe_last_hop). Frame, verdict and every counter (packets and bytes) as the full path's.
+TEST_P(FastPath, VxlanGpeInLastHopSameWithTheWayCached) {
+  PinCpu pin;  // the flow cache is per CPU
+  const Flow& f = GetParam();
+  auto& d = FastPathEnv::dataplane();
+  auto gpe_in = [&](uint8_t ttl) {
+    Bytes inner = nsh(nsh_for(f, 100, 253, ttl));
+    append(inner, f.ip());
+    Bytes in = eth(kCore0, kCore0Peer, ETH_P_IP);
+    append(in, gpe_outer(kRemoteEndpoint, kLocalEndpoint, 0xc123, inner.size()));
+    append(in, inner);
+    return in;
+  };
+  auto receive = [&] { return last_hop_seen("core0", gpe_in(60), AC_NOTE_GPE_DECAP, 100, 253); };
+  ASSERT_TRUE(d.flush_flows().has_value());  // the first packet finds no way: the full path
+  const LastHopSeen first = receive();
+  const LastHopSeen second = receive();
+  expect_same_last_hop(first, second, frame(kCore0Peer, kCore0, f.ethertype(), f.ip(63)), "the note counts the frame as decapsulated");
+  // an NSH whose TTL ends here is dropped, way cached or not
+  Counters c;
+  auto expired = run_prog(prog(), "core0", gpe_in(1));
+  EXPECT_EQ(expired.verdict, XDP_DROP);
+  EXPECT_EQ(c.delta(AC_DROP_TTL), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 0u);
+  // an inner packet cut short behind the NSH takes the full path, which drops it as truncated
+  Bytes cut = gpe_in(60);
+  cut.resize(cut.size() - f.ip().size() + 10);
+  Counters c2;
+  auto truncated = run_prog(prog(), "core0", cut);
+  EXPECT_EQ(truncated.verdict, XDP_DROP);
+  EXPECT_EQ(c2.delta(AC_DROP_TRUNCATED), 1u);
+  EXPECT_EQ(c2.delta(AC_DROP_NO_ROOM), 0u);
+  EXPECT_EQ(c2.delta(AC_FWD_LAST_HOP), 0u);
+}
+
 // 5: NSH-unaware VNF: the proxy strips NSH on delivery and restores it (SI - 1) on return
 TEST_P(FastPath, SfcProxyStripsAndRestores) {
   Flow f = GetParam();
@@ -103,39 +177,14 @@ TEST_P(FastPath, SfcProxyReturnAtTheLastHopSameWithTheWayCached) {
     append(in, f.ip());
     EXPECT_EQ(run_prog(prog(), "vnf0", in).verdict, XDP_REDIRECT);
   };
-  struct Seen {
-    RunResult r;
-    ac_counter last_hop, note, path;
-  };
   auto give_back = [&] {
-    auto s0 = d.stats();
-    auto p0 = d.path_stats(200, 254);
-    Seen s{run_prog(prog(), "vnf1", frame(kVnf1Host, kVnf1Peer, f.ethertype(), f.ip())), {}, {}, {}};
-    auto s1 = d.stats();
-    auto p1 = d.path_stats(200, 254);
-    EXPECT_TRUE(s0 && s1 && p0 && p1);
-    auto delta = [&](uint32_t slot) {
-      return ac_counter{(*s1)[slot].packets - (*s0)[slot].packets, (*s1)[slot].bytes - (*s0)[slot].bytes};
-    };
-    s.last_hop = delta(AC_FWD_LAST_HOP);
-    s.note = delta(AC_NOTE_PROXY_RETURN);
-    s.path = ac_counter{p1->packets - p0->packets, p1->bytes - p0->bytes};
-    return s;
+    return last_hop_seen("vnf1", frame(kVnf1Host, kVnf1Peer, f.ethertype(), f.ip()), AC_NOTE_PROXY_RETURN, 200, 254);
   };
   ASSERT_TRUE(d.flush_flows().has_value());  // the first return finds no way for SI 254
   deliver(40);
-  const Seen first = give_back();
-  const Seen second = give_back();
-  for (const Seen* s : {&first, &second}) {
-    EXPECT_EQ(s->r.verdict, XDP_REDIRECT);
-    EXPECT_EQ(hex(s->r.out), hex(frame(kCore0Peer, kCore0, f.ethertype(), f.ip(63))));
-    EXPECT_EQ(s->last_hop.packets, 1u);
-    EXPECT_EQ(s->note.packets, 1u);
-    EXPECT_EQ(s->path.packets, 1u);
-  }
-  EXPECT_EQ(second.last_hop.bytes, first.last_hop.bytes);
-  EXPECT_EQ(second.note.bytes, first.note.bytes) << "the note counts the frame with its NSH";
-  EXPECT_EQ(second.path.bytes, first.path.bytes);
+  const LastHopSeen first = give_back();
+  const LastHopSeen second = give_back();
+  expect_same_last_hop(first, second, frame(kCore0Peer, kCore0, f.ethertype(), f.ip(63)), "the note counts the frame with its NSH");
   // a held NSH whose TTL ends here is dropped by the forwarder, way cached or not
   deliver(2);
   Counters c;
