@@ -94,6 +94,7 @@ struct ac_ftc_scratch {
 	__u8 zero[sizeof(struct ac_st_rec)]; /* an empty record, the value new records are created
 					      * from (bytes: a per-CPU map cannot hold a spin lock) */
 	struct ac_ftc_hop hop;   /* the hop's parameters for the replicate callback */
+	__u32 nwrites;           /* the writes ac_st_commit has ac_ftc_encode_cb encode */
 	struct ac_nf_overflow ovf; /* its eth is copied from eth when a record is written */
 };
 _Static_assert(__builtin_offsetof(struct ac_ftc_scratch, nsh) % 8 == 0 &&
@@ -501,7 +502,7 @@ static long ac_ftc_encode_cb(__u32 i, void *unused)
 	__u32 o, klen, vlen;
 	__u8 *p;
 
-	if (!s || i >= s->rb.keep || i >= AC_FTC_MAX_WRITES)
+	if (!s || i >= s->nwrites || i >= AC_FTC_MAX_WRITES)
 		return 1;
 	w = &s->staged[ac_ftc_mask(i, AC_FTC_MAX_WRITES - 1)];
 	/* the bytes of ac_ftc_put_write (ftc.h), in words: the header, the key's 16 bytes, then the
@@ -524,41 +525,12 @@ static long ac_ftc_encode_cb(__u32 i, void *unused)
 	return 0;
 }
 
-/* n bytes (n <= 136, rounded up to 8) from src to dst, both inside the scratch with at least 136
- * bytes after them: 64-bit words, not bytes (the bytes past n that it also writes are
- * overwritten by what follows them or lie past the NSH's end) */
-AC_INLINE void ac_ftc_copy_words(__u8 *dst, const __u8 *src, __u32 n)
-{
-#pragma unroll
-	for (__u32 q = 0; q < 17; q++)
-		if (8 * q < n)
-			((__u64 *)dst)[q] = ((const __u64 *)src)[q];
-}
-
-/* One TLV of the received NSH into the rebuilt one, whole (s->rb.i is its byte offset): the
- * bytes ac_ftc_rebuild_step writes a word at a time (include/anychain/ftc.h, the C++ hop's
- * reference), one bpf_loop step per TLV instead of one per word. The walk checked every TLV's
- * length against the NSH's, so a TLV lies inside it. */
+/* One TLV of the received NSH into the rebuilt one (ac_ftc_rebuild_step, include/anychain/ftc.h) */
 static long ac_ftc_rebuild_cb(__u32 i, void *unused)
 {
 	struct ac_ftc_scratch *s = ac_ftc_scratch();
-	__u32 off, tl, cls, type, out;
 
-	if (!s)
-		return 1;
-	off = s->rb.i;
-	if (off >= s->view.len || off >= AC_NSH_MAX_LEN)
-		return 1;
-	cls = ac_ftc_rd16(s->old, off);
-	type = AC_FTC_B(s->old, off + 2);
-	tl = 4 + ac_ftc_pad4(AC_FTC_B(s->old, off + 3) & 0x7f);
-	s->rb.i = off + tl;
-	if (cls == AC_MD_CLASS && (type == AC_TLV_FTC_COMMIT || type == AC_TLV_FTC_STRIP))
-		return 0;
-	out = s->rb.out;
-	ac_ftc_copy_words(s->nsh + ac_ftc_mask(out, 0xff), s->old + ac_ftc_mask(off, 0xff), tl);
-	s->rb.out = out + tl;
-	return 0;
+	return s ? ac_ftc_rebuild_step(s->old, &s->view, s->nsh, &s->rb) : 1;
 }
 
 /* Parse the NSH after the Ethernet header and replicate its logs (docs/ftc.md 3.5 steps 1-3).
@@ -837,7 +809,7 @@ AC_INLINE void ac_st_commit(struct ac_ftc_hop *hop, struct ac_st_tx *tx)
 	ac_ftc_put_log_hdr(s->own, 0, 0, 1, n, n ? 1 : 0, AC_FTC_MBOX(hop->id, hop->inc, hop->spi_si & 0xff), seq);
 	/* the writes, one bpf_loop step each (s->rb is free until the rebuild) */
 	s->rb.out = AC_FTC_LOG_HDR;
-	s->rb.keep = n;
+	s->nwrites = n;
 	if (n)
 		bpf_loop(AC_FTC_MAX_WRITES, ac_ftc_encode_cb, 0, 0);
 	o = s->rb.out & 0xff;
@@ -894,7 +866,6 @@ AC_INLINE enum ac_ftc_verdict ac_ftc_hop_finish(struct xdp_md *ctx, struct ac_ft
 		}
 	}
 	ac_ftc_rebuild_begin(s->old, s->nsh, &s->rb);
-	s->rb.i = AC_NSH_BASE_LEN; /* a byte offset here (ac_ftc_rebuild_cb) */
 	bpf_loop(AC_FTC_WALK_STEPS, ac_ftc_rebuild_cb, 0, 0);
 	own = hop->own_len;
 	if (own) {

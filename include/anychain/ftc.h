@@ -524,18 +524,31 @@ AC_INLINE void ac_ftc_copy4(__u8 *nb, __u32 no, const __u8 *ob, __u32 oo)
 	AC_FTC_B(nb, no + 3) = AC_FTC_B(ob, oo + 3);
 }
 
+/* n bytes (n <= 136) from src to dst, both at most 0xff into windows of AC_FTC_WIN bytes. In BPF
+ * 64-bit words, not bytes: the bytes past n up to the next multiple of 8 are written too (they
+ * are overwritten by what follows them, or lie past the NSH's end). */
+AC_INLINE void ac_ftc_copy_words(__u8 *dst, const __u8 *src, __u32 n)
+{
+#ifdef __BPF__
+#pragma unroll
+	for (__u32 q = 0; q < 17; q++)
+		if (8 * q < n)
+			((__u64 *)dst)[q] = ((const __u64 *)src)[q];
+#else
+	__builtin_memcpy(dst, src, n);
+#endif
+}
+
 /* Rebuild the NSH of window ob (walked into v) into window nb (docs/ftc.md 2.4): the base header,
  * every TLV in received order except the commit TLV and those marked AC_TLV_FTC_STRIP, then the
  * log value own (own_len bytes, 0: none; own is a window whose bytes up to the next multiple of
  * 4 are zero), then the commit TLV of c if it has entries. The length field is set. Returns the
  * new length, or 0 if it would exceed AC_NSH_MAX_LEN. In steps for bpf_loop() as the walk:
- * ac_ftc_rebuild_begin(), ac_ftc_rebuild_step() per word of the old NSH (at most
+ * ac_ftc_rebuild_begin(), ac_ftc_rebuild_step() per TLV of the old NSH (at most
  * AC_FTC_REBUILD_STEPS), ac_ftc_rebuild_end(). */
 struct ac_ftc_rebuild {
-	__u32 i;                 /* next word of the old NSH */
+	__u32 i;                 /* byte offset of the old NSH's next TLV */
 	__u32 out;               /* bytes written to the new one */
-	__u32 tlv_end;           /* end of the TLV word i belongs to */
-	__u32 keep;              /* that TLV is copied */
 };
 #define AC_FTC_REBUILD_STEPS (AC_NSH_MAX_LEN / 4)
 
@@ -543,31 +556,27 @@ AC_INLINE void ac_ftc_rebuild_begin(const __u8 *ob, __u8 *nb, struct ac_ftc_rebu
 {
 	ac_ftc_copy4(nb, 0, ob, 0);
 	ac_ftc_copy4(nb, 4, ob, 4);
-	r->i = AC_NSH_BASE_LEN / 4;
+	r->i = AC_NSH_BASE_LEN;
 	r->out = AC_NSH_BASE_LEN;
-	r->tlv_end = AC_NSH_BASE_LEN;
-	r->keep = 1;
 }
 
-/* One word. Returns 1 when the old NSH is done. */
+/* One TLV, copied whole unless it is dropped. The walk checked every TLV's length against the
+ * NSH's, so a TLV lies inside it. Returns 1 when the old NSH is done. */
 AC_INLINE int ac_ftc_rebuild_step(const __u8 *ob, const struct ac_ftc_view *v, __u8 *nb,
 				  struct ac_ftc_rebuild *r)
 {
-	__u32 off = r->i * 4;
+	__u32 off = r->i;
 
 	if (off >= v->len || off >= AC_NSH_MAX_LEN)
 		return 1;
-	if (off == r->tlv_end) {
-		__u32 cls = ac_ftc_rd16(ob, off), type = AC_FTC_B(ob, off + 2);
+	__u32 cls = ac_ftc_rd16(ob, off), type = AC_FTC_B(ob, off + 2);
+	__u32 tl = 4 + ac_ftc_pad4(AC_FTC_B(ob, off + 3) & 0x7f);
 
-		r->tlv_end = off + 4 + ac_ftc_pad4(AC_FTC_B(ob, off + 3) & 0x7f);
-		r->keep = !(cls == AC_MD_CLASS && (type == AC_TLV_FTC_COMMIT || type == AC_TLV_FTC_STRIP));
-	}
-	if (r->keep) {
-		ac_ftc_copy4(nb, r->out, ob, off);
-		r->out += 4;
-	}
-	r->i++;
+	r->i = off + tl;
+	if (cls == AC_MD_CLASS && (type == AC_TLV_FTC_COMMIT || type == AC_TLV_FTC_STRIP))
+		return 0;
+	ac_ftc_copy_words(nb + ac_ftc_mask(r->out, 0xff), ob + ac_ftc_mask(off, 0xff), tl);
+	r->out += tl;
 	return 0;
 }
 
