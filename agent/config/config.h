@@ -259,13 +259,15 @@ struct State {
   uint32_t keepalive_ms = 100;              // an idle peer gets an acknowledgement this often
   uint32_t peer_window_kb = 256;            // sent and not acknowledged per peer before it is lagging
   uint32_t window_s = 60;                   // a windowed object's generation (ids, ratelimit)
+  uint32_t node_gone_grace_s = 30;          // an instance's node unreachable this long: its origin is gone
   Mark mark;
   // the send key's id (send_key, or the only key)
   uint8_t send_id() const { return send_key ? send_key : (keys.size() == 1 ? keys[0].id : 0); }
   bool operator==(const State& o) const {
     return port == o.port && interfaces == o.interfaces && keys == o.keys && send_key == o.send_key &&
            max_skew_s == o.max_skew_s && scan_interval_ms == o.scan_interval_ms && keepalive_ms == o.keepalive_ms &&
-           peer_window_kb == o.peer_window_kb && window_s == o.window_s;
+           peer_window_kb == o.peer_window_kb && window_s == o.window_s &&
+           node_gone_grace_s == o.node_gone_grace_s;
   }
 };
 

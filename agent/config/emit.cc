@@ -132,6 +132,7 @@ std::string to_yaml(const Config& c) {
     e << YAML::Key << "keepalive_ms" << YAML::Value << st.keepalive_ms;
     e << YAML::Key << "peer_window_kb" << YAML::Value << st.peer_window_kb;
     e << YAML::Key << "window_s" << YAML::Value << st.window_s;
+    e << YAML::Key << "node_gone_grace_s" << YAML::Value << st.node_gone_grace_s;
     e << YAML::EndMap;
   }
 

@@ -41,7 +41,7 @@ std::optional<std::string> key_hex(std::string_view s, std::string& why) {
 void read_state(Ctx& ctx, const YAML::Node& n, State& out) {
   MapReader r(ctx, n, "state",
               {"port", "interfaces", "keys", "send_key", "max_skew_s", "scan_interval_ms", "keepalive_ms",
-               "peer_window_kb", "window_s"});
+               "peer_window_kb", "window_s", "node_gone_grace_s"});
   out.mark = r.mark();
   if (!r.ok()) return;
   r.uint("port", out.port, 1, 65535);
@@ -103,6 +103,7 @@ void read_state(Ctx& ctx, const YAML::Node& n, State& out) {
   r.uint("keepalive_ms", out.keepalive_ms, 10, 10000);
   r.uint("peer_window_kb", out.peer_window_kb, 16, 65536);
   r.uint("window_s", out.window_s, 1, 86400);
+  r.uint("node_gone_grace_s", out.node_gone_grace_s, 1, 86400);
 }
 
 // Two NAT instances of this node with the same external address must allocate from disjoint

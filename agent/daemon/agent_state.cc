@@ -76,7 +76,19 @@ void Agent::state_members() {
   for (const auto& s : spec_.services)
     services.push_back({static_cast<uint16_t>(s.id), s.anycast_addr, s.anycast_len});
   auto topo = plane::build_topology(ospf_->lsdb(), spec_.ospf.area, spec_.ospf.opaque_type);
-  state_->set_members(members_from_topology(topo, services, spec_.state->port));
+  // Instances of routers SPF does not reach from ours are lost (docs/state.md 3.13): every
+  // survivor computes the same from the same LSDB. Without our own router-LSA (ospfd restarting)
+  // nothing is decided.
+  std::function<bool(uint32_t)> reachable;
+  std::optional<plane::SpfResult> spf;
+  if (auto self = self_router())
+    if (auto s = plane::spf(topo, *self)) spf = std::move(*s);
+  if (spf)
+    reachable = [&](uint32_t router) {
+      auto it = topo.router_index.find(router);
+      return it != topo.router_index.end() && spf->dist[it->second] != plane::kUnreachable;
+    };
+  state_->set_members(members_from_topology(topo, services, spec_.state->port, reachable));
 }
 
 void Agent::state_tick(Clock::time_point now) {

@@ -279,6 +279,7 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
     r.scan_interval_us = uint64_t{c.state->scan_interval_ms} * 1'000;
     r.keepalive_us = uint64_t{c.state->keepalive_ms} * 1'000;
     r.window_bytes = uint64_t{c.state->peer_window_kb} * 1024;
+    r.node_gone_grace_us = uint64_t{c.state->node_gone_grace_s} * 1'000'000;
     s.fastpath.state_port = r.port;  // the fast path hands this port to the agent's AF_XDP sockets
     s.state = std::move(r);
   }

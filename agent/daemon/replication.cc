@@ -31,18 +31,22 @@ bool ReplicationSpec::operator==(const ReplicationSpec& o) const {
   };
   return port == o.port && interfaces == o.interfaces && same_keys() && send_key == o.send_key &&
          max_skew_us == o.max_skew_us && scan_interval_us == o.scan_interval_us && keepalive_us == o.keepalive_us &&
-         window_bytes == o.window_bytes;
+         window_bytes == o.window_bytes && node_gone_grace_us == o.node_gone_grace_us;
 }
 
 std::map<uint16_t, std::vector<state::Replicator::Member>> members_from_topology(
-    const plane::Topology& topo, const std::vector<ServicePrefix>& services, uint16_t port) {
+    const plane::Topology& topo, const std::vector<ServicePrefix>& services, uint16_t port,
+    const std::function<bool(uint32_t)>& reachable) {
   std::map<uint16_t, std::vector<state::Replicator::Member>> out;
   for (const auto& s : services) out[s.id];  // a service whose instances all left: no members
   for (const auto& in : topo.instances) {
     if (in.held || in.info.down()) continue;  // withdrawn or dead: no longer a member
+    // A node the LSDB no longer connects to ours keeps its LSAs there until they age out
+    // (an hour) and nobody is left to withdraw them: its instances are lost (3.13).
+    bool lost = reachable && !reachable(in.router);
     for (const auto& s : services)
       if (s.addr == in.info.service_addr && s.len == in.info.service_len)
-        out[s.id].push_back({in.info.instance_id, state::Endpoint{htonl(in.info.nsh_endpoint), port}});
+        out[s.id].push_back({in.info.instance_id, state::Endpoint{htonl(in.info.nsh_endpoint), port}, lost});
   }
   for (auto& [id, v] : out)
     std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
@@ -148,7 +152,10 @@ Result<void> Replication::reconfigure(const ReplicationSpec& spec, int xskmap_fd
   opt_.xskmap_fd = xskmap_fd;
   opt_.no_xsk = no_xsk;
   keys_ = std::move(*keys);
-  for (auto& [id, r] : replicas_) r->rep->set_keyring(keys_);
+  for (auto& [id, r] : replicas_) {
+    r->rep->set_keyring(keys_);
+    r->rep->set_node_gone_grace(spec.node_gone_grace_us);
+  }
   for (auto& r : leaving_) r->rep->set_keyring(keys_);
   if (reopen) {
     if (auto t = open_transports(); !t) return t;
@@ -194,6 +201,7 @@ Result<std::unique_ptr<Replication::Replica>> Replication::make_replica(const Re
   rc.keepalive_us = opt_.spec.keepalive_us;
   rc.window_bytes = opt_.spec.window_bytes;
   rc.max_skew_us = opt_.spec.max_skew_us;
+  rc.node_gone_grace_us = opt_.spec.node_gone_grace_us;
   rep->rep = std::make_unique<state::Replicator>(rc, *rep->store, *sender_, keys_, clock_);
   std::vector<state::ExpiryRule> rules;
   for (const auto& o : p.crdt->objects)
@@ -347,7 +355,7 @@ void Replication::tick() {
     if (!r->join_started && members_known_) {
       auto m = members_.find(r->spec.service);
       bool others = m != members_.end() &&
-                    std::any_of(m->second.begin(), m->second.end(), [&](const auto& x) { return x.id != id; });
+                    std::any_of(m->second.begin(), m->second.end(), [&](const auto& x) { return x.id != id && !x.lost; });
       if (!others) {
         r->ready = true;
         r->ready_how = "first of its service";
@@ -401,6 +409,8 @@ json peer_json(const state::PeerStatus& p) {
           {"joining", p.joining},
           {"draining", p.draining},
           {"wire_version", p.wire_version},
+          {"node_lost", p.node_lost},
+          {"gone_in_ms", p.gone_in_us / 1000},
           {"acked", p.acked},
           {"sent", p.sent},
           {"srtt_us", p.srtt_us},
@@ -497,6 +507,7 @@ std::optional<json> Replication::instance(const std::string& name) const {
                 {"folded", s.folded},             {"gone", s.gone},
                 {"relayed_cells", s.relayed_cells}, {"store_errors", s.store_errors},
                 {"folded_gone", s.folded_gone},   {"gone_adopted", s.gone_adopted},
+                {"gone_node_lost", s.gone_node_lost},
                 {"gone_sender", s.gone_sender},   {"declared_gone_self", s.declared_gone_self}}},
               {"store",
                {{"scans", b.scans}, {"full_scans", b.full_scans}, {"logged", b.logged}, {"reported", b.reported},

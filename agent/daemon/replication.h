@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <set>
 #include <memory>
@@ -38,6 +39,7 @@ struct ReplicationSpec {
   uint64_t scan_interval_us = 1'000;
   uint64_t keepalive_us = 100'000;
   uint64_t window_bytes = 256 * 1024;
+  uint64_t node_gone_grace_us = 30'000'000;  // docs/state.md 3.13
   bool operator==(const ReplicationSpec& o) const;
 };
 
@@ -50,14 +52,17 @@ struct ReplicaSpec {
 };
 
 // The members of each service from the LSDB: every instance announced (not down) in a VNF LSA,
-// at its node's NSH endpoint on `port`; services by their anycast prefix.
+// at its node's NSH endpoint on `port`; services by their anycast prefix. An instance whose
+// router `reachable` says SPF does not reach (router id -> reachable; empty: every router is)
+// is listed `lost` (docs/state.md 3.13).
 struct ServicePrefix {
   uint16_t id = 0;
   uint32_t addr = 0;                     // host order
   uint8_t len = 32;
 };
 std::map<uint16_t, std::vector<state::Replicator::Member>> members_from_topology(
-    const plane::Topology& topo, const std::vector<ServicePrefix>& services, uint16_t port);
+    const plane::Topology& topo, const std::vector<ServicePrefix>& services, uint16_t port,
+    const std::function<bool(uint32_t)>& reachable = {});
 
 class Replication {
  public:

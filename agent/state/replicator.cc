@@ -74,9 +74,13 @@ Replicator::Replicator(ReplicatorConfig cfg, Store& store, Transport& transport,
 
 void Replicator::set_members(const std::vector<Member>& members) {
   uint64_t now = clock_.mono_us();
-  std::set<uint32_t> ids;
+  std::set<uint32_t> ids, lost;
   for (const Member& m : members) {
     if (m.id == cfg_.me.id) continue;
+    if (m.lost) {  // its node is lost: not a member, gone after the node grace (3.13)
+      lost.insert(m.id);
+      continue;
+    }
     ids.insert(m.id);
     Peer& p = peers_[m.id];
     if (!p.member) {
@@ -89,14 +93,23 @@ void Replicator::set_members(const std::vector<Member>& members) {
       p.leave_sent_us = 0;
     }
     p.removed_us = 0;
+    p.node_lost = false;
     p.addr = m.addr;
   }
   for (auto& [id, p] : peers_) {
-    if (!p.member || ids.count(id)) continue;
+    if (ids.count(id)) continue;
+    bool was = p.member;
     p.member = false;
+    // Its node lost and found again before the grace ran out: the grace starts over when the
+    // node is lost again; withdrawn meanwhile (its LSA gone): the ordinary grace, from the start.
+    if (p.removed_us) p.node_lost = p.node_lost && lost.count(id);
+    if (!was) continue;
     // Gone unless it turns out to be leaving: the LSDB may withdraw a leaver before its first
     // DRAINING message arrives, and a gone origin's messages are refused (tick()).
-    if (!p.leave_seen && !p.draining && p.incarnation) p.removed_us = now;
+    if (!p.leave_seen && !p.draining && p.incarnation) {
+      p.removed_us = now;
+      p.node_lost = lost.count(id) > 0;
+    }
   }
 }
 
@@ -506,8 +519,11 @@ void Replicator::tick() {
   for (auto& [id, p] : peers_) {
     if (!p.member) {
       if (p.removed_us && (p.draining || p.leave_seen)) p.removed_us = 0;  // a leaver after all
-      if (p.removed_us && now - p.removed_us >= cfg_.gone_grace_us) {
+      if (p.removed_us && now - p.removed_us >= (p.node_lost ? cfg_.node_gone_grace_us : cfg_.gone_grace_us)) {
+        if (p.node_lost && !dead_.count({id, p.incarnation}) && !folded_.count({id, p.incarnation}))
+          ++stats_.gone_node_lost;
         p.removed_us = 0;
+        p.node_lost = false;
         origin_gone({id, p.incarnation});
       }
       // A leaver is announced down as it leaves, so the LSDB may take it out of the members
@@ -953,6 +969,11 @@ std::vector<PeerStatus> Replicator::peers() const {
     s.coalesced = p.coalesced;
     s.msgs_received = p.msgs_received;
     s.wire_version = p.wire_version;
+    if (p.removed_us) {
+      uint64_t grace = p.node_lost ? cfg_.node_gone_grace_us : cfg_.gone_grace_us, since = clock_.mono_us() - p.removed_us;
+      s.gone_in_us = since < grace ? grace - since : 1;
+      s.node_lost = p.node_lost;
+    }
     v.push_back(s);
   }
   return v;

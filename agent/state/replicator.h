@@ -42,6 +42,9 @@ struct ReplicatorConfig {
   uint64_t snapshot_linger_us = 30'000'000;  // a served snapshot is kept for re-requests
   uint64_t drain_timeout_us = 10'000'000;
   uint64_t gone_grace_us = 2'000'000;   // removed from the members without a leave: gone after this
+  // its node lost (Member::lost: the router unreachable in the LSDB): gone after this, longer
+  // than a partition that heals should last (docs/state.md 3.13)
+  uint64_t node_gone_grace_us = 30'000'000;
   size_t max_messages_per_tick = 256;   // per peer
   bool coalesce = true;                 // false: a lagging peer is sent like any other
 };
@@ -63,6 +66,10 @@ struct PeerStatus {
   uint64_t coalesced = 0;               // versions superseded before they were sent
   uint64_t msgs_received = 0;
   uint8_t wire_version = 0;             // of its last message (0: none yet); 1 cannot fold crashes
+  // taken out of the members without a leave: declared gone in this many µs (its node lost:
+  // the node grace); 0: not pending
+  uint64_t gone_in_us = 0;
+  bool node_lost = false;
 };
 
 struct ReplicatorStats {
@@ -78,6 +85,7 @@ struct ReplicatorStats {
   uint64_t folded = 0, gone = 0, relayed_cells = 0;
   uint64_t folded_gone = 0;             // of `folded`: gone (crashed) origins folded (3.12)
   uint64_t gone_adopted = 0;            // of `gone`: learnt from another member's gone section
+  uint64_t gone_node_lost = 0;          // of `gone`: its node lost for node_gone_grace_us (3.13)
   uint64_t gone_sender = 0;             // messages sent by an origin declared gone: dropped
   uint64_t declared_gone_self = 0;      // another member names this incarnation gone: restart it
   uint64_t store_errors = 0;
@@ -95,10 +103,15 @@ class Replicator {
   struct Member {
     uint32_t id = 0;
     Endpoint addr;
+    // Announced by a node that the LSDB no longer connects to ours (dead, or beyond a
+    // partition): not a member; gone after node_gone_grace_us unless it is a member again.
+    bool lost = false;
   };
   void set_members(const std::vector<Member>& members);
   // A new keyring (rotation): takes effect for the next message in both directions.
   void set_keyring(std::shared_ptr<const Keyring> keys) { keys_ = std::move(keys); }
+  // A reload's node grace: also for the lost members whose grace runs.
+  void set_node_gone_grace(uint64_t us) { cfg_.node_gone_grace_us = us; }
 
   void on_datagram(ByteView datagram, const Endpoint& from);
   // Extract local changes, send what is due, retransmit, keep alive, serve snapshots, drain.
@@ -176,6 +189,7 @@ class Replicator {
     uint64_t next_flush_us = 0;
     // its leave
     uint64_t removed_us = 0;           // taken out of the members (not leaving): gone after the grace
+    bool node_lost = false;            // removed because its node is lost: the node grace applies
     bool leave_seen = false;
     uint64_t leave_final = 0;
     uint64_t leave_ack_sent = 0;       // the final version we acknowledged to it

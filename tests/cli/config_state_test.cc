@@ -43,6 +43,7 @@ TEST(ConfigState, DefaultsAndRoundTrip) {
   EXPECT_EQ(c->state->scan_interval_ms, 1u);
   EXPECT_EQ(c->state->keepalive_ms, 100u);
   EXPECT_EQ(c->state->peer_window_kb, 256u);
+  EXPECT_EQ(c->state->node_gone_grace_s, 30u);
 
   const std::string full = kBase +
                            "state:\n"
@@ -56,7 +57,8 @@ TEST(ConfigState, DefaultsAndRoundTrip) {
                            "  scan_interval_ms: 5\n"
                            "  keepalive_ms: 50\n"
                            "  peer_window_kb: 64\n"
-                           "  window_s: 30\n";
+                           "  window_s: 30\n"
+                           "  node_gone_grace_s: 8\n";
   auto f = cfg::parse(full, "t.yaml");
   ASSERT_TRUE(f.has_value()) << messages(f.error());
   const auto& s = *f->state;
@@ -68,6 +70,7 @@ TEST(ConfigState, DefaultsAndRoundTrip) {
   EXPECT_EQ(s.max_skew_s, 0u);
   EXPECT_EQ(s.scan_interval_ms, 5u);
   EXPECT_EQ(s.window_s, 30u);
+  EXPECT_EQ(s.node_gone_grace_s, 8u);
   auto back = cfg::parse(cfg::to_yaml(*f), "back.yaml");
   ASSERT_TRUE(back.has_value()) << messages(back.error()) << cfg::to_yaml(*f);
   EXPECT_EQ(back->state, f->state);

@@ -342,5 +342,30 @@ TEST(ReplicationMembers, FromTheLsdbTopology) {
   EXPECT_TRUE(m[3].empty()) << "a service with no instance left has no members";
 }
 
+// A dead node's VNF LSAs stay in the LSDB (its neighbours drop their links to it; nobody is left
+// to withdraw them): its instances are listed lost, the others are members (docs/state.md 3.13).
+TEST(ReplicationMembers, InstancesOfAnUnreachableRouterAreLost) {
+  plane::Topology t;
+  auto inst = [](uint32_t router, uint32_t id, uint32_t ep) {
+    plane::Instance i;
+    i.router = router;
+    i.info.service_addr = 0x0a640001;
+    i.info.service_len = 32;
+    i.info.instance_id = id;
+    i.info.nsh_endpoint = ep;
+    i.info.flags = 1;
+    return i;
+  };
+  t.instances = {inst(1, 11, 0x0a000001), inst(2, 12, 0x0a000002), inst(3, 13, 0x0a000003)};
+  auto m = members_from_topology(t, {{1, 0x0a640001, 32}}, 4795, [](uint32_t router) { return router != 3; });
+  ASSERT_EQ(m[1].size(), 3u);
+  EXPECT_FALSE(m[1][0].lost);
+  EXPECT_FALSE(m[1][1].lost);
+  EXPECT_EQ(m[1][2].id, 13u);
+  EXPECT_TRUE(m[1][2].lost) << "router 3 is not reached by SPF";
+  for (const auto& x : members_from_topology(t, {{1, 0x0a640001, 32}}, 4795)[1])
+    EXPECT_FALSE(x.lost) << "without reachability every router is reached";
+}
+
 }  // namespace
 }  // namespace anychain::daemon

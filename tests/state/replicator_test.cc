@@ -698,6 +698,115 @@ TEST(Replicator, AFoldWaitsForAPartitionToHealAndIncludesAJoiner) {
   for (auto& node : c.nodes) expect_values(*node, e, removed);
 }
 
+// A whole node dies (docs/state.md 3.13): its router leaves the SPF tree of every survivor but
+// its VNF LSA stays in their LSDBs (nobody is left to withdraw it), so the survivors list its
+// instance `lost`. It is not gone after the ordinary grace (a partition that heals must not cost
+// a restart), it is after the node grace; the survivors fold it to the reference's values. When
+// the node comes back its instance is a new incarnation that joins from a snapshot: the old
+// incarnation's counts are in the retired totals once, never again in a slot.
+TEST(Replicator, ADeadNodeIsFoldedAfterTheNodeGraceAndItsReturnIsNotCountedTwice) {
+  ReplicatorConfig cfg;
+  cfg.node_gone_grace_us = 5'000'000;
+  Cluster c(3, 51, cfg);
+  c.run(5);
+  std::mt19937_64 rng(51);
+  Expect e;
+  std::set<uint32_t> removed;
+  for (int i = 0; i < 300; ++i) counter_op(*c.nodes[i % 3], e, rng);
+  c.settle();
+  c.net.link(1, 3).down = true;
+  for (int i = 0; i < 50; ++i) counter_op(c.at(1), e, rng);
+  deliver_only_to(c, 1, 2);  // its last counts reached node 2 only
+  Origin g = c.at(1).rep->self();
+  Endpoint dead_addr = c.at(1).transport.me();
+  c.nodes.erase(c.nodes.begin());
+  c.net.link(1, 3).down = false;
+  auto with_lost = [&] {
+    auto v = c.member_list();
+    v.push_back({1, dead_addr, true});
+    return v;
+  };
+  for (auto& n : c.nodes) n->rep->set_members(with_lost());
+  for (int ms = 0; ms < 3000; ++ms) {
+    if (ms % 10 == 0) counter_op(*c.nodes[ms / 10 % 2], e, rng);
+    c.step();
+  }
+  for (uint32_t id : {2u, 3u}) {
+    EXPECT_EQ(c.at(id).rep->stats().gone, 0u) << id << ": gone after the ordinary grace, its node only lost";
+    bool pending = false;
+    for (auto& p : c.at(id).rep->peers())
+      if (p.id == 1) pending = !p.member && p.node_lost && p.gone_in_us > 0 && p.gone_in_us <= 2'000'000;
+    EXPECT_TRUE(pending) << id << ": the status shows the node grace running";
+  }
+  c.run(2500);
+  for (uint32_t id : {2u, 3u}) {
+    EXPECT_EQ(c.at(id).rep->stats().gone, 1u) << id;
+    EXPECT_EQ(c.at(id).rep->stats().gone_node_lost, 1u) << id;
+  }
+  c.settle();
+  c.run(3000);
+  expect_folded(c, g, "after the node grace");
+  c.expect_converged("after the fold");
+  for (auto& node : c.nodes) expect_values(*node, e, removed);
+  // the node comes back: its instance restarts with empty maps, joins from node 2
+  Node& back = c.add(1, 9000);
+  c.members();
+  c.run(2);
+  ASSERT_TRUE(back.rep->join(2).has_value());
+  for (int ms = 0; ms < 5000 && back.rep->join_state() != JoinState::Done; ++ms) c.step();
+  ASSERT_EQ(back.rep->join_state(), JoinState::Done);
+  for (int i = 0; i < 100; ++i) {
+    counter_op(*c.nodes[i % 3], e, rng);
+    c.step();
+  }
+  c.settle();
+  c.run(1000);
+  c.expect_converged("after the return");
+  for (auto& node : c.nodes) {
+    expect_values(*node, e, removed);
+    for (auto& [s, o] : node->rep->slots()) EXPECT_NE(o, g) << "node " << node->id << " holds the old slot again";
+  }
+}
+
+// A node lost and found again within the node grace (a partition that healed in time): its
+// instance was never gone, it is a member again and nothing is folded or refused.
+TEST(Replicator, ANodeFoundAgainWithinTheNodeGraceStaysAMember) {
+  ReplicatorConfig cfg;
+  cfg.node_gone_grace_us = 5'000'000;
+  Cluster c(3, 52, cfg);
+  c.run(5);
+  std::mt19937_64 rng(52);
+  Expect e;
+  std::set<uint32_t> removed;
+  for (int i = 0; i < 100; ++i) counter_op(*c.nodes[i % 3], e, rng);
+  c.settle();
+  for (uint32_t a : {2u, 3u}) c.net.link(1, a).down = c.net.link(a, 1).down = true;
+  auto lost1 = [&](uint32_t except) {
+    std::vector<Replicator::Member> v;
+    for (auto& n : c.nodes) v.push_back({n->id, n->transport.me(), n->id == 1 && except != 1});
+    return v;
+  };
+  for (uint32_t id : {2u, 3u}) c.at(id).rep->set_members(lost1(id));
+  // node 1 loses the other two the same way
+  std::vector<Replicator::Member> v1;
+  for (auto& n : c.nodes) v1.push_back({n->id, n->transport.me(), n->id != 1});
+  c.at(1).rep->set_members(v1);
+  for (int ms = 0; ms < 4000; ++ms) {
+    if (ms % 10 == 0) counter_op(*c.nodes[ms / 10 % 3], e, rng);
+    c.step();
+  }
+  for (uint32_t a : {2u, 3u}) c.net.link(1, a).down = c.net.link(a, 1).down = false;
+  c.members();
+  c.settle();
+  c.run(6000);
+  for (auto& n : c.nodes) {
+    EXPECT_EQ(n->rep->stats().gone, 0u) << n->id;
+    EXPECT_EQ(n->rep->stats().gone_sender, 0u) << n->id;
+  }
+  c.expect_converged("after the heal");
+  for (auto& node : c.nodes) expect_values(*node, e, removed);
+}
+
 // A message of an origin declared gone is refused and counted (its inputs are frozen): here
 // node 2's LSDB dropped a live instance, which keeps sending; node 3 still lists it, adopts the
 // declaration from node 2's gone section, and tells node 1, which counts that it was declared

@@ -1,0 +1,160 @@
+"""A whole node of a shared-state service dies (docs/state.md 3.13), with real FRR: the built-in
+IDS (`anychain-nf --kind ids`) has one instance on B, C and D of scripts/topologies/nf-chain.toml
+(src -- A -- B -- C -- D -- dst), replicated by anychaind; a scan from src is spread over the three
+by A's WCMP until every instance holds the same merged counts. Then D fails as a whole
+(`scripts/lab kill-node D`: ospfd, anychaind and the IDS SIGKILLed, its links down): nobody is
+left to withdraw its VNF LSA, which stays in B's and C's LSDBs; their SPF no longer reaches D, so
+their agents list ids3 lost, declare its origin gone after `state.node_gone_grace_s` (4 s here,
+not before) and fold it: ids1 and ids2 keep the same merged counts as before the kill (nothing
+lost, nothing counted twice), no longer announce it, and count it `gone_node_lost`. Root only
+(exit 77 otherwise). The delay from the kill to the fold is printed (pytest -s)."""
+import os
+import time
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+import labkit
+import statekit
+from statekit import build, lab  # noqa: F401 (fixtures)
+from labkit import run, wait_until
+from statekit import finish, sender
+
+LAB_KIND = "n"  # lab prefix actn<pid>
+TOPO_FILE = os.path.join(labkit.TOPOS, "nf-chain.toml")
+TOPO = labkit.resolved_topology(TOPO_FILE)
+ROUTERS = sorted(TOPO["routers"])
+SRC = [h for h in TOPO["hosts"] if h["kind"] == "source"][0]
+SINK = [h for h in TOPO["hosts"] if h["kind"] == "sink"][0]
+SINK_ADDR = SINK["host_addr"].split("/")[0]
+SERVICE = ("ids", 1, "10.100.6.1/32")
+INSTANCES = {"ids1": ("B", 21), "ids2": ("C", 22), "ids3": ("D", 23)}
+THRESHOLD = 120
+SCAN_SRC = "198.51.100.2"
+NODE_GRACE_S = 4
+
+LAB_TOPO = TOPO_FILE
+LAB_AGENT_ARGS = ["--bare"]
+
+
+@pytest.fixture(scope="module")
+def cli(lab, build):
+    return statekit.Cli(lab, build, INSTANCES)
+
+
+def add_instance(cli, name):
+    r, iid = INSTANCES[name]
+    return cli(r, "instance", "add", name, "--id", str(iid), "--service", SERVICE[0], "--veth", f"nf-{name}",
+               "--capacity", "100000", "--nf", "ids", "--ids-threshold", str(THRESHOLD), "--window", "86400")
+
+
+def announced(cli, iid, routers):
+    return all(iid in {i["id"] for s in cli.json(r, "topology")["services"] for i in s["instances"]} for r in routers)
+
+
+def ids_of(st):
+    d = st["ids"]
+    return d["pairs"]["merged"], {f["source"]: f for f in d["flagged"]}
+
+
+def counts(cli, names):
+    """The instances' (merged pairs, scanner's estimate), if equal in all, else None."""
+    seen = []
+    for n in names:
+        merged, fl = ids_of(cli.state(n))
+        seen.append((merged, fl.get(SCAN_SRC, {}).get("ports_in_window")))
+    return seen[0] if all(s == seen[0] for s in seen) else None
+
+
+def set_node_grace(lab, cli, router):
+    path = f"{lab.state}/{router}/anychaind.yaml"
+    with open(path) as f:
+        c = yaml.safe_load(f)
+    c["state"]["node_gone_grace_s"] = NODE_GRACE_S
+    with open(path, "w") as f:
+        yaml.safe_dump(c, f)
+    return cli(router, "reload")
+
+
+@pytest.fixture(scope="module")
+def setup(cli, lab):
+    calls = statekit.configure(cli, lab, TOPO, SERVICE, [("scan", 9)], [("to-sink", "scan", SINK["subnet"])])
+    calls += [set_node_grace(lab, cli, r) for r in ROUTERS]
+    run(["ip", "netns", "exec", lab.ns(SRC["name"]), "ip", "addr", "add", f"{SCAN_SRC}/32", "dev", SRC["host_if"]])
+    for n in ("ids1", "ids2", "ids3"):
+        calls.append(add_instance(cli, n))
+        assert wait_until(lambda: (cli.replica(n) or {}).get("state") == "ready", 30), cli.replica(n)
+    learnt = wait_until(lambda: all(announced(cli, i, ROUTERS) for _, i in INSTANCES.values()), 45)
+    scan = sender(lab, SRC["name"], SCAN_SRC, SINK_ADDR, 20000, 200, 0.004)
+    finish(scan)
+    same = wait_until(lambda: counts(cli, INSTANCES) is not None, 20, 0.2)
+    own = {n: cli.state(n)["counters"].get("ids_new_pair", 0) for n in INSTANCES}
+    return SimpleNamespace(calls=calls, learnt=learnt, same=same, before=counts(cli, INSTANCES), own=own)
+
+
+def test_three_instances_share_the_scan(setup):
+    bad = statekit.failed_calls(setup.calls)
+    assert not bad, bad
+    assert setup.learnt
+    assert setup.same, setup.before
+    merged, est = setup.before
+    assert est is not None and est >= THRESHOLD, setup.before
+    assert all(v > 0 for v in setup.own.values()), setup.own  # WCMP spread the scan over the three
+
+
+@pytest.fixture(scope="module")
+def killed(setup, cli, lab):
+    rc, out, err = labkit.lab("kill-node", "D", "--prefix", lab.prefix)
+    assert rc == 0, err
+    t0 = time.monotonic()
+    folded_before = {n: cli.replica(n)["counters"]["folded_gone"] for n in ("ids1", "ids2")}
+    timeline = []
+
+    def peer23(n):
+        for p in (cli.replica(n) or {}).get("peers", []):
+            if p["id"] == 23:
+                return p
+        return None
+
+    def folded():
+        done = True
+        for n in ("ids1", "ids2"):
+            r = cli.replica(n) or {}
+            p = peer23(n) or {}
+            c = r.get("counters", {})
+            timeline.append((round(time.monotonic() - t0, 2), n, p.get("member"), p.get("node_lost"),
+                             c.get("gone"), c.get("gone_node_lost"), c.get("folded_gone")))
+            done &= c.get("folded_gone", 0) > folded_before[n] and not r.get("gone")
+        return done
+    done = wait_until(folded, NODE_GRACE_S + 40, 0.3)
+    t_fold = time.monotonic() - t0
+    print(f"\nnode: D killed, ids3 folded by ids1 and ids2 {t_fold:.1f} s later (node grace {NODE_GRACE_S} s)")
+    same = wait_until(lambda: counts(cli, ("ids1", "ids2")) is not None, 10, 0.2)
+    return SimpleNamespace(done=done, t_fold=t_fold, timeline=timeline, same=same,
+                           after=counts(cli, ("ids1", "ids2")),
+                           replicas={n: cli.replica(n) for n in ("ids1", "ids2")},
+                           topology={r: cli.json(r, "topology") for r in ("A", "B", "C")})
+
+
+def test_dead_node_instance_is_lost_then_folded(killed):
+    assert killed.done, killed.timeline[-12:]
+    # lost, not a member, before it was declared gone: the node grace ran, not the 2-s one
+    lost = [t for t in killed.timeline if t[2] is False and t[3] is True]
+    assert lost, killed.timeline[-12:]
+    declared = [t[0] for t in killed.timeline if t[4]]
+    assert declared and min(declared) >= NODE_GRACE_S, killed.timeline
+    # each declared it on its own or adopted the other's declaration; at least one on its own
+    for n, r in killed.replicas.items():
+        assert r["counters"]["gone_node_lost"] >= 1 or r["counters"]["gone_adopted"] >= 1, (n, r["counters"])
+    assert sum(r["counters"]["gone_node_lost"] for r in killed.replicas.values()) >= 1, killed.replicas
+    for n, r in killed.replicas.items():
+        assert not [p for p in r["peers"] if p["id"] == 23 and p["member"]], (n, r["peers"])
+
+
+def test_dead_node_counts_stay_counted_once(setup, killed):
+    """The merged counts of the survivors equal what all three held before the kill: the dead
+    origin's slots moved into the retired totals once (a count-min sketch and the pair filter
+    would show a loss or a double count)."""
+    assert killed.same, killed.after
+    assert killed.after == setup.before, (setup.before, killed.after)
