@@ -8,7 +8,6 @@ their agents list ids3 lost, declare its origin gone after `state.node_gone_grac
 not before) and fold it: ids1 and ids2 keep the same merged counts as before the kill (nothing
 lost, nothing counted twice), no longer announce it, and count it `gone_node_lost`. Root only
 (exit 77 otherwise). The delay from the kill to the fold is printed (pytest -s)."""
-import os
 import time
 from types import SimpleNamespace
 
@@ -20,37 +19,15 @@ import statekit
 from statekit import build, lab  # noqa: F401 (fixtures)
 from labkit import run, wait_until
 from statekit import finish, sender
+# the same lab, service and instances as the IDS's other phases
+from state_nf_lab_test import (INSTANCES, ROUTERS, SCAN_SRC, SERVICE, SINK, SINK_ADDR, SRC, THRESHOLD, TOPO,  # noqa: F401
+                               TOPO_FILE, add_instance, announced, cli)
 
 LAB_KIND = "n"  # lab prefix actn<pid>
-TOPO_FILE = os.path.join(labkit.TOPOS, "nf-chain.toml")
-TOPO = labkit.resolved_topology(TOPO_FILE)
-ROUTERS = sorted(TOPO["routers"])
-SRC = [h for h in TOPO["hosts"] if h["kind"] == "source"][0]
-SINK = [h for h in TOPO["hosts"] if h["kind"] == "sink"][0]
-SINK_ADDR = SINK["host_addr"].split("/")[0]
-SERVICE = ("ids", 1, "10.100.6.1/32")
-INSTANCES = {"ids1": ("B", 21), "ids2": ("C", 22), "ids3": ("D", 23)}
-THRESHOLD = 120
-SCAN_SRC = "198.51.100.2"
 NODE_GRACE_S = 4
 
 LAB_TOPO = TOPO_FILE
 LAB_AGENT_ARGS = ["--bare"]
-
-
-@pytest.fixture(scope="module")
-def cli(lab, build):
-    return statekit.Cli(lab, build, INSTANCES)
-
-
-def add_instance(cli, name):
-    r, iid = INSTANCES[name]
-    return cli(r, "instance", "add", name, "--id", str(iid), "--service", SERVICE[0], "--veth", f"nf-{name}",
-               "--capacity", "100000", "--nf", "ids", "--ids-threshold", str(THRESHOLD), "--window", "86400")
-
-
-def announced(cli, iid, routers):
-    return all(iid in {i["id"] for s in cli.json(r, "topology")["services"] for i in s["instances"]} for r in routers)
 
 
 def ids_of(st):
@@ -85,7 +62,7 @@ def setup(cli, lab):
     for n in ("ids1", "ids2", "ids3"):
         calls.append(add_instance(cli, n))
         assert wait_until(lambda: (cli.replica(n) or {}).get("state") == "ready", 30), cli.replica(n)
-    learnt = wait_until(lambda: all(announced(cli, i, ROUTERS) for _, i in INSTANCES.values()), 45)
+    learnt = wait_until(lambda: all(announced(cli, i) for _, i in INSTANCES.values()), 45)
     scan = sender(lab, SRC["name"], SCAN_SRC, SINK_ADDR, 20000, 200, 0.004)
     finish(scan)
     same = wait_until(lambda: counts(cli, INSTANCES) is not None, 20, 0.2)

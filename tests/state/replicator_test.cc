@@ -698,6 +698,24 @@ TEST(Replicator, AFoldWaitsForAPartitionToHealAndIncludesAJoiner) {
   for (auto& node : c.nodes) expect_values(*node, e, removed);
 }
 
+// Three instances with a 5-s node grace that counted `ops` updates and acknowledged them all.
+struct NodeLossCase {
+  explicit NodeLossCase(uint32_t seed, int ops) : c(3, seed, cfg()), rng(seed) {
+    c.run(5);
+    for (int i = 0; i < ops; ++i) counter_op(*c.nodes[i % 3], e, rng);
+    c.settle();
+  }
+  static ReplicatorConfig cfg() {
+    ReplicatorConfig r;
+    r.node_gone_grace_us = 5'000'000;
+    return r;
+  }
+  Cluster c;
+  std::mt19937_64 rng;
+  Expect e;
+  std::set<uint32_t> removed;
+};
+
 // A whole node dies (docs/state.md 3.13): its router leaves the SPF tree of every survivor but
 // its VNF LSA stays in their LSDBs (nobody is left to withdraw it), so the survivors list its
 // instance `lost`. It is not gone after the ordinary grace (a partition that heals must not cost
@@ -705,15 +723,8 @@ TEST(Replicator, AFoldWaitsForAPartitionToHealAndIncludesAJoiner) {
 // the node comes back its instance is a new incarnation that joins from a snapshot: the old
 // incarnation's counts are in the retired totals once, never again in a slot.
 TEST(Replicator, ADeadNodeIsFoldedAfterTheNodeGraceAndItsReturnIsNotCountedTwice) {
-  ReplicatorConfig cfg;
-  cfg.node_gone_grace_us = 5'000'000;
-  Cluster c(3, 51, cfg);
-  c.run(5);
-  std::mt19937_64 rng(51);
-  Expect e;
-  std::set<uint32_t> removed;
-  for (int i = 0; i < 300; ++i) counter_op(*c.nodes[i % 3], e, rng);
-  c.settle();
+  NodeLossCase t(51, 300);
+  auto& [c, rng, e, removed] = t;
   c.net.link(1, 3).down = true;
   for (int i = 0; i < 50; ++i) counter_op(c.at(1), e, rng);
   deliver_only_to(c, 1, 2);  // its last counts reached node 2 only
@@ -771,15 +782,8 @@ TEST(Replicator, ADeadNodeIsFoldedAfterTheNodeGraceAndItsReturnIsNotCountedTwice
 // A node lost and found again within the node grace (a partition that healed in time): its
 // instance was never gone, it is a member again and nothing is folded or refused.
 TEST(Replicator, ANodeFoundAgainWithinTheNodeGraceStaysAMember) {
-  ReplicatorConfig cfg;
-  cfg.node_gone_grace_us = 5'000'000;
-  Cluster c(3, 52, cfg);
-  c.run(5);
-  std::mt19937_64 rng(52);
-  Expect e;
-  std::set<uint32_t> removed;
-  for (int i = 0; i < 100; ++i) counter_op(*c.nodes[i % 3], e, rng);
-  c.settle();
+  NodeLossCase t(52, 100);
+  auto& [c, rng, e, removed] = t;
   for (uint32_t a : {2u, 3u}) c.net.link(1, a).down = c.net.link(a, 1).down = true;
   auto lost1 = [&](uint32_t except) {
     std::vector<Replicator::Member> v;
