@@ -70,6 +70,11 @@ void print_replication(const json& r) {
   }
   if (r["counters"].value("declared_gone_self", uint64_t{0}))
     std::cout << "warning: another instance declared this incarnation gone and refuses its messages: restart it\n";
+  for (const auto& p : r["peers"])
+    if (p.value("node_lost", false))
+      std::cout << fmt::format("instance {}: its node is not reached in the LSDB (dead, or beyond a partition): "
+                               "declared gone in {} ms unless it is reached again\n",
+                               num(p["id"]), num(p.value("gone_in_ms", json(0))));
   Table t({"PEER", "ADDRESS", "STATE", "WIRE", "SRTT_US", "MIN_RTT_US", "ACKED", "SENT", "RETRANSMITS", "RECEIVED"});
   for (const auto& p : r["peers"])
     t.add({num(p["id"]), num(p["address"]), num(p["state"]), num(p.value("wire_version", json(0))), num(p["srtt_us"]),
