@@ -87,6 +87,7 @@ def killed(setup, cli, lab):
     t0 = time.monotonic()
     folded_before = {n: cli.replica(n)["counters"]["folded_gone"] for n in ("ids1", "ids2")}
     timeline = []
+    text = {}
 
     def peer23(n):
         for p in (cli.replica(n) or {}).get("peers", []):
@@ -102,13 +103,15 @@ def killed(setup, cli, lab):
             c = r.get("counters", {})
             timeline.append((round(time.monotonic() - t0, 2), n, p.get("member"), p.get("node_lost"),
                              c.get("gone"), c.get("gone_node_lost"), c.get("folded_gone")))
+            if p.get("node_lost") and n not in text:  # what an operator reads meanwhile
+                text[n] = cli(INSTANCES[n][0], "state", n).out
             done &= c.get("folded_gone", 0) > folded_before[n] and not r.get("gone")
         return done
     done = wait_until(folded, NODE_GRACE_S + 40, 0.3)
     t_fold = time.monotonic() - t0
     print(f"\nnode: D killed, ids3 folded by ids1 and ids2 {t_fold:.1f} s later (node grace {NODE_GRACE_S} s)")
     same = wait_until(lambda: counts(cli, ("ids1", "ids2")) is not None, 10, 0.2)
-    return SimpleNamespace(done=done, t_fold=t_fold, timeline=timeline, same=same,
+    return SimpleNamespace(done=done, t_fold=t_fold, timeline=timeline, same=same, text=text,
                            after=counts(cli, ("ids1", "ids2")),
                            replicas={n: cli.replica(n) for n in ("ids1", "ids2")},
                            topology={r: cli.json(r, "topology") for r in ("A", "B", "C")})
@@ -119,6 +122,7 @@ def test_dead_node_instance_is_lost_then_folded(killed):
     # lost, not a member, before it was declared gone: the node grace ran, not the 2-s one
     lost = [t for t in killed.timeline if t[2] is False and t[3] is True]
     assert lost, killed.timeline[-12:]
+    assert any("instance 23: its node is not reached in the LSDB" in t for t in killed.text.values()), killed.text
     declared = [t[0] for t in killed.timeline if t[4]]
     assert declared and min(declared) >= NODE_GRACE_S, killed.timeline
     # each declared it on its own or adopted the other's declaration; at least one on its own
