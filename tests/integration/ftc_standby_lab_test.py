@@ -250,14 +250,14 @@ def node_flaps(cli, lab, build, module_procs, node_back):
 
     def restart():
         return labkit.lab("agent", "restart", "D", "--prefix", lab.prefix)
-    gen, sink, restarted = ftclab.send(lab, build, module_procs, [(9400, 4, 2, 20, 6)], sink_s=10,
+    gen, sink, restarted = ftclab.send(lab, build, module_procs, [(9000, 4, 2, 20, 6)], sink_s=10,
                                        during=(1.0, restart), chain=CHAIN)
 
     def stood_down():
         sb = standby_status(cli, "D")
         return [x["id"] for x in sb.get("stood_down", [])] == [NAT_ID]
     down = wait_until(stood_down, 40)
-    return SimpleNamespace(rc=restarted[0], out=restarted[1] + restarted[2], down=down, gen=gen[9400], sink=sink,
+    return SimpleNamespace(rc=restarted[0], out=restarted[1] + restarted[2], down=down, gen=gen[9000], sink=sink,
                            ttl=(ttl0, drop_ttl(cli)), d=standby_status(cli, "D"), e=standby_status(cli, "E"),
                            d_nf=cli.json("D", "status").get("nf", []),
                            topo={r: cli.json(r, "topology") for r in CHAIN.routers}, nat=nat_on_e(cli))
