@@ -270,6 +270,9 @@ void Agent::on_nf_veth(const std::string& name, const std::string& veth) {
   }
   ports_->on_link(*link);
   if (!ports_->attached(veth)) log::error("nf {}: the fast path is not attached to {} (anychain status)", name, veth);
+  // the FTC egress buffer's sockets go on the new veth now, before the NF runs (not at the end
+  // of the loop's turn): nothing the NF returns finds the old interface's XSKMAP slots
+  if (ftc_) ftc_->ensure({veth});
 }
 
 void Agent::warn_liveness_sources() const {

@@ -77,7 +77,8 @@ nlohmann::json Agent::status() const {
                                     {"replicas", r.replicas}, {"lost", r.lost}, {"nat_rebuilt", r.nat_rebuilt},
                                     {"holders_gone", r.holders_gone}, {"errors", r.errors},
                                     {"detection_ms", r.times.detection_ms}, {"transfer_ms", r.times.transfer_ms},
-                                    {"rerouting_ms", r.times.rerouting_ms}};
+                                    {"rerouting_ms", r.times.rerouting_ms}, {"detected_at", r.detected_at},
+                                    {"live_at", r.live_at}};
       rec["last"] = last;
     }
     j["ftc_recovery"] = rec;

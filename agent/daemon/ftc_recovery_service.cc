@@ -67,7 +67,7 @@ void FtcRecoveryService::send_reqs(const std::vector<std::pair<uint32_t, chan::R
   // request ids: this node's own range per session (a holder answers with the id it was asked)
   auto s = std::make_unique<RecoverySession>(failed, new_inc, std::move(geo), std::move(holders), next_req_, detected, now);
   next_req_ += 1u << 16;
-  Running run{std::move(s), replacement, nat, now + timeout_, 0};
+  Running run{std::move(s), replacement, nat, now + timeout_, 0, unix_time_of(detected)};
   auto reqs = run.s->start(now);
   sessions_.emplace(failed, std::move(run));
   send_reqs(reqs);
@@ -108,6 +108,7 @@ void FtcRecoveryService::finish_if_complete(uint16_t failed) {
   }
   ++stats_.recoveries;
   res.times = run.s->times();
+  res.detected_at = run.detected_at;
   installed_at_[failed] = Clock::now();
   std::erase_if(req_owner_, [&](const auto& kv) { return kv.second == failed; });
   sessions_.erase(it);
@@ -147,11 +148,17 @@ void FtcRecoveryService::on_peer_down(uint32_t node) {
   for (uint16_t id : ids) finish_if_complete(id);
 }
 
+double FtcRecoveryService::unix_time_of(Clock::time_point t) {
+  const auto wall = std::chrono::system_clock::now() - (Clock::now() - t);
+  return std::chrono::duration<double>(wall.time_since_epoch()).count();
+}
+
 void FtcRecoveryService::rerouted(uint16_t failed, Clock::time_point now) {
   auto it = last_.find(failed);
   auto at = installed_at_.find(failed);
   if (it == last_.end() || at == installed_at_.end()) return;
   it->second.times.rerouting_ms = std::chrono::duration<double, std::milli>(now - at->second).count();
+  it->second.live_at = unix_time_of(now);
   installed_at_.erase(at);
 }
 

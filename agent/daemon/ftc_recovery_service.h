@@ -32,6 +32,13 @@ class FtcRecoveryService {
     size_t heads = 0, replicas = 0, lost = 0, nat_rebuilt = 0, holders_gone = 0;
     std::vector<std::string> errors;
     RecoveryTimes times;            // rerouting filled by rerouted()
+    // The same moments on the wall clock (Unix time, s), so that what an observer timed outside
+    // the agent (a sender's packets) can be compared with them: the failure's first sign as this
+    // agent noticed it (the process exit, later than the death itself by the agent's reaction
+    // time, which detection_ms does not include), and the replacement live in this node's maps
+    // (rerouted(); 0 until then). Packets of the instance's flows that reach this node after
+    // live_at are forwarded to the replacement.
+    double detected_at = 0, live_at = 0;
     // where each head record of the failed instance came from: the node of the successor that
     // held it (a replacement on another node writes its flows' next hops from these, 7.5)
     struct HeadSource {
@@ -62,8 +69,10 @@ class FtcRecoveryService {
   // loop's timer.
   void on_timer(Clock::time_point now);
   void on_peer_down(uint32_t node);
-  // The replacement is live in this node's maps: its rerouting time.
+  // The replacement is live in this node's maps: its rerouting time and live_at.
   void rerouted(uint16_t failed, Clock::time_point now);
+  // A steady-clock moment on the wall clock (Unix time, s).
+  static double unix_time_of(Clock::time_point t);
 
   std::function<void(const Result&)> on_recovered;
 
@@ -82,6 +91,7 @@ class FtcRecoveryService {
     bool nat = false;
     Clock::time_point deadline;
     size_t gone = 0;
+    double detected_at = 0;  // Unix time
   };
   void send_reqs(const std::vector<std::pair<uint32_t, ftc::chan::RecoverReq>>& reqs);
   void finish_if_complete(uint16_t failed);

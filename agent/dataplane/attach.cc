@@ -3,11 +3,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
+#include <linux/if_link.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <xdp/libxdp.h>
 
+#include <atomic>
 #include <cstring>
 #include <memory>
 
@@ -76,6 +78,21 @@ Result<MultiprogPtr> multiprog_of(int ifindex) {
 
 }  // namespace
 
+namespace {
+// Set once libxdp attached our program without its dispatcher (this kernel refuses freplace
+// programs): from then on a further interface gets the program this Dataplane loaded, attached
+// as is. Loading a fresh copy for each interface is what a dispatcher needs (a component program
+// is attached to one dispatcher) and costs the whole program's verification, a second or more
+// under load: in the agent's loop when an NF's veth is made again (docs/ftc.md 7.7).
+std::atomic<bool> g_no_dispatcher{false};
+
+uint32_t prog_id_of(int fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+}  // namespace
+
 Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
   auto idx = ifindex_of(ifname);
   if (!idx) return std::unexpected(idx.error());
@@ -87,6 +104,18 @@ Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
       if (auto r = describe_attached(ifname, *idx); !r) return std::unexpected(r.error());
       return Attachment{ifname, *idx, cur, xdp_program__id(p), !xdp_multiprog__is_legacy(mp->get())};
     }
+  }
+  if (g_no_dispatcher.load()) {
+    const uint32_t flags = XDP_FLAGS_UPDATE_IF_NOEXIST | (mode == XdpMode::Native    ? XDP_FLAGS_DRV_MODE
+                                                         : mode == XdpMode::Generic ? XDP_FLAGS_SKB_MODE
+                                                                                    : 0u);
+    if (bpf_xdp_attach(*idx, prog_fd(), flags, nullptr) == 0) {
+      if (auto r = describe_attached(ifname, *idx); !r) return std::unexpected(r.error());
+      Attachment a{ifname, *idx, mode, prog_id_of(prog_fd()), false};
+      if (auto mp = multiprog_of(*idx); mp && *mp) a.mode = from_libxdp(xdp_multiprog__attach_mode(mp->get()));
+      return a;
+    }
+    // refused (another program there, a mode the driver lacks): libxdp's path says why
   }
   // A fresh object from the same ELF whose maps resolve to our pins: every interface runs its
   // own program instance over the one set of maps.
@@ -119,6 +148,7 @@ Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
     a.mode = from_libxdp(xdp_multiprog__attach_mode(mp->get()));
     a.dispatcher = !xdp_multiprog__is_legacy(mp->get());
   }
+  if (!a.dispatcher) g_no_dispatcher.store(true);
   return a;
 }
 

@@ -212,6 +212,22 @@ def test_every_mapping_survives_the_nats_failure(nat_ns_deleted):
     assert len(set(now.values())) == len(now)
 
 
+def test_the_phases_flows_resume_after_the_nats_recovery(nat_ns_deleted):
+    """Every flow of the phase (4 a second for 3 s, each 3 s long; the namespace deleted 1.5 s
+    in) sends its last packet 3 s or more after the start, well after the NAT is live again
+    (D restarts it 250 ms after its death and recovers it in milliseconds), so each one's last
+    packet reaches the sink: the flows that spanned the deletion resume on the recovered NAT with
+    their mappings, and those started during it are placed on it. Before, D's agent loop stalled
+    for a second loading a fresh copy of the fast path's program for the NF's new veth, every
+    peer's heartbeat detector declared D failed, C froze the NAT as its router's, and the flows
+    ended before C placed them again (docs/ftc.md 7.7)."""
+    k = nat_ns_deleted
+    last = k.gen["packets_per_flow"] - 1
+    assert k.sink["per_flow"] and len(k.sink["per_flow"]) == k.gen["flows_started"], (k.gen, k.sink["per_flow"])
+    assert all(f["max_seq"] == last for f in k.sink["per_flow"]), \
+        [(f["flow_id"], f["packets"], f["max_seq"]) for f in k.sink["per_flow"] if f["max_seq"] != last]
+
+
 def test_packets_released_across_the_nats_failure_had_their_updates_on_f_plus_one_stores(nat_ns_deleted):
     ftclab.check_released_across_failure(CHAIN, nat_ns_deleted, killed="nat")
 

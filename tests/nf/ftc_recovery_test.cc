@@ -84,8 +84,20 @@ TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel
   ctl.incarnation = 1;
   ctl.peers = {{.id = 8, .incarnation = 0, .idle_timeout_s = 60}};
   ASSERT_TRUE(repl.nf->apply_control(ctl).has_value());
+  EXPECT_EQ(at_repl.last().at(7).live_at, 0) << "not live before rerouted()";
+  const double wall_before = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   at_repl.rerouted(7, std::chrono::steady_clock::now());
-  const auto& t = at_repl.last().at(7).times;
+  const double wall_after = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto& res = at_repl.last().at(7);
+  // the moments on the wall clock: the death as noticed, then live (an observer outside the agent
+  // compares its own timestamps with these; ftc_nat_recovery_lab does)
+  EXPECT_GE(res.live_at, wall_before - 0.001);
+  EXPECT_LE(res.live_at, wall_after + 0.001);
+  EXPECT_GT(res.detected_at, 0);
+  EXPECT_LT(res.detected_at, res.live_at);
+  EXPECT_NEAR(res.live_at - res.detected_at,
+              (res.times.detection_ms + res.times.transfer_ms + res.times.rerouting_ms) / 1000, 0.05);
+  const auto& t = res.times;
   EXPECT_GT(t.detection_ms, 0);
   EXPECT_GT(t.transfer_ms, 0);
   EXPECT_GE(t.rerouting_ms, 0);
