@@ -541,6 +541,24 @@ int bench_main(const Options& opt) {
             throw std::runtime_error("empty last-hop entry: " + std::string(std::strerror(errno)));
         });
   }
+  {
+    // VXLAN-GPE that is not at its last hop: decap and the forwarder, which delivers it (SI 255) to
+    // the local NSH-aware VNF its VNI names (as the sending node names its choice), or (SI 254,
+    // VNI 0: this node selects) sends it on to the remote instance over VXLAN-GPE again
+    auto gpe_in = [&](uint8_t si, uint32_t vni) {
+      Bytes inner = test::nsh(nsh_for(v4, 100, si, 60));
+      test::append(inner, v4.ip());
+      Bytes f = test::eth(kCore0, kCore0Peer, ETH_P_IP);
+      test::append(f, test::gpe_outer(kRemoteEndpoint, kLocalEndpoint, 0xc123, inner.size(), AC_GPE_NP_NSH,
+                                      AC_GPE_FLAG_I | AC_GPE_FLAG_P, vni));
+      test::append(f, inner);
+      return f;
+    };
+    add("gpe_decap_local_nsh", "VXLAN-GPE in (SI 255, VNI names a local instance), decap, redirect to it", "core0",
+        gpe_in(255, kInstLocal), XDP_REDIRECT, {{AC_NOTE_GPE_DECAP, 1}, {AC_FWD_LOCAL_NSH, 1}});
+    add("gpe_decap_to_vxlan_gpe", "VXLAN-GPE in (SI 254, VNI 0), decap, cache hit, VXLAN-GPE encap, next-hop hit",
+        "core0", gpe_in(254, 0), XDP_REDIRECT, {{AC_NOTE_GPE_DECAP, 1}, {AC_NOTE_CACHE_HIT, 1}, {AC_FWD_REMOTE, 1}});
+  }
   add("proxy_deliver", "NSH in, cache hit, SFC proxy stores NSH, pop, redirect to VNF", "vnf0",
       nsh_frame(kVnf0Host, kVnf0Peer, nsh_for(proxied, 200, 255, 63), proxied.ip()), XDP_REDIRECT,
       {{AC_NOTE_CACHE_HIT, 1}, {AC_FWD_LOCAL_PROXY, 1}});

@@ -206,64 +206,28 @@ AC_INLINE int ac_proxy_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
 	return ac_last_hop(ctx, cfg, &ni, rx_dmac, now);
 }
 
-/* VXLAN-GPE decap at the last hop (the end of a chain on the node the flow last crossed to):
- * when the NSH behind the outer headers is an MD1 header the forwarder would accept, with an
- * inner IPv4/IPv6 header behind it, and this CPU's flow cache already knows that (SPI, SI) of
- * the flow as a last hop of the current path epoch, the outer headers and the NSH go in one
- * bpf_xdp_adjust_head() and the inner packet is routed; the full path would decap (one move),
- * then pop (a second), through the forwarder's subprogram call. ip is the outer IPv4 header, its
- * UDP destination port checked by the caller. What the full path counts is counted here alike
- * (the decap note and the path counter with the frame as decapsulated, the way's last use);
- * anything else (a miss, MD2, an Ethernet payload, any header the full path would drop, an
- * inner header cut short) returns -1 and takes the full path, which decides and counts. */
-AC_INLINE int ac_gpe_last_hop(struct xdp_md *ctx, const struct ac_config *cfg, struct iphdr *ip,
-			      const __u8 *rx_dmac)
+/* The last hop of a VXLAN-GPE packet (ac_gpe_rx()): the outer headers (outer bytes behind the
+ * Ethernet header) and the MD1 NSH go in one bpf_xdp_adjust_head(), the inner packet (np, behind
+ * the NSH, checked by the caller) is routed. f: the flow's way, a last hop of the current epoch. */
+AC_INLINE int ac_gpe_pop_last_hop(struct xdp_md *ctx, const struct ac_config *cfg, __u32 outer,
+				  __u8 np, __u32 spsi, __u32 hash, struct ac_flow *f,
+				  const __u8 *rx_dmac)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	__u32 ihl = ip->ihl * 4;
-	struct ac_vxlan_gpe *gpe = (void *)ip + ihl + sizeof(struct udphdr);
-	struct ac_nsh_base *nb = (void *)(gpe + 1);
-	struct ac_nsh_sp *sp = (void *)(nb + 1);
-	struct ac_nsh_md1 *m1 = (void *)(sp + 1);
 
-	if (ihl > 60 || (void *)(eth + 1) > data_end || (void *)(m1 + 1) > data_end)
-		return -1;
-	if (!(gpe->flags & AC_GPE_FLAG_P) || (gpe->flags & AC_GPE_VER_MASK) ||
-	    gpe->next_proto != AC_GPE_NP_NSH)
-		return -1;
-	__u16 w0 = bpf_ntohs(nb->ver_flags_ttl_len);
-	__u8 np = nb->next_proto;
-
-	if ((nb->md_type & 0x0f) != AC_NSH_MD_TYPE1 || np == AC_NSH_NP_ETH ||
-	    ac_nsh_check(w0, nb->md_type, 1, np, sp->spi_si, cfg->flags))
-		return -1;
-	/* the inner L3 header is there: the move below cannot fail, and the last hop reads it */
-	void *l3 = (void *)(m1 + 1);
-
-	if (l3 + (np == AC_NSH_NP_IPV4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr)) > data_end)
-		return -1;
-	__u32 epoch = AC_READ_ONCE(cfg->path_epoch);
-	__u32 spsi = sp->spi_si;
-	__u32 hash = bpf_ntohl(m1->ctx[0]);
-	struct ac_flow_set *set = ac_flow_set_get(cfg, ac_flow_set_of(spsi, hash, cfg->flow_set_mask));
-	struct ac_flow *f = set ? ac_flow_find(set, spsi, hash) : NULL;
-
-	if (!f || f->path_epoch != epoch || f->service_id)
-		return -1;
-	__u32 outer = ihl + sizeof(struct udphdr) + sizeof(*gpe);
+	if ((void *)(eth + 1) > data_end)
+		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	/* the frame as the full path counts it: [eth][NSH][inner] */
 	__u64 bytes = ac_pkt_len(ctx) - outer;
-	__u16 proto = ac_np_to_ethertype(np);
 	struct ethhdr neth;
 
 	/* ac_nsh_pop()'s header: to our MAC from the sender's */
 	ac_copy_mac(neth.h_dest, rx_dmac);
 	ac_copy_mac(neth.h_source, eth->h_source);
-	neth.h_proto = bpf_htons(proto);
-	/* cannot fail (the inner L3 header is behind); a failure invalidates the caller's
-	 * packet pointers, so it is not handed back to the full path */
+	neth.h_proto = bpf_htons(ac_np_to_ethertype(np));
+	/* cannot fail (the inner L3 header is behind) */
 	if (bpf_xdp_adjust_head(ctx, (int)(outer + AC_NSH_MD1_LEN)))
 		return ac_drop(ctx, AC_DROP_NO_ROOM);
 	data = (void *)(long)ctx->data;
@@ -289,9 +253,11 @@ AC_INLINE int ac_gpe_last_hop(struct xdp_md *ctx, const struct ac_config *cfg, s
 	return ac_last_hop(ctx, cfg, &ni, rx_dmac, now);
 }
 
-/* Forward a packet laid out [eth][NSH][inner] whose NSH is described by ni. */
+/* Forward a packet laid out [eth][NSH][inner] whose NSH is described by ni; at: the flow-cache
+ * lookup already made for it (struct ac_flow_at), or NULL to make it here. */
 AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
-			      const struct ac_nsh_info *ni, const __u8 *rx_dmac)
+			      const struct ac_nsh_info *ni, const __u8 *rx_dmac,
+			      const struct ac_flow_at *at)
 {
 	/* the clock of the flow cache (LRU order, idle timeout) and the next-hop cache: jiffies,
 	 * which the verifier inlines (one load, no helper call) */
@@ -300,7 +266,7 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 	struct ac_flow *f;
 	int cached;
 
-	if (ac_flow_path(cfg, ni, now, &f, &path, &cached))
+	if (ac_flow_path(cfg, ni, now, at, &f, &path, &cached))
 		return ac_drop(ctx, AC_DROP_NO_PATH);
 	/* the packet as delivered: with the classifier's NSH when it is still to be written */
 	__u64 bytes = ac_pkt_len(ctx) + (ni->pending ? ni->len : 0);
@@ -375,11 +341,13 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 
 /* The forwarder as one BPF subprogram, verified and JIT-ed once for the entry points that call
  * it (VXLAN-GPE decap, proxy return); NSH over Ethernet and the classifier inline it, which
- * saves the call and return (each several ns with the SRSO return thunk). */
+ * saves the call and return (each several ns with the SRSO return thunk). at: as for
+ * ac_forward_body(). */
 static __noinline int ac_forward(struct xdp_md *ctx, const struct ac_config *cfg,
-				 const struct ac_nsh_info *ni, const __u8 *rx_dmac)
+				 const struct ac_nsh_info *ni, const __u8 *rx_dmac,
+				 const struct ac_flow_at *at)
 {
-	return ac_forward_body(ctx, cfg, ni, rx_dmac);
+	return ac_forward_body(ctx, cfg, ni, rx_dmac, at);
 }
 
 /* Validate the NSH at ctx->data + 14 (decrementing its TTL) and describe it in ni; vni: see
@@ -405,7 +373,7 @@ AC_INLINE int ac_nsh_eth_rx(struct xdp_md *ctx, const struct ac_config *cfg, con
 
 	if (r)
 		return ac_drop(ctx, r);
-	return ac_forward_body(ctx, cfg, &ni, rx_dmac);
+	return ac_forward_body(ctx, cfg, &ni, rx_dmac, NULL);
 }
 
 /* NSH that VXLAN-GPE decap (vni) or the proxy (vni 0) has just put at ctx->data + 14: the
@@ -418,7 +386,81 @@ AC_INLINE int ac_nsh_restored_rx(struct xdp_md *ctx, const struct ac_config *cfg
 
 	if (r)
 		return ac_drop(ctx, r);
-	return ac_forward(ctx, cfg, &ni, rx_dmac);
+	return ac_forward(ctx, cfg, &ni, rx_dmac, NULL);
+}
+
+/* VXLAN-GPE to our endpoint (ip: the outer IPv4 header, its UDP destination port checked by the
+ * caller) carrying an MD1 NSH the forwarder would accept, the common case: the NSH is read where
+ * it is, behind the outer headers, and the flow is looked up once in this CPU's flow cache.
+ * - At its last hop (the way knows the flow's (SPI, SI) as a last hop of the current path epoch,
+ *   an inner IPv4/IPv6 header behind the NSH): ac_gpe_pop_last_hop(), one move for the outer
+ *   headers and the NSH where the full path makes two and a subprogram call.
+ * - Anywhere else (a local VNF, another node, a miss, a stale way): decap, the NSH's TTL
+ *   decremented as ac_nsh_read() does, and the forwarder is handed the NSH as read here and the
+ *   lookup's result, so neither is done twice.
+ * Counted as on the full path (the decap note with the frame as decapsulated). Any other packet
+ * (MD2, a header the full path would drop) returns -1 untouched: the full path (ac_gpe_decap(),
+ * then the forwarder) decides and counts. */
+AC_INLINE int ac_gpe_rx(struct xdp_md *ctx, const struct ac_config *cfg, struct iphdr *ip,
+			const __u8 *rx_dmac)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u32 ihl = ip->ihl * 4;
+	struct ac_vxlan_gpe *gpe = (void *)ip + ihl + sizeof(struct udphdr);
+	struct ac_nsh_base *nb = (void *)(gpe + 1);
+	struct ac_nsh_sp *sp = (void *)(nb + 1);
+	struct ac_nsh_md1 *m1 = (void *)(sp + 1);
+
+	if (ihl > 60 || (void *)(eth + 1) > data_end || (void *)(m1 + 1) > data_end)
+		return -1;
+	if (!(gpe->flags & AC_GPE_FLAG_P) || (gpe->flags & AC_GPE_VER_MASK) ||
+	    gpe->next_proto != AC_GPE_NP_NSH)
+		return -1;
+	__u16 w0 = bpf_ntohs(nb->ver_flags_ttl_len);
+	__u8 np = nb->next_proto;
+
+	if ((nb->md_type & 0x0f) != AC_NSH_MD_TYPE1 ||
+	    ac_nsh_check(w0, nb->md_type, 1, np, sp->spi_si, cfg->flags))
+		return -1;
+	__u32 epoch = AC_READ_ONCE(cfg->path_epoch);
+	__u32 spsi = sp->spi_si;
+	__u32 hash = bpf_ntohl(m1->ctx[0]);
+	__u32 outer = ihl + sizeof(struct udphdr) + sizeof(*gpe);
+	struct ac_flow_at at;
+
+	at.set = ac_flow_set_get(cfg, ac_flow_set_of(spsi, hash, cfg->flow_set_mask));
+	at.way = at.set ? ac_flow_find(at.set, spsi, hash) : NULL;
+	if (at.way && at.way->path_epoch == epoch && !at.way->service_id && np != AC_NSH_NP_ETH &&
+	    (void *)(m1 + 1) + (np == AC_NSH_NP_IPV4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr)) <=
+		    data_end)
+		return ac_gpe_pop_last_hop(ctx, cfg, outer, np, spsi, hash, at.way, rx_dmac);
+
+	/* ac_gpe_decap()'s move and header, with ac_nsh_read()'s TTL decrement */
+	struct ac_nsh_info ni = {
+		.spsi = spsi,
+		.hash = hash,
+		.len = AC_NSH_MD1_LEN,
+		.np = np,
+		.md = AC_NSH_MD_TYPE1,
+		.has_hash = 1,
+		.vni = (gpe->flags & AC_GPE_FLAG_I) ? bpf_ntohl(gpe->vni_res) >> 8 : 0,
+	};
+	struct ethhdr neth;
+
+	__builtin_memcpy(&neth, eth, sizeof(neth));
+	neth.h_proto = bpf_htons(AC_ETH_P_NSH);
+	nb->ver_flags_ttl_len = bpf_htons(AC_NSH_W0_DEC_TTL(w0));
+	if (bpf_xdp_adjust_head(ctx, (int)outer))
+		return ac_drop(ctx, AC_DROP_NO_ROOM);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + sizeof(neth) > data_end)
+		return ac_drop(ctx, AC_DROP_TRUNCATED);
+	__builtin_memcpy(data, &neth, sizeof(neth));
+	ac_note(ctx, AC_NOTE_GPE_DECAP);
+	return ac_forward(ctx, cfg, &ni, rx_dmac, &at);
 }
 
 #endif

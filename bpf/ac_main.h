@@ -83,7 +83,7 @@ AC_INLINE int ac_ftc_classified_rx(struct xdp_md *ctx, const struct ac_config *c
 	if (ac_nsh_build(eth + 1, data_end, ni, ac_classified_ttl(cfg)))
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	ni->pending = 0;
-	return ac_forward(ctx, cfg, ni, rx_dmac);
+	return ac_forward(ctx, cfg, ni, rx_dmac, NULL);
 }
 
 /* Plain IPv4/IPv6 that is not VXLAN-GPE for us: proxy return or classification. */
@@ -130,7 +130,7 @@ AC_INLINE int ac_ip_rx(struct xdp_md *ctx, const struct ac_config *cfg,
 	ac_note(ctx, AC_NOTE_CLASSIFIED);
 	if (pol->flags & AC_POL_FTC)
 		return ac_ftc_classified_rx(ctx, cfg, pol, &ni, rx_dmac);
-	return ac_forward_body(ctx, cfg, &ni, rx_dmac);
+	return ac_forward_body(ctx, cfg, &ni, rx_dmac, NULL);
 }
 
 /* The whole fast path for one frame: the verdict, every outcome counted in ac_stats. */
@@ -182,7 +182,7 @@ AC_INLINE int ac_main(struct xdp_md *ctx)
 		if (ip->ihl < 5 || (void *)(udp + 1) > data_end)
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		if (udp->dest == bpf_htons(cfg->gpe_port)) {
-			int verdict = ac_gpe_last_hop(ctx, cfg, ip, rx_dmac);
+			int verdict = ac_gpe_rx(ctx, cfg, ip, rx_dmac);
 
 			if (verdict >= 0)
 				return verdict;

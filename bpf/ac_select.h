@@ -49,6 +49,15 @@ AC_INLINE struct ac_flow *ac_flow_victim(struct ac_flow_set *set)
 	return v;
 }
 
+/* A flow-cache lookup made in front of the forwarder (ac_gpe_rx() reads the NSH behind the outer
+ * headers and looks the flow up before it decides whether the packet is at its last hop): this
+ * CPU's set for (SPI, SI, hash), NULL if out of range, and the way holding the key in it, NULL if
+ * none. The forwarder takes it as its own lookup's result instead of looking up again. */
+struct ac_flow_at {
+	struct ac_flow_set *set;
+	struct ac_flow *way;
+};
+
 /* What the forwarder needs from ac_paths for one (SPI, SI) */
 struct ac_fwd_path {
 	__u32 service_id;        /* 0: last hop */
@@ -58,15 +67,25 @@ struct ac_fwd_path {
 /* Flow cache lookup for (SPI, SI, hash) and, unless the way holds the path data of the current
  * path epoch, the ac_paths lookup. Returns the way (found or just claimed; NULL if the set is
  * out of range) in *fp, or -1 if (SPI, SI) has no path. *cached is set when the way's
- * instance choice was made for this path's service and may be used. */
+ * instance choice was made for this path's service and may be used. at: the flow-cache lookup
+ * already made for this packet (see struct ac_flow_at), or NULL to make it here. */
 AC_INLINE int ac_flow_path(const struct ac_config *cfg, const struct ac_nsh_info *ni, __u64 now,
-			   struct ac_flow **fp, struct ac_fwd_path *out, int *cached)
+			   const struct ac_flow_at *at, struct ac_flow **fp, struct ac_fwd_path *out,
+			   int *cached)
 {
 	/* read the epoch before ac_paths: a path written after this read is re-read next time */
 	__u32 epoch = cfg->path_epoch;
 	__u32 spsi = ni->spsi, hash = ni->hash;
-	struct ac_flow_set *set = ac_flow_set_get(cfg, ac_flow_set_of(spsi, hash, cfg->flow_set_mask));
-	struct ac_flow *f = set ? ac_flow_find(set, spsi, hash) : NULL;
+	struct ac_flow_set *set;
+	struct ac_flow *f;
+
+	if (at) {
+		set = at->set;
+		f = at->way;
+	} else {
+		set = ac_flow_set_get(cfg, ac_flow_set_of(spsi, hash, cfg->flow_set_mask));
+		f = set ? ac_flow_find(set, spsi, hash) : NULL;
+	}
 
 	*fp = f;
 	*cached = 0;

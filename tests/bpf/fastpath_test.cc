@@ -16,7 +16,8 @@ struct LastHopSeen {
   RunResult r;
   ac_counter last_hop, note, path;
 };
-LastHopSeen last_hop_seen(const char* ifname, const Bytes& in, uint32_t note, uint32_t spi, uint8_t si) {
+// fwd: the verdict's counter (reported as last_hop).
+LastHopSeen fwd_seen(const char* ifname, const Bytes& in, uint32_t fwd, uint32_t note, uint32_t spi, uint8_t si) {
   auto& d = FastPathEnv::dataplane();
   auto s0 = d.stats();
   auto p0 = d.path_stats(spi, si);
@@ -28,10 +29,14 @@ LastHopSeen last_hop_seen(const char* ifname, const Bytes& in, uint32_t note, ui
   auto delta = [&](uint32_t slot) {
     return ac_counter{(*s1)[slot].packets - (*s0)[slot].packets, (*s1)[slot].bytes - (*s0)[slot].bytes};
   };
-  s.last_hop = delta(AC_FWD_LAST_HOP);
+  s.last_hop = delta(fwd);
   s.note = delta(note);
   s.path = ac_counter{p1->packets - p0->packets, p1->bytes - p0->bytes};
   return s;
+}
+
+LastHopSeen last_hop_seen(const char* ifname, const Bytes& in, uint32_t note, uint32_t spi, uint8_t si) {
+  return fwd_seen(ifname, in, AC_FWD_LAST_HOP, note, spi, si);
 }
 
 // Both runs routed the same frame to the last hop and moved every counter alike (packets and bytes).
@@ -98,7 +103,7 @@ TEST_P(FastPath, VxlanGpeInLastHopRoutesInner) {
 }
 
 // The same at the last hop with the flow's way cached: the outer headers and the NSH go in one
-// move (ac_gpe_last_hop). Frame, verdict and every counter (packets and bytes) as the full path's.
+// move (ac_gpe_rx). Frame, verdict and every counter (packets and bytes) as the full path's.
 TEST_P(FastPath, VxlanGpeInLastHopSameWithTheWayCached) {
   PinCpu pin;  // the flow cache is per CPU
   const Flow& f = GetParam();
@@ -131,6 +136,52 @@ TEST_P(FastPath, VxlanGpeInLastHopSameWithTheWayCached) {
   EXPECT_EQ(c2.delta(AC_DROP_TRUNCATED), 1u);
   EXPECT_EQ(c2.delta(AC_DROP_NO_ROOM), 0u);
   EXPECT_EQ(c2.delta(AC_FWD_LAST_HOP), 0u);
+}
+
+// 2 + 4: VXLAN-GPE from another node that is not at its last hop: decap, then delivery to the
+// local NSH-aware VNF its VNI names (SI 255), or (SI 254, VNI 0: this node selects) to the remote
+// instance over VXLAN-GPE again. The flow is looked up once, in front of the forwarder
+// (ac_gpe_rx), and the forwarder takes that lookup: exact bytes, verdict and every counter
+// (packets and bytes) with the way missing (claimed by this packet) and with it cached.
+TEST_P(FastPath, VxlanGpeInTransitExactBytesWithAndWithoutTheWay) {
+  PinCpu pin;  // the flow cache is per CPU
+  const Flow& f = GetParam();
+  auto& d = FastPathEnv::dataplane();
+  auto gpe_in = [&](uint8_t si, uint32_t vni, uint8_t ttl = 60) {
+    Bytes inner = nsh(nsh_for(f, 100, si, ttl));
+    append(inner, f.ip());
+    Bytes in = eth(kCore0, kCore0Peer, ETH_P_IP);
+    append(in, gpe_outer(kRemoteEndpoint, kLocalEndpoint, 0xc123, inner.size(), AC_GPE_NP_NSH,
+                         AC_GPE_FLAG_I | AC_GPE_FLAG_P, vni));
+    append(in, inner);
+    return in;
+  };
+  Bytes inner = nsh(nsh_for(f, 100, 254, 59));  // TTL decremented by this forwarder
+  append(inner, f.ip());
+  Bytes to_remote = eth(kCore0Peer, kCore0, ETH_P_IP);
+  append(to_remote, gpe_outer(kLocalEndpoint, kRemoteEndpoint, 0xc000 | (f.hash() & 0x3fff), inner.size(),
+                              AC_GPE_NP_NSH, AC_GPE_FLAG_I | AC_GPE_FLAG_P, 7));
+  append(to_remote, inner);
+  struct Case {
+    uint8_t si;
+    uint32_t vni, fwd;
+    Bytes want;
+  };
+  for (const Case& k : {Case{255, kInstLocal, AC_FWD_LOCAL_NSH, nsh_at_vnf0(f, 100, 255, 59)},
+                        Case{254, 0, AC_FWD_REMOTE, to_remote}}) {
+    SCOPED_TRACE(static_cast<int>(k.si));
+    ASSERT_TRUE(d.flush_flows().has_value());  // the first packet finds no way
+    const LastHopSeen cold = fwd_seen("core0", gpe_in(k.si, k.vni), k.fwd, AC_NOTE_GPE_DECAP, 100, k.si);
+    const LastHopSeen warm = fwd_seen("core0", gpe_in(k.si, k.vni), k.fwd, AC_NOTE_GPE_DECAP, 100, k.si);
+    expect_same_last_hop(cold, warm, k.want, "the note counts the frame as decapsulated");
+    EXPECT_EQ(cold.note.bytes, gpe_in(k.si, k.vni).size() - (20 + 8 + 8)) << "[eth][NSH][inner]";
+  }
+  // an NSH whose TTL ends here is dropped (by the full path, after its decap), not delivered
+  Counters c;
+  auto expired = run_prog(prog(), "core0", gpe_in(255, kInstLocal, 1));
+  EXPECT_EQ(expired.verdict, XDP_DROP);
+  EXPECT_EQ(c.delta(AC_DROP_TTL), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_LOCAL_NSH), 0u);
 }
 
 // 5: NSH-unaware VNF: the proxy strips NSH on delivery and restores it (SI - 1) on return
