@@ -228,13 +228,10 @@ AC_INLINE int ac_gpe_pop_last_hop(struct xdp_md *ctx, const struct ac_config *cf
 	ac_copy_mac(neth.h_source, eth->h_source);
 	neth.h_proto = bpf_htons(ac_np_to_ethertype(np));
 	/* cannot fail (the inner L3 header is behind) */
-	if (bpf_xdp_adjust_head(ctx, (int)(outer + AC_NSH_MD1_LEN)))
-		return ac_drop(ctx, AC_DROP_NO_ROOM);
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + sizeof(neth) > data_end)
-		return ac_drop(ctx, AC_DROP_TRUNCATED);
-	__builtin_memcpy(data, &neth, sizeof(neth));
+	enum ac_drop_reason why = ac_move_head_eth(ctx, (int)(outer + AC_NSH_MD1_LEN), &neth);
+
+	if (why)
+		return ac_drop(ctx, why);
 
 	struct ac_nsh_info ni = {
 		.spsi = spsi,
@@ -452,13 +449,10 @@ AC_INLINE int ac_gpe_rx(struct xdp_md *ctx, const struct ac_config *cfg, struct 
 	__builtin_memcpy(&neth, eth, sizeof(neth));
 	neth.h_proto = bpf_htons(AC_ETH_P_NSH);
 	nb->ver_flags_ttl_len = bpf_htons(AC_NSH_W0_DEC_TTL(w0));
-	if (bpf_xdp_adjust_head(ctx, (int)outer))
-		return ac_drop(ctx, AC_DROP_NO_ROOM);
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + sizeof(neth) > data_end)
-		return ac_drop(ctx, AC_DROP_TRUNCATED);
-	__builtin_memcpy(data, &neth, sizeof(neth));
+	enum ac_drop_reason why = ac_move_head_eth(ctx, (int)outer, &neth);
+
+	if (why)
+		return ac_drop(ctx, why);
 	ac_note(ctx, AC_NOTE_GPE_DECAP);
 	return ac_forward(ctx, cfg, &ni, rx_dmac, &at);
 }

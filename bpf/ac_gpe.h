@@ -6,6 +6,21 @@
 #include "ac_fib.h"
 #include "ac_slow.h"
 
+/* Move the frame's start by delta bytes (bpf_xdp_adjust_head()) and write eth as the Ethernet
+ * header there: AC_DROP_NONE, or the reason it could not. */
+AC_INLINE enum ac_drop_reason ac_move_head_eth(struct xdp_md *ctx, int delta, const struct ethhdr *eth)
+{
+	if (bpf_xdp_adjust_head(ctx, delta))
+		return AC_DROP_NO_ROOM;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (data + sizeof(*eth) > data_end)
+		return AC_DROP_TRUNCATED;
+	__builtin_memcpy(data, eth, sizeof(*eth));
+	return AC_DROP_NONE;
+}
+
 /* [eth][IPv4][UDP][GPE][NSH] addressed to us -> [eth][NSH]. ip is the validated outer IPv4
  * header; the UDP destination port was checked by the caller. Returns 0 or the drop reason. */
 AC_INLINE enum ac_drop_reason ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip, void *data_end, __u32 *vni)
@@ -26,14 +41,7 @@ AC_INLINE enum ac_drop_reason ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip,
 		return AC_DROP_TRUNCATED;
 	__builtin_memcpy(&eth, data, sizeof(eth));
 	eth.h_proto = bpf_htons(AC_ETH_P_NSH);
-	if (bpf_xdp_adjust_head(ctx, (int)(ihl + sizeof(struct udphdr) + sizeof(*gpe))))
-		return AC_DROP_NO_ROOM;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + sizeof(eth) > data_end)
-		return AC_DROP_TRUNCATED;
-	__builtin_memcpy(data, &eth, sizeof(eth));
-	return AC_DROP_NONE;
+	return ac_move_head_eth(ctx, (int)(ihl + sizeof(struct udphdr) + sizeof(*gpe)), &eth);
 }
 
 /* [eth][NSH] -> [eth][IPv4][UDP][GPE][NSH] to the instance's node, routed by FIB. */
