@@ -289,11 +289,12 @@ void Agent::warn_liveness_sources() const {
 
 void Agent::set_dead(const LocalInstanceSpec& i, const std::string& why) {
   log::warn("instance {} ({}) is down: {}; announced down and withdrawn", i.name, i.id, why);
-  if (ospf_)
+  if (ospf_) {
     if (auto r = ospf_->announce(monitor_->down_info(i.id)); !r)
       log::warn("announce instance {} down: {}", i.id, r.error().str());
     else
       down_handed(i.id, Clock::now());
+  }
   withdraw_local(i);
 }
 
