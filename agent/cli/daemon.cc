@@ -65,6 +65,13 @@ void print_topology(const json& t) {
     else
       std::cout << "  (no weights shown: this node computes them but never uses them for " << field(s, "name") << ")\n";
   }
+  if (t.contains("superseded") && !t["superseded"].empty()) {
+    std::cout << "\nnot candidates (another router's announcement of the same instance id is kept):\n";
+    for (const auto& x : t["superseded"])
+      std::cout << "  instance " << x["id"].dump() << " on " << field(x, "router") << " (incarnation "
+                << x["incarnation"].dump() << (x.value("held", false) ? ", held" : "")
+                << (x.value("recovering", false) ? ", frozen" : "") << "): kept on " << field(x, "kept_on") << "\n";
+  }
 }
 
 int topology(const Invocation& in) {

@@ -122,6 +122,7 @@ nlohmann::json Agent::status() const {
     j["plane"] = {{"routers", last_view_->routers},
                   {"unreachable_instances", last_view_->unreachable_instances},
                   {"down_instances", last_view_->down_instances},
+                  {"superseded_instances", last_view_->superseded.size()},
                   {"malformed_vnf_lsas", last_view_->stats.malformed_vnf_lsas},
                   {"malformed_router_lsas", last_view_->stats.malformed_router_lsas},
                   {"malformed_network_lsas", last_view_->stats.malformed_network_lsas},
@@ -237,6 +238,13 @@ nlohmann::json Agent::topology() const {
                         {"instances", inst}, {"last_moved", s.last_moved}});
   }
   j["services"] = services;
+  // announcements of an instance id that another router's announcement of it supersedes (plane::keeps_instance)
+  nlohmann::json sup = nlohmann::json::array();
+  if (last_view_)
+    for (const auto& x : last_view_->superseded)
+      sup.push_back({{"id", x.info.instance_id}, {"router", ip_str(x.router)}, {"incarnation", x.info.incarnation},
+                     {"held", x.held}, {"recovering", x.recovering}, {"kept_on", ip_str(x.by)}});
+  j["superseded"] = sup;
   return j;
 }
 

@@ -7,9 +7,26 @@
 
 namespace anychain::plane {
 
+bool claim_wins(std::uint32_t inc_a, std::uint32_t router_a, std::uint32_t inc_b, std::uint32_t router_b) {
+  const auto d = static_cast<std::int8_t>(static_cast<std::uint8_t>(inc_a - inc_b));
+  return d > 0 || (d == 0 && router_a < router_b);
+}
+
+bool keeps_instance(const Candidate& a, const Candidate& b) {
+  if (a.recovering != b.recovering) return b.recovering;
+  const std::uint32_t ia = a.info.incarnation & 0xff;
+  const std::uint32_t ib = b.info.incarnation & 0xff;
+  if (ia != ib) return claim_wins(ia, a.router, ib, b.router);
+  if (a.held != b.held) return b.held;
+  return a.router < b.router;
+}
+
 std::vector<ServiceRoute> service_routes(const Topology& topo, const SpfResult& spf, const WcmpConfig& wcmp,
-                                         std::size_t* unreachable) {
-  std::map<ServiceKey, std::vector<Candidate>> by_service;
+                                         std::size_t* unreachable, std::vector<SupersededAd>* superseded) {
+  // one candidate per instance id: the fast path has one entry per id (ac_instances), and two
+  // routers that each kept a different one would send the instance's packets to each other
+  std::map<std::uint32_t, Candidate> by_id;
+  std::vector<SupersededAd> losers;
   std::size_t lost = 0;
   for (const auto& inst : topo.instances) {
     auto it = topo.router_index.find(inst.router);
@@ -29,10 +46,22 @@ std::vector<ServiceRoute> service_routes(const Topology& topo, const SpfResult& 
     c.local = reach && it->second == spf.root;
     c.held = inst.held;
     c.recovering = inst.recovering;
-    // Mask host bits so that all announcements of one prefix meet in one service.
-    std::uint32_t mask = inst.info.service_len == 0 ? 0 : ~std::uint32_t{0} << (32 - inst.info.service_len);
-    by_service[ServiceKey{inst.info.service_addr & mask, inst.info.service_len}].push_back(c);
+    auto [it2, fresh] = by_id.try_emplace(c.info.instance_id, c);
+    if (fresh) continue;
+    Candidate& kept = it2->second;
+    if (keeps_instance(c, kept)) std::swap(c, kept);
+    losers.push_back({c.router, c.info, c.held, c.recovering, 0});
   }
+  std::map<ServiceKey, std::vector<Candidate>> by_service;
+  for (auto& [id, c] : by_id) {
+    // Mask host bits so that all announcements of one prefix meet in one service.
+    std::uint32_t mask = c.info.service_len == 0 ? 0 : ~std::uint32_t{0} << (32 - c.info.service_len);
+    by_service[ServiceKey{c.info.service_addr & mask, c.info.service_len}].push_back(c);
+  }
+  for (auto& l : losers) l.by = by_id.at(l.info.instance_id).router;
+  std::sort(losers.begin(), losers.end(), [](const SupersededAd& a, const SupersededAd& b) {
+    return std::tie(a.info.instance_id, a.router) < std::tie(b.info.instance_id, b.router);
+  });
   std::vector<ServiceRoute> out;
   out.reserve(by_service.size());
   for (auto& [key, cands] : by_service) {
@@ -52,6 +81,7 @@ std::vector<ServiceRoute> service_routes(const Topology& topo, const SpfResult& 
     out.push_back(std::move(r));
   }
   if (unreachable) *unreachable = lost;
+  if (superseded) *superseded = std::move(losers);
   return out;
 }
 
@@ -79,7 +109,7 @@ Result<PlaneView> compute_plane(const ospf::Lsdb& lsdb, const PlaneConfig& cfg, 
     std::erase_if(topo.instances, [](const Instance& i) { return i.info.down(); });
   }
   PlaneView v;
-  v.services = service_routes(topo, *s, cfg.wcmp, &v.unreachable_instances);
+  v.services = service_routes(topo, *s, cfg.wcmp, &v.unreachable_instances, &v.superseded);
   v.stats = topo.stats;
   v.routers = topo.router_index.size();
   v.down_instances = down;

@@ -35,23 +35,24 @@ std::optional<std::uint32_t> acting_standby(const PlaneView& v, const FailedInst
 std::optional<std::uint32_t> superseded_by(const PlaneView& v, std::uint32_t self_router, std::uint32_t id,
                                            std::optional<std::uint8_t> own_live) {
   std::optional<std::uint32_t> winner;
-  std::uint8_t winner_inc = 0;
-  auto wins = [](std::uint8_t inc, std::uint32_t router, std::uint8_t than_inc, std::uint32_t than_router) {
-    const auto d = static_cast<std::int8_t>(static_cast<std::uint8_t>(inc - than_inc));
-    return d > 0 || (d == 0 && router < than_router);
-  };
-  for (const auto& s : v.services)
-    for (const auto& c : s.candidates) {
-      if (c.info.instance_id != id || c.router == self_router || c.recovering || c.held || !c.info.ftc() ||
-          !v.router_usable(c.router))
-        continue;
-      const auto inc = static_cast<std::uint8_t>(c.info.incarnation);
-      if (!winner || wins(inc, c.router, winner_inc, *winner)) {
-        winner = c.router;
-        winner_inc = inc;
-      }
+  std::uint32_t winner_inc = 0;
+  auto consider = [&](std::uint32_t router, const ospf::VnfInfo& info, bool held, bool recovering) {
+    if (info.instance_id != id || router == self_router || recovering || held || !info.ftc() ||
+        !v.router_usable(router))
+      return;
+    const std::uint32_t inc = info.incarnation & 0xff;
+    if (!winner || claim_wins(inc, router, winner_inc, *winner)) {
+      winner = router;
+      winner_inc = inc;
     }
-  if (!winner || (own_live && !wins(winner_inc, *winner, *own_live, self_router))) return std::nullopt;
+  };
+  // the candidate, and the live announcements the plane passed over for it (this router's own
+  // announcement may be the candidate while this router does not run the instance live: an old
+  // LSA of it re-flooded after a restart, whose incarnation the others' may not exceed)
+  for (const auto& s : v.services)
+    for (const auto& c : s.candidates) consider(c.router, c.info, c.held, c.recovering);
+  for (const auto& x : v.superseded) consider(x.router, x.info, x.held, x.recovering);
+  if (!winner || (own_live && !claim_wins(winner_inc, *winner, *own_live, self_router))) return std::nullopt;
   return winner;
 }
 

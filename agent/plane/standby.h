@@ -35,9 +35,11 @@ std::optional<std::uint32_t> acting_standby(const PlaneView& v, const FailedInst
 // is the incarnation this router announces it live with, none while it is not announced live
 // (its process starting, its state being recovered, the agent back after a failure): then any
 // live announcement elsewhere wins. Between two live ones the newer incarnation wins (serial
-// arithmetic, as the fence compares them), then the lower router id. Returns the winning
-// router when it is not this one. Only live FTC announcements of reachable routers count
-// (frozen, held or standby ones do not).
+// arithmetic, as the fence compares them), then the lower router id: claim_wins, the order by
+// which the plane keeps one of several announcements of an id as the candidate, so that the
+// router every agent routes the instance to is the one that keeps running it. Returns the
+// winning router when it is not this one. Only live FTC announcements of reachable routers
+// count (frozen, held or standby ones do not), the candidates' and the superseded ones'.
 std::optional<std::uint32_t> superseded_by(const PlaneView& v, std::uint32_t self_router, std::uint32_t id,
                                            std::optional<std::uint8_t> own_live);
 

@@ -58,6 +58,11 @@ def nat_on_e(cli):
     return cli.json("E", "state", "natsb")
 
 
+def drop_ttl(cli):
+    """Packets whose TTL ran out at D and E (a loop between them), from their pinned counters."""
+    return sum(ftclab.Cli.dp(cli, r).get("drop_ttl", 0) for r in ("D", "E"))
+
+
 def sink_sources(sink):
     return {f["flow_id"]: f["sources"] for f in sink["per_flow"]}
 
@@ -172,17 +177,18 @@ def node_back(cli, lab, build, module_procs, node_lost):
         return [x["id"] for x in sb.get("stood_down", [])] == [NAT_ID]
     down = wait_until(stood_down, 40)
 
-    # new flows right after D stood down, and again once D's return has settled (its restarted
-    # ospfd re-floods the live LSA of instance 23 it had before the kill until it replaces it)
-    drop_ttl = lambda: ftclab.Cli.dp(cli, "D").get("drop_ttl", 0)  # noqa: E731
-    ttl0 = drop_ttl()
+    # new flows right after D stood down (its restarted ospfd re-floods the live LSA of instance 23
+    # it had before the kill until its agent replaces it: every router keeps E's, the newer
+    # incarnation, plane.keeps_instance), and again once D's return has settled
+    ttl0 = drop_ttl(cli)
     gen0, sink0, _ = ftclab.send(lab, build, module_procs, [(9000, 4, 2, 20, 3)], sink_s=7, chain=CHAIN)
-    ttl1 = drop_ttl()
+    ttl1 = drop_ttl(cli)
     time.sleep(10)
     gen, sink, _ = ftclab.send(lab, build, module_procs, [(9000, 4, 2, 20, 3)], sink_s=7, chain=CHAIN)
     time.sleep(1)
     return SimpleNamespace(rc=rc, answers=answers, down=down, gen=gen[9000], sink=sink, gen0=gen0[9000], sink0=sink0,
-                           ttl=(ttl0, ttl1, drop_ttl()),
+                           ttl=(ttl0, ttl1, drop_ttl(cli)), superseded={r: cli.json(r, "topology")["superseded"]
+                                                                       for r in CHAIN.routers},
                            d=standby_status(cli, "D"), e=standby_status(cli, "E"),
                            d_nf=cli.json("D", "status").get("nf", []),
                            topo={r: cli.json(r, "topology") for r in CHAIN.routers}, nat=nat_on_e(cli))
@@ -217,13 +223,62 @@ def test_the_flows_stay_on_the_standby_after_the_node_is_back(node_back, node_lo
         assert key in now and value.startswith(now[key]), (key, value, now.get(key))
 
 
-@pytest.mark.xfail(strict=True, reason="bug outside this file's code (plane/plane_sync, docs/ftc.md 7.7 limits): "
-                   "for several seconds after D comes back, its restarted ospfd re-floods the live LSA of "
-                   "instance 23 it had originated before the kill, so two routers announce 23 live; packets "
-                   "of the chain then loop between D and E until their TTL runs out (drop_ttl at D: 418 in "
-                   "the first run) and none of the flows sent in the first 3 s after D stood down reached "
-                   "the sink (2 of 2 runs)")
 def test_flows_right_after_the_node_is_back_reach_the_sink(node_back):
+    """While D's restarted ospfd still re-floods the live LSA of the NAT it had before the kill, two
+    routers announce instance 23 live: every router keeps E's (the newer incarnation), so the
+    chain's packets reach exactly one NAT and do not loop between D and E (they did, until their
+    TTL ran out, before the plane kept one announcement per instance id)."""
     k = node_back
-    assert k.sink0["packets"] > 0 and all(f["max_seq"] == k.gen0["packets_per_flow"] - 1
-                                          for f in k.sink0["per_flow"]), (k.sink0["packets"], k.ttl)
+    assert k.ttl[1] == k.ttl[0], ("packets looped between D and E right after D stood down", k.ttl)
+    ppf = k.gen0["packets_per_flow"]
+    assert k.sink0["per_flow"] and all(f["max_seq"] == ppf - 1 and len(f["sources"]) == 1
+                                       for f in k.sink0["per_flow"]), \
+        (k.sink0["packets"], k.ttl, [(f["flow_id"], f["packets"], f["max_seq"], f["sources"])
+                                     for f in k.sink0["per_flow"]])
+    assert len(k.sink0["per_flow"]) == k.gen0["flows_started"], (len(k.sink0["per_flow"]), k.gen0)
+    # nobody keeps D's old announcement as the candidate once its agent replaced it
+    for r, sup in k.superseded.items():
+        assert all(x["kept_on"] == E_ID for x in sup if x["id"] == NAT_ID), (r, sup)
+
+
+@pytest.fixture(scope="module")
+def node_flaps(cli, lab, build, module_procs, node_back):
+    """D's agent restarts (a flap) while new flows run through E: its new agent finds the NAT
+    configured as its own instance again (its file is unchanged), stands down again from the LSDB
+    before running or announcing it, and the flows never reach D's NAT or loop."""
+    ttl0 = drop_ttl(cli)
+
+    def restart():
+        return labkit.lab("agent", "restart", "D", "--prefix", lab.prefix)
+    gen, sink, restarted = ftclab.send(lab, build, module_procs, [(9000, 4, 2, 20, 6)], sink_s=10,
+                                       during=(1.0, restart), chain=CHAIN)
+
+    def stood_down():
+        sb = standby_status(cli, "D")
+        return [x["id"] for x in sb.get("stood_down", [])] == [NAT_ID]
+    down = wait_until(stood_down, 40)
+    return SimpleNamespace(rc=restarted[0], out=restarted[1] + restarted[2], down=down, gen=gen[9000], sink=sink,
+                           ttl=(ttl0, drop_ttl(cli)), d=standby_status(cli, "D"), e=standby_status(cli, "E"),
+                           d_nf=cli.json("D", "status").get("nf", []),
+                           topo={r: cli.json(r, "topology") for r in CHAIN.routers}, nat=nat_on_e(cli))
+
+
+def test_a_flap_of_the_node_that_stood_down_moves_nothing(node_flaps, node_lost):
+    k = node_flaps
+    assert k.rc == 0, k.out
+    assert k.down, k.d
+    assert k.d["stood_down"] == [{"id": NAT_ID, "live_on": E_ID}], k.d
+    assert not any(n["name"] == "nat1" and n["alive"] for n in k.d_nf), k.d_nf
+    assert k.e["running_as"] == [NAT_ID] and k.e["replacements_started"] == 1 and k.e["stand_downs"] == 0, k.e
+    for r, t in k.topo.items():
+        nat = [i for s in t["services"] for i in s["instances"] if i["id"] == NAT_ID]
+        assert [i["router"] for i in nat] == [E_ID], (r, nat)
+    assert k.ttl[1] == k.ttl[0], ("packets looped between D and E while D's agent restarted", k.ttl)
+    # every flow sent across the restart reached the sink whole, from one external port
+    ppf = k.gen["packets_per_flow"]
+    assert len(k.sink["per_flow"]) == k.gen["flows_started"] and all(
+        f["max_seq"] == ppf - 1 and len(f["sources"]) == 1 for f in k.sink["per_flow"]), \
+        (k.gen["flows_started"], [(f["flow_id"], f["packets"], f["max_seq"], f["sources"]) for f in k.sink["per_flow"]])
+    now = {key_hex(m): mapping_hex(m) for m in k.nat["nat"]["mappings"]}
+    for key, (value, _seq) in node_lost.killed.rep.items():
+        assert key in now and value.startswith(now[key]), (key, value, now.get(key))

@@ -222,3 +222,119 @@ TEST(Standby, StandDownOrderIsSerialThenRouterId) {
   EXPECT_FALSE(superseded_by(v, 2, 5, 7).has_value());
   EXPECT_EQ(superseded_by(v, 3, 5, 7), 2u);
 }
+
+// Two routers announce one instance id live (a node back after its standby acted, whose restarted
+// ospfd re-floods its old live LSA; a partition that heals): the fast path has one entry per id,
+// so every router must keep the same announcement as the candidate, by the stand-down order, or
+// each sends the instance's packets to the other (the loop ftc_standby_lab found).
+namespace {
+// routers 1..4 in a line 1 - 2 - 3 - 4 and 2 - 4 (so that 2 and 4 are neighbours, as D and E)
+test::LsdbBuilder line(std::vector<std::pair<std::uint32_t, ospf::VnfInfo>> vnfs) {
+  test::LsdbBuilder b;
+  b.link(1, 2, 10, 10);
+  b.link(2, 3, 10, 10);
+  b.link(3, 4, 10, 10);
+  b.link(2, 4, 10, 10);
+  for (auto& [r, v] : vnfs) b.vnf(r, v);
+  return b;
+}
+PlaneView seen_from(std::uint32_t self, const test::LsdbBuilder& b, VnfHoldDown* hold = nullptr,
+                    VnfHoldDown::Clock::time_point t = {}) {
+  PlaneConfig cfg;
+  cfg.self_router = self;
+  auto v = compute_plane(b.build(), cfg, hold, t);
+  EXPECT_TRUE(v) << (v ? "" : v.error().str());
+  return v ? *v : PlaneView{};
+}
+std::vector<std::uint32_t> routers_of(const PlaneView& v, std::uint32_t id) {
+  std::vector<std::uint32_t> out;
+  for (const auto& s : v.services)
+    for (const auto& c : s.candidates)
+      if (c.info.instance_id == id) out.push_back(c.router);
+  return out;
+}
+}  // namespace
+
+TEST(Standby, TwoLiveAnnouncementsOfOneIdAreOneCandidateEverywhere) {
+  // router 4 (the standby) runs instance 5 as incarnation 4; router 2 (back) re-floods its live
+  // LSA of incarnation 3, and router 2 has the lower id: the newer incarnation is kept anyway
+  auto b = line({{2, ftc(5, 2, 3)}, {4, ftc(5, 4, 4)}, {3, ftc(8, 3, 0)}});
+  for (std::uint32_t self : {1u, 2u, 3u, 4u}) {
+    auto v = seen_from(self, b);
+    EXPECT_EQ(routers_of(v, 5), std::vector<std::uint32_t>{4}) << "seen from router " << self;
+    EXPECT_EQ(routers_of(v, 8), std::vector<std::uint32_t>{3}) << "other ids are untouched";
+    ASSERT_EQ(v.superseded.size(), 1u) << self;
+    EXPECT_EQ(v.superseded[0].router, 2u);
+    EXPECT_EQ(v.superseded[0].by, 4u);
+    EXPECT_EQ(v.superseded[0].info.incarnation, 3u);
+    // the weights are those of one instance per id
+    ASSERT_EQ(v.services.size(), 1u);
+    EXPECT_EQ(v.services[0].candidates.size(), v.services[0].weights.size());
+    // the router the plane keeps is the one the stand-down rule keeps running it
+    EXPECT_EQ(superseded_by(v, 2, 5, 3), 4u) << self;
+    EXPECT_EQ(superseded_by(v, 2, 5, std::nullopt), 4u) << self;
+    EXPECT_FALSE(superseded_by(v, 4, 5, 4).has_value()) << self;
+  }
+  // the same incarnation on both (a healed partition): the lower router id, on every router
+  b = line({{4, ftc(5, 4, 9)}, {2, ftc(5, 2, 9)}});
+  for (std::uint32_t self : {1u, 2u, 3u, 4u}) {
+    auto v = seen_from(self, b);
+    EXPECT_EQ(routers_of(v, 5), std::vector<std::uint32_t>{2}) << self;
+    EXPECT_EQ(superseded_by(v, 4, 5, 9), 2u) << self;
+    EXPECT_FALSE(superseded_by(v, 2, 5, 9).has_value()) << self;
+  }
+  // serial arithmetic: 0 follows 255, whatever the order in the LSDB
+  b = line({{4, ftc(5, 4, 0)}, {2, ftc(5, 2, 255)}});
+  for (std::uint32_t self : {1u, 3u}) EXPECT_EQ(routers_of(seen_from(self, b), 5), std::vector<std::uint32_t>{4});
+}
+
+TEST(Standby, ClaimOrderIsFrozenLastThenSerialThenLiveThenRouterId) {
+  Candidate live{.router = 7, .info = ftc(5, 7, 1)};
+  Candidate held{.router = 2, .info = ftc(5, 2, 1), .held = true};
+  Candidate frozen{.router = 1, .info = ftc(5, 1, 3), .recovering = true};
+  EXPECT_TRUE(keeps_instance(live, held)) << "same incarnation: live before held, whatever the router ids";
+  EXPECT_FALSE(keeps_instance(held, live));
+  EXPECT_TRUE(keeps_instance(held, frozen)) << "a frozen one last, whatever its incarnation";
+  EXPECT_TRUE(keeps_instance(live, frozen));
+  EXPECT_FALSE(keeps_instance(frozen, live));
+  held.info.incarnation = 2;
+  EXPECT_TRUE(keeps_instance(held, live)) << "a newer held incarnation before an older live one";
+  Candidate other{.router = 3, .info = ftc(5, 3, 1)};
+  EXPECT_TRUE(keeps_instance(other, live)) << "then the lower router id";
+  EXPECT_FALSE(keeps_instance(live, other));
+  EXPECT_TRUE(claim_wins(1, 9, 0, 1)) << "newer incarnation first";
+  EXPECT_TRUE(claim_wins(0, 9, 255, 1)) << "serial: 0 follows 255";
+  EXPECT_TRUE(claim_wins(3, 1, 3, 2)) << "then the lower router id";
+  EXPECT_FALSE(claim_wins(3, 2, 3, 2)) << "strict";
+  EXPECT_FALSE(claim_wins(130, 1, 0, 2)) << "more than half the circle back is older";
+}
+
+// The node that came back stands down (its LSA of the instance becomes a standby LSA, so the old
+// live one is held by every agent's hold-down), then its agent restarts (ospfd flushes the
+// standby LSA) and its old live LSA is seen again: the replacement stays the candidate throughout.
+TEST(Standby, FlapOfTheNodeThatStoodDownKeepsTheReplacement) {
+  for (std::uint32_t self : {1u, 2u, 3u, 4u}) {
+    VnfHoldDown hold{5s, 20s};
+    VnfHoldDown::Clock::time_point t{};
+    auto at = [&](const test::LsdbBuilder& b) { return seen_from(self, b, &hold, t += 1s); };
+    at(line({{4, ftc(5, 4, 4)}}));
+    auto v = at(line({{2, ftc(5, 2, 3)}, {4, ftc(5, 4, 4)}}));  // back: its old LSA re-flooded
+    EXPECT_EQ(routers_of(v, 5), std::vector<std::uint32_t>{4}) << self;
+    v = at(line({{2, standby(5, 2)}, {4, ftc(5, 4, 4)}}));  // stood down
+    EXPECT_EQ(routers_of(v, 5), std::vector<std::uint32_t>{4}) << self;
+    ASSERT_EQ(v.superseded.size(), 1u) << "its old announcement, held: " << self;
+    EXPECT_TRUE(v.superseded[0].held);
+    v = at(line({{4, ftc(5, 4, 4)}}));  // its agent restarts: the standby LSA flushed
+    EXPECT_EQ(routers_of(v, 5), std::vector<std::uint32_t>{4}) << self;
+    v = at(line({{2, ftc(5, 2, 3)}, {4, ftc(5, 4, 4)}}));  // and an old live one seen again
+    EXPECT_EQ(routers_of(v, 5), std::vector<std::uint32_t>{4}) << self;
+    EXPECT_EQ(superseded_by(v, 2, 5, std::nullopt), 4u) << self;
+    // the replacement's agent restarts meanwhile (its LSA vanishes, held while its instance
+    // runs on): the held newer incarnation is still kept over the stale live one
+    v = at(line({{2, ftc(5, 2, 3)}}));
+    EXPECT_EQ(routers_of(v, 5), std::vector<std::uint32_t>{4}) << self;
+    ASSERT_EQ(v.superseded.size(), 1u) << self;
+    EXPECT_EQ(v.superseded[0].router, 2u);
+    EXPECT_FALSE(v.superseded[0].held);
+  }
+}
