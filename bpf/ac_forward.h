@@ -362,14 +362,17 @@ AC_INLINE int ac_nsh_accept(struct xdp_md *ctx, const struct ac_config *cfg, __u
 	return 0;
 }
 
-/* NSH over Ethernet (from a neighbour or a local NSH-aware VNF): the forwarder inlined. */
-AC_INLINE int ac_nsh_eth_rx(struct xdp_md *ctx, const struct ac_config *cfg, const __u8 *rx_dmac)
+/* NSH over Ethernet (from a neighbour or a local NSH-aware VNF, received on ifc): the forwarder
+ * inlined. A valid NSH from a VNF's veth is its instance answering (liveness). */
+AC_INLINE int ac_nsh_eth_rx(struct xdp_md *ctx, const struct ac_config *cfg, const struct ac_iface *ifc,
+			    const __u8 *rx_dmac)
 {
 	struct ac_nsh_info ni;
 	int r = ac_nsh_accept(ctx, cfg, 0, &ni);
 
 	if (r)
 		return ac_drop(ctx, r);
+	ac_inst_returned_add(ctx, ifc);
 	return ac_forward_body(ctx, cfg, &ni, rx_dmac, NULL);
 }
 

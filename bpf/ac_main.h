@@ -98,6 +98,7 @@ AC_INLINE int ac_ip_rx(struct xdp_md *ctx, const struct ac_config *cfg,
 			return ac_drop(ctx, r);
 		if (!e)
 			return ac_pass(ctx, AC_PASS_PROXY_MISS);
+		ac_inst_returned_add(ctx, ifc);  /* the VNF answers (liveness) */
 		int verdict = ac_proxy_last_hop(ctx, cfg, e, eth_proto, rx_dmac);
 
 		if (verdict >= 0)
@@ -164,7 +165,7 @@ AC_INLINE int ac_main(struct xdp_md *ctx)
 		ac_note(ctx, AC_NOTE_FROM_SLOW_PATH);
 
 	if (eth->h_proto == bpf_htons(AC_ETH_P_NSH))
-		return ac_nsh_eth_rx(ctx, cfg, rx_dmac);
+		return ac_nsh_eth_rx(ctx, cfg, ifc, rx_dmac);
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
 		return ac_ip_rx(ctx, cfg, ifc, ETH_P_IPV6, rx_dmac);
 	if (eth->h_proto != bpf_htons(ETH_P_IP))

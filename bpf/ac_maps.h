@@ -198,4 +198,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ac_inst_stats SEC(".maps");
 
+/* packets/bytes of chain traffic that came back from each local instance on its veth: a held
+ * flow's packet the proxy restores (NSH-unaware) or a valid NSH frame (NSH-aware); nothing else
+ * the VNF's side sends (ARP, ND, LLDP, junk). Against ac_inst_stats, the agent's dataplane
+ * liveness signal (docs/agent.md, "Liveness"). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AC_MAX_INSTANCES);
+	__type(key, __u32);
+	__type(value, struct ac_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_inst_returned SEC(".maps");
+
 #endif

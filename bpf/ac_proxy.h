@@ -32,6 +32,15 @@ AC_INLINE int ac_proxy_key_of(struct xdp_md *ctx, __u32 off, __u16 eth_proto, __
 	return 0;
 }
 
+/* A frame from the instance behind the VNF veth ifc, recognised as its chain's traffic (a held
+ * flow's packet back to the proxy, or a valid NSH frame from an NSH-aware VNF): counted in
+ * ac_inst_returned, the agent's sign that the instance answers. */
+AC_INLINE void ac_inst_returned_add(struct xdp_md *ctx, const struct ac_iface *ifc)
+{
+	if ((ifc->flags & AC_IF_VNF) && ifc->instance_id)
+		ac_counter_add(&ac_inst_returned, ifc->instance_id, ac_pkt_len(ctx));
+}
+
 enum ac_nsh_copy {
 	AC_NSH_TO_HELD,    /* packet -> held copy (the proxy keeps it) */
 	AC_NSH_TO_PACKET,  /* held copy -> packet (the proxy restores it) */

@@ -74,6 +74,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
   a->sync_nf();
   a->sync_state();
   a->ospf_->on_lsdb_changed = [p = a.get()](const ospf::Lsdb&) {
+    p->release_ups(Clock::now());  // an up waiting for its down to be in the LSDB
     if (p->lsdb_trusted_) p->throttle_.kick(Clock::now());
   };
   a->ospf_->on_connection = [p = a.get()](bool up) {
@@ -291,9 +292,12 @@ void Agent::warn_liveness_sources() const {
 
 void Agent::set_dead(const LocalInstanceSpec& i, const std::string& why) {
   log::warn("instance {} ({}) is down: {}; announced down and withdrawn", i.name, i.id, why);
-  if (ospf_)
+  if (ospf_) {
     if (auto r = ospf_->announce(monitor_->down_info(i.id)); !r)
       log::warn("announce instance {} down: {}", i.id, r.error().str());
+    else
+      down_handed(i.id, Clock::now());
+  }
   withdraw_local(i);
 }
 
@@ -307,7 +311,9 @@ void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint6
       p.link_problem = fmt::format("veth {} is down", i.veth);
     else if (!link->up)
       p.link_problem = fmt::format("veth {} has no carrier (its peer is down)", i.veth);
-    if (link) p.answered = link->rx_packets;
+    // chain traffic back from it (the fast path's ac_inst_returned), not the veth's rx_packets:
+    // a dead VNF's side still sends ARP, ND and the like (docs/agent.md, "Liveness")
+    if (auto r = dp_.instance_returned(i.id); r) p.answered = r->packets;
     if (!i.pid_file.empty()) {
       p.pid = read_pid_file(i.pid_file);
       p.process = process_alive(i.pid_file);
@@ -393,8 +399,10 @@ void Agent::monitor_tick(Clock::time_point now, bool announce) {
     if (auto c = dp_.instance_stats(i.id); c) packets[i.id] = c->packets;
   check_liveness(now, &packets);
   for (const auto& v : monitor_->tick(packets, now, announce)) {
+    if (hold_up(v, now)) continue;  // its down is not in the LSDB yet: released by release_ups
     if (auto r = ospf_->announce(v); !r) log::warn("announce instance {}: {}", v.instance_id, r.error().str());
   }
+  release_ups(now);
 }
 
 void Agent::nf_down_due(Clock::time_point now) {

@@ -77,6 +77,12 @@ class Agent {
   // path's per-instance packet counters) the dataplane's too.
   void check_liveness(Clock::time_point now, const std::map<uint32_t, uint64_t>* delivered = nullptr);
   void set_dead(const LocalInstanceSpec& i, const std::string& why);
+  // Down before up (daemon/agent_liveness.cc): a down handed to ospfd; an up to hold back until
+  // it is in the LSDB (true: held); the held ups whose down is there now, announced.
+  void down_handed(uint32_t id, Clock::time_point now);
+  bool hold_up(const ospf::VnfInfo& v, Clock::time_point now);
+  void release_ups(Clock::time_point now);
+  std::optional<std::pair<int32_t, bool>> self_vnf_lsa(uint32_t id) const;
   void nf_down_due(Clock::time_point now);
   void warn_liveness_sources() const;
   void watch_ospfd_pid_file();
@@ -207,6 +213,8 @@ class Agent {
   Clock::time_point next_monitor_;    // liveness and load (timers.monitor_interval)
   Clock::time_point next_announce_;   // costs into the LSAs (timers.announce_interval)
   std::map<uint32_t, InstanceLiveness> liveness_;  // by local instance id
+  DownFirst down_first_;           // downs handed to ospfd, not in the LSDB yet
+  std::set<uint32_t> held_up_;     // ups waiting for them
   // Instances removed from the configuration: announced down at once, their LSA deleted at
   // this time (after every peer has seen them down, so none holds them).
   std::map<uint32_t, Clock::time_point> withdraw_at_;

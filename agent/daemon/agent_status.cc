@@ -132,6 +132,10 @@ nlohmann::json Agent::status() const {
   for (const auto& [id, l] : monitor_->loads()) {
     nlohmann::json e = {{"id", id}, {"alive", l.alive}, {"pps", l.pps}, {"cpu", l.cpu}, {"load", l.load},
                         {"cost", l.announced}, {"fresh_cost", l.fresh_cost}, {"announced", l.announced_once && l.alive}};
+    // the dataplane's liveness signal: packets handed to it, chain traffic back from it
+    if (auto c = dp_.instance_stats(id)) e["delivered_packets"] = c->packets;
+    if (auto c = dp_.instance_returned(id)) e["returned_packets"] = c->packets;
+    e["up_held"] = held_up_.contains(id);  // alive, its up waits for its down in the LSDB
     if (auto lv = liveness_.find(id); lv != liveness_.end() && !lv->second.alive()) {
       e["down_reason"] = lv->second.reason();
       if (auto r = lv->second.retry_at())

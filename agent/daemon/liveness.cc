@@ -64,7 +64,8 @@ bool InstanceLiveness::update(const LivenessProbe& p, Clock::time_point now) {
     return true;
   }
   if (stalled_) {
-    bool spoke = p.answered != answered_at_stall_;
+    // chain traffic came back from it since the verdict (held packets it answered late)
+    bool spoke = p.answered && answered_at_stall_ && *p.answered > *answered_at_stall_;
     bool new_process = p.pid != 0 && p.pid != pid_at_stall_;
     if (!spoke && !new_process && now < retry_at_) return false;
     retrying_ = !spoke && !new_process;
@@ -72,8 +73,8 @@ bool InstanceLiveness::update(const LivenessProbe& p, Clock::time_point now) {
     revive();
     return true;
   }
-  if (!p.delivered) return false;
-  bool stalled = stall_.observe(*p.delivered, p.answered, now);
+  if (!p.delivered || !p.answered) return false;
+  bool stalled = stall_.observe(*p.delivered, *p.answered, now);
   if (stall_.answering()) {
     retrying_ = false;
     backoff_ = kRetryFirst;
@@ -89,6 +90,28 @@ bool InstanceLiveness::update(const LivenessProbe& p, Clock::time_point now) {
                         stall_.unanswered(), std::chrono::duration<double>(stall_.window()).count(),
                         std::chrono::duration_cast<std::chrono::seconds>(backoff_).count());
   return true;
+}
+
+void DownFirst::down_sent(uint32_t id, std::optional<int32_t> lsdb_seq, Clock::time_point now) {
+  pending_[id] = Pending{.seq = lsdb_seq, .since = now};
+}
+
+void DownFirst::lsdb_has(uint32_t id, std::optional<int32_t> seq, bool down) {
+  auto it = pending_.find(id);
+  if (it == pending_.end() || !seq || !down) return;
+  // sequence numbers are signed and grow (RFC 2328 12.1.6): a newer copy is the one originated
+  // after the down was handed over, and flagged down it is that down (or a later one)
+  if (!it->second.seq || *seq > *it->second.seq) pending_.erase(it);
+}
+
+bool DownFirst::holds(uint32_t id, Clock::time_point now) const {
+  auto it = pending_.find(id);
+  return it != pending_.end() && now - it->second.since < kMaxWait;
+}
+
+bool DownFirst::timed_out(uint32_t id, Clock::time_point now) const {
+  auto it = pending_.find(id);
+  return it != pending_.end() && now - it->second.since >= kMaxWait;
 }
 
 }  // namespace anychain::daemon

@@ -3,17 +3,21 @@
 //   - its pid_file, if configured: the process must run;
 //   - its cgroup, if configured: the cgroup must hold a process (cgroup.events "populated 1");
 //   - the dataplane, always (unless timers.vnf_stall_s is 0): packets the fast path handed to the
-//     instance (ac_inst_stats) against packets its veth received from the VNF. An instance that
-//     was handed at least kStallPackets and answered none of them for vnf_stall_s is dead.
-// An instance found dead from the dataplane comes back when its VNF sends anything on the veth,
+//     instance (ac_inst_stats) against chain traffic the fast path got back from it on its veth
+//     (ac_inst_returned: a held flow's packet the proxy restores, or a valid NSH frame; never
+//     ARP, ND or anything else the VNF's side sends). An instance that was handed at least
+//     kStallPackets and returned none of them for vnf_stall_s is dead.
+// An instance found dead from the dataplane comes back when chain traffic comes back from it,
 // when the pid in its pid_file changes (a new process), or on a retry after a backoff (5 s,
 // doubling up to 60 s while it keeps failing): it is then announced again, and if it still
 // answers nothing it is found dead again one stall window later.
+// Down before up (DownFirst): its up is announced only once its down is in the node's LSDB.
 // Pure logic: the agent gathers the probes (netlink, /proc, cgroupfs, BPF counters).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -56,7 +60,7 @@ struct LivenessProbe {
   std::optional<bool> cgroup;         // cgroup holds a process (nullopt: no cgroup, or unreadable)
   std::optional<bool> supervised;     // a built-in NF: its supervisor has its process running
   std::optional<uint64_t> delivered;  // ac_inst_stats packets (monitor ticks only)
-  uint64_t answered = 0;              // packets the veth received from the VNF
+  std::optional<uint64_t> answered;   // ac_inst_returned packets (nullopt: unreadable)
 };
 
 class InstanceLiveness {
@@ -86,8 +90,45 @@ class InstanceLiveness {
   bool retrying_ = false;              // alive again by a retry, not by an answer
   std::chrono::milliseconds backoff_ = kRetryFirst;
   Clock::time_point retry_at_{};
-  uint64_t answered_at_stall_ = 0;
+  std::optional<uint64_t> answered_at_stall_;
   long pid_at_stall_ = 0;
+};
+
+// Down before up. ospfd originates an LSA at most once per MinLSInterval (5 s) and keeps only the
+// last update it was handed meanwhile (docs/frr-ospf-api.md): an up handed to it while it still
+// holds an instance's down replaces the down, which then never leaves the node, and peers keep
+// steering flows to the dead instance until the next verdict. So once the agent hands ospfd a
+// down, the instance's up waits until that down is in the node's LSDB: ospfd installs its own
+// LSA (and the agent's mirror sees it, is_self) when it originates and floods it. Pure logic:
+// the agent reports what it hands ospfd and what its LSDB holds.
+class DownFirst {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // Past this, an up waits no longer (ospfd did not originate the down: it was restarted, or
+  // refused it); the agent says so.
+  static constexpr std::chrono::milliseconds kMaxWait{15000};
+
+  // A down for id was handed to ospfd; lsdb_seq: the sequence number of this node's LSA for id
+  // in the LSDB now (nullopt: none there).
+  void down_sent(uint32_t id, std::optional<int32_t> lsdb_seq, Clock::time_point now);
+  // This node's LSA for id as the LSDB holds it now (nullopt: none): an up waiting for it may go
+  // once it is newer than at down_sent and flagged down.
+  void lsdb_has(uint32_t id, std::optional<int32_t> seq, bool down);
+  // An up for id must wait (a down sent is not in the LSDB yet, for less than kMaxWait).
+  [[nodiscard]] bool holds(uint32_t id, Clock::time_point now) const;
+  // Waited kMaxWait without seeing the down.
+  [[nodiscard]] bool timed_out(uint32_t id, Clock::time_point now) const;
+  // Nothing to wait for (ospfd lost: it flushed this node's LSAs; or the instance is gone).
+  void forget(uint32_t id) { pending_.erase(id); }
+  void clear() { pending_.clear(); }
+  [[nodiscard]] bool waiting(uint32_t id) const { return pending_.contains(id); }
+
+ private:
+  struct Pending {
+    std::optional<int32_t> seq;  // the LSDB's at down_sent
+    Clock::time_point since;
+  };
+  std::map<uint32_t, Pending> pending_;
 };
 
 }  // namespace anychain::daemon

@@ -208,7 +208,8 @@ class Dataplane {
   Result<std::vector<uint32_t>> live_instances() const;      // ids of live instance entries
   Result<std::vector<ac_counter>> stats() const;  // AC_STAT_SLOTS, by slot (dataplane/reasons.h)
   Result<ac_counter> path_stats(uint32_t spi, uint8_t si) const;
-  Result<ac_counter> instance_stats(uint32_t id) const;
+  Result<ac_counter> instance_stats(uint32_t id) const;     // handed to the instance (ac_inst_stats)
+  Result<ac_counter> instance_returned(uint32_t id) const;  // chain traffic back from it (ac_inst_returned)
   // Flow cache ways that hold an instance choice (ways holding only a last hop's path data are
   // not listed).
   Result<std::vector<FlowEntry>> flows(size_t limit = SIZE_MAX) const;

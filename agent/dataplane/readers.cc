@@ -76,6 +76,10 @@ Result<ac_counter> Dataplane::instance_stats(uint32_t id) const {
   return read_percpu_counter(bpf_map__fd(skel_->maps.ac_inst_stats), id, "instance stats");
 }
 
+Result<ac_counter> Dataplane::instance_returned(uint32_t id) const {
+  return read_percpu_counter(bpf_map__fd(skel_->maps.ac_inst_returned), id, "instance returned");
+}
+
 // Sum a per-CPU ac_counter value.
 Result<ac_counter> read_percpu_counter(int fd, uint32_t key, const char* what) {
   std::vector<ac_counter> v(num_cpus());

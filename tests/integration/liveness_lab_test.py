@@ -1,8 +1,10 @@
 """Liveness on the paper's lab as a user gets it (scripts/topologies/paper-fig3.toml, scripts/lab +
 scripts/lab-agent, VNF programs started by hand: no pid_file in any agent's configuration).
 
-1. kill -9 of a VNF program while traffic flows: its node finds it dead from the dataplane
-   (packets handed to it, none coming back) and announces it down; the ingress stops choosing it.
+1. kill -9 of a VNF program while traffic flows, and from then on ARP and IPv6 ND frames sent on
+   its veth from the VNF's side (NOISE, scapy): its node finds it dead from the dataplane (packets
+   handed to it, no chain traffic coming back; the noise is none) and announces it down; the
+   ingress stops choosing it.
    Measured: the time from the kill until the ingress no longer lists the instance, and the
    packets lost. Bounds (docs/lab.md, "A VNF program dies"):
      - its node finds it dead within vnf_stall_s + 2 * monitor_interval_s (+ 0.5 s) = 4.5 s with
@@ -114,6 +116,31 @@ def local_state(lab, router, iid):
     return next((i for i in st.get("local_instances", []) if i["id"] == iid), None)
 
 
+# What the dead VNF's side of its veth keeps sending (its kernel, a neighbour cache, a daemon): a
+# unicast ARP reply and an IPv6 neighbour advertisement to the router's side, a gratuitous ARP,
+# every 100 ms, with scapy. The veth's rx_packets counts them all: the agent's liveness signal was
+# that counter, and such noise kept a dead VNF "answering" (docs/lab.md, "A VNF program dies").
+NOISE = """
+import sys, time
+from scapy.all import ARP, Ether, ICMPv6ND_NA, IPv6, sendp, conf
+conf.verb = 0
+to = sys.argv[1]
+me = open("/sys/class/net/eth0/address").read().strip()
+frames = [Ether(dst=to, src=me) / ARP(op=2, hwsrc=me, psrc="10.99.0.2", hwdst=to, pdst="10.99.0.1"),
+          Ether(dst="ff:ff:ff:ff:ff:ff", src=me) / ARP(op=2, hwsrc=me, psrc="10.99.0.2", pdst="10.99.0.2"),
+          Ether(dst=to, src=me) / IPv6(src="fe80::2", dst="fe80::1") / ICMPv6ND_NA(tgt="fe80::2", R=0)]
+while True:
+    sendp(frames, iface="eth0")
+    time.sleep(0.1)
+"""
+
+
+def router_side_mac(lab, router, vnf):
+    """The MAC of the router's side of the VNF's veth."""
+    links = json.loads(run(["ip", "netns", "exec", lab.lab.ns(router), "ip", "-j", "link"]).stdout)
+    return next(link["address"] for link in links if link["ifname"].endswith(vnf))
+
+
 @pytest.fixture(scope="module")
 def killed(lab):
     """Traffic for GEN_S s (flows of FLOW_S s), vnfB killed -9 KILL_AFTER_S s in; B's own status and
@@ -131,6 +158,8 @@ def killed(lab):
     time.sleep(KILL_AFTER_S)
     lab.vnf["vnfB"].send_signal(signal.SIGKILL)
     t_kill, wall_kill = time.monotonic(), time.time()
+    noise = lab.procs.start(lab.lab.ns("B", "vnfB"), ["/usr/bin/python3", "-c", NOISE, router_side_mac(lab, "B", "vnfB")],
+                            f"{s}/noise-vnfB.log")
     local = detected = None
     reason = ""
     while time.monotonic() - t_kill < 15 and (local is None or detected is None):
@@ -144,6 +173,8 @@ def killed(lab):
             if seen is not None and 1 not in seen:
                 detected = now
         time.sleep(0.05)
+    noise.terminate()
+    noise.wait(timeout=5)
     out, err = gen.communicate(timeout=GEN_S + FLOW_S + 20)
     assert gen.returncode == 0, err
     sink.wait(timeout=GEN_S + FLOW_S + 20)

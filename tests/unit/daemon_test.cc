@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "config/config.h"
 #include "daemon/from_config.h"
@@ -232,13 +233,85 @@ TEST(InstanceLiveness, BackAtOnceWhenTheVnfSpeaksOrANewProcessRuns) {
   };
   InstanceLiveness a(2s);
   ASSERT_TRUE(kill(a, 0));
-  EXPECT_TRUE(a.update(probe(300, 101), t0 + 4s)) << "a frame from the VNF";
+  EXPECT_TRUE(a.update(probe(300, 101), t0 + 4s)) << "chain traffic back from the VNF";
   EXPECT_TRUE(a.alive());
   EXPECT_FALSE(a.retry_at());
   InstanceLiveness b(2s);
   ASSERT_TRUE(kill(b, 42)) << "a hung process (its pid runs) is dead all the same";
   EXPECT_FALSE(b.update(probe(300, 100, 42), t0 + 4s));
   EXPECT_TRUE(b.update(probe(300, 100, 43), t0 + 4500ms)) << "a new process in the pid file";
+}
+
+// The dataplane's signal is the chain traffic the fast path got back from the instance
+// (ac_inst_returned): what else its veth carries (ARP, ND from the dead VNF's side) is not in it,
+// so an instance whose program is dead stays dead until its retry. An unreadable counter, or one
+// that went back (the maps were made again), is no answer either.
+TEST(InstanceLiveness, OnlyReturnedChainTrafficBringsItBack) {
+  auto t0 = Clock::now();
+  InstanceLiveness l(2s);
+  l.update(probe(0, 0), t0);
+  l.update(probe(100, 100), t0 + 1s);
+  l.update(probe(200, 100), t0 + 2s);
+  ASSERT_TRUE(l.update(probe(300, 100), t0 + 3s));
+  LivenessProbe unreadable = probe(300, 0);
+  unreadable.answered.reset();
+  EXPECT_FALSE(l.update(unreadable, t0 + 3500ms)) << "no counter: no answer";
+  EXPECT_FALSE(l.update(probe(300, 40), t0 + 4s)) << "a counter that went back is no answer";
+  EXPECT_FALSE(l.update(probe(300, 100), t0 + 5s)) << "the veth's other frames do not reach the counter";
+  EXPECT_FALSE(l.alive());
+  EXPECT_TRUE(l.update(probe(300, 101), t0 + 6s)) << "a held packet returned late: answering, back at once";
+  EXPECT_TRUE(l.alive());
+  // without a counter the dataplane says nothing either way: never dead for it
+  InstanceLiveness m(2s);
+  LivenessProbe none = probe(0, 0);
+  none.answered.reset();
+  for (int k = 0; k < 5; ++k) {
+    none.delivered = 100u * k;
+    EXPECT_FALSE(m.update(none, t0 + k * 1s));
+  }
+  EXPECT_TRUE(m.alive());
+}
+
+// Down before up: an up waits until the down handed to ospfd is in the LSDB, newer than the copy
+// there when it was handed over and flagged down.
+TEST(DownFirst, AnUpWaitsForItsDownInTheLsdb) {
+  auto t0 = Clock::now();
+  DownFirst g;
+  EXPECT_FALSE(g.holds(7, t0)) << "no down handed over: nothing to wait for";
+  g.down_sent(7, 10, t0);  // the LSDB holds the up, seq 10; ospfd holds the down (MinLSInterval)
+  EXPECT_TRUE(g.holds(7, t0 + 1s));
+  g.lsdb_has(7, 10, false);
+  EXPECT_TRUE(g.holds(7, t0 + 2s)) << "the old up is still what the LSDB has";
+  g.lsdb_has(7, 9, true);
+  EXPECT_TRUE(g.holds(7, t0 + 2s)) << "an older down is not this one";
+  g.lsdb_has(7, std::nullopt, false);
+  EXPECT_TRUE(g.holds(7, t0 + 2s));
+  g.lsdb_has(7, 11, true);
+  EXPECT_FALSE(g.holds(7, t0 + 5s)) << "ospfd originated the down: the up may go";
+  EXPECT_FALSE(g.waiting(7));
+  // a stale down already in the LSDB when another down is handed over
+  g.down_sent(8, 20, t0);
+  g.lsdb_has(8, 20, true);
+  EXPECT_TRUE(g.holds(8, t0 + 1s)) << "the LSDB's down is the previous one";
+  g.lsdb_has(8, 21, true);
+  EXPECT_FALSE(g.holds(8, t0 + 1s));
+  // never announced before: the first copy flagged down
+  g.down_sent(9, std::nullopt, t0);
+  EXPECT_TRUE(g.holds(9, t0));
+  g.lsdb_has(9, std::numeric_limits<int32_t>::min() + 1, true);
+  EXPECT_FALSE(g.holds(9, t0));
+  // sequence numbers are signed: -5 is older than 3
+  g.down_sent(10, 3, t0);
+  g.lsdb_has(10, -5, true);
+  EXPECT_TRUE(g.holds(10, t0));
+  // bounded: a down ospfd never originates does not hold the up for ever
+  g.down_sent(11, 1, t0);
+  EXPECT_TRUE(g.holds(11, t0 + DownFirst::kMaxWait - 1ms));
+  EXPECT_FALSE(g.timed_out(11, t0 + DownFirst::kMaxWait - 1ms));
+  EXPECT_FALSE(g.holds(11, t0 + DownFirst::kMaxWait));
+  EXPECT_TRUE(g.timed_out(11, t0 + DownFirst::kMaxWait));
+  g.clear();
+  EXPECT_FALSE(g.holds(10, t0)) << "ospfd lost: it flushed every LSA of ours, nothing to flood first";
 }
 
 TEST(InstanceLiveness, HardSourcesWinAndSayWhy) {
