@@ -37,7 +37,7 @@ bool Agent::hold_up(const ospf::VnfInfo& v, Clock::time_point now) {
 
 void Agent::release_ups(Clock::time_point now) {
   if (!ospf_) return;
-  if (!ospf_ || !ospf_->ready()) down_first_.clear();  // ospfd flushed our LSAs: nothing to flood first
+  if (!ospf_->ready()) down_first_.clear();  // ospfd flushed our LSAs: nothing to flood first
   for (auto it = held_up_.begin(); it != held_up_.end();) {
     const uint32_t id = *it;
     if (auto lsa = self_vnf_lsa(id)) down_first_.lsdb_has(id, lsa->first, lsa->second);
