@@ -284,6 +284,8 @@ class NetnsLab(Lab):
         d = router_dir(self.prefix, router)
         bpffs = os.path.join(d, "bpffs")
         for top in os.listdir(bpffs):
+            if top in ("maps.debug", "progs.debug"):  # the kernel's own (bpf_preload), not pins
+                continue
             path = os.path.join(bpffs, top)
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path)

@@ -161,10 +161,15 @@ def revived(setup, killed, cli, lab):
     t0 = time.monotonic()
     rc, out, err = labkit.lab("revive-node", "D", "--prefix", lab.prefix)
     t_boot = time.monotonic() - t0
+    assert rc == 0, err
+    # the agent hook is started, not waited for (as by `up`): provision once it serves its socket
+    assert wait_until(lambda: cli("D", "status").rc == 0, 30, 0.2), "D's agent does not answer"
     again = labkit.lab("revive-node", "D", "--prefix", lab.prefix)  # D is no longer killed
     calls = statekit.configure(cli, lab, TOPO, SERVICE, CHAINS, POLICIES, routers=["D"])
     calls.append(set_node_grace(lab, cli, "D"))
     calls.append(add_instance(cli, "ids3"))
+    bad = statekit.failed_calls(calls)
+    assert not bad, bad
     ready = wait_until(lambda: (cli.replica("ids3") or {}).get("state") == "ready", 60)
     t_ready = time.monotonic() - t0
     learnt = wait_until(lambda: announced(cli, 23), 45)
