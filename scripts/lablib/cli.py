@@ -115,13 +115,18 @@ def cmd_vnf(args) -> int:
     return 0
 
 
-def cmd_kill_node(args) -> int:
+def _node_command(args):
+    """(prefix, lab, journal or None) of kill-node and revive-node, the router checked."""
     prefix = check_prefix(args.prefix)
     if os.geteuid() != 0:
         raise LabError("must run as root")
     lab = open_lab(prefix)
     lab.check_router(args.router)
-    j = netns.Journal.load(prefix)
+    return prefix, lab, netns.Journal.load(prefix)
+
+
+def cmd_kill_node(args) -> int:
+    prefix, lab, j = _node_command(args)
     if j is not None:  # before the kill: revive-node knows a node killed by an interrupted one
         j.set(killed=sorted(set(j.data.get("killed", [])) | {args.router}))
     print(lab.kill_node(args.router))
@@ -129,12 +134,7 @@ def cmd_kill_node(args) -> int:
 
 
 def cmd_revive_node(args) -> int:
-    prefix = check_prefix(args.prefix)
-    if os.geteuid() != 0:
-        raise LabError("must run as root")
-    lab = open_lab(prefix)
-    lab.check_router(args.router)
-    j = netns.Journal.load(prefix)
+    prefix, lab, j = _node_command(args)
     if j is None:
         raise LabError(f"lab {prefix!r} has no state file: cannot tell how `up` made its nodes")
     killed = j.data.get("killed", [])
