@@ -472,6 +472,8 @@ std::optional<json> Replication::instance(const std::string& name) const {
   for (const auto& [o, v] : r->rep->gone())
     gone.push_back({{"id", o.id}, {"incarnation", o.incarnation}, {"folded", v == state::kGoneFolded},
                     {"relay_version", v == state::kGoneFolded ? json(nullptr) : json(v)}});
+  json folded = json::array();  // origins folded into the retired totals, here or in a snapshot joined from
+  for (const auto& o : r->rep->folded()) folded.push_back({{"id", o.id}, {"incarnation", o.incarnation}});
   json received = json::array();
   for (const auto& [o, v] : r->rep->received())
     received.push_back({{"id", o.id}, {"incarnation", o.incarnation}, {"version", v}});
@@ -518,6 +520,7 @@ std::optional<json> Replication::instance(const std::string& name) const {
               {"received", received},
               {"slots", slots},
               {"gone", gone},
+              {"folded", folded},
               {"peers", peers}};
 }
 

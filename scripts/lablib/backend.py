@@ -15,11 +15,15 @@ tests work unchanged on both. A target is a router, a VNF instance or a source/s
   shared_dir(router)        a directory the router's programs write and the host reads, at
                             the same path on both sides
   kill_node(router)         a whole node failing at once
+  revive_node(router, j, vnf_bin, agent_cmd, timeout)
+                            a killed node booting again: empty RAM, FRR, the lab's programs
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -124,6 +128,10 @@ class Lab:
     def kill_node(self, router: str) -> str:
         raise NotImplementedError
 
+    def revive_node(self, router: str, j, vnf_bin: str | None, agent_cmd: str | None,
+                    timeout: float) -> str:
+        raise NotImplementedError
+
     # programs the lab runs on a node (scripts/lab agent|vnf): start (journalled in j), find
     # (pid, how it was found), stop (the pid stopped, or None)
     def start_agent(self, j, router: str, template: str) -> int:
@@ -213,19 +221,27 @@ class NetnsLab(Lab):
     def stop_vnf(self, v):
         return programs.stop_vnf(self.prefix, v)
 
-    def kill_node(self, router):
-        """SIGKILL every process of the router's namespace and of its VNF instances' and
-        sources'/sinks' namespaces (FRR, agent, programs), and take its links down, as a box
-        that loses power: its neighbours see the carrier go."""
-        from .netns import netns_inode
-        self.check_router(router)
-        spaces = [ns_name(self.prefix, router)]
-        spaces += [ns_name(self.prefix, router, v["name"]) for v in self.topo["vnfs"]
-                   if v["router"] == router]
+    def node_namespaces(self, router: str) -> list[str]:
+        """Every namespace of the node: the router's, its VNF instances' (the lab's, and those
+        its agent made for built-in NFs: acl-<prefix>-<router>-*), its sources'/sinks'."""
+        from .netns import lab_namespaces
+        own = ns_name(self.prefix, router)
+        spaces = [own] + [n for n in lab_namespaces(self.prefix) if n.startswith(own + "-")]
         spaces += [ns_name(self.prefix, h["name"]) for h in self.topo["hosts"]
                    if h["router"] == router]
-        inodes = {i for i in (netns_inode(n) for n in spaces) if i is not None}
-        pids = pids_in_netns(inodes)
+        return spaces
+
+    def node_pids(self, router: str) -> list[int]:
+        from .netns import netns_inode
+        inodes = {i for i in (netns_inode(n) for n in self.node_namespaces(router)) if i is not None}
+        return [p for p in pids_in_netns(inodes) if alive(p)]
+
+    def kill_node(self, router):
+        """SIGKILL every process of the node's namespaces (FRR, agent, the lab's VNF programs
+        and the NF processes its agent runs), and take its links down, as a box that loses
+        power: its neighbours see the carrier go."""
+        self.check_router(router)
+        pids = self.node_pids(router)
         for p in pids:
             try:
                 os.kill(p, signal.SIGKILL)
@@ -236,8 +252,67 @@ class NetnsLab(Lab):
             time.sleep(0.05)
         for itf in self.topo["routers"][router]["interfaces"]:
             if itf["kind"] == "link":
-                run(["ip", "-n", spaces[0], "link", "set", itf["name"], "down"], check=False)
+                run(["ip", "-n", ns_name(self.prefix, router), "link", "set", itf["name"], "down"],
+                    check=False)
         return f"router {router}: SIGKILLed {len(pids)} processes, links down"
+
+    def revive_node(self, router, j, vnf_bin, agent_cmd, timeout):
+        """A killed node boots again. What lived in its memory is gone: the namespaces its agent
+        made for built-in NFs, the XDP programs on its interfaces, its bpffs pins, the run files
+        of its daemons (pid files, sockets, the NFs' published files). What is on its disk
+        stays: the router's FRR configs. Then, as `up` made it: links up, zebra and ospfd (same
+        router id), the lab converges, the VNF programs with `run = true`, the agent hook (which
+        writes the agent's config afresh: what was added with the CLI must be added again)."""
+        from .netns import lab_namespaces
+        self.check_router(router)
+        if (left := self.node_pids(router)):
+            raise LabError(f"router {router}: {len(left)} processes still run in its namespaces "
+                           f"(pids {', '.join(map(str, left[:8]))}): kill it first")
+        own = ns_name(self.prefix, router)
+        lab_vnfs = {ns_name(self.prefix, router, v["name"]) for v in self.topo["vnfs"]
+                    if v["router"] == router}
+        made = [n for n in lab_namespaces(self.prefix) if n.startswith(own + "-") and n not in lab_vnfs]
+        for n in made:
+            run(["ip", "netns", "del", n])
+        for n in self.node_namespaces(router):
+            links = json.loads(run(["ip", "-j", "-n", n, "link", "show"]).stdout or "[]")
+            for itf in links:
+                if "xdp" in itf:
+                    for mode in ("xdpgeneric", "xdpdrv"):
+                        run(["ip", "-n", n, "link", "set", "dev", itf["ifname"], mode, "off"],
+                            check=False)
+        d = router_dir(self.prefix, router)
+        bpffs = os.path.join(d, "bpffs")
+        for top in os.listdir(bpffs):
+            if top in ("maps.debug", "progs.debug"):  # the kernel's own (bpf_preload), not pins
+                continue
+            path = os.path.join(bpffs, top)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        for name in os.listdir(d):
+            path = os.path.join(d, name)
+            if name.endswith((".pid", ".vty")) or name in ("zserv.api", programs.AGENT_SOCKET):
+                os.unlink(path)
+            elif name == "nf" and os.path.isdir(path):
+                shutil.rmtree(path)
+        for itf in self.topo["routers"][router]["interfaces"]:
+            if itf["kind"] == "link":
+                run(["ip", "-n", own, "link", "set", itf["name"], "up"])
+        for daemon in frr.DAEMONS:
+            frr.start_daemon(j, self.prefix, router, daemon)
+        from .status import wait_converged
+        wait_converged(self, timeout)
+        started = []
+        for v in self.topo["vnfs"]:
+            if v["router"] == router and v["run"]:
+                started.append(f"vnf {v['name']} pid {self.start_vnf(j, v, vnf_bin)}")
+        if agent_cmd:
+            started.append(f"agent pid {self.start_agent(j, router, agent_cmd)}")
+        return (f"router {router}: booted again ({len(made)} NF namespaces of its agent, XDP "
+                f"programs and bpffs pins cleared), FRR up, lab converged"
+                + (f"; {', '.join(started)}" if started else ""))
 
 
 def backend_of(prefix: str) -> str:

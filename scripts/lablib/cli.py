@@ -115,12 +115,38 @@ def cmd_vnf(args) -> int:
     return 0
 
 
-def cmd_kill_node(args) -> int:
+def _node_command(args):
+    """(prefix, lab, journal or None) of kill-node and revive-node, the router checked."""
     prefix = check_prefix(args.prefix)
     if os.geteuid() != 0:
         raise LabError("must run as root")
     lab = open_lab(prefix)
+    lab.check_router(args.router)
+    return prefix, lab, netns.Journal.load(prefix)
+
+
+def cmd_kill_node(args) -> int:
+    prefix, lab, j = _node_command(args)
+    if j is not None:  # before the kill: revive-node knows a node killed by an interrupted one
+        j.set(killed=sorted(set(j.data.get("killed", [])) | {args.router}))
     print(lab.kill_node(args.router))
+    return 0
+
+
+def cmd_revive_node(args) -> int:
+    prefix, lab, j = _node_command(args)
+    if j is None:
+        raise LabError(f"lab {prefix!r} has no state file: cannot tell how `up` made its nodes")
+    killed = j.data.get("killed", [])
+    if args.router not in killed:
+        raise LabError(f"router {args.router} is not killed (killed: {', '.join(killed) or 'none'}): "
+                       f"revive-node brings back a node `scripts/lab kill-node --prefix {prefix} "
+                       f"{args.router}` killed; for one program use `agent` or `vnf` restart")
+    vnf_bin = None
+    if any(v["run"] and v["router"] == args.router for v in lab.topo["vnfs"]):
+        vnf_bin = programs.vnf_binary(args.build or j.data.get("build") or DEFAULT_BUILD)
+    print(lab.revive_node(args.router, j, vnf_bin, j.data.get("agent_cmd"), args.timeout))
+    j.set(killed=[r for r in killed if r != args.router])
     return 0
 
 
@@ -160,6 +186,32 @@ def cmd_vtysh(args) -> int:
     os.execvp(argv[0], argv)
 
 
+REVIVE_HELP = """\
+Boot a node again after `scripts/lab kill-node` (a box that lost power comes back).
+
+What lived in the node's memory is gone, as after a reboot: the namespaces its agent made for
+built-in NFs (acl-<prefix>-<router>-*, except the lab's own VNF namespaces), the XDP programs on
+the interfaces of its namespaces, every pin in its bpffs, the run files in its state dir (pid
+files, vty and zserv sockets, the agent's control socket, the NFs' published files in nf/).
+What is on its disk stays: zebra.conf and ospfd.conf, so it has the same router id, and its logs.
+Then, as `up` made it: its links up, zebra and ospfd started, the lab waits until it converged
+(every router: its neighbours Full, routes to every loopback), the VNF programs of its instances
+with `run = true`, and the agent hook `up` was given (--agent-cmd): scripts/lab-agent writes
+the agent's config afresh, so services, instances and settings added with the anychain CLI
+after `up` must be added again, as on a node whose provisioning runs at boot.
+
+Its programs are new processes: a built-in NF comes back as a new incarnation with empty maps
+(shared state: it joins from a snapshot of a live instance, docs/state.md 3.13).
+
+Errors: an unknown router; a router that is not killed (only a node `kill-node` killed can be
+revived; a program is restarted with `agent restart` or `vnf restart`); a killed node with a
+process still running in its namespaces; the VM lab (not supported: its VM is not booted again).
+
+example:
+  scripts/lab kill-node --prefix fig3 C
+  scripts/lab revive-node --prefix fig3 C
+"""
+
 EPILOG = """\
 examples:
   scripts/lab check scripts/topologies/paper-fig3.toml      validate, print the summary
@@ -169,6 +221,8 @@ examples:
   scripts/lab exec --prefix fig3 src -- ping -c1 10.255.0.2  run in a namespace
   scripts/lab agent restart --prefix fig3 A                 stop and start A's agent hook
   scripts/lab vnf start --prefix fig3 vnfD                  run anychain-vnf for an instance
+  scripts/lab kill-node --prefix fig3 C                     a whole router fails at once
+  scripts/lab revive-node --prefix fig3 C                   ... and boots again
   scripts/lab down --prefix fig3                            remove everything the lab created
   scripts/lab up scripts/topologies/paper-fig3.toml --prefix fig3vm --vm   the same as VMs
 
@@ -268,6 +322,19 @@ def parser() -> argparse.ArgumentParser:
     add_prefix(p)
     p.add_argument("router")
     p.set_defaults(fn=cmd_kill_node)
+
+    p = sub.add_parser("revive-node", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="boot a node `kill-node` killed again (netns lab): same router id, "
+                            "FRR, its VNF programs and agent hook as `up` started them",
+                       description=REVIVE_HELP)
+    add_prefix(p)
+    p.add_argument("router", help="a router `kill-node` killed")
+    p.add_argument("--timeout", type=float, default=60,
+                   help="seconds to wait for OSPF to converge again (default 60)")
+    p.add_argument("--build", metavar="DIR",
+                   help="build directory with agent/tools/anychain-vnf for instances with "
+                        "`run = true` (default: the one `up` was given)")
+    p.set_defaults(fn=cmd_revive_node)
 
     p = sub.add_parser("check", help="validate a topology file without building anything")
     p.add_argument("topology")

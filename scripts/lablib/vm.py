@@ -514,6 +514,11 @@ class VmLab(Lab):
             time.sleep(0.05)
         return f"router {router}: SIGKILLed its qemu (pid {pid})"
 
+    def revive_node(self, router, j, vnf_bin, agent_cmd, timeout):
+        raise LabError(f"revive-node {router}: the VM lab cannot boot a killed node's VM again "
+                       f"yet; `scripts/lab down --prefix {self.prefix}` and `up` again (the netns "
+                       "lab can: docs/lab.md)")
+
     # ---- programs ---------------------------------------------------------------------------
     def _ctl(self, router: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return self.exec(router, ["/bin/bash", NODE_CTL, *args], check=False, timeout=timeout)

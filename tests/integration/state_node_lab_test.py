@@ -6,8 +6,15 @@ by A's WCMP until every instance holds the same merged counts. Then D fails as a
 left to withdraw its VNF LSA, which stays in B's and C's LSDBs; their SPF no longer reaches D, so
 their agents list ids3 lost, declare its origin gone after `state.node_gone_grace_s` (4 s here,
 not before) and fold it: ids1 and ids2 keep the same merged counts as before the kill (nothing
-lost, nothing counted twice), no longer announce it, and count it `gone_node_lost`. Root only
-(exit 77 otherwise). The delay from the kill to the fold is printed (pytest -s)."""
+lost, nothing counted twice), no longer announce it, and count it `gone_node_lost`. Then D boots
+again (`scripts/lab revive-node D`: same router id, FRR and the agent hook as `up` started them,
+nothing of its memory left) and is provisioned again with the CLI: ids3 comes back as a new
+incarnation with empty maps, joins from a snapshot of ids1 or ids2 that names its old incarnation
+folded, and holds the same merged counts as the others, equal to those before the kill (the old
+incarnation counted once, in the retired totals); a second scan spread over the three is
+flagged by every instance, and the merged count of source-port pairs grows by exactly the pairs
+the three saw. Root only (exit 77 otherwise). The delay from the kill to the fold is printed
+(pytest -s)."""
 import time
 from types import SimpleNamespace
 
@@ -20,11 +27,15 @@ from statekit import build, lab  # noqa: F401 (fixtures)
 from labkit import run, wait_until
 from statekit import finish, sender
 # the same lab, service and instances as the IDS's other phases
-from state_nf_lab_test import (INSTANCES, ROUTERS, SCAN_SRC, SERVICE, SINK, SINK_ADDR, SRC, THRESHOLD, TOPO,  # noqa: F401
-                               TOPO_FILE, add_instance, announced, cli)
+from state_lab_test import KEY1, set_state_section
+from state_nf_lab_test import (INSTANCES, LOAD_SRC, ROUTERS, SCAN_SRC, SERVICE, SINK, SINK_ADDR, SRC, THRESHOLD,  # noqa: F401
+                               TOPO, TOPO_FILE, add_instance, announced, cli)
 
 LAB_KIND = "n"  # lab prefix actn<pid>
 NODE_GRACE_S = 4
+RESCAN_SRC = LOAD_SRC  # the second scan's source, after D came back
+CHAINS = [("scan", 9)]
+POLICIES = [("to-sink", "scan", SINK["subnet"])]
 
 LAB_TOPO = TOPO_FILE
 LAB_AGENT_ARGS = ["--bare"]
@@ -56,9 +67,10 @@ def set_node_grace(lab, cli, router):
 
 @pytest.fixture(scope="module")
 def setup(cli, lab):
-    calls = statekit.configure(cli, lab, TOPO, SERVICE, [("scan", 9)], [("to-sink", "scan", SINK["subnet"])])
+    calls = statekit.configure(cli, lab, TOPO, SERVICE, CHAINS, POLICIES)
     calls += [set_node_grace(lab, cli, r) for r in ROUTERS]
-    run(["ip", "netns", "exec", lab.ns(SRC["name"]), "ip", "addr", "add", f"{SCAN_SRC}/32", "dev", SRC["host_if"]])
+    for a in (SCAN_SRC, RESCAN_SRC):
+        run(["ip", "netns", "exec", lab.ns(SRC["name"]), "ip", "addr", "add", f"{a}/32", "dev", SRC["host_if"]])
     for n in ("ids1", "ids2", "ids3"):
         calls.append(add_instance(cli, n))
         assert wait_until(lambda: (cli.replica(n) or {}).get("state") == "ready", 30), cli.replica(n)
@@ -67,7 +79,8 @@ def setup(cli, lab):
     finish(scan)
     same = wait_until(lambda: counts(cli, INSTANCES) is not None, 20, 0.2)
     own = {n: cli.state(n)["counters"].get("ids_new_pair", 0) for n in INSTANCES}
-    return SimpleNamespace(calls=calls, learnt=learnt, same=same, before=counts(cli, INSTANCES), own=own)
+    return SimpleNamespace(calls=calls, learnt=learnt, same=same, before=counts(cli, INSTANCES), own=own,
+                           ids3_incarnation=cli.replica("ids3")["incarnation"])
 
 
 def test_three_instances_share_the_scan(setup):
@@ -139,3 +152,78 @@ def test_dead_node_counts_stay_counted_once(setup, killed):
     would show a loss or a double count)."""
     assert killed.same, killed.after
     assert killed.after == setup.before, (setup.before, killed.after)
+
+
+@pytest.fixture(scope="module")
+def revived(setup, killed, cli, lab):
+    """D boots again and is provisioned again as at setup; ids3 joins; then a second scan."""
+    assert killed.done, killed.timeline[-12:]
+    t0 = time.monotonic()
+    rc, out, err = labkit.lab("revive-node", "D", "--prefix", lab.prefix)
+    t_boot = time.monotonic() - t0
+    assert rc == 0, err
+    # the agent hook is started, not waited for (as by `up`): provision once it serves its socket
+    assert wait_until(lambda: cli("D", "status").rc == 0, 30, 0.2), "D's agent does not answer"
+    again = labkit.lab("revive-node", "D", "--prefix", lab.prefix)  # D is no longer killed
+    calls = statekit.configure(cli, lab, TOPO, SERVICE, CHAINS, POLICIES, routers=["D"])
+    calls.append(set_node_grace(lab, cli, "D"))
+    calls.append(add_instance(cli, "ids3"))
+    bad = statekit.failed_calls(calls)
+    assert not bad, bad
+    ready = wait_until(lambda: (cli.replica("ids3") or {}).get("state") == "ready", 60)
+    t_ready = time.monotonic() - t0
+    learnt = wait_until(lambda: announced(cli, 23), 45)
+    same = wait_until(lambda: counts(cli, INSTANCES) is not None, 20, 0.2)
+    rejoined = counts(cli, INSTANCES)
+    replica3 = cli.replica("ids3")
+    print(f"\nnode: D revived in {t_boot:.1f} s (FRR converged), ids3 ready {t_ready:.1f} s after the revive")
+    own0 = {n: cli.state(n)["counters"].get("ids_new_pair", 0) for n in INSTANCES}
+    merged0 = {n: ids_of(cli.state(n))[0] for n in INSTANCES}
+    finish(sender(lab, SRC["name"], RESCAN_SRC, SINK_ADDR, 30000, 200, 0.004))
+
+    def flagged_everywhere():
+        return all(RESCAN_SRC in ids_of(cli.state(n))[1] for n in INSTANCES) and counts(cli, INSTANCES) is not None
+    rescan_flagged = wait_until(flagged_everywhere, 20, 0.2)
+    states = {n: cli.state(n) for n in INSTANCES}
+    own1 = {n: st["counters"].get("ids_new_pair", 0) for n, st in states.items()}
+    return SimpleNamespace(rc=rc, out=out, err=err, again=again, calls=calls, ready=ready, learnt=learnt, same=same,
+                           rejoined=rejoined, replica3=replica3, merged0=merged0, rescan_flagged=rescan_flagged,
+                           states=states, own_delta={n: own1[n] - own0[n] for n in INSTANCES})
+
+
+def test_revived_node_rejoins_from_a_snapshot_naming_its_old_incarnation_folded(setup, revived):
+    assert revived.rc == 0, revived.err
+    assert "booted again" in revived.out, revived.out
+    rc, _, err = revived.again
+    assert rc == 2 and "router D is not killed" in err, revived.again
+    bad = statekit.failed_calls(revived.calls)
+    assert not bad, bad
+    assert revived.ready, revived.replica3
+    assert revived.learnt
+    r = revived.replica3
+    assert r["ready_how"] == "joined from a snapshot", r
+    assert r["incarnation"] != setup.ids3_incarnation, r  # a new process: a new incarnation
+    assert {"id": 23, "incarnation": setup.ids3_incarnation} in r["folded"], r["folded"]
+    # its old incarnation holds no slot and is not a peer any more
+    assert all(o["incarnation"] != setup.ids3_incarnation for o in r["slots"].values()), r["slots"]
+
+
+def test_revived_node_counts_nothing_twice(setup, revived):
+    """Right after the join, the three hold the counts all three held before the kill: the old
+    incarnation's pairs and ports are in the retired totals once, not again in a slot."""
+    assert revived.same, revived.rejoined
+    assert revived.rejoined == setup.before, (setup.before, revived.rejoined)
+
+
+def test_every_instance_flags_the_second_scan(setup, revived):
+    assert revived.rescan_flagged, {n: ids_of(st)[1] for n, st in revived.states.items()}
+    assert all(d > 0 for d in revived.own_delta.values()), revived.own_delta  # WCMP reached ids3 again
+    merged = {n: ids_of(st)[0] for n, st in revived.states.items()}
+    assert len(set(merged.values())) == 1, merged
+    # the merged count grew by exactly the pairs the three saw, once each
+    assert all(merged[n] - revived.merged0[n] == sum(revived.own_delta.values()) for n in INSTANCES), \
+        (revived.merged0, merged, revived.own_delta)
+    for n, st in revived.states.items():
+        fl = ids_of(st)[1]
+        assert fl[RESCAN_SRC]["ports_in_window"] >= THRESHOLD, (n, fl[RESCAN_SRC])
+        assert fl[SCAN_SRC]["ports_in_window"] == setup.before[1], (n, fl[SCAN_SRC], setup.before)

@@ -47,15 +47,15 @@ class Cli:
         return None
 
 
-def configure(cli, lab, topo, service, chains, policies):
-    """Every router: every interface attached (the source's and the sink's classifying), the
-    service, the chains (name, spi) of that one service, the policies (name, chain, dst) of UDP,
-    the state: section with KEY1. Returns the CLI calls."""
+def configure(cli, lab, topo, service, chains, policies, routers=None):
+    """Every router (or those named): every interface attached (the source's and the sink's
+    classifying), the service, the chains (name, spi) of that one service, the policies (name,
+    chain, dst) of UDP, the state: section with KEY1. Returns the CLI calls."""
     src = [h for h in topo["hosts"] if h["kind"] == "source"][0]
     sink = [h for h in topo["hosts"] if h["kind"] == "sink"][0]
     edges = ((src["router"], src["router_if"]), (sink["router"], sink["router_if"]))
     calls = []
-    for r in sorted(topo["routers"]):
+    for r in sorted(routers or topo["routers"]):
         for i in topo["routers"][r]["interfaces"]:
             calls.append(cli(r, "attach", i["name"], "--mode", "native",
                              *(["--classify"] if (r, i["name"]) in edges else [])))
