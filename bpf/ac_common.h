@@ -41,6 +41,10 @@ struct ac_nsh_info {
 			  * delivery writes the NSH together with any outer headers (one
 			  * bpf_xdp_adjust_head() per packet) */
 	__u32 vni;       /* VXLAN-GPE VNI the packet arrived with (0: not from another node) */
+	__u32 outer;     /* bytes of outer headers (IPv4, UDP, VXLAN-GPE) still between the Ethernet
+			  * header and the NSH: VXLAN-GPE in transit (ac_gpe_rx()), whose outer
+			  * headers are written over if it leaves over VXLAN-GPE again and removed
+			  * (ac_outer_off()) before anything else; 0 everywhere else */
 };
 
 AC_INLINE void ac_copy_mac(__u8 *dst, const __u8 *src)

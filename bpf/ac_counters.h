@@ -33,10 +33,17 @@ AC_INLINE void ac_note(struct xdp_md *ctx, enum ac_note note)
 	ac_count(ctx, note);
 }
 
+/* A drop counted with bytes given by the caller (a frame counted as it would be after a change
+ * not made, e.g. outer headers not removed) */
+AC_INLINE int ac_drop_bytes(enum ac_drop_reason reason, __u64 bytes)
+{
+	ac_counter_add(&ac_stats, reason, bytes);
+	return XDP_DROP;
+}
+
 AC_INLINE int ac_drop(struct xdp_md *ctx, enum ac_drop_reason reason)
 {
-	ac_count(ctx, reason);
-	return XDP_DROP;
+	return ac_drop_bytes(reason, ac_pkt_len(ctx));
 }
 
 AC_INLINE int ac_pass(struct xdp_md *ctx, enum ac_verdict_reason reason)

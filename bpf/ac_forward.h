@@ -188,15 +188,9 @@ AC_INLINE int ac_proxy_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
 
 	if (!f || f->path_epoch != epoch || f->service_id)
 		return -1;
-	struct ac_nsh_info ni = {
-		.spsi = next,
-		.hash = hash,
-		.len = AC_NSH_MD1_LEN,
-		.np = eth_proto == ETH_P_IP ? AC_NSH_NP_IPV4 : AC_NSH_NP_IPV6,
-		.md = AC_NSH_MD_TYPE1,
-		.has_hash = 1,
-		.pending = 1, /* not in the packet: ac_last_hop() routes the packet as it is */
-	};
+	/* pending: not in the packet, ac_last_hop() routes the packet as it is */
+	struct ac_nsh_info ni = ac_nsh_md1_info(next, hash,
+						eth_proto == ETH_P_IP ? AC_NSH_NP_IPV4 : AC_NSH_NP_IPV6, 1);
 	__u64 now = bpf_jiffies64();
 	__u64 bytes = ac_pkt_len(ctx) + AC_NSH_MD1_LEN; /* as counted with the NSH restored */
 
@@ -233,15 +227,8 @@ AC_INLINE int ac_gpe_pop_last_hop(struct xdp_md *ctx, const struct ac_config *cf
 	if (why)
 		return ac_drop(ctx, why);
 
-	struct ac_nsh_info ni = {
-		.spsi = spsi,
-		.hash = hash,
-		.len = AC_NSH_MD1_LEN,
-		.np = np,
-		.md = AC_NSH_MD_TYPE1,
-		.has_hash = 1,
-		.pending = 1, /* popped already: ac_last_hop() routes the packet as it is */
-	};
+	/* pending: popped already, ac_last_hop() routes the packet as it is */
+	struct ac_nsh_info ni = ac_nsh_md1_info(spsi, hash, np, 1);
 	__u64 now = bpf_jiffies64();
 
 	ac_counter_add(&ac_stats, AC_NOTE_GPE_DECAP, bytes);
@@ -262,16 +249,24 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 	struct ac_fwd_path path;
 	struct ac_flow *f;
 	int cached;
+	/* the frame as counted, [eth][NSH][inner] ([eth][inner] with the NSH pending): without the
+	 * outer headers of VXLAN-GPE in transit (ni->outer), which come off (ac_outer_off()) only
+	 * once the packet is known not to leave over VXLAN-GPE again */
+	__u64 frame = ac_pkt_len(ctx) - ni->outer;
+	enum ac_drop_reason why;
 
 	if (ac_flow_path(cfg, ni, now, at, &f, &path, &cached))
-		return ac_drop(ctx, AC_DROP_NO_PATH);
+		return ac_drop_bytes(AC_DROP_NO_PATH, frame);
 	/* the packet as delivered: with the classifier's NSH when it is still to be written */
-	__u64 bytes = ac_pkt_len(ctx) + (ni->pending ? ni->len : 0);
+	__u64 bytes = frame + (ni->pending ? ni->len : 0);
 
 	ac_counter_add(&ac_path_stats, path.slot, bytes);
 	if (!path.service_id) {
 		if (f)
 			f->last_seen = now;
+		why = ac_outer_off(ctx, ni);
+		if (why)
+			return ac_drop(ctx, why);
 		/* an FTC packet leaves the chain through the egress buffer */
 		if (ni->md == AC_NSH_MD_TYPE2 && !ni->pending && ac_ftc_marked(ctx))
 			return ac_ftc_to_buffer(ctx);
@@ -291,21 +286,26 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 
 		if (named && (named->flags & AC_INST_LOCAL) && named->service_id == path.service_id) {
 			if (!(named->flags & AC_INST_LIVE))
-				return ac_drop(ctx, (named->flags & AC_INST_RECOVERING) ?
-							    AC_DROP_FTC_RECOVERING :
-							    AC_DROP_INSTANCE_GONE);
+				return ac_drop_bytes((named->flags & AC_INST_RECOVERING) ?
+							     AC_DROP_FTC_RECOVERING :
+							     AC_DROP_INSTANCE_GONE,
+						     frame);
 			inst = named;
 			id = vni;
 		}
 	}
 	if (!inst)
-		inst = ac_select(ctx, cfg, path.service_id, ni->spsi, ni->hash, f, cached, now, &id);
+		inst = ac_select(frame, cfg, path.service_id, ni->spsi, ni->hash, f, cached, now, &id);
 
 	if (!inst)
-		return ac_drop(ctx, id == AC_FTC_FROZEN_ID ? AC_DROP_FTC_RECOVERING : AC_DROP_NO_INSTANCE);
+		return ac_drop_bytes(id == AC_FTC_FROZEN_ID ? AC_DROP_FTC_RECOVERING : AC_DROP_NO_INSTANCE,
+				     frame);
 	ac_counter_add(&ac_inst_stats, id, bytes);
 	if (!(inst->flags & AC_INST_LOCAL))
 		return ac_gpe_encap_fwd(ctx, cfg, inst, id, ni, now, rx_dmac);
+	why = ac_outer_off(ctx, ni);
+	if (why)
+		return ac_drop(ctx, why);
 	if (!(inst->flags & AC_INST_NSH_AWARE)) {
 		if (ni->md == AC_NSH_MD_TYPE2 && !ni->pending && ac_ftc_marked(ctx))
 			return ac_drop(ctx, AC_DROP_FTC_PROXY);
@@ -395,9 +395,11 @@ AC_INLINE int ac_nsh_restored_rx(struct xdp_md *ctx, const struct ac_config *cfg
  * - At its last hop (the way knows the flow's (SPI, SI) as a last hop of the current path epoch,
  *   an inner IPv4/IPv6 header behind the NSH): ac_gpe_pop_last_hop(), one move for the outer
  *   headers and the NSH where the full path makes two and a subprogram call.
- * - Anywhere else (a local VNF, another node, a miss, a stale way): decap, the NSH's TTL
- *   decremented as ac_nsh_read() does, and the forwarder is handed the NSH as read here and the
- *   lookup's result, so neither is done twice.
+ * - Anywhere else (a local VNF, another node, a miss, a stale way): the NSH's TTL decremented
+ *   as ac_nsh_read() does, and the forwarder is handed the NSH as read here, the lookup's result
+ *   (so neither is done twice) and the outer headers' length (ni.outer): it writes the new outer
+ *   headers over the old ones when the packet leaves over VXLAN-GPE again (no move at all), and
+ *   removes them (ac_outer_off()) before anything else it does with the packet.
  * Counted as on the full path (the decap note with the frame as decapsulated). Any other packet
  * (MD2, a header the full path would drop) returns -1 untouched: the full path (ac_gpe_decap(),
  * then the forwarder) decides and counts. */
@@ -437,26 +439,15 @@ AC_INLINE int ac_gpe_rx(struct xdp_md *ctx, const struct ac_config *cfg, struct 
 		    data_end)
 		return ac_gpe_pop_last_hop(ctx, cfg, outer, np, spsi, hash, at.way, rx_dmac);
 
-	/* ac_gpe_decap()'s move and header, with ac_nsh_read()'s TTL decrement */
-	struct ac_nsh_info ni = {
-		.spsi = spsi,
-		.hash = hash,
-		.len = AC_NSH_MD1_LEN,
-		.np = np,
-		.md = AC_NSH_MD_TYPE1,
-		.has_hash = 1,
-		.vni = (gpe->flags & AC_GPE_FLAG_I) ? bpf_ntohl(gpe->vni_res) >> 8 : 0,
-	};
-	struct ethhdr neth;
+	/* ac_nsh_read()'s TTL decrement; the outer headers stay where they are (ni.outer): the
+	 * forwarder writes over them if the packet leaves over VXLAN-GPE again, else removes them */
+	struct ac_nsh_info ni = ac_nsh_md1_info(spsi, hash, np, 0);
 
-	__builtin_memcpy(&neth, eth, sizeof(neth));
-	neth.h_proto = bpf_htons(AC_ETH_P_NSH);
+	ni.vni = (gpe->flags & AC_GPE_FLAG_I) ? bpf_ntohl(gpe->vni_res) >> 8 : 0;
+	ni.outer = outer;
 	nb->ver_flags_ttl_len = bpf_htons(AC_NSH_W0_DEC_TTL(w0));
-	enum ac_drop_reason why = ac_move_head_eth(ctx, (int)outer, &neth);
-
-	if (why)
-		return ac_drop(ctx, why);
-	ac_note(ctx, AC_NOTE_GPE_DECAP);
+	/* the frame as decapsulated, as the full path counts it */
+	ac_counter_add(&ac_stats, AC_NOTE_GPE_DECAP, ac_pkt_len(ctx) - outer);
 	return ac_forward(ctx, cfg, &ni, rx_dmac, &at);
 }
 

@@ -21,14 +21,27 @@ AC_INLINE enum ac_drop_reason ac_move_head_eth(struct xdp_md *ctx, int delta, co
 	return AC_DROP_NONE;
 }
 
+/* [eth][outer bytes][NSH] -> [eth][NSH]: the outer headers removed, the Ethernet header kept
+ * with EtherType NSH. Returns 0 or the drop reason. */
+AC_INLINE enum ac_drop_reason ac_decap_eth(struct xdp_md *ctx, __u32 outer)
+{
+	struct ethhdr eth;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (data + sizeof(eth) > data_end)
+		return AC_DROP_TRUNCATED;
+	__builtin_memcpy(&eth, data, sizeof(eth));
+	eth.h_proto = bpf_htons(AC_ETH_P_NSH);
+	return ac_move_head_eth(ctx, (int)outer, &eth);
+}
+
 /* [eth][IPv4][UDP][GPE][NSH] addressed to us -> [eth][NSH]. ip is the validated outer IPv4
  * header; the UDP destination port was checked by the caller. Returns 0 or the drop reason. */
 AC_INLINE enum ac_drop_reason ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip, void *data_end, __u32 *vni)
 {
-	struct ethhdr eth;
 	__u32 ihl = ip->ihl * 4;
 	struct ac_vxlan_gpe *gpe = (void *)ip + ihl + sizeof(struct udphdr);
-	void *data = (void *)(long)ctx->data;
 
 	if (ihl > 60 || (void *)(gpe + 1) > data_end)
 		return AC_DROP_TRUNCATED;
@@ -37,11 +50,16 @@ AC_INLINE enum ac_drop_reason ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip,
 	if (gpe->next_proto != AC_GPE_NP_NSH)
 		return AC_DROP_GPE_NEXT_PROTO;
 	*vni = (gpe->flags & AC_GPE_FLAG_I) ? bpf_ntohl(gpe->vni_res) >> 8 : 0;
-	if (data + sizeof(eth) > data_end)
-		return AC_DROP_TRUNCATED;
-	__builtin_memcpy(&eth, data, sizeof(eth));
-	eth.h_proto = bpf_htons(AC_ETH_P_NSH);
-	return ac_move_head_eth(ctx, (int)(ihl + sizeof(struct udphdr) + sizeof(*gpe)), &eth);
+	return ac_decap_eth(ctx, ihl + sizeof(struct udphdr) + sizeof(*gpe));
+}
+
+/* Outer headers still in front of the NSH (ni->outer, VXLAN-GPE in transit) come off: before
+ * the forwarder delivers, pops or hands the packet to the stack; only a packet leaving over
+ * VXLAN-GPE again keeps them, written over (ac_gpe_encap_fwd()). Nothing to do (and nothing
+ * emitted where the compiler sees ni->outer 0) for every other packet. */
+AC_INLINE enum ac_drop_reason ac_outer_off(struct xdp_md *ctx, const struct ac_nsh_info *ni)
+{
+	return ni->outer ? ac_decap_eth(ctx, ni->outer) : AC_DROP_NONE;
 }
 
 /* [eth][NSH] -> [eth][IPv4][UDP][GPE][NSH] to the instance's node, routed by FIB. */
@@ -50,10 +68,14 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 			       const struct ac_nsh_info *ni, __u64 now, const __u8 *rx_dmac)
 {
 	__u32 hash = ni->hash;
-
 	/* [eth][NSH][L3] -> [eth][IPv4][UDP][GPE][NSH][L3]: the old Ethernet header is overwritten;
-	 * a classified packet ([eth][L3], NSH pending) gets its NSH in the same move */
-	if (bpf_xdp_adjust_head(ctx, -(int)(AC_GPE_OUTER_LEN + (ni->pending ? ni->len : 0))))
+	 * a classified packet ([eth][L3], NSH pending) gets its NSH in the same move. VXLAN-GPE in
+	 * transit ([eth][outer][NSH][L3], ni->outer) keeps its outer headers' room: every byte of
+	 * the new Ethernet, IPv4, UDP and VXLAN-GPE headers is written below, so those of the old
+	 * ones are written over, and the frame does not move unless the old IPv4 header had options. */
+	int delta = (int)ni->outer - (int)(AC_GPE_OUTER_LEN + (ni->pending ? ni->len : 0));
+
+	if (delta && bpf_xdp_adjust_head(ctx, delta))
 		return ac_drop(ctx, AC_DROP_NO_ROOM);
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;

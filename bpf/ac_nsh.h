@@ -109,6 +109,7 @@ AC_INLINE enum ac_drop_reason ac_nsh_read(struct xdp_md *ctx, __u32 cfg_flags,
 	ni->has_hash = 0;
 	ni->pending = 0;
 	ni->hash = 0;
+	ni->outer = 0;
 	if (md == AC_NSH_MD_TYPE1) {
 		struct ac_nsh_md1 *m1 = (void *)(sp + 1);
 
@@ -124,6 +125,24 @@ AC_INLINE enum ac_drop_reason ac_nsh_read(struct xdp_md *ctx, __u32 cfg_flags,
 	}
 	nb->ver_flags_ttl_len = bpf_htons(AC_NSH_W0_DEC_TTL(w0));
 	return AC_DROP_NONE;
+}
+
+/* What ac_nsh_read() makes of a valid MD1 NSH with this SPI/SI word (network order), flow hash
+ * and next protocol, for the callers that read it elsewhere (behind outer headers, or held by
+ * the proxy); pending: the NSH is not (or no longer) in the packet. */
+AC_INLINE struct ac_nsh_info ac_nsh_md1_info(__u32 spsi, __u32 hash, __u8 np, __u8 pending)
+{
+	struct ac_nsh_info ni = {
+		.spsi = spsi,
+		.hash = hash,
+		.len = AC_NSH_MD1_LEN,
+		.np = np,
+		.md = AC_NSH_MD_TYPE1,
+		.has_hash = 1,
+		.pending = pending,
+	};
+
+	return ni;
 }
 
 /* An MD2 packet from elsewhere without our hash TLV: hash its inner packet once here. */

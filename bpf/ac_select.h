@@ -155,8 +155,9 @@ AC_INLINE const struct ac_instance *ac_wcmp_pick(__u32 service_id, __u32 hash, _
 }
 
 /* The flow's placement shared by every CPU (ac_affinity), made by WCMP when there is none or
- * its instance is gone. Kept out of line: it runs on per-CPU misses only. */
-static __noinline const struct ac_instance *ac_place(struct xdp_md *ctx, __u32 service_id,
+ * its instance is gone; its notes count frame bytes. Kept out of line: it runs on per-CPU
+ * misses only. */
+static __noinline const struct ac_instance *ac_place(__u64 frame, __u32 service_id,
 						     __u32 spsi, __u32 hash, __u32 *id)
 {
 	struct ac_affinity_key key = {.spi_si = spsi, .hash = hash};
@@ -168,7 +169,7 @@ static __noinline const struct ac_instance *ac_place(struct xdp_md *ctx, __u32 s
 		seen = *(volatile __u64 *)&a->pick;
 		inst = ac_affinity_valid(seen, service_id, id);
 		if (inst) {
-			ac_note(ctx, AC_NOTE_AFFINITY_HIT);
+			ac_counter_add(&ac_stats, AC_NOTE_AFFINITY_HIT, frame);
 			return inst;
 		}
 		/* placed on an FTC instance under recovery: keep the placement, wait */
@@ -195,7 +196,7 @@ static __noinline const struct ac_instance *ac_place(struct xdp_md *ctx, __u32 s
 			const struct ac_instance *won = ac_affinity_valid(prev, service_id, id);
 
 			if (won) {
-				ac_note(ctx, AC_NOTE_AFFINITY_LOST_RACE);
+				ac_counter_add(&ac_stats, AC_NOTE_AFFINITY_LOST_RACE, frame);
 				return won;
 			}
 			*id = AC_AFFINITY_ID(mine);
@@ -210,21 +211,21 @@ static __noinline const struct ac_instance *ac_place(struct xdp_md *ctx, __u32 s
 				a ? ac_affinity_valid(*(volatile __u64 *)&a->pick, service_id, id) : NULL;
 
 			if (won) {
-				ac_note(ctx, AC_NOTE_AFFINITY_LOST_RACE);
+				ac_counter_add(&ac_stats, AC_NOTE_AFFINITY_LOST_RACE, frame);
 				return won;
 			}
 			*id = AC_AFFINITY_ID(mine);
 		}
 	}
-	ac_note(ctx, AC_NOTE_AFFINITY_NEW);
+	ac_counter_add(&ac_stats, AC_NOTE_AFFINITY_NEW, frame);
 	return inst;
 }
 
 /* Instance for the flow of way f (may be NULL) on service_id: the cached choice while its
  * instance lives with the same generation and the way has not idled past the timeout, else the
  * flow's shared placement (ac_place), remembered in f. Counts cache_hit, cache_miss or
- * cache_stale. */
-AC_INLINE const struct ac_instance *ac_select(struct xdp_md *ctx, const struct ac_config *cfg,
+ * cache_stale with frame bytes (the frame as the forwarder counts it, see ac_forward_body()). */
+AC_INLINE const struct ac_instance *ac_select(__u64 frame, const struct ac_config *cfg,
 					      __u32 service_id, __u32 spsi, __u32 hash,
 					      struct ac_flow *f, int cached, __u64 now, __u32 *id)
 {
@@ -238,15 +239,15 @@ AC_INLINE const struct ac_instance *ac_select(struct xdp_md *ctx, const struct a
 		    (!timeout || now - f->last_seen < timeout)) {
 			f->last_seen = now;
 			*id = f->instance_id;
-			ac_note(ctx, AC_NOTE_CACHE_HIT);
+			ac_counter_add(&ac_stats, AC_NOTE_CACHE_HIT, frame);
 			return inst;
 		}
-		ac_note(ctx, AC_NOTE_CACHE_STALE);
+		ac_counter_add(&ac_stats, AC_NOTE_CACHE_STALE, frame);
 	} else {
-		ac_note(ctx, AC_NOTE_CACHE_MISS);
+		ac_counter_add(&ac_stats, AC_NOTE_CACHE_MISS, frame);
 	}
 
-	inst = ac_place(ctx, service_id, spsi, hash, id);
+	inst = ac_place(frame, service_id, spsi, hash, id);
 	if (!inst)
 		return NULL;
 	if (f) {

@@ -69,4 +69,10 @@ uint64_t Counters::delta(uint32_t reason) const {
   return (*s)[reason].packets - before_[reason].packets;
 }
 
+uint64_t Counters::bytes(uint32_t reason) const {
+  auto s = FastPathEnv::dataplane().stats();
+  if (!s) throw std::runtime_error(s.error().str());
+  return (*s)[reason].bytes - before_[reason].bytes;
+}
+
 }  // namespace anychain::test

@@ -41,7 +41,8 @@ RunResult run_prog(int prog_fd, const std::string& ifname, const Bytes& frame);
 class Counters {
  public:
   Counters();
-  uint64_t delta(uint32_t reason) const;
+  uint64_t delta(uint32_t reason) const;  // packets counted under reason since construction
+  uint64_t bytes(uint32_t reason) const;  // bytes counted under reason since construction
 
  private:
   std::vector<ac_counter> before_;

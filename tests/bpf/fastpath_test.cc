@@ -184,6 +184,99 @@ TEST_P(FastPath, VxlanGpeInTransitExactBytesWithAndWithoutTheWay) {
   EXPECT_EQ(c.delta(AC_FWD_LOCAL_NSH), 0u);
 }
 
+// VXLAN-GPE in transit to another node: the forwarder writes the new outer headers over the old
+// ones (no bpf_xdp_adjust_head() when the old IPv4 header has no options, a forward move when it
+// has). Whatever the old outer headers were (options of 0, 4 and 40 bytes, the longest), the
+// frame out is the one the full path (decap, then a fresh encap) makes, byte for byte, with the
+// flow's way and the next hop cached or not; and every counter the forwarder moves (the notes,
+// the path's, the instance's) counts the frame as decapsulated, as when the outer headers came
+// off first. Also to an instance without a neighbour (the frame to the stack encapsulated, as
+// before) and for a packet without a path (dropped, counted decapsulated).
+TEST_P(FastPath, VxlanGpeInTransitWritesOverTheOuterHeaders) {
+  PinCpu pin;  // the flow cache and the next-hop cache are per CPU
+  const Flow& f = GetParam();
+  auto& d = FastPathEnv::dataplane();
+  // [eth][IPv4 with `options` bytes of options][UDP][GPE][NSH (spi, si, TTL 60)][inner]
+  auto gpe_in = [&](uint32_t spi, uint8_t si, size_t options) {
+    Bytes inner = nsh(nsh_for(f, spi, si, 60));
+    append(inner, f.ip());
+    Bytes outer = gpe_outer(kRemoteEndpoint, kLocalEndpoint, 0xc123, inner.size() + options);
+    outer.insert(outer.begin() + 20, options, 0x01);  // NOP options
+    outer[0] = static_cast<uint8_t>(0x40 | (20 + options) / 4);
+    outer[10] = outer[11] = 0;
+    const uint16_t c = inet_csum(outer.data(), 20 + options);
+    outer[10] = static_cast<uint8_t>(c >> 8);
+    outer[11] = static_cast<uint8_t>(c & 0xff);
+    Bytes in = eth(kCore0, kCore0Peer, ETH_P_IP);
+    append(in, outer);
+    append(in, inner);
+    return in;
+  };
+  auto out_to = [&](const Mac& dmac, const Mac& smac, const char* endpoint, uint32_t spi, uint8_t si,
+                    uint32_t vni) {
+    Bytes inner = nsh(nsh_for(f, spi, si, 59));  // TTL decremented by this forwarder
+    append(inner, f.ip());
+    Bytes want = eth(dmac, smac, ETH_P_IP);
+    append(want, gpe_outer(kLocalEndpoint, endpoint, 0xc000 | (f.hash() & 0x3fff), inner.size(), AC_GPE_NP_NSH,
+                           AC_GPE_FLAG_I | AC_GPE_FLAG_P, vni));
+    append(want, inner);
+    return want;
+  };
+  const Bytes to_remote = out_to(kCore0Peer, kCore0, kRemoteEndpoint, 100, 254, 7);
+  for (size_t options : {0u, 4u, 40u}) {
+    for (bool cached : {false, true}) {
+      SCOPED_TRACE(std::to_string(options) + " bytes of options, way and next hop " + (cached ? "cached" : "empty"));
+      if (!cached) {
+        ASSERT_TRUE(d.flush_flows().has_value());
+        ASSERT_TRUE(d.flush_nexthops().has_value());
+      }
+      const Bytes in = gpe_in(100, 254, options);
+      const uint64_t decapsulated = in.size() - (20 + options + 8 + 8);  // [eth][NSH][inner]
+      const uint32_t note = cached ? AC_NOTE_CACHE_HIT : AC_NOTE_CACHE_MISS;
+      auto i0 = d.instance_stats(kInstRemote);
+      Counters c;
+      const LastHopSeen s = fwd_seen("core0", in, AC_FWD_REMOTE, AC_NOTE_GPE_DECAP, 100, 254);
+      auto i1 = d.instance_stats(kInstRemote);
+      EXPECT_EQ(s.r.verdict, XDP_REDIRECT);
+      EXPECT_EQ(hex(s.r.out), hex(to_remote));
+      EXPECT_EQ(s.last_hop.packets, 1u);
+      EXPECT_EQ(s.last_hop.bytes, to_remote.size());
+      EXPECT_EQ(s.note.packets, 1u);
+      EXPECT_EQ(s.note.bytes, decapsulated);
+      EXPECT_EQ(s.path.packets, 1u);
+      EXPECT_EQ(s.path.bytes, decapsulated);
+      EXPECT_EQ(c.delta(note), 1u);
+      EXPECT_EQ(c.bytes(note), decapsulated) << "the cache note counts the frame as decapsulated";
+      if (!cached) {
+        EXPECT_EQ(c.bytes(AC_NOTE_AFFINITY_HIT) + c.bytes(AC_NOTE_AFFINITY_NEW), decapsulated);
+      }
+      ASSERT_TRUE(i0 && i1);
+      EXPECT_EQ(i1->packets - i0->packets, 1u);
+      EXPECT_EQ(i1->bytes - i0->bytes, decapsulated);
+    }
+  }
+  // an instance whose next hop has no neighbour: to the stack encapsulated, to us from us
+  for (size_t options : {0u, 4u}) {
+    SCOPED_TRACE("no neighbour, " + std::to_string(options) + " bytes of options");
+    Counters c;
+    auto r = run_prog(prog(), "core0", gpe_in(300, 255, options));
+    EXPECT_EQ(r.verdict, XDP_PASS);
+    // no VNI configured: the instance's id names it
+    EXPECT_EQ(hex(r.out), hex(out_to(kCore0, kCore0, kUnresolvedEndpoint, 300, 255, kInstNoNeigh)));
+    EXPECT_EQ(c.delta(AC_PASS_NO_NEIGH), 1u);
+  }
+  // no path for the SPI: dropped, counted as decapsulated
+  for (size_t options : {0u, 4u}) {
+    SCOPED_TRACE("no path, " + std::to_string(options) + " bytes of options");
+    Counters c;
+    const Bytes in = gpe_in(999, 255, options);
+    auto r = run_prog(prog(), "core0", in);
+    EXPECT_EQ(r.verdict, XDP_DROP);
+    EXPECT_EQ(c.delta(AC_DROP_NO_PATH), 1u);
+    EXPECT_EQ(c.bytes(AC_DROP_NO_PATH), in.size() - (20 + options + 8 + 8));
+  }
+}
+
 // 5: NSH-unaware VNF: the proxy strips NSH on delivery and restores it (SI - 1) on return
 TEST_P(FastPath, SfcProxyStripsAndRestores) {
   Flow f = GetParam();
