@@ -185,7 +185,10 @@ void Agent::ftc_recovered(const FtcRecoveryService::Result& r) {
   monitor_->set_alive(r.failed, true);
   ftc_rerouting_.insert(r.failed);
   next_monitor_ = std::min(next_monitor_, now);  // announce it at once
-  throttle_.kick(now);
+  // Recompute at once, not after spf_delay and what remains of spf_hold since the death's own
+  // recomputation (about 130 ms of the rerouting time): the recovered instance is put in this
+  // node's maps now. For this event only: the hold applies again from that run.
+  throttle_.kick_now(now);
 }
 
 }  // namespace anychain::daemon
