@@ -75,7 +75,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
   a->sync_state();
   a->ospf_->on_lsdb_changed = [p = a.get()](const ospf::Lsdb&) {
     p->release_ups(Clock::now());  // an up waiting for its down to be in the LSDB
-    if (p->lsdb_trusted_) p->throttle_.kick(Clock::now());
+    if (p->lsdb_trusted_) p->ftc_lsdb_kick(Clock::now());  // agent_ftc_control.cc
   };
   a->ospf_->on_connection = [p = a.get()](bool up) {
     if (up) {

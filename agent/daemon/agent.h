@@ -124,6 +124,7 @@ class Agent {
   // a local instance found alive: announced (and frozen flows resume on it)
   void instance_up(const LocalInstanceSpec& i, Clock::time_point now);
   void ftc_recovered(const FtcRecoveryService::Result& r);
+  void ftc_lsdb_kick(Clock::time_point now);  // the LSDB changed: throttled, or at once for a recovery
   std::vector<LocalHolder> ftc_local_holders();
   // Standbys (daemon/agent_ftc_standby.cc, docs/ftc.md 7.3) and the heartbeat detector's verdicts
   void ftc_standby_apply(AgentSpec& s) const;
@@ -182,6 +183,9 @@ class Agent {
   std::vector<ftc::chan::Body> ftc_local_q_;
   std::map<uint32_t, std::unique_ptr<nf::InstanceMaps>> ftc_replacements_;  // recovering locally
   std::set<uint32_t> ftc_rerouting_;                    // recovered, waiting to be live in the maps
+  // Until then an LSDB change (the recovered instance's own LSA back from ospfd) recomputes at
+  // once instead of after the throttle's delay and hold (agent_ftc_control.cc, ftc_recovered).
+  Clock::time_point ftc_reroute_until_{};
   std::set<uint32_t> ftc_was_alive_;                    // local instances alive once since the start, or
                                                         // under the previous agent (a control file)
   struct FtcDeferred {
@@ -226,6 +230,7 @@ class Agent {
   static constexpr std::chrono::milliseconds kNfRestartGrace{2000};
   // how long a restarted FTC instance waits for the first service plane to recover from
   static constexpr std::chrono::seconds kFtcPlaneWait{10};
+  static constexpr std::chrono::seconds kFtcRerouteWindow{1};  // see ftc_reroute_until_
   UniqueFd ospfd_watch_;              // inotify on the directory of ospfd's pid file
   std::string ospfd_pid_name_;        // its file name there
   // last recomputation, for status/topology

@@ -185,7 +185,21 @@ void Agent::ftc_recovered(const FtcRecoveryService::Result& r) {
   monitor_->set_alive(r.failed, true);
   ftc_rerouting_.insert(r.failed);
   next_monitor_ = std::min(next_monitor_, now);  // announce it at once
-  throttle_.kick(now);
+  // Recompute at once, not after spf_delay and what remains of spf_hold since the death's own
+  // recomputation (about 130 ms of the rerouting time, docs/performance.md): the recovered
+  // instance is put in this node's maps as soon as the plane has it live. If this node's down LSA
+  // for it is in the LSDB, the plane keeps it frozen until its up LSA is back from ospfd: that
+  // LSDB change recomputes at once too (ftc_lsdb_kick), for kFtcRerouteWindow at most, so a
+  // recovery that never comes live does not unthrottle the plane for good.
+  ftc_reroute_until_ = now + kFtcRerouteWindow;
+  throttle_.kick_now(now);
+}
+
+void Agent::ftc_lsdb_kick(Clock::time_point now) {
+  if (!ftc_rerouting_.empty() && now < ftc_reroute_until_)
+    throttle_.kick_now(now);
+  else
+    throttle_.kick(now);
 }
 
 }  // namespace anychain::daemon

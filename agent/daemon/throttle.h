@@ -1,7 +1,9 @@
 // Recomputation throttle in the manner of FRR's SPF timers: the first run comes `delay` after
 // a change, and two runs are at least `hold` apart; changes meanwhile are coalesced. A run
 // booked for later (a timer: kick(t) with t in the future, e.g. when a hold-down expires) never
-// delays one a change needs sooner: the earliest wins.
+// delays one a change needs sooner: the earliest wins. kick_now() is for the one event that must
+// not wait (an FTC recovery completed: its instance is to be made live at once): it books a run
+// at `now`, ignoring delay and hold for that run only; the hold then counts from that run.
 #pragma once
 
 #include <algorithm>
@@ -22,6 +24,11 @@ class Throttle {
     Clock::time_point at = now + delay_;
     if (last_) at = std::max(at, *last_ + hold_);
     if (!due_ || at < *due_) due_ = at;
+  }
+  // A run at `now` for an event that cannot wait: neither `delay` nor what remains of `hold` since
+  // the last run applies to it. Later kick()s are held `hold` after this run as usual.
+  void kick_now(Clock::time_point now) {
+    if (!due_ || now < *due_) due_ = now;
   }
   std::optional<Clock::time_point> due() const { return due_; }
   // True if a run is due at `now`; the caller runs it and the throttle records the run.

@@ -63,6 +63,29 @@ TEST(Throttle, AChangeIsNotDelayedByARunBookedForLater) {
   EXPECT_EQ(*t.due(), t0 + 350ms);
 }
 
+// A completed FTC recovery makes its instance live at once (Agent::ftc_recovered): its run ignores
+// delay and hold, for that run only. With kick() the recovered instance waited for spf_delay plus
+// what remained of spf_hold since the death's recomputation (127 ms of rerouting, docs/performance.md).
+TEST(Throttle, KickNowRunsAtOnceForThatEventOnly) {
+  Throttle t(50ms, 200ms);
+  auto t0 = Clock::now();
+  t.kick(t0);
+  EXPECT_TRUE(t.take(t0 + 50ms));  // the death's recomputation
+  t.kick(t0 + 60ms);               // churn within the hold: held to t0 + 250 ms
+  EXPECT_EQ(*t.due(), t0 + 250ms);
+  t.kick_now(t0 + 70ms);  // the recovery completed
+  EXPECT_EQ(*t.due(), t0 + 70ms);
+  EXPECT_TRUE(t.take(t0 + 70ms)) << "neither delay nor hold";
+  EXPECT_FALSE(t.due().has_value()) << "the churn before it is coalesced into that run";
+  t.kick(t0 + 80ms);  // later changes: the hold counts from the kick_now run
+  EXPECT_EQ(*t.due(), t0 + 270ms);
+  t.kick_now(t0 + 300ms);  // a run already due earlier stays due then
+  EXPECT_EQ(*t.due(), t0 + 270ms);
+  Throttle idle(50ms, 200ms);
+  idle.kick_now(t0);
+  EXPECT_TRUE(idle.take(t0));
+}
+
 AgentSpec one_instance(uint32_t capacity, std::string cgroup = "") {
   AgentSpec s;
   inet_pton(AF_INET, "10.255.0.2", &s.nsh_endpoint);
