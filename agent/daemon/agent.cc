@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "common/log.h"
 
@@ -160,18 +161,23 @@ Result<void> Agent::reload(AgentSpec spec) {
   for (auto v : gone) {
     v.flags |= ospf::kVnfFlagDown;
     v.cost = 0;
-    if (auto r = ospf_->announce(v); !r) log::warn("announce instance {} down: {}", v.instance_id, r.error().str());
+    if (auto r = ospf_->announce(v); !r)
+      log::warn("announce instance {} down: {}", v.instance_id, r.error().str());
+    else
+      down_handed(v.instance_id, now);  // configured again meanwhile: its up follows the down (DownFirst)
   }
   for (const auto& i : spec.instances) withdraw_at_.erase(i.id);  // configured again
   const bool endpoint_moved = spec.nsh_endpoint.s_addr != spec_.nsh_endpoint.s_addr;
   spec_ = std::move(spec);
   hold_.set_ftc_hold(spec_.ftc_recovery_hold);
-  monitor_ = std::make_unique<VnfMonitor>(spec_);
+  auto was = std::exchange(monitor_, std::make_unique<VnfMonitor>(spec_));
   std::erase_if(liveness_, [&](const auto& kv) {
     return std::none_of(spec_.instances.begin(), spec_.instances.end(),
                         [&](const LocalInstanceSpec& i) { return i.id == kv.first; });
   });
-  for (const auto& [id, lv] : liveness_) monitor_->set_alive(id, lv.alive());
+  // announced as before: an instance alive but not announced (its state being recovered, waiting
+  // for the plane, superseded) stays unannounced; its path announces it (docs/ftc.md 7.3)
+  for (const auto& [id, lv] : liveness_) monitor_->set_alive(id, lv.alive() && was->alive(id));
   if (spec_.slow_path && !slow_) {
     open_slow_path();
   } else if (!spec_.slow_path && slow_) {
@@ -325,11 +331,15 @@ void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint6
     auto [it, fresh] = liveness_.try_emplace(i.id, spec_.timers.vnf_stall);
     bool changed = it->second.update(p, now);
     bool alive = it->second.alive();
-    if (fresh && !alive) changed = true;  // dead at start: say so (peers may still hold its old LSA)
+    // dead at start: say so (peers may still hold its old LSA); an FTC instance alive at start
+    // is one back (its node or agent restarted: docs/ftc.md 7.3), never announced as it is
+    if (fresh && (!alive || i.ftc)) changed = true;
     if (!changed) continue;
     if (ftc_standby_waiting(i, alive, now)) continue;
-    // an FTC instance back: a new incarnation, announced once its state is recovered
-    if (alive && !fresh && ftc_restarted(i, now)) {
+    // an FTC instance back: a new incarnation, announced once its state is recovered (or once
+    // the first plane says nobody else runs it)
+    if (alive && i.ftc) monitor_->set_alive(i.id, false);
+    if (alive && ftc_restarted(i, now)) {
       log::info("instance {} ({}) is up; recovering its state before it is announced", i.name, i.id);
       nf_down_at_.erase(i.id);
       continue;

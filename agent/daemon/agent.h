@@ -82,7 +82,7 @@ class Agent {
   void down_handed(uint32_t id, Clock::time_point now);
   bool hold_up(const ospf::VnfInfo& v, Clock::time_point now);
   void release_ups(Clock::time_point now);
-  std::optional<std::pair<int32_t, bool>> self_vnf_lsa(uint32_t id) const;
+  std::optional<std::pair<int32_t, ospf::VnfInfo>> self_vnf_lsa(uint32_t id) const;
   void nf_down_due(Clock::time_point now);
   void warn_liveness_sources() const;
   void watch_ospfd_pid_file();
@@ -136,6 +136,8 @@ class Agent {
   nlohmann::json ftc_standby_status() const;
   void ftc_standby_affinity(const FtcRecoveryService::Result& r);
   std::optional<uint32_t> ftc_superseded(const LocalInstanceSpec& i) const;
+  std::vector<uint8_t> ftc_announced(uint32_t id, bool* ran = nullptr) const;
+  bool ftc_come_back(const LocalInstanceSpec& i, uint8_t next, Clock::time_point detected);
   void ftc_stand_down(Clock::time_point now);
   // Re-requests of the NFs' gaps (docs/ftc.md 4.3, daemon/agent_ftc_resync.cc)
   void sync_ftc_resync();

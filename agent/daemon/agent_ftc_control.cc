@@ -78,11 +78,15 @@ bool Agent::ftc_restarted(const LocalInstanceSpec& i, Clock::time_point now) {
   }
   log::info("ftc: instance {} ({}) restarted as incarnation {} ({:.1f} ms after its death was noticed)", i.name, i.id,
             inc, ftc_last_restart_ms_);
-  sync_ftc_controls();  // the NF gets its incarnation before the plane makes it live again
-  // an instance that was never alive since the agent started (its first start, or one that was
-  // not up yet at the first check) has nothing of its own to recover
-  if (!ftc_was_alive_.contains(i.id)) return false;
-  return ftc_begin_recovery(i, inc, detected);
+  if (!last_view_) {
+    // the agent has just started: whether another router runs it (it stands down then), the
+    // incarnations announced for it and its holders come from the first service plane
+    // (ftc_start_deferred, after ftc_stand_down; docs/ftc.md 7.3)
+    if (ftc_deferred_.try_emplace(i.id, FtcDeferred{inc, detected, Clock::now()}).second)
+      log::info("ftc: instance {} ({}) waits for the service plane before it is recovered or announced", i.name, i.id);
+    return true;
+  }
+  return ftc_come_back(i, inc, detected);  // agent_ftc_standby.cc
 }
 
 // The recovery service lives on the channel: every node answers RECOVER_REQ for its NFs, and
@@ -159,7 +163,7 @@ void Agent::ftc_start_deferred(Clock::time_point now) {
       continue;
     }
     it = ftc_deferred_.erase(it);
-    if (last_view_ && ftc_begin_recovery(*spec, d.inc, d.detected)) continue;
+    if (last_view_ && ftc_come_back(*spec, d.inc, d.detected)) continue;
     if (!last_view_) {
       ++ftc_recoveries_unrecovered_;
       log::warn("ftc: instance {} ({}) announced without its state: no service plane after {} s", spec->name, id,

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "daemon/agent.h"
+#include "ospf/lsa.h"
 
 namespace anychain::daemon {
 
@@ -17,16 +18,64 @@ void Agent::ftc_standby_apply(AgentSpec& s) const {
   apply_standby_roles(s, ftc_standby_active_, down);
 }
 
-// The router another router's live copy of local FTC instance `i` makes it yield to, if any
-// (plane/standby.h superseded_by): its own live incarnation counts only while it is announced.
+// The router another router's live (or held, newer) copy of local FTC instance `i` makes it
+// yield to, if any (plane/standby.h superseded_by): its own incarnation counts as live only while
+// it is announced, else as the one it would announce (its restart's, a held copy as new wins).
 std::optional<uint32_t> Agent::ftc_superseded(const LocalInstanceSpec& i) const {
   if (!i.ftc || !last_view_ || !lsdb_trusted_) return std::nullopt;
   auto self = self_router();
   if (!self) return std::nullopt;
   std::optional<uint8_t> own;
-  if (monitor_->alive(i.id))
-    if (auto inc = ftc_inc_.find(i.id); inc != ftc_inc_.end()) own = inc->second;
-  return plane::superseded_by(*last_view_, *self, i.id, own);
+  if (auto inc = ftc_inc_.find(i.id); inc != ftc_inc_.end()) own = inc->second;
+  if (monitor_->alive(i.id)) return plane::superseded_by(*last_view_, *self, i.id, own);
+  return plane::superseded_by(*last_view_, *self, i.id, std::nullopt, own);
+}
+
+// Every incarnation announced for FTC instance `id`: its VNF LSAs in the LSDB (every router's,
+// down ones too; a standby LSA carries none) and the plane's held copies (their LSA is gone).
+// `ran`: it ran before, as far as the LSDB tells (another router announces it, or this one's own
+// LSA from a previous life, re-flooded by the neighbours: live, or with an incarnation).
+std::vector<uint8_t> Agent::ftc_announced(uint32_t id, bool* ran) const {
+  std::vector<uint8_t> out;
+  bool before = false;
+  const auto self = self_router();
+  const uint32_t lsid = ospf::opaque_lsid(spec_.ospf.opaque_type, id);
+  for (const auto& [k, e] : ospf_->lsdb().entries()) {
+    if (k.type != 10 || k.area != spec_.ospf.area || k.id != lsid || e.raw.size() < ospf::kLsaHeaderSize) continue;
+    auto v = ospf::parse_vnf_payload(ospf::ByteView(e.raw).subspan(ospf::kLsaHeaderSize));
+    if (!v || !v->ftc() || v->standby()) continue;
+    out.push_back(static_cast<uint8_t>(v->incarnation));
+    before = before || k.adv_router != self || !v->down() || v->incarnation != 0;
+  }
+  if (last_view_) {
+    auto add = [&](uint32_t router, const ospf::VnfInfo& v, bool held) {
+      if (v.instance_id != id || !v.ftc() || !held) return;
+      out.push_back(static_cast<uint8_t>(v.incarnation));
+      before = before || router != self;
+    };
+    for (const auto& s : last_view_->services)
+      for (const auto& c : s.candidates) add(c.router, c.info, c.held);
+    for (const auto& x : last_view_->superseded) add(x.router, x.info, x.held);
+  }
+  if (ran) *ran = before;
+  return out;
+}
+
+// A local FTC instance alive again once the plane is known (restarted, first seen alive by this
+// agent: docs/ftc.md 7.3): announced with an incarnation newer than every one announced for its
+// id (comeback_incarnation), after its state is recovered when it ran before (here, under the
+// previous agent, or elsewhere). True when a recovery began: announced when it ends.
+bool Agent::ftc_come_back(const LocalInstanceSpec& i, uint8_t next, Clock::time_point detected) {
+  bool ran = false;
+  const uint8_t inc = comeback_incarnation(next, ftc_announced(i.id, &ran));
+  if (inc != next)
+    log::info("ftc: instance {} ({}) comes back as incarnation {}, not {}: the LSDB announces {} already", i.name,
+              i.id, inc, next, static_cast<uint8_t>(inc - 1));
+  ftc_inc_[i.id] = inc;
+  monitor_->set_incarnation(i.id, inc);
+  sync_ftc_controls();  // the NF gets its incarnation before its recovery and its announcement
+  if (!ftc_was_alive_.contains(i.id) && !ran) return false;  // its first start: nothing to recover
+  return ftc_begin_recovery(i, inc, detected);
 }
 
 // A node back after a standby took its FTC instance over stands down (docs/ftc.md 7.3): the
@@ -133,7 +182,8 @@ bool Agent::ftc_standby_waiting(const LocalInstanceSpec& i, bool alive, Clock::t
   const Clock::time_point detected = p->second;
   ftc_standby_pending_.erase(p);
   ftc_was_alive_.insert(i.id);
-  const uint8_t inc = ftc_inc_[i.id];
+  const uint8_t inc = comeback_incarnation(ftc_inc_[i.id], ftc_announced(i.id));
+  ftc_inc_[i.id] = inc;
   monitor_->set_incarnation(i.id, inc);
   sync_ftc_controls();  // its control file (incarnation, peers) before the recovery
   if (ftc_begin_recovery(i, inc, detected)) {

@@ -7,15 +7,15 @@
 
 namespace anychain::daemon {
 
-// This node's LSA for a local instance in the LSDB: its sequence number and its down flag.
-std::optional<std::pair<int32_t, bool>> Agent::self_vnf_lsa(uint32_t id) const {
+// This node's LSA for a local instance in the LSDB: its sequence number and its content.
+std::optional<std::pair<int32_t, ospf::VnfInfo>> Agent::self_vnf_lsa(uint32_t id) const {
   auto self = self_router();
   if (!self) return std::nullopt;
   const ospf::LsaKey key{spec_.ospf.area, 10, ospf::opaque_lsid(spec_.ospf.opaque_type, id), *self};
   const ospf::LsdbEntry* e = ospf_->lsdb().find(key);
   if (!e || !e->is_self || e->raw.size() < ospf::kLsaHeaderSize) return std::nullopt;
   auto v = ospf::parse_vnf_payload(ospf::ByteView(e->raw).subspan(ospf::kLsaHeaderSize));
-  return std::pair{e->hdr.seq, v && v->down()};
+  return std::pair{e->hdr.seq, v ? *v : ospf::VnfInfo{}};  // unreadable: not a down
 }
 
 void Agent::down_handed(uint32_t id, Clock::time_point now) {

@@ -74,6 +74,22 @@ nlohmann::json FtcStandbyWatch::status(Clock::time_point now) const {
   return {{"standbys", list}, {"started", starts_}, {"withdrawn_grace_ms", grace_.count()}};
 }
 
+uint8_t comeback_incarnation(uint8_t next, const std::vector<uint8_t>& announced) {
+  uint8_t inc = next;
+  // each pass raises it above what it met; more passes than values only when they spread over
+  // more than half the circle (no newest one): then the last pass's answer stands
+  for (size_t pass = 0; pass <= announced.size(); ++pass) {
+    bool raised = false;
+    for (uint8_t a : announced)
+      if (static_cast<int8_t>(static_cast<uint8_t>(inc - a)) <= 0) {
+        inc = static_cast<uint8_t>(a + 1);
+        raised = true;
+      }
+    if (!raised) break;
+  }
+  return inc;
+}
+
 void apply_standby_roles(AgentSpec& s, const std::set<uint32_t>& acting, const std::set<uint32_t>& stood_down) {
   auto move = [](std::vector<LocalInstanceSpec>& from, std::vector<LocalInstanceSpec>& to, const std::set<uint32_t>& ids) {
     for (auto it = from.begin(); it != from.end();) {

@@ -66,6 +66,14 @@ class FtcStandbyWatch {
 // stops and the node announces a standby for it instead. Order within each list is kept.
 void apply_standby_roles(AgentSpec& s, const std::set<uint32_t>& acting, const std::set<uint32_t>& stood_down);
 
+// The incarnation a local FTC instance comes back with (restarted, first seen alive by a new
+// agent, or a standby acting; docs/ftc.md 7.3): `next` (its last + 1, or the failed one's + 1)
+// unless an announcement of its id (any router's, down, held or frozen ones and this node's own
+// old LSA included) has that or a newer one in serial arithmetic: then one more than the newest
+// of them. So its fence outranks every holder's records and every router's plane keeps its
+// announcement over every other copy (plane::keeps_instance).
+uint8_t comeback_incarnation(uint8_t next, const std::vector<uint8_t>& announced);
+
 // What a new standby for instance `id` of service (addr, len) is checked against when the LSDB
 // is known (`anychain instance add --standby-for`): ENOENT when no router announces the instance,
 // EINVAL when it is not an FTC instance or is of another service. The name is the entry's.

@@ -96,9 +96,9 @@ void DownFirst::down_sent(uint32_t id, std::optional<int32_t> lsdb_seq, Clock::t
   pending_[id] = Pending{.seq = lsdb_seq, .since = now};
 }
 
-void DownFirst::lsdb_has(uint32_t id, std::optional<int32_t> seq, bool down) {
+void DownFirst::lsdb_has(uint32_t id, std::optional<int32_t> seq, const ospf::VnfInfo& lsa) {
   auto it = pending_.find(id);
-  if (it == pending_.end() || !seq || !down) return;
+  if (it == pending_.end() || !seq || !(lsa.down() || lsa.standby())) return;
   // sequence numbers are signed and grow (RFC 2328 12.1.6): a newer copy is the one originated
   // after the down was handed over, and flagged down it is that down (or a later one)
   if (!it->second.seq || *seq > *it->second.seq) pending_.erase(it);

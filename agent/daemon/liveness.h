@@ -21,6 +21,8 @@
 #include <optional>
 #include <string>
 
+#include "ospf/lsa.h"
+
 namespace anychain::daemon {
 
 // Counters of one instance against each other: delivered to it, answered by it.
@@ -111,9 +113,11 @@ class DownFirst {
   // A down for id was handed to ospfd; lsdb_seq: the sequence number of this node's LSA for id
   // in the LSDB now (nullopt: none there).
   void down_sent(uint32_t id, std::optional<int32_t> lsdb_seq, Clock::time_point now);
-  // This node's LSA for id as the LSDB holds it now (nullopt: none): an up waiting for it may go
-  // once it is newer than at down_sent and flagged down.
-  void lsdb_has(uint32_t id, std::optional<int32_t> seq, bool down);
+  // This node's LSA for id as the LSDB holds it now (seq nullopt: none): an up waiting for it may
+  // go once it is newer than at down_sent and not live: flagged down, or a standby LSA (the node
+  // stood down for the instance after the down, docs/ftc.md 7.3: ospfd replaced the down with
+  // it, and it withdraws the instance from every peer as the down would have).
+  void lsdb_has(uint32_t id, std::optional<int32_t> seq, const ospf::VnfInfo& lsa);
   // An up for id must wait (a down sent is not in the LSDB yet, for less than kMaxWait).
   [[nodiscard]] bool holds(uint32_t id, Clock::time_point now) const;
   // Waited kMaxWait without seeing the down.

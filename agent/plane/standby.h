@@ -31,16 +31,21 @@ std::optional<std::uint32_t> acting_standby(const PlaneView& v, const FailedInst
 
 // A node that comes back after a standby took its FTC instance over stands down (docs/ftc.md
 // 7.3): a flow's state lives on one head, the newest incarnation's, so the instance `id` this
-// router runs (or is about to run) yields to another router that announces it live. `own_live`
-// is the incarnation this router announces it live with, none while it is not announced live
-// (its process starting, its state being recovered, the agent back after a failure): then any
-// live announcement elsewhere wins. Between two live ones the newer incarnation wins (serial
+// router runs (or is about to run) yields to another router that runs it. `own_live` is the
+// incarnation this router announces it live with, none while it is not announced live (its
+// process starting, its state being recovered, the agent back after a failure): then any live
+// announcement elsewhere wins. Between two live ones the newer incarnation wins (serial
 // arithmetic, as the fence compares them), then the lower router id: claim_wins, the order by
 // which the plane keeps one of several announcements of an id as the candidate, so that the
-// router every agent routes the instance to is the one that keeps running it. Returns the
-// winning router when it is not this one. Only live FTC announcements of reachable routers
-// count (frozen, held or standby ones do not), the candidates' and the superseded ones'.
+// router every agent routes the instance to is the one that keeps running it. A held
+// announcement (its LSA vanished: that router's agent restarting, the instance running on, a
+// double failure) wins too when its incarnation is newer than `own_live`, or, while this router
+// is not live, not older than `own_next` (the incarnation it would restart with, its last + 1;
+// none: this router never ran it, any held copy wins). Returns the winning router when it is not
+// this one. Only FTC announcements of reachable routers count (frozen and standby ones do not),
+// the candidates' and the superseded ones'.
 std::optional<std::uint32_t> superseded_by(const PlaneView& v, std::uint32_t self_router, std::uint32_t id,
-                                           std::optional<std::uint8_t> own_live);
+                                           std::optional<std::uint8_t> own_live,
+                                           std::optional<std::uint8_t> own_next = std::nullopt);
 
 }  // namespace anychain::plane

@@ -295,37 +295,47 @@ TEST(InstanceLiveness, OnlyReturnedChainTrafficBringsItBack) {
   EXPECT_TRUE(m.alive());
 }
 
+namespace {
+ospf::VnfInfo vnf_lsa(uint32_t flags) {
+  ospf::VnfInfo v;
+  v.instance_id = 7;
+  v.flags = flags;
+  return v;
+}
+}  // namespace
+
 // Down before up: an up waits until the down handed to ospfd is in the LSDB, newer than the copy
 // there when it was handed over and flagged down.
 TEST(DownFirst, AnUpWaitsForItsDownInTheLsdb) {
+  const ospf::VnfInfo kUp = vnf_lsa(0), kDown = vnf_lsa(ospf::kVnfFlagDown);
   auto t0 = Clock::now();
   DownFirst g;
   EXPECT_FALSE(g.holds(7, t0)) << "no down handed over: nothing to wait for";
   g.down_sent(7, 10, t0);  // the LSDB holds the up, seq 10; ospfd holds the down (MinLSInterval)
   EXPECT_TRUE(g.holds(7, t0 + 1s));
-  g.lsdb_has(7, 10, false);
+  g.lsdb_has(7, 10, kUp);
   EXPECT_TRUE(g.holds(7, t0 + 2s)) << "the old up is still what the LSDB has";
-  g.lsdb_has(7, 9, true);
+  g.lsdb_has(7, 9, kDown);
   EXPECT_TRUE(g.holds(7, t0 + 2s)) << "an older down is not this one";
-  g.lsdb_has(7, std::nullopt, false);
+  g.lsdb_has(7, std::nullopt, kUp);
   EXPECT_TRUE(g.holds(7, t0 + 2s));
-  g.lsdb_has(7, 11, true);
+  g.lsdb_has(7, 11, kDown);
   EXPECT_FALSE(g.holds(7, t0 + 5s)) << "ospfd originated the down: the up may go";
   EXPECT_FALSE(g.waiting(7));
   // a stale down already in the LSDB when another down is handed over
   g.down_sent(8, 20, t0);
-  g.lsdb_has(8, 20, true);
+  g.lsdb_has(8, 20, kDown);
   EXPECT_TRUE(g.holds(8, t0 + 1s)) << "the LSDB's down is the previous one";
-  g.lsdb_has(8, 21, true);
+  g.lsdb_has(8, 21, kDown);
   EXPECT_FALSE(g.holds(8, t0 + 1s));
   // never announced before: the first copy flagged down
   g.down_sent(9, std::nullopt, t0);
   EXPECT_TRUE(g.holds(9, t0));
-  g.lsdb_has(9, std::numeric_limits<int32_t>::min() + 1, true);
+  g.lsdb_has(9, std::numeric_limits<int32_t>::min() + 1, kDown);
   EXPECT_FALSE(g.holds(9, t0));
   // sequence numbers are signed: -5 is older than 3
   g.down_sent(10, 3, t0);
-  g.lsdb_has(10, -5, true);
+  g.lsdb_has(10, -5, kDown);
   EXPECT_TRUE(g.holds(10, t0));
   // bounded: a down ospfd never originates does not hold the up for ever
   g.down_sent(11, 1, t0);
@@ -335,6 +345,20 @@ TEST(DownFirst, AnUpWaitsForItsDownInTheLsdb) {
   EXPECT_TRUE(g.timed_out(11, t0 + DownFirst::kMaxWait));
   g.clear();
   EXPECT_FALSE(g.holds(10, t0)) << "ospfd lost: it flushed every LSA of ours, nothing to flood first";
+}
+
+// A node that stands down for an FTC instance (docs/ftc.md 7.3) replaces the down it handed
+// ospfd with a standby LSA: that is not live either, so an up waiting for the down (the node's
+// standby acting later) goes once the standby LSA is in the LSDB instead of waiting for the cap.
+TEST(DownFirst, AStandbyLsaAfterTheDownReleasesTheUp) {
+  auto t0 = Clock::now();
+  DownFirst g;
+  g.down_sent(23, 40, t0);
+  g.lsdb_has(23, 41, vnf_lsa(ospf::kVnfFlagFtc));
+  EXPECT_TRUE(g.holds(23, t0 + 1s)) << "a newer live copy is not the down";
+  g.lsdb_has(23, 42, vnf_lsa(ospf::kVnfFlagStandby));
+  EXPECT_FALSE(g.holds(23, t0 + 1s)) << "the standby LSA replaced the down: nothing is left to flood first";
+  EXPECT_FALSE(g.waiting(23));
 }
 
 TEST(InstanceLiveness, HardSourcesWinAndSayWhy) {

@@ -249,3 +249,19 @@ TEST(FtcStandby, RolesMoveEntriesBetweenInstancesAndStandbys) {
   EXPECT_EQ(names(t.instances), (std::vector<std::string>{"fw1"}));
   EXPECT_EQ(names(t.standbys), (std::vector<std::string>{"mon1-sb", "nat1"}));
 }
+
+// The incarnation an FTC instance comes back with (docs/ftc.md 7.3): strictly newer than every one
+// announced for its id, so that a node back after its standby acted (D restarted while E runs the
+// instance as D's last + 1) never announces the replacement's own incarnation, which the lower
+// router id would win.
+TEST(FtcStandby, ComebackIncarnationIsNewerThanEveryAnnouncedOne) {
+  EXPECT_EQ(comeback_incarnation(4, {}), 4) << "nothing announced: its own next";
+  EXPECT_EQ(comeback_incarnation(4, {3}), 4) << "its own old LSA";
+  EXPECT_EQ(comeback_incarnation(4, {3, 4}), 5) << "the replacement's incarnation is its last + 1 too";
+  EXPECT_EQ(comeback_incarnation(4, {4, 9, 7}), 10);
+  EXPECT_EQ(comeback_incarnation(1, {100}), 101) << "no control file (rebooted): above the LSDB's";
+  EXPECT_EQ(comeback_incarnation(1, {200}), 1) << "serial: 1 is 57 after 200, newer already";
+  EXPECT_EQ(comeback_incarnation(255, {255}), 0) << "serial: 0 follows 255";
+  EXPECT_EQ(comeback_incarnation(2, {254, 255, 0}), 2) << "serial: 254..0 are older than 2";
+  EXPECT_EQ(comeback_incarnation(0, {254, 255, 1}), 2);
+}

@@ -338,3 +338,31 @@ TEST(Standby, FlapOfTheNodeThatStoodDownKeepsTheReplacement) {
     EXPECT_FALSE(v.superseded[0].held);
   }
 }
+
+// The double failure (docs/ftc.md 7.3): the replacement's agent restarts (its LSA vanishes, every
+// hold-down keeps it held) while the node it replaced comes back. The node that comes back must
+// still stand down: the held copy has the newer incarnation, and the instance (with its flows'
+// state) runs on there; ignoring it, the stale node recovered and announced an incarnation equal
+// to the replacement's and, live before held, took the traffic back.
+TEST(Standby, AHeldReplacementWithANewerIncarnationSupersedes) {
+  for (std::uint32_t self : {1u, 2u, 3u}) {
+    VnfHoldDown hold{5s, 20s};
+    VnfHoldDown::Clock::time_point t{};
+    auto at = [&](const test::LsdbBuilder& b) { return seen_from(self, b, &hold, t += 1s); };
+    at(line({{4, ftc(5, 4, 4)}}));
+    auto v = at(line({}));  // router 4's agent restarts: its LSA of incarnation 4 is held
+    ASSERT_EQ(routers_of(v, 5), std::vector<std::uint32_t>{4}) << self;
+    // router 2 (it ran incarnation 3) comes back: not live yet, it would restart as 4
+    EXPECT_EQ(superseded_by(v, 2, 5, std::nullopt, 4), 4u) << "held, the same incarnation as its restart: " << self;
+    EXPECT_EQ(superseded_by(v, 2, 5, std::nullopt, 3), 4u) << self;
+    EXPECT_EQ(superseded_by(v, 2, 5, std::nullopt, std::nullopt), 4u) << "it never ran it: " << self;
+    EXPECT_FALSE(superseded_by(v, 2, 5, std::nullopt, 5).has_value()) << "its own is newer: " << self;
+    // router 2 live: a held copy wins only with a newer incarnation (same: live before held)
+    EXPECT_EQ(superseded_by(v, 2, 5, 3), 4u) << self;
+    EXPECT_FALSE(superseded_by(v, 2, 5, 4).has_value()) << self;
+    // and router 2's stale live LSA re-flooded meanwhile: the held newer one is still the winner
+    v = at(line({{2, ftc(5, 2, 3)}}));
+    EXPECT_EQ(routers_of(v, 5), std::vector<std::uint32_t>{4}) << self;
+    EXPECT_EQ(superseded_by(v, 2, 5, std::nullopt, 4), 4u) << self;
+  }
+}
