@@ -211,6 +211,9 @@ struct NfConfig {
   uint32_t ids_flag_expire_s = 600;         // ids: a flag expires this long after its last add (0: never)
   uint64_t rl_limit = 0;                    // ratelimit: per window over every instance (required)
   bool rl_packets = false;                  // ratelimit: packets (else inner L3 bytes)
+  // the instance's ftc: (docs/config.md "ftc"): its replica store and re-request wait; unset: the
+  // top-level ftc: values of the node
+  std::optional<uint32_t> replica_records, reorder_wait_us;
 };
 
 struct Instance {
