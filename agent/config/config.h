@@ -193,6 +193,10 @@ struct NfRule {
 // namespace and veth and runs anychain-nf for it.
 inline constexpr const char* kNfKinds[] = {"nat", "monitor", "firewall", "ids", "ratelimit", "replica"};
 inline constexpr const char* kNfKindsBuilt[] = {"nat", "monitor", "firewall", "ids", "ratelimit", "replica"};  // with a program
+// The longest idle timeout of an NF on an FTC chain: other nodes reclaim their replicas of its
+// records after this long (nf::kFtcDefaultPeerIdle, checked equal in the daemon), docs/ftc.md 6.2
+inline constexpr uint32_t kFtcNfIdleMax = 300;
+
 struct NfConfig {
   std::string kind;                         // one of kNfKindsBuilt
   bool restart = true;                      // restart: always (true) or never

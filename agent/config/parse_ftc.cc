@@ -9,8 +9,6 @@
 #include <utility>
 
 #include "anychain/ftc.h"
-#include "nf/ftc_control.h"
-#include "nf/params.h"
 
 namespace anychain::config {
 
@@ -35,12 +33,13 @@ namespace {
 constexpr uint32_t kBufferFramesMax = 1u << 20;
 
 // replica_records and reorder_wait_us of r (the node's ftc: or an instance's), each when valid:
-// anychain-nf's ranges (a gap is re-requested before its 1 s hold timeout drops the frames)
+// the ranges of agent/nf/params.h (kReplicaRecordsMax; a gap is re-requested before anychain-nf's
+// 1 s hold timeout drops its frames)
 std::pair<std::optional<uint32_t>, std::optional<uint32_t>> read_nf_limits(MapReader& r) {
   std::pair<std::optional<uint32_t>, std::optional<uint32_t>> out;
   uint32_t v = 0;
-  if (r.uint("replica_records", v, 1, nf::kReplicaRecordsMax)) out.first = v;
-  if (r.uint("reorder_wait_us", v, 1, nf::kReorderWaitUsMax)) out.second = v;
+  if (r.uint("replica_records", v, 1, 1u << 22)) out.first = v;
+  if (r.uint("reorder_wait_us", v, 1, 999'999)) out.second = v;
   return out;
 }
 
@@ -139,7 +138,7 @@ void validate_ftc(Ctx& ctx, const Config& c) {
                                    f->buffer_per_partition, f->buffer_frames));
   }
   // the order of reclaiming (docs/ftc.md 6.2): other nodes reclaim their replicas of this node's
-  // records after nf::kFtcDefaultPeerIdle (they do not know its NFs' settings), so a head must
+  // records after kFtcNfIdleMax (they do not know its NFs' settings), so a head must
   // reset and reclaim its records no later: an FTC NF with a longer idle timeout, or none, would
   // keep state that is live for it on one store only
   for (const auto& in : c.instances) {
@@ -151,11 +150,11 @@ void validate_ftc(Ctx& ctx, const Config& c) {
                                    in.name, in.service));
     if (!in.nf->idle_timeout_s) continue;
     const uint32_t t = *in.nf->idle_timeout_s;
-    if (on_ftc && (t == 0 || t > nf::kFtcDefaultPeerIdle))
+    if (on_ftc && (t == 0 || t > kFtcNfIdleMax))
       ctx.err(in.mark, fmt::format("instance '{}': idle_timeout_s {} on an FTC chain (service '{}'): must be 1..{}, "
                                    "the idle time after which other nodes reclaim their replicas of its records "
                                    "(docs/ftc.md 6.2); a longer one would leave its idle flows' state on one store",
-                                   in.name, t, in.service, nf::kFtcDefaultPeerIdle));
+                                   in.name, t, in.service, kFtcNfIdleMax));
   }
   for (const auto& p : c.policies) {
     const Chain* ch = c.find_chain(p.chain);

@@ -1,5 +1,6 @@
 #include "daemon/from_config.h"
 
+#include "nf/ftc_control.h"
 #include "nf/netns.h"
 
 #include <arpa/inet.h>
@@ -28,6 +29,9 @@ plane::WcmpMode to_wcmp_mode(config::WcmpPolicy p) {
   }
   return plane::WcmpMode::BottleneckResidual;
 }
+
+// the config's bound on an FTC NF's idle timeout is what other nodes' replicas assume (6.2)
+static_assert(config::kFtcNfIdleMax == nf::kFtcDefaultPeerIdle);
 
 // An instance's nf: entry as anychain-nf runs it
 Result<nf::InstanceSpec> to_nf_spec(const config::Instance& in, const config::FtcNode& ftc) {
