@@ -735,6 +735,12 @@ TEST(FromConfig, FtcHopsAndRecoveryHold) {
   EXPECT_FALSE(bad.has_value()) << "recovery_hold_ms under 100 ms refused";
 }
 
+// the value after flag k in an anychain-nf command line ("" when absent)
+std::string arg_value(const std::vector<std::string>& a, const std::string& k) {
+  auto it = std::find(a.begin(), a.end(), k);
+  return it == a.end() || it + 1 == a.end() ? std::string() : *(it + 1);
+}
+
 // ftc: replica_records and reorder_wait_us reach every built-in NF's anychain-nf command line
 TEST(FromConfig, NfReplicaRecordsAndReorderWait) {
   auto yaml = [](const std::string& ftc) {
@@ -752,10 +758,7 @@ TEST(FromConfig, NfReplicaRecordsAndReorderWait) {
     EXPECT_TRUE(s->instances.at(0).nf.has_value());
     return nf::to_args(s->instances.at(0).nf->params);
   };
-  auto value = [](const std::vector<std::string>& a, const std::string& k) {
-    auto it = std::find(a.begin(), a.end(), k);
-    return it == a.end() || it + 1 == a.end() ? std::string() : *(it + 1);
-  };
+  auto value = arg_value;
   auto dflt = args_of("");
   EXPECT_EQ(value(dflt, "--replica-records"), "4096");
   EXPECT_EQ(value(dflt, "--reorder-wait-us"), "1000");
@@ -783,11 +786,7 @@ TEST(FromConfig, NfReplicaRecordsAndReorderWaitPerInstance) {
   ASSERT_TRUE(c.has_value());
   auto s = spec_from_config(*c);
   ASSERT_TRUE(s.has_value()) << s.error().str();
-  auto value = [&](size_t i, const std::string& k) {
-    auto a = nf::to_args(s->instances.at(i).nf->params);
-    auto it = std::find(a.begin(), a.end(), k);
-    return it == a.end() || it + 1 == a.end() ? std::string() : *(it + 1);
-  };
+  auto value = [&](size_t i, const std::string& k) { return arg_value(nf::to_args(s->instances.at(i).nf->params), k); };
   EXPECT_EQ(value(0, "--replica-records"), "100000");
   EXPECT_EQ(value(0, "--reorder-wait-us"), "300");
   EXPECT_EQ(value(1, "--replica-records"), "32768");
