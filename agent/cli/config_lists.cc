@@ -108,6 +108,9 @@ void nf_args(const po::variables_map& vm, json& args) {
     section("ratelimit")["limit"] = t["limit"];
   }
   if (vm.count("rl-unit")) section("ratelimit")["unit"] = vm["rl-unit"].as<std::string>();
+  opt(vm, section("ftc"), "replica-records", "replica_records", true);
+  opt(vm, section("ftc"), "reorder-wait-us", "reorder_wait_us", true);
+  if (args["ftc"].empty()) args.erase("ftc");
   if (vm.count("fw-default")) section("firewall")["default"] = vm["fw-default"].as<std::string>();
   if (vm.count("fw-rule")) {
     json rules = json::array();
@@ -296,6 +299,8 @@ const std::vector<Kind>& kinds() {
            "            --ids-filter HASHESxCELLS (3x65536), --ids-sketch ROWSxWIDTH (4x4096)\n"
            "  ratelimit: --rl-limit N (required, per window over every instance), --rl-unit bytes|packets\n"
            "  ids, ratelimit: --window SECONDS (default 10; the same on every instance of the service)\n"
+           "  on an FTC chain: --replica-records N, --reorder-wait-us US (this instance's; default the\n"
+           "            config's top-level ftc: values, docs/config.md \"ftc\")\n"
            "With --standby-for ID, the entry stands by for the FTC instance ID of another node (docs/ftc.md\n"
            "7.3): nothing runs and this node announces only that it stands by. When that instance's node\n"
            "fails (unreachable in OSPF, or silent on the FTC channel) or it stays withdrawn, the standby on the\n"
@@ -339,6 +344,8 @@ const std::vector<Kind>& kinds() {
              "rl-limit", value("N"), "ratelimit: the limit per window over every instance")(
              "rl-unit", value("bytes|packets"), "ratelimit: what the limit counts (default bytes)")(
              "window", value("SECONDS"), "ids, ratelimit: the window of their shared counts (default 10)")(
+             "replica-records", value("N"), "FTC: this NF's replica store, partitions (default ftc.replica_records)")(
+             "reorder-wait-us", value("US"), "FTC: a gap held this long is re-requested (default ftc.reorder_wait_us)")(
              "standby-for", value("ID"), "stand by for the FTC instance ID of another node (docs/ftc.md 7.3)");
        },
        .add_args = [](const po::variables_map& vm, json& args) {

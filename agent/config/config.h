@@ -193,6 +193,10 @@ struct NfRule {
 // namespace and veth and runs anychain-nf for it.
 inline constexpr const char* kNfKinds[] = {"nat", "monitor", "firewall", "ids", "ratelimit", "replica"};
 inline constexpr const char* kNfKindsBuilt[] = {"nat", "monitor", "firewall", "ids", "ratelimit", "replica"};  // with a program
+// The longest idle timeout of an NF on an FTC chain: other nodes reclaim their replicas of its
+// records after this long (nf::kFtcDefaultPeerIdle, checked equal in the daemon), docs/ftc.md 6.2
+inline constexpr uint32_t kFtcNfIdleMax = 300;
+
 struct NfConfig {
   std::string kind;                         // one of kNfKindsBuilt
   bool restart = true;                      // restart: always (true) or never
@@ -211,6 +215,9 @@ struct NfConfig {
   uint32_t ids_flag_expire_s = 600;         // ids: a flag expires this long after its last add (0: never)
   uint64_t rl_limit = 0;                    // ratelimit: per window over every instance (required)
   bool rl_packets = false;                  // ratelimit: packets (else inner L3 bytes)
+  // the instance's ftc: (docs/config.md "ftc"): its replica store and re-request wait; unset: the
+  // top-level ftc: values of the node
+  std::optional<uint32_t> replica_records, reorder_wait_us;
 };
 
 struct Instance {

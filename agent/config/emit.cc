@@ -230,6 +230,12 @@ std::string to_yaml(const Config& c) {
         }
         e << YAML::EndSeq << YAML::EndMap;
       }
+      if (nf.replica_records || nf.reorder_wait_us) {
+        e << YAML::Key << "ftc" << YAML::Value << YAML::Flow << YAML::BeginMap;
+        if (nf.replica_records) e << YAML::Key << "replica_records" << YAML::Value << *nf.replica_records;
+        if (nf.reorder_wait_us) e << YAML::Key << "reorder_wait_us" << YAML::Value << *nf.reorder_wait_us;
+        e << YAML::EndMap;
+      }
     }
     e << YAML::EndMap;
   }

@@ -118,7 +118,7 @@ std::optional<Policy> read_policy(Ctx& ctx, const YAML::Node& n) {
 std::optional<Instance> read_instance(Ctx& ctx, const YAML::Node& n) {
   MapReader r(ctx, n, entry_what("instance", n),
               {"name", "id", "service", "veth", "mac", "capacity", "nsh_aware", "pid_file", "cgroup", "nf", "restart",
-               "nat", "monitor", "firewall", "ids", "ratelimit", "standby_for"});
+               "nat", "monitor", "firewall", "ids", "ratelimit", "standby_for", "ftc"});
   if (!r.ok()) return std::nullopt;
   size_t before = ctx.diags.size();
   Instance in;
@@ -156,6 +156,7 @@ std::optional<Instance> read_instance(Ctx& ctx, const YAML::Node& n) {
   r.str("pid_file", in.pid_file);
   r.str("cgroup", in.cgroup);
   read_nf(ctx, r, in);
+  read_instance_ftc(ctx, r, in);
   if (ctx.diags.size() != before) return std::nullopt;
   return in;
 }

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <tuple>
+#include <utility>
 
 #include "anychain/ftc.h"
 
@@ -28,6 +31,24 @@ namespace detail {
 namespace {
 
 constexpr uint32_t kBufferFramesMax = 1u << 20;
+
+// replica_records and reorder_wait_us of r (the node's ftc: or an instance's), each when valid:
+// the ranges of agent/nf/params.h (kReplicaRecordsMax; a gap is re-requested before anychain-nf's
+// 1 s hold timeout drops its frames)
+std::pair<std::optional<uint32_t>, std::optional<uint32_t>> read_nf_limits(MapReader& r) {
+  std::pair<std::optional<uint32_t>, std::optional<uint32_t>> out;
+  uint32_t v = 0;
+  if (r.uint("replica_records", v, 1, 1u << 22)) out.first = v;
+  if (r.uint("reorder_wait_us", v, 1, 999'999)) out.second = v;
+  return out;
+}
+
+// the service is on a chain with ftc:
+bool on_ftc_chain(const Config& c, const std::string& service) {
+  return std::any_of(c.chains.begin(), c.chains.end(), [&](const Chain& ch) {
+    return c.ftc_of(ch) && std::find(ch.services.begin(), ch.services.end(), service) != ch.services.end();
+  });
+}
 
 // the keys of FtcParams in a map read by r (what names the map in messages)
 void read_params(Ctx& ctx, MapReader& r, const std::string& what, FtcParams& out) {
@@ -68,10 +89,9 @@ void read_ftc_node(Ctx& ctx, const YAML::Node& n, FtcNode& out) {
   read_params(ctx, r, "ftc", out.defaults);
   r.uint("port", out.port, 1, 65535);
   r.uint("recovery_hold_ms", out.recovery_hold_ms, 100, 3'600'000);
-  // the ranges of agent/nf/params.h (kReplicaRecordsMax; a gap is re-requested before anychain-nf's
-  // 1 s hold timeout drops its frames)
-  r.uint("replica_records", out.replica_records, 1, 1u << 22);
-  r.uint("reorder_wait_us", out.reorder_wait_us, 1, 999'999);
+  auto [records, wait] = read_nf_limits(r);
+  if (records) out.replica_records = *records;
+  if (wait) out.reorder_wait_us = *wait;
   if (auto d = r.get("detect", false); d && !d->IsNull()) {
     MapReader dr(ctx, *d, "ftc.detect", {"interval_ms", "misses"});
     if (dr.ok()) {
@@ -85,6 +105,19 @@ void read_ftc_node(Ctx& ctx, const YAML::Node& n, FtcNode& out) {
     else
       out.key_file = v->Scalar();
   }
+}
+
+void read_instance_ftc(Ctx& ctx, MapReader& r, Instance& in) {
+  auto n = r.get("ftc", false);
+  if (!n || n->IsNull()) return;
+  if (!in.nf) {
+    ctx.err(*n, fmt::format("{}: 'ftc' is only for a built-in network function (nf:): its replica store and "
+                            "re-request wait are anychain-nf's", r.what()));
+    return;
+  }
+  MapReader fr(ctx, *n, r.what() + " ftc", {"replica_records", "reorder_wait_us"});
+  if (!fr.ok()) return;
+  std::tie(in.nf->replica_records, in.nf->reorder_wait_us) = read_nf_limits(fr);
 }
 
 void validate_ftc(Ctx& ctx, const Config& c) {
@@ -103,6 +136,25 @@ void validate_ftc(Ctx& ctx, const Config& c) {
     if (f->buffer_per_partition > f->buffer_frames)
       ctx.err(ch.mark, fmt::format("chain '{}': ftc buffer.per_partition {} is more than buffer.frames {}", ch.name,
                                    f->buffer_per_partition, f->buffer_frames));
+  }
+  // the order of reclaiming (docs/ftc.md 6.2): other nodes reclaim their replicas of this node's
+  // records after kFtcNfIdleMax (they do not know its NFs' settings), so a head must
+  // reset and reclaim its records no later: an FTC NF with a longer idle timeout, or none, would
+  // keep state that is live for it on one store only
+  for (const auto& in : c.instances) {
+    if (!in.nf) continue;
+    const bool on_ftc = on_ftc_chain(c, in.service);
+    if (!on_ftc && c.find_service(in.service) && (in.nf->replica_records || in.nf->reorder_wait_us))
+      ctx.err(in.mark, fmt::format("instance '{}': ftc: replica_records/reorder_wait_us on service '{}', which is on "
+                                   "no FTC chain (a chain with ftc:): it neither replicates nor holds logs",
+                                   in.name, in.service));
+    if (!in.nf->idle_timeout_s) continue;
+    const uint32_t t = *in.nf->idle_timeout_s;
+    if (on_ftc && (t == 0 || t > kFtcNfIdleMax))
+      ctx.err(in.mark, fmt::format("instance '{}': idle_timeout_s {} on an FTC chain (service '{}'): must be 1..{}, "
+                                   "the idle time after which other nodes reclaim their replicas of its records "
+                                   "(docs/ftc.md 6.2); a longer one would leave its idle flows' state on one store",
+                                   in.name, t, in.service, kFtcNfIdleMax));
   }
   for (const auto& p : c.policies) {
     const Chain* ch = c.find_chain(p.chain);
@@ -132,10 +184,7 @@ void validate_standbys(Ctx& ctx, const Config& c) {
                                    in.name, a, it->second->name));
       continue;
     }
-    const bool ftc = std::any_of(c.chains.begin(), c.chains.end(), [&](const Chain& ch) {
-      return c.ftc_of(ch) && std::find(ch.services.begin(), ch.services.end(), in.service) != ch.services.end();
-    });
-    if (c.find_service(in.service) && !ftc)
+    if (c.find_service(in.service) && !on_ftc_chain(c, in.service))
       ctx.err(in.mark, fmt::format("instance '{}': standby for instance {} of service '{}', which is on no FTC chain: "
                                    "only an FTC instance's state survives its node (a chain with ftc:)",
                                    in.name, a, in.service));

@@ -11,6 +11,9 @@ namespace anychain::config::detail {
 void read_chain_ftc(Ctx& ctx, MapReader& r, Chain& c);
 // The top-level ftc: section
 void read_ftc_node(Ctx& ctx, const YAML::Node& n, FtcNode& out);
+// An instance's ftc: {replica_records, reorder_wait_us} into in.nf (after read_nf: only for a
+// built-in network function)
+void read_instance_ftc(Ctx& ctx, MapReader& r, Instance& in);
 // The whole-config checks of FTC chains and the policies that use them
 void validate_ftc(Ctx& ctx, const Config& c);
 // Standbys (instance standby_for, docs/ftc.md 7.3): of an FTC service, with a built-in NF, for an

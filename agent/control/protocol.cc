@@ -123,6 +123,8 @@ json to_json(const config::Instance& i) {
       }
       j["firewall"] = {{"default", nf.fw_default_drop ? "drop" : "pass"}, {"rules", rules}};
     }
+    if (nf.replica_records) j["ftc"]["replica_records"] = *nf.replica_records;
+    if (nf.reorder_wait_us) j["ftc"]["reorder_wait_us"] = *nf.reorder_wait_us;
   }
   return j;
 }

@@ -200,15 +200,7 @@ bool Agent::ftc_standby_waiting(const LocalInstanceSpec& i, bool alive, Clock::t
 // instances this node stands by for, and the holders of this node's FTC instances' records.
 void Agent::ftc_standby_channel_peers() {
   if (!ftc_channel_ || !last_view_) return;
-  std::set<uint32_t> peers;
-  std::set<uint32_t> ids;
-  for (const auto& sb : spec_.standbys) ids.insert(sb.id);
-  for (const auto& s : last_view_->services)
-    for (const auto& c : s.candidates)
-      if (ids.contains(c.info.instance_id) && !c.local && c.info.nsh_endpoint) peers.insert(c.info.nsh_endpoint);
-  for (const auto& [id, t] : ftc_targets_) peers.insert(t.holders.begin(), t.holders.end());
-  peers.erase(ftc_channel_->self());
-  std::vector<uint32_t> v(peers.begin(), peers.end());
+  auto v = ftc_channel_peers(spec_, *last_view_, ftc_targets_, ftc_channel_->self());
   if (v == ftc_channel_peers_) return;
   ftc_channel_peers_ = v;
   ftc_channel_->set_peers(v);

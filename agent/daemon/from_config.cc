@@ -1,5 +1,6 @@
 #include "daemon/from_config.h"
 
+#include "nf/ftc_control.h"
 #include "nf/netns.h"
 
 #include <arpa/inet.h>
@@ -29,6 +30,9 @@ plane::WcmpMode to_wcmp_mode(config::WcmpPolicy p) {
   return plane::WcmpMode::BottleneckResidual;
 }
 
+// the config's bound on an FTC NF's idle timeout is what other nodes' replicas assume (6.2)
+static_assert(config::kFtcNfIdleMax == nf::kFtcDefaultPeerIdle);
+
 // An instance's nf: entry as anychain-nf runs it
 Result<nf::InstanceSpec> to_nf_spec(const config::Instance& in, const config::FtcNode& ftc) {
   const config::NfConfig& c = *in.nf;
@@ -57,8 +61,8 @@ Result<nf::InstanceSpec> to_nf_spec(const config::Instance& in, const config::Ft
   s.params.ids_flag_expire_s = c.ids_flag_expire_s;
   s.params.rl_limit = c.rl_limit;
   s.params.rl_packets = c.rl_packets;
-  s.params.replica_records = ftc.replica_records;
-  s.params.reorder_wait_us = ftc.reorder_wait_us;
+  s.params.replica_records = c.replica_records.value_or(ftc.replica_records);  // the instance's, else the node's
+  s.params.reorder_wait_us = c.reorder_wait_us.value_or(ftc.reorder_wait_us);
   for (const auto& r : c.fw_rules) {
     std::string text = fmt::format("{} src {} dst {} proto {}", r.drop ? "drop" : "pass", r.src, r.dst,
                                    config::proto_name(r.proto));

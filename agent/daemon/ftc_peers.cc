@@ -88,4 +88,18 @@ FtcControls compute_ftc_controls(const AgentSpec& spec, const plane::PlaneView& 
   return out;
 }
 
+std::vector<uint32_t> ftc_channel_peers(const AgentSpec& spec, const plane::PlaneView& view,
+                                        const std::map<uint32_t, FtcRecoveryTarget>& targets, uint32_t self) {
+  std::set<uint32_t> peers;
+  std::set<uint32_t> ids;
+  for (const auto& sb : spec.standbys) ids.insert(sb.id);
+  for (const auto& s : view.services)
+    for (const auto& c : s.candidates)
+      if (ids.contains(c.info.instance_id) && !c.local && c.info.nsh_endpoint) peers.insert(c.info.nsh_endpoint);
+  for (const auto& [id, t] : targets) peers.insert(t.holders.begin(), t.holders.end());
+  peers.erase(self);
+  peers.erase(0);
+  return {peers.begin(), peers.end()};
+}
+
 }  // namespace anychain::daemon

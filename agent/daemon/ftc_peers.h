@@ -42,4 +42,14 @@ struct FtcControls {
 FtcControls compute_ftc_controls(const AgentSpec& spec, const plane::PlaneView& view,
                                  const std::map<uint32_t, uint8_t>& incarnations);
 
+// The FTC channel's peers (docs/ftc.md 4.4), the nodes it stays connected to and whose
+// heartbeats the detector watches, all from the LSDB (no per-node list is configured): the NSH
+// endpoints (host order) that the VNF LSAs announce for
+// - the instances within f hops of this node's FTC instances on their chains (the holders of
+//   `targets`, from compute_ftc_controls), and
+// - the instances this node stands by for (spec.standbys, docs/ftc.md 7.3), unless local;
+// this node (`self`) left out; ascending.
+std::vector<uint32_t> ftc_channel_peers(const AgentSpec& spec, const plane::PlaneView& view,
+                                        const std::map<uint32_t, FtcRecoveryTarget>& targets, uint32_t self);
+
 }  // namespace anychain::daemon

@@ -286,6 +286,25 @@ TEST_F(CliDaemon, AttachDetachGoThroughTheDaemon) {
 
 }  // namespace
 
+// --replica-records and --reorder-wait-us become the entry's ftc: map, checked with the file's
+// rules: the example's services are on no FTC chain, so the entry is refused naming why; without
+// --nf the keys are refused as anychain-nf's.
+TEST_F(CliDaemon, NfFtcLimitsPerInstanceReachTheConfigRules) {
+  auto r = run({"instance", "add", "mon1", "--id", "52", "--service", "fw", "--veth", "nf-mon1", "--capacity", "1000",
+                "--nf", "monitor", "--replica-records", "100000", "--reorder-wait-us", "200"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("ftc: replica_records/reorder_wait_us on service 'fw', which is on no FTC chain"),
+            std::string::npos) << r.err;
+  r = run({"instance", "add", "v1", "--id", "53", "--service", "fw", "--veth", "v1", "--capacity", "1000",
+           "--reorder-wait-us", "200"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("'ftc' is only for a built-in network function (nf:)"), std::string::npos) << r.err;
+  r = run({"instance", "add", "mon1", "--id", "52", "--service", "fw", "--veth", "nf-mon1", "--capacity", "1000",
+           "--nf", "monitor", "--replica-records", "0"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("'replica_records' = 0 out of range 1..4194304"), std::string::npos) << r.err;
+}
+
 // Built-in NF instances through the daemon: --nf and its options become the config entry's keys
 // (checked with the file's rules), persisted and listed.
 TEST_F(CliDaemon, NfInstancesAddListAndPersist) {

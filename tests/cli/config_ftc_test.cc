@@ -243,3 +243,75 @@ TEST(ConfigStandby, StandbyWithoutNfIdMismatchAndRange) {
   ASSERT_FALSE(noid.empty());
   EXPECT_THAT(noid[0].message, HasSubstr("'id'"));
 }
+
+// Reclaiming in the order of docs/ftc.md 6.2: other nodes reclaim their replicas of an FTC NF's
+// records after nf::kFtcDefaultPeerIdle (300 s), so an FTC NF's idle timeout is 1..300; off an
+// FTC chain any value stays valid.
+TEST(ConfigFtc, IdleTimeoutOfAnFtcNfWithinTheReplicasReclaim) {
+  auto nat = [](const std::string& name, const std::string& svc, const std::string& idle) {
+    return "  - {name: " + name + ", id: 21, service: " + svc + ", veth: nf-" + name +
+           ", capacity: 1000, nf: nat, nat: {address: 192.0.2.10, idle_timeout_s: " + idle + "}}\n";
+  };
+  EXPECT_TRUE(cfg::parse(kBase + nat("nat1", "nat", "300")));
+  EXPECT_TRUE(cfg::parse(kBase + nat("nat1", "nat", "1")));
+  EXPECT_TRUE(cfg::parse(kBase + nat("web1", "web", "7440"))) << "web is on no FTC chain";
+  EXPECT_TRUE(cfg::parse(kBase + nat("web1", "web", "0")));
+  for (const char* idle : {"301", "7440", "0"}) {
+    auto d = errors_of(kBase + nat("nat1", "nat", idle));
+    ASSERT_EQ(d.size(), 1u) << idle;
+    EXPECT_THAT(d[0].message, HasSubstr(std::string("instance 'nat1': idle_timeout_s ") + idle +
+                                        " on an FTC chain (service 'nat'): must be 1..300"));
+    EXPECT_EQ(d[0].mark.line, 13);
+  }
+  auto mon = errors_of(kBase + "  - {name: mon1, id: 22, service: mon, veth: nf-mon1, capacity: 1000, nf: monitor, "
+                               "monitor: {idle_timeout_s: 600}}\n");
+  ASSERT_EQ(mon.size(), 1u);
+  EXPECT_THAT(mon[0].message, HasSubstr("instance 'mon1': idle_timeout_s 600 on an FTC chain (service 'mon')"));
+}
+
+// An instance's own ftc: {replica_records, reorder_wait_us} (docs/config.md "ftc"): parsed into
+// its nf:, round-tripped, out of range, on an instance without nf: and on a service of no FTC
+// chain refused at the entry's line.
+TEST(ConfigFtc, ReplicaRecordsAndReorderWaitPerInstance) {
+  auto mon = [](const std::string& name, const std::string& svc, const std::string& ftc) {
+    return "  - {name: " + name + ", id: 22, service: " + svc + ", veth: nf-" + name +
+           ", capacity: 1000, nf: monitor, ftc: " + ftc + "}\n";
+  };
+  auto c = cfg::parse(kBase + mon("mon1", "mon", "{replica_records: 65536, reorder_wait_us: 200}") +
+                      "  - {name: nat1, id: 23, service: nat, veth: nf-nat1, capacity: 1000, nf: nat, "
+                      "nat: {address: 192.0.2.10}, ftc: {reorder_wait_us: 50}}\n" +
+                      "  - {name: fw1, id: 24, service: fw, veth: nf-fw1, capacity: 1000, nf: firewall}\n");
+  ASSERT_TRUE(c.has_value()) << diag_text(c.error());
+  ASSERT_EQ(c->instances.size(), 3u);
+  EXPECT_EQ(c->instances[0].nf->replica_records, 65536u);
+  EXPECT_EQ(c->instances[0].nf->reorder_wait_us, 200u);
+  EXPECT_FALSE(c->instances[1].nf->replica_records) << "unset: the node's ftc: value";
+  EXPECT_EQ(c->instances[1].nf->reorder_wait_us, 50u);
+  EXPECT_FALSE(c->instances[2].nf->replica_records);
+  EXPECT_FALSE(c->instances[2].nf->reorder_wait_us);
+  std::string text = cfg::to_yaml(*c);
+  auto b = cfg::parse(text, "again.yaml");
+  ASSERT_TRUE(b.has_value()) << diag_text(b.error()) << text;
+  EXPECT_EQ(b->instances[0].nf->replica_records, 65536u);
+  EXPECT_EQ(b->instances[0].nf->reorder_wait_us, 200u);
+  EXPECT_FALSE(b->instances[1].nf->replica_records);
+  EXPECT_EQ(b->instances[1].nf->reorder_wait_us, 50u);
+  EXPECT_FALSE(b->instances[2].nf->reorder_wait_us);
+
+  const std::pair<std::string, const char*> bad[] = {
+      {mon("mon1", "mon", "{replica_records: 0}"), "instance 'mon1' ftc: 'replica_records' = 0 out of range 1..4194304"},
+      {mon("mon1", "mon", "{reorder_wait_us: 1000000}"),
+       "instance 'mon1' ftc: 'reorder_wait_us' = 1000000 out of range 1..999999"},
+      {mon("mon1", "mon", "{hold: 1}"), "hold"},
+      {mon("web1", "web", "{replica_records: 10}"),
+       "instance 'web1': ftc: replica_records/reorder_wait_us on service 'web', which is on no FTC chain"},
+      {"  - {name: v1, id: 25, service: mon, veth: v1, capacity: 1000, ftc: {replica_records: 10}}\n",
+       "instance 'v1': 'ftc' is only for a built-in network function (nf:)"},
+  };
+  for (const auto& [entry, message] : bad) {
+    auto e = errors_of(kBase + entry);
+    ASSERT_EQ(e.size(), 1u) << entry << diag_text(e);
+    EXPECT_THAT(e[0].message, HasSubstr(message)) << entry;
+    EXPECT_EQ(e[0].mark.line, 13) << entry;
+  }
+}

@@ -782,6 +782,12 @@ TEST(FromConfig, FtcHopsAndRecoveryHold) {
   EXPECT_FALSE(bad.has_value()) << "recovery_hold_ms under 100 ms refused";
 }
 
+// the value after flag k in an anychain-nf command line ("" when absent)
+std::string arg_value(const std::vector<std::string>& a, const std::string& k) {
+  auto it = std::find(a.begin(), a.end(), k);
+  return it == a.end() || it + 1 == a.end() ? std::string() : *(it + 1);
+}
+
 // ftc: replica_records and reorder_wait_us reach every built-in NF's anychain-nf command line
 TEST(FromConfig, NfReplicaRecordsAndReorderWait) {
   auto yaml = [](const std::string& ftc) {
@@ -799,16 +805,41 @@ TEST(FromConfig, NfReplicaRecordsAndReorderWait) {
     EXPECT_TRUE(s->instances.at(0).nf.has_value());
     return nf::to_args(s->instances.at(0).nf->params);
   };
-  auto value = [](const std::vector<std::string>& a, const std::string& k) {
-    auto it = std::find(a.begin(), a.end(), k);
-    return it == a.end() || it + 1 == a.end() ? std::string() : *(it + 1);
-  };
+  auto value = arg_value;
   auto dflt = args_of("");
   EXPECT_EQ(value(dflt, "--replica-records"), "4096");
   EXPECT_EQ(value(dflt, "--reorder-wait-us"), "1000");
   auto set = args_of("ftc: {replica_records: 32768, reorder_wait_us: 300}\n");
   EXPECT_EQ(value(set, "--replica-records"), "32768");
   EXPECT_EQ(value(set, "--reorder-wait-us"), "300");
+}
+
+// an instance's own ftc: {replica_records, reorder_wait_us} goes to its anychain-nf; its other
+// key and the other instances keep the node's values
+TEST(FromConfig, NfReplicaRecordsAndReorderWaitPerInstance) {
+  const std::string yaml =
+      "node: {nsh_endpoint: 10.0.0.1}\n"
+      "ftc: {replica_records: 32768, reorder_wait_us: 300}\n"
+      "services:\n"
+      "  - {name: mon, id: 2, anycast: 10.100.0.2}\n"
+      "  - {name: rep, id: 3, anycast: 10.100.0.3}\n"
+      "chains:\n"
+      "  - {name: a, spi: 10, services: [mon, rep], ftc: true}\n"
+      "instances:\n"
+      "  - {name: m1, id: 5, service: mon, veth: vm1, capacity: 100, nf: monitor, ftc: {replica_records: 100000}}\n"
+      "  - {name: r1, id: 6, service: rep, veth: vr1, capacity: 100, nf: replica, ftc: {reorder_wait_us: 20}}\n"
+      "  - {name: m2, id: 7, service: mon, veth: vm2, capacity: 100, nf: monitor}\n";
+  auto c = config::parse(yaml, "t.yaml");
+  ASSERT_TRUE(c.has_value());
+  auto s = spec_from_config(*c);
+  ASSERT_TRUE(s.has_value()) << s.error().str();
+  auto value = [&](size_t i, const std::string& k) { return arg_value(nf::to_args(s->instances.at(i).nf->params), k); };
+  EXPECT_EQ(value(0, "--replica-records"), "100000");
+  EXPECT_EQ(value(0, "--reorder-wait-us"), "300");
+  EXPECT_EQ(value(1, "--replica-records"), "32768");
+  EXPECT_EQ(value(1, "--reorder-wait-us"), "20");
+  EXPECT_EQ(value(2, "--replica-records"), "32768");
+  EXPECT_EQ(value(2, "--reorder-wait-us"), "300");
 }
 
 }  // namespace
@@ -906,6 +937,67 @@ TEST(FtcControls, PeersSuccessorsAndIncarnationsFromThePlane) {
   EXPECT_EQ(e.recovery.at(5).holders, (std::set<uint32_t>{}));
   EXPECT_TRUE(std::any_of(e.problems.begin(), e.problems.end(),
                           [](const std::string& p) { return p.find("peer instance 9 announces no NSH endpoint") != std::string::npos; }));
+}
+
+// The channel's peers come from the LSDB only: chain fw -> mon -> nat -> rep with f = 1; this
+// node (B) runs mon 5 and stands by for instance 30 (web, on F). The nodes within one hop of mon
+// (fw on A, nat on C and D) and F are peers; rep (E, two hops away either way), an instance of
+// a service on no chain (G) and this node are not. A nat that moves to another node moves the peer.
+TEST(FtcChannelPeers, NodesWithinFHopsAndStandbyTargetsFromTheLsdb) {
+  constexpr uint32_t kA = 0x0a0a0001, kB = 0x0a0a0002, kC = 0x0a0a0003, kD = 0x0a0a0004, kE = 0x0a0a0005,
+                     kF = 0x0a0a0006, kG = 0x0a0a0007, kH = 0x0a0a0008;
+  AgentSpec s;
+  s.services = {{"fw", 1, 0x0a640001, 32}, {"mon", 2, 0x0a640002, 32}, {"nat", 3, 0x0a640003, 32},
+                {"rep", 4, 0x0a640004, 32}, {"web", 5, 0x0a640005, 32}, {"other", 6, 0x0a640006, 32}};
+  LocalInstanceSpec mon;
+  mon.name = "mon5";
+  mon.id = 5;
+  mon.service_id = 2;
+  mon.veth = "vmon5";
+  mon.ftc = true;
+  nf::InstanceSpec n;
+  n.name = "mon5";
+  n.params.idle_timeout_s = 60;
+  mon.nf = n;
+  s.instances = {mon};
+  LocalInstanceSpec sb;
+  sb.name = "web30";
+  sb.id = 30;
+  sb.service_id = 5;
+  s.standbys = {sb};
+  s.ftc_chains = {{.spi = 10, .f = 1, .services = {1, 2, 3, 4}}};
+  auto route = [](uint32_t addr, std::vector<std::pair<uint32_t, uint32_t>> at) {
+    plane::ServiceRoute r;
+    r.key = {addr, 32};
+    for (auto [id, node] : at) {
+      plane::Candidate c;
+      c.info.instance_id = id;
+      c.info.flags = ospf::kVnfFlagFtc;
+      c.info.nsh_endpoint = node;
+      c.local = node == kB;
+      r.candidates.push_back(c);
+      r.weights.push_back(1);
+    }
+    return r;
+  };
+  plane::PlaneView v;
+  v.services = {route(0x0a640001, {{3, kA}}), route(0x0a640002, {{5, kB}, {6, kB}}),
+                route(0x0a640003, {{9, kC}, {10, kD}}), route(0x0a640004, {{12, kE}}), route(0x0a640005, {{30, kF}}),
+                route(0x0a640006, {{40, kG}})};
+  auto c = compute_ftc_controls(s, v, {});
+  EXPECT_EQ(ftc_channel_peers(s, v, c.recovery, kB), (std::vector<uint32_t>{kA, kC, kD, kF}));
+  // nat 9 now announced by H: the peer follows the LSDB
+  v.services[2].candidates[0].info.nsh_endpoint = kH;
+  c = compute_ftc_controls(s, v, {});
+  EXPECT_EQ(ftc_channel_peers(s, v, c.recovery, kB), (std::vector<uint32_t>{kA, kD, kF, kH}));
+  // f = 2 reaches rep (E) as well; without FTC instances or standbys, no peers
+  s.ftc_chains[0].f = 2;
+  c = compute_ftc_controls(s, v, {});
+  EXPECT_EQ(ftc_channel_peers(s, v, c.recovery, kB), (std::vector<uint32_t>{kA, kD, kE, kF, kH}));
+  s.instances.clear();
+  s.standbys.clear();
+  c = compute_ftc_controls(s, v, {});
+  EXPECT_TRUE(ftc_channel_peers(s, v, c.recovery, kB).empty());
 }
 
 }  // namespace
