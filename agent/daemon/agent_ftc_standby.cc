@@ -181,12 +181,8 @@ bool Agent::ftc_standby_waiting(const LocalInstanceSpec& i, bool alive, Clock::t
   }
   const Clock::time_point detected = p->second;
   ftc_standby_pending_.erase(p);
-  ftc_was_alive_.insert(i.id);
-  const uint8_t inc = comeback_incarnation(ftc_inc_[i.id], ftc_announced(i.id));
-  ftc_inc_[i.id] = inc;
-  monitor_->set_incarnation(i.id, inc);
-  sync_ftc_controls();  // its control file (incarnation, peers) before the recovery
-  if (ftc_begin_recovery(i, inc, detected)) {
+  ftc_was_alive_.insert(i.id);  // so ftc_come_back recovers it (its state is the failed one's)
+  if (ftc_come_back(i, ftc_inc_[i.id], detected)) {
     log::info("ftc standby: instance {} ({}) is up here; recovering its state before it is announced", i.name, i.id);
     return true;
   }
