@@ -410,9 +410,20 @@ void Agent::monitor_tick(Clock::time_point now, bool announce) {
   check_liveness(now, &packets);
   for (const auto& v : monitor_->tick(packets, now, announce)) {
     if (hold_up(v, now)) continue;  // its down is not in the LSDB yet: released by release_ups
-    if (auto r = ospf_->announce(v); !r) log::warn("announce instance {}: {}", v.instance_id, r.error().str());
+    announce_up(v);
   }
   release_ups(now);
+}
+
+bool Agent::announce_up(const ospf::VnfInfo& v) {
+  // programmed here before peers learn of it: they may send to it as soon as the LSA reaches them
+  if (!v.down() && !v.standby())
+    if (auto p = sync_->program_local(v.instance_id, [this](uint32_t id) { return monitor_->alive(id); }); !p)
+      log::warn("instance {}: not written into the maps before its announcement: {}", v.instance_id,
+                p.error().str());
+  auto r = ospf_->announce(v);
+  if (!r) log::warn("announce instance {}: {}", v.instance_id, r.error().str());
+  return r.has_value();
 }
 
 void Agent::nf_down_due(Clock::time_point now) {

@@ -73,6 +73,8 @@ class Agent {
   Result<void> apply_static();
   void recompute(Clock::time_point now);
   void monitor_tick(Clock::time_point now, bool announce);
+  // Announces a local instance; one going up is written into the maps first (PlaneSync::program_local).
+  bool announce_up(const ospf::VnfInfo& v);
   // Every liveness source of every local instance; with `delivered` (monitor ticks: the fast
   // path's per-instance packet counters) the dataplane's too.
   void check_liveness(Clock::time_point now, const std::map<uint32_t, uint64_t>* delivered = nullptr);

@@ -51,8 +51,7 @@ void Agent::release_ups(Clock::time_point now) {
     down_first_.forget(id);
     it = held_up_.erase(it);
     if (!monitor_->alive(id)) continue;  // died again meanwhile: its down is what ospfd has
-    if (auto r = ospf_->announce(monitor_->info(id)); !r) log::warn("announce instance {}: {}", id, r.error().str());
-    else log::info("instance {}: its down is in the LSDB; announced up", id);
+    if (announce_up(monitor_->info(id))) log::info("instance {}: its down is in the LSDB; announced up", id);
   }
   for (const auto& i : spec_.instances)  // a down seen for an instance not waiting to go up
     if (!held_up_.contains(i.id) && down_first_.waiting(i.id))

@@ -68,17 +68,14 @@ SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router,
             rep.errors.push_back(fmt::format("instance {} is announced by this router but not configured here", pi.id));
             continue;
           }
-          in.ifindex = if_nametoindex(ls->veth.c_str());
-          auto ifmac = dataplane::interface_mac(ls->veth);
-          auto mac = ls->mac ? Result<Mac>(*ls->mac) : veth_peer_mac(ls->veth);
-          if (!in.ifindex || !ifmac || !mac) {
-            rep.errors.push_back(fmt::format("instance {}: veth {} is not usable ({})", pi.id, ls->veth,
-                                        !mac ? mac.error().str() : !ifmac ? ifmac.error().str() : "missing"));
+          auto le = local_entry(*ls);
+          if (!le) {
+            rep.errors.push_back(le.error().str());
             continue;
           }
-          in.mac = *mac;
-          in.if_mac = *ifmac;
-          in.mtu = mtu_of ? mtu_of(pi.id) : 0;  // the veth's role is the daemon's Ports' to write
+          le->service_id = svc.id;
+          le->nsh_aware = pi.nsh_aware;
+          in = *le;
         } else {
           in.endpoint.s_addr = htonl(pi.endpoint);
         }
@@ -112,6 +109,18 @@ SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router,
     }
     next[svc.id] = std::move(st);
   }
+  // Local instances written before the view listed them (program_local): the view has them now,
+  // or they are kept while configured and alive (their LSA is on its way), or they go as any other.
+  for (auto it = early_.begin(); it != early_.end();) {
+    if (wanted.contains(*it)) {
+      it = early_.erase(it);
+    } else if (local_spec(spec_, *it) && (!local_alive || local_alive(*it))) {
+      wanted.insert(*it);
+      ++it;
+    } else {
+      it = early_.erase(it);
+    }
+  }
   // Instances we programmed that no service uses any more: withdraw (flows re-balance).
   for (uint32_t id : programmed_) {
     if (wanted.count(id)) continue;
@@ -129,6 +138,32 @@ SyncReport PlaneSync::apply(const plane::PlaneView& view, uint32_t self_router,
   rep.instances = programmed_.size();
   services_ = std::move(next);
   return rep;
+}
+
+Result<dataplane::Instance> PlaneSync::local_entry(const LocalInstanceSpec& ls) const {
+  dataplane::Instance in{.id = ls.id, .local = true, .nsh_aware = ls.nsh_aware, .service_id = ls.service_id};
+  in.ifindex = if_nametoindex(ls.veth.c_str());
+  auto ifmac = dataplane::interface_mac(ls.veth);
+  auto mac = ls.mac ? Result<Mac>(*ls.mac) : veth_peer_mac(ls.veth);
+  if (!in.ifindex || !ifmac || !mac)
+    return fail(fmt::format("instance {}: veth {} is not usable ({})", ls.id, ls.veth,
+                            !mac ? mac.error().str() : !ifmac ? ifmac.error().str() : "missing"),
+                EINVAL);
+  in.mac = *mac;
+  in.if_mac = *ifmac;
+  in.mtu = mtu_of ? mtu_of(ls.id) : 0;  // the veth's role is the daemon's Ports' to write
+  return in;
+}
+
+Result<bool> PlaneSync::program_local(uint32_t id, const std::function<bool(uint32_t)>& local_alive) {
+  const LocalInstanceSpec* ls = local_spec(spec_, id);
+  if (!ls || ls->ftc || programmed_.contains(id) || (local_alive && !local_alive(id))) return false;
+  auto in = local_entry(*ls);
+  if (!in) return unexpected(in.error());
+  if (auto r = dp_.set_instance(*in); !r) return unexpected(r.error());
+  programmed_.insert(id);
+  early_.insert(id);
+  return true;
 }
 
 }  // namespace anychain::daemon

@@ -65,6 +65,12 @@ class PlaneSync {
   // Instance ids found live in pinned maps at start (a previous run's): withdrawn at the first
   // apply() unless still wanted.
   void adopt(const std::vector<uint32_t>& live) { programmed_.insert(live.begin(), live.end()); }
+  // A local instance about to be announced (not an FTC one: its announcement has its own order,
+  // docs/ftc.md 7): written into the maps first, live, so that packets a peer sends to it as soon
+  // as the LSA reaches it are delivered, also while this router's LSDB is not trusted yet or its
+  // own LSA is not back in the view. apply() keeps it (without WCMP buckets here) until the view
+  // lists it, as long as it stays configured and alive. True if it was written now.
+  Result<bool> program_local(uint32_t id, const std::function<bool(uint32_t)>& local_alive = {});
   const std::map<uint32_t, ServiceState>& services() const { return services_; }
   const FtcPlaneStats& ftc_stats() const { return ftc_; }
   // Called with the instance id when a recovering instance is made live again in the maps (the
@@ -77,7 +83,10 @@ class PlaneSync {
  private:
   dataplane::Dataplane& dp_;
   const AgentSpec& spec_;
+  Result<dataplane::Instance> local_entry(const LocalInstanceSpec& ls) const;
+
   std::set<uint32_t> programmed_;                // instance ids in the maps, written by us
+  std::set<uint32_t> early_;                     // local ones written before the view listed them
   std::map<uint32_t, ServiceState> services_;    // by service id
   std::set<uint32_t> recovering_;                // instance ids marked RECOVERING by us
   std::map<uint32_t, uint32_t> last_weight_;     // the WCMP weight last programmed (kept while frozen)

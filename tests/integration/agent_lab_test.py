@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from labkit import LAB, LAB_AGENT, daemon_argv, run, wait_until
+from labkit import LAB, LAB_AGENT, daemon_argv, run, wait_udp_bound, wait_until
 
 LAB_KIND = "g"  # lab prefix actg<pid>
 ROUTERS = {"A": "10.255.0.1", "B": "10.255.0.2", "C": "10.255.0.3", "D": "10.255.0.4"}
@@ -101,7 +101,7 @@ class Agents:
         sink_json = f"{s}/sink-{tag}.json"
         sink = self.procs.start(self.lab.ns("dst"), [f"{tools}/anychain-sink", "--port", "9000", "--json", sink_json,
                                                      "--duration", str(seconds + 4)], f"{s}/sink-{tag}.log")
-        time.sleep(0.5)
+        wait_udp_bound(self.lab.ns("dst"), 9000)
         gen = run(["ip", "netns", "exec", self.lab.ns("src"), f"{tools}/anychain-trafgen", "--dst", "10.234.0.30",
                    "--dport", "9000", "--flows-per-sec", str(flows_per_sec), "--flow-duration", "1", "--flow-rate",
                    str(rate), "--duration", str(seconds)], timeout=seconds + 20)

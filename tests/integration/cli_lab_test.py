@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from labkit import LAB, LAB_AGENT, resolved_topology, run, wait_until
+from labkit import LAB, LAB_AGENT, resolved_topology, run, wait_udp_bound, wait_until
 
 LAB_KIND = "c"  # lab prefix actc<pid>
 LAB_AGENT_ARGS = ["--bare"]
@@ -175,7 +175,7 @@ def traffic(cli, configured, module_procs, build):
                                                   "nsh", "--instance-id", str(VNF["instance_id"])], os.devnull)
     sink = module_procs.start(lab.ns(SINK["name"]), [f"{build.tools}/anychain-sink", "--port", "9000", "--json",
                                                      f"{lab.state}/sink.json", "--duration", "6"], os.devnull)
-    time.sleep(0.5)
+    wait_udp_bound(lab.ns(SINK["name"]), 9000)
     gen = json.loads(run(["ip", "netns", "exec", lab.ns(SRC["name"]), f"{build.tools}/anychain-trafgen", "--dst",
                           SINK["host_addr"].split("/")[0], "--dport", "9000", "--flows-per-sec", "10",
                           "--flow-duration", "1", "--flow-rate", "10", "--duration", "2"]).stdout.splitlines()[-1])

@@ -26,7 +26,7 @@ import tomllib
 
 import pytest
 
-from labkit import LAB, LAB_AGENT, STATE_ROOT, TOPOS, lab_prefix, namespaces, running, wait_until
+from labkit import LAB, LAB_AGENT, STATE_ROOT, TOPOS, lab_prefix, namespaces, running, wait_udp_bound, wait_until
 from labkit import vtysh_json as labkit_vtysh_json
 
 TOPO = os.path.join(TOPOS, "two-services.toml")
@@ -126,7 +126,10 @@ def test_programs_run_with_mode_slot_and_pid_file(topo, build):
 
 def test_every_packet_reaches_the_sink_once(topo, build):
     ids = {v["instance_id"] for v in FILE["vnf"]}
-    wait_for(lambda: instances_seen("A") >= ids, 30, f"A sees instances {ids}")
+    # the routers that choose instances (A the firewall, B the NAT) know them; C, where the NAT
+    # runs, may not trust its LSDB yet (the agents started a moment ago): it must deliver anyway
+    # what B sends to its instance, as the agent writes a local instance before announcing it
+    wait_for(lambda: instances_seen("A") >= ids and instances_seen("B") >= ids, 30, f"A and B see instances {ids}")
     sink = next(h for h in topo["hosts"] if h["kind"] == "sink")
     dst = sink["host_addr"].split("/")[0]
     pcap = f"{STATE}/sink.pcap"
@@ -139,7 +142,7 @@ def test_every_packet_reaches_the_sink_once(topo, build):
                            "--json", f"{STATE}/sink.json", "--duration", "6"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.5)
+        wait_udp_bound(ns(sink["name"]), 9000)
         out = subprocess.run(["ip", "netns", "exec", ns("src"), f"{build.tools}/anychain-trafgen", "--dst", dst,
                               "--dport", "9000", "--flows-per-sec", "10", "--flow-duration", "1",
                               "--flow-rate", "20", "--duration", "2"],
@@ -154,14 +157,20 @@ def test_every_packet_reaches_the_sink_once(topo, build):
     sent, ppf = gen["packets_sent"], gen["packets_per_flow"]
     assert sent == gen["flows_started"] * ppf and sent > 0
     got = json.load(open(f"{STATE}/sink.json"))
-    assert got["packets"] == sent, f"sink got {got['packets']} of {sent}"
+    drops = {r: {d["reason"]: d["packets"] for d in json.loads(subprocess.run(
+        [CLI, "stats", "--pin-root", f"{STATE}/{r}/bpffs/anychain", "--json"], capture_output=True, text=True,
+        check=True).stdout)["drops"] if d["packets"]} for r in ("A", "B", "C")}
+    assert drops == {"A": {}, "B": {}, "C": {}}, "no router dropped a packet of the chain"
+    on_wire = subprocess.run(["tcpdump", "-r", pcap, "-n"], capture_output=True, text=True).stdout
+    short = [f for f in got["per_flow"] if f["packets"] != ppf]
+    assert got["packets"] == sent, \
+        f"sink got {got['packets']} of {sent}, tcpdump {len(on_wire.splitlines())}; flows short: {short}"
     assert got["flows"] == gen["flows_started"]
     assert all(f["packets"] == ppf and f["max_seq"] == ppf - 1 for f in got["per_flow"]), \
         "each flow: every packet once"
     fw, nat = (next(v["instance_id"] for v in FILE["vnf"] if v["service"] == s) for s in ("fw", "nat"))
     assert got["per_slot"][0] == {"slot": 0, "instances": {str(fw): sent}, "unserved": 0}
     assert got["per_slot"][1] == {"slot": 1, "instances": {str(nat): sent}, "unserved": 0}
-    on_wire = subprocess.run(["tcpdump", "-r", pcap, "-n"], capture_output=True, text=True).stdout
     assert len(on_wire.splitlines()) == sent, "tcpdump: one copy of each packet on the sink's wire"
 
     # the README tour: the ingress's flow cache read from the host with --pin-root
@@ -188,7 +197,7 @@ def test_udp_that_no_vnf_rewrites_keeps_a_valid_checksum(topo, build):
     sp = subprocess.Popen(["ip", "netns", "exec", ns(sink["name"]), f"{build.tools}/anychain-sink", "--port", "9000",
                            "--json", f"{STATE}/sink2.json", "--duration", "3"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    wait_udp_bound(ns(sink["name"]), 9000)
     # not a lab payload: the VNFs forward it as it came, so its checksum is the sender's
     send = ("import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
             "for i in range(50): s.sendto(b'plain datagram %d ' % i + bytes(80), (sys.argv[1], 9000))\n")

@@ -62,6 +62,17 @@ def vtysh_json(prefix, router, command):
     return json.loads(run([LAB, "vtysh", "--prefix", prefix, router, "-c", command]).stdout)
 
 
+def wait_udp_bound(namespace, port, timeout=15):
+    """Until a UDP socket is bound to `port` in `namespace` (ss, iproute2's): a receiver started
+    in the background is ready for the first packet only then, however loaded the machine is."""
+    def bound():
+        out = subprocess.run(["ip", "netns", "exec", namespace, "ss", "-H", "-u", "-l", "-n", f"sport = :{port}"],
+                             capture_output=True, text=True, check=True).stdout
+        return bool(out.strip())
+    if not wait_until(bound, timeout, 0.05):
+        pytest.fail(f"nothing bound UDP port {port} in {namespace} within {timeout} s")
+
+
 def wait_until(pred, timeout, interval=0.25):
     """Poll pred (exceptions count as not yet) until it is true or timeout seconds passed."""
     end = time.monotonic() + timeout
@@ -231,7 +242,7 @@ def sink_start(lab, build, procs, sink, sink_s):
     out = f"{lab.state}/sink-{time.monotonic_ns()}.json"
     proc = procs.start(lab.ns(sink["name"]), [f"{build.tools}/anychain-sink", "--port", "9000", "--json", out,
                                               "--duration", str(sink_s)], os.devnull)
-    time.sleep(0.5)
+    wait_udp_bound(lab.ns(sink["name"]), 9000)
     return proc, out
 
 

@@ -34,7 +34,7 @@ import time
 
 import pytest
 
-from labkit import daemon_argv, run, running, wait_until
+from labkit import daemon_argv, run, running, wait_udp_bound, wait_until
 
 LAB_KIND = "d"  # lab prefix actd<pid>
 ANYCHAIND_ARGS = ["--log-level", "debug"]  # every VNF LSA's arrival, timed, in agent.log
@@ -149,7 +149,7 @@ def killed(lab):
     sink_json = f"{s}/sink-kill.json"
     sink = lab.procs.start(lab.lab.ns("dst"), [f"{tools}/anychain-sink", "--port", "9000", "--json", sink_json,
                                                 "--duration", str(GEN_S + FLOW_S + 4)], f"{s}/sink-kill.log")
-    time.sleep(0.5)
+    wait_udp_bound(lab.lab.ns("dst"), 9000)
     t0 = time.monotonic()
     gen = subprocess.Popen(["ip", "netns", "exec", lab.lab.ns("src"), f"{tools}/anychain-trafgen", "--dst", SINK_ADDR,
                             "--dport", "9000", "--flows-per-sec", str(FLOWS_PER_SEC), "--flow-duration", str(FLOW_S),

@@ -159,6 +159,8 @@ TEST_F(NfHold, AGapIsHeldAndReleasedInOrderWhenTheMissingLogArrives) {
     EXPECT_EQ(Bytes(f.begin(), f.begin() + 6), Bytes(w.host().begin(), w.host().end()));
     EXPECT_EQ(hex(Bytes(f.end() - 60, f.end())), hex(inner_packet())) << "the inner packet as sent";
   }
+  // the process counts a release after the frame left: wait for the count, not only the frame
+  ASSERT_TRUE(settle([&] { return proc("r1", "hold_released") == 2; })) << state("r1").dump();
   json s = state("r1");
   EXPECT_EQ(s["process"]["hold_queued"], 2u);
   EXPECT_EQ(s["process"]["hold_released"], 2u);
@@ -250,6 +252,8 @@ TEST_F(NfHold, AStubbedLogLeavesInAPropagatingPacket) {
   h[20] = AC_FTC_CTRL_PROPAGATING;
   append(want, cat(h, mon_log(1)));
   EXPECT_EQ(hex(*prop), hex(want));
+  // counted once the send returned, so possibly after the frame arrived here
+  ASSERT_TRUE(settle([&] { return proc("m9", "overflow_sent") == 1; })) << state("m9").dump();
   json s = state("m9");
   EXPECT_EQ(s["ftc"]["counters"]["ftc_stub"], 1u);
   EXPECT_EQ(s["process"]["overflow_sent"], 1u);
@@ -303,6 +307,7 @@ TEST_F(NfHold, AGapIsReRequestedFromTheAgentAndReleasedByTheInstalledRecord) {
   ASSERT_TRUE(maps->install_replica(ac_st_rkey{7, kSpi << 8 | 255, 0x11223344}, rec).has_value());
   ASSERT_EQ(seqs(w.recv(1)), std::vector<uint32_t>{3});
   EXPECT_LT(std::chrono::steady_clock::now() - held_at, 900ms) << "released by the re-request, not by expiry";
+  ASSERT_TRUE(settle([&] { return proc("r3", "hold_released") == 1; })) << state("r3").dump();
   json s = state("r3");
   EXPECT_EQ(s["process"]["hold_released"], 1u);
   EXPECT_EQ(s["process"]["hold_expired"], 0u);

@@ -1,6 +1,7 @@
-// FTC freezing through the agent's plane on real maps (docs/ftc.md 7.2, 7.5): VNF LSAs ->
-// compute_plane with the hold-down -> PlaneSync -> ac_instances / WCMP table / ac_affinity of a
-// private, pinned copy of the fast path's maps (nothing attached).
+// The agent's plane on real maps: VNF LSAs -> compute_plane (with the hold-down) -> PlaneSync ->
+// ac_instances / WCMP table / ac_affinity of a private, pinned copy of the fast path's maps
+// (nothing attached). A local instance written before it is announced (docs/agent.md "Local
+// instances before their announcement"); FTC freezing (docs/ftc.md 7.2, 7.5).
 #include <gtest/gtest.h>
 #include <bpf/bpf.h>
 #include <unistd.h>
@@ -131,6 +132,80 @@ TEST(PlaneSyncFtc, FreezeKeepsBucketsRepointsOnReplacementAndAbandonsAfterTheHol
   EXPECT_EQ(sync.ftc_stats().abandoned, 1u);
   EXPECT_EQ(sync.ftc_stats().partitions_abandoned, 1u);
   EXPECT_EQ(m.buckets_of(kSvc, 5), 0);
+}
+
+// A local instance is written into ac_instances before its LSA leaves (a peer may send to it as
+// soon as the LSA reaches it, while this router's own view does not list it yet): kept, without
+// buckets, through plane runs that do not list it while it stays alive and configured; then the
+// view's rules apply. Not done for FTC instances (their announcement has its own order).
+TEST(PlaneSyncLocal, AnInstanceIsWrittenBeforeItsAnnouncementAndKeptUntilTheViewListsIt) {
+  Maps m;
+  AgentSpec spec;
+  spec.services.push_back({"fw", kSvc, kAnycast, 32});
+  const Mac vnf_mac{0x02, 0, 0, 0, 0, 7};
+  auto local = [&](const char* name, uint32_t id, bool ftc) {
+    LocalInstanceSpec i;
+    i.name = name;
+    i.id = id;
+    i.service_id = kSvc;
+    i.veth = "lo";
+    i.mac = vnf_mac;
+    i.capacity = 100;
+    i.ftc = ftc;
+    spec.instances.push_back(i);
+  };
+  local("fw7", 7, false);
+  local("fw8", 8, false);
+  local("mon9", 9, true);
+  PlaneSync sync(*m.dp, spec);
+  plane::PlaneConfig cfg;
+  cfg.self_router = 1;
+  std::set<uint32_t> alive = {7, 8, 9};
+  auto is_alive = [&](uint32_t id) { return alive.contains(id); };
+  auto apply = [&](bool seven_in_lsdb) {
+    test::LsdbBuilder b;
+    b.link(1, 2, 10, 10);
+    if (seven_in_lsdb) b.vnf(1, ospf::VnfInfo{kAnycast, 32, 7, 40, 150, 1, ospf::kVnfFlagNshAware, 0});
+    auto v = plane::compute_plane(b.build(), cfg, nullptr, {});
+    EXPECT_TRUE(v.has_value());
+    auto rep = sync.apply(*v, 1, is_alive);
+    for (const auto& e : rep.errors) ADD_FAILURE() << e;
+    return rep;
+  };
+
+  ASSERT_EQ(sync.program_local(7, is_alive).value(), true);
+  const ac_instance early = m.instance(7);
+  EXPECT_EQ(early.flags & (AC_INST_LIVE | AC_INST_LOCAL | AC_INST_NSH_AWARE),
+            AC_INST_LIVE | AC_INST_LOCAL | AC_INST_NSH_AWARE);
+  EXPECT_EQ(early.service_id, kSvc);
+  EXPECT_EQ(early.ifindex, 1u) << "lo";
+  EXPECT_EQ(Mac(std::to_array(early.mac)), vnf_mac);
+  EXPECT_FALSE(m.dp->wcmp_table(kSvc).has_value()) << "no buckets of its own service here yet";
+  EXPECT_EQ(sync.program_local(7, is_alive).value(), false) << "written once";
+  EXPECT_EQ(sync.program_local(9, is_alive).value(), false) << "an FTC instance is not";
+  EXPECT_FALSE(m.instance(9).flags & AC_INST_LIVE);
+
+  // a plane run before its LSA is back: kept as it was
+  auto rep = apply(false);
+  EXPECT_EQ(rep.withdrawn, 0u);
+  EXPECT_EQ(m.instance(7).flags & AC_INST_LIVE, AC_INST_LIVE);
+  EXPECT_EQ(m.instance(7).generation, early.generation);
+  // the view lists it: buckets, same generation (the flows placed on it meanwhile stay)
+  apply(true);
+  EXPECT_EQ(m.instance(7).generation, early.generation);
+  EXPECT_GT(m.buckets_of(kSvc, 7), 0);
+  // from then on the view rules: its LSA gone (no hold-down here), it is withdrawn
+  rep = apply(false);
+  EXPECT_EQ(rep.withdrawn, 1u);
+  EXPECT_FALSE(m.instance(7).flags & AC_INST_LIVE);
+
+  // written early and dead before its LSA came back: withdrawn at the next run
+  ASSERT_EQ(sync.program_local(8, is_alive).value(), true);
+  alive.erase(8);
+  rep = apply(false);
+  EXPECT_EQ(rep.withdrawn, 1u);
+  EXPECT_FALSE(m.instance(8).flags & AC_INST_LIVE);
+  EXPECT_EQ(sync.program_local(8, is_alive).value(), false) << "not while dead";
 }
 
 }  // namespace
