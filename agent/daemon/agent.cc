@@ -283,6 +283,7 @@ void Agent::on_nf_veth(const std::string& name, const std::string& veth) {
 }
 
 void Agent::warn_liveness_sources() const {
+  for (const auto& w : ftc_share_warnings(spec_)) log::warn("{}", w);
   for (const auto& i : spec_.instances) {
     if (!i.pid_file.empty() || !i.cgroup.empty() || i.nf) continue;  // an NF: its supervisor knows
     if (spec_.timers.vnf_stall.count() > 0)

@@ -49,6 +49,7 @@ nlohmann::json Agent::status() const {
   if (ftc_channel_) j["ftc_channel"] = ftc_channel_->status();
   else if (spec_.ftc_channel) j["ftc_channel"] = {{"error", ftc_channel_error_}};
   if (!ftc_channel_error_.empty()) warnings.push_back("ftc channel: " + ftc_channel_error_);
+  for (auto& w : ftc_share_warnings(spec_)) warnings.push_back(std::move(w));
   if (ftc_fwd_) j["ftc_forwarder"] = ftc_fwd_->status();
   if (!spec_.ftc_chains.empty()) {
     const auto& fs = sync_->ftc_stats();

@@ -5,7 +5,9 @@
 
 #include <fmt/format.h>
 
+#include "anychain/ftc.h"
 #include "anychain/maps.h"
+#include "nf/kind.h"
 
 namespace anychain::daemon {
 
@@ -100,6 +102,31 @@ std::vector<uint32_t> ftc_channel_peers(const AgentSpec& spec, const plane::Plan
   peers.erase(self);
   peers.erase(0);
   return {peers.begin(), peers.end()};
+}
+
+std::vector<std::string> ftc_share_warnings(const AgentSpec& spec) {
+  std::vector<std::string> out;
+  auto check = [&](const LocalInstanceSpec& i) {
+    if (!i.nf) return;
+    uint8_t f = 0;
+    uint32_t spi = 0;
+    for (const auto& ch : spec.ftc_chains)
+      if (std::find(ch.services.begin(), ch.services.end(), i.service_id) != ch.services.end() && ch.f > f) {
+        f = ch.f;
+        spi = ch.spi;
+      }
+    if (!f) return;
+    const uint32_t need = nf::ftc_log_tlv_max(i.nf->params.kind), share = ac_ftc_share(f);
+    if (need <= share) return;
+    out.push_back(fmt::format(
+        "instance '{}' ({}): its logs take up to {} bytes, over the {}-byte share that f = {} (chain SPI {}) leaves "
+        "each hop: each goes as a {}-byte stub on the packet and whole in a propagating packet (ftc_stub; "
+        "docs/ftc.md 2.6); a smaller f avoids it",
+        i.name, nf::to_string(i.nf->params.kind), need, share, f, spi, 4 + AC_FTC_LOG_HDR));
+  };
+  for (const auto& i : spec.instances) check(i);
+  for (const auto& i : spec.standbys) check(i);
+  return out;
 }
 
 }  // namespace anychain::daemon

@@ -52,4 +52,10 @@ FtcControls compute_ftc_controls(const AgentSpec& spec, const plane::PlaneView& 
 std::vector<uint32_t> ftc_channel_peers(const AgentSpec& spec, const plane::PlaneView& view,
                                         const std::map<uint32_t, FtcRecoveryTarget>& targets, uint32_t self);
 
+// Local FTC instances whose NF writes logs over the share the f of their chains leaves each hop
+// (docs/ftc.md 2.6: the largest f of the chains their service is on, as their control file
+// gives): their every log goes as a stub and a propagating packet. One warning each, for the
+// log and `anychain status`; nothing is refused (the protocol carries such logs, at a cost).
+std::vector<std::string> ftc_share_warnings(const AgentSpec& spec);
+
 }  // namespace anychain::daemon

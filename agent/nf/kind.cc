@@ -1,6 +1,10 @@
 #include "nf/kind.h"
 
+#include <algorithm>
 #include <string>
+
+#include "anychain/ftc.h"
+#include "anychain/nf.h"
 
 #include "nf_firewall.skel.h"
 #include "nf_ids.skel.h"
@@ -39,6 +43,19 @@ const KindInfo& info(Kind k) {
 }
 
 std::string_view to_string(Kind k) { return info(k).name; }
+
+uint32_t ftc_log_tlv_max(Kind k) {
+  auto tlv = [](uint32_t klen, uint32_t vlen) { return 4 + ac_ftc_pad4(AC_FTC_LOG_HDR + AC_FTC_WRITE_HDR + klen + vlen); };
+  switch (k) {
+    case Kind::Monitor: return tlv(std::max(AC_NF_KEY4_LEN, AC_NF_KEY6_LEN), AC_NF_MON_VAL_LEN);
+    case Kind::Nat: return tlv(AC_NF_KEY4_LEN, AC_NF_NAT_VAL_LEN);
+    case Kind::Firewall:
+    case Kind::Ids:
+    case Kind::Ratelimit:
+    case Kind::Replica: break;
+  }
+  return 0;
+}
 
 std::optional<Kind> parse_kind(std::string_view s) {
   for (const auto& i : kKinds)

@@ -28,6 +28,12 @@ std::optional<Kind> parse_kind(std::string_view s);
 // "nat, monitor, firewall" (kinds with a program; all = every kind)
 std::string kind_names(bool all = false);
 
+// The largest log TLV (its 4-byte header included, padded as on the wire) an FTC head of the
+// kind appends for one packet: the log header and the largest write its program makes (the
+// monitor's IPv6 flow, the NAT's mapping); 0 for a kind that writes no per-flow state. Compared
+// with ac_ftc_share(f) as bpf/nf_state.h does: a larger log goes as a stub (docs/ftc.md 2.6).
+uint32_t ftc_log_tlv_max(Kind k);
+
 // The kind's BPF object, embedded at build time; empty for a kind without a program.
 std::span<const uint8_t> object_bytes(Kind k);
 

@@ -846,6 +846,8 @@ TEST(FromConfig, NfReplicaRecordsAndReorderWaitPerInstance) {
 }  // namespace anychain::daemon
 
 #include "daemon/ftc_peers.h"
+#include "anychain/ftc.h"
+#include "nf/kind.h"
 
 namespace anychain::daemon {
 namespace {
@@ -998,6 +1000,47 @@ TEST(FtcChannelPeers, NodesWithinFHopsAndStandbyTargetsFromTheLsdb) {
   s.standbys.clear();
   c = compute_ftc_controls(s, v, {});
   EXPECT_TRUE(ftc_channel_peers(s, v, c.recovery, kB).empty());
+}
+
+// The share check (docs/ftc.md 2.6): the monitor's largest log (its IPv6 flow: 4 + 12 + 4 + 16
+// + 16 = 52 bytes) is over the 44-byte share of f = 4, the NAT's (4 + 12 + 4 + 13 + 8, padded:
+// 44) fits it exactly; with f = 3 (64 bytes) both fit. The largest f of an instance's chains
+// counts; a standby is checked as the instance it would run; other kinds write no per-flow state.
+TEST(FtcShareWarnings, AnNfWhoseLogsAreOverTheShareOfItsLargestFIsNamed) {
+  EXPECT_EQ(nf::ftc_log_tlv_max(nf::Kind::Monitor), 52u);
+  EXPECT_EQ(nf::ftc_log_tlv_max(nf::Kind::Nat), 44u);
+  EXPECT_EQ(nf::ftc_log_tlv_max(nf::Kind::Firewall), 0u);
+  EXPECT_EQ(ac_ftc_share(4), 44u);
+  EXPECT_EQ(ac_ftc_share(3), 64u);
+  AgentSpec s;
+  auto nf_instance = [](const char* name, uint32_t id, uint32_t svc, nf::Kind k) {
+    LocalInstanceSpec i;
+    i.name = name;
+    i.id = id;
+    i.service_id = svc;
+    i.ftc = true;
+    nf::InstanceSpec n;
+    n.name = name;
+    n.params.kind = k;
+    i.nf = n;
+    return i;
+  };
+  s.instances = {nf_instance("mon1", 1, 2, nf::Kind::Monitor), nf_instance("nat1", 2, 3, nf::Kind::Nat),
+                 nf_instance("fw1", 3, 1, nf::Kind::Firewall)};
+  s.ftc_chains = {{.spi = 10, .f = 3, .services = {1, 2, 3, 4}}};
+  EXPECT_TRUE(ftc_share_warnings(s).empty());
+  s.ftc_chains.push_back({.spi = 11, .f = 4, .services = {2, 3, 4, 5, 6}});
+  auto w = ftc_share_warnings(s);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("instance 'mon1' (monitor): its logs take up to 52 bytes, over the 44-byte share that f = 4 "
+                      "(chain SPI 11)"),
+            std::string::npos)
+      << w[0];
+  EXPECT_NE(w[0].find("16-byte stub"), std::string::npos) << w[0];
+  s.standbys = {nf_instance("mon9", 9, 2, nf::Kind::Monitor)};
+  EXPECT_EQ(ftc_share_warnings(s).size(), 2u);
+  s.ftc_chains.pop_back();
+  EXPECT_TRUE(ftc_share_warnings(s).empty()) << "f = 3 again";
 }
 
 }  // namespace
