@@ -852,6 +852,22 @@ TEST(FromConfig, NfReplicaRecordsAndReorderWaitPerInstance) {
 namespace anychain::daemon {
 namespace {
 
+// A local FTC instance run as a built-in NF
+LocalInstanceSpec ftc_nf(const std::string& name, uint32_t id, uint32_t svc, nf::Kind kind, uint32_t idle = 0) {
+  LocalInstanceSpec l;
+  l.name = name;
+  l.id = id;
+  l.service_id = svc;
+  l.veth = "v" + name;
+  l.ftc = true;
+  nf::InstanceSpec n;
+  n.name = name;
+  n.params.kind = kind;
+  n.params.idle_timeout_s = idle;
+  l.nf = n;
+  return l;
+}
+
 // Chain fw -> mon -> nat, f = 1 (a ring: nat's successor is fw), and chain mon -> nat, f = 1;
 // this node runs mon 5 and nat 9 as built-in NFs; the plane knows fw 3 and 4, mon 5 and 6 (6
 // recovering, incarnation 2), nat 9. fw 3 and 4 run on node A, mon 6 on C, 5 and 9 here (B).
@@ -859,20 +875,7 @@ TEST(FtcControls, PeersSuccessorsAndIncarnationsFromThePlane) {
   constexpr uint32_t kNodeA = 0x0a0a0001, kNodeB = 0x0a0a0002, kNodeC = 0x0a0a0003;
   AgentSpec s;
   s.services = {{"fw", 1, 0x0a640001, 32}, {"mon", 2, 0x0a640002, 32}, {"nat", 3, 0x0a640003, 32}};
-  auto nf_inst = [](std::string name, uint32_t id, uint32_t svc, uint32_t idle) {
-    LocalInstanceSpec l;
-    l.name = name;
-    l.id = id;
-    l.service_id = svc;
-    l.veth = "v" + name;
-    l.ftc = true;
-    nf::InstanceSpec n;
-    n.name = name;
-    n.params.idle_timeout_s = idle;
-    l.nf = n;
-    return l;
-  };
-  s.instances = {nf_inst("mon5", 5, 2, 60), nf_inst("nat9", 9, 3, 300)};
+  s.instances = {ftc_nf("mon5", 5, 2, nf::Kind::Monitor, 60), ftc_nf("nat9", 9, 3, nf::Kind::Nat, 300)};
   s.ftc_chains = {{.spi = 10, .f = 1, .services = {1, 2, 3}}, {.spi = 11, .f = 1, .services = {2, 3}}};
   plane::PlaneView v;
   auto route = [](uint32_t addr, std::vector<std::pair<uint32_t, uint32_t>> ids) {
@@ -1013,20 +1016,8 @@ TEST(FtcShareWarnings, AnNfWhoseLogsAreOverTheShareOfItsLargestFIsNamed) {
   EXPECT_EQ(ac_ftc_share(4), 44u);
   EXPECT_EQ(ac_ftc_share(3), 64u);
   AgentSpec s;
-  auto nf_instance = [](const char* name, uint32_t id, uint32_t svc, nf::Kind k) {
-    LocalInstanceSpec i;
-    i.name = name;
-    i.id = id;
-    i.service_id = svc;
-    i.ftc = true;
-    nf::InstanceSpec n;
-    n.name = name;
-    n.params.kind = k;
-    i.nf = n;
-    return i;
-  };
-  s.instances = {nf_instance("mon1", 1, 2, nf::Kind::Monitor), nf_instance("nat1", 2, 3, nf::Kind::Nat),
-                 nf_instance("fw1", 3, 1, nf::Kind::Firewall)};
+  s.instances = {ftc_nf("mon1", 1, 2, nf::Kind::Monitor), ftc_nf("nat1", 2, 3, nf::Kind::Nat),
+                 ftc_nf("fw1", 3, 1, nf::Kind::Firewall)};
   s.ftc_chains = {{.spi = 10, .f = 3, .services = {1, 2, 3, 4}}};
   EXPECT_TRUE(ftc_share_warnings(s).empty());
   s.ftc_chains.push_back({.spi = 11, .f = 4, .services = {2, 3, 4, 5, 6}});
@@ -1037,7 +1028,7 @@ TEST(FtcShareWarnings, AnNfWhoseLogsAreOverTheShareOfItsLargestFIsNamed) {
             std::string::npos)
       << w[0];
   EXPECT_NE(w[0].find("16-byte stub"), std::string::npos) << w[0];
-  s.standbys = {nf_instance("mon9", 9, 2, nf::Kind::Monitor)};
+  s.standbys = {ftc_nf("mon9", 9, 2, nf::Kind::Monitor)};
   EXPECT_EQ(ftc_share_warnings(s).size(), 2u);
   s.ftc_chains.pop_back();
   EXPECT_TRUE(ftc_share_warnings(s).empty()) << "f = 3 again";
