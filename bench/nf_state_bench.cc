@@ -608,21 +608,21 @@ DelayRun delay_run(const std::string& kind, std::optional<uint64_t> delay_us, do
 
   // settle, then both must hold the same state
   if (!settle(ra, rb)) throw std::runtime_error(what + ": the replicators did not settle in 30 s");
-  if (state::sim::canonical(*a_store, ra) != state::sim::canonical(b_store, rb))
-    throw std::runtime_error(what + ": the replicas did not converge");
   out.applied_nf = ra.stats().records_applied;
   out.applied_twin = rb.stats().records_applied;
   out.merged = crdt_stat(nf, AC_CRDT_ST_MERGED);
   const uint64_t bad = crdt_stat(nf, AC_CRDT_ST_MERGE_BAD), stale = crdt_stat(nf, AC_CRDT_ST_MERGE_STALE);
+  if (bad || stale || a_store->stats().merge_rejected || b_store.twin.merges_refused() ||
+      ra.stats().store_errors || rb.stats().store_errors)
+    throw std::runtime_error(what + ": records refused (stale " + std::to_string(stale) + ", bad " +
+                             std::to_string(bad) + ", store " + std::to_string(a_store->stats().merge_rejected) + ")");
+  if (state::sim::canonical(*a_store, ra) != state::sim::canonical(b_store, rb))
+    throw std::runtime_error(what + ": the replicas did not converge");
   if (out.twin_updates == 0 || out.applied_nf == 0 || out.applied_twin == 0 || out.merged == 0 ||
       a_store->stats().merged == 0)
     throw std::runtime_error(what + ": no merge landed (the second instance's updates " +
                              std::to_string(out.twin_updates) + ", records applied " + std::to_string(out.applied_nf) +
                              " / " + std::to_string(out.applied_twin) + ", merged " + std::to_string(out.merged) + ")");
-  if (bad || stale || a_store->stats().merge_rejected || b_store.twin.merges_refused() ||
-      ra.stats().store_errors || rb.stats().store_errors)
-    throw std::runtime_error(what + ": records refused (stale " + std::to_string(stale) + ", bad " +
-                             std::to_string(bad) + ", store " + std::to_string(a_store->stats().merge_rejected) + ")");
   // the merged counts, in the NF's own maps: the second instance's adds in its slot, ours in slot 0
   if (ids) {
     for (uint32_t r = 0; r < params.ids_sketch_rows; ++r) {
