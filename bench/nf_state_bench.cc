@@ -511,6 +511,16 @@ DelayRun delay_run(const std::string& kind, std::optional<uint64_t> delay_us, do
   src.family = 4;
   src.addr[0] = htonl(0x0a010001);
   const uint64_t hs = ac_nf_ids_src_hash(&src);
+  // BPF_PROG_TEST_RUN with repeat > 1 puts the program into the XDP dispatcher for the call and
+  // takes it out again (two RCU grace periods, ~20 ms here: the NF would run 2 % of the time);
+  // attached to the sandbox's idle lo it stays there, and a call costs its packets only
+  const int lo = static_cast<int>(if_nametoindex("lo"));
+  if (int err = bpf_xdp_attach(lo, nf.prog, XDP_FLAGS_SKB_MODE, nullptr))
+    throw std::runtime_error(std::string("attach the NF to lo: ") + std::strerror(-err));
+  struct Detach {
+    int ifindex;
+    ~Detach() { bpf_xdp_detach(ifindex, XDP_FLAGS_SKB_MODE, nullptr); }
+  } detach{lo};
   DelayRun out;
   std::atomic<bool> stop{false}, started{!delay_us};
   std::string repl_err;
@@ -551,16 +561,6 @@ DelayRun delay_run(const std::string& kind, std::optional<uint64_t> delay_us, do
       }
     });
   }
-  // BPF_PROG_TEST_RUN with repeat > 1 puts the program into the XDP dispatcher for the call and
-  // takes it out again (two RCU grace periods, ~20 ms here: the NF would run 2 % of the time);
-  // attached to the sandbox's idle lo it stays there, and a call costs its packets only
-  const int lo = static_cast<int>(if_nametoindex("lo"));
-  if (int err = bpf_xdp_attach(lo, nf.prog, XDP_FLAGS_SKB_MODE, nullptr))
-    throw std::runtime_error(std::string("attach the NF to lo: ") + std::strerror(-err));
-  struct Detach {
-    int ifindex;
-    ~Detach() { bpf_xdp_detach(ifindex, XDP_FLAGS_SKB_MODE, nullptr); }
-  } detach{lo};
   pin_to(1);
   const Bytes same = frame(64);
   // the packet path starts once replication runs (on a loaded machine the thread may wait)
