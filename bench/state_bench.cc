@@ -28,9 +28,6 @@
 #include <string>
 #include <thread>
 #include <atomic>
-#include <deque>
-#include <pthread.h>
-#include <sched.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <vector>
@@ -44,6 +41,7 @@
 #include "crdt_test.skel.h"
 #include "crdt_test_store.h"
 #include "dataplane/dataplane.h"
+#include "delay_link.h"
 #include "sim.h"
 #include "state/bpf_store.h"
 #include "state/replicator.h"
@@ -372,54 +370,9 @@ json bench_transport(int reps, double seconds, size_t raw_size) {
 
 // ---- delay -----------------------------------------------------------------------------------
 
-// An in-process link that holds every datagram for `delay_us` (this kernel has no netem).
-struct DelayNet {
-  uint64_t delay_us = 0;
-  struct Item {
-    std::chrono::steady_clock::time_point due;
-    Endpoint from, to;
-    Bytes data;
-  };
-  std::deque<Item> q;
-};
-class DelayTransport final : public Transport {
- public:
-  DelayTransport(DelayNet& n, Endpoint me) : n_(n), me_(me) {}
-  Result<void> send(const Endpoint& to, ByteView d) override {
-    n_.q.push_back({std::chrono::steady_clock::now() + std::chrono::microseconds(n_.delay_us), me_, to,
-                    Bytes(d.begin(), d.end())});
-    return {};
-  }
-  size_t receive(const RecvFn& fn, size_t max) override {
-    size_t got = 0;
-    auto now = std::chrono::steady_clock::now();
-    for (auto it = n_.q.begin(); it != n_.q.end() && got < max;) {
-      if (it->due > now) break;  // one delay for all: the queue is in due order
-      if (it->to == me_) {
-        DelayNet::Item i = std::move(*it);
-        it = n_.q.erase(it);
-        fn(i.data, i.from);
-        ++got;
-      } else {
-        ++it;
-      }
-    }
-    return got;
-  }
-  std::vector<int> fds() const override { return {}; }
-  TransportStatus status() const override { return {}; }
-
- private:
-  DelayNet& n_;
-  Endpoint me_;
-};
-
-void pin_to(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
+using bench::DelayNet;
+using bench::DelayTransport;
+using bench::pin_to;
 
 // The packet path (tests/state/crdt_test.bpf.c's update program doing a count-min sketch add,
 // the port-scan detector's update) run on CPU 1 in calls of 10,000 repeats for `seconds`, while
@@ -493,12 +446,7 @@ double run_delay(std::optional<uint64_t> delay_us, double seconds) {
   stop = true;
   if (repl.joinable()) repl.join();
   if (delay_us) {  // settle, then both must hold the same state
-    for (auto t1 = std::chrono::steady_clock::now(); std::chrono::steady_clock::now() - t1 < std::chrono::seconds(30);) {
-      ra.poll();
-      rb.poll();
-      if (ra.peers()[0].acked == ra.stats().version && rb.peers()[0].acked == rb.stats().version && net.q.empty()) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    must_ok(bench::settle(ra, rb), "delay " + std::to_string(*delay_us / 1000) + " ms: the replicators did not settle");
     must_ok(sim::canonical(*a_store, ra) == sim::canonical(b_store, rb),
             "delay " + std::to_string(*delay_us / 1000) + " ms: the replicas did not converge");
     must_ok(b_updates > 0 && ra.stats().records_applied > 0 && a_store->stats().merged > 0,
