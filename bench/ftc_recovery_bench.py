@@ -11,7 +11,9 @@ holders over the channel and makes it live; the bench reads the phase times anyc
 (`anychain status` -> ftc_recovery.last: detection, transfer, rerouting) and the records
 installed, and prints min / median / max per phase. Between two kills it waits --pause seconds
 so that the supervisor's restart back-off is back at its minimum (a process that ran 30 s).
-The lab is taken down at the end (also on error or Ctrl-C) and what it left is checked.
+The lab is taken down at the end (also on error or Ctrl-C) and what it left is checked; when a
+recovery failed (no record, lost records, errors, a conflict), the lab's logs and files (agents,
+ospfd, the NFs' published state) are copied to --failed-logs first.
 
     sudo bench/ftc_recovery_bench.py --build-dir build --flows 10,1000,10000 --kills 5
 
@@ -22,6 +24,7 @@ conflict, or the lab leaves something behind (bench_ftc_recovery_smoke runs it s
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -80,6 +83,11 @@ def fill(lab, build, procs, cli, victim, target):
     labkit.wait_until(lambda: cli.buffer("D")["ports"]["nf-nat1"]["held"] == 0, ftclab.HOLD_TIMEOUT_MS / 1000 + 5)
 
 
+def bad_run(r):
+    """A recovery that lost records, failed, lost a conflict or recovered no record at all."""
+    return r["lost"] or r["errors"] or r["conflict"] or not r["heads"]
+
+
 def kill_once(cli, victim, timeout=30):
     """SIGKILL the victim; wait until its node's anychaind reports the recovery of its new
     incarnation with its rerouting time. Returns that report (the entry of ftc_recovery.last)."""
@@ -123,6 +131,8 @@ def main():
     ap.add_argument("--spf-delay-ms", type=int, help="the agents' timers.spf_delay_ms (default: the daemon's, 50)")
     ap.add_argument("--spf-hold-ms", type=int, help="the agents' timers.spf_hold_ms (default: the daemon's)")
     ap.add_argument("--json", help="write every run here")
+    ap.add_argument("--failed-logs", default="/var/tmp/ftc-recovery-bench",
+                    help="where the lab's logs go when a recovery failed (a directory per lab; empty: not kept)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("ftc_recovery_bench: needs root (network namespaces, FRR, XDP)", file=sys.stderr)
@@ -164,6 +174,11 @@ def main():
             results["sizes"][n] = {"records_at_start": held, "runs": runs, "summary": summary(runs)}
     finally:
         procs.stop()
+        if any(bad_run(r) for v in results["sizes"].values() for r in v["runs"]) and a.failed_logs:
+            dest = os.path.join(a.failed_logs, lab.prefix)
+            shutil.copytree(lab.state, dest, symlinks=True, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("bpffs", "*.sock", "*.api", "*.vty"))
+            print(f"ftc_recovery_bench: a recovery failed; the lab's logs are in {dest}", flush=True)
         labkit.lab("down", "--prefix", lab.prefix)
         left = {k: v for k, v in labkit.leftovers(lab.prefix).items() if v}
         results["left_behind"] = left
@@ -178,8 +193,7 @@ def main():
     if a.json:
         with open(a.json, "w") as out:
             json.dump(results, out, indent=1)
-    bad = [(n, r) for n, v in results["sizes"].items() for r in v["runs"]
-           if r["lost"] or r["errors"] or r["conflict"] or not r["heads"]]
+    bad = [(n, r) for n, v in results["sizes"].items() for r in v["runs"] if bad_run(r)]
     if bad:
         sys.exit(f"ftc_recovery_bench: recoveries with lost records, errors, a conflict or no record: {bad}")
     if left:
