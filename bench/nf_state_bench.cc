@@ -40,7 +40,7 @@
 // destination port every call (a new pair), the rate limiter adds every packet. It is attached to
 // the sandbox's idle lo (generic XDP) so that the calls do not swap it into the XDP dispatcher
 // and out (two RCU grace periods a call). On CPU 0 a replicator over the NF's maps (a BpfStore
-// built as agent/nf/crdt.cc's open_crdt_store builds it: nf::crdt_objects(), the control,
+// opened by agent/nf/crdt.cc's open_crdt_store from the ids: nf::crdt_objects(), the control,
 // change-log, stats and window maps, the merge program) exchanges with a second instance (a
 // TwinStore of the same schema whose records carry the window, as a peer in the same window's
 // do) that sees 20 packets a ms of the same traffic and does what the NF does with them: the
@@ -453,8 +453,9 @@ struct DelayRun {
 // on CPU 1, its own time per packet from the kernel (t.duration); the IDS's frame has another UDP
 // destination port every call (a new pair: the filter's and the sketch's cells added once, then
 // read), the rate limiter adds every packet. delay_us set: on CPU 0 a replicator over the NF's
-// maps (a BpfStore as agent/nf/crdt.cc's open_crdt_store builds one: the objects of
-// nf::crdt_objects(), the control, change-log, stats and window maps, the merge program)
+// maps (the ids anychain-nf would publish for them, opened by agent/nf/crdt.cc's open_crdt_store
+// as the agent opens them: the objects of nf::crdt_objects(), the control, change-log, stats and
+// window maps, the merge program)
 // exchanges with a second instance (WindowedTwin) across a DelayNet of delay_us; the second
 // instance sees 20 packets per ms of the same traffic and does what the NF does with them (the
 // IDS: the same source's scan on ports of its own, a new pair added to the filter and the source's
@@ -467,29 +468,39 @@ DelayRun delay_run(const std::string& kind, std::optional<uint64_t> delay_us, do
   load(nf, ids ? NF_IDS_OBJ : NF_RATELIMIT_OBJ, ids ? "nf_ids" : "nf_ratelimit", kind);
   nf::Params params;
   params.kind = ids ? nf::Kind::Ids : nf::Kind::Ratelimit;  // load()'s geometry: the defaults
-  nf::Published::Crdt crdt;
+  // published as anychain-nf publishes the object's ids, opened as the agent opens them
+  auto map_id = [&](const std::string& name) {
+    bpf_map_info i{};
+    uint32_t len = sizeof i;
+    if (nf.fd(name.c_str()) < 0 || bpf_obj_get_info_by_fd(nf.fd(name.c_str()), &i, &len))
+      throw std::runtime_error(kind + ": no map " + name);
+    return i.id;
+  };
+  nf::Published pub;
+  pub.name = kind;
+  pub.kind = params.kind;
+  nf::Published::Crdt& crdt = pub.crdt.emplace();
   crdt.objects = nf::crdt_objects(params);
-  auto schema = nf::crdt_schema(crdt);
-  if (!schema) throw std::runtime_error("schema: " + schema.error().str());
-  state::BpfStoreMaps m;
-  for (const auto& o : crdt.objects) {
-    if (nf.fd(o.map.c_str()) < 0) throw std::runtime_error(kind + ": no map " + o.map);
-    m.objects.push_back({o.id, nf.fd(o.map.c_str()), static_cast<int8_t>(o.generation)});
-  }
-  m.ctl_fd = nf.fd("ac_crdt_ctl");
-  m.changes_fd = nf.fd("ac_crdt_changes");
-  m.stats_fd = nf.fd("ac_crdt_stats");
-  m.win_fd = nf.fd("ac_crdt_win");
+  for (auto& o : crdt.objects) o.map_id = map_id(o.map);
+  crdt.ctl_map_id = map_id("ac_crdt_ctl");
+  crdt.changes_map_id = map_id("ac_crdt_changes");
+  crdt.stats_map_id = map_id("ac_crdt_stats");
+  crdt.win_map_id = map_id("ac_crdt_win");
   const std::string merge = ids ? "nf_ids_merge" : "nf_ratelimit_merge";
   bpf_program* mp = bpf_object__find_program_by_name(nf.obj, merge.c_str());
-  if (!mp) throw std::runtime_error(kind + ": no program " + merge);
-  m.merge_prog_fd = bpf_program__fd(mp);
-  auto bs = state::BpfStore::open(*schema, m);
-  if (!bs) throw std::runtime_error("BpfStore: " + bs.error().str());
-  std::unique_ptr<state::BpfStore> a_store = std::move(*bs);
+  bpf_prog_info pi{};
+  uint32_t pi_len = sizeof pi;
+  if (!mp || bpf_obj_get_info_by_fd(bpf_program__fd(mp), &pi, &pi_len))
+    throw std::runtime_error(kind + ": no program " + merge);
+  crdt.merge_prog_id = pi.id;
+  auto schema = nf::crdt_schema(crdt);
+  if (!schema) throw std::runtime_error("schema: " + schema.error().str());
+  auto opened = nf::open_crdt_store(pub);
+  if (!opened) throw std::runtime_error("open the NF's store: " + opened.error().str());
+  std::unique_ptr<state::BpfStore> a_store = std::move(opened->store);  // opened->fds outlive it
   ac_crdt_windows w{};
   uint32_t k0 = 0;
-  if (bpf_map_lookup_elem(m.win_fd, &k0, &w)) throw std::runtime_error("read ac_crdt_win");
+  if (bpf_map_lookup_elem(nf.fd("ac_crdt_win"), &k0, &w)) throw std::runtime_error("read ac_crdt_win");
   if (w.cur != kWindow || (w.cur & 1) != 0) throw std::runtime_error("the packet path does not write generation 0");
   WindowedTwin b_store(*schema, crdt.objects, w);
 
