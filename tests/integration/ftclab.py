@@ -5,7 +5,6 @@ of lab-agent's bare one plus an FTC chain fw -> mon -> nat (f = 1, `ftc: true`, 
 (docs/nf.md "FTC control") checked against the chain; traffic from src to the sink; reading the NFs' head
 and replica stores back from `anychain state`, and the check every packet the sink received
 must pass: its flow's updates held f + 1 times."""
-import json
 import os
 import shlex
 import tempfile
@@ -157,9 +156,7 @@ class Cli:
 
     def dp(self, router):
         """The router's fast-path counters: reason -> packets."""
-        j = json.loads(labkit.run([self.build.cli, "stats", "--json", "--pin-root",
-                                   f"{self.lab.state}/{router}/bpffs/anychain"]).stdout)
-        return {x["reason"]: x["packets"] for k in ("verdicts", "drops", "notes") for x in j[k]}
+        return labkit.dp_counters(self.build.cli, self.lab.state, router)
 
 
 def configure(cli, lab, chain):

@@ -26,7 +26,7 @@ import tomllib
 
 import pytest
 
-from labkit import LAB, LAB_AGENT, STATE_ROOT, TOPOS, lab_prefix, namespaces, running, wait_udp_bound, wait_until
+from labkit import LAB, LAB_AGENT, STATE_ROOT, TOPOS, dp_counters, lab_prefix, namespaces, running, wait_udp_bound, wait_until
 from labkit import vtysh_json as labkit_vtysh_json
 
 TOPO = os.path.join(TOPOS, "two-services.toml")
@@ -157,9 +157,7 @@ def test_every_packet_reaches_the_sink_once(topo, build):
     sent, ppf = gen["packets_sent"], gen["packets_per_flow"]
     assert sent == gen["flows_started"] * ppf and sent > 0
     got = json.load(open(f"{STATE}/sink.json"))
-    drops = {r: {d["reason"]: d["packets"] for d in json.loads(subprocess.run(
-        [CLI, "stats", "--pin-root", f"{STATE}/{r}/bpffs/anychain", "--json"], capture_output=True, text=True,
-        check=True).stdout)["drops"] if d["packets"]} for r in ("A", "B", "C")}
+    drops = {r: {k: n for k, n in dp_counters(CLI, STATE, r, ("drops",)).items() if n} for r in ("A", "B", "C")}
     assert drops == {"A": {}, "B": {}, "C": {}}, "no router dropped a packet of the chain"
     on_wire = subprocess.run(["tcpdump", "-r", pcap, "-n"], capture_output=True, text=True).stdout
     short = [f for f in got["per_flow"] if f["packets"] != ppf]

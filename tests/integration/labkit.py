@@ -62,6 +62,13 @@ def vtysh_json(prefix, router, command):
     return json.loads(run([LAB, "vtysh", "--prefix", prefix, router, "-c", command]).stdout)
 
 
+def dp_counters(cli, state, router, kinds=("verdicts", "drops", "notes")):
+    """A lab router's fast-path counters, reason -> packets (`anychain stats --json` on its pinned
+    maps under `state`/`router`/bpffs; `kinds`: which of its lists)."""
+    j = json.loads(run([cli, "stats", "--json", "--pin-root", f"{state}/{router}/bpffs/anychain"]).stdout)
+    return {x["reason"]: x["packets"] for k in kinds for x in j[k]}
+
+
 def wait_udp_bound(namespace, port, timeout=15):
     """Until a UDP socket is bound to `port` in `namespace` (ss, iproute2's): a receiver started
     in the background is ready for the first packet only then, however loaded the machine is."""

@@ -17,7 +17,6 @@ the members from OSPF (the VNF LSAs), so nothing names the peers:
 """
 import hashlib
 import hmac
-import json
 import os
 import socket
 import struct
@@ -202,9 +201,7 @@ def test_two_instances_replicate(setup, cli):
         t = st["transports"]
         assert len(t) == 1 and t[0]["interface"] == XSK_IF[r] and t[0]["mode"].startswith("afxdp"), st
         assert t[0]["rx_frames"] > 0 and t[0]["tx_frames"] > 0, t
-        stats = json.loads(run([cli.build.cli, "stats", "--json", "--pin-root",
-                                f"{cli.lab.state}/{r}/bpffs/anychain"]).stdout)
-        reasons = {x["reason"]: x["packets"] for k in ("verdicts", "drops", "notes") for x in stats[k]}
+        reasons = labkit.dp_counters(cli.build.cli, cli.lab.state, r)
         assert reasons.get("fwd_state_xsk", 0) > 0, reasons
 
 
