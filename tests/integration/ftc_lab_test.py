@@ -62,7 +62,8 @@ def test_the_egress_node_runs_the_buffer_on_the_nats_veth(configured, cli):
 
 
 def snapshot(cli):
-    return SimpleNamespace(state={n: cli.state(n) for n in NFS}, buffer=cli.buffer("D"))
+    return SimpleNamespace(state={n: cli.state(n) for n in NFS}, buffer=cli.buffer("D"),
+                           dp={r: cli.dp(r, ("drops",)) for r in CHAIN.routers})
 
 
 # Steady state: traffic through the FTC chain, no failure

@@ -6,7 +6,12 @@ sends the flow's packets c, c + 2, c + 4, ... with the anychain lab payload
 (include/anychain/lab_payload.h) that anychain-sink counts. Prints one JSON line:
 {"packets_sent": N, "per_cpu": [n0, n1], "flows": F, "send_errors": E}.
 
-    two_cpu_sender.py --dst ADDR --dport 9000 --flows 8 --packets 200 --rate 1000 --flow-id-base 1 --sport-base 40000
+    two_cpu_sender.py --dst ADDR --dport 9000 --flows 8 --packets 200 --rate 1000 --flow-id-base 1 --sport-base 30000
+
+The source ports must lie outside the namespace's ephemeral range (ip_local_port_range), which
+anychain-trafgen's flows draw from: a lab's NFs key their per-flow state by the 5-tuple, so a
+later (or earlier) trafgen flow on one of these ports would add its packets to these flows'
+counts. The sender refuses ports inside it.
 """
 import argparse
 import json
@@ -52,11 +57,16 @@ def main():
     p.add_argument("--packets", type=int, default=200, help="packets per flow, over both CPUs")
     p.add_argument("--rate", type=float, default=1000, help="packets per second per flow")
     p.add_argument("--flow-id-base", type=int, default=1)
-    p.add_argument("--sport-base", type=int, default=40000)
+    p.add_argument("--sport-base", type=int, default=30000, help="first source port (outside ip_local_port_range)")
     p.add_argument("--size", type=int, default=64, help="UDP payload bytes (>= 36)")
     a = p.parse_args()
     if len(os.sched_getaffinity(0) & {0, 1}) < 2:
         raise SystemExit("needs CPUs 0 and 1")
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        lo, hi = (int(x) for x in f.read().split())
+    if a.sport_base <= hi and a.sport_base + a.flows - 1 >= lo:
+        raise SystemExit(f"--sport-base {a.sport_base}: ports {a.sport_base}..{a.sport_base + a.flows - 1} overlap "
+                         f"the ephemeral range {lo}..{hi} other flows of the namespace draw from")
     pipes, pids = [], []
     for cpu in (0, 1):
         r, w = os.pipe()
