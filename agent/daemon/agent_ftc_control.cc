@@ -110,6 +110,13 @@ void Agent::sync_ftc_recovery() {
       }};
   ftc_recovery_ = std::make_unique<FtcRecoveryService>(std::move(link), [this] { return ftc_local_holders(); });
   ftc_recovery_->on_recovered = [this](const FtcRecoveryService::Result& r) { ftc_recovered(r); };
+  ftc_channel_->on_peer = [this](uint32_t node, bool up) {
+    if (!ftc_recovery_) return;
+    if (up)
+      ftc_recovery_->on_peer_up(node);
+    else
+      ftc_recovery_->on_peer_down(node);
+  };
 }
 
 bool Agent::ftc_begin_recovery(const LocalInstanceSpec& i, uint8_t inc, Clock::time_point detected) {

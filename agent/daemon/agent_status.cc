@@ -72,6 +72,7 @@ nlohmann::json Agent::status() const {
       rec["recoveries"] = st.recoveries;
       rec["records_installed"] = st.records_installed;
       rec["records_lost"] = st.records_lost;
+      rec["requests_repeated"] = st.requests_repeated;
       nlohmann::json last = nlohmann::json::object();
       for (const auto& [id, r] : ftc_recovery_->last())
         last[std::to_string(id)] = {{"incarnation", r.new_inc}, {"conflict", r.conflict}, {"heads", r.heads},

@@ -90,6 +90,7 @@ Result<void> FtcChannel::open_channel() {
                 spec_.interval.count());
     }
     if (changed && on_detected) on_detected();
+    if (on_peer) on_peer(node, up);
   };
   log::info("ftc channel: listening on {}:{} (heartbeat {} ms, down after {} missed)", ftc::node_str(spec_.self), ch_->local_port(),
             spec_.interval.count(), spec_.misses);

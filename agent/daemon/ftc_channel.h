@@ -54,6 +54,9 @@ class FtcChannel {
   // closed (an agent restarting) is not in it. on_detected is called when the set changes.
   [[nodiscard]] const std::set<uint32_t>& detected_down() const { return detected_; }
   std::function<void()> on_detected;
+  // Every connection state change of a peer node (up: a live connection; down: its last one
+  // closed, whatever closed it), after the channel's own bookkeeping.
+  std::function<void(uint32_t node, bool up)> on_peer;
   ftc::Channel& channel() { return *ch_; }
   nlohmann::json status() const;
 

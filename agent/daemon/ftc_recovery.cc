@@ -199,9 +199,12 @@ std::vector<std::pair<uint32_t, chan::RecoverReq>> RecoverySession::start(Clock:
   started_ = now;
   round_ = 1;
   std::vector<std::pair<uint32_t, chan::RecoverReq>> out;
+  round_req_ = chan::RecoverReq{.req = 0, .instance = failed_, .new_inc = new_inc_, .round = 1, .mboxes = {}, .flows = {}};
   for (uint32_t node : holders_) {
-    chan::RecoverReq r{.req = next_req_++, .instance = failed_, .new_inc = new_inc_, .round = 1, .mboxes = {}, .flows = {}};
+    chan::RecoverReq r = round_req_;
+    r.req = next_req_++;
     req_of_[r.req] = node;
+    round_req_of_[node] = r.req;
     pending_.insert(node);
     out.push_back({node, r});
   }
@@ -227,9 +230,11 @@ std::vector<std::pair<uint32_t, chan::RecoverReq>> RecoverySession::next_round()
   }
   std::vector<std::pair<uint32_t, chan::RecoverReq>> out;
   if (r.mboxes.empty() || r.flows.empty()) return out;  // nothing replicated (a head-only X, or no flows)
+  round_req_ = r;
   for (uint32_t node : holders_) {
     r.req = next_req_++;
     req_of_[r.req] = node;
+    round_req_of_[node] = r.req;
     pending_.insert(node);
     out.push_back({node, r});
   }
@@ -243,6 +248,7 @@ std::vector<std::pair<uint32_t, chan::RecoverReq>> RecoverySession::on_recover(u
   for (const auto& e : m.records) {
     ftc::Holding h{.holder = holder, .alive = true, .key = e.key, .rec = e.rec};
     holdings_.push_back(std::move(h));
+    holding_req_.push_back(m.req);
   }
   return {};
 }
@@ -260,6 +266,30 @@ std::vector<std::pair<uint32_t, chan::RecoverReq>> RecoverySession::forget(uint3
   if (!pending_.erase(node)) return {};
   if (pending_.empty() && round_ == 1) return next_round();
   return {};
+}
+
+std::vector<std::pair<uint32_t, chan::RecoverReq>> RecoverySession::reask(uint32_t node) {
+  if (!pending_.contains(node)) return {};
+  // the node's request of this round (it is pending: not done) is void, and so is what it sent
+  // for it
+  const uint32_t old = round_req_of_.at(node);
+  req_of_.erase(old);
+  size_t w = 0;
+  for (size_t i = 0; i < holdings_.size(); ++i)
+    if (holding_req_[i] != old) {
+      if (w != i) {
+        holdings_[w] = std::move(holdings_[i]);
+        holding_req_[w] = holding_req_[i];
+      }
+      ++w;
+    }
+  holdings_.resize(w);
+  holding_req_.resize(w);
+  chan::RecoverReq r = round_req_;
+  r.req = next_req_++;
+  req_of_[r.req] = node;
+  round_req_of_[node] = r.req;
+  return {{node, r}};
 }
 
 ftc::RecoveryPlan RecoverySession::plan() const {

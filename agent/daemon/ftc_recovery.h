@@ -78,8 +78,13 @@ class RecoverySession {
   // or given up by forget()), and nothing otherwise.
   std::vector<std::pair<uint32_t, ftc::chan::RecoverReq>> on_recover(uint32_t node, const ftc::chan::Recover& m);
   std::vector<std::pair<uint32_t, ftc::chan::RecoverReq>> on_done(uint32_t node, const ftc::chan::RecoverDone& d);
-  // A holder node went down during the transfer: not waited for (its records are not sources).
+  // A holder given up (no answer within the timeout): not waited for (its records are not sources).
   std::vector<std::pair<uint32_t, ftc::chan::RecoverReq>> forget(uint32_t node);
+  // Ask a pending holder again (its connection went down and came back: the request or part of
+  // the answer may have been lost with it): the current round's request under a new id; what the
+  // holder sent for the old one is dropped and a late answer to it ignored. Nothing for a holder
+  // that is not pending.
+  std::vector<std::pair<uint32_t, ftc::chan::RecoverReq>> reask(uint32_t node);
   [[nodiscard]] bool complete() const { return round_ == 2 && pending_.empty(); }
   [[nodiscard]] int round() const { return round_; }
   [[nodiscard]] const std::set<uint32_t>& pending() const { return pending_; }
@@ -115,10 +120,13 @@ class RecoverySession {
   std::set<uint32_t> pending_;  // holders whose RECOVER_DONE of this round has not come
   uint32_t next_req_;
   std::map<uint32_t, uint32_t> req_of_;  // request id -> holder node
+  ftc::chan::RecoverReq round_req_{};    // the current round's request (its id aside)
+  std::map<uint32_t, uint32_t> round_req_of_;  // holder node -> its request id in the current round
   std::map<uint32_t, uint16_t> holder_ids_;
   int round_ = 0;
   bool conflict_ = false;
   std::vector<ftc::Holding> holdings_;
+  std::vector<uint32_t> holding_req_;  // the request each of holdings_ answered
   Clock::time_point detected_, started_{}, installed_{};
   RecoveryTimes times_;
 };

@@ -139,13 +139,20 @@ void FtcRecoveryService::on_timer(Clock::time_point now) {
 }
 
 void FtcRecoveryService::on_peer_down(uint32_t node) {
-  std::vector<uint16_t> ids;
+  for (auto& [failed, run] : sessions_)
+    if (run.s->pending().contains(node)) run.interrupted.insert(node);
+}
+
+void FtcRecoveryService::on_peer_up(uint32_t node) {
   for (auto& [failed, run] : sessions_) {
-    if (run.s->pending().contains(node)) ++run.gone;
-    send_reqs(run.s->forget(node));
-    ids.push_back(failed);
+    if (!run.interrupted.erase(node)) continue;
+    auto again = run.s->reask(node);
+    if (again.empty()) continue;
+    ++stats_.requests_repeated;
+    log::info("ftc recovery of instance {}: the connection to node {:#x} came back before its answer: asked again",
+              failed, node);
+    send_reqs(again);
   }
-  for (uint16_t id : ids) finish_if_complete(id);
 }
 
 double FtcRecoveryService::unix_time_of(Clock::time_point t) {

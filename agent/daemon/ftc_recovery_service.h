@@ -68,7 +68,11 @@ class FtcRecoveryService {
   // holders (their records are then not sources: the plan takes the next best). Call from the
   // loop's timer.
   void on_timer(Clock::time_point now);
+  // The channel's connection to `node` went down / is up again. A holder whose connection went
+  // down while its answer was pending may have lost the request or part of its answer: it is
+  // still waited for (until the timeout), and asked again when its connection is back.
   void on_peer_down(uint32_t node);
+  void on_peer_up(uint32_t node);
   // The replacement is live in this node's maps: its rerouting time and live_at.
   void rerouted(uint16_t failed, Clock::time_point now);
   // A steady-clock moment on the wall clock (Unix time, s).
@@ -79,6 +83,7 @@ class FtcRecoveryService {
   struct Stats {
     uint64_t requests_answered = 0, records_sent = 0, records_fenced = 0, answer_errors = 0;
     uint64_t recoveries = 0, recoveries_conflict = 0, records_installed = 0, records_lost = 0;
+    uint64_t requests_repeated = 0;  // RECOVER_REQs sent again to a holder whose connection came back
   };
   [[nodiscard]] const Stats& stats() const { return stats_; }
   [[nodiscard]] const std::map<uint16_t, Result>& last() const { return last_; }
@@ -92,6 +97,7 @@ class FtcRecoveryService {
     Clock::time_point deadline;
     size_t gone = 0;
     double detected_at = 0;  // Unix time
+    std::set<uint32_t> interrupted{};  // pending holders whose connection went down
   };
   void send_reqs(const std::vector<std::pair<uint32_t, ftc::chan::RecoverReq>>& reqs);
   void finish_if_complete(uint16_t failed);

@@ -123,6 +123,88 @@ TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel
   EXPECT_EQ(rep.maps->replica_records()->at(0).second.seq, 6u);
 }
 
+// Two agents on fake links that carry each message only when the test hands it over: the
+// replacement's request to the holder is lost with a connection that went down; when the
+// connection is back the replacement asks again (a new request id), a late answer to the lost
+// request is ignored, and the recovery completes from the answer to the new one, before the
+// timeout and without giving the holder up.
+TEST_F(FtcRecoveryNf, AHolderWhoseConnectionCameBackIsAskedAgain) {
+  const Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
+  Loaded mon = load_nf(monitor(7), "t-mon7r");
+  Loaded rep = load_replica(8, "t-rep8r", {7});
+  ASSERT_TRUE(mon.maps && rep.maps);
+  for (int i = 0; i < 3; ++i) {
+    Out o = run_prog(mon.nf->prog_fd(), to_nf(control_nsh(255), inner));
+    ASSERT_EQ(o.verdict, XDP_TX);
+    Bytes n = nsh_of(o.frame);
+    n[7] = 254;
+    ASSERT_EQ(run_prog(rep.nf->prog_fd(), to_nf(n, Bytes(o.frame.begin() + 14 + n.size(), o.frame.end()))).verdict, XDP_TX);
+  }
+  mon = Loaded{};
+  Loaded repl = load_nf(monitor(7), "t-mon7rb");
+  ASSERT_TRUE(repl.maps);
+
+  struct Side {
+    std::array<ftc::Channel::Handler, chan::kTypeSlots> on{};
+    std::vector<std::pair<uint32_t, chan::Body>> out;
+    daemon::FtcRecoveryService::Link link() {
+      return {[this](chan::Type t, ftc::Channel::Handler h) { on[static_cast<size_t>(t)] = std::move(h); },
+              [this](uint32_t node, const chan::Body& m) -> Result<void> {
+                out.emplace_back(node, m);
+                return {};
+              }};
+    }
+    void deliver(uint32_t from, const chan::Body& m) { on[static_cast<size_t>(chan::type_of(m))](from, m); }
+  } hs, rs;
+  daemon::FtcRecoveryService at_holder(hs.link(), [&] { return std::vector<daemon::LocalHolder>{{8, &*rep.maps}}; });
+  daemon::FtcRecoveryService at_repl(rs.link(), [] { return std::vector<daemon::LocalHolder>{}; }, 10s);
+  std::optional<daemon::FtcRecoveryService::Result> done;
+  at_repl.on_recovered = [&](const daemon::FtcRecoveryService::Result& r) { done = r; };
+  ASSERT_TRUE(at_repl.begin(7, 1, ftc::Geometry{}, {kHolderNode}, &*repl.maps, false, std::chrono::steady_clock::now())
+                  .has_value());
+  ASSERT_EQ(rs.out.size(), 1u);
+  const auto lost = rs.out[0];  // never handed over: lost with the connection
+  rs.out.clear();
+  at_repl.on_peer_up(kHolderNode);
+  EXPECT_TRUE(rs.out.empty()) << "a connection that did not go down during the request: not asked again";
+  at_repl.on_peer_down(kHolderNode);
+  at_repl.on_timer(std::chrono::steady_clock::now());
+  EXPECT_FALSE(done.has_value()) << "a holder whose connection went down is still waited for";
+  at_repl.on_peer_up(kHolderNode);
+  ASSERT_EQ(rs.out.size(), 1u) << "asked again when its connection is back";
+  EXPECT_EQ(rs.out[0].first, kHolderNode);
+  const auto& again = std::get<chan::RecoverReq>(rs.out[0].second);
+  const auto& first = std::get<chan::RecoverReq>(lost.second);
+  EXPECT_NE(again.req, first.req);
+  EXPECT_EQ(again.round, first.round);
+  EXPECT_EQ(again.instance, 7);
+  EXPECT_EQ(again.new_inc, 1);
+  EXPECT_EQ(at_repl.stats().requests_repeated, 1u);
+
+  // the lost request turns up late after all: its answer is ignored
+  hs.deliver(kReplNode, lost.second);
+  ASSERT_FALSE(hs.out.empty());
+  for (const auto& [to, m] : hs.out) {
+    EXPECT_EQ(to, kReplNode);
+    rs.deliver(kHolderNode, m);
+  }
+  hs.out.clear();
+  EXPECT_FALSE(done.has_value()) << "the answer to the voided request ended the recovery";
+  // the answer to the new request ends it
+  hs.deliver(kReplNode, rs.out[0].second);
+  for (const auto& [to, m] : hs.out) rs.deliver(kHolderNode, m);
+  ASSERT_TRUE(done.has_value());
+  EXPECT_FALSE(done->conflict);
+  EXPECT_EQ(done->heads, 1u);
+  EXPECT_EQ(done->holders_gone, 0u);
+  for (const auto& e : done->errors) ADD_FAILURE() << e;
+  EXPECT_EQ(at_holder.stats().requests_answered, 2u);
+  auto heads = repl.maps->head_records();
+  ASSERT_TRUE(heads.has_value());
+  ASSERT_EQ(heads->size(), 1u);
+  EXPECT_EQ(heads->at(0).second.seq, 3u);
+}
+
 // A holder already fenced by a newer replacement answers Conflict, and the plan says so.
 TEST_F(FtcRecoveryNf, HolderFencedByANewerIncarnationAnswersConflict) {
   Loaded rep = load_replica(8, "t-rep8c", {});
@@ -244,6 +326,52 @@ TEST(FtcRecoverySession, RoundTwoAsksForTheHeadedFlowsAtTheReplicatedSis) {
   EXPECT_EQ(plan.transfers[0].rec.seq, 9u);
   EXPECT_EQ(s.records_received(), 1u);
   EXPECT_GE(s.times().detection_ms, 5.0);
+}
+
+
+// A holder asked again (its connection came back, docs/ftc.md 7.4): the round's request under a
+// new id; what it sent for the old request is dropped, later answers to it ignored; a holder that
+// is not pending is not asked again.
+TEST(FtcRecoverySession, AHolderAskedAgainCountsOnlyItsAnswerToTheNewRequest) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ftc::Geometry geo;
+  geo.replicated_sis[42] = {254};
+  daemon::RecoverySession s(7, 3, geo, {1, 2}, 10, t0, t0);
+  auto r1 = s.start(t0);
+  ASSERT_EQ(r1.size(), 2u);
+  ftc::Record a;
+  a.seq = 9;
+  a.held = 2;
+  const ftc::RecordKey k{7, 255, {42, 0xabc}}, k2{7, 255, {42, 0xdef}};
+  s.on_recover(1, chan::Recover{.req = r1[0].second.req, .batch = 0, .records = {{k, chan::Role::Replica, a}}});
+  EXPECT_EQ(s.records_received(), 1u);
+  auto again = s.reask(1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].first, 1u);
+  EXPECT_NE(again[0].second.req, r1[0].second.req);
+  EXPECT_EQ(again[0].second.round, 1);
+  EXPECT_EQ(s.records_received(), 0u) << "the part answer to the void request is dropped";
+  EXPECT_TRUE(s.on_done(1, chan::RecoverDone{.req = r1[0].second.req, .batches = 1, .records = 1}).empty());
+  EXPECT_TRUE(s.pending().contains(1)) << "a done for the void request does not count";
+  s.on_recover(1, chan::Recover{.req = again[0].second.req, .batch = 0,
+                                .records = {{k, chan::Role::Replica, a}, {k2, chan::Role::Replica, a}}});
+  s.on_done(1, chan::RecoverDone{.req = again[0].second.req, .batches = 1, .records = 2});
+  EXPECT_FALSE(s.pending().contains(1));
+  EXPECT_TRUE(s.reask(1).empty()) << "not pending: not asked again";
+  auto r2 = s.on_done(2, chan::RecoverDone{.req = r1[1].second.req, .batches = 0, .records = 0});
+  ASSERT_EQ(r2.size(), 2u);
+  // round 2: asked again with round 2's request, round 1's answer kept
+  auto again2 = s.reask(2);
+  ASSERT_EQ(again2.size(), 1u);
+  EXPECT_EQ(again2[0].second.round, 2);
+  EXPECT_EQ(again2[0].second.flows, r2[0].second.flows);
+  EXPECT_EQ(again2[0].second.mboxes, r2[0].second.mboxes);
+  EXPECT_EQ(s.records_received(), 2u) << "the holder's round-1 answer stays";
+  s.on_done(1, chan::RecoverDone{.req = r2[0].second.req, .batches = 0, .records = 0});
+  EXPECT_FALSE(s.complete());
+  s.on_done(2, chan::RecoverDone{.req = again2[0].second.req, .batches = 0, .records = 0});
+  EXPECT_TRUE(s.complete());
+  EXPECT_EQ(s.plan().transfers.size(), 2u);
 }
 
 }  // namespace
