@@ -64,6 +64,7 @@ Result<std::unique_ptr<Agent>> Agent::create(AgentSpec spec) {
     a->sync_->adopt(*live);
     if (!live->empty()) log::info("adopted {} live instances from the pinned maps", live->size());
   }
+  a->load_ftc_standby_acting();  // before anything is made from the spec's instances
   a->monitor_ = std::make_unique<VnfMonitor>(a->spec_);
   a->links_.on_event = [p = a.get()](const LinkEvent& e) { p->on_link(e); };
   // a neighbour or route changed: next hops cached by the fast path may be stale

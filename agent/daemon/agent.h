@@ -130,6 +130,8 @@ class Agent {
   std::vector<LocalHolder> ftc_local_holders();
   // Standbys (daemon/agent_ftc_standby.cc, docs/ftc.md 7.3) and the heartbeat detector's verdicts
   void ftc_standby_apply(AgentSpec& s) const;
+  void load_ftc_standby_acting();        // at start: the standbys the previous agent ran as their instance
+  void save_ftc_standby_acting() const;  // whenever ftc_standby_active_ changes
   std::vector<uint32_t> ftc_failed_endpoints() const;
   void ftc_standby_announce();
   void ftc_standby_tick(Clock::time_point now);

@@ -18,6 +18,33 @@ void Agent::ftc_standby_apply(AgentSpec& s) const {
   apply_standby_roles(s, ftc_standby_active_, down);
 }
 
+// A standby acting as its instance when the previous agent died (its NF died with it) is still
+// the instance: the new agent starts with it acting, so its NF starts as a restart to recover, as
+// a configured instance's does (load_ftc_incarnations reads its control file), and it stands down
+// like any instance if another router runs it live meanwhile (ftc_stand_down).
+void Agent::load_ftc_standby_acting() {
+  if (spec_.standbys.empty()) return;
+  const std::string path = standby_acting_path(spec_.nf.run_dir);
+  auto acting = read_standby_acting(path);
+  if (!acting) {
+    log::warn("ftc standby: {} (no standby taken as acting)", acting.error().str());
+    return;
+  }
+  for (const auto& sb : spec_.standbys)
+    if (acting->contains(sb.id)) {
+      ftc_standby_active_.insert(sb.id);
+      log::warn("ftc standby {}: it ran as instance {} under the previous agent ({}): it still does, its state "
+                "recovered from the holders before it is announced",
+                sb.name, sb.id, path);
+    }
+  ftc_standby_apply(spec_);
+}
+
+void Agent::save_ftc_standby_acting() const {
+  if (auto r = write_standby_acting(standby_acting_path(spec_.nf.run_dir), ftc_standby_active_); !r)
+    log::error("ftc standby: {}: a restarted agent would not know which standbys act", r.error().str());
+}
+
 // The router another router's live (or held, newer) copy of local FTC instance `i` makes it
 // yield to, if any (plane/standby.h superseded_by): its own incarnation counts as live only while
 // it is announced, else as the one it would announce (its restart's, a held copy as new wins).
@@ -103,6 +130,7 @@ void Agent::ftc_stand_down(Clock::time_point now) {
     ftc_standby_.forget(id);
     ++ftc_stand_downs_;
   }
+  save_ftc_standby_acting();
   if (auto r = reload(spec_); !r) log::error("ftc: standing down: {}", r.error().str());
   ftc_standby_announce();
   throttle_.kick(now);
@@ -158,6 +186,7 @@ void Agent::ftc_standby_tick(Clock::time_point now) {
     ftc_standby_pending_[s.id] = s.detected;
     ++ftc_standby_starts_;
   }
+  save_ftc_standby_acting();
   if (auto r = reload(std::move(next)); !r)
     log::error("ftc standby: starting the replacement: {}", r.error().str());
 }

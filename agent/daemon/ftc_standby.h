@@ -66,6 +66,15 @@ class FtcStandbyWatch {
 // stops and the node announces a standby for it instead. Order within each list is kept.
 void apply_standby_roles(AgentSpec& s, const std::set<uint32_t>& acting, const std::set<uint32_t>& stood_down);
 
+// The standbys a node runs as their instance outlive its agent (docs/ftc.md 7.3): the agent
+// keeps their ids in <run_dir>/ftc/standby-acting.json ({"acting": [ids]}, written atomically
+// whenever the set changes) and a new agent starts with them acting, so that its first start of
+// each is a restart to recover (its control file gives the incarnation), not a standby's return to
+// standing by while no router runs the instance. A missing file is an empty set.
+std::string standby_acting_path(const std::string& run_dir);
+Result<std::set<uint32_t>> read_standby_acting(const std::string& path);
+Result<void> write_standby_acting(const std::string& path, const std::set<uint32_t>& acting);
+
 // The incarnation a local FTC instance comes back with (restarted, first seen alive by a new
 // agent, or a standby acting; docs/ftc.md 7.3): `next` (its last + 1, or the failed one's + 1)
 // unless an announcement of its id (any router's, down, held or frozen ones and this node's own

@@ -16,9 +16,13 @@ block), announced as a standby LSA. Then, under traffic:
 - D comes back (links up, zebra, ospfd and anychaind started again as the lab did): its agent
   sees instance 23 live on E with a newer incarnation and stands down: its own NAT is not run or
   announced, it announces a standby for it instead; E keeps the NAT and its flows, and new
-  traffic still goes through E with the recovered mappings.
+  traffic still goes through E with the recovered mappings;
+- D's agent restarts (a flap): it stands down again; then E's agent is SIGKILLed while its standby
+  runs as the NAT and started again: the new agent knows its standby acts, runs it as the next
+  incarnation and recovers the mappings from fw1 before announcing it.
 """
 import os
+import signal
 import threading
 import time
 from types import SimpleNamespace
@@ -282,3 +286,62 @@ def test_a_flap_of_the_node_that_stood_down_moves_nothing(node_flaps, node_lost)
     now = {key_hex(m): mapping_hex(m) for m in k.nat["nat"]["mappings"]}
     for key, (value, _seq) in node_lost.killed.rep.items():
         assert key in now and value.startswith(now[key]), (key, value, now.get(key))
+
+
+@pytest.fixture(scope="module")
+def standby_agent_killed(cli, lab, build, module_procs, node_flaps):
+    """E's anychaind SIGKILLed while its standby runs as the NAT (the NF dies with it) and started
+    again 0.5 s later under new flows: the new agent must know its standby acts (E's file still
+    says standby), run it as the NAT's next incarnation, recover the mappings from fw1 and announce
+    it, while D stays stood down."""
+    before = nat_on_e(cli)
+    inc_before = before["ftc"]["control"]["incarnation"]
+
+    def kill():
+        rep = replicas_of(cli.state("fw1"), NAT_ID)
+        with open(f"{lab.state}/E/agent.pid") as f:
+            pid = int(f.read())
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        rc, out, err = labkit.lab("agent", "start", "E", "--prefix", lab.prefix)
+        return SimpleNamespace(rep=rep, rc=rc, out=out + err)
+    gen, sink, killed = ftclab.send(lab, build, module_procs, [(9000, 4, 2, 20, 6)], sink_s=12,
+                                    during=(1.0, kill), chain=CHAIN)
+
+    def live_on_e():
+        return all(any(i["id"] == NAT_ID and i["router"] == E_ID and not i.get("recovering")
+                       for s in cli.json(r, "topology")["services"] for i in s["instances"]) for r in CHAIN.routers)
+    live = wait_until(live_on_e, 20)
+    return SimpleNamespace(killed=killed, gen=gen[9000], sink=sink, live=live, inc_before=inc_before,
+                           e=standby_status(cli, "E"), d=standby_status(cli, "D"), nat=nat_on_e(cli),
+                           recovery=cli.json("E", "status").get("ftc_recovery"),
+                           topo={r: cli.json(r, "topology") for r in CHAIN.routers})
+
+
+def test_a_standby_acting_when_its_agent_dies_still_acts_after_the_restart(standby_agent_killed):
+    """The new agent on E runs its standby as instance 23 again (its acting set outlives the agent,
+    docs/ftc.md 7.3), as the next incarnation, its state recovered from fw1 before it is announced:
+    every mapping fw1 held at the kill is at E's NAT; D stays stood down; no router sees the NAT
+    anywhere but on E. Before, E's new agent took its entry for a standby again: nobody ran the
+    NAT until D's stood-down copy acted."""
+    k = standby_agent_killed
+    assert k.killed.rc == 0 and k.killed.rep, k.killed
+    assert k.live, (k.e, k.d, {r: [i for s in t["services"] for i in s["instances"] if i["id"] == NAT_ID]
+                               for r, t in k.topo.items()})
+    assert k.e["running_as"] == [NAT_ID], k.e
+    assert k.d["stood_down"] == [{"id": NAT_ID, "live_on": E_ID}], k.d
+    assert k.nat["ftc"]["control"]["incarnation"] == (k.inc_before + 1) % 256, (k.inc_before, k.nat["ftc"])
+    last = k.recovery["last"][str(NAT_ID)]
+    assert last["heads"] >= len(k.killed.rep) and last["lost"] == 0 and not last["errors"], last
+    now = {key_hex(m): mapping_hex(m) for m in k.nat["nat"]["mappings"]}
+    for key, (value, _seq) in k.killed.rep.items():
+        assert key in now and value.startswith(now[key]), (key, value, now.get(key))
+
+
+def test_flows_after_the_standbys_agent_restarted_reach_the_sink(standby_agent_killed):
+    """The chain carries traffic through E's NAT again: the last flows of the phase (started 1 s
+    or more after the restart, 2 s long) reach the sink whole, each from one external port."""
+    k = standby_agent_killed
+    ppf = k.gen["packets_per_flow"]
+    whole = [f for f in k.sink["per_flow"] if f["max_seq"] == ppf - 1 and len(f["sources"]) == 1]
+    assert whole, [(f["flow_id"], f["packets"], f["max_seq"], f["sources"]) for f in k.sink["per_flow"]]

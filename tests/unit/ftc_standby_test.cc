@@ -7,6 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
 #include "plane/hold_down.h"
 #include "plane_fixtures.h"
 
@@ -265,3 +269,34 @@ TEST(FtcStandby, ComebackIncarnationIsNewerThanEveryAnnouncedOne) {
   EXPECT_EQ(comeback_incarnation(2, {254, 255, 0}), 2) << "serial: 254..0 are older than 2";
   EXPECT_EQ(comeback_incarnation(0, {254, 255, 1}), 2);
 }
+
+namespace {
+
+// The acting standbys a restarted agent starts with (docs/ftc.md 7.3): written atomically, read
+// back; no file is none; a file that is not the agent's is refused with its path, never guessed.
+TEST(FtcStandby, ActingStandbysOutliveTheAgentInTheirFile) {
+  char tmpl[] = "/tmp/ac-standby-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, path = standby_acting_path(dir);
+  EXPECT_EQ(path, dir + "/ftc/standby-acting.json");
+  auto none = read_standby_acting(path);
+  ASSERT_TRUE(none.has_value()) << none.error().str();
+  EXPECT_TRUE(none->empty()) << "no file: no standby acts";
+  ASSERT_TRUE(write_standby_acting(path, {23, 7}).has_value()) << "the ftc directory is made";
+  auto back = read_standby_acting(path);
+  ASSERT_TRUE(back.has_value()) << back.error().str();
+  EXPECT_EQ(*back, (std::set<uint32_t>{7, 23}));
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  ASSERT_TRUE(write_standby_acting(path, {}).has_value());
+  EXPECT_TRUE(read_standby_acting(path)->empty()) << "a stand-down empties it";
+  for (const char* bad : {"not json", "[23]", "{\"acting\": 23}", "{\"acting\": [-1]}", "{\"acting\": [\"23\"]}",
+                          "{\"acting\": [4294967296]}"}) {
+    std::ofstream(path, std::ios::trunc) << bad;
+    auto r = read_standby_acting(path);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_NE(r.error().str().find(path), std::string::npos) << r.error().str();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
