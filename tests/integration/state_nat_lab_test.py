@@ -90,15 +90,18 @@ for peer, data in got:
 print("sent", flush=True)
 """
 
-# The client: FLOWS sockets, one datagram each; prints their ports; then what each received.
+# The client: FLOWS sockets, one datagram each ("<prefix><i>"); prints their ports; then what each
+# received. With a fifth argument (ports, comma separated) socket i is bound to the i-th port: the
+# same flows again.
 CLIENT = """
 import json, socket, sys
-dst, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+dst, port, n, prefix = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+bind = [int(x) for x in sys.argv[5].split(",")] if len(sys.argv) > 5 else [0] * n
 socks = []
 for i in range(n):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", 0))
-    s.sendto(f"flow{i}".encode(), (dst, port))
+    s.bind(("0.0.0.0", bind[i]))
+    s.sendto(f"{prefix}{i}".encode(), (dst, port))
     socks.append(s)
 print(json.dumps([s.getsockname()[1] for s in socks]), flush=True)
 out = {}
@@ -128,7 +131,7 @@ def exchanged(setup, cli, lab):
                                str(FLOWS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     time.sleep(0.3)  # the server binds; a datagram before that is refused (the client's wait then fails)
     client = subprocess.Popen(["ip", "netns", "exec", ns(SRC["name"]), PYTHON, "-c", CLIENT, SINK_ADDR,
-                               str(SINK_PORT), str(FLOWS)], stdout=subprocess.PIPE, text=True)
+                               str(SINK_PORT), str(FLOWS), "flow"], stdout=subprocess.PIPE, text=True)
     ports = json.loads(client.stdout.readline())
     seen = json.loads(server.stdout.readline())
     # every mapping in both replicas' shared tables before the replies go
@@ -214,3 +217,57 @@ def test_disjoint_blocks_are_not_reported_as_overlapping(exchanged, cli):
     for n, (_, _, ports) in INSTANCES.items():
         assert pools[n]["block"] == ports, pools
         assert pools[n]["overlaps"] == [], pools
+
+
+@pytest.fixture(scope="module")
+def moved(exchanged, cli, lab):
+    """nat1 deleted on B (`anychain instance del`): A's placements of its flows go to nat2 by WCMP.
+    The same FLOWS flows again (the client's sockets bound to the same source ports), then the
+    server's answers: nat2 has no mapping of its own for nat1's flows, only nat1's entries in its
+    replicas of the shared tables (docs/state.md 4.3: `nat_fwd` outbound, `nat_shared` inbound)."""
+    ns = lab.ns
+    of_nat1 = {(m["external"], m["external_port"]) for m in exchanged.after["nat1"]["nat"]["mappings"]}
+    deleted = cli("B", "instance", "del", "nat1")
+
+    def gone_at_a():
+        return all(i["id"] != 31 for s in cli.json("A", "topology")["services"] for i in s["instances"])
+    withdrawn = wait_until(gone_at_a, 20)
+    before = cli.state("nat2")
+    server = subprocess.Popen(["ip", "netns", "exec", ns(SINK["name"]), PYTHON, "-c", SERVER, str(SINK_PORT),
+                               str(FLOWS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    labkit.wait_udp_bound(ns(SINK["name"]), SINK_PORT)
+    client = subprocess.Popen(["ip", "netns", "exec", ns(SRC["name"]), PYTHON, "-c", CLIENT, SINK_ADDR,
+                               str(SINK_PORT), str(FLOWS), "again", ",".join(map(str, exchanged.ports))],
+                              stdout=subprocess.PIPE, text=True)
+    ports = json.loads(client.stdout.readline())
+    seen = json.loads(server.stdout.readline())
+    server.stdin.write("go\n")
+    server.stdin.flush()
+    got = json.loads(client.stdout.read().strip().splitlines()[-1])
+    server.communicate(timeout=10)
+    client.wait(timeout=10)
+    return SimpleNamespace(of_nat1=of_nat1, deleted=deleted, withdrawn=withdrawn, ports=ports, seen=seen, got=got,
+                           before=before, after=cli.state("nat2"))
+
+
+def test_a_flow_moved_to_the_other_instance_leaves_with_the_first_ones_mapping(moved, exchanged):
+    """Every flow sends again from the same source port; the server sees each from the external
+    address and port it saw the first time, whichever instance made the mapping: nat2 translated
+    nat1's flows with nat1's bytes from its replica (`nat_out_shared`), taking no port or mapping of
+    its own, and their replies through nat2 reach the client untranslated."""
+    k = moved
+    assert not statekit.failed_calls([k.deleted]), k.deleted
+    assert k.withdrawn, "A still places flows on nat1"
+    assert k.of_nat1, "nat1 had mapped some of the flows"
+    assert k.ports == exchanged.ports
+    first = {d: (a, p) for a, p, d in exchanged.seen}
+    again = {d: (a, p) for a, p, d in k.seen}
+    assert len(again) == FLOWS
+    moved_from = {d.replace("flow", "again"): ext for d, ext in first.items()}
+    assert again == moved_from, (again, moved_from)
+    out_shared = k.after["counters"].get("nat_out_shared", 0) - k.before["counters"].get("nat_out_shared", 0)
+    new = k.after["counters"].get("nat_new", 0) - k.before["counters"].get("nat_new", 0)
+    assert out_shared == len(k.of_nat1) and new == 0, (out_shared, new, len(k.of_nat1))
+    assert len(k.after["nat"]["mappings"]) == len(k.before["nat"]["mappings"]), "nat2 made no mapping of its own"
+    bad = {i: r for i, r in k.got.items() if r != [SINK_ADDR, SINK_PORT, f"re:again{i}"]}
+    assert not bad, bad
