@@ -54,14 +54,21 @@ std::vector<LocalHolder> Agent::ftc_local_holders() {
       if (i.nf) ftc_local_maps_.erase(i.nf->name);
       continue;
     }
+    // a running FTC instance whose maps cannot be opened is reported, never skipped: its node's
+    // answers then say Failed rather than "no record"
     auto pub = nf::read_published(nf::published_path(nf_->options().run_dir, i.nf->name));
-    if (!pub) continue;
+    if (!pub) {
+      ftc_local_maps_.erase(i.nf->name);
+      out.push_back({static_cast<uint16_t>(i.id), nullptr, pub.error().str()});
+      continue;
+    }
     auto it = ftc_local_maps_.find(i.nf->name);
     if (it == ftc_local_maps_.end() || it->second.published().pid != pub->pid ||
         it->second.published().prog_id != pub->prog_id) {
       auto m = nf::InstanceMaps::open(*pub);
       if (!m) {
         ftc_local_maps_.erase(i.nf->name);
+        out.push_back({static_cast<uint16_t>(i.id), nullptr, m.error().str()});
         continue;
       }
       it = ftc_local_maps_.insert_or_assign(i.nf->name, std::move(*m)).first;

@@ -91,8 +91,14 @@ HolderAnswer answer_recover_req(const std::vector<LocalHolder>& locals, const ch
     return false;
   };
   for (const auto& l : locals) {
-    if (!l.maps) continue;
     if (l.id == req.instance) continue;  // the failed instance's own maps are gone (or stale)
+    if (!l.maps) {
+      if (!l.error.empty()) {
+        a.errors.push_back(fmt::format("instance {}: its maps: {}", l.id, l.error));
+        failed = true;
+      }
+      continue;
+    }
     auto reps = l.maps->replica_records();
     if (!reps) {
       a.errors.push_back(fmt::format("instance {}: {}", l.id, reps.error().str()));
@@ -257,6 +263,10 @@ std::vector<std::pair<uint32_t, chan::RecoverReq>> RecoverySession::on_done(uint
   auto it = req_of_.find(d.req);
   if (it == req_of_.end() || it->second != node) return {};
   if (d.status == chan::RecoverStatus::Conflict) conflict_ = true;
+  if (d.status == chan::RecoverStatus::Failed)
+    holder_errors_.push_back(fmt::format("holder {:#x} (round {}) could not read every store it runs: its records may "
+                                         "be missing (the holder's log says which)",
+                                         node, round_));
   pending_.erase(node);
   if (pending_.empty() && round_ == 1) return next_round();
   return {};

@@ -31,6 +31,9 @@ inline uint32_t spi_si_of(uint32_t spi, uint8_t si) { return (spi << 8) | si; }
 struct LocalHolder {
   uint16_t id = 0;
   const nf::InstanceMaps* maps = nullptr;
+  // maps null: why a running instance's maps could not be opened (its answer is then Failed, not
+  // an empty Ok: the replacement must not take "no record" for "nothing held")
+  std::string error{};
 };
 
 struct HolderAnswer {
@@ -108,6 +111,8 @@ class RecoverySession {
   [[nodiscard]] uint8_t new_inc() const { return new_inc_; }
   [[nodiscard]] bool conflict() const { return conflict_; }
   [[nodiscard]] size_t records_received() const { return holdings_.size(); }
+  // Holders that answered Failed (a store they run could not be read), one line each.
+  [[nodiscard]] const std::vector<std::string>& holder_errors() const { return holder_errors_; }
 
  private:
   std::vector<std::pair<uint32_t, ftc::chan::RecoverReq>> next_round();
@@ -127,6 +132,7 @@ class RecoverySession {
   bool conflict_ = false;
   std::vector<ftc::Holding> holdings_;
   std::vector<uint32_t> holding_req_;  // the request each of holdings_ answered
+  std::vector<std::string> holder_errors_;
   Clock::time_point detected_, started_{}, installed_{};
   RecoveryTimes times_;
 };

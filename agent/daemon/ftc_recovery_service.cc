@@ -95,6 +95,7 @@ void FtcRecoveryService::finish_if_complete(uint16_t failed) {
     res.replicas = inst.replicas;
     res.lost = inst.lost;
     res.errors = std::move(inst.errors);
+    res.errors.insert(res.errors.end(), run.s->holder_errors().begin(), run.s->holder_errors().end());
     if (run.nat) {
       if (auto n = rebuild_nat_derived(*run.replacement); n)
         res.nat_rebuilt = *n;

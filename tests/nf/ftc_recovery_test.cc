@@ -23,6 +23,25 @@ constexpr uint32_t kHolderNode = 0x7f000001, kReplNode = 0x7f000002;
 
 class FtcRecoveryNf : public NfBpf {};
 
+// One agent's side of a channel that carries a message only when the test hands it over.
+struct FakeLink {
+  std::array<ftc::Channel::Handler, chan::kTypeSlots> on{};
+  std::vector<std::pair<uint32_t, chan::Body>> out;
+  daemon::FtcRecoveryService::Link link() {
+    return {[this](chan::Type t, ftc::Channel::Handler h) { on[static_cast<size_t>(t)] = std::move(h); },
+            [this](uint32_t node, const chan::Body& m) -> Result<void> {
+              out.emplace_back(node, m);
+              return {};
+            }};
+  }
+  void deliver(uint32_t from, const chan::Body& m) { on[static_cast<size_t>(chan::type_of(m))](from, m); }
+  // everything this side sent, handed to `to` as coming from `self`
+  void flush_to(FakeLink& to, uint32_t self) {
+    auto msgs = std::exchange(out, {});
+    for (const auto& [node, m] : msgs) to.deliver(self, m);
+  }
+};
+
 TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel) {
   const Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
   Loaded mon = load_nf(monitor(7), "t-mon7");
@@ -144,18 +163,7 @@ TEST_F(FtcRecoveryNf, AHolderWhoseConnectionCameBackIsAskedAgain) {
   Loaded repl = load_nf(monitor(7), "t-mon7rb");
   ASSERT_TRUE(repl.maps);
 
-  struct Side {
-    std::array<ftc::Channel::Handler, chan::kTypeSlots> on{};
-    std::vector<std::pair<uint32_t, chan::Body>> out;
-    daemon::FtcRecoveryService::Link link() {
-      return {[this](chan::Type t, ftc::Channel::Handler h) { on[static_cast<size_t>(t)] = std::move(h); },
-              [this](uint32_t node, const chan::Body& m) -> Result<void> {
-                out.emplace_back(node, m);
-                return {};
-              }};
-    }
-    void deliver(uint32_t from, const chan::Body& m) { on[static_cast<size_t>(chan::type_of(m))](from, m); }
-  } hs, rs;
+  FakeLink hs, rs;
   daemon::FtcRecoveryService at_holder(hs.link(), [&] { return std::vector<daemon::LocalHolder>{{8, &*rep.maps}}; });
   daemon::FtcRecoveryService at_repl(rs.link(), [] { return std::vector<daemon::LocalHolder>{}; }, 10s);
   std::optional<daemon::FtcRecoveryService::Result> done;
@@ -203,6 +211,53 @@ TEST_F(FtcRecoveryNf, AHolderWhoseConnectionCameBackIsAskedAgain) {
   ASSERT_TRUE(heads.has_value());
   ASSERT_EQ(heads->size(), 1u);
   EXPECT_EQ(heads->at(0).second.seq, 3u);
+}
+
+// A holder node running a store whose maps cannot be opened answers Failed, naming it, with the
+// records of its other stores; the replacement installs those and reports the holder's failure
+// in its result's errors (before, the store was skipped and the answer was an Ok without its
+// records: "nothing held"). A store that is not running (no maps, no error) holds nothing and
+// is not a failure.
+TEST_F(FtcRecoveryNf, AHolderThatCannotReadOneOfItsStoresAnswersFailed) {
+  const Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
+  Loaded mon = load_nf(monitor(7), "t-mon7f");
+  Loaded rep = load_replica(8, "t-rep8f", {7});
+  ASSERT_TRUE(mon.maps && rep.maps);
+  Out o = run_prog(mon.nf->prog_fd(), to_nf(control_nsh(255), inner));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  Bytes n = nsh_of(o.frame);
+  n[7] = 254;
+  ASSERT_EQ(run_prog(rep.nf->prog_fd(), to_nf(n, Bytes(o.frame.begin() + 14 + n.size(), o.frame.end()))).verdict, XDP_TX);
+  mon = Loaded{};
+  Loaded repl = load_nf(monitor(7), "t-mon7fb");
+  ASSERT_TRUE(repl.maps);
+
+  const auto req = chan::RecoverReq{.req = 5, .instance = 7, .new_inc = 1, .round = 1, .mboxes = {}, .flows = {}};
+  auto ok = daemon::answer_recover_req({{8, &*rep.maps}, {10, nullptr, ""}}, req);
+  EXPECT_EQ(ok.done.status, chan::RecoverStatus::Ok) << "a store not running holds nothing: not a failure";
+  auto a = daemon::answer_recover_req({{8, &*rep.maps}, {9, nullptr, "t-fw9.json: No such file or directory"}}, req);
+  EXPECT_EQ(a.done.status, chan::RecoverStatus::Failed);
+  EXPECT_EQ(a.done.records, 1u) << "the readable store's records still come";
+  ASSERT_EQ(a.errors.size(), 1u);
+  EXPECT_NE(a.errors[0].find("instance 9"), std::string::npos) << a.errors[0];
+  EXPECT_NE(a.errors[0].find("t-fw9.json"), std::string::npos) << a.errors[0];
+
+  FakeLink hs, rs;
+  daemon::FtcRecoveryService at_holder(hs.link(), [&] {
+    return std::vector<daemon::LocalHolder>{{8, &*rep.maps}, {9, nullptr, "t-fw9.json: No such file or directory"}};
+  });
+  daemon::FtcRecoveryService at_repl(rs.link(), [] { return std::vector<daemon::LocalHolder>{}; }, 10s);
+  std::optional<daemon::FtcRecoveryService::Result> done;
+  at_repl.on_recovered = [&](const daemon::FtcRecoveryService::Result& r) { done = r; };
+  ASSERT_TRUE(at_repl.begin(7, 1, ftc::Geometry{}, {kHolderNode}, &*repl.maps, false, std::chrono::steady_clock::now())
+                  .has_value());
+  rs.flush_to(hs, kReplNode);
+  hs.flush_to(rs, kHolderNode);
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->heads, 1u);
+  EXPECT_EQ(at_holder.stats().answer_errors, 1u);
+  ASSERT_EQ(done->errors.size(), 1u);
+  EXPECT_NE(done->errors[0].find("holder 0x7f000001"), std::string::npos) << done->errors[0];
 }
 
 // A holder already fenced by a newer replacement answers Conflict, and the plan says so.
