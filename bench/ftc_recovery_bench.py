@@ -179,8 +179,10 @@ def main():
             shutil.copytree(lab.state, dest, symlinks=True, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("bpffs", "*.sock", "*.api", "*.vty"))
             print(f"ftc_recovery_bench: a recovery failed; the lab's logs are in {dest}", flush=True)
-        labkit.lab("down", "--prefix", lab.prefix)
+        ftclab.lab_down(lab)
         left = {k: v for k, v in labkit.leftovers(lab.prefix).items() if v}
+        if os.path.exists(lab.frag):
+            left["files"] = [lab.frag]
         results["left_behind"] = left
     print(f"\nvictim {a.victim}, {a.kills} kills per size (min / median / max, ms)")
     print("| flows | records (heads + replicas, median) | detection | transfer | rerouting | lost |")

@@ -7,6 +7,7 @@ and replica stores back from `anychain state`, and the check every packet the si
 must pass: its flow's updates held f + 1 times."""
 import os
 import shlex
+import shutil
 import tempfile
 from types import SimpleNamespace
 
@@ -124,15 +125,23 @@ def lab_up(chain, kind, build, keyed=False):
               f"cat {frag}/{{router}}.yaml >> {{statedir}}/anychaind.yaml && "
               f"exec {build.anychaind} --config {{statedir}}/anychaind.yaml --socket {{statedir}}/anychaind.sock")
     rc, _, err = labkit.lab("up", chain.topo_file, "--prefix", prefix, "--agent-cmd", f"/bin/sh -c {shlex.quote(script)}")
+    lab = SimpleNamespace(prefix=prefix, state=f"{labkit.STATE_ROOT}/{prefix}", frag=frag,
+                          ns=lambda *parts: "-".join(("acl", prefix) + parts))
     if rc != 0:
-        labkit.lab("down", "--prefix", prefix)
+        lab_down(lab)
         return None, f"scripts/lab up failed ({rc}): {err.strip()[-2000:]}"
-    state = f"{labkit.STATE_ROOT}/{prefix}"
-    silent = labkit.silent_agents(build.cli, state, chain.routers)
+    silent = labkit.silent_agents(build.cli, lab.state, chain.routers)
     if silent:
-        labkit.lab("down", "--prefix", prefix)
+        lab_down(lab)
         return None, f"anychaind does not answer on its socket 30 s after the lab came up on {', '.join(silent)}"
-    return SimpleNamespace(prefix=prefix, state=state, ns=lambda *parts: "-".join(("acl", prefix) + parts)), None
+    return lab, None
+
+
+def lab_down(lab):
+    """The lab down, and the directory of its agents' file fragments and key (which they read
+    again when they restart, so it lives as long as the lab) removed."""
+    labkit.lab("down", "--prefix", lab.prefix)
+    shutil.rmtree(lab.frag, ignore_errors=True)
 
 
 class Cli:
@@ -350,7 +359,7 @@ def lab(request, build, module_procs):
     module_procs.stop()
     failed = getattr(request.module, "ANYCHAIN_FAILED", False)
     if not (failed and os.environ.get("ANYCHAIN_KEEP")):
-        labkit.lab("down", "--prefix", lab.prefix)
+        lab_down(lab)
 
 
 @pytest.fixture(scope="module")
