@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <tuple>
 
 #include "anychain/maps.h"
@@ -195,6 +196,7 @@ TEST(NfParams, FtcControlRoundTripAndBadFiles) {
   auto r = nf::read_ftc_control(path);
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(*r, c);
+  std::filesystem::remove_all(::testing::TempDir() + "/ftc-control-test");
   EXPECT_FALSE(nf::read_ftc_control("/nonexistent/x.json").has_value());
   EXPECT_EQ(nf::ftc_control_path("/run/anychain/nf", "nat1"), "/run/anychain/nf/ftc/nat1.json");
 }
