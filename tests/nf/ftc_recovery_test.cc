@@ -42,6 +42,37 @@ struct FakeLink {
   }
 };
 
+// `packets` packets of one flow through head `mon`, each packet's log applied (and stripped:
+// held 2 = f + 1) by the replica `rep`, with the fast path's SI decrement between the hops.
+void through_head_and_replica(const Loaded& mon, const Loaded& rep, const Bytes& inner, int packets) {
+  for (int i = 0; i < packets; ++i) {
+    Out o = run_prog(mon.nf->prog_fd(), to_nf(control_nsh(255), inner));
+    ASSERT_EQ(o.verdict, XDP_TX);
+    Bytes n = nsh_of(o.frame);
+    n[7] = 254;
+    ASSERT_EQ(run_prog(rep.nf->prog_fd(), to_nf(n, Bytes(o.frame.begin() + 14 + n.size(), o.frame.end()))).verdict,
+              XDP_TX);
+  }
+}
+
+// Monitor 7 counted `packets` packets whose logs replica 8 holds, then died; its replacement (same
+// id, fresh maps) is loaded. Names end in `tag`.
+struct DeadHead {
+  Loaded rep, repl;
+};
+DeadHead dead_head_with_replica(const std::string& tag, int packets) {
+  DeadHead d;
+  Loaded mon = load_nf(monitor(7), "t-mon7" + tag);
+  d.rep = load_replica(8, "t-rep8" + tag, {7});
+  EXPECT_TRUE(mon.maps && d.rep.maps);
+  if (!mon.maps || !d.rep.maps) return d;
+  through_head_and_replica(mon, d.rep, ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72)), packets);
+  mon = Loaded{};
+  d.repl = load_nf(monitor(7), "t-mon7" + tag + "b");
+  EXPECT_TRUE(d.repl.maps);
+  return d;
+}
+
 TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel) {
   const Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
   Loaded mon = load_nf(monitor(7), "t-mon7");
@@ -49,14 +80,8 @@ TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel
   ASSERT_TRUE(mon.maps && rep.maps);
 
   // five packets: the monitor's log of each applied (and stripped: held 2 = f + 1) by the replica
-  for (int i = 0; i < 5; ++i) {
-    Out o = run_prog(mon.nf->prog_fd(), to_nf(control_nsh(255), inner));
-    ASSERT_EQ(o.verdict, XDP_TX);
-    Bytes n = nsh_of(o.frame);
-    n[7] = 254;  // the fast path's SI decrement between the hops
-    Out r = run_prog(rep.nf->prog_fd(), to_nf(n, Bytes(o.frame.begin() + 14 + n.size(), o.frame.end())));
-    ASSERT_EQ(r.verdict, XDP_TX);
-  }
+  through_head_and_replica(mon, rep, inner, 5);
+  if (HasFatalFailure()) return;
   auto heads = mon.maps->head_records();
   ASSERT_TRUE(heads.has_value());
   ASSERT_EQ(heads->size(), 1u);
@@ -148,20 +173,8 @@ TEST_F(FtcRecoveryNf, ReplacementGetsTheHeadRecordFromItsSuccessorOverTheChannel
 // request is ignored, and the recovery completes from the answer to the new one, before the
 // timeout and without giving the holder up.
 TEST_F(FtcRecoveryNf, AHolderWhoseConnectionCameBackIsAskedAgain) {
-  const Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
-  Loaded mon = load_nf(monitor(7), "t-mon7r");
-  Loaded rep = load_replica(8, "t-rep8r", {7});
-  ASSERT_TRUE(mon.maps && rep.maps);
-  for (int i = 0; i < 3; ++i) {
-    Out o = run_prog(mon.nf->prog_fd(), to_nf(control_nsh(255), inner));
-    ASSERT_EQ(o.verdict, XDP_TX);
-    Bytes n = nsh_of(o.frame);
-    n[7] = 254;
-    ASSERT_EQ(run_prog(rep.nf->prog_fd(), to_nf(n, Bytes(o.frame.begin() + 14 + n.size(), o.frame.end()))).verdict, XDP_TX);
-  }
-  mon = Loaded{};
-  Loaded repl = load_nf(monitor(7), "t-mon7rb");
-  ASSERT_TRUE(repl.maps);
+  auto [rep, repl] = dead_head_with_replica("r", 3);
+  if (HasFailure()) return;
 
   FakeLink hs, rs;
   daemon::FtcRecoveryService at_holder(hs.link(), [&] { return std::vector<daemon::LocalHolder>{{8, &*rep.maps}}; });
@@ -219,18 +232,8 @@ TEST_F(FtcRecoveryNf, AHolderWhoseConnectionCameBackIsAskedAgain) {
 // records: "nothing held"). A store that is not running (no maps, no error) holds nothing and
 // is not a failure.
 TEST_F(FtcRecoveryNf, AHolderThatCannotReadOneOfItsStoresAnswersFailed) {
-  const Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
-  Loaded mon = load_nf(monitor(7), "t-mon7f");
-  Loaded rep = load_replica(8, "t-rep8f", {7});
-  ASSERT_TRUE(mon.maps && rep.maps);
-  Out o = run_prog(mon.nf->prog_fd(), to_nf(control_nsh(255), inner));
-  ASSERT_EQ(o.verdict, XDP_TX);
-  Bytes n = nsh_of(o.frame);
-  n[7] = 254;
-  ASSERT_EQ(run_prog(rep.nf->prog_fd(), to_nf(n, Bytes(o.frame.begin() + 14 + n.size(), o.frame.end()))).verdict, XDP_TX);
-  mon = Loaded{};
-  Loaded repl = load_nf(monitor(7), "t-mon7fb");
-  ASSERT_TRUE(repl.maps);
+  auto [rep, repl] = dead_head_with_replica("f", 1);
+  if (HasFailure()) return;
 
   const auto req = chan::RecoverReq{.req = 5, .instance = 7, .new_inc = 1, .round = 1, .mboxes = {}, .flows = {}};
   auto ok = daemon::answer_recover_req({{8, &*rep.maps}, {10, nullptr, ""}}, req);
