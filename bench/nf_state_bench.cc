@@ -7,9 +7,10 @@
 //              own slot or change-log check): every packet is an object update
 //   ids        bpf/nf_ids.bpf.c against the same source without its objects: every packet looks
 //              up the flagged set, reads the pair filter (k = 3 cells) and, for a new pair, adds
-//              to the filter and the sketch (4 rows) and reads the sketch; the same frame over
-//              and over is a known pair after the first run (reads only), so this row is the
-//              cost of the objects' reads on every packet
+//              to the filter and the sketch (4 rows), and tests the source's estimate against the
+//              threshold (its first sketch row, under it: the other rows are not read); the same
+//              frame over and over is a known pair after the first run (reads only), so this row
+//              is the cost of the objects' reads on every packet
 // Both objects are loaded with libbpf and configured alike (a window set up, a scan epoch, no
 // limit reached, no source flagged: the pass path), and run with BPF_PROG_TEST_RUN and a large
 // repeat count on one NSH frame (MD type 1) holding an inner UDP/IPv4 packet of 64 and 1500
@@ -251,6 +252,8 @@ json bench(const std::string& kind, const std::string& with, const std::string& 
   } else {
     if (a.stat(AC_NF_IDS_NEW_PAIR) != 1) throw std::runtime_error("ids: one pair, counted once");
     if (b.stat(AC_NF_IDS_NEW_PAIR) != 0) throw std::runtime_error("ids: the build without objects counted a pair");
+    if (a.stat(AC_NF_IDS_FULL_ESTIMATE) != 0)
+      throw std::runtime_error("ids: a source under the threshold read more than its first sketch row");
   }
   return out;
 }

@@ -281,6 +281,22 @@ AC_INLINE __u64 ac_crdt_sketch_min(void *map, __u64 h, __u32 hashes, __u32 mask,
 	return best;
 }
 
+/* Whether the key's estimate (the smallest of its cells, merged values) reaches `bound`: every
+ * cell holds at least `bound`. Reads cells only until one is below, where the answer is no: a key
+ * under the bound costs one cell read when its first cell is under it, not `hashes` (the IDS's
+ * threshold test on every packet, docs/performance.md "Per-packet cost"). The same answer as
+ * comparing ac_crdt_sketch_min() with the bound, for any cell values. */
+AC_INLINE int ac_crdt_sketch_reaches(void *map, __u64 h, __u32 hashes, __u32 mask, __u32 stride, __u64 bound)
+{
+	for (__u32 i = 0; i < AC_CRDT_MAX_ROWS; i++) {
+		if (i >= hashes)
+			break;
+		if (ac_crdt_gc_value_idx(map, ac_sketch_cell(h, i, mask, stride)) < bound)
+			return 0;
+	}
+	return 1;
+}
+
 AC_INLINE void ac_crdt_cms_add(void *map, __u8 object, __u64 h, __u32 rows, __u32 mask, __u64 n, __u32 epoch)
 {
 	ac_crdt_sketch_add(map, object, h, rows, mask, mask + 1, n, epoch);
@@ -296,6 +312,16 @@ AC_INLINE void ac_crdt_cbf_add(void *map, __u8 object, __u64 h, __u32 k, __u32 m
 AC_INLINE __u64 ac_crdt_cbf_value(void *map, __u64 h, __u32 k, __u32 mask)
 {
 	return ac_crdt_sketch_min(map, h, k, mask, 0);
+}
+/* Whether the estimate of h reaches bound (ac_crdt_sketch_reaches()): the count-min sketch's
+ * threshold test, and the filter's membership test (bound 1: value != 0, stops at a zero cell). */
+AC_INLINE int ac_crdt_cms_reaches(void *map, __u64 h, __u32 rows, __u32 mask, __u64 bound)
+{
+	return ac_crdt_sketch_reaches(map, h, rows, mask, mask + 1, bound);
+}
+AC_INLINE int ac_crdt_cbf_contains(void *map, __u64 h, __u32 k, __u32 mask)
+{
+	return ac_crdt_sketch_reaches(map, h, k, mask, 0, 1);
 }
 
 /* ---- packet path: add-wins set, deterministic-winner map ----------------------------------- */

@@ -50,25 +50,34 @@ struct {
 	__type(value, struct ac_awset_elem);
 } ids_flagged SEC(".maps");
 
-/* Count the pair in generation gen if it is new; returns the source's estimate. */
-AC_INLINE __u64 ids_count(const struct ac_nf_ids_cfg *cfg, void *pairs, __u8 pairs_obj, void *ports,
-			  __u8 ports_obj, __u64 hs, __u64 hp, __u32 epoch)
+/* Count the pair in this generation if it is new; with `check`, whether the source's estimate
+ * reaches the threshold. The estimate (the smallest of the source's rows) reaches it only if every
+ * row does, so the first row under it answers: one cell read for a source under the threshold
+ * whose first row is (almost every packet), the other rows only past it (counted FULL_ESTIMATE).
+ * The answer is the one the whole estimate gives, on every packet: a count merged from another
+ * instance is seen by the source's next packet, a known pair's too (docs/state.md 4.1). */
+AC_INLINE int ids_count(const struct ac_nf_ids_cfg *cfg, void *pairs, __u8 pairs_obj, void *ports, __u8 ports_obj,
+			__u64 hs, __u64 hp, int check)
 {
-	if (ac_crdt_cbf_value(pairs, hp, cfg->pairs_hashes, cfg->pairs_mask) == 0) {
+	if (!ac_crdt_cbf_contains(pairs, hp, cfg->pairs_hashes, cfg->pairs_mask)) {
+		__u32 epoch = ac_crdt_epoch();
+
 		ac_crdt_cbf_add(pairs, pairs_obj, hp, cfg->pairs_hashes, cfg->pairs_mask, 1, epoch);
 		ac_crdt_cms_add(ports, ports_obj, hs, cfg->ports_rows, cfg->ports_mask, 1, epoch);
 		ac_nf_count(AC_NF_IDS_NEW_PAIR);
 	}
-	return ac_crdt_cms_estimate(ports, hs, cfg->ports_rows, cfg->ports_mask);
+	if (!check || ac_crdt_gc_value_idx(ports, ac_cms_cell(hs, 0, cfg->ports_mask)) < cfg->threshold)
+		return 0;
+	ac_nf_count(AC_NF_IDS_FULL_ESTIMATE);
+	return ac_crdt_cms_reaches(ports, hs, cfg->ports_rows, cfg->ports_mask, cfg->threshold);
 }
 
 /* What the detector does with one inner packet: 1 to filter it (a flagged source, action drop). */
 AC_INLINE int ids_work(const struct ac_nf_ids_cfg *cfg, const struct ac_nf_inner *in)
 {
 	struct ac_nf_ids_src src = {};
-	__u32 epoch = ac_crdt_epoch();
-	int flagged, gen;
-	__u64 hs, hp, est;
+	int flagged, gen, check, reaches;
+	__u64 hs, hp;
 
 #ifdef AC_NF_BENCH_NO_OBJECTS
 	/* benchmark ablation only (bench/nf_state_ablation_*.bpf.c): the same NF without its objects */
@@ -95,12 +104,13 @@ AC_INLINE int ids_work(const struct ac_nf_ids_cfg *cfg, const struct ac_nf_inner
 	}
 	hs = ac_nf_ids_src_hash(&src);
 	hp = ac_nf_ids_pair_hash(hs, in->proto, bpf_ntohs(in->dport));
+	check = !flagged && cfg->threshold; /* a flagged source's estimate decides nothing */
 	if (gen)
-		est = ids_count(cfg, &ids_pairs1, AC_NF_IDS_OBJ_PAIRS1, &ids_ports1, AC_NF_IDS_OBJ_PORTS1, hs, hp, epoch);
+		reaches = ids_count(cfg, &ids_pairs1, AC_NF_IDS_OBJ_PAIRS1, &ids_ports1, AC_NF_IDS_OBJ_PORTS1, hs, hp, check);
 	else
-		est = ids_count(cfg, &ids_pairs0, AC_NF_IDS_OBJ_PAIRS0, &ids_ports0, AC_NF_IDS_OBJ_PORTS0, hs, hp, epoch);
-	if (!flagged && cfg->threshold && est >= cfg->threshold) {
-		if (ac_crdt_set_add(&ids_flagged, AC_NF_IDS_OBJ_FLAGGED, &src, sizeof(src), epoch)) {
+		reaches = ids_count(cfg, &ids_pairs0, AC_NF_IDS_OBJ_PAIRS0, &ids_ports0, AC_NF_IDS_OBJ_PORTS0, hs, hp, check);
+	if (reaches) {
+		if (ac_crdt_set_add(&ids_flagged, AC_NF_IDS_OBJ_FLAGGED, &src, sizeof(src), ac_crdt_epoch())) {
 			ac_nf_count(AC_NF_IDS_FLAG_FULL);
 		} else {
 			ac_nf_count(AC_NF_IDS_SCAN_FLAGGED);

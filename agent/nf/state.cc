@@ -49,6 +49,7 @@ std::string_view nf_counter_name(uint32_t slot) {
     case AC_NF_IDS_NO_WINDOW: return "ids_no_window";
     case AC_NF_IDS_FLAG_FULL: return "ids_flag_full";
     case AC_NF_IDS_NO_PORTS: return "ids_no_ports";
+    case AC_NF_IDS_FULL_ESTIMATE: return "ids_full_estimate";
     case AC_NF_RL_PASSED: return "rl_passed";
     case AC_NF_RL_DROPPED: return "rl_dropped";
     case AC_NF_RL_NO_WINDOW: return "rl_no_window";

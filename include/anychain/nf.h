@@ -62,6 +62,9 @@ enum ac_nf_stat {
 	AC_NF_IDS_NO_WINDOW,     /* packets not counted: no window set up (the process is rolling it) */
 	AC_NF_IDS_FLAG_FULL,     /* a source to flag, but the flagged set is full */
 	AC_NF_IDS_NO_PORTS,      /* TCP/UDP-less packets (ICMP, fragments): only the flag is checked */
+	AC_NF_IDS_FULL_ESTIMATE, /* packets whose source's first sketch row was at or over the
+				  * threshold, so the other rows were read too (a source reaching it,
+				  * a row inflated by other sources, a flag retried: FLAG_FULL) */
 	/* ratelimit */
 	AC_NF_RL_PASSED = 56,    /* packets under the global limit: counted and passed */
 	AC_NF_RL_DROPPED,        /* packets over it (the merged count reached the limit): dropped */

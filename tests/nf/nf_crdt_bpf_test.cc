@@ -280,6 +280,60 @@ TEST_F(SharedStateNf, IdsScanSplitOverTwoInstancesIsFlaggedOnBothAfterMerging) {
   EXPECT_EQ(c.count(AC_NF_IDS_SCAN_FLAGGED), 0u) << "flagged by the others";
 }
 
+// The threshold test reads the source's sketch rows only until one is under the threshold (the
+// estimate, their minimum, cannot reach it then): one row for a source under it, the others
+// only once the first is at or over it (counted ids_full_estimate), and the decision is the
+// whole estimate's. Rows raised by merges alone (another instance's counts, or other sources
+// sharing a row's cell) flag a known pair's next packet exactly when the smallest row reaches
+// the threshold, whatever the row.
+TEST_F(SharedStateNf, IdsReadsTheSketchRowsOnlyUntilOneIsUnderTheThreshold) {
+  Inst a(ids(37, 6));
+  const uint32_t w = a.windows().cur;
+  const uint8_t obj = (w & 1) ? AC_NF_IDS_OBJ_PORTS1 : AC_NF_IDS_OBJ_PORTS0;
+  const std::string ports = (w & 1) ? "ids_ports1" : "ids_ports0";
+  for (uint16_t p = 1; p <= 3; ++p) EXPECT_EQ(a.run(to_nf(md1(), probe("10.1.0.44", p))).verdict, XDP_TX);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(a.run(to_nf(md1(), probe("10.1.0.44", 2))).verdict, XDP_TX);
+  EXPECT_EQ(a.count(AC_NF_IDS_NEW_PAIR), 3u);
+  EXPECT_EQ(a.count(AC_NF_IDS_FULL_ESTIMATE), 0u) << "3 < 6 in the first row: one row read per packet";
+  const ac_nf_ids_src s = src4("10.1.0.44");
+  const uint64_t hs = ac_nf_ids_src_hash(&s);
+  state::BpfStore& st = *a.crdt.store;
+  // merged counts in some rows (slot 1: another instance); the source's own 3 in every row
+  auto raise = [&](uint32_t row, uint64_t v) {
+    ASSERT_TRUE(st.merge(obj, Key::index(ac_cms_cell(hs, row, 1023)), 1, CellValue{.a = v}, ac_crdt_win_epoch(w)).has_value());
+    ASSERT_TRUE(st.flush().has_value());
+    ASSERT_EQ(ac_gc_value(&static_cast<const ac_gcounter&>(a.cell(ports, ac_cms_cell(hs, row, 1023)))), 3 + v);
+  };
+  auto known = [&] { return a.run(to_nf(md1(), probe("10.1.0.44", 1))).verdict; };
+  raise(0, 10);  // the first row past the threshold, the others not: the estimate is 3
+  EXPECT_EQ(known(), XDP_TX);
+  EXPECT_EQ(a.count(AC_NF_IDS_FULL_ESTIMATE), 1u) << "the other rows were read";
+  EXPECT_EQ(a.count(AC_NF_IDS_SCAN_FLAGGED), 0u);
+  raise(1, 10);
+  raise(2, 10);
+  raise(3, 2);  // 5: the smallest row, still under 6
+  EXPECT_EQ(known(), XDP_TX);
+  EXPECT_EQ(a.count(AC_NF_IDS_FULL_ESTIMATE), 2u);
+  EXPECT_EQ(a.count(AC_NF_IDS_SCAN_FLAGGED), 0u) << "estimate 5";
+  EXPECT_EQ(a.count(AC_NF_IDS_NEW_PAIR), 3u);
+  raise(3, 3);  // 6 in every row: the next packet of a known pair flags the source
+  EXPECT_EQ(known(), XDP_TX);
+  EXPECT_EQ(a.count(AC_NF_IDS_FULL_ESTIMATE), 3u);
+  EXPECT_EQ(a.count(AC_NF_IDS_SCAN_FLAGGED), 1u);
+  EXPECT_EQ(a.count(AC_NF_IDS_NEW_PAIR), 3u) << "flagged by merged counts alone";
+  // a flagged source's packets read no estimate
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(known(), XDP_TX);
+  EXPECT_EQ(a.count(AC_NF_IDS_FULL_ESTIMATE), 3u);
+  EXPECT_EQ(a.count(AC_NF_IDS_SCAN_PACKETS), 4u);
+  EXPECT_EQ(a.count(AC_NF_IDS_SCAN_FLAGGED), 1u);
+  // another source (its first row's cell not the raised one's): one row, not flagged
+  const ac_nf_ids_src o = src4("10.1.0.45");
+  ASSERT_NE(ac_cms_cell(ac_nf_ids_src_hash(&o), 0, 1023), ac_cms_cell(hs, 0, 1023));
+  EXPECT_EQ(a.run(to_nf(md1(), probe("10.1.0.45", 1))).verdict, XDP_TX);
+  EXPECT_EQ(a.count(AC_NF_IDS_FULL_ESTIMATE), 3u);
+  EXPECT_EQ(a.count(AC_NF_IDS_SCAN_FLAGGED), 1u);
+}
+
 // The same split scan with the real replication protocol between the two instances' stores over
 // a lossy simulated network (agent/state/replicator.*): the records it sends carry the window
 // they were read in (Store::epoch), so the merges accept them, and both instances flag.

@@ -343,6 +343,40 @@ TEST_F(CrdtBpf, CountingBloomFilterUpdatesKCells) {
   EXPECT_LE(back.result, 1u);
 }
 
+// The threshold tests read cells only until one is under the bound: the same answer as the
+// estimate's, for keys that collide in some rows and not others (small sketches, many keys).
+TEST_F(CrdtBpf, SketchReachesAnswersAsTheEstimateComparedWithTheBound) {
+  std::mt19937_64 rng(14);
+  for (uint64_t i = 0; i < 400; ++i) {
+    ASSERT_EQ(op({.code = CT_CMS_ADD, .amount = 1 + rng() % 5, .hash = ac_mix64(i)}), XDP_PASS);
+    if (i % 2) {
+      ASSERT_EQ(op({.code = CT_CBF_ADD, .amount = 1, .hash = ac_mix64(i)}), XDP_PASS);
+    }
+  }
+  size_t under_first = 0, reached = 0, absent = 0;
+  for (uint64_t i = 0; i < 800; ++i) {
+    const uint64_t h = ac_mix64(i);
+    crdt_test_op back{};
+    ASSERT_EQ(op({.code = CT_CMS_ADD, .amount = 0, .hash = h}, &back), XDP_PASS);
+    const uint64_t est = back.result;
+    for (uint64_t bound : {uint64_t{0}, uint64_t{1}, est == 0 ? 0 : est - 1, est, est + 1, est + 7}) {
+      ASSERT_EQ(op({.code = CT_CMS_REACHES, .amount = bound, .hash = h}, &back), XDP_PASS);
+      EXPECT_EQ(back.result, est >= bound ? 1u : 0u) << "key " << i << " bound " << bound << " estimate " << est;
+      reached += back.result;
+    }
+    uint32_t c0 = ac_cms_cell(h, 0, CT_CMS_WIDTH - 1);
+    if (ac_gc_value(&static_cast<const ac_gcounter&>(cell<ac_gcounter>(skel_->maps.t_cms, &c0))) > est) ++under_first;
+    ASSERT_EQ(op({.code = CT_CBF_ADD, .amount = 0, .hash = h}, &back), XDP_PASS);
+    const uint64_t value = back.result;
+    ASSERT_EQ(op({.code = CT_CBF_CONTAINS, .hash = h}, &back), XDP_PASS);
+    EXPECT_EQ(back.result, value != 0 ? 1u : 0u) << "key " << i;
+    absent += value == 0;
+  }
+  EXPECT_GT(under_first, 0u) << "some keys' first row is not their smallest";
+  EXPECT_GT(reached, 0u);
+  EXPECT_GT(absent, 0u);
+}
+
 TEST_F(CrdtBpf, AddWinsSetCountsOwnAdds) {
   ct_key16 k = k16(9);
   crdt_test_op o{.code = CT_SET_ADD, .key = k};

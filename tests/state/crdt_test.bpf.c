@@ -109,6 +109,12 @@ int crdt_update(struct xdp_md *ctx)
 	case CT_SET_CONTAINS:
 		op.result = ac_crdt_set_contains(&t_set, CT_OBJ_SET, &op.key);
 		break;
+	case CT_CMS_REACHES:
+		op.result = ac_crdt_cms_reaches(&t_cms, op.hash, CT_CMS_ROWS, CT_CMS_WIDTH - 1, op.amount);
+		break;
+	case CT_CBF_CONTAINS:
+		op.result = ac_crdt_cbf_contains(&t_cbf, op.hash, CT_CBF_HASHES, CT_CBF_CELLS - 1);
+		break;
 	case CT_REG_INSERT: {
 		struct ac_register *r = ac_crdt_reg_insert(&t_reg, CT_OBJ_REG, &op.key, sizeof(op.key), &op.reg, epoch);
 

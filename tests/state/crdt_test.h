@@ -37,6 +37,8 @@ enum crdt_test_code {
 	CT_SET_CONTAINS,    /* result: contains */
 	CT_REG_INSERT,      /* t_reg: insert key -> reg if absent; reg, result: the value held */
 	CT_REG_SEEN,        /* t_reg[key].seen: amount = now, index = granularity; result: seen */
+	CT_CMS_REACHES,     /* result: t_cms's estimate of `hash` reaches amount (ac_crdt_cms_reaches) */
+	CT_CBF_CONTAINS,    /* result: t_cbf's value of `hash` is not 0 (ac_crdt_cbf_contains) */
 };
 
 struct ct_key16 {
