@@ -86,10 +86,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ac_flow_cache SEC(".maps");
 
-/* The flows' shared placements (max_entries set by the loader like the flow cache's) */
+/* The flows' shared placements, one per flow and (SPI, SI) (max_entries set by the loader from
+ * its own option, affinity_entries: sized by placements, not like the per-CPU flow cache) */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, AC_FLOW_CACHE_DEFAULT);
+	__uint(max_entries, AC_AFFINITY_DEFAULT);
 	__type(key, struct ac_affinity_key);
 	__type(value, struct ac_affinity);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -29,6 +29,7 @@ Result<dp::Attachment> attach_directly(const Global& g, const std::string& ifnam
   if (auto pinned = dp::PinnedMaps::open(g.pin_root)) {
     opts.flow_cache_entries = pinned->flow_cache_entries();
     opts.proxy_entries = pinned->proxy_entries();
+    opts.affinity_entries = pinned->affinity_entries();
   }
   auto d = dp::Dataplane::open(opts);
   if (!d) return std::unexpected(d.error());

@@ -59,6 +59,7 @@ struct Node {
   std::string nsh_endpoint;                 // IPv4, required
   std::string pin_root = AC_PIN_ROOT;
   uint32_t flow_cache_entries = AC_FLOW_CACHE_DEFAULT;  // per CPU, >= 1024
+  uint32_t affinity_entries = AC_AFFINITY_DEFAULT;      // shared placements: flows x chain positions
   uint32_t flow_timeout_s = 60;             // 0 = entries never idle out
   bool symmetric_hash = false;              // default of policies without their own flag
   uint8_t nsh_ttl = AC_NSH_DEFAULT_TTL;     // 2..63

@@ -51,6 +51,7 @@ std::string to_yaml(const Config& c) {
   e << YAML::Key << "nsh_endpoint" << YAML::Value << c.node.nsh_endpoint;
   e << YAML::Key << "pin_root" << YAML::Value << c.node.pin_root;
   e << YAML::Key << "flow_cache_entries" << YAML::Value << c.node.flow_cache_entries;
+  e << YAML::Key << "affinity_entries" << YAML::Value << c.node.affinity_entries;
   e << YAML::Key << "flow_timeout_s" << YAML::Value << c.node.flow_timeout_s;
   e << YAML::Key << "symmetric_hash" << YAML::Value << c.node.symmetric_hash;
   e << YAML::Key << "nsh_ttl" << YAML::Value << static_cast<unsigned>(c.node.nsh_ttl);

@@ -299,7 +299,7 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
 
   if (auto n = top.get("node", true)) {
     MapReader r(ctx, *n, "node",
-                {"nsh_endpoint", "pin_root", "flow_cache_entries", "flow_timeout_s", "symmetric_hash", "nsh_ttl",
+                {"nsh_endpoint", "pin_root", "flow_cache_entries", "affinity_entries", "flow_timeout_s", "symmetric_hash", "nsh_ttl",
                  "oam", "slow_path", "inner_mtu"});
     if (r.ok()) {
       if (auto v = r.scalar("nsh_endpoint", true, "an IPv4 address")) {
@@ -315,6 +315,7 @@ Parsed<Config> parse(std::string_view yaml, const std::string& file) {
           c.node.pin_root = v->Scalar();
       }
       r.uint("flow_cache_entries", c.node.flow_cache_entries, 1024, 1u << 24);
+      r.uint("affinity_entries", c.node.affinity_entries, AC_AFFINITY_MIN, 1u << 24);
       r.uint("flow_timeout_s", c.node.flow_timeout_s, 0, 86400);
       r.boolean("symmetric_hash", c.node.symmetric_hash);
       r.uint("nsh_ttl", c.node.nsh_ttl, 2, 63);

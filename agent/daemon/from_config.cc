@@ -197,6 +197,7 @@ Result<AgentSpec> spec_from_config(const config::Config& c) {
   }
   s.dataplane.pin_root = c.node.pin_root;
   s.dataplane.flow_cache_entries = c.node.flow_cache_entries;
+  s.dataplane.affinity_entries = c.node.affinity_entries;
   auto fc = to_dataplane_config(c);
   if (!fc) return unexpected(fc.error());
   s.fastpath = *fc;

@@ -128,7 +128,7 @@ Result<Attachment> Dataplane::attach(const std::string& ifname, XdpMode mode) {
   bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_flow_cache"),
                            internal::flow_cache_elements(opts_.flow_cache_entries / AC_FLOW_WAYS));
   bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_proxy"), opts_.proxy_entries);
-  bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_affinity"), opts_.flow_cache_entries);
+  bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ac_affinity"), opts_.affinity_entries);
   DECLARE_LIBXDP_OPTS(xdp_program_opts, xo, .obj = obj, .prog_name = kProgName);
   xdp_program* prog = xdp_program__create(&xo);
   if (long err = libxdp_get_error(prog); err) return fail_errno("create the XDP program", static_cast<int>(err));

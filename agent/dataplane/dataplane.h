@@ -45,6 +45,10 @@ struct Options {
   // per CPU: a power of two >= AC_FLOW_CACHE_MIN, in sets of AC_FLOW_WAYS entries
   uint32_t flow_cache_entries = AC_FLOW_CACHE_DEFAULT;
   uint32_t proxy_entries = AC_PROXY_DEFAULT;
+  // ac_affinity, shared by all CPUs: one placement per flow and chain position (SPI, SI), so
+  // flows x (services on their chains) of them; >= AC_AFFINITY_MIN. Too small, and the LRU
+  // evicts live placements (a re-placed flow may move instance).
+  uint32_t affinity_entries = AC_AFFINITY_DEFAULT;
 };
 
 struct Config {

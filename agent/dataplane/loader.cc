@@ -66,6 +66,9 @@ Result<Dataplane> Dataplane::open(const Options& opts) {
       opts.proxy_entries < 256)
     return fail(fmt::format("flow cache needs a power of two >= {} entries (got {}) and the proxy >= 256",
                        AC_FLOW_CACHE_MIN, opts.flow_cache_entries), EINVAL);
+  if (opts.affinity_entries < AC_AFFINITY_MIN)
+    return fail(fmt::format("ac_affinity needs >= {} placements (got {})", AC_AFFINITY_MIN, opts.affinity_entries),
+                EINVAL);
 
   const uint32_t flow_elements = internal::flow_cache_elements(opts.flow_cache_entries / AC_FLOW_WAYS);
   if (!flow_elements)
@@ -78,7 +81,7 @@ Result<Dataplane> Dataplane::open(const Options& opts) {
   std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel(raw, [](::anychain_bpf* s) { anychain_bpf__destroy(s); });
   bpf_map__set_max_entries(skel->maps.ac_flow_cache, flow_elements);
   bpf_map__set_max_entries(skel->maps.ac_proxy, opts.proxy_entries);
-  bpf_map__set_max_entries(skel->maps.ac_affinity, opts.flow_cache_entries);
+  bpf_map__set_max_entries(skel->maps.ac_affinity, opts.affinity_entries);
   if (int err = anychain_bpf__load(skel.get()); err != 0)
     return fail_errno(fmt::format("load the anychain BPF object (maps pinned under {} may be from an "
                                   "incompatible build or size: detach and remove them with 'anychain flush')",

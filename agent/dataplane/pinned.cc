@@ -50,7 +50,7 @@ Result<PinnedMaps> PinnedMaps::open(const std::string& pin_root) {
               {"ac_paths", &m.paths_, nullptr},
               {"ac_path_stats", &m.path_stats_, nullptr},
               {"ac_flow_cache", &m.flows_, &m.flow_sets_},
-              {"ac_affinity", &m.affinity_, nullptr},
+              {"ac_affinity", &m.affinity_, &m.affinity_entries_},
               {"ac_instances", &m.instances_, nullptr},
               {"ac_proxy", &m.proxy_, &m.proxy_entries_}};
   for (auto& w : want) {

@@ -28,6 +28,7 @@ class PinnedMaps {
   // max_entries of the pinned flow cache and proxy maps (to load a matching program instance).
   uint32_t flow_cache_entries() const { return flow_sets_ * AC_FLOW_WAYS; }  // per CPU
   uint32_t proxy_entries() const { return proxy_entries_; }
+  uint32_t affinity_entries() const { return affinity_entries_; }  // shared placements
   const std::string& pin_root() const { return pin_root_; }
   uint32_t stats_map_id() const;  // the kernel's id of the pinned ac_stats (which fast path it is)
   // Whether the XDP program prog_id works on these maps (and not on a set of its own).
@@ -37,7 +38,7 @@ class PinnedMaps {
   PinnedMaps() = default;
   std::string pin_root_;
   UniqueFd stats_, paths_, path_stats_, flows_, proxy_, affinity_, instances_;
-  uint32_t flow_sets_ = 0, proxy_entries_ = 0;
+  uint32_t flow_sets_ = 0, proxy_entries_ = 0, affinity_entries_ = 0;
 };
 
 }  // namespace anychain::dataplane

@@ -26,6 +26,10 @@
 #define AC_FLOW_CACHE_DEFAULT 65536 /* per-CPU flow cache entries (ways); resized by the loader */
 #define AC_FLOW_WAYS 4           /* flow cache: ways per set (the set is the LRU unit) */
 #define AC_FLOW_CACHE_MIN 1024   /* smallest flow cache (entries per CPU, a power of two) */
+/* ac_affinity holds one placement per flow AND chain position (SPI, SI): sized by placements, not
+ * like the flow cache (10,000 flows through a chain of 10 services are 100,000+ placements) */
+#define AC_AFFINITY_DEFAULT 262144 /* shared placements (all CPUs); resized by the loader */
+#define AC_AFFINITY_MIN 1024     /* smallest ac_affinity */
 #define AC_NEXTHOP_TTL_DEFAULT 1000000000ULL /* next-hop cache lifetime, ns (1 s) */
 #define AC_NEXTHOP_SLOTS 16384   /* next-hop cache entries per CPU, a power of two */
 #define AC_LASTHOP_SLOTS 16384   /* last-hop cache entries per CPU, a power of two */

@@ -43,6 +43,7 @@ TEST(Config, ExampleFileParses) {
   ASSERT_TRUE(c.has_value()) << [&] { std::ostringstream os; cfg::print(os, c.error()); return os.str(); }();
   EXPECT_EQ(c->node.nsh_endpoint, "10.255.0.1");
   EXPECT_EQ(c->node.flow_cache_entries, 65536u);
+  EXPECT_EQ(c->node.affinity_entries, uint32_t{AC_AFFINITY_DEFAULT});  // not in the file: the default
   ASSERT_EQ(c->interfaces.size(), 2u);
   EXPECT_EQ(c->interfaces[0].mode, anychain::XdpMode::Native);
   EXPECT_TRUE(c->interfaces[1].classify);
@@ -188,6 +189,21 @@ TEST(Config, OamSlowPathAndInnerMtu) {
   EXPECT_EQ(got[2], (std::pair<int, std::string>{5, "node: 'inner_mtu' = 40 out of range 68..65535"}));
 }
 
+// ac_affinity's size (issue 15): its own key beside flow_cache_entries, range-checked, kept
+// through a save.
+TEST(Config, AffinityEntries) {
+  auto c = cfg::parse("node:\n  nsh_endpoint: 10.0.0.1\n  flow_cache_entries: 4096\n  affinity_entries: 500000\n");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->node.flow_cache_entries, 4096u);
+  EXPECT_EQ(c->node.affinity_entries, 500000u);
+  auto again = cfg::parse(cfg::to_yaml(*c));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->node.affinity_entries, 500000u);
+  auto got = lines(errors_of("node:\n  nsh_endpoint: 10.0.0.1\n  affinity_entries: 100\n"));
+  ASSERT_EQ(got.size(), 1u) << ::testing::PrintToString(got);
+  EXPECT_EQ(got[0], (std::pair<int, std::string>{3, "node: 'affinity_entries' = 100 out of range 1024..16777216"}));
+}
+
 TEST(Config, EveryErrorWithItsLine) {
   const std::string yaml =
       "node:\n"                              // 1
@@ -244,7 +260,7 @@ TEST(Config, EveryErrorWithItsLine) {
   // sorted by position, each with file:line:col
   for (size_t i = 1; i < d.size(); ++i) EXPECT_LE(d[i - 1].mark.line, d[i].mark.line);
   EXPECT_EQ(d[0].str(), "t.yaml:3:3: error: node: unknown key 'colour' (expected one of: nsh_endpoint, pin_root, "
-                        "flow_cache_entries, flow_timeout_s, symmetric_hash, nsh_ttl, oam, slow_path, inner_mtu)");
+                        "flow_cache_entries, affinity_entries, flow_timeout_s, symmetric_hash, nsh_ttl, oam, slow_path, inner_mtu)");
 }
 
 TEST(Config, DuplicateInstanceIdsAndNames) {
