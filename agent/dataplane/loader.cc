@@ -61,7 +61,7 @@ Dataplane::~Dataplane() = default;
 
 Result<Dataplane> Dataplane::open(const Options& opts) {
   if (auto r = require_root(); !r) return std::unexpected(r.error());
-  if (auto r = ensure_bpffs(opts.pin_root); !r) return std::unexpected(r.error());
+  // sizes first: a refused option leaves nothing behind (no pin directory)
   if (opts.flow_cache_entries < AC_FLOW_CACHE_MIN || (opts.flow_cache_entries & (opts.flow_cache_entries - 1)) ||
       opts.proxy_entries < 256)
     return fail(fmt::format("flow cache needs a power of two >= {} entries (got {}) and the proxy >= 256",
@@ -69,6 +69,7 @@ Result<Dataplane> Dataplane::open(const Options& opts) {
   if (opts.affinity_entries < AC_AFFINITY_MIN)
     return fail(fmt::format("ac_affinity needs >= {} placements (got {})", AC_AFFINITY_MIN, opts.affinity_entries),
                 EINVAL);
+  if (auto r = ensure_bpffs(opts.pin_root); !r) return std::unexpected(r.error());
 
   const uint32_t flow_elements = internal::flow_cache_elements(opts.flow_cache_entries / AC_FLOW_WAYS);
   if (!flow_elements)

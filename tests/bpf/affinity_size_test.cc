@@ -6,6 +6,7 @@
 #include <bpf/bpf.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -55,11 +56,13 @@ TEST(AffinitySize, OwnOptionIndependentOfTheFlowCacheAndSeenByPinnedMaps) {
   EXPECT_EQ(p->flow_cache_entries(), 4096u);
 }
 
-TEST(AffinitySize, TooSmallIsRefused) {
-  auto d = Dataplane::open({.pin_root = "/sys/fs/bpf/anychain-test-affinity-small-" + std::to_string(getpid()),
-                            .affinity_entries = AC_AFFINITY_MIN - 1});
+TEST(AffinitySize, TooSmallIsRefusedAndLeavesNothing) {
+  const std::string root = "/sys/fs/bpf/anychain-test-affinity-small-" + std::to_string(getpid());
+  auto d = Dataplane::open({.pin_root = root, .affinity_entries = AC_AFFINITY_MIN - 1});
   ASSERT_FALSE(d.has_value());
   EXPECT_NE(d.error().str().find("ac_affinity"), std::string::npos) << d.error().str();
+  EXPECT_FALSE(std::filesystem::exists(root)) << "a refused size made its pin directory";
+  std::filesystem::remove_all(root);
 }
 
 // The case of the issue: 10,000 flows through a chain of 10 services place 10,000 x 11 flows at
