@@ -1,14 +1,12 @@
 #include "daemon/ftc_standby.h"
 
 #include "ftc/channel.h"
+#include "nf/published.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 
 namespace anychain::daemon {
 
@@ -112,16 +110,15 @@ void apply_standby_roles(AgentSpec& s, const std::set<uint32_t>& acting, const s
 std::string standby_acting_path(const std::string& run_dir) { return run_dir + "/ftc/standby-acting.json"; }
 
 Result<std::set<uint32_t>> read_standby_acting(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    if (errno == ENOENT) return std::set<uint32_t>{};
-    return fail(fmt::format("{}", path), errno);
+  auto j = nf::read_json_file(path);
+  if (!j) {
+    if (j.error().code == ENOENT) return std::set<uint32_t>{};
+    return unexpected(j.error());
   }
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("acting") || !j["acting"].is_array())
+  if (!j->is_object() || !j->contains("acting") || !(*j)["acting"].is_array())
     return fail(fmt::format("{}: not {{\"acting\": [instance ids]}}", path), EINVAL);
   std::set<uint32_t> out;
-  for (const auto& v : j["acting"]) {
+  for (const auto& v : (*j)["acting"]) {
     if (!v.is_number_unsigned() || v.get<uint64_t>() > UINT32_MAX)
       return fail(fmt::format("{}: '{}' is not an instance id", path, v.dump()), EINVAL);
     out.insert(v.get<uint32_t>());
@@ -130,18 +127,7 @@ Result<std::set<uint32_t>> read_standby_acting(const std::string& path) {
 }
 
 Result<void> write_standby_acting(const std::string& path, const std::set<uint32_t>& acting) {
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  if (ec) return fail(fmt::format("{}: {}", path, ec.message()), ec.value());
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << nlohmann::json{{"acting", acting}}.dump() << "\n";
-    out.flush();
-    if (!out) return fail(fmt::format("{}", tmp), errno ? errno : EIO);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return fail(fmt::format("{}", path), errno);
-  return {};
+  return nf::write_file_atomic(path, nlohmann::json{{"acting", acting}}.dump() + "\n");
 }
 
 Result<void> check_standby_target(const plane::PlaneView& v, const std::string& name, uint32_t id,

@@ -7,7 +7,8 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -275,9 +276,9 @@ namespace {
 // The acting standbys a restarted agent starts with (docs/ftc.md 7.3): written atomically, read
 // back; no file is none; a file that is not the agent's is refused with its path, never guessed.
 TEST(FtcStandby, ActingStandbysOutliveTheAgentInTheirFile) {
-  char tmpl[] = "/tmp/ac-standby-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl, path = standby_acting_path(dir);
+  const std::string dir = ::testing::TempDir() + "ac-standby-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  const std::string path = standby_acting_path(dir);
   EXPECT_EQ(path, dir + "/ftc/standby-acting.json");
   auto none = read_standby_acting(path);
   ASSERT_TRUE(none.has_value()) << none.error().str();
