@@ -385,6 +385,12 @@ Result<uint64_t> Nf::reclaim_replicas(std::chrono::steady_clock::time_point now)
 }
 
 Result<ReclaimStats> Nf::reclaim(std::chrono::steady_clock::time_point now) {
+  timespec ts{};
+  clock_gettime(CLOCK_TAI, &ts);
+  return reclaim(now, static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec));
+}
+
+Result<ReclaimStats> Nf::reclaim(std::chrono::steady_clock::time_point now, uint64_t tai_ns) {
   ReclaimStats st;
   auto rep = reclaim_replicas(now);
   if (!rep) return unexpected(rep.error());
@@ -415,21 +421,23 @@ Result<ReclaimStats> Nf::reclaim(std::chrono::steady_clock::time_point now) {
   }
   std::erase_if(seen_, [&](const auto& e) { return !present.count(e.first); });
   if (params_.kind == Kind::Nat && pool_) {
-    auto n = reclaim_nat_ports();
-    if (!n) return unexpected(n.error());
-    st.mappings = *n;
-    auto e = expire_nat_shared(limit);
+    // the shared table first: a port is kept only while an unexpired entry still maps it
+    auto e = expire_nat_shared(limit, tai_ns);
     if (!e) return unexpected(e.error());
     st.shared = *e;
+    auto n = reclaim_nat_ports(st.held);
+    if (!n) return unexpected(n.error());
+    st.mappings = *n;
+    if (int fd = map_fd("nf_proc_stats"); fd >= 0) {
+      const uint32_t slot = AC_NF_PS_NAT_PORTS_HELD;
+      (void)bpf_map_update_elem(fd, &slot, &st.held, BPF_ANY);
+    }
   }
   count(AC_NF_PS_HEAD_RECLAIMED, st.records);
   return st;
 }
 
-Result<uint64_t> Nf::expire_nat_shared(std::chrono::seconds limit) {
-  timespec ts{};
-  clock_gettime(CLOCK_TAI, &ts);
-  const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+Result<uint64_t> Nf::expire_nat_shared(std::chrono::seconds limit, uint64_t now) {
   const uint64_t age = static_cast<uint64_t>(limit.count()) * 1'000'000'000ULL;
   uint64_t n = 0;
   // the reply and the outbound tables (docs/state.md 4.3), by the same merged seen as the agent's
@@ -453,8 +461,9 @@ Result<uint64_t> Nf::expire_nat_shared(std::chrono::seconds limit) {
   return n;
 }
 
-Result<uint64_t> Nf::reclaim_nat_ports() {
-  int rev = map_fd("nf_nat_rev"), head = map_fd("nf_head");
+Result<uint64_t> Nf::reclaim_nat_ports(uint64_t& held) {
+  int rev = map_fd("nf_nat_rev"), head = map_fd("nf_head"), shared = map_fd("nat_shared");
+  held = 0;
   std::vector<ac_nf_nat_rkey> keys;
   ac_nf_nat_rkey k{}, next{};
   for (void* prev = nullptr; bpf_map_get_next_key(rev, prev, &next) == 0; prev = &k) {
@@ -482,6 +491,21 @@ Result<uint64_t> Nf::reclaim_nat_ports() {
           backed = true;
     }
     if (backed) continue;
+    // No record of ours holds the mapping, but while nat_shared maps this port to the same inside
+    // flow another instance may be translating the flow with it (nat_fwd: a flow moved by WCMP),
+    // its replies may still come here: the port is not given to a new flow. The entry expires by
+    // its merged seen (expire_nat_shared, the same limit), i.e. once nobody used it for the idle
+    // timeout plus the grace; a mapping only this instance used goes with its record.
+    ac_register r{};
+    if (shared >= 0 && bpf_map_lookup_elem(shared, &rk, &r) == 0) {
+      ac_nf_nat_shared m{};
+      std::memcpy(&m, r.v.data, sizeof(m));
+      if (m.external == params_.nat_address.s_addr && m.external_port == rk.port && m.inside == rv.inside &&
+          m.inside_port == rv.inside_port) {
+        ++held;
+        continue;
+      }
+    }
     if (bpf_map_delete_elem(rev, &rk) != 0) continue;
     const uint16_t port = ntohs(rk.port);
     __atomic_fetch_and(static_cast<uint64_t*>(pool_) + port / 64, ~(1ULL << (port % 64)), __ATOMIC_SEQ_CST);

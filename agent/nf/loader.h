@@ -40,6 +40,8 @@ struct ReclaimStats {
   uint64_t replicas = 0;               // nf_replica records deleted (idle past their head's timeout)
   uint64_t mappings = 0;               // NAT: reverse entries whose mapping is gone, ports given back
   uint64_t shared = 0;                 // NAT: shared-table entries whose merged `seen` is too old
+  uint64_t held = 0;                   // NAT: ports no record holds, kept while the shared table
+                                       // still maps them (another instance's flow; docs/state.md 4.3)
 };
 
 class Nf {
@@ -62,8 +64,12 @@ class Nf {
   // never), so replicas go first and a head that starts a partition anew at seq 1 meets no old
   // replica record. Idle records are deleted. The NAT then gives back the ports (and drops the
   // reverse entries) of mappings no record holds any more: those of deleted records and of
-  // mappings reset by an idle transaction. Counted in nf_proc_stats.
+  // mappings reset by an idle transaction, unless the shared table still maps the port to the
+  // same inside flow (another instance translates the flow with it: docs/state.md 4.3); the
+  // shared table's entries expire first, by their merged seen against `tai_ns` (CLOCK_TAI, ns;
+  // the one-argument form reads the clock). Counted in nf_proc_stats.
   Result<ReclaimStats> reclaim(std::chrono::steady_clock::time_point now);
+  Result<ReclaimStats> reclaim(std::chrono::steady_clock::time_point now, uint64_t tai_ns);
 
   // Apply an FTC control (docs/nf.md, "FTC control"): the incarnation into nf_ftc_cfg, the peers
   // into nf_peers (listed ids set to incarnation + 1, the others cleared), the peers' idle
@@ -87,10 +93,12 @@ class Nf {
   Result<void> configure();
   Result<void> do_attach();
   Result<void> fill_ids();
-  Result<uint64_t> reclaim_nat_ports();
+  // Give back the ports of reverse entries no record holds; `held` counts those kept because
+  // nat_shared still maps them to the same inside flow.
+  Result<uint64_t> reclaim_nat_ports(uint64_t& held);
   // Delete the shared-table entries (every instance's) whose merged seen (CLOCK_TAI) is older
-  // than `limit`: each replica does the same from the same merged state (docs/state.md 4.3).
-  Result<uint64_t> expire_nat_shared(std::chrono::seconds limit);
+  // than `limit` at `tai_ns`: each replica does the same from the same merged state (docs/state.md 4.3).
+  Result<uint64_t> expire_nat_shared(std::chrono::seconds limit, uint64_t tai_ns);
   Result<void> reset_generation(int g);  // every windowed object of generation g, all zero
 
   Params params_;

@@ -77,6 +77,7 @@ std::string_view proc_counter_name(uint32_t slot) {
     case AC_NF_PS_RESYNC_ASKED: return "resync_asked";
     case AC_NF_PS_RESYNC_LIMITED: return "resync_limited";
     case AC_NF_PS_RESYNC_UNSENT: return "resync_unsent";
+    case AC_NF_PS_NAT_PORTS_HELD: return "nat_ports_held";
     default: return "";
   }
 }

@@ -203,6 +203,9 @@ enum ac_nf_proc_stat {
 	AC_NF_PS_RESYNC_ASKED,      /* re-requests of a gap's record sent to the agent (docs/ftc.md 4.3) */
 	AC_NF_PS_RESYNC_LIMITED,    /* re-requests not sent: over the rate limit */
 	AC_NF_PS_RESYNC_UNSENT,     /* re-requests the agent's socket did not take (no agent, full) */
+	AC_NF_PS_NAT_PORTS_HELD,    /* NAT: ports whose mapping this instance no longer holds but the
+				     * shared table still does (another instance's flow uses it, or
+				     * not expired yet): kept, not given back (a gauge; docs/state.md 4.3) */
 	AC_NF_PS_END
 };
 #define AC_NF_PROC_STAT_SLOTS 32

@@ -14,6 +14,12 @@ namespace anychain::test {
 namespace {
 
 using namespace nfbpf;
+
+uint64_t tai_now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_TAI, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
 // ---------------------------------------------------------------------------------- firewall
 
 TEST_F(NfBpf, FirewallPassesWhatNoRuleDropsExactBytes) {
@@ -294,13 +300,15 @@ TEST_F(NfBpf, NatReclaimsIdleMappingsAndTheirPorts) {
   load(p, o);
   Bytes a = ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000));
   ASSERT_EQ(run(to_nf(md1(), a)).verdict, XDP_TX);
+  // the shared table's entries expire by CLOCK_TAI: that clock is moved with the test's
   auto t0 = std::chrono::steady_clock::now();
-  auto r = nf_->reclaim(t0);
+  const uint64_t tai0 = tai_now_ns();
+  auto r = nf_->reclaim(t0, tai0);
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->records, 0u);
-  r = nf_->reclaim(t0 + std::chrono::milliseconds(500));
+  r = nf_->reclaim(t0 + std::chrono::milliseconds(500), tai0 + 500'000'000ULL);
   EXPECT_EQ(r->records, 0u) << "not idle long enough";
-  r = nf_->reclaim(t0 + std::chrono::seconds(2));
+  r = nf_->reclaim(t0 + std::chrono::seconds(2), tai0 + 2'000'000'000ULL);
   EXPECT_EQ(r->records, 1u);
   EXPECT_EQ(r->mappings, 1u);
   json s = state()["nat"];
@@ -315,8 +323,9 @@ TEST_F(NfBpf, NatReclaimsIdleMappingsAndTheirPorts) {
   out = run(to_nf(md1(), a));
   EXPECT_EQ(hex(out.frame), hex(from_nf(md1(), ipv4("192.0.2.10", "198.51.100.7", udp(20033, 9000)))));
   EXPECT_EQ(state()["nat"]["pool"]["used"], 2u);
-  r = nf_->reclaim(std::chrono::steady_clock::now());
-  EXPECT_EQ(r->mappings, 1u) << "20032's reply entry has no mapping any more";
+  r = nf_->reclaim(std::chrono::steady_clock::now(), tai_now_ns() + 2'000'000'000ULL);
+  EXPECT_EQ(r->mappings, 1u) << "20032's reply entry has no mapping any more (its shared entry expired)";
+  EXPECT_EQ(r->held, 0u);
   s = state()["nat"];
   EXPECT_EQ(s["pool"]["used"], 1u);
   ASSERT_EQ(s["mappings"].size(), 1u);

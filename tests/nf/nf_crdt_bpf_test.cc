@@ -777,6 +777,77 @@ TEST_F(SharedStateNf, NatTranslatesOutboundPacketsOfAFlowAnotherInstanceMapped) 
   EXPECT_EQ(ar.v.writer, 91u) << "still a's mapping";
 }
 
+// The owner's reclaim (docs/state.md 4.3): a flow a mapped moved to b, whose packets use a's
+// mapping through nat_fwd. a's own record goes idle and is deleted, but while the shared table
+// still maps the port to the flow (b's use keeps its merged seen fresh) a keeps the port and its
+// reply entry: a new flow of a to the same remote takes another port, a reply reaching a is still
+// translated. Once the entry expires (nobody used it for the idle timeout plus the grace) the
+// port goes back to the pool.
+TEST_F(SharedStateNf, NatOwnerKeepsAPortAnotherInstanceStillTranslatesWith) {
+  nf::Params pa = nat_in(121, "20032-20095");
+  pa.idle_timeout_s = 10;  // with the default grace (30 s): idle after 40 s
+  Inst a(pa), b(nat_in(122, "20096-20159"));
+  EXPECT_EQ(replicate(a, b, 1), 0u);
+  EXPECT_EQ(replicate(b, a, 1), 0u);
+  const Bytes out = ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000));
+  const Bytes translated = from_nf(md1(), ipv4("192.0.2.10", "198.51.100.7", udp(20032, 9000)));
+  Out o = a.run(to_nf(md1(), out));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  ASSERT_EQ(hex(o.frame), hex(translated));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = a.nf->reclaim(t0);
+  ASSERT_TRUE(r.has_value()) << r.error().str();
+  EXPECT_EQ(r->records, 0u);
+  EXPECT_EQ(replicate(a, b, 1), 2u);
+  // the flow moves to b; b's use, past the 1 s granularity, reaches a
+  usleep(1'100'000);
+  o = b.run(to_nf(md1(), out));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  ASSERT_EQ(hex(o.frame), hex(translated));
+  ASSERT_EQ(b.count(AC_NF_NAT_OUT_SHARED), 1u);
+  EXPECT_GE(replicate(b, a, 1), 2u);
+  ac_nf_nat_rkey rk{};
+  inet_pton(AF_INET, "198.51.100.7", &rk.remote);
+  rk.remote_port = htons(9000);
+  rk.port = htons(20032);
+  rk.proto = IPPROTO_UDP;
+  ac_register sh{};
+  ASSERT_EQ(bpf_map_lookup_elem(a.maps->fd("nat_shared"), &rk, &sh), 0);
+  EXPECT_EQ(sh.v.writer, 121u) << "still a's mapping";
+  const uint64_t seen = sh.v.seen;  // b's use
+  const uint64_t limit = 40'000'000'000ULL;
+  // a's record idle for 41 s; the entry last used by b less than 40 s ago: the port is held
+  using namespace std::chrono_literals;
+  r = a.nf->reclaim(t0 + 41s, seen + limit - 500'000'000ULL);
+  ASSERT_TRUE(r.has_value()) << r.error().str();
+  EXPECT_EQ(r->records, 1u) << "a's record of the flow";
+  EXPECT_EQ(r->mappings, 0u) << "its port is not given back";
+  EXPECT_EQ(r->held, 1u);
+  json s = a.state();
+  EXPECT_EQ(s["nat"]["pool"]["used"], 1u);
+  EXPECT_EQ(s["process"]["nat_ports_held"], 1u);
+  // a new flow of a to the same remote: another port (20032 would send its replies to 10.1.0.1)
+  o = a.run(to_nf(md1(), ipv4("10.1.0.9", "198.51.100.7", udp(40000, 9000))));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  EXPECT_EQ(hex(o.frame), hex(from_nf(md1(), ipv4("192.0.2.10", "198.51.100.7", udp(20033, 9000)))));
+  // a reply to the moved flow reaching a is still translated to its inside host
+  o = a.run(to_nf(md1(0x9999), ipv4("198.51.100.7", "192.0.2.10", udp(9000, 20032))));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  EXPECT_EQ(hex(o.frame), hex(from_nf(md1(0x9999), ipv4("198.51.100.7", "10.1.0.1", udp(9000, 40000)))));
+  // nobody used it for 40 s: the entry expires, the port goes back (the new flow keeps its own)
+  r = a.nf->reclaim(t0 + 42s, seen + limit + 1'000'000'000ULL);
+  ASSERT_TRUE(r.has_value()) << r.error().str();
+  EXPECT_EQ(r->records, 0u);
+  EXPECT_GE(r->shared, 2u) << "the moved flow's nat_shared and nat_fwd entries";
+  EXPECT_EQ(r->mappings, 1u);
+  EXPECT_EQ(r->held, 0u);
+  s = a.state();
+  EXPECT_EQ(s["nat"]["pool"]["used"], 1u);
+  EXPECT_EQ(s["process"]["nat_ports_held"], 0u);
+  ASSERT_EQ(s["nat"]["mappings"].size(), 1u);
+  EXPECT_EQ(s["nat"]["mappings"][0]["external_port"], 20033);
+}
+
 // ---------------------------------------------------------------------------------- ratelimit
 
 // A limit of 10 packets per window over two instances: a alone passes 6; b, having merged them,
