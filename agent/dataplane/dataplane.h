@@ -198,8 +198,9 @@ class Dataplane {
   // too, for fragments the slow path makes. Returns false when the flow's NSH is not held.
   Result<bool> hold_proxy_for_fragments(uint32_t ifindex, uint32_t flow_key, uint32_t datagram_key);
 
-  // Swap in a new bucket table (exactly AC_WCMP_BUCKETS entries) for a service, atomically.
-  // Returns the fraction of buckets whose instance changed against the table it replaced.
+  // Swap in a new bucket table (exactly AC_WCMP_BUCKETS entries) for a service, atomically (a
+  // table equal to the one in force is left as it is). Returns the fraction of buckets whose
+  // instance changed against the table it replaced.
   Result<double> set_wcmp_table(uint32_t service_id, std::span<const uint32_t> buckets);
   Result<std::vector<uint32_t>> wcmp_table(uint32_t service_id) const;
   // Fill the service's table from raw weights (consistent Maglev-style fill) and swap it in.
@@ -241,6 +242,9 @@ class Dataplane {
   static Result<void> unpin_all(const std::string& pin_root);
 
  private:
+  // set_wcmp_table with the table in force already read (nullptr: none)
+  Result<double> swap_wcmp_table(uint32_t service_id, std::span<const uint32_t> buckets,
+                                 const std::vector<uint32_t>* current);
   Dataplane(std::unique_ptr<::anychain_bpf, void (*)(::anychain_bpf*)> skel, Options opts);
   Result<void> load_path_slots();
   Result<void> describe_attached(const std::string& ifname, int ifindex);

@@ -368,14 +368,27 @@ Result<double> Dataplane::set_wcmp_table(uint32_t service_id, std::span<const ui
     return fail(fmt::format("service id {} out of range 1..{}", service_id, AC_MAX_SERVICES - 1), EINVAL);
   if (buckets.size() != AC_WCMP_BUCKETS)
     return fail(fmt::format("WCMP table has {} buckets, needs {}", buckets.size(), AC_WCMP_BUCKETS), EINVAL);
+  auto cur = wcmp_table(service_id);
+  return swap_wcmp_table(service_id, buckets, cur ? &*cur : nullptr);
+}
+
+Result<double> Dataplane::swap_wcmp_table(uint32_t service_id, std::span<const uint32_t> buckets,
+                                          const std::vector<uint32_t>* current) {
+  // the same table: nothing to swap (most recomputations change no weight)
+  if (current && std::equal(current->begin(), current->end(), buckets.begin(), buckets.end())) return 0.0;
   std::vector<uint32_t> old(AC_WCMP_BUCKETS, 0);
-  if (auto cur = wcmp_table(service_id); cur) old = *cur;
+  if (current) old = *current;
 
   UniqueFd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "ac_wcmp_table", sizeof(uint32_t), sizeof(uint32_t),
                                 AC_WCMP_BUCKETS, nullptr));
   if (!inner) return fail_errno("create WCMP table");
-  for (uint32_t i = 0; i < AC_WCMP_BUCKETS; ++i)
-    if (bpf_map_update_elem(inner.get(), &i, &buckets[i], BPF_ANY) != 0) return fail_errno("fill WCMP table");
+  // every bucket in one syscall
+  std::vector<uint32_t> keys(AC_WCMP_BUCKETS);
+  for (uint32_t i = 0; i < AC_WCMP_BUCKETS; ++i) keys[i] = i;
+  uint32_t count = AC_WCMP_BUCKETS;
+  LIBBPF_OPTS(bpf_map_batch_opts, bo);
+  if (bpf_map_update_batch(inner.get(), keys.data(), buckets.data(), &count, &bo) != 0 || count != AC_WCMP_BUCKETS)
+    return fail_errno("fill WCMP table");
   int ifd = inner.get();
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ac_wcmp), &service_id, &ifd, BPF_ANY) != 0)
     return fail_errno(fmt::format("swap WCMP table of service {}", service_id));
@@ -388,7 +401,7 @@ Result<double> Dataplane::set_wcmp_weights(uint32_t service_id, std::span<const 
   auto current = wcmp_table(service_id);
   auto table = current ? rebalance_wcmp_table(*current, members) : build_wcmp_table(members);
   if (!table) return fail(fmt::format("WCMP weights of service {}: {}", service_id, table.error().message), EINVAL);
-  return set_wcmp_table(service_id, *table);
+  return swap_wcmp_table(service_id, *table, current ? &*current : nullptr);
 }
 
 Result<void> Dataplane::del_wcmp_table(uint32_t service_id) {

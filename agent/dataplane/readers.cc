@@ -15,11 +15,19 @@
 namespace anychain::dataplane {
 namespace {
 
+// Every bucket in one syscall (a lookup per bucket was 4093 syscalls, several ms per service on
+// every recomputation: docs/performance.md "Control plane").
 Result<std::vector<uint32_t>> read_table(int fd) {
-  std::vector<uint32_t> out(AC_WCMP_BUCKETS);
-  for (uint32_t i = 0; i < AC_WCMP_BUCKETS; ++i) {
-    if (bpf_map_lookup_elem(fd, &i, &out[i]) != 0) return fail_errno("read WCMP bucket");
-  }
+  std::vector<uint32_t> out(AC_WCMP_BUCKETS), keys(AC_WCMP_BUCKETS);
+  uint32_t count = AC_WCMP_BUCKETS, next = 0;
+  LIBBPF_OPTS(bpf_map_batch_opts, bo);
+  // an array's batch ends with ENOENT once its last element was read
+  if (bpf_map_lookup_batch(fd, nullptr, &next, keys.data(), out.data(), &count, &bo) != 0 && errno != ENOENT)
+    return fail_errno("read WCMP table");
+  if (count != AC_WCMP_BUCKETS)
+    return fail(fmt::format("read WCMP table: {} of {} buckets", count, AC_WCMP_BUCKETS), EIO);
+  for (uint32_t i = 0; i < AC_WCMP_BUCKETS; ++i)
+    if (keys[i] != i) return fail(fmt::format("read WCMP table: bucket {} came as {}", i, keys[i]), EIO);
   return out;
 }
 

@@ -6,9 +6,11 @@
 #include <bpf/bpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "anychain/maps.h"
+#include "common/unique_fd.h"
 #include "daemon/plane_sync.h"
 #include "dataplane/dataplane.h"
 #include "plane/service_plane.h"
@@ -206,6 +208,52 @@ TEST(PlaneSyncLocal, AnInstanceIsWrittenBeforeItsAnnouncementAndKeptUntilTheView
   EXPECT_EQ(rep.withdrawn, 1u);
   EXPECT_FALSE(m.instance(8).flags & AC_INST_LIVE);
   EXPECT_EQ(sync.program_local(8, is_alive).value(), false) << "not while dead";
+}
+
+// A service's bucket table is written and read in one batch each, and a recomputation that leaves
+// the weights as they are swaps nothing (docs/performance.md "Control plane": the agent rebuilt
+// every table, 4093 syscalls each way, on every recomputation). The inner table's map id tells a
+// swap.
+TEST(WcmpTableSync, AnUnchangedTableIsNotSwappedAChangedOneIsExactly) {
+  Maps m;
+  auto inner_id = [&] {
+    uint32_t id = 0;
+    EXPECT_EQ(bpf_map_lookup_elem(m.dp->map_fd("ac_wcmp"), &kSvc, &id), 0);
+    return id;
+  };
+  const std::vector<dp::WcmpMember> two{{1, 1.0}, {2, 1.0}};
+  ASSERT_TRUE(m.dp->set_wcmp_weights(kSvc, two).has_value());
+  const uint32_t first = inner_id();
+  const auto t1 = m.dp->wcmp_table(kSvc).value();
+  ASSERT_EQ(t1.size(), AC_WCMP_BUCKETS);
+  EXPECT_EQ(std::count(t1.begin(), t1.end(), 1u) + std::count(t1.begin(), t1.end(), 2u), AC_WCMP_BUCKETS);
+  EXPECT_EQ(m.dp->set_wcmp_weights(kSvc, two).value(), 0.0);
+  EXPECT_EQ(inner_id(), first) << "the same weights: the table in force stays";
+  EXPECT_EQ(m.dp->set_wcmp_table(kSvc, t1).value(), 0.0);
+  EXPECT_EQ(inner_id(), first) << "the same buckets: the table in force stays";
+  // another weight: a new table, only the buckets that must move moved
+  const std::vector<dp::WcmpMember> three{{1, 1.0}, {2, 1.0}, {3, 1.0}};
+  const double moved = m.dp->set_wcmp_weights(kSvc, three).value();
+  EXPECT_GT(moved, 0.2);
+  EXPECT_LT(moved, 0.5);
+  EXPECT_NE(inner_id(), first);
+  EXPECT_NEAR(m.buckets_of(kSvc, 3), AC_WCMP_BUCKETS / 3, 2);
+  // every bucket written and read where it belongs
+  std::vector<uint32_t> mine(AC_WCMP_BUCKETS);
+  for (uint32_t i = 0; i < AC_WCMP_BUCKETS; ++i) mine[i] = 1 + (i * 7919u) % 1000u;
+  const auto before = m.dp->wcmp_table(kSvc).value();
+  size_t differ = 0;
+  for (uint32_t i = 0; i < AC_WCMP_BUCKETS; ++i) differ += before[i] != mine[i];
+  EXPECT_DOUBLE_EQ(m.dp->set_wcmp_table(kSvc, mine).value(), static_cast<double>(differ) / AC_WCMP_BUCKETS);
+  EXPECT_EQ(m.dp->wcmp_table(kSvc).value(), mine);
+  const uint32_t inner = inner_id();
+  for (uint32_t i : {0u, 1u, 2046u, uint32_t{AC_WCMP_BUCKETS - 1}}) {
+    UniqueFd fd(bpf_map_get_fd_by_id(inner));
+    ASSERT_TRUE(fd);
+    uint32_t v = 0;
+    ASSERT_EQ(bpf_map_lookup_elem(fd.get(), &i, &v), 0);
+    EXPECT_EQ(v, mine[i]) << "bucket " << i;
+  }
 }
 
 }  // namespace
