@@ -167,7 +167,8 @@ def main():
                 r = kill_once(cli, a.victim)
                 runs.append(r)
                 print(f"{n} flows, kill {i + 1}: detection {r['detection_ms']:.1f} ms, transfer "
-                      f"{r['transfer_ms']:.1f} ms, rerouting {r['rerouting_ms']:.1f} ms, {r['heads']} heads, "
+                      f"{r['transfer_ms']:.1f} ms, rerouting {r['rerouting_ms']:.1f} ms (the plane's recomputation "
+                      f"{r.get('rerouting_plane_ms', 0):.1f} ms), {r['heads']} heads, "
                       f"{r['replicas']} replicas, lost {r['lost']}", flush=True)
                 if i + 1 < a.kills or n != sizes[-1]:
                     time.sleep(a.pause)

@@ -214,7 +214,9 @@ void Agent::recompute(Clock::time_point now) {
   }
   plane::PlaneConfig pc{.self_router = *self, .area = spec_.ospf.area, .vnf_opaque_type = spec_.ospf.opaque_type,
                         .wcmp = spec_.wcmp, .failed_endpoints = ftc_failed_endpoints()};
+  const auto t0 = Clock::now();
   auto view = plane::compute_plane(ospf_->lsdb(), pc, &hold_, now);
+  const auto t1 = Clock::now();
   if (!view) {
     last_plane_error_ = view.error().str();
     log::warn("service plane: {}", last_plane_error_);
@@ -222,10 +224,16 @@ void Agent::recompute(Clock::time_point now) {
   }
   last_plane_error_.clear();
   last_report_ = sync_->apply(*view, *self, [this](uint32_t id) { return monitor_->alive(id); });
-  // recovered FTC instances are live in this node's maps now: their rerouting time
+  last_compute_ms_ = std::chrono::duration<double, std::milli>(t1 - t0).count();
+  last_apply_ms_ = std::chrono::duration<double, std::milli>(Clock::now() - t1).count();
+  // recovered FTC instances live in this node's maps now (not frozen any more: while this node's
+  // down LSA for one is the LSDB's, the plane keeps it frozen until its up LSA is back): their
+  // rerouting time
   for (auto it = ftc_rerouting_.begin(); it != ftc_rerouting_.end();)
-    if (ftc_recovery_ && monitor_->alive(*it)) {
-      ftc_recovery_->rerouted(static_cast<uint16_t>(*it), Clock::now());
+    if (!ftc_recovery_ || !monitor_->alive(*it)) {
+      it = ftc_rerouting_.erase(it);  // died again: its next recovery measures its own
+    } else if (sync_->live(*it)) {
+      ftc_recovery_->rerouted(static_cast<uint16_t>(*it), Clock::now(), last_compute_ms_ + last_apply_ms_);
       it = ftc_rerouting_.erase(it);
     } else {
       ++it;

@@ -244,6 +244,7 @@ class Agent {
   std::optional<plane::PlaneView> last_view_;
   SyncReport last_report_;
   uint64_t recomputations_ = 0;
+  double last_compute_ms_ = 0, last_apply_ms_ = 0;  // the last recomputation: plane, then the maps
   bool nexthops_dirty_ = false;      // a neighbour or route changed since the last flush
   Clock::time_point last_nexthop_flush_{};
   bool endpoint_present_ = true;     // the NSH endpoint is an address of this node

@@ -79,7 +79,7 @@ nlohmann::json Agent::status() const {
                                     {"replicas", r.replicas}, {"lost", r.lost}, {"nat_rebuilt", r.nat_rebuilt},
                                     {"holders_gone", r.holders_gone}, {"errors", r.errors},
                                     {"detection_ms", r.times.detection_ms}, {"transfer_ms", r.times.transfer_ms},
-                                    {"rerouting_ms", r.times.rerouting_ms}, {"detected_at", r.detected_at},
+                                    {"rerouting_ms", r.times.rerouting_ms}, {"rerouting_plane_ms", r.times.plane_ms}, {"detected_at", r.detected_at},
                                     {"live_at", r.live_at}};
       rec["last"] = last;
     }
@@ -117,6 +117,8 @@ nlohmann::json Agent::status() const {
                {"last_error", ospf_->last_error()}};
   j["recompute"] = {{"count", recomputations_},
                     {"last", last_recompute_ ? iso_time(*last_recompute_) : ""},
+                    {"last_compute_ms", last_compute_ms_},
+                    {"last_apply_ms", last_apply_ms_},
                     {"services", last_report_.services},
                     {"instances", last_report_.instances},
                     {"errors", last_report_.errors},

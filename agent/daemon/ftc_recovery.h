@@ -64,6 +64,7 @@ struct RecoveryTimes {
   double detection_ms = 0;
   double transfer_ms = 0;    // first RECOVER_REQ sent .. last record installed
   double rerouting_ms = 0;   // installed .. the replacement live in this node's maps
+  double plane_ms = 0;       // of which: the recomputation that made it live (plane and maps)
 };
 
 // The replacement's side of one recovery.

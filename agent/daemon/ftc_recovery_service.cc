@@ -161,11 +161,12 @@ double FtcRecoveryService::unix_time_of(Clock::time_point t) {
   return std::chrono::duration<double>(wall.time_since_epoch()).count();
 }
 
-void FtcRecoveryService::rerouted(uint16_t failed, Clock::time_point now) {
+void FtcRecoveryService::rerouted(uint16_t failed, Clock::time_point now, double plane_ms) {
   auto it = last_.find(failed);
   auto at = installed_at_.find(failed);
   if (it == last_.end() || at == installed_at_.end()) return;
   it->second.times.rerouting_ms = std::chrono::duration<double, std::milli>(now - at->second).count();
+  it->second.times.plane_ms = plane_ms;
   it->second.live_at = unix_time_of(now);
   installed_at_.erase(at);
 }

@@ -74,7 +74,7 @@ class FtcRecoveryService {
   void on_peer_down(uint32_t node);
   void on_peer_up(uint32_t node);
   // The replacement is live in this node's maps: its rerouting time and live_at.
-  void rerouted(uint16_t failed, Clock::time_point now);
+  void rerouted(uint16_t failed, Clock::time_point now, double plane_ms = 0);
   // A steady-clock moment on the wall clock (Unix time, s).
   static double unix_time_of(Clock::time_point t);
 

@@ -72,6 +72,8 @@ class PlaneSync {
   // lists it, as long as it stays configured and alive. True if it was written now.
   Result<bool> program_local(uint32_t id, const std::function<bool(uint32_t)>& local_alive = {});
   const std::map<uint32_t, ServiceState>& services() const { return services_; }
+  // The instance is in the maps and not frozen: packets are steered to it.
+  bool live(uint32_t id) const { return programmed_.contains(id) && !recovering_.contains(id); }
   const FtcPlaneStats& ftc_stats() const { return ftc_; }
   // Called with the instance id when a recovering instance is made live again in the maps (the
   // steering phase of a recovery ends there, docs/ftc.md 7.6).
