@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "nf/maps.h"
 
 namespace anychain::daemon {
 
@@ -317,6 +318,19 @@ void Agent::set_dead(const LocalInstanceSpec& i, const std::string& why) {
   withdraw_local(i);
 }
 
+std::optional<uint64_t> Agent::nf_consumed(const LocalInstanceSpec& i) const {
+  if (!nf_ || !i.nf) return std::nullopt;
+  auto m = nf::InstanceMaps::open(nf_->options().run_dir, i.nf->name);
+  if (!m) return std::nullopt;
+  uint64_t n = 0;
+  for (uint32_t s : {AC_NF_DROP_BAD_NSH, AC_NF_DROP_BAD_INNER, AC_NF_DROP_FILTERED, AC_NF_DROP_FTC, AC_NF_HOLD}) {
+    auto v = m->percpu_sum("nf_stats", s);
+    if (!v || v->empty()) return std::nullopt;
+    n += (*v)[0];
+  }
+  return n;
+}
+
 void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint64_t>* delivered) {
   for (const auto& i : spec_.instances) {
     LivenessProbe p;
@@ -330,6 +344,11 @@ void Agent::check_liveness(Clock::time_point now, const std::map<uint32_t, uint6
     // chain traffic back from it (the fast path's ac_inst_returned), not the veth's rx_packets:
     // a dead VNF's side still sends ARP, ND and the like (docs/agent.md, "Liveness")
     if (auto r = dp_.instance_returned(i.id); r) p.answered = r->packets;
+    // a built-in NF answers what it drops too: its program counted it (a firewall dropping all it
+    // gets by rule, an FTC hop dropping what its full store cannot replicate is not dead). Only
+    // on monitor ticks, where the stall is judged.
+    if (delivered && i.nf && p.answered)
+      if (auto c = nf_consumed(i)) *p.answered += *c;
     if (!i.pid_file.empty()) {
       p.pid = read_pid_file(i.pid_file);
       p.process = process_alive(i.pid_file);

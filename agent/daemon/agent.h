@@ -78,6 +78,9 @@ class Agent {
   // Every liveness source of every local instance; with `delivered` (monitor ticks: the fast
   // path's per-instance packet counters) the dataplane's too.
   void check_liveness(Clock::time_point now, const std::map<uint32_t, uint64_t>* delivered = nullptr);
+  // A built-in NF's frames it did not return but accounted for itself (its own drops and FTC
+  // holds in nf_stats); nullopt when its maps cannot be read.
+  std::optional<uint64_t> nf_consumed(const LocalInstanceSpec& i) const;
   void set_dead(const LocalInstanceSpec& i, const std::string& why);
   // Down before up (daemon/agent_liveness.cc): a down handed to ospfd; an up to hold back until
   // it is in the LSDB (true: held); the held ups whose down is there now, announced.

@@ -242,6 +242,32 @@ def test_state_has_a_human_form(cli):
     assert f"{NAT_ADDR}:" in cli("D", "state", "nat1").out
 
 
+# Phase 1b: the firewall drops every packet it gets for longer than the stall window. It answers
+# none of them by design: a built-in NF's own drops are its answers (docs/agent.md, "Liveness"),
+# so its node must not take it for a dead VNF (before: "answered none of N packets", withdrawn,
+# announced down, its flows moved).
+
+@pytest.fixture(scope="module")
+def fw_drops_everything(cli, lab, build, module_procs, steady):
+    before = snapshot(cli)
+    log_at = log_size(lab, "B")
+    gen, _sink, _ = send(cli, lab, build, module_procs, [(9001, 4, 1, 20, 4)], sink_s=6)
+    return SimpleNamespace(gen=gen, before=before, after=snapshot(cli), log=log_since(lab, "B", log_at))
+
+
+def test_a_firewall_dropping_all_it_gets_stays_up(fw_drops_everything, cli):
+    d = fw_drops_everything
+    sent = d.gen[9001]["packets_sent"]
+    assert sent >= 200
+    fw_after, fw_before = d.after.state["fw1"]["counters"], d.before.state["fw1"]["counters"]
+    assert fw_after["fw_dropped"] - fw_before["fw_dropped"] == sent, "every packet reached it and was dropped"
+    assert "fw1 (11) is down" not in d.log, d.log
+    assert d.after.status["fw1"]["pid"] == d.before.status["fw1"]["pid"]
+    for r in ROUTERS:
+        ids = {i["id"] for s in cli.json(r, "topology")["services"] for i in s["instances"]}
+        assert 11 in ids, (r, ids)
+
+
 # Phase 2: the NAT's process is SIGKILLed mid-stream
 
 def log_size(lab, router):
