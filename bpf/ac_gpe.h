@@ -49,7 +49,7 @@ AC_INLINE enum ac_drop_reason ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip,
 		return AC_DROP_GPE_FLAGS;
 	if (gpe->next_proto != AC_GPE_NP_NSH)
 		return AC_DROP_GPE_NEXT_PROTO;
-	*vni = (gpe->flags & AC_GPE_FLAG_I) ? bpf_ntohl(gpe->vni_res) >> 8 : 0;
+	*vni = (gpe->flags & AC_GPE_FLAG_I) ? bpf_ntohl(ac_get32(&gpe->vni_res)) >> 8 : 0;
 	return ac_decap_eth(ctx, ihl + sizeof(struct udphdr) + sizeof(*gpe));
 }
 

@@ -186,10 +186,10 @@ AC_INLINE enum ac_drop_reason ac_proxy_restore(struct xdp_md *ctx, __u16 eth_pro
 	__builtin_memcpy(data, &eth, sizeof(eth));
 	nb->next_proto = eth_proto == ETH_P_IP ? AC_NSH_NP_IPV4 : AC_NSH_NP_IPV6;
 	/* the proxy acts for the VNF: SI - 1 (SI 0 is then dropped by the forwarder) */
-	__u32 spsi = bpf_ntohl(sp->spi_si);
+	__u32 spsi = bpf_ntohl(ac_get32(sp));
 
 	if (spsi & 0xff)
-		sp->spi_si = bpf_htonl(spsi - 1);
+		ac_put32(sp, bpf_htonl(spsi - 1));
 	return AC_DROP_NONE;
 }
 
