@@ -78,6 +78,15 @@ AC_INLINE void ac_put16(void *p, __u16 v)
 	*(__u16 *)p = v;
 }
 
+/* ac_copy_mac() as one 4-byte and one 2-byte access (clang copies a MAC byte by byte: six loads
+ * and six stores), for copies between the packet and map values only: the verifier wants every
+ * stack access aligned, whereas packet and map value accesses need not be (see ac_get32()). */
+AC_INLINE void ac_copy_mac_w(__u8 *dst, const __u8 *src)
+{
+	ac_put32(dst, ac_get32(src));
+	ac_put16(dst + 4, ac_get16(src + 4));
+}
+
 AC_INLINE int ac_mac_eq(const __u8 *a, const __u8 *b)
 {
 	return *(const __u32 *)a == *(const __u32 *)b &&

@@ -38,8 +38,8 @@ AC_INLINE long ac_last_hop_route(struct xdp_md *ctx, const struct ac_config *cfg
 
 		if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
 			return -1;
-		ac_copy_mac(eth->h_dest, lh->dmac);
-		ac_copy_mac(eth->h_source, lh->smac);
+		ac_copy_mac_w(eth->h_dest, lh->dmac);
+		ac_copy_mac_w(eth->h_source, lh->smac);
 		*out_ifindex = lh->ifindex;
 		return BPF_FIB_LKUP_RET_SUCCESS;
 	}
@@ -71,8 +71,8 @@ AC_INLINE long ac_last_hop_route(struct xdp_md *ctx, const struct ac_config *cfg
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS || !lh)
 		return rc;
 	lh->ifindex = p->ifindex;
-	ac_copy_mac(lh->smac, p->smac);
-	ac_copy_mac(lh->dmac, p->dmac);
+	ac_copy_mac_w(lh->smac, p->smac);
+	ac_copy_mac_w(lh->dmac, p->dmac);
 	lh->mtu = p->mtu_result; /* output on success since Linux 5.12 */
 	lh->expires = now + ttl;
 	return rc;
@@ -327,8 +327,8 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		eth->h_proto = bpf_htons(AC_ETH_P_NSH);
 	}
-	ac_copy_mac(eth->h_dest, inst->mac);
-	ac_copy_mac(eth->h_source, inst->if_mac);
+	ac_copy_mac_w(eth->h_dest, inst->mac);
+	ac_copy_mac_w(eth->h_source, inst->if_mac);
 	/* the veth carries NSH + inner after the Ethernet header */
 	if (inst->mtu && data_end - (void *)(eth + 1) > inst->mtu)
 		return ac_slow_too_big(ctx, cfg->slow_ifindex, inst->ifindex,

@@ -135,8 +135,8 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 	if (nh && now < nh->expires && nh->instance_id == id && nh->fib_gen == fib_gen &&
 	    nh->generation == inst->generation && nh->in_ifindex == in_ifindex &&
 	    nh->saddr == saddr && ip_len <= nh->mtu) {
-		ac_copy_mac(eth->h_dest, nh->dmac);
-		ac_copy_mac(eth->h_source, nh->smac);
+		ac_copy_mac_w(eth->h_dest, nh->dmac);
+		ac_copy_mac_w(eth->h_source, nh->smac);
 		return ac_redirect(ctx, AC_FWD_REMOTE, nh->ifindex);
 	}
 

@@ -157,8 +157,8 @@ AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_config *cfg,
 
 		if ((void *)(eth + 1) > data_end)
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
-		ac_copy_mac(eth->h_dest, inst->mac);
-		ac_copy_mac(eth->h_source, inst->if_mac);
+		ac_copy_mac_w(eth->h_dest, inst->mac);
+		ac_copy_mac_w(eth->h_source, inst->if_mac);
 	} else {
 		enum ac_drop_reason r = ac_nsh_pop(ctx, len, inst->mac, inst->if_mac, proto);
 
