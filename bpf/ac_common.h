@@ -52,6 +52,41 @@ AC_INLINE void ac_copy_mac(__u8 *dst, const __u8 *src)
 	__builtin_memcpy(dst, src, ETH_ALEN);
 }
 
+/* A 16- or 32-bit field of a packed header (NSH, VXLAN-GPE) read or written as one access, in
+ * network order: clang splits every access to a field of a packed struct into single bytes on
+ * BPF (four loads and the shifts and ORs that join them for a 32-bit field). A packet's headers
+ * are not naturally aligned; the verifier accepts such an access wherever the kernel has
+ * efficient unaligned access (no BPF_F_STRICT_ALIGNMENT), as ac_mac_eq() and the proxy's word
+ * copies of the NSH already do. */
+AC_INLINE __u32 ac_get32(const void *p)
+{
+	return *(const __u32 *)p;
+}
+
+AC_INLINE __u16 ac_get16(const void *p)
+{
+	return *(const __u16 *)p;
+}
+
+AC_INLINE void ac_put32(void *p, __u32 v)
+{
+	*(__u32 *)p = v;
+}
+
+AC_INLINE void ac_put16(void *p, __u16 v)
+{
+	*(__u16 *)p = v;
+}
+
+/* ac_copy_mac() as one 4-byte and one 2-byte access (clang copies a MAC byte by byte: six loads
+ * and six stores), for copies between the packet and map values only: the verifier wants every
+ * stack access aligned, whereas packet and map value accesses need not be (see ac_get32()). */
+AC_INLINE void ac_copy_mac_w(__u8 *dst, const __u8 *src)
+{
+	ac_put32(dst, ac_get32(src));
+	ac_put16(dst + 4, ac_get16(src + 4));
+}
+
 AC_INLINE int ac_mac_eq(const __u8 *a, const __u8 *b)
 {
 	return *(const __u32 *)a == *(const __u32 *)b &&

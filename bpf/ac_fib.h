@@ -49,11 +49,11 @@ AC_INLINE long ac_fib_resolve(struct xdp_md *ctx, struct bpf_fib_lookup *p, cons
 		/* the caller sets the key fields and, once the frame is sent, the expiry */
 		nh->ifindex = p->ifindex;
 		nh->mtu = p->mtu_result; /* output on success since Linux 5.12 */
-		ac_copy_mac(nh->smac, p->smac);
-		ac_copy_mac(nh->dmac, p->dmac);
+		ac_copy_mac_w(nh->smac, p->smac);
+		ac_copy_mac_w(nh->dmac, p->dmac);
 	}
-	ac_copy_mac(eth->h_dest, p->dmac);
-	ac_copy_mac(eth->h_source, p->smac);
+	ac_copy_mac_w(eth->h_dest, p->dmac);
+	ac_copy_mac_w(eth->h_source, p->smac);
 	return rc;
 }
 

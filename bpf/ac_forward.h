@@ -38,8 +38,8 @@ AC_INLINE long ac_last_hop_route(struct xdp_md *ctx, const struct ac_config *cfg
 
 		if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
 			return -1;
-		ac_copy_mac(eth->h_dest, lh->dmac);
-		ac_copy_mac(eth->h_source, lh->smac);
+		ac_copy_mac_w(eth->h_dest, lh->dmac);
+		ac_copy_mac_w(eth->h_source, lh->smac);
 		*out_ifindex = lh->ifindex;
 		return BPF_FIB_LKUP_RET_SUCCESS;
 	}
@@ -71,8 +71,8 @@ AC_INLINE long ac_last_hop_route(struct xdp_md *ctx, const struct ac_config *cfg
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS || !lh)
 		return rc;
 	lh->ifindex = p->ifindex;
-	ac_copy_mac(lh->smac, p->smac);
-	ac_copy_mac(lh->dmac, p->dmac);
+	ac_copy_mac_w(lh->smac, p->smac);
+	ac_copy_mac_w(lh->dmac, p->dmac);
 	lh->mtu = p->mtu_result; /* output on success since Linux 5.12 */
 	lh->expires = now + ttl;
 	return rc;
@@ -173,16 +173,17 @@ AC_INLINE int ac_proxy_last_hop(struct xdp_md *ctx, const struct ac_config *cfg,
 	const struct ac_nsh_base *nb = (const void *)e->nsh;
 	const struct ac_nsh_sp *sp = (const void *)(nb + 1);
 	const struct ac_nsh_md1 *m1 = (const void *)(sp + 1);
-	__u16 w0 = bpf_ntohs(nb->ver_flags_ttl_len);
-	__u32 spsi = bpf_ntohl(sp->spi_si);
+	__u16 w0 = bpf_ntohs(ac_get16(nb));
+	__be32 spi_si = ac_get32(sp);
+	__u32 spsi = bpf_ntohl(spi_si);
 
 	/* ac_nsh_read()'s checks, on the NSH as the restore would write it (with SI - 1) */
 	if ((nb->md_type & 0x0f) != AC_NSH_MD_TYPE1 || (spsi & 0xff) < 2 ||
-	    ac_nsh_check(w0, nb->md_type, 1, nb->next_proto, sp->spi_si, cfg->flags))
+	    ac_nsh_check(w0, nb->md_type, 1, nb->next_proto, spi_si, cfg->flags))
 		return -1;
 	__u32 epoch = AC_READ_ONCE(cfg->path_epoch);
 	__u32 next = bpf_htonl(spsi - 1);
-	__u32 hash = bpf_ntohl(m1->ctx[0]);
+	__u32 hash = bpf_ntohl(ac_get32(m1));
 	struct ac_flow_set *set = ac_flow_set_get(cfg, ac_flow_set_of(next, hash, cfg->flow_set_mask));
 	struct ac_flow *f = set ? ac_flow_find(set, next, hash) : NULL;
 
@@ -326,8 +327,8 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
 		eth->h_proto = bpf_htons(AC_ETH_P_NSH);
 	}
-	ac_copy_mac(eth->h_dest, inst->mac);
-	ac_copy_mac(eth->h_source, inst->if_mac);
+	ac_copy_mac_w(eth->h_dest, inst->mac);
+	ac_copy_mac_w(eth->h_source, inst->if_mac);
 	/* the veth carries NSH + inner after the Ethernet header */
 	if (inst->mtu && data_end - (void *)(eth + 1) > inst->mtu)
 		return ac_slow_too_big(ctx, cfg->slow_ifindex, inst->ifindex,
@@ -420,15 +421,15 @@ AC_INLINE int ac_gpe_rx(struct xdp_md *ctx, const struct ac_config *cfg, struct 
 	if (!(gpe->flags & AC_GPE_FLAG_P) || (gpe->flags & AC_GPE_VER_MASK) ||
 	    gpe->next_proto != AC_GPE_NP_NSH)
 		return -1;
-	__u16 w0 = bpf_ntohs(nb->ver_flags_ttl_len);
+	__u16 w0 = bpf_ntohs(ac_get16(nb));
 	__u8 np = nb->next_proto;
+	__u32 spsi = ac_get32(sp);
 
 	if ((nb->md_type & 0x0f) != AC_NSH_MD_TYPE1 ||
-	    ac_nsh_check(w0, nb->md_type, 1, np, sp->spi_si, cfg->flags))
+	    ac_nsh_check(w0, nb->md_type, 1, np, spsi, cfg->flags))
 		return -1;
 	__u32 epoch = AC_READ_ONCE(cfg->path_epoch);
-	__u32 spsi = sp->spi_si;
-	__u32 hash = bpf_ntohl(m1->ctx[0]);
+	__u32 hash = bpf_ntohl(ac_get32(m1));
 	__u32 outer = ihl + sizeof(struct udphdr) + sizeof(*gpe);
 	struct ac_flow_at at;
 
@@ -443,9 +444,9 @@ AC_INLINE int ac_gpe_rx(struct xdp_md *ctx, const struct ac_config *cfg, struct 
 	 * forwarder writes over them if the packet leaves over VXLAN-GPE again, else removes them */
 	struct ac_nsh_info ni = ac_nsh_md1_info(spsi, hash, np, 0);
 
-	ni.vni = (gpe->flags & AC_GPE_FLAG_I) ? bpf_ntohl(gpe->vni_res) >> 8 : 0;
+	ni.vni = (gpe->flags & AC_GPE_FLAG_I) ? bpf_ntohl(ac_get32(&gpe->vni_res)) >> 8 : 0;
 	ni.outer = outer;
-	nb->ver_flags_ttl_len = bpf_htons(AC_NSH_W0_DEC_TTL(w0));
+	ac_put16(nb, bpf_htons(AC_NSH_W0_DEC_TTL(w0)));
 	/* the frame as decapsulated, as the full path counts it */
 	ac_counter_add(&ac_stats, AC_NOTE_GPE_DECAP, ac_pkt_len(ctx) - outer);
 	return ac_forward(ctx, cfg, &ni, rx_dmac, &at);

@@ -49,7 +49,7 @@ AC_INLINE enum ac_drop_reason ac_gpe_decap(struct xdp_md *ctx, struct iphdr *ip,
 		return AC_DROP_GPE_FLAGS;
 	if (gpe->next_proto != AC_GPE_NP_NSH)
 		return AC_DROP_GPE_NEXT_PROTO;
-	*vni = (gpe->flags & AC_GPE_FLAG_I) ? bpf_ntohl(gpe->vni_res) >> 8 : 0;
+	*vni = (gpe->flags & AC_GPE_FLAG_I) ? bpf_ntohl(ac_get32(&gpe->vni_res)) >> 8 : 0;
 	return ac_decap_eth(ctx, ihl + sizeof(struct udphdr) + sizeof(*gpe));
 }
 
@@ -135,8 +135,8 @@ AC_INLINE int ac_gpe_encap_fwd(struct xdp_md *ctx, const struct ac_config *cfg,
 	if (nh && now < nh->expires && nh->instance_id == id && nh->fib_gen == fib_gen &&
 	    nh->generation == inst->generation && nh->in_ifindex == in_ifindex &&
 	    nh->saddr == saddr && ip_len <= nh->mtu) {
-		ac_copy_mac(eth->h_dest, nh->dmac);
-		ac_copy_mac(eth->h_source, nh->smac);
+		ac_copy_mac_w(eth->h_dest, nh->dmac);
+		ac_copy_mac_w(eth->h_source, nh->smac);
 		return ac_redirect(ctx, AC_FWD_REMOTE, nh->ifindex);
 	}
 

@@ -30,7 +30,7 @@ AC_INLINE enum ac_drop_reason ac_nsh_md2_walk(void *nsh, void *data_end, __u32 l
 		if (next > len)
 			return AC_DROP_NSH_TLV;
 		/* RFC 8300 Type is all 8 bits (the "critical" top bit was dropped after the drafts) */
-		if (tlv->md_class == bpf_htons(AC_MD_CLASS) && tlv->type == AC_TLV_FLOW_HASH &&
+		if (ac_get16(tlv) == bpf_htons(AC_MD_CLASS) && tlv->type == AC_TLV_FLOW_HASH &&
 		    vlen == 4) {
 			__be32 *v = (void *)(tlv + 1);
 
@@ -93,16 +93,17 @@ AC_INLINE enum ac_drop_reason ac_nsh_read(struct xdp_md *ctx, __u32 cfg_flags,
 
 	if ((void *)(sp + 1) > data_end)
 		return AC_DROP_NSH_TRUNCATED;
-	__u16 w0 = bpf_ntohs(nb->ver_flags_ttl_len);
+	__u16 w0 = bpf_ntohs(ac_get16(nb));
 	__u32 len = AC_NSH_W0_LEN(w0) * 4;
 	__u8 md = nb->md_type & 0x0f;
+	__be32 spi_si = ac_get32(sp);
 	enum ac_drop_reason r0 = ac_nsh_check(w0, nb->md_type, (void *)nb + len <= data_end,
-					       nb->next_proto, sp->spi_si, cfg_flags);
+					       nb->next_proto, spi_si, cfg_flags);
 
 	if (r0)
 		return r0;
 
-	ni->spsi = sp->spi_si;
+	ni->spsi = spi_si;
 	ni->len = len;
 	ni->np = nb->next_proto;
 	ni->md = md;
@@ -115,7 +116,7 @@ AC_INLINE enum ac_drop_reason ac_nsh_read(struct xdp_md *ctx, __u32 cfg_flags,
 
 		if ((void *)(m1 + 1) > data_end)
 			return AC_DROP_NSH_TRUNCATED;
-		ni->hash = bpf_ntohl(m1->ctx[0]);
+		ni->hash = bpf_ntohl(ac_get32(m1));
 		ni->has_hash = 1;
 	} else {
 		enum ac_drop_reason r = ac_nsh_md2_walk(nb, data_end, len, ni);
@@ -123,7 +124,7 @@ AC_INLINE enum ac_drop_reason ac_nsh_read(struct xdp_md *ctx, __u32 cfg_flags,
 		if (r)
 			return r;
 	}
-	nb->ver_flags_ttl_len = bpf_htons(AC_NSH_W0_DEC_TTL(w0));
+	ac_put16(nb, bpf_htons(AC_NSH_W0_DEC_TTL(w0)));
 	return AC_DROP_NONE;
 }
 
@@ -183,14 +184,14 @@ AC_INLINE enum ac_drop_reason ac_nsh_build(void *at, void *end, const struct ac_
 
 	if ((void *)(w + 4) > end)
 		return AC_DROP_TRUNCATED;
-	nb->ver_flags_ttl_len = bpf_htons(AC_NSH_W0(AC_NSH_VERSION, ttl, ni->len / 4));
+	ac_put16(nb, bpf_htons(AC_NSH_W0(AC_NSH_VERSION, ttl, ni->len / 4)));
 	nb->md_type = ni->md;
 	nb->next_proto = ni->np;
-	sp->spi_si = ni->spsi;
+	ac_put32(sp, ni->spsi);
 	if (ni->md == AC_NSH_MD_TYPE2) {
 		struct ac_nsh_tlv *tlv = (void *)w;
 
-		tlv->md_class = bpf_htons(AC_MD_CLASS);
+		ac_put16(tlv, bpf_htons(AC_MD_CLASS));
 		tlv->type = AC_TLV_FLOW_HASH;
 		tlv->len = 4;
 		w[1] = bpf_htonl(ni->hash);

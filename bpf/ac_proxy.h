@@ -83,6 +83,27 @@ AC_INLINE int ac_nsh_same(const __u8 *a, const __u8 *b, __u32 len)
 	return 1;
 }
 
+/* Whether the NSH in the packet, right after its Ethernet header, equals the held copy of len
+ * bytes (a multiple of 4, at most AC_PROXY_NSH_MAX): 1 if it does, 0 if not, -1 if the packet is
+ * shorter than len. */
+AC_INLINE int ac_nsh_same_as_held(struct xdp_md *ctx, const __u8 *held, __u32 len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	for (__u32 i = 0; i < AC_PROXY_NSH_MAX / 4; i++) {
+		if (i * 4 >= len)
+			break;
+		const __u32 *p = data + sizeof(struct ethhdr) + i * 4;
+
+		if ((void *)(p + 1) > data_end)
+			return -1;
+		if (*p != *(const __u32 *)(held + i * 4))
+			return 0;
+	}
+	return 1;
+}
+
 /* Deliver to an NSH-unaware local instance. A classified packet (NSH pending) is already bare:
  * the proxy holds the NSH the classifier assigned and only the MACs change. */
 AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_config *cfg,
@@ -99,23 +120,35 @@ AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_config *cfg,
 	if (ac_proxy_key_of(ctx, sizeof(struct ethhdr) + (ni->pending ? 0 : len), proto, inst->ifindex,
 			    &key))
 		return ac_drop(ctx, AC_DROP_TRUNCATED);
-	struct ac_proxy_entry *e = bpf_map_lookup_elem(&ac_scratch, &zero);
-
-	if (!e || len < AC_NSH_BASE_LEN || len > AC_PROXY_NSH_MAX)
+	if (len < AC_NSH_BASE_LEN || len > AC_PROXY_NSH_MAX)
 		return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
-	if (ni->pending) {
-		if (ac_nsh_build(e->nsh, e->nsh + sizeof(e->nsh), ni, ac_classified_ttl(cfg)))
-			return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
-	} else if (ac_nsh_copy(ctx, e->nsh, len, AC_NSH_TO_HELD)) {
-		return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
-	}
-	e->len = len;
 	/* A flow's packets mostly carry the same NSH: then the held copy stays as it is (the
-	 * lookup refreshes its LRU age), which saves replacing a 272-byte element per packet. */
+	 * lookup refreshes its LRU age), which saves replacing a 272-byte element per packet. The
+	 * NSH in the packet is compared with the held copy where it is; only a new or changed one
+	 * is copied out (the packet holds all len bytes: ac_nsh_read() checked them). */
 	struct ac_proxy_entry *held = bpf_map_lookup_elem(&ac_proxy, &key);
+	int same = held && held->len == len && !ni->pending;
 
-	if (!held || held->len != len || !ac_nsh_same(held->nsh, e->nsh, len))
-		bpf_map_update_elem(&ac_proxy, &key, e, BPF_ANY);
+	if (same) {
+		same = ac_nsh_same_as_held(ctx, held->nsh, len);
+		if (same < 0)
+			return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
+	}
+	if (!same) {
+		struct ac_proxy_entry *e = bpf_map_lookup_elem(&ac_scratch, &zero);
+
+		if (!e)
+			return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
+		if (ni->pending) {
+			if (ac_nsh_build(e->nsh, e->nsh + sizeof(e->nsh), ni, ac_classified_ttl(cfg)))
+				return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
+		} else if (ac_nsh_copy(ctx, e->nsh, len, AC_NSH_TO_HELD)) {
+			return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
+		}
+		e->len = len;
+		if (!held || held->len != len || !ac_nsh_same(held->nsh, e->nsh, len))
+			bpf_map_update_elem(&ac_proxy, &key, e, BPF_ANY);
+	}
 
 	if (ni->pending) {
 		void *data = (void *)(long)ctx->data;
@@ -124,8 +157,8 @@ AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_config *cfg,
 
 		if ((void *)(eth + 1) > data_end)
 			return ac_drop(ctx, AC_DROP_TRUNCATED);
-		ac_copy_mac(eth->h_dest, inst->mac);
-		ac_copy_mac(eth->h_source, inst->if_mac);
+		ac_copy_mac_w(eth->h_dest, inst->mac);
+		ac_copy_mac_w(eth->h_source, inst->if_mac);
 	} else {
 		enum ac_drop_reason r = ac_nsh_pop(ctx, len, inst->mac, inst->if_mac, proto);
 
@@ -186,10 +219,10 @@ AC_INLINE enum ac_drop_reason ac_proxy_restore(struct xdp_md *ctx, __u16 eth_pro
 	__builtin_memcpy(data, &eth, sizeof(eth));
 	nb->next_proto = eth_proto == ETH_P_IP ? AC_NSH_NP_IPV4 : AC_NSH_NP_IPV6;
 	/* the proxy acts for the VNF: SI - 1 (SI 0 is then dropped by the forwarder) */
-	__u32 spsi = bpf_ntohl(sp->spi_si);
+	__u32 spsi = bpf_ntohl(ac_get32(sp));
 
 	if (spsi & 0xff)
-		sp->spi_si = bpf_htonl(spsi - 1);
+		ac_put32(sp, bpf_htonl(spsi - 1));
 	return AC_DROP_NONE;
 }
 
