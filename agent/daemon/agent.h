@@ -185,6 +185,7 @@ class Agent {
   uint64_t ftc_restarts_ = 0;
   double ftc_last_restart_ms_ = 0;                      // death noticed .. new process alive
   std::map<uint32_t, FtcRecoveryTarget> ftc_targets_;   // recovery targets of the local FTC instances
+  FtcHolderMemory ftc_holders_;                          // their holders of the last minutes
   std::unique_ptr<FtcRecoveryService> ftc_recovery_;    // null: no channel
   const FtcChannel* ftc_recovery_on_ = nullptr;         // the channel it registered on
   // messages to this node: delivered from the loop, never inside the send (a session's request

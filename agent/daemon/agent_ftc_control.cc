@@ -35,6 +35,11 @@ void Agent::load_ftc_incarnations() {
 void Agent::sync_ftc_controls() {
   if (!nf_ || spec_.ftc_chains.empty() || !last_view_) return;
   auto controls = compute_ftc_controls(spec_, *last_view_, ftc_inc_);
+  // holders a moment out of the plane stay asked while their node is reached (ftc_peers.h)
+  uint32_t idle = nf::kFtcDefaultPeerIdle;
+  for (const auto& i : spec_.instances)
+    if (i.ftc && i.nf) idle = std::max(idle, i.nf->params.idle_timeout_s);
+  ftc_holders_.apply(controls.recovery, *last_view_, Clock::now(), std::chrono::seconds(idle + 30));
   ftc_targets_ = controls.recovery;
   if (controls.problems != ftc_control_problems_)
     for (const auto& p : controls.problems) log::warn("ftc control: {}", p);

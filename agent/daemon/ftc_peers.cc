@@ -58,9 +58,10 @@ FtcControls compute_ftc_controls(const AgentSpec& spec, const plane::PlaneView& 
                          .idle_timeout_s = nf::kFtcDefaultPeerIdle};
         if (auto li = local_idle.find(id); li != local_idle.end()) peer.idle_timeout_s = li->second;
         peers[peer.id] = peer;
-        if (p->info.nsh_endpoint)
+        if (p->info.nsh_endpoint) {
           target.holders.insert(p->info.nsh_endpoint);
-        else
+          target.holder_router[p->info.nsh_endpoint] = p->router;
+        } else
           out.problems.push_back(fmt::format("{}: peer instance {} announces no NSH endpoint (not asked in recovery)",
                                              x.name, id));
         if (successor && succ_seen.insert(peer.id).second) successors.push_back(peer.id);
@@ -88,6 +89,24 @@ FtcControls compute_ftc_controls(const AgentSpec& spec, const plane::PlaneView& 
     out.recovery[x.id] = std::move(target);
   }
   return out;
+}
+
+void FtcHolderMemory::apply(std::map<uint32_t, FtcRecoveryTarget>& targets, const plane::PlaneView& view,
+                            Clock::time_point now, std::chrono::seconds keep) {
+  std::erase_if(seen_, [&](const auto& kv) { return !targets.contains(kv.first); });
+  for (auto& [id, t] : targets) {
+    auto& mem = seen_[id];
+    for (uint32_t h : t.holders) {
+      auto r = t.holder_router.find(h);
+      mem[h] = Seen{r != t.holder_router.end() ? r->second : 0, now};
+    }
+    std::erase_if(mem, [&](const auto& kv) { return now - kv.second.at > keep; });
+    for (const auto& [h, s] : mem)
+      if (!t.holders.contains(h) && s.router && view.router_usable(s.router)) {
+        t.holders.insert(h);
+        t.holder_router[h] = s.router;
+      }
+  }
 }
 
 std::vector<uint32_t> ftc_channel_peers(const AgentSpec& spec, const plane::PlaneView& view,

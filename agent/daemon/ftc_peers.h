@@ -15,6 +15,7 @@
 // - geo: per chain SPI, the head SIs of the f hops before X's (the middleboxes X replicates).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -31,6 +32,28 @@ namespace anychain::daemon {
 struct FtcRecoveryTarget {
   ftc::Geometry geo;
   std::set<uint32_t> holders;
+  std::map<uint32_t, uint32_t> holder_router;  // holder endpoint -> the router announcing it
+};
+
+// The holders of an instance's records outlive their place in the plane: a peer withdrawn from
+// its service (announced down while its process lives, frozen, a service left with no instance
+// for a moment) keeps its replica store, but the chain's geometry computed while it is out names
+// no successor on that side, and a replacement recovering then asked nobody and came back with
+// nothing, counted as nothing lost (docs/ftc.md 7.4). So each target also keeps the holders it
+// had within `keep` (a record lives at most its head's idle timeout plus the grace) whose router
+// the plane still reaches: asking a node that holds nothing costs one empty answer.
+class FtcHolderMemory {
+ public:
+  using Clock = std::chrono::steady_clock;
+  void apply(std::map<uint32_t, FtcRecoveryTarget>& targets, const plane::PlaneView& view, Clock::time_point now,
+             std::chrono::seconds keep);
+
+ private:
+  struct Seen {
+    uint32_t router = 0;
+    Clock::time_point at{};
+  };
+  std::map<uint32_t, std::map<uint32_t, Seen>> seen_;  // instance id -> holder endpoint -> last in its target
 };
 
 struct FtcControls {

@@ -944,6 +944,60 @@ TEST(FtcControls, PeersSuccessorsAndIncarnationsFromThePlane) {
                           [](const std::string& p) { return p.find("peer instance 9 announces no NSH endpoint") != std::string::npos; }));
 }
 
+// A holder out of the plane for a moment stays asked (ftc_peers.h FtcHolderMemory): chain fw ->
+// nat, f = 1; this node (B) runs nat 9, fw 3 runs on A. fw 3 withdrawn (its service has no
+// instance): its node A is still a holder of nat 9's records while A's router is reached and for
+// `keep`; not once A is unreachable, nor after `keep`.
+TEST(FtcHolderMemory, AHolderWithdrawnAMomentIsStillAskedWhileItsNodeIsReached) {
+  constexpr uint32_t kNodeA = 0x0a0a0001, kNodeB = 0x0a0a0002, kRouterA = 0x0aff0001, kRouterB = 0x0aff0002;
+  AgentSpec s;
+  s.services = {{"fw", 1, 0x0a640001, 32}, {"nat", 3, 0x0a640003, 32}};
+  s.instances = {ftc_nf("nat9", 9, 3, nf::Kind::Nat, 300)};
+  s.ftc_chains = {{.spi = 10, .f = 1, .services = {1, 3}}};
+  plane::PlaneView v;
+  auto cand = [](uint32_t id, uint32_t node, uint32_t router) {
+    plane::Candidate c;
+    c.info.instance_id = id;
+    c.info.flags = ospf::kVnfFlagFtc;
+    c.info.nsh_endpoint = node;
+    c.router = router;
+    return c;
+  };
+  plane::ServiceRoute fw, nat;
+  fw.key = {0x0a640001, 32};
+  fw.candidates = {cand(3, kNodeA, kRouterA)};
+  fw.weights = {1};
+  nat.key = {0x0a640003, 32};
+  nat.candidates = {cand(9, kNodeB, kRouterB)};
+  nat.weights = {1};
+  v.services = {fw, nat};
+  v.router_dist = {{kRouterA, 10}, {kRouterB, 0}};
+  FtcHolderMemory mem;
+  const auto t0 = FtcHolderMemory::Clock::time_point{} + std::chrono::hours(1);
+  const std::chrono::seconds keep(330);
+  auto c = compute_ftc_controls(s, v, {});
+  mem.apply(c.recovery, v, t0, keep);
+  EXPECT_EQ(c.recovery.at(9).holders, (std::set<uint32_t>{kNodeA}));
+  // fw 3 withdrawn: the plane alone names no holder
+  v.services[0].candidates.clear();
+  v.services[0].weights.clear();
+  c = compute_ftc_controls(s, v, {});
+  EXPECT_TRUE(c.recovery.at(9).holders.empty());
+  mem.apply(c.recovery, v, t0 + std::chrono::seconds(30), keep);
+  EXPECT_EQ(c.recovery.at(9).holders, (std::set<uint32_t>{kNodeA})) << "A still holds nat 9's replicas";
+  EXPECT_EQ(c.recovery.at(9).holder_router.at(kNodeA), kRouterA);
+  // A unreachable: not asked (a dead node would only delay the recovery by the holders' timeout)
+  v.router_dist = {{kRouterA, plane::kUnreachable}, {kRouterB, 0}};
+  c = compute_ftc_controls(s, v, {});
+  mem.apply(c.recovery, v, t0 + std::chrono::seconds(60), keep);
+  EXPECT_TRUE(c.recovery.at(9).holders.empty());
+  // reached again, but longer ago than `keep` it was last a holder: forgotten
+  v.router_dist = {{kRouterA, 10}, {kRouterB, 0}};
+  c = compute_ftc_controls(s, v, {});
+  mem.apply(c.recovery, v, t0 + keep + std::chrono::seconds(1), keep);
+  EXPECT_TRUE(c.recovery.at(9).holders.empty());
+}
+
 // The channel's peers come from the LSDB only: chain fw -> mon -> nat -> rep with f = 1; this
 // node (B) runs mon 5 and stands by for instance 30 (web, on F). The nodes within one hop of mon
 // (fw on A, nat on C and D) and F are peers; rep (E, two hops away either way), an instance of
