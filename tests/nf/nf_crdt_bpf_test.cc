@@ -557,6 +557,26 @@ TEST_F(SharedStateNf, IdsFlagExpiresAndTheRemoveReplicates) {
 
 // ---------------------------------------------------------------------------------- nat
 
+// Two empty instances, then a maps the outbound packet `out` to exactly `translated`.
+Out map_on_first(Inst& a, Inst& b, const Bytes& out, const Bytes& translated) {
+  EXPECT_EQ(replicate(a, b, 1), 0u);
+  EXPECT_EQ(replicate(b, a, 1), 0u);
+  Out o = a.run(to_nf(md1(), out));
+  EXPECT_EQ(o.verdict, XDP_TX);
+  EXPECT_EQ(hex(o.frame), hex(translated));
+  return o;
+}
+
+// The reply key of the tests' UDP flow 10.1.0.1:40000 -> 198.51.100.7:9000 mapped to port 20032
+ac_nf_nat_rkey flow_rkey() {
+  ac_nf_nat_rkey rk{};
+  inet_pton(AF_INET, "198.51.100.7", &rk.remote);
+  rk.remote_port = htons(9000);
+  rk.port = htons(20032);
+  rk.proto = IPPROTO_UDP;
+  return rk;
+}
+
 nf::Params nat_in(uint32_t id, const std::string& ports) {
   nf::Params p = nat(ports);
   p.instance_id = id;
@@ -580,11 +600,7 @@ TEST_F(SharedStateNf, NatTranslatesAReplyOnTheInstanceThatDidNotMakeTheMapping) 
   EXPECT_EQ(b.run(to_nf(md1(0x9999), reply)).verdict, XDP_DROP) << "not merged yet";
   EXPECT_EQ(b.count(AC_NF_NAT_REV_MISS), 1u);
   // the shared entry, exactly: key as nf_nat_rev's, data external then inside, writer a
-  ac_nf_nat_rkey rk{};
-  inet_pton(AF_INET, "198.51.100.7", &rk.remote);
-  rk.remote_port = htons(9000);
-  rk.port = htons(20032);
-  rk.proto = IPPROTO_UDP;
+  const ac_nf_nat_rkey rk = flow_rkey();
   ac_register r{};
   ASSERT_EQ(bpf_map_lookup_elem(a.maps->fd("nat_shared"), &rk, &r), 0);
   EXPECT_EQ(r.v.writer, 71u);
@@ -652,11 +668,7 @@ TEST_F(SharedStateNf, NatSharedEntryExpiresByItsMergedSeen) {
   ASSERT_EQ(replicate(a, b, 1), 2u) << "nat_shared and nat_fwd";
   const Bytes reply = ipv4("198.51.100.7", "192.0.2.10", udp(9000, 20032));
   ASSERT_EQ(b.run(to_nf(md1(0x9999), reply)).verdict, XDP_TX) << "translated by the merged entry";
-  ac_nf_nat_rkey rk{};
-  inet_pton(AF_INET, "198.51.100.7", &rk.remote);
-  rk.remote_port = htons(9000);
-  rk.port = htons(20032);
-  rk.proto = IPPROTO_UDP;
+  const ac_nf_nat_rkey rk = flow_rkey();
   ac_register r{};
   ASSERT_EQ(bpf_map_lookup_elem(b.maps->fd("nat_shared"), &rk, &r), 0);
   const auto& obj = b.nf->published().crdt->objects.at(0);
@@ -698,13 +710,10 @@ TEST_F(SharedStateNf, NatSharedEntryExpiresByItsMergedSeen) {
 // change reaches a.
 TEST_F(SharedStateNf, NatTranslatesOutboundPacketsOfAFlowAnotherInstanceMapped) {
   Inst a(nat_in(91, "20032-20095")), b(nat_in(92, "20096-20159"));
-  EXPECT_EQ(replicate(a, b, 1), 0u);
-  EXPECT_EQ(replicate(b, a, 1), 0u);
   const Bytes out = ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000));
   const Bytes translated = from_nf(md1(), ipv4("192.0.2.10", "198.51.100.7", udp(20032, 9000)));
-  Out o = a.run(to_nf(md1(), out));
+  Out o = map_on_first(a, b, out, translated);
   ASSERT_EQ(o.verdict, XDP_TX);
-  ASSERT_EQ(hex(o.frame), hex(translated));
   const Bytes ping = icmp4("10.1.0.2", "198.51.100.7", 8, 0x1234);
   o = a.run(to_nf(md1(), ping));
   ASSERT_EQ(o.verdict, XDP_TX);
@@ -787,13 +796,10 @@ TEST_F(SharedStateNf, NatOwnerKeepsAPortAnotherInstanceStillTranslatesWith) {
   nf::Params pa = nat_in(121, "20032-20095");
   pa.idle_timeout_s = 10;  // with the default grace (30 s): idle after 40 s
   Inst a(pa), b(nat_in(122, "20096-20159"));
-  EXPECT_EQ(replicate(a, b, 1), 0u);
-  EXPECT_EQ(replicate(b, a, 1), 0u);
   const Bytes out = ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000));
   const Bytes translated = from_nf(md1(), ipv4("192.0.2.10", "198.51.100.7", udp(20032, 9000)));
-  Out o = a.run(to_nf(md1(), out));
+  Out o = map_on_first(a, b, out, translated);
   ASSERT_EQ(o.verdict, XDP_TX);
-  ASSERT_EQ(hex(o.frame), hex(translated));
   const auto t0 = std::chrono::steady_clock::now();
   auto r = a.nf->reclaim(t0);
   ASSERT_TRUE(r.has_value()) << r.error().str();
@@ -806,11 +812,7 @@ TEST_F(SharedStateNf, NatOwnerKeepsAPortAnotherInstanceStillTranslatesWith) {
   ASSERT_EQ(hex(o.frame), hex(translated));
   ASSERT_EQ(b.count(AC_NF_NAT_OUT_SHARED), 1u);
   EXPECT_GE(replicate(b, a, 1), 2u);
-  ac_nf_nat_rkey rk{};
-  inet_pton(AF_INET, "198.51.100.7", &rk.remote);
-  rk.remote_port = htons(9000);
-  rk.port = htons(20032);
-  rk.proto = IPPROTO_UDP;
+  const ac_nf_nat_rkey rk = flow_rkey();
   ac_register sh{};
   ASSERT_EQ(bpf_map_lookup_elem(a.maps->fd("nat_shared"), &rk, &sh), 0);
   EXPECT_EQ(sh.v.writer, 121u) << "still a's mapping";
