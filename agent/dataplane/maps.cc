@@ -376,8 +376,6 @@ Result<double> Dataplane::swap_wcmp_table(uint32_t service_id, std::span<const u
                                           const std::vector<uint32_t>* current) {
   // the same table: nothing to swap (most recomputations change no weight)
   if (current && std::equal(current->begin(), current->end(), buckets.begin(), buckets.end())) return 0.0;
-  std::vector<uint32_t> old(AC_WCMP_BUCKETS, 0);
-  if (current) old = *current;
 
   UniqueFd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "ac_wcmp_table", sizeof(uint32_t), sizeof(uint32_t),
                                 AC_WCMP_BUCKETS, nullptr));
@@ -392,8 +390,9 @@ Result<double> Dataplane::swap_wcmp_table(uint32_t service_id, std::span<const u
   int ifd = inner.get();
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.ac_wcmp), &service_id, &ifd, BPF_ANY) != 0)
     return fail_errno(fmt::format("swap WCMP table of service {}", service_id));
+  // moved buckets against the table replaced (none: every bucket was empty, i.e. 0)
   size_t moved = 0;
-  for (size_t i = 0; i < AC_WCMP_BUCKETS; ++i) moved += old[i] != buckets[i];
+  for (size_t i = 0; i < AC_WCMP_BUCKETS; ++i) moved += (current && i < current->size() ? (*current)[i] : 0) != buckets[i];
   return static_cast<double>(moved) / AC_WCMP_BUCKETS;
 }
 
