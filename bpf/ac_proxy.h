@@ -146,7 +146,9 @@ AC_INLINE int ac_proxy_deliver(struct xdp_md *ctx, const struct ac_config *cfg,
 			return ac_drop(ctx, AC_DROP_NSH_TRUNCATED);
 		}
 		e->len = len;
-		if (!held || held->len != len || !ac_nsh_same(held->nsh, e->nsh, len))
+		/* a forwarded NSH was already found different in place; a classified one is
+		 * built here and may equal the held copy */
+		if (!held || held->len != len || !ni->pending || !ac_nsh_same(held->nsh, e->nsh, len))
 			bpf_map_update_elem(&ac_proxy, &key, e, BPF_ANY);
 	}
 
