@@ -2,11 +2,16 @@
 then one of them failing as a whole (pytest; fixtures in conftest.py).
 
 scripts/experiment --vm brings paper-fig3 up as four VMs (prefix actv<pid>: own kernel, FRR, anychaind
-and XDP on virtio-net each, linked by host bridges), runs two runs time-compressed x3 (pooled, as
-paper_experiment_quick) and, in the second, SIGKILLs node D's qemu at the end of phase 2 and keeps the
-traffic on (phase 3). Checks:
-  - the same acceptance as paper_experiment_quick: every steady-state median within 5 points of 50/50
-    and 40/40/20, at least 20 samples each, nothing on vnfD before it starts;
+and XDP on virtio-net each, linked by host bridges), runs three runs time-compressed x3 (pooled) and,
+in the third, SIGKILLs node D's qemu at the end of phase 2 and keeps the traffic on (phase 3).
+Judged against the WCMP policy's own fixed point (--expect policy: 50/50, then 41.4/41.4/17.3), over
+three pooled runs, where paper_experiment_quick judges two against the paper's 40/40/20: on this
+backend each run's shares spread wider (vnfD's phase-2 run means 11.7 to 23.3 %, standard deviation
+3 points over thirteen runs, mean 17.1 %, the policy's 17.3 %), so the paper's 20 % left vnfD's median
+about 2 standard deviations of two pooled runs above the 15 % limit and it fell under once (14.6 %);
+docs/experiment.md, "How often the acceptance passes". Checks:
+  - the experiment's acceptance: every steady-state median within 5 points of the policy's fixed
+    point, at least 20 samples each, nothing on vnfD before it starts;
   - the failure: every surviving agent (A, B, C) drops vnfD within the bound (20 s), the sink receives
     nothing vnfD served after the kill, and phase 3 settles at the WCMP policy's fixed point over the
     survivors (vnfB and vnfC: 50/50) within 5 points;
@@ -15,8 +20,8 @@ traffic on (phase 3). Checks:
     mode on virtio-net NICs whose XDP counters show the traffic crossed them;
   - status, exec and vtysh work over the VM backend (exit codes, the dead node shown DOWN);
   - `down` leaves nothing: no namespace, process, tap, state dir.
-Root only (exit 77 otherwise). 420-463 s on the 2-core TCG host under other sessions' load with the
-earlier 150/K-second phase 3, about 50 s more since (docs/lab.md);
+Root only (exit 77 otherwise). 420-463 s on the 2-core TCG host under other sessions' load with two
+runs and the earlier 150/K-second phase 3, about 50 s more since and about 110 s more for the third run;
 the experiment is given 1000 s, ctest's budget is 1500 s.
 """
 import csv
@@ -30,6 +35,8 @@ import pytest
 from labkit import LAB, PYTHON, SRC, STATE_ROOT, lab, lab_prefix, leftovers, run, steady_samples_missing
 
 FAILED = "D"
+RUNS = 3  # the last one goes on into phase 3 with node D dead
+LAST = str(RUNS)
 PHASES = (("1", ["vnfB", "vnfC"]), ("2", ["vnfB", "vnfC", "vnfD"]), ("3", ["vnfB", "vnfC"]))
 
 
@@ -40,7 +47,7 @@ def experiment(build):
     lab("down", "--prefix", prefix)
     try:
         rc = subprocess.run([PYTHON, os.path.join(SRC, "scripts", "experiment"), "--vm", "--compress", "3",
-                             "--runs", "2", "--fail-node", FAILED, "--keep", "--prefix", prefix,
+                             "--runs", str(RUNS), "--expect", "policy", "--fail-node", FAILED, "--keep", "--prefix", prefix,
                              "--build", build.dir, "--out", out], timeout=1000).returncode
     except subprocess.TimeoutExpired:
         rc = "timed out after 1000 s"  # the tests fail on it; the lab still goes down below
@@ -81,6 +88,13 @@ def test_steady_samples(experiment, phase, vnf):
     assert missing is None, missing
 
 
+def test_phases_1_and_2_expect_the_policys_fixed_point(experiment):
+    """--expect policy: 50/50, then the fixed point worked out in docs/wcmp-policy.md (41.4/41.4/17.3)."""
+    e = experiment.summary["expected"]
+    assert e["1"] == {"vnfB": 50.0, "vnfC": 50.0}, e
+    assert e["2"]["vnfB"] == e["2"]["vnfC"] and abs(e["2"]["vnfB"] - 41.4) <= 0.1 and abs(e["2"]["vnfD"] - 17.3) <= 0.1, e
+
+
 def test_phase_3_expects_the_survivors_50_50(experiment):
     assert experiment.summary["expected"]["3"] == {"vnfB": 50.0, "vnfC": 50.0}
 
@@ -94,7 +108,7 @@ def test_no_traffic_on_vnfd_after_its_node_died(experiment):
     which the sink's clock in A's VM is aligned with the host's); nothing it served arrives later."""
     fo = experiment.summary["failover"]
     assert fo["sink_last_dead_packet_after_s"] is not None and fo["sink_last_dead_packet_after_s"] <= 2.0, fo
-    late = [r for r in experiment.rows if r["run"] == "2" and float(r["t"]) > fo["killed_at_s"] + 2.0]
+    late = [r for r in experiment.rows if r["run"] == LAST and float(r["t"]) > fo["killed_at_s"] + 2.0]
     assert late and all(r["pkts_vnfD"] == "0" for r in late)
 
 
@@ -108,7 +122,7 @@ def test_surviving_agents_drop_the_dead_instance_in_bounded_time(experiment, rou
 def test_traffic_flows_again_after_the_failure(experiment):
     """In phase 3's steady window the sink gets what the generator offers (B and C have room)."""
     lo, hi = experiment.summary["steady_windows_s"]["3"]
-    rates = [float(r["offered_pps"]) for r in experiment.rows if r["run"] == "2" and lo <= float(r["t"]) < hi]
+    rates = [float(r["offered_pps"]) for r in experiment.rows if r["run"] == LAST and lo <= float(r["t"]) < hi]
     assert rates and sorted(rates)[len(rates) // 2] >= 180, rates
 
 
