@@ -109,8 +109,11 @@ struct {
 	__type(value, struct ac_st_rec);
 } nf_head SEC(".maps");
 
+/* Not preallocated: sized for the largest f times a head's partitions (anychain-nf's default), it
+ * takes memory for the records in use only (a replica holds the partitions that cross it). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, AC_NF_REPLICA_MAX);
 	__type(key, struct ac_st_rkey);
 	__type(value, struct ac_st_rec);

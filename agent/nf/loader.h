@@ -30,8 +30,8 @@ struct LoadOptions {
   std::string object_path;             // another object than the kind's embedded one (development,
                                        // tests); program: its XDP program ("" = the kind's)
   std::string program;
-  uint32_t flows = 65536;              // nf_head records: partitions with state
-  uint32_t replica_records = 4096;     // nf_replica records (FTC replication: issue 13 phase B2)
+  uint32_t flows = kHeadFlowsDefault;  // nf_head records: partitions with state
+  uint32_t replica_records = kReplicaRecordsDefault;  // nf_replica records (docs/ftc.md 3.1)
   std::chrono::seconds reclaim_grace{30}; // after the idle timeout, before a record is deleted
 };
 

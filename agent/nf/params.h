@@ -45,8 +45,13 @@ std::string proto_text(uint8_t proto);
 // "N" or "N-M"
 Result<std::pair<uint16_t, uint16_t>> parse_port_range(std::string_view s);
 
-// FTC limits of anychain-nf (--replica-records, --reorder-wait-us; the config's ftc: section)
-inline constexpr uint32_t kReplicaRecordsDefault = 4096, kReplicaRecordsMax = 1u << 22;
+// FTC limits of anychain-nf (--replica-records, --reorder-wait-us; the config's ftc: section).
+// The replica store holds, per partition that crosses the instance, one record for each of up to
+// f predecessors: by default room for a head store's partitions (LoadOptions::flows, 65,536)
+// times the largest f (4). The map is not preallocated: memory follows the records in use
+// (docs/ftc.md 3.1).
+inline constexpr uint32_t kHeadFlowsDefault = 65536;
+inline constexpr uint32_t kReplicaRecordsDefault = 4 * kHeadFlowsDefault, kReplicaRecordsMax = 1u << 22;
 inline constexpr uint32_t kReorderWaitUsDefault = 1000, kReorderWaitUsMax = 999'999;  // below the 1 s hold timeout
 
 struct Params {

@@ -134,7 +134,7 @@ TEST(ConfigFtc, ErrorsNameTheInputAndItsLine) {
 TEST(ConfigFtc, ReplicaRecordsAndReorderWait) {
   auto d = cfg::parse(kFtcBase, "d.yaml");
   ASSERT_TRUE(d.has_value()) << diag_text(d.error());
-  EXPECT_EQ(d->ftc.replica_records, 4096u);
+  EXPECT_EQ(d->ftc.replica_records, 262144u) << "65,536 partitions of a head store x f up to 4";
   EXPECT_EQ(d->ftc.reorder_wait_us, 1000u);
   auto c = cfg::parse(kFtcBase + "ftc:\n  replica_records: 65536\n  reorder_wait_us: 250\n", "t.yaml");
   ASSERT_TRUE(c.has_value()) << diag_text(c.error());

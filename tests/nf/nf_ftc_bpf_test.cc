@@ -290,6 +290,27 @@ TEST_F(NfFtcReplica, ReplicaHopAppliesStripsAndAppendsNothing) {
   outcomes_add_up();
 }
 
+// The replica store's default room (anychain-nf's LoadOptions and the config's replica_records):
+// the FTC recovery bench's 10,000 flows through one predecessor must all fit. Until the default
+// was a head store's partitions times the largest f, 4096 records did not: one partition more and
+// its log was refused (ftc_replica_full), its packet dropped and its state not recoverable.
+TEST_F(NfFtcReplica, TheDefaultReplicaStoreHoldsTenThousandPartitionsOfAPredecessor) {
+  load(replica_hop());
+  peer(7);
+  constexpr uint32_t kFlows = 10000;
+  for (uint32_t i = 0; i < kFlows; ++i) {
+    Bytes nsh = cat(head_of(20, 254, 1), kMonLog1);
+    const uint32_t hash = 0x51000000u + i;  // the flow hash TLV's value: one partition per flow
+    nsh[12] = hash >> 24, nsh[13] = hash >> 16, nsh[14] = hash >> 8, nsh[15] = hash & 0xff;
+    Out o = run(to_nf(nsh, inner()));
+    ASSERT_EQ(o.verdict, XDP_TX) << "partition " << i << ": " << state()["ftc"]["counters"].dump();
+  }
+  EXPECT_EQ(ftc("ftc_replica_full"), 0u);
+  EXPECT_EQ(ftc("ftc_applied"), kFlows);
+  EXPECT_EQ(state()["ftc"]["replica_records"], kFlows);
+  outcomes_add_up();
+}
+
 // f = 2: not the tail, the log stays with held 2; a returned log at its tail is committed; a plain
 // packet (MD type 1: a chain without FTC) is returned as it came, SI - 1.
 TEST_F(NfFtcReplica, ReplicaHopKeepsLogsItIsNotTheTailOfAndCommitsWrappedOnes) {

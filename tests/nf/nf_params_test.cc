@@ -99,14 +99,14 @@ TEST(NfParams, ValidateAndTheCommandLine) {
   ASSERT_TRUE(nf::validate(p).has_value());
   EXPECT_EQ(nf::to_args(p), (std::vector<std::string>{"--kind", "nat", "--instance-id", "3", "--idle-timeout", "300",
                                                        "--nat-address", "192.0.2.10", "--nat-ports", "1000-2000",
-                                                       "--replica-records", "4096", "--reorder-wait-us", "1000"}));
+                                                       "--replica-records", "262144", "--reorder-wait-us", "1000"}));
   nf::Params f;
   f.kind = nf::Kind::Firewall;
   f.instance_id = 1;
   f.fw_rules.push_back(*nf::parse_rule("drop proto udp dport 53"));
   EXPECT_EQ(nf::to_args(f), (std::vector<std::string>{"--kind", "firewall", "--instance-id", "1", "--idle-timeout", "0",
                                                        "--default", "pass", "--rule", "drop proto udp dport 53",
-                                                       "--replica-records", "4096", "--reorder-wait-us", "1000"}));
+                                                       "--replica-records", "262144", "--reorder-wait-us", "1000"}));
   f.fw_rules.resize(AC_NF_FW_RULES + 1, f.fw_rules[0]);
   EXPECT_FALSE(nf::validate(f).has_value()) << "65 rules";
   nf::Params m;

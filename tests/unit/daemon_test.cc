@@ -807,7 +807,9 @@ TEST(FromConfig, NfReplicaRecordsAndReorderWait) {
   };
   auto value = arg_value;
   auto dflt = args_of("");
-  EXPECT_EQ(value(dflt, "--replica-records"), "4096");
+  // the node's default is anychain-nf's own: room for a head store's partitions times the largest f
+  EXPECT_EQ(value(dflt, "--replica-records"), std::to_string(nf::kReplicaRecordsDefault));
+  EXPECT_EQ(nf::kReplicaRecordsDefault, 4u * nf::kHeadFlowsDefault);
   EXPECT_EQ(value(dflt, "--reorder-wait-us"), "1000");
   auto set = args_of("ftc: {replica_records: 32768, reorder_wait_us: 300}\n");
   EXPECT_EQ(value(set, "--replica-records"), "32768");
