@@ -45,12 +45,15 @@ void Agent::sync_ftc_resync() {
 }
 
 // The local FTC NFs' maps, kept open while the same process runs (opened again after a restart):
-// what the recovery service answers RECOVER_REQ from and the re-request service RESYNC_REQ.
+// what the recovery service answers RECOVER_REQ from and the re-request service RESYNC_REQ. A
+// running NF counts whether or not it is alive as an instance: withdrawn (its veth down, taken for
+// dead) it still holds its replicas, and a node that answered "no record" for it made a recovery
+// install nothing and report nothing lost (ftc_recovery_lab_test.py, holder_withdrawn).
 std::vector<LocalHolder> Agent::ftc_local_holders() {
   std::vector<LocalHolder> out;
   if (!nf_) return out;
   for (const auto& i : spec_.instances) {
-    if (!i.ftc || !i.nf || !nf_->alive(i.nf->name)) {
+    if (!i.ftc || !i.nf || !nf_->running(i.nf->name)) {
       if (i.nf) ftc_local_maps_.erase(i.nf->name);
       continue;
     }

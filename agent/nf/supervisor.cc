@@ -304,6 +304,11 @@ void Supervisor::on_timer(Clock::time_point now) {
   }
 }
 
+bool Supervisor::running(const std::string& name) const {
+  auto it = inst_.find(name);
+  return it != inst_.end() && it->second.state == State::Running;
+}
+
 bool Supervisor::alive(const std::string& name) const {
   auto it = inst_.find(name);
   if (it == inst_.end() || it->second.state != State::Running) return false;

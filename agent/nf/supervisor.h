@@ -65,6 +65,9 @@ class Supervisor {
 
   // Running: its process published, its namespace exists, its veth is up.
   bool alive(const std::string& name) const;
+  // Its process runs (published): its maps are there, whatever its veth (an FTC holder whose veth
+  // is down still holds its replicas and answers recovery from them).
+  bool running(const std::string& name) const;
   bool knows(const std::string& name) const { return inst_.count(name) > 0; }
   std::string netns_of(const std::string& name) const { return opts_.netns_prefix + name; }
   std::string published_file(const std::string& name) const;

@@ -262,3 +262,61 @@ def test_traffic_reaches_the_sink_after_the_nats_recovery(nat_ns_deleted, cli, l
     assert all(f["packets"] == gen[9000]["packets_per_flow"] for f in flows.values()), \
         [(i, f["packets"]) for i, f in flows.items()]
     assert cli.buffer("D")["ports"]["nf-nat1"]["released"] - before >= sink["packets"] > 0
+
+
+@pytest.fixture(scope="module")
+def holder_withdrawn(cli, lab, build, module_procs, nat_ns_deleted):
+    """The monitor's only holder withdrawn while it lives, then the monitor killed. With f = 1 the
+    NAT holds the only other copy of the monitor's records. Its veth on D is set down: D's agent
+    takes it for dead at once (its veth), withdraws it and announces it down, while its process and
+    maps live on. The monitor is SIGKILLed then, and C's agent asks D. D must answer from the NAT's
+    maps: it answered "no record" for an NF that was not alive as an instance (veth down), and the
+    monitor came back empty with nothing counted lost (the "recovered nothing" class of failures,
+    docs/performance.md). C still names D here: the frozen NAT stays in C's plane through its
+    recovery hold; a holder gone from the plane altogether is FtcHolderMemory's case (unit test
+    FtcHolderMemory.AHolderWithdrawnAMomentIsStillAskedWhileItsNodeIsReached)."""
+    mon, nat = NFS["mon1"][1], NFS["nat1"][1]
+    # traffic first: the NAT holds the monitor's records of these flows
+    ftclab.send(lab, build, module_procs, [(9000, 4, 1, 20, 2)], sink_s=5)
+    rep = replicas_of(cli.state("nat1"), mon)
+
+    def in_plane(router):
+        """listed and usable (a withdrawn FTC instance stays listed, frozen or held down)"""
+        t = cli.json(router, "topology")
+        return any(i["id"] == nat and not i["recovering"] and not i["held"]
+                   for s in t["services"] for i in s["instances"])
+
+    def recovered(pid):
+        st = cli.nf_status("mon1")
+        if not st["alive"] or st["pid"] == pid:
+            return False
+        last = (cli.json("C", "status").get("ftc_recovery") or {}).get("last", {}).get(str(mon))
+        inc = cli.state("mon1")["ftc"]["control"]["incarnation"]
+        return bool(last) and last["incarnation"] == inc
+    labkit.run(["ip", "-n", lab.ns("D"), "link", "set", "nf-nat1", "down"])
+    try:
+        gone = wait_until(lambda: not in_plane("C"), 15)
+        pid = cli.nf_status("mon1")["pid"]
+        os.kill(pid, signal.SIGKILL)
+        back = wait_until(lambda: recovered(pid), 20)
+        after = cli.state("mon1")
+        recovery = cli.json("C", "status").get("ftc_recovery")
+        holder = cli.json("D", "status").get("ftc_recovery")
+    finally:
+        labkit.run(["ip", "-n", lab.ns("D"), "link", "set", "nf-nat1", "up"])
+    return SimpleNamespace(rep=rep, gone=gone, back=back, after=after, recovery=recovery, holder=holder)
+
+
+def test_a_withdrawn_holder_still_gives_the_killed_monitor_its_records(holder_withdrawn):
+    """Every record the withdrawn NAT held for the monitor is at the restarted monitor with at least
+    that count; the recovery asked a holder and lost nothing."""
+    k = holder_withdrawn
+    assert k.rep, "the NAT held the monitor's records before it was withdrawn"
+    assert k.gone, "C's plane lost the NAT (its veth down on D)"
+    assert k.back, k.recovery
+    last = k.recovery["last"][str(NFS["mon1"][1])]
+    assert last["heads"] >= len(k.rep) and last["lost"] == 0 and not last["errors"], last
+    head = {key_hex(f): f["packets"] for f in k.after["monitor"]["flows"]}
+    missing = [key for key, (value, _seq) in k.rep.items() if key not in head or head[key] < int(value[:16], 16)]
+    assert not missing, (len(missing), len(k.rep), last)
+    assert k.holder["requests_answered"] >= 1 and k.holder["answer_errors"] == 0, k.holder
