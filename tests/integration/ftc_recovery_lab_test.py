@@ -14,7 +14,9 @@ the kill from its fixtures), with one difference: every agent has the FTC channe
 - the sink check holds across that failure, flows that spanned it included;
 - flows sent from two CPUs at once (two_cpu_sender.py) lose no update;
 - the NAT's namespace deleted mid-stream: D's anychaind recovers its mappings from fw1 (its
-  successor round the chain), every flow keeps its external port, the sink check holds.
+  successor round the chain), every flow keeps its external port, the sink check holds;
+- the NAT withdrawn while its process lives (veth down), then the monitor killed: D still answers
+  from the NAT's maps and the monitor gets every record back.
 """
 
 import json
