@@ -145,7 +145,7 @@ struct FtcNode {
   uint32_t recovery_hold_ms = 30000;
   // every built-in NF of this node (anychain-nf --replica-records, --reorder-wait-us; docs/ftc.md
   // 3.2, 4.3): its replica store's records, and how long a gap is held before it is re-requested
-  uint32_t replica_records = 262144;  // = nf::kReplicaRecordsDefault (a config test holds them equal)
+  uint32_t replica_records = 262144;  // = nf::kReplicaRecordsDefault (daemon_test's FromConfig holds them equal)
   uint32_t reorder_wait_us = 1000;
   bool operator==(const FtcNode&) const = default;
 };

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include <fmt/ranges.h>
+
 #include "common/log.h"
 #include "daemon/agent.h"
 #include "daemon/ftc_peers.h"
@@ -147,11 +149,10 @@ bool Agent::ftc_begin_recovery(const LocalInstanceSpec& i, uint8_t inc, Clock::t
   }
   auto maps = std::make_unique<nf::InstanceMaps>(std::move(*m));
   const bool nat = i.nf->params.kind == nf::Kind::Nat;
-  std::string asked;
-  for (uint32_t h : t->second.holders)
-    asked += fmt::format("{}{}.{}.{}.{}", asked.empty() ? "" : ", ", h >> 24, (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff);
+  // nodes as the recovery service's own messages name them
   log::info("ftc recovery of {} ({}) as incarnation {}: asking {}", i.name, i.id, inc,
-            asked.empty() ? std::string("no holder (none in the plane or remembered)") : asked);
+            t->second.holders.empty() ? std::string("no holder (none in the plane or remembered)")
+                                      : fmt::format("nodes {:#x}", fmt::join(t->second.holders, ", ")));
   auto r = ftc_recovery_->begin(static_cast<uint16_t>(i.id), inc, t->second.geo, t->second.holders, maps.get(), nat,
                                 detected);
   if (!r) {

@@ -310,9 +310,7 @@ bool Supervisor::running(const std::string& name) const {
 }
 
 bool Supervisor::alive(const std::string& name) const {
-  auto it = inst_.find(name);
-  if (it == inst_.end() || it->second.state != State::Running) return false;
-  return netns_exists(netns_of(name)) && link_up(it->second.spec.veth);
+  return running(name) && netns_exists(netns_of(name)) && link_up(inst_.at(name).spec.veth);
 }
 
 json Supervisor::status() const {
