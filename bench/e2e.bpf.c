@@ -7,7 +7,8 @@
  *   e2e_gen  the traffic generator: run by BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES,
  *            it writes the frame's headers from a template (live frames are recycled pages
  *            whose bytes are whatever the last user left), gives each packet the source port
- *            of its flow (round robin over `flows`) and redirects it into the source veth.
+ *            of its flow (round robin over `flows`) and redirects it into the source veth; paced
+ *            (ns_per_pkt), it drops the frames that come before their time instead (per CPU).
  *   e2e_fwd  the reference "bare XDP redirect": egress interface and both MACs by ingress
  *            ifindex, MACs rewritten, bpf_redirect(). Nothing else.
  *   e2e_vnf  a VNF that is never the bottleneck: NSH over Ethernet gets SI - 1 (what an
@@ -43,7 +44,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);   /* [0]: frames sent, [1]: paced, when the next one may go (ns) */
 	__type(key, __u32);
 	__type(value, __u64);
 } e2e_gen_seq SEC(".maps");
@@ -73,12 +74,23 @@ int e2e_gen(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u32 zero = 0;
+	__u32 zero = 0, one = 1;
 	const struct e2e_gen_cfg *cfg = bpf_map_lookup_elem(&e2e_gen_cfg, &zero);
 	__u64 *seq = bpf_map_lookup_elem(&e2e_gen_seq, &zero);
+	__u64 *next = bpf_map_lookup_elem(&e2e_gen_seq, &one);
 
-	if (!cfg || !seq || data + E2E_HDR_LEN > data_end)
+	if (!cfg || !seq || !next || data + E2E_HDR_LEN > data_end)
 		return XDP_ABORTED;
+	if (cfg->ns_per_pkt) {
+		__u64 now = bpf_ktime_get_ns(), n = *next;
+
+		if (now < n)
+			return XDP_DROP;
+		n += cfg->ns_per_pkt;
+		if (n + 64 * cfg->ns_per_pkt < now)
+			n = now;  /* far behind (the start, or the CPU was away): no catching up */
+		*next = n;
+	}
 	__builtin_memcpy(data, cfg->hdr, E2E_HDR_LEN);
 	__u32 flow = cfg->flows > 1 ? (__u32)(*seq % cfg->flows) : 0;
 	__be16 *sport = data + E2E_SPORT_OFF;

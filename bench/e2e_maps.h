@@ -19,6 +19,8 @@ struct e2e_gen_cfg {
 	__u16 base_port;    /* flow i has UDP source port base_port + i (host order) */
 	__u32 flows;        /* >= 1 */
 	__u32 ifindex;      /* the source veth */
+	__u64 ns_per_pkt;   /* paced: at most one frame sent per this many ns (the rest dropped,
+			     * not counted); 0: every frame sent */
 };
 
 struct e2e_fwd_entry {

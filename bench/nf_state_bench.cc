@@ -87,6 +87,7 @@
 #include "common/packet.h"
 #include "delay_link.h"
 #include "e2e.skel.h"
+#include "e2e_live.h"
 #include "e2e_maps.h"
 #include "e2e_topo.h"
 #include "nf/crdt.h"
@@ -259,68 +260,6 @@ json bench(const std::string& kind, const std::string& with, const std::string& 
 }
 
 // ---- --path: the NF on a veth behind the fast path, live frames ----
-
-// The generator: bench/e2e.bpf.c's e2e_gen in BPF_PROG_TEST_RUN with live frames, redirecting a
-// 64-byte UDP frame (one flow: the IDS sees one pair, the rate limiter adds on every packet) into
-// the router's ingress, on its own CPU until stopped.
-class LiveFrames {
- public:
-  LiveFrames(const Topo& t, int cpu) : gen_(t.gen_if().ns, false) {
-    L4 l4{IPPROTO_UDP, 10000, 9, Bytes(64 - E2E_HDR_LEN, 0)};
-    frame_ = eth(t.router_in().mac, t.gen_if().mac, ETH_P_IP, {ipv4("198.18.0.2", "198.19.0.2", l4)});
-    frame_[40] = frame_[41] = 0;  // no UDP checksum: the generator writes the source port
-    e2e_gen_cfg c{};
-    std::memcpy(c.hdr, frame_.data(), E2E_HDR_LEN);
-    c.base_port = 10000;
-    c.flows = 1;
-    c.ifindex = static_cast<uint32_t>(t.gen_if().ifindex);
-    const uint32_t zero = 0;
-    if (bpf_map_update_elem(bpf_map__fd(gen_.skel()->maps.e2e_gen_cfg), &zero, &c, BPF_ANY))
-      throw std::runtime_error("write the generator's configuration");
-    thread_ = std::thread([this, cpu, ns = t.gen_if().ns] {
-      try {
-        pin_thread(0, cpu);
-        InNetns in(ns);
-        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame_.data(),
-                    .data_size_in = static_cast<uint32_t>(frame_.size()), .repeat = 1u << 16,
-                    .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = 64);
-        const int fd = bpf_program__fd(gen_.skel()->progs.e2e_gen);
-        while (!stop_)
-          if (int err = bpf_prog_test_run_opts(fd, &o)) throw std::runtime_error(std::strerror(-err));
-      } catch (const std::exception& e) {
-        err_ = std::string("generator: ") + e.what();
-      }
-    });
-  }
-  ~LiveFrames() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  void stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-    if (!err_.empty()) throw std::runtime_error(err_);
-  }
-
- private:
-  BenchObj gen_;
-  Bytes frame_;
-  std::atomic<bool> stop_{false};
-  std::string err_;
-  std::thread thread_;
-};
-
-// CPU time (ns) the tasks ran, from the scheduler's own accounting (/proc/<tid>/schedstat)
-uint64_t cpu_ns(const std::vector<int>& tids) {
-  uint64_t sum = 0;
-  for (int tid : tids) {
-    std::ifstream f("/proc/" + std::to_string(tid) + "/schedstat");
-    uint64_t ns = 0;
-    if (tid > 0 && !(f >> ns)) throw std::runtime_error("read /proc/" + std::to_string(tid) + "/schedstat");
-    sum += ns;
-  }
-  return sum;
-}
 
 void attach(const Nf& nf, const Iface& v) {
   InNetns in(v.ns);
