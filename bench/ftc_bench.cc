@@ -14,6 +14,10 @@
 // the buffer and forwarder do (--bench chain, run_chains below). Every call's verdict and the FTC counters are
 // checked (every log applied in order, nothing refused); a run that does not add up fails.
 //
+// --bench path (bench/ftc_path.cc): the same chain with and without FTC where a packet really
+// goes, behind anychain's fast path with the agent's egress buffer and forwarder: router CPU per
+// delivered packet and, with --xdp-time, the XDP programs' own time per packet.
+//
 // Timing: the kernel's own duration of each single run (repeat 1: the program and the test
 // harness's copy of the frame), median of N calls, and the same for an empty XDP program as the
 // floor. Needs root (BPF).
@@ -34,7 +38,9 @@
 #include <nlohmann/json.hpp>
 
 #include "anychain/nf.h"
+#include "common/netns.h"
 #include "common/packet.h"
+#include "ftc_path.h"
 #include "ftc/wire.h"
 #include "nf/loader.h"
 #include "nf/maps.h"
@@ -372,7 +378,17 @@ int main(int argc, char** argv) {
                                             "single runs per case (median reported)")(
       "json", po::value<std::string>(), "also write the results as JSON to this file")(
       "bench", po::value<std::string>()->default_value("hops,chain"),
-      "what to run, comma-separated: hops (each hop's cost), chain (chains of 2..5 hops)");
+      "what to run, comma-separated: hops (each hop's cost), chain (chains of 2..5 hops), path (the whole "
+      "path: fw -> monitor -> NAT behind the fast path, with and without FTC; see bench/ftc_path.cc)")(
+      "sizes", po::value<std::string>()->default_value("64,1514"), "path: frame sizes in bytes (64..1514)")(
+      "reps", po::value<int>()->default_value(5), "path: interleaved sample pairs per size")(
+      "seconds", po::value<double>()->default_value(1.0), "path: seconds measured per sample")(
+      "flows", po::value<uint32_t>()->default_value(1), "path: flows per build (1..32)")(
+      "pps", po::value<uint32_t>()->default_value(0), "path: offered packets/s, both builds (0: flat out)")(
+      "xdp-time", "path: also the XDP programs' own run time per packet (kernel run-time statistics, "
+                  "machine-wide while the bench runs: they add two clock reads to every program run)")(
+      "gen-cpu", po::value<int>()->default_value(0), "path: the generator's CPU")(
+      "router-cpu", po::value<int>()->default_value(1), "path: the router's (NFs', buffer's) CPU");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -395,13 +411,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    bool hops = false, chain = false;
+    bool hops = false, chain = false, path = false;
     std::stringstream list(vm["bench"].as<std::string>());
     for (std::string w; std::getline(list, w, ',');) {
       if (w == "hops") hops = true;
       else if (w == "chain") chain = true;
+      else if (w == "path") path = true;
       else {
-        std::fprintf(stderr, "anychain-bench-ftc: --bench: unknown '%s' (hops, chain)\n", w.c_str());
+        std::fprintf(stderr, "anychain-bench-ftc: --bench: unknown '%s' (hops, chain, path)\n", w.c_str());
         return 2;
       }
     }
@@ -409,6 +426,21 @@ int main(int argc, char** argv) {
     if (hops) out = anychain::bench::run(calls);
     if (chain)
       for (auto& x : anychain::bench::run_chains(calls)) out.push_back(std::move(x));
+    if (path) {
+      anychain::bench::FtcPathOptions o;
+      o.sizes.clear();
+      std::stringstream sizes(vm["sizes"].as<std::string>());
+      for (std::string w; std::getline(sizes, w, ',');) o.sizes.push_back(std::stoul(w));
+      o.reps = vm["reps"].as<int>();
+      o.seconds = vm["seconds"].as<double>();
+      o.flows = vm["flows"].as<uint32_t>();
+      o.pps = vm["pps"].as<uint32_t>();
+      o.xdp_time = vm.count("xdp-time") > 0;
+      o.gen_cpu = vm["gen-cpu"].as<int>();
+      o.router_cpu = vm["router-cpu"].as<int>();
+      if (auto e = anychain::test::enter_sandbox(); !e.empty()) throw std::runtime_error(e);
+      for (auto& x : anychain::bench::run_ftc_path(o)) out.push_back(std::move(x));
+    }
     if (vm.count("json")) {
       FILE* f = std::fopen(vm["json"].as<std::string>().c_str(), "w");
       if (!f) throw std::runtime_error("cannot write " + vm["json"].as<std::string>());

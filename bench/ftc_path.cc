@@ -1,0 +1,576 @@
+// anychain-bench-ftc --bench path: the per-packet cost of FTC on the packet's whole path (issue
+// 13: "per-packet cost of append / apply / strip against the same chain without FTC", target
+// <= 5 %), measured as bench/nf_state_bench.cc --path measures issue 14's objects.
+//
+// bench/e2e_topo.h's chain of three services, each a built-in NF as anychain-nf loads it
+// (nf::Nf::load, attached to the VNF's veth): firewall -> monitor -> NAT, the chain
+// docs/performance.md's FTC benches use.
+//
+//   gen --> r1: classify + NSH push --> fw --> r1 --> monitor --> r1 --> NAT --> r1: chain end --> sink
+//
+// The same chain twice, the builds swapped between interleaved samples by rewriting r1's one
+// classifier rule (Dataplane::set_policies; the NFs, their maps and the paths stay):
+//   plain  the rule as a chain without FTC has it (MD type 1): the NFs run without the FTC hop
+//          (ftc_no_ctrl), the chain end pops the NSH and routes the packet to the sink;
+//   FTC    the rule with ftc_f = 1 (MD type 2, the control TLV naming r1's endpoint, the
+//          partition's returned logs from ac_ftc_pending): the monitor appends its log (the
+//          flow's counters), the NAT applies and strips it as its tail and appends its own, which
+//          reaches the chain's end; there the fast path hands the packet to the egress buffer's
+//          AF_XDP socket (ftc::EgressPort on r1's last VNF veth, the agent's code), whose feedback
+//          goes to the ingress forwarder (daemon::FtcForwarder, the agent's, writing
+//          ac_ftc_pending: r1 is the chain's ingress and egress, as on a one-node chain). The
+//          NAT's first log of a flow (the mapping made) is held until the next packets carry it
+//          round to the firewall, its tail, which commits it; after that the NAT's logs are
+//          no-ops carrying that sequence, already committed, so the buffer releases each packet
+//          at once: stripped, run through the fast path again as a live frame (pop + route to
+//          the sink); the forwarder still returns those no-ops (the firewall finds them
+//          covered and strips them). Pending logs not committed within 1 ms go in propagating packets.
+//          This is the steady state of a flow on this chain: every packet pays the monitor's
+//          log (appended, applied, stripped), the NAT's no-op, the buffer's round trip.
+// The NFs' instance ids and peers are set as the agent's FTC control would (fw 8, monitor 7,
+// NAT 9; each lists the other two, incarnation 0). Each build sends its own flows (UDP source
+// ports 10000.. without FTC, 20000.. with): a partition only ever sees one build's packets, as a
+// flow of a chain does (a head's transactions without FTC move its sequence without a log, which
+// the FTC replicas would see as a gap).
+//
+// Live frames from bench/e2e.bpf.c's generator on --gen-cpu; r1's NAPI (and with it every veth
+// hop and NF XDP program: a veth runs its peer's NAPI on the sending CPU) pinned to --router-cpu,
+// and the buffer's thread (poll on its socket, 1 ms timer) pinned there too. A sample: the
+// generator runs, 0.2 s settle, `seconds` measured, the generator stops, the path drains. The
+// figure is the router CPU's time per packet delivered to the sink: the NAPI thread, ksoftirqd of
+// the router CPU and the buffer's thread (/proc/<tid>/schedstat), over the sink's count; with
+// FTC, the buffer thread's share is given apart (it includes the releases' second pass through
+// the fast path and the sink's XDP, which run in its system calls).
+//
+// Every sample is checked over its whole span (generator start to drained), or the bench fails:
+// the fast path dropped nothing, every NF returned every frame it got, the sink got exactly the
+// packets r1 classified; plain: no NF saw a control TLV; FTC: every data packet had one, the
+// monitor and the NAT appended a log per packet, the NAT applied and stripped every monitor log,
+// the firewall stripped every returned NAT log it applied or found covered (in the flows' first
+// sample: at least one applied and committed), no FTC counter of trouble moved
+// (gap, stale, unknown middlebox, bad TLV, overflow, stub, full stores, refused writes), and the
+// buffer released every packet (none held at the end, none dropped, every release ran).
+#include "ftc_path.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "anychain/ftc.h"
+#include "anychain/maps.h"
+#include "anychain/nf.h"
+#include "common/netns.h"
+#include "daemon/ftc_egress.h"
+#include "daemon/ftc_forwarder.h"
+#include "dataplane/dataplane.h"
+#include "dataplane/reasons.h"
+#include "e2e_live.h"
+#include "e2e_topo.h"
+#include "ftc/egress_port.h"
+#include "nf/loader.h"
+#include "nf/params.h"
+
+namespace anychain::bench {
+namespace {
+
+using nlohmann::json;
+namespace dp = anychain::dataplane;
+
+void must(bool ok, const std::string& what) {
+  if (!ok) throw std::runtime_error(what);
+}
+
+// ---- the NFs ----
+
+struct NfSpec {
+  const char* name;
+  nf::Params params;
+};
+
+std::vector<NfSpec> chain_nfs() {
+  nf::Params fw;
+  fw.kind = nf::Kind::Firewall;
+  fw.instance_id = 8;
+  auto r = nf::parse_rule("drop proto udp dport 53");  // never matches the generator's port 9
+  must(r.has_value(), "firewall rule");
+  fw.fw_rules.push_back(*r);
+  nf::Params mon;
+  mon.kind = nf::Kind::Monitor;
+  mon.instance_id = 7;
+  mon.idle_timeout_s = 600;
+  nf::Params nat;
+  nat.kind = nf::Kind::Nat;
+  nat.instance_id = 9;
+  nat.idle_timeout_s = 600;
+  inet_pton(AF_INET, "192.0.2.10", &nat.nat_address);
+  nat.nat_port_lo = 20032;
+  nat.nat_port_hi = 20095;
+  return {{"fw", fw}, {"monitor", mon}, {"nat", nat}};
+}
+
+uint64_t percpu_sum(int fd, uint32_t slot) {
+  std::vector<uint64_t> v(static_cast<size_t>(libbpf_num_possible_cpus()));
+  if (fd < 0 || bpf_map_lookup_elem(fd, &slot, v.data())) throw std::runtime_error("read a per-CPU counter");
+  uint64_t n = 0;
+  for (uint64_t x : v) n += x;
+  return n;
+}
+
+// The kernel's run-time statistics of a program (with BPF_STATS_RUN_TIME enabled): ns and runs
+struct ProgTime {
+  uint64_t ns = 0, runs = 0;
+};
+ProgTime prog_time(int fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd, &info, &len)) throw std::runtime_error("read a program's run time");
+  return {info.run_time_ns, info.run_cnt};
+}
+uint32_t prog_id(int fd) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd, &info, &len)) throw std::runtime_error("read a program's id");
+  return info.id;
+}
+// Summed over programs given by id (the fast path's: attached and the one releases run)
+ProgTime prog_time_ids(const std::vector<uint32_t>& ids) {
+  ProgTime sum;
+  for (uint32_t id : ids) {
+    const int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0) throw std::runtime_error("open program " + std::to_string(id));
+    const ProgTime t = prog_time(fd);
+    ::close(fd);
+    sum.ns += t.ns;
+    sum.runs += t.runs;
+  }
+  return sum;
+}
+
+// One NF's counters at one moment
+struct NfSnap {
+  std::array<uint64_t, AC_NF_STAT_END> st{};
+  std::array<uint64_t, AC_FTC_ST_END> ftc{};
+};
+
+struct Hop {
+  std::string name;
+  std::unique_ptr<nf::Nf> nf;
+  NfSnap snap() const {
+    NfSnap s;
+    const int st = nf->map_fd("nf_stats"), ftc = nf->map_fd("nf_ftc_stats");
+    for (uint32_t i = 0; i < AC_NF_STAT_END; ++i) s.st[i] = percpu_sum(st, i);
+    for (uint32_t i = 0; i < AC_FTC_ST_END; ++i) s.ftc[i] = percpu_sum(ftc, i);
+    return s;
+  }
+};
+
+// ---- the egress buffer and the forwarder, as the agent runs them, on their own thread ----
+
+class Buffer {
+ public:
+  Buffer(dp::Dataplane& d, const std::string& ns, const std::string& ifname, const std::string& inject_if,
+         int cpu) {
+    auto cfg = d.config();
+    must(cfg.has_value(), "read r1's configuration");
+    const uint32_t self = ntohl(cfg->local_endpoint.s_addr);  // what the control TLV names
+    thread_ = std::thread([this, &d, ns, ifname, inject_if, cpu, self] {
+      try {
+        pin_thread(0, cpu);
+        test::InNetns in(ns);
+        ftc::EgressOptions o;
+        o.ifname = ifname;
+        o.xskmap_fd = d.map_fd("ac_ftc_xsk");
+        o.prog_fd = d.prog_fd();
+        auto port = ftc::EgressPort::open(o);
+        if (!port) throw std::runtime_error("on " + ifname + ": " + port.error().str());
+        std::vector<pollfd> fds;
+        for (int fd : (*port)->fds()) fds.push_back({fd, POLLIN, 0});
+        {
+          std::lock_guard g(mu_);
+          port_ = std::move(*port);
+          fwd_ = std::make_unique<daemon::FtcForwarder>(d, self, ftc::ForwarderLimits{});
+        }
+        tid_ = static_cast<int>(::syscall(SYS_gettid));
+        while (!stop_) {
+          ::poll(fds.data(), fds.size(), 1);
+          std::lock_guard g(mu_);
+          const uint64_t now = daemon::ftc_now_ns();
+          port_->poll(now);
+          port_->expire(now);
+          for (const auto& fb : port_->take_feedback()) fwd_->feedback(fb);
+          for (const auto& r : port_->take_released()) fwd_->released(r.flow, r.cv);
+          fwd_->on_timer(inject_if);
+        }
+      } catch (const std::exception& e) {
+        std::lock_guard g(mu_);
+        err_ = e.what();
+      }
+      done_ = true;  // the thread ended (before tid_ was set: its start failed)
+    });
+    for (auto t = std::chrono::steady_clock::now(); tid_ == 0 && !done_;) {
+      if (std::chrono::steady_clock::now() - t > std::chrono::seconds(10))
+        throw std::runtime_error("the egress buffer did not start in 10 s");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    check();
+  }
+  ~Buffer() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  int tid() const { return tid_; }
+  void check() {
+    std::lock_guard g(mu_);
+    if (!err_.empty()) throw std::runtime_error("the egress buffer: " + err_);
+  }
+  struct Snap {
+    ftc::EgressPort::Stats port;
+    json fwd;
+  };
+  Snap snap() {
+    std::lock_guard g(mu_);
+    if (!err_.empty()) throw std::runtime_error("the egress buffer: " + err_);
+    must(port_ && fwd_, "the egress buffer is not running");
+    return {port_->stats(), fwd_->status()};
+  }
+
+ private:
+  std::mutex mu_;
+  std::unique_ptr<ftc::EgressPort> port_;        // under mu_; kept until the thread is joined
+  std::unique_ptr<daemon::FtcForwarder> fwd_;
+  std::string err_;
+  std::atomic<int> tid_{0};
+  std::atomic<bool> stop_{false}, done_{false};
+  std::thread thread_;
+};
+
+// ---- counters of one moment ----
+
+struct Snap {
+  std::vector<NfSnap> nfs;
+  std::vector<ac_counter> fast;  // r1's ac_stats
+  uint64_t sink = 0;
+  Buffer::Snap buf;
+};
+
+Snap snap(Topo& t, const std::vector<Hop>& hops, Buffer& b) {
+  Snap s;
+  for (const Hop& h : hops) s.nfs.push_back(h.snap());
+  auto st = t.anychain().at(0).dp->stats();
+  must(st.has_value(), "read r1's counters");
+  s.fast = *st;
+  s.sink = t.receiver().packets();
+  s.buf = b.snap();
+  return s;
+}
+
+// The checks of one sample (docs at the top); throws what does not add up.
+// first: the first sample of the build's flows (their state created)
+void check_sample(const std::string& what, bool ftc, bool first, const std::vector<Hop>& hops, const Snap& a,
+                  const Snap& z) {
+  auto fail = [&](const std::string& m) { throw std::runtime_error(what + ": " + m); };
+  for (const auto& r : dp::stat_reasons())
+    if (r.kind == dp::StatKind::Drop && z.fast[r.slot].packets != a.fast[r.slot].packets)
+      fail(std::string("the fast path dropped ") + std::to_string(z.fast[r.slot].packets - a.fast[r.slot].packets) +
+           " (" + r.name + ")");
+  const uint64_t classified = z.fast[AC_NOTE_CLASSIFIED].packets - a.fast[AC_NOTE_CLASSIFIED].packets;
+  const uint64_t sink = z.sink - a.sink;
+  if (classified == 0) fail("r1 classified nothing");
+  if (sink != classified) {
+    // where they went: each NF's data packets, the chain end's hand-overs to the buffer, its
+    // sockets' reads and releases
+    std::string trail;
+    for (size_t k = 0; k < hops.size(); ++k)
+      trail += ", " + hops[k].name + " " +
+               std::to_string((z.nfs[k].st[AC_NF_RX] - z.nfs[k].st[AC_NF_PROPAGATING]) -
+                              (a.nfs[k].st[AC_NF_RX] - a.nfs[k].st[AC_NF_PROPAGATING]));
+    trail += ", to the buffer " +
+             std::to_string(z.fast[AC_FWD_FTC_BUFFER].packets - a.fast[AC_FWD_FTC_BUFFER].packets) +
+             ", read by it " + std::to_string(z.buf.port.rx - a.buf.port.rx) + ", released " +
+             std::to_string(z.buf.port.released - a.buf.port.released) + ", held " +
+             std::to_string(z.buf.port.held_now);
+    fail("the sink got " + std::to_string(sink) + " packets of the " + std::to_string(classified) +
+         " r1 classified (" + trail.substr(2) + ")");
+  }
+  for (size_t k = 0; k < hops.size(); ++k) {
+    auto st = [&](uint32_t i) { return z.nfs[k].st[i] - a.nfs[k].st[i]; };
+    auto fc = [&](uint32_t i) { return z.nfs[k].ftc[i] - a.nfs[k].ftc[i]; };
+    const std::string n = hops[k].name + ": ";
+    if (st(AC_NF_RX) != st(AC_NF_TX))
+      fail(n + "received " + std::to_string(st(AC_NF_RX)) + ", returned " + std::to_string(st(AC_NF_TX)));
+    for (uint32_t i : {AC_NF_DROP_BAD_NSH, AC_NF_DROP_BAD_INNER, AC_NF_DROP_FILTERED, AC_NF_DROP_FTC, AC_NF_HOLD,
+                       AC_NF_NOT_IP})
+      if (st(i)) fail(n + "nf_stats[" + std::to_string(i) + "] moved by " + std::to_string(st(i)));
+    const uint64_t data = st(AC_NF_RX) - st(AC_NF_PROPAGATING);
+    if (data != classified)
+      fail(n + std::to_string(data) + " data packets of the " + std::to_string(classified) + " classified");
+    for (uint32_t i : {AC_FTC_ST_GAP, AC_FTC_ST_STALE, AC_FTC_ST_UNKNOWN_MBOX, AC_FTC_ST_OWN_LOG, AC_FTC_ST_BAD_TLV,
+                       AC_FTC_ST_STUB, AC_FTC_ST_OVERFLOW, AC_FTC_ST_STORE_FULL, AC_FTC_ST_REPLICA_FULL,
+                       AC_FTC_ST_WRITE_REFUSED, AC_FTC_ST_FILTERED, AC_FTC_ST_HOLD_UNAVAILABLE, AC_FTC_ST_RING_FULL})
+      if (fc(i)) fail(n + "nf_ftc_stats[" + std::to_string(i) + "] moved by " + std::to_string(fc(i)));
+    if (!ftc) {
+      if (fc(AC_FTC_ST_NO_CTRL) != data) fail(n + "a packet without FTC went through the FTC hop");
+      if (fc(AC_FTC_ST_APPLIED) || fc(AC_FTC_ST_LOG_APPENDED) || fc(AC_FTC_ST_NOOP_APPENDED) ||
+          fc(AC_FTC_ST_TAIL_STRIPPED) || st(AC_NF_PROPAGATING))
+        fail(n + "FTC work without FTC");
+    } else if (fc(AC_FTC_ST_NO_CTRL)) {
+      fail(n + std::to_string(fc(AC_FTC_ST_NO_CTRL)) + " packets without the control TLV");
+    }
+  }
+  if (!ftc) {
+    if (z.buf.port.rx != a.buf.port.rx) fail("the egress buffer got packets of the chain without FTC");
+    return;
+  }
+  // hops: fw, monitor, NAT
+  auto fc = [&](size_t k, uint32_t i) { return z.nfs[k].ftc[i] - a.nfs[k].ftc[i]; };
+  const uint64_t mon_logs = fc(1, AC_FTC_ST_LOG_APPENDED) + fc(1, AC_FTC_ST_NOOP_APPENDED);
+  const uint64_t nat_logs = fc(2, AC_FTC_ST_LOG_APPENDED) + fc(2, AC_FTC_ST_NOOP_APPENDED);
+  if (mon_logs != classified) fail("monitor: " + std::to_string(mon_logs) + " logs appended, not one a packet");
+  if (nat_logs != classified) fail("nat: " + std::to_string(nat_logs) + " logs appended, not one a packet");
+  if (fc(2, AC_FTC_ST_APPLIED) != mon_logs || fc(2, AC_FTC_ST_TAIL_STRIPPED) != mon_logs)
+    fail("nat: applied " + std::to_string(fc(2, AC_FTC_ST_APPLIED)) + " and stripped " +
+         std::to_string(fc(2, AC_FTC_ST_TAIL_STRIPPED)) + " of the monitor's " + std::to_string(mon_logs) + " logs");
+  // the NAT's log of a known mapping is a no-op carrying the sequence of the mapping's creation:
+  // once that is committed, the buffer releases its packets at once; the forwarder still returns
+  // such logs, which the firewall, their tail, finds covered (satisfied) and strips. The one
+  // that moves the firewall's replica (applied, committed) is a flow's first
+  if (fc(0, AC_FTC_ST_APPLIED) + fc(0, AC_FTC_ST_SATISFIED) != fc(0, AC_FTC_ST_TAIL_STRIPPED) ||
+      (first && (fc(0, AC_FTC_ST_APPLIED) == 0 || fc(0, AC_FTC_ST_COMMITS) == 0)))
+    fail("fw: no returned NAT log applied, stripped and committed (applied " + std::to_string(fc(0, AC_FTC_ST_APPLIED)) +
+         ", already covered " + std::to_string(fc(0, AC_FTC_ST_SATISFIED)) + ", stripped " +
+         std::to_string(fc(0, AC_FTC_ST_TAIL_STRIPPED)) + ", commits " + std::to_string(fc(0, AC_FTC_ST_COMMITS)) +
+         "; the buffer read " + std::to_string(z.buf.port.rx - a.buf.port.rx) + ", released " +
+         std::to_string(z.buf.port.released - a.buf.port.released) + "; the forwarder " + z.buf.fwd.dump() + ")");
+  const auto& p = z.buf.port;
+  const auto& q = a.buf.port;
+  if (p.released - q.released != classified)
+    fail("the buffer released " + std::to_string(p.released - q.released) + " of " + std::to_string(classified));
+  if (p.held_now || p.bad_nsh != q.bad_nsh || p.not_ftc != q.not_ftc || p.release_failed != q.release_failed ||
+      p.full != q.full || p.expired != q.expired || p.fenced != q.fenced)
+    fail("the buffer holds " + std::to_string(p.held_now) + " or dropped packets (full " +
+         std::to_string(p.full - q.full) + ", expired " + std::to_string(p.expired - q.expired) + ", failed " +
+         std::to_string(p.release_failed - q.release_failed) + ")");
+  for (const char* k : {"pending_write_failed", "propagate_failed", "foreign_ingress"})
+    if (z.buf.fwd.value(k, uint64_t{0}) != a.buf.fwd.value(k, uint64_t{0}))
+      fail(std::string("the forwarder: ") + k);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+struct Sample {
+  double offered_mpps = 0, mpps = 0;  // generated, delivered
+  double ns = 0, buffer_ns = 0;       // router CPU per delivered packet, the buffer thread's share of it
+  // --xdp-time: the XDP programs' own time per delivered packet, r1's fast path (every pass) and
+  // each NF
+  double fast_ns = 0;
+  std::vector<double> nf_ns;
+  uint64_t delivered = 0;
+};
+
+}  // namespace
+
+json run_ftc_path(const FtcPathOptions& o) {
+  // the NAT's pool (64 ports) holds both builds' flows
+  if (o.flows < 1 || o.flows > 32) throw std::runtime_error("--flows: 1..32");
+  if (o.reps < 1 || o.seconds <= 0) throw std::runtime_error("--reps >= 1 and --seconds > 0");
+  for (size_t n : o.sizes)
+    if (n < 64 || n > 1514) throw std::runtime_error("--sizes: frames of 64..1514 bytes");
+  Topo t(TopoSpec{Kind::Chain, 3}, o.router_cpu, AC_FLOW_CACHE_DEFAULT);
+  // room for 1514-byte frames with the NSH (up to 252 bytes) on every veth of the chain
+  for (const Iface& i : t.all_ifaces()) test::must("ip -n " + i.ns + " link set dev " + i.name + " mtu 1800");
+  t.set_mode(Mode::Anychain);
+  dp::Dataplane& d = *t.anychain().at(0).dp;
+  const uint32_t spi = t.flow_keys().at(0).at(0).first;
+
+  // the NFs on the VNFs' veths, in place of the bench's reflector
+  std::vector<Hop> hops;
+  std::vector<NfSpec> specs = chain_nfs();
+  for (size_t k = 0; k < specs.size(); ++k) {
+    const Iface v = t.steps().at(k).next;
+    t.vnfs().at(k)->detach_all();
+    test::InNetns in(v.ns);
+    nf::LoadOptions lo;
+    lo.name = std::string("bench-") + specs[k].name;
+    lo.iface = v.name;
+    auto n = nf::Nf::load(specs[k].params, lo);
+    must(n.has_value(), "load " + lo.name + ": " + (n ? std::string() : n.error().str()));
+    nf::FtcControl c;
+    c.f = 1;
+    for (size_t j = 0; j < specs.size(); ++j)
+      if (j != k) c.peers.push_back({static_cast<uint16_t>(specs[j].params.instance_id), 0, 600});
+    must((*n)->apply_control(c).has_value(), "FTC control of " + lo.name);
+    hops.push_back({specs[k].name, std::move(*n)});
+  }
+  // the egress buffer on r1's interface from the last NF; propagating packets enter on r-in
+  const Iface last = t.steps().back().in;
+  Buffer buf(d, last.ns, last.name, t.router_in().name, o.router_cpu);
+
+  // the one classifier rule, with or without FTC (e2e_topo's destinations)
+  auto rule = [&](bool ftc) {
+    std::vector<dp::PolicyRule> rules(1);
+    rules[0].dst = *dp::parse_prefix("198.19.0.0/24");
+    rules[0].proto = IPPROTO_UDP;
+    rules[0].spi = spi;
+    rules[0].ftc_f = ftc ? 1 : 0;
+    auto r = d.set_policies(rules);
+    must(r.has_value(), "set r1's policy: " + (r ? std::string() : r.error().str()));
+  };
+
+  // --xdp-time: the programs' run time counted while this is open (every program's, machine-wide:
+  // two clock reads a run, in both builds' figures)
+  int stats_fd = -1;
+  std::vector<uint32_t> fast_ids;
+  if (o.xdp_time) {
+    stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+    if (stats_fd < 0) throw std::runtime_error("enable BPF run-time statistics");
+    fast_ids = t.router_prog_ids();
+    if (std::find(fast_ids.begin(), fast_ids.end(), prog_id(d.prog_fd())) == fast_ids.end())
+      fast_ids.push_back(prog_id(d.prog_fd()));
+  }
+  struct CloseFd {
+    int fd;
+    ~CloseFd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } close_stats{stats_fd};
+
+  bool first[2] = {true, true};
+  auto sample = [&](bool ftc, size_t size) {
+    rule(ftc);
+    const std::string what = std::string(ftc ? "FTC" : "plain") + ", " + std::to_string(size) + " B";
+    const Snap a = snap(t, hops, buf);
+    Sample s;
+    {
+      // each build its own flows: a partition's state never sees the other build's packets (a
+      // head's transactions without FTC move its sequence without a log: the FTC replicas
+      // would see a gap)
+      LiveFrames gen(t, o.gen_cpu, size, o.flows, ftc ? 20000 : 10000, o.pps);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      std::vector<int> tasks = t.router_tasks();
+      tasks.push_back(buf.tid());
+      ProgTime f0;
+      std::vector<ProgTime> n0;
+      if (o.xdp_time) {
+        f0 = prog_time_ids(fast_ids);
+        for (const Hop& h : hops) n0.push_back(prog_time(h.nf->prog_fd()));
+      }
+      const uint64_t g0 = gen.generated(), r0 = t.receiver().packets(), c0 = cpu_ns(tasks), b0 = cpu_ns({buf.tid()});
+      const auto t0 = std::chrono::steady_clock::now();
+      std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
+      const uint64_t g1 = gen.generated(), r1 = t.receiver().packets(), c1 = cpu_ns(tasks), b1 = cpu_ns({buf.tid()});
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (o.xdp_time && r1 > r0) {
+        const double n = static_cast<double>(r1 - r0);
+        s.fast_ns = static_cast<double>(prog_time_ids(fast_ids).ns - f0.ns) / n;
+        for (size_t k = 0; k < hops.size(); ++k)
+          s.nf_ns.push_back(static_cast<double>(prog_time(hops[k].nf->prog_fd()).ns - n0[k].ns) / n);
+      }
+      gen.stop();
+      if (r1 == r0) throw std::runtime_error(what + ": nothing reached the sink");
+      s.delivered = r1 - r0;
+      s.mpps = static_cast<double>(s.delivered) / dt / 1e6;
+      s.offered_mpps = static_cast<double>(g1 - g0) / dt / 1e6;
+      s.ns = static_cast<double>(c1 - c0) / static_cast<double>(s.delivered);
+      s.buffer_ns = static_cast<double>(b1 - b0) / static_cast<double>(s.delivered);
+    }
+    // drained: the last packets through, the buffer's last held ones released (a propagating
+    // packet after 1 ms commits them)
+    Snap z;
+    for (auto t0 = std::chrono::steady_clock::now();;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      z = snap(t, hops, buf);
+      const uint64_t cl = z.fast[AC_NOTE_CLASSIFIED].packets - a.fast[AC_NOTE_CLASSIFIED].packets;
+      if ((z.sink - a.sink == cl && z.buf.port.held_now == 0) ||
+          std::chrono::steady_clock::now() - t0 > std::chrono::seconds(3))
+        break;
+    }
+    check_sample(what, ftc, first[ftc], hops, a, z);
+    first[ftc] = false;
+    return s;
+  };
+
+  json out = json::array();
+  std::printf("FTC on the whole path: gen -> r1 (classify + NSH) -> fw -> monitor -> NAT -> r1 (chain end) -> sink,\n"
+              "f = 1 against the same chain without FTC; router CPU (NAPI, ksoftirqd, FTC buffer thread) per "
+              "delivered packet,\n%d interleaved sample pairs of %.1f s, %u flow(s), offered %s\n",
+              o.reps, o.seconds, o.flows, o.pps ? (std::to_string(o.pps) + " packets/s").c_str() : "flat out");
+  for (size_t size : o.sizes) {
+    std::vector<double> g_plain, g_ftc, m_plain, m_ftc, ns_plain, ns_ftc, ns_buf, ratio;
+    // --xdp-time: [0] the fast path, [1..3] the NFs, [4] their sum; per build
+    std::vector<std::vector<double>> x_plain(hops.size() + 2), x_ftc(hops.size() + 2);
+    for (int r = 0; r < o.reps; ++r) {
+      const Sample p = sample(false, size), f = sample(true, size);
+      g_plain.push_back(p.offered_mpps);
+      g_ftc.push_back(f.offered_mpps);
+      m_plain.push_back(p.mpps);
+      m_ftc.push_back(f.mpps);
+      ns_plain.push_back(p.ns);
+      ns_ftc.push_back(f.ns);
+      ns_buf.push_back(f.buffer_ns);
+      ratio.push_back(f.ns / p.ns);
+      if (o.xdp_time)
+        for (auto [x, smp] : {std::pair{&x_plain, &p}, std::pair{&x_ftc, &f}}) {
+          double sum = smp->fast_ns;
+          (*x)[0].push_back(smp->fast_ns);
+          for (size_t k = 0; k < hops.size(); ++k) {
+            (*x)[k + 1].push_back(smp->nf_ns[k]);
+            sum += smp->nf_ns[k];
+          }
+          (*x)[hops.size() + 1].push_back(sum);
+        }
+    }
+    const double q = median(ratio);
+    std::printf("%4zu B frames: plain %.0f ns/pkt (%.3f of %.3f Mpps generated), FTC %.0f ns/pkt (%.3f of %.3f Mpps; "
+                "of it the buffer thread %.0f)\n  ratio FTC/plain %.3f (%+.1f %%) [%.3f..%.3f over %d pairs]\n",
+                size, median(ns_plain), median(m_plain), median(g_plain), median(ns_ftc), median(m_ftc),
+                median(g_ftc), median(ns_buf), q, (q - 1) * 100, *std::min_element(ratio.begin(), ratio.end()),
+                *std::max_element(ratio.begin(), ratio.end()), o.reps);
+    json xdp;
+    if (o.xdp_time) {
+      std::printf("  XDP programs' own time per delivered packet (ns), plain / FTC / ratio:");
+      for (size_t k = 0; k < hops.size() + 2; ++k) {
+        const std::string n = k == 0 ? "fast path (r1, every pass)" : k <= hops.size() ? hops[k - 1].name : "sum";
+        const double a = median(x_plain[k]), b = median(x_ftc[k]);
+        std::printf("%s %s %.0f / %.0f / %.3f", k ? "," : "", n.c_str(), a, b, b / a);
+        xdp[n] = {{"ns_plain", a}, {"ns_ftc", b}, {"ratio", b / a}};
+      }
+      std::printf("\n");
+    }
+    std::fflush(stdout);
+    out.push_back({{"case", "path"}, {"frame_bytes", size}, {"flows", o.flows}, {"offered_pps", o.pps},
+                   {"generated_mpps_plain", median(g_plain)}, {"generated_mpps_ftc", median(g_ftc)},
+                   {"mpps_plain", median(m_plain)}, {"mpps_ftc", median(m_ftc)},
+                   {"cpu_ns_plain", median(ns_plain)}, {"cpu_ns_ftc", median(ns_ftc)},
+                   {"cpu_ns_ftc_buffer", median(ns_buf)}, {"ratio", q},
+                   {"ratio_min", *std::min_element(ratio.begin(), ratio.end())},
+                   {"ratio_max", *std::max_element(ratio.begin(), ratio.end())},
+                   {"xdp_ns", xdp}});
+  }
+  buf.check();
+  rule(false);
+  return out;
+}
+
+}  // namespace anychain::bench
