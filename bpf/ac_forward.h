@@ -268,9 +268,13 @@ AC_INLINE int ac_forward_body(struct xdp_md *ctx, const struct ac_config *cfg,
 		why = ac_outer_off(ctx, ni);
 		if (why)
 			return ac_drop(ctx, why);
-		/* an FTC packet leaves the chain through the egress buffer */
-		if (ni->md == AC_NSH_MD_TYPE2 && !ni->pending && ac_ftc_marked(ctx))
-			return ac_ftc_to_buffer(ctx);
+		/* an FTC packet leaves the chain through the egress buffer, or here when its logs
+		 * are committed already */
+		if (ni->md == AC_NSH_MD_TYPE2 && !ni->pending && ac_ftc_marked(ctx)) {
+			if (!ac_ftc_committed(ctx, bpf_ntohl(ni->spsi) >> 8, ni->hash))
+				return ac_ftc_to_buffer(ctx);
+			ac_ftc_count_end(ctx);
+		}
 		return ac_last_hop(ctx, cfg, ni, rx_dmac, now);
 	}
 

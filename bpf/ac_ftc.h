@@ -3,7 +3,8 @@
  * The fast path's part of FTC (docs/ftc.md 2.1, 5.1, 5.2, 7.2): the classifier marks a packet of
  * an FTC chain with the control TLV and piggybacks the partition's returned logs
  * (ac_ftc_pending); a chain's last hop hands FTC packets, NSH kept, to the egress buffer's
- * AF_XDP socket (ac_ftc_xsk); flows placed on a recovering instance are held back. The NF hops
+ * AF_XDP socket (ac_ftc_xsk), or releases them itself when the buffer's commit vector already
+ * covers their logs (ac_ftc_egress); flows placed on a recovering instance are held back. The NF hops
  * themselves are bpf/nf_state.h's.
  */
 #ifndef AC_FTC_H
@@ -84,6 +85,67 @@ __noinline int ac_ftc_marked(struct xdp_md *ctx)
 		off += sizeof(*tlv) + (((tlv->len & 0x7f) + 3) & ~3u);
 	}
 	return 0;
+}
+
+/* An FTC packet at its chain's end (docs/ftc.md 5.1; ac_ftc_marked; NSH at ctx->data + 14,
+ * validated by ac_nsh_read; spi and hash from it): may it leave here, without the egress buffer?
+ * Only a data packet (not PROPAGATING) without a commit TLV (the buffer must learn commits: it
+ * prunes the forwarder by them) and without returned (WRAPPED) logs, whose every log the
+ * partition's ac_ftc_egress entry covers (ac_ftc_egress_covers), with nothing of the partition
+ * held in the buffer (the entry's slow). The buffer would release such a packet at once,
+ * untouched but for the FTC TLVs its release strips, which the chain's end pops here with the
+ * rest of the NSH. Every reason to go to the buffer returns at once: the verifier then follows
+ * only the walk's offset. A global function: the verifier checks its walk once. */
+__noinline int ac_ftc_committed(struct xdp_md *ctx, __u32 spi, __u32 hash)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ac_nsh_base *nb = data + sizeof(struct ethhdr);
+	struct ac_ftc_egress_key key = {.ifindex = ctx->ingress_ifindex, .spi = spi, .hash = hash};
+	const struct ac_ftc_egress *e = bpf_map_lookup_elem(&ac_ftc_egress, &key);
+
+	if ((e && e->slow) || (void *)(nb + 1) > data_end)
+		return 0;
+	__u32 len = AC_NSH_W0_LEN(bpf_ntohs(nb->ver_flags_ttl_len)) * 4;
+	__u32 off = AC_NSH_BASE_LEN;
+
+	for (int i = 0; i < AC_NSH_MAX_TLVS; i++) {
+		if (off + sizeof(struct ac_nsh_tlv) > len || off > AC_NSH_MAX_LEN)
+			break;
+		struct ac_nsh_tlv *tlv = (void *)nb + off;
+
+		if ((void *)(tlv + 1) > data_end)
+			return 0;
+		__u32 vlen = tlv->len & 0x7f;
+		__u8 *v = (void *)(tlv + 1);
+
+		if (tlv->md_class == bpf_htons(AC_MD_CLASS)) {
+			if (tlv->type == AC_TLV_FTC_COMMIT)
+				return 0;
+			if (tlv->type == AC_TLV_FTC_CTRL &&
+			    ((void *)(v + 1) > data_end || (*v & AC_FTC_CTRL_PROPAGATING)))
+				return 0;
+			if (tlv->type == AC_TLV_FTC_LOG &&
+			    (vlen < AC_FTC_LOG_HDR || (void *)(v + AC_FTC_LOG_HDR) > data_end ||
+			     (v[0] & AC_FTC_LOG_WRAPPED) ||
+			     !ac_ftc_egress_covers(e, bpf_ntohl(*(__be32 *)(v + 4)), bpf_ntohl(*(__be32 *)(v + 8)))))
+				return 0;
+		}
+		off += sizeof(*tlv) + ((vlen + 3) & ~3u);
+	}
+	return 1;
+}
+
+/* A packet ac_ftc_committed() let leave at the chain's end: counted, node-wide and by the
+ * interface it arrived on (ac_ftc_end_stats, what the buffer's port of that interface reports) */
+AC_INLINE void ac_ftc_count_end(struct xdp_md *ctx)
+{
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u64 *n = bpf_map_lookup_elem(&ac_ftc_end_stats, &ifindex);
+
+	if (n)
+		(*n)++;
+	ac_note(ctx, AC_NOTE_FTC_COMMITTED);
 }
 
 /* An FTC packet at its chain's end (docs/ftc.md 5.1): to the buffer's socket of the interface

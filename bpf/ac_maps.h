@@ -4,6 +4,7 @@
 #define AC_MAPS_H
 
 #include "ac_common.h"
+#include <anychain/ftc.h>
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -149,6 +150,27 @@ struct {
 	__type(value, struct ac_ftc_pending);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ac_ftc_pending SEC(".maps");
+
+/* What the egress buffer knows of each partition ending here (docs/ftc.md 5.1), written by the
+ * agent: a chain's end releases a packet whose logs it covers without the buffer's round trip */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, AC_FTC_EGRESS_DEFAULT);
+	__type(key, struct ac_ftc_egress_key);
+	__type(value, struct ac_ftc_egress);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_ftc_egress SEC(".maps");
+
+/* FTC packets a chain's end released itself (ac_ftc_committed), by the interface they arrived
+ * on (ifindex < AC_XSK_IFS, as the buffer's sockets): the buffer's port reports them beside its
+ * own releases */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AC_XSK_IFS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ac_ftc_end_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -15,11 +15,14 @@ void add_counters(ftc::EgressPort::Stats& to, const ftc::EgressPort::Stats& from
   to.bad_nsh += from.bad_nsh;
   to.not_ftc += from.not_ftc;
   to.released += from.released;
+  to.released_at_end += from.released_at_end;
   to.release_failed += from.release_failed;
   to.consumed += from.consumed;
   to.full += from.full;
   to.expired += from.expired;
   to.fenced += from.fenced;
+  to.egress_writes += from.egress_writes;
+  to.egress_write_failed += from.egress_write_failed;
 }
 }  // namespace
 
@@ -51,6 +54,8 @@ void FtcEgress::ensure(const std::vector<std::string>& ifnames) {
     o.ifname = name;
     o.xskmap_fd = dp_.map_fd("ac_ftc_xsk");
     o.prog_fd = dp_.prog_fd();
+    o.egress_fd = dp_.map_fd("ac_ftc_egress");
+    o.end_stats_fd = dp_.map_fd("ac_ftc_end_stats");
     o.limits = limits_;
     auto p = ftc::EgressPort::open(o);
     if (!p) {
@@ -118,9 +123,11 @@ nlohmann::json FtcEgress::status() const {
     auto s = b.port->stats();
     if (auto o = before_.find(name); o != before_.end()) add_counters(s, o->second);  // the interface's, not the port's
     ports[name] = {{"ifindex", b.ifindex}, {"rx", s.rx},           {"held", s.held_now},     {"held_bytes", s.held_bytes},
-                   {"released", s.released}, {"consumed", s.consumed}, {"drop_full", s.full},
+                   {"released", s.released},
+                   {"released_at_chain_end", s.released_at_end}, {"consumed", s.consumed}, {"drop_full", s.full},
                    {"drop_expired", s.expired}, {"drop_fenced", s.fenced}, {"drop_bad_nsh", s.bad_nsh},
-                   {"drop_not_ftc", s.not_ftc}, {"release_failed", s.release_failed}};
+                   {"drop_not_ftc", s.not_ftc}, {"release_failed", s.release_failed},
+                   {"egress_writes", s.egress_writes}, {"egress_write_failed", s.egress_write_failed}};
   }
   nlohmann::json unbound = nlohmann::json::object();
   for (const auto& [name, why] : errors_) unbound[name] = why;

@@ -24,6 +24,22 @@ Coverage covered(const CommitVector& cv, const Mbox& m, uint32_t seq) {
   return ac_ftc_seq_le(seq, cseq) ? Coverage::Covered : Coverage::Pending;
 }
 
+ac_ftc_egress egress_entry(const CommitVector* cv, bool holding) {
+  ac_ftc_egress e{};
+  e.slow = holding ? 1 : 0;
+  if (!cv) return e;
+  if (cv->size() > AC_FTC_EGRESS_MBOXES) {
+    e.slow = 1;  // the fast path could not tell every middlebox's commits: the buffer decides
+    return e;
+  }
+  for (const auto& [mbox, c] : *cv) {
+    e.mbox[e.n] = AC_FTC_MBOX(mbox.first, c.first, mbox.second);
+    e.seq[e.n] = c.second;
+    e.n++;
+  }
+  return e;
+}
+
 // ---- egress buffer ----
 
 void EgressBuffer::drain(PerFlow& pf, Arrival& a) {
@@ -64,6 +80,9 @@ EgressBuffer::Arrival EgressBuffer::receive(const Nsh& nsh, uint64_t token, size
   Held h{token, bytes, now, now, {}, Feedback{flow, nsh.ctrl->ingress, nsh.ctrl->f, {}}};
   for (const auto& l : nsh.logs) {
     h.need.push_back({l.mbox, l.seq});
+    // a committed log is held f + 1 times already: returning it would only make its tail strip
+    // it again (and the forwarder ignore it); a fenced one must never go back either
+    if (covered(pf.cv, l.mbox, l.seq) != Coverage::Pending) continue;
     Log back = l;
     back.flags |= AC_FTC_LOG_WRAPPED;
     h.feedback.logs.push_back(std::move(back));
@@ -133,6 +152,11 @@ std::vector<Feedback> EgressBuffer::due_feedback(uint64_t now) {
     }
   }
   return out;
+}
+
+bool EgressBuffer::holding(const Flow& flow) const {
+  auto it = flows_.find(flow);
+  return it != flows_.end() && !it->second.q.empty();
 }
 
 const CommitVector* EgressBuffer::commits(const Flow& flow) const {

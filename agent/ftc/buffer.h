@@ -24,6 +24,11 @@ enum class Coverage { Covered, Pending, Fenced };
 // committed: the log's transaction may have been lost in a recovery and must never be released.
 Coverage covered(const CommitVector& cv, const Mbox& m, uint32_t seq);
 
+// The fast path's ac_ftc_egress value for a partition (docs/ftc.md 5.1): its commit vector cv
+// (null: none), slow when the vector has more entries than the value holds or when packets of
+// the partition are held (holding). ac_ftc_egress_covers() on it decides as covered() on cv.
+ac_ftc_egress egress_entry(const CommitVector* cv, bool holding);
+
 struct BufferLimits {
   size_t packets = 65536;
   size_t bytes = 64u << 20;
@@ -51,7 +56,7 @@ class EgressBuffer {
     std::string reason;                 // Dropped: full, per-flow limit, fenced, not FTC
     std::vector<uint64_t> released;     // tokens to release now, in order (this one included)
     std::vector<uint64_t> dropped;      // held tokens dropped now (fenced)
-    std::optional<Feedback> feedback;   // this packet's remaining logs, for the forwarder
+    std::optional<Feedback> feedback;   // this packet's logs not committed yet, for the forwarder
   };
   // A packet at the end of the chain: its NSH (decoded) and a token naming the frame the caller
   // keeps (bytes: its size, for the bound).
@@ -63,6 +68,8 @@ class EgressBuffer {
   std::vector<Feedback> due_feedback(uint64_t now);
   // What RELEASED messages carry to the forwarder (pruning): the commit vector of a flow.
   [[nodiscard]] const CommitVector* commits(const Flow& flow) const;
+  // Whether packets of the flow are held.
+  [[nodiscard]] bool holding(const Flow& flow) const;
 
   [[nodiscard]] size_t held() const { return held_packets_; }
   [[nodiscard]] size_t held_bytes() const { return held_bytes_; }

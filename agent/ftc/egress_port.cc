@@ -1,6 +1,7 @@
 #include "ftc/egress_port.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <linux/if_ether.h>
 #include <net/if.h>
 
@@ -54,7 +55,20 @@ Result<std::unique_ptr<EgressPort>> EgressPort::open(const EgressOptions& o) {
     if (auto in = (*q)->insert(o.xskmap_fd, AC_XSK_SLOT(p->ifindex_, qid)); !in) return unexpected(in.error());
     p->queues_.push_back(std::move(*q));
   }
+  p->end_base_ = p->end_released();
   return p;
+}
+
+uint64_t EgressPort::end_released() const {
+  if (opt_.end_stats_fd < 0) return 0;
+  const int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return 0;
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
+  uint32_t k = ifindex_;
+  if (bpf_map_lookup_elem(opt_.end_stats_fd, &k, per_cpu.data()) != 0) return 0;
+  uint64_t n = 0;
+  for (uint64_t v : per_cpu) n += v;
+  return n;
 }
 
 EgressPort::~EgressPort() {
@@ -100,6 +114,7 @@ void EgressPort::handle(const uint8_t* data, size_t len, uint64_t now) {
     st_.fenced++;
   }
   for (uint64_t t : a.released) release(t);
+  if (auto h = nsh->hash(); h && nsh->ctrl) write_egress(Flow{nsh->spi, *h});
   switch (a.fate) {
     case EgressBuffer::Fate::Released:
     case EgressBuffer::Fate::Held:
@@ -115,6 +130,18 @@ void EgressPort::handle(const uint8_t* data, size_t len, uint64_t now) {
       frames_.erase(token);
       break;
   }
+}
+
+// Written after every frame of the partition, not only when it changed: an entry the LRU map
+// evicted comes back with the partition's next frame here.
+void EgressPort::write_egress(const Flow& flow) {
+  if (opt_.egress_fd < 0) return;
+  ac_ftc_egress_key k{ifindex_, flow.spi, flow.hash};
+  ac_ftc_egress v = egress_entry(buffer_.commits(flow), buffer_.holding(flow));
+  if (bpf_map_update_elem(opt_.egress_fd, &k, &v, BPF_ANY) == 0)
+    st_.egress_writes++;
+  else
+    st_.egress_write_failed++;
 }
 
 void EgressPort::release(uint64_t token) {
@@ -163,6 +190,7 @@ std::vector<EgressPort::Released> EgressPort::take_released() {
 
 EgressPort::Stats EgressPort::stats() const {
   Stats s = st_;
+  s.released_at_end = end_released() - end_base_;
   s.held_now = buffer_.held();
   s.held_bytes = buffer_.held_bytes();
   return s;

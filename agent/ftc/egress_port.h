@@ -8,6 +8,10 @@
 // the decrement of the first pass, and the frame is run once more through the node's fast path
 // with BPF_PROG_TEST_RUN and BPF_F_TEST_XDP_LIVE_FRAMES (ingress = this interface), where the
 // chain's end pops the NSH and routes the packet as any other.
+// After every frame it reads, the port writes what its buffer knows of the frame's partition
+// into the fast path's ac_ftc_egress (egress_fd): the commit vector and whether packets of it
+// are held. With it the chain's end releases the partition's next packets whose logs are
+// committed itself, without this round trip (bpf/ac_ftc.h ac_ftc_end).
 #pragma once
 
 #include <cstdint>
@@ -27,6 +31,8 @@ struct EgressOptions {
   std::string ifname;
   int xskmap_fd = -1;             // the fast path's ac_ftc_xsk
   int prog_fd = -1;               // the fast path's program, for releases
+  int egress_fd = -1;             // the fast path's ac_ftc_egress (-1: not written)
+  int end_stats_fd = -1;          // the fast path's ac_ftc_end_stats (-1: not read)
   std::vector<uint32_t> queues{0};
   uint32_t frames = 4096;         // UMEM frames per queue, a power of two >= 64 (all for RX)
   BufferLimits limits;
@@ -68,6 +74,8 @@ class EgressPort {
     uint64_t bad_nsh = 0;        // not a decodable MD2 NSH: dropped
     uint64_t not_ftc = 0;        // no control or flow hash TLV: dropped
     uint64_t released = 0;       // re-run through the fast path
+    uint64_t released_at_end = 0;  // released by the chain's end itself on this interface since
+                                   // the port opened (ac_ftc_end_stats), never read by the port
     uint64_t release_failed = 0; // the re-run or the strip failed: dropped
     uint64_t consumed = 0;       // propagating packets: commits and feedback only
     uint64_t full = 0;           // buffer or partition full: dropped
@@ -75,6 +83,8 @@ class EgressPort {
     uint64_t fenced = 0;         // a newer incarnation committed: dropped
     uint64_t held_now = 0;       // frames held
     uint64_t held_bytes = 0;
+    uint64_t egress_writes = 0;      // ac_ftc_egress entries written
+    uint64_t egress_write_failed = 0;
   };
   Stats stats() const;
 
@@ -83,8 +93,11 @@ class EgressPort {
   EgressPort() = default;
   void handle(const uint8_t* data, size_t len, uint64_t now);
   void release(uint64_t token);
+  void write_egress(const Flow& flow);
+  uint64_t end_released() const;  // ac_ftc_end_stats at ifindex_, summed over CPUs
   EgressOptions opt_;
   uint32_t ifindex_ = 0;
+  uint64_t end_base_ = 0;  // end_released() when the port opened
   std::vector<std::unique_ptr<xsk::Socket>> queues_;
   EgressBuffer buffer_;
   std::map<uint64_t, Bytes> frames_;  // held frames by token

@@ -294,6 +294,51 @@ AC_INLINE enum ac_ftc_err ac_ftc_log_check(const __u8 *b, __u32 vo, __u32 vlen)
 	return AC_FTC_OK;
 }
 
+/* ac_ftc_egress (docs/ftc.md 5.1): what the egress buffer of a chain end knows of a partition,
+ * written by the agent after every packet the buffer got, read by the fast path at the chain's
+ * end to release a packet at once whose logs are all committed. An LRU map: an entry the kernel
+ * evicts makes the partition's packets go to the buffer again, which writes it anew. */
+#define AC_FTC_EGRESS_MBOXES 4   /* commit entries per ac_ftc_egress value (at most f <= 4 logs
+				  * reach a chain's end) */
+
+struct ac_ftc_egress_key {
+	__u32 ifindex;           /* the interface the chain ends on (the buffer's port) */
+	__u32 spi;               /* host order, 24 bits */
+	__u32 hash;              /* flow hash */
+};
+
+struct ac_ftc_egress {
+	__u32 slow;              /* nonzero: every packet of the partition to the buffer (packets of
+				  * it are held there, or its commit vector has more entries than
+				  * this value holds) */
+	__u32 n;                 /* entries in use, <= AC_FTC_EGRESS_MBOXES */
+	__u32 mbox[AC_FTC_EGRESS_MBOXES]; /* middlebox words (AC_FTC_MBOX), host order */
+	__u32 seq[AC_FTC_EGRESS_MBOXES];  /* the highest committed sequence of each */
+};
+
+/* The fast path's release at a chain's end (docs/ftc.md 5.1): does the partition's entry e (NULL:
+ * none) cover a log of middlebox word mbox at seq, as the egress buffer's commit vector would
+ * (agent/ftc/buffer.cc covered())? The same word, incarnation included, committed up to seq or
+ * beyond; with no entry for the middlebox, only seq 0 (it never wrote for this partition). Another
+ * incarnation of the same middlebox is never covered here: the buffer decides (it fences older
+ * incarnations). */
+AC_INLINE int ac_ftc_egress_covers(const struct ac_ftc_egress *e, __u32 mbox, __u32 seq)
+{
+	int other_inc = 0;
+
+	if (e) {
+		for (__u32 i = 0; i < AC_FTC_EGRESS_MBOXES; i++) {
+			if (i >= e->n)
+				break;
+			if (e->mbox[i] == mbox)
+				return ac_ftc_seq_le(seq, e->seq[i]);
+			if (AC_FTC_MBOX_SAME(e->mbox[i], mbox))
+				other_inc = 1;
+		}
+	}
+	return seq == 0 && !other_inc;
+}
+
 /* What a walk found in an NSH */
 struct ac_ftc_view {
 	__u32 len;               /* NSH length, bytes */

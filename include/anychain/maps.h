@@ -46,6 +46,7 @@
 #define AC_FTC_PENDING_MAX 224   /* ac_ftc_pending: bytes of returned logs per partition (the room
 				  * of an FTC NSH after its base, flow hash and control TLVs) */
 #define AC_FTC_PENDING_DEFAULT 65536 /* ac_ftc_pending entries (partitions with returned logs) */
+#define AC_FTC_EGRESS_DEFAULT 65536  /* ac_ftc_egress entries (partitions at this node's chain ends) */
 
 /* ac_config: the single entry of the config array */
 #define AC_CFG_SYMMETRIC_HASH (1u << 0) /* default for policies without their own flag */
@@ -351,6 +352,9 @@ enum ac_note {
 	AC_NOTE_AFFINITY_HIT,    /* a per-CPU miss answered by the flow's shared placement */
 	AC_NOTE_AFFINITY_NEW,    /* a flow placed by WCMP (first packet, or its instance died) */
 	AC_NOTE_AFFINITY_LOST_RACE, /* another CPU placed the flow first: its choice was taken */
+	AC_NOTE_FTC_COMMITTED,   /* an FTC packet at its chain's end whose logs its partition's
+				  * commit vector covers (ac_ftc_egress), nothing of the partition
+				  * held: released here, not through the egress buffer (docs/ftc.md 5.1) */
 	AC_NOTE_END
 };
 

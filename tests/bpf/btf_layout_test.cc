@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "anychain/flow_hash.h"
+#include "anychain/ftc.h"
 #include "anychain/maps.h"
 #include "anychain/nsh.h"
 #include "anychain/slowpath.h"
@@ -68,6 +69,10 @@ std::vector<Layout> layouts() {
       {"ac_ftc_pending", sizeof(ac_ftc_pending),
        {F(ac_ftc_pending, len), F(ac_ftc_pending, pad), F(ac_ftc_pending, tlvs)}},
       {"ac_ftc_staged", sizeof(ac_ftc_staged), {F(ac_ftc_staged, len), F(ac_ftc_staged, tlvs)}},
+      {"ac_ftc_egress_key", sizeof(ac_ftc_egress_key),
+       {F(ac_ftc_egress_key, ifindex), F(ac_ftc_egress_key, spi), F(ac_ftc_egress_key, hash)}},
+      {"ac_ftc_egress", sizeof(ac_ftc_egress),
+       {F(ac_ftc_egress, slow), F(ac_ftc_egress, n), F(ac_ftc_egress, mbox), F(ac_ftc_egress, seq)}},
       {"ac_tuple", sizeof(ac_tuple),
        {F(ac_tuple, src), F(ac_tuple, dst), F(ac_tuple, sport), F(ac_tuple, dport), F(ac_tuple, proto),
         F(ac_tuple, family), F(ac_tuple, pad)}},

@@ -243,6 +243,99 @@ TEST(FtcLastHop, FtcPacketsToTheBufferSocketNshKeptOrDroppedWithoutOne) {
   ASSERT_EQ(bpf_map_delete_elem(xskmap, &slot), 0);
 }
 
+// A log TLV of middlebox (id, inc, SI 254) at seq, held once, no writes (a no-op), flags as given
+Bytes nat_log(uint32_t seq, uint16_t id = 9, uint8_t inc = 0, uint8_t flags = 0) {
+  return tlv(AC_MD_CLASS, AC_TLV_FTC_LOG,
+             Bytes{flags, 1, 0, 0, static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id), inc, 0xfe,
+                   static_cast<uint8_t>(seq >> 24), static_cast<uint8_t>(seq >> 16), static_cast<uint8_t>(seq >> 8),
+                   static_cast<uint8_t>(seq)});
+}
+
+// The chain's end releases an FTC packet itself when the egress buffer's entry for its partition
+// (ac_ftc_egress, written by the agent) covers every log it carries and nothing of it is held,
+// exactly as the buffer would release it: NSH popped, routed, the same bytes as a plain packet.
+// Every other case goes to the buffer (here: no socket, so dropped, never released).
+TEST(FtcLastHop, CommittedPacketsLeaveAtTheChainsEndWithoutTheBuffer) {
+  const int fd = FastPathEnv::dataplane().map_fd("ac_ftc_egress");
+  ASSERT_GE(fd, 0);
+  const ac_ftc_egress_key key{static_cast<uint32_t>(FastPathEnv::ifindex("vnf0")), 100, kV4.hash()};
+  auto entry = [&](uint32_t slow, std::vector<std::pair<uint32_t, uint32_t>> c) {
+    ac_ftc_egress e{};
+    e.slow = slow;
+    for (auto [m, q] : c) {
+      e.mbox[e.n] = m;
+      e.seq[e.n] = q;
+      e.n++;
+    }
+    ASSERT_EQ(bpf_map_update_elem(fd, &key, &e, BPF_ANY), 0) << strerror(errno);
+  };
+  auto drop_entry = [&] { bpf_map_delete_elem(fd, &key); };
+  const Bytes routed = frame(kCore0Peer, kCore0, ETH_P_IP, kV4.ip(63));
+  // released here: popped and routed, counted as such; false: to the buffer (no socket: dropped)
+  auto released = [&](const Bytes& tlvs, const std::string& why) {
+    Counters c;
+    Nsh n = ftc_nsh(kV4, 100, 253, 40, 1, tlvs);
+    auto r = run_prog(prog(), "vnf0", nsh_frame(n));
+    if (c.delta(AC_NOTE_FTC_COMMITTED) == 1) {
+      EXPECT_EQ(r.verdict, XDP_REDIRECT) << why;
+      EXPECT_EQ(hex(r.out), hex(routed)) << why << ": the packet as a plain chain's end routes it";
+      EXPECT_EQ(c.delta(AC_FWD_LAST_HOP), 1u) << why;
+      EXPECT_EQ(c.delta(AC_DROP_FTC_NO_BUFFER), 0u) << why;
+      return true;
+    }
+    EXPECT_EQ(c.delta(AC_NOTE_FTC_COMMITTED), 0u) << why;
+    EXPECT_EQ(r.verdict, XDP_DROP) << why;
+    EXPECT_EQ(c.delta(AC_DROP_FTC_NO_BUFFER), 1u) << why << ": to the buffer";
+    EXPECT_EQ(c.delta(AC_FWD_LAST_HOP) + c.delta(AC_PASS_LAST_HOP), 0u) << why;
+    return false;
+  };
+  const uint32_t nat = AC_FTC_MBOX(9, 0, 254), mon = AC_FTC_MBOX(7, 0, 254);
+  drop_entry();
+  EXPECT_FALSE(released(nat_log(3), "no entry, seq 3"));
+  EXPECT_TRUE(released(nat_log(0), "no entry, seq 0: the middlebox never wrote for the partition"));
+  entry(0, {{nat, 3}});
+  EXPECT_TRUE(released(nat_log(3), "committed up to its seq"));
+  EXPECT_TRUE(released(nat_log(2), "committed beyond its seq"));
+  EXPECT_FALSE(released(nat_log(4), "seq 4, committed up to 3"));
+  EXPECT_FALSE(released(nat_log(3, 9, 1), "another incarnation: the buffer fences or waits"));
+  EXPECT_FALSE(released(nat_log(0, 9, 1), "another incarnation at seq 0"));
+  EXPECT_FALSE(released(nat_log(3, 9, 0, AC_FTC_LOG_WRAPPED), "a returned log"));
+  Bytes two = nat_log(3);
+  append(two, nat_log(1, 7));
+  EXPECT_FALSE(released(two, "the second log's middlebox has no entry"));
+  Bytes with_commit = nat_log(3);
+  append(with_commit, tlv(AC_MD_CLASS, AC_TLV_FTC_COMMIT, Bytes{0x00, 0x07, 0x00, 0xfe, 0, 0, 0, 1}));
+  EXPECT_FALSE(released(with_commit, "a commit TLV: the buffer learns it"));
+  {
+    Counters c;
+    Nsh n = ftc_nsh(kV4, 100, 253, 40, 1, nat_log(3));
+    n.tlvs = flow_hash_tlv(kV4.hash());
+    append(n.tlvs, ctrl_tlv(1, AC_FTC_CTRL_PROPAGATING));
+    append(n.tlvs, nat_log(3));
+    EXPECT_EQ(run_prog(prog(), "vnf0", nsh_frame(n)).verdict, XDP_DROP) << "a propagating packet: the buffer's";
+    EXPECT_EQ(c.delta(AC_DROP_FTC_NO_BUFFER), 1u);
+    EXPECT_EQ(c.delta(AC_NOTE_FTC_COMMITTED), 0u);
+  }
+  entry(0, {{nat, 3}, {mon, 1}});
+  EXPECT_TRUE(released(two, "both logs committed"));
+  entry(1, {{nat, 3}, {mon, 1}});
+  EXPECT_FALSE(released(nat_log(3), "packets of the partition held in the buffer: it keeps their order"));
+  {
+    // another interface's entry does not cover this one's packets
+    drop_entry();
+    ac_ftc_egress_key k2 = key;
+    k2.ifindex = static_cast<uint32_t>(FastPathEnv::ifindex("core0"));
+    ac_ftc_egress e{};
+    e.n = 1;
+    e.mbox[0] = nat;
+    e.seq[0] = 3;
+    ASSERT_EQ(bpf_map_update_elem(fd, &k2, &e, BPF_ANY), 0);
+    EXPECT_FALSE(released(nat_log(3), "core0's entry, a packet on vnf0"));
+    bpf_map_delete_elem(fd, &k2);
+  }
+  drop_entry();
+}
+
 TEST(FtcRecovering, PlacedFlowsAreHeldBackAndKeepTheirPlacement) {
   auto& d = FastPathEnv::dataplane();
   PinCpu pin;
@@ -307,7 +400,8 @@ struct BufferRig {
   sockaddr_ll to{};
   std::unique_ptr<ftc::EgressPort> port;
   bool ok = false;
-  BufferRig() {
+  // egress: the port writes ac_ftc_egress as anychaind's does
+  explicit BufferRig(bool egress = false) {
     must("ip link set core0p up && ethtool -K core0p gro on >/dev/null");  // receives XDP redirects
     // what core0p receives is not routed back out of core0 by this sandbox's stack (a loop that
     // would flood the capture); vnf0's forwarding, which the fast path's FIB lookup needs, stays
@@ -317,6 +411,7 @@ struct BufferRig {
     o.ifname = "vnf0";
     o.xskmap_fd = d.map_fd("ac_ftc_xsk");
     o.prog_fd = d.prog_fd();
+    o.egress_fd = egress ? d.map_fd("ac_ftc_egress") : -1;
     o.frames = 64;
     auto p = ftc::EgressPort::open(o);
     if (!p) {
@@ -418,6 +513,100 @@ TEST(FtcEgressBuffer, HeldInTheAfXdpSocketUntilCommittedThenReleasedInOrder) {
   EXPECT_EQ(hex(got[0]), hex(frame(kCore0Peer, kCore0, ETH_P_IP, kV4.ip(63)))) << "the held one first";
   EXPECT_EQ(hex(got[1]), hex(frame(kCore0Peer, kCore0, ETH_P_IP, other.ip(63))));
   close(cap);
+}
+
+// The buffer's port writes what it knows of each partition into ac_ftc_egress after every frame
+// it reads (natively attached fast path, real AF_XDP socket): held packets make the partition
+// slow; once a commit released them, the next packet whose log is committed leaves at the chain's
+// end itself, never reaching the socket, with the bytes a release would have. Logs the commit
+// vector covers are not returned to the forwarder.
+TEST(FtcEgressBuffer, ItsCommitVectorLetsTheChainsEndReleaseCommittedPacketsItself) {
+  BufferRig rig(true);
+  ASSERT_TRUE(rig.ok);
+  auto& port = rig.port;
+  const int fd = rig.d.map_fd("ac_ftc_egress");
+  const ac_ftc_egress_key key{static_cast<uint32_t>(rig.vnf0), 100, kV4.hash()};
+  bpf_map_delete_elem(fd, &key);
+  auto entry = [&] {
+    ac_ftc_egress e{};
+    EXPECT_EQ(bpf_map_lookup_elem(fd, &key, &e), 0) << "the port wrote the partition's entry";
+    return e;
+  };
+  int cap = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_IP));
+  ASSERT_GE(cap, 0);
+  sockaddr_ll at{};
+  at.sll_family = AF_PACKET;
+  at.sll_protocol = htons(ETH_P_IP);
+  at.sll_ifindex = FastPathEnv::ifindex("core0p");
+  ASSERT_EQ(bind(cap, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
+  auto captured = [&] {
+    std::vector<Bytes> out;
+    uint8_t buf[2048];
+    for (int i = 0; i < 20; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      for (;;) {
+        ssize_t n = recv(cap, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        Bytes b(buf, buf + n);
+        if (n >= 34 && b[30] == 203 && b[31] == 0 && b[32] == 113 && b[33] == 10) out.push_back(b);
+      }
+    }
+    return out;
+  };
+  auto log = [](uint32_t seq) {
+    return tlv(AC_MD_CLASS, AC_TLV_FTC_LOG,
+               Bytes{0, 1, 0, 0, 0x00, 0x07, 0x00, 0xfe, 0, 0, 0, static_cast<uint8_t>(seq)});
+  };
+  Bytes commit = tlv(AC_MD_CLASS, AC_TLV_FTC_COMMIT, Bytes{0x00, 0x07, 0x00, 0xfe, 0, 0, 0, 1});
+  auto flow = [](uint16_t sport) {
+    Flow f = kV4;
+    f.l4.sport = sport;
+    return f;
+  };
+  (void)captured();
+  Counters c;
+  rig.send(nsh_frame(ftc_nsh(kV4, 100, 253, 40, 1, log(1))), 1);
+  EXPECT_EQ(port->stats().held_now, 1u);
+  EXPECT_EQ(entry().slow, 1u) << "a packet of the partition is held: the chain's end must not overtake it";
+  ASSERT_EQ(port->take_feedback().size(), 1u) << "the uncommitted log goes back";
+  rig.send(nsh_frame(ftc_nsh(kV4, 100, 253, 40, 1, commit), flow(4242).ip()), 2);
+  EXPECT_EQ(port->stats().released, 2u);
+  ac_ftc_egress e = entry();
+  EXPECT_EQ(e.slow, 0u);
+  ASSERT_EQ(e.n, 1u) << "the partition's commit vector";
+  EXPECT_EQ(e.mbox[0], AC_FTC_MBOX(7, 0, 254));
+  EXPECT_EQ(e.seq[0], 1u);
+  EXPECT_EQ(port->stats().egress_writes, 2u) << "one write per frame read";
+  EXPECT_EQ(port->stats().egress_write_failed, 0u);
+  EXPECT_EQ(captured().size(), 2u) << "both released through the buffer";
+
+  // the next packet carries the same, committed, sequence: the chain's end releases it
+  const Bytes third = nsh_frame(ftc_nsh(kV4, 100, 253, 40, 1, log(1)), flow(4343).ip());
+  ASSERT_EQ(sendto(rig.tx, third.data(), third.size(), 0, reinterpret_cast<sockaddr*>(&rig.to), sizeof rig.to),
+            static_cast<ssize_t>(third.size()));
+  auto got = captured();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(hex(got[0]), hex(frame(kCore0Peer, kCore0, ETH_P_IP, flow(4343).ip(63)))) << "as a release routes it";
+  EXPECT_EQ(c.delta(AC_NOTE_FTC_COMMITTED), 1u);
+  EXPECT_EQ(c.delta(AC_FWD_FTC_BUFFER), 2u) << "only the first two went to the buffer";
+  port->poll(now_ns());
+  EXPECT_EQ(port->stats().rx, 2u) << "the socket never saw it";
+
+  // a packet with a later, uncommitted, sequence goes to the buffer and makes the partition slow;
+  // one after it whose log is committed waits behind it there, and its covered log is not returned
+  rig.send(nsh_frame(ftc_nsh(kV4, 100, 253, 40, 1, log(2)), flow(4444).ip()), 3);
+  EXPECT_EQ(port->stats().held_now, 1u);
+  EXPECT_EQ(entry().slow, 1u);
+  auto fb = port->take_feedback();
+  ASSERT_EQ(fb.size(), 1u);
+  ASSERT_EQ(fb[0].logs.size(), 1u);
+  EXPECT_EQ(fb[0].logs[0].seq, 2u);
+  rig.send(nsh_frame(ftc_nsh(kV4, 100, 253, 40, 1, log(1)), flow(4545).ip()), 4);
+  EXPECT_EQ(port->stats().held_now, 2u) << "behind the held one, in order";
+  EXPECT_TRUE(port->take_feedback().empty()) << "a committed log is not returned";
+  EXPECT_EQ(c.delta(AC_NOTE_FTC_COMMITTED), 1u);
+  close(cap);
+  bpf_map_delete_elem(fd, &key);
 }
 
 TEST(FtcForwarder, ReturnedLogRidesOnTheNextPacketCommitReleasesAndPrunes) {

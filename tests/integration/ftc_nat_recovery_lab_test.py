@@ -155,7 +155,7 @@ def test_the_channel_is_open_and_packets_are_released(configured, cli, steady):
     for r in ("A", "B", "C", "D"):
         ch = cli.json(r, "status").get("ftc_channel")
         assert ch and "error" not in ch, (r, ch)
-    released = sum(steady.after.buffer[n]["released"] - steady.before.buffer[n]["released"] for n in NATS)
+    released = sum(ftclab.left(steady.after.buffer[n]) - ftclab.left(steady.before.buffer[n]) for n in NATS)
     assert released == steady.sink["packets"] > 0
     # each NAT's mapping came round to fw1, its successor (through its node's buffer and A's forwarder)
     for n in NATS:
@@ -306,6 +306,6 @@ def test_every_packet_released_across_the_failure_had_its_updates_on_f_plus_one_
     f + 1 stores, the flows that spanned the failure included."""
     k = nat2_recovered
     assert k.settled
-    released = sum(k.after.buffer[n]["released"] - k.before.buffer[n]["released"] for n in NATS)
+    released = sum(ftclab.left(k.after.buffer[n]) - ftclab.left(k.before.buffer[n]) for n in NATS)
     assert released == k.sink["packets"]
     assert not ftclab.f_plus_one_violations(CHAIN, k.sink, k.after.state)

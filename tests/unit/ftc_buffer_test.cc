@@ -2,6 +2,7 @@
 // commit vector, piggyback room and propagating packets (docs/ftc.md Section 5).
 #include <gtest/gtest.h>
 
+#include <random>
 #include <set>
 
 #include "ftc/buffer.h"
@@ -203,6 +204,62 @@ TEST(FtcForwarder, CoalescingKeepsTheLatestValueAndRespectsTheShare) {
   wide.writes[0].key = Bytes(16, 1);
   wide.writes[0].value = Bytes(32, 1);
   EXPECT_FALSE(coalesce(a, wide, ac_ftc_share(4)).has_value()) << "over the share";
+}
+
+
+TEST(FtcBuffer, CommittedLogsAreNotReturnedToTheForwarder) {
+  EgressBuffer b;
+  b.receive(at_egress({log_of(3, 1)}), 1, 100, 0);
+  b.receive(at_egress({}, {{{3, 0, 252}, 1}}), 2, 100, 1);  // the tail's commit of seq 1
+  auto a = b.receive(at_egress({log_of(3, 1, 1, 0, 0)}), 3, 100, 2);
+  EXPECT_EQ(a.fate, EgressBuffer::Fate::Released);
+  EXPECT_FALSE(a.feedback.has_value()) << "a no-op at the committed seq: held f + 1 times already";
+  auto c = b.receive(at_egress({log_of(3, 1, 1, 0, 0), log_of(4, 1)}), 4, 100, 3);
+  ASSERT_TRUE(c.feedback.has_value());
+  ASSERT_EQ(c.feedback->logs.size(), 1u) << "only the uncommitted one";
+  EXPECT_EQ(c.feedback->logs[0].mbox.id, 4u);
+  EXPECT_TRUE(b.holding(kFlow));
+  EXPECT_FALSE(b.holding(Flow{kSpi, kHash + 1}));
+}
+
+// What the fast path's chain end decides from ac_ftc_egress (ac_ftc_egress_covers on
+// egress_entry(cv)) is what the buffer's covered() decides from the commit vector itself, for
+// every middlebox, incarnation and sequence, while the vector fits the entry; a larger vector or
+// held packets make the partition slow.
+TEST(FtcEgressEntry, TheChainsEndCoversExactlyWhatTheBufferWould) {
+  std::mt19937 rng(13);
+  auto pick = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
+  for (int trial = 0; trial < 2000; ++trial) {
+    CommitVector cv;
+    const uint32_t n = pick(AC_FTC_EGRESS_MBOXES + 1);
+    for (uint32_t i = 0; i < n; ++i)
+      commit_merge(cv, Commit{Mbox{static_cast<uint16_t>(1 + pick(3)), static_cast<uint8_t>(pick(3) + 254),
+                                   static_cast<uint8_t>(250 + pick(2))},
+                              pick(6)});
+    ASSERT_LE(cv.size(), size_t{AC_FTC_EGRESS_MBOXES});
+    const ac_ftc_egress e = egress_entry(&cv, false);
+    ASSERT_EQ(e.slow, 0u);
+    ASSERT_EQ(e.n, cv.size());
+    for (int q = 0; q < 20; ++q) {
+      const Mbox m{static_cast<uint16_t>(1 + pick(4)), static_cast<uint8_t>(pick(3) + 254),
+                   static_cast<uint8_t>(250 + pick(2))};
+      const uint32_t seq = pick(7);
+      EXPECT_EQ(ac_ftc_egress_covers(&e, m.word(), seq) != 0, covered(cv, m, seq) == Coverage::Covered)
+          << "mbox " << m.id << "/" << int(m.inc) << "/" << int(m.si) << " seq " << seq << " trial " << trial;
+    }
+  }
+  // no entry at all: only seq 0, as the buffer with an empty vector
+  EXPECT_TRUE(ac_ftc_egress_covers(nullptr, Mbox{3, 0, 252}.word(), 0));
+  EXPECT_FALSE(ac_ftc_egress_covers(nullptr, Mbox{3, 0, 252}.word(), 1));
+  const ac_ftc_egress none = egress_entry(nullptr, false);
+  EXPECT_EQ(none.slow, 0u);
+  EXPECT_EQ(none.n, 0u);
+  EXPECT_EQ(egress_entry(nullptr, true).slow, 1u) << "held packets: every packet to the buffer";
+  CommitVector big;
+  for (uint16_t id = 1; id <= AC_FTC_EGRESS_MBOXES + 1; ++id) commit_merge(big, Commit{Mbox{id, 0, 250}, 1});
+  const ac_ftc_egress e = egress_entry(&big, false);
+  EXPECT_EQ(e.slow, 1u) << "a vector the entry cannot hold: the buffer decides";
+  EXPECT_EQ(e.n, 0u);
 }
 
 }  // namespace
