@@ -387,6 +387,9 @@ int main(int argc, char** argv) {
       "pps", po::value<uint32_t>()->default_value(0), "path: offered packets/s, both builds (0: flat out)")(
       "xdp-time", "path: also the XDP programs' own run time per packet (kernel run-time statistics, "
                   "machine-wide while the bench runs: they add two clock reads to every program run)")(
+      "buffer-only", "path: the buffer does not write ac_ftc_egress, so the chain's end releases nothing itself and "
+                     "every FTC packet makes the buffer's round trip (the design before the chain's end released "
+                     "committed packets; docs/ftc.md 5.1)")(
       "gen-cpu", po::value<int>()->default_value(0), "path: the generator's CPU")(
       "router-cpu", po::value<int>()->default_value(1), "path: the router's (NFs', buffer's) CPU");
   po::variables_map vm;
@@ -436,6 +439,7 @@ int main(int argc, char** argv) {
       o.flows = vm["flows"].as<uint32_t>();
       o.pps = vm["pps"].as<uint32_t>();
       o.xdp_time = vm.count("xdp-time") > 0;
+      o.fast_release = vm.count("buffer-only") == 0;
       o.gen_cpu = vm["gen-cpu"].as<int>();
       o.router_cpu = vm["router-cpu"].as<int>();
       if (auto e = anychain::test::enter_sandbox(); !e.empty()) throw std::runtime_error(e);

@@ -21,12 +21,17 @@
 //          ac_ftc_pending: r1 is the chain's ingress and egress, as on a one-node chain). The
 //          NAT's first log of a flow (the mapping made) is held until the next packets carry it
 //          round to the firewall, its tail, which commits it; after that the NAT's logs are
-//          no-ops carrying that sequence, already committed, so the buffer releases each packet
-//          at once: stripped, run through the fast path again as a live frame (pop + route to
-//          the sink); the forwarder still returns those no-ops (the firewall finds them
-//          covered and strips them). Pending logs not committed within 1 ms go in propagating packets.
+//          no-ops carrying that sequence, already committed. The buffer writes what it knows of
+//          the partition (its commit vector, nothing held) into ac_ftc_egress after each packet
+//          it reads, as anychaind does, so the chain's end releases those packets itself (pop +
+//          route to the sink: bpf/ac_ftc.h ac_ftc_committed, docs/ftc.md 5.1), and the buffer
+//          returns no committed log to the forwarder. Pending logs not committed within 1 ms go
+//          in propagating packets.
 //          This is the steady state of a flow on this chain: every packet pays the monitor's
-//          log (appended, applied, stripped), the NAT's no-op, the buffer's round trip.
+//          log (appended, applied, stripped), the NAT's no-op and the chain end's check of it.
+//          --buffer-only: the buffer writes no ac_ftc_egress entry, so every packet makes the
+//          buffer's round trip (AF_XDP read, NSH decode, release: stripped and run through the
+//          fast path again as a live frame), as before the chain's end released packets itself.
 // The NFs' instance ids and peers are set as the agent's FTC control would (fw 8, monitor 7,
 // NAT 9; each lists the other two, incarnation 0). Each build sends its own flows (UDP source
 // ports 10000.. without FTC, 20000.. with): a partition only ever sees one build's packets, as a
@@ -48,8 +53,10 @@
 // monitor and the NAT appended a log per packet, the NAT applied and stripped every monitor log,
 // the firewall stripped every returned NAT log it applied or found covered (in the flows' first
 // sample: at least one applied and committed), no FTC counter of trouble moved
-// (gap, stale, unknown middlebox, bad TLV, overflow, stub, full stores, refused writes), and the
-// buffer released every packet (none held at the end, none dropped, every release ran).
+// (gap, stale, unknown middlebox, bad TLV, overflow, stub, full stores, refused writes), every
+// packet was released once, by the chain's end or the buffer (none held at the end, none
+// dropped, every release ran), and after the flows' first sample the chain's end released at
+// least half of them itself (none with --buffer-only).
 #include "ftc_path.h"
 
 #include <arpa/inet.h>
@@ -185,11 +192,11 @@ struct Hop {
 class Buffer {
  public:
   Buffer(dp::Dataplane& d, const std::string& ns, const std::string& ifname, const std::string& inject_if,
-         int cpu) {
+         int cpu, bool fast_release) {
     auto cfg = d.config();
     must(cfg.has_value(), "read r1's configuration");
     const uint32_t self = ntohl(cfg->local_endpoint.s_addr);  // what the control TLV names
-    thread_ = std::thread([this, &d, ns, ifname, inject_if, cpu, self] {
+    thread_ = std::thread([this, &d, ns, ifname, inject_if, cpu, self, fast_release] {
       try {
         pin_thread(0, cpu);
         test::InNetns in(ns);
@@ -197,6 +204,7 @@ class Buffer {
         o.ifname = ifname;
         o.xskmap_fd = d.map_fd("ac_ftc_xsk");
         o.prog_fd = d.prog_fd();
+        o.egress_fd = fast_release ? d.map_fd("ac_ftc_egress") : -1;  // as anychaind, or not at all
         auto port = ftc::EgressPort::open(o);
         if (!port) throw std::runtime_error("on " + ifname + ": " + port.error().str());
         std::vector<pollfd> fds;
@@ -285,8 +293,8 @@ Snap snap(Topo& t, const std::vector<Hop>& hops, Buffer& b) {
 
 // The checks of one sample (docs at the top); throws what does not add up.
 // first: the first sample of the build's flows (their state created)
-void check_sample(const std::string& what, bool ftc, bool first, const std::vector<Hop>& hops, const Snap& a,
-                  const Snap& z) {
+void check_sample(const std::string& what, bool ftc, bool first, bool fast_release, const std::vector<Hop>& hops,
+                  const Snap& a, const Snap& z) {
   auto fail = [&](const std::string& m) { throw std::runtime_error(what + ": " + m); };
   for (const auto& r : dp::stat_reasons())
     if (r.kind == dp::StatKind::Drop && z.fast[r.slot].packets != a.fast[r.slot].packets)
@@ -362,8 +370,19 @@ void check_sample(const std::string& what, bool ftc, bool first, const std::vect
          std::to_string(z.buf.port.released - a.buf.port.released) + "; the forwarder " + z.buf.fwd.dump() + ")");
   const auto& p = z.buf.port;
   const auto& q = a.buf.port;
-  if (p.released - q.released != classified)
-    fail("the buffer released " + std::to_string(p.released - q.released) + " of " + std::to_string(classified));
+  // released by the chain's end itself (committed logs, nothing of the partition held) or by
+  // the buffer: each packet once
+  const uint64_t at_end = z.fast[AC_NOTE_FTC_COMMITTED].packets - a.fast[AC_NOTE_FTC_COMMITTED].packets;
+  if (p.released - q.released + at_end != classified)
+    fail("the buffer released " + std::to_string(p.released - q.released) + " and the chain's end " +
+         std::to_string(at_end) + " of " + std::to_string(classified));
+  if (!fast_release && at_end) fail("the chain's end released packets without the buffer's commit vectors");
+  // once a flow's mapping is committed, its packets carry only the NAT's no-op of that sequence:
+  // the chain's end releases them itself, except the few that still meet a commit entry
+  if (fast_release && !first && at_end * 2 < classified)
+    fail("the chain's end released only " + std::to_string(at_end) + " of " + std::to_string(classified) +
+         " itself (the buffer " + std::to_string(p.released - q.released) + ", ac_ftc_egress writes " +
+         std::to_string(p.egress_writes - q.egress_writes) + ")");
   if (p.held_now || p.bad_nsh != q.bad_nsh || p.not_ftc != q.not_ftc || p.release_failed != q.release_failed ||
       p.full != q.full || p.expired != q.expired || p.fenced != q.fenced)
     fail("the buffer holds " + std::to_string(p.held_now) + " or dropped packets (full " +
@@ -382,6 +401,7 @@ double median(std::vector<double> v) {
 struct Sample {
   double offered_mpps = 0, mpps = 0;  // generated, delivered
   double ns = 0, buffer_ns = 0;       // router CPU per delivered packet, the buffer thread's share of it
+  double at_end = 0;                  // share of the packets the chain's end released itself
   // --xdp-time: the XDP programs' own time per delivered packet, r1's fast path (every pass) and
   // each NF
   double fast_ns = 0;
@@ -425,7 +445,7 @@ json run_ftc_path(const FtcPathOptions& o) {
   }
   // the egress buffer on r1's interface from the last NF; propagating packets enter on r-in
   const Iface last = t.steps().back().in;
-  Buffer buf(d, last.ns, last.name, t.router_in().name, o.router_cpu);
+  Buffer buf(d, last.ns, last.name, t.router_in().name, o.router_cpu, o.fast_release);
 
   // the one classifier rule, with or without FTC (e2e_topo's destinations)
   auto rule = [&](bool ftc) {
@@ -506,7 +526,10 @@ json run_ftc_path(const FtcPathOptions& o) {
           std::chrono::steady_clock::now() - t0 > std::chrono::seconds(3))
         break;
     }
-    check_sample(what, ftc, first[ftc], hops, a, z);
+    check_sample(what, ftc, first[ftc], o.fast_release, hops, a, z);
+    const uint64_t cl = z.fast[AC_NOTE_CLASSIFIED].packets - a.fast[AC_NOTE_CLASSIFIED].packets;
+    s.at_end = static_cast<double>(z.fast[AC_NOTE_FTC_COMMITTED].packets - a.fast[AC_NOTE_FTC_COMMITTED].packets) /
+               static_cast<double>(cl);
     first[ftc] = false;
     return s;
   };
@@ -514,10 +537,11 @@ json run_ftc_path(const FtcPathOptions& o) {
   json out = json::array();
   std::printf("FTC on the whole path: gen -> r1 (classify + NSH) -> fw -> monitor -> NAT -> r1 (chain end) -> sink,\n"
               "f = 1 against the same chain without FTC; router CPU (NAPI, ksoftirqd, FTC buffer thread) per "
-              "delivered packet,\n%d interleaved sample pairs of %.1f s, %u flow(s), offered %s\n",
-              o.reps, o.seconds, o.flows, o.pps ? (std::to_string(o.pps) + " packets/s").c_str() : "flat out");
+              "delivered packet,\n%d interleaved sample pairs of %.1f s, %u flow(s), offered %s%s\n",
+              o.reps, o.seconds, o.flows, o.pps ? (std::to_string(o.pps) + " packets/s").c_str() : "flat out",
+              o.fast_release ? "" : "; --buffer-only: every FTC packet through the egress buffer");
   for (size_t size : o.sizes) {
-    std::vector<double> g_plain, g_ftc, m_plain, m_ftc, ns_plain, ns_ftc, ns_buf, ratio;
+    std::vector<double> g_plain, g_ftc, m_plain, m_ftc, ns_plain, ns_ftc, ns_buf, ratio, at_end;
     // --xdp-time: [0] the fast path, [1..3] the NFs, [4] their sum; per build
     std::vector<std::vector<double>> x_plain(hops.size() + 2), x_ftc(hops.size() + 2);
     for (int r = 0; r < o.reps; ++r) {
@@ -529,6 +553,7 @@ json run_ftc_path(const FtcPathOptions& o) {
       ns_plain.push_back(p.ns);
       ns_ftc.push_back(f.ns);
       ns_buf.push_back(f.buffer_ns);
+      at_end.push_back(f.at_end);
       ratio.push_back(f.ns / p.ns);
       if (o.xdp_time)
         for (auto [x, smp] : {std::pair{&x_plain, &p}, std::pair{&x_ftc, &f}}) {
@@ -543,9 +568,11 @@ json run_ftc_path(const FtcPathOptions& o) {
     }
     const double q = median(ratio);
     std::printf("%4zu B frames: plain %.0f ns/pkt (%.3f of %.3f Mpps generated), FTC %.0f ns/pkt (%.3f of %.3f Mpps; "
-                "of it the buffer thread %.0f)\n  ratio FTC/plain %.3f (%+.1f %%) [%.3f..%.3f over %d pairs]\n",
+                "of it the buffer thread %.0f; released at the chain's end %.1f %%)\n  ratio FTC/plain %.3f (%+.1f %%) "
+                "[%.3f..%.3f over %d pairs]\n",
                 size, median(ns_plain), median(m_plain), median(g_plain), median(ns_ftc), median(m_ftc),
-                median(g_ftc), median(ns_buf), q, (q - 1) * 100, *std::min_element(ratio.begin(), ratio.end()),
+                median(g_ftc), median(ns_buf), median(at_end) * 100, q, (q - 1) * 100,
+                *std::min_element(ratio.begin(), ratio.end()),
                 *std::max_element(ratio.begin(), ratio.end()), o.reps);
     json xdp;
     if (o.xdp_time) {
@@ -563,7 +590,7 @@ json run_ftc_path(const FtcPathOptions& o) {
                    {"generated_mpps_plain", median(g_plain)}, {"generated_mpps_ftc", median(g_ftc)},
                    {"mpps_plain", median(m_plain)}, {"mpps_ftc", median(m_ftc)},
                    {"cpu_ns_plain", median(ns_plain)}, {"cpu_ns_ftc", median(ns_ftc)},
-                   {"cpu_ns_ftc_buffer", median(ns_buf)}, {"ratio", q},
+                   {"cpu_ns_ftc_buffer", median(ns_buf)}, {"released_at_chain_end", median(at_end)}, {"ratio", q},
                    {"ratio_min", *std::min_element(ratio.begin(), ratio.end())},
                    {"ratio_max", *std::max_element(ratio.begin(), ratio.end())},
                    {"xdp_ns", xdp}});

@@ -18,6 +18,8 @@ struct FtcPathOptions {
   uint32_t flows = 1;
   bool xdp_time = false;                // also the XDP programs' own run time (BPF_STATS_RUN_TIME)
   uint32_t pps = 0;                     // offered load, both builds (0: as fast as the generator goes)
+  bool fast_release = true;             // the buffer writes ac_ftc_egress, as anychaind does (false:
+                                        // every FTC packet goes through the buffer, as before)
 };
 
 // Needs root; call inside test::enter_sandbox().
