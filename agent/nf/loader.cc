@@ -319,6 +319,38 @@ bool Nf::iface_present() const {
   return if_nametoindex(opts_.iface.c_str()) == static_cast<unsigned>(pub_.ifindex);
 }
 
+Result<uint64_t> Nf::ftc_counter(uint32_t s) const {
+  const int fd = map_fd("nf_ftc_stats");
+  if (fd < 0) return uint64_t{0};
+  const int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return fail("count the possible CPUs", -ncpu);
+  std::vector<uint64_t> v(static_cast<size_t>(ncpu));
+  if (bpf_map_lookup_elem(fd, &s, v.data()) != 0) return fail_errno(fmt::format("read nf_ftc_stats[{}]", s));
+  uint64_t n = 0;
+  for (uint64_t x : v) n += x;
+  return n;
+}
+
+std::optional<std::string> StoreFullWatch::update(uint64_t store_full, uint64_t replica_full,
+                                                  std::chrono::steady_clock::time_point now) {
+  const bool moved = store_full > store_seen_ || replica_full > replica_seen_;
+  if (!moved || (warned_ && now - *warned_ < every_)) return std::nullopt;
+  std::string out;
+  if (replica_full > replica_seen_)
+    out = fmt::format("FTC replica store full: {} logs of predecessors refused so far ({} new; ftc_replica_full): "
+                      "their packets are dropped and those partitions' state cannot be recovered from this "
+                      "instance; it holds {} records: raise ftc.replica_records (anychain-nf --replica-records)",
+                      replica_full, replica_full - replica_seen_, replica_);
+  if (store_full > store_seen_)
+    out += fmt::format("{}FTC head store full: {} transactions refused so far ({} new; ftc_store_full): their "
+                       "packets are dropped; it holds {} partitions (anychain-nf --flows)",
+                       out.empty() ? "" : "; ", store_full, store_full - store_seen_, head_);
+  store_seen_ = store_full;
+  replica_seen_ = replica_full;
+  warned_ = now;
+  return out;
+}
+
 void Nf::count(uint32_t s, uint64_t n) const {
   int fd = map_fd("nf_proc_stats");
   if (fd < 0 || !n) return;

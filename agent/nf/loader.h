@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -87,6 +88,8 @@ class Nf {
 
   // The interface the program is attached to still exists with the same ifindex.
   bool iface_present() const;
+  // Slot s of nf_ftc_stats (enum ac_ftc_stat), summed over CPUs; 0 for a kind without FTC.
+  Result<uint64_t> ftc_counter(uint32_t s) const;
 
  private:
   Nf() = default;
@@ -115,6 +118,27 @@ class Nf {
   std::map<std::tuple<uint32_t, uint32_t, uint32_t>, Seen> seen_replica_;  // nf_replica key -> the same
   FtcControl control_;
   Result<uint64_t> reclaim_replicas(std::chrono::steady_clock::time_point now);
+};
+
+// anychain-nf's warning when a store of FTC records is full (docs/ftc.md 3.1): a transaction
+// refused for want of a head record (ftc_store_full) or a predecessor's log refused for want of a
+// replica record (ftc_replica_full) is state lost to recovery, which only the counters in
+// `anychain state` showed. update() is given the counters on every tick and returns a warning the
+// first time either moves and then at most once every `every` while they keep moving, naming how
+// many were refused, the store's size and the option that sizes it.
+class StoreFullWatch {
+ public:
+  StoreFullWatch(uint32_t head_records, uint32_t replica_records,
+                 std::chrono::steady_clock::duration every = std::chrono::minutes(1))
+      : head_(head_records), replica_(replica_records), every_(every) {}
+  std::optional<std::string> update(uint64_t store_full, uint64_t replica_full,
+                                    std::chrono::steady_clock::time_point now);
+
+ private:
+  uint32_t head_, replica_;
+  std::chrono::steady_clock::duration every_;
+  uint64_t store_seen_ = 0, replica_seen_ = 0;  // counts at the last warning
+  std::optional<std::chrono::steady_clock::time_point> warned_;
 };
 
 // The kernel's tick, and a duration as jiffies (rounded up), for the idle timeouts the programs

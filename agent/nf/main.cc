@@ -219,6 +219,7 @@ int main(int argc, char** argv) {
   int rc = 0;
   using Clock = std::chrono::steady_clock;
   auto next_tick = Clock::now() + std::chrono::seconds(1);
+  StoreFullWatch full(o.flows, o.replica_records);
   bool stop = false;
   while (!stop) {
     std::vector<pollfd> pf{{sfd, POLLIN, 0}};
@@ -256,6 +257,9 @@ int main(int argc, char** argv) {
       break;
     }
     load_control(false);
+    if (auto sf = (*nf)->ftc_counter(AC_FTC_ST_STORE_FULL), rf = (*nf)->ftc_counter(AC_FTC_ST_REPLICA_FULL); sf && rf) {
+      if (auto w = full.update(*sf, *rf, now)) say("{}", *w);
+    }
     timespec rt{};
     clock_gettime(CLOCK_REALTIME, &rt);
     if (auto r = (*nf)->roll_windows(static_cast<uint64_t>(rt.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(rt.tv_nsec)); !r)

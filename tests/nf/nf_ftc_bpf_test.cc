@@ -311,6 +311,34 @@ TEST_F(NfFtcReplica, TheDefaultReplicaStoreHoldsTenThousandPartitionsOfAPredeces
   outcomes_add_up();
 }
 
+// A replica store too small for its predecessor's partitions: the logs of the partitions beyond
+// it are refused (ftc_replica_full), as anychain-nf reads them (Nf::ftc_counter) for its warning.
+TEST_F(NfFtcReplica, AFullReplicaStoreRefusesLogsAndAnychainNfWarnsOnce) {
+  nf::LoadOptions lo;
+  lo.replica_records = 4;
+  load(replica_hop(), lo);
+  peer(7);
+  for (uint32_t i = 0; i < 6; ++i) {
+    Bytes nsh = cat(head_of(20, 254, 1), kMonLog1);
+    const uint32_t hash = 0x52000000u + i;
+    nsh[12] = hash >> 24, nsh[13] = hash >> 16, nsh[14] = hash >> 8, nsh[15] = hash & 0xff;
+    run(to_nf(nsh, inner()));
+  }
+  EXPECT_EQ(ftc("ftc_applied"), 4u);
+  EXPECT_EQ(ftc("ftc_replica_full"), 2u);
+  auto rf = nf_->ftc_counter(AC_FTC_ST_REPLICA_FULL);
+  ASSERT_TRUE(rf.has_value()) << rf.error().str();
+  EXPECT_EQ(*rf, 2u);
+  auto sf = nf_->ftc_counter(AC_FTC_ST_STORE_FULL);
+  ASSERT_TRUE(sf.has_value());
+  nf::StoreFullWatch w(lo.flows, lo.replica_records);
+  auto m = w.update(*sf, *rf, std::chrono::steady_clock::now());
+  ASSERT_TRUE(m.has_value());
+  EXPECT_NE(m->find("2 logs of predecessors refused"), std::string::npos) << *m;
+  EXPECT_NE(m->find("it holds 4 records"), std::string::npos) << *m;
+  outcomes_add_up();
+}
+
 // f = 2: not the tail, the log stays with held 2; a returned log at its tail is committed; a plain
 // packet (MD type 1: a chain without FTC) is returned as it came, SI - 1.
 TEST_F(NfFtcReplica, ReplicaHopKeepsLogsItIsNotTheTailOfAndCommitsWrappedOnes) {

@@ -10,6 +10,7 @@
 
 #include "anychain/maps.h"
 #include "nf/ftc_control.h"
+#include "nf/loader.h"
 #include "nf/params.h"
 #include "nf/published.h"
 
@@ -243,6 +244,41 @@ TEST(NfParams, PublishedJsonRoundTripAndBadFiles) {
   j["kind"] = "router";
   EXPECT_FALSE(nf::published_from_json(j).has_value());
   EXPECT_FALSE(nf::read_published("/nonexistent/x.json").has_value());
+}
+
+
+// anychain-nf's warning about a full FTC store: the first refusal, then at most once a period while
+// refusals continue (with the running count and the option that sizes the store), silent while
+// the counters stand still.
+TEST(StoreFullWatch, WarnsAtTheFirstRefusalThenAtMostOncePerPeriod) {
+  using namespace std::chrono;
+  nf::StoreFullWatch w(65536, 4, minutes(1));
+  const auto t0 = steady_clock::time_point{} + hours(1);
+  EXPECT_FALSE(w.update(0, 0, t0)) << "nothing refused";
+  auto m = w.update(0, 2, t0 + seconds(1));
+  ASSERT_TRUE(m);
+  EXPECT_THAT(*m, ::testing::HasSubstr("replica store full: 2 logs"));
+  EXPECT_THAT(*m, ::testing::HasSubstr("it holds 4 records"));
+  EXPECT_THAT(*m, ::testing::HasSubstr("ftc.replica_records"));
+  EXPECT_FALSE(w.update(0, 9, t0 + seconds(30))) << "not again within the period";
+  m = w.update(0, 9, t0 + seconds(90));
+  ASSERT_TRUE(m) << "refusals went on: once more after the period";
+  EXPECT_THAT(*m, ::testing::HasSubstr("9 logs of predecessors refused so far (7 new"));
+}
+
+TEST(StoreFullWatch, NamesBothStoresAndStaysQuietWhenNothingMoves) {
+  using namespace std::chrono;
+  nf::StoreFullWatch w(1024, 4096, minutes(1));
+  const auto t0 = steady_clock::time_point{} + hours(1);
+  auto m = w.update(3, 0, t0);
+  ASSERT_TRUE(m);
+  EXPECT_THAT(*m, ::testing::HasSubstr("head store full: 3 transactions"));
+  EXPECT_THAT(*m, ::testing::HasSubstr("1024 partitions"));
+  EXPECT_FALSE(w.update(3, 0, t0 + minutes(5))) << "nothing new refused";
+  m = w.update(5, 1, t0 + minutes(6));
+  ASSERT_TRUE(m);
+  EXPECT_THAT(*m, ::testing::HasSubstr("replica store full: 1 logs"));
+  EXPECT_THAT(*m, ::testing::HasSubstr("head store full: 5 transactions refused so far (2 new"));
 }
 
 }  // namespace
