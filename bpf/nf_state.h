@@ -858,6 +858,11 @@ AC_INLINE enum ac_ftc_verdict ac_ftc_hop_finish(struct xdp_md *ctx, struct ac_ft
 
 	if (!s)
 		return AC_FTC_DROP;
+	/* no log or commit arrived (nothing to count in held, strip or commit), none appended, not
+	 * filtered: the rebuilt NSH would be the received one byte for byte (a stateless hop, such
+	 * as the firewall, on a packet that carries no returned logs): leave it in place */
+	if (!hop->filtered && !hop->own_len && !s->view.nlogs && !s->view.ncommit)
+		return AC_FTC_CONTINUE;
 	if (hop->filtered) {
 		AC_FTC_B(s->old, s->view.ctrl + 4) |= AC_FTC_CTRL_PROPAGATING;
 		ac_ftc_count(AC_FTC_ST_FILTERED);

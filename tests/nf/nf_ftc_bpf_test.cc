@@ -233,6 +233,24 @@ TEST_F(NfFtcReplica, FirewallIsAReplicaThatKeepsTheLogWithHeldCounted) {
   EXPECT_EQ(ftc("ftc_log_appended") + ftc("ftc_noop_appended"), 0u) << "stateless: no log of its own";
 }
 
+// A stateless hop on an FTC packet that carries no log and no commit (the firewall in a flow's
+// steady state, once no returned logs ride): nothing to replicate, strip, commit or append, so
+// the NSH leaves exactly as it came (foreign TLVs in place), only SI - 1, without a rebuild.
+TEST_F(NfFtcReplica, AStatelessHopLeavesAnNshWithoutLogsAsItCame) {
+  nf::Params fw = firewall({"drop proto udp dport 53"});
+  fw.instance_id = 8;
+  load(fw);
+  peer(7);
+  const Bytes foreign = {0x01, 0x23, 0x45, 0x04, 0xde, 0xad, 0xbe, 0xef};  // class 0x0123, type 0x45
+  Bytes in_nsh = cat(head_of(9, 254, 1), foreign);
+  Out o = run(to_nf(in_nsh, inner()));
+  ASSERT_EQ(o.verdict, XDP_TX) << state().dump();
+  EXPECT_EQ(hex(o.frame), hex(from_nf(in_nsh, inner())));
+  EXPECT_EQ(ftc("ftc_applied") + ftc("ftc_tail_stripped") + ftc("ftc_commits"), 0u);
+  EXPECT_EQ(count(AC_NF_DROP_FTC), 0u);
+  outcomes_add_up();
+}
+
 // Out of order: seq 3 while the replica is at 1 is a gap. Without a hold socket (no anychain-nf
 // queue yet) the frame is dropped and counted, nothing applied; seq 2 then 3 apply in order.
 // A log of a middlebox nf_peers does not list is refused, and so is one of the hop's own id.
