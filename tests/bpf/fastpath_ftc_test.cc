@@ -444,6 +444,42 @@ struct BufferRig {
   }
 };
 
+// What the fast path routes out of core0 (captured on its peer core0p) for 203.0.113.10, the
+// fixture flows' destination: frames in arrival order.
+struct Core0Capture {
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_IP));
+  Core0Capture() {
+    sockaddr_ll at{};
+    at.sll_family = AF_PACKET;
+    at.sll_protocol = htons(ETH_P_IP);
+    at.sll_ifindex = FastPathEnv::ifindex("core0p");
+    if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0) {
+      close(fd);
+      fd = -1;
+    }
+  }
+  ~Core0Capture() {
+    if (fd >= 0) close(fd);
+  }
+  Core0Capture(const Core0Capture&) = delete;
+  Core0Capture& operator=(const Core0Capture&) = delete;
+  // What arrived so far; with settle_ms, what arrives within that time too
+  std::vector<Bytes> take(int settle_ms = 0) const {
+    std::vector<Bytes> out;
+    uint8_t buf[2048];
+    for (int waited = 0;; waited += 5) {
+      for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        Bytes b(buf, buf + n);
+        if (n >= 34 && b[30] == 203 && b[31] == 0 && b[32] == 113 && b[33] == 10) out.push_back(b);
+      }
+      if (waited >= settle_ms) return out;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+};
+
 // The buffer with a real XDP attach: the fast path runs natively on vnf0; the chain's last VNF
 // (behind vnf0) sends FTC packets at chain 100's end (SI 253). The first carries a log held once
 // (f = 1: not yet f + 1 times), so the egress buffer's AF_XDP socket holds it and nothing leaves
@@ -453,24 +489,9 @@ TEST(FtcEgressBuffer, HeldInTheAfXdpSocketUntilCommittedThenReleasedInOrder) {
   BufferRig rig;
   ASSERT_TRUE(rig.ok);
   auto& port = rig.port;
-  int cap = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_IP));
-  ASSERT_GE(cap, 0);
-  sockaddr_ll at{};
-  at.sll_family = AF_PACKET;
-  at.sll_protocol = htons(ETH_P_IP);
-  at.sll_ifindex = FastPathEnv::ifindex("core0p");
-  ASSERT_EQ(bind(cap, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
-  auto captured = [&] {
-    std::vector<Bytes> out;
-    uint8_t buf[2048];
-    for (;;) {
-      ssize_t n = recv(cap, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      Bytes b(buf, buf + n);
-      if (n >= 34 && b[30] == 203 && b[31] == 0 && b[32] == 113 && b[33] == 10 ) out.push_back(b);
-    }
-    return out;
-  };
+  Core0Capture cap;
+  ASSERT_GE(cap.fd, 0);
+  auto captured = [&] { return cap.take(); };
   auto send_and_poll = [&](const Bytes& f, uint64_t want_rx) { rig.send(f, want_rx); };
   // a no-op log of middlebox (7, incarnation 0, SI 254) at seq 1, held once
   Bytes log = tlv(AC_MD_CLASS, AC_TLV_FTC_LOG, Bytes{0, 1, 0, 0, 0x00, 0x07, 0x00, 0xfe, 0, 0, 0, 1});
@@ -512,7 +533,6 @@ TEST(FtcEgressBuffer, HeldInTheAfXdpSocketUntilCommittedThenReleasedInOrder) {
   }();
   EXPECT_EQ(hex(got[0]), hex(frame(kCore0Peer, kCore0, ETH_P_IP, kV4.ip(63)))) << "the held one first";
   EXPECT_EQ(hex(got[1]), hex(frame(kCore0Peer, kCore0, ETH_P_IP, other.ip(63))));
-  close(cap);
 }
 
 // The buffer's port writes what it knows of each partition into ac_ftc_egress after every frame
@@ -532,27 +552,9 @@ TEST(FtcEgressBuffer, ItsCommitVectorLetsTheChainsEndReleaseCommittedPacketsItse
     EXPECT_EQ(bpf_map_lookup_elem(fd, &key, &e), 0) << "the port wrote the partition's entry";
     return e;
   };
-  int cap = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_IP));
-  ASSERT_GE(cap, 0);
-  sockaddr_ll at{};
-  at.sll_family = AF_PACKET;
-  at.sll_protocol = htons(ETH_P_IP);
-  at.sll_ifindex = FastPathEnv::ifindex("core0p");
-  ASSERT_EQ(bind(cap, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
-  auto captured = [&] {
-    std::vector<Bytes> out;
-    uint8_t buf[2048];
-    for (int i = 0; i < 20; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      for (;;) {
-        ssize_t n = recv(cap, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        Bytes b(buf, buf + n);
-        if (n >= 34 && b[30] == 203 && b[31] == 0 && b[32] == 113 && b[33] == 10) out.push_back(b);
-      }
-    }
-    return out;
-  };
+  Core0Capture cap;
+  ASSERT_GE(cap.fd, 0);
+  auto captured = [&] { return cap.take(100); };
   auto log = [](uint32_t seq) {
     return tlv(AC_MD_CLASS, AC_TLV_FTC_LOG,
                Bytes{0, 1, 0, 0, 0x00, 0x07, 0x00, 0xfe, 0, 0, 0, static_cast<uint8_t>(seq)});
@@ -605,7 +607,6 @@ TEST(FtcEgressBuffer, ItsCommitVectorLetsTheChainsEndReleaseCommittedPacketsItse
   EXPECT_EQ(port->stats().held_now, 2u) << "behind the held one, in order";
   EXPECT_TRUE(port->take_feedback().empty()) << "a committed log is not returned";
   EXPECT_EQ(c.delta(AC_NOTE_FTC_COMMITTED), 1u);
-  close(cap);
   bpf_map_delete_elem(fd, &key);
 }
 

@@ -16,7 +16,10 @@ the kill from its fixtures), with one difference: every agent has the FTC channe
 - the NAT's namespace deleted mid-stream: D's anychaind recovers its mappings from fw1 (its
   successor round the chain), every flow keeps its external port, the sink check holds;
 - the NAT withdrawn while its process lives (veth down), then the monitor killed: D still answers
-  from the NAT's maps and the monitor gets every record back.
+  from the NAT's maps and the monitor gets every record back;
+- the same once the NAT has left C's plane altogether (its recovery hold over): no instance in
+  the plane names D as the monitor's holder any more, C's memory of recent holders
+  (FtcHolderMemory) still asks D, and the monitor gets every record back.
 """
 
 import json
@@ -266,27 +269,15 @@ def test_traffic_reaches_the_sink_after_the_nats_recovery(nat_ns_deleted, cli, l
     assert ftclab.left(cli.buffer("D")["ports"]["nf-nat1"]) - before >= sink["packets"] > 0
 
 
-@pytest.fixture(scope="module")
-def holder_withdrawn(cli, lab, build, module_procs, nat_ns_deleted):
-    """The monitor's only holder withdrawn while it lives, then the monitor killed. With f = 1 the
-    NAT holds the only other copy of the monitor's records. Its veth on D is set down: D's agent
-    takes it for dead at once (its veth), withdraws it and announces it down, while its process and
-    maps live on. The monitor is SIGKILLed then, and C's agent asks D. D must answer from the NAT's
-    maps: it answered "no record" for an NF that was not alive as an instance (veth down), and the
-    monitor came back empty with nothing counted lost (the "recovered nothing" class of failures,
-    docs/performance.md). C still names D here: the frozen NAT stays in C's plane through its
-    recovery hold; a holder gone from the plane altogether is FtcHolderMemory's case (unit test
-    FtcHolderMemory.AHolderWithdrawnAMomentIsStillAskedWhileItsNodeIsReached)."""
+def withdraw_nat_then_kill_monitor(cli, lab, build, module_procs, out_of_c):
+    """Traffic (the NAT then holds the monitor's records of its flows), the NAT's veth on D set
+    down (D's agent takes it for dead at once, withdraws it and announces it down, while its
+    process and maps live on), wait until out_of_c(nat, C's topology) holds, SIGKILL the monitor
+    and wait for its recovery; the veth is set up again at the end. Returns what the checks read."""
     mon, nat = NFS["mon1"][1], NFS["nat1"][1]
-    # traffic first: the NAT holds the monitor's records of these flows
     ftclab.send(lab, build, module_procs, [(9000, 4, 1, 20, 2)], sink_s=5)
     rep = replicas_of(cli.state("nat1"), mon)
-
-    def in_plane(router):
-        """listed and usable (a withdrawn FTC instance stays listed, frozen or held down)"""
-        t = cli.json(router, "topology")
-        return any(i["id"] == nat and not i["recovering"] and not i["held"]
-                   for s in t["services"] for i in s["instances"])
+    answered = cli.json("D", "status")["ftc_recovery"]["requests_answered"]
 
     def recovered(pid):
         st = cli.nf_status("mon1")
@@ -297,7 +288,7 @@ def holder_withdrawn(cli, lab, build, module_procs, nat_ns_deleted):
         return bool(last) and last["incarnation"] == inc
     labkit.run(["ip", "-n", lab.ns("D"), "link", "set", "nf-nat1", "down"])
     try:
-        gone = wait_until(lambda: not in_plane("C"), 15)
+        gone = wait_until(lambda: out_of_c(nat, cli.json("C", "topology")), 45)
         pid = cli.nf_status("mon1")["pid"]
         os.kill(pid, signal.SIGKILL)
         back = wait_until(lambda: recovered(pid), 20)
@@ -306,19 +297,54 @@ def holder_withdrawn(cli, lab, build, module_procs, nat_ns_deleted):
         holder = cli.json("D", "status").get("ftc_recovery")
     finally:
         labkit.run(["ip", "-n", lab.ns("D"), "link", "set", "nf-nat1", "up"])
-    return SimpleNamespace(rep=rep, gone=gone, back=back, after=after, recovery=recovery, holder=holder)
+    return SimpleNamespace(rep=rep, gone=gone, back=back, after=after, recovery=recovery, holder=holder,
+                           answered=answered)
 
 
-def test_a_withdrawn_holder_still_gives_the_killed_monitor_its_records(holder_withdrawn):
-    """Every record the withdrawn NAT held for the monitor is at the restarted monitor with at least
-    that count; the recovery asked a holder and lost nothing."""
-    k = holder_withdrawn
+def check_monitor_got_every_record(k):
+    """Every record the NAT held for the monitor is at the restarted monitor with at least that
+    count; the recovery asked D, which answered, and lost nothing."""
     assert k.rep, "the NAT held the monitor's records before it was withdrawn"
-    assert k.gone, "C's plane lost the NAT (its veth down on D)"
+    assert k.gone, "C's plane lost the NAT"
     assert k.back, k.recovery
     last = k.recovery["last"][str(NFS["mon1"][1])]
     assert last["heads"] >= len(k.rep) and last["lost"] == 0 and not last["errors"], last
     head = {key_hex(f): f["packets"] for f in k.after["monitor"]["flows"]}
     missing = [key for key, (value, _seq) in k.rep.items() if key not in head or head[key] < int(value[:16], 16)]
     assert not missing, (len(missing), len(k.rep), last)
-    assert k.holder["requests_answered"] >= 1 and k.holder["answer_errors"] == 0, k.holder
+    assert k.holder["requests_answered"] > k.answered and k.holder["answer_errors"] == 0, k.holder
+
+
+@pytest.fixture(scope="module")
+def holder_withdrawn(cli, lab, build, module_procs, nat_ns_deleted):
+    """The monitor's only holder withdrawn while it lives, then the monitor killed. With f = 1 the
+    NAT holds the only other copy of the monitor's records. C's agent asks D, which must answer
+    from the NAT's maps: it answered "no record" for an NF that was not alive as an instance (veth
+    down), and the monitor came back empty with nothing counted lost (the "recovered nothing"
+    class of failures, docs/performance.md). C still names D here: the frozen NAT stays in C's
+    plane, unusable, through its recovery hold."""
+    def unusable(nat, t):
+        """a withdrawn FTC instance stays listed, frozen or held down"""
+        return not any(i["id"] == nat and not i["recovering"] and not i["held"]
+                       for s in t["services"] for i in s["instances"])
+    return withdraw_nat_then_kill_monitor(cli, lab, build, module_procs, unusable)
+
+
+def test_a_withdrawn_holder_still_gives_the_killed_monitor_its_records(holder_withdrawn):
+    check_monitor_got_every_record(holder_withdrawn)
+
+
+@pytest.fixture(scope="module")
+def holder_gone(cli, lab, build, module_procs, holder_withdrawn):
+    """The same once the NAT has left C's plane altogether: its recovery hold (30 s, ftc.md 7.2)
+    over, C's agent places its flows again and no instance of the plane is the monitor's
+    successor. The holders C computes from the plane are none; only its memory of the holders it
+    named recently (FtcHolderMemory, kept for the NFs' idle timeout plus 30 s while the holder's
+    router is reachable) still names D."""
+    def unlisted(nat, t):
+        return not any(i["id"] == nat for s in t["services"] for i in s["instances"])
+    return withdraw_nat_then_kill_monitor(cli, lab, build, module_procs, unlisted)
+
+
+def test_a_holder_gone_from_the_plane_is_still_asked_from_memory(holder_gone):
+    check_monitor_got_every_record(holder_gone)
