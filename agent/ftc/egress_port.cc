@@ -1,7 +1,6 @@
 #include "ftc/egress_port.h"
 
 #include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <linux/if_ether.h>
 #include <net/if.h>
 
@@ -9,6 +8,7 @@
 #include <chrono>
 
 #include "anychain/maps.h"
+#include "common/percpu.h"
 
 namespace anychain::ftc {
 
@@ -60,15 +60,7 @@ Result<std::unique_ptr<EgressPort>> EgressPort::open(const EgressOptions& o) {
 }
 
 uint64_t EgressPort::end_released() const {
-  if (opt_.end_stats_fd < 0) return 0;
-  const int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return 0;
-  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpu));
-  uint32_t k = ifindex_;
-  if (bpf_map_lookup_elem(opt_.end_stats_fd, &k, per_cpu.data()) != 0) return 0;
-  uint64_t n = 0;
-  for (uint64_t v : per_cpu) n += v;
-  return n;
+  return opt_.end_stats_fd < 0 ? 0 : percpu_u64_sum(opt_.end_stats_fd, ifindex_).value_or(0);
 }
 
 EgressPort::~EgressPort() {

@@ -11,7 +11,7 @@
 // After every frame it reads, the port writes what its buffer knows of the frame's partition
 // into the fast path's ac_ftc_egress (egress_fd): the commit vector and whether packets of it
 // are held. With it the chain's end releases the partition's next packets whose logs are
-// committed itself, without this round trip (bpf/ac_ftc.h ac_ftc_end).
+// committed itself, without this round trip (bpf/ac_ftc.h ac_ftc_committed).
 #pragma once
 
 #include <cstdint>

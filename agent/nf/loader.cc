@@ -19,6 +19,7 @@
 
 #include "anychain/crdt.h"
 #include "anychain/ftc.h"
+#include "common/percpu.h"
 #include "nf/crdt.h"
 
 namespace anychain::nf {
@@ -322,13 +323,9 @@ bool Nf::iface_present() const {
 Result<uint64_t> Nf::ftc_counter(uint32_t s) const {
   const int fd = map_fd("nf_ftc_stats");
   if (fd < 0) return uint64_t{0};
-  const int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return fail("count the possible CPUs", -ncpu);
-  std::vector<uint64_t> v(static_cast<size_t>(ncpu));
-  if (bpf_map_lookup_elem(fd, &s, v.data()) != 0) return fail_errno(fmt::format("read nf_ftc_stats[{}]", s));
-  uint64_t n = 0;
-  for (uint64_t x : v) n += x;
-  return n;
+  auto n = percpu_u64_sum(fd, s);
+  if (!n) return fail_errno(fmt::format("read nf_ftc_stats[{}]", s));
+  return *n;
 }
 
 std::optional<std::string> StoreFullWatch::update(uint64_t store_full, uint64_t replica_full,

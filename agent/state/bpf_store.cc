@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "common/percpu.h"
+
 namespace anychain::state {
 
 namespace {
@@ -171,14 +173,7 @@ void BpfStore::windows_moved() {
   }
 }
 
-uint64_t BpfStore::lost() const {
-  std::vector<uint64_t> v(static_cast<size_t>(libbpf_num_possible_cpus()));
-  uint32_t k = AC_CRDT_ST_LOST;
-  if (bpf_map_lookup_elem(maps_.stats_fd, &k, v.data())) return 0;
-  uint64_t n = 0;
-  for (uint64_t x : v) n += x;
-  return n;
-}
+uint64_t BpfStore::lost() const { return percpu_u64_sum(maps_.stats_fd, AC_CRDT_ST_LOST).value_or(0); }
 
 Result<void> BpfStore::changes(const CellFn& fn) {
   // A new epoch first: what XDP changes from now on is logged again.
