@@ -8,6 +8,9 @@
 
 #include <bpf/libbpf.h>
 
+#include <chrono>
+#include <thread>
+
 #include "nf/hold.h"
 
 namespace anychain::test {
@@ -406,6 +409,70 @@ TEST_F(NfFtcReplica, NatAppliesAnIncomingPropagatingPacketWithoutRunning) {
   EXPECT_EQ(ftc("ftc_log_appended") + ftc("ftc_noop_appended"), 0u);
   EXPECT_EQ(state()["ftc"]["records"], 0u) << "no transaction ran";
   outcomes_add_up();
+}
+
+// An NSH of six TLVs (the flow hash, the control TLV, three TLVs of another MD class, one of them
+// empty, the monitor's log; 100 bytes: not a multiple of 8) at a replica that is not the tail (f =
+// 2): the hop walks and rebuilds the first four TLVs in line and the rest with bpf_loop, reads the
+// NSH and writes it back in place in 8-byte words with a 4-byte last one (bpf/nf_state.h). Every
+// TLV leaves in its order, the log with its held count raised, exact bytes; once with an inner
+// packet and once as a propagating packet that ends with its NSH.
+TEST_F(NfFtcReplica, ALongNshIsWalkedAndRebuiltWholeInPlace) {
+  load(replica_hop());
+  peer(7);
+  const Bytes foreign = {0x01, 0x01, 0x01, 0x04, 0x01, 0x02, 0x03, 0x04,   // class 0x0101 type 1, 4 bytes
+                         0x01, 0x01, 0x02, 0x00,                           // type 2, empty
+                         0x01, 0x01, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08};  // type 3, 4 bytes
+  const Bytes nsh = cat(cat(head_of(25, 254, 2), foreign), kMonLog1);
+  ASSERT_EQ(nsh.size(), 100u);
+  Out o = run(to_nf(nsh, inner()));
+  ASSERT_EQ(o.verdict, XDP_TX) << state().dump();
+  EXPECT_EQ(hex(o.frame), hex(from_nf(cat(cat(head_of(25, 254, 2), foreign), mon_log(1, 2)), inner())));
+  EXPECT_EQ(replica_of_monitor()->seq, 1u);
+
+  Bytes prop = cat(cat(prop_head_of(25, 254, 2), foreign), mon_log(2));
+  o = run(to_nf(prop, {}));
+  ASSERT_EQ(o.verdict, XDP_TX) << state().dump();
+  EXPECT_EQ(hex(o.frame), hex(from_nf(cat(cat(prop_head_of(25, 254, 2), foreign), mon_log(2, 2)), {})));
+  EXPECT_EQ(replica_of_monitor()->seq, 2u);
+  EXPECT_EQ(ftc("ftc_applied"), 2u);
+  EXPECT_EQ(ftc("ftc_bad_tlv"), 0u);
+  outcomes_add_up();
+}
+
+// A transaction of two writes: the monitor's partition (one flow hash) holds two flows; after its
+// idle time the next packet's transaction deletes both keys and counts its own flow anew, so its
+// log carries two writes (the first encoded in line, the second by bpf_loop): a delete of the
+// other flow's key and the put of its own counters, in slot order.
+TEST_F(NfBpf, MonitorLogsATransactionOfTwoWrites) {
+  nf::Params p = monitor(7);
+  p.idle_timeout_s = 1;
+  load(p);
+  ftc::Nsh n;
+  n.spi = kSpi;
+  n.si = 255;
+  n.other.push_back(ftc::flow_hash_tlv(kHash));
+  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
+  auto in = ftc::encode_nsh(n);
+  ASSERT_TRUE(in.has_value());
+  const Bytes a = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
+  const Bytes b = ipv4("10.1.0.3", "10.2.0.2", udp(40001, 9000, 72));
+  ASSERT_EQ(run(to_nf(*in, a)).verdict, XDP_TX);
+  ASSERT_EQ(run(to_nf(*in, b)).verdict, XDP_TX);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // past 1 s of idle, in jiffies
+  Out o = run(to_nf(*in, b));
+  ASSERT_EQ(o.verdict, XDP_TX);
+  auto got = ftc::decode_nsh(Bytes(o.frame.begin() + 14, o.frame.end()));
+  ASSERT_TRUE(got.has_value()) << got.error().message;
+  ASSERT_EQ(got->logs.size(), 1u);
+  const ftc::Log& l = got->logs[0];
+  EXPECT_EQ(l.seq, 3u);
+  ASSERT_EQ(l.writes.size(), 2u);
+  EXPECT_TRUE(l.writes[0].del);
+  EXPECT_EQ(hex(l.writes[0].key), hex({10, 1, 0, 1, 10, 2, 0, 2, 17, 0x9c, 0x40, 0x23, 0x28}));
+  EXPECT_FALSE(l.writes[1].del);
+  EXPECT_EQ(hex(l.writes[1].key), hex({10, 1, 0, 3, 10, 2, 0, 2, 17, 0x9c, 0x41, 0x23, 0x28}));
+  EXPECT_EQ(hex(l.writes[1].value), hex({0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 100}));
 }
 
 // The stub of the monitor's log (seq 1, f = 4: 52 bytes over the share of 44)
