@@ -47,6 +47,16 @@
 // FTC, the buffer thread's share is given apart (it includes the releases' second pass through
 // the fast path and the sink's XDP, which run in its system calls).
 //
+// --chain N[,N..] (default 3, the chain above): chains of N = 2..5 NFs, the first N of
+// firewall -> monitor -> NAT -> monitor -> NAT (as --bench chain orders them), on bench/e2e_topo.h's
+// chain-N, each its own NF (the second monitor 17, the second NAT 19, which maps the first NAT's
+// output to its own address and ports), every one listing all the others as its FTC peers, one
+// topology after the other. The checks below are written for N hops (check_sample derives them):
+// each hop is the tail of its predecessor's log, the firewall of the last hop's, returned. With
+// a NAT last (N = 3, 5) the chain's end releases a flow's packets itself once its mapping is
+// committed; with a monitor last (N = 2, 4) its log is a new write on every packet, so every
+// packet takes the buffer's round trip and none may leave at the chain's end (docs/ftc.md 5.1).
+//
 // Every sample is checked over its whole span (generator start to drained), or the bench fails:
 // the fast path dropped nothing, every NF returned every frame it got, the sink got exactly the
 // packets r1 classified; plain: no NF saw a control TLV; FTC: every data packet had one, the
@@ -56,7 +66,12 @@
 // (gap, stale, unknown middlebox, bad TLV, overflow, stub, full stores, refused writes), every
 // packet was released once, by the chain's end or the buffer (none held at the end, none
 // dropped, every release ran), and after the flows' first sample the chain's end released at
-// least half of them itself (none with --buffer-only).
+// least half of them itself (none with --buffer-only). Over N hops, with FTC: the firewall
+// appends nothing, each monitor and NAT one log a packet (a NAT's writes: one per mapping made),
+// hop k applies hop k-1's writes, finds its no-ops covered, strips both and commits nothing, the
+// firewall commits every returned log it strips, and with a monitor last the chain's end releases
+// nothing itself; in both builds each NAT translates every packet and maps each flow once, in the
+// build's first sample.
 #include "ftc_path.h"
 
 #include <arpa/inet.h>
