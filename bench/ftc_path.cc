@@ -364,6 +364,18 @@ void check_sample(const std::string& what, bool ftc, bool first, bool fast_relea
              ", read by it " + std::to_string(z.buf.port.rx - a.buf.port.rx) + ", released " +
              std::to_string(z.buf.port.released - a.buf.port.released) + ", held " +
              std::to_string(z.buf.port.held_now);
+    // what else the buffer did with what it read
+    const auto& p = z.buf.port;
+    const auto& q = a.buf.port;
+    trail += ", consumed " + std::to_string(p.consumed - q.consumed) + ", dropped: bad NSH " +
+             std::to_string(p.bad_nsh - q.bad_nsh) + ", not FTC " + std::to_string(p.not_ftc - q.not_ftc) +
+             ", full " + std::to_string(p.full - q.full) + ", expired " + std::to_string(p.expired - q.expired) +
+             ", fenced " + std::to_string(p.fenced - q.fenced) + ", release failed " +
+             std::to_string(p.release_failed - q.release_failed) + "; the chain's end released " +
+             std::to_string(z.fast[AC_NOTE_FTC_COMMITTED].packets - a.fast[AC_NOTE_FTC_COMMITTED].packets) +
+             "; propagating packets at the NFs:";
+    for (size_t k = 0; k < hops.size(); ++k)
+      trail += " " + std::to_string(z.nfs[k].st[AC_NF_PROPAGATING] - a.nfs[k].st[AC_NF_PROPAGATING]);
     fail("the sink got " + std::to_string(sink) + " packets of the " + std::to_string(classified) +
          " r1 classified (" + trail.substr(2) + ")");
   }
