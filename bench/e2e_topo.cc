@@ -204,6 +204,11 @@ uint64_t BenchObj::bytes(uint32_t slot) const { return percpu_sum(skel_->maps.e2
 
 // ---- the topology ----
 
+namespace {
+// where a router's dataplane pins its maps (in the bench's sandbox bpffs)
+std::string router_pin_root(const std::string& ns) { return "/sys/fs/bpf/" + ns + "/anychain"; }
+}  // namespace
+
 Topo::Topo(const TopoSpec& spec, int router_cpu, uint32_t flow_cache_entries)
     : spec_(spec), router_cpu_(router_cpu), flow_cache_entries_(flow_cache_entries) {
   build();
@@ -214,7 +219,13 @@ Topo::~Topo() {
     clear_mode();
   } catch (...) {
   }
+  // the routers' pins go with the topology: a later topology of this process has the same
+  // namespace names, and would otherwise adopt these maps (flow cache, FTC pending logs and
+  // egress entries of another chain)
+  std::vector<std::string> pins;
+  for (const auto& r : adp_) pins.push_back(router_pin_root(r.ns));
   adp_.clear();
+  for (const auto& p : pins) (void)dp::Dataplane::unpin_all(p);
   fwd_objs_.clear();
   pass_objs_.clear();
   vnf_objs_.clear();
@@ -547,7 +558,7 @@ void Topo::anychain_on() {
       rd.ns = ns(r);
       test::InNetns g(rd.ns);
       dp::Options o;
-      o.pin_root = "/sys/fs/bpf/" + rd.ns + "/anychain";
+      o.pin_root = router_pin_root(rd.ns);
       o.flow_cache_entries = flow_cache_entries_;
       auto d = dp::Dataplane::open(o);
       ok(d, "open the dataplane on " + r);

@@ -384,6 +384,8 @@ int main(int argc, char** argv) {
       "reps", po::value<int>()->default_value(5), "path: interleaved sample pairs per size")(
       "seconds", po::value<double>()->default_value(1.0), "path: seconds measured per sample")(
       "flows", po::value<uint32_t>()->default_value(1), "path: flows per build (1..32)")(
+      "chain", po::value<std::string>()->default_value("3"),
+      "path: chain lengths, comma-separated, each 2..5: the first n of fw -> monitor -> NAT -> monitor -> NAT")(
       "pps", po::value<uint32_t>()->default_value(0), "path: offered packets/s, both builds (0: flat out)")(
       "xdp-time", "path: also the XDP programs' own run time per packet (kernel run-time statistics, "
                   "machine-wide while the bench runs: they add two clock reads to every program run)")(
@@ -437,6 +439,9 @@ int main(int argc, char** argv) {
       o.reps = vm["reps"].as<int>();
       o.seconds = vm["seconds"].as<double>();
       o.flows = vm["flows"].as<uint32_t>();
+      o.chains.clear();
+      std::stringstream chains(vm["chain"].as<std::string>());
+      for (std::string w; std::getline(chains, w, ',');) o.chains.push_back(std::stoi(w));
       o.pps = vm["pps"].as<uint32_t>();
       o.xdp_time = vm.count("xdp-time") > 0;
       o.fast_release = vm.count("buffer-only") == 0;

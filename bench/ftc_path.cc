@@ -47,6 +47,16 @@
 // FTC, the buffer thread's share is given apart (it includes the releases' second pass through
 // the fast path and the sink's XDP, which run in its system calls).
 //
+// --chain N[,N..] (default 3, the chain above): chains of N = 2..5 NFs, the first N of
+// firewall -> monitor -> NAT -> monitor -> NAT (as --bench chain orders them), on bench/e2e_topo.h's
+// chain-N, each its own NF (the second monitor 17, the second NAT 19, which maps the first NAT's
+// output to its own address and ports), every one listing all the others as its FTC peers, one
+// topology after the other. The checks below are written for N hops (check_sample derives them):
+// each hop is the tail of its predecessor's log, the firewall of the last hop's, returned. With
+// a NAT last (N = 3, 5) the chain's end releases a flow's packets itself once its mapping is
+// committed; with a monitor last (N = 2, 4) its log is a new write on every packet, so every
+// packet takes the buffer's round trip and none may leave at the chain's end (docs/ftc.md 5.1).
+//
 // Every sample is checked over its whole span (generator start to drained), or the bench fails:
 // the fast path dropped nothing, every NF returned every frame it got, the sink got exactly the
 // packets r1 classified; plain: no NF saw a control TLV; FTC: every data packet had one, the
@@ -56,7 +66,12 @@
 // (gap, stale, unknown middlebox, bad TLV, overflow, stub, full stores, refused writes), every
 // packet was released once, by the chain's end or the buffer (none held at the end, none
 // dropped, every release ran), and after the flows' first sample the chain's end released at
-// least half of them itself (none with --buffer-only).
+// least half of them itself (none with --buffer-only). Over N hops, with FTC: the firewall
+// appends nothing, each monitor and NAT one log a packet (a NAT's writes: one per mapping made),
+// hop k applies hop k-1's writes, finds its no-ops covered, strips both and commits nothing, the
+// firewall commits every returned log it strips, and with a monitor last the chain's end releases
+// nothing itself; in both builds each NAT translates every packet and maps each flow once, in the
+// build's first sample.
 #include "ftc_path.h"
 
 #include <arpa/inet.h>
@@ -106,11 +121,17 @@ void must(bool ok, const std::string& what) {
 // ---- the NFs ----
 
 struct NfSpec {
-  const char* name;
+  const char* name;   // in the checks' messages
+  const char* label;  // in the chain's description
   nf::Params params;
 };
 
-std::vector<NfSpec> chain_nfs() {
+// The first n of firewall -> monitor -> NAT -> monitor -> NAT, as --bench chain orders them
+// (bench/ftc_bench.cc chain_hop: the second monitor 17, the second NAT 19), each its own NF with
+// its own instance id. The second NAT gets packets the first translated (source 192.0.2.10,
+// ports 20032..20095): it maps them as any outbound flow (their destination is not its address)
+// to an address and a port range of its own, so no two mappings of the chain share a port.
+std::vector<NfSpec> chain_nfs(int n) {
   nf::Params fw;
   fw.kind = nf::Kind::Firewall;
   fw.instance_id = 8;
@@ -128,7 +149,20 @@ std::vector<NfSpec> chain_nfs() {
   inet_pton(AF_INET, "192.0.2.10", &nat.nat_address);
   nat.nat_port_lo = 20032;
   nat.nat_port_hi = 20095;
-  return {{"fw", fw}, {"monitor", mon}, {"nat", nat}};
+  nf::Params mon2 = mon;
+  mon2.instance_id = 17;
+  nf::Params nat2 = nat;
+  nat2.instance_id = 19;
+  inet_pton(AF_INET, "192.0.2.11", &nat2.nat_address);
+  nat2.nat_port_lo = 20096;
+  nat2.nat_port_hi = 20159;
+  std::vector<NfSpec> all{{"fw", "fw", fw},
+                          {"monitor", "monitor", mon},
+                          {"nat", "NAT", nat},
+                          {"monitor2", "monitor", mon2},
+                          {"nat2", "NAT", nat2}};
+  all.resize(static_cast<size_t>(n));
+  return all;
 }
 
 uint64_t percpu_sum(int fd, uint32_t slot) {
@@ -177,6 +211,7 @@ struct NfSnap {
 
 struct Hop {
   std::string name;
+  nf::Kind kind;
   std::unique_ptr<nf::Nf> nf;
   NfSnap snap() const {
     NfSnap s;
@@ -278,6 +313,7 @@ struct Snap {
   std::vector<ac_counter> fast;  // r1's ac_stats
   uint64_t sink = 0;
   Buffer::Snap buf;
+  std::vector<uint16_t> pending;  // the lengths of r1's ac_ftc_pending entries (returned logs per partition)
 };
 
 Snap snap(Topo& t, const std::vector<Hop>& hops, Buffer& b) {
@@ -288,18 +324,30 @@ Snap snap(Topo& t, const std::vector<Hop>& hops, Buffer& b) {
   s.fast = *st;
   s.sink = t.receiver().packets();
   s.buf = b.snap();
+  const int pfd = t.anychain().at(0).dp->map_fd("ac_ftc_pending");
+  ac_ftc_pending_key k{}, next{};
+  for (const void* prev = nullptr; pfd >= 0 && bpf_map_get_next_key(pfd, prev, &next) == 0; prev = &k) {
+    ac_ftc_pending v{};
+    if (bpf_map_lookup_elem(pfd, &next, &v) == 0) s.pending.push_back(v.len);
+    k = next;
+  }
   return s;
 }
 
 // The checks of one sample (docs at the top); throws what does not add up.
 // first: the first sample of the build's flows (their state created)
-void check_sample(const std::string& what, bool ftc, bool first, bool fast_release, const std::vector<Hop>& hops,
-                  const Snap& a, const Snap& z) {
+void check_sample(const std::string& what, bool ftc, bool first, bool fast_release, uint64_t flows,
+                  const std::vector<Hop>& hops, const Snap& a, const Snap& z) {
   auto fail = [&](const std::string& m) { throw std::runtime_error(what + ": " + m); };
   for (const auto& r : dp::stat_reasons())
     if (r.kind == dp::StatKind::Drop && z.fast[r.slot].packets != a.fast[r.slot].packets)
+    {
+      std::string pl;
+      for (uint16_t n : z.pending) pl += " " + std::to_string(n);
       fail(std::string("the fast path dropped ") + std::to_string(z.fast[r.slot].packets - a.fast[r.slot].packets) +
-           " (" + r.name + ")");
+           " (" + r.name + "; returned logs pending now, bytes per partition:" + (pl.empty() ? " none" : pl) +
+           "; the forwarder " + z.buf.fwd.dump() + ")");
+    }
   const uint64_t classified = z.fast[AC_NOTE_CLASSIFIED].packets - a.fast[AC_NOTE_CLASSIFIED].packets;
   const uint64_t sink = z.sink - a.sink;
   if (classified == 0) fail("r1 classified nothing");
@@ -316,6 +364,18 @@ void check_sample(const std::string& what, bool ftc, bool first, bool fast_relea
              ", read by it " + std::to_string(z.buf.port.rx - a.buf.port.rx) + ", released " +
              std::to_string(z.buf.port.released - a.buf.port.released) + ", held " +
              std::to_string(z.buf.port.held_now);
+    // what else the buffer did with what it read
+    const auto& p = z.buf.port;
+    const auto& q = a.buf.port;
+    trail += ", consumed " + std::to_string(p.consumed - q.consumed) + ", dropped: bad NSH " +
+             std::to_string(p.bad_nsh - q.bad_nsh) + ", not FTC " + std::to_string(p.not_ftc - q.not_ftc) +
+             ", full " + std::to_string(p.full - q.full) + ", expired " + std::to_string(p.expired - q.expired) +
+             ", fenced " + std::to_string(p.fenced - q.fenced) + ", release failed " +
+             std::to_string(p.release_failed - q.release_failed) + "; the chain's end released " +
+             std::to_string(z.fast[AC_NOTE_FTC_COMMITTED].packets - a.fast[AC_NOTE_FTC_COMMITTED].packets) +
+             "; propagating packets at the NFs:";
+    for (size_t k = 0; k < hops.size(); ++k)
+      trail += " " + std::to_string(z.nfs[k].st[AC_NF_PROPAGATING] - a.nfs[k].st[AC_NF_PROPAGATING]);
     fail("the sink got " + std::to_string(sink) + " packets of the " + std::to_string(classified) +
          " r1 classified (" + trail.substr(2) + ")");
   }
@@ -331,6 +391,13 @@ void check_sample(const std::string& what, bool ftc, bool first, bool fast_relea
     const uint64_t data = st(AC_NF_RX) - st(AC_NF_PROPAGATING);
     if (data != classified)
       fail(n + std::to_string(data) + " data packets of the " + std::to_string(classified) + " classified");
+    // a NAT translates every packet (the second one the first's output: an outbound flow of
+    // its own) and maps each of the build's flows once, in the build's first sample
+    if (hops[k].kind == nf::Kind::Nat &&
+        (st(AC_NF_NAT_OUT) != data || st(AC_NF_NAT_NEW) != (first ? flows : 0)))
+      fail(n + "translated " + std::to_string(st(AC_NF_NAT_OUT)) + " of " + std::to_string(data) +
+           " packets, made " + std::to_string(st(AC_NF_NAT_NEW)) + " mappings for " +
+           std::to_string(first ? flows : 0) + " new flows");
     for (uint32_t i : {AC_FTC_ST_GAP, AC_FTC_ST_STALE, AC_FTC_ST_UNKNOWN_MBOX, AC_FTC_ST_OWN_LOG, AC_FTC_ST_BAD_TLV,
                        AC_FTC_ST_STUB, AC_FTC_ST_OVERFLOW, AC_FTC_ST_STORE_FULL, AC_FTC_ST_REPLICA_FULL,
                        AC_FTC_ST_WRITE_REFUSED, AC_FTC_ST_FILTERED, AC_FTC_ST_HOLD_UNAVAILABLE, AC_FTC_ST_RING_FULL})
@@ -348,26 +415,64 @@ void check_sample(const std::string& what, bool ftc, bool first, bool fast_relea
     if (z.buf.port.rx != a.buf.port.rx) fail("the egress buffer got packets of the chain without FTC");
     return;
   }
-  // hops: fw, monitor, NAT
+  // f = 1 (docs/ftc.md 1): a stateful hop's log has one replica, the next FTC hop round the
+  // logical ring, which is its tail. So, for hops h0..h(n-1) (h0 the firewall, stateless):
+  //  - h0 appends nothing; every monitor and NAT appends one log a packet: the monitor its
+  //    counters (a write, every packet), the NAT a write when it maps a flow (the build's first
+  //    packet of each flow) and else a no-op (count 0) at the mapping's sequence;
+  //  - hk (k >= 1) is the tail of h(k-1)'s log, which reached it along the chain (not WRAPPED):
+  //    it applies a write (its replica is at the sequence before it: the packets come in order on
+  //    one CPU, so no gap) and finds a no-op covered (ac_ftc_order: SATISFIED), strips either,
+  //    and adds no commit entry (only tails of wrapped logs do, docs/ftc.md 2.3). So its applied
+  //    count is h(k-1)'s writes, its covered count h(k-1)'s no-ops, its stripped count their sum
+  //    (h1, after the firewall: 0, 0, 0);
+  //  - h(n-1)'s log has no hop after it: it reaches the chain's end held once, the buffer feeds
+  //    it back, the forwarder piggybacks it (WRAPPED) on the partition's packets until the
+  //    buffer's RELEASED prunes it, and h0 is its tail: applies it or finds it covered (a pending
+  //    log rides on several packets), strips it and adds one commit entry per log stripped.
+  //    Whether the chain's end can release a packet itself depends on that last log: a NAT's
+  //    no-op at a committed sequence is covered by the buffer's commit vector (n = 3, 5: every
+  //    packet but a flow's first few), a monitor's log is a new write on every packet that no
+  //    commit can cover before the packet leaves, so every packet takes the buffer's round trip
+  //    (n = 2, 4; docs/ftc.md 5.1 item 6) and each sample's packets are released only after h0
+  //    applied and committed some of them.
   auto fc = [&](size_t k, uint32_t i) { return z.nfs[k].ftc[i] - a.nfs[k].ftc[i]; };
-  const uint64_t mon_logs = fc(1, AC_FTC_ST_LOG_APPENDED) + fc(1, AC_FTC_ST_NOOP_APPENDED);
-  const uint64_t nat_logs = fc(2, AC_FTC_ST_LOG_APPENDED) + fc(2, AC_FTC_ST_NOOP_APPENDED);
-  if (mon_logs != classified) fail("monitor: " + std::to_string(mon_logs) + " logs appended, not one a packet");
-  if (nat_logs != classified) fail("nat: " + std::to_string(nat_logs) + " logs appended, not one a packet");
-  if (fc(2, AC_FTC_ST_APPLIED) != mon_logs || fc(2, AC_FTC_ST_TAIL_STRIPPED) != mon_logs)
-    fail("nat: applied " + std::to_string(fc(2, AC_FTC_ST_APPLIED)) + " and stripped " +
-         std::to_string(fc(2, AC_FTC_ST_TAIL_STRIPPED)) + " of the monitor's " + std::to_string(mon_logs) + " logs");
-  // the NAT's log of a known mapping is a no-op carrying the sequence of the mapping's creation:
-  // once that is committed, the buffer releases its packets at once; the forwarder still returns
-  // such logs, which the firewall, their tail, finds covered (satisfied) and strips. The one
-  // that moves the firewall's replica (applied, committed) is a flow's first
+  auto appended = [&](size_t k) { return fc(k, AC_FTC_ST_LOG_APPENDED) + fc(k, AC_FTC_ST_NOOP_APPENDED); };
+  const size_t n = hops.size();
+  for (size_t k = 0; k < n; ++k) {
+    const std::string& name = hops[k].name;
+    if (hops[k].kind == nf::Kind::Firewall) {
+      if (appended(k)) fail(name + ": " + std::to_string(appended(k)) + " logs appended by a stateless hop");
+    } else if (appended(k) != classified) {
+      fail(name + ": " + std::to_string(appended(k)) + " logs appended, not one a packet");
+    }
+    if (hops[k].kind == nf::Kind::Monitor && fc(k, AC_FTC_ST_NOOP_APPENDED))
+      fail(name + ": " + std::to_string(fc(k, AC_FTC_ST_NOOP_APPENDED)) + " no-op logs (it counts every packet)");
+    if (hops[k].kind == nf::Kind::Nat &&
+        fc(k, AC_FTC_ST_LOG_APPENDED) != z.nfs[k].st[AC_NF_NAT_NEW] - a.nfs[k].st[AC_NF_NAT_NEW])
+      fail(name + ": " + std::to_string(fc(k, AC_FTC_ST_LOG_APPENDED)) + " logs with writes for " +
+           std::to_string(z.nfs[k].st[AC_NF_NAT_NEW] - a.nfs[k].st[AC_NF_NAT_NEW]) + " mappings made");
+    if (k == 0) continue;
+    const uint64_t writes = fc(k - 1, AC_FTC_ST_LOG_APPENDED), noops = fc(k - 1, AC_FTC_ST_NOOP_APPENDED);
+    if (fc(k, AC_FTC_ST_APPLIED) != writes || fc(k, AC_FTC_ST_SATISFIED) != noops ||
+        fc(k, AC_FTC_ST_TAIL_STRIPPED) != writes + noops)
+      fail(name + ": applied " + std::to_string(fc(k, AC_FTC_ST_APPLIED)) + ", found covered " +
+           std::to_string(fc(k, AC_FTC_ST_SATISFIED)) + " and stripped " +
+           std::to_string(fc(k, AC_FTC_ST_TAIL_STRIPPED)) + " of the " + hops[k - 1].name + "'s " +
+           std::to_string(writes) + " logs and " + std::to_string(noops) + " no-ops");
+    if (fc(k, AC_FTC_ST_COMMITS))
+      fail(name + ": " + std::to_string(fc(k, AC_FTC_ST_COMMITS)) + " commit entries for logs that did not wrap");
+  }
+  const bool monitor_last = hops.back().kind == nf::Kind::Monitor;
   if (fc(0, AC_FTC_ST_APPLIED) + fc(0, AC_FTC_ST_SATISFIED) != fc(0, AC_FTC_ST_TAIL_STRIPPED) ||
-      (first && (fc(0, AC_FTC_ST_APPLIED) == 0 || fc(0, AC_FTC_ST_COMMITS) == 0)))
-    fail("fw: no returned NAT log applied, stripped and committed (applied " + std::to_string(fc(0, AC_FTC_ST_APPLIED)) +
-         ", already covered " + std::to_string(fc(0, AC_FTC_ST_SATISFIED)) + ", stripped " +
-         std::to_string(fc(0, AC_FTC_ST_TAIL_STRIPPED)) + ", commits " + std::to_string(fc(0, AC_FTC_ST_COMMITS)) +
-         "; the buffer read " + std::to_string(z.buf.port.rx - a.buf.port.rx) + ", released " +
-         std::to_string(z.buf.port.released - a.buf.port.released) + "; the forwarder " + z.buf.fwd.dump() + ")");
+      fc(0, AC_FTC_ST_COMMITS) != fc(0, AC_FTC_ST_TAIL_STRIPPED) ||
+      ((first || monitor_last) && (fc(0, AC_FTC_ST_APPLIED) == 0 || fc(0, AC_FTC_ST_COMMITS) == 0)))
+    fail("fw: no returned " + hops.back().name + " log applied, stripped and committed (applied " +
+         std::to_string(fc(0, AC_FTC_ST_APPLIED)) + ", already covered " + std::to_string(fc(0, AC_FTC_ST_SATISFIED)) +
+         ", stripped " + std::to_string(fc(0, AC_FTC_ST_TAIL_STRIPPED)) + ", commits " +
+         std::to_string(fc(0, AC_FTC_ST_COMMITS)) + "; the buffer read " + std::to_string(z.buf.port.rx - a.buf.port.rx) +
+         ", released " + std::to_string(z.buf.port.released - a.buf.port.released) + "; the forwarder " +
+         z.buf.fwd.dump() + ")");
   const auto& p = z.buf.port;
   const auto& q = a.buf.port;
   // released by the chain's end itself (committed logs, nothing of the partition held) or by
@@ -377,12 +482,18 @@ void check_sample(const std::string& what, bool ftc, bool first, bool fast_relea
     fail("the buffer released " + std::to_string(p.released - q.released) + " and the chain's end " +
          std::to_string(at_end) + " of " + std::to_string(classified));
   if (!fast_release && at_end) fail("the chain's end released packets without the buffer's commit vectors");
-  // once a flow's mapping is committed, its packets carry only the NAT's no-op of that sequence:
-  // the chain's end releases them itself, except the few that still meet a commit entry
-  if (fast_release && !first && at_end * 2 < classified)
+  if (monitor_last) {
+    if (at_end)
+      fail("the chain's end released " + std::to_string(at_end) + " packets itself, whose last log (the " +
+           hops.back().name + "'s, a new write) no commit could cover yet");
+  } else if (fast_release && !first && at_end * 2 < classified) {
+    // once a flow's mapping is committed, its packets carry only the NAT's no-op of that
+    // sequence: the chain's end releases them itself, except the few that still meet a commit
+    // entry
     fail("the chain's end released only " + std::to_string(at_end) + " of " + std::to_string(classified) +
          " itself (the buffer " + std::to_string(p.released - q.released) + ", ac_ftc_egress writes " +
          std::to_string(p.egress_writes - q.egress_writes) + ")");
+  }
   if (p.held_now || p.bad_nsh != q.bad_nsh || p.not_ftc != q.not_ftc || p.release_failed != q.release_failed ||
       p.full != q.full || p.expired != q.expired || p.fenced != q.fenced)
     fail("the buffer holds " + std::to_string(p.held_now) + " or dropped packets (full " +
@@ -409,15 +520,16 @@ struct Sample {
   uint64_t delivered = 0;
 };
 
-}  // namespace
+// One chain length's figures, for the summary over lengths
+struct Row {
+  int chain = 0;
+  size_t size = 0;
+  double ns_plain = 0, ns_ftc = 0, ratio = 0, ratio_min = 0, ratio_max = 0, mpps_plain = 0, mpps_ftc = 0, at_end = 0;
+};
 
-json run_ftc_path(const FtcPathOptions& o) {
-  // the NAT's pool (64 ports) holds both builds' flows
-  if (o.flows < 1 || o.flows > 32) throw std::runtime_error("--flows: 1..32");
-  if (o.reps < 1 || o.seconds <= 0) throw std::runtime_error("--reps >= 1 and --seconds > 0");
-  for (size_t n : o.sizes)
-    if (n < 64 || n > 1514) throw std::runtime_error("--sizes: frames of 64..1514 bytes");
-  Topo t(TopoSpec{Kind::Chain, 3}, o.router_cpu, AC_FLOW_CACHE_DEFAULT);
+// The bench on a chain of n NFs (bench/e2e_topo.h's chain-n, its reflectors replaced by the NFs)
+json run_chain_path(const FtcPathOptions& o, int chain_n, std::vector<Row>& rows) {
+  Topo t(TopoSpec{Kind::Chain, chain_n}, o.router_cpu, AC_FLOW_CACHE_DEFAULT);
   // room for 1514-byte frames with the NSH (up to 252 bytes) on every veth of the chain
   for (const Iface& i : t.all_ifaces()) test::must("ip -n " + i.ns + " link set dev " + i.name + " mtu 1800");
   t.set_mode(Mode::Anychain);
@@ -426,7 +538,7 @@ json run_ftc_path(const FtcPathOptions& o) {
 
   // the NFs on the VNFs' veths, in place of the bench's reflector
   std::vector<Hop> hops;
-  std::vector<NfSpec> specs = chain_nfs();
+  std::vector<NfSpec> specs = chain_nfs(chain_n);
   for (size_t k = 0; k < specs.size(); ++k) {
     const Iface v = t.steps().at(k).next;
     t.vnfs().at(k)->detach_all();
@@ -441,7 +553,7 @@ json run_ftc_path(const FtcPathOptions& o) {
     for (size_t j = 0; j < specs.size(); ++j)
       if (j != k) c.peers.push_back({static_cast<uint16_t>(specs[j].params.instance_id), 0, 600});
     must((*n)->apply_control(c).has_value(), "FTC control of " + lo.name);
-    hops.push_back({specs[k].name, std::move(*n)});
+    hops.push_back({specs[k].name, specs[k].params.kind, std::move(*n)});
   }
   // the egress buffer on r1's interface from the last NF; propagating packets enter on r-in
   const Iface last = t.steps().back().in;
@@ -526,7 +638,7 @@ json run_ftc_path(const FtcPathOptions& o) {
           std::chrono::steady_clock::now() - t0 > std::chrono::seconds(3))
         break;
     }
-    check_sample(what, ftc, first[ftc], o.fast_release, hops, a, z);
+    check_sample(what, ftc, first[ftc], o.fast_release, o.flows, hops, a, z);
     const uint64_t cl = z.fast[AC_NOTE_CLASSIFIED].packets - a.fast[AC_NOTE_CLASSIFIED].packets;
     s.at_end = static_cast<double>(z.fast[AC_NOTE_FTC_COMMITTED].packets - a.fast[AC_NOTE_FTC_COMMITTED].packets) /
                static_cast<double>(cl);
@@ -535,10 +647,12 @@ json run_ftc_path(const FtcPathOptions& o) {
   };
 
   json out = json::array();
-  std::printf("FTC on the whole path: gen -> r1 (classify + NSH) -> fw -> monitor -> NAT -> r1 (chain end) -> sink,\n"
+  std::string path;
+  for (const NfSpec& sp : specs) path += std::string(sp.label) + " -> ";
+  std::printf("FTC on the whole path: gen -> r1 (classify + NSH) -> %sr1 (chain end) -> sink,\n"
               "f = 1 against the same chain without FTC; router CPU (NAPI, ksoftirqd, FTC buffer thread) per "
               "delivered packet,\n%d interleaved sample pairs of %.1f s, %u flow(s), offered %s%s\n",
-              o.reps, o.seconds, o.flows, o.pps ? (std::to_string(o.pps) + " packets/s").c_str() : "flat out",
+              path.c_str(), o.reps, o.seconds, o.flows, o.pps ? (std::to_string(o.pps) + " packets/s").c_str() : "flat out",
               o.fast_release ? "" : "; --buffer-only: every FTC packet through the egress buffer");
   for (size_t size : o.sizes) {
     std::vector<double> g_plain, g_ftc, m_plain, m_ftc, ns_plain, ns_ftc, ns_buf, ratio, at_end;
@@ -586,7 +700,11 @@ json run_ftc_path(const FtcPathOptions& o) {
       std::printf("\n");
     }
     std::fflush(stdout);
-    out.push_back({{"case", "path"}, {"frame_bytes", size}, {"flows", o.flows}, {"offered_pps", o.pps},
+    rows.push_back({chain_n, size, median(ns_plain), median(ns_ftc), q, *std::min_element(ratio.begin(), ratio.end()),
+                    *std::max_element(ratio.begin(), ratio.end()), median(m_plain), median(m_ftc), median(at_end)});
+    json names = json::array();
+    for (const Hop& h : hops) names.push_back(h.name);
+    out.push_back({{"case", "path"}, {"chain_length", chain_n}, {"chain", names}, {"frame_bytes", size}, {"flows", o.flows}, {"offered_pps", o.pps},
                    {"generated_mpps_plain", median(g_plain)}, {"generated_mpps_ftc", median(g_ftc)},
                    {"mpps_plain", median(m_plain)}, {"mpps_ftc", median(m_ftc)},
                    {"cpu_ns_plain", median(ns_plain)}, {"cpu_ns_ftc", median(ns_ftc)},
@@ -597,6 +715,38 @@ json run_ftc_path(const FtcPathOptions& o) {
   }
   buf.check();
   rule(false);
+  return out;
+}
+
+}  // namespace
+
+json run_ftc_path(const FtcPathOptions& o) {
+  // the NAT's pool (64 ports) holds both builds' flows
+  if (o.flows < 1 || o.flows > 32) throw std::runtime_error("--flows: 1..32");
+  if (o.reps < 1 || o.seconds <= 0) throw std::runtime_error("--reps >= 1 and --seconds > 0");
+  for (size_t n : o.sizes)
+    if (n < 64 || n > 1514) throw std::runtime_error("--sizes: frames of 64..1514 bytes");
+  if (o.chains.empty()) throw std::runtime_error("--chain: at least one length");
+  for (int n : o.chains)
+    if (n < 2 || n > 5) throw std::runtime_error("--chain: lengths of 2..5 NFs");
+  json out = json::array();
+  std::vector<Row> rows;
+  for (size_t i = 0; i < o.chains.size(); ++i) {
+    if (i) std::printf("\n");
+    for (auto& x : run_chain_path(o, o.chains[i], rows)) out.push_back(std::move(x));
+  }
+  if (o.chains.size() > 1) {
+    std::printf("\nAgainst chain length (router CPU per delivered packet, medians; ratio: median of the pairs' "
+                "FTC/plain, min..max):\n%-6s %-6s %10s %10s %22s %14s %14s %9s\n",
+                "NFs", "frame", "plain ns", "FTC ns", "ratio (min..max)", "plain kpps", "FTC kpps", "at end");
+    for (size_t size : o.sizes)
+      for (const Row& r : rows)
+        if (r.size == size)
+          std::printf("%-6d %-6zu %10.0f %10.0f %8.3f (%.3f..%.3f) %14.1f %14.1f %8.1f%%\n", r.chain, r.size, r.ns_plain,
+                      r.ns_ftc, r.ratio, r.ratio_min, r.ratio_max, r.mpps_plain * 1e3, r.mpps_ftc * 1e3,
+                      r.at_end * 100);
+    std::fflush(stdout);
+  }
   return out;
 }
 

@@ -16,6 +16,8 @@ struct FtcPathOptions {
   double seconds = 1.0;                 // measured per sample
   int gen_cpu = 0, router_cpu = 1;
   uint32_t flows = 1;
+  std::vector<int> chains{3};           // chain lengths, each of 2..5 NFs: the first n of fw -> monitor ->
+                                        // NAT -> monitor -> NAT
   bool xdp_time = false;                // also the XDP programs' own run time (BPF_STATS_RUN_TIME)
   uint32_t pps = 0;                     // offered load, both builds (0: as fast as the generator goes)
   bool fast_release = true;             // the buffer writes ac_ftc_egress, as anychaind does (false:
