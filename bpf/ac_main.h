@@ -64,8 +64,19 @@ AC_INLINE int ac_ftc_classified_rx(struct xdp_md *ctx, const struct ac_config *c
 		return ac_drop(ctx, AC_DROP_NO_ROOM);
 	__u32 len = AC_NSH_BASE_LEN + sizeof(struct ac_nsh_tlv) + 4 + extra;
 
-	if (bpf_xdp_adjust_head(ctx, -(int)len))
-		return ac_drop(ctx, AC_DROP_NO_ROOM);
+	if (bpf_xdp_adjust_head(ctx, -(int)len)) {
+		/* too little headroom for the returned logs (a frame redirected into a veth keeps
+		 * about 216 bytes of it): the packet goes with the control TLV only and the logs stay
+		 * pending, for the next packet or the forwarder's propagating packet (docs/ftc.md
+		 * 5.2); a data packet is not dropped for them */
+		if (extra == AC_FTC_CTRL_TLV_LEN)
+			return ac_drop(ctx, AC_DROP_NO_ROOM);
+		extra = AC_FTC_CTRL_TLV_LEN;
+		len = AC_FTC_FIXED_LEN;
+		if (bpf_xdp_adjust_head(ctx, -(int)len))
+			return ac_drop(ctx, AC_DROP_NO_ROOM);
+		ac_note(ctx, AC_NOTE_FTC_PENDING_NO_ROOM);
+	}
 	if (bpf_xdp_store_bytes(ctx, sizeof(struct ethhdr) + AC_NSH_BASE_LEN + sizeof(struct ac_nsh_tlv) + 4,
 				s->tlvs, extra))
 		return ac_drop(ctx, AC_DROP_TRUNCATED);

@@ -59,6 +59,7 @@ constexpr std::array kReasons = {
     N(AC_NOTE_AFFINITY_NEW, "affinity_new"),
     N(AC_NOTE_AFFINITY_LOST_RACE, "affinity_lost_race"),
     N(AC_NOTE_FTC_COMMITTED, "ftc_released_committed"),
+    N(AC_NOTE_FTC_PENDING_NO_ROOM, "ftc_pending_no_room"),
 };
 
 // one name per enumerator, in slot order, each in its kind's range

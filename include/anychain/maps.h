@@ -355,6 +355,9 @@ enum ac_note {
 	AC_NOTE_FTC_COMMITTED,   /* an FTC packet at its chain's end whose logs its partition's
 				  * commit vector covers (ac_ftc_egress), nothing of the partition
 				  * held: released here, not through the egress buffer (docs/ftc.md 5.1) */
+	AC_NOTE_FTC_PENDING_NO_ROOM, /* a classified FTC packet without headroom for its partition's
+				      * returned logs: sent with the control TLV only, the logs left
+				      * to the next packet or the forwarder's propagating packet */
 	AC_NOTE_END
 };
 

@@ -141,6 +141,44 @@ TEST(FtcClassify, PendingLogsRideAfterTheControlTlvOfTheirPartitionOnly) {
   EXPECT_FALSE(d.set_ftc_pending(0, 1, Bytes(4, 0)).has_value()) << "SPI 0";
 }
 
+// Returned logs the frame has no headroom for: a frame keeps XDP_PACKET_HEADROOM (256 bytes)
+// less the kernel's xdp_frame (a BPF_PROG_TEST_RUN frame, like one redirected into a veth), so
+// 208 bytes of pending logs (236 of NSH) cannot be pushed. The packet is not dropped: it goes
+// with the control TLV only, counted as ftc_pending_no_room, and the logs stay pending; a blob
+// that fits rides on the next packet.
+TEST(FtcClassify, PendingLogsWithoutHeadroomStayPendingAndThePacketGoesOn) {
+  auto& d = FastPathEnv::dataplane();
+  ScopedChain sc(ftc_rule(kV4, 100, 1), 100, 255, kSvcLocal, false, std::pair{kSvcLocal, false});
+  ASSERT_TRUE(sc.ok_);
+  Bytes big;
+  for (int i = 0; i < 13; ++i) append(big, returned_log());
+  ASSERT_EQ(big.size(), 208u);
+  ASSERT_TRUE(d.set_ftc_pending(100, kV4.hash(), big).has_value());
+  Counters c;
+  auto r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, kV4.ip()));
+  EXPECT_EQ(r.verdict, XDP_REDIRECT);
+  Bytes want = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
+  append(want, nsh(ftc_nsh(kV4, 100, 255, kTtl, 1)));
+  append(want, kV4.ip());
+  EXPECT_EQ(hex(r.out), hex(want));
+  EXPECT_EQ(c.delta(AC_NOTE_FTC_PENDING_NO_ROOM), 1u);
+  EXPECT_EQ(c.delta(AC_DROP_NO_ROOM), 0u);
+  ac_ftc_pending_key key{.spi = 100, .hash = kV4.hash()};
+  ac_ftc_pending val{};
+  ASSERT_EQ(bpf_map_lookup_elem(d.map_fd("ac_ftc_pending"), &key, &val), 0);
+  EXPECT_EQ(val.len, 208u) << "still pending";
+  // what fits rides on the packet as before
+  Bytes logs = returned_log();
+  ASSERT_TRUE(d.set_ftc_pending(100, kV4.hash(), logs).has_value());
+  r = run_prog(prog(), "src0", frame(kSrc0, kSrcHost, ETH_P_IP, kV4.ip()));
+  want = eth(kVnf0Peer, kVnf0Host, AC_ETH_P_NSH);
+  append(want, nsh(ftc_nsh(kV4, 100, 255, kTtl, 1, logs)));
+  append(want, kV4.ip());
+  EXPECT_EQ(hex(r.out), hex(want));
+  EXPECT_EQ(c.delta(AC_NOTE_FTC_PENDING_NO_ROOM), 1u);
+  ASSERT_TRUE(d.set_ftc_pending(100, kV4.hash(), {}).has_value());
+}
+
 TEST(FtcClassify, NshUnawareInstanceRefusesFtcPackets) {
   // chain 200 is the proxied instance: the proxy keeps one NSH per flow, logs cannot cross it
   Flow f = kV4;

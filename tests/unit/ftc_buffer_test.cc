@@ -189,6 +189,34 @@ TEST(FtcForwarder, DataPacketsCarryWhatFitsPropagatingPacketsTheRest) {
   EXPECT_EQ(fw.due(2000).size(), 1u) << "until committed, again";
 }
 
+// A data packet carries at most f x share bytes of returned logs (docs/ftc.md 5.2): the
+// classifier pushes them in front of the frame, whose headroom is about 216 bytes. f = 1: a
+// monitor's logs of 52 bytes that do not coalesce (count 255 reached), three pending: two ride
+// (104 bytes, the third would make 156 > 128), every one propagates.
+TEST(FtcForwarder, DataPacketsCarryAtMostFTimesTheShare) {
+  IngressForwarder fw(ForwarderLimits{.propagate_after_ns = 1000});
+  std::vector<Log> logs;
+  for (uint32_t k = 0; k < 3; ++k) {
+    Log l = log_of(7, 255 * (k + 1), 1, 0, 255);
+    l.writes[0].key = Bytes(13, 1);
+    l.writes[0].value = Bytes(16, static_cast<uint8_t>(k));
+    ASSERT_EQ(l.tlv_len(), 52u);
+    logs.push_back(l);
+  }
+  fw.feedback({kFlow, kIngress, 1, logs}, 0);
+  EXPECT_EQ(fw.pending(kFlow), 3u) << "count 255 each: none coalesce";
+  auto pb = fw.piggyback(kFlow);
+  size_t bytes = 0;
+  for (const auto& l : pb) bytes += l.tlv_len();
+  EXPECT_EQ(pb.size(), 2u);
+  EXPECT_LE(bytes, size_t{1} * ac_ftc_share(1));
+  auto due = fw.due(1000);
+  ASSERT_EQ(due.size(), 1u);
+  size_t n = 0;
+  for (const auto& p : due[0].packets) n += p.size();
+  EXPECT_EQ(n, 3u) << "propagating packets carry every pending log";
+}
+
 TEST(FtcForwarder, CoalescingKeepsTheLatestValueAndRespectsTheShare) {
   Log a = log_of(3, 1), b = log_of(3, 2);
   b.writes[0].key = a.writes[0].key;
