@@ -77,11 +77,23 @@ AC_INLINE int ac_ftc_classified_rx(struct xdp_md *ctx, const struct ac_config *c
 			return ac_drop(ctx, AC_DROP_NO_ROOM);
 		ac_note(ctx, AC_NOTE_FTC_PENDING_NO_ROOM);
 	}
-	if (bpf_xdp_store_bytes(ctx, sizeof(struct ethhdr) + AC_NSH_BASE_LEN + sizeof(struct ac_nsh_tlv) + 4,
-				s->tlvs, extra))
-		return ac_drop(ctx, AC_DROP_TRUNCATED);
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	__u8 *t = data + sizeof(struct ethhdr) + AC_NSH_BASE_LEN + sizeof(struct ac_nsh_tlv) + 4;
+
+	if (extra == AC_FTC_CTRL_TLV_LEN) {
+		/* the control TLV alone (nothing pending, the steady state): written in place, not
+		 * by a helper call */
+		if ((void *)(t + AC_FTC_CTRL_TLV_LEN) > data_end)
+			return ac_drop(ctx, AC_DROP_TRUNCATED);
+		*(__u64 *)t = *(const __u64 *)s->tlvs;
+		*(__u32 *)(t + 8) = *(const __u32 *)(s->tlvs + 8);
+	} else if (bpf_xdp_store_bytes(ctx, sizeof(struct ethhdr) + AC_NSH_BASE_LEN + sizeof(struct ac_nsh_tlv) + 4,
+				       s->tlvs, extra)) {
+		return ac_drop(ctx, AC_DROP_TRUNCATED);
+	}
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	const struct ethhdr *old = data + len;
 
