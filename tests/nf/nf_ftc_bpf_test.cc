@@ -18,18 +18,24 @@ namespace {
 
 using namespace nfbpf;
 
+// What the classifier of an FTC chain (f = 1, ingress 10.0.0.1) sends a hop at SI si: flow hash
+// and control TLV, no logs
+ftc::Nsh ftc_head(uint8_t si) {
+  ftc::Nsh n;
+  n.spi = kSpi;
+  n.si = si;
+  n.other.push_back(ftc::flow_hash_tlv(kHash));
+  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
+  return n;
+}
+
 // FTC switched on by the chain (the control TLV): the same program appends its log. This is the
 // packet of docs/ftc.md 2.5: instance 7, SPI 42, hash 0x11223344, the flow's 5th packet of 100
 // bytes, f = 1, ingress 10.0.0.1.
 TEST_F(NfBpf, MonitorWithFtcAppendsTheLogOfTheDesignExample) {
   load(monitor(7));
   Bytes inner = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
-  ftc::Nsh n;
-  n.spi = kSpi;
-  n.si = 255;
-  n.other.push_back(ftc::flow_hash_tlv(kHash));
-  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
-  auto in = ftc::encode_nsh(n);
+  auto in = ftc::encode_nsh(ftc_head(255));
   ASSERT_TRUE(in.has_value());
   Out o;
   for (int i = 0; i < 5; ++i) {
@@ -56,12 +62,7 @@ TEST_F(NfBpf, MonitorWithFtcAppendsTheLogOfTheDesignExample) {
 // flow's next packet logs a no-op.
 TEST_F(NfBpf, NatWithFtcLogsTheMappingOnceThenNoOps) {
   load(nat());
-  ftc::Nsh n;
-  n.spi = kSpi;
-  n.si = 254;
-  n.other.push_back(ftc::flow_hash_tlv(kHash));
-  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
-  auto in = ftc::encode_nsh(n);
+  auto in = ftc::encode_nsh(ftc_head(254));
   ASSERT_TRUE(in.has_value());
   Bytes inner = ipv4("10.1.0.1", "198.51.100.7", udp(40000, 9000));
   Bytes translated = ipv4("192.0.2.10", "198.51.100.7", udp(20032, 9000));
@@ -91,10 +92,7 @@ TEST_F(NfBpf, NatWithFtcLogsTheMappingOnceThenNoOps) {
 // A filtered packet of an FTC chain leaves as a propagating packet: inner removed, flag set.
 TEST_F(NfBpf, FirewallWithFtcTurnsAFilteredPacketIntoAPropagatingOne) {
   load(firewall({"drop proto udp dport 53"}));
-  ftc::Nsh n;
-  n.spi = kSpi;
-  n.other.push_back(ftc::flow_hash_tlv(kHash));
-  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
+  const ftc::Nsh n = ftc_head(255);
   auto in = ftc::encode_nsh(n);
   Out o = run(to_nf(*in, ipv4("10.1.0.1", "10.2.0.2", udp(40000, 53))));
   ASSERT_EQ(o.verdict, XDP_TX);
@@ -448,12 +446,7 @@ TEST_F(NfBpf, MonitorLogsATransactionOfTwoWrites) {
   nf::Params p = monitor(7);
   p.idle_timeout_s = 1;
   load(p);
-  ftc::Nsh n;
-  n.spi = kSpi;
-  n.si = 255;
-  n.other.push_back(ftc::flow_hash_tlv(kHash));
-  n.ctrl = ftc::Ctrl{0, 1, 0x0a000001};
-  auto in = ftc::encode_nsh(n);
+  auto in = ftc::encode_nsh(ftc_head(255));
   ASSERT_TRUE(in.has_value());
   const Bytes a = ipv4("10.1.0.1", "10.2.0.2", udp(40000, 9000, 72));
   const Bytes b = ipv4("10.1.0.3", "10.2.0.2", udp(40001, 9000, 72));
