@@ -386,6 +386,8 @@ int main(int argc, char** argv) {
       "flows", po::value<uint32_t>()->default_value(1), "path: flows per build (1..32)")(
       "chain", po::value<std::string>()->default_value("3"),
       "path: chain lengths, comma-separated, each 2..5: the first n of fw -> monitor -> NAT -> monitor -> NAT")(
+      "end-replica", "path: each chain ends in a replica hop (nf: replica, the tail of the last NF's log: "
+                     "docs/ftc.md 5.4), so that its end can release packets itself whatever NF is last")(
       "pps", po::value<uint32_t>()->default_value(0), "path: offered packets/s, both builds (0: flat out)")(
       "xdp-time", "path: also the XDP programs' own run time per packet (kernel run-time statistics, "
                   "machine-wide while the bench runs: they add two clock reads to every program run)")(
@@ -443,6 +445,7 @@ int main(int argc, char** argv) {
       std::stringstream chains(vm["chain"].as<std::string>());
       for (std::string w; std::getline(chains, w, ',');) o.chains.push_back(std::stoi(w));
       o.pps = vm["pps"].as<uint32_t>();
+      o.end_replica = vm.count("end-replica") > 0;
       o.xdp_time = vm.count("xdp-time") > 0;
       o.fast_release = vm.count("buffer-only") == 0;
       o.gen_cpu = vm["gen-cpu"].as<int>();

@@ -56,6 +56,8 @@
 // a NAT last (N = 3, 5) the chain's end releases a flow's packets itself once its mapping is
 // committed; with a monitor last (N = 2, 4) its log is a new write on every packet, so every
 // packet takes the buffer's round trip and none may leave at the chain's end (docs/ftc.md 5.1).
+// --end-replica appends a replica hop (nf: replica, id 21, docs/ftc.md 5.4) to each chain: the
+// tail of the last NF's log, so nothing is returned and every packet leaves at the chain's end.
 //
 // Every sample is checked over its whole span (generator start to drained), or the bench fails:
 // the fast path dropped nothing, every NF returned every frame it got, the sink got exactly the
@@ -131,7 +133,7 @@ struct NfSpec {
 // its own instance id. The second NAT gets packets the first translated (source 192.0.2.10,
 // ports 20032..20095): it maps them as any outbound flow (their destination is not its address)
 // to an address and a port range of its own, so no two mappings of the chain share a port.
-std::vector<NfSpec> chain_nfs(int n) {
+std::vector<NfSpec> chain_nfs(int n, bool end_replica) {
   nf::Params fw;
   fw.kind = nf::Kind::Firewall;
   fw.instance_id = 8;
@@ -162,6 +164,13 @@ std::vector<NfSpec> chain_nfs(int n) {
                           {"monitor2", "monitor", mon2},
                           {"nat2", "NAT", nat2}};
   all.resize(static_cast<size_t>(n));
+  if (end_replica) {
+    // a replica service last (docs/ftc.md 5.4): the tail of the last NF's log, appends none
+    nf::Params rep;
+    rep.kind = nf::Kind::Replica;
+    rep.instance_id = 21;
+    all.push_back({"replica", "replica", rep});
+  }
   return all;
 }
 
@@ -441,7 +450,7 @@ void check_sample(const std::string& what, bool ftc, bool first, bool fast_relea
   const size_t n = hops.size();
   for (size_t k = 0; k < n; ++k) {
     const std::string& name = hops[k].name;
-    if (hops[k].kind == nf::Kind::Firewall) {
+    if (hops[k].kind == nf::Kind::Firewall || hops[k].kind == nf::Kind::Replica) {
       if (appended(k)) fail(name + ": " + std::to_string(appended(k)) + " logs appended by a stateless hop");
     } else if (appended(k) != classified) {
       fail(name + ": " + std::to_string(appended(k)) + " logs appended, not one a packet");
@@ -464,9 +473,17 @@ void check_sample(const std::string& what, bool ftc, bool first, bool fast_relea
       fail(name + ": " + std::to_string(fc(k, AC_FTC_ST_COMMITS)) + " commit entries for logs that did not wrap");
   }
   const bool monitor_last = hops.back().kind == nf::Kind::Monitor;
+  // a replica last (--end-replica) appends no log: it is the tail of the NF before it, nothing
+  // reaches the chain's end uncommitted, nothing is returned, the firewall applies and commits
+  // nothing, and the chain's end releases every packet itself
+  const bool replica_last = hops.back().kind == nf::Kind::Replica;
+  if (replica_last && (fc(0, AC_FTC_ST_APPLIED) || fc(0, AC_FTC_ST_SATISFIED) || fc(0, AC_FTC_ST_COMMITS)))
+    fail("fw: applied " + std::to_string(fc(0, AC_FTC_ST_APPLIED)) + ", found covered " +
+         std::to_string(fc(0, AC_FTC_ST_SATISFIED)) + " and committed " + std::to_string(fc(0, AC_FTC_ST_COMMITS)) +
+         " returned logs of a chain that ends in a replica (none can be returned)");
   if (fc(0, AC_FTC_ST_APPLIED) + fc(0, AC_FTC_ST_SATISFIED) != fc(0, AC_FTC_ST_TAIL_STRIPPED) ||
       fc(0, AC_FTC_ST_COMMITS) != fc(0, AC_FTC_ST_TAIL_STRIPPED) ||
-      ((first || monitor_last) && (fc(0, AC_FTC_ST_APPLIED) == 0 || fc(0, AC_FTC_ST_COMMITS) == 0)))
+      (!replica_last && (first || monitor_last) && (fc(0, AC_FTC_ST_APPLIED) == 0 || fc(0, AC_FTC_ST_COMMITS) == 0)))
     fail("fw: no returned " + hops.back().name + " log applied, stripped and committed (applied " +
          std::to_string(fc(0, AC_FTC_ST_APPLIED)) + ", already covered " + std::to_string(fc(0, AC_FTC_ST_SATISFIED)) +
          ", stripped " + std::to_string(fc(0, AC_FTC_ST_TAIL_STRIPPED)) + ", commits " +
@@ -486,6 +503,9 @@ void check_sample(const std::string& what, bool ftc, bool first, bool fast_relea
     if (at_end)
       fail("the chain's end released " + std::to_string(at_end) + " packets itself, whose last log (the " +
            hops.back().name + "'s, a new write) no commit could cover yet");
+  } else if (replica_last && fast_release && at_end != classified) {
+    fail("the chain's end released " + std::to_string(at_end) + " of " + std::to_string(classified) +
+         " itself, with a replica last (every log stripped before it)");
   } else if (fast_release && !first && at_end * 2 < classified) {
     // once a flow's mapping is committed, its packets carry only the NAT's no-op of that
     // sequence: the chain's end releases them itself, except the few that still meet a commit
@@ -529,7 +549,7 @@ struct Row {
 
 // The bench on a chain of n NFs (bench/e2e_topo.h's chain-n, its reflectors replaced by the NFs)
 json run_chain_path(const FtcPathOptions& o, int chain_n, std::vector<Row>& rows) {
-  Topo t(TopoSpec{Kind::Chain, chain_n}, o.router_cpu, AC_FLOW_CACHE_DEFAULT);
+  Topo t(TopoSpec{Kind::Chain, chain_n + (o.end_replica ? 1 : 0)}, o.router_cpu, AC_FLOW_CACHE_DEFAULT);
   // room for 1514-byte frames with the NSH (up to 252 bytes) on every veth of the chain
   for (const Iface& i : t.all_ifaces()) test::must("ip -n " + i.ns + " link set dev " + i.name + " mtu 1800");
   t.set_mode(Mode::Anychain);
@@ -538,7 +558,7 @@ json run_chain_path(const FtcPathOptions& o, int chain_n, std::vector<Row>& rows
 
   // the NFs on the VNFs' veths, in place of the bench's reflector
   std::vector<Hop> hops;
-  std::vector<NfSpec> specs = chain_nfs(chain_n);
+  std::vector<NfSpec> specs = chain_nfs(chain_n, o.end_replica);
   for (size_t k = 0; k < specs.size(); ++k) {
     const Iface v = t.steps().at(k).next;
     t.vnfs().at(k)->detach_all();

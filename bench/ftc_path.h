@@ -18,6 +18,7 @@ struct FtcPathOptions {
   uint32_t flows = 1;
   std::vector<int> chains{3};           // chain lengths, each of 2..5 NFs: the first n of fw -> monitor ->
                                         // NAT -> monitor -> NAT
+  bool end_replica = false;             // each chain ends in a replica hop (nf: replica, docs/ftc.md 5.4)
   bool xdp_time = false;                // also the XDP programs' own run time (BPF_STATS_RUN_TIME)
   uint32_t pps = 0;                     // offered load, both builds (0: as fast as the generator goes)
   bool fast_release = true;             // the buffer writes ac_ftc_egress, as anychaind does (false:
