@@ -256,9 +256,8 @@ std::vector<std::vector<Log>> IngressForwarder::pack(const PerFlow& pf, bool dat
   // a data packet carries at most f x share bytes of them (docs/ftc.md 5.2), the rest waits: its
   // classifier pushes them in front of a frame whose headroom is about 216 bytes (a frame
   // redirected into a veth), with VXLAN-GPE's outer headers still to come for a remote hop
-  const size_t room = data_packet ? std::min<size_t>(AC_FTC_ROOM - (4 + AC_FTC_COMMIT_LEN * size_t{pf.f}),
-                                                     size_t{pf.f} * share)
-                                  : AC_FTC_ROOM - (4 + AC_FTC_COMMIT_LEN * size_t{pf.f});
+  size_t room = AC_FTC_ROOM - (4 + AC_FTC_COMMIT_LEN * size_t{pf.f});
+  if (data_packet) room = std::min(room, size_t{pf.f} * share);
   std::vector<std::vector<Log>> packets(1);
   size_t used = 0;
   for (const auto& k : pf.order) {
