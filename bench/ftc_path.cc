@@ -100,6 +100,7 @@
 #include "anychain/maps.h"
 #include "anychain/nf.h"
 #include "common/netns.h"
+#include "common/percpu.h"
 #include "daemon/ftc_egress.h"
 #include "daemon/ftc_forwarder.h"
 #include "dataplane/dataplane.h"
@@ -175,11 +176,9 @@ std::vector<NfSpec> chain_nfs(int n, bool end_replica) {
 }
 
 uint64_t percpu_sum(int fd, uint32_t slot) {
-  std::vector<uint64_t> v(static_cast<size_t>(libbpf_num_possible_cpus()));
-  if (fd < 0 || bpf_map_lookup_elem(fd, &slot, v.data())) throw std::runtime_error("read a per-CPU counter");
-  uint64_t n = 0;
-  for (uint64_t x : v) n += x;
-  return n;
+  auto n = fd < 0 ? std::nullopt : percpu_u64_sum(fd, slot);
+  if (!n) throw std::runtime_error("read a per-CPU counter");
+  return *n;
 }
 
 // The kernel's run-time statistics of a program (with BPF_STATS_RUN_TIME enabled): ns and runs

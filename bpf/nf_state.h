@@ -682,7 +682,8 @@ AC_INLINE enum ac_ftc_verdict ac_ftc_hop_begin(struct xdp_md *ctx, struct ac_ftc
 		ac_ftc_count(AC_FTC_ST_BAD_TLV);
 		return AC_FTC_DROP;
 	}
-	ac_ftc_read_nsh(ctx, len);
+	if (ac_ftc_read_nsh(ctx, len))
+		return AC_FTC_DROP; /* no scratch, as above */
 	hop->nsh_len = len;
 	if (ac_ftc_walk_begin(s->old, len, &s->view) == AC_FTC_OK)
 		ac_ftc_walk_tlvs(s);
