@@ -176,7 +176,7 @@ std::vector<NfSpec> chain_nfs(int n, bool end_replica) {
 }
 
 uint64_t percpu_sum(int fd, uint32_t slot) {
-  auto n = fd < 0 ? std::nullopt : percpu_u64_sum(fd, slot);
+  auto n = percpu_u64_sum(fd, slot);  // nullopt for a bad fd too
   if (!n) throw std::runtime_error("read a per-CPU counter");
   return *n;
 }
